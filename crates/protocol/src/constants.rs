@@ -1,0 +1,53 @@
+//! Every domain-separation string of the protocol, by name.
+//!
+//! Each constant appears verbatim in `protocol-spec/constants.md`. An Ed25519 signature is
+//! always computed over `CONTEXT || 0x00 || message`; an HKDF `info` always starts with the
+//! named label. Changing any of these is a protocol version change.
+
+/// Signing context of a device's signed request (`signed-request.md`).
+pub const CTX_REQUEST: &str = "ledgerline/v1/request";
+/// Signing context of a roster event (`roster.md`).
+pub const CTX_ROSTER_EVENT: &str = "ledgerline/v1/roster-event";
+/// Hash context of a roster event's chain hash (`roster.md`).
+pub const CTX_ROSTER_HASH: &str = "ledgerline/v1/roster-hash";
+/// Signing context of a member's certificate for one of its devices (`roster.md`).
+pub const CTX_DEVICE_CERT: &str = "ledgerline/v1/device-cert";
+/// Signing context of a record envelope (`records.md`).
+pub const CTX_RECORD: &str = "ledgerline/v1/record";
+
+/// HKDF info of the member-key wrap for a device (`key-hierarchy.md`).
+pub const INFO_MEMBER_KEY_WRAP: &str = "ledgerline/v1/member-key-wrap";
+/// HKDF info of the key-encryption key derived from a member key for epoch keys.
+pub const INFO_KEK_EPOCH_KEY: &str = "ledgerline/v1/kek/epoch-key";
+/// HKDF info of the key-encryption key derived from an epoch key for its predecessor.
+pub const INFO_KEK_EPOCH_CHAIN: &str = "ledgerline/v1/kek/epoch-chain";
+/// HKDF info of the record key derived from an epoch key (`records.md`).
+pub const INFO_RECORD_KEY: &str = "ledgerline/v1/record-key";
+/// HKDF info prefix of the accountable document key (`documents.md`).
+pub const INFO_DOCUMENT_KEY: &str = "ledgerline/v1/document-key";
+/// HKDF info of a document stream's payload key (`documents.md`).
+pub const INFO_DOCUMENT_PAYLOAD: &str = "ledgerline/v1/document-payload";
+
+/// Magic bytes opening a document stream (`documents.md`).
+pub const DOCUMENT_MAGIC: [u8; 4] = *b"LLD1";
+
+/// Header names of a signed request on HTTP (`signed-request.md`).
+pub mod headers {
+    /// Hex of the firm id.
+    pub const FIRM: &str = "ledgerline-firm";
+    /// Hex of the device id.
+    pub const DEVICE: &str = "ledgerline-device";
+    /// Decimal milliseconds since the Unix epoch.
+    pub const TIMESTAMP: &str = "ledgerline-timestamp";
+    /// Hex of the 16-byte nonce.
+    pub const NONCE: &str = "ledgerline-nonce";
+    /// Hex of SHA-256 of the body.
+    pub const CONTENT_SHA256: &str = "ledgerline-content-sha256";
+    /// Hex of the 64-byte Ed25519 signature.
+    pub const SIGNATURE: &str = "ledgerline-signature";
+}
+
+/// Plaintext size of every document chunk but the last (`documents.md`).
+pub const DOCUMENT_CHUNK_SIZE: usize = 64 * 1024;
+/// Poly1305 tag size.
+pub const TAG_SIZE: usize = 16;

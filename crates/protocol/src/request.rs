@@ -1,0 +1,399 @@
+//! Signed requests (`protocol-spec/signed-request.md`).
+//!
+//! Every request a device sends to the relay is signed by the device's Ed25519 key over a
+//! canonical signature base: firm, device, method, path (with query), timestamp, nonce and
+//! SHA-256 of the body. The relay checks freshness, the signature, the body hash and
+//! finally that the nonce is new, in that order (see [`RequestVerifier::verify`]).
+
+use crate::constants::CTX_REQUEST;
+use crate::crypto;
+use crate::encoding::{DecodeError, Reader, Writer};
+use crate::ids::{DeviceId, FirmId};
+use crate::keys::{DeviceSigningKey, VerifyingKey};
+use crate::PROTOCOL_VERSION;
+use rand_core::{CryptoRng, RngCore};
+use std::collections::{BTreeMap, HashMap};
+use thiserror::Error;
+
+/// Longest accepted method token.
+pub const MAX_METHOD_LEN: usize = 16;
+/// Longest accepted path including the query string.
+pub const MAX_PATH_LEN: usize = 2048;
+/// Default accepted clock difference between device and relay, either direction.
+pub const DEFAULT_MAX_SKEW_MS: u64 = 300_000;
+
+/// The signed fields of a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestHead {
+    /// The firm the request acts in.
+    pub firm: FirmId,
+    /// The signing device.
+    pub device: DeviceId,
+    /// HTTP method, uppercase ASCII letters.
+    pub method: String,
+    /// Absolute path with query, visible ASCII, starting with `/`.
+    pub path: String,
+    /// Milliseconds since the Unix epoch, device clock.
+    pub timestamp_ms: u64,
+    /// 16 random bytes, never reused by the device.
+    pub nonce: [u8; 16],
+    /// SHA-256 of the exact body bytes (of the empty string when there is no body).
+    pub body_sha256: [u8; 32],
+}
+
+/// A request head with the device's signature.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignedRequest {
+    /// The signed fields.
+    pub head: RequestHead,
+    /// Ed25519 over `CTX_REQUEST || 0x00 || head.signature_base()`.
+    pub signature: [u8; 64],
+}
+
+/// Why a request was refused. Each variant is a distinct failure class of the vectors.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum RequestError {
+    /// The bytes or header values are not a well-formed request.
+    #[error("malformed request: {0}")]
+    Malformed(#[from] DecodeError),
+    /// The timestamp is older than the permitted skew.
+    #[error("request timestamp is too old")]
+    Stale,
+    /// The timestamp is further in the future than the permitted skew.
+    #[error("request timestamp is in the future")]
+    FromFuture,
+    /// The signature does not verify under the device key.
+    #[error("request signature is invalid")]
+    BadSignature,
+    /// The body does not hash to the signed value.
+    #[error("request body does not match its signed hash")]
+    BodyHashMismatch,
+    /// The (device, nonce) pair was already seen inside the window.
+    #[error("request was replayed")]
+    Replayed,
+}
+
+fn validate_method(m: &str) -> Result<(), DecodeError> {
+    if m.is_empty() || m.len() > MAX_METHOD_LEN || !m.bytes().all(|b| b.is_ascii_uppercase()) {
+        return Err(DecodeError::InvalidValue("method"));
+    }
+    Ok(())
+}
+
+fn validate_path(p: &str) -> Result<(), DecodeError> {
+    if p.len() > MAX_PATH_LEN
+        || !p.starts_with('/')
+        || !p.bytes().all(|b| b.is_ascii_graphic())
+    {
+        return Err(DecodeError::InvalidValue("path"));
+    }
+    Ok(())
+}
+
+impl RequestHead {
+    /// A head for `body`, with a fresh nonce.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new<R: RngCore + CryptoRng>(
+        firm: FirmId,
+        device: DeviceId,
+        method: &str,
+        path: &str,
+        timestamp_ms: u64,
+        body: &[u8],
+        rng: &mut R,
+    ) -> Result<Self, DecodeError> {
+        validate_method(method)?;
+        validate_path(path)?;
+        let mut nonce = [0u8; 16];
+        rng.fill_bytes(&mut nonce);
+        Ok(Self {
+            firm,
+            device,
+            method: method.to_owned(),
+            path: path.to_owned(),
+            timestamp_ms,
+            nonce,
+            body_sha256: crypto::sha256(&[body]),
+        })
+    }
+
+    /// Encodes the fields (without context) in canonical order.
+    fn encode_into(&self, w: &mut Writer) {
+        w.u8(PROTOCOL_VERSION)
+            .fixed(&self.firm.0)
+            .fixed(&self.device.0)
+            .var(self.method.as_bytes())
+            .var(self.path.as_bytes())
+            .u64(self.timestamp_ms)
+            .fixed(&self.nonce)
+            .fixed(&self.body_sha256);
+    }
+
+    /// The bytes the signature covers (after the context).
+    pub fn signature_base(&self) -> Vec<u8> {
+        let mut w = Writer::new();
+        self.encode_into(&mut w);
+        w.finish()
+    }
+
+    fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        r.version(PROTOCOL_VERSION)?;
+        let firm = FirmId(r.array("firm")?);
+        let device = DeviceId(r.array("device")?);
+        let method = std::str::from_utf8(r.var("method", MAX_METHOD_LEN)?)
+            .map_err(|_| DecodeError::InvalidValue("method"))?
+            .to_owned();
+        validate_method(&method)?;
+        let path = std::str::from_utf8(r.var("path", MAX_PATH_LEN)?)
+            .map_err(|_| DecodeError::InvalidValue("path"))?
+            .to_owned();
+        validate_path(&path)?;
+        Ok(Self {
+            firm,
+            device,
+            method,
+            path,
+            timestamp_ms: r.u64("timestamp")?,
+            nonce: r.array("nonce")?,
+            body_sha256: r.array("body_sha256")?,
+        })
+    }
+
+    /// Signs the head with the device key.
+    pub fn sign(self, key: &DeviceSigningKey) -> SignedRequest {
+        let signature = crypto::sign(key.inner(), CTX_REQUEST, &self.signature_base()).to_bytes();
+        SignedRequest { head: self, signature }
+    }
+}
+
+impl SignedRequest {
+    /// Canonical encoding: signature base followed by the 64-byte signature. This is how a
+    /// request is stored inside an audit-log leaf.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut w = Writer::new();
+        self.head.encode_into(&mut w);
+        w.fixed(&self.signature);
+        w.finish()
+    }
+
+    /// Decodes [`SignedRequest::to_bytes`] output, refusing trailing bytes.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, DecodeError> {
+        let mut r = Reader::new(bytes);
+        let s = Self::decode(&mut r)?;
+        r.finish()?;
+        Ok(s)
+    }
+
+    pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        let head = RequestHead::decode(r)?;
+        let signature = r.array("signature")?;
+        Ok(Self { head, signature })
+    }
+
+    pub(crate) fn encode_into(&self, w: &mut Writer) {
+        self.head.encode_into(w);
+        w.fixed(&self.signature);
+    }
+
+    /// Checks only the signature (used by auditors on logged requests).
+    pub fn verify_signature(&self, key: &VerifyingKey) -> Result<(), RequestError> {
+        if crypto::verify(key, CTX_REQUEST, &self.head.signature_base(), &self.signature) {
+            Ok(())
+        } else {
+            Err(RequestError::BadSignature)
+        }
+    }
+}
+
+/// Remembers the nonces of accepted requests for as long as their timestamps are fresh.
+///
+/// A request older than the skew window is refused as stale, so a nonce needs to be kept
+/// only until its timestamp leaves the window; memory stays bounded by the request rate.
+#[derive(Debug, Default)]
+pub struct NonceWindow {
+    seen: HashMap<(DeviceId, [u8; 16]), u64>,
+    by_expiry: BTreeMap<u64, Vec<(DeviceId, [u8; 16])>>,
+}
+
+impl NonceWindow {
+    /// An empty window.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Records `(device, nonce)` valid until `expires_ms`; `false` if it was already there.
+    pub fn insert(&mut self, device: DeviceId, nonce: [u8; 16], expires_ms: u64, now_ms: u64) -> bool {
+        self.evict(now_ms);
+        if self.seen.contains_key(&(device, nonce)) {
+            return false;
+        }
+        self.seen.insert((device, nonce), expires_ms);
+        self.by_expiry.entry(expires_ms).or_default().push((device, nonce));
+        true
+    }
+
+    /// Number of remembered nonces.
+    pub fn len(&self) -> usize {
+        self.seen.len()
+    }
+
+    /// Whether no nonce is remembered.
+    pub fn is_empty(&self) -> bool {
+        self.seen.is_empty()
+    }
+
+    fn evict(&mut self, now_ms: u64) {
+        while let Some(entry) = self.by_expiry.first_entry() {
+            if *entry.key() >= now_ms {
+                break;
+            }
+            for k in entry.remove() {
+                self.seen.remove(&k);
+            }
+        }
+    }
+}
+
+/// The relay's request check: skew policy plus replay window.
+#[derive(Debug)]
+pub struct RequestVerifier {
+    max_skew_ms: u64,
+    nonces: NonceWindow,
+}
+
+impl Default for RequestVerifier {
+    fn default() -> Self {
+        Self::new(DEFAULT_MAX_SKEW_MS)
+    }
+}
+
+impl RequestVerifier {
+    /// A verifier accepting timestamps within `max_skew_ms` of the relay's clock.
+    pub fn new(max_skew_ms: u64) -> Self {
+        Self { max_skew_ms, nonces: NonceWindow::new() }
+    }
+
+    /// Checks a request, in this order: freshness, signature, body hash, nonce.
+    ///
+    /// The nonce is remembered only once everything else passed, so an attacker without
+    /// the device key cannot fill the window.
+    pub fn verify(
+        &mut self,
+        req: &SignedRequest,
+        key: &VerifyingKey,
+        body: &[u8],
+        now_ms: u64,
+    ) -> Result<(), RequestError> {
+        check_fresh(req.head.timestamp_ms, now_ms, self.max_skew_ms)?;
+        req.verify_signature(key)?;
+        if crypto::sha256(&[body]) != req.head.body_sha256 {
+            return Err(RequestError::BodyHashMismatch);
+        }
+        let expires = req.head.timestamp_ms.saturating_add(self.max_skew_ms);
+        if !self.nonces.insert(req.head.device, req.head.nonce, expires, now_ms) {
+            return Err(RequestError::Replayed);
+        }
+        Ok(())
+    }
+}
+
+/// `Stale` when `ts < now - skew`, `FromFuture` when `ts > now + skew`.
+pub fn check_fresh(ts_ms: u64, now_ms: u64, max_skew_ms: u64) -> Result<(), RequestError> {
+    if ts_ms < now_ms.saturating_sub(max_skew_ms) {
+        return Err(RequestError::Stale);
+    }
+    if ts_ms > now_ms.saturating_add(max_skew_ms) {
+        return Err(RequestError::FromFuture);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use rand_chacha::rand_core::SeedableRng;
+    use rand_chacha::ChaCha20Rng;
+
+    fn fixture() -> (DeviceSigningKey, SignedRequest, Vec<u8>) {
+        let mut rng = ChaCha20Rng::seed_from_u64(1);
+        let key = DeviceSigningKey::generate(&mut rng);
+        let body = b"{\"x\":1}".to_vec();
+        let head = RequestHead::new(
+            FirmId([1; 16]),
+            DeviceId([2; 16]),
+            "POST",
+            "/v1/rooms/ab/messages?x=1",
+            1_000_000,
+            &body,
+            &mut rng,
+        )
+        .unwrap();
+        (key.clone(), head.sign(&key), body)
+    }
+
+    #[test]
+    fn accepts_once_then_refuses_replay() {
+        let (key, req, body) = fixture();
+        let mut v = RequestVerifier::default();
+        assert_eq!(v.verify(&req, &key.verifying_key(), &body, 1_000_500), Ok(()));
+        assert_eq!(v.verify(&req, &key.verifying_key(), &body, 1_000_600), Err(RequestError::Replayed));
+    }
+
+    #[test]
+    fn skew_policy() {
+        let (key, req, body) = fixture();
+        let mut v = RequestVerifier::new(1000);
+        let vk = key.verifying_key();
+        assert_eq!(v.verify(&req, &vk, &body, 1_001_001), Err(RequestError::Stale));
+        assert_eq!(v.verify(&req, &vk, &body, 998_999), Err(RequestError::FromFuture));
+        assert_eq!(v.verify(&req, &vk, b"other", 1_000_000), Err(RequestError::BodyHashMismatch));
+        // A failed attempt must not burn the nonce.
+        assert_eq!(v.verify(&req, &vk, &body, 1_000_000), Ok(()));
+    }
+
+    #[test]
+    fn nonce_window_forgets_expired_entries() {
+        let mut w = NonceWindow::new();
+        assert!(w.insert(DeviceId([1; 16]), [0; 16], 10, 0));
+        assert!(!w.insert(DeviceId([1; 16]), [0; 16], 10, 5));
+        assert!(w.insert(DeviceId([1; 16]), [1; 16], 30, 11));
+        assert_eq!(w.len(), 1);
+    }
+
+    #[test]
+    fn malformed_heads_are_refused() {
+        let (key, req, _) = fixture();
+        for (m, p) in [("post", "/a"), ("POST", "a"), ("POST", "/a b"), ("", "/")] {
+            let mut h = req.head.clone();
+            h.method = m.into();
+            h.path = p.into();
+            let bytes = h.sign(&key).to_bytes();
+            assert!(matches!(SignedRequest::from_bytes(&bytes), Err(DecodeError::InvalidValue(_))));
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn encode_decode_round_trip(path in "/[a-z0-9/?=&]{0,60}", ts in any::<u64>(), nonce in any::<[u8; 16]>()) {
+            let (key, mut req, _) = fixture();
+            req.head.path = path;
+            req.head.timestamp_ms = ts;
+            req.head.nonce = nonce;
+            let signed = req.head.sign(&key);
+            prop_assert_eq!(SignedRequest::from_bytes(&signed.to_bytes()).unwrap(), signed);
+        }
+
+        #[test]
+        fn every_bit_flip_is_rejected(bit in 0usize..(8 * 200)) {
+            let (key, req, _) = fixture();
+            let mut bytes = req.to_bytes();
+            let bit = bit % (bytes.len() * 8);
+            bytes[bit / 8] ^= 1 << (bit % 8);
+            let ok = SignedRequest::from_bytes(&bytes)
+                .map(|r| r.verify_signature(&key.verifying_key()).is_ok())
+                .unwrap_or(false);
+            prop_assert!(!ok);
+        }
+    }
+}

@@ -1,0 +1,851 @@
+//! The firm roster (`protocol-spec/roster.md`).
+//!
+//! An append-only list of events, each naming the hash of its predecessor and signed by
+//! the master key of a member allowed to make it. [`Roster`] folds the chain from genesis,
+//! refusing the first event that breaks a rule, and then answers membership questions,
+//! including "was device D allowed to read file F at time T".
+
+use crate::constants::{CTX_DEVICE_CERT, CTX_ROSTER_EVENT, CTX_ROSTER_HASH};
+use crate::crypto;
+use crate::encoding::{DecodeError, Reader, Writer};
+use crate::ids::{DeviceId, FileId, FirmId, MemberId};
+use crate::keys::{verifying_key_from_bytes, MasterSigningKey, VerifyingKey, WrapPublicKey};
+use crate::PROTOCOL_VERSION;
+use std::collections::{BTreeMap, BTreeSet};
+use thiserror::Error;
+
+/// Hash of a roster event; the genesis event's `prev` is all zeros.
+pub type EventHash = [u8; 32];
+
+/// What a member may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Role {
+    /// Appends roster events: members, devices, roles, file access.
+    Admin = 1,
+    /// Works in the files granted to them.
+    Member = 2,
+}
+
+impl Role {
+    fn from_u8(v: u8) -> Result<Self, DecodeError> {
+        match v {
+            1 => Ok(Self::Admin),
+            2 => Ok(Self::Member),
+            _ => Err(DecodeError::InvalidValue("role")),
+        }
+    }
+}
+
+/// The public keys of one device, certified by its member's master key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceKeys {
+    /// Ed25519: signs requests and records.
+    pub signing: VerifyingKey,
+    /// Curve25519 identity key of the device's Olm account.
+    pub identity: [u8; 32],
+    /// X25519 key that receives member-key wraps.
+    pub wrap: WrapPublicKey,
+}
+
+/// A member's certificate for a device: binds firm, member, device id and keys.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceCertificate {
+    /// The member owning the device.
+    pub member: MemberId,
+    /// The device.
+    pub device: DeviceId,
+    /// Its keys.
+    pub keys: DeviceKeys,
+    /// Ed25519 by the member's master key over [`DeviceCertificate::signed_bytes`].
+    pub signature: [u8; 64],
+}
+
+impl DeviceCertificate {
+    /// Certifies `device` for `member` in `firm`.
+    pub fn issue(firm: FirmId, member: MemberId, device: DeviceId, keys: DeviceKeys, master: &MasterSigningKey) -> Self {
+        let msg = Self::signed_bytes(firm, member, device, &keys);
+        let signature = crypto::sign(master.inner(), CTX_DEVICE_CERT, &msg).to_bytes();
+        Self { member, device, keys, signature }
+    }
+
+    /// `version || firm || member || device || signing || identity || wrap`.
+    pub fn signed_bytes(firm: FirmId, member: MemberId, device: DeviceId, keys: &DeviceKeys) -> Vec<u8> {
+        Writer::new()
+            .u8(PROTOCOL_VERSION)
+            .fixed(&firm.0)
+            .fixed(&member.0)
+            .fixed(&device.0)
+            .fixed(keys.signing.as_bytes())
+            .fixed(&keys.identity)
+            .fixed(keys.wrap.as_bytes())
+            .finish()
+    }
+
+    fn verify(&self, firm: FirmId, master: &VerifyingKey) -> bool {
+        let msg = Self::signed_bytes(firm, self.member, self.device, &self.keys);
+        crypto::verify(master, CTX_DEVICE_CERT, &msg, &self.signature)
+    }
+}
+
+/// The change an event makes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EventKind {
+    /// First event: the owner founds the firm as its first admin.
+    Genesis {
+        /// The owner's master public key; the event's signer is the owner.
+        owner_key: VerifyingKey,
+    },
+    /// A person joins.
+    MemberAdded {
+        /// New member.
+        member: MemberId,
+        /// Their master public key.
+        master_key: VerifyingKey,
+        /// Their role.
+        role: Role,
+    },
+    /// A person leaves; final.
+    MemberRemoved {
+        /// Leaving member.
+        member: MemberId,
+    },
+    /// A device joins, with its member's certificate.
+    DeviceAdded(DeviceCertificate),
+    /// A device is revoked; final.
+    DeviceRevoked {
+        /// Revoked device.
+        device: DeviceId,
+    },
+    /// A member's role changes.
+    RoleChanged {
+        /// Member.
+        member: MemberId,
+        /// New role.
+        role: Role,
+    },
+    /// A member may read and write a customer file from now on.
+    FileAccessGranted {
+        /// File.
+        file: FileId,
+        /// Member.
+        member: MemberId,
+    },
+    /// A member's access to a customer file ends.
+    FileAccessRemoved {
+        /// File.
+        file: FileId,
+        /// Member.
+        member: MemberId,
+    },
+}
+
+impl EventKind {
+    fn tag(&self) -> u8 {
+        match self {
+            Self::Genesis { .. } => 1,
+            Self::MemberAdded { .. } => 2,
+            Self::MemberRemoved { .. } => 3,
+            Self::DeviceAdded(_) => 4,
+            Self::DeviceRevoked { .. } => 5,
+            Self::RoleChanged { .. } => 6,
+            Self::FileAccessGranted { .. } => 7,
+            Self::FileAccessRemoved { .. } => 8,
+        }
+    }
+
+    fn encode_into(&self, w: &mut Writer) {
+        w.u8(self.tag());
+        match self {
+            Self::Genesis { owner_key } => {
+                w.fixed(owner_key.as_bytes());
+            }
+            Self::MemberAdded { member, master_key, role } => {
+                w.fixed(&member.0).fixed(master_key.as_bytes()).u8(*role as u8);
+            }
+            Self::MemberRemoved { member } => {
+                w.fixed(&member.0);
+            }
+            Self::DeviceAdded(c) => {
+                w.fixed(&c.member.0)
+                    .fixed(&c.device.0)
+                    .fixed(c.keys.signing.as_bytes())
+                    .fixed(&c.keys.identity)
+                    .fixed(c.keys.wrap.as_bytes())
+                    .fixed(&c.signature);
+            }
+            Self::DeviceRevoked { device } => {
+                w.fixed(&device.0);
+            }
+            Self::RoleChanged { member, role } => {
+                w.fixed(&member.0).u8(*role as u8);
+            }
+            Self::FileAccessGranted { file, member } | Self::FileAccessRemoved { file, member } => {
+                w.fixed(&file.0).fixed(&member.0);
+            }
+        }
+    }
+
+    fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        let member = |r: &mut Reader<'_>| r.array("member").map(MemberId);
+        let key = |r: &mut Reader<'_>, what| r.array(what).and_then(|b| verifying_key_from_bytes(&b));
+        Ok(match r.u8("kind")? {
+            1 => Self::Genesis { owner_key: key(r, "owner_key")? },
+            2 => Self::MemberAdded {
+                member: member(r)?,
+                master_key: key(r, "master_key")?,
+                role: Role::from_u8(r.u8("role")?)?,
+            },
+            3 => Self::MemberRemoved { member: member(r)? },
+            4 => Self::DeviceAdded(DeviceCertificate {
+                member: member(r)?,
+                device: DeviceId(r.array("device")?),
+                keys: DeviceKeys {
+                    signing: key(r, "signing_key")?,
+                    identity: r.array("identity_key")?,
+                    wrap: WrapPublicKey::from(r.array::<32>("wrap_key")?),
+                },
+                signature: r.array("device_cert_signature")?,
+            }),
+            5 => Self::DeviceRevoked { device: DeviceId(r.array("device")?) },
+            6 => Self::RoleChanged { member: member(r)?, role: Role::from_u8(r.u8("role")?)? },
+            7 => Self::FileAccessGranted { file: FileId(r.array("file")?), member: member(r)? },
+            8 => Self::FileAccessRemoved { file: FileId(r.array("file")?), member: member(r)? },
+            _ => return Err(DecodeError::InvalidValue("kind")),
+        })
+    }
+}
+
+/// The signed part of an event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventBody {
+    /// Firm whose roster this is.
+    pub firm: FirmId,
+    /// Position in the chain, 0 for genesis.
+    pub seq: u64,
+    /// Hash of the event at `seq - 1`; zeros for genesis.
+    pub prev: EventHash,
+    /// Milliseconds since the Unix epoch, signer's clock; never decreases along the chain.
+    pub timestamp_ms: u64,
+    /// Member whose master key signs.
+    pub signer: MemberId,
+    /// The change.
+    pub kind: EventKind,
+}
+
+/// A signed roster event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RosterEvent {
+    /// Signed part.
+    pub body: EventBody,
+    /// Ed25519 by the signer's master key over `CTX_ROSTER_EVENT || 0x00 || body`.
+    pub signature: [u8; 64],
+}
+
+impl EventBody {
+    /// Canonical bytes of the body.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut w = Writer::new();
+        w.u8(PROTOCOL_VERSION)
+            .fixed(&self.firm.0)
+            .u64(self.seq)
+            .fixed(&self.prev)
+            .u64(self.timestamp_ms)
+            .fixed(&self.signer.0);
+        self.kind.encode_into(&mut w);
+        w.finish()
+    }
+
+    /// Signs the body.
+    pub fn sign(self, key: &MasterSigningKey) -> RosterEvent {
+        let signature = crypto::sign(key.inner(), CTX_ROSTER_EVENT, &self.to_bytes()).to_bytes();
+        RosterEvent { body: self, signature }
+    }
+}
+
+impl RosterEvent {
+    /// Canonical bytes: body then signature.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut b = self.body.to_bytes();
+        b.extend_from_slice(&self.signature);
+        b
+    }
+
+    /// Decodes one event, refusing trailing bytes.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, DecodeError> {
+        let mut r = Reader::new(bytes);
+        r.version(PROTOCOL_VERSION)?;
+        let body = EventBody {
+            firm: FirmId(r.array("firm")?),
+            seq: r.u64("seq")?,
+            prev: r.array("prev")?,
+            timestamp_ms: r.u64("timestamp")?,
+            signer: MemberId(r.array("signer")?),
+            kind: EventKind::decode(&mut r)?,
+        };
+        let signature = r.array("signature")?;
+        r.finish()?;
+        Ok(Self { body, signature })
+    }
+
+    /// `SHA-256(CTX_ROSTER_HASH || 0x00 || body || signature)`: the next event's `prev`.
+    pub fn hash(&self) -> EventHash {
+        crypto::sha256(&[CTX_ROSTER_HASH.as_bytes(), &[0], &self.to_bytes()])
+    }
+}
+
+/// Why a chain was refused. Each variant is a distinct failure class of the vectors.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum RosterError {
+    /// Bytes that are not an event.
+    #[error("malformed roster event: {0}")]
+    Malformed(#[from] DecodeError),
+    /// The first event is not a genesis, or a genesis appears later.
+    #[error("event {seq}: genesis must be first and only first")]
+    BadGenesis {
+        /// Position.
+        seq: u64,
+    },
+    /// The event names another firm.
+    #[error("event {seq}: belongs to another firm")]
+    WrongFirm {
+        /// Position.
+        seq: u64,
+    },
+    /// The sequence number skips or repeats.
+    #[error("event {seq}: expected sequence number {expected}")]
+    Gap {
+        /// Position found.
+        seq: u64,
+        /// Position expected.
+        expected: u64,
+    },
+    /// `prev` is not the hash of the previous event: the chain was forked or rewritten.
+    #[error("event {seq}: previous-hash mismatch (fork or rewrite)")]
+    Fork {
+        /// Position.
+        seq: u64,
+    },
+    /// The timestamp is earlier than the previous event's.
+    #[error("event {seq}: timestamp goes backwards")]
+    TimeReversed {
+        /// Position.
+        seq: u64,
+    },
+    /// The signature does not verify under the signer's master key.
+    #[error("event {seq}: bad signature")]
+    BadSignature {
+        /// Position.
+        seq: u64,
+    },
+    /// The signer may not make this change.
+    #[error("event {seq}: signer is not allowed to make this change")]
+    Unauthorized {
+        /// Position.
+        seq: u64,
+    },
+    /// The event refers to, or is signed by, a removed member or a revoked device.
+    #[error("event {seq}: refers to a removed member or revoked device")]
+    AfterRevocation {
+        /// Position.
+        seq: u64,
+    },
+    /// The event refers to a member or device that does not exist.
+    #[error("event {seq}: unknown member or device")]
+    Unknown {
+        /// Position.
+        seq: u64,
+    },
+    /// The event adds something that already exists, or grants what is granted.
+    #[error("event {seq}: duplicate member, device or grant")]
+    Duplicate {
+        /// Position.
+        seq: u64,
+    },
+    /// The device certificate does not verify under the member's master key.
+    #[error("event {seq}: bad device certificate")]
+    BadDeviceCertificate {
+        /// Position.
+        seq: u64,
+    },
+    /// The event would leave the firm without an admin.
+    #[error("event {seq}: would remove the last admin")]
+    LastAdmin {
+        /// Position.
+        seq: u64,
+    },
+}
+
+impl RosterError {
+    /// The failure class as named in the test vectors.
+    pub fn class(&self) -> &'static str {
+        match self {
+            Self::Malformed(_) => "Malformed",
+            Self::BadGenesis { .. } => "BadGenesis",
+            Self::WrongFirm { .. } => "WrongFirm",
+            Self::Gap { .. } => "ChainGap",
+            Self::Fork { .. } => "ChainFork",
+            Self::TimeReversed { .. } => "TimeReversed",
+            Self::BadSignature { .. } => "BadSignature",
+            Self::Unauthorized { .. } => "NonAdminSigner",
+            Self::AfterRevocation { .. } => "EventAfterRevocation",
+            Self::Unknown { .. } => "UnknownSubject",
+            Self::Duplicate { .. } => "Duplicate",
+            Self::BadDeviceCertificate { .. } => "BadDeviceCertificate",
+            Self::LastAdmin { .. } => "LastAdmin",
+        }
+    }
+}
+
+/// A half-open interval `[from, until)` of milliseconds; `until = None` is still open.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Interval {
+    /// Start, inclusive.
+    pub from: u64,
+    /// End, exclusive.
+    pub until: Option<u64>,
+}
+
+impl Interval {
+    fn contains(&self, t: u64) -> bool {
+        self.from <= t && self.until.is_none_or(|u| t < u)
+    }
+}
+
+/// A member as the folded roster knows it.
+#[derive(Debug, Clone)]
+pub struct MemberState {
+    /// Master public key.
+    pub master_key: VerifyingKey,
+    /// Current role.
+    pub role: Role,
+    /// Membership.
+    pub active: Interval,
+}
+
+/// A device as the folded roster knows it.
+#[derive(Debug, Clone)]
+pub struct DeviceState {
+    /// Owner.
+    pub member: MemberId,
+    /// Certified keys.
+    pub keys: DeviceKeys,
+    /// When it could act.
+    pub active: Interval,
+}
+
+/// The verified roster: the chain and its folded state.
+#[derive(Debug, Clone)]
+pub struct Roster {
+    firm: FirmId,
+    head: EventHash,
+    len: u64,
+    last_time: u64,
+    members: BTreeMap<MemberId, MemberState>,
+    devices: BTreeMap<DeviceId, DeviceState>,
+    grants: BTreeMap<(FileId, MemberId), Vec<Interval>>,
+}
+
+impl Roster {
+    /// Verifies a genesis event and starts a roster.
+    pub fn from_genesis(event: &RosterEvent) -> Result<Self, RosterError> {
+        let b = &event.body;
+        let EventKind::Genesis { owner_key } = &b.kind else {
+            return Err(RosterError::BadGenesis { seq: b.seq });
+        };
+        if b.seq != 0 {
+            return Err(RosterError::Gap { seq: b.seq, expected: 0 });
+        }
+        if b.prev != [0; 32] {
+            return Err(RosterError::Fork { seq: 0 });
+        }
+        if !crypto::verify(owner_key, CTX_ROSTER_EVENT, &b.to_bytes(), &event.signature) {
+            return Err(RosterError::BadSignature { seq: 0 });
+        }
+        let mut members = BTreeMap::new();
+        members.insert(
+            b.signer,
+            MemberState {
+                master_key: *owner_key,
+                role: Role::Admin,
+                active: Interval { from: b.timestamp_ms, until: None },
+            },
+        );
+        Ok(Self {
+            firm: b.firm,
+            head: event.hash(),
+            len: 1,
+            last_time: b.timestamp_ms,
+            members,
+            devices: BTreeMap::new(),
+            grants: BTreeMap::new(),
+        })
+    }
+
+    /// Verifies a whole chain from genesis.
+    pub fn verify_chain<'a, I: IntoIterator<Item = &'a RosterEvent>>(events: I) -> Result<Self, RosterError> {
+        let mut it = events.into_iter();
+        let genesis = it.next().ok_or(RosterError::BadGenesis { seq: 0 })?;
+        let mut roster = Self::from_genesis(genesis)?;
+        for e in it {
+            roster.apply(e)?;
+        }
+        Ok(roster)
+    }
+
+    /// Verifies and applies the next event. On error the roster is unchanged.
+    pub fn apply(&mut self, event: &RosterEvent) -> Result<(), RosterError> {
+        let mut next = self.clone();
+        next.apply_in_place(event)?;
+        *self = next;
+        Ok(())
+    }
+
+    fn apply_in_place(&mut self, event: &RosterEvent) -> Result<(), RosterError> {
+        let b = &event.body;
+        let seq = b.seq;
+        if b.firm != self.firm {
+            return Err(RosterError::WrongFirm { seq });
+        }
+        if seq != self.len {
+            return Err(RosterError::Gap { seq, expected: self.len });
+        }
+        if b.prev != self.head {
+            return Err(RosterError::Fork { seq });
+        }
+        if b.timestamp_ms < self.last_time {
+            return Err(RosterError::TimeReversed { seq });
+        }
+        let signer = self.members.get(&b.signer).ok_or(RosterError::Unauthorized { seq })?;
+        if signer.active.until.is_some() {
+            return Err(RosterError::AfterRevocation { seq });
+        }
+        if !crypto::verify(&signer.master_key, CTX_ROSTER_EVENT, &b.to_bytes(), &event.signature) {
+            return Err(RosterError::BadSignature { seq });
+        }
+        let signer_is_admin = signer.role == Role::Admin;
+        let now = b.timestamp_ms;
+
+        match &b.kind {
+            EventKind::Genesis { .. } => return Err(RosterError::BadGenesis { seq }),
+            EventKind::MemberAdded { member, master_key, role } => {
+                require(signer_is_admin, RosterError::Unauthorized { seq })?;
+                if let Some(m) = self.members.get(member) {
+                    return Err(if m.active.until.is_some() {
+                        RosterError::AfterRevocation { seq }
+                    } else {
+                        RosterError::Duplicate { seq }
+                    });
+                }
+                self.members.insert(
+                    *member,
+                    MemberState { master_key: *master_key, role: *role, active: Interval { from: now, until: None } },
+                );
+            }
+            EventKind::MemberRemoved { member } => {
+                require(signer_is_admin, RosterError::Unauthorized { seq })?;
+                self.active_member(member, seq)?;
+                if self.members.get(member).is_some_and(|m| m.role == Role::Admin) && self.admin_count() <= 1 {
+                    return Err(RosterError::LastAdmin { seq });
+                }
+                if let Some(m) = self.members.get_mut(member) {
+                    m.active.until = Some(now);
+                }
+                for d in self.devices.values_mut().filter(|d| d.member == *member) {
+                    d.active.until.get_or_insert(now);
+                }
+                for ((_, m), intervals) in self.grants.iter_mut() {
+                    if m == member {
+                        if let Some(last) = intervals.last_mut() {
+                            last.until.get_or_insert(now);
+                        }
+                    }
+                }
+            }
+            EventKind::DeviceAdded(cert) => {
+                require(signer_is_admin || b.signer == cert.member, RosterError::Unauthorized { seq })?;
+                let owner = self.active_member(&cert.member, seq)?;
+                if !cert.verify(self.firm, &owner.master_key) {
+                    return Err(RosterError::BadDeviceCertificate { seq });
+                }
+                if self.devices.contains_key(&cert.device) {
+                    return Err(RosterError::Duplicate { seq });
+                }
+                self.devices.insert(
+                    cert.device,
+                    DeviceState {
+                        member: cert.member,
+                        keys: cert.keys.clone(),
+                        active: Interval { from: now, until: None },
+                    },
+                );
+            }
+            EventKind::DeviceRevoked { device } => {
+                let d = self.devices.get(device).ok_or(RosterError::Unknown { seq })?;
+                require(signer_is_admin || b.signer == d.member, RosterError::Unauthorized { seq })?;
+                if d.active.until.is_some() {
+                    return Err(RosterError::AfterRevocation { seq });
+                }
+                if let Some(d) = self.devices.get_mut(device) {
+                    d.active.until = Some(now);
+                }
+            }
+            EventKind::RoleChanged { member, role } => {
+                require(signer_is_admin, RosterError::Unauthorized { seq })?;
+                let current = self.active_member(member, seq)?.role;
+                if current == *role {
+                    return Err(RosterError::Duplicate { seq });
+                }
+                if current == Role::Admin && self.admin_count() <= 1 {
+                    return Err(RosterError::LastAdmin { seq });
+                }
+                if let Some(m) = self.members.get_mut(member) {
+                    m.role = *role;
+                }
+            }
+            EventKind::FileAccessGranted { file, member } => {
+                require(signer_is_admin, RosterError::Unauthorized { seq })?;
+                self.active_member(member, seq)?;
+                let intervals = self.grants.entry((*file, *member)).or_default();
+                if intervals.last().is_some_and(|i| i.until.is_none()) {
+                    return Err(RosterError::Duplicate { seq });
+                }
+                intervals.push(Interval { from: now, until: None });
+            }
+            EventKind::FileAccessRemoved { file, member } => {
+                require(signer_is_admin, RosterError::Unauthorized { seq })?;
+                self.active_member(member, seq)?;
+                let open = self
+                    .grants
+                    .get_mut(&(*file, *member))
+                    .and_then(|v| v.last_mut())
+                    .filter(|i| i.until.is_none())
+                    .ok_or(RosterError::Unknown { seq })?;
+                open.until = Some(now);
+            }
+        }
+        self.head = event.hash();
+        self.len += 1;
+        self.last_time = now;
+        Ok(())
+    }
+
+    fn active_member(&self, member: &MemberId, seq: u64) -> Result<&MemberState, RosterError> {
+        let m = self.members.get(member).ok_or(RosterError::Unknown { seq })?;
+        if m.active.until.is_some() {
+            return Err(RosterError::AfterRevocation { seq });
+        }
+        Ok(m)
+    }
+
+    fn admin_count(&self) -> usize {
+        self.members.values().filter(|m| m.role == Role::Admin && m.active.until.is_none()).count()
+    }
+
+    /// The firm.
+    pub fn firm(&self) -> FirmId {
+        self.firm
+    }
+
+    /// Hash of the last applied event: the `prev` of the next one.
+    pub fn head(&self) -> EventHash {
+        self.head
+    }
+
+    /// Number of events applied; the `seq` of the next one.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// Always false: a roster has at least its genesis.
+    pub fn is_empty(&self) -> bool {
+        false
+    }
+
+    /// A member, active or removed.
+    pub fn member(&self, id: &MemberId) -> Option<&MemberState> {
+        self.members.get(id)
+    }
+
+    /// A device, active or revoked.
+    pub fn device(&self, id: &DeviceId) -> Option<&DeviceState> {
+        self.devices.get(id)
+    }
+
+    /// The active devices of a member now.
+    pub fn active_devices(&self, member: &MemberId) -> impl Iterator<Item = (&DeviceId, &DeviceState)> {
+        let member = *member;
+        self.devices.iter().filter(move |(_, d)| d.member == member && d.active.until.is_none())
+    }
+
+    /// Members with access to a file now.
+    pub fn file_members(&self, file: &FileId) -> BTreeSet<MemberId> {
+        self.grants
+            .range((*file, MemberId([0; 16]))..=(*file, MemberId([0xff; 16])))
+            .filter(|(_, v)| v.last().is_some_and(|i| i.until.is_none()))
+            .map(|((_, m), _)| *m)
+            .collect()
+    }
+
+    /// Whether `device` could act for the firm at time `t_ms`.
+    pub fn device_active_at(&self, device: &DeviceId, t_ms: u64) -> bool {
+        self.devices.get(device).is_some_and(|d| {
+            d.active.contains(t_ms) && self.members.get(&d.member).is_some_and(|m| m.active.contains(t_ms))
+        })
+    }
+
+    /// Whether `device` was allowed to read `file` at time `t_ms`: the device was certified
+    /// and not revoked, its member was in the firm, and the member held a grant for the file.
+    pub fn was_allowed_to_read(&self, device: &DeviceId, file: &FileId, t_ms: u64) -> bool {
+        let Some(d) = self.devices.get(device) else {
+            return false;
+        };
+        self.device_active_at(device, t_ms)
+            && self
+                .grants
+                .get(&(*file, d.member))
+                .is_some_and(|v| v.iter().any(|i| i.contains(t_ms)))
+    }
+}
+
+fn require(cond: bool, err: RosterError) -> Result<(), RosterError> {
+    if cond {
+        Ok(())
+    } else {
+        Err(err)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keys::{DeviceSigningKey, DeviceWrapSecret};
+    use proptest::prelude::*;
+    use rand_chacha::rand_core::SeedableRng;
+    use rand_chacha::ChaCha20Rng;
+
+    struct Firm {
+        rng: ChaCha20Rng,
+        firm: FirmId,
+        events: Vec<RosterEvent>,
+        roster: Roster,
+        owner: (MemberId, MasterSigningKey),
+    }
+
+    impl Firm {
+        fn new() -> Self {
+            let mut rng = ChaCha20Rng::seed_from_u64(9);
+            let firm = FirmId::random(&mut rng);
+            let owner = (MemberId::random(&mut rng), MasterSigningKey::generate(&mut rng));
+            let genesis = EventBody {
+                firm,
+                seq: 0,
+                prev: [0; 32],
+                timestamp_ms: 1000,
+                signer: owner.0,
+                kind: EventKind::Genesis { owner_key: owner.1.verifying_key() },
+            }
+            .sign(&owner.1);
+            let roster = Roster::from_genesis(&genesis).unwrap();
+            Self { rng, firm, events: vec![genesis], roster, owner }
+        }
+
+        fn body(&self, t: u64, signer: MemberId, kind: EventKind) -> EventBody {
+            EventBody { firm: self.firm, seq: self.roster.len(), prev: self.roster.head(), timestamp_ms: t, signer, kind }
+        }
+
+        fn push(&mut self, t: u64, kind: EventKind) -> Result<(), RosterError> {
+            let e = self.body(t, self.owner.0, kind).sign(&self.owner.1);
+            self.roster.apply(&e)?;
+            self.events.push(e);
+            Ok(())
+        }
+
+        fn add_member(&mut self, t: u64, role: Role) -> (MemberId, MasterSigningKey) {
+            let id = MemberId::random(&mut self.rng);
+            let key = MasterSigningKey::generate(&mut self.rng);
+            self.push(t, EventKind::MemberAdded { member: id, master_key: key.verifying_key(), role }).unwrap();
+            (id, key)
+        }
+
+        fn add_device(&mut self, t: u64, member: MemberId, master: &MasterSigningKey) -> DeviceId {
+            let id = DeviceId::random(&mut self.rng);
+            let keys = DeviceKeys {
+                signing: DeviceSigningKey::generate(&mut self.rng).verifying_key(),
+                identity: [7; 32],
+                wrap: DeviceWrapSecret::generate(&mut self.rng).public_key(),
+            };
+            let cert = DeviceCertificate::issue(self.firm, member, id, keys, master);
+            self.push(t, EventKind::DeviceAdded(cert)).unwrap();
+            id
+        }
+    }
+
+    #[test]
+    fn access_follows_grants_and_revocations_over_time() {
+        let mut f = Firm::new();
+        let (anna, anna_key) = f.add_member(2000, Role::Member);
+        let laptop = f.add_device(3000, anna, &anna_key);
+        let file = FileId([5; 16]);
+        f.push(4000, EventKind::FileAccessGranted { file, member: anna }).unwrap();
+        f.push(5000, EventKind::FileAccessRemoved { file, member: anna }).unwrap();
+        f.push(6000, EventKind::FileAccessGranted { file, member: anna }).unwrap();
+        f.push(7000, EventKind::DeviceRevoked { device: laptop }).unwrap();
+
+        let r = &f.roster;
+        assert!(!r.was_allowed_to_read(&laptop, &file, 3999));
+        assert!(r.was_allowed_to_read(&laptop, &file, 4000));
+        assert!(!r.was_allowed_to_read(&laptop, &file, 5000));
+        assert!(r.was_allowed_to_read(&laptop, &file, 6500));
+        assert!(!r.was_allowed_to_read(&laptop, &file, 7000));
+        assert_eq!(r.file_members(&file), BTreeSet::from([anna]));
+
+        let again = Roster::verify_chain(&f.events).unwrap();
+        assert_eq!(again.head(), f.roster.head());
+    }
+
+    #[test]
+    fn rules_are_enforced() {
+        let mut f = Firm::new();
+        let (bob, bob_key) = f.add_member(2000, Role::Member);
+        // A non-admin may not add members.
+        let e = f
+            .body(2100, bob, EventKind::MemberAdded { member: MemberId([9; 16]), master_key: bob_key.verifying_key(), role: Role::Admin })
+            .sign(&bob_key);
+        assert_eq!(f.roster.apply(&e), Err(RosterError::Unauthorized { seq: 2 }));
+        // The last admin cannot leave.
+        assert_eq!(
+            f.push(2200, EventKind::MemberRemoved { member: f.owner.0 }),
+            Err(RosterError::LastAdmin { seq: 2 })
+        );
+        f.push(2300, EventKind::MemberRemoved { member: bob }).unwrap();
+        // Nothing may refer to a removed member.
+        assert_eq!(
+            f.push(2400, EventKind::FileAccessGranted { file: FileId([1; 16]), member: bob }),
+            Err(RosterError::AfterRevocation { seq: 3 })
+        );
+        // Time may not go backwards.
+        assert_eq!(
+            f.push(100, EventKind::FileAccessGranted { file: FileId([1; 16]), member: f.owner.0 }),
+            Err(RosterError::TimeReversed { seq: 3 })
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn event_round_trip_and_bit_flips(bit in 0usize..2000) {
+            let mut f = Firm::new();
+            let (anna, key) = f.add_member(2000, Role::Member);
+            f.add_device(3000, anna, &key);
+            let event = f.events.last().unwrap().clone();
+            let bytes = event.to_bytes();
+            prop_assert_eq!(RosterEvent::from_bytes(&bytes).unwrap(), event.clone());
+
+            let mut flipped = bytes.clone();
+            let bit = bit % (bytes.len() * 8);
+            flipped[bit / 8] ^= 1 << (bit % 8);
+            let mut before = Roster::verify_chain(&f.events[..f.events.len() - 1]).unwrap();
+            let accepted = RosterEvent::from_bytes(&flipped).map(|e| before.apply(&e).is_ok()).unwrap_or(false);
+            prop_assert!(!accepted);
+        }
+    }
+}

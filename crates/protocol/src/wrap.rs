@@ -1,0 +1,318 @@
+//! The key hierarchy (`protocol-spec/key-hierarchy.md`).
+//!
+//! * A [`MemberKey`] is wrapped for each device of its member with an ephemeral X25519
+//!   exchange, HKDF-SHA256 and ChaCha20-Poly1305 ([`wrap_member_key`]).
+//! * A file's [`EpochKey`] is wrapped symmetrically under the member key of every member
+//!   with access ([`wrap_epoch_key`]).
+//! * Each new epoch key wraps its predecessor ([`chain_epoch_key`]), so that whoever holds
+//!   the newest key can walk back through the file's history.
+//!
+//! Associated data binds every wrap to its context, so a wrapped key cannot be replayed
+//! for another member, device, file, epoch or key version.
+
+use crate::constants::{INFO_KEK_EPOCH_CHAIN, INFO_KEK_EPOCH_KEY, INFO_MEMBER_KEY_WRAP};
+use crate::crypto;
+use crate::encoding::{DecodeError, Reader, Writer};
+use crate::ids::{DeviceId, FileId, FirmId, MemberId, ID_LEN};
+use crate::keys::{DeviceWrapSecret, EpochKey, MemberKey, WrapPublicKey};
+use crate::PROTOCOL_VERSION;
+use rand_core::{CryptoRng, RngCore};
+use thiserror::Error;
+use zeroize::Zeroizing;
+
+/// Size of a wrapped member key: version, ephemeral public key, ciphertext with tag.
+pub const MEMBER_KEY_WRAP_LEN: usize = 1 + 32 + 32 + 16;
+/// Size of a symmetric wrap: version, 24-byte nonce, ciphertext with tag.
+pub const SYMMETRIC_WRAP_LEN: usize = 1 + 24 + 32 + 16;
+
+/// Why an unwrap failed.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum UnwrapError {
+    /// Wrong size or version.
+    #[error("malformed wrapped key: {0}")]
+    Malformed(#[from] DecodeError),
+    /// The ephemeral key is of low order: the exchange would not be contributory.
+    #[error("ephemeral key is not contributory")]
+    NonContributory,
+    /// The AEAD refused: wrong key, wrong context or tampered bytes.
+    #[error("wrapped key failed authentication")]
+    AuthFailed,
+}
+
+impl UnwrapError {
+    /// The failure class as named in the test vectors.
+    pub fn class(&self) -> &'static str {
+        match self {
+            Self::Malformed(_) => "Malformed",
+            Self::NonContributory => "NonContributory",
+            Self::AuthFailed => "AuthFailed",
+        }
+    }
+}
+
+/// Context of a member-key wrap: which firm, member, device and key version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MemberKeyContext {
+    /// Firm.
+    pub firm: FirmId,
+    /// Member whose key this is.
+    pub member: MemberId,
+    /// Recipient device.
+    pub device: DeviceId,
+    /// Version of the member key; rises at every rotation.
+    pub key_version: u32,
+}
+
+impl MemberKeyContext {
+    /// Associated data: `version || firm || member || device || key_version`.
+    pub fn associated_data(&self) -> Vec<u8> {
+        Writer::new()
+            .u8(PROTOCOL_VERSION)
+            .fixed(&self.firm.0)
+            .fixed(&self.member.0)
+            .fixed(&self.device.0)
+            .u32(self.key_version)
+            .finish()
+    }
+}
+
+fn member_wrap_kek(shared: &[u8; 32], eph: &WrapPublicKey, recipient: &WrapPublicKey) -> Zeroizing<[u8; 32]> {
+    let mut salt = [0u8; 64];
+    salt[..32].copy_from_slice(eph.as_bytes());
+    salt[32..].copy_from_slice(recipient.as_bytes());
+    crypto::hkdf32(Some(&salt), shared, &[INFO_MEMBER_KEY_WRAP.as_bytes()])
+}
+
+/// Wraps `key` for the device whose wrap public key is `recipient`.
+pub fn wrap_member_key<R: RngCore + CryptoRng>(
+    key: &MemberKey,
+    recipient: &WrapPublicKey,
+    ctx: &MemberKeyContext,
+    rng: &mut R,
+) -> Vec<u8> {
+    let eph = x25519_dalek::StaticSecret::random_from_rng(&mut *rng);
+    let eph_pub = WrapPublicKey::from(&eph);
+    let shared = eph.diffie_hellman(recipient);
+    let kek = member_wrap_kek(shared.as_bytes(), &eph_pub, recipient);
+    // The KEK is fresh for every wrap (new ephemeral key), so a fixed nonce is safe.
+    let ct = crypto::seal_chacha(&kek, &[0; 12], &ctx.associated_data(), key.expose());
+    let mut out = Vec::with_capacity(MEMBER_KEY_WRAP_LEN);
+    out.push(PROTOCOL_VERSION);
+    out.extend_from_slice(eph_pub.as_bytes());
+    out.extend_from_slice(&ct);
+    out
+}
+
+/// Unwraps a member key with the receiving device's wrap secret.
+pub fn unwrap_member_key(wrapped: &[u8], secret: &DeviceWrapSecret, ctx: &MemberKeyContext) -> Result<MemberKey, UnwrapError> {
+    let mut r = Reader::new(wrapped);
+    r.version(PROTOCOL_VERSION)?;
+    let eph_pub = WrapPublicKey::from(r.array::<32>("ephemeral_key")?);
+    let ct = r.take(48, "ciphertext")?;
+    r.finish()?;
+    let shared = secret.inner().diffie_hellman(&eph_pub);
+    if !shared.was_contributory() {
+        return Err(UnwrapError::NonContributory);
+    }
+    let kek = member_wrap_kek(shared.as_bytes(), &eph_pub, &secret.public_key());
+    let pt = crypto::open_chacha(&kek, &[0; 12], &ctx.associated_data(), ct).ok_or(UnwrapError::AuthFailed)?;
+    to_key(pt).map(MemberKey::from_bytes)
+}
+
+fn to_key(pt: Vec<u8>) -> Result<[u8; 32], UnwrapError> {
+    let pt = Zeroizing::new(pt);
+    let arr: [u8; 32] = pt.as_slice().try_into().map_err(|_| UnwrapError::AuthFailed)?;
+    Ok(arr)
+}
+
+/// Who holds a wrapped epoch key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Holder {
+    /// A member, under their member key.
+    Member(MemberId),
+}
+
+impl Holder {
+    fn encode(&self, w: &mut Writer) {
+        match self {
+            Self::Member(m) => {
+                w.u8(1).fixed(&m.0);
+            }
+        }
+    }
+}
+
+/// Context of an epoch-key wrap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EpochKeyContext {
+    /// Firm.
+    pub firm: FirmId,
+    /// Customer file.
+    pub file: FileId,
+    /// Epoch of the wrapped key.
+    pub epoch: u64,
+    /// Holder of the wrapping key.
+    pub holder: Holder,
+    /// Version of the holder's key.
+    pub holder_key_version: u32,
+}
+
+impl EpochKeyContext {
+    /// Associated data: `version || firm || file || epoch || holder_kind || holder_id || holder_key_version`.
+    pub fn associated_data(&self) -> Vec<u8> {
+        let mut w = Writer::new();
+        w.u8(PROTOCOL_VERSION).fixed(&self.firm.0).fixed(&self.file.0).u64(self.epoch);
+        self.holder.encode(&mut w);
+        w.u32(self.holder_key_version);
+        w.finish()
+    }
+}
+
+fn seal_symmetric<R: RngCore + CryptoRng>(kek: &[u8; 32], ad: &[u8], key: &[u8; 32], rng: &mut R) -> Vec<u8> {
+    let mut nonce = [0u8; 24];
+    rng.fill_bytes(&mut nonce);
+    let ct = crypto::seal_xchacha(kek, &nonce, ad, key);
+    let mut out = Vec::with_capacity(SYMMETRIC_WRAP_LEN);
+    out.push(PROTOCOL_VERSION);
+    out.extend_from_slice(&nonce);
+    out.extend_from_slice(&ct);
+    out
+}
+
+fn open_symmetric(kek: &[u8; 32], ad: &[u8], wrapped: &[u8]) -> Result<[u8; 32], UnwrapError> {
+    let mut r = Reader::new(wrapped);
+    r.version(PROTOCOL_VERSION)?;
+    let nonce: [u8; 24] = r.array("nonce")?;
+    let ct = r.take(48, "ciphertext")?;
+    r.finish()?;
+    let pt = crypto::open_xchacha(kek, &nonce, ad, ct).ok_or(UnwrapError::AuthFailed)?;
+    to_key(pt)
+}
+
+/// Wraps a file's epoch key under a member key.
+pub fn wrap_epoch_key<R: RngCore + CryptoRng>(key: &EpochKey, holder_key: &MemberKey, ctx: &EpochKeyContext, rng: &mut R) -> Vec<u8> {
+    let kek = crypto::hkdf32(None, holder_key.expose(), &[INFO_KEK_EPOCH_KEY.as_bytes()]);
+    seal_symmetric(&kek, &ctx.associated_data(), key.expose(), rng)
+}
+
+/// Unwraps a file's epoch key with a member key.
+pub fn unwrap_epoch_key(wrapped: &[u8], holder_key: &MemberKey, ctx: &EpochKeyContext) -> Result<EpochKey, UnwrapError> {
+    let kek = crypto::hkdf32(None, holder_key.expose(), &[INFO_KEK_EPOCH_KEY.as_bytes()]);
+    open_symmetric(&kek, &ctx.associated_data(), wrapped).map(EpochKey::from_bytes)
+}
+
+/// Context of an epoch-chain link: the key of `epoch` wraps the key of `epoch - 1`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EpochChainContext {
+    /// Firm.
+    pub firm: FirmId,
+    /// File.
+    pub file: FileId,
+    /// Epoch of the wrapping (newer) key; at least 1.
+    pub epoch: u64,
+}
+
+impl EpochChainContext {
+    /// Associated data: `version || firm || file || epoch || epoch - 1`.
+    pub fn associated_data(&self) -> Vec<u8> {
+        Writer::new()
+            .u8(PROTOCOL_VERSION)
+            .fixed(&self.firm.0)
+            .fixed(&self.file.0)
+            .u64(self.epoch)
+            .u64(self.epoch.saturating_sub(1))
+            .finish()
+    }
+}
+
+/// `newer` (the key of `ctx.epoch`) wraps `older` (the key of `ctx.epoch - 1`).
+pub fn chain_epoch_key<R: RngCore + CryptoRng>(newer: &EpochKey, older: &EpochKey, ctx: &EpochChainContext, rng: &mut R) -> Result<Vec<u8>, DecodeError> {
+    if ctx.epoch == 0 {
+        return Err(DecodeError::InvalidValue("epoch"));
+    }
+    let kek = crypto::hkdf32(None, newer.expose(), &[INFO_KEK_EPOCH_CHAIN.as_bytes()]);
+    Ok(seal_symmetric(&kek, &ctx.associated_data(), older.expose(), rng))
+}
+
+/// Recovers the key of `ctx.epoch - 1` from the key of `ctx.epoch`.
+pub fn unchain_epoch_key(wrapped: &[u8], newer: &EpochKey, ctx: &EpochChainContext) -> Result<EpochKey, UnwrapError> {
+    if ctx.epoch == 0 {
+        return Err(UnwrapError::Malformed(DecodeError::InvalidValue("epoch")));
+    }
+    let kek = crypto::hkdf32(None, newer.expose(), &[INFO_KEK_EPOCH_CHAIN.as_bytes()]);
+    open_symmetric(&kek, &ctx.associated_data(), wrapped).map(EpochKey::from_bytes)
+}
+
+const _: () = assert!(ID_LEN == 16);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use rand_chacha::rand_core::SeedableRng;
+    use rand_chacha::ChaCha20Rng;
+
+    fn ctx() -> MemberKeyContext {
+        MemberKeyContext { firm: FirmId([1; 16]), member: MemberId([2; 16]), device: DeviceId([3; 16]), key_version: 4 }
+    }
+
+    #[test]
+    fn member_key_round_trip_and_context_binding() {
+        let mut rng = ChaCha20Rng::seed_from_u64(3);
+        let dev = DeviceWrapSecret::generate(&mut rng);
+        let mk = MemberKey::generate(&mut rng);
+        let w = wrap_member_key(&mk, &dev.public_key(), &ctx(), &mut rng);
+        assert_eq!(w.len(), MEMBER_KEY_WRAP_LEN);
+        assert_eq!(unwrap_member_key(&w, &dev, &ctx()).unwrap(), mk);
+        let other = MemberKeyContext { key_version: 5, ..ctx() };
+        assert_eq!(unwrap_member_key(&w, &dev, &other), Err(UnwrapError::AuthFailed));
+        let wrong = DeviceWrapSecret::generate(&mut rng);
+        assert_eq!(unwrap_member_key(&w, &wrong, &ctx()), Err(UnwrapError::AuthFailed));
+    }
+
+    #[test]
+    fn low_order_ephemeral_is_refused() {
+        let mut rng = ChaCha20Rng::seed_from_u64(3);
+        let dev = DeviceWrapSecret::generate(&mut rng);
+        let mut w = vec![PROTOCOL_VERSION];
+        w.extend_from_slice(&[0u8; 32]);
+        w.extend_from_slice(&[0u8; 48]);
+        assert_eq!(unwrap_member_key(&w, &dev, &ctx()), Err(UnwrapError::NonContributory));
+    }
+
+    #[test]
+    fn epoch_chain_walks_back() {
+        let mut rng = ChaCha20Rng::seed_from_u64(4);
+        let keys: Vec<EpochKey> = (0..4).map(|_| EpochKey::generate(&mut rng)).collect();
+        let (firm, file) = (FirmId([1; 16]), FileId([2; 16]));
+        let links: Vec<Vec<u8>> = (1..4)
+            .map(|e| chain_epoch_key(&keys[e], &keys[e - 1], &EpochChainContext { firm, file, epoch: e as u64 }, &mut rng).unwrap())
+            .collect();
+        let mut k = keys[3].clone();
+        for e in (1..4).rev() {
+            k = unchain_epoch_key(&links[e - 1], &k, &EpochChainContext { firm, file, epoch: e as u64 }).unwrap();
+            assert_eq!(k, keys[e - 1]);
+        }
+        // A link cannot be used at another position in the chain.
+        assert!(unchain_epoch_key(&links[0], &keys[1], &EpochChainContext { firm, file, epoch: 2 }).is_err());
+    }
+
+    proptest! {
+        #[test]
+        fn every_bit_flip_of_a_wrap_is_rejected(bit in 0usize..(8 * SYMMETRIC_WRAP_LEN), mbit in 0usize..(8 * MEMBER_KEY_WRAP_LEN)) {
+            let mut rng = ChaCha20Rng::seed_from_u64(5);
+            let mk = MemberKey::generate(&mut rng);
+            let ek = EpochKey::generate(&mut rng);
+            let c = EpochKeyContext { firm: FirmId([1; 16]), file: FileId([2; 16]), epoch: 3, holder: Holder::Member(MemberId([4; 16])), holder_key_version: 1 };
+            let mut w = wrap_epoch_key(&ek, &mk, &c, &mut rng);
+            prop_assert_eq!(unwrap_epoch_key(&w, &mk, &c).unwrap(), ek);
+            w[bit / 8] ^= 1 << (bit % 8);
+            prop_assert!(unwrap_epoch_key(&w, &mk, &c).is_err());
+
+            let dev = DeviceWrapSecret::generate(&mut rng);
+            let mut w = wrap_member_key(&mk, &dev.public_key(), &ctx(), &mut rng);
+            w[mbit / 8] ^= 1 << (mbit % 8);
+            prop_assert!(unwrap_member_key(&w, &dev, &ctx()).is_err());
+        }
+    }
+}
