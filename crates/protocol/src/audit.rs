@@ -73,7 +73,10 @@ impl AuditLeaf {
     /// Canonical bytes: `version || type || firm || received_ms || request || count || subjects`.
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut w = Writer::new();
-        w.u8(PROTOCOL_VERSION).u8(LEAF_TYPE_DEVICE_REQUEST).fixed(&self.firm.0).u64(self.received_ms);
+        w.u8(PROTOCOL_VERSION)
+            .u8(LEAF_TYPE_DEVICE_REQUEST)
+            .fixed(&self.firm.0)
+            .u64(self.received_ms);
         self.request.encode_into(&mut w);
         w.u16(u16::try_from(self.subjects.len()).unwrap_or(u16::MAX));
         for s in &self.subjects {
@@ -98,18 +101,30 @@ impl AuditLeaf {
         }
         let n = r.u16("subject count")? as usize;
         if n > MAX_LEAF_SUBJECTS {
-            return Err(DecodeError::TooLong { field: "subjects", len: n, max: MAX_LEAF_SUBJECTS });
+            return Err(DecodeError::TooLong {
+                field: "subjects",
+                len: n,
+                max: MAX_LEAF_SUBJECTS,
+            });
         }
         let mut subjects = Vec::with_capacity(n);
         for _ in 0..n {
-            let s = Subject { kind: SubjectKind::from_u8(r.u8("subject kind")?)?, id: r.array("subject id")? };
+            let s = Subject {
+                kind: SubjectKind::from_u8(r.u8("subject kind")?)?,
+                id: r.array("subject id")?,
+            };
             if subjects.last().is_some_and(|prev: &Subject| prev >= &s) {
                 return Err(DecodeError::InvalidValue("subjects order"));
             }
             subjects.push(s);
         }
         r.finish()?;
-        Ok(Self { firm, received_ms, request, subjects })
+        Ok(Self {
+            firm,
+            received_ms,
+            request,
+            subjects,
+        })
     }
 
     /// The leaf's Merkle hash, `SHA-256(0x00 || bytes)`.
@@ -138,14 +153,28 @@ mod tests {
         let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(5);
         let key = DeviceSigningKey::generate(&mut rng);
         let firm = FirmId([1; 16]);
-        let req = RequestHead::new(firm, DeviceId([2; 16]), "GET", "/v1/files/x/records", 10, b"", &mut rng)
-            .unwrap()
-            .sign(&key);
+        let req = RequestHead::new(
+            firm,
+            DeviceId([2; 16]),
+            "GET",
+            "/v1/files/x/records",
+            10,
+            b"",
+            &mut rng,
+        )
+        .unwrap()
+        .sign(&key);
         AuditLeaf {
             firm,
             received_ms: 11,
             request: req,
-            subjects: ids.iter().map(|id| Subject { kind: SubjectKind::File, id: *id }).collect(),
+            subjects: ids
+                .iter()
+                .map(|id| Subject {
+                    kind: SubjectKind::File,
+                    id: *id,
+                })
+                .collect(),
         }
         .normalise()
     }
@@ -162,6 +191,9 @@ mod tests {
     fn unsorted_subjects_are_refused() {
         let mut l = leaf(&[[1; 16], [2; 16]]);
         l.subjects.reverse();
-        assert_eq!(AuditLeaf::from_bytes(&l.to_bytes()), Err(DecodeError::InvalidValue("subjects order")));
+        assert_eq!(
+            AuditLeaf::from_bytes(&l.to_bytes()),
+            Err(DecodeError::InvalidValue("subjects order"))
+        );
     }
 }

@@ -71,7 +71,11 @@ impl Checkpoint {
         if !valid_origin(origin) {
             return Err(CheckpointError::Malformed);
         }
-        Ok(Self { origin: origin.to_owned(), size, root })
+        Ok(Self {
+            origin: origin.to_owned(),
+            size,
+            root,
+        })
     }
 
     /// Origin line.
@@ -91,7 +95,12 @@ impl Checkpoint {
 
     /// `origin\nsize\nbase64(root)\n`.
     pub fn body(&self) -> String {
-        format!("{}\n{}\n{}\n", self.origin, self.size, BASE64_STANDARD.encode(self.root))
+        format!(
+            "{}\n{}\n{}\n",
+            self.origin,
+            self.size,
+            BASE64_STANDARD.encode(self.root)
+        )
     }
 
     /// Parses a body. Extension lines are refused: Ledgerline logs write none.
@@ -99,22 +108,34 @@ impl Checkpoint {
         let text = std::str::from_utf8(text).map_err(|_| CheckpointError::Malformed)?;
         let rest = text.strip_suffix('\n').ok_or(CheckpointError::Malformed)?;
         let mut lines = rest.split('\n');
-        let (Some(origin), Some(size), Some(root), None) = (lines.next(), lines.next(), lines.next(), lines.next()) else {
+        let (Some(origin), Some(size), Some(root), None) =
+            (lines.next(), lines.next(), lines.next(), lines.next())
+        else {
             return Err(CheckpointError::Malformed);
         };
         // Decimal without sign or leading zeros.
-        if size.is_empty() || !size.bytes().all(|b| b.is_ascii_digit()) || (size.len() > 1 && size.starts_with('0')) {
+        if size.is_empty()
+            || !size.bytes().all(|b| b.is_ascii_digit())
+            || (size.len() > 1 && size.starts_with('0'))
+        {
             return Err(CheckpointError::Malformed);
         }
         let size: u64 = size.parse().map_err(|_| CheckpointError::Malformed)?;
-        let root_bytes = BASE64_STANDARD.decode(root).map_err(|_| CheckpointError::Malformed)?;
-        let root: Hash = root_bytes.try_into().map_err(|_| CheckpointError::Malformed)?;
+        let root_bytes = BASE64_STANDARD
+            .decode(root)
+            .map_err(|_| CheckpointError::Malformed)?;
+        let root: Hash = root_bytes
+            .try_into()
+            .map_err(|_| CheckpointError::Malformed)?;
         Self::new(origin, size, root)
     }
 
     /// A signed note of the body, signed by the log key under the origin as key name.
     pub fn sign(&self, key: &LogSigningKey) -> Vec<u8> {
-        let signer = Ed25519NoteKey { name: self.origin.clone(), key: key.verifying_key() };
+        let signer = Ed25519NoteKey {
+            name: self.origin.clone(),
+            key: key.verifying_key(),
+        };
         let sig = key.inner().sign(self.body().as_bytes());
         let line = signature_line(&signer.name, signer.key_id(), &sig.to_bytes());
         let mut out = self.body().into_bytes();
@@ -140,14 +161,22 @@ pub struct Ed25519NoteKey {
 impl Ed25519NoteKey {
     /// Verifier for `key` under key name `name`.
     pub fn new(name: &str, key: VerifyingKey) -> Self {
-        Self { name: name.to_owned(), key }
+        Self {
+            name: name.to_owned(),
+            key,
+        }
     }
 
     /// The verifier key string `name+hexid+base64(0x01 || key)`.
     pub fn vkey(&self) -> String {
         let mut raw = vec![SIG_TYPE_ED25519];
         raw.extend_from_slice(self.key.as_bytes());
-        format!("{}+{:08x}+{}", self.name, self.key_id(), BASE64_STANDARD.encode(raw))
+        format!(
+            "{}+{:08x}+{}",
+            self.name,
+            self.key_id(),
+            BASE64_STANDARD.encode(raw)
+        )
     }
 }
 
@@ -166,7 +195,9 @@ impl Verifier for Ed25519NoteKey {
         let Ok(sig) = <[u8; 64]>::try_from(sig) else {
             return false;
         };
-        self.key.verify_strict(msg, &Signature::from_bytes(&sig)).is_ok()
+        self.key
+            .verify_strict(msg, &Signature::from_bytes(&sig))
+            .is_ok()
     }
 }
 
@@ -180,7 +211,10 @@ pub struct CosignatureKey {
 impl CosignatureKey {
     /// Verifier for witness `key` under key name `name`.
     pub fn new(name: &str, key: VerifyingKey) -> Self {
-        Self { name: name.to_owned(), key }
+        Self {
+            name: name.to_owned(),
+            key,
+        }
     }
 }
 
@@ -211,7 +245,9 @@ impl Verifier for CosignatureKey {
             return false;
         };
         let m = cosignature_message(msg, u64::from_be_bytes(ts));
-        self.key.verify_strict(&m, &Signature::from_bytes(&s)).is_ok()
+        self.key
+            .verify_strict(&m, &Signature::from_bytes(&s))
+            .is_ok()
     }
 }
 
@@ -224,7 +260,11 @@ fn note_error(e: NoteError) -> CheckpointError {
 }
 
 /// Verifies a signed checkpoint from the log `origin` with key `log_key`.
-pub fn open_checkpoint(note: &[u8], origin: &str, log_key: &VerifyingKey) -> Result<Checkpoint, CheckpointError> {
+pub fn open_checkpoint(
+    note: &[u8],
+    origin: &str,
+    log_key: &VerifyingKey,
+) -> Result<Checkpoint, CheckpointError> {
     let note = Note::from_bytes(note).map_err(note_error)?;
     let cp = Checkpoint::parse_body(note.text())?;
     if cp.origin != origin {
@@ -237,14 +277,21 @@ pub fn open_checkpoint(note: &[u8], origin: &str, log_key: &VerifyingKey) -> Res
 
 /// Adds the witness's cosignature (at `timestamp_s`, seconds) to a checkpoint note the
 /// witness has verified (signature and consistency) beforehand.
-pub fn cosign(note: &[u8], witness_name: &str, key: &WitnessSigningKey, timestamp_s: u64) -> Result<Vec<u8>, CheckpointError> {
+pub fn cosign(
+    note: &[u8],
+    witness_name: &str,
+    key: &WitnessSigningKey,
+    timestamp_s: u64,
+) -> Result<Vec<u8>, CheckpointError> {
     let parsed = Note::from_bytes(note).map_err(note_error)?;
     Checkpoint::parse_body(parsed.text())?;
     if !signed_note::is_key_name_valid(witness_name) {
         return Err(CheckpointError::Malformed);
     }
     let verifier = CosignatureKey::new(witness_name, key.verifying_key());
-    let sig = key.inner().sign(&cosignature_message(parsed.text(), timestamp_s));
+    let sig = key
+        .inner()
+        .sign(&cosignature_message(parsed.text(), timestamp_s));
     let mut raw = timestamp_s.to_be_bytes().to_vec();
     raw.extend_from_slice(&sig.to_bytes());
     let mut out = note.to_vec();
@@ -271,7 +318,11 @@ pub fn open_cosigned_checkpoint(
         .iter()
         .find(|s| s.name() == witness_name && s.id() == id)
         .ok_or(CheckpointError::MissingSignature)?;
-    let ts: [u8; 8] = sig.signature().get(..8).and_then(|b| b.try_into().ok()).ok_or(CheckpointError::Malformed)?;
+    let ts: [u8; 8] = sig
+        .signature()
+        .get(..8)
+        .and_then(|b| b.try_into().ok())
+        .ok_or(CheckpointError::Malformed)?;
     Ok((cp, u64::from_be_bytes(ts)))
 }
 
@@ -286,7 +337,10 @@ mod tests {
 
     fn keys() -> (LogSigningKey, WitnessSigningKey) {
         let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(8);
-        (LogSigningKey::generate(&mut rng), WitnessSigningKey::generate(&mut rng))
+        (
+            LogSigningKey::generate(&mut rng),
+            WitnessSigningKey::generate(&mut rng),
+        )
     }
 
     #[test]
@@ -294,21 +348,50 @@ mod tests {
         let (log, wit) = keys();
         let cp = Checkpoint::new("relay.example/ledgerline/firm/01", 42, [7; 32]).unwrap();
         let note = cp.sign(&log);
-        assert_eq!(open_checkpoint(&note, cp.origin(), &log.verifying_key()).unwrap(), cp);
+        assert_eq!(
+            open_checkpoint(&note, cp.origin(), &log.verifying_key()).unwrap(),
+            cp
+        );
         let cosigned = cosign(&note, "owner.example/witness", &wit, 1_800_000_000).unwrap();
-        let (again, ts) = open_cosigned_checkpoint(&cosigned, cp.origin(), &log.verifying_key(), "owner.example/witness", &wit.verifying_key()).unwrap();
+        let (again, ts) = open_cosigned_checkpoint(
+            &cosigned,
+            cp.origin(),
+            &log.verifying_key(),
+            "owner.example/witness",
+            &wit.verifying_key(),
+        )
+        .unwrap();
         assert_eq!((again, ts), (cp.clone(), 1_800_000_000));
         assert_eq!(
-            open_cosigned_checkpoint(&note, cp.origin(), &log.verifying_key(), "owner.example/witness", &wit.verifying_key()),
+            open_cosigned_checkpoint(
+                &note,
+                cp.origin(),
+                &log.verifying_key(),
+                "owner.example/witness",
+                &wit.verifying_key()
+            ),
             Err(CheckpointError::MissingSignature)
         );
-        assert_eq!(open_checkpoint(&note, "other.example/log", &log.verifying_key()), Err(CheckpointError::WrongOrigin));
+        assert_eq!(
+            open_checkpoint(&note, "other.example/log", &log.verifying_key()),
+            Err(CheckpointError::WrongOrigin)
+        );
     }
 
     #[test]
     fn bodies_are_strict() {
-        for bad in ["o\n01\nAAAA\n", "o\n-1\n", "o\n1\nAAAA\n", "o\n1\n", "o o\n1\nBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc=\n"] {
-            assert_eq!(Checkpoint::parse_body(bad.as_bytes()), Err(CheckpointError::Malformed), "{bad:?}");
+        for bad in [
+            "o\n01\nAAAA\n",
+            "o\n-1\n",
+            "o\n1\nAAAA\n",
+            "o\n1\n",
+            "o o\n1\nBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc=\n",
+        ] {
+            assert_eq!(
+                Checkpoint::parse_body(bad.as_bytes()),
+                Err(CheckpointError::Malformed),
+                "{bad:?}"
+            );
         }
     }
 }

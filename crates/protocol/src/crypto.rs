@@ -44,9 +44,16 @@ pub(crate) fn seal_chacha(key: &[u8; 32], nonce: &[u8; 12], ad: &[u8], pt: &[u8]
         .unwrap_or_default()
 }
 
-pub(crate) fn open_chacha(key: &[u8; 32], nonce: &[u8; 12], ad: &[u8], ct: &[u8]) -> Option<Vec<u8>> {
+pub(crate) fn open_chacha(
+    key: &[u8; 32],
+    nonce: &[u8; 12],
+    ad: &[u8],
+    ct: &[u8],
+) -> Option<Vec<u8>> {
     let cipher = ChaCha20Poly1305::new(key.into());
-    cipher.decrypt(nonce.into(), Payload { msg: ct, aad: ad }).ok()
+    cipher
+        .decrypt(nonce.into(), Payload { msg: ct, aad: ad })
+        .ok()
 }
 
 /// XChaCha20-Poly1305: 24-byte random nonces are safe under one key.
@@ -57,9 +64,16 @@ pub(crate) fn seal_xchacha(key: &[u8; 32], nonce: &[u8; 24], ad: &[u8], pt: &[u8
         .unwrap_or_default()
 }
 
-pub(crate) fn open_xchacha(key: &[u8; 32], nonce: &[u8; 24], ad: &[u8], ct: &[u8]) -> Option<Vec<u8>> {
+pub(crate) fn open_xchacha(
+    key: &[u8; 32],
+    nonce: &[u8; 24],
+    ad: &[u8],
+    ct: &[u8],
+) -> Option<Vec<u8>> {
     let cipher = XChaCha20Poly1305::new(key.into());
-    cipher.decrypt(nonce.into(), Payload { msg: ct, aad: ad }).ok()
+    cipher
+        .decrypt(nonce.into(), Payload { msg: ct, aad: ad })
+        .ok()
 }
 
 /// SHA-256.

@@ -10,7 +10,9 @@
 //! release share held by the relay, which hands the share out only after logging the
 //! device's signed request ([`document_key`]).
 
-use crate::constants::{DOCUMENT_CHUNK_SIZE, DOCUMENT_MAGIC, INFO_DOCUMENT_KEY, INFO_DOCUMENT_PAYLOAD, TAG_SIZE};
+use crate::constants::{
+    DOCUMENT_CHUNK_SIZE, DOCUMENT_MAGIC, INFO_DOCUMENT_KEY, INFO_DOCUMENT_PAYLOAD, TAG_SIZE,
+};
 use crate::crypto;
 use crate::encoding::{DecodeError, Writer};
 use crate::ids::{DocumentId, FileId, FirmId};
@@ -42,7 +44,11 @@ pub struct DocumentContext {
 
 /// `HKDF-SHA256(salt = release_share, ikm = epoch_key, info = INFO_DOCUMENT_KEY || version ||
 /// firm || file || document || epoch)`.
-pub fn document_key(epoch_key: &EpochKey, share: &ReleaseShare, ctx: &DocumentContext) -> DocumentKey {
+pub fn document_key(
+    epoch_key: &EpochKey,
+    share: &ReleaseShare,
+    ctx: &DocumentContext,
+) -> DocumentKey {
     let info_tail = Writer::new()
         .u8(PROTOCOL_VERSION)
         .fixed(&ctx.firm.0)
@@ -50,7 +56,11 @@ pub fn document_key(epoch_key: &EpochKey, share: &ReleaseShare, ctx: &DocumentCo
         .fixed(&ctx.document.0)
         .u64(ctx.epoch)
         .finish();
-    let k = crypto::hkdf32(Some(share.expose()), epoch_key.expose(), &[INFO_DOCUMENT_KEY.as_bytes(), &info_tail]);
+    let k = crypto::hkdf32(
+        Some(share.expose()),
+        epoch_key.expose(),
+        &[INFO_DOCUMENT_KEY.as_bytes(), &info_tail],
+    );
     DocumentKey::from_bytes(*k)
 }
 
@@ -91,7 +101,11 @@ impl StreamError {
 }
 
 fn payload_key(key: &DocumentKey, salt: &[u8; 32]) -> Zeroizing<[u8; 32]> {
-    crypto::hkdf32(Some(salt), key.expose(), &[INFO_DOCUMENT_PAYLOAD.as_bytes()])
+    crypto::hkdf32(
+        Some(salt),
+        key.expose(),
+        &[INFO_DOCUMENT_PAYLOAD.as_bytes()],
+    )
 }
 
 fn chunk_nonce(index: u64, last: bool) -> [u8; 12] {
@@ -117,7 +131,14 @@ impl StreamEncryptor {
         let mut header = [0u8; HEADER_LEN];
         header[..4].copy_from_slice(&DOCUMENT_MAGIC);
         header[4..].copy_from_slice(&salt);
-        (Self { key: payload_key(key, &salt), next: 0, finished: false }, header)
+        (
+            Self {
+                key: payload_key(key, &salt),
+                next: 0,
+                finished: false,
+            },
+            header,
+        )
     }
 
     /// Seals the next chunk. Every chunk but the last must be exactly
@@ -127,11 +148,15 @@ impl StreamEncryptor {
         if self.finished {
             return Err(StreamError::Misuse("stream already finished"));
         }
-        if plaintext.len() > DOCUMENT_CHUNK_SIZE || (!last && plaintext.len() != DOCUMENT_CHUNK_SIZE) {
+        if plaintext.len() > DOCUMENT_CHUNK_SIZE
+            || (!last && plaintext.len() != DOCUMENT_CHUNK_SIZE)
+        {
             return Err(StreamError::Misuse("wrong chunk size"));
         }
         if last && plaintext.is_empty() && self.next > 0 {
-            return Err(StreamError::Misuse("an empty final chunk is only allowed for an empty document"));
+            return Err(StreamError::Misuse(
+                "an empty final chunk is only allowed for an empty document",
+            ));
         }
         if u128::from(self.next) + 1 >= MAX_CHUNKS {
             return Err(StreamError::Misuse("too many chunks"));
@@ -157,14 +182,15 @@ pub struct StreamDecryptor {
 impl StreamDecryptor {
     /// Reads the header; `body_len` is the number of ciphertext bytes after it.
     pub fn new(key: &DocumentKey, header: &[u8], body_len: u64) -> Result<Self, StreamError> {
-        if header.len() != HEADER_LEN {
-            return Err(DecodeError::Truncated("document header").into());
-        }
-        if header[..4] != DOCUMENT_MAGIC {
+        let header: &[u8; HEADER_LEN] = header
+            .try_into()
+            .map_err(|_| DecodeError::Truncated("document header"))?;
+        let (magic, salt_bytes) = header.split_at(4);
+        if magic != DOCUMENT_MAGIC {
             return Err(DecodeError::InvalidValue("document magic").into());
         }
         let mut salt = [0u8; 32];
-        salt.copy_from_slice(&header[4..]);
+        salt.copy_from_slice(salt_bytes);
         if body_len == 0 {
             return Err(StreamError::Truncated);
         }
@@ -174,7 +200,12 @@ impl StreamDecryptor {
         if last_len < TAG_SIZE as u64 {
             return Err(DecodeError::InvalidValue("document length").into());
         }
-        Ok(Self { key: payload_key(key, &salt), next: 0, chunks, last_len: last_len as usize })
+        Ok(Self {
+            key: payload_key(key, &salt),
+            next: 0,
+            chunks,
+            last_len: last_len as usize,
+        })
     }
 
     /// Number of chunks the stream has.
@@ -195,7 +226,9 @@ impl StreamDecryptor {
 
     /// Opens the next chunk.
     pub fn open_chunk(&mut self, sealed: &[u8]) -> Result<Zeroizing<Vec<u8>>, StreamError> {
-        let expected = self.next_chunk_len().ok_or(StreamError::Misuse("stream already finished"))?;
+        let expected = self
+            .next_chunk_len()
+            .ok_or(StreamError::Misuse("stream already finished"))?;
         if sealed.len() != expected {
             return Err(StreamError::Misuse("wrong chunk length"));
         }
@@ -212,8 +245,13 @@ impl StreamDecryptor {
             None => {
                 // Tell truncation and trailing data apart from tampering: the same chunk
                 // opening with the other flag proves which boundary was moved.
-                if crypto::open_chacha(&self.key, &chunk_nonce(index, !last), &[], sealed).is_some() {
-                    Err(if last { StreamError::Truncated } else { StreamError::TrailingData })
+                if crypto::open_chacha(&self.key, &chunk_nonce(index, !last), &[], sealed).is_some()
+                {
+                    Err(if last {
+                        StreamError::Truncated
+                    } else {
+                        StreamError::TrailingData
+                    })
                 } else {
                     Err(StreamError::ChunkAuthFailed { index })
                 }
@@ -223,22 +261,34 @@ impl StreamDecryptor {
 }
 
 /// Encrypts a whole in-memory document: header followed by all chunks.
-pub fn encrypt_document<R: RngCore + CryptoRng>(key: &DocumentKey, plaintext: &[u8], rng: &mut R) -> Vec<u8> {
+pub fn encrypt_document<R: RngCore + CryptoRng>(
+    key: &DocumentKey,
+    plaintext: &[u8],
+    rng: &mut R,
+) -> Vec<u8> {
     let (mut enc, header) = StreamEncryptor::new(key, rng);
-    let mut out = Vec::with_capacity(HEADER_LEN + plaintext.len() + (plaintext.len() / DOCUMENT_CHUNK_SIZE + 1) * TAG_SIZE);
+    let mut out = Vec::with_capacity(
+        HEADER_LEN + plaintext.len() + (plaintext.len() / DOCUMENT_CHUNK_SIZE + 1) * TAG_SIZE,
+    );
     out.extend_from_slice(&header);
     let mut chunks = plaintext.chunks(DOCUMENT_CHUNK_SIZE).peekable();
     if chunks.peek().is_none() {
         out.extend(enc.seal_chunk(&[], true).unwrap_or_default());
     }
     while let Some(c) = chunks.next() {
-        out.extend(enc.seal_chunk(c, chunks.peek().is_none()).unwrap_or_default());
+        out.extend(
+            enc.seal_chunk(c, chunks.peek().is_none())
+                .unwrap_or_default(),
+        );
     }
     out
 }
 
 /// Decrypts a whole in-memory document produced by [`encrypt_document`].
-pub fn decrypt_document(key: &DocumentKey, stream: &[u8]) -> Result<Zeroizing<Vec<u8>>, StreamError> {
+pub fn decrypt_document(
+    key: &DocumentKey,
+    stream: &[u8],
+) -> Result<Zeroizing<Vec<u8>>, StreamError> {
     if stream.len() < HEADER_LEN {
         return Err(DecodeError::Truncated("document header").into());
     }
@@ -271,9 +321,20 @@ mod tests {
     #[test]
     fn sizes_around_chunk_boundaries_round_trip() {
         let mut rng = ChaCha20Rng::seed_from_u64(1);
-        for len in [0, 1, DOCUMENT_CHUNK_SIZE - 1, DOCUMENT_CHUNK_SIZE, DOCUMENT_CHUNK_SIZE + 1, 3 * DOCUMENT_CHUNK_SIZE] {
+        for len in [
+            0,
+            1,
+            DOCUMENT_CHUNK_SIZE - 1,
+            DOCUMENT_CHUNK_SIZE,
+            DOCUMENT_CHUNK_SIZE + 1,
+            3 * DOCUMENT_CHUNK_SIZE,
+        ] {
             let ct = encrypt_document(&key(1), &doc(len), &mut rng);
-            assert_eq!(&decrypt_document(&key(1), &ct).unwrap()[..], &doc(len)[..], "len {len}");
+            assert_eq!(
+                &decrypt_document(&key(1), &ct).unwrap()[..],
+                &doc(len)[..],
+                "len {len}"
+            );
         }
     }
 
@@ -285,32 +346,66 @@ mod tests {
         let c1 = c0.end..c0.end + SEALED_CHUNK_LEN;
 
         let truncated = &ct[..c1.end];
-        assert_eq!(decrypt_document(&key(1), truncated), Err(StreamError::Truncated));
+        assert_eq!(
+            decrypt_document(&key(1), truncated),
+            Err(StreamError::Truncated)
+        );
 
         let mut swapped = ct.clone();
         swapped[c0.clone()].copy_from_slice(&ct[c1.clone()]);
         swapped[c1.clone()].copy_from_slice(&ct[c0.clone()]);
-        assert_eq!(decrypt_document(&key(1), &swapped), Err(StreamError::ChunkAuthFailed { index: 0 }));
+        assert_eq!(
+            decrypt_document(&key(1), &swapped),
+            Err(StreamError::ChunkAuthFailed { index: 0 })
+        );
 
         let other = encrypt_document(&key(2), &doc(2 * DOCUMENT_CHUNK_SIZE + 10), &mut rng);
         let mut spliced = ct.clone();
         spliced[c1.clone()].copy_from_slice(&other[c1.clone()]);
-        assert_eq!(decrypt_document(&key(1), &spliced), Err(StreamError::ChunkAuthFailed { index: 1 }));
+        assert_eq!(
+            decrypt_document(&key(1), &spliced),
+            Err(StreamError::ChunkAuthFailed { index: 1 })
+        );
 
         let short = encrypt_document(&key(1), &doc(DOCUMENT_CHUNK_SIZE), &mut rng);
         let mut extended = short.clone();
         extended.extend_from_slice(&[0u8; TAG_SIZE + 5]);
-        assert_eq!(decrypt_document(&key(1), &extended), Err(StreamError::TrailingData));
+        assert_eq!(
+            decrypt_document(&key(1), &extended),
+            Err(StreamError::TrailingData)
+        );
     }
 
     #[test]
     fn document_key_binds_share_and_context() {
         let ek = EpochKey::from_bytes([1; 32]);
-        let ctx = DocumentContext { firm: FirmId([1; 16]), file: FileId([2; 16]), document: DocumentId([3; 16]), epoch: 1 };
+        let ctx = DocumentContext {
+            firm: FirmId([1; 16]),
+            file: FileId([2; 16]),
+            document: DocumentId([3; 16]),
+            epoch: 1,
+        };
         let k = document_key(&ek, &ReleaseShare::from_bytes([5; 32]), &ctx);
-        assert_ne!(k, document_key(&ek, &ReleaseShare::from_bytes([6; 32]), &ctx));
-        assert_ne!(k, document_key(&ek, &ReleaseShare::from_bytes([5; 32]), &DocumentContext { epoch: 2, ..ctx }));
-        assert_ne!(k, document_key(&EpochKey::from_bytes([2; 32]), &ReleaseShare::from_bytes([5; 32]), &ctx));
+        assert_ne!(
+            k,
+            document_key(&ek, &ReleaseShare::from_bytes([6; 32]), &ctx)
+        );
+        assert_ne!(
+            k,
+            document_key(
+                &ek,
+                &ReleaseShare::from_bytes([5; 32]),
+                &DocumentContext { epoch: 2, ..ctx }
+            )
+        );
+        assert_ne!(
+            k,
+            document_key(
+                &EpochKey::from_bytes([2; 32]),
+                &ReleaseShare::from_bytes([5; 32]),
+                &ctx
+            )
+        );
     }
 
     proptest! {

@@ -153,7 +153,11 @@ impl<'a> Reader<'a> {
     pub fn var(&mut self, what: &'static str, max: usize) -> Result<&'a [u8], DecodeError> {
         let len = self.u32(what)? as usize;
         if len > max {
-            return Err(DecodeError::TooLong { field: what, len, max });
+            return Err(DecodeError::TooLong {
+                field: what,
+                len,
+                max,
+            });
         }
         self.take(len, what)
     }
@@ -204,7 +208,11 @@ mod tests {
         let bytes = Writer::new().var(&[0u8; 10]).finish();
         assert_eq!(
             Reader::new(&bytes).var("f", 9),
-            Err(DecodeError::TooLong { field: "f", len: 10, max: 9 })
+            Err(DecodeError::TooLong {
+                field: "f",
+                len: 10,
+                max: 9
+            })
         );
     }
 }

@@ -201,7 +201,10 @@ mod tests {
 
         let k = EpochKey::from_bytes([0x42; 32]);
         assert_eq!(format!("{k:?}"), "EpochKey([redacted])");
-        assert_eq!(format!("{:?}", MemberKey::from_bytes([1; 32])), "MemberKey([redacted])");
+        assert_eq!(
+            format!("{:?}", MemberKey::from_bytes([1; 32])),
+            "MemberKey([redacted])"
+        );
     }
 
     #[test]

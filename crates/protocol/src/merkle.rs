@@ -67,8 +67,8 @@ pub fn root(leaves: &[Hash]) -> Hash {
         [] => empty_root(),
         [one] => *one,
         _ => {
-            let k = split(leaves.len());
-            node_hash(&root(&leaves[..k]), &root(&leaves[k..]))
+            let (left, right) = leaves.split_at(split(leaves.len()));
+            node_hash(&root(left), &root(right))
         }
     }
 }
@@ -83,12 +83,13 @@ pub fn inclusion_proof(leaves: &[Hash], index: usize) -> Option<Vec<Hash>> {
             return;
         }
         let k = split(d.len());
+        let (left, right) = d.split_at(k);
         if m < k {
-            path(m, &d[..k], out);
-            out.push(root(&d[k..]));
+            path(m, left, out);
+            out.push(root(right));
         } else {
-            path(m - k, &d[k..], out);
-            out.push(root(&d[..k]));
+            path(m - k, right, out);
+            out.push(root(left));
         }
     }
     let mut out = Vec::new();
@@ -111,12 +112,13 @@ pub fn consistency_proof(leaves: &[Hash], old_size: usize) -> Option<Vec<Hash>> 
             return;
         }
         let k = split(n);
+        let (left, right) = d.split_at(k);
         if m <= k {
-            subproof(m, &d[..k], complete, out);
-            out.push(root(&d[k..]));
+            subproof(m, left, complete, out);
+            out.push(root(right));
         } else {
-            subproof(m - k, &d[k..], false, out);
-            out.push(root(&d[..k]));
+            subproof(m - k, right, false, out);
+            out.push(root(left));
         }
     }
     let mut out = Vec::new();
@@ -128,7 +130,13 @@ pub fn consistency_proof(leaves: &[Hash], old_size: usize) -> Option<Vec<Hash>> 
 
 /// Verifies that `leaf` is at `index` in the tree of `size` leaves with root `root`
 /// (RFC 9162 §2.1.3.2).
-pub fn verify_inclusion(leaf: &Hash, index: u64, size: u64, proof: &[Hash], root: &Hash) -> Result<(), ProofError> {
+pub fn verify_inclusion(
+    leaf: &Hash,
+    index: u64,
+    size: u64,
+    proof: &[Hash],
+    root: &Hash,
+) -> Result<(), ProofError> {
     if index >= size || proof.len() > MAX_PROOF_HASHES {
         return Err(ProofError::Malformed);
     }
@@ -178,11 +186,19 @@ pub fn verify_consistency(
         if !proof.is_empty() {
             return Err(ProofError::Malformed);
         }
-        return if old_root == new_root { Ok(()) } else { Err(ProofError::RootMismatch) };
+        return if old_root == new_root {
+            Ok(())
+        } else {
+            Err(ProofError::RootMismatch)
+        };
     }
     if old_size == 0 {
         // Every tree extends the empty tree; the proof is empty.
-        return if proof.is_empty() { Ok(()) } else { Err(ProofError::Malformed) };
+        return if proof.is_empty() {
+            Ok(())
+        } else {
+            Err(ProofError::Malformed)
+        };
     }
     let mut path: Vec<Hash> = proof.to_vec();
     if old_size.is_power_of_two() {
@@ -231,14 +247,22 @@ mod tests {
     use proptest::prelude::*;
 
     fn leaves(n: usize) -> Vec<Hash> {
-        (0..n).map(|i| leaf_hash(&(i as u64).to_be_bytes())).collect()
+        (0..n)
+            .map(|i| leaf_hash(&(i as u64).to_be_bytes()))
+            .collect()
     }
 
     #[test]
     fn rfc6962_known_answers() {
         // Empty tree and single leaf, from RFC 6962 / the CT reference test data.
-        assert_eq!(hex::encode(empty_root()), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
-        assert_eq!(hex::encode(leaf_hash(b"")), "6e340b9cffb37a989ca544e6bb780a2c78901d3fb33738768511a30617afa01d");
+        assert_eq!(
+            hex::encode(empty_root()),
+            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+        );
+        assert_eq!(
+            hex::encode(leaf_hash(b"")),
+            "6e340b9cffb37a989ca544e6bb780a2c78901d3fb33738768511a30617afa01d"
+        );
     }
 
     #[test]
@@ -248,12 +272,20 @@ mod tests {
             let r = root(&l);
             for i in 0..n {
                 let p = inclusion_proof(&l, i).unwrap();
-                assert_eq!(verify_inclusion(&l[i], i as u64, n as u64, &p, &r), Ok(()), "n={n} i={i}");
+                assert_eq!(
+                    verify_inclusion(&l[i], i as u64, n as u64, &p, &r),
+                    Ok(()),
+                    "n={n} i={i}"
+                );
             }
             for m in 0..=n {
                 let p = consistency_proof(&l, m).unwrap();
                 let old = root(&l[..m]);
-                assert_eq!(verify_consistency(m as u64, n as u64, &old, &r, &p), Ok(()), "m={m} n={n}");
+                assert_eq!(
+                    verify_consistency(m as u64, n as u64, &old, &r, &p),
+                    Ok(()),
+                    "m={m} n={n}"
+                );
             }
         }
     }

@@ -49,7 +49,11 @@ pub struct RecordRef {
 impl RecordHeader {
     /// The reference naming this record.
     pub fn reference(&self) -> RecordRef {
-        RecordRef { firm: self.firm, file: self.file, record: self.record }
+        RecordRef {
+            firm: self.firm,
+            file: self.file,
+            record: self.record,
+        }
     }
 
     fn encode_into(&self, w: &mut Writer) {
@@ -149,7 +153,18 @@ impl RecordEnvelope {
         let ciphertext = r.var("ciphertext", MAX_RECORD_PLAINTEXT + 16)?.to_vec();
         let signature = r.array("signature")?;
         r.finish()?;
-        Ok(Self { header, nonce, ciphertext, signature })
+        Ok(Self {
+            header,
+            nonce,
+            ciphertext,
+            signature,
+        })
+    }
+
+    /// (Re-)signs the envelope as `author`. [`seal_record`] already does this; the separate
+    /// call exists for tools that must build envelopes with chosen headers (test vectors).
+    pub fn sign(&mut self, author: &DeviceSigningKey) {
+        self.signature = crypto::sign(author.inner(), CTX_RECORD, &self.signed_bytes()).to_bytes();
     }
 
     /// Checks the author's signature only (what the relay does).
@@ -181,8 +196,13 @@ pub fn seal_record<R: RngCore + CryptoRng>(
     rng.fill_bytes(&mut nonce);
     let ad = RecordEnvelope::associated_data(header, &nonce);
     let ciphertext = crypto::seal_xchacha(&record_key(epoch_key), &nonce, &ad, plaintext);
-    let mut env = RecordEnvelope { header: *header, nonce, ciphertext, signature: [0; 64] };
-    env.signature = crypto::sign(author.inner(), CTX_RECORD, &env.signed_bytes()).to_bytes();
+    let mut env = RecordEnvelope {
+        header: *header,
+        nonce,
+        ciphertext,
+        signature: [0; 64],
+    };
+    env.sign(author);
     Ok(env)
 }
 
@@ -224,14 +244,24 @@ mod tests {
             version: 2,
             author: DeviceId([4; 16]),
         };
-        (seal_record(&header, &key, &author, pt, &mut rng).unwrap(), key, author)
+        (
+            seal_record(&header, &key, &author, pt, &mut rng).unwrap(),
+            key,
+            author,
+        )
     }
 
     #[test]
     fn wrong_record_is_refused_before_crypto() {
         let (env, key, author) = fixture(b"x");
-        let other = RecordRef { record: RecordId([9; 16]), ..env.header.reference() };
-        assert_eq!(open_record(&env, &other, &key, &author.verifying_key()), Err(RecordError::WrongRecord));
+        let other = RecordRef {
+            record: RecordId([9; 16]),
+            ..env.header.reference()
+        };
+        assert_eq!(
+            open_record(&env, &other, &key, &author.verifying_key()),
+            Err(RecordError::WrongRecord)
+        );
     }
 
     proptest! {

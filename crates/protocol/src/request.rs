@@ -73,6 +73,20 @@ pub enum RequestError {
     Replayed,
 }
 
+impl RequestError {
+    /// The failure class as named in the test vectors.
+    pub fn class(&self) -> &'static str {
+        match self {
+            Self::Malformed(_) => "Malformed",
+            Self::Stale => "Stale",
+            Self::FromFuture => "FromFuture",
+            Self::BadSignature => "BadSignature",
+            Self::BodyHashMismatch => "BodyHashMismatch",
+            Self::Replayed => "Replayed",
+        }
+    }
+}
+
 fn validate_method(m: &str) -> Result<(), DecodeError> {
     if m.is_empty() || m.len() > MAX_METHOD_LEN || !m.bytes().all(|b| b.is_ascii_uppercase()) {
         return Err(DecodeError::InvalidValue("method"));
@@ -81,10 +95,7 @@ fn validate_method(m: &str) -> Result<(), DecodeError> {
 }
 
 fn validate_path(p: &str) -> Result<(), DecodeError> {
-    if p.len() > MAX_PATH_LEN
-        || !p.starts_with('/')
-        || !p.bytes().all(|b| b.is_ascii_graphic())
-    {
+    if p.len() > MAX_PATH_LEN || !p.starts_with('/') || !p.bytes().all(|b| b.is_ascii_graphic()) {
         return Err(DecodeError::InvalidValue("path"));
     }
     Ok(())
@@ -162,7 +173,10 @@ impl RequestHead {
     /// Signs the head with the device key.
     pub fn sign(self, key: &DeviceSigningKey) -> SignedRequest {
         let signature = crypto::sign(key.inner(), CTX_REQUEST, &self.signature_base()).to_bytes();
-        SignedRequest { head: self, signature }
+        SignedRequest {
+            head: self,
+            signature,
+        }
     }
 }
 
@@ -197,7 +211,12 @@ impl SignedRequest {
 
     /// Checks only the signature (used by auditors on logged requests).
     pub fn verify_signature(&self, key: &VerifyingKey) -> Result<(), RequestError> {
-        if crypto::verify(key, CTX_REQUEST, &self.head.signature_base(), &self.signature) {
+        if crypto::verify(
+            key,
+            CTX_REQUEST,
+            &self.head.signature_base(),
+            &self.signature,
+        ) {
             Ok(())
         } else {
             Err(RequestError::BadSignature)
@@ -222,13 +241,22 @@ impl NonceWindow {
     }
 
     /// Records `(device, nonce)` valid until `expires_ms`; `false` if it was already there.
-    pub fn insert(&mut self, device: DeviceId, nonce: [u8; 16], expires_ms: u64, now_ms: u64) -> bool {
+    pub fn insert(
+        &mut self,
+        device: DeviceId,
+        nonce: [u8; 16],
+        expires_ms: u64,
+        now_ms: u64,
+    ) -> bool {
         self.evict(now_ms);
         if self.seen.contains_key(&(device, nonce)) {
             return false;
         }
         self.seen.insert((device, nonce), expires_ms);
-        self.by_expiry.entry(expires_ms).or_default().push((device, nonce));
+        self.by_expiry
+            .entry(expires_ms)
+            .or_default()
+            .push((device, nonce));
         true
     }
 
@@ -270,7 +298,10 @@ impl Default for RequestVerifier {
 impl RequestVerifier {
     /// A verifier accepting timestamps within `max_skew_ms` of the relay's clock.
     pub fn new(max_skew_ms: u64) -> Self {
-        Self { max_skew_ms, nonces: NonceWindow::new() }
+        Self {
+            max_skew_ms,
+            nonces: NonceWindow::new(),
+        }
     }
 
     /// Checks a request, in this order: freshness, signature, body hash, nonce.
@@ -289,11 +320,19 @@ impl RequestVerifier {
         if crypto::sha256(&[body]) != req.head.body_sha256 {
             return Err(RequestError::BodyHashMismatch);
         }
-        let expires = req.head.timestamp_ms.saturating_add(self.max_skew_ms);
-        if !self.nonces.insert(req.head.device, req.head.nonce, expires, now_ms) {
+        if !self.remember(req, now_ms) {
             return Err(RequestError::Replayed);
         }
         Ok(())
+    }
+
+    /// Records the request's nonce as used until its timestamp leaves the window, without
+    /// other checks (for restoring the window, e.g. from a relay's durable nonce table).
+    /// Returns `false` if the nonce was already recorded.
+    pub fn remember(&mut self, req: &SignedRequest, now_ms: u64) -> bool {
+        let expires = req.head.timestamp_ms.saturating_add(self.max_skew_ms);
+        self.nonces
+            .insert(req.head.device, req.head.nonce, expires, now_ms)
     }
 }
 
@@ -336,8 +375,14 @@ mod tests {
     fn accepts_once_then_refuses_replay() {
         let (key, req, body) = fixture();
         let mut v = RequestVerifier::default();
-        assert_eq!(v.verify(&req, &key.verifying_key(), &body, 1_000_500), Ok(()));
-        assert_eq!(v.verify(&req, &key.verifying_key(), &body, 1_000_600), Err(RequestError::Replayed));
+        assert_eq!(
+            v.verify(&req, &key.verifying_key(), &body, 1_000_500),
+            Ok(())
+        );
+        assert_eq!(
+            v.verify(&req, &key.verifying_key(), &body, 1_000_600),
+            Err(RequestError::Replayed)
+        );
     }
 
     #[test]
@@ -345,9 +390,18 @@ mod tests {
         let (key, req, body) = fixture();
         let mut v = RequestVerifier::new(1000);
         let vk = key.verifying_key();
-        assert_eq!(v.verify(&req, &vk, &body, 1_001_001), Err(RequestError::Stale));
-        assert_eq!(v.verify(&req, &vk, &body, 998_999), Err(RequestError::FromFuture));
-        assert_eq!(v.verify(&req, &vk, b"other", 1_000_000), Err(RequestError::BodyHashMismatch));
+        assert_eq!(
+            v.verify(&req, &vk, &body, 1_001_001),
+            Err(RequestError::Stale)
+        );
+        assert_eq!(
+            v.verify(&req, &vk, &body, 998_999),
+            Err(RequestError::FromFuture)
+        );
+        assert_eq!(
+            v.verify(&req, &vk, b"other", 1_000_000),
+            Err(RequestError::BodyHashMismatch)
+        );
         // A failed attempt must not burn the nonce.
         assert_eq!(v.verify(&req, &vk, &body, 1_000_000), Ok(()));
     }
@@ -369,7 +423,10 @@ mod tests {
             h.method = m.into();
             h.path = p.into();
             let bytes = h.sign(&key).to_bytes();
-            assert!(matches!(SignedRequest::from_bytes(&bytes), Err(DecodeError::InvalidValue(_))));
+            assert!(matches!(
+                SignedRequest::from_bytes(&bytes),
+                Err(DecodeError::InvalidValue(_))
+            ));
         }
     }
 

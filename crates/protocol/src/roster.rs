@@ -62,14 +62,30 @@ pub struct DeviceCertificate {
 
 impl DeviceCertificate {
     /// Certifies `device` for `member` in `firm`.
-    pub fn issue(firm: FirmId, member: MemberId, device: DeviceId, keys: DeviceKeys, master: &MasterSigningKey) -> Self {
+    pub fn issue(
+        firm: FirmId,
+        member: MemberId,
+        device: DeviceId,
+        keys: DeviceKeys,
+        master: &MasterSigningKey,
+    ) -> Self {
         let msg = Self::signed_bytes(firm, member, device, &keys);
         let signature = crypto::sign(master.inner(), CTX_DEVICE_CERT, &msg).to_bytes();
-        Self { member, device, keys, signature }
+        Self {
+            member,
+            device,
+            keys,
+            signature,
+        }
     }
 
     /// `version || firm || member || device || signing || identity || wrap`.
-    pub fn signed_bytes(firm: FirmId, member: MemberId, device: DeviceId, keys: &DeviceKeys) -> Vec<u8> {
+    pub fn signed_bytes(
+        firm: FirmId,
+        member: MemberId,
+        device: DeviceId,
+        keys: &DeviceKeys,
+    ) -> Vec<u8> {
         Writer::new()
             .u8(PROTOCOL_VERSION)
             .fixed(&firm.0)
@@ -159,8 +175,14 @@ impl EventKind {
             Self::Genesis { owner_key } => {
                 w.fixed(owner_key.as_bytes());
             }
-            Self::MemberAdded { member, master_key, role } => {
-                w.fixed(&member.0).fixed(master_key.as_bytes()).u8(*role as u8);
+            Self::MemberAdded {
+                member,
+                master_key,
+                role,
+            } => {
+                w.fixed(&member.0)
+                    .fixed(master_key.as_bytes())
+                    .u8(*role as u8);
             }
             Self::MemberRemoved { member } => {
                 w.fixed(&member.0);
@@ -187,9 +209,12 @@ impl EventKind {
 
     fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         let member = |r: &mut Reader<'_>| r.array("member").map(MemberId);
-        let key = |r: &mut Reader<'_>, what| r.array(what).and_then(|b| verifying_key_from_bytes(&b));
+        let key =
+            |r: &mut Reader<'_>, what| r.array(what).and_then(|b| verifying_key_from_bytes(&b));
         Ok(match r.u8("kind")? {
-            1 => Self::Genesis { owner_key: key(r, "owner_key")? },
+            1 => Self::Genesis {
+                owner_key: key(r, "owner_key")?,
+            },
             2 => Self::MemberAdded {
                 member: member(r)?,
                 master_key: key(r, "master_key")?,
@@ -206,10 +231,21 @@ impl EventKind {
                 },
                 signature: r.array("device_cert_signature")?,
             }),
-            5 => Self::DeviceRevoked { device: DeviceId(r.array("device")?) },
-            6 => Self::RoleChanged { member: member(r)?, role: Role::from_u8(r.u8("role")?)? },
-            7 => Self::FileAccessGranted { file: FileId(r.array("file")?), member: member(r)? },
-            8 => Self::FileAccessRemoved { file: FileId(r.array("file")?), member: member(r)? },
+            5 => Self::DeviceRevoked {
+                device: DeviceId(r.array("device")?),
+            },
+            6 => Self::RoleChanged {
+                member: member(r)?,
+                role: Role::from_u8(r.u8("role")?)?,
+            },
+            7 => Self::FileAccessGranted {
+                file: FileId(r.array("file")?),
+                member: member(r)?,
+            },
+            8 => Self::FileAccessRemoved {
+                file: FileId(r.array("file")?),
+                member: member(r)?,
+            },
             _ => return Err(DecodeError::InvalidValue("kind")),
         })
     }
@@ -258,7 +294,10 @@ impl EventBody {
     /// Signs the body.
     pub fn sign(self, key: &MasterSigningKey) -> RosterEvent {
         let signature = crypto::sign(key.inner(), CTX_ROSTER_EVENT, &self.to_bytes()).to_bytes();
-        RosterEvent { body: self, signature }
+        RosterEvent {
+            body: self,
+            signature,
+        }
     }
 }
 
@@ -453,7 +492,10 @@ impl Roster {
             return Err(RosterError::BadGenesis { seq: b.seq });
         };
         if b.seq != 0 {
-            return Err(RosterError::Gap { seq: b.seq, expected: 0 });
+            return Err(RosterError::Gap {
+                seq: b.seq,
+                expected: 0,
+            });
         }
         if b.prev != [0; 32] {
             return Err(RosterError::Fork { seq: 0 });
@@ -467,7 +509,10 @@ impl Roster {
             MemberState {
                 master_key: *owner_key,
                 role: Role::Admin,
-                active: Interval { from: b.timestamp_ms, until: None },
+                active: Interval {
+                    from: b.timestamp_ms,
+                    until: None,
+                },
             },
         );
         Ok(Self {
@@ -482,7 +527,9 @@ impl Roster {
     }
 
     /// Verifies a whole chain from genesis.
-    pub fn verify_chain<'a, I: IntoIterator<Item = &'a RosterEvent>>(events: I) -> Result<Self, RosterError> {
+    pub fn verify_chain<'a, I: IntoIterator<Item = &'a RosterEvent>>(
+        events: I,
+    ) -> Result<Self, RosterError> {
         let mut it = events.into_iter();
         let genesis = it.next().ok_or(RosterError::BadGenesis { seq: 0 })?;
         let mut roster = Self::from_genesis(genesis)?;
@@ -507,7 +554,10 @@ impl Roster {
             return Err(RosterError::WrongFirm { seq });
         }
         if seq != self.len {
-            return Err(RosterError::Gap { seq, expected: self.len });
+            return Err(RosterError::Gap {
+                seq,
+                expected: self.len,
+            });
         }
         if b.prev != self.head {
             return Err(RosterError::Fork { seq });
@@ -515,11 +565,19 @@ impl Roster {
         if b.timestamp_ms < self.last_time {
             return Err(RosterError::TimeReversed { seq });
         }
-        let signer = self.members.get(&b.signer).ok_or(RosterError::Unauthorized { seq })?;
+        let signer = self
+            .members
+            .get(&b.signer)
+            .ok_or(RosterError::Unauthorized { seq })?;
         if signer.active.until.is_some() {
             return Err(RosterError::AfterRevocation { seq });
         }
-        if !crypto::verify(&signer.master_key, CTX_ROSTER_EVENT, &b.to_bytes(), &event.signature) {
+        if !crypto::verify(
+            &signer.master_key,
+            CTX_ROSTER_EVENT,
+            &b.to_bytes(),
+            &event.signature,
+        ) {
             return Err(RosterError::BadSignature { seq });
         }
         let signer_is_admin = signer.role == Role::Admin;
@@ -527,7 +585,11 @@ impl Roster {
 
         match &b.kind {
             EventKind::Genesis { .. } => return Err(RosterError::BadGenesis { seq }),
-            EventKind::MemberAdded { member, master_key, role } => {
+            EventKind::MemberAdded {
+                member,
+                master_key,
+                role,
+            } => {
                 require(signer_is_admin, RosterError::Unauthorized { seq })?;
                 if let Some(m) = self.members.get(member) {
                     return Err(if m.active.until.is_some() {
@@ -538,13 +600,25 @@ impl Roster {
                 }
                 self.members.insert(
                     *member,
-                    MemberState { master_key: *master_key, role: *role, active: Interval { from: now, until: None } },
+                    MemberState {
+                        master_key: *master_key,
+                        role: *role,
+                        active: Interval {
+                            from: now,
+                            until: None,
+                        },
+                    },
                 );
             }
             EventKind::MemberRemoved { member } => {
                 require(signer_is_admin, RosterError::Unauthorized { seq })?;
                 self.active_member(member, seq)?;
-                if self.members.get(member).is_some_and(|m| m.role == Role::Admin) && self.admin_count() <= 1 {
+                if self
+                    .members
+                    .get(member)
+                    .is_some_and(|m| m.role == Role::Admin)
+                    && self.admin_count() <= 1
+                {
                     return Err(RosterError::LastAdmin { seq });
                 }
                 if let Some(m) = self.members.get_mut(member) {
@@ -562,7 +636,10 @@ impl Roster {
                 }
             }
             EventKind::DeviceAdded(cert) => {
-                require(signer_is_admin || b.signer == cert.member, RosterError::Unauthorized { seq })?;
+                require(
+                    signer_is_admin || b.signer == cert.member,
+                    RosterError::Unauthorized { seq },
+                )?;
                 let owner = self.active_member(&cert.member, seq)?;
                 if !cert.verify(self.firm, &owner.master_key) {
                     return Err(RosterError::BadDeviceCertificate { seq });
@@ -575,13 +652,22 @@ impl Roster {
                     DeviceState {
                         member: cert.member,
                         keys: cert.keys.clone(),
-                        active: Interval { from: now, until: None },
+                        active: Interval {
+                            from: now,
+                            until: None,
+                        },
                     },
                 );
             }
             EventKind::DeviceRevoked { device } => {
-                let d = self.devices.get(device).ok_or(RosterError::Unknown { seq })?;
-                require(signer_is_admin || b.signer == d.member, RosterError::Unauthorized { seq })?;
+                let d = self
+                    .devices
+                    .get(device)
+                    .ok_or(RosterError::Unknown { seq })?;
+                require(
+                    signer_is_admin || b.signer == d.member,
+                    RosterError::Unauthorized { seq },
+                )?;
                 if d.active.until.is_some() {
                     return Err(RosterError::AfterRevocation { seq });
                 }
@@ -609,7 +695,10 @@ impl Roster {
                 if intervals.last().is_some_and(|i| i.until.is_none()) {
                     return Err(RosterError::Duplicate { seq });
                 }
-                intervals.push(Interval { from: now, until: None });
+                intervals.push(Interval {
+                    from: now,
+                    until: None,
+                });
             }
             EventKind::FileAccessRemoved { file, member } => {
                 require(signer_is_admin, RosterError::Unauthorized { seq })?;
@@ -630,7 +719,10 @@ impl Roster {
     }
 
     fn active_member(&self, member: &MemberId, seq: u64) -> Result<&MemberState, RosterError> {
-        let m = self.members.get(member).ok_or(RosterError::Unknown { seq })?;
+        let m = self
+            .members
+            .get(member)
+            .ok_or(RosterError::Unknown { seq })?;
         if m.active.until.is_some() {
             return Err(RosterError::AfterRevocation { seq });
         }
@@ -638,7 +730,10 @@ impl Roster {
     }
 
     fn admin_count(&self) -> usize {
-        self.members.values().filter(|m| m.role == Role::Admin && m.active.until.is_none()).count()
+        self.members
+            .values()
+            .filter(|m| m.role == Role::Admin && m.active.until.is_none())
+            .count()
     }
 
     /// The firm.
@@ -672,9 +767,14 @@ impl Roster {
     }
 
     /// The active devices of a member now.
-    pub fn active_devices(&self, member: &MemberId) -> impl Iterator<Item = (&DeviceId, &DeviceState)> {
+    pub fn active_devices(
+        &self,
+        member: &MemberId,
+    ) -> impl Iterator<Item = (&DeviceId, &DeviceState)> {
         let member = *member;
-        self.devices.iter().filter(move |(_, d)| d.member == member && d.active.until.is_none())
+        self.devices
+            .iter()
+            .filter(move |(_, d)| d.member == member && d.active.until.is_none())
     }
 
     /// Members with access to a file now.
@@ -689,7 +789,11 @@ impl Roster {
     /// Whether `device` could act for the firm at time `t_ms`.
     pub fn device_active_at(&self, device: &DeviceId, t_ms: u64) -> bool {
         self.devices.get(device).is_some_and(|d| {
-            d.active.contains(t_ms) && self.members.get(&d.member).is_some_and(|m| m.active.contains(t_ms))
+            d.active.contains(t_ms)
+                && self
+                    .members
+                    .get(&d.member)
+                    .is_some_and(|m| m.active.contains(t_ms))
         })
     }
 
@@ -735,22 +839,40 @@ mod tests {
         fn new() -> Self {
             let mut rng = ChaCha20Rng::seed_from_u64(9);
             let firm = FirmId::random(&mut rng);
-            let owner = (MemberId::random(&mut rng), MasterSigningKey::generate(&mut rng));
+            let owner = (
+                MemberId::random(&mut rng),
+                MasterSigningKey::generate(&mut rng),
+            );
             let genesis = EventBody {
                 firm,
                 seq: 0,
                 prev: [0; 32],
                 timestamp_ms: 1000,
                 signer: owner.0,
-                kind: EventKind::Genesis { owner_key: owner.1.verifying_key() },
+                kind: EventKind::Genesis {
+                    owner_key: owner.1.verifying_key(),
+                },
             }
             .sign(&owner.1);
             let roster = Roster::from_genesis(&genesis).unwrap();
-            Self { rng, firm, events: vec![genesis], roster, owner }
+            Self {
+                rng,
+                firm,
+                events: vec![genesis],
+                roster,
+                owner,
+            }
         }
 
         fn body(&self, t: u64, signer: MemberId, kind: EventKind) -> EventBody {
-            EventBody { firm: self.firm, seq: self.roster.len(), prev: self.roster.head(), timestamp_ms: t, signer, kind }
+            EventBody {
+                firm: self.firm,
+                seq: self.roster.len(),
+                prev: self.roster.head(),
+                timestamp_ms: t,
+                signer,
+                kind,
+            }
         }
 
         fn push(&mut self, t: u64, kind: EventKind) -> Result<(), RosterError> {
@@ -763,7 +885,15 @@ mod tests {
         fn add_member(&mut self, t: u64, role: Role) -> (MemberId, MasterSigningKey) {
             let id = MemberId::random(&mut self.rng);
             let key = MasterSigningKey::generate(&mut self.rng);
-            self.push(t, EventKind::MemberAdded { member: id, master_key: key.verifying_key(), role }).unwrap();
+            self.push(
+                t,
+                EventKind::MemberAdded {
+                    member: id,
+                    master_key: key.verifying_key(),
+                    role,
+                },
+            )
+            .unwrap();
             (id, key)
         }
 
@@ -786,10 +916,14 @@ mod tests {
         let (anna, anna_key) = f.add_member(2000, Role::Member);
         let laptop = f.add_device(3000, anna, &anna_key);
         let file = FileId([5; 16]);
-        f.push(4000, EventKind::FileAccessGranted { file, member: anna }).unwrap();
-        f.push(5000, EventKind::FileAccessRemoved { file, member: anna }).unwrap();
-        f.push(6000, EventKind::FileAccessGranted { file, member: anna }).unwrap();
-        f.push(7000, EventKind::DeviceRevoked { device: laptop }).unwrap();
+        f.push(4000, EventKind::FileAccessGranted { file, member: anna })
+            .unwrap();
+        f.push(5000, EventKind::FileAccessRemoved { file, member: anna })
+            .unwrap();
+        f.push(6000, EventKind::FileAccessGranted { file, member: anna })
+            .unwrap();
+        f.push(7000, EventKind::DeviceRevoked { device: laptop })
+            .unwrap();
 
         let r = &f.roster;
         assert!(!r.was_allowed_to_read(&laptop, &file, 3999));
@@ -809,23 +943,47 @@ mod tests {
         let (bob, bob_key) = f.add_member(2000, Role::Member);
         // A non-admin may not add members.
         let e = f
-            .body(2100, bob, EventKind::MemberAdded { member: MemberId([9; 16]), master_key: bob_key.verifying_key(), role: Role::Admin })
+            .body(
+                2100,
+                bob,
+                EventKind::MemberAdded {
+                    member: MemberId([9; 16]),
+                    master_key: bob_key.verifying_key(),
+                    role: Role::Admin,
+                },
+            )
             .sign(&bob_key);
-        assert_eq!(f.roster.apply(&e), Err(RosterError::Unauthorized { seq: 2 }));
+        assert_eq!(
+            f.roster.apply(&e),
+            Err(RosterError::Unauthorized { seq: 2 })
+        );
         // The last admin cannot leave.
         assert_eq!(
             f.push(2200, EventKind::MemberRemoved { member: f.owner.0 }),
             Err(RosterError::LastAdmin { seq: 2 })
         );
-        f.push(2300, EventKind::MemberRemoved { member: bob }).unwrap();
+        f.push(2300, EventKind::MemberRemoved { member: bob })
+            .unwrap();
         // Nothing may refer to a removed member.
         assert_eq!(
-            f.push(2400, EventKind::FileAccessGranted { file: FileId([1; 16]), member: bob }),
+            f.push(
+                2400,
+                EventKind::FileAccessGranted {
+                    file: FileId([1; 16]),
+                    member: bob
+                }
+            ),
             Err(RosterError::AfterRevocation { seq: 3 })
         );
         // Time may not go backwards.
         assert_eq!(
-            f.push(100, EventKind::FileAccessGranted { file: FileId([1; 16]), member: f.owner.0 }),
+            f.push(
+                100,
+                EventKind::FileAccessGranted {
+                    file: FileId([1; 16]),
+                    member: f.owner.0
+                }
+            ),
             Err(RosterError::TimeReversed { seq: 3 })
         );
     }

@@ -76,7 +76,11 @@ impl MemberKeyContext {
     }
 }
 
-fn member_wrap_kek(shared: &[u8; 32], eph: &WrapPublicKey, recipient: &WrapPublicKey) -> Zeroizing<[u8; 32]> {
+fn member_wrap_kek(
+    shared: &[u8; 32],
+    eph: &WrapPublicKey,
+    recipient: &WrapPublicKey,
+) -> Zeroizing<[u8; 32]> {
     let mut salt = [0u8; 64];
     salt[..32].copy_from_slice(eph.as_bytes());
     salt[32..].copy_from_slice(recipient.as_bytes());
@@ -104,7 +108,11 @@ pub fn wrap_member_key<R: RngCore + CryptoRng>(
 }
 
 /// Unwraps a member key with the receiving device's wrap secret.
-pub fn unwrap_member_key(wrapped: &[u8], secret: &DeviceWrapSecret, ctx: &MemberKeyContext) -> Result<MemberKey, UnwrapError> {
+pub fn unwrap_member_key(
+    wrapped: &[u8],
+    secret: &DeviceWrapSecret,
+    ctx: &MemberKeyContext,
+) -> Result<MemberKey, UnwrapError> {
     let mut r = Reader::new(wrapped);
     r.version(PROTOCOL_VERSION)?;
     let eph_pub = WrapPublicKey::from(r.array::<32>("ephemeral_key")?);
@@ -115,13 +123,17 @@ pub fn unwrap_member_key(wrapped: &[u8], secret: &DeviceWrapSecret, ctx: &Member
         return Err(UnwrapError::NonContributory);
     }
     let kek = member_wrap_kek(shared.as_bytes(), &eph_pub, &secret.public_key());
-    let pt = crypto::open_chacha(&kek, &[0; 12], &ctx.associated_data(), ct).ok_or(UnwrapError::AuthFailed)?;
+    let pt = crypto::open_chacha(&kek, &[0; 12], &ctx.associated_data(), ct)
+        .ok_or(UnwrapError::AuthFailed)?;
     to_key(pt).map(MemberKey::from_bytes)
 }
 
 fn to_key(pt: Vec<u8>) -> Result<[u8; 32], UnwrapError> {
     let pt = Zeroizing::new(pt);
-    let arr: [u8; 32] = pt.as_slice().try_into().map_err(|_| UnwrapError::AuthFailed)?;
+    let arr: [u8; 32] = pt
+        .as_slice()
+        .try_into()
+        .map_err(|_| UnwrapError::AuthFailed)?;
     Ok(arr)
 }
 
@@ -161,14 +173,22 @@ impl EpochKeyContext {
     /// Associated data: `version || firm || file || epoch || holder_kind || holder_id || holder_key_version`.
     pub fn associated_data(&self) -> Vec<u8> {
         let mut w = Writer::new();
-        w.u8(PROTOCOL_VERSION).fixed(&self.firm.0).fixed(&self.file.0).u64(self.epoch);
+        w.u8(PROTOCOL_VERSION)
+            .fixed(&self.firm.0)
+            .fixed(&self.file.0)
+            .u64(self.epoch);
         self.holder.encode(&mut w);
         w.u32(self.holder_key_version);
         w.finish()
     }
 }
 
-fn seal_symmetric<R: RngCore + CryptoRng>(kek: &[u8; 32], ad: &[u8], key: &[u8; 32], rng: &mut R) -> Vec<u8> {
+fn seal_symmetric<R: RngCore + CryptoRng>(
+    kek: &[u8; 32],
+    ad: &[u8],
+    key: &[u8; 32],
+    rng: &mut R,
+) -> Vec<u8> {
     let mut nonce = [0u8; 24];
     rng.fill_bytes(&mut nonce);
     let ct = crypto::seal_xchacha(kek, &nonce, ad, key);
@@ -190,13 +210,22 @@ fn open_symmetric(kek: &[u8; 32], ad: &[u8], wrapped: &[u8]) -> Result<[u8; 32],
 }
 
 /// Wraps a file's epoch key under a member key.
-pub fn wrap_epoch_key<R: RngCore + CryptoRng>(key: &EpochKey, holder_key: &MemberKey, ctx: &EpochKeyContext, rng: &mut R) -> Vec<u8> {
+pub fn wrap_epoch_key<R: RngCore + CryptoRng>(
+    key: &EpochKey,
+    holder_key: &MemberKey,
+    ctx: &EpochKeyContext,
+    rng: &mut R,
+) -> Vec<u8> {
     let kek = crypto::hkdf32(None, holder_key.expose(), &[INFO_KEK_EPOCH_KEY.as_bytes()]);
     seal_symmetric(&kek, &ctx.associated_data(), key.expose(), rng)
 }
 
 /// Unwraps a file's epoch key with a member key.
-pub fn unwrap_epoch_key(wrapped: &[u8], holder_key: &MemberKey, ctx: &EpochKeyContext) -> Result<EpochKey, UnwrapError> {
+pub fn unwrap_epoch_key(
+    wrapped: &[u8],
+    holder_key: &MemberKey,
+    ctx: &EpochKeyContext,
+) -> Result<EpochKey, UnwrapError> {
     let kek = crypto::hkdf32(None, holder_key.expose(), &[INFO_KEK_EPOCH_KEY.as_bytes()]);
     open_symmetric(&kek, &ctx.associated_data(), wrapped).map(EpochKey::from_bytes)
 }
@@ -226,16 +255,30 @@ impl EpochChainContext {
 }
 
 /// `newer` (the key of `ctx.epoch`) wraps `older` (the key of `ctx.epoch - 1`).
-pub fn chain_epoch_key<R: RngCore + CryptoRng>(newer: &EpochKey, older: &EpochKey, ctx: &EpochChainContext, rng: &mut R) -> Result<Vec<u8>, DecodeError> {
+pub fn chain_epoch_key<R: RngCore + CryptoRng>(
+    newer: &EpochKey,
+    older: &EpochKey,
+    ctx: &EpochChainContext,
+    rng: &mut R,
+) -> Result<Vec<u8>, DecodeError> {
     if ctx.epoch == 0 {
         return Err(DecodeError::InvalidValue("epoch"));
     }
     let kek = crypto::hkdf32(None, newer.expose(), &[INFO_KEK_EPOCH_CHAIN.as_bytes()]);
-    Ok(seal_symmetric(&kek, &ctx.associated_data(), older.expose(), rng))
+    Ok(seal_symmetric(
+        &kek,
+        &ctx.associated_data(),
+        older.expose(),
+        rng,
+    ))
 }
 
 /// Recovers the key of `ctx.epoch - 1` from the key of `ctx.epoch`.
-pub fn unchain_epoch_key(wrapped: &[u8], newer: &EpochKey, ctx: &EpochChainContext) -> Result<EpochKey, UnwrapError> {
+pub fn unchain_epoch_key(
+    wrapped: &[u8],
+    newer: &EpochKey,
+    ctx: &EpochChainContext,
+) -> Result<EpochKey, UnwrapError> {
     if ctx.epoch == 0 {
         return Err(UnwrapError::Malformed(DecodeError::InvalidValue("epoch")));
     }
@@ -253,7 +296,12 @@ mod tests {
     use rand_chacha::ChaCha20Rng;
 
     fn ctx() -> MemberKeyContext {
-        MemberKeyContext { firm: FirmId([1; 16]), member: MemberId([2; 16]), device: DeviceId([3; 16]), key_version: 4 }
+        MemberKeyContext {
+            firm: FirmId([1; 16]),
+            member: MemberId([2; 16]),
+            device: DeviceId([3; 16]),
+            key_version: 4,
+        }
     }
 
     #[test]
@@ -264,10 +312,19 @@ mod tests {
         let w = wrap_member_key(&mk, &dev.public_key(), &ctx(), &mut rng);
         assert_eq!(w.len(), MEMBER_KEY_WRAP_LEN);
         assert_eq!(unwrap_member_key(&w, &dev, &ctx()).unwrap(), mk);
-        let other = MemberKeyContext { key_version: 5, ..ctx() };
-        assert_eq!(unwrap_member_key(&w, &dev, &other), Err(UnwrapError::AuthFailed));
+        let other = MemberKeyContext {
+            key_version: 5,
+            ..ctx()
+        };
+        assert_eq!(
+            unwrap_member_key(&w, &dev, &other),
+            Err(UnwrapError::AuthFailed)
+        );
         let wrong = DeviceWrapSecret::generate(&mut rng);
-        assert_eq!(unwrap_member_key(&w, &wrong, &ctx()), Err(UnwrapError::AuthFailed));
+        assert_eq!(
+            unwrap_member_key(&w, &wrong, &ctx()),
+            Err(UnwrapError::AuthFailed)
+        );
     }
 
     #[test]
@@ -277,7 +334,10 @@ mod tests {
         let mut w = vec![PROTOCOL_VERSION];
         w.extend_from_slice(&[0u8; 32]);
         w.extend_from_slice(&[0u8; 48]);
-        assert_eq!(unwrap_member_key(&w, &dev, &ctx()), Err(UnwrapError::NonContributory));
+        assert_eq!(
+            unwrap_member_key(&w, &dev, &ctx()),
+            Err(UnwrapError::NonContributory)
+        );
     }
 
     #[test]
@@ -286,15 +346,45 @@ mod tests {
         let keys: Vec<EpochKey> = (0..4).map(|_| EpochKey::generate(&mut rng)).collect();
         let (firm, file) = (FirmId([1; 16]), FileId([2; 16]));
         let links: Vec<Vec<u8>> = (1..4)
-            .map(|e| chain_epoch_key(&keys[e], &keys[e - 1], &EpochChainContext { firm, file, epoch: e as u64 }, &mut rng).unwrap())
+            .map(|e| {
+                chain_epoch_key(
+                    &keys[e],
+                    &keys[e - 1],
+                    &EpochChainContext {
+                        firm,
+                        file,
+                        epoch: e as u64,
+                    },
+                    &mut rng,
+                )
+                .unwrap()
+            })
             .collect();
         let mut k = keys[3].clone();
         for e in (1..4).rev() {
-            k = unchain_epoch_key(&links[e - 1], &k, &EpochChainContext { firm, file, epoch: e as u64 }).unwrap();
+            k = unchain_epoch_key(
+                &links[e - 1],
+                &k,
+                &EpochChainContext {
+                    firm,
+                    file,
+                    epoch: e as u64,
+                },
+            )
+            .unwrap();
             assert_eq!(k, keys[e - 1]);
         }
         // A link cannot be used at another position in the chain.
-        assert!(unchain_epoch_key(&links[0], &keys[1], &EpochChainContext { firm, file, epoch: 2 }).is_err());
+        assert!(unchain_epoch_key(
+            &links[0],
+            &keys[1],
+            &EpochChainContext {
+                firm,
+                file,
+                epoch: 2
+            }
+        )
+        .is_err());
     }
 
     proptest! {
