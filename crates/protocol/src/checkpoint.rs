@@ -7,10 +7,11 @@
 //! `signed_note` crate; signing and strict verification are ours, so that both signature
 //! types share one verification mode.
 
+use crate::crypto;
 use crate::keys::{LogSigningKey, VerifyingKey, WitnessSigningKey};
 use crate::merkle::Hash;
 use base64::prelude::{Engine, BASE64_STANDARD};
-use ed25519_dalek::{Signature, Signer as _};
+use ed25519_dalek::Signer as _;
 use signed_note::{Note, NoteError, VerificationError, Verifier, VerifierList};
 use thiserror::Error;
 
@@ -132,17 +133,26 @@ impl Checkpoint {
 
     /// A signed note of the body, signed by the log key under the origin as key name.
     pub fn sign(&self, key: &LogSigningKey) -> Vec<u8> {
-        let signer = Ed25519NoteKey {
-            name: self.origin.clone(),
-            key: key.verifying_key(),
-        };
-        let sig = key.inner().sign(self.body().as_bytes());
-        let line = signature_line(&signer.name, signer.key_id(), &sig.to_bytes());
-        let mut out = self.body().into_bytes();
-        out.push(b'\n');
-        out.extend_from_slice(line.as_bytes());
-        out
+        // The origin was validated as a key name on construction, so this cannot fail.
+        sign_note(&self.body(), &self.origin, key).unwrap_or_default()
     }
+}
+
+/// Signs `text` as a C2SP signed note with an Ed25519 key named `name`. `text` must end in a
+/// newline and hold no other control characters; `name` must be a valid key name.
+pub fn sign_note(text: &str, name: &str, key: &LogSigningKey) -> Result<Vec<u8>, CheckpointError> {
+    if !text.ends_with('\n')
+        || text.chars().any(|c| c.is_control() && c != '\n')
+        || !signed_note::is_key_name_valid(name)
+    {
+        return Err(CheckpointError::Malformed);
+    }
+    let id = Ed25519NoteKey::new(name, key.verifying_key()).key_id();
+    let sig = key.inner().sign(text.as_bytes());
+    let mut out = text.as_bytes().to_vec();
+    out.push(b'\n');
+    out.extend_from_slice(signature_line(name, id, &sig.to_bytes()).as_bytes());
+    Ok(out)
 }
 
 fn signature_line(name: &str, id: u32, sig: &[u8]) -> String {
@@ -192,12 +202,7 @@ impl Verifier for Ed25519NoteKey {
     }
 
     fn verify(&self, msg: &[u8], sig: &[u8]) -> bool {
-        let Ok(sig) = <[u8; 64]>::try_from(sig) else {
-            return false;
-        };
-        self.key
-            .verify_strict(msg, &Signature::from_bytes(&sig))
-            .is_ok()
+        <[u8; 64]>::try_from(sig).is_ok_and(|sig| crypto::verify_raw(&self.key, msg, &sig))
     }
 }
 
@@ -244,10 +249,11 @@ impl Verifier for CosignatureKey {
         let (Ok(ts), Ok(s)) = (<[u8; 8]>::try_from(ts), <[u8; 64]>::try_from(s)) else {
             return false;
         };
-        let m = cosignature_message(msg, u64::from_be_bytes(ts));
-        self.key
-            .verify_strict(&m, &Signature::from_bytes(&s))
-            .is_ok()
+        crypto::verify_raw(
+            &self.key,
+            &cosignature_message(msg, u64::from_be_bytes(ts)),
+            &s,
+        )
     }
 }
 
