@@ -2,7 +2,7 @@
 //!
 //! A document is encrypted as a stream of 64 KiB chunks (the STREAM construction of
 //! Hoang, Reyhanitabar, Rogaway and Vizár, as used by age): chunk `i` is sealed with
-//! ChaCha20-Poly1305 under a per-stream payload key with nonce `i (11 bytes, big-endian) ||
+//! ChaCha20-Poly1305 under a per-stream payload key with nonce `0x000000 || u64be(i) ||
 //! last-flag`. Reordering, duplication and truncation change a nonce and fail; the per-stream
 //! key makes chunks of different documents (or uploads) useless in each other.
 //!
@@ -26,8 +26,6 @@ use zeroize::Zeroizing;
 pub const HEADER_LEN: usize = 4 + 32;
 /// Ciphertext size of every chunk but the last.
 pub const SEALED_CHUNK_LEN: usize = DOCUMENT_CHUNK_SIZE + TAG_SIZE;
-/// Chunks are counted in 88 bits; this bound is never reached (2^88 × 64 KiB).
-const MAX_CHUNKS: u128 = 1 << 88;
 
 /// Where a document key comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -158,7 +156,7 @@ impl StreamEncryptor {
                 "an empty final chunk is only allowed for an empty document",
             ));
         }
-        if u128::from(self.next) + 1 >= MAX_CHUNKS {
+        if self.next == u64::MAX {
             return Err(StreamError::Misuse("too many chunks"));
         }
         let ct = crypto::seal_chacha(&self.key, &chunk_nonce(self.next, last), &[], plaintext);

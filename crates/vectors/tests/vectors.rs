@@ -72,6 +72,14 @@ fn every_file_has_the_wycheproof_layout() {
                 assert!(matches!(t["result"].as_str(), Some("valid" | "invalid")));
             }
         }
+        let spec_file = v["specification"].as_str().unwrap();
+        let spec = std::fs::read_to_string(dir().join("..").join(spec_file))
+            .unwrap_or_else(|e| panic!("{}: {spec_file}: {e}", c.file));
+        assert!(
+            spec.contains(&format!("test-vectors/{}", c.file)),
+            "{spec_file} does not describe {}",
+            c.file
+        );
         let expected: Vec<u64> = (1..=ids.len() as u64).collect();
         assert_eq!(ids, expected, "{}: tcIds must run 1..n", c.file);
         assert_eq!(v["numberOfTests"].as_u64(), Some(ids.len() as u64));
