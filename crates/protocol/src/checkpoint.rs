@@ -384,6 +384,26 @@ mod tests {
         );
     }
 
+    proptest::proptest! {
+        #[test]
+        fn every_bit_flip_of_a_signature_is_rejected(bit in 0usize..(8 * 76), cosig in proptest::bool::ANY) {
+            let (log, wit) = keys();
+            let cp = Checkpoint::new("relay.example/log", 7, [3; 32]).unwrap();
+            let note = cosign(&cp.sign(&log), "w.example/w", &wit, 99).unwrap();
+            let text = String::from_utf8(note).unwrap();
+            let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
+            let idx = if cosig { lines.len() - 1 } else { lines.len() - 2 };
+            let (prefix, b64) = lines[idx].rsplit_once(' ').unwrap();
+            let mut raw = BASE64_STANDARD.decode(b64).unwrap();
+            let bit = bit % (8 * (raw.len() - 4)) + 32; // skip the key id: that is "unknown key"
+            raw[bit / 8] ^= 1 << (bit % 8);
+            lines[idx] = format!("{prefix} {}", BASE64_STANDARD.encode(raw));
+            let tampered = lines.join("\n") + "\n";
+            let r = open_cosigned_checkpoint(tampered.as_bytes(), cp.origin(), &log.verifying_key(), "w.example/w", &wit.verifying_key());
+            proptest::prop_assert_eq!(r, Err(CheckpointError::BadSignature));
+        }
+    }
+
     #[test]
     fn bodies_are_strict() {
         for bad in [
