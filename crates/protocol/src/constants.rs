@@ -12,6 +12,8 @@ pub const CTX_ROSTER_EVENT: &str = "ledgerline/v1/roster-event";
 pub const CTX_ROSTER_HASH: &str = "ledgerline/v1/roster-hash";
 /// Signing context of a member's certificate for one of its devices (`roster.md`).
 pub const CTX_DEVICE_CERT: &str = "ledgerline/v1/device-cert";
+/// Signing context of a device's one-time or fallback key (`prekeys.md`).
+pub const CTX_ONE_TIME_KEY: &str = "ledgerline/v1/one-time-key";
 /// Signing context of a record envelope (`records.md`).
 pub const CTX_RECORD: &str = "ledgerline/v1/record";
 

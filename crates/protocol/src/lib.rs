@@ -16,6 +16,7 @@
 //! | [`request`] | signed HTTP requests, replay and skew policy | `protocol-spec/signed-request.md` |
 //! | [`roster`] | the firm roster: hash-chained, admin-signed events | `protocol-spec/roster.md` |
 //! | [`wrap`] | member-key wraps, epoch-key wraps, the epoch chain | `protocol-spec/key-hierarchy.md` |
+//! | [`prekeys`] | signed one-time and fallback keys | `protocol-spec/prekeys.md` |
 //! | [`record`] | record envelopes | `protocol-spec/records.md` |
 //! | [`document`] | chunked document streams, accountable document keys | `protocol-spec/documents.md` |
 //! | [`merkle`] | RFC 6962 hashing, inclusion and consistency proofs | `protocol-spec/audit-log.md` |
@@ -53,6 +54,7 @@ pub mod encoding;
 pub mod ids;
 pub mod keys;
 pub mod merkle;
+pub mod prekeys;
 pub mod record;
 pub mod request;
 pub mod roster;

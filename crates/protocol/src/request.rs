@@ -180,7 +180,76 @@ impl RequestHead {
     }
 }
 
+/// The header values that carry a signed request on HTTP (`signed-request.md`).
+#[derive(Debug, Clone, Copy)]
+pub struct HttpHeaders<'a> {
+    /// `ledgerline-firm`: 32 lowercase hex digits.
+    pub firm: &'a str,
+    /// `ledgerline-device`: 32 lowercase hex digits.
+    pub device: &'a str,
+    /// `ledgerline-timestamp`: decimal milliseconds, no sign, no leading zeros.
+    pub timestamp: &'a str,
+    /// `ledgerline-nonce`: 32 lowercase hex digits.
+    pub nonce: &'a str,
+    /// `ledgerline-content-sha256`: 64 lowercase hex digits.
+    pub content_sha256: &'a str,
+    /// `ledgerline-signature`: 128 lowercase hex digits.
+    pub signature: &'a str,
+}
+
+fn strict_hex<const N: usize>(s: &str, what: &'static str) -> Result<[u8; N], DecodeError> {
+    if s.len() != 2 * N || s.bytes().any(|b| b.is_ascii_uppercase()) {
+        return Err(DecodeError::InvalidValue(what));
+    }
+    let mut out = [0u8; N];
+    hex::decode_to_slice(s, &mut out).map_err(|_| DecodeError::InvalidValue(what))?;
+    Ok(out)
+}
+
 impl SignedRequest {
+    /// Rebuilds a signed request from an HTTP request's method, path (with query, exactly
+    /// as on the request line) and headers. Refuses any non-canonical header value.
+    pub fn from_http(method: &str, path: &str, h: &HttpHeaders<'_>) -> Result<Self, DecodeError> {
+        validate_method(method)?;
+        validate_path(path)?;
+        let ts = h.timestamp;
+        if ts.is_empty()
+            || ts.len() > 20
+            || !ts.bytes().all(|b| b.is_ascii_digit())
+            || (ts.len() > 1 && ts.starts_with('0'))
+        {
+            return Err(DecodeError::InvalidValue("timestamp"));
+        }
+        let timestamp_ms = ts
+            .parse()
+            .map_err(|_| DecodeError::InvalidValue("timestamp"))?;
+        Ok(Self {
+            head: RequestHead {
+                firm: FirmId(strict_hex(h.firm, "firm")?),
+                device: DeviceId(strict_hex(h.device, "device")?),
+                method: method.to_owned(),
+                path: path.to_owned(),
+                timestamp_ms,
+                nonce: strict_hex(h.nonce, "nonce")?,
+                body_sha256: strict_hex(h.content_sha256, "content_sha256")?,
+            },
+            signature: strict_hex(h.signature, "signature")?,
+        })
+    }
+
+    /// The `(header name, value)` pairs to send with the HTTP request.
+    pub fn http_headers(&self) -> [(&'static str, String); 6] {
+        use crate::constants::headers;
+        [
+            (headers::FIRM, self.head.firm.to_hex()),
+            (headers::DEVICE, self.head.device.to_hex()),
+            (headers::TIMESTAMP, self.head.timestamp_ms.to_string()),
+            (headers::NONCE, hex::encode(self.head.nonce)),
+            (headers::CONTENT_SHA256, hex::encode(self.head.body_sha256)),
+            (headers::SIGNATURE, hex::encode(self.signature)),
+        ]
+    }
+
     /// Canonical encoding: signature base followed by the 64-byte signature. This is how a
     /// request is stored inside an audit-log leaf.
     pub fn to_bytes(&self) -> Vec<u8> {
@@ -404,6 +473,37 @@ mod tests {
         );
         // A failed attempt must not burn the nonce.
         assert_eq!(v.verify(&req, &vk, &body, 1_000_000), Ok(()));
+    }
+
+    #[test]
+    fn http_headers_round_trip_and_are_strict() {
+        let (_, req, _) = fixture();
+        let h = req.http_headers();
+        let get = |name: &str| {
+            h.iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, v)| v.as_str())
+                .unwrap()
+        };
+        use crate::constants::headers as hn;
+        let mut hv = HttpHeaders {
+            firm: get(hn::FIRM),
+            device: get(hn::DEVICE),
+            timestamp: get(hn::TIMESTAMP),
+            nonce: get(hn::NONCE),
+            content_sha256: get(hn::CONTENT_SHA256),
+            signature: get(hn::SIGNATURE),
+        };
+        assert_eq!(
+            SignedRequest::from_http(&req.head.method, &req.head.path, &hv).unwrap(),
+            req
+        );
+        let upper = hv.nonce.to_uppercase();
+        hv.nonce = &upper;
+        assert!(SignedRequest::from_http(&req.head.method, &req.head.path, &hv).is_err());
+        hv.nonce = get(hn::NONCE);
+        hv.timestamp = "01000000";
+        assert!(SignedRequest::from_http(&req.head.method, &req.head.path, &hv).is_err());
     }
 
     #[test]

@@ -25,6 +25,7 @@ fn all_decoders(bytes: &[u8]) {
     let _ = SignedRequest::from_bytes(bytes);
     let _ = RosterEvent::from_bytes(bytes);
     let _ = RecordEnvelope::from_bytes(bytes);
+    let _ = ledgerline_protocol::prekeys::SignedPrekey::from_bytes(bytes);
     let _ = AuditLeaf::from_bytes(bytes);
     let _ = Checkpoint::parse_body(bytes);
     let key = LogSigningKey::from_bytes(&[1; 32]).verifying_key();

@@ -26,6 +26,7 @@ mod audit;
 mod checkpoint;
 mod document;
 mod merkle;
+mod prekey;
 mod record;
 mod request;
 mod roster;
@@ -63,6 +64,11 @@ pub const CONSTRUCTIONS: &[Construction] = &[
         file: "epoch-key-wrap.json",
         generate: wrap::generate_epoch,
         check: wrap::check_epoch,
+    },
+    Construction {
+        file: "prekey.json",
+        generate: prekey::generate,
+        check: prekey::check,
     },
     Construction {
         file: "record.json",
