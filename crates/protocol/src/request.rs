@@ -329,6 +329,11 @@ impl NonceWindow {
         true
     }
 
+    /// The remembered `(device, nonce, expires_ms)` triples, for persisting the window.
+    pub fn entries(&self) -> Vec<(DeviceId, [u8; 16], u64)> {
+        self.seen.iter().map(|((d, n), e)| (*d, *n, *e)).collect()
+    }
+
     /// Number of remembered nonces.
     pub fn len(&self) -> usize {
         self.seen.len()
@@ -393,6 +398,21 @@ impl RequestVerifier {
             return Err(RequestError::Replayed);
         }
         Ok(())
+    }
+
+    /// The replay window, for persisting across restarts.
+    pub fn window(&self) -> &NonceWindow {
+        &self.nonces
+    }
+
+    /// Restores a persisted entry of the window.
+    pub fn restore(&mut self, device: DeviceId, nonce: [u8; 16], expires_ms: u64, now_ms: u64) {
+        self.nonces.insert(device, nonce, expires_ms, now_ms);
+    }
+
+    /// The accepted clock skew.
+    pub fn max_skew_ms(&self) -> u64 {
+        self.max_skew_ms
     }
 
     /// Records the request's nonce as used until its timestamp leaves the window, without

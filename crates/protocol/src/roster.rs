@@ -777,6 +777,30 @@ impl Roster {
             .filter(move |(_, d)| d.member == member && d.active.until.is_none())
     }
 
+    /// Every device ever certified for a member, active or not.
+    pub fn devices_of_member(&self, member: &MemberId) -> Vec<DeviceId> {
+        self.devices
+            .iter()
+            .filter(|(_, d)| d.member == *member)
+            .map(|(id, _)| *id)
+            .collect()
+    }
+
+    /// Every device that is active now (not revoked, member not removed).
+    pub fn all_active_devices(&self) -> Vec<DeviceId> {
+        self.devices
+            .iter()
+            .filter(|(_, d)| {
+                d.active.until.is_none()
+                    && self
+                        .members
+                        .get(&d.member)
+                        .is_some_and(|m| m.active.until.is_none())
+            })
+            .map(|(id, _)| *id)
+            .collect()
+    }
+
     /// Members with access to a file now.
     pub fn file_members(&self, file: &FileId) -> BTreeSet<MemberId> {
         self.grants

@@ -1,0 +1,1393 @@
+//! The HTTP and WebSocket API (`protocol-spec/relay-api.md`).
+
+use crate::auth::{parse_json, read_body, Caller, Signed, SignedJson, SignedUpload, P, Q};
+use crate::error::ApiError;
+use crate::hub::Push;
+use crate::state::{now_ms, AppState, FirmState};
+use crate::store::{EpochKeyWrap, MemberKeyWrap, Room, RoomId, Store, StoreError};
+use axum::body::Body;
+use axum::extract::ws::{Message as WsMessage, WebSocket, WebSocketUpgrade};
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{header, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use axum::{Json, Router};
+use futures_util::StreamExt;
+use ledgerline_protocol::audit::{AuditLeaf, Subject, SubjectKind};
+use ledgerline_protocol::ids::{DeviceId, DocumentId, FileId, FirmId, MemberId, RecordId};
+use ledgerline_protocol::prekeys::SignedPrekey;
+use ledgerline_protocol::record::RecordEnvelope;
+use ledgerline_protocol::roster::{EventKind, Role, Roster, RosterError, RosterEvent};
+use ledgerline_protocol::wrap::{MEMBER_KEY_WRAP_LEN, SYMMETRIC_WRAP_LEN};
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::io::AsyncWriteExt;
+
+/// Header carrying a document's release share on upload (hex); its SHA-256 is in the
+/// signed query string.
+pub const RELEASE_SHARE_HEADER: &str = "ledgerline-release-share";
+/// Default page length of list endpoints.
+const DEFAULT_PAGE: u32 = 100;
+
+/// The relay's routes.
+pub fn router<S: Store>(state: AppState<S>) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics::<S>))
+        .route("/v1/firms", post(create_firm::<S>))
+        .route("/v1/roster", get(get_roster::<S>).post(append_roster::<S>))
+        .route("/v1/devices/self/prekeys", put(put_prekeys::<S>))
+        .route("/v1/prekeys/claim", post(claim_prekeys::<S>))
+        .route(
+            "/v1/to-device",
+            post(send_to_device::<S>).get(get_to_device::<S>),
+        )
+        .route("/v1/to-device/ack", post(ack_to_device::<S>))
+        .route("/v1/rooms", post(create_room::<S>))
+        .route("/v1/rooms/{room}", get(get_room::<S>))
+        .route(
+            "/v1/rooms/{room}/messages",
+            post(send_message::<S>).get(get_messages::<S>),
+        )
+        .route("/v1/files/{file}/records", get(get_records::<S>))
+        .route("/v1/files/{file}/records/{record}", put(put_record::<S>))
+        .route(
+            "/v1/members/{member}/keys/{version}/{device}",
+            put(put_member_key::<S>),
+        )
+        .route("/v1/devices/self/member-keys", get(get_member_keys::<S>))
+        .route("/v1/files/{file}/epochs/keys", get(get_epoch_keys::<S>))
+        .route("/v1/files/{file}/epochs/links", get(get_epoch_links::<S>))
+        .route(
+            "/v1/files/{file}/epochs/{epoch}/keys/{member}",
+            put(put_epoch_key::<S>),
+        )
+        .route(
+            "/v1/files/{file}/epochs/{epoch}/link",
+            put(put_epoch_link::<S>),
+        )
+        .route(
+            "/v1/files/{file}/documents/{document}",
+            put(upload_document::<S>).get(download_document::<S>),
+        )
+        .route(
+            "/v1/files/{file}/documents/{document}/release",
+            post(release_document::<S>),
+        )
+        .route("/v1/ws", get(websocket::<S>))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn_with_state(state.clone(), observe::<S>))
+        .with_state(state)
+}
+
+async fn not_found() -> ApiError {
+    ApiError::not_found("no such route")
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "method not allowed on this route",
+    )
+}
+
+/// Metrics and a log line per request: route template, method, status, latency. Never
+/// the concrete path, the body or any header value.
+async fn observe<S: Store>(State(state): State<AppState<S>>, req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|m| m.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".into());
+    let method = req.method().as_str().to_owned();
+    let start = Instant::now();
+    let res = next.run(req).await;
+    let elapsed = start.elapsed();
+    let status = res.status().as_u16();
+    state
+        .metrics
+        .requests
+        .get_or_create(&crate::metrics::RouteLabels {
+            route: route.clone(),
+            method: method.clone(),
+            status,
+        })
+        .inc();
+    state
+        .metrics
+        .latency
+        .get_or_create(&crate::metrics::LatencyLabels {
+            route: route.clone(),
+        })
+        .observe(elapsed.as_secs_f64());
+    tracing::info!(%method, %route, status, micros = elapsed.as_micros() as u64, "request");
+    res
+}
+
+async fn healthz() -> Json<serde_json::Value> {
+    Json(json!({ "status": "ok" }))
+}
+
+async fn metrics<S: Store>(State(state): State<AppState<S>>) -> Result<Response, ApiError> {
+    let usage = state.store.usage().await.map_err(store_err)?;
+    let m = &state.metrics;
+    m.connected_devices
+        .set(state.hub.connected_devices() as i64);
+    m.stored_bytes
+        .set(i64::try_from(usage.stored_bytes + state.blobs.total_bytes()).unwrap_or(i64::MAX));
+    m.audit_leaves
+        .set(i64::try_from(usage.audit_leaves).unwrap_or(i64::MAX));
+    let mut text = String::new();
+    prometheus_client::encoding::text::encode(&mut text, &m.registry)
+        .map_err(|e| ApiError::internal("metrics", e))?;
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response())
+}
+
+fn store_err(e: StoreError) -> ApiError {
+    match e {
+        StoreError::Exists => ApiError::conflict("exists", "it exists already"),
+        StoreError::VersionConflict { current } => ApiError::conflict(
+            "version_conflict",
+            format!("stale version: the stored version is {current}"),
+        ),
+        StoreError::NotFound => ApiError::not_found("not found"),
+        StoreError::Backend(m) => ApiError::internal("store", m),
+    }
+}
+
+/// Lowercase hex bytes in JSON, refused without echoing the input.
+#[derive(Debug, Clone)]
+struct Hex(Vec<u8>);
+
+impl<'de> Deserialize<'de> for Hex {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        if s.bytes().any(|b| b.is_ascii_uppercase()) {
+            return Err(serde::de::Error::custom("hex must be lowercase"));
+        }
+        hex::decode(s.as_bytes())
+            .map(Hex)
+            .map_err(|_| serde::de::Error::custom("invalid hex"))
+    }
+}
+
+fn page(limit: Option<u32>, max: u32) -> u32 {
+    limit.unwrap_or(DEFAULT_PAGE).clamp(1, max)
+}
+
+fn roster_of<S: Store>(state: &AppState<S>, firm: FirmId) -> Result<Arc<FirmState>, ApiError> {
+    state
+        .firm(firm)
+        .ok_or_else(|| ApiError::internal("firm state", "missing for an authenticated caller"))
+}
+
+/// Reads the caller's roster under the lock.
+fn with_roster<S: Store, T>(
+    state: &AppState<S>,
+    firm: FirmId,
+    f: impl FnOnce(&Roster) -> T,
+) -> Result<T, ApiError> {
+    let fs = roster_of(state, firm)?;
+    let r = fs
+        .roster
+        .read()
+        .map_err(|_| ApiError::internal("roster lock", "poisoned"))?;
+    Ok(f(&r))
+}
+
+fn require_file_access<S: Store>(
+    state: &AppState<S>,
+    c: &Caller,
+    file: FileId,
+) -> Result<(), ApiError> {
+    if with_roster(state, c.firm, |r| r.file_members(&file).contains(&c.member))? {
+        Ok(())
+    } else {
+        Err(ApiError::forbidden("no access to this customer file"))
+    }
+}
+
+/// Active devices of the given members.
+fn devices_of<S: Store>(
+    state: &AppState<S>,
+    firm: FirmId,
+    members: impl IntoIterator<Item = MemberId>,
+) -> Result<Vec<DeviceId>, ApiError> {
+    with_roster(state, firm, |r| {
+        members
+            .into_iter()
+            .flat_map(|m| r.active_devices(&m).map(|(d, _)| *d).collect::<Vec<_>>())
+            .collect()
+    })
+}
+
+fn push_to<S: Store>(
+    state: &AppState<S>,
+    firm: FirmId,
+    devices: &[DeviceId],
+    event: &serde_json::Value,
+) {
+    let text = event.to_string();
+    for d in devices {
+        state.hub.push(firm, *d, &text);
+    }
+}
+
+// ---------------------------------------------------------------- firms and roster
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateFirm {
+    events: Vec<Hex>,
+}
+
+fn decode_event(b: &[u8]) -> Result<RosterEvent, ApiError> {
+    RosterEvent::from_bytes(b)
+        .map_err(|e| ApiError::bad_request("bad_event", format!("roster event: {e}")))
+}
+
+fn roster_rejected(e: RosterError) -> ApiError {
+    ApiError::bad_request(
+        "roster_rejected",
+        format!("roster event refused ({}): {e}", e.class()),
+    )
+}
+
+/// Firm genesis: the owner's signed genesis and first events (typically the owner's own
+/// device). No device exists yet, so this is the one unauthenticated write; the events'
+/// signatures are the authentication.
+async fn create_firm<S: Store>(
+    State(state): State<AppState<S>>,
+    req: Request,
+) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+    if !state.config.open_registration {
+        return Err(ApiError::forbidden("this relay does not accept new firms"));
+    }
+    let body = read_body(
+        req.into_body(),
+        state.config.max_body_bytes,
+        Duration::from_millis(state.config.body_timeout_ms),
+    )
+    .await?;
+    let CreateFirm { events } = parse_json(&body)?;
+    if events.is_empty() || events.len() > 64 {
+        return Err(ApiError::bad_request(
+            "bad_event",
+            "a firm starts with 1 to 64 roster events",
+        ));
+    }
+    let parsed = events
+        .iter()
+        .map(|e| decode_event(&e.0))
+        .collect::<Result<Vec<_>, _>>()?;
+    let roster = Roster::verify_chain(&parsed).map_err(roster_rejected)?;
+    let firm = roster.firm();
+    state
+        .store
+        .create_firm(firm, events.into_iter().map(|e| e.0).collect(), now_ms())
+        .await
+        .map_err(|e| match e {
+            StoreError::Exists => ApiError::conflict("firm_exists", "a firm with this id exists"),
+            other => store_err(other),
+        })?;
+    let len = roster.len();
+    if let Ok(mut m) = state.firms.write() {
+        m.insert(
+            firm,
+            Arc::new(FirmState {
+                roster: std::sync::RwLock::new(roster),
+                append: tokio::sync::Mutex::new(()),
+            }),
+        );
+    }
+    tracing::info!(firm = %firm, "firm created");
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "firm": firm, "next_seq": len })),
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Since {
+    since: Option<u64>,
+}
+
+async fn get_roster<S: Store>(
+    State(state): State<AppState<S>>,
+    Q(q): Q<Since>,
+    s: Signed,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let events = state
+        .store
+        .roster_events(s.caller.firm, q.since.unwrap_or(0))
+        .await
+        .map_err(store_err)?;
+    Ok(Json(
+        json!({ "events": events.iter().map(hex::encode).collect::<Vec<_>>() }),
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AppendEvent {
+    event: Hex,
+}
+
+async fn append_roster<S: Store>(
+    State(state): State<AppState<S>>,
+    s: SignedJson<AppendEvent>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let c = &s.caller;
+    let event = decode_event(&s.body.event.0)?;
+    let fs = roster_of(&state, c.firm)?;
+    let _guard = fs.append.lock().await;
+    let mut next = fs
+        .roster
+        .read()
+        .map_err(|_| ApiError::internal("roster lock", "poisoned"))?
+        .clone();
+    if event.body.seq != next.len() {
+        return Err(ApiError::conflict(
+            "roster_conflict",
+            format!("the roster has {} events; fetch and retry", next.len()),
+        ));
+    }
+    next.apply(&event).map_err(roster_rejected)?;
+    let seq = event.body.seq;
+    state
+        .store
+        .append_roster_event(c.firm, seq, s.body.event.0)
+        .await
+        .map_err(|e| match e {
+            StoreError::Exists => {
+                ApiError::conflict("roster_conflict", "another event took this position")
+            }
+            other => store_err(other),
+        })?;
+    let revoked: Vec<DeviceId> = match &event.body.kind {
+        EventKind::DeviceRevoked { device } => vec![*device],
+        EventKind::MemberRemoved { member } => next.devices_of_member(member),
+        _ => vec![],
+    };
+    let all_devices: Vec<DeviceId> = next.all_active_devices();
+    *fs.roster
+        .write()
+        .map_err(|_| ApiError::internal("roster lock", "poisoned"))? = next;
+    drop(_guard);
+    // Revocation takes effect at once: the roster above already refuses the devices; now
+    // close their sockets and drop what was queued for them.
+    for d in &revoked {
+        state.hub.close_device(c.firm, *d, "revoked");
+        state
+            .store
+            .forget_device(c.firm, *d)
+            .await
+            .map_err(store_err)?;
+    }
+    push_to(
+        &state,
+        c.firm,
+        &all_devices,
+        &json!({ "type": "roster", "seq": seq }),
+    );
+    Ok(Json(json!({ "seq": seq })))
+}
+
+// ---------------------------------------------------------------- prekeys
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PutPrekeys {
+    prekeys: Vec<Hex>,
+}
+
+async fn put_prekeys<S: Store>(
+    State(state): State<AppState<S>>,
+    s: SignedJson<PutPrekeys>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let c = &s.caller;
+    if s.body.prekeys.len() > 200 {
+        return Err(ApiError::bad_request(
+            "too_many_keys",
+            "at most 200 keys per upload",
+        ));
+    }
+    let key = with_roster(&state, c.firm, |r| {
+        r.device(&c.device).map(|d| d.keys.signing)
+    })?
+    .ok_or_else(|| ApiError::internal("device", "missing"))?;
+    let mut keys = Vec::with_capacity(s.body.prekeys.len());
+    for raw in s.body.prekeys {
+        let k = SignedPrekey::from_bytes(&raw.0)
+            .map_err(|e| ApiError::bad_request("bad_prekey", format!("prekey: {e}")))?;
+        k.verify(c.firm, c.device, &key)
+            .map_err(|_| ApiError::bad_request("bad_prekey", "prekey signature does not verify"))?;
+        keys.push((k.kind as u8, k.key_id, raw.0));
+    }
+    state
+        .store
+        .put_prekeys(c.firm, c.device, keys)
+        .await
+        .map_err(store_err)?;
+    let left = state
+        .store
+        .count_one_time_keys(c.firm, c.device)
+        .await
+        .map_err(store_err)?;
+    Ok(Json(json!({ "one_time_keys": left })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Claim {
+    devices: Vec<DeviceId>,
+}
+
+async fn claim_prekeys<S: Store>(
+    State(state): State<AppState<S>>,
+    s: SignedJson<Claim>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let c = &s.caller;
+    if s.body.devices.len() > 100 {
+        return Err(ApiError::bad_request(
+            "too_many_devices",
+            "at most 100 devices per claim",
+        ));
+    }
+    let now = now_ms();
+    let mut out = BTreeMap::new();
+    for d in s.body.devices {
+        let active = with_roster(&state, c.firm, |r| r.device_active_at(&d, now))?;
+        let key = if active {
+            state
+                .store
+                .claim_prekey(c.firm, d)
+                .await
+                .map_err(store_err)?
+                .map(hex::encode)
+        } else {
+            None
+        };
+        out.insert(d.to_hex(), key);
+    }
+    Ok(Json(json!({ "prekeys": out })))
+}
+
+// ---------------------------------------------------------------- to-device
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OutgoingToDevice {
+    device: DeviceId,
+    ciphertext: Hex,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SendToDevice {
+    messages: Vec<OutgoingToDevice>,
+}
+
+async fn send_to_device<S: Store>(
+    State(state): State<AppState<S>>,
+    s: SignedJson<SendToDevice>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let c = &s.caller;
+    if s.body.messages.is_empty() || s.body.messages.len() > 1000 {
+        return Err(ApiError::bad_request(
+            "bad_batch",
+            "send 1 to 1000 messages at once",
+        ));
+    }
+    let now = now_ms();
+    let all_active = with_roster(&state, c.firm, |r| {
+        s.body
+            .messages
+            .iter()
+            .all(|m| r.device_active_at(&m.device, now))
+    })?;
+    if !all_active {
+        return Err(ApiError::bad_request(
+            "unknown_recipient",
+            "a recipient is not an active device of this firm",
+        ));
+    }
+    let msgs: Vec<(DeviceId, Vec<u8>)> = s
+        .body
+        .messages
+        .into_iter()
+        .map(|m| (m.device, m.ciphertext.0))
+        .collect();
+    let pushes: Vec<(DeviceId, String)> =
+        msgs.iter().map(|(d, ct)| (*d, hex::encode(ct))).collect();
+    let ids = state
+        .store
+        .send_to_device(c.firm, c.device, msgs, now)
+        .await
+        .map_err(store_err)?;
+    for ((d, ct), id) in pushes.iter().zip(&ids) {
+        let ev = json!({ "type": "to_device", "id": id, "sender": c.device, "ciphertext": ct });
+        state.hub.push(c.firm, *d, &ev.to_string());
+    }
+    Ok(Json(json!({ "ids": ids })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct After {
+    after: Option<u64>,
+    limit: Option<u32>,
+}
+
+async fn get_to_device<S: Store>(
+    State(state): State<AppState<S>>,
+    Q(q): Q<After>,
+    s: Signed,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let c = &s.caller;
+    let msgs = state
+        .store
+        .pending_to_device(
+            c.firm,
+            c.device,
+            q.after.unwrap_or(0),
+            page(q.limit, state.config.max_page),
+        )
+        .await
+        .map_err(store_err)?;
+    let msgs: Vec<_> = msgs
+        .into_iter()
+        .map(|m| json!({ "id": m.id, "sender": m.sender, "ciphertext": hex::encode(m.ciphertext), "created_ms": m.created_ms }))
+        .collect();
+    Ok(Json(json!({ "messages": msgs })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Ack {
+    up_to: u64,
+}
+
+async fn ack_to_device<S: Store>(
+    State(state): State<AppState<S>>,
+    s: SignedJson<Ack>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let n = state
+        .store
+        .ack_to_device(s.caller.firm, s.caller.device, s.body.up_to)
+        .await
+        .map_err(store_err)?;
+    Ok(Json(json!({ "deleted": n })))
+}
+
+// ---------------------------------------------------------------- rooms
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateRoom {
+    room: Hex,
+    file: Option<FileId>,
+    #[serde(default)]
+    members: Vec<MemberId>,
+}
+
+fn room_id(b: &[u8]) -> Result<RoomId, ApiError> {
+    b.try_into()
+        .map_err(|_| ApiError::bad_request("bad_id", "a room id is 16 bytes"))
+}
+
+fn room_path(s: &str) -> Result<RoomId, ApiError> {
+    let mut id = [0u8; 16];
+    if s.len() != 32
+        || s.bytes().any(|b| b.is_ascii_uppercase())
+        || hex::decode_to_slice(s, &mut id).is_err()
+    {
+        return Err(ApiError::bad_request(
+            "bad_path",
+            "a path parameter is not a valid id or number",
+        ));
+    }
+    Ok(id)
+}
+
+/// Members of a room now: the file's members, or the explicit list.
+fn room_members<S: Store>(
+    state: &AppState<S>,
+    firm: FirmId,
+    room: &Room,
+) -> Result<Vec<MemberId>, ApiError> {
+    match room.file {
+        Some(f) => with_roster(state, firm, |r| r.file_members(&f).into_iter().collect()),
+        None => with_roster(state, firm, |r| {
+            room.members
+                .iter()
+                .copied()
+                .filter(|m| r.member(m).is_some_and(|s| s.active.until.is_none()))
+                .collect()
+        }),
+    }
+}
+
+async fn load_room_for<S: Store>(
+    state: &AppState<S>,
+    c: &Caller,
+    room: RoomId,
+) -> Result<(Room, Vec<MemberId>), ApiError> {
+    let r = state
+        .store
+        .room(c.firm, room)
+        .await
+        .map_err(store_err)?
+        .ok_or_else(|| ApiError::not_found("no such room"))?;
+    let members = room_members(state, c.firm, &r)?;
+    if !members.contains(&c.member) {
+        return Err(ApiError::forbidden("not a member of this room"));
+    }
+    Ok((r, members))
+}
+
+async fn create_room<S: Store>(
+    State(state): State<AppState<S>>,
+    s: SignedJson<CreateRoom>,
+) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+    let c = &s.caller;
+    let id = room_id(&s.body.room.0)?;
+    let room = match s.body.file {
+        Some(file) => {
+            if !s.body.members.is_empty() {
+                return Err(ApiError::bad_request(
+                    "bad_room",
+                    "a file room's members follow file access; give no member list",
+                ));
+            }
+            require_file_access(&state, c, file)?;
+            Room {
+                id,
+                file: Some(file),
+                created_by: c.member,
+                members: vec![],
+            }
+        }
+        None => {
+            let mut members = s.body.members;
+            members.sort();
+            members.dedup();
+            if !members.contains(&c.member) || members.len() > 1000 {
+                return Err(ApiError::bad_request(
+                    "bad_room",
+                    "the member list must include the creator (at most 1000 members)",
+                ));
+            }
+            let all_active = with_roster(&state, c.firm, |r| {
+                members
+                    .iter()
+                    .all(|m| r.member(m).is_some_and(|s| s.active.until.is_none()))
+            })?;
+            if !all_active {
+                return Err(ApiError::bad_request(
+                    "unknown_member",
+                    "a member is not an active member of this firm",
+                ));
+            }
+            Room {
+                id,
+                file: None,
+                created_by: c.member,
+                members,
+            }
+        }
+    };
+    state
+        .store
+        .create_room(c.firm, room)
+        .await
+        .map_err(|e| match e {
+            StoreError::Exists => ApiError::conflict("room_exists", "a room with this id exists"),
+            other => store_err(other),
+        })?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "room": hex::encode(id) })),
+    ))
+}
+
+async fn get_room<S: Store>(
+    State(state): State<AppState<S>>,
+    P(room): P<String>,
+    s: Signed,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let (r, members) = load_room_for(&state, &s.caller, room_path(&room)?).await?;
+    let devices = devices_of(&state, s.caller.firm, members.iter().copied())?;
+    Ok(Json(
+        json!({ "room": hex::encode(r.id), "file": r.file, "members": members, "devices": devices }),
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SendMessage {
+    ciphertext: Hex,
+}
+
+async fn send_message<S: Store>(
+    State(state): State<AppState<S>>,
+    P(room): P<String>,
+    s: SignedJson<SendMessage>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let c = &s.caller;
+    let room = room_path(&room)?;
+    let (_, members) = load_room_for(&state, c, room).await?;
+    if s.body.ciphertext.0.is_empty() {
+        return Err(ApiError::bad_request(
+            "empty_message",
+            "a message needs ciphertext",
+        ));
+    }
+    let ct_hex = hex::encode(&s.body.ciphertext.0);
+    let now = now_ms();
+    let seq = state
+        .store
+        .append_message(c.firm, room, c.device, s.body.ciphertext.0, now)
+        .await
+        .map_err(store_err)?;
+    let devices = devices_of(&state, c.firm, members)?;
+    let ev = json!({ "type": "room_message", "room": hex::encode(room), "seq": seq, "sender": c.device, "ciphertext": ct_hex, "created_ms": now });
+    push_to(&state, c.firm, &devices, &ev);
+    Ok(Json(json!({ "seq": seq })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FromSeq {
+    from: Option<u64>,
+    limit: Option<u32>,
+}
+
+async fn get_messages<S: Store>(
+    State(state): State<AppState<S>>,
+    P(room): P<String>,
+    Q(q): Q<FromSeq>,
+    s: Signed,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let c = &s.caller;
+    let room = room_path(&room)?;
+    load_room_for(&state, c, room).await?;
+    let msgs = state
+        .store
+        .messages(
+            c.firm,
+            room,
+            q.from.unwrap_or(1),
+            page(q.limit, state.config.max_page),
+        )
+        .await
+        .map_err(store_err)?;
+    let msgs: Vec<_> = msgs
+        .into_iter()
+        .map(|m| json!({ "seq": m.seq, "sender": m.sender, "ciphertext": hex::encode(m.ciphertext), "created_ms": m.created_ms }))
+        .collect();
+    Ok(Json(json!({ "messages": msgs })))
+}
+
+// ---------------------------------------------------------------- records
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PutRecord {
+    envelope: Hex,
+}
+
+async fn put_record<S: Store>(
+    State(state): State<AppState<S>>,
+    P((file, record)): P<(FileId, RecordId)>,
+    s: SignedJson<PutRecord>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let c = &s.caller;
+    require_file_access(&state, c, file)?;
+    let env = RecordEnvelope::from_bytes(&s.body.envelope.0)
+        .map_err(|e| ApiError::bad_request("bad_envelope", format!("record envelope: {e}")))?;
+    let h = env.header;
+    if h.firm != c.firm || h.file != file || h.record != record {
+        return Err(ApiError::bad_request(
+            "envelope_mismatch",
+            "the envelope names another firm, file or record than the path",
+        ));
+    }
+    if h.author != c.device {
+        return Err(ApiError::forbidden(
+            "the envelope's author is not the requesting device",
+        ));
+    }
+    let key = with_roster(&state, c.firm, |r| {
+        r.device(&c.device).map(|d| d.keys.signing)
+    })?
+    .ok_or_else(|| ApiError::internal("device", "missing"))?;
+    env.verify_signature(&key).map_err(|_| {
+        ApiError::bad_request("bad_envelope", "the author's signature does not verify")
+    })?;
+    let cursor = state
+        .store
+        .put_record(
+            c.firm,
+            file,
+            record,
+            h.version,
+            c.device,
+            s.body.envelope.0,
+            now_ms(),
+        )
+        .await
+        .map_err(store_err)?;
+    let members = with_roster(&state, c.firm, |r| r.file_members(&file))?;
+    let devices = devices_of(&state, c.firm, members)?;
+    push_to(
+        &state,
+        c.firm,
+        &devices,
+        &json!({ "type": "record", "file": file, "record": record, "version": h.version, "cursor": cursor }),
+    );
+    Ok(Json(json!({ "version": h.version, "cursor": cursor })))
+}
+
+async fn get_records<S: Store>(
+    State(state): State<AppState<S>>,
+    P(file): P<FileId>,
+    Q(q): Q<Since2>,
+    s: Signed,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let c = &s.caller;
+    require_file_access(&state, c, file)?;
+    let recs = state
+        .store
+        .records_since(
+            c.firm,
+            file,
+            q.since.unwrap_or(0),
+            page(q.limit, state.config.max_page),
+        )
+        .await
+        .map_err(store_err)?;
+    let next = recs
+        .last()
+        .map(|r| r.cursor)
+        .unwrap_or(q.since.unwrap_or(0));
+    let recs: Vec<_> = recs
+        .into_iter()
+        .map(|r| json!({ "record": r.record, "version": r.version, "cursor": r.cursor, "envelope": hex::encode(r.envelope) }))
+        .collect();
+    Ok(Json(json!({ "records": recs, "next": next })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Since2 {
+    since: Option<u64>,
+    limit: Option<u32>,
+}
+
+// ---------------------------------------------------------------- wrapped keys
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Wrapped {
+    wrapped: Hex,
+}
+
+async fn put_member_key<S: Store>(
+    State(state): State<AppState<S>>,
+    P((member, version, device)): P<(MemberId, u32, DeviceId)>,
+    s: SignedJson<Wrapped>,
+) -> Result<StatusCode, ApiError> {
+    let c = &s.caller;
+    if c.member != member && c.role != Role::Admin {
+        return Err(ApiError::forbidden(
+            "only the member or an admin may store the member's key",
+        ));
+    }
+    let owns = with_roster(&state, c.firm, |r| {
+        r.active_devices(&member).any(|(d, _)| *d == device)
+    })?;
+    if !owns {
+        return Err(ApiError::bad_request(
+            "unknown_device",
+            "the device is not an active device of that member",
+        ));
+    }
+    if s.body.wrapped.0.len() != MEMBER_KEY_WRAP_LEN {
+        return Err(ApiError::bad_request(
+            "bad_wrapped_key",
+            format!("a wrapped member key is {MEMBER_KEY_WRAP_LEN} bytes"),
+        ));
+    }
+    state
+        .store
+        .put_member_key_wrap(
+            c.firm,
+            MemberKeyWrap {
+                member,
+                key_version: version,
+                device,
+                wrapped: s.body.wrapped.0,
+            },
+        )
+        .await
+        .map_err(store_err)?;
+    state.hub.push(
+        c.firm,
+        device,
+        &json!({ "type": "member_key", "member": member, "key_version": version }).to_string(),
+    );
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn get_member_keys<S: Store>(
+    State(state): State<AppState<S>>,
+    s: Signed,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let wraps = state
+        .store
+        .member_key_wraps_for(s.caller.firm, s.caller.device)
+        .await
+        .map_err(store_err)?;
+    let wraps: Vec<_> = wraps.into_iter().map(|w| json!({ "member": w.member, "key_version": w.key_version, "wrapped": hex::encode(w.wrapped) })).collect();
+    Ok(Json(json!({ "wraps": wraps })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PutEpochKey {
+    holder_key_version: u32,
+    wrapped: Hex,
+}
+
+async fn put_epoch_key<S: Store>(
+    State(state): State<AppState<S>>,
+    P((file, epoch, member)): P<(FileId, u64, MemberId)>,
+    s: SignedJson<PutEpochKey>,
+) -> Result<StatusCode, ApiError> {
+    let c = &s.caller;
+    require_file_access(&state, c, file)?;
+    if !with_roster(&state, c.firm, |r| r.file_members(&file).contains(&member))? {
+        return Err(ApiError::forbidden(
+            "the holder has no access to this customer file",
+        ));
+    }
+    if s.body.wrapped.0.len() != SYMMETRIC_WRAP_LEN {
+        return Err(ApiError::bad_request(
+            "bad_wrapped_key",
+            format!("a wrapped epoch key is {SYMMETRIC_WRAP_LEN} bytes"),
+        ));
+    }
+    let w = EpochKeyWrap {
+        epoch,
+        member,
+        holder_key_version: s.body.holder_key_version,
+        wrapped: s.body.wrapped.0,
+    };
+    state
+        .store
+        .put_epoch_key_wrap(c.firm, file, w)
+        .await
+        .map_err(store_err)?;
+    let devices = devices_of(&state, c.firm, [member])?;
+    push_to(
+        &state,
+        c.firm,
+        &devices,
+        &json!({ "type": "epoch_key", "file": file, "epoch": epoch }),
+    );
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn get_epoch_keys<S: Store>(
+    State(state): State<AppState<S>>,
+    P(file): P<FileId>,
+    s: Signed,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let c = &s.caller;
+    require_file_access(&state, c, file)?;
+    let wraps = state
+        .store
+        .epoch_key_wraps(c.firm, file, c.member)
+        .await
+        .map_err(store_err)?;
+    let wraps: Vec<_> = wraps
+        .into_iter()
+        .map(|w| json!({ "epoch": w.epoch, "holder_key_version": w.holder_key_version, "wrapped": hex::encode(w.wrapped) }))
+        .collect();
+    Ok(Json(json!({ "wraps": wraps })))
+}
+
+async fn put_epoch_link<S: Store>(
+    State(state): State<AppState<S>>,
+    P((file, epoch)): P<(FileId, u64)>,
+    s: SignedJson<Wrapped>,
+) -> Result<StatusCode, ApiError> {
+    let c = &s.caller;
+    require_file_access(&state, c, file)?;
+    if epoch == 0 {
+        return Err(ApiError::bad_request(
+            "bad_epoch",
+            "epoch 0 has no predecessor",
+        ));
+    }
+    if s.body.wrapped.0.len() != SYMMETRIC_WRAP_LEN {
+        return Err(ApiError::bad_request(
+            "bad_wrapped_key",
+            format!("an epoch link is {SYMMETRIC_WRAP_LEN} bytes"),
+        ));
+    }
+    state
+        .store
+        .put_epoch_link(c.firm, file, epoch, s.body.wrapped.0)
+        .await
+        .map_err(|e| match e {
+            StoreError::Exists => {
+                ApiError::conflict("link_exists", "this epoch already has a link")
+            }
+            other => store_err(other),
+        })?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn get_epoch_links<S: Store>(
+    State(state): State<AppState<S>>,
+    P(file): P<FileId>,
+    s: Signed,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    require_file_access(&state, &s.caller, file)?;
+    let links = state
+        .store
+        .epoch_links(s.caller.firm, file)
+        .await
+        .map_err(store_err)?;
+    let links: Vec<_> = links
+        .into_iter()
+        .map(|(e, w)| json!({ "epoch": e, "wrapped": hex::encode(w) }))
+        .collect();
+    Ok(Json(json!({ "links": links })))
+}
+
+// ---------------------------------------------------------------- documents
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UploadQuery {
+    epoch: u64,
+    share_sha256: String,
+}
+
+/// Streams a ciphertext blob to disk while hashing it; stores it only if the hash is the
+/// signed one and the size within the limit.
+async fn upload_document<S: Store>(
+    State(state): State<AppState<S>>,
+    P((file, document)): P<(FileId, DocumentId)>,
+    Q(q): Q<UploadQuery>,
+    up: SignedUpload,
+) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+    let SignedUpload {
+        caller: c,
+        body,
+        expected_sha256,
+        headers,
+    } = up;
+    require_file_access(&state, &c, file)?;
+    let share_hex = headers
+        .get(RELEASE_SHARE_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(|| {
+            ApiError::bad_request(
+                "missing_release_share",
+                format!("header {RELEASE_SHARE_HEADER} is required"),
+            )
+        })?;
+    let mut share = [0u8; 32];
+    if share_hex.len() != 64
+        || share_hex.bytes().any(|b| b.is_ascii_uppercase())
+        || hex::decode_to_slice(share_hex, &mut share).is_err()
+    {
+        return Err(ApiError::bad_request(
+            "bad_release_share",
+            "the release share is 64 lowercase hex digits",
+        ));
+    }
+    if hex::encode(Sha256::digest(share)) != q.share_sha256 {
+        return Err(ApiError::bad_request(
+            "bad_release_share",
+            "the release share does not match the signed share_sha256",
+        ));
+    }
+    if state
+        .store
+        .document(c.firm, document)
+        .await
+        .map_err(store_err)?
+        .is_some()
+    {
+        return Err(ApiError::conflict(
+            "document_exists",
+            "a document with this id exists",
+        ));
+    }
+    let max = state.config.max_document_bytes;
+    if let Some(len) = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        if len > max {
+            return Err(ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body_too_large",
+                format!("documents are limited to {max} bytes"),
+            ));
+        }
+    }
+    let temp = state.blobs.temp_path();
+    let result = stream_to_file(&state, body, &temp, max).await;
+    let (size, sha) = match result {
+        Ok(v) => v,
+        Err(e) => {
+            let _ = tokio::fs::remove_file(&temp).await;
+            return Err(e);
+        }
+    };
+    if sha != expected_sha256 {
+        let _ = tokio::fs::remove_file(&temp).await;
+        return Err(ApiError::unauthorized(
+            "body_hash_mismatch",
+            "body does not match the signed hash",
+        ));
+    }
+    if let Err(e) = crate::auth::accept_upload(&state, &c) {
+        let _ = tokio::fs::remove_file(&temp).await;
+        return Err(e);
+    }
+    if let Err(e) = state.blobs.commit(&temp, c.firm, document).await {
+        let _ = tokio::fs::remove_file(&temp).await;
+        return Err(ApiError::internal("blob commit", e));
+    }
+    let meta = crate::store::DocumentMeta {
+        document,
+        file,
+        epoch: q.epoch,
+        size,
+        sha256: sha,
+        release_share: share,
+        uploaded_by: c.device,
+    };
+    if let Err(e) = state.store.put_document(c.firm, meta, now_ms()).await {
+        let _ = tokio::fs::remove_file(state.blobs.path(c.firm, document)).await;
+        return Err(match e {
+            StoreError::Exists => {
+                ApiError::conflict("document_exists", "a document with this id exists")
+            }
+            other => store_err(other),
+        });
+    }
+    let members = with_roster(&state, c.firm, |r| r.file_members(&file))?;
+    let devices = devices_of(&state, c.firm, members)?;
+    push_to(
+        &state,
+        c.firm,
+        &devices,
+        &json!({ "type": "document", "file": file, "document": document }),
+    );
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "size": size, "sha256": hex::encode(sha) })),
+    ))
+}
+
+async fn stream_to_file<S: Store>(
+    state: &AppState<S>,
+    body: Body,
+    path: &std::path::Path,
+    max: u64,
+) -> Result<(u64, [u8; 32]), ApiError> {
+    let mut f = tokio::fs::File::create(path)
+        .await
+        .map_err(|e| ApiError::internal("blob create", e))?;
+    let mut hasher = Sha256::new();
+    let mut size = 0u64;
+    let mut stream = body.into_data_stream();
+    let idle = Duration::from_millis(state.config.body_timeout_ms);
+    loop {
+        // The timeout is per chunk: a large upload may take long, a stalled one may not.
+        let next = tokio::time::timeout(idle, stream.next())
+            .await
+            .map_err(|_| {
+                ApiError::new(
+                    StatusCode::REQUEST_TIMEOUT,
+                    "body_timeout",
+                    "upload stalled",
+                )
+            })?;
+        let Some(chunk) = next else { break };
+        let chunk =
+            chunk.map_err(|_| ApiError::bad_request("bad_body", "upload was interrupted"))?;
+        size += chunk.len() as u64;
+        if size > max {
+            return Err(ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body_too_large",
+                format!("documents are limited to {max} bytes"),
+            ));
+        }
+        hasher.update(&chunk);
+        f.write_all(&chunk)
+            .await
+            .map_err(|e| ApiError::internal("blob write", e))?;
+    }
+    f.sync_all()
+        .await
+        .map_err(|e| ApiError::internal("blob sync", e))?;
+    Ok((size, hasher.finalize().into()))
+}
+
+async fn document_for<S: Store>(
+    state: &AppState<S>,
+    c: &Caller,
+    file: FileId,
+    document: DocumentId,
+) -> Result<crate::store::DocumentMeta, ApiError> {
+    require_file_access(state, c, file)?;
+    state
+        .store
+        .document(c.firm, document)
+        .await
+        .map_err(store_err)?
+        .filter(|m| m.file == file)
+        .ok_or_else(|| ApiError::not_found("no such document in this customer file"))
+}
+
+async fn download_document<S: Store>(
+    State(state): State<AppState<S>>,
+    P((file, document)): P<(FileId, DocumentId)>,
+    s: Signed,
+) -> Result<Response, ApiError> {
+    let meta = document_for(&state, &s.caller, file, document).await?;
+    let f = tokio::fs::File::open(state.blobs.path(s.caller.firm, document))
+        .await
+        .map_err(|e| ApiError::internal("blob open", e))?;
+    let body = Body::from_stream(tokio_util::io::ReaderStream::new(f));
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/octet-stream".to_owned()),
+            (header::CONTENT_LENGTH, meta.size.to_string()),
+            (
+                header::HeaderName::from_static("ledgerline-content-sha256"),
+                hex::encode(meta.sha256),
+            ),
+        ],
+        body,
+    )
+        .into_response())
+}
+
+/// Hands out a document's release share, after appending the device's signed request to
+/// the firm's audit log. (The inclusion proof joins the answer with the audit-log issue.)
+async fn release_document<S: Store>(
+    State(state): State<AppState<S>>,
+    P((file, document)): P<(FileId, DocumentId)>,
+    s: Signed,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let c = &s.caller;
+    let meta = document_for(&state, c, file, document).await?;
+    let leaf = AuditLeaf {
+        firm: c.firm,
+        received_ms: now_ms(),
+        request: c.request.clone(),
+        subjects: vec![
+            Subject {
+                kind: SubjectKind::File,
+                id: file.0,
+            },
+            Subject {
+                kind: SubjectKind::Document,
+                id: document.0,
+            },
+        ],
+    }
+    .normalise();
+    let index = state
+        .store
+        .append_audit_leaf(c.firm, leaf.to_bytes())
+        .await
+        .map_err(store_err)?;
+    Ok(Json(
+        json!({ "release_share": hex::encode(meta.release_share), "epoch": meta.epoch, "audit_index": index }),
+    ))
+}
+
+// ---------------------------------------------------------------- WebSocket
+
+async fn websocket<S: Store>(
+    State(state): State<AppState<S>>,
+    ws: WebSocketUpgrade,
+    s: Signed,
+) -> Response {
+    let c = s.caller;
+    ws.max_message_size(64 * 1024)
+        .on_upgrade(move |socket| serve_socket(state, c.firm, c.device, socket))
+}
+
+#[derive(Serialize)]
+struct Hello {
+    r#type: &'static str,
+    device: DeviceId,
+}
+
+async fn serve_socket<S: Store>(
+    state: AppState<S>,
+    firm: FirmId,
+    device: DeviceId,
+    mut socket: WebSocket,
+) {
+    let (id, mut rx) = state.hub.register(firm, device);
+    let hello = serde_json::to_string(&Hello {
+        r#type: "hello",
+        device,
+    })
+    .unwrap_or_default();
+    if socket.send(WsMessage::Text(hello.into())).await.is_ok() {
+        loop {
+            tokio::select! {
+                push = rx.recv() => match push {
+                    Some(Push::Event(text)) => {
+                        if socket.send(WsMessage::Text(text.into())).await.is_err() {
+                            break;
+                        }
+                    }
+                    Some(Push::Close(reason)) => {
+                        let frame = axum::extract::ws::CloseFrame { code: 4001, reason: reason.into() };
+                        let _ = socket.send(WsMessage::Close(Some(frame))).await;
+                        break;
+                    }
+                    None => break,
+                },
+                incoming = socket.recv() => match incoming {
+                    Some(Ok(WsMessage::Close(_))) | None | Some(Err(_)) => break,
+                    // Clients only listen; pings are answered by the library.
+                    Some(Ok(_)) => {}
+                },
+            }
+        }
+    }
+    state.hub.unregister(firm, device, id);
+}

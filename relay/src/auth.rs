@@ -1,0 +1,335 @@
+//! Authentication of signed requests (`protocol-spec/signed-request.md`) and the
+//! extractors that carry the result into handlers.
+
+use crate::error::ApiError;
+use crate::state::{now_ms, AppState};
+use crate::store::Store;
+use axum::body::Body;
+use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, StatusCode};
+use futures_util::StreamExt;
+use ledgerline_protocol::constants::headers;
+use ledgerline_protocol::ids::{DeviceId, FirmId, MemberId};
+use ledgerline_protocol::request::{check_fresh, HttpHeaders, RequestError, SignedRequest};
+use ledgerline_protocol::roster::Role;
+use serde::de::DeserializeOwned;
+use std::time::Duration;
+
+/// The authenticated device behind a request.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    /// Firm.
+    pub firm: FirmId,
+    /// Device.
+    pub device: DeviceId,
+    /// The device's member.
+    pub member: MemberId,
+    /// The member's role now.
+    pub role: Role,
+    /// The verified signed request (for audit leaves).
+    pub request: SignedRequest,
+}
+
+fn header<'a>(h: &'a HeaderMap, name: &str) -> Result<&'a str, ApiError> {
+    h.get(name)
+        .ok_or_else(|| {
+            ApiError::unauthorized("missing_signature", format!("header {name} is required"))
+        })?
+        .to_str()
+        .map_err(|_| {
+            ApiError::unauthorized("malformed_signature", format!("header {name} is not ASCII"))
+        })
+}
+
+fn parse_request(parts: &Parts) -> Result<SignedRequest, ApiError> {
+    let h = &parts.headers;
+    let hv = HttpHeaders {
+        firm: header(h, headers::FIRM)?,
+        device: header(h, headers::DEVICE)?,
+        timestamp: header(h, headers::TIMESTAMP)?,
+        nonce: header(h, headers::NONCE)?,
+        content_sha256: header(h, headers::CONTENT_SHA256)?,
+        signature: header(h, headers::SIGNATURE)?,
+    };
+    let path = parts
+        .uri
+        .path_and_query()
+        .map(|p| p.as_str())
+        .unwrap_or("/");
+    SignedRequest::from_http(parts.method.as_str(), path, &hv).map_err(|e| {
+        ApiError::unauthorized("malformed_signature", format!("signature headers: {e}"))
+    })
+}
+
+fn request_error(e: RequestError) -> ApiError {
+    let (code, msg) = match e {
+        RequestError::Malformed(_) => ("malformed_signature", "malformed signed request"),
+        RequestError::Stale => (
+            "stale_request",
+            "request timestamp is too old; check the device clock",
+        ),
+        RequestError::FromFuture => (
+            "future_request",
+            "request timestamp is in the future; check the device clock",
+        ),
+        RequestError::BadSignature => ("bad_signature", "request signature does not verify"),
+        RequestError::BodyHashMismatch => {
+            ("body_hash_mismatch", "body does not match the signed hash")
+        }
+        RequestError::Replayed => ("replayed_request", "request nonce was already used"),
+    };
+    ApiError::unauthorized(code, msg)
+}
+
+/// Identifies the device and checks that it is active; returns the caller without having
+/// verified the signature yet.
+fn identify<S: Store>(
+    state: &AppState<S>,
+    req: SignedRequest,
+) -> Result<(Caller, ledgerline_protocol::keys::VerifyingKey), ApiError> {
+    let firm = req.head.firm;
+    let unknown =
+        || ApiError::unauthorized("unknown_device", "device is not in this firm's roster");
+    let fs = state.firm(firm).ok_or_else(unknown)?;
+    let roster = fs
+        .roster
+        .read()
+        .map_err(|_| ApiError::internal("roster lock", "poisoned"))?;
+    let device = roster.device(&req.head.device).ok_or_else(unknown)?;
+    if !roster.device_active_at(&req.head.device, now_ms()) {
+        return Err(ApiError::unauthorized(
+            "revoked_device",
+            "device or member has been revoked",
+        ));
+    }
+    let member = roster.member(&device.member).ok_or_else(unknown)?;
+    let caller = Caller {
+        firm,
+        device: req.head.device,
+        member: device.member,
+        role: member.role,
+        request: req,
+    };
+    Ok((caller, device.keys.signing))
+}
+
+fn rate_limit<S: Store>(state: &AppState<S>, c: &Caller) -> Result<(), ApiError> {
+    if state.limiter.allow(c.firm, c.device) {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            "too many requests from this device; slow down",
+        ))
+    }
+}
+
+/// Reads a whole body, refusing more than `limit` bytes or a body slower than the timeout.
+pub async fn read_body(body: Body, limit: usize, timeout: Duration) -> Result<Vec<u8>, ApiError> {
+    let read = async {
+        let mut out = Vec::new();
+        let mut stream = body.into_data_stream();
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk
+                .map_err(|_| ApiError::bad_request("bad_body", "request body could not be read"))?;
+            if out.len() + chunk.len() > limit {
+                return Err(ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "body_too_large",
+                    format!("request body exceeds {limit} bytes"),
+                ));
+            }
+            out.extend_from_slice(&chunk);
+        }
+        Ok(out)
+    };
+    tokio::time::timeout(timeout, read).await.map_err(|_| {
+        ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "body_timeout",
+            "request body was not received in time",
+        )
+    })?
+}
+
+async fn authenticate<S: Store>(
+    state: &AppState<S>,
+    req: Request,
+) -> Result<(Caller, Vec<u8>), ApiError> {
+    let (parts, body) = req.into_parts();
+    let signed = parse_request(&parts)?;
+    let (caller, key) = identify(state, signed)?;
+    let body = read_body(
+        body,
+        state.config.max_body_bytes,
+        Duration::from_millis(state.config.body_timeout_ms),
+    )
+    .await?;
+    state
+        .verifier
+        .lock()
+        .map_err(|_| ApiError::internal("verifier lock", "poisoned"))?
+        .verify(&caller.request, &key, &body, now_ms())
+        .map_err(request_error)?;
+    rate_limit(state, &caller)?;
+    Ok((caller, body))
+}
+
+/// A signed request whose body is JSON of type `T` (unknown fields refused).
+#[derive(Debug)]
+pub struct SignedJson<T> {
+    /// Who sent it.
+    pub caller: Caller,
+    /// The parsed body.
+    pub body: T,
+}
+
+/// Parses JSON without echoing any of the input in the error.
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(bytes).map_err(|e| {
+        let what = match e.classify() {
+            serde_json::error::Category::Syntax | serde_json::error::Category::Eof => {
+                "not valid JSON"
+            }
+            serde_json::error::Category::Data => "JSON does not match the expected shape",
+            serde_json::error::Category::Io => "JSON could not be read",
+        };
+        ApiError::bad_request(
+            "bad_json",
+            format!(
+                "request body: {what} (line {}, column {})",
+                e.line(),
+                e.column()
+            ),
+        )
+    })
+}
+
+impl<S: Store, T: DeserializeOwned + Send> FromRequest<AppState<S>> for SignedJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &AppState<S>) -> Result<Self, ApiError> {
+        let (caller, body) = authenticate(state, req).await?;
+        Ok(Self {
+            caller,
+            body: parse_json(&body)?,
+        })
+    }
+}
+
+/// A signed request without a body.
+#[derive(Debug)]
+pub struct Signed {
+    /// Who sent it.
+    pub caller: Caller,
+}
+
+impl<S: Store> FromRequest<AppState<S>> for Signed {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &AppState<S>) -> Result<Self, ApiError> {
+        let (caller, body) = authenticate(state, req).await?;
+        if !body.is_empty() {
+            return Err(ApiError::bad_request(
+                "unexpected_body",
+                "this request takes no body",
+            ));
+        }
+        Ok(Self { caller })
+    }
+}
+
+/// A signed upload: headers verified (freshness, signature), body not yet read. The
+/// handler streams the body, compares its hash with `expected_sha256`, and only then calls
+/// [`accept_upload`], which records the nonce.
+#[derive(Debug)]
+pub struct SignedUpload {
+    /// Who sends it.
+    pub caller: Caller,
+    /// The body stream.
+    pub body: Body,
+    /// The signed SHA-256 of the body.
+    pub expected_sha256: [u8; 32],
+    /// Request headers (for upload metadata).
+    pub headers: HeaderMap,
+}
+
+/// Records an upload's nonce once its body matched; `replayed_request` if it was used.
+pub fn accept_upload<S: Store>(state: &AppState<S>, caller: &Caller) -> Result<(), ApiError> {
+    let mut v = state
+        .verifier
+        .lock()
+        .map_err(|_| ApiError::internal("verifier lock", "poisoned"))?;
+    if v.remember(&caller.request, now_ms()) {
+        Ok(())
+    } else {
+        Err(request_error(RequestError::Replayed))
+    }
+}
+
+impl<S: Store> FromRequest<AppState<S>> for SignedUpload {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &AppState<S>) -> Result<Self, ApiError> {
+        let (parts, body) = req.into_parts();
+        let signed = parse_request(&parts)?;
+        let (caller, key) = identify(state, signed)?;
+        check_fresh(
+            caller.request.head.timestamp_ms,
+            now_ms(),
+            state.config.max_skew_ms,
+        )
+        .map_err(request_error)?;
+        caller
+            .request
+            .verify_signature(&key)
+            .map_err(request_error)?;
+        rate_limit(state, &caller)?;
+        let expected_sha256 = caller.request.head.body_sha256;
+        Ok(Self {
+            caller,
+            body,
+            expected_sha256,
+            headers: parts.headers,
+        })
+    }
+}
+
+/// Path parameters, with rejections in the relay's error format.
+#[derive(Debug)]
+pub struct P<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for P<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|Path(t)| P(t))
+            .map_err(|_| {
+                ApiError::bad_request("bad_path", "a path parameter is not a valid id or number")
+            })
+    }
+}
+
+/// Query parameters, with rejections in the relay's error format.
+#[derive(Debug)]
+pub struct Q<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for Q<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|Query(t)| Q(t))
+            .map_err(|_| {
+                ApiError::bad_request(
+                    "bad_query",
+                    "the query string has unknown, missing or invalid parameters",
+                )
+            })
+    }
+}

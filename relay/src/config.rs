@@ -1,0 +1,284 @@
+//! Relay configuration: defaults, then a TOML file, then `LEDGERLINE_*` environment
+//! variables and command-line flags (the last two through clap, flags winning).
+
+use clap::Args;
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// Every setting of the relay, after merging.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// Directory holding `relay.sqlite3` and `blobs/`.
+    pub data_dir: PathBuf,
+    /// PEM certificate chain; TLS is on when both this and `tls_key` are set.
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key.
+    pub tls_key: Option<PathBuf>,
+    /// Largest request body of a JSON route, in bytes.
+    pub max_body_bytes: usize,
+    /// Largest document (ciphertext) upload, in bytes.
+    pub max_document_bytes: u64,
+    /// Accepted clock difference of signed requests, in milliseconds.
+    pub max_skew_ms: u64,
+    /// Time allowed to read request headers, in milliseconds.
+    pub header_timeout_ms: u64,
+    /// Time allowed to read a request body, in milliseconds.
+    pub body_timeout_ms: u64,
+    /// Sustained requests per second allowed per device.
+    pub rate_per_second: u32,
+    /// Burst of requests allowed per device.
+    pub rate_burst: u32,
+    /// Whether anyone may create a firm (genesis) on this relay.
+    pub open_registration: bool,
+    /// Longest page returned by list endpoints.
+    pub max_page: u32,
+    /// `tracing` filter, e.g. `info` or `ledgerline_relay=debug`.
+    pub log: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8448)),
+            data_dir: PathBuf::from("ledgerline-data"),
+            tls_cert: None,
+            tls_key: None,
+            max_body_bytes: 4 << 20,
+            max_document_bytes: 512 << 20,
+            max_skew_ms: ledgerline_protocol::request::DEFAULT_MAX_SKEW_MS,
+            header_timeout_ms: 10_000,
+            body_timeout_ms: 30_000,
+            rate_per_second: 200,
+            rate_burst: 400,
+            open_registration: true,
+            max_page: 500,
+            log: "info".into(),
+        }
+    }
+}
+
+/// The TOML file: every key optional, unknown keys refused.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    listen: Option<SocketAddr>,
+    data_dir: Option<PathBuf>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
+    max_body_bytes: Option<usize>,
+    max_document_bytes: Option<u64>,
+    max_skew_ms: Option<u64>,
+    header_timeout_ms: Option<u64>,
+    body_timeout_ms: Option<u64>,
+    rate_per_second: Option<u32>,
+    rate_burst: Option<u32>,
+    open_registration: Option<bool>,
+    max_page: Option<u32>,
+    log: Option<String>,
+}
+
+/// Flags of `ledgerline-relay serve`; each also reads a `LEDGERLINE_*` variable.
+#[derive(Debug, Default, Clone, Args)]
+pub struct ServeArgs {
+    /// TOML configuration file (keys as the long flags, with underscores).
+    #[arg(long, env = "LEDGERLINE_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Address to listen on [default: 127.0.0.1:8448].
+    #[arg(long, env = "LEDGERLINE_LISTEN", value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
+    /// Data directory: SQLite database and blob store [default: ./ledgerline-data].
+    #[arg(long = "data", env = "LEDGERLINE_DATA", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// PEM certificate chain; enables TLS together with --tls-key.
+    #[arg(long, env = "LEDGERLINE_TLS_CERT", value_name = "FILE")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key for TLS.
+    #[arg(long, env = "LEDGERLINE_TLS_KEY", value_name = "FILE")]
+    pub tls_key: Option<PathBuf>,
+    /// Largest JSON request body in bytes [default: 4194304].
+    #[arg(long, env = "LEDGERLINE_MAX_BODY_BYTES", value_name = "BYTES")]
+    pub max_body_bytes: Option<usize>,
+    /// Largest document upload in bytes [default: 536870912].
+    #[arg(long, env = "LEDGERLINE_MAX_DOCUMENT_BYTES", value_name = "BYTES")]
+    pub max_document_bytes: Option<u64>,
+    /// Accepted clock skew of signed requests in ms [default: 300000].
+    #[arg(long, env = "LEDGERLINE_MAX_SKEW_MS", value_name = "MS")]
+    pub max_skew_ms: Option<u64>,
+    /// Time to read request headers in ms [default: 10000].
+    #[arg(long, env = "LEDGERLINE_HEADER_TIMEOUT_MS", value_name = "MS")]
+    pub header_timeout_ms: Option<u64>,
+    /// Time to read a request body in ms [default: 30000].
+    #[arg(long, env = "LEDGERLINE_BODY_TIMEOUT_MS", value_name = "MS")]
+    pub body_timeout_ms: Option<u64>,
+    /// Requests per second per device [default: 200].
+    #[arg(long, env = "LEDGERLINE_RATE_PER_SECOND", value_name = "N")]
+    pub rate_per_second: Option<u32>,
+    /// Request burst per device [default: 400].
+    #[arg(long, env = "LEDGERLINE_RATE_BURST", value_name = "N")]
+    pub rate_burst: Option<u32>,
+    /// Whether anyone may create a firm on this relay [default: true].
+    #[arg(long, env = "LEDGERLINE_OPEN_REGISTRATION", value_name = "BOOL")]
+    pub open_registration: Option<bool>,
+    /// Longest page of list endpoints [default: 500].
+    #[arg(long, env = "LEDGERLINE_MAX_PAGE", value_name = "N")]
+    pub max_page: Option<u32>,
+    /// Log filter (tracing EnvFilter syntax) [default: info].
+    #[arg(long, env = "LEDGERLINE_LOG", value_name = "FILTER")]
+    pub log: Option<String>,
+}
+
+/// A configuration that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// File.
+        path: PathBuf,
+        /// Cause.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML for this relay.
+    #[error("invalid config file {path}: {message}")]
+    Parse {
+        /// File.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// Values that contradict each other.
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+impl ServeArgs {
+    /// Defaults, overridden by the file, overridden by environment and flags.
+    pub fn resolve(&self) -> Result<Config, ConfigError> {
+        let file = match &self.config {
+            Some(path) => load_file(path)?,
+            None => FileConfig::default(),
+        };
+        let d = Config::default();
+        let c = Config {
+            listen: self.listen.or(file.listen).unwrap_or(d.listen),
+            data_dir: self
+                .data_dir
+                .clone()
+                .or(file.data_dir)
+                .unwrap_or(d.data_dir),
+            tls_cert: self.tls_cert.clone().or(file.tls_cert),
+            tls_key: self.tls_key.clone().or(file.tls_key),
+            max_body_bytes: self
+                .max_body_bytes
+                .or(file.max_body_bytes)
+                .unwrap_or(d.max_body_bytes),
+            max_document_bytes: self
+                .max_document_bytes
+                .or(file.max_document_bytes)
+                .unwrap_or(d.max_document_bytes),
+            max_skew_ms: self
+                .max_skew_ms
+                .or(file.max_skew_ms)
+                .unwrap_or(d.max_skew_ms),
+            header_timeout_ms: self
+                .header_timeout_ms
+                .or(file.header_timeout_ms)
+                .unwrap_or(d.header_timeout_ms),
+            body_timeout_ms: self
+                .body_timeout_ms
+                .or(file.body_timeout_ms)
+                .unwrap_or(d.body_timeout_ms),
+            rate_per_second: self
+                .rate_per_second
+                .or(file.rate_per_second)
+                .unwrap_or(d.rate_per_second),
+            rate_burst: self.rate_burst.or(file.rate_burst).unwrap_or(d.rate_burst),
+            open_registration: self
+                .open_registration
+                .or(file.open_registration)
+                .unwrap_or(d.open_registration),
+            max_page: self.max_page.or(file.max_page).unwrap_or(d.max_page),
+            log: self.log.clone().or(file.log).unwrap_or(d.log),
+        };
+        c.validate()?;
+        Ok(c)
+    }
+}
+
+fn load_file(path: &Path) -> Result<FileConfig, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    toml::from_str(&text).map_err(|e| ConfigError::Parse {
+        path: path.to_owned(),
+        message: e.message().to_owned(),
+    })
+}
+
+impl Config {
+    /// Refuses settings that cannot work.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.tls_cert.is_some() != self.tls_key.is_some() {
+            return Err(ConfigError::Invalid(
+                "tls_cert and tls_key must be set together".into(),
+            ));
+        }
+        if self.max_body_bytes < 1024
+            || self.max_page == 0
+            || self.rate_per_second == 0
+            || self.rate_burst == 0
+        {
+            return Err(ConfigError::Invalid(
+                "max_body_bytes >= 1024, max_page, rate_per_second and rate_burst > 0 required"
+                    .into(),
+            ));
+        }
+        if self.header_timeout_ms == 0 || self.body_timeout_ms == 0 {
+            return Err(ConfigError::Invalid("timeouts must be positive".into()));
+        }
+        Ok(())
+    }
+
+    /// Path of the SQLite database.
+    pub fn database_path(&self) -> PathBuf {
+        self.data_dir.join("relay.sqlite3")
+    }
+
+    /// Directory of document blobs.
+    pub fn blob_dir(&self) -> PathBuf {
+        self.data_dir.join("blobs")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_then_flags() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("relay.toml");
+        std::fs::write(&path, "listen = \"127.0.0.1:9000\"\nmax_page = 7\n").unwrap();
+        let args = ServeArgs {
+            config: Some(path.clone()),
+            max_page: Some(9),
+            ..Default::default()
+        };
+        let c = args.resolve().unwrap();
+        assert_eq!(c.listen, "127.0.0.1:9000".parse().unwrap());
+        assert_eq!(c.max_page, 9);
+        assert_eq!(c.max_skew_ms, 300_000);
+
+        std::fs::write(&path, "listen = \"127.0.0.1:9000\"\nunknown_key = 1\n").unwrap();
+        assert!(matches!(args.resolve(), Err(ConfigError::Parse { .. })));
+        let half_tls = ServeArgs {
+            tls_cert: Some("c.pem".into()),
+            ..Default::default()
+        };
+        assert!(matches!(half_tls.resolve(), Err(ConfigError::Invalid(_))));
+    }
+}

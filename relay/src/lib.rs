@@ -1,0 +1,31 @@
+//! Ledgerline's blind relay.
+//!
+//! The relay stores only ciphertext, wrapped keys, signed roster events and audit leaves;
+//! it authenticates every request with the device's signature
+//! (`protocol-spec/signed-request.md`), enforces the roster and customer-file access, and
+//! routes. It never holds a key that decrypts anything. The API is specified in
+//! `protocol-spec/relay-api.md`.
+//!
+//! | module | role |
+//! |---|---|
+//! | [`config`] | defaults, TOML file, `LEDGERLINE_*` variables and flags |
+//! | [`server`] | listening, TLS, graceful shutdown |
+//! | [`api`] | routes and handlers |
+//! | [`auth`] | signed-request verification and extractors |
+//! | [`store`] | the storage trait, its SQLite backend and conformance suite |
+//! | [`blobs`] | document blobs on disk |
+//! | [`hub`] | WebSocket connections and pushes |
+//! | [`metrics`] | Prometheus metrics |
+#![forbid(unsafe_code)]
+
+pub mod api;
+pub mod auth;
+pub mod blobs;
+pub mod config;
+pub mod error;
+pub mod hub;
+pub mod limits;
+pub mod metrics;
+pub mod server;
+pub mod state;
+pub mod store;

@@ -1,0 +1,152 @@
+//! Shared state of a running relay.
+
+use crate::blobs::BlobDir;
+use crate::config::Config;
+use crate::error::ApiError;
+use crate::hub::Hub;
+use crate::limits::RateLimiter;
+use crate::metrics::Metrics;
+use crate::store::Store;
+use ledgerline_protocol::ids::FirmId;
+use ledgerline_protocol::request::RequestVerifier;
+use ledgerline_protocol::roster::{Roster, RosterEvent};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
+
+/// One firm's verified roster and the lock that serialises appends to it.
+#[derive(Debug)]
+pub struct FirmState {
+    /// The folded roster, always equal to what the store holds.
+    pub roster: RwLock<Roster>,
+    /// Held while an append is verified and persisted.
+    pub append: tokio::sync::Mutex<()>,
+}
+
+/// Everything the handlers share. Cheap to clone.
+#[derive(Debug)]
+pub struct AppState<S> {
+    inner: Arc<Shared<S>>,
+}
+
+impl<S> Clone for AppState<S> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+impl<S> std::ops::Deref for AppState<S> {
+    type Target = Shared<S>;
+    fn deref(&self) -> &Shared<S> {
+        &self.inner
+    }
+}
+
+/// The shared parts.
+#[derive(Debug)]
+pub struct Shared<S> {
+    /// Settings.
+    pub config: Config,
+    /// Metadata and ciphertext storage.
+    pub store: S,
+    /// Document blobs.
+    pub blobs: BlobDir,
+    /// Verified rosters by firm.
+    pub firms: RwLock<HashMap<FirmId, Arc<FirmState>>>,
+    /// Signed-request checks and the replay window.
+    pub verifier: Mutex<RequestVerifier>,
+    /// Live WebSockets.
+    pub hub: Hub,
+    /// Prometheus metrics.
+    pub metrics: Metrics,
+    /// Per-device rate limits.
+    pub limiter: RateLimiter,
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+/// Why the relay could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// Storage failed.
+    #[error("storage: {0}")]
+    Store(#[from] crate::store::StoreError),
+    /// A stored roster does not verify: the database was altered or corrupted.
+    #[error("stored roster of firm {firm} does not verify: {reason}")]
+    CorruptRoster {
+        /// Firm.
+        firm: FirmId,
+        /// Why.
+        reason: String,
+    },
+    /// The blob directory is unusable.
+    #[error("blob directory: {0}")]
+    Blobs(#[from] std::io::Error),
+}
+
+impl<S: Store> AppState<S> {
+    /// Loads and verifies every firm's roster and the persisted replay window.
+    pub async fn load(config: Config, store: S) -> Result<Self, StartError> {
+        let blobs = BlobDir::open(&config.blob_dir())?;
+        let mut firms = HashMap::new();
+        for firm in store.firms().await? {
+            let events = store.roster_events(firm, 0).await?;
+            let parsed: Result<Vec<RosterEvent>, _> =
+                events.iter().map(|e| RosterEvent::from_bytes(e)).collect();
+            let roster = parsed
+                .map_err(|e| e.to_string())
+                .and_then(|evs| Roster::verify_chain(&evs).map_err(|e| e.to_string()))
+                .map_err(|reason| StartError::CorruptRoster { firm, reason })?;
+            firms.insert(
+                firm,
+                Arc::new(FirmState {
+                    roster: RwLock::new(roster),
+                    append: tokio::sync::Mutex::new(()),
+                }),
+            );
+        }
+        let mut verifier = RequestVerifier::new(config.max_skew_ms);
+        let now = now_ms();
+        for (device, nonce, expires) in store.load_nonces(now).await? {
+            verifier.restore(device, nonce, expires, now);
+        }
+        let limiter = RateLimiter::new(config.rate_per_second, config.rate_burst);
+        Ok(Self {
+            inner: Arc::new(Shared {
+                config,
+                store,
+                blobs,
+                firms: RwLock::new(firms),
+                verifier: Mutex::new(verifier),
+                hub: Hub::default(),
+                metrics: Metrics::default(),
+                limiter,
+            }),
+        })
+    }
+
+    /// A firm's state, if the firm exists.
+    pub fn firm(&self, firm: FirmId) -> Option<Arc<FirmState>> {
+        self.firms.read().ok().and_then(|m| m.get(&firm).cloned())
+    }
+
+    /// Persists the replay window (at shutdown), so that a restart does not reopen it.
+    pub async fn save_nonces(&self) -> Result<(), ApiError> {
+        let entries = self
+            .verifier
+            .lock()
+            .map(|v| v.window().entries())
+            .unwrap_or_default();
+        self.store
+            .save_nonces(entries, now_ms())
+            .await
+            .map_err(|e| ApiError::internal("save nonces", e))
+    }
+}

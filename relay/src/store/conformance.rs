@@ -1,0 +1,396 @@
+//! The contract every [`Store`] backend must meet. A backend's tests call
+//! [`crate::store_conformance_tests!`] with an expression that builds a fresh, empty store
+//! and a guard that keeps its resources alive.
+
+// A test suite: failing loudly is its job.
+#![allow(clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+
+use super::*;
+
+const F: FirmId = FirmId([1; 16]);
+const G: FirmId = FirmId([2; 16]);
+const D1: DeviceId = DeviceId([11; 16]);
+const D2: DeviceId = DeviceId([12; 16]);
+const M1: MemberId = MemberId([21; 16]);
+
+async fn with_firms<S: Store>(s: &S) {
+    s.create_firm(F, vec![b"genesis-f".to_vec()], 1)
+        .await
+        .expect("firm F");
+    s.create_firm(G, vec![b"genesis-g".to_vec(), b"second".to_vec()], 1)
+        .await
+        .expect("firm G");
+}
+
+/// Firms and roster positions are unique; events come back in order.
+pub async fn roster<S: Store>(s: S) {
+    with_firms(&s).await;
+    assert!(matches!(
+        s.create_firm(F, vec![b"x".to_vec()], 2).await,
+        Err(StoreError::Exists)
+    ));
+    assert_eq!(s.firms().await.expect("firms"), vec![F, G]);
+    s.append_roster_event(F, 1, b"one".to_vec())
+        .await
+        .expect("append");
+    assert!(matches!(
+        s.append_roster_event(F, 1, b"other".to_vec()).await,
+        Err(StoreError::Exists)
+    ));
+    assert_eq!(
+        s.roster_events(F, 0).await.expect("events"),
+        vec![b"genesis-f".to_vec(), b"one".to_vec()]
+    );
+    assert_eq!(
+        s.roster_events(F, 1).await.expect("events"),
+        vec![b"one".to_vec()]
+    );
+    assert_eq!(
+        s.roster_events(G, 0).await.expect("events").len(),
+        2,
+        "firms are separate"
+    );
+}
+
+/// One-time keys are handed out once each, then the fallback key, which stays.
+pub async fn prekeys<S: Store>(s: S) {
+    with_firms(&s).await;
+    s.put_prekeys(
+        F,
+        D1,
+        vec![
+            (1, 1, b"otk1".to_vec()),
+            (1, 2, b"otk2".to_vec()),
+            (2, 9, b"fb1".to_vec()),
+        ],
+    )
+    .await
+    .expect("put");
+    s.put_prekeys(F, D1, vec![(2, 10, b"fb2".to_vec())])
+        .await
+        .expect("replace fallback");
+    assert_eq!(s.count_one_time_keys(F, D1).await.expect("count"), 2);
+    let mut got = vec![
+        s.claim_prekey(F, D1).await.expect("claim"),
+        s.claim_prekey(F, D1).await.expect("claim"),
+        s.claim_prekey(F, D1).await.expect("claim"),
+        s.claim_prekey(F, D1).await.expect("claim"),
+    ];
+    got.sort();
+    assert_eq!(
+        got,
+        vec![
+            Some(b"fb2".to_vec()),
+            Some(b"fb2".to_vec()),
+            Some(b"otk1".to_vec()),
+            Some(b"otk2".to_vec())
+        ]
+    );
+    assert_eq!(
+        s.claim_prekey(G, D1).await.expect("claim"),
+        None,
+        "firms are separate"
+    );
+    s.forget_device(F, D1).await.expect("forget");
+    assert_eq!(s.claim_prekey(F, D1).await.expect("claim"), None);
+}
+
+/// To-device messages queue per recipient until acknowledged.
+pub async fn to_device<S: Store>(s: S) {
+    with_firms(&s).await;
+    let ids = s
+        .send_to_device(
+            F,
+            D1,
+            vec![
+                (D2, b"a".to_vec()),
+                (D2, b"b".to_vec()),
+                (D1, b"c".to_vec()),
+            ],
+            5,
+        )
+        .await
+        .expect("send");
+    assert_eq!(ids.len(), 3);
+    assert!(ids.windows(2).all(|w| w[0] < w[1]));
+    let pending = s.pending_to_device(F, D2, 0, 10).await.expect("pending");
+    assert_eq!(
+        pending
+            .iter()
+            .map(|m| m.ciphertext.clone())
+            .collect::<Vec<_>>(),
+        vec![b"a".to_vec(), b"b".to_vec()]
+    );
+    assert_eq!(pending[0].sender, D1);
+    assert_eq!(
+        s.pending_to_device(F, D2, pending[0].id, 10)
+            .await
+            .expect("after")
+            .len(),
+        1
+    );
+    assert_eq!(s.ack_to_device(F, D2, pending[0].id).await.expect("ack"), 1);
+    assert_eq!(
+        s.pending_to_device(F, D2, 0, 10)
+            .await
+            .expect("pending")
+            .len(),
+        1
+    );
+    assert!(s
+        .pending_to_device(G, D2, 0, 10)
+        .await
+        .expect("other firm")
+        .is_empty());
+    s.forget_device(F, D2).await.expect("forget");
+    assert!(s
+        .pending_to_device(F, D2, 0, 10)
+        .await
+        .expect("pending")
+        .is_empty());
+    assert_eq!(
+        s.pending_to_device(F, D1, 0, 10)
+            .await
+            .expect("pending")
+            .len(),
+        1
+    );
+}
+
+/// Rooms number their messages from 1 without gaps and page by sequence number.
+pub async fn rooms<S: Store>(s: S) {
+    with_firms(&s).await;
+    let room = Room {
+        id: [7; 16],
+        file: Some(FileId([8; 16])),
+        created_by: M1,
+        members: vec![],
+    };
+    s.create_room(F, room.clone()).await.expect("room");
+    assert!(matches!(
+        s.create_room(F, room.clone()).await,
+        Err(StoreError::Exists)
+    ));
+    assert_eq!(s.room(F, [7; 16]).await.expect("get"), Some(room));
+    assert_eq!(s.room(G, [7; 16]).await.expect("other firm"), None);
+    let direct = Room {
+        id: [9; 16],
+        file: None,
+        created_by: M1,
+        members: vec![M1, MemberId([22; 16])],
+    };
+    s.create_room(F, direct.clone()).await.expect("direct");
+    assert_eq!(s.room(F, [9; 16]).await.expect("get"), Some(direct));
+    for n in 1..=5u8 {
+        assert_eq!(
+            s.append_message(F, [7; 16], D1, vec![n], 10)
+                .await
+                .expect("send"),
+            u64::from(n)
+        );
+    }
+    assert!(matches!(
+        s.append_message(F, [6; 16], D1, vec![0], 10).await,
+        Err(StoreError::NotFound)
+    ));
+    let page = s.messages(F, [7; 16], 2, 2).await.expect("page");
+    assert_eq!(page.iter().map(|m| m.seq).collect::<Vec<_>>(), vec![2, 3]);
+    assert_eq!(page[0].ciphertext, vec![2]);
+}
+
+/// Records take version n+1 only; changes list by cursor.
+pub async fn records<S: Store>(s: S) {
+    with_firms(&s).await;
+    let (file, r1, r2) = (FileId([3; 16]), RecordId([4; 16]), RecordId([5; 16]));
+    let c1 = s
+        .put_record(F, file, r1, 1, D1, b"v1".to_vec(), 1)
+        .await
+        .expect("v1");
+    assert!(matches!(
+        s.put_record(F, file, r1, 1, D1, b"again".to_vec(), 1).await,
+        Err(StoreError::VersionConflict { current: 1 })
+    ));
+    assert!(matches!(
+        s.put_record(F, file, r1, 3, D1, b"skip".to_vec(), 1).await,
+        Err(StoreError::VersionConflict { current: 1 })
+    ));
+    let c2 = s
+        .put_record(F, file, r2, 1, D2, b"other".to_vec(), 1)
+        .await
+        .expect("r2");
+    let c3 = s
+        .put_record(F, file, r1, 2, D1, b"v2".to_vec(), 1)
+        .await
+        .expect("v2");
+    assert!(c1 < c2 && c2 < c3);
+    let all = s.records_since(F, file, 0, 10).await.expect("since");
+    assert_eq!(
+        all.iter()
+            .map(|r| (r.record, r.version))
+            .collect::<Vec<_>>(),
+        vec![(r2, 1), (r1, 2)]
+    );
+    assert_eq!(
+        s.records_since(F, file, c2, 10).await.expect("since").len(),
+        1
+    );
+    assert!(s
+        .records_since(G, file, 0, 10)
+        .await
+        .expect("other firm")
+        .is_empty());
+}
+
+/// Wrapped keys are stored per holder and version, links once per epoch.
+pub async fn wrapped_keys<S: Store>(s: S) {
+    with_firms(&s).await;
+    let w = MemberKeyWrap {
+        member: M1,
+        key_version: 1,
+        device: D1,
+        wrapped: vec![1; 81],
+    };
+    s.put_member_key_wrap(F, w.clone()).await.expect("put");
+    s.put_member_key_wrap(
+        F,
+        MemberKeyWrap {
+            device: D2,
+            ..w.clone()
+        },
+    )
+    .await
+    .expect("put");
+    assert_eq!(s.member_key_wraps_for(F, D1).await.expect("get"), vec![w]);
+    assert!(s
+        .member_key_wraps_for(G, D1)
+        .await
+        .expect("other firm")
+        .is_empty());
+    let file = FileId([3; 16]);
+    let e = EpochKeyWrap {
+        epoch: 0,
+        member: M1,
+        holder_key_version: 1,
+        wrapped: vec![2; 73],
+    };
+    s.put_epoch_key_wrap(F, file, e.clone()).await.expect("put");
+    let e1 = EpochKeyWrap {
+        epoch: 1,
+        ..e.clone()
+    };
+    s.put_epoch_key_wrap(F, file, e1.clone())
+        .await
+        .expect("put");
+    assert_eq!(
+        s.epoch_key_wraps(F, file, M1).await.expect("get"),
+        vec![e, e1]
+    );
+    s.put_epoch_link(F, file, 1, vec![3; 73])
+        .await
+        .expect("link");
+    assert!(matches!(
+        s.put_epoch_link(F, file, 1, vec![4; 73]).await,
+        Err(StoreError::Exists)
+    ));
+    assert_eq!(
+        s.epoch_links(F, file).await.expect("links"),
+        vec![(1, vec![3; 73])]
+    );
+}
+
+/// Documents, audit leaves, nonces and usage.
+pub async fn documents_audit_nonces<S: Store>(s: S) {
+    with_firms(&s).await;
+    let meta = DocumentMeta {
+        document: DocumentId([6; 16]),
+        file: FileId([3; 16]),
+        epoch: 2,
+        size: 1000,
+        sha256: [7; 32],
+        release_share: [8; 32],
+        uploaded_by: D1,
+    };
+    s.put_document(F, meta.clone(), 1).await.expect("doc");
+    assert!(matches!(
+        s.put_document(F, meta.clone(), 1).await,
+        Err(StoreError::Exists)
+    ));
+    assert_eq!(
+        s.document(F, meta.document).await.expect("get"),
+        Some(meta.clone())
+    );
+    assert_eq!(
+        s.document(G, meta.document).await.expect("other firm"),
+        None
+    );
+    assert_eq!(
+        s.append_audit_leaf(F, b"l0".to_vec()).await.expect("leaf"),
+        0
+    );
+    assert_eq!(
+        s.append_audit_leaf(F, b"l1".to_vec()).await.expect("leaf"),
+        1
+    );
+    assert_eq!(
+        s.append_audit_leaf(G, b"g0".to_vec()).await.expect("leaf"),
+        0
+    );
+    assert_eq!(
+        s.audit_leaves(F, 1, 10).await.expect("leaves"),
+        vec![b"l1".to_vec()]
+    );
+    s.save_nonces(vec![(D1, [1; 16], 100), (D2, [2; 16], 10)], 50)
+        .await
+        .expect("save");
+    assert_eq!(
+        s.load_nonces(50).await.expect("load"),
+        vec![(D1, [1; 16], 100)]
+    );
+    let usage = s.usage().await.expect("usage");
+    assert_eq!(usage.audit_leaves, 3);
+    assert!(usage.stored_bytes >= 1000);
+}
+
+/// Runs the conformance suite against a backend: `store_conformance_tests!(make())` where
+/// `make()` is an async expression yielding `(fresh store, guard)`; the guard (e.g. a
+/// temporary directory) lives until the test ends.
+#[macro_export]
+macro_rules! store_conformance_tests {
+    ($make:expr) => {
+        #[tokio::test]
+        async fn conformance_roster() {
+            let (store, _guard) = $make.await;
+            $crate::store::conformance::roster(store).await;
+        }
+        #[tokio::test]
+        async fn conformance_prekeys() {
+            let (store, _guard) = $make.await;
+            $crate::store::conformance::prekeys(store).await;
+        }
+        #[tokio::test]
+        async fn conformance_to_device() {
+            let (store, _guard) = $make.await;
+            $crate::store::conformance::to_device(store).await;
+        }
+        #[tokio::test]
+        async fn conformance_rooms() {
+            let (store, _guard) = $make.await;
+            $crate::store::conformance::rooms(store).await;
+        }
+        #[tokio::test]
+        async fn conformance_records() {
+            let (store, _guard) = $make.await;
+            $crate::store::conformance::records(store).await;
+        }
+        #[tokio::test]
+        async fn conformance_wrapped_keys() {
+            let (store, _guard) = $make.await;
+            $crate::store::conformance::wrapped_keys(store).await;
+        }
+        #[tokio::test]
+        async fn conformance_documents_audit_nonces() {
+            let (store, _guard) = $make.await;
+            $crate::store::conformance::documents_audit_nonces(store).await;
+        }
+    };
+}

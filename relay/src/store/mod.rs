@@ -1,0 +1,354 @@
+//! Storage behind a trait (`Store`), so that the handlers never see SQL and a PostgreSQL
+//! backend can be added without touching them. Every backend runs the conformance suite of
+//! [`conformance`].
+//!
+//! The store holds only opaque ids, ciphertext, wrapped keys, signed roster events and
+//! audit leaves. It never interprets content.
+
+use ledgerline_protocol::ids::{DeviceId, DocumentId, FileId, FirmId, MemberId, RecordId};
+use std::future::Future;
+
+pub mod conformance;
+pub mod sqlite;
+
+/// Opaque room id (16 bytes).
+pub type RoomId = [u8; 16];
+
+/// Why a store operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The thing exists already (firm, room, roster position, document).
+    #[error("already exists")]
+    Exists,
+    /// A record write based on a stale version.
+    #[error("version conflict: current version is {current}")]
+    VersionConflict {
+        /// The stored version (0 if none).
+        current: u64,
+    },
+    /// The referenced thing does not exist.
+    #[error("not found")]
+    NotFound,
+    /// The backend failed.
+    #[error("storage backend: {0}")]
+    Backend(String),
+}
+
+/// A to-device message waiting for its recipient.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ToDevice {
+    /// Increasing id, the acknowledgement cursor.
+    pub id: u64,
+    /// Sending device.
+    pub sender: DeviceId,
+    /// Olm ciphertext.
+    pub ciphertext: Vec<u8>,
+    /// Relay time of receipt.
+    pub created_ms: u64,
+}
+
+/// A room.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Room {
+    /// Id.
+    pub id: RoomId,
+    /// Customer file whose access decides membership, if any.
+    pub file: Option<FileId>,
+    /// Creator.
+    pub created_by: MemberId,
+    /// Explicit members (rooms without a file).
+    pub members: Vec<MemberId>,
+}
+
+/// A stored room message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Message {
+    /// Position in the room, from 1.
+    pub seq: u64,
+    /// Sending device.
+    pub sender: DeviceId,
+    /// Megolm ciphertext.
+    pub ciphertext: Vec<u8>,
+    /// Relay time of receipt.
+    pub created_ms: u64,
+}
+
+/// A stored record version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredRecord {
+    /// Record id.
+    pub record: RecordId,
+    /// Version.
+    pub version: u64,
+    /// Change cursor (per firm, increasing).
+    pub cursor: u64,
+    /// Encoded record envelope.
+    pub envelope: Vec<u8>,
+}
+
+/// A member key wrapped for one device.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberKeyWrap {
+    /// Member.
+    pub member: MemberId,
+    /// Key version.
+    pub key_version: u32,
+    /// Recipient device.
+    pub device: DeviceId,
+    /// Wrapped key.
+    pub wrapped: Vec<u8>,
+}
+
+/// An epoch key wrapped for a member.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EpochKeyWrap {
+    /// Epoch.
+    pub epoch: u64,
+    /// Holder.
+    pub member: MemberId,
+    /// Version of the holder's member key.
+    pub holder_key_version: u32,
+    /// Wrapped key.
+    pub wrapped: Vec<u8>,
+}
+
+/// Metadata of a stored document (the ciphertext is in the blob store).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DocumentMeta {
+    /// Document.
+    pub document: DocumentId,
+    /// Customer file it belongs to.
+    pub file: FileId,
+    /// Epoch of its key.
+    pub epoch: u64,
+    /// Ciphertext size.
+    pub size: u64,
+    /// SHA-256 of the ciphertext.
+    pub sha256: [u8; 32],
+    /// Relay-held release share.
+    pub release_share: [u8; 32],
+    /// Uploading device.
+    pub uploaded_by: DeviceId,
+}
+
+/// Sizes for metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Usage {
+    /// Bytes of ciphertext and wrapped keys stored (excluding blobs).
+    pub stored_bytes: u64,
+    /// Audit leaves across firms.
+    pub audit_leaves: u64,
+}
+
+/// The relay's storage. Methods are async; a backend that blocks (SQLite) must do its work
+/// off the async threads.
+pub trait Store: Send + Sync + 'static {
+    /// Creates a firm with its first roster events (genesis first). `Exists` if present.
+    fn create_firm(
+        &self,
+        firm: FirmId,
+        events: Vec<Vec<u8>>,
+        now_ms: u64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// All firms.
+    fn firms(&self) -> impl Future<Output = Result<Vec<FirmId>, StoreError>> + Send;
+    /// Roster events from `from_seq` on, in order.
+    fn roster_events(
+        &self,
+        firm: FirmId,
+        from_seq: u64,
+    ) -> impl Future<Output = Result<Vec<Vec<u8>>, StoreError>> + Send;
+    /// Appends the event at `seq`; `Exists` if that position is taken.
+    fn append_roster_event(
+        &self,
+        firm: FirmId,
+        seq: u64,
+        event: Vec<u8>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Stores prekeys `(kind, key_id, encoded)`; a new fallback key replaces the old one.
+    fn put_prekeys(
+        &self,
+        firm: FirmId,
+        device: DeviceId,
+        keys: Vec<(u8, u32, Vec<u8>)>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Takes one one-time key (deleting it), or else returns the fallback key.
+    fn claim_prekey(
+        &self,
+        firm: FirmId,
+        device: DeviceId,
+    ) -> impl Future<Output = Result<Option<Vec<u8>>, StoreError>> + Send;
+    /// Number of one-time keys left.
+    fn count_one_time_keys(
+        &self,
+        firm: FirmId,
+        device: DeviceId,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
+
+    /// Queues to-device messages `(recipient, ciphertext)`; returns their ids.
+    fn send_to_device(
+        &self,
+        firm: FirmId,
+        sender: DeviceId,
+        messages: Vec<(DeviceId, Vec<u8>)>,
+        now_ms: u64,
+    ) -> impl Future<Output = Result<Vec<u64>, StoreError>> + Send;
+    /// Messages for `recipient` with id above `after`.
+    fn pending_to_device(
+        &self,
+        firm: FirmId,
+        recipient: DeviceId,
+        after: u64,
+        limit: u32,
+    ) -> impl Future<Output = Result<Vec<ToDevice>, StoreError>> + Send;
+    /// Deletes messages for `recipient` up to and including `up_to`; returns how many.
+    fn ack_to_device(
+        &self,
+        firm: FirmId,
+        recipient: DeviceId,
+        up_to: u64,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
+    /// Deletes everything queued for a revoked device, and its prekeys.
+    fn forget_device(
+        &self,
+        firm: FirmId,
+        device: DeviceId,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Creates a room; `Exists` if present.
+    fn create_room(
+        &self,
+        firm: FirmId,
+        room: Room,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// A room.
+    fn room(
+        &self,
+        firm: FirmId,
+        room: RoomId,
+    ) -> impl Future<Output = Result<Option<Room>, StoreError>> + Send;
+    /// Appends a message; returns its sequence number.
+    fn append_message(
+        &self,
+        firm: FirmId,
+        room: RoomId,
+        sender: DeviceId,
+        ciphertext: Vec<u8>,
+        now_ms: u64,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
+    /// Messages with `seq >= from`, at most `limit`.
+    fn messages(
+        &self,
+        firm: FirmId,
+        room: RoomId,
+        from: u64,
+        limit: u32,
+    ) -> impl Future<Output = Result<Vec<Message>, StoreError>> + Send;
+
+    /// Stores `version` of a record if the stored version is `version - 1` (0 = none);
+    /// returns the change cursor, or `VersionConflict`.
+    #[allow(clippy::too_many_arguments)]
+    fn put_record(
+        &self,
+        firm: FirmId,
+        file: FileId,
+        record: RecordId,
+        version: u64,
+        author: DeviceId,
+        envelope: Vec<u8>,
+        now_ms: u64,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
+    /// Records of a file changed after `cursor`, in cursor order.
+    fn records_since(
+        &self,
+        firm: FirmId,
+        file: FileId,
+        cursor: u64,
+        limit: u32,
+    ) -> impl Future<Output = Result<Vec<StoredRecord>, StoreError>> + Send;
+
+    /// Stores (or replaces) a member-key wrap.
+    fn put_member_key_wrap(
+        &self,
+        firm: FirmId,
+        wrap: MemberKeyWrap,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Member-key wraps addressed to a device.
+    fn member_key_wraps_for(
+        &self,
+        firm: FirmId,
+        device: DeviceId,
+    ) -> impl Future<Output = Result<Vec<MemberKeyWrap>, StoreError>> + Send;
+    /// Stores (or replaces) an epoch-key wrap.
+    fn put_epoch_key_wrap(
+        &self,
+        firm: FirmId,
+        file: FileId,
+        wrap: EpochKeyWrap,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Epoch-key wraps of a file held by a member.
+    fn epoch_key_wraps(
+        &self,
+        firm: FirmId,
+        file: FileId,
+        member: MemberId,
+    ) -> impl Future<Output = Result<Vec<EpochKeyWrap>, StoreError>> + Send;
+    /// Stores the chain link of `epoch`; `Exists` if there is one.
+    fn put_epoch_link(
+        &self,
+        firm: FirmId,
+        file: FileId,
+        epoch: u64,
+        wrapped: Vec<u8>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Chain links of a file `(epoch, wrapped)`.
+    fn epoch_links(
+        &self,
+        firm: FirmId,
+        file: FileId,
+    ) -> impl Future<Output = Result<Vec<(u64, Vec<u8>)>, StoreError>> + Send;
+
+    /// Records a document whose blob is stored; `Exists` if the id is taken.
+    fn put_document(
+        &self,
+        firm: FirmId,
+        meta: DocumentMeta,
+        now_ms: u64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// A document's metadata.
+    fn document(
+        &self,
+        firm: FirmId,
+        document: DocumentId,
+    ) -> impl Future<Output = Result<Option<DocumentMeta>, StoreError>> + Send;
+
+    /// Appends an audit leaf; returns its index.
+    fn append_audit_leaf(
+        &self,
+        firm: FirmId,
+        leaf: Vec<u8>,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
+    /// Audit leaves from `from`, at most `limit`.
+    fn audit_leaves(
+        &self,
+        firm: FirmId,
+        from: u64,
+        limit: u32,
+    ) -> impl Future<Output = Result<Vec<Vec<u8>>, StoreError>> + Send;
+
+    /// Persists the replay window `(device, nonce, expires_ms)` (at shutdown).
+    fn save_nonces(
+        &self,
+        nonces: Vec<(DeviceId, [u8; 16], u64)>,
+        now_ms: u64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Loads the unexpired replay window (at startup).
+    fn load_nonces(
+        &self,
+        now_ms: u64,
+    ) -> impl Future<Output = Result<Vec<(DeviceId, [u8; 16], u64)>, StoreError>> + Send;
+
+    /// Sizes for metrics.
+    fn usage(&self) -> impl Future<Output = Result<Usage, StoreError>> + Send;
+}

@@ -1,0 +1,787 @@
+//! The embedded SQLite backend (WAL, `synchronous = FULL`): one writer connection and a
+//! few readers, all used on Tokio's blocking threads, never across an `.await`.
+
+use super::*;
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// Schema migrations, applied in order; `PRAGMA user_version` records how many ran.
+const MIGRATIONS: &[&str] = &[include_str!("../../migrations/0001_init.sql")];
+const READERS: usize = 4;
+
+/// SQLite storage.
+#[derive(Clone)]
+pub struct SqliteStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    writer: Mutex<Connection>,
+    readers: Vec<Mutex<Connection>>,
+    next_reader: AtomicUsize,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SqliteStore")
+    }
+}
+
+fn backend(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Backend(e.to_string())
+}
+
+fn open_connection(path: &Path) -> Result<Connection, StoreError> {
+    let c = Connection::open(path).map_err(backend)?;
+    c.pragma_update(None, "journal_mode", "WAL")
+        .map_err(backend)?;
+    // FULL: a write acknowledged to a client survives power loss, not only a crash.
+    c.pragma_update(None, "synchronous", "FULL")
+        .map_err(backend)?;
+    c.pragma_update(None, "foreign_keys", "ON")
+        .map_err(backend)?;
+    c.busy_timeout(std::time::Duration::from_secs(10))
+        .map_err(backend)?;
+    Ok(c)
+}
+
+fn id16(b: Vec<u8>) -> Result<[u8; 16], rusqlite::Error> {
+    b.try_into().map_err(|_| {
+        rusqlite::Error::InvalidColumnType(0, "id".into(), rusqlite::types::Type::Blob)
+    })
+}
+
+fn id32(b: Vec<u8>) -> Result<[u8; 32], rusqlite::Error> {
+    b.try_into().map_err(|_| {
+        rusqlite::Error::InvalidColumnType(0, "hash".into(), rusqlite::types::Type::Blob)
+    })
+}
+
+/// SQLite stores integers as i64; our counters never reach 2^63.
+fn i(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+fn u(v: i64) -> u64 {
+    u64::try_from(v).unwrap_or(0)
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `path` and runs pending migrations.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let mut writer = open_connection(path)?;
+        let applied: i64 = writer
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .map_err(backend)?;
+        let applied = usize::try_from(applied).map_err(backend)?;
+        if applied > MIGRATIONS.len() {
+            return Err(StoreError::Backend(format!(
+                "database schema version {applied} is newer than this relay ({}); upgrade the relay",
+                MIGRATIONS.len()
+            )));
+        }
+        for (n, sql) in MIGRATIONS.iter().enumerate().skip(applied) {
+            let tx = writer.transaction().map_err(backend)?;
+            tx.execute_batch(sql).map_err(backend)?;
+            tx.pragma_update(None, "user_version", n as i64 + 1)
+                .map_err(backend)?;
+            tx.commit().map_err(backend)?;
+        }
+        let readers = (0..READERS)
+            .map(|_| open_connection(path).map(Mutex::new))
+            .collect::<Result<_, _>>()?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                writer: Mutex::new(writer),
+                readers,
+                next_reader: AtomicUsize::new(0),
+            }),
+        })
+    }
+
+    async fn write<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&rusqlite::Transaction<'_>) -> Result<T, StoreError> + Send + 'static,
+    {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut conn = inner
+                .writer
+                .lock()
+                .map_err(|_| StoreError::Backend("writer lock poisoned".into()))?;
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(backend)?;
+            let out = f(&tx)?;
+            tx.commit().map_err(backend)?;
+            Ok(out)
+        })
+        .await
+        .map_err(backend)?
+    }
+
+    async fn read<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || {
+            let n = inner.next_reader.fetch_add(1, Ordering::Relaxed) % inner.readers.len().max(1);
+            let conn = inner
+                .readers
+                .get(n)
+                .ok_or_else(|| StoreError::Backend("no reader".into()))?
+                .lock()
+                .map_err(|_| StoreError::Backend("reader lock poisoned".into()))?;
+            f(&conn)
+        })
+        .await
+        .map_err(backend)?
+    }
+}
+
+fn is_constraint(e: &rusqlite::Error) -> bool {
+    matches!(e, rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::ConstraintViolation)
+}
+
+fn insert_or_exists(r: rusqlite::Result<usize>) -> Result<(), StoreError> {
+    match r {
+        Ok(_) => Ok(()),
+        Err(e) if is_constraint(&e) => Err(StoreError::Exists),
+        Err(e) => Err(backend(e)),
+    }
+}
+
+impl Store for SqliteStore {
+    async fn create_firm(
+        &self,
+        firm: FirmId,
+        events: Vec<Vec<u8>>,
+        now_ms: u64,
+    ) -> Result<(), StoreError> {
+        self.write(move |tx| {
+            insert_or_exists(tx.execute(
+                "INSERT INTO firms (firm, created_ms) VALUES (?1, ?2)",
+                params![&firm.0[..], i(now_ms)],
+            ))?;
+            for (seq, e) in events.iter().enumerate() {
+                tx.execute(
+                    "INSERT INTO roster_events (firm, seq, event) VALUES (?1, ?2, ?3)",
+                    params![&firm.0[..], seq as i64, e],
+                )
+                .map_err(backend)?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn firms(&self) -> Result<Vec<FirmId>, StoreError> {
+        self.read(|c| {
+            let mut st = c
+                .prepare("SELECT firm FROM firms ORDER BY firm")
+                .map_err(backend)?;
+            let rows = st
+                .query_map([], |r| id16(r.get(0)?).map(FirmId))
+                .map_err(backend)?;
+            rows.collect::<Result<_, _>>().map_err(backend)
+        })
+        .await
+    }
+
+    async fn roster_events(&self, firm: FirmId, from_seq: u64) -> Result<Vec<Vec<u8>>, StoreError> {
+        self.read(move |c| {
+            let mut st = c
+                .prepare(
+                    "SELECT event FROM roster_events WHERE firm = ?1 AND seq >= ?2 ORDER BY seq",
+                )
+                .map_err(backend)?;
+            let rows = st
+                .query_map(params![&firm.0[..], i(from_seq)], |r| r.get(0))
+                .map_err(backend)?;
+            rows.collect::<Result<_, _>>().map_err(backend)
+        })
+        .await
+    }
+
+    async fn append_roster_event(
+        &self,
+        firm: FirmId,
+        seq: u64,
+        event: Vec<u8>,
+    ) -> Result<(), StoreError> {
+        self.write(move |tx| {
+            insert_or_exists(tx.execute(
+                "INSERT INTO roster_events (firm, seq, event) VALUES (?1, ?2, ?3)",
+                params![&firm.0[..], i(seq), event],
+            ))
+        })
+        .await
+    }
+
+    async fn put_prekeys(
+        &self,
+        firm: FirmId,
+        device: DeviceId,
+        keys: Vec<(u8, u32, Vec<u8>)>,
+    ) -> Result<(), StoreError> {
+        self.write(move |tx| {
+            for (kind, key_id, encoded) in keys {
+                if kind == 2 {
+                    tx.execute("DELETE FROM prekeys WHERE firm = ?1 AND device = ?2 AND kind = 2", params![&firm.0[..], &device.0[..]])
+                        .map_err(backend)?;
+                }
+                tx.execute(
+                    "INSERT OR REPLACE INTO prekeys (firm, device, kind, key_id, encoded) VALUES (?1, ?2, ?3, ?4, ?5)",
+                    params![&firm.0[..], &device.0[..], kind, key_id, encoded],
+                )
+                .map_err(backend)?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn claim_prekey(
+        &self,
+        firm: FirmId,
+        device: DeviceId,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        self.write(move |tx| {
+            let otk: Option<(u32, Vec<u8>)> = tx
+                .query_row(
+                    "SELECT key_id, encoded FROM prekeys WHERE firm = ?1 AND device = ?2 AND kind = 1 ORDER BY key_id LIMIT 1",
+                    params![&firm.0[..], &device.0[..]],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .optional()
+                .map_err(backend)?;
+            if let Some((key_id, encoded)) = otk {
+                tx.execute("DELETE FROM prekeys WHERE firm = ?1 AND device = ?2 AND kind = 1 AND key_id = ?3", params![&firm.0[..], &device.0[..], key_id])
+                    .map_err(backend)?;
+                return Ok(Some(encoded));
+            }
+            tx.query_row("SELECT encoded FROM prekeys WHERE firm = ?1 AND device = ?2 AND kind = 2", params![&firm.0[..], &device.0[..]], |r| r.get(0))
+                .optional()
+                .map_err(backend)
+        })
+        .await
+    }
+
+    async fn count_one_time_keys(&self, firm: FirmId, device: DeviceId) -> Result<u64, StoreError> {
+        self.read(move |c| {
+            c.query_row(
+                "SELECT COUNT(*) FROM prekeys WHERE firm = ?1 AND device = ?2 AND kind = 1",
+                params![&firm.0[..], &device.0[..]],
+                |r| r.get(0),
+            )
+            .map(u)
+            .map_err(backend)
+        })
+        .await
+    }
+
+    async fn send_to_device(
+        &self,
+        firm: FirmId,
+        sender: DeviceId,
+        messages: Vec<(DeviceId, Vec<u8>)>,
+        now_ms: u64,
+    ) -> Result<Vec<u64>, StoreError> {
+        self.write(move |tx| {
+            let mut ids = Vec::with_capacity(messages.len());
+            let mut st = tx
+                .prepare_cached("INSERT INTO to_device (firm, recipient, sender, ciphertext, created_ms) VALUES (?1, ?2, ?3, ?4, ?5)")
+                .map_err(backend)?;
+            for (recipient, ct) in messages {
+                st.execute(params![&firm.0[..], &recipient.0[..], &sender.0[..], ct, i(now_ms)]).map_err(backend)?;
+                ids.push(u(tx.last_insert_rowid()));
+            }
+            Ok(ids)
+        })
+        .await
+    }
+
+    async fn pending_to_device(
+        &self,
+        firm: FirmId,
+        recipient: DeviceId,
+        after: u64,
+        limit: u32,
+    ) -> Result<Vec<ToDevice>, StoreError> {
+        self.read(move |c| {
+            let mut st = c
+                .prepare_cached("SELECT id, sender, ciphertext, created_ms FROM to_device WHERE firm = ?1 AND recipient = ?2 AND id > ?3 ORDER BY id LIMIT ?4")
+                .map_err(backend)?;
+            let rows = st
+                .query_map(params![&firm.0[..], &recipient.0[..], i(after), limit], |r| {
+                    Ok(ToDevice { id: u(r.get(0)?), sender: DeviceId(id16(r.get(1)?)?), ciphertext: r.get(2)?, created_ms: u(r.get(3)?) })
+                })
+                .map_err(backend)?;
+            rows.collect::<Result<_, _>>().map_err(backend)
+        })
+        .await
+    }
+
+    async fn ack_to_device(
+        &self,
+        firm: FirmId,
+        recipient: DeviceId,
+        up_to: u64,
+    ) -> Result<u64, StoreError> {
+        self.write(move |tx| {
+            tx.execute(
+                "DELETE FROM to_device WHERE firm = ?1 AND recipient = ?2 AND id <= ?3",
+                params![&firm.0[..], &recipient.0[..], i(up_to)],
+            )
+            .map(|n| n as u64)
+            .map_err(backend)
+        })
+        .await
+    }
+
+    async fn forget_device(&self, firm: FirmId, device: DeviceId) -> Result<(), StoreError> {
+        self.write(move |tx| {
+            tx.execute(
+                "DELETE FROM to_device WHERE firm = ?1 AND recipient = ?2",
+                params![&firm.0[..], &device.0[..]],
+            )
+            .map_err(backend)?;
+            tx.execute(
+                "DELETE FROM prekeys WHERE firm = ?1 AND device = ?2",
+                params![&firm.0[..], &device.0[..]],
+            )
+            .map_err(backend)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn create_room(&self, firm: FirmId, room: Room) -> Result<(), StoreError> {
+        self.write(move |tx| {
+            insert_or_exists(tx.execute(
+                "INSERT INTO rooms (firm, room, file, created_by) VALUES (?1, ?2, ?3, ?4)",
+                params![
+                    &firm.0[..],
+                    &room.id[..],
+                    room.file.map(|f| f.0.to_vec()),
+                    &room.created_by.0[..]
+                ],
+            ))?;
+            for m in &room.members {
+                tx.execute(
+                    "INSERT OR IGNORE INTO room_members (firm, room, member) VALUES (?1, ?2, ?3)",
+                    params![&firm.0[..], &room.id[..], &m.0[..]],
+                )
+                .map_err(backend)?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn room(&self, firm: FirmId, room: RoomId) -> Result<Option<Room>, StoreError> {
+        self.read(move |c| {
+            let head: Option<(Option<Vec<u8>>, Vec<u8>)> = c
+                .query_row(
+                    "SELECT file, created_by FROM rooms WHERE firm = ?1 AND room = ?2",
+                    params![&firm.0[..], &room[..]],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .optional()
+                .map_err(backend)?;
+            let Some((file, created_by)) = head else {
+                return Ok(None);
+            };
+            let mut st = c
+                .prepare_cached(
+                    "SELECT member FROM room_members WHERE firm = ?1 AND room = ?2 ORDER BY member",
+                )
+                .map_err(backend)?;
+            let members = st
+                .query_map(params![&firm.0[..], &room[..]], |r| {
+                    id16(r.get(0)?).map(MemberId)
+                })
+                .map_err(backend)?
+                .collect::<Result<_, _>>()
+                .map_err(backend)?;
+            Ok(Some(Room {
+                id: room,
+                file: file.map(id16).transpose().map_err(backend)?.map(FileId),
+                created_by: MemberId(id16(created_by).map_err(backend)?),
+                members,
+            }))
+        })
+        .await
+    }
+
+    async fn append_message(
+        &self,
+        firm: FirmId,
+        room: RoomId,
+        sender: DeviceId,
+        ciphertext: Vec<u8>,
+        now_ms: u64,
+    ) -> Result<u64, StoreError> {
+        self.write(move |tx| {
+            let seq: i64 = tx
+                .query_row("UPDATE rooms SET next_seq = next_seq + 1 WHERE firm = ?1 AND room = ?2 RETURNING next_seq - 1", params![&firm.0[..], &room[..]], |r| r.get(0))
+                .optional()
+                .map_err(backend)?
+                .ok_or(StoreError::NotFound)?;
+            tx.prepare_cached("INSERT INTO room_messages (firm, room, seq, sender, ciphertext, created_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")
+                .and_then(|mut st| st.execute(params![&firm.0[..], &room[..], seq, &sender.0[..], ciphertext, i(now_ms)]))
+                .map_err(backend)?;
+            Ok(u(seq))
+        })
+        .await
+    }
+
+    async fn messages(
+        &self,
+        firm: FirmId,
+        room: RoomId,
+        from: u64,
+        limit: u32,
+    ) -> Result<Vec<Message>, StoreError> {
+        self.read(move |c| {
+            let mut st = c
+                .prepare_cached("SELECT seq, sender, ciphertext, created_ms FROM room_messages WHERE firm = ?1 AND room = ?2 AND seq >= ?3 ORDER BY seq LIMIT ?4")
+                .map_err(backend)?;
+            let rows = st
+                .query_map(params![&firm.0[..], &room[..], i(from), limit], |r| {
+                    Ok(Message { seq: u(r.get(0)?), sender: DeviceId(id16(r.get(1)?)?), ciphertext: r.get(2)?, created_ms: u(r.get(3)?) })
+                })
+                .map_err(backend)?;
+            rows.collect::<Result<_, _>>().map_err(backend)
+        })
+        .await
+    }
+
+    async fn put_record(
+        &self,
+        firm: FirmId,
+        file: FileId,
+        record: RecordId,
+        version: u64,
+        author: DeviceId,
+        envelope: Vec<u8>,
+        now_ms: u64,
+    ) -> Result<u64, StoreError> {
+        self.write(move |tx| {
+            let current: u64 = tx
+                .query_row("SELECT version FROM records WHERE firm = ?1 AND file = ?2 AND record = ?3", params![&firm.0[..], &file.0[..], &record.0[..]], |r| r.get(0))
+                .optional()
+                .map_err(backend)?
+                .map(u)
+                .unwrap_or(0);
+            if version != current + 1 {
+                return Err(StoreError::VersionConflict { current });
+            }
+            let cursor: i64 = tx
+                .query_row("UPDATE firms SET next_cursor = next_cursor + 1 WHERE firm = ?1 RETURNING next_cursor - 1", params![&firm.0[..]], |r| r.get(0))
+                .optional()
+                .map_err(backend)?
+                .ok_or(StoreError::NotFound)?;
+            tx.execute(
+                "INSERT OR REPLACE INTO records (firm, file, record, version, cursor, author, envelope, updated_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                params![&firm.0[..], &file.0[..], &record.0[..], i(version), cursor, &author.0[..], envelope, i(now_ms)],
+            )
+            .map_err(backend)?;
+            Ok(u(cursor))
+        })
+        .await
+    }
+
+    async fn records_since(
+        &self,
+        firm: FirmId,
+        file: FileId,
+        cursor: u64,
+        limit: u32,
+    ) -> Result<Vec<StoredRecord>, StoreError> {
+        self.read(move |c| {
+            let mut st = c
+                .prepare_cached("SELECT record, version, cursor, envelope FROM records WHERE firm = ?1 AND file = ?2 AND cursor > ?3 ORDER BY cursor LIMIT ?4")
+                .map_err(backend)?;
+            let rows = st
+                .query_map(params![&firm.0[..], &file.0[..], i(cursor), limit], |r| {
+                    Ok(StoredRecord { record: RecordId(id16(r.get(0)?)?), version: u(r.get(1)?), cursor: u(r.get(2)?), envelope: r.get(3)? })
+                })
+                .map_err(backend)?;
+            rows.collect::<Result<_, _>>().map_err(backend)
+        })
+        .await
+    }
+
+    async fn put_member_key_wrap(&self, firm: FirmId, w: MemberKeyWrap) -> Result<(), StoreError> {
+        self.write(move |tx| {
+            tx.execute(
+                "INSERT OR REPLACE INTO member_key_wraps (firm, member, key_version, device, wrapped) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![&firm.0[..], &w.member.0[..], w.key_version, &w.device.0[..], w.wrapped],
+            )
+            .map(|_| ())
+            .map_err(backend)
+        })
+        .await
+    }
+
+    async fn member_key_wraps_for(
+        &self,
+        firm: FirmId,
+        device: DeviceId,
+    ) -> Result<Vec<MemberKeyWrap>, StoreError> {
+        self.read(move |c| {
+            let mut st = c
+                .prepare_cached("SELECT member, key_version, wrapped FROM member_key_wraps WHERE firm = ?1 AND device = ?2 ORDER BY member, key_version")
+                .map_err(backend)?;
+            let rows = st
+                .query_map(params![&firm.0[..], &device.0[..]], |r| {
+                    Ok(MemberKeyWrap { member: MemberId(id16(r.get(0)?)?), key_version: r.get(1)?, device, wrapped: r.get(2)? })
+                })
+                .map_err(backend)?;
+            rows.collect::<Result<_, _>>().map_err(backend)
+        })
+        .await
+    }
+
+    async fn put_epoch_key_wrap(
+        &self,
+        firm: FirmId,
+        file: FileId,
+        w: EpochKeyWrap,
+    ) -> Result<(), StoreError> {
+        self.write(move |tx| {
+            tx.execute(
+                "INSERT OR REPLACE INTO epoch_key_wraps (firm, file, epoch, member, holder_key_version, wrapped) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![&firm.0[..], &file.0[..], i(w.epoch), &w.member.0[..], w.holder_key_version, w.wrapped],
+            )
+            .map(|_| ())
+            .map_err(backend)
+        })
+        .await
+    }
+
+    async fn epoch_key_wraps(
+        &self,
+        firm: FirmId,
+        file: FileId,
+        member: MemberId,
+    ) -> Result<Vec<EpochKeyWrap>, StoreError> {
+        self.read(move |c| {
+            let mut st = c
+                .prepare_cached("SELECT epoch, holder_key_version, wrapped FROM epoch_key_wraps WHERE firm = ?1 AND file = ?2 AND member = ?3 ORDER BY epoch")
+                .map_err(backend)?;
+            let rows = st
+                .query_map(params![&firm.0[..], &file.0[..], &member.0[..]], |r| {
+                    Ok(EpochKeyWrap { epoch: u(r.get(0)?), member, holder_key_version: r.get(1)?, wrapped: r.get(2)? })
+                })
+                .map_err(backend)?;
+            rows.collect::<Result<_, _>>().map_err(backend)
+        })
+        .await
+    }
+
+    async fn put_epoch_link(
+        &self,
+        firm: FirmId,
+        file: FileId,
+        epoch: u64,
+        wrapped: Vec<u8>,
+    ) -> Result<(), StoreError> {
+        self.write(move |tx| {
+            insert_or_exists(tx.execute(
+                "INSERT INTO epoch_links (firm, file, epoch, wrapped) VALUES (?1, ?2, ?3, ?4)",
+                params![&firm.0[..], &file.0[..], i(epoch), wrapped],
+            ))
+        })
+        .await
+    }
+
+    async fn epoch_links(
+        &self,
+        firm: FirmId,
+        file: FileId,
+    ) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
+        self.read(move |c| {
+            let mut st = c.prepare_cached("SELECT epoch, wrapped FROM epoch_links WHERE firm = ?1 AND file = ?2 ORDER BY epoch").map_err(backend)?;
+            let rows = st.query_map(params![&firm.0[..], &file.0[..]], |r| Ok((u(r.get(0)?), r.get(1)?))).map_err(backend)?;
+            rows.collect::<Result<_, _>>().map_err(backend)
+        })
+        .await
+    }
+
+    async fn put_document(
+        &self,
+        firm: FirmId,
+        m: DocumentMeta,
+        now_ms: u64,
+    ) -> Result<(), StoreError> {
+        self.write(move |tx| {
+            insert_or_exists(tx.execute(
+                "INSERT INTO documents (firm, document, file, epoch, size, sha256, release_share, uploaded_by, created_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                params![&firm.0[..], &m.document.0[..], &m.file.0[..], i(m.epoch), i(m.size), &m.sha256[..], &m.release_share[..], &m.uploaded_by.0[..], i(now_ms)],
+            ))
+        })
+        .await
+    }
+
+    async fn document(
+        &self,
+        firm: FirmId,
+        document: DocumentId,
+    ) -> Result<Option<DocumentMeta>, StoreError> {
+        self.read(move |c| {
+            c.query_row(
+                "SELECT file, epoch, size, sha256, release_share, uploaded_by FROM documents WHERE firm = ?1 AND document = ?2",
+                params![&firm.0[..], &document.0[..]],
+                |r| {
+                    Ok(DocumentMeta {
+                        document,
+                        file: FileId(id16(r.get(0)?)?),
+                        epoch: u(r.get(1)?),
+                        size: u(r.get(2)?),
+                        sha256: id32(r.get(3)?)?,
+                        release_share: id32(r.get(4)?)?,
+                        uploaded_by: DeviceId(id16(r.get(5)?)?),
+                    })
+                },
+            )
+            .optional()
+            .map_err(backend)
+        })
+        .await
+    }
+
+    async fn append_audit_leaf(&self, firm: FirmId, leaf: Vec<u8>) -> Result<u64, StoreError> {
+        self.write(move |tx| {
+            let next: i64 = tx
+                .query_row(
+                    "SELECT COALESCE(MAX(idx) + 1, 0) FROM audit_leaves WHERE firm = ?1",
+                    params![&firm.0[..]],
+                    |r| r.get(0),
+                )
+                .map_err(backend)?;
+            tx.execute(
+                "INSERT INTO audit_leaves (firm, idx, leaf) VALUES (?1, ?2, ?3)",
+                params![&firm.0[..], next, leaf],
+            )
+            .map_err(backend)?;
+            Ok(u(next))
+        })
+        .await
+    }
+
+    async fn audit_leaves(
+        &self,
+        firm: FirmId,
+        from: u64,
+        limit: u32,
+    ) -> Result<Vec<Vec<u8>>, StoreError> {
+        self.read(move |c| {
+            let mut st = c.prepare_cached("SELECT leaf FROM audit_leaves WHERE firm = ?1 AND idx >= ?2 ORDER BY idx LIMIT ?3").map_err(backend)?;
+            let rows = st.query_map(params![&firm.0[..], i(from), limit], |r| r.get(0)).map_err(backend)?;
+            rows.collect::<Result<_, _>>().map_err(backend)
+        })
+        .await
+    }
+
+    async fn save_nonces(
+        &self,
+        nonces: Vec<(DeviceId, [u8; 16], u64)>,
+        now_ms: u64,
+    ) -> Result<(), StoreError> {
+        self.write(move |tx| {
+            tx.execute(
+                "DELETE FROM nonces WHERE expires_ms < ?1",
+                params![i(now_ms)],
+            )
+            .map_err(backend)?;
+            let mut st = tx
+                .prepare_cached(
+                    "INSERT OR REPLACE INTO nonces (device, nonce, expires_ms) VALUES (?1, ?2, ?3)",
+                )
+                .map_err(backend)?;
+            for (d, n, e) in nonces {
+                st.execute(params![&d.0[..], &n[..], i(e)])
+                    .map_err(backend)?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn load_nonces(&self, now_ms: u64) -> Result<Vec<(DeviceId, [u8; 16], u64)>, StoreError> {
+        self.read(move |c| {
+            let mut st = c
+                .prepare("SELECT device, nonce, expires_ms FROM nonces WHERE expires_ms >= ?1")
+                .map_err(backend)?;
+            let rows = st
+                .query_map(params![i(now_ms)], |r| {
+                    Ok((DeviceId(id16(r.get(0)?)?), id16(r.get(1)?)?, u(r.get(2)?)))
+                })
+                .map_err(backend)?;
+            rows.collect::<Result<_, _>>().map_err(backend)
+        })
+        .await
+    }
+
+    async fn usage(&self) -> Result<Usage, StoreError> {
+        self.read(|c| {
+            let q = |sql: &str| {
+                c.query_row(sql, [], |r| r.get::<_, i64>(0))
+                    .map(u)
+                    .map_err(backend)
+            };
+            let stored_bytes = q("SELECT COALESCE(SUM(LENGTH(ciphertext)), 0) FROM room_messages")?
+                + q("SELECT COALESCE(SUM(LENGTH(envelope)), 0) FROM records")?
+                + q("SELECT COALESCE(SUM(LENGTH(ciphertext)), 0) FROM to_device")?
+                + q("SELECT COALESCE(SUM(size), 0) FROM documents")?;
+            Ok(Usage {
+                stored_bytes,
+                audit_leaves: q("SELECT COUNT(*) FROM audit_leaves")?,
+            })
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn make() -> (SqliteStore, tempfile::TempDir) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        (
+            SqliteStore::open(&dir.path().join("t.sqlite3")).expect("open"),
+            dir,
+        )
+    }
+
+    crate::store_conformance_tests!(make());
+
+    #[tokio::test]
+    async fn reopening_keeps_data_and_refuses_newer_schema() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("t.sqlite3");
+        {
+            let s = SqliteStore::open(&path).expect("open");
+            s.create_firm(FirmId([1; 16]), vec![b"g".to_vec()], 1)
+                .await
+                .expect("firm");
+        }
+        let s = SqliteStore::open(&path).expect("reopen");
+        assert_eq!(s.firms().await.expect("firms"), vec![FirmId([1; 16])]);
+        drop(s);
+        let c = Connection::open(&path).expect("raw");
+        c.pragma_update(None, "user_version", 99).expect("bump");
+        drop(c);
+        assert!(
+            matches!(SqliteStore::open(&path), Err(StoreError::Backend(m)) if m.contains("newer"))
+        );
+    }
+}
