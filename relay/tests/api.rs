@@ -1,0 +1,452 @@
+//! The real relay over real HTTP and WebSocket: the happy path for two firms, isolation,
+//! revocation, restart persistence.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod common;
+
+use common::*;
+use futures_util::StreamExt;
+use ledgerline_protocol::document::{document_key, encrypt_document, DocumentContext};
+use ledgerline_protocol::ids::{DocumentId, FileId, RecordId};
+use ledgerline_protocol::keys::{EpochKey, MemberKey, ReleaseShare};
+use ledgerline_protocol::prekeys::{KeyKind, SignedPrekey};
+use ledgerline_protocol::record::{seal_record, RecordHeader};
+use ledgerline_protocol::roster::{EventKind, Role};
+use ledgerline_protocol::wrap::{
+    wrap_epoch_key, wrap_member_key, EpochKeyContext, Holder, MemberKeyContext,
+};
+use rand_chacha::rand_core::SeedableRng;
+use serde_json::json;
+use sha2::Digest;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn happy_path_for_two_firms() {
+    let dir = tempfile::tempdir().unwrap();
+    let relay = Relay::start(&dir.path().join("data"), &[]);
+    let http = client();
+    let mut a = Firm::create(&http, &relay.base, 1).await;
+    let mut b = Firm::create(&http, &relay.base, 2).await;
+    let (anna, anna_dev) = a.add_member(&http, Role::Member).await;
+    let owner_dev = a.owner_device.clone();
+    let file = FileId(a.random16());
+    a.grant(&http, file, anna.id).await;
+    a.grant(&http, file, a.owner.id).await;
+    let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(7);
+
+    // Roster sync.
+    let roster = anna_dev.ok(&http, "GET", "/v1/roster?since=0", None).await;
+    assert_eq!(
+        roster["events"].as_array().unwrap().len() as u64,
+        a.next_seq
+    );
+
+    // Anna listens on a WebSocket.
+    let mut ws = websocket(&anna_dev, relay.addr).await;
+    assert_eq!(next_event(&mut ws).await.unwrap()["type"], "hello");
+
+    // Prekeys: publish, claim once each, then the fallback.
+    let keys: Vec<String> = (1..=2u32)
+        .map(|i| {
+            hex::encode(
+                SignedPrekey::sign(
+                    a.id,
+                    anna_dev.id,
+                    KeyKind::OneTime,
+                    i,
+                    [i as u8; 32],
+                    &anna_dev.key,
+                )
+                .to_bytes(),
+            )
+        })
+        .chain([hex::encode(
+            SignedPrekey::sign(
+                a.id,
+                anna_dev.id,
+                KeyKind::Fallback,
+                9,
+                [9; 32],
+                &anna_dev.key,
+            )
+            .to_bytes(),
+        )])
+        .collect();
+    let v = anna_dev
+        .ok(
+            &http,
+            "PUT",
+            "/v1/devices/self/prekeys",
+            Some(json!({ "prekeys": keys })),
+        )
+        .await;
+    assert_eq!(v["one_time_keys"], 2);
+    for expected in [Some(1u32), Some(2), None, None] {
+        let v = owner_dev
+            .ok(
+                &http,
+                "POST",
+                "/v1/prekeys/claim",
+                Some(json!({ "devices": [anna_dev.id] })),
+            )
+            .await;
+        let k = SignedPrekey::from_bytes(
+            &hex::decode(v["prekeys"][anna_dev.id.to_hex()].as_str().unwrap()).unwrap(),
+        )
+        .unwrap();
+        k.verify(a.id, anna_dev.id, &anna_dev.key.verifying_key())
+            .unwrap();
+        match expected {
+            Some(id) => assert_eq!((k.kind, k.key_id), (KeyKind::OneTime, id)),
+            None => assert_eq!(k.kind, KeyKind::Fallback),
+        }
+    }
+
+    // To-device: pushed, listed, acknowledged.
+    let v = owner_dev
+        .ok(
+            &http,
+            "POST",
+            "/v1/to-device",
+            Some(json!({ "messages": [{ "device": anna_dev.id, "ciphertext": "0a0b0c" }] })),
+        )
+        .await;
+    let id = v["ids"][0].as_u64().unwrap();
+    let ev = next_event(&mut ws).await.unwrap();
+    assert_eq!(
+        (
+            ev["type"].as_str(),
+            ev["ciphertext"].as_str(),
+            ev["id"].as_u64()
+        ),
+        (Some("to_device"), Some("0a0b0c"), Some(id))
+    );
+    let v = anna_dev
+        .ok(&http, "GET", "/v1/to-device?after=0", None)
+        .await;
+    assert_eq!(v["messages"].as_array().unwrap().len(), 1);
+    anna_dev
+        .ok(
+            &http,
+            "POST",
+            "/v1/to-device/ack",
+            Some(json!({ "up_to": id })),
+        )
+        .await;
+    let v = anna_dev
+        .ok(&http, "GET", "/v1/to-device?after=0", None)
+        .await;
+    assert!(v["messages"].as_array().unwrap().is_empty());
+
+    // A room following file access; messages pushed and paginated.
+    let room = hex::encode(a.random16());
+    owner_dev
+        .ok(
+            &http,
+            "POST",
+            "/v1/rooms",
+            Some(json!({ "room": room, "file": file })),
+        )
+        .await;
+    let info = anna_dev
+        .ok(&http, "GET", &format!("/v1/rooms/{room}"), None)
+        .await;
+    assert_eq!(info["members"].as_array().unwrap().len(), 2);
+    for i in 1..=3u64 {
+        let v = owner_dev
+            .ok(
+                &http,
+                "POST",
+                &format!("/v1/rooms/{room}/messages"),
+                Some(json!({ "ciphertext": format!("ff{i:02x}") })),
+            )
+            .await;
+        assert_eq!(v["seq"], i);
+        let ev = next_event(&mut ws).await.unwrap();
+        assert_eq!(
+            (ev["type"].as_str(), ev["seq"].as_u64()),
+            (Some("room_message"), Some(i))
+        );
+    }
+    let v = anna_dev
+        .ok(
+            &http,
+            "GET",
+            &format!("/v1/rooms/{room}/messages?from=2&limit=5"),
+            None,
+        )
+        .await;
+    assert_eq!(
+        v["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["seq"].as_u64().unwrap())
+            .collect::<Vec<_>>(),
+        vec![2, 3]
+    );
+
+    // Records: versioned, conflict on stale version, listed by cursor.
+    let epoch_key = EpochKey::generate(&mut rng);
+    let record = RecordId(a.random16());
+    let header = RecordHeader {
+        firm: a.id,
+        file,
+        record,
+        epoch: 0,
+        version: 1,
+        author: anna_dev.id,
+    };
+    let env = seal_record(&header, &epoch_key, &anna_dev.key, b"note", &mut rng).unwrap();
+    let path = format!("/v1/files/{file}/records/{record}");
+    anna_dev
+        .ok(
+            &http,
+            "PUT",
+            &path,
+            Some(json!({ "envelope": hex::encode(env.to_bytes()) })),
+        )
+        .await;
+    let (status, v) = anna_dev
+        .call(
+            &http,
+            "PUT",
+            &path,
+            Some(json!({ "envelope": hex::encode(env.to_bytes()) })),
+        )
+        .await;
+    assert_eq!(
+        (status, v["code"].as_str()),
+        (409, Some("version_conflict"))
+    );
+    assert_eq!(next_event(&mut ws).await.unwrap()["type"], "record");
+    let v = owner_dev
+        .ok(
+            &http,
+            "GET",
+            &format!("/v1/files/{file}/records?since=0"),
+            None,
+        )
+        .await;
+    assert_eq!(v["records"][0]["envelope"], hex::encode(env.to_bytes()));
+
+    // Wrapped keys.
+    let mk = MemberKey::generate(&mut rng);
+    let mctx = MemberKeyContext {
+        firm: a.id,
+        member: anna.id,
+        device: anna_dev.id,
+        key_version: 1,
+    };
+    let wrapped = wrap_member_key(&mk, &anna_dev.wrap.public_key(), &mctx, &mut rng);
+    owner_dev
+        .ok(
+            &http,
+            "PUT",
+            &format!("/v1/members/{}/keys/1/{}", anna.id, anna_dev.id),
+            Some(json!({ "wrapped": hex::encode(&wrapped) })),
+        )
+        .await;
+    assert_eq!(next_event(&mut ws).await.unwrap()["type"], "member_key");
+    let v = anna_dev
+        .ok(&http, "GET", "/v1/devices/self/member-keys", None)
+        .await;
+    assert_eq!(v["wraps"][0]["wrapped"], hex::encode(&wrapped));
+    let ectx = EpochKeyContext {
+        firm: a.id,
+        file,
+        epoch: 0,
+        holder: Holder::Member(anna.id),
+        holder_key_version: 1,
+    };
+    let ew = wrap_epoch_key(&epoch_key, &mk, &ectx, &mut rng);
+    owner_dev
+        .ok(
+            &http,
+            "PUT",
+            &format!("/v1/files/{file}/epochs/0/keys/{}", anna.id),
+            Some(json!({ "holder_key_version": 1, "wrapped": hex::encode(&ew) })),
+        )
+        .await;
+    assert_eq!(next_event(&mut ws).await.unwrap()["type"], "epoch_key");
+    let v = anna_dev
+        .ok(&http, "GET", &format!("/v1/files/{file}/epochs/keys"), None)
+        .await;
+    assert_eq!(v["wraps"][0]["wrapped"], hex::encode(&ew));
+
+    // Documents: streaming upload, download, release share with an audit entry.
+    let doc = DocumentId(a.random16());
+    let share = ReleaseShare::generate(&mut rng);
+    let dk = document_key(
+        &epoch_key,
+        &share,
+        &DocumentContext {
+            firm: a.id,
+            file,
+            document: doc,
+            epoch: 0,
+        },
+    );
+    let blob = encrypt_document(&dk, &vec![7u8; 200_000], &mut rng);
+    let share_hash = hex::encode(sha2::Sha256::digest(share.expose()));
+    let up_path = format!("/v1/files/{file}/documents/{doc}?epoch=0&share_sha256={share_hash}");
+    let mut s = anna_dev.sign("PUT", &up_path, &blob);
+    s.headers
+        .push(("ledgerline-release-share", hex::encode(share.expose())));
+    let (status, v) = anna_dev.send(&http, &s).await;
+    assert_eq!(status, 201, "{v}");
+    assert_eq!(next_event(&mut ws).await.unwrap()["type"], "document");
+    let dl = anna_dev.sign("GET", &format!("/v1/files/{file}/documents/{doc}"), b"");
+    let mut rb = http.get(format!("{}{}", relay.base, dl.path));
+    for (k, v) in &dl.headers {
+        rb = rb.header(*k, v);
+    }
+    let body = rb.send().await.unwrap().bytes().await.unwrap();
+    assert_eq!(body.as_ref(), blob.as_slice());
+    let v = owner_dev
+        .ok(
+            &http,
+            "POST",
+            &format!("/v1/files/{file}/documents/{doc}/release"),
+            None,
+        )
+        .await;
+    assert_eq!(v["release_share"], hex::encode(share.expose()));
+    assert_eq!(v["audit_index"], 0);
+
+    // Firm B sees nothing of firm A.
+    let b_dev = b.owner_device.clone();
+    let (status, v) = b_dev
+        .call(&http, "GET", &format!("/v1/rooms/{room}"), None)
+        .await;
+    assert_eq!((status, v["code"].as_str()), (404, Some("not_found")));
+    let (status, _) = b_dev
+        .call(
+            &http,
+            "GET",
+            &format!("/v1/files/{file}/records?since=0"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 403);
+    let mut impostor = b_dev.clone();
+    impostor.firm = a.id;
+    let (status, v) = impostor.call(&http, "GET", "/v1/roster", None).await;
+    assert_eq!((status, v["code"].as_str()), (401, Some("unknown_device")));
+    let v = b_dev.ok(&http, "GET", "/v1/roster", None).await;
+    assert_eq!(v["events"].as_array().unwrap().len(), 2);
+    let _ = b.add_member(&http, Role::Member).await;
+    drop(ws);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revocation_takes_effect_at_once_also_on_open_websockets() {
+    let dir = tempfile::tempdir().unwrap();
+    let relay = Relay::start(&dir.path().join("data"), &[]);
+    let http = client();
+    let mut a = Firm::create(&http, &relay.base, 3).await;
+    let (anna, laptop) = a.add_member(&http, Role::Member).await;
+    let phone = a.add_device(&http, &anna).await;
+    let owner_dev = a.owner_device.clone();
+    owner_dev
+        .ok(
+            &http,
+            "POST",
+            "/v1/to-device",
+            Some(json!({ "messages": [{ "device": laptop.id, "ciphertext": "01" }] })),
+        )
+        .await;
+    let mut ws = websocket(&laptop, relay.addr).await;
+    assert_eq!(next_event(&mut ws).await.unwrap()["type"], "hello");
+
+    let revoke = a.event(
+        &a.owner_clone(),
+        EventKind::DeviceRevoked { device: laptop.id },
+    );
+    a.append(&http, &owner_dev, revoke).await;
+    // The socket is closed by the relay...
+    let mut closed = false;
+    while let Ok(Some(msg)) =
+        tokio::time::timeout(std::time::Duration::from_secs(5), ws.next()).await
+    {
+        if matches!(
+            msg,
+            Ok(tokio_tungstenite::tungstenite::Message::Close(_)) | Err(_)
+        ) {
+            closed = true;
+            break;
+        }
+    }
+    assert!(closed, "the revoked device's WebSocket must be closed");
+    // ...every request is refused...
+    let (status, v) = laptop.call(&http, "GET", "/v1/to-device", None).await;
+    assert_eq!((status, v["code"].as_str()), (401, Some("revoked_device")));
+    // ...and its queue is gone, while the other device works.
+    phone.ok(&http, "GET", "/v1/roster", None).await;
+    let remove = a.event(
+        &a.owner_clone(),
+        EventKind::MemberRemoved { member: anna.id },
+    );
+    a.append(&http, &owner_dev, remove).await;
+    let (status, _) = phone.call(&http, "GET", "/v1/roster", None).await;
+    assert_eq!(status, 401);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn data_and_replay_window_survive_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut relay = Relay::start(&data, &[]);
+    let http = client();
+    let mut a = Firm::create(&http, &relay.base, 4).await;
+    let (_anna, anna_dev) = a.add_member(&http, Role::Member).await;
+    let owner_dev = a.owner_device.clone();
+    let room = hex::encode(a.random16());
+    owner_dev
+        .ok(
+            &http,
+            "POST",
+            "/v1/rooms",
+            Some(json!({ "room": room, "members": [a.owner.id, anna_dev.member] })),
+        )
+        .await;
+    let send = owner_dev.sign(
+        "POST",
+        &format!("/v1/rooms/{room}/messages"),
+        br#"{"ciphertext":"abcd"}"#,
+    );
+    let (status, _) = owner_dev.send(&http, &send).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        relay.stop(),
+        Some(0),
+        "graceful stop exits 0; log:\n{}",
+        relay.log()
+    );
+
+    let relay = Relay::start(&data, &[]);
+    let mut owner_dev = owner_dev;
+    owner_dev.base = relay.base.clone();
+    let mut anna_dev = anna_dev;
+    anna_dev.base = relay.base.clone();
+    let v = anna_dev
+        .ok(&http, "GET", &format!("/v1/rooms/{room}/messages"), None)
+        .await;
+    assert_eq!(v["messages"][0]["ciphertext"], "abcd");
+    // The same signed request again, after the restart: still a replay.
+    let (status, v) = send_to(&http, &relay.base, &send).await;
+    assert_eq!(
+        (status, v["code"].as_str()),
+        (401, Some("replayed_request"))
+    );
+    let v = anna_dev.ok(&http, "GET", "/v1/roster", None).await;
+    assert_eq!(v["events"].as_array().unwrap().len() as u64, a.next_seq);
+}
+
+async fn send_to(http: &reqwest::Client, base: &str, s: &Signed) -> (u16, serde_json::Value) {
+    common::send(http, base, s).await
+}
