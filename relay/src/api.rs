@@ -1339,12 +1339,16 @@ async fn release_document<S: Store>(
 
 async fn websocket<S: Store>(
     State(state): State<AppState<S>>,
-    ws: WebSocketUpgrade,
+    ws: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
     s: Signed,
-) -> Response {
+) -> Result<Response, ApiError> {
     let c = s.caller;
-    ws.max_message_size(64 * 1024)
-        .on_upgrade(move |socket| serve_socket(state, c.firm, c.device, socket))
+    let ws = ws.map_err(|_| {
+        ApiError::bad_request("websocket_required", "this route needs a WebSocket upgrade")
+    })?;
+    Ok(ws
+        .max_message_size(64 * 1024)
+        .on_upgrade(move |socket| serve_socket(state, c.firm, c.device, socket)))
 }
 
 #[derive(Serialize)]
