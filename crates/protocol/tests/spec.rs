@@ -71,6 +71,7 @@ fn every_construction_and_vector_file_is_specified() {
         "documents.md",
         "audit-log.md",
         "checkpoints.md",
+        "relay-api.md",
         "test-vectors.md",
     ] {
         assert!(
