@@ -187,7 +187,7 @@ impl Firm {
     /// Builds the next roster event signed by `signer`.
     pub fn event(&mut self, signer: &Person, kind: EventKind) -> RosterEvent {
         self.clock += 1;
-        let e = EventBody {
+        EventBody {
             firm: self.id,
             seq: self.next_seq,
             prev: self.head,
@@ -195,8 +195,7 @@ impl Firm {
             signer: signer.id,
             kind,
         }
-        .sign(&signer.master);
-        e
+        .sign(&signer.master)
     }
 
     /// Appends through `device`; panics unless accepted.
