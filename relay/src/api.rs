@@ -50,6 +50,7 @@ pub fn router<S: Store>(state: AppState<S>) -> Router {
         .route("/v1/to-device/ack", post(ack_to_device::<S>))
         .route("/v1/rooms", post(create_room::<S>))
         .route("/v1/rooms/{room}", get(get_room::<S>))
+        .route("/v1/rooms/{room}/members", put(set_room_members::<S>))
         .route(
             "/v1/rooms/{room}/messages",
             post(send_message::<S>).get(get_messages::<S>),
@@ -233,6 +234,30 @@ fn devices_of<S: Store>(
             .flat_map(|m| r.active_devices(&m).map(|(d, _)| *d).collect::<Vec<_>>())
             .collect()
     })
+}
+
+/// The calling device's signing key, from the roster.
+fn caller_signing_key<S: Store>(
+    state: &AppState<S>,
+    c: &Caller,
+) -> Result<ledgerline_protocol::keys::VerifyingKey, ApiError> {
+    with_roster(state, c.firm, |r| {
+        r.device(&c.device).map(|d| d.keys.signing)
+    })?
+    .ok_or_else(|| ApiError::internal("device", "missing"))
+}
+
+/// Pushes an event to the active devices of every member with access to `file`.
+fn push_to_file<S: Store>(
+    state: &AppState<S>,
+    firm: FirmId,
+    file: FileId,
+    event: &serde_json::Value,
+) -> Result<(), ApiError> {
+    let members = with_roster(state, firm, |r| r.file_members(&file))?;
+    let devices = devices_of(state, firm, members)?;
+    push_to(state, firm, &devices, event);
+    Ok(())
 }
 
 fn push_to<S: Store>(
@@ -427,10 +452,7 @@ async fn put_prekeys<S: Store>(
             "at most 200 keys per upload",
         ));
     }
-    let key = with_roster(&state, c.firm, |r| {
-        r.device(&c.device).map(|d| d.keys.signing)
-    })?
-    .ok_or_else(|| ApiError::internal("device", "missing"))?;
+    let key = caller_signing_key(&state, c)?;
     let mut keys = Vec::with_capacity(s.body.prekeys.len());
     for raw in s.body.prekeys {
         let k = SignedPrekey::from_bytes(&raw.0)
@@ -740,6 +762,64 @@ async fn get_room<S: Store>(
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+struct RoomMembers {
+    members: Vec<MemberId>,
+}
+
+/// Replaces the member list of an internal room or direct chat (a file room follows file
+/// access instead). Any current member may do it; clients rotate the room's Megolm
+/// session on every change.
+async fn set_room_members<S: Store>(
+    State(state): State<AppState<S>>,
+    P(room): P<String>,
+    s: SignedJson<RoomMembers>,
+) -> Result<StatusCode, ApiError> {
+    let c = &s.caller;
+    let room = room_path(&room)?;
+    let (r, old) = load_room_for(&state, c, room).await?;
+    if r.file.is_some() {
+        return Err(ApiError::bad_request(
+            "bad_room",
+            "a file room's members follow file access",
+        ));
+    }
+    let mut members = s.body.members;
+    members.sort();
+    members.dedup();
+    if members.is_empty() || members.len() > 1000 {
+        return Err(ApiError::bad_request(
+            "bad_room",
+            "a room has 1 to 1000 members",
+        ));
+    }
+    let all_active = with_roster(&state, c.firm, |r| {
+        members
+            .iter()
+            .all(|m| r.member(m).is_some_and(|s| s.active.until.is_none()))
+    })?;
+    if !all_active {
+        return Err(ApiError::bad_request(
+            "unknown_member",
+            "a member is not an active member of this firm",
+        ));
+    }
+    state
+        .store
+        .set_room_members(c.firm, room, members.clone())
+        .await
+        .map_err(store_err)?;
+    let devices = devices_of(&state, c.firm, old.into_iter().chain(members))?;
+    push_to(
+        &state,
+        c.firm,
+        &devices,
+        &json!({ "type": "room_members", "room": hex::encode(room) }),
+    );
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct SendMessage {
     ciphertext: Hex,
 }
@@ -833,10 +913,7 @@ async fn put_record<S: Store>(
             "the envelope's author is not the requesting device",
         ));
     }
-    let key = with_roster(&state, c.firm, |r| {
-        r.device(&c.device).map(|d| d.keys.signing)
-    })?
-    .ok_or_else(|| ApiError::internal("device", "missing"))?;
+    let key = caller_signing_key(&state, c)?;
     env.verify_signature(&key).map_err(|_| {
         ApiError::bad_request("bad_envelope", "the author's signature does not verify")
     })?;
@@ -853,14 +930,12 @@ async fn put_record<S: Store>(
         )
         .await
         .map_err(store_err)?;
-    let members = with_roster(&state, c.firm, |r| r.file_members(&file))?;
-    let devices = devices_of(&state, c.firm, members)?;
-    push_to(
+    push_to_file(
         &state,
         c.firm,
-        &devices,
+        file,
         &json!({ "type": "record", "file": file, "record": record, "version": h.version, "cursor": cursor }),
-    );
+    )?;
     Ok(Json(json!({ "version": h.version, "cursor": cursor })))
 }
 
@@ -1200,14 +1275,12 @@ async fn upload_document<S: Store>(
             other => store_err(other),
         });
     }
-    let members = with_roster(&state, c.firm, |r| r.file_members(&file))?;
-    let devices = devices_of(&state, c.firm, members)?;
-    push_to(
+    push_to_file(
         &state,
         c.firm,
-        &devices,
+        file,
         &json!({ "type": "document", "file": file, "document": document }),
-    );
+    )?;
     Ok((
         StatusCode::CREATED,
         Json(json!({ "size": size, "sha256": hex::encode(sha) })),

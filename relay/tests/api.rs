@@ -437,6 +437,19 @@ async fn data_and_replay_window_survive_a_restart() {
         .ok(&http, "GET", &format!("/v1/rooms/{room}/messages"), None)
         .await;
     assert_eq!(v["messages"][0]["ciphertext"], "abcd");
+    // Members of an internal room can change; the removed member loses access.
+    owner_dev
+        .ok(
+            &http,
+            "PUT",
+            &format!("/v1/rooms/{room}/members"),
+            Some(json!({ "members": [a.owner.id] })),
+        )
+        .await;
+    let (status, _) = anna_dev
+        .call(&http, "GET", &format!("/v1/rooms/{room}/messages"), None)
+        .await;
+    assert_eq!(status, 403);
     // The same signed request again, after the restart: still a replay.
     let (status, v) = send_to(&http, &relay.base, &send).await;
     assert_eq!(

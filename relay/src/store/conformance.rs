@@ -180,7 +180,16 @@ pub async fn rooms<S: Store>(s: S) {
         members: vec![M1, MemberId([22; 16])],
     };
     s.create_room(F, direct.clone()).await.expect("direct");
-    assert_eq!(s.room(F, [9; 16]).await.expect("get"), Some(direct));
+    assert_eq!(s.room(F, [9; 16]).await.expect("get"), Some(direct.clone()));
+    s.set_room_members(F, [9; 16], vec![MemberId([23; 16]), M1])
+        .await
+        .expect("set members");
+    let changed = s.room(F, [9; 16]).await.expect("get").expect("room");
+    assert_eq!(changed.members, vec![M1, MemberId([23; 16])]);
+    assert!(matches!(
+        s.set_room_members(F, [5; 16], vec![M1]).await,
+        Err(StoreError::NotFound)
+    ));
     for n in 1..=5u8 {
         assert_eq!(
             s.append_message(F, [7; 16], D1, vec![n], 10)

@@ -228,6 +228,13 @@ pub trait Store: Send + Sync + 'static {
         firm: FirmId,
         room: RoomId,
     ) -> impl Future<Output = Result<Option<Room>, StoreError>> + Send;
+    /// Replaces the explicit member list of a room; `NotFound` if there is no such room.
+    fn set_room_members(
+        &self,
+        firm: FirmId,
+        room: RoomId,
+        members: Vec<MemberId>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
     /// Appends a message; returns its sequence number.
     fn append_message(
         &self,

@@ -419,6 +419,41 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn set_room_members(
+        &self,
+        firm: FirmId,
+        room: RoomId,
+        members: Vec<MemberId>,
+    ) -> Result<(), StoreError> {
+        self.write(move |tx| {
+            let exists: Option<i64> = tx
+                .query_row(
+                    "SELECT 1 FROM rooms WHERE firm = ?1 AND room = ?2",
+                    params![&firm.0[..], &room[..]],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(backend)?;
+            if exists.is_none() {
+                return Err(StoreError::NotFound);
+            }
+            tx.execute(
+                "DELETE FROM room_members WHERE firm = ?1 AND room = ?2",
+                params![&firm.0[..], &room[..]],
+            )
+            .map_err(backend)?;
+            for m in &members {
+                tx.execute(
+                    "INSERT OR IGNORE INTO room_members (firm, room, member) VALUES (?1, ?2, ?3)",
+                    params![&firm.0[..], &room[..], &m.0[..]],
+                )
+                .map_err(backend)?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
     async fn append_message(
         &self,
         firm: FirmId,
