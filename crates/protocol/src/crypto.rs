@@ -33,6 +33,15 @@ pub(crate) fn sign(key: &SigningKey, ctx: &str, msg: &[u8]) -> Signature {
     key.sign(&context_message(ctx, msg))
 }
 
+/// A device signature over `ctx || 0x00 || msg`.
+pub(crate) fn sign_as_device(
+    signer: &impl crate::keys::DeviceSigner,
+    ctx: &str,
+    msg: &[u8],
+) -> [u8; 64] {
+    signer.sign_bytes(&context_message(ctx, msg))
+}
+
 /// Strict Ed25519 verification over `ctx || 0x00 || msg` (rejects small-order keys,
 /// non-canonical encodings and malleable signatures).
 pub(crate) fn verify(key: &VerifyingKey, ctx: &str, msg: &[u8], sig: &[u8; 64]) -> bool {

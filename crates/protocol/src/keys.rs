@@ -46,6 +46,7 @@ macro_rules! signing_key {
                 self.0.verifying_key()
             }
 
+            #[allow(dead_code)] // device keys sign through `DeviceSigner` instead
             pub(crate) fn inner(&self) -> &ed25519_dalek::SigningKey {
                 &self.0
             }
@@ -64,9 +65,31 @@ macro_rules! signing_key {
 }
 
 signing_key!(
-    /// A device's Ed25519 key: signs requests and records.
+    /// A device's Ed25519 key as a plain key pair. The client signs with its Olm account's
+    /// Ed25519 key instead (through [`DeviceSigner`]); this type serves tools and tests.
     DeviceSigningKey
 );
+
+/// Anything that signs as a device: the Ed25519 key of the device's Olm account in the
+/// client, or a [`DeviceSigningKey`]. Signatures must be RFC 8032 Ed25519 over exactly the
+/// given bytes; the protocol adds its signing contexts itself.
+pub trait DeviceSigner {
+    /// Ed25519 signature over `message`.
+    fn sign_bytes(&self, message: &[u8]) -> [u8; 64];
+    /// The public key the roster certifies for the device.
+    fn public_key(&self) -> VerifyingKey;
+}
+
+impl DeviceSigner for DeviceSigningKey {
+    fn sign_bytes(&self, message: &[u8]) -> [u8; 64] {
+        use ed25519_dalek::Signer;
+        self.0.sign(message).to_bytes()
+    }
+
+    fn public_key(&self) -> VerifyingKey {
+        self.0.verifying_key()
+    }
+}
 signing_key!(
     /// A member's Ed25519 master key: certifies the member's devices; an admin's signs
     /// roster events.

@@ -9,7 +9,7 @@ use crate::constants::CTX_ONE_TIME_KEY;
 use crate::crypto;
 use crate::encoding::{DecodeError, Reader, Writer};
 use crate::ids::{DeviceId, FirmId};
-use crate::keys::{DeviceSigningKey, VerifyingKey};
+use crate::keys::{DeviceSigner, VerifyingKey};
 use crate::PROTOCOL_VERSION;
 use thiserror::Error;
 
@@ -84,14 +84,13 @@ impl SignedPrekey {
         kind: KeyKind,
         key_id: u32,
         key: [u8; 32],
-        signer: &DeviceSigningKey,
+        signer: &impl DeviceSigner,
     ) -> Self {
-        let signature = crypto::sign(
-            signer.inner(),
+        let signature = crypto::sign_as_device(
+            signer,
             CTX_ONE_TIME_KEY,
             &signed_part(firm, device, kind, key_id, &key),
-        )
-        .to_bytes();
+        );
         Self {
             kind,
             key_id,
@@ -149,6 +148,7 @@ impl SignedPrekey {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::keys::DeviceSigningKey;
     use proptest::prelude::*;
     use rand_chacha::rand_core::SeedableRng;
 

@@ -9,7 +9,7 @@ use crate::constants::{CTX_RECORD, INFO_RECORD_KEY};
 use crate::crypto;
 use crate::encoding::{DecodeError, Reader, Writer};
 use crate::ids::{DeviceId, FileId, FirmId, RecordId};
-use crate::keys::{DeviceSigningKey, EpochKey, VerifyingKey};
+use crate::keys::{DeviceSigner, EpochKey, VerifyingKey};
 use crate::PROTOCOL_VERSION;
 use rand_core::{CryptoRng, RngCore};
 use thiserror::Error;
@@ -163,8 +163,8 @@ impl RecordEnvelope {
 
     /// (Re-)signs the envelope as `author`. [`seal_record`] already does this; the separate
     /// call exists for tools that must build envelopes with chosen headers (test vectors).
-    pub fn sign(&mut self, author: &DeviceSigningKey) {
-        self.signature = crypto::sign(author.inner(), CTX_RECORD, &self.signed_bytes()).to_bytes();
+    pub fn sign(&mut self, author: &impl DeviceSigner) {
+        self.signature = crypto::sign_as_device(author, CTX_RECORD, &self.signed_bytes());
     }
 
     /// Checks the author's signature only (what the relay does).
@@ -185,7 +185,7 @@ fn record_key(epoch_key: &EpochKey) -> Zeroizing<[u8; 32]> {
 pub fn seal_record<R: RngCore + CryptoRng>(
     header: &RecordHeader,
     epoch_key: &EpochKey,
-    author: &DeviceSigningKey,
+    author: &impl DeviceSigner,
     plaintext: &[u8],
     rng: &mut R,
 ) -> Result<RecordEnvelope, RecordError> {
@@ -228,6 +228,7 @@ pub fn open_record(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::keys::DeviceSigningKey;
     use proptest::prelude::*;
     use rand_chacha::rand_core::SeedableRng;
     use rand_chacha::ChaCha20Rng;

@@ -9,7 +9,7 @@ use crate::constants::CTX_REQUEST;
 use crate::crypto;
 use crate::encoding::{DecodeError, Reader, Writer};
 use crate::ids::{DeviceId, FirmId};
-use crate::keys::{DeviceSigningKey, VerifyingKey};
+use crate::keys::{DeviceSigner, VerifyingKey};
 use crate::PROTOCOL_VERSION;
 use rand_core::{CryptoRng, RngCore};
 use std::collections::{BTreeMap, HashMap};
@@ -171,8 +171,8 @@ impl RequestHead {
     }
 
     /// Signs the head with the device key.
-    pub fn sign(self, key: &DeviceSigningKey) -> SignedRequest {
-        let signature = crypto::sign(key.inner(), CTX_REQUEST, &self.signature_base()).to_bytes();
+    pub fn sign(self, key: &impl DeviceSigner) -> SignedRequest {
+        let signature = crypto::sign_as_device(key, CTX_REQUEST, &self.signature_base());
         SignedRequest {
             head: self,
             signature,
@@ -439,6 +439,7 @@ pub fn check_fresh(ts_ms: u64, now_ms: u64, max_skew_ms: u64) -> Result<(), Requ
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::keys::DeviceSigningKey;
     use proptest::prelude::*;
     use rand_chacha::rand_core::SeedableRng;
     use rand_chacha::ChaCha20Rng;
