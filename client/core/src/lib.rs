@@ -1,7 +1,24 @@
 //! Ledgerline client core: the engine behind the CLI and the desktop app.
 //!
-//! Holds the keys, decrypts, keeps the encrypted local store and syncs with the relay. It
-//! builds on `ledgerline-protocol` for every byte on the wire. Its features arrive with the
-//! "client core and CLI" issue.
+//! Holds the keys, decrypts, keeps the encrypted local store and syncs with the relay,
+//! building on `ledgerline-protocol` for every byte on the wire. This first part is the
+//! sans-I/O crypto engine:
+//!
+//! | module | role |
+//! |---|---|
+//! | [`device`] | the device's vodozemac `Account` (signs requests and records), its wrap key, signed prekeys, encrypted pickles |
+//! | [`olm`] | pairwise Olm sessions between devices and the to-device wire format |
+//! | [`room`] | Megolm room sessions: rotation policy, room-key shares, a timeline that keeps messages whose key has not arrived |
+//!
+//! The relay transport, the encrypted local store and the CLI build on these.
+#![forbid(unsafe_code)]
+
+pub mod device;
+pub mod olm;
+pub mod room;
 
 pub use ledgerline_protocol as protocol;
+
+/// HKDF info of the key that encrypts pickled state in the local store
+/// (`protocol-spec/constants.md`, "Client-local").
+pub const PICKLE_INFO: &str = "ledgerline/v1/client-pickle";

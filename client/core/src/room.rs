@@ -1,0 +1,472 @@
+//! Megolm rooms: one outbound session per room and sender, rotated on any membership
+//! change, after 100 messages or after a week; room keys travel to exactly the room's
+//! devices over Olm; the timeline keeps messages whose key has not arrived and decrypts
+//! them when it does.
+//!
+//! Wire format of a room message (what the relay stores):
+//! `0x01 || u8 n || session id (n ASCII bytes) || Megolm message bytes`; the Megolm
+//! plaintext is a JSON [`RoomEvent`].
+
+use ledgerline_protocol::ids::DeviceId;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeSet, HashMap};
+use vodozemac::megolm::{
+    GroupSession, InboundGroupSession, MegolmMessage, SessionConfig, SessionKey,
+};
+
+/// Rotate the outbound session after this many messages.
+pub const ROTATE_AFTER_MESSAGES: u32 = 100;
+/// Rotate the outbound session after this long (ms).
+pub const ROTATE_AFTER_MS: u64 = 7 * 24 * 3600 * 1000;
+/// Most messages kept waiting for one missing key.
+pub const MAX_PENDING_PER_SESSION: usize = 10_000;
+
+/// A room id (16 bytes).
+pub type RoomId = [u8; 16];
+
+/// The content of a room message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum RoomEvent {
+    /// A text message, optionally replying to the message at `reply_to`.
+    Text {
+        /// Body.
+        body: String,
+        /// Sequence number replied to.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reply_to: Option<u64>,
+    },
+    /// A new body for the sender's own message at `target`.
+    Edit {
+        /// Edited message.
+        target: u64,
+        /// New body.
+        body: String,
+    },
+    /// Deletion of the sender's own message at `target`.
+    Delete {
+        /// Deleted message.
+        target: u64,
+    },
+    /// The sender has read up to `up_to`.
+    Read {
+        /// Last read sequence number.
+        up_to: u64,
+    },
+}
+
+/// A room key as shared over Olm (the to-device plaintext), JSON.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct RoomKey {
+    /// Always `room_key`.
+    pub r#type: String,
+    /// Room, hex.
+    pub room: String,
+    /// Megolm session id.
+    pub session_id: String,
+    /// Megolm session key, base64.
+    pub session_key: String,
+    /// The sending device: the only device whose messages this session may carry.
+    pub sender: DeviceId,
+}
+
+impl Drop for RoomKey {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.session_key);
+    }
+}
+
+/// Why a room operation failed.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum RoomError {
+    /// Not a room message or room key.
+    #[error("malformed room message or key")]
+    Malformed,
+    /// The relay-stated sender is not the device that owns the session.
+    #[error("message sender does not own its Megolm session")]
+    WrongSender,
+    /// A room key claims another sender than the device that sent it over Olm.
+    #[error("room key was forwarded by another device than its owner")]
+    ForgedKey,
+    /// The session belongs to another room.
+    #[error("message is from another room's session")]
+    WrongRoom,
+    /// The Megolm message failed authentication.
+    #[error("message could not be decrypted")]
+    Undecryptable,
+    /// The same Megolm message index appeared under another sequence number.
+    #[error("message was replayed under another sequence number")]
+    Replayed,
+    /// Too many messages wait for one key.
+    #[error("too many messages wait for a missing key")]
+    TooManyPending,
+}
+
+/// This device's outbound session in one room.
+pub struct OutboundRoom {
+    room: RoomId,
+    session: GroupSession,
+    created_ms: u64,
+    sent: u32,
+    shared_with: BTreeSet<DeviceId>,
+}
+
+impl std::fmt::Debug for OutboundRoom {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "OutboundRoom {{ room: {}, sent: {}, session: [redacted] }}",
+            hex::encode(self.room),
+            self.sent
+        )
+    }
+}
+
+impl OutboundRoom {
+    /// A fresh session for `room`, not yet shared with anyone.
+    pub fn new(room: RoomId, now_ms: u64) -> Self {
+        Self {
+            room,
+            session: GroupSession::new(SessionConfig::version_1()),
+            created_ms: now_ms,
+            sent: 0,
+            shared_with: BTreeSet::new(),
+        }
+    }
+
+    /// Whether this session must be replaced before sending to a room whose devices are now
+    /// `devices`: any change of membership (so a removed device learns nothing new and a
+    /// new one nothing old), the message limit, or the age limit.
+    pub fn needs_rotation(&self, devices: &BTreeSet<DeviceId>, now_ms: u64) -> bool {
+        (!self.shared_with.is_empty() && &self.shared_with != devices)
+            || self.sent >= ROTATE_AFTER_MESSAGES
+            || now_ms.saturating_sub(self.created_ms) >= ROTATE_AFTER_MS
+    }
+
+    /// Devices the key went to.
+    pub fn shared_with(&self) -> &BTreeSet<DeviceId> {
+        &self.shared_with
+    }
+
+    /// The key to send over Olm to each of `devices`; records them as the audience.
+    pub fn share(&mut self, sender: DeviceId, devices: &BTreeSet<DeviceId>) -> RoomKey {
+        self.shared_with = devices.clone();
+        RoomKey {
+            r#type: "room_key".into(),
+            room: hex::encode(self.room),
+            session_id: self.session.session_id(),
+            session_key: self.session.session_key().to_base64(),
+            sender,
+        }
+    }
+
+    /// Encrypts an event into the wire format.
+    pub fn encrypt(&mut self, event: &RoomEvent) -> Vec<u8> {
+        let json = zeroize::Zeroizing::new(serde_json::to_vec(event).unwrap_or_default());
+        let msg = self.session.encrypt(&*json);
+        self.sent += 1;
+        let sid = self.session.session_id();
+        let mut out = vec![1, u8::try_from(sid.len()).unwrap_or(0)];
+        out.extend_from_slice(sid.as_bytes());
+        out.extend(msg.to_bytes());
+        out
+    }
+}
+
+/// A decrypted room message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decrypted {
+    /// Room.
+    pub room: RoomId,
+    /// Relay sequence number.
+    pub seq: u64,
+    /// Sending device (checked against the session's owner).
+    pub sender: DeviceId,
+    /// Content.
+    pub event: RoomEvent,
+}
+
+/// What happened to a received message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Received {
+    /// Decrypted now.
+    Decrypted(Decrypted),
+    /// Its key has not arrived; kept until it does.
+    Pending,
+}
+
+struct Inbound {
+    room: RoomId,
+    owner: DeviceId,
+    session: InboundGroupSession,
+    seen: HashMap<u32, u64>,
+}
+
+struct PendingMessage {
+    room: RoomId,
+    seq: u64,
+    sender: DeviceId,
+    message: MegolmMessage,
+}
+
+/// Inbound sessions and messages waiting for their keys.
+#[derive(Default)]
+pub struct Timeline {
+    inbound: HashMap<String, Inbound>,
+    pending: HashMap<String, Vec<PendingMessage>>,
+}
+
+impl std::fmt::Debug for Timeline {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "Timeline {{ sessions: {}, waiting: {} }}",
+            self.inbound.len(),
+            self.pending.values().map(Vec::len).sum::<usize>()
+        )
+    }
+}
+
+fn parse(bytes: &[u8]) -> Result<(String, MegolmMessage), RoomError> {
+    let [1, n, rest @ ..] = bytes else {
+        return Err(RoomError::Malformed);
+    };
+    let n = usize::from(*n);
+    if rest.len() < n {
+        return Err(RoomError::Malformed);
+    }
+    let (sid, msg) = rest.split_at(n);
+    let sid = std::str::from_utf8(sid)
+        .map_err(|_| RoomError::Malformed)?
+        .to_owned();
+    Ok((
+        sid,
+        MegolmMessage::from_bytes(msg).map_err(|_| RoomError::Malformed)?,
+    ))
+}
+
+impl Inbound {
+    fn decrypt(
+        &mut self,
+        room: RoomId,
+        seq: u64,
+        sender: DeviceId,
+        msg: &MegolmMessage,
+    ) -> Result<Decrypted, RoomError> {
+        if room != self.room {
+            return Err(RoomError::WrongRoom);
+        }
+        if sender != self.owner {
+            return Err(RoomError::WrongSender);
+        }
+        let d = self
+            .session
+            .decrypt(msg)
+            .map_err(|_| RoomError::Undecryptable)?;
+        match self.seen.get(&d.message_index) {
+            Some(s) if *s != seq => return Err(RoomError::Replayed),
+            _ => {
+                self.seen.insert(d.message_index, seq);
+            }
+        }
+        let event = serde_json::from_slice(&zeroize::Zeroizing::new(d.plaintext))
+            .map_err(|_| RoomError::Malformed)?;
+        Ok(Decrypted {
+            room,
+            seq,
+            sender,
+            event,
+        })
+    }
+}
+
+impl Timeline {
+    /// Accepts a room key received over Olm from `from` (the device whose identity key
+    /// decrypted the Olm message); returns the waiting messages it now decrypts, in
+    /// sequence order.
+    pub fn add_key(
+        &mut self,
+        from: DeviceId,
+        key: &RoomKey,
+    ) -> Result<Vec<Result<Decrypted, RoomError>>, RoomError> {
+        if key.r#type != "room_key" {
+            return Err(RoomError::Malformed);
+        }
+        if key.sender != from {
+            return Err(RoomError::ForgedKey);
+        }
+        let mut room = [0u8; 16];
+        hex::decode_to_slice(&key.room, &mut room).map_err(|_| RoomError::Malformed)?;
+        let sk = SessionKey::from_base64(&key.session_key).map_err(|_| RoomError::Malformed)?;
+        let session = InboundGroupSession::new(&sk, SessionConfig::version_1());
+        if session.session_id() != key.session_id {
+            return Err(RoomError::Malformed);
+        }
+        let entry = self
+            .inbound
+            .entry(key.session_id.clone())
+            .or_insert(Inbound {
+                room,
+                owner: from,
+                session,
+                seen: HashMap::new(),
+            });
+        if entry.owner != from || entry.room != room {
+            return Err(RoomError::ForgedKey);
+        }
+        let mut waiting = self.pending.remove(&key.session_id).unwrap_or_default();
+        waiting.sort_by_key(|p| p.seq);
+        Ok(waiting
+            .into_iter()
+            .map(|p| entry.decrypt(p.room, p.seq, p.sender, &p.message))
+            .collect())
+    }
+
+    /// Handles a message from the relay: decrypts it, or keeps it until its key arrives.
+    pub fn receive(
+        &mut self,
+        room: RoomId,
+        seq: u64,
+        sender: DeviceId,
+        bytes: &[u8],
+    ) -> Result<Received, RoomError> {
+        let (sid, msg) = parse(bytes)?;
+        if let Some(inbound) = self.inbound.get_mut(&sid) {
+            return inbound
+                .decrypt(room, seq, sender, &msg)
+                .map(Received::Decrypted);
+        }
+        let waiting = self.pending.entry(sid).or_default();
+        if waiting.len() >= MAX_PENDING_PER_SESSION {
+            return Err(RoomError::TooManyPending);
+        }
+        waiting.push(PendingMessage {
+            room,
+            seq,
+            sender,
+            message: msg,
+        });
+        Ok(Received::Pending)
+    }
+
+    /// Messages still waiting for a key.
+    pub fn waiting(&self) -> usize {
+        self.pending.values().map(Vec::len).sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ROOM: RoomId = [4; 16];
+    const A: DeviceId = DeviceId([1; 16]);
+    const B: DeviceId = DeviceId([2; 16]);
+    const C: DeviceId = DeviceId([3; 16]);
+
+    fn text(s: &str) -> RoomEvent {
+        RoomEvent::Text {
+            body: s.into(),
+            reply_to: None,
+        }
+    }
+
+    #[test]
+    fn late_key_decrypts_waiting_messages_in_order() {
+        let mut out = OutboundRoom::new(ROOM, 0);
+        let devices = BTreeSet::from([A, B]);
+        let key = out.share(A, &devices);
+        let m1 = out.encrypt(&text("Dzień dobry"));
+        let m2 = out.encrypt(&RoomEvent::Text {
+            body: "faktura?".into(),
+            reply_to: Some(1),
+        });
+        let mut tl = Timeline::default();
+        assert_eq!(tl.receive(ROOM, 2, A, &m2), Ok(Received::Pending));
+        assert_eq!(tl.receive(ROOM, 1, A, &m1), Ok(Received::Pending));
+        assert_eq!(tl.waiting(), 2);
+        let done = tl.add_key(A, &key).unwrap();
+        let seqs: Vec<u64> = done.iter().map(|d| d.as_ref().unwrap().seq).collect();
+        assert_eq!(seqs, vec![1, 2]);
+        assert_eq!(done[0].as_ref().unwrap().event, text("Dzień dobry"));
+        assert_eq!(tl.waiting(), 0);
+        let m3 = out.encrypt(&RoomEvent::Edit {
+            target: 1,
+            body: "Dzień dobry!".into(),
+        });
+        assert!(matches!(
+            tl.receive(ROOM, 3, A, &m3),
+            Ok(Received::Decrypted(_))
+        ));
+    }
+
+    #[test]
+    fn rotation_policy() {
+        let mut out = OutboundRoom::new(ROOM, 0);
+        let ab = BTreeSet::from([A, B]);
+        out.share(A, &ab);
+        assert!(!out.needs_rotation(&ab, 1));
+        assert!(
+            out.needs_rotation(&BTreeSet::from([A]), 1),
+            "a removed device forces a new session"
+        );
+        assert!(
+            out.needs_rotation(&BTreeSet::from([A, B, C]), 1),
+            "so does an added one"
+        );
+        assert!(out.needs_rotation(&ab, ROTATE_AFTER_MS));
+        for _ in 0..ROTATE_AFTER_MESSAGES {
+            out.encrypt(&text("x"));
+        }
+        assert!(out.needs_rotation(&ab, 1));
+    }
+
+    #[test]
+    fn a_removed_device_cannot_read_the_next_session() {
+        let mut first = OutboundRoom::new(ROOM, 0);
+        let k1 = first.share(A, &BTreeSet::from([A, B, C]));
+        let mut c_timeline = Timeline::default();
+        c_timeline.add_key(A, &k1).unwrap();
+        assert!(matches!(
+            c_timeline.receive(ROOM, 1, A, &first.encrypt(&text("before"))),
+            Ok(Received::Decrypted(_))
+        ));
+        // C leaves: rotate and share with A and B only.
+        assert!(first.needs_rotation(&BTreeSet::from([A, B]), 1));
+        let mut second = OutboundRoom::new(ROOM, 1);
+        let _k2 = second.share(A, &BTreeSet::from([A, B]));
+        let after = second.encrypt(&text("after"));
+        assert_eq!(
+            c_timeline.receive(ROOM, 2, A, &after),
+            Ok(Received::Pending),
+            "C never gets the key"
+        );
+    }
+
+    #[test]
+    fn forged_keys_wrong_senders_rooms_and_replays_are_refused() {
+        let mut out = OutboundRoom::new(ROOM, 0);
+        let key = out.share(A, &BTreeSet::from([A, B]));
+        let mut tl = Timeline::default();
+        assert_eq!(tl.add_key(B, &key).err(), Some(RoomError::ForgedKey));
+        tl.add_key(A, &key).unwrap();
+        let m = out.encrypt(&text("x"));
+        assert_eq!(tl.receive(ROOM, 1, B, &m), Err(RoomError::WrongSender));
+        assert_eq!(tl.receive([9; 16], 1, A, &m), Err(RoomError::WrongRoom));
+        assert!(tl.receive(ROOM, 1, A, &m).is_ok());
+        assert!(
+            tl.receive(ROOM, 1, A, &m).is_ok(),
+            "the same message at the same position is idempotent"
+        );
+        assert_eq!(tl.receive(ROOM, 7, A, &m), Err(RoomError::Replayed));
+        let mut bad = m.clone();
+        let last = bad.len() - 1;
+        bad[last] ^= 1;
+        assert_eq!(tl.receive(ROOM, 2, A, &bad), Err(RoomError::Undecryptable));
+        assert_eq!(
+            tl.receive(ROOM, 2, A, &[1, 200, 1]),
+            Err(RoomError::Malformed)
+        );
+    }
+}
