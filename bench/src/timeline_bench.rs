@@ -3,7 +3,12 @@
 //! of the same messages, measured in the same run.
 //!
 //!     cargo run --release -p ledgerline-bench --bin timeline-bench -- --messages 10000
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 use clap::Parser;
 use ledgerline_client_core::room::{OutboundRoom, Received, RoomEvent, Timeline};
@@ -38,8 +43,14 @@ fn main() {
             out = OutboundRoom::new(room, 0);
             keys.push(out.share(sender, &BTreeSet::from([sender])));
         }
-        let body = format!("Wiadomość {i}: proszę o przesłanie faktur za marzec do 10. kwietnia, dziękuję. {}", "x".repeat(100));
-        wire.push(out.encrypt(&RoomEvent::Text { body, reply_to: None }));
+        let body = format!(
+            "Wiadomość {i}: proszę o przesłanie faktur za marzec do 10. kwietnia, dziękuję. {}",
+            "x".repeat(100)
+        );
+        wire.push(out.encrypt(&RoomEvent::Text {
+            body,
+            reply_to: None,
+        }));
     }
     let raw_messages: Vec<(usize, MegolmMessage)> = wire
         .iter()
@@ -54,8 +65,15 @@ fn main() {
     let (mut best_raw, mut best_ours) = (0f64, 0f64);
     for _ in 0..args.passes {
         // Ceiling: vodozemac alone, messages already parsed, sessions already built.
-        let mut sessions: Vec<InboundGroupSession> =
-            keys.iter().map(|k| InboundGroupSession::new(&SessionKey::from_base64(&k.session_key).unwrap(), SessionConfig::version_1())).collect();
+        let mut sessions: Vec<InboundGroupSession> = keys
+            .iter()
+            .map(|k| {
+                InboundGroupSession::new(
+                    &SessionKey::from_base64(&k.session_key).unwrap(),
+                    SessionConfig::version_1(),
+                )
+            })
+            .collect();
         let start = Instant::now();
         let mut bytes = 0;
         for (k, m) in &raw_messages {
@@ -76,7 +94,12 @@ fn main() {
         }
         best_ours = best_ours.max(args.messages as f64 / start.elapsed().as_secs_f64());
     }
-    println!("timeline-bench: {} Megolm messages (~200 B text), {} sessions, best of {} passes", args.messages, keys.len(), args.passes);
+    println!(
+        "timeline-bench: {} Megolm messages (~200 B text), {} sessions, best of {} passes",
+        args.messages,
+        keys.len(),
+        args.passes
+    );
     println!();
     println!("| path | messages/s | ratio |");
     println!("|---|---:|---:|");

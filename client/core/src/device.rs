@@ -261,6 +261,11 @@ mod tests {
         assert_ne!(keys[0].key_id, keys[1].key_id);
         let fb = d.new_fallback_key().unwrap();
         assert_eq!(fb.kind, KeyKind::Fallback);
+        let fb2 = d.new_fallback_key().unwrap();
+        assert_ne!(
+            fb.key, fb2.key,
+            "each call yields the new fallback key, not the replaced one"
+        );
     }
 
     #[test]

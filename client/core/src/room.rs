@@ -107,6 +107,9 @@ pub enum RoomError {
 pub struct OutboundRoom {
     room: RoomId,
     session: GroupSession,
+    /// The key at message index 0: whoever receives it can read every message of the
+    /// session, also those sent before the key reached them.
+    initial_key: SessionKey,
     created_ms: u64,
     sent: u32,
     shared_with: BTreeSet<DeviceId>,
@@ -126,9 +129,12 @@ impl std::fmt::Debug for OutboundRoom {
 impl OutboundRoom {
     /// A fresh session for `room`, not yet shared with anyone.
     pub fn new(room: RoomId, now_ms: u64) -> Self {
+        let session = GroupSession::new(SessionConfig::version_1());
+        let initial_key = session.session_key();
         Self {
             room,
-            session: GroupSession::new(SessionConfig::version_1()),
+            session,
+            initial_key,
             created_ms: now_ms,
             sent: 0,
             shared_with: BTreeSet::new(),
@@ -156,7 +162,7 @@ impl OutboundRoom {
             r#type: "room_key".into(),
             room: hex::encode(self.room),
             session_id: self.session.session_id(),
-            session_key: self.session.session_key().to_base64(),
+            session_key: self.initial_key.to_base64(),
             sender,
         }
     }
@@ -376,8 +382,9 @@ mod tests {
     fn late_key_decrypts_waiting_messages_in_order() {
         let mut out = OutboundRoom::new(ROOM, 0);
         let devices = BTreeSet::from([A, B]);
-        let key = out.share(A, &devices);
+        // Messages sent before the key is shared stay readable: the share starts at index 0.
         let m1 = out.encrypt(&text("Dzień dobry"));
+        let key = out.share(A, &devices);
         let m2 = out.encrypt(&RoomEvent::Text {
             body: "faktura?".into(),
             reply_to: Some(1),

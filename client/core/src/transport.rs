@@ -1,0 +1,558 @@
+//! Talking to the relay: a [`Transport`] trait (HTTP by default, anything in tests) and a
+//! [`RelayClient`] that signs every request as the device and turns the relay's answers
+//! into typed results — or into a clear error when the relay is down or misbehaves.
+
+use ledgerline_protocol::ids::{DeviceId, FileId, FirmId, MemberId};
+use ledgerline_protocol::keys::DeviceSigner;
+use ledgerline_protocol::prekeys::SignedPrekey;
+use ledgerline_protocol::request::RequestHead;
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::future::Future;
+
+/// Why a relay call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RelayError {
+    /// The relay could not be reached (down, refused, timed out, connection dropped).
+    #[error("relay unreachable: {0}")]
+    Unreachable(String),
+    /// The relay refused the request with its JSON error.
+    #[error("relay refused the request ({status} {code}): {message}")]
+    Refused {
+        /// HTTP status.
+        status: u16,
+        /// Stable error code.
+        code: String,
+        /// Relay's explanation.
+        message: String,
+    },
+    /// The relay answered something that is not a valid answer (peer misbehaved).
+    #[error("relay sent an invalid answer: {0}")]
+    Garbage(String),
+}
+
+/// A raw HTTP exchange.
+pub trait Transport: Send + Sync {
+    /// Sends `method path` with `headers` and `body`; returns status and body.
+    fn send(
+        &self,
+        method: &str,
+        path: &str,
+        headers: Vec<(&'static str, String)>,
+        body: Vec<u8>,
+    ) -> impl Future<Output = Result<(u16, Vec<u8>), RelayError>> + Send;
+}
+
+/// HTTP(S) to a relay base URL.
+#[derive(Debug, Clone)]
+pub struct HttpTransport {
+    base: String,
+    client: reqwest::Client,
+}
+
+impl HttpTransport {
+    /// A transport to `base` (e.g. `http://127.0.0.1:8448`).
+    pub fn new(base: &str) -> Result<Self, RelayError> {
+        let client = reqwest::Client::builder()
+            .connect_timeout(std::time::Duration::from_secs(10))
+            .timeout(std::time::Duration::from_secs(120))
+            .build()
+            .map_err(|e| RelayError::Unreachable(e.to_string()))?;
+        Ok(Self {
+            base: base.trim_end_matches('/').to_owned(),
+            client,
+        })
+    }
+}
+
+impl Transport for HttpTransport {
+    async fn send(
+        &self,
+        method: &str,
+        path: &str,
+        headers: Vec<(&'static str, String)>,
+        body: Vec<u8>,
+    ) -> Result<(u16, Vec<u8>), RelayError> {
+        let method = reqwest::Method::from_bytes(method.as_bytes())
+            .map_err(|e| RelayError::Unreachable(e.to_string()))?;
+        let mut rb = self.client.request(method, format!("{}{path}", self.base));
+        for (k, v) in headers {
+            rb = rb.header(k, v);
+        }
+        let res = rb
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| RelayError::Unreachable(e.without_url().to_string()))?;
+        let status = res.status().as_u16();
+        let bytes = res
+            .bytes()
+            .await
+            .map_err(|e| RelayError::Unreachable(e.without_url().to_string()))?;
+        Ok((status, bytes.to_vec()))
+    }
+}
+
+/// A to-device message as listed by the relay.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ToDeviceMessage {
+    /// Acknowledgement cursor.
+    pub id: u64,
+    /// Sending device.
+    pub sender: DeviceId,
+    /// Olm ciphertext.
+    pub ciphertext: Vec<u8>,
+}
+
+/// A room message as listed by the relay.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoomMessage {
+    /// Sequence number.
+    pub seq: u64,
+    /// Sending device (as the relay states it; the timeline checks it).
+    pub sender: DeviceId,
+    /// Megolm ciphertext in the room wire format.
+    pub ciphertext: Vec<u8>,
+}
+
+/// Membership of a room as the relay derives it from the roster.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct RoomInfo {
+    /// Members now.
+    pub members: Vec<MemberId>,
+    /// Their active devices.
+    pub devices: Vec<DeviceId>,
+}
+
+/// A JSON member, `Null` when absent (indexing `Value` never panics; this says so).
+fn field_of<'a>(v: &'a Value, name: &str) -> &'a Value {
+    v.get(name).unwrap_or(&Value::Null)
+}
+
+fn hex_field(v: &Value, field: &str) -> Result<Vec<u8>, RelayError> {
+    field_of(v, field)
+        .as_str()
+        .and_then(|s| hex::decode(s).ok())
+        .ok_or_else(|| RelayError::Garbage(format!("field {field} is not hex")))
+}
+
+fn typed<T: DeserializeOwned>(v: &Value, field: &str) -> Result<T, RelayError> {
+    serde_json::from_value(field_of(v, field).clone())
+        .map_err(|_| RelayError::Garbage(format!("field {field} has the wrong shape")))
+}
+
+/// The relay API, signed as one device of one firm.
+#[derive(Debug, Clone)]
+pub struct RelayClient<T> {
+    transport: T,
+    firm: FirmId,
+    device: DeviceId,
+}
+
+impl<T: Transport> RelayClient<T> {
+    /// A client for `device` of `firm`.
+    pub fn new(transport: T, firm: FirmId, device: DeviceId) -> Self {
+        Self {
+            transport,
+            firm,
+            device,
+        }
+    }
+
+    async fn exchange(
+        &self,
+        method: &str,
+        path: &str,
+        headers: Vec<(&'static str, String)>,
+        body: Vec<u8>,
+    ) -> Result<Value, RelayError> {
+        let (status, bytes) = self.transport.send(method, path, headers, body).await?;
+        let parsed: Option<Value> = if bytes.is_empty() {
+            Some(Value::Null)
+        } else {
+            serde_json::from_slice(&bytes).ok()
+        };
+        match (status, parsed) {
+            (200..=299, Some(v)) => Ok(v),
+            (200..=299, None) => Err(RelayError::Garbage(format!(
+                "status {status} with a body that is not JSON"
+            ))),
+            (_, Some(v)) if field_of(&v, "code").is_string() => Err(RelayError::Refused {
+                status,
+                code: field_of(&v, "code").as_str().unwrap_or_default().to_owned(),
+                message: field_of(&v, "message")
+                    .as_str()
+                    .unwrap_or_default()
+                    .chars()
+                    .take(300)
+                    .collect(),
+            }),
+            (_, _) => Err(RelayError::Garbage(format!(
+                "status {status} without an error body"
+            ))),
+        }
+    }
+
+    /// A signed call with a JSON body (or none).
+    pub async fn call(
+        &self,
+        signer: &impl DeviceSigner,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<Value, RelayError> {
+        let body = body
+            .map(|b| serde_json::to_vec(&b).unwrap_or_default())
+            .unwrap_or_default();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0);
+        let head = RequestHead::new(
+            self.firm,
+            self.device,
+            method,
+            path,
+            now,
+            &body,
+            &mut rand_core::OsRng,
+        )
+        .map_err(|e| RelayError::Garbage(format!("cannot sign this request: {e}")))?;
+        let headers = head.sign(signer).http_headers().to_vec();
+        self.exchange(method, path, headers, body).await
+    }
+
+    /// Creates the firm from its first roster events (unauthenticated).
+    pub async fn create_firm(&self, events: &[Vec<u8>]) -> Result<(), RelayError> {
+        let body = serde_json::to_vec(
+            &json!({ "events": events.iter().map(hex::encode).collect::<Vec<_>>() }),
+        )
+        .unwrap_or_default();
+        self.exchange("POST", "/v1/firms", vec![], body)
+            .await
+            .map(|_| ())
+    }
+
+    /// Roster events from `since`.
+    pub async fn roster(
+        &self,
+        s: &impl DeviceSigner,
+        since: u64,
+    ) -> Result<Vec<Vec<u8>>, RelayError> {
+        let v = self
+            .call(s, "GET", &format!("/v1/roster?since={since}"), None)
+            .await?;
+        let list: Vec<String> = typed(&v, "events")?;
+        list.iter()
+            .map(|e| {
+                hex::decode(e).map_err(|_| RelayError::Garbage("roster event is not hex".into()))
+            })
+            .collect()
+    }
+
+    /// Appends a roster event.
+    pub async fn append_roster(
+        &self,
+        s: &impl DeviceSigner,
+        event: &[u8],
+    ) -> Result<u64, RelayError> {
+        let v = self
+            .call(
+                s,
+                "POST",
+                "/v1/roster",
+                Some(json!({ "event": hex::encode(event) })),
+            )
+            .await?;
+        field_of(&v, "seq")
+            .as_u64()
+            .ok_or_else(|| RelayError::Garbage("seq missing".into()))
+    }
+
+    /// Publishes signed prekeys; returns the one-time keys left on the relay.
+    pub async fn publish_prekeys(
+        &self,
+        s: &impl DeviceSigner,
+        keys: &[SignedPrekey],
+    ) -> Result<u64, RelayError> {
+        let v = self.call(s, "PUT", "/v1/devices/self/prekeys", Some(json!({ "prekeys": keys.iter().map(|k| hex::encode(k.to_bytes())).collect::<Vec<_>>() }))).await?;
+        field_of(&v, "one_time_keys")
+            .as_u64()
+            .ok_or_else(|| RelayError::Garbage("one_time_keys missing".into()))
+    }
+
+    /// Claims one prekey per device (unverified: the caller checks each against the roster).
+    pub async fn claim_prekeys(
+        &self,
+        s: &impl DeviceSigner,
+        devices: &[DeviceId],
+    ) -> Result<BTreeMap<DeviceId, Option<SignedPrekey>>, RelayError> {
+        let v = self
+            .call(
+                s,
+                "POST",
+                "/v1/prekeys/claim",
+                Some(json!({ "devices": devices })),
+            )
+            .await?;
+        let raw: BTreeMap<DeviceId, Option<String>> = typed(&v, "prekeys")?;
+        raw.into_iter()
+            .map(|(d, k)| {
+                let k = k
+                    .map(|h| {
+                        hex::decode(h)
+                            .ok()
+                            .and_then(|b| SignedPrekey::from_bytes(&b).ok())
+                            .ok_or_else(|| {
+                                RelayError::Garbage("claimed prekey is malformed".into())
+                            })
+                    })
+                    .transpose()?;
+                Ok((d, k))
+            })
+            .collect()
+    }
+
+    /// Queues to-device ciphertexts.
+    pub async fn send_to_device(
+        &self,
+        s: &impl DeviceSigner,
+        messages: &[(DeviceId, Vec<u8>)],
+    ) -> Result<Vec<u64>, RelayError> {
+        let msgs: Vec<Value> = messages
+            .iter()
+            .map(|(d, c)| json!({ "device": d, "ciphertext": hex::encode(c) }))
+            .collect();
+        let v = self
+            .call(
+                s,
+                "POST",
+                "/v1/to-device",
+                Some(json!({ "messages": msgs })),
+            )
+            .await?;
+        typed(&v, "ids")
+    }
+
+    /// To-device messages after `after`.
+    pub async fn to_device(
+        &self,
+        s: &impl DeviceSigner,
+        after: u64,
+    ) -> Result<Vec<ToDeviceMessage>, RelayError> {
+        let v = self
+            .call(s, "GET", &format!("/v1/to-device?after={after}"), None)
+            .await?;
+        let list = field_of(&v, "messages")
+            .as_array()
+            .ok_or_else(|| RelayError::Garbage("messages missing".into()))?;
+        list.iter()
+            .map(|m| {
+                Ok(ToDeviceMessage {
+                    id: field_of(m, "id")
+                        .as_u64()
+                        .ok_or_else(|| RelayError::Garbage("id missing".into()))?,
+                    sender: typed(m, "sender")?,
+                    ciphertext: hex_field(m, "ciphertext")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Acknowledges to-device messages up to `up_to`.
+    pub async fn ack_to_device(&self, s: &impl DeviceSigner, up_to: u64) -> Result<(), RelayError> {
+        self.call(
+            s,
+            "POST",
+            "/v1/to-device/ack",
+            Some(json!({ "up_to": up_to })),
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// Creates a room for a customer file, or with explicit members.
+    pub async fn create_room(
+        &self,
+        s: &impl DeviceSigner,
+        room: [u8; 16],
+        file: Option<FileId>,
+        members: &[MemberId],
+    ) -> Result<(), RelayError> {
+        let body = match file {
+            Some(f) => json!({ "room": hex::encode(room), "file": f }),
+            None => json!({ "room": hex::encode(room), "members": members }),
+        };
+        self.call(s, "POST", "/v1/rooms", Some(body))
+            .await
+            .map(|_| ())
+    }
+
+    /// Replaces an internal room's members.
+    pub async fn set_room_members(
+        &self,
+        s: &impl DeviceSigner,
+        room: [u8; 16],
+        members: &[MemberId],
+    ) -> Result<(), RelayError> {
+        self.call(
+            s,
+            "PUT",
+            &format!("/v1/rooms/{}/members", hex::encode(room)),
+            Some(json!({ "members": members })),
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// Members and devices of a room now.
+    pub async fn room_info(
+        &self,
+        s: &impl DeviceSigner,
+        room: [u8; 16],
+    ) -> Result<RoomInfo, RelayError> {
+        let v = self
+            .call(s, "GET", &format!("/v1/rooms/{}", hex::encode(room)), None)
+            .await?;
+        serde_json::from_value(v)
+            .map_err(|_| RelayError::Garbage("room info has the wrong shape".into()))
+    }
+
+    /// Sends a room message; returns its sequence number.
+    pub async fn send_message(
+        &self,
+        s: &impl DeviceSigner,
+        room: [u8; 16],
+        ciphertext: &[u8],
+    ) -> Result<u64, RelayError> {
+        let v = self
+            .call(
+                s,
+                "POST",
+                &format!("/v1/rooms/{}/messages", hex::encode(room)),
+                Some(json!({ "ciphertext": hex::encode(ciphertext) })),
+            )
+            .await?;
+        field_of(&v, "seq")
+            .as_u64()
+            .ok_or_else(|| RelayError::Garbage("seq missing".into()))
+    }
+
+    /// Room messages from `from`.
+    pub async fn messages(
+        &self,
+        s: &impl DeviceSigner,
+        room: [u8; 16],
+        from: u64,
+        limit: u32,
+    ) -> Result<Vec<RoomMessage>, RelayError> {
+        let v = self
+            .call(
+                s,
+                "GET",
+                &format!(
+                    "/v1/rooms/{}/messages?from={from}&limit={limit}",
+                    hex::encode(room)
+                ),
+                None,
+            )
+            .await?;
+        let list = field_of(&v, "messages")
+            .as_array()
+            .ok_or_else(|| RelayError::Garbage("messages missing".into()))?;
+        list.iter()
+            .map(|m| {
+                Ok(RoomMessage {
+                    seq: field_of(m, "seq")
+                        .as_u64()
+                        .ok_or_else(|| RelayError::Garbage("seq missing".into()))?,
+                    sender: typed(m, "sender")?,
+                    ciphertext: hex_field(m, "ciphertext")?,
+                })
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ledgerline_protocol::keys::DeviceSigningKey;
+
+    /// A transport that answers with fixed bytes.
+    struct Canned(u16, &'static [u8]);
+
+    impl Transport for Canned {
+        async fn send(
+            &self,
+            _: &str,
+            _: &str,
+            _: Vec<(&'static str, String)>,
+            _: Vec<u8>,
+        ) -> Result<(u16, Vec<u8>), RelayError> {
+            Ok((self.0, self.1.to_vec()))
+        }
+    }
+
+    fn client(t: Canned) -> RelayClient<Canned> {
+        RelayClient::new(t, FirmId([1; 16]), DeviceId([2; 16]))
+    }
+
+    #[tokio::test]
+    async fn garbage_and_refusals_become_clear_errors() {
+        let key = DeviceSigningKey::from_bytes(&[3; 32]);
+        let e = client(Canned(200, b"<html>"))
+            .roster(&key, 0)
+            .await
+            .unwrap_err();
+        assert!(matches!(e, RelayError::Garbage(_)), "{e}");
+        let e = client(Canned(200, br#"{"events":[5]}"#))
+            .roster(&key, 0)
+            .await
+            .unwrap_err();
+        assert!(matches!(e, RelayError::Garbage(_)), "{e}");
+        let e = client(Canned(200, br#"{"events":["zz"]}"#))
+            .roster(&key, 0)
+            .await
+            .unwrap_err();
+        assert!(matches!(e, RelayError::Garbage(_)), "{e}");
+        let e = client(Canned(502, b"bad gateway"))
+            .roster(&key, 0)
+            .await
+            .unwrap_err();
+        assert!(matches!(e, RelayError::Garbage(_)), "{e}");
+        let e = client(Canned(
+            403,
+            br#"{"code":"forbidden","message":"no access"}"#,
+        ))
+        .roster(&key, 0)
+        .await
+        .unwrap_err();
+        assert!(
+            matches!(&e, RelayError::Refused { status: 403, code, .. } if code == "forbidden"),
+            "{e}"
+        );
+        let e = client(Canned(
+            200,
+            br#"{"prekeys":{"0202020202020202020202020202020202":"00"}}"#,
+        ))
+        .claim_prekeys(&key, &[])
+        .await
+        .unwrap_err();
+        assert!(matches!(e, RelayError::Garbage(_)), "{e}");
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_relay_is_reported_as_such() {
+        // Port 9 (discard) on loopback is closed on this machine kind.
+        let t = HttpTransport::new("http://127.0.0.1:9").unwrap();
+        let key = DeviceSigningKey::from_bytes(&[3; 32]);
+        let e = RelayClient::new(t, FirmId([1; 16]), DeviceId([2; 16]))
+            .roster(&key, 0)
+            .await
+            .unwrap_err();
+        assert!(matches!(e, RelayError::Unreachable(_)), "{e}");
+    }
+}
