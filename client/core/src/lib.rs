@@ -8,6 +8,7 @@
 //! |---|---|
 //! | [`device`] | the device's vodozemac `Account` (signs requests and records), its wrap key, signed prekeys, encrypted pickles |
 //! | [`olm`] | pairwise Olm sessions between devices and the to-device wire format |
+//! | [`store`] | the encrypted local store (SQLCipher, Argon2id passphrase key, FTS5 search) |
 //! | [`transport`] | the relay API over a `Transport` (HTTP by default), signed as the device, with clear errors |
 //! | [`room`] | Megolm room sessions: rotation policy, room-key shares, a timeline that keeps messages whose key has not arrived |
 //!
@@ -17,6 +18,7 @@
 pub mod device;
 pub mod olm;
 pub mod room;
+pub mod store;
 pub mod transport;
 
 pub use ledgerline_protocol as protocol;

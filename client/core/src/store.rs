@@ -1,0 +1,339 @@
+//! The encrypted local store: SQLite through SQLCipher (every page encrypted with a
+//! 256-bit key), holding pickled keys and sessions, decrypted data and an FTS5 full-text
+//! index. The key comes from a passphrase through Argon2id (a random salt stored beside the
+//! database) or, where one is available, from the OS keyring.
+
+use argon2::{Algorithm, Argon2, Params, Version};
+use rusqlite::{params, Connection, OptionalExtension};
+use std::path::Path;
+use zeroize::Zeroizing;
+
+/// Schema migrations, applied in order; `PRAGMA user_version` counts them.
+const MIGRATIONS: &[&str] = &[include_str!("../migrations/0001_init.sql")];
+
+/// Argon2id cost: 64 MiB, 3 passes, 1 lane (OWASP's second recommended profile).
+const ARGON2_MEMORY_KIB: u32 = 64 * 1024;
+const ARGON2_PASSES: u32 = 3;
+
+/// Errors of the local store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The key does not open the database (wrong passphrase) or the file is not a store.
+    #[error("the local store cannot be opened with this key (wrong passphrase, or not a Ledgerline store)")]
+    WrongKey,
+    /// The database was written by a newer version.
+    #[error("the local store was written by a newer Ledgerline (schema {0}); upgrade")]
+    TooNew(usize),
+    /// SQLite failed.
+    #[error("local store: {0}")]
+    Sqlite(String),
+    /// Key derivation failed.
+    #[error("key derivation: {0}")]
+    Kdf(String),
+}
+
+fn sql(e: rusqlite::Error) -> StoreError {
+    StoreError::Sqlite(e.to_string())
+}
+
+/// The 32-byte SQLCipher key.
+pub struct StoreKey(Zeroizing<[u8; 32]>);
+
+impl std::fmt::Debug for StoreKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("StoreKey([redacted])")
+    }
+}
+
+impl StoreKey {
+    /// A key from raw bytes (e.g. from the OS keyring).
+    pub fn from_bytes(bytes: [u8; 32]) -> Self {
+        Self(Zeroizing::new(bytes))
+    }
+
+    /// Argon2id of `passphrase` with `salt` (16 random bytes kept beside the database).
+    pub fn from_passphrase(passphrase: &str, salt: &[u8; 16]) -> Result<Self, StoreError> {
+        let params = Params::new(ARGON2_MEMORY_KIB, ARGON2_PASSES, 1, Some(32))
+            .map_err(|e| StoreError::Kdf(e.to_string()))?;
+        let mut out = Zeroizing::new([0u8; 32]);
+        Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+            .hash_password_into(passphrase.as_bytes(), salt, out.as_mut())
+            .map_err(|e| StoreError::Kdf(e.to_string()))?;
+        Ok(Self(out))
+    }
+
+    /// The pickle key for vodozemac state: derived, so the SQLCipher key itself is never
+    /// handed to another library.
+    pub fn pickle_key(&self) -> Zeroizing<[u8; 32]> {
+        let mut out = Zeroizing::new([0u8; 32]);
+        let _ = hkdf::Hkdf::<sha2::Sha256>::new(None, self.0.as_ref())
+            .expand(crate::PICKLE_INFO.as_bytes(), out.as_mut());
+        out
+    }
+}
+
+/// A message as the timeline stores it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredMessage {
+    /// Room.
+    pub room: [u8; 16],
+    /// Sequence number.
+    pub seq: u64,
+    /// Sender device.
+    pub sender: [u8; 16],
+    /// The decrypted event, JSON.
+    pub event: String,
+    /// Relay time.
+    pub created_ms: u64,
+}
+
+/// The local store of one profile.
+pub struct LocalStore {
+    conn: Connection,
+}
+
+impl std::fmt::Debug for LocalStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LocalStore")
+    }
+}
+
+impl LocalStore {
+    /// Opens (creating if needed) the store at `path` with `key`, and migrates it.
+    pub fn open(path: &Path, key: &StoreKey) -> Result<Self, StoreError> {
+        let conn = Connection::open(path).map_err(sql)?;
+        // Raw key syntax: x'<64 hex>' — no KDF inside SQLCipher, the key is already strong.
+        let pragma = Zeroizing::new(format!("x'{}'", hex::encode(key.0.as_ref())));
+        conn.pragma_update(None, "key", &*pragma).map_err(sql)?;
+        // The first read fails when the key is wrong.
+        conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| {
+            r.get::<_, i64>(0)
+        })
+        .map_err(|_| StoreError::WrongKey)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(sql)?;
+        conn.pragma_update(None, "synchronous", "FULL")
+            .map_err(sql)?;
+        let mut store = Self { conn };
+        store.migrate()?;
+        Ok(store)
+    }
+
+    fn migrate(&mut self) -> Result<(), StoreError> {
+        let applied: i64 = self
+            .conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .map_err(sql)?;
+        let applied = usize::try_from(applied).map_err(|e| StoreError::Sqlite(e.to_string()))?;
+        if applied > MIGRATIONS.len() {
+            return Err(StoreError::TooNew(applied));
+        }
+        for (n, m) in MIGRATIONS.iter().enumerate().skip(applied) {
+            let tx = self.conn.transaction().map_err(sql)?;
+            tx.execute_batch(m).map_err(sql)?;
+            tx.pragma_update(None, "user_version", n as i64 + 1)
+                .map_err(sql)?;
+            tx.commit().map_err(sql)?;
+        }
+        Ok(())
+    }
+
+    /// Stores a named piece of state (e.g. the encrypted device pickle).
+    pub fn put_state(&self, name: &str, value: &str) -> Result<(), StoreError> {
+        self.conn
+            .execute(
+                "INSERT OR REPLACE INTO state (name, value) VALUES (?1, ?2)",
+                params![name, value],
+            )
+            .map(|_| ())
+            .map_err(sql)
+    }
+
+    /// Reads a named piece of state.
+    pub fn state(&self, name: &str) -> Result<Option<String>, StoreError> {
+        self.conn
+            .query_row(
+                "SELECT value FROM state WHERE name = ?1",
+                params![name],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(sql)
+    }
+
+    /// Stores a decrypted message and indexes its text; a message already stored at the
+    /// same position is left as it is (sync may deliver it twice). Returns whether it was new.
+    pub fn put_message(
+        &mut self,
+        m: &StoredMessage,
+        text: Option<&str>,
+    ) -> Result<bool, StoreError> {
+        let tx = self.conn.transaction().map_err(sql)?;
+        let n = tx
+            .execute(
+                "INSERT OR IGNORE INTO messages (room, seq, sender, event, created_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![&m.room[..], m.seq as i64, &m.sender[..], m.event, m.created_ms as i64],
+            )
+            .map_err(sql)?;
+        if n == 1 {
+            if let Some(t) = text {
+                tx.execute(
+                    "INSERT INTO search (kind, ref, body) VALUES ('message', ?1, ?2)",
+                    params![format!("{}:{}", hex::encode(m.room), m.seq), t],
+                )
+                .map_err(sql)?;
+            }
+        }
+        tx.commit().map_err(sql)?;
+        Ok(n == 1)
+    }
+
+    /// Messages of a room in order.
+    pub fn messages(&self, room: &[u8; 16]) -> Result<Vec<StoredMessage>, StoreError> {
+        let mut st = self
+            .conn
+            .prepare(
+                "SELECT seq, sender, event, created_ms FROM messages WHERE room = ?1 ORDER BY seq",
+            )
+            .map_err(sql)?;
+        let rows = st
+            .query_map(params![&room[..]], |r| {
+                let sender: Vec<u8> = r.get(1)?;
+                let mut s = [0u8; 16];
+                if sender.len() == 16 {
+                    s.copy_from_slice(&sender);
+                }
+                Ok(StoredMessage {
+                    room: *room,
+                    seq: r.get::<_, i64>(0)? as u64,
+                    sender: s,
+                    event: r.get(2)?,
+                    created_ms: r.get::<_, i64>(3)? as u64,
+                })
+            })
+            .map_err(sql)?;
+        rows.collect::<Result<_, _>>().map_err(sql)
+    }
+
+    /// Full-text search over the index: `(kind, ref)` of the best matches.
+    pub fn search(&self, query: &str, limit: u32) -> Result<Vec<(String, String)>, StoreError> {
+        // Each word becomes a quoted prefix term, so user input is never FTS syntax.
+        let terms: Vec<String> = query
+            .split_whitespace()
+            .map(|w| format!("\"{}\"*", w.replace('"', "\"\"")))
+            .collect();
+        if terms.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut st = self
+            .conn
+            .prepare("SELECT kind, ref FROM search WHERE search MATCH ?1 ORDER BY rank LIMIT ?2")
+            .map_err(sql)?;
+        let rows = st
+            .query_map(params![terms.join(" "), limit], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .map_err(sql)?;
+        rows.collect::<Result<_, _>>().map_err(sql)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn msg(seq: u64, text: &str) -> StoredMessage {
+        StoredMessage {
+            room: [1; 16],
+            seq,
+            sender: [2; 16],
+            event: format!("{{\"type\":\"text\",\"body\":\"{text}\"}}"),
+            created_ms: seq,
+        }
+    }
+
+    #[test]
+    fn store_is_unreadable_without_its_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("store.db");
+        let key = StoreKey::from_bytes([7; 32]);
+        {
+            let mut s = LocalStore::open(&path, &key).unwrap();
+            s.put_message(
+                &msg(1, "Faktura korygująca dla Kowalskiego"),
+                Some("Faktura korygująca dla Kowalskiego"),
+            )
+            .unwrap();
+            s.put_state("device", "pickled-secret-state").unwrap();
+        }
+        assert!(matches!(
+            LocalStore::open(&path, &StoreKey::from_bytes([8; 32])),
+            Err(StoreError::WrongKey)
+        ));
+        // Neither the text nor the SQLite header is in the file.
+        for f in std::fs::read_dir(dir.path()).unwrap() {
+            let bytes = std::fs::read(f.unwrap().path()).unwrap();
+            for needle in [
+                &b"Kowalskiego"[..],
+                b"pickled-secret-state",
+                b"SQLite format 3",
+            ] {
+                assert!(!bytes.windows(needle.len()).any(|w| w == needle));
+            }
+        }
+        // Plain SQLite cannot read it either.
+        let plain = Connection::open(&path).unwrap();
+        assert!(plain
+            .query_row("SELECT count(*) FROM sqlite_master", [], |r| r
+                .get::<_, i64>(0))
+            .is_err());
+        let s = LocalStore::open(&path, &key).unwrap();
+        assert_eq!(
+            s.state("device").unwrap().as_deref(),
+            Some("pickled-secret-state")
+        );
+    }
+
+    #[test]
+    fn messages_are_idempotent_and_searchable_in_polish() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s =
+            LocalStore::open(&dir.path().join("s.db"), &StoreKey::from_bytes([1; 32])).unwrap();
+        assert!(s
+            .put_message(
+                &msg(1, "Deklaracja VAT-7 za marzec"),
+                Some("Deklaracja VAT-7 za marzec")
+            )
+            .unwrap());
+        assert!(!s
+            .put_message(
+                &msg(1, "Deklaracja VAT-7 za marzec"),
+                Some("Deklaracja VAT-7 za marzec")
+            )
+            .unwrap());
+        s.put_message(&msg(2, "Zażółć gęślą jaźń"), Some("Zażółć gęślą jaźń"))
+            .unwrap();
+        assert_eq!(s.messages(&[1; 16]).unwrap().len(), 2);
+        assert_eq!(
+            s.search("deklar", 10).unwrap(),
+            vec![(
+                "message".to_owned(),
+                format!("{}:1", hex::encode([1u8; 16]))
+            )]
+        );
+        // Diacritics folded: "gesla" finds "gęślą".
+        assert_eq!(s.search("gesla", 10).unwrap().len(), 1);
+        // Input that would be FTS syntax is treated as text.
+        assert!(s.search("\" OR * NEAR(", 10).is_ok());
+    }
+
+    #[test]
+    fn passphrase_keys_are_deterministic_per_salt() {
+        let a = StoreKey::from_passphrase("hasło do biura", &[1; 16]).unwrap();
+        let b = StoreKey::from_passphrase("hasło do biura", &[1; 16]).unwrap();
+        let c = StoreKey::from_passphrase("hasło do biura", &[2; 16]).unwrap();
+        assert_eq!(a.0.as_ref(), b.0.as_ref());
+        assert_ne!(a.0.as_ref(), c.0.as_ref());
+        assert_eq!(format!("{a:?}"), "StoreKey([redacted])");
+    }
+}
