@@ -173,12 +173,12 @@ impl DeviceAccount {
             next_key_id: self.next_key_id,
         };
         let json = Zeroizing::new(serde_json::to_vec(&p).unwrap_or_default());
-        seal(pickle_key, &json)
+        crate::pickle::seal(pickle_key, &json)
     }
 
     /// Restores a device from [`DeviceAccount::pickle`].
     pub fn from_pickle(pickled: &str, pickle_key: &[u8; 32]) -> Result<Self, DeviceError> {
-        let json = open(pickle_key, pickled).ok_or(DeviceError::Unpickle)?;
+        let json = crate::pickle::open(pickle_key, pickled).ok_or(DeviceError::Unpickle)?;
         let p: DevicePickleV1 = serde_json::from_slice(&json).map_err(|_| DeviceError::Unpickle)?;
         if p.version != 1 {
             return Err(DeviceError::Unpickle);
@@ -202,41 +202,6 @@ impl DeviceSigner for DeviceAccount {
     fn public_key(&self) -> VerifyingKey {
         self.signing
     }
-}
-
-/// XChaCha20-Poly1305 under a key derived from the pickle key; `nonce || ciphertext`, hex.
-fn seal(pickle_key: &[u8; 32], plaintext: &[u8]) -> String {
-    use chacha20poly1305::aead::{Aead, KeyInit};
-    let key = derive(pickle_key);
-    let mut nonce = [0u8; 24];
-    rand_core::OsRng.fill_bytes(&mut nonce);
-    let ct = chacha20poly1305::XChaCha20Poly1305::new((&*key).into())
-        .encrypt((&nonce).into(), plaintext)
-        .unwrap_or_default();
-    let mut out = nonce.to_vec();
-    out.extend(ct);
-    hex::encode(out)
-}
-
-fn open(pickle_key: &[u8; 32], sealed: &str) -> Option<Zeroizing<Vec<u8>>> {
-    use chacha20poly1305::aead::{Aead, KeyInit};
-    let raw = hex::decode(sealed).ok()?;
-    if raw.len() < 24 {
-        return None;
-    }
-    let (nonce, ct) = raw.split_at(24);
-    let key = derive(pickle_key);
-    chacha20poly1305::XChaCha20Poly1305::new((&*key).into())
-        .decrypt(nonce.into(), ct)
-        .ok()
-        .map(Zeroizing::new)
-}
-
-fn derive(pickle_key: &[u8; 32]) -> Zeroizing<[u8; 32]> {
-    let mut out = Zeroizing::new([0u8; 32]);
-    let _ = hkdf::Hkdf::<sha2::Sha256>::new(None, pickle_key)
-        .expand(crate::PICKLE_INFO.as_bytes(), out.as_mut());
-    out
 }
 
 #[cfg(test)]

@@ -17,6 +17,7 @@
 
 pub mod device;
 pub mod olm;
+mod pickle;
 pub mod room;
 pub mod store;
 pub mod transport;

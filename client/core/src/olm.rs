@@ -55,7 +55,53 @@ fn decode(b: &[u8]) -> Result<OlmMessage, OlmError> {
     }
 }
 
+/// Persisted form of [`OlmSessions`]: peer identity keys (public) and vodozemac session
+/// pickles, each encrypted under the pickle key.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct OlmSessionsPickleV1 {
+    version: u8,
+    peers: Vec<(String, Vec<String>)>,
+}
+
 impl OlmSessions {
+    /// Serialises every session, encrypted under `pickle_key`.
+    pub fn pickle(&self, pickle_key: &[u8; 32]) -> String {
+        let peers = self
+            .by_peer
+            .iter()
+            .map(|(k, v)| {
+                (
+                    hex::encode(k),
+                    v.iter().map(|s| s.pickle().encrypt(pickle_key)).collect(),
+                )
+            })
+            .collect();
+        serde_json::to_string(&OlmSessionsPickleV1 { version: 1, peers }).unwrap_or_default()
+    }
+
+    /// Restores [`OlmSessions::pickle`]; `None` on a wrong key or corrupted state.
+    pub fn from_pickle(pickled: &str, pickle_key: &[u8; 32]) -> Option<Self> {
+        let p: OlmSessionsPickleV1 = serde_json::from_str(pickled).ok()?;
+        if p.version != 1 {
+            return None;
+        }
+        let mut by_peer = HashMap::new();
+        for (peer, sessions) in p.peers {
+            let mut id = [0u8; 32];
+            hex::decode_to_slice(peer, &mut id).ok()?;
+            let restored = sessions
+                .iter()
+                .map(|s| {
+                    vodozemac::olm::SessionPickle::from_encrypted(s, pickle_key)
+                        .ok()
+                        .map(Session::from_pickle)
+                })
+                .collect::<Option<Vec<_>>>()?;
+            by_peer.insert(id, restored);
+        }
+        Some(Self { by_peer })
+    }
+
     /// Whether a session with `peer` exists.
     pub fn has_session(&self, peer_identity: &[u8; 32]) -> bool {
         self.by_peer

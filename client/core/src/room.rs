@@ -103,6 +103,17 @@ pub enum RoomError {
     TooManyPending,
 }
 
+#[derive(serde::Serialize, serde::Deserialize)]
+struct OutboundPickleV1 {
+    version: u8,
+    room: String,
+    session: String,
+    initial_key: String,
+    created_ms: u64,
+    sent: u32,
+    shared_with: Vec<DeviceId>,
+}
+
 /// This device's outbound session in one room.
 pub struct OutboundRoom {
     room: RoomId,
@@ -148,6 +159,43 @@ impl OutboundRoom {
         (!self.shared_with.is_empty() && &self.shared_with != devices)
             || self.sent >= ROTATE_AFTER_MESSAGES
             || now_ms.saturating_sub(self.created_ms) >= ROTATE_AFTER_MS
+    }
+
+    /// Serialises the outbound session, encrypted under `pickle_key`.
+    pub fn pickle(&self, pickle_key: &[u8; 32]) -> String {
+        let p = OutboundPickleV1 {
+            version: 1,
+            room: hex::encode(self.room),
+            session: self.session.pickle().encrypt(pickle_key),
+            initial_key: crate::pickle::seal(pickle_key, self.initial_key.to_base64().as_bytes()),
+            created_ms: self.created_ms,
+            sent: self.sent,
+            shared_with: self.shared_with.iter().copied().collect(),
+        };
+        serde_json::to_string(&p).unwrap_or_default()
+    }
+
+    /// Restores [`OutboundRoom::pickle`]; `None` on a wrong key or corrupted state.
+    pub fn from_pickle(pickled: &str, pickle_key: &[u8; 32]) -> Option<Self> {
+        let p: OutboundPickleV1 = serde_json::from_str(pickled).ok()?;
+        if p.version != 1 {
+            return None;
+        }
+        let mut room = [0u8; 16];
+        hex::decode_to_slice(&p.room, &mut room).ok()?;
+        let session = GroupSession::from_pickle(
+            vodozemac::megolm::GroupSessionPickle::from_encrypted(&p.session, pickle_key).ok()?,
+        );
+        let key = crate::pickle::open(pickle_key, &p.initial_key)?;
+        let initial_key = SessionKey::from_base64(std::str::from_utf8(&key).ok()?).ok()?;
+        Some(Self {
+            room,
+            session,
+            initial_key,
+            created_ms: p.created_ms,
+            sent: p.sent,
+            shared_with: p.shared_with.into_iter().collect(),
+        })
     }
 
     /// Devices the key went to.
@@ -287,7 +335,111 @@ impl Inbound {
     }
 }
 
+#[derive(serde::Serialize, serde::Deserialize)]
+struct InboundPickle {
+    session_id: String,
+    room: String,
+    owner: DeviceId,
+    session: String,
+    seen: Vec<(u32, u64)>,
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct PendingPickle {
+    session_id: String,
+    room: String,
+    seq: u64,
+    sender: DeviceId,
+    message: String,
+}
+
+/// Persisted form of a [`Timeline`].
+#[derive(serde::Serialize, serde::Deserialize)]
+struct TimelinePickleV1 {
+    version: u8,
+    inbound: Vec<InboundPickle>,
+    pending: Vec<PendingPickle>,
+}
+
 impl Timeline {
+    /// Serialises inbound sessions (encrypted under `pickle_key`), replay records and the
+    /// messages still waiting for keys.
+    pub fn pickle(&self, pickle_key: &[u8; 32]) -> String {
+        let inbound = self
+            .inbound
+            .iter()
+            .map(|(sid, i)| InboundPickle {
+                session_id: sid.clone(),
+                room: hex::encode(i.room),
+                owner: i.owner,
+                session: i.session.pickle().encrypt(pickle_key),
+                seen: i.seen.iter().map(|(k, v)| (*k, *v)).collect(),
+            })
+            .collect();
+        let pending = self
+            .pending
+            .iter()
+            .flat_map(|(sid, v)| {
+                v.iter().map(move |p| PendingPickle {
+                    session_id: sid.clone(),
+                    room: hex::encode(p.room),
+                    seq: p.seq,
+                    sender: p.sender,
+                    message: hex::encode(p.message.to_bytes()),
+                })
+            })
+            .collect();
+        serde_json::to_string(&TimelinePickleV1 {
+            version: 1,
+            inbound,
+            pending,
+        })
+        .unwrap_or_default()
+    }
+
+    /// Restores [`Timeline::pickle`]; `None` on a wrong key or corrupted state.
+    pub fn from_pickle(pickled: &str, pickle_key: &[u8; 32]) -> Option<Self> {
+        let p: TimelinePickleV1 = serde_json::from_str(pickled).ok()?;
+        if p.version != 1 {
+            return None;
+        }
+        let room_of = |h: &str| {
+            let mut r = [0u8; 16];
+            hex::decode_to_slice(h, &mut r).ok().map(|_| r)
+        };
+        let mut t = Timeline::default();
+        for i in p.inbound {
+            let session = InboundGroupSession::from_pickle(
+                vodozemac::megolm::InboundGroupSessionPickle::from_encrypted(
+                    &i.session, pickle_key,
+                )
+                .ok()?,
+            );
+            t.inbound.insert(
+                i.session_id,
+                Inbound {
+                    room: room_of(&i.room)?,
+                    owner: i.owner,
+                    session,
+                    seen: i.seen.into_iter().collect(),
+                },
+            );
+        }
+        for m in p.pending {
+            let message = MegolmMessage::from_bytes(&hex::decode(&m.message).ok()?).ok()?;
+            t.pending
+                .entry(m.session_id)
+                .or_default()
+                .push(PendingMessage {
+                    room: room_of(&m.room)?,
+                    seq: m.seq,
+                    sender: m.sender,
+                    message,
+                });
+        }
+        Some(t)
+    }
+
     /// Accepts a room key received over Olm from `from` (the device whose identity key
     /// decrypted the Olm message); returns the waiting messages it now decrypts, in
     /// sequence order.
@@ -406,6 +558,32 @@ mod tests {
             tl.receive(ROOM, 3, A, &m3),
             Ok(Received::Decrypted(_))
         ));
+    }
+
+    #[test]
+    fn state_survives_a_restart_through_pickles() {
+        let key = [3u8; 32];
+        let mut out = OutboundRoom::new(ROOM, 0);
+        let m1 = out.encrypt(&text("przed restartem"));
+        let share = out.share(A, &BTreeSet::from([A, B]));
+        let mut tl = Timeline::default();
+        assert_eq!(tl.receive(ROOM, 1, A, &m1), Ok(Received::Pending));
+        // Restart both sides.
+        let mut out = OutboundRoom::from_pickle(&out.pickle(&key), &key).unwrap();
+        let mut tl = Timeline::from_pickle(&tl.pickle(&key), &key).unwrap();
+        assert_eq!(tl.waiting(), 1);
+        assert_eq!(tl.add_key(A, &share).unwrap().len(), 1);
+        let m2 = out.encrypt(&text("po restarcie"));
+        let mut tl = Timeline::from_pickle(&tl.pickle(&key), &key).unwrap();
+        assert!(matches!(
+            tl.receive(ROOM, 2, A, &m2),
+            Ok(Received::Decrypted(_))
+        ));
+        // Replay protection survives too.
+        let mut tl = Timeline::from_pickle(&tl.pickle(&key), &key).unwrap();
+        assert_eq!(tl.receive(ROOM, 9, A, &m2), Err(RoomError::Replayed));
+        assert!(Timeline::from_pickle(&tl.pickle(&key), &[4u8; 32]).is_none());
+        assert!(OutboundRoom::from_pickle(&out.pickle(&key), &[4u8; 32]).is_none());
     }
 
     #[test]
