@@ -1,5 +1,10 @@
-//! The embedded SQLite backend (WAL, `synchronous = FULL`): one writer connection and a
-//! few readers, all used on Tokio's blocking threads, never across an `.await`.
+//! The embedded SQLite backend (WAL, `synchronous = FULL`): a few reader connections used
+//! on Tokio's blocking threads, and one writer thread that commits in groups.
+//!
+//! Group commit: writes queue for the writer thread, which runs every queued job in one
+//! transaction — each inside its own savepoint, so one failing job rolls back alone — and
+//! commits (one fsync) before answering any of them. A write is acknowledged only after
+//! the commit that holds it, so durability is per write while the fsync cost is shared.
 
 use super::*;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
@@ -18,9 +23,89 @@ pub struct SqliteStore {
 }
 
 struct Inner {
-    writer: Mutex<Connection>,
+    jobs: Mutex<std::sync::mpsc::Sender<Box<dyn WriteJob>>>,
     readers: Vec<Mutex<Connection>>,
     next_reader: AtomicUsize,
+}
+
+/// Most jobs in one group commit.
+const MAX_GROUP: usize = 512;
+
+/// A queued write: runs inside the group's transaction, then learns whether the group
+/// committed.
+trait WriteJob: Send {
+    fn run(&mut self, tx: &rusqlite::Transaction<'_>) -> bool;
+    fn finish(self: Box<Self>, committed: Result<(), String>);
+}
+
+struct Job<T, F> {
+    work: Option<F>,
+    out: Option<Result<T, StoreError>>,
+    reply: Option<tokio::sync::oneshot::Sender<Result<T, StoreError>>>,
+}
+
+impl<T, F> WriteJob for Job<T, F>
+where
+    T: Send,
+    F: FnOnce(&rusqlite::Transaction<'_>) -> Result<T, StoreError> + Send,
+{
+    fn run(&mut self, tx: &rusqlite::Transaction<'_>) -> bool {
+        let out = self
+            .work
+            .take()
+            .map(|f| f(tx))
+            .unwrap_or_else(|| Err(StoreError::Backend("job ran twice".into())));
+        let ok = out.is_ok();
+        self.out = Some(out);
+        ok
+    }
+
+    fn finish(mut self: Box<Self>, committed: Result<(), String>) {
+        let result = match (committed, self.out.take()) {
+            (Ok(()), Some(out)) => out,
+            (Ok(()), None) => Err(StoreError::Backend("job did not run".into())),
+            // The job's own error explains more than the failed commit that followed it.
+            (Err(_), Some(Err(e))) => Err(e),
+            (Err(e), _) => Err(StoreError::Backend(format!("commit failed: {e}"))),
+        };
+        if let Some(reply) = self.reply.take() {
+            let _ = reply.send(result);
+        }
+    }
+}
+
+/// The writer thread: takes a group of jobs, runs them in one transaction, commits once.
+fn writer_loop(mut conn: Connection, jobs: std::sync::mpsc::Receiver<Box<dyn WriteJob>>) {
+    while let Ok(first) = jobs.recv() {
+        let mut group = vec![first];
+        while group.len() < MAX_GROUP {
+            match jobs.try_recv() {
+                Ok(j) => group.push(j),
+                Err(_) => break,
+            }
+        }
+        let committed = run_group(&mut conn, &mut group);
+        for job in group {
+            job.finish(committed.clone());
+        }
+    }
+}
+
+fn run_group(conn: &mut Connection, group: &mut [Box<dyn WriteJob>]) -> Result<(), String> {
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(|e| e.to_string())?;
+    for job in group.iter_mut() {
+        tx.execute_batch("SAVEPOINT job")
+            .map_err(|e| e.to_string())?;
+        let ok = job.run(&tx);
+        if !ok {
+            tx.execute_batch("ROLLBACK TO job")
+                .map_err(|e| e.to_string())?;
+        }
+        tx.execute_batch("RELEASE job").map_err(|e| e.to_string())?;
+    }
+    tx.commit().map_err(|e| e.to_string())
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -92,9 +177,14 @@ impl SqliteStore {
         let readers = (0..READERS)
             .map(|_| open_connection(path).map(Mutex::new))
             .collect::<Result<_, _>>()?;
+        let (jobs, queue) = std::sync::mpsc::channel();
+        std::thread::Builder::new()
+            .name("ledgerline-sqlite-writer".into())
+            .spawn(move || writer_loop(writer, queue))
+            .map_err(backend)?;
         Ok(Self {
             inner: Arc::new(Inner {
-                writer: Mutex::new(writer),
+                jobs: Mutex::new(jobs),
                 readers,
                 next_reader: AtomicUsize::new(0),
             }),
@@ -106,21 +196,21 @@ impl SqliteStore {
         T: Send + 'static,
         F: FnOnce(&rusqlite::Transaction<'_>) -> Result<T, StoreError> + Send + 'static,
     {
-        let inner = self.inner.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut conn = inner
-                .writer
-                .lock()
-                .map_err(|_| StoreError::Backend("writer lock poisoned".into()))?;
-            let tx = conn
-                .transaction_with_behavior(TransactionBehavior::Immediate)
-                .map_err(backend)?;
-            let out = f(&tx)?;
-            tx.commit().map_err(backend)?;
-            Ok(out)
-        })
-        .await
-        .map_err(backend)?
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let job: Box<dyn WriteJob> = Box::new(Job {
+            work: Some(f),
+            out: None,
+            reply: Some(reply),
+        });
+        self.inner
+            .jobs
+            .lock()
+            .map_err(|_| StoreError::Backend("writer queue lock poisoned".into()))?
+            .send(job)
+            .map_err(|_| StoreError::Backend("the writer thread has stopped".into()))?;
+        answer
+            .await
+            .map_err(|_| StoreError::Backend("the writer thread dropped a write".into()))?
     }
 
     async fn read<T, F>(&self, f: F) -> Result<T, StoreError>
@@ -798,6 +888,81 @@ mod tests {
     }
 
     crate::store_conformance_tests!(make());
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn group_commit_isolates_failing_jobs_and_keeps_order() {
+        let (s, _dir) = make().await;
+        s.create_firm(FirmId([1; 16]), vec![b"g".to_vec()], 1)
+            .await
+            .unwrap();
+        s.create_room(
+            FirmId([1; 16]),
+            Room {
+                id: [2; 16],
+                file: None,
+                created_by: MemberId([3; 16]),
+                members: vec![],
+            },
+        )
+        .await
+        .unwrap();
+        let mut tasks = Vec::new();
+        for i in 0..300u64 {
+            let s = s.clone();
+            tasks.push(tokio::spawn(async move {
+                if i % 3 == 0 {
+                    // Version 2 of a new record: always a conflict, inside someone's group.
+                    let r = s
+                        .put_record(
+                            FirmId([1; 16]),
+                            FileId([4; 16]),
+                            RecordId([i as u8; 16]),
+                            2,
+                            DeviceId([5; 16]),
+                            vec![1],
+                            1,
+                        )
+                        .await;
+                    assert!(
+                        matches!(r, Err(StoreError::VersionConflict { current: 0 })),
+                        "{r:?}"
+                    );
+                    None
+                } else {
+                    Some(
+                        s.append_message(
+                            FirmId([1; 16]),
+                            [2; 16],
+                            DeviceId([5; 16]),
+                            i.to_be_bytes().to_vec(),
+                            1,
+                        )
+                        .await
+                        .unwrap(),
+                    )
+                }
+            }));
+        }
+        let mut seqs = Vec::new();
+        for t in tasks {
+            seqs.extend(t.await.unwrap());
+        }
+        seqs.sort();
+        assert_eq!(
+            seqs,
+            (1..=200).collect::<Vec<u64>>(),
+            "every acknowledged message got its own position"
+        );
+        let stored = s.messages(FirmId([1; 16]), [2; 16], 1, 500).await.unwrap();
+        assert_eq!(stored.len(), 200);
+        assert!(
+            s.records_since(FirmId([1; 16]), FileId([4; 16]), 0, 10)
+                .await
+                .unwrap()
+                .is_empty(),
+            "failed jobs left nothing"
+        );
+    }
 
     #[tokio::test]
     async fn reopening_keeps_data_and_refuses_newer_schema() {
