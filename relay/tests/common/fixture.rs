@@ -104,17 +104,22 @@ impl Device {
 }
 
 pub async fn send(client: &reqwest::Client, base: &str, s: &Signed) -> (u16, Value) {
+    try_send(client, base, s).await.expect("request")
+}
+
+/// Like [`send`], but `None` when the connection fails (relay killed, refused).
+pub async fn try_send(client: &reqwest::Client, base: &str, s: &Signed) -> Option<(u16, Value)> {
     let mut rb = client.request(s.method.parse().unwrap(), format!("{base}{}", s.path));
     for (k, v) in &s.headers {
         rb = rb.header(*k, v);
     }
-    let res = rb.body(s.body.clone()).send().await.expect("request");
+    let res = rb.body(s.body.clone()).send().await.ok()?;
     let status = res.status().as_u16();
-    let text = res.text().await.unwrap_or_default();
-    (
+    let text = res.text().await.ok()?;
+    Some((
         status,
         serde_json::from_str(&text).unwrap_or(Value::String(text)),
-    )
+    ))
 }
 
 /// A firm on the relay: owner with one device, plus helpers to grow it.
