@@ -17,6 +17,13 @@ pub const CTX_ONE_TIME_KEY: &str = "ledgerline/v1/one-time-key";
 /// Signing context of a record envelope (`records.md`).
 pub const CTX_RECORD: &str = "ledgerline/v1/record";
 
+/// Hash context of an invitation code's checksum (`invites.md`).
+pub const CTX_INVITE_CODE: &str = "ledgerline/v1/invite-code";
+/// Hash context of an invitation's mailbox id on the relay (`invites.md`).
+pub const CTX_INVITE_ID: &str = "ledgerline/v1/invite-id";
+/// HKDF info of the key that seals join requests (`invites.md`).
+pub const INFO_INVITE_KEY: &str = "ledgerline/v1/invite-key";
+
 /// HKDF info of the member-key wrap for a device (`key-hierarchy.md`).
 pub const INFO_MEMBER_KEY_WRAP: &str = "ledgerline/v1/member-key-wrap";
 /// HKDF info of the key-encryption key derived from a member key for epoch keys.

@@ -12,6 +12,7 @@
 //! |---|---|---|
 //! | [`encoding`] | canonical byte encoding, size limits | `protocol-spec/encoding.md` |
 //! | [`ids`] | opaque 16-byte identifiers | `protocol-spec/encoding.md` |
+//! | [`invite`] | invitation codes and sealed join requests | `protocol-spec/invites.md` |
 //! | [`keys`] | device, member and log signing keys; symmetric secrets | `protocol-spec/keys.md` |
 //! | [`request`] | signed HTTP requests, replay and skew policy | `protocol-spec/signed-request.md` |
 //! | [`roster`] | the firm roster: hash-chained, admin-signed events | `protocol-spec/roster.md` |
@@ -52,6 +53,7 @@ pub mod constants;
 pub mod document;
 pub mod encoding;
 pub mod ids;
+pub mod invite;
 pub mod keys;
 pub mod merkle;
 pub mod prekeys;

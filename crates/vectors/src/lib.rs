@@ -25,6 +25,7 @@ use sha2::{Digest, Sha256};
 mod audit;
 mod checkpoint;
 mod document;
+mod invite;
 mod merkle;
 mod prekey;
 mod record;
@@ -54,6 +55,11 @@ pub const CONSTRUCTIONS: &[Construction] = &[
         file: "roster.json",
         generate: roster::generate,
         check: roster::check,
+    },
+    Construction {
+        file: "invite.json",
+        generate: invite::generate,
+        check: invite::check,
     },
     Construction {
         file: "member-key-wrap.json",
