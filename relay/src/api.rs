@@ -80,6 +80,15 @@ pub fn router<S: Store>(state: AppState<S>) -> Router {
             "/v1/files/{file}/documents/{document}/release",
             post(release_document::<S>),
         )
+        .route("/v1/invites", post(create_invite::<S>))
+        .route(
+            "/v1/invites/{invite}",
+            axum::routing::delete(delete_invite::<S>),
+        )
+        .route(
+            "/v1/invites/{invite}/requests",
+            post(post_join_request::<S>).get(get_join_requests::<S>),
+        )
         .route("/v1/ws", get(websocket::<S>))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -628,12 +637,12 @@ struct CreateRoom {
     members: Vec<MemberId>,
 }
 
-fn room_id(b: &[u8]) -> Result<RoomId, ApiError> {
+fn body_id16(b: &[u8]) -> Result<RoomId, ApiError> {
     b.try_into()
-        .map_err(|_| ApiError::bad_request("bad_id", "a room id is 16 bytes"))
+        .map_err(|_| ApiError::bad_request("bad_id", "an id is 16 bytes"))
 }
 
-fn room_path(s: &str) -> Result<RoomId, ApiError> {
+fn path_id16(s: &str) -> Result<RoomId, ApiError> {
     let mut id = [0u8; 16];
     if s.len() != 32
         || s.bytes().any(|b| b.is_ascii_uppercase())
@@ -688,7 +697,7 @@ async fn create_room<S: Store>(
     s: SignedJson<CreateRoom>,
 ) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
     let c = &s.caller;
-    let id = room_id(&s.body.room.0)?;
+    let id = body_id16(&s.body.room.0)?;
     let room = match s.body.file {
         Some(file) => {
             if !s.body.members.is_empty() {
@@ -753,7 +762,7 @@ async fn get_room<S: Store>(
     P(room): P<String>,
     s: Signed,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let (r, members) = load_room_for(&state, &s.caller, room_path(&room)?).await?;
+    let (r, members) = load_room_for(&state, &s.caller, path_id16(&room)?).await?;
     let devices = devices_of(&state, s.caller.firm, members.iter().copied())?;
     Ok(Json(
         json!({ "room": hex::encode(r.id), "file": r.file, "members": members, "devices": devices }),
@@ -775,7 +784,7 @@ async fn set_room_members<S: Store>(
     s: SignedJson<RoomMembers>,
 ) -> Result<StatusCode, ApiError> {
     let c = &s.caller;
-    let room = room_path(&room)?;
+    let room = path_id16(&room)?;
     let (r, old) = load_room_for(&state, c, room).await?;
     if r.file.is_some() {
         return Err(ApiError::bad_request(
@@ -830,7 +839,7 @@ async fn send_message<S: Store>(
     s: SignedJson<SendMessage>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let c = &s.caller;
-    let room = room_path(&room)?;
+    let room = path_id16(&room)?;
     let (_, members) = load_room_for(&state, c, room).await?;
     if s.body.ciphertext.0.is_empty() {
         return Err(ApiError::bad_request(
@@ -865,7 +874,7 @@ async fn get_messages<S: Store>(
     s: Signed,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let c = &s.caller;
-    let room = room_path(&room)?;
+    let room = path_id16(&room)?;
     load_room_for(&state, c, room).await?;
     let msgs = state
         .store
@@ -1406,6 +1415,145 @@ async fn release_document<S: Store>(
     Ok(Json(
         json!({ "release_share": hex::encode(meta.release_share), "epoch": meta.epoch, "audit_index": index }),
     ))
+}
+
+// ---------------------------------------------------------------- invitations
+
+/// Most join requests queued per invitation.
+const MAX_JOIN_REQUESTS: u64 = 10;
+/// Largest sealed join request.
+const MAX_JOIN_REQUEST_BYTES: usize = 16 * 1024;
+/// Longest an invitation may stay open.
+const MAX_INVITE_LIFETIME_MS: u64 = 30 * 24 * 3600 * 1000;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateInvite {
+    invite: Hex,
+    expires_ms: u64,
+}
+
+fn require_admin(c: &Caller) -> Result<(), ApiError> {
+    if c.role == Role::Admin {
+        Ok(())
+    } else {
+        Err(ApiError::forbidden("only an admin may do this"))
+    }
+}
+
+/// An admin opens a mailbox for the join requests of one invitation.
+async fn create_invite<S: Store>(
+    State(state): State<AppState<S>>,
+    s: SignedJson<CreateInvite>,
+) -> Result<StatusCode, ApiError> {
+    let c = &s.caller;
+    require_admin(c)?;
+    let invite = body_id16(&s.body.invite.0)?;
+    let now = now_ms();
+    if s.body.expires_ms <= now || s.body.expires_ms > now + MAX_INVITE_LIFETIME_MS {
+        return Err(ApiError::bad_request(
+            "bad_expiry",
+            "an invitation expires within 30 days from now",
+        ));
+    }
+    state
+        .store
+        .create_invite(c.firm, invite, c.member, s.body.expires_ms)
+        .await
+        .map_err(|e| match e {
+            StoreError::Exists => {
+                ApiError::conflict("invite_exists", "an invitation with this id exists")
+            }
+            other => store_err(other),
+        })?;
+    Ok(StatusCode::CREATED)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct JoinRequest {
+    request: Hex,
+}
+
+/// The joiner drops a sealed request. Unauthenticated (the joiner has no device in the
+/// roster yet); knowing the invite id requires the code, and the queue is bounded.
+async fn post_join_request<S: Store>(
+    State(state): State<AppState<S>>,
+    P(invite): P<String>,
+    req: Request,
+) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+    let invite = path_id16(&invite)?;
+    let body = read_body(
+        req.into_body(),
+        MAX_JOIN_REQUEST_BYTES * 2 + 64,
+        Duration::from_millis(state.config.body_timeout_ms),
+    )
+    .await?;
+    let JoinRequest { request } = parse_json(&body)?;
+    if request.0.is_empty() || request.0.len() > MAX_JOIN_REQUEST_BYTES {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            format!("a join request is at most {MAX_JOIN_REQUEST_BYTES} bytes"),
+        ));
+    }
+    match state.store.invite(invite).await.map_err(store_err)? {
+        Some((_, expires)) if expires > now_ms() => {}
+        _ => return Err(ApiError::not_found("no open invitation with this id")),
+    }
+    let id = state
+        .store
+        .add_join_request(invite, request.0, now_ms(), MAX_JOIN_REQUESTS)
+        .await
+        .map_err(|e| match e {
+            StoreError::Exists => ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "invite_full",
+                "this invitation has too many pending requests",
+            ),
+            other => store_err(other),
+        })?;
+    Ok((StatusCode::CREATED, Json(json!({ "id": id }))))
+}
+
+async fn invite_of_caller<S: Store>(
+    state: &AppState<S>,
+    c: &Caller,
+    invite: [u8; 16],
+) -> Result<(), ApiError> {
+    require_admin(c)?;
+    match state.store.invite(invite).await.map_err(store_err)? {
+        Some((firm, _)) if firm == c.firm => Ok(()),
+        _ => Err(ApiError::not_found(
+            "no invitation with this id in this firm",
+        )),
+    }
+}
+
+async fn get_join_requests<S: Store>(
+    State(state): State<AppState<S>>,
+    P(invite): P<String>,
+    s: Signed,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let invite = path_id16(&invite)?;
+    invite_of_caller(&state, &s.caller, invite).await?;
+    let list = state.store.join_requests(invite).await.map_err(store_err)?;
+    let list: Vec<_> = list
+        .into_iter()
+        .map(|(id, sealed, t)| json!({ "id": id, "request": hex::encode(sealed), "created_ms": t }))
+        .collect();
+    Ok(Json(json!({ "requests": list })))
+}
+
+async fn delete_invite<S: Store>(
+    State(state): State<AppState<S>>,
+    P(invite): P<String>,
+    s: Signed,
+) -> Result<StatusCode, ApiError> {
+    let invite = path_id16(&invite)?;
+    invite_of_caller(&state, &s.caller, invite).await?;
+    state.store.delete_invite(invite).await.map_err(store_err)?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 // ---------------------------------------------------------------- WebSocket

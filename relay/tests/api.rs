@@ -463,3 +463,103 @@ async fn data_and_replay_window_survive_a_restart() {
 async fn send_to(http: &reqwest::Client, base: &str, s: &Signed) -> (u16, serde_json::Value) {
     common::send(http, base, s).await
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invitation_mailbox_carries_sealed_join_requests_to_the_admin_only() {
+    use ledgerline_protocol::invite::Invite;
+    let dir = tempfile::tempdir().unwrap();
+    let relay = Relay::start(&dir.path().join("data"), &[]);
+    let http = client();
+    let mut a = Firm::create(&http, &relay.base, 5).await;
+    let owner = a.owner_device.clone();
+    let (_m, member_dev) = a.add_member(&http, Role::Member).await;
+    let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(8);
+    let invite = Invite::generate(&a.owner.master.verifying_key(), &mut rng);
+    let id = hex::encode(invite.id());
+    let expires = now_ms() + 86_400_000;
+    let (status, v) = member_dev
+        .call(
+            &http,
+            "POST",
+            "/v1/invites",
+            Some(json!({ "invite": id, "expires_ms": expires })),
+        )
+        .await;
+    assert_eq!(
+        (status, v["code"].as_str()),
+        (403, Some("forbidden")),
+        "members cannot invite"
+    );
+    owner
+        .ok(
+            &http,
+            "POST",
+            "/v1/invites",
+            Some(json!({ "invite": id, "expires_ms": expires })),
+        )
+        .await;
+
+    // The joiner only has the code.
+    let parsed = Invite::parse(&invite.code()).unwrap();
+    let sealed = parsed.seal_request(b"{\"name\":\"Anna Nowak\"}", &mut rng);
+    let post = |body: serde_json::Value, id: String| {
+        let http = http.clone();
+        let base = relay.base.clone();
+        async move {
+            let res = http
+                .post(format!("{base}/v1/invites/{id}/requests"))
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            (
+                res.status().as_u16(),
+                res.json::<serde_json::Value>().await.unwrap_or_default(),
+            )
+        }
+    };
+    let (status, _) = post(json!({ "request": hex::encode(&sealed) }), id.clone()).await;
+    assert_eq!(status, 201);
+    let (status, v) = post(json!({ "request": "00" }), hex::encode([7u8; 16])).await;
+    assert_eq!(
+        (status, v["code"].as_str()),
+        (404, Some("not_found")),
+        "unknown invitations take nothing"
+    );
+    let (status, v) = post(json!({ "request": "00".repeat(20_000) }), id.clone()).await;
+    assert_eq!((status, v["code"].as_str()), (413, Some("body_too_large")));
+    for _ in 0..9 {
+        assert_eq!(post(json!({ "request": "0102" }), id.clone()).await.0, 201);
+    }
+    let (status, v) = post(json!({ "request": "0102" }), id.clone()).await;
+    assert_eq!((status, v["code"].as_str()), (429, Some("invite_full")));
+
+    // Only an admin of the firm reads them, and only the invitation opens them.
+    let (status, _) = member_dev
+        .call(&http, "GET", &format!("/v1/invites/{id}/requests"), None)
+        .await;
+    assert_eq!(status, 403);
+    let v = owner
+        .ok(&http, "GET", &format!("/v1/invites/{id}/requests"), None)
+        .await;
+    let first = hex::decode(v["requests"][0]["request"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        &invite.open_request(&first).unwrap()[..],
+        b"{\"name\":\"Anna Nowak\"}"
+    );
+    owner
+        .ok(&http, "DELETE", &format!("/v1/invites/{id}"), None)
+        .await;
+    let (status, _) = post(json!({ "request": "0102" }), id.clone()).await;
+    assert_eq!(status, 404, "a closed invitation takes nothing");
+    // The relay never saw the secret, the code or the name.
+    drop(relay);
+    let db = std::fs::read(dir.path().join("data/relay.sqlite3")).unwrap();
+    for needle in [
+        &invite.secret()[..],
+        invite.code().as_bytes(),
+        b"Anna Nowak",
+    ] {
+        assert!(!db.windows(needle.len()).any(|w| w == needle));
+    }
+}

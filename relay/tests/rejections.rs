@@ -219,6 +219,30 @@ fn routes(
             None,
             true,
         ),
+        route(
+            "POST",
+            "/v1/invites".into(),
+            Some(json!({ "invite": "22".repeat(16), "expires_ms": 1 })),
+            Some(json!({ "invite": "2", "expires_ms": 1 })),
+            None,
+            false,
+        ),
+        route(
+            "GET",
+            format!("/v1/invites/{}/requests", "33".repeat(16)),
+            None,
+            None,
+            Some("/v1/invites/333/requests".into()),
+            false,
+        ),
+        route(
+            "DELETE",
+            format!("/v1/invites/{}", "33".repeat(16)),
+            None,
+            None,
+            Some("/v1/invites/zz".into()),
+            false,
+        ),
         route("GET", "/v1/ws".into(), None, None, None, false),
     ]
 }

@@ -360,6 +360,41 @@ pub async fn documents_audit_nonces<S: Store>(s: S) {
     assert!(usage.stored_bytes >= 1000);
 }
 
+/// Invitation mailboxes: unique ids, bounded queues, deletion.
+pub async fn invites<S: Store>(s: S) {
+    with_firms(&s).await;
+    s.create_invite(F, [8; 16], M1, 1000).await.expect("invite");
+    assert!(matches!(
+        s.create_invite(G, [8; 16], M1, 1000).await,
+        Err(StoreError::Exists)
+    ));
+    assert_eq!(s.invite([8; 16]).await.expect("get"), Some((F, 1000)));
+    assert_eq!(s.invite([9; 16]).await.expect("get"), None);
+    assert_eq!(
+        s.add_join_request([8; 16], b"a".to_vec(), 5, 2)
+            .await
+            .expect("first"),
+        1
+    );
+    assert_eq!(
+        s.add_join_request([8; 16], b"b".to_vec(), 6, 2)
+            .await
+            .expect("second"),
+        2
+    );
+    assert!(matches!(
+        s.add_join_request([8; 16], b"c".to_vec(), 7, 2).await,
+        Err(StoreError::Exists)
+    ));
+    assert_eq!(
+        s.join_requests([8; 16]).await.expect("list"),
+        vec![(1, b"a".to_vec(), 5), (2, b"b".to_vec(), 6)]
+    );
+    s.delete_invite([8; 16]).await.expect("delete");
+    assert_eq!(s.invite([8; 16]).await.expect("get"), None);
+    assert!(s.join_requests([8; 16]).await.expect("list").is_empty());
+}
+
 /// Runs the conformance suite against a backend: `store_conformance_tests!(make())` where
 /// `make()` is an async expression yielding `(fresh store, guard)`; the guard (e.g. a
 /// temporary directory) lives until the test ends.
@@ -395,6 +430,11 @@ macro_rules! store_conformance_tests {
         async fn conformance_wrapped_keys() {
             let (store, _guard) = $make.await;
             $crate::store::conformance::wrapped_keys(store).await;
+        }
+        #[tokio::test]
+        async fn conformance_invites() {
+            let (store, _guard) = $make.await;
+            $crate::store::conformance::invites(store).await;
         }
         #[tokio::test]
         async fn conformance_documents_audit_nonces() {

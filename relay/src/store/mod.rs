@@ -344,6 +344,38 @@ pub trait Store: Send + Sync + 'static {
         limit: u32,
     ) -> impl Future<Output = Result<Vec<Vec<u8>>, StoreError>> + Send;
 
+    /// Registers an invitation mailbox; `Exists` if the id is taken.
+    fn create_invite(
+        &self,
+        firm: FirmId,
+        invite: [u8; 16],
+        created_by: MemberId,
+        expires_ms: u64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// The firm and expiry of an invitation.
+    fn invite(
+        &self,
+        invite: [u8; 16],
+    ) -> impl Future<Output = Result<Option<(FirmId, u64)>, StoreError>> + Send;
+    /// Adds a sealed join request unless `max` are queued (`Exists` then); returns its id.
+    fn add_join_request(
+        &self,
+        invite: [u8; 16],
+        sealed: Vec<u8>,
+        now_ms: u64,
+        max: u64,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
+    /// The join requests of an invitation `(id, sealed, created_ms)`.
+    fn join_requests(
+        &self,
+        invite: [u8; 16],
+    ) -> impl Future<Output = Result<Vec<(u64, Vec<u8>, u64)>, StoreError>> + Send;
+    /// Deletes an invitation and its requests.
+    fn delete_invite(
+        &self,
+        invite: [u8; 16],
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
     /// Persists the replay window `(device, nonce, expires_ms)` (at shutdown).
     fn save_nonces(
         &self,

@@ -13,7 +13,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// Schema migrations, applied in order; `PRAGMA user_version` records how many ran.
-const MIGRATIONS: &[&str] = &[include_str!("../../migrations/0001_init.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../../migrations/0001_init.sql"),
+    include_str!("../../migrations/0002_invites.sql"),
+];
 const READERS: usize = 4;
 
 /// SQLite storage.
@@ -811,6 +814,84 @@ impl Store for SqliteStore {
             let mut st = c.prepare_cached("SELECT leaf FROM audit_leaves WHERE firm = ?1 AND idx >= ?2 ORDER BY idx LIMIT ?3").map_err(backend)?;
             let rows = st.query_map(params![&firm.0[..], i(from), limit], |r| r.get(0)).map_err(backend)?;
             rows.collect::<Result<_, _>>().map_err(backend)
+        })
+        .await
+    }
+
+    async fn create_invite(
+        &self,
+        firm: FirmId,
+        invite: [u8; 16],
+        created_by: MemberId,
+        expires_ms: u64,
+    ) -> Result<(), StoreError> {
+        self.write(move |tx| {
+            insert_or_exists(tx.execute(
+                "INSERT INTO invites (invite, firm, created_by, expires_ms) VALUES (?1, ?2, ?3, ?4)",
+                params![&invite[..], &firm.0[..], &created_by.0[..], i(expires_ms)],
+            ))
+        })
+        .await
+    }
+
+    async fn invite(&self, invite: [u8; 16]) -> Result<Option<(FirmId, u64)>, StoreError> {
+        self.read(move |c| {
+            c.query_row(
+                "SELECT firm, expires_ms FROM invites WHERE invite = ?1",
+                params![&invite[..]],
+                |r| Ok((FirmId(id16(r.get(0)?)?), u(r.get(1)?))),
+            )
+            .optional()
+            .map_err(backend)
+        })
+        .await
+    }
+
+    async fn add_join_request(
+        &self,
+        invite: [u8; 16],
+        sealed: Vec<u8>,
+        now_ms: u64,
+        max: u64,
+    ) -> Result<u64, StoreError> {
+        self.write(move |tx| {
+            let n: i64 = tx.query_row("SELECT COUNT(*) FROM join_requests WHERE invite = ?1", params![&invite[..]], |r| r.get(0)).map_err(backend)?;
+            if u(n) >= max {
+                return Err(StoreError::Exists);
+            }
+            let id = u(n) + 1;
+            tx.execute("INSERT INTO join_requests (invite, id, sealed, created_ms) VALUES (?1, ?2, ?3, ?4)", params![&invite[..], i(id), sealed, i(now_ms)])
+                .map_err(backend)?;
+            Ok(id)
+        })
+        .await
+    }
+
+    async fn join_requests(
+        &self,
+        invite: [u8; 16],
+    ) -> Result<Vec<(u64, Vec<u8>, u64)>, StoreError> {
+        self.read(move |c| {
+            let mut st = c.prepare_cached("SELECT id, sealed, created_ms FROM join_requests WHERE invite = ?1 ORDER BY id").map_err(backend)?;
+            let rows = st.query_map(params![&invite[..]], |r| Ok((u(r.get(0)?), r.get(1)?, u(r.get(2)?)))).map_err(backend)?;
+            rows.collect::<Result<_, _>>().map_err(backend)
+        })
+        .await
+    }
+
+    async fn delete_invite(&self, invite: [u8; 16]) -> Result<(), StoreError> {
+        self.write(move |tx| {
+            tx.execute(
+                "DELETE FROM join_requests WHERE invite = ?1",
+                params![&invite[..]],
+            )
+            .map_err(backend)?;
+            tx.execute(
+                "DELETE FROM invites WHERE invite = ?1",
+                params![&invite[..]],
+            )
+            .map_err(backend)?;
+            Ok(())
         })
         .await
     }
