@@ -83,7 +83,7 @@ pub fn router<S: Store>(state: AppState<S>) -> Router {
         .route("/v1/invites", post(create_invite::<S>))
         .route(
             "/v1/invites/{invite}",
-            axum::routing::delete(delete_invite::<S>),
+            get(get_invite::<S>).delete(delete_invite::<S>),
         )
         .route(
             "/v1/invites/{invite}/requests",
@@ -1514,6 +1514,22 @@ async fn post_join_request<S: Store>(
             other => store_err(other),
         })?;
     Ok((StatusCode::CREATED, Json(json!({ "id": id }))))
+}
+
+/// Which firm an open invitation belongs to (unauthenticated: the joiner needs the firm id
+/// to certify its device; a lying relay only makes the admin's check of that certificate
+/// fail).
+async fn get_invite<S: Store>(
+    State(state): State<AppState<S>>,
+    P(invite): P<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let invite = path_id16(&invite)?;
+    match state.store.invite(invite).await.map_err(store_err)? {
+        Some((firm, expires)) if expires > now_ms() => {
+            Ok(Json(json!({ "firm": firm, "expires_ms": expires })))
+        }
+        _ => Err(ApiError::not_found("no open invitation with this id")),
+    }
 }
 
 async fn invite_of_caller<S: Store>(

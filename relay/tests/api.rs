@@ -499,6 +499,27 @@ async fn invitation_mailbox_carries_sealed_join_requests_to_the_admin_only() {
         )
         .await;
 
+    // The joiner learns the firm from the invite id (unauthenticated).
+    let v: serde_json::Value = http
+        .get(format!("{}/v1/invites/{id}", relay.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["firm"], a.id.to_hex());
+    let res = http
+        .get(format!(
+            "{}/v1/invites/{}",
+            relay.base,
+            hex::encode([7u8; 16])
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 404);
+
     // The joiner only has the code.
     let parsed = Invite::parse(&invite.code()).unwrap();
     let sealed = parsed.seal_request(b"{\"name\":\"Anna Nowak\"}", &mut rng);

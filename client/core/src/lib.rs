@@ -7,6 +7,7 @@
 //! | module | role |
 //! |---|---|
 //! | [`device`] | the device's vodozemac `Account` (signs requests and records), its wrap key, signed prekeys, encrypted pickles |
+//! | [`onboarding`] | founding a firm, sealed join requests, fingerprint-checked approval |
 //! | [`olm`] | pairwise Olm sessions between devices and the to-device wire format |
 //! | [`store`] | the encrypted local store (SQLCipher, Argon2id passphrase key, FTS5 search) |
 //! | [`transport`] | the relay API over a `Transport` (HTTP by default), signed as the device, with clear errors |
@@ -17,6 +18,7 @@
 
 pub mod device;
 pub mod olm;
+pub mod onboarding;
 mod pickle;
 pub mod room;
 pub mod store;

@@ -235,6 +235,77 @@ impl<T: Transport> RelayClient<T> {
             .map(|_| ())
     }
 
+    /// Opens an invitation mailbox (admin).
+    pub async fn create_invite(
+        &self,
+        s: &impl DeviceSigner,
+        invite_id: [u8; 16],
+        expires_ms: u64,
+    ) -> Result<(), RelayError> {
+        self.call(
+            s,
+            "POST",
+            "/v1/invites",
+            Some(json!({ "invite": hex::encode(invite_id), "expires_ms": expires_ms })),
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// The firm of an open invitation (unauthenticated).
+    pub async fn invite_firm(&self, invite_id: [u8; 16]) -> Result<FirmId, RelayError> {
+        let v = self
+            .exchange(
+                "GET",
+                &format!("/v1/invites/{}", hex::encode(invite_id)),
+                vec![],
+                vec![],
+            )
+            .await?;
+        typed(&v, "firm")
+    }
+
+    /// Drops a sealed join request (unauthenticated: the joiner has no device yet).
+    pub async fn post_join_request(
+        &self,
+        invite_id: [u8; 16],
+        sealed: &[u8],
+    ) -> Result<u64, RelayError> {
+        let body =
+            serde_json::to_vec(&json!({ "request": hex::encode(sealed) })).unwrap_or_default();
+        let v = self
+            .exchange(
+                "POST",
+                &format!("/v1/invites/{}/requests", hex::encode(invite_id)),
+                vec![],
+                body,
+            )
+            .await?;
+        field_of(&v, "id")
+            .as_u64()
+            .ok_or_else(|| RelayError::Garbage("id missing".into()))
+    }
+
+    /// The sealed join requests of an invitation (admin).
+    pub async fn join_requests(
+        &self,
+        s: &impl DeviceSigner,
+        invite_id: [u8; 16],
+    ) -> Result<Vec<Vec<u8>>, RelayError> {
+        let v = self
+            .call(
+                s,
+                "GET",
+                &format!("/v1/invites/{}/requests", hex::encode(invite_id)),
+                None,
+            )
+            .await?;
+        let list = field_of(&v, "requests")
+            .as_array()
+            .ok_or_else(|| RelayError::Garbage("requests missing".into()))?;
+        list.iter().map(|r| hex_field(r, "request")).collect()
+    }
+
     /// Roster events from `since`.
     pub async fn roster(
         &self,

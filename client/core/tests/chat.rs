@@ -8,6 +8,9 @@
     clippy::indexing_slicing
 )]
 
+mod common;
+
+use common::{now, start_relay};
 use ledgerline_client_core::device::DeviceAccount;
 use ledgerline_client_core::olm::OlmSessions;
 use ledgerline_client_core::room::{OutboundRoom, Received, RoomEvent, RoomKey, Timeline};
@@ -17,35 +20,8 @@ use ledgerline_protocol::keys::MasterSigningKey;
 use ledgerline_protocol::roster::{
     DeviceCertificate, EventBody, EventKind, Role, Roster, RosterEvent,
 };
-use ledgerline_relay::config::Config;
-use ledgerline_relay::state::AppState;
-use ledgerline_relay::store::sqlite::SqliteStore;
 use rand_chacha::rand_core::SeedableRng;
 use std::collections::BTreeSet;
-
-async fn start_relay(dir: &std::path::Path) -> (String, tokio::sync::oneshot::Sender<()>) {
-    let config = Config {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        data_dir: dir.to_owned(),
-        ..Config::default()
-    };
-    let store = SqliteStore::open(&config.database_path()).unwrap();
-    let (listener, addr) = ledgerline_relay::server::bind(&config).await.unwrap();
-    let state = AppState::load(config, store).await.unwrap();
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(ledgerline_relay::server::serve(listener, state, async {
-        let _ = rx.await;
-    }));
-    (format!("http://{addr}"), tx)
-}
-
-fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as u64
-        - 10_000
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn olm_room_keys_late_keys_and_removal() {

@@ -97,7 +97,8 @@ impl DeviceCertificate {
             .finish()
     }
 
-    fn verify(&self, firm: FirmId, master: &VerifyingKey) -> bool {
+    /// Whether the member's master key certified these keys for this device in `firm`.
+    pub fn verify(&self, firm: FirmId, master: &VerifyingKey) -> bool {
         let msg = Self::signed_bytes(firm, self.member, self.device, &self.keys);
         crypto::verify(master, CTX_DEVICE_CERT, &msg, &self.signature)
     }
@@ -759,6 +760,11 @@ impl Roster {
     /// A member, active or removed.
     pub fn member(&self, id: &MemberId) -> Option<&MemberState> {
         self.members.get(id)
+    }
+
+    /// Every member, active or removed.
+    pub fn members(&self) -> impl Iterator<Item = (&MemberId, &MemberState)> {
+        self.members.iter()
     }
 
     /// A device, active or revoked.
