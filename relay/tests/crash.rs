@@ -124,29 +124,7 @@ async fn kill_9_under_load_loses_no_acknowledged_write() {
 
     let acked = acked_msgs.lock().unwrap().clone();
     assert!(acked.len() > 100, "too little load: {}", acked.len());
-    let mut stored = std::collections::HashMap::new();
-    let mut from = 1;
-    loop {
-        let v: Value = owner
-            .ok(
-                &http,
-                "GET",
-                &format!("/v1/rooms/{room}/messages?from={from}&limit=500"),
-                None,
-            )
-            .await;
-        let msgs = v["messages"].as_array().unwrap().clone();
-        if msgs.is_empty() {
-            break;
-        }
-        for m in &msgs {
-            stored.insert(
-                m["seq"].as_u64().unwrap(),
-                m["ciphertext"].as_str().unwrap().to_owned(),
-            );
-        }
-        from = msgs.last().unwrap()["seq"].as_u64().unwrap() + 1;
-    }
+    let stored = owner.all_messages(&http, &room).await;
     for (seq, ct) in &acked {
         assert_eq!(
             stored.get(seq),

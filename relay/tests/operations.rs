@@ -87,29 +87,7 @@ async fn graceful_shutdown_under_load_loses_no_acknowledged_write() {
     let relay = Relay::start(&data, &[]);
     let mut owner = owner;
     owner.base = relay.base.clone();
-    let mut stored = std::collections::HashMap::new();
-    let mut from = 1;
-    loop {
-        let v = owner
-            .ok(
-                &http,
-                "GET",
-                &format!("/v1/rooms/{room}/messages?from={from}&limit=500"),
-                None,
-            )
-            .await;
-        let msgs = v["messages"].as_array().unwrap().clone();
-        if msgs.is_empty() {
-            break;
-        }
-        for m in &msgs {
-            stored.insert(
-                m["seq"].as_u64().unwrap(),
-                m["ciphertext"].as_str().unwrap().to_owned(),
-            );
-        }
-        from = msgs.last().unwrap()["seq"].as_u64().unwrap() + 1;
-    }
+    let stored = owner.all_messages(&http, &room).await;
     for (seq, ct) in &acked {
         assert_eq!(stored.get(seq), Some(ct), "acknowledged message {seq} lost");
     }

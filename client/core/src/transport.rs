@@ -131,6 +131,18 @@ fn field_of<'a>(v: &'a Value, name: &str) -> &'a Value {
     v.get(name).unwrap_or(&Value::Null)
 }
 
+fn uint(v: &Value, field: &str) -> Result<u64, RelayError> {
+    field_of(v, field)
+        .as_u64()
+        .ok_or_else(|| RelayError::Garbage(format!("{field} missing")))
+}
+
+fn list<'a>(v: &'a Value, field: &str) -> Result<&'a Vec<Value>, RelayError> {
+    field_of(v, field)
+        .as_array()
+        .ok_or_else(|| RelayError::Garbage(format!("{field} missing")))
+}
+
 fn hex_field(v: &Value, field: &str) -> Result<Vec<u8>, RelayError> {
     field_of(v, field)
         .as_str()
@@ -281,9 +293,7 @@ impl<T: Transport> RelayClient<T> {
                 body,
             )
             .await?;
-        field_of(&v, "id")
-            .as_u64()
-            .ok_or_else(|| RelayError::Garbage("id missing".into()))
+        uint(&v, "id")
     }
 
     /// The sealed join requests of an invitation (admin).
@@ -300,9 +310,7 @@ impl<T: Transport> RelayClient<T> {
                 None,
             )
             .await?;
-        let list = field_of(&v, "requests")
-            .as_array()
-            .ok_or_else(|| RelayError::Garbage("requests missing".into()))?;
+        let list = list(&v, "requests")?;
         list.iter().map(|r| hex_field(r, "request")).collect()
     }
 
@@ -337,9 +345,7 @@ impl<T: Transport> RelayClient<T> {
                 Some(json!({ "event": hex::encode(event) })),
             )
             .await?;
-        field_of(&v, "seq")
-            .as_u64()
-            .ok_or_else(|| RelayError::Garbage("seq missing".into()))
+        uint(&v, "seq")
     }
 
     /// Publishes signed prekeys; returns the one-time keys left on the relay.
@@ -349,9 +355,7 @@ impl<T: Transport> RelayClient<T> {
         keys: &[SignedPrekey],
     ) -> Result<u64, RelayError> {
         let v = self.call(s, "PUT", "/v1/devices/self/prekeys", Some(json!({ "prekeys": keys.iter().map(|k| hex::encode(k.to_bytes())).collect::<Vec<_>>() }))).await?;
-        field_of(&v, "one_time_keys")
-            .as_u64()
-            .ok_or_else(|| RelayError::Garbage("one_time_keys missing".into()))
+        uint(&v, "one_time_keys")
     }
 
     /// Claims one prekey per device (unverified: the caller checks each against the roster).
@@ -416,15 +420,11 @@ impl<T: Transport> RelayClient<T> {
         let v = self
             .call(s, "GET", &format!("/v1/to-device?after={after}"), None)
             .await?;
-        let list = field_of(&v, "messages")
-            .as_array()
-            .ok_or_else(|| RelayError::Garbage("messages missing".into()))?;
+        let list = list(&v, "messages")?;
         list.iter()
             .map(|m| {
                 Ok(ToDeviceMessage {
-                    id: field_of(m, "id")
-                        .as_u64()
-                        .ok_or_else(|| RelayError::Garbage("id missing".into()))?,
+                    id: uint(m, "id")?,
                     sender: typed(m, "sender")?,
                     ciphertext: hex_field(m, "ciphertext")?,
                 })
@@ -506,9 +506,7 @@ impl<T: Transport> RelayClient<T> {
                 Some(json!({ "ciphertext": hex::encode(ciphertext) })),
             )
             .await?;
-        field_of(&v, "seq")
-            .as_u64()
-            .ok_or_else(|| RelayError::Garbage("seq missing".into()))
+        uint(&v, "seq")
     }
 
     /// Room messages from `from`.
@@ -530,15 +528,11 @@ impl<T: Transport> RelayClient<T> {
                 None,
             )
             .await?;
-        let list = field_of(&v, "messages")
-            .as_array()
-            .ok_or_else(|| RelayError::Garbage("messages missing".into()))?;
+        let list = list(&v, "messages")?;
         list.iter()
             .map(|m| {
                 Ok(RoomMessage {
-                    seq: field_of(m, "seq")
-                        .as_u64()
-                        .ok_or_else(|| RelayError::Garbage("seq missing".into()))?,
+                    seq: uint(m, "seq")?,
                     sender: typed(m, "sender")?,
                     ciphertext: hex_field(m, "ciphertext")?,
                 })

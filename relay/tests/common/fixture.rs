@@ -86,6 +86,36 @@ impl Device {
         send(client, &self.base, &s).await
     }
 
+    /// Every message of a room, paging through it: seq → ciphertext hex.
+    pub async fn all_messages(
+        &self,
+        client: &reqwest::Client,
+        room: &str,
+    ) -> std::collections::HashMap<u64, String> {
+        let mut stored = std::collections::HashMap::new();
+        let mut from = 1;
+        loop {
+            let v = self
+                .ok(
+                    client,
+                    "GET",
+                    &format!("/v1/rooms/{room}/messages?from={from}&limit=500"),
+                    None,
+                )
+                .await;
+            let msgs = v["messages"].as_array().unwrap().clone();
+            let Some(last) = msgs.last() else { break };
+            from = last["seq"].as_u64().unwrap() + 1;
+            for m in &msgs {
+                stored.insert(
+                    m["seq"].as_u64().unwrap(),
+                    m["ciphertext"].as_str().unwrap().to_owned(),
+                );
+            }
+        }
+        stored
+    }
+
     /// Asserts a 2xx and returns the JSON.
     pub async fn ok(
         &self,
