@@ -168,24 +168,36 @@ impl LocalStore {
         m: &StoredMessage,
         text: Option<&str>,
     ) -> Result<bool, StoreError> {
+        Ok(self.put_messages(&[(m.clone(), text.map(str::to_owned))])? == 1)
+    }
+
+    /// Stores a page of messages in one transaction (one fsync); returns how many were new.
+    pub fn put_messages(
+        &mut self,
+        page: &[(StoredMessage, Option<String>)],
+    ) -> Result<usize, StoreError> {
         let tx = self.conn.transaction().map_err(sql)?;
-        let n = tx
-            .execute(
-                "INSERT OR IGNORE INTO messages (room, seq, sender, event, created_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![&m.room[..], m.seq as i64, &m.sender[..], m.event, m.created_ms as i64],
-            )
-            .map_err(sql)?;
-        if n == 1 {
-            if let Some(t) = text {
-                tx.execute(
-                    "INSERT INTO search (kind, ref, body) VALUES ('message', ?1, ?2)",
-                    params![format!("{}:{}", hex::encode(m.room), m.seq), t],
+        let mut new = 0;
+        for (m, text) in page {
+            let n = tx
+                .execute(
+                    "INSERT OR IGNORE INTO messages (room, seq, sender, event, created_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
+                    params![&m.room[..], m.seq as i64, &m.sender[..], m.event, m.created_ms as i64],
                 )
                 .map_err(sql)?;
+            if n == 1 {
+                new += 1;
+                if let Some(t) = text {
+                    tx.execute(
+                        "INSERT INTO search (kind, ref, body) VALUES ('message', ?1, ?2)",
+                        params![format!("{}:{}", hex::encode(m.room), m.seq), t],
+                    )
+                    .map_err(sql)?;
+                }
             }
         }
         tx.commit().map_err(sql)?;
-        Ok(n == 1)
+        Ok(new)
     }
 
     /// Messages of a room in order.
