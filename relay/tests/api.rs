@@ -24,13 +24,20 @@ use rand_chacha::rand_core::SeedableRng;
 use serde_json::json;
 use sha2::Digest;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn happy_path_for_two_firms() {
-    let dir = tempfile::tempdir().unwrap();
-    let relay = Relay::start(&dir.path().join("data"), &[]);
-    let http = client();
-    let mut a = Firm::create(&http, &relay.base, 1).await;
-    let mut b = Firm::create(&http, &relay.base, 2).await;
+/// What one firm's full run leaves behind, for the isolation checks.
+struct FirmRun {
+    firm: ledgerline_protocol::ids::FirmId,
+    owner_dev: Device,
+    room: String,
+    file: FileId,
+    doc: DocumentId,
+}
+
+/// The whole happy path for one firm: roster, prekeys, to-device, a file room with pushes
+/// and pages, records, wrapped keys, a document with its release share.
+async fn full_path(relay: &Relay, http: &reqwest::Client, seed: u64) -> FirmRun {
+    let http = http.clone();
+    let mut a = Firm::create(&http, &relay.base, seed).await;
     let (anna, anna_dev) = a.add_member(&http, Role::Member).await;
     let owner_dev = a.owner_device.clone();
     let file = FileId(a.random16());
@@ -318,29 +325,57 @@ async fn happy_path_for_two_firms() {
     assert_eq!(v["release_share"], hex::encode(share.expose()));
     assert_eq!(v["audit_index"], 0);
 
-    // Firm B sees nothing of firm A.
-    let b_dev = b.owner_device.clone();
-    let (status, v) = b_dev
-        .call(&http, "GET", &format!("/v1/rooms/{room}"), None)
+    drop(ws);
+    FirmRun {
+        firm: a.id,
+        owner_dev,
+        room,
+        file,
+        doc,
+    }
+}
+
+/// Nothing of `theirs` is reachable from `mine`.
+async fn assert_isolated(http: &reqwest::Client, mine: &FirmRun, theirs: &FirmRun) {
+    let d = &mine.owner_dev;
+    let (status, v) = d
+        .call(http, "GET", &format!("/v1/rooms/{}", theirs.room), None)
         .await;
     assert_eq!((status, v["code"].as_str()), (404, Some("not_found")));
-    let (status, _) = b_dev
+    let (status, _) = d
         .call(
-            &http,
+            http,
             "GET",
-            &format!("/v1/files/{file}/records?since=0"),
+            &format!("/v1/files/{}/records?since=0", theirs.file),
             None,
         )
         .await;
     assert_eq!(status, 403);
-    let mut impostor = b_dev.clone();
-    impostor.firm = a.id;
-    let (status, v) = impostor.call(&http, "GET", "/v1/roster", None).await;
+    let (status, _) = d
+        .call(
+            http,
+            "GET",
+            &format!("/v1/files/{}/documents/{}", theirs.file, theirs.doc),
+            None,
+        )
+        .await;
+    assert_eq!(status, 403);
+    let mut impostor = d.clone();
+    impostor.firm = theirs.firm;
+    let (status, v) = impostor.call(http, "GET", "/v1/roster", None).await;
     assert_eq!((status, v["code"].as_str()), (401, Some("unknown_device")));
-    let v = b_dev.ok(&http, "GET", "/v1/roster", None).await;
-    assert_eq!(v["events"].as_array().unwrap().len(), 2);
-    let _ = b.add_member(&http, Role::Member).await;
-    drop(ws);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn happy_path_for_two_firms() {
+    let dir = tempfile::tempdir().unwrap();
+    let relay = Relay::start(&dir.path().join("data"), &[]);
+    let http = client();
+    // Two firms run the whole path at the same time on one relay…
+    let (a, b) = tokio::join!(full_path(&relay, &http, 1), full_path(&relay, &http, 2));
+    // …and neither can reach anything of the other.
+    assert_isolated(&http, &a, &b).await;
+    assert_isolated(&http, &b, &a).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
