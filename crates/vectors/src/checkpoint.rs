@@ -83,13 +83,11 @@ pub(crate) fn generate(rng: &mut ChaCha20Rng) -> Value {
         Expect::Invalid("Malformed"),
         case(&note[..body_len], ORIGIN, None),
     );
-    let sig_line = &text[body_len + 1..];
-    let (prefix, b64) = sig_line.trim_end().rsplit_once(' ').unwrap_or_default();
-    let mut raw = base64_decode(b64);
-    if let Some(x) = raw.get_mut(10) {
-        *x ^= 1;
-    }
-    let flipped = format!("{}\n{} {}\n", cp.body(), prefix, base64_encode(&raw));
+    let flipped = edit_last_signature(&text, |raw| {
+        if let Some(x) = raw.get_mut(10) {
+            *x ^= 1;
+        }
+    });
     t.push(
         "signature bit flipped",
         Expect::Invalid("BadSignature"),
@@ -173,55 +171,31 @@ pub(crate) fn generate(rng: &mut ChaCha20Rng) -> Value {
         ),
     );
     let ctext = String::from_utf8_lossy(&cosigned).into_owned();
-    let last = ctext
-        .trim_end()
-        .rsplit_once('\n')
-        .map(|x| x.1)
-        .unwrap_or_default();
-    let (prefix, b64) = last.rsplit_once(' ').unwrap_or_default();
-    let mut raw = base64_decode(b64);
-    let ts_at = 4 + 7;
-    if let Some(x) = raw.get_mut(ts_at) {
-        *x ^= 1;
-    }
+    let timestamp_changed = edit_last_signature(&ctext, |raw| {
+        if let Some(x) = raw.get_mut(4 + 7) {
+            *x ^= 1;
+        }
+    });
     t.push(
         "cosignature timestamp changed",
         Expect::Invalid("BadSignature"),
-        case(
-            ctext
-                .replace(last, &format!("{prefix} {}", base64_encode(&raw)))
-                .as_bytes(),
-            ORIGIN,
-            None,
-        ),
+        case(timestamp_changed.as_bytes(), ORIGIN, None),
     );
-    let mut raw = base64_decode(b64);
-    if let Some(x) = raw.last_mut() {
-        *x ^= 1;
-    }
+    let flipped = edit_last_signature(&ctext, |raw| {
+        if let Some(x) = raw.last_mut() {
+            *x ^= 1;
+        }
+    });
     t.push(
         "cosignature bit flipped",
         Expect::Invalid("BadSignature"),
-        case(
-            ctext
-                .replace(last, &format!("{prefix} {}", base64_encode(&raw)))
-                .as_bytes(),
-            ORIGIN,
-            None,
-        ),
+        case(flipped.as_bytes(), ORIGIN, None),
     );
-    let mut raw = base64_decode(b64);
-    raw.truncate(4 + 64);
+    let no_time = edit_last_signature(&ctext, |raw| raw.truncate(4 + 64));
     t.push(
         "cosignature without its timestamp",
         Expect::Invalid("BadSignature"),
-        case(
-            ctext
-                .replace(last, &format!("{prefix} {}", base64_encode(&raw)))
-                .as_bytes(),
-            ORIGIN,
-            None,
-        ),
+        case(no_time.as_bytes(), ORIGIN, None),
     );
     let log_bad = cosign(&cp.sign(&other_log), WITNESS, &witness, ts).unwrap_or_default();
     t.push(
@@ -243,6 +217,20 @@ pub(crate) fn generate(rng: &mut ChaCha20Rng) -> Value {
         ],
         vec![signed, cosigned_group],
     )
+}
+
+/// `text` with the signature bytes (key id included) of its last line changed by `edit`.
+fn edit_last_signature(text: &str, edit: impl FnOnce(&mut Vec<u8>)) -> String {
+    let body = text.trim_end_matches('\n');
+    let (head, last) = body
+        .rsplit_once('\n')
+        .expect("a signed note has a signature line");
+    let (prefix, b64) = last
+        .rsplit_once(' ')
+        .expect("a signature line ends in base64");
+    let mut raw = base64_decode(b64);
+    edit(&mut raw);
+    format!("{head}\n{prefix} {}\n", base64_encode(&raw))
 }
 
 fn base64_decode(s: &str) -> Vec<u8> {
