@@ -1003,13 +1003,21 @@ async fn put_member_key<S: Store>(
             "only the member or an admin may store the member's key",
         ));
     }
-    let owns = with_roster(&state, c.firm, |r| {
+    // The recipient is one of the member's devices, or an admin's device: admins hold
+    // every member key (escrow), which lets them re-key files symmetrically
+    // (protocol-spec/key-hierarchy.md, "Admin escrow").
+    let recipient_ok = with_roster(&state, c.firm, |r| {
         r.active_devices(&member).any(|(d, _)| *d == device)
+            || r.device(&device).is_some_and(|d| {
+                d.active.until.is_none()
+                    && r.member(&d.member)
+                        .is_some_and(|m| m.role == Role::Admin && m.active.until.is_none())
+            })
     })?;
-    if !owns {
+    if !recipient_ok {
         return Err(ApiError::bad_request(
             "unknown_device",
-            "the device is not an active device of that member",
+            "the device is neither an active device of that member nor an admin's",
         ));
     }
     if s.body.wrapped.0.len() != MEMBER_KEY_WRAP_LEN {

@@ -1,8 +1,7 @@
 //! Ledgerline client core: the engine behind the CLI and the desktop app.
 //!
 //! Holds the keys, decrypts, keeps the encrypted local store and syncs with the relay,
-//! building on `ledgerline-protocol` for every byte on the wire. This first part is the
-//! sans-I/O crypto engine:
+//! building on `ledgerline-protocol` for every byte on the wire:
 //!
 //! | module | role |
 //! |---|---|
@@ -12,14 +11,16 @@
 //! | [`store`] | the encrypted local store (SQLCipher, Argon2id passphrase key, FTS5 search) |
 //! | [`transport`] | the relay API over a `Transport` (HTTP by default), signed as the device, with clear errors |
 //! | [`room`] | Megolm room sessions: rotation policy, room-key shares, a timeline that keeps messages whose key has not arrived |
+//! | [`profile`] | one device's profile: every action (found, invite, join, approve, files and epochs, chat, sync, search) with crash-safe commits |
 //!
-//! The relay transport, the encrypted local store and the CLI build on these.
+//! The CLI (`ledgerline`) and the desktop app are thin layers over [`profile::Profile`].
 #![forbid(unsafe_code)]
 
 pub mod device;
 pub mod olm;
 pub mod onboarding;
 mod pickle;
+pub mod profile;
 pub mod room;
 pub mod store;
 pub mod transport;

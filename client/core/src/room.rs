@@ -198,6 +198,11 @@ impl OutboundRoom {
         })
     }
 
+    /// The room.
+    pub fn room(&self) -> RoomId {
+        self.room
+    }
+
     /// Devices the key went to.
     pub fn shared_with(&self) -> &BTreeSet<DeviceId> {
         &self.shared_with

@@ -105,6 +105,8 @@ impl LocalStore {
         // Raw key syntax: x'<64 hex>' — no KDF inside SQLCipher, the key is already strong.
         let pragma = Zeroizing::new(format!("x'{}'", hex::encode(key.0.as_ref())));
         conn.pragma_update(None, "key", &*pragma).map_err(sql)?;
+        // SQLCipher would print its own lines on a wrong key; our error says it once.
+        let _ = conn.query_row("PRAGMA cipher_log_level = NONE", [], |_| Ok(()));
         // The first read fails when the key is wrong.
         conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| {
             r.get::<_, i64>(0)
@@ -176,12 +178,35 @@ impl LocalStore {
         &mut self,
         page: &[(StoredMessage, Option<String>)],
     ) -> Result<usize, StoreError> {
+        self.commit(&[], page)
+    }
+
+    /// Writes named state and a page of messages in one transaction, so a crash leaves
+    /// either all of it or none (e.g. a sync cursor never runs ahead of the messages it
+    /// covers). A message with an empty `event` is a placeholder whose key has not arrived;
+    /// a later write with the decrypted event fills it in (keeping its relay time), any
+    /// other write to an existing position is ignored. Returns how many messages were new
+    /// or filled in.
+    pub fn commit(
+        &mut self,
+        states: &[(String, String)],
+        page: &[(StoredMessage, Option<String>)],
+    ) -> Result<usize, StoreError> {
         let tx = self.conn.transaction().map_err(sql)?;
+        for (name, value) in states {
+            tx.execute(
+                "INSERT OR REPLACE INTO state (name, value) VALUES (?1, ?2)",
+                params![name, value],
+            )
+            .map_err(sql)?;
+        }
         let mut new = 0;
         for (m, text) in page {
             let n = tx
                 .execute(
-                    "INSERT OR IGNORE INTO messages (room, seq, sender, event, created_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
+                    "INSERT INTO messages (room, seq, sender, event, created_ms) VALUES (?1, ?2, ?3, ?4, ?5)
+                     ON CONFLICT (room, seq) DO UPDATE SET event = excluded.event
+                     WHERE messages.event = '' AND excluded.event <> '' AND messages.sender = excluded.sender",
                     params![&m.room[..], m.seq as i64, &m.sender[..], m.event, m.created_ms as i64],
                 )
                 .map_err(sql)?;
@@ -198,6 +223,17 @@ impl LocalStore {
         }
         tx.commit().map_err(sql)?;
         Ok(new)
+    }
+
+    /// Indexes a piece of text that is not a message (a file or document name, a note).
+    pub fn index(&self, kind: &str, reference: &str, body: &str) -> Result<(), StoreError> {
+        self.conn
+            .execute(
+                "INSERT INTO search (kind, ref, body) VALUES (?1, ?2, ?3)",
+                params![kind, reference, body],
+            )
+            .map(|_| ())
+            .map_err(sql)
     }
 
     /// Messages of a room in order.
@@ -227,8 +263,8 @@ impl LocalStore {
         rows.collect::<Result<_, _>>().map_err(sql)
     }
 
-    /// Full-text search over the index: `(kind, ref)` of the best matches.
-    pub fn search(&self, query: &str, limit: u32) -> Result<Vec<(String, String)>, StoreError> {
+    /// Full-text search over the index, best matches first.
+    pub fn search(&self, query: &str, limit: u32) -> Result<Vec<SearchHit>, StoreError> {
         // Each word becomes a quoted prefix term, so user input is never FTS syntax.
         let terms: Vec<String> = query
             .split_whitespace()
@@ -239,15 +275,32 @@ impl LocalStore {
         }
         let mut st = self
             .conn
-            .prepare("SELECT kind, ref FROM search WHERE search MATCH ?1 ORDER BY rank LIMIT ?2")
+            .prepare(
+                "SELECT kind, ref, body FROM search WHERE search MATCH ?1 ORDER BY rank LIMIT ?2",
+            )
             .map_err(sql)?;
         let rows = st
             .query_map(params![terms.join(" "), limit], |r| {
-                Ok((r.get(0)?, r.get(1)?))
+                Ok(SearchHit {
+                    kind: r.get(0)?,
+                    reference: r.get(1)?,
+                    body: r.get(2)?,
+                })
             })
             .map_err(sql)?;
         rows.collect::<Result<_, _>>().map_err(sql)
     }
+}
+
+/// One full-text search match.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SearchHit {
+    /// What matched: `message`, `file`, `document`, `note`.
+    pub kind: String,
+    /// Where: `room:seq` for a message, the id otherwise.
+    pub reference: String,
+    /// The indexed text.
+    pub body: String,
 }
 
 #[cfg(test)]
@@ -328,15 +381,51 @@ mod tests {
         assert_eq!(s.messages(&[1; 16]).unwrap().len(), 2);
         assert_eq!(
             s.search("deklar", 10).unwrap(),
-            vec![(
-                "message".to_owned(),
-                format!("{}:1", hex::encode([1u8; 16]))
-            )]
+            vec![SearchHit {
+                kind: "message".to_owned(),
+                reference: format!("{}:1", hex::encode([1u8; 16])),
+                body: "Deklaracja VAT-7 za marzec".to_owned(),
+            }]
         );
         // Diacritics folded: "gesla" finds "gęślą".
         assert_eq!(s.search("gesla", 10).unwrap().len(), 1);
         // Input that would be FTS syntax is treated as text.
         assert!(s.search("\" OR * NEAR(", 10).is_ok());
+    }
+
+    #[test]
+    fn a_placeholder_is_filled_in_once_and_state_commits_with_messages() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s =
+            LocalStore::open(&dir.path().join("s.db"), &StoreKey::from_bytes([1; 32])).unwrap();
+        let mut waiting = msg(3, "");
+        waiting.event = String::new();
+        let cursor = [("cursor".to_owned(), "4".to_owned())];
+        assert_eq!(s.commit(&cursor, &[(waiting, None)]).unwrap(), 1);
+        assert_eq!(s.state("cursor").unwrap().as_deref(), Some("4"));
+        assert_eq!(s.messages(&[1; 16]).unwrap()[0].event, "");
+        // The key arrives: the placeholder is filled in, keeping its relay time.
+        let late = msg(3, "Spóźniony klucz");
+        assert_eq!(
+            s.commit(&[], &[(late.clone(), Some("Spóźniony klucz".into()))])
+                .unwrap(),
+            1
+        );
+        let stored = &s.messages(&[1; 16]).unwrap()[0];
+        assert_eq!(
+            (stored.event.as_str(), stored.created_ms),
+            (late.event.as_str(), 3)
+        );
+        assert_eq!(s.search("spozniony", 5).unwrap().len(), 1);
+        // Nothing overwrites a decrypted message, and a placeholder from another sender
+        // does not take its place.
+        let mut other = msg(3, "podmiana");
+        other.event = "{\"type\":\"text\",\"body\":\"podmiana\"}".into();
+        assert_eq!(
+            s.commit(&[], &[(other, Some("podmiana".into()))]).unwrap(),
+            0
+        );
+        assert!(s.search("podmiana", 5).unwrap().is_empty());
     }
 
     #[test]

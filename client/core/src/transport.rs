@@ -2,7 +2,7 @@
 //! [`RelayClient`] that signs every request as the device and turns the relay's answers
 //! into typed results — or into a clear error when the relay is down or misbehaves.
 
-use ledgerline_protocol::ids::{DeviceId, FileId, FirmId, MemberId};
+use ledgerline_protocol::ids::{DeviceId, FileId, FirmId, MemberId, RecordId};
 use ledgerline_protocol::keys::DeviceSigner;
 use ledgerline_protocol::prekeys::SignedPrekey;
 use ledgerline_protocol::request::RequestHead;
@@ -85,14 +85,31 @@ impl Transport for HttpTransport {
             .body(body)
             .send()
             .await
-            .map_err(|e| RelayError::Unreachable(e.without_url().to_string()))?;
+            .map_err(|e| RelayError::Unreachable(describe(e)))?;
         let status = res.status().as_u16();
         let bytes = res
             .bytes()
             .await
-            .map_err(|e| RelayError::Unreachable(e.without_url().to_string()))?;
+            .map_err(|e| RelayError::Unreachable(describe(e)))?;
         Ok((status, bytes.to_vec()))
     }
+}
+
+/// A transport error with its causes ("error sending request: ... Connection refused"),
+/// without the URL (which may carry ids).
+fn describe(e: reqwest::Error) -> String {
+    let e = e.without_url();
+    let mut out = e.to_string();
+    let mut source = std::error::Error::source(&e);
+    while let Some(s) = source {
+        let s_text = s.to_string();
+        if !out.contains(&s_text) {
+            out.push_str(": ");
+            out.push_str(&s_text);
+        }
+        source = s.source();
+    }
+    out
 }
 
 /// A to-device message as listed by the relay.
@@ -115,6 +132,34 @@ pub struct RoomMessage {
     pub sender: DeviceId,
     /// Megolm ciphertext in the room wire format.
     pub ciphertext: Vec<u8>,
+    /// When the relay accepted it (ms since the epoch; the relay's clock).
+    pub created_ms: u64,
+}
+
+/// A wrapped key addressed to this device or member, as listed by the relay.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WrappedKey {
+    /// Member whose key it is (member keys) — or the holder (epoch keys).
+    pub member: Option<MemberId>,
+    /// Member-key version, or the holder's key version for an epoch key.
+    pub version: u32,
+    /// Epoch (epoch keys and links only).
+    pub epoch: u64,
+    /// The wrap.
+    pub wrapped: Vec<u8>,
+}
+
+/// A record envelope as listed by the relay.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListedRecord {
+    /// Record id.
+    pub record: RecordId,
+    /// Version.
+    pub version: u64,
+    /// Sync cursor.
+    pub cursor: u64,
+    /// Envelope bytes (unverified).
+    pub envelope: Vec<u8>,
 }
 
 /// Membership of a room as the relay derives it from the roster.
@@ -135,6 +180,10 @@ fn uint(v: &Value, field: &str) -> Result<u64, RelayError> {
     field_of(v, field)
         .as_u64()
         .ok_or_else(|| RelayError::Garbage(format!("{field} missing")))
+}
+
+fn u32_field(v: &Value, field: &str) -> Result<u32, RelayError> {
+    u32::try_from(uint(v, field)?).map_err(|_| RelayError::Garbage(format!("{field} out of range")))
 }
 
 fn list<'a>(v: &'a Value, field: &str) -> Result<&'a Vec<Value>, RelayError> {
@@ -535,9 +584,178 @@ impl<T: Transport> RelayClient<T> {
                     seq: uint(m, "seq")?,
                     sender: typed(m, "sender")?,
                     ciphertext: hex_field(m, "ciphertext")?,
+                    created_ms: field_of(m, "created_ms").as_u64().unwrap_or(0),
                 })
             })
             .collect()
+    }
+
+    /// Stores a member-key wrap for `device` (one of the member's devices or an admin's).
+    pub async fn put_member_key(
+        &self,
+        s: &impl DeviceSigner,
+        member: MemberId,
+        version: u32,
+        device: DeviceId,
+        wrapped: &[u8],
+    ) -> Result<(), RelayError> {
+        self.call(
+            s,
+            "PUT",
+            &format!("/v1/members/{member}/keys/{version}/{device}"),
+            Some(json!({ "wrapped": hex::encode(wrapped) })),
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// Member-key wraps addressed to this device.
+    pub async fn member_keys(&self, s: &impl DeviceSigner) -> Result<Vec<WrappedKey>, RelayError> {
+        let v = self
+            .call(s, "GET", "/v1/devices/self/member-keys", None)
+            .await?;
+        list(&v, "wraps")?
+            .iter()
+            .map(|w| {
+                Ok(WrappedKey {
+                    member: Some(typed(w, "member")?),
+                    version: u32_field(w, "key_version")?,
+                    epoch: 0,
+                    wrapped: hex_field(w, "wrapped")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Stores an epoch key wrapped under `holder`'s member key.
+    pub async fn put_epoch_key(
+        &self,
+        s: &impl DeviceSigner,
+        file: FileId,
+        epoch: u64,
+        holder: MemberId,
+        holder_key_version: u32,
+        wrapped: &[u8],
+    ) -> Result<(), RelayError> {
+        self.call(
+            s,
+            "PUT",
+            &format!("/v1/files/{file}/epochs/{epoch}/keys/{holder}"),
+            Some(json!({ "holder_key_version": holder_key_version, "wrapped": hex::encode(wrapped) })),
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// This member's epoch-key wraps of a file.
+    pub async fn epoch_keys(
+        &self,
+        s: &impl DeviceSigner,
+        file: FileId,
+    ) -> Result<Vec<WrappedKey>, RelayError> {
+        let v = self
+            .call(s, "GET", &format!("/v1/files/{file}/epochs/keys"), None)
+            .await?;
+        list(&v, "wraps")?
+            .iter()
+            .map(|w| {
+                Ok(WrappedKey {
+                    member: None,
+                    version: u32_field(w, "holder_key_version")?,
+                    epoch: uint(w, "epoch")?,
+                    wrapped: hex_field(w, "wrapped")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Stores the link wrapping epoch `epoch − 1`'s key under epoch `epoch`'s.
+    pub async fn put_epoch_link(
+        &self,
+        s: &impl DeviceSigner,
+        file: FileId,
+        epoch: u64,
+        wrapped: &[u8],
+    ) -> Result<(), RelayError> {
+        self.call(
+            s,
+            "PUT",
+            &format!("/v1/files/{file}/epochs/{epoch}/link"),
+            Some(json!({ "wrapped": hex::encode(wrapped) })),
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// The epoch chain links of a file.
+    pub async fn epoch_links(
+        &self,
+        s: &impl DeviceSigner,
+        file: FileId,
+    ) -> Result<Vec<WrappedKey>, RelayError> {
+        let v = self
+            .call(s, "GET", &format!("/v1/files/{file}/epochs/links"), None)
+            .await?;
+        list(&v, "links")?
+            .iter()
+            .map(|w| {
+                Ok(WrappedKey {
+                    member: None,
+                    version: 0,
+                    epoch: uint(w, "epoch")?,
+                    wrapped: hex_field(w, "wrapped")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Stores a new version of a record; returns its sync cursor.
+    pub async fn put_record(
+        &self,
+        s: &impl DeviceSigner,
+        file: FileId,
+        record: RecordId,
+        envelope: &[u8],
+    ) -> Result<u64, RelayError> {
+        let v = self
+            .call(
+                s,
+                "PUT",
+                &format!("/v1/files/{file}/records/{record}"),
+                Some(json!({ "envelope": hex::encode(envelope) })),
+            )
+            .await?;
+        uint(&v, "cursor")
+    }
+
+    /// Records of a file changed after `since`; returns them and the next cursor.
+    pub async fn records(
+        &self,
+        s: &impl DeviceSigner,
+        file: FileId,
+        since: u64,
+    ) -> Result<(Vec<ListedRecord>, u64), RelayError> {
+        let v = self
+            .call(
+                s,
+                "GET",
+                &format!("/v1/files/{file}/records?since={since}&limit=500"),
+                None,
+            )
+            .await?;
+        let records = list(&v, "records")?
+            .iter()
+            .map(|r| {
+                Ok(ListedRecord {
+                    record: typed(r, "record")?,
+                    version: uint(r, "version")?,
+                    cursor: uint(r, "cursor")?,
+                    envelope: hex_field(r, "envelope")?,
+                })
+            })
+            .collect::<Result<Vec<_>, RelayError>>()?;
+        let next = field_of(&v, "next").as_u64().unwrap_or(since);
+        Ok((records, next))
     }
 }
 

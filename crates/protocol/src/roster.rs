@@ -24,6 +24,8 @@ pub enum Role {
     Admin = 1,
     /// Works in the files granted to them.
     Member = 2,
+    /// Reads the access log and its checkpoints; never granted a customer file.
+    Auditor = 3,
 }
 
 impl Role {
@@ -31,6 +33,7 @@ impl Role {
         match v {
             1 => Ok(Self::Admin),
             2 => Ok(Self::Member),
+            3 => Ok(Self::Auditor),
             _ => Err(DecodeError::InvalidValue("role")),
         }
     }
@@ -692,6 +695,10 @@ impl Roster {
             EventKind::FileAccessGranted { file, member } => {
                 require(signer_is_admin, RosterError::Unauthorized { seq })?;
                 self.active_member(member, seq)?;
+                require(
+                    self.members.get(member).map(|m| m.role) != Some(Role::Auditor),
+                    RosterError::Unauthorized { seq },
+                )?;
                 let intervals = self.grants.entry((*file, *member)).or_default();
                 if intervals.last().is_some_and(|i| i.until.is_none()) {
                     return Err(RosterError::Duplicate { seq });
@@ -805,6 +812,20 @@ impl Roster {
             })
             .map(|(id, _)| *id)
             .collect()
+    }
+
+    /// Files a member has access to now.
+    pub fn files_of(&self, member: &MemberId) -> BTreeSet<FileId> {
+        self.grants
+            .iter()
+            .filter(|((_, m), v)| m == member && v.last().is_some_and(|i| i.until.is_none()))
+            .map(|((f, _), _)| *f)
+            .collect()
+    }
+
+    /// Every file that ever had a grant.
+    pub fn files(&self) -> BTreeSet<FileId> {
+        self.grants.keys().map(|(f, _)| *f).collect()
     }
 
     /// Members with access to a file now.
@@ -941,6 +962,24 @@ mod tests {
     }
 
     #[test]
+    fn an_auditor_is_never_granted_a_file() {
+        let mut f = Firm::new();
+        let (audit, _) = f.add_member(2000, Role::Auditor);
+        let file = FileId([6; 16]);
+        let e = f
+            .push(
+                3000,
+                EventKind::FileAccessGranted {
+                    file,
+                    member: audit,
+                },
+            )
+            .unwrap_err();
+        assert_eq!(e.class(), "NonAdminSigner");
+        assert_eq!(f.roster.member(&audit).unwrap().role, Role::Auditor);
+    }
+
+    #[test]
     fn access_follows_grants_and_revocations_over_time() {
         let mut f = Firm::new();
         let (anna, anna_key) = f.add_member(2000, Role::Member);
@@ -962,6 +1001,8 @@ mod tests {
         assert!(r.was_allowed_to_read(&laptop, &file, 6500));
         assert!(!r.was_allowed_to_read(&laptop, &file, 7000));
         assert_eq!(r.file_members(&file), BTreeSet::from([anna]));
+        assert_eq!(r.files_of(&anna), BTreeSet::from([file]));
+        assert_eq!(r.files(), BTreeSet::from([file]));
 
         let again = Roster::verify_chain(&f.events).unwrap();
         assert_eq!(again.head(), f.roster.head());

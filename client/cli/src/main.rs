@@ -1,0 +1,604 @@
+//! `ledgerline`: the Ledgerline client on the command line. Every command works on one
+//! profile directory (one device of one member), prints text for people or JSON with
+//! `--json`, and exits with a code scripts can trust (see `ledgerline --help`).
+#![forbid(unsafe_code)]
+
+use clap::{Args, Parser, Subcommand};
+use ledgerline_client_core::onboarding::OnboardingError;
+use ledgerline_client_core::profile::{parse_role, ClientError, Profile, Unlock};
+use ledgerline_client_core::room::RoomEvent;
+use ledgerline_client_core::store::StoreError;
+use ledgerline_client_core::transport::RelayError;
+use serde_json::{json, Value};
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use zeroize::Zeroizing;
+
+const EXIT_CODES: &str = "\
+Exit codes:
+  0   success
+  1   any other failure
+  2   usage error
+  3   relay unreachable (nothing was lost; retry later)
+  4   relay refused the request
+  5   integrity failure: the relay or a peer sent data that does not verify
+  6   not found (profile, file, member, join request)
+  7   not allowed (not an admin, not yet approved, no access)
+  8   wrong store passphrase or key
+  75  queued: the message is in the local outbox; `ledgerline sync` sends it
+
+Environment:
+  LEDGERLINE_PROFILE     profile directory (instead of --profile)
+  LEDGERLINE_PASSPHRASE  passphrase of the encrypted local store (else asked on a terminal)";
+
+/// Ledgerline client: end-to-end encrypted chat and customer files for accounting offices.
+#[derive(Parser, Debug)]
+#[command(name = "ledgerline", version, after_help = EXIT_CODES)]
+struct Cli {
+    /// Profile directory: one device of one member of one firm.
+    #[arg(long, env = "LEDGERLINE_PROFILE", global = true)]
+    profile: Option<PathBuf>,
+    /// Print JSON instead of text (errors too, on stderr).
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Firm administration.
+    #[command(subcommand)]
+    Firm(FirmCmd),
+    /// Invitations (admin).
+    #[command(subcommand)]
+    Invite(InviteCmd),
+    /// Join a firm with an invitation code; prints the fingerprint to read to the admin.
+    Join {
+        /// Relay URL, e.g. http://127.0.0.1:8448.
+        #[arg(long)]
+        relay: String,
+        /// The invitation code (LL-...).
+        #[arg(long)]
+        code: String,
+        /// Your name as colleagues will see it.
+        #[arg(long)]
+        me: String,
+    },
+    /// Admit a joiner after comparing the fingerprint they read out (admin).
+    Approve {
+        /// The invitation's name or the joiner's own.
+        name: String,
+        /// The fingerprint the joiner read out; asked on a terminal when omitted.
+        #[arg(long)]
+        fingerprint: Option<String>,
+    },
+    /// Members of the firm.
+    #[command(subcommand)]
+    Member(ListCmd),
+    /// Devices of the firm.
+    #[command(subcommand)]
+    Device(ListCmd),
+    /// Customer files.
+    #[command(subcommand)]
+    File(FileCmd),
+    /// The conversation of a customer file.
+    #[command(subcommand)]
+    Chat(ChatCmd),
+    /// Full-text search over this device's decrypted data.
+    Search {
+        /// Words to find (prefixes match; Polish diacritics optional).
+        query: String,
+        /// Most results.
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+    },
+    /// Catch up with the relay and send the outbox, then exit.
+    Sync,
+    /// This profile: firm, member, device, fingerprint.
+    Whoami,
+}
+
+#[derive(Subcommand, Debug)]
+enum FirmCmd {
+    /// Found a firm: this profile becomes its owner and first admin.
+    Create {
+        /// Relay URL, e.g. http://127.0.0.1:8448.
+        #[arg(long)]
+        relay: String,
+        /// The firm's name (kept on this device only).
+        #[arg(long)]
+        firm: String,
+        /// Your name.
+        #[arg(long)]
+        me: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum InviteCmd {
+    /// Issue a one-time invitation code.
+    Create {
+        /// Who it is for (used again by `approve`).
+        #[arg(long)]
+        name: String,
+        /// Role of the new member.
+        #[arg(long, default_value = "member", value_parser = ["member", "admin", "auditor"])]
+        role: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum ListCmd {
+    /// List them as the verified roster has them.
+    List,
+}
+
+#[derive(Subcommand, Debug)]
+enum FileCmd {
+    /// Create a customer file (admin); prints its id.
+    Create {
+        /// Name (encrypted; the relay never sees it).
+        name: String,
+    },
+    /// Customer files this member can see.
+    List,
+    /// Give a member access (admin).
+    Grant(FileMember),
+    /// End a member's access (admin); starts a new epoch.
+    Remove(FileMember),
+}
+
+#[derive(Args, Debug)]
+struct FileMember {
+    /// File name or id.
+    file: String,
+    /// Member name or id.
+    member: String,
+}
+
+#[derive(Subcommand, Debug)]
+enum ChatCmd {
+    /// Send a message.
+    Send {
+        /// File name or id.
+        file: String,
+        /// Text.
+        text: String,
+        /// Reply to the message with this number.
+        #[arg(long)]
+        reply_to: Option<u64>,
+    },
+    /// Change one of your messages.
+    Edit {
+        /// File name or id.
+        file: String,
+        /// Message number.
+        seq: u64,
+        /// New text.
+        text: String,
+    },
+    /// Delete one of your messages.
+    Delete {
+        /// File name or id.
+        file: String,
+        /// Message number.
+        seq: u64,
+    },
+    /// Sync, then print the conversation.
+    Read {
+        /// File name or id.
+        file: String,
+    },
+}
+
+/// A failure with its exit code and a stable code word for `--json`.
+struct Failure {
+    exit: u8,
+    code: &'static str,
+    message: String,
+}
+
+impl From<ClientError> for Failure {
+    fn from(e: ClientError) -> Self {
+        let (exit, code) = match &e {
+            ClientError::Relay(RelayError::Unreachable(_)) => (3, "relay_unreachable"),
+            ClientError::Relay(RelayError::Refused { .. }) => (4, "relay_refused"),
+            ClientError::Relay(RelayError::Garbage(_)) => (5, "relay_garbage"),
+            ClientError::Integrity(_) => (5, "integrity"),
+            ClientError::Onboarding(OnboardingError::FingerprintMismatch { .. }) => {
+                (5, "fingerprint_mismatch")
+            }
+            ClientError::Onboarding(_) => (5, "onboarding"),
+            ClientError::NotFound(_) => (6, "not_found"),
+            ClientError::NotAllowed(_) => (7, "not_allowed"),
+            ClientError::Store(StoreError::WrongKey) => (8, "wrong_key"),
+            ClientError::Store(_) => (1, "store"),
+            ClientError::Invalid(_) => (1, "invalid"),
+            ClientError::Queued(_) => (75, "queued"),
+        };
+        Self {
+            exit,
+            code,
+            message: e.to_string(),
+        }
+    }
+}
+
+fn usage(message: impl Into<String>) -> Failure {
+    Failure {
+        exit: 2,
+        code: "usage",
+        message: message.into(),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let json = cli.json;
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("ledgerline: cannot start: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match rt.block_on(run(cli)) {
+        Ok(out) => {
+            print_out(json, &out);
+            ExitCode::SUCCESS
+        }
+        Err(f) => {
+            if json {
+                eprintln!(
+                    "{}",
+                    json!({ "error": { "code": f.code, "message": f.message } })
+                );
+            } else {
+                eprintln!("ledgerline: {}", f.message);
+            }
+            ExitCode::from(f.exit)
+        }
+    }
+}
+
+/// What a command printed: JSON, and its text rendering.
+struct Output {
+    json: Value,
+    text: String,
+}
+
+fn print_out(json: bool, out: &Output) {
+    let mut stdout = std::io::stdout().lock();
+    let _ = if json {
+        writeln!(stdout, "{}", out.json)
+    } else if out.text.is_empty() {
+        Ok(())
+    } else {
+        writeln!(stdout, "{}", out.text.trim_end())
+    };
+}
+
+fn profile_dir(cli: &Cli) -> Result<PathBuf, Failure> {
+    if let Some(p) = &cli.profile {
+        return Ok(p.clone());
+    }
+    std::env::var_os("HOME")
+        .map(|h| PathBuf::from(h).join(".ledgerline").join("default"))
+        .ok_or_else(|| usage("no --profile given and no HOME to default to"))
+}
+
+fn unlock(creating: bool) -> Result<Unlock, Failure> {
+    if let Ok(p) = std::env::var("LEDGERLINE_PASSPHRASE") {
+        if p.is_empty() {
+            return Err(usage("LEDGERLINE_PASSPHRASE is empty"));
+        }
+        return Ok(Unlock::Passphrase(Zeroizing::new(p)));
+    }
+    if !std::io::stdin().is_terminal() {
+        return Err(usage(
+            "the local store needs a passphrase: set LEDGERLINE_PASSPHRASE or run on a terminal",
+        ));
+    }
+    let prompt = if creating {
+        "New passphrase for this device's store: "
+    } else {
+        "Passphrase: "
+    };
+    let p = Zeroizing::new(read_line(prompt)?);
+    if p.is_empty() {
+        return Err(usage("an empty passphrase is not allowed"));
+    }
+    Ok(Unlock::Passphrase(p))
+}
+
+fn read_line(prompt: &str) -> Result<String, Failure> {
+    eprint!("{prompt}");
+    let _ = std::io::stderr().flush();
+    let mut line = String::new();
+    std::io::stdin()
+        .read_line(&mut line)
+        .map_err(|e| usage(format!("cannot read the terminal: {e}")))?;
+    Ok(line.trim().to_owned())
+}
+
+async fn run(cli: Cli) -> Result<Output, Failure> {
+    let dir = profile_dir(&cli)?;
+    match cli.command {
+        Command::Firm(FirmCmd::Create { relay, firm, me }) => {
+            let p = Profile::create_firm(&dir, unlock(true)?, &relay, &firm, &me).await?;
+            Ok(Output {
+                text: format!(
+                    "Founded {firm} as its owner.\nfirm:        {}\nmember:      {}\ndevice:      {}\nfingerprint: {}",
+                    p.firm(),
+                    p.member(),
+                    p.device(),
+                    p.fingerprint()
+                ),
+                json: json!({ "firm": p.firm(), "member": p.member(), "device": p.device(), "fingerprint": p.fingerprint() }),
+            })
+        }
+        Command::Join { relay, code, me } => {
+            let (p, fp) = Profile::join(&dir, unlock(true)?, &relay, &code, &me).await?;
+            Ok(Output {
+                text: format!(
+                    "Join request sent. Read this fingerprint to the admin who invited you:\n\n    {fp}\n\nThen run `ledgerline sync`."
+                ),
+                json: json!({ "firm": p.firm(), "member": p.member(), "device": p.device(), "fingerprint": fp }),
+            })
+        }
+        command => {
+            let mut p = Profile::open(&dir, unlock(false)?)?;
+            with_profile(&mut p, command).await
+        }
+    }
+}
+
+async fn with_profile(p: &mut Profile, command: Command) -> Result<Output, Failure> {
+    match command {
+        Command::Firm(_) | Command::Join { .. } => Err(usage("a profile already exists here")),
+        Command::Invite(InviteCmd::Create { name, role }) => {
+            let role = parse_role(&role).ok_or_else(|| usage("unknown role"))?;
+            p.sync().await?;
+            let code = p.invite(&name, role).await?;
+            Ok(Output {
+                text: format!("Invitation for {name} (give it over a channel you trust; valid 7 days):\n\n    {code}\n\nWhen {name} has joined, compare fingerprints and run `ledgerline approve {name:?}`."),
+                json: json!({ "name": name, "code": code }),
+            })
+        }
+        Command::Approve { name, fingerprint } => {
+            let told = match fingerprint {
+                Some(f) => f,
+                None if std::io::stdin().is_terminal() => {
+                    read_line(&format!("Fingerprint read out by {name}: "))?
+                }
+                None => {
+                    return Err(usage(
+                        "pass --fingerprint with the fingerprint the joiner read out",
+                    ))
+                }
+            };
+            p.sync().await?;
+            let member = p.approve(&name, &told).await?;
+            Ok(Output {
+                text: format!("Approved {name} ({member})."),
+                json: json!({ "member": member, "name": name }),
+            })
+        }
+        Command::Member(ListCmd::List) => {
+            p.sync().await?;
+            let members = p.members()?;
+            let text = members
+                .iter()
+                .map(|m| {
+                    format!(
+                        "{}  {:<8} {:<24} {}{}{}",
+                        m.id,
+                        m.role,
+                        m.name.as_deref().unwrap_or("?"),
+                        m.fingerprint,
+                        if m.active { "" } else { "  (removed)" },
+                        if m.me { "  (you)" } else { "" }
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("\n");
+            Ok(Output {
+                text,
+                json: json!({ "members": members }),
+            })
+        }
+        Command::Device(ListCmd::List) => {
+            p.sync().await?;
+            let devices = p.devices()?;
+            let text = devices
+                .iter()
+                .map(|d| {
+                    format!(
+                        "{}  member {}{}{}",
+                        d.id,
+                        d.member,
+                        if d.active { "" } else { "  (revoked)" },
+                        if d.me { "  (this device)" } else { "" }
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("\n");
+            Ok(Output {
+                text,
+                json: json!({ "devices": devices }),
+            })
+        }
+        Command::File(cmd) => file(p, cmd).await,
+        Command::Chat(cmd) => chat(p, cmd).await,
+        Command::Search { query, limit } => {
+            let hits = p.search(&query, limit)?;
+            let text = hits
+                .iter()
+                .map(|h| format!("{:<8} {}  {}", h.kind, h.reference, h.body))
+                .collect::<Vec<_>>()
+                .join("\n");
+            let list: Vec<Value> = hits
+                .iter()
+                .map(|h| json!({ "kind": h.kind, "ref": h.reference, "text": h.body }))
+                .collect();
+            Ok(Output {
+                text,
+                json: json!({ "results": list }),
+            })
+        }
+        Command::Sync => {
+            let r = p.sync().await?;
+            let mut text = format!(
+                "roster events: {}, room keys: {}, messages: {}, waiting for keys: {}, sent from outbox: {}",
+                r.roster_events, r.room_keys, r.messages, r.waiting, r.sent
+            );
+            for w in &r.warnings {
+                text.push_str(&format!("\nwarning: {w}"));
+            }
+            Ok(Output {
+                text,
+                json: serde_json::to_value(&r).unwrap_or_default(),
+            })
+        }
+        Command::Whoami => Ok(Output {
+            text: format!(
+                "firm:        {}\nmember:      {}\ndevice:      {}\nfingerprint: {}\nprofile:     {}",
+                p.firm(),
+                p.member(),
+                p.device(),
+                p.fingerprint(),
+                p.dir().display()
+            ),
+            json: json!({ "firm": p.firm(), "member": p.member(), "device": p.device(), "fingerprint": p.fingerprint() }),
+        }),
+    }
+}
+
+async fn file(p: &mut Profile, cmd: FileCmd) -> Result<Output, Failure> {
+    match cmd {
+        FileCmd::Create { name } => {
+            p.sync().await?;
+            let id = p.create_file(&name).await?;
+            Ok(Output {
+                text: id.to_string(),
+                json: json!({ "file": id, "name": name }),
+            })
+        }
+        FileCmd::List => {
+            p.sync().await?;
+            let files = p.files()?;
+            let text = files
+                .iter()
+                .map(|f| {
+                    format!(
+                        "{}  {:<32} epoch {}  {} member(s)",
+                        f.id,
+                        f.name.as_deref().unwrap_or("?"),
+                        f.epoch.map_or("-".to_owned(), |e| e.to_string()),
+                        f.members.len()
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("\n");
+            Ok(Output {
+                text,
+                json: json!({ "files": files }),
+            })
+        }
+        FileCmd::Grant(fm) => {
+            p.sync().await?;
+            let (file, member) = (p.resolve_file(&fm.file)?, p.resolve_member(&fm.member)?);
+            p.grant(file, member).await?;
+            Ok(Output {
+                text: format!("{} can now read and write {}.", fm.member, fm.file),
+                json: json!({ "file": file, "member": member }),
+            })
+        }
+        FileCmd::Remove(fm) => {
+            p.sync().await?;
+            let (file, member) = (p.resolve_file(&fm.file)?, p.resolve_member(&fm.member)?);
+            let epoch = p.remove(file, member).await?;
+            Ok(Output {
+                text: format!(
+                    "{} no longer has access to {}; new epoch {epoch}.",
+                    fm.member, fm.file
+                ),
+                json: json!({ "file": file, "member": member, "epoch": epoch }),
+            })
+        }
+    }
+}
+
+async fn chat(p: &mut Profile, cmd: ChatCmd) -> Result<Output, Failure> {
+    let (file, event) = match cmd {
+        ChatCmd::Read { file } => {
+            p.sync().await?;
+            let file = p.resolve_file(&file)?;
+            let messages = p.conversation(file)?;
+            let text = messages
+                .iter()
+                .map(|m| {
+                    let who = m
+                        .name
+                        .clone()
+                        .unwrap_or_else(|| m.sender.to_string().chars().take(8).collect());
+                    let body = if m.deleted {
+                        "(deleted)".to_owned()
+                    } else if m.waiting_for_key {
+                        "(waiting for the key)".to_owned()
+                    } else {
+                        m.body.clone().unwrap_or_default()
+                    };
+                    format!(
+                        "#{} {}: {}{}",
+                        m.seq,
+                        who,
+                        body,
+                        if m.edited { " (edited)" } else { "" }
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("\n");
+            return Ok(Output {
+                text,
+                json: json!({ "file": file, "messages": messages }),
+            });
+        }
+        ChatCmd::Send {
+            file,
+            text,
+            reply_to,
+        } => (
+            file,
+            RoomEvent::Text {
+                body: text,
+                reply_to,
+            },
+        ),
+        ChatCmd::Edit { file, seq, text } => (
+            file,
+            RoomEvent::Edit {
+                target: seq,
+                body: text,
+            },
+        ),
+        ChatCmd::Delete { file, seq } => (file, RoomEvent::Delete { target: seq }),
+    };
+    let file = match p.resolve_file(&file) {
+        Err(ClientError::NotFound(_)) => {
+            p.sync().await?;
+            p.resolve_file(&file)?
+        }
+        other => other?,
+    };
+    let seq = p.send(file, event).await?;
+    Ok(Output {
+        text: format!("sent #{seq}"),
+        json: json!({ "file": file, "seq": seq }),
+    })
+}

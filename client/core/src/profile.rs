@@ -1,0 +1,1669 @@
+//! A profile: one device of one member of one firm, with its encrypted local store, and
+//! every action the CLI and the desktop app offer (found a firm, invite, join, approve,
+//! customer files and their epochs, chat, search, sync).
+//!
+//! Durability rule: every action ends with one transaction that writes all state it
+//! changed (pickles, keys, cursors, decrypted messages) together; network effects that
+//! must not be repeated are ordered so a crash at any point either repeats harmlessly or
+//! is detected on the next sync (the outbox is checked against the relay before a resend).
+
+use crate::device::DeviceAccount;
+use crate::olm::OlmSessions;
+use crate::onboarding::{self, OnboardingError};
+use crate::room::{OutboundRoom, Received, RoomEvent, RoomKey, Timeline};
+use crate::store::{LocalStore, SearchHit, StoreError, StoreKey, StoredMessage};
+use crate::transport::{HttpTransport, RelayClient, RelayError};
+use ledgerline_protocol::ids::{DeviceId, FileId, FirmId, MemberId, RecordId};
+use ledgerline_protocol::invite::{fingerprint, fingerprint_text, Invite, FINGERPRINT_LEN};
+use ledgerline_protocol::keys::{EpochKey, MasterSigningKey, MemberKey};
+use ledgerline_protocol::record::{open_record, seal_record, RecordEnvelope, RecordHeader};
+use ledgerline_protocol::roster::{EventBody, EventKind, Role, Roster, RosterEvent};
+use ledgerline_protocol::wrap::{
+    chain_epoch_key, unchain_epoch_key, unwrap_epoch_key, unwrap_member_key, wrap_epoch_key,
+    wrap_member_key, EpochChainContext, EpochKeyContext, Holder, MemberKeyContext,
+};
+use rand_core::OsRng;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use zeroize::{Zeroize, Zeroizing};
+
+/// The store file inside a profile directory.
+pub const STORE_FILE: &str = "ledgerline.db";
+/// The Argon2id salt next to it (not secret).
+pub const SALT_FILE: &str = "store.salt";
+/// One-time keys published when a device starts.
+pub const ONE_TIME_KEYS: usize = 50;
+/// Invitations expire after this long.
+pub const INVITE_TTL_MS: u64 = 7 * 24 * 3600 * 1000;
+/// The record that holds a customer file's profile (its name).
+pub const FILE_PROFILE_RECORD: RecordId = RecordId([0; 16]);
+
+/// Why an action failed. Each variant maps to one CLI exit code.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The local store failed or the key is wrong.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The relay is down, refused or misbehaved.
+    #[error(transparent)]
+    Relay(#[from] RelayError),
+    /// Onboarding checks failed.
+    #[error(transparent)]
+    Onboarding(#[from] OnboardingError),
+    /// Something named does not exist (file, member, profile).
+    #[error("{0}")]
+    NotFound(String),
+    /// This member may not do that (e.g. not an admin).
+    #[error("{0}")]
+    NotAllowed(String),
+    /// A cryptographic or consistency check failed: data from the relay is not what a
+    /// member signed. Nothing was changed.
+    #[error("integrity check failed: {0}")]
+    Integrity(String),
+    /// The request itself is wrong (bad code, a profile that already exists...).
+    #[error("{0}")]
+    Invalid(String),
+    /// The message is safe in the outbox but the relay did not take it yet.
+    #[error("queued: {0}; `ledgerline sync` sends it when the relay is back")]
+    Queued(String),
+}
+
+type Result<T, E = ClientError> = std::result::Result<T, E>;
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// How the store key is obtained.
+pub enum Unlock {
+    /// A passphrase through Argon2id with the profile's salt.
+    Passphrase(Zeroizing<String>),
+    /// A raw 32-byte key (e.g. from the OS keyring).
+    Key(StoreKey),
+}
+
+impl std::fmt::Debug for Unlock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Unlock([redacted])")
+    }
+}
+
+fn open_store(
+    dir: &Path,
+    unlock: Unlock,
+    create: bool,
+) -> Result<(LocalStore, Zeroizing<[u8; 32]>)> {
+    let db = dir.join(STORE_FILE);
+    if create && db.exists() {
+        return Err(ClientError::Invalid(format!(
+            "a profile already exists in {}",
+            dir.display()
+        )));
+    }
+    if !create && !db.exists() {
+        return Err(ClientError::NotFound(format!(
+            "no profile in {} (run `firm create` or `join` first)",
+            dir.display()
+        )));
+    }
+    std::fs::create_dir_all(dir)
+        .map_err(|e| ClientError::Invalid(format!("cannot create {}: {e}", dir.display())))?;
+    let key = match unlock {
+        Unlock::Key(k) => k,
+        Unlock::Passphrase(p) => {
+            let salt_path = dir.join(SALT_FILE);
+            let salt = match std::fs::read(&salt_path) {
+                Ok(s) => <[u8; 16]>::try_from(s.as_slice()).map_err(|_| {
+                    ClientError::Invalid(format!("{} is damaged", salt_path.display()))
+                })?,
+                Err(_) if create => {
+                    let mut s = [0u8; 16];
+                    rand_core::RngCore::fill_bytes(&mut OsRng, &mut s);
+                    std::fs::write(&salt_path, s).map_err(|e| {
+                        ClientError::Invalid(format!("cannot write {}: {e}", salt_path.display()))
+                    })?;
+                    s
+                }
+                Err(e) => {
+                    return Err(ClientError::Invalid(format!(
+                        "cannot read {}: {e}",
+                        salt_path.display()
+                    )))
+                }
+            };
+            StoreKey::from_passphrase(&p, &salt)?
+        }
+    };
+    let store = LocalStore::open(&db, &key)?;
+    Ok((store, key.pickle_key()))
+}
+
+/// Who this profile is (written once).
+#[derive(Serialize, Deserialize)]
+struct Identity {
+    version: u8,
+    relay: String,
+    firm: FirmId,
+    member: MemberId,
+    device: DeviceId,
+    name: String,
+    master: String,
+}
+
+impl Drop for Identity {
+    fn drop(&mut self) {
+        self.master.zeroize();
+    }
+}
+
+/// An invitation this admin issued and has not yet approved.
+#[derive(Serialize, Deserialize, Clone)]
+struct PendingInvite {
+    code: String,
+    name: String,
+    /// `admin`, `member` or `auditor`.
+    role: String,
+    expires_ms: u64,
+}
+
+/// What this profile knows of a customer file.
+#[derive(Serialize, Deserialize, Clone, Default)]
+struct FileState {
+    name: Option<String>,
+    /// Record sync cursor.
+    records: u64,
+    /// Next room sequence number to fetch.
+    next_seq: u64,
+    /// The file lost a member and its next epoch is not fully keyed yet.
+    #[serde(default)]
+    rekey: bool,
+}
+
+/// A room message sent but not yet confirmed by the relay.
+#[derive(Serialize, Deserialize, Clone)]
+struct Outgoing {
+    room: String,
+    ciphertext: String,
+}
+
+/// Everything else the profile keeps, in one state entry (written in every commit).
+#[derive(Serialize, Deserialize, Default)]
+struct LocalState {
+    member_names: BTreeMap<MemberId, String>,
+    /// `member:version` → hex member key (our own, and every member's for admins).
+    member_keys: BTreeMap<String, String>,
+    /// File → epoch → hex epoch key.
+    epoch_keys: BTreeMap<FileId, BTreeMap<u64, String>>,
+    files: BTreeMap<FileId, FileState>,
+    invites: Vec<PendingInvite>,
+    to_device_after: u64,
+    prekeys_published: bool,
+    outbox: Vec<Outgoing>,
+    /// For a joiner until the first roster is checked: the inviter's fingerprint (hex).
+    inviter: Option<String>,
+}
+
+impl Drop for LocalState {
+    fn drop(&mut self) {
+        for v in self.member_keys.values_mut() {
+            v.zeroize();
+        }
+        for m in self.epoch_keys.values_mut() {
+            for v in m.values_mut() {
+                v.zeroize();
+            }
+        }
+        for i in &mut self.invites {
+            i.code.zeroize();
+        }
+    }
+}
+
+fn key32(hex_key: &str) -> Option<Zeroizing<[u8; 32]>> {
+    let mut out = Zeroizing::new([0u8; 32]);
+    hex::decode_to_slice(hex_key, out.as_mut()).ok()?;
+    Some(out)
+}
+
+/// A member as `member list` shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct MemberView {
+    /// Id.
+    pub id: MemberId,
+    /// Name, if this profile knows it.
+    pub name: Option<String>,
+    /// `admin`, `member` or `auditor`.
+    pub role: String,
+    /// Still a member.
+    pub active: bool,
+    /// Master-key fingerprint.
+    pub fingerprint: String,
+    /// This profile's member.
+    pub me: bool,
+}
+
+/// A device as `device list` shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct DeviceView {
+    /// Id.
+    pub id: DeviceId,
+    /// Owner.
+    pub member: MemberId,
+    /// Not revoked.
+    pub active: bool,
+    /// This profile's device.
+    pub me: bool,
+}
+
+/// A customer file as `file list` shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct FileView {
+    /// Id.
+    pub id: FileId,
+    /// Name (from the encrypted file profile record).
+    pub name: Option<String>,
+    /// Current epoch this profile holds a key for.
+    pub epoch: Option<u64>,
+    /// Members with access.
+    pub members: Vec<MemberId>,
+}
+
+/// A chat message as `chat read` shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct MessageView {
+    /// Relay sequence number.
+    pub seq: u64,
+    /// Sending device.
+    pub sender: DeviceId,
+    /// Its member, per the roster.
+    pub member: Option<MemberId>,
+    /// The member's name, if known.
+    pub name: Option<String>,
+    /// Relay time.
+    pub created_ms: u64,
+    /// Text (edited text if edited); `None` while the key has not arrived or if deleted.
+    pub body: Option<String>,
+    /// Replied-to message.
+    pub reply_to: Option<u64>,
+    /// Edited by its sender.
+    pub edited: bool,
+    /// Deleted by its sender.
+    pub deleted: bool,
+    /// Waiting for its room key.
+    pub waiting_for_key: bool,
+}
+
+/// What a sync did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct SyncReport {
+    /// New roster events.
+    pub roster_events: usize,
+    /// Room keys received.
+    pub room_keys: usize,
+    /// New or newly decrypted messages.
+    pub messages: usize,
+    /// Messages still waiting for keys.
+    pub waiting: usize,
+    /// Outbox messages sent.
+    pub sent: usize,
+    /// Problems that did not stop the sync (bad data from a peer, skipped).
+    pub warnings: Vec<String>,
+}
+
+/// A joined (or founded) profile, open.
+pub struct Profile {
+    dir: PathBuf,
+    store: LocalStore,
+    pickle_key: Zeroizing<[u8; 32]>,
+    id: Identity,
+    master: MasterSigningKey,
+    account: DeviceAccount,
+    olm: OlmSessions,
+    timeline: Timeline,
+    events: Vec<RosterEvent>,
+    roster: Option<Roster>,
+    outbound: BTreeMap<[u8; 16], OutboundRoom>,
+    local: LocalState,
+    relay: RelayClient<HttpTransport>,
+    /// Decrypted messages to write with the next commit.
+    page: Vec<(StoredMessage, Option<String>)>,
+}
+
+impl std::fmt::Debug for Profile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "Profile {{ dir: {}, firm: {}, device: {} }}",
+            self.dir.display(),
+            self.id.firm,
+            self.id.device
+        )
+    }
+}
+
+impl Profile {
+    fn assemble(
+        dir: &Path,
+        (store, pickle_key): (LocalStore, Zeroizing<[u8; 32]>),
+        id: Identity,
+        account: DeviceAccount,
+        local: LocalState,
+    ) -> Result<Self> {
+        let seed = key32(&id.master).ok_or_else(|| ClientError::Integrity("master key".into()))?;
+        let master = MasterSigningKey::from_bytes(&seed);
+        let relay = RelayClient::new(HttpTransport::new(&id.relay)?, id.firm, id.device);
+        Ok(Self {
+            dir: dir.to_owned(),
+            store,
+            pickle_key,
+            id,
+            master,
+            account,
+            olm: OlmSessions::default(),
+            timeline: Timeline::default(),
+            events: Vec::new(),
+            roster: None,
+            outbound: BTreeMap::new(),
+            local,
+            relay,
+            page: Vec::new(),
+        })
+    }
+
+    /// Founds a firm on the relay at `relay`: this profile is its owner and first admin.
+    pub async fn create_firm(
+        dir: &Path,
+        unlock: Unlock,
+        relay: &str,
+        firm_name: &str,
+        me: &str,
+    ) -> Result<Self> {
+        let rng = &mut OsRng;
+        let firm = FirmId::random(rng);
+        let member = MemberId::random(rng);
+        let master = MasterSigningKey::generate(rng);
+        let account =
+            DeviceAccount::generate(firm, rng).map_err(|e| ClientError::Invalid(e.to_string()))?;
+        let events = onboarding::found_firm(member, &master, &account, now_ms());
+        // The relay first: a refused genesis leaves no profile behind.
+        let client = RelayClient::new(HttpTransport::new(relay)?, firm, account.device());
+        client
+            .create_firm(&events.iter().map(RosterEvent::to_bytes).collect::<Vec<_>>())
+            .await?;
+        let store = open_store(dir, unlock, true)?;
+        let id = Identity {
+            version: 1,
+            relay: relay.to_owned(),
+            firm,
+            member,
+            device: account.device(),
+            name: me.to_owned(),
+            master: hex::encode(*master.to_bytes()),
+        };
+        let mut local = LocalState::default();
+        local.member_names.insert(member, me.to_owned());
+        let mut p = Self::assemble(dir, store, id, account, local)?;
+        p.store.put_state("firm_name", firm_name)?;
+        p.accept_roster(&events)?;
+        // The owner's member key, wrapped for the owner's device.
+        let mk = MemberKey::generate(rng);
+        p.local_member_key_insert(member, 1, &mk);
+        p.commit()?;
+        p.share_member_key(member, 1, &mk, &[p.id.device]).await?;
+        p.publish_prekeys().await?;
+        p.commit()?;
+        Ok(p)
+    }
+
+    /// Joins with an invitation code: registers this device's join request with the
+    /// relay. Returns the profile and the fingerprint to read out to the admin.
+    pub async fn join(
+        dir: &Path,
+        unlock: Unlock,
+        relay: &str,
+        code: &str,
+        me: &str,
+    ) -> Result<(Self, String)> {
+        let invite = Invite::parse(code)
+            .map_err(|e| ClientError::Invalid(format!("invitation code: {e}")))?;
+        let rng = &mut OsRng;
+        let probe = RelayClient::new(
+            HttpTransport::new(relay)?,
+            FirmId([0; 16]),
+            DeviceId([0; 16]),
+        );
+        let firm = probe.invite_firm(invite.id()).await?;
+        let member = MemberId::random(rng);
+        let master = MasterSigningKey::generate(rng);
+        let account =
+            DeviceAccount::generate(firm, rng).map_err(|e| ClientError::Invalid(e.to_string()))?;
+        let sealed = onboarding::seal_join_request(&invite, member, &master, &account, me, rng);
+        let store = open_store(dir, unlock, true)?;
+        let id = Identity {
+            version: 1,
+            relay: relay.to_owned(),
+            firm,
+            member,
+            device: account.device(),
+            name: me.to_owned(),
+            master: hex::encode(*master.to_bytes()),
+        };
+        let mut local = LocalState::default();
+        local.inviter = Some(hex::encode(invite.inviter()));
+        local.member_names.insert(member, me.to_owned());
+        let mut p = Self::assemble(dir, store, id, account, local)?;
+        // Keys are safe on disk before the request leaves.
+        p.commit()?;
+        p.relay.post_join_request(invite.id(), &sealed).await?;
+        let fp = onboarding::joiner_fingerprint(&p.master);
+        Ok((p, fp))
+    }
+
+    /// Opens an existing profile.
+    pub fn open(dir: &Path, unlock: Unlock) -> Result<Self> {
+        let (store, pickle_key) = open_store(dir, unlock, false)?;
+        let id: Identity = read_json(&store, "identity")?
+            .ok_or_else(|| ClientError::Integrity("the profile has no identity".into()))?;
+        let account = DeviceAccount::from_pickle(
+            &store
+                .state("account")?
+                .ok_or_else(|| ClientError::Integrity("the profile has no device".into()))?,
+            &pickle_key,
+        )
+        .map_err(|e| ClientError::Integrity(format!("device state: {e}")))?;
+        let local: LocalState = read_json(&store, "local")?.unwrap_or_default();
+        let mut p = Self::assemble(dir, (store, pickle_key), id, account, local)?;
+        if let Some(s) = p.store.state("olm")? {
+            p.olm = OlmSessions::from_pickle(&s, &p.pickle_key)
+                .ok_or_else(|| ClientError::Integrity("Olm sessions".into()))?;
+        }
+        if let Some(s) = p.store.state("timeline")? {
+            p.timeline = Timeline::from_pickle(&s, &p.pickle_key)
+                .ok_or_else(|| ClientError::Integrity("room sessions".into()))?;
+        }
+        if let Some(s) = p.store.state("outbound")? {
+            let list: Vec<String> = serde_json::from_str(&s)
+                .map_err(|_| ClientError::Integrity("outbound sessions".into()))?;
+            for o in list {
+                let out = OutboundRoom::from_pickle(&o, &p.pickle_key)
+                    .ok_or_else(|| ClientError::Integrity("outbound session".into()))?;
+                p.outbound.insert(out.room(), out);
+            }
+        }
+        let events: Vec<String> = read_json(&p.store, "roster")?.unwrap_or_default();
+        let events = events
+            .iter()
+            .map(|h| {
+                hex::decode(h)
+                    .ok()
+                    .and_then(|b| RosterEvent::from_bytes(&b).ok())
+                    .ok_or_else(|| ClientError::Integrity("stored roster".into()))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        if !events.is_empty() {
+            let roster = Roster::verify_chain(&events)
+                .map_err(|e| ClientError::Integrity(format!("stored roster: {e}")))?;
+            p.roster = Some(roster);
+            p.events = events;
+        }
+        Ok(p)
+    }
+
+    /// Writes every piece of changed state and the pending messages in one transaction.
+    fn commit(&mut self) -> Result<()> {
+        let pk = &*self.pickle_key;
+        let outbound: Vec<String> = self.outbound.values().map(|o| o.pickle(pk)).collect();
+        let states = vec![
+            ("identity".to_owned(), json_string(&self.id)),
+            ("account".to_owned(), self.account.pickle(pk)),
+            ("olm".to_owned(), self.olm.pickle(pk)),
+            ("timeline".to_owned(), self.timeline.pickle(pk)),
+            ("outbound".to_owned(), json_string(&outbound)),
+            (
+                "roster".to_owned(),
+                json_string(
+                    &self
+                        .events
+                        .iter()
+                        .map(|e| hex::encode(e.to_bytes()))
+                        .collect::<Vec<_>>(),
+                ),
+            ),
+            ("local".to_owned(), json_string(&self.local)),
+        ];
+        self.store.commit(&states, &self.page)?;
+        self.page.clear();
+        Ok(())
+    }
+
+    // ------------------------------------------------------------------ accessors
+
+    /// The profile directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// This member.
+    pub fn member(&self) -> MemberId {
+        self.id.member
+    }
+
+    /// This device.
+    pub fn device(&self) -> DeviceId {
+        self.id.device
+    }
+
+    /// The firm.
+    pub fn firm(&self) -> FirmId {
+        self.id.firm
+    }
+
+    /// This member's fingerprint (what the admin compares when approving).
+    pub fn fingerprint(&self) -> String {
+        onboarding::joiner_fingerprint(&self.master)
+    }
+
+    fn roster(&self) -> Result<&Roster> {
+        self.roster.as_ref().ok_or_else(|| {
+            ClientError::NotAllowed(
+                "this device is not in the firm's roster yet: ask an admin to approve it, then run `ledgerline sync`".into(),
+            )
+        })
+    }
+
+    fn require_admin(&self) -> Result<()> {
+        let r = self.roster()?;
+        if r.member(&self.id.member).map(|m| m.role) == Some(Role::Admin) {
+            Ok(())
+        } else {
+            Err(ClientError::NotAllowed(
+                "only an admin of the firm may do this".into(),
+            ))
+        }
+    }
+
+    fn local_member_key_insert(&mut self, member: MemberId, version: u32, key: &MemberKey) {
+        self.local
+            .member_keys
+            .insert(format!("{member}:{version}"), hex::encode(key.expose()));
+    }
+
+    /// The newest member key of `member` this profile holds.
+    fn member_key(&self, member: MemberId) -> Option<(u32, MemberKey)> {
+        let prefix = format!("{member}:");
+        self.local
+            .member_keys
+            .iter()
+            .filter_map(|(k, v)| {
+                let version: u32 = k.strip_prefix(&prefix)?.parse().ok()?;
+                Some((version, MemberKey::from_bytes(*key32(v)?)))
+            })
+            .max_by_key(|(v, _)| *v)
+    }
+
+    fn member_key_version(&self, member: MemberId, version: u32) -> Option<MemberKey> {
+        self.local
+            .member_keys
+            .get(&format!("{member}:{version}"))
+            .and_then(|v| key32(v))
+            .map(|k| MemberKey::from_bytes(*k))
+    }
+
+    fn epoch_key(&self, file: FileId, epoch: u64) -> Option<EpochKey> {
+        self.local
+            .epoch_keys
+            .get(&file)
+            .and_then(|m| m.get(&epoch))
+            .and_then(|v| key32(v))
+            .map(|k| EpochKey::from_bytes(*k))
+    }
+
+    fn current_epoch(&self, file: FileId) -> Option<(u64, EpochKey)> {
+        let (e, _) = self.local.epoch_keys.get(&file)?.last_key_value()?;
+        Some((*e, self.epoch_key(file, *e)?))
+    }
+
+    fn set_epoch_key(&mut self, file: FileId, epoch: u64, key: &EpochKey) {
+        self.local
+            .epoch_keys
+            .entry(file)
+            .or_default()
+            .insert(epoch, hex::encode(key.expose()));
+    }
+
+    // ------------------------------------------------------------------ roster
+
+    /// Verifies and applies new roster events (from the relay or our own).
+    fn accept_roster(&mut self, new: &[RosterEvent]) -> Result<()> {
+        for e in new {
+            match &mut self.roster {
+                None => {
+                    self.roster = Some(
+                        Roster::from_genesis(e)
+                            .map_err(|err| ClientError::Integrity(format!("roster: {err}")))?,
+                    )
+                }
+                Some(r) => r
+                    .apply(e)
+                    .map_err(|err| ClientError::Integrity(format!("roster: {err}")))?,
+            }
+            self.events.push(e.clone());
+        }
+        Ok(())
+    }
+
+    async fn append(&mut self, kind: EventKind) -> Result<()> {
+        let r = self.roster()?;
+        let event = EventBody {
+            firm: self.id.firm,
+            seq: r.len(),
+            prev: r.head(),
+            timestamp_ms: now_ms().max(last_time(&self.events)),
+            signer: self.id.member,
+            kind,
+        }
+        .sign(&self.master);
+        self.relay
+            .append_roster(&self.account, &event.to_bytes())
+            .await?;
+        self.accept_roster(std::slice::from_ref(&event))?;
+        self.commit()
+    }
+
+    async fn sync_roster(&mut self, report: &mut SyncReport) -> Result<()> {
+        let since = self.events.len() as u64;
+        let fetched = match self.relay.roster(&self.account, since).await {
+            Err(RelayError::Refused { status: 401, code, .. })
+                if code == "unknown_device" && self.roster.is_none() =>
+            {
+                return Err(ClientError::NotAllowed(
+                    "not approved yet: read your fingerprint to the admin, who runs `ledgerline approve NAME --fingerprint FP`; then run `ledgerline sync` again".into(),
+                ))
+            }
+            other => other?,
+        };
+        let events = fetched
+            .iter()
+            .map(|b| {
+                RosterEvent::from_bytes(b)
+                    .map_err(|e| ClientError::Integrity(format!("roster event: {e}")))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        report.roster_events += events.len();
+        self.accept_roster(&events)?;
+        if let Some(fp) = self.local.inviter.clone() {
+            let mut inviter = [0u8; FINGERPRINT_LEN];
+            hex::decode_to_slice(&fp, &mut inviter)
+                .map_err(|_| ClientError::Integrity("stored inviter fingerprint".into()))?;
+            onboarding::check_inviter(self.roster()?, &inviter)?;
+            let mine = self.roster()?.device(&self.id.device).map(|d| &d.keys);
+            if mine != Some(&self.account.keys()) {
+                return Err(ClientError::Integrity(
+                    "the roster does not certify this device's keys".into(),
+                ));
+            }
+            self.local.inviter = None;
+        }
+        Ok(())
+    }
+
+    // ------------------------------------------------------------------ keys
+
+    async fn publish_prekeys(&mut self) -> Result<()> {
+        if self.local.prekeys_published {
+            return Ok(());
+        }
+        let mut keys = self.account.new_one_time_keys(ONE_TIME_KEYS);
+        keys.extend(self.account.new_fallback_key());
+        // Persist the account first: a key the relay hands out must be one we still have.
+        self.commit()?;
+        self.relay.publish_prekeys(&self.account, &keys).await?;
+        self.local.prekeys_published = true;
+        Ok(())
+    }
+
+    /// Wraps a member key for `devices` (the member's own, or admins' for escrow).
+    async fn share_member_key(
+        &self,
+        member: MemberId,
+        version: u32,
+        key: &MemberKey,
+        devices: &[DeviceId],
+    ) -> Result<()> {
+        let r = self.roster()?;
+        for d in devices {
+            let ds = r
+                .device(d)
+                .ok_or_else(|| ClientError::NotFound(format!("device {d} is not in the roster")))?;
+            let ctx = MemberKeyContext {
+                firm: self.id.firm,
+                member,
+                device: *d,
+                key_version: version,
+            };
+            let wrapped = wrap_member_key(key, &ds.keys.wrap, &ctx, &mut OsRng);
+            self.relay
+                .put_member_key(&self.account, member, version, *d, &wrapped)
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn sync_member_keys(&mut self, report: &mut SyncReport) -> Result<()> {
+        for w in self.relay.member_keys(&self.account).await? {
+            let Some(member) = w.member else { continue };
+            if self.member_key_version(member, w.version).is_some() {
+                continue;
+            }
+            let ctx = MemberKeyContext {
+                firm: self.id.firm,
+                member,
+                device: self.id.device,
+                key_version: w.version,
+            };
+            match unwrap_member_key(&w.wrapped, self.account.wrap_secret(), &ctx) {
+                Ok(k) => self.local_member_key_insert(member, w.version, &k),
+                Err(e) => report
+                    .warnings
+                    .push(format!("member key {member} v{}: {e}", w.version)),
+            }
+        }
+        Ok(())
+    }
+
+    async fn sync_file_keys(&mut self, file: FileId, report: &mut SyncReport) -> Result<()> {
+        for w in self.relay.epoch_keys(&self.account, file).await? {
+            if self.epoch_key(file, w.epoch).is_some() {
+                continue;
+            }
+            let Some(mk) = self.member_key_version(self.id.member, w.version) else {
+                report.warnings.push(format!(
+                    "file {file} epoch {}: member key v{} not here yet",
+                    w.epoch, w.version
+                ));
+                continue;
+            };
+            let ctx = EpochKeyContext {
+                firm: self.id.firm,
+                file,
+                epoch: w.epoch,
+                holder: Holder::Member(self.id.member),
+                holder_key_version: w.version,
+            };
+            match unwrap_epoch_key(&w.wrapped, &mk, &ctx) {
+                Ok(k) => self.set_epoch_key(file, w.epoch, &k),
+                Err(e) => report
+                    .warnings
+                    .push(format!("file {file} epoch {}: {e}", w.epoch)),
+            }
+        }
+        // Older epochs through the chain, newest first.
+        let links: BTreeMap<u64, Vec<u8>> = self
+            .relay
+            .epoch_links(&self.account, file)
+            .await?
+            .into_iter()
+            .map(|l| (l.epoch, l.wrapped))
+            .collect();
+        for (epoch, wrapped) in links.iter().rev() {
+            let (Some(newer), None) = (
+                self.epoch_key(file, *epoch),
+                self.epoch_key(file, epoch.saturating_sub(1)),
+            ) else {
+                continue;
+            };
+            let ctx = EpochChainContext {
+                firm: self.id.firm,
+                file,
+                epoch: *epoch,
+            };
+            match unchain_epoch_key(wrapped, &newer, &ctx) {
+                Ok(k) => self.set_epoch_key(file, epoch - 1, &k),
+                Err(e) => report
+                    .warnings
+                    .push(format!("file {file} link {epoch}: {e}")),
+            }
+        }
+        Ok(())
+    }
+
+    // ------------------------------------------------------------------ files
+
+    /// Resolves a customer file by id or by name.
+    pub fn resolve_file(&self, name_or_id: &str) -> Result<FileId> {
+        if let Ok(id) = name_or_id.parse::<FileId>() {
+            if self.local.files.contains_key(&id) {
+                return Ok(id);
+            }
+        }
+        let hits: Vec<FileId> = self
+            .local
+            .files
+            .iter()
+            .filter(|(_, f)| f.name.as_deref() == Some(name_or_id))
+            .map(|(id, _)| *id)
+            .collect();
+        match hits.as_slice() {
+            [one] => Ok(*one),
+            [] => Err(ClientError::NotFound(format!(
+                "no customer file named {name_or_id:?} that this member can see (try `ledgerline sync`)"
+            ))),
+            _ => Err(ClientError::Invalid(format!(
+                "several customer files are named {name_or_id:?}: use the id"
+            ))),
+        }
+    }
+
+    /// Resolves a member by id or by name.
+    pub fn resolve_member(&self, name_or_id: &str) -> Result<MemberId> {
+        let r = self.roster()?;
+        if let Ok(id) = name_or_id.parse::<MemberId>() {
+            if r.member(&id).is_some() {
+                return Ok(id);
+            }
+        }
+        let hits: Vec<MemberId> = self
+            .local
+            .member_names
+            .iter()
+            .filter(|(_, n)| n.as_str() == name_or_id)
+            .map(|(id, _)| *id)
+            .collect();
+        match hits.as_slice() {
+            [one] => Ok(*one),
+            [] => Err(ClientError::NotFound(format!(
+                "no member named {name_or_id:?} known to this profile"
+            ))),
+            _ => Err(ClientError::Invalid(format!(
+                "several members are named {name_or_id:?}: use the id"
+            ))),
+        }
+    }
+
+    /// Creates a customer file named `name` (admin): grants this member access, makes
+    /// epoch 0's key, the file's room and its encrypted profile record.
+    pub async fn create_file(&mut self, name: &str) -> Result<FileId> {
+        self.require_admin()?;
+        let (version, mk) = self
+            .member_key(self.id.member)
+            .ok_or_else(|| ClientError::NotFound("this member's key has not arrived".into()))?;
+        let file = FileId::random(&mut OsRng);
+        let ek = EpochKey::generate(&mut OsRng);
+        // The key is on disk before anything refers to it.
+        self.set_epoch_key(file, 0, &ek);
+        self.local.files.insert(
+            file,
+            FileState {
+                name: Some(name.to_owned()),
+                next_seq: 1,
+                ..FileState::default()
+            },
+        );
+        self.append(EventKind::FileAccessGranted {
+            file,
+            member: self.id.member,
+        })
+        .await?;
+        let ctx = EpochKeyContext {
+            firm: self.id.firm,
+            file,
+            epoch: 0,
+            holder: Holder::Member(self.id.member),
+            holder_key_version: version,
+        };
+        let wrapped = wrap_epoch_key(&ek, &mk, &ctx, &mut OsRng);
+        self.relay
+            .put_epoch_key(&self.account, file, 0, self.id.member, version, &wrapped)
+            .await?;
+        self.relay
+            .create_room(&self.account, *file.as_bytes(), Some(file), &[])
+            .await?;
+        self.write_file_profile(file, name, 1).await?;
+        self.store.index("file", &file.to_hex(), name)?;
+        self.commit()?;
+        Ok(file)
+    }
+
+    async fn write_file_profile(&mut self, file: FileId, name: &str, version: u64) -> Result<()> {
+        let (epoch, ek) = self
+            .current_epoch(file)
+            .ok_or_else(|| ClientError::NotFound("no key for this file".into()))?;
+        let header = RecordHeader {
+            firm: self.id.firm,
+            file,
+            record: FILE_PROFILE_RECORD,
+            epoch,
+            version,
+            author: self.id.device,
+        };
+        let body = Zeroizing::new(
+            serde_json::to_vec(&serde_json::json!({ "type": "file_profile", "name": name }))
+                .unwrap_or_default(),
+        );
+        let env = seal_record(&header, &ek, &self.account, &body, &mut OsRng)
+            .map_err(|e| ClientError::Invalid(format!("file profile: {e}")))?;
+        self.relay
+            .put_record(&self.account, file, FILE_PROFILE_RECORD, &env.to_bytes())
+            .await?;
+        Ok(())
+    }
+
+    async fn sync_records(&mut self, file: FileId, report: &mut SyncReport) -> Result<()> {
+        let since = self.local.files.get(&file).map_or(0, |f| f.records);
+        let (records, next) = self.relay.records(&self.account, file, since).await?;
+        for rec in records {
+            let opened = RecordEnvelope::from_bytes(&rec.envelope)
+                .map_err(|e| e.to_string())
+                .and_then(|env| {
+                    let author = self
+                        .roster()
+                        .ok()
+                        .and_then(|r| r.device(&env.header.author))
+                        .map(|d| d.keys.signing)
+                        .ok_or("unknown author")?;
+                    let ek = self
+                        .epoch_key(file, env.header.epoch)
+                        .ok_or("no key for its epoch")?;
+                    let expected = ledgerline_protocol::record::RecordRef {
+                        firm: self.id.firm,
+                        file,
+                        record: rec.record,
+                    };
+                    open_record(&env, &expected, &ek, &author).map_err(|e| e.to_string())
+                });
+            match opened {
+                Ok(plain) => {
+                    if rec.record == FILE_PROFILE_RECORD {
+                        let v: serde_json::Value =
+                            serde_json::from_slice(&plain).unwrap_or_default();
+                        if let Some(name) = v.get("name").and_then(|n| n.as_str()) {
+                            let f = self.local.files.entry(file).or_default();
+                            if f.name.as_deref() != Some(name) {
+                                f.name = Some(name.to_owned());
+                                self.store.index("file", &file.to_hex(), name)?;
+                            }
+                        }
+                    }
+                }
+                Err(e) => report
+                    .warnings
+                    .push(format!("file {file} record {}: {e}", rec.record)),
+            }
+        }
+        self.local.files.entry(file).or_default().records = next;
+        Ok(())
+    }
+
+    /// Gives `member` access to `file` (admin): roster event, then the current epoch key
+    /// wrapped under the member's key.
+    pub async fn grant(&mut self, file: FileId, member: MemberId) -> Result<()> {
+        self.require_admin()?;
+        let (epoch, ek) = self.current_epoch(file).ok_or_else(|| {
+            ClientError::NotAllowed("this profile holds no key for the file".into())
+        })?;
+        let (version, mk) = self.member_key(member).ok_or_else(|| {
+            ClientError::NotFound(format!("no member key of {member} here (escrow missing)"))
+        })?;
+        if !self.roster()?.file_members(&file).contains(&member) {
+            self.append(EventKind::FileAccessGranted { file, member })
+                .await?;
+        }
+        let ctx = EpochKeyContext {
+            firm: self.id.firm,
+            file,
+            epoch,
+            holder: Holder::Member(member),
+            holder_key_version: version,
+        };
+        let wrapped = wrap_epoch_key(&ek, &mk, &ctx, &mut OsRng);
+        self.relay
+            .put_epoch_key(&self.account, file, epoch, member, version, &wrapped)
+            .await?;
+        Ok(())
+    }
+
+    /// Ends `member`'s access to `file` (admin): roster event (the relay refuses them from
+    /// now on), then a new epoch whose key wraps the old one and is wrapped for the
+    /// remaining members only. Re-running finishes an interrupted re-key.
+    pub async fn remove(&mut self, file: FileId, member: MemberId) -> Result<u64> {
+        self.require_admin()?;
+        if self.current_epoch(file).is_none() {
+            return Err(ClientError::NotAllowed(
+                "this profile holds no key for the file".into(),
+            ));
+        }
+        if self.roster()?.file_members(&file).contains(&member) {
+            self.local.files.entry(file).or_default().rekey = true;
+            self.commit()?;
+            self.append(EventKind::FileAccessRemoved { file, member })
+                .await?;
+        }
+        self.rekey(file).await
+    }
+
+    /// Starts a new epoch of `file` if a removal left it pending.
+    async fn rekey(&mut self, file: FileId) -> Result<u64> {
+        let (old_epoch, old) = self
+            .current_epoch(file)
+            .ok_or_else(|| ClientError::NotAllowed("no key for the file".into()))?;
+        if !self.local.files.get(&file).is_some_and(|f| f.rekey) {
+            return Ok(old_epoch);
+        }
+        let remaining = self.roster()?.file_members(&file);
+        let mut keys = Vec::new();
+        for m in &remaining {
+            let (v, k) = self.member_key(*m).ok_or_else(|| {
+                ClientError::NotFound(format!("no member key of {m} here (escrow missing)"))
+            })?;
+            keys.push((*m, v, k));
+        }
+        let epoch = old_epoch + 1;
+        let new = EpochKey::generate(&mut OsRng);
+        let link = chain_epoch_key(
+            &old,
+            &new,
+            &EpochChainContext {
+                firm: self.id.firm,
+                file,
+                epoch,
+            },
+            &mut OsRng,
+        )
+        .map_err(|e| ClientError::Invalid(format!("epoch chain: {e}")))?;
+        // A crash after this line re-runs with a fresh key: the link below is refused
+        // (`link_exists`) and the re-key reports it, never silently forks the chain.
+        self.relay
+            .put_epoch_link(&self.account, file, epoch, &link)
+            .await?;
+        self.set_epoch_key(file, epoch, &new);
+        self.commit()?;
+        for (m, v, k) in keys {
+            let ctx = EpochKeyContext {
+                firm: self.id.firm,
+                file,
+                epoch,
+                holder: Holder::Member(m),
+                holder_key_version: v,
+            };
+            let wrapped = wrap_epoch_key(&new, &k, &ctx, &mut OsRng);
+            self.relay
+                .put_epoch_key(&self.account, file, epoch, m, v, &wrapped)
+                .await?;
+        }
+        if let Some(f) = self.local.files.get_mut(&file) {
+            f.rekey = false;
+        }
+        self.commit()?;
+        Ok(epoch)
+    }
+
+    /// Customer files this member can see.
+    pub fn files(&self) -> Result<Vec<FileView>> {
+        let r = self.roster()?;
+        Ok(r.files_of(&self.id.member)
+            .into_iter()
+            .map(|f| FileView {
+                id: f,
+                name: self.local.files.get(&f).and_then(|s| s.name.clone()),
+                epoch: self.current_epoch(f).map(|(e, _)| e),
+                members: r.file_members(&f).into_iter().collect(),
+            })
+            .collect())
+    }
+
+    // ------------------------------------------------------------------ onboarding
+
+    /// Issues an invitation (admin); returns the one-time code to hand over.
+    pub async fn invite(&mut self, name: &str, role: Role) -> Result<String> {
+        self.require_admin()?;
+        let invite = Invite::generate(&self.master.verifying_key(), &mut OsRng);
+        let expires_ms = now_ms() + INVITE_TTL_MS;
+        self.relay
+            .create_invite(&self.account, invite.id(), expires_ms)
+            .await?;
+        let code = invite.code();
+        self.local.invites.push(PendingInvite {
+            code: code.clone(),
+            name: name.to_owned(),
+            role: role_name(role).to_owned(),
+            expires_ms,
+        });
+        self.commit()?;
+        Ok(code)
+    }
+
+    /// Approves the joiner named `name` (the invitation's name or the joiner's own):
+    /// compares the fingerprint, appends the roster events, makes the member's key and
+    /// wraps it for the joiner's device and for every admin device (escrow).
+    pub async fn approve(&mut self, name: &str, told_fingerprint: &str) -> Result<MemberId> {
+        self.require_admin()?;
+        let now = now_ms();
+        let mut found = None;
+        for (i, inv) in self.local.invites.iter().enumerate() {
+            if inv.expires_ms < now {
+                continue;
+            }
+            let invite = Invite::parse(&inv.code)
+                .map_err(|e| ClientError::Integrity(format!("stored invitation: {e}")))?;
+            for sealed in self.relay.join_requests(&self.account, invite.id()).await? {
+                let Ok(join) = onboarding::open_join_request(&invite, self.id.firm, &sealed) else {
+                    continue;
+                };
+                if inv.name == name || join.request.name == name {
+                    let role = parse_role(&inv.role)
+                        .ok_or_else(|| ClientError::Integrity("stored invitation role".into()))?;
+                    found = Some((i, invite.clone(), join, role));
+                    break;
+                }
+            }
+            if found.is_some() {
+                break;
+            }
+        }
+        let (index, invite, join, role) = found.ok_or_else(|| {
+            ClientError::NotFound(format!(
+                "no join request from {name:?} on an open invitation (has the joiner run `ledgerline join`?)"
+            ))
+        })?;
+        let events = onboarding::approve(
+            &join,
+            told_fingerprint,
+            self.roster()?,
+            self.id.member,
+            &self.master,
+            role,
+            now.max(last_time(&self.events)),
+        )?;
+        for e in &events {
+            self.relay
+                .append_roster(&self.account, &e.to_bytes())
+                .await?;
+            self.accept_roster(std::slice::from_ref(e))?;
+        }
+        let member = join.request.member;
+        self.local
+            .member_names
+            .insert(member, join.request.name.clone());
+        self.local.invites.remove(index);
+        let mk = MemberKey::generate(&mut OsRng);
+        self.local_member_key_insert(member, 1, &mk);
+        self.commit()?;
+        let mut devices = vec![join.request.device];
+        devices.extend(self.admin_devices()?);
+        self.share_member_key(member, 1, &mk, &devices).await?;
+        // The mailbox has served its one use.
+        let _ = self
+            .relay
+            .call(
+                &self.account,
+                "DELETE",
+                &format!("/v1/invites/{}", hex::encode(invite.id())),
+                None,
+            )
+            .await;
+        Ok(member)
+    }
+
+    fn admin_devices(&self) -> Result<Vec<DeviceId>> {
+        let r = self.roster()?;
+        Ok(r.members()
+            .filter(|(_, m)| m.role == Role::Admin && m.active.until.is_none())
+            .flat_map(|(id, _)| r.devices_of_member(id))
+            .filter(|d| r.device(d).is_some_and(|s| s.active.until.is_none()))
+            .collect())
+    }
+
+    /// The roster's members.
+    pub fn members(&self) -> Result<Vec<MemberView>> {
+        let r = self.roster()?;
+        Ok(r.members()
+            .map(|(id, m)| MemberView {
+                id: *id,
+                name: self.local.member_names.get(id).cloned(),
+                role: role_name(m.role).to_owned(),
+                active: m.active.until.is_none(),
+                fingerprint: fingerprint_text(&fingerprint(&m.master_key)),
+                me: *id == self.id.member,
+            })
+            .collect())
+    }
+
+    /// The roster's devices.
+    pub fn devices(&self) -> Result<Vec<DeviceView>> {
+        let r = self.roster()?;
+        Ok(r.members()
+            .flat_map(|(id, _)| r.devices_of_member(id))
+            .filter_map(|d| {
+                r.device(&d).map(|s| DeviceView {
+                    id: d,
+                    member: s.member,
+                    active: s.active.until.is_none(),
+                    me: d == self.id.device,
+                })
+            })
+            .collect())
+    }
+
+    // ------------------------------------------------------------------ chat
+
+    /// Active devices that may read `file`'s room, from our verified roster (never from
+    /// the relay's word).
+    fn file_devices(&self, file: FileId) -> Result<BTreeSet<DeviceId>> {
+        let r = self.roster()?;
+        Ok(r.file_members(&file)
+            .iter()
+            .flat_map(|m| r.active_devices(m).map(|(d, _)| *d).collect::<Vec<_>>())
+            .collect())
+    }
+
+    /// Sends a text (optionally a reply) to a customer file's room; returns its sequence
+    /// number. If the relay is unreachable after the message was encrypted, it stays in
+    /// the outbox and the error is [`ClientError::Queued`].
+    pub async fn send(&mut self, file: FileId, event: RoomEvent) -> Result<u64> {
+        let mut report = SyncReport::default();
+        // Offline, a message can still be encrypted and queued if the room key already
+        // reached every device; anything that must talk to the relay fails clearly.
+        let offline = match self.sync_inner(&mut report).await {
+            Ok(()) => false,
+            Err(ClientError::Relay(RelayError::Unreachable(_))) => true,
+            Err(e) => return Err(e),
+        };
+        if !self.roster()?.file_members(&file).contains(&self.id.member) {
+            return Err(ClientError::NotAllowed(
+                "this member has no access to the file".into(),
+            ));
+        }
+        let room = *file.as_bytes();
+        let devices = self.file_devices(file)?;
+        let now = now_ms();
+        let rotate = self
+            .outbound
+            .get(&room)
+            .is_none_or(|o| o.needs_rotation(&devices, now));
+        if rotate {
+            self.outbound.insert(room, OutboundRoom::new(room, now));
+        }
+        let shared = self
+            .outbound
+            .get(&room)
+            .map(|o| o.shared_with().clone())
+            .unwrap_or_default();
+        let missing: Vec<DeviceId> = devices.difference(&shared).copied().collect();
+        if !missing.is_empty() {
+            let reached = self.olm_reach(&missing, &mut report).await?;
+            let mut audience: BTreeSet<DeviceId> = shared;
+            audience.extend(reached.iter().copied());
+            audience.insert(self.id.device);
+            let out = self
+                .outbound
+                .get_mut(&room)
+                .ok_or_else(|| ClientError::Integrity("outbound session".into()))?;
+            let key = out.share(self.id.device, &audience);
+            self.deliver_key(&key, &reached).await?;
+            let _ = self.timeline.add_key(self.id.device, &key);
+        }
+        let out = self
+            .outbound
+            .get_mut(&room)
+            .ok_or_else(|| ClientError::Integrity("outbound session".into()))?;
+        let ciphertext = out.encrypt(&event);
+        self.local.outbox.push(Outgoing {
+            room: hex::encode(room),
+            ciphertext: hex::encode(&ciphertext),
+        });
+        self.commit()?;
+        if offline {
+            return Err(ClientError::Queued("the relay is unreachable".into()));
+        }
+        match self
+            .relay
+            .send_message(&self.account, room, &ciphertext)
+            .await
+        {
+            Ok(seq) => {
+                self.local
+                    .outbox
+                    .retain(|o| o.ciphertext != hex::encode(&ciphertext));
+                self.commit()?;
+                Ok(seq)
+            }
+            Err(RelayError::Unreachable(e)) => Err(ClientError::Queued(e)),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Makes sure an Olm session exists with each device; returns the ones reached.
+    async fn olm_reach(
+        &mut self,
+        devices: &[DeviceId],
+        report: &mut SyncReport,
+    ) -> Result<Vec<DeviceId>> {
+        let r = self.roster()?.clone();
+        let need: Vec<DeviceId> = devices
+            .iter()
+            .filter(|d| **d != self.id.device)
+            .filter(|d| {
+                r.device(d)
+                    .is_some_and(|s| !self.olm.has_session(&s.keys.identity))
+            })
+            .copied()
+            .collect();
+        if !need.is_empty() {
+            let claimed = self.relay.claim_prekeys(&self.account, &need).await?;
+            for d in &need {
+                let Some(s) = r.device(d) else { continue };
+                match claimed.get(d).cloned().flatten() {
+                    Some(pk) => {
+                        if pk.verify(self.id.firm, *d, &s.keys.signing).is_err() {
+                            report
+                                .warnings
+                                .push(format!("device {d}: prekey signature invalid, skipped"));
+                            continue;
+                        }
+                        self.olm
+                            .open(&self.account, s.keys.identity, &pk)
+                            .map_err(|e| ClientError::Integrity(e.to_string()))?;
+                    }
+                    None => report.warnings.push(format!(
+                        "device {d} has no prekeys yet; it gets the key later"
+                    )),
+                }
+            }
+        }
+        Ok(devices
+            .iter()
+            .filter(|d| **d != self.id.device)
+            .filter(|d| {
+                r.device(d)
+                    .is_some_and(|s| self.olm.has_session(&s.keys.identity))
+            })
+            .copied()
+            .collect())
+    }
+
+    async fn deliver_key(&mut self, key: &RoomKey, devices: &[DeviceId]) -> Result<()> {
+        let r = self.roster()?.clone();
+        let plain = Zeroizing::new(serde_json::to_vec(key).unwrap_or_default());
+        let mut batch = Vec::new();
+        for d in devices {
+            let Some(s) = r.device(d) else { continue };
+            let ct = self
+                .olm
+                .encrypt(&s.keys.identity, &plain)
+                .map_err(|e| ClientError::Integrity(e.to_string()))?;
+            batch.push((*d, ct));
+        }
+        if !batch.is_empty() {
+            self.relay.send_to_device(&self.account, &batch).await?;
+        }
+        Ok(())
+    }
+
+    async fn sync_to_device(&mut self, report: &mut SyncReport) -> Result<()> {
+        loop {
+            let inbox = self
+                .relay
+                .to_device(&self.account, self.local.to_device_after)
+                .await?;
+            let Some(last) = inbox.last().map(|m| m.id) else {
+                return Ok(());
+            };
+            let r = self.roster()?.clone();
+            for m in inbox {
+                let Some(sender) = r.device(&m.sender) else {
+                    report
+                        .warnings
+                        .push(format!("to-device from unknown device {}", m.sender));
+                    continue;
+                };
+                let plain =
+                    match self
+                        .olm
+                        .decrypt(&mut self.account, sender.keys.identity, &m.ciphertext)
+                    {
+                        Ok(p) => Zeroizing::new(p),
+                        Err(e) => {
+                            report
+                                .warnings
+                                .push(format!("to-device from {}: {e}", m.sender));
+                            continue;
+                        }
+                    };
+                let Ok(key) = serde_json::from_slice::<RoomKey>(&plain) else {
+                    report
+                        .warnings
+                        .push(format!("to-device from {}: not a room key", m.sender));
+                    continue;
+                };
+                match self.timeline.add_key(m.sender, &key) {
+                    Ok(decrypted) => {
+                        report.room_keys += 1;
+                        for d in decrypted.into_iter().flatten() {
+                            self.page.push(stored(&d.event, d.room, d.seq, d.sender, 0));
+                        }
+                    }
+                    Err(e) => report
+                        .warnings
+                        .push(format!("room key from {}: {e}", m.sender)),
+                }
+            }
+            self.local.to_device_after = last;
+            report.messages += self.page.len();
+            self.commit()?;
+            self.relay.ack_to_device(&self.account, last).await?;
+        }
+    }
+
+    async fn sync_room(&mut self, file: FileId, report: &mut SyncReport) -> Result<()> {
+        let room = *file.as_bytes();
+        loop {
+            let from = self.local.files.get(&file).map_or(1, |f| f.next_seq.max(1));
+            let page = self.relay.messages(&self.account, room, from, 200).await?;
+            let Some(last) = page.last().map(|m| m.seq) else {
+                return Ok(());
+            };
+            for m in page {
+                let hexct = hex::encode(&m.ciphertext);
+                if m.sender == self.id.device {
+                    // Our own message reached the relay: never send it again.
+                    self.local.outbox.retain(|o| o.ciphertext != hexct);
+                }
+                match self.timeline.receive(room, m.seq, m.sender, &m.ciphertext) {
+                    Ok(Received::Decrypted(d)) => {
+                        self.page
+                            .push(stored(&d.event, room, m.seq, m.sender, m.created_ms));
+                    }
+                    Ok(Received::Pending) => self.page.push((
+                        StoredMessage {
+                            room,
+                            seq: m.seq,
+                            sender: m.sender.0,
+                            event: String::new(),
+                            created_ms: m.created_ms,
+                        },
+                        None,
+                    )),
+                    Err(e) => report
+                        .warnings
+                        .push(format!("message {} of file {file}: {e}", m.seq)),
+                }
+            }
+            self.local.files.entry(file).or_default().next_seq = last + 1;
+            report.messages += self
+                .page
+                .iter()
+                .filter(|(m, _)| !m.event.is_empty())
+                .count();
+            self.commit()?;
+        }
+    }
+
+    async fn flush_outbox(&mut self, report: &mut SyncReport) -> Result<()> {
+        while let Some(o) = self.local.outbox.first().cloned() {
+            let mut room = [0u8; 16];
+            let ct = hex::decode(&o.ciphertext).ok();
+            let (Ok(()), Some(ct)) = (hex::decode_to_slice(&o.room, &mut room), ct) else {
+                self.local.outbox.remove(0);
+                continue;
+            };
+            self.relay.send_message(&self.account, room, &ct).await?;
+            self.local.outbox.remove(0);
+            self.commit()?;
+            report.sent += 1;
+        }
+        Ok(())
+    }
+
+    async fn sync_inner(&mut self, report: &mut SyncReport) -> Result<()> {
+        self.sync_roster(report).await?;
+        self.publish_prekeys().await?;
+        self.sync_member_keys(report).await?;
+        self.commit()?;
+        self.sync_to_device(report).await?;
+        let files = self.roster()?.files_of(&self.id.member);
+        for file in files {
+            self.local.files.entry(file).or_default();
+            self.sync_file_keys(file, report).await?;
+            self.sync_records(file, report).await?;
+            if self.local.files.get(&file).is_some_and(|f| f.rekey) {
+                self.rekey(file).await?;
+            }
+            self.sync_room(file, report).await?;
+        }
+        self.commit()?;
+        // The outbox goes last: every own message the relay already has was seen above.
+        self.flush_outbox(report).await?;
+        report.waiting = self.timeline.waiting();
+        Ok(())
+    }
+
+    /// Catches up with the relay: roster, keys, room keys, records, messages; then sends
+    /// what waits in the outbox.
+    pub async fn sync(&mut self) -> Result<SyncReport> {
+        let mut report = SyncReport::default();
+        self.sync_inner(&mut report).await?;
+        Ok(report)
+    }
+
+    /// The conversation of a file as stored locally (run [`Profile::sync`] first), with
+    /// edits and deletions applied.
+    pub fn conversation(&self, file: FileId) -> Result<Vec<MessageView>> {
+        let r = self.roster()?;
+        let stored = self.store.messages(file.as_bytes())?;
+        let mut out: Vec<MessageView> = Vec::new();
+        let mut index: BTreeMap<u64, usize> = BTreeMap::new();
+        for m in stored {
+            let sender = DeviceId(m.sender);
+            let member = r.device(&sender).map(|d| d.member);
+            let event: Option<RoomEvent> = serde_json::from_str(&m.event).ok();
+            match event {
+                Some(RoomEvent::Edit { target, body }) => {
+                    if let Some(t) = index.get(&target).and_then(|i| out.get_mut(*i)) {
+                        if t.sender == sender && !t.deleted {
+                            t.body = Some(body);
+                            t.edited = true;
+                        }
+                    }
+                }
+                Some(RoomEvent::Delete { target }) => {
+                    if let Some(t) = index.get(&target).and_then(|i| out.get_mut(*i)) {
+                        if t.sender == sender {
+                            t.body = None;
+                            t.deleted = true;
+                        }
+                    }
+                }
+                Some(RoomEvent::Read { .. }) => {}
+                text => {
+                    let (body, reply_to) = match text {
+                        Some(RoomEvent::Text { body, reply_to }) => (Some(body), reply_to),
+                        _ => (None, None),
+                    };
+                    index.insert(m.seq, out.len());
+                    out.push(MessageView {
+                        seq: m.seq,
+                        sender,
+                        member,
+                        name: member.and_then(|id| self.local.member_names.get(&id).cloned()),
+                        created_ms: m.created_ms,
+                        waiting_for_key: body.is_none(),
+                        body,
+                        reply_to,
+                        edited: false,
+                        deleted: false,
+                    });
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Local full-text search.
+    pub fn search(&self, query: &str, limit: u32) -> Result<Vec<SearchHit>> {
+        Ok(self.store.search(query, limit)?)
+    }
+}
+
+fn role_name(r: Role) -> &'static str {
+    match r {
+        Role::Admin => "admin",
+        Role::Member => "member",
+        Role::Auditor => "auditor",
+    }
+}
+
+/// Parses `admin`, `member` or `auditor`.
+pub fn parse_role(s: &str) -> Option<Role> {
+    match s {
+        "admin" => Some(Role::Admin),
+        "member" => Some(Role::Member),
+        "auditor" => Some(Role::Auditor),
+        _ => None,
+    }
+}
+
+fn last_time(events: &[RosterEvent]) -> u64 {
+    events.last().map_or(0, |e| e.body.timestamp_ms)
+}
+
+fn stored(
+    event: &RoomEvent,
+    room: [u8; 16],
+    seq: u64,
+    sender: DeviceId,
+    created_ms: u64,
+) -> (StoredMessage, Option<String>) {
+    let text = match event {
+        RoomEvent::Text { body, .. } | RoomEvent::Edit { body, .. } => Some(body.clone()),
+        _ => None,
+    };
+    (
+        StoredMessage {
+            room,
+            seq,
+            sender: sender.0,
+            event: serde_json::to_string(event).unwrap_or_default(),
+            created_ms,
+        },
+        text,
+    )
+}
+
+fn json_string<T: Serialize>(v: &T) -> String {
+    serde_json::to_string(v).unwrap_or_default()
+}
+
+fn read_json<T: for<'de> Deserialize<'de>>(store: &LocalStore, name: &str) -> Result<Option<T>> {
+    store
+        .state(name)?
+        .map(|s| {
+            serde_json::from_str(&s)
+                .map_err(|_| ClientError::Integrity(format!("stored {name} is damaged")))
+        })
+        .transpose()
+}
