@@ -30,6 +30,7 @@ Exit codes:
 
 Environment:
   LEDGERLINE_PROFILE     profile directory (instead of --profile)
+  LEDGERLINE_RELAY       relay URL for this run (instead of --use-relay)
   LEDGERLINE_PASSPHRASE  passphrase of the encrypted local store (else asked on a terminal)";
 
 /// Ledgerline client: end-to-end encrypted chat and customer files for accounting offices.
@@ -42,6 +43,9 @@ struct Cli {
     /// Print JSON instead of text (errors too, on stderr).
     #[arg(long, global = true)]
     json: bool,
+    /// Use this relay URL instead of the profile's for this run.
+    #[arg(long = "use-relay", env = "LEDGERLINE_RELAY", global = true)]
+    relay: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -328,6 +332,7 @@ fn read_line(prompt: &str) -> Result<String, Failure> {
 
 async fn run(cli: Cli) -> Result<Output, Failure> {
     let dir = profile_dir(&cli)?;
+    let relay_override = cli.relay.clone();
     match cli.command {
         Command::Firm(FirmCmd::Create { relay, firm, me }) => {
             let p = Profile::create_firm(&dir, unlock(true)?, &relay, &firm, &me).await?;
@@ -353,6 +358,9 @@ async fn run(cli: Cli) -> Result<Output, Failure> {
         }
         command => {
             let mut p = Profile::open(&dir, unlock(false)?)?;
+            if let Some(relay) = &relay_override {
+                p.use_relay(relay)?;
+            }
             with_profile(&mut p, command).await
         }
     }

@@ -206,6 +206,10 @@ struct LocalState {
     outbox: Vec<Outgoing>,
     /// For a joiner until the first roster is checked: the inviter's fingerprint (hex).
     inviter: Option<String>,
+    /// Room (hex) → devices in the current outbound session's audience that have not
+    /// received its key yet (no prekeys at the time); retried at every sync.
+    #[serde(default)]
+    undelivered: BTreeMap<String, BTreeSet<DeviceId>>,
 }
 
 impl Drop for LocalState {
@@ -464,6 +468,13 @@ impl Profile {
         Ok((p, fp))
     }
 
+    /// Points this profile at another relay URL (the firm moved its relay, or a proxy);
+    /// not persisted.
+    pub fn use_relay(&mut self, relay: &str) -> Result<()> {
+        self.relay = RelayClient::new(HttpTransport::new(relay)?, self.id.firm, self.id.device);
+        Ok(())
+    }
+
     /// Opens an existing profile.
     pub fn open(dir: &Path, unlock: Unlock) -> Result<Self> {
         let (store, pickle_key) = open_store(dir, unlock, false)?;
@@ -538,6 +549,7 @@ impl Profile {
         ];
         self.store.commit(&states, &self.page)?;
         self.page.clear();
+        crash_after_commit();
         Ok(())
     }
 
@@ -1268,7 +1280,12 @@ impl Profile {
         let mut report = SyncReport::default();
         // Offline, a message can still be encrypted and queued if the room key already
         // reached every device; anything that must talk to the relay fails clearly.
-        let offline = match self.sync_inner(&mut report).await {
+        // Sending needs the current roster (who may read), not a full catch-up.
+        let light = async {
+            self.sync_roster(&mut report).await?;
+            self.publish_prekeys().await
+        };
+        let offline = match light.await {
             Ok(()) => false,
             Err(ClientError::Relay(RelayError::Unreachable(_))) => true,
             Err(e) => return Err(e),
@@ -1295,17 +1312,31 @@ impl Profile {
             .unwrap_or_default();
         let missing: Vec<DeviceId> = devices.difference(&shared).copied().collect();
         if !missing.is_empty() {
+            if offline {
+                return Err(ClientError::Relay(RelayError::Unreachable(
+                    "the room key must reach new devices first".into(),
+                )));
+            }
             let reached = self.olm_reach(&missing, &mut report).await?;
-            let mut audience: BTreeSet<DeviceId> = shared;
-            audience.extend(reached.iter().copied());
-            audience.insert(self.id.device);
             let out = self
                 .outbound
                 .get_mut(&room)
                 .ok_or_else(|| ClientError::Integrity("outbound session".into()))?;
-            let key = out.share(self.id.device, &audience);
+            // The audience is every device allowed now; the ones without prekeys get the
+            // key at a later sync (their messages wait, then decrypt).
+            let key = out.share(self.id.device, &devices);
             self.deliver_key(&key, &reached).await?;
             let _ = self.timeline.add_key(self.id.device, &key);
+            let later: BTreeSet<DeviceId> = missing
+                .iter()
+                .filter(|d| **d != self.id.device && !reached.contains(d))
+                .copied()
+                .collect();
+            if later.is_empty() {
+                self.local.undelivered.remove(&hex::encode(room));
+            } else {
+                self.local.undelivered.insert(hex::encode(room), later);
+            }
         }
         let out = self
             .outbound
@@ -1503,6 +1534,54 @@ impl Profile {
         }
     }
 
+    /// Retries room keys that could not reach some devices when they were shared.
+    async fn deliver_late_keys(&mut self, report: &mut SyncReport) -> Result<()> {
+        let pending: Vec<(String, BTreeSet<DeviceId>)> = self
+            .local
+            .undelivered
+            .iter()
+            .map(|(r, d)| (r.clone(), d.clone()))
+            .collect();
+        for (room_hex, devices) in pending {
+            let mut room = [0u8; 16];
+            if hex::decode_to_slice(&room_hex, &mut room).is_err() {
+                self.local.undelivered.remove(&room_hex);
+                continue;
+            }
+            // Only devices still allowed in the room, and only this session's audience.
+            let allowed = self.file_devices(FileId(room))?;
+            let Some(audience) = self.outbound.get(&room).map(|o| o.shared_with().clone()) else {
+                self.local.undelivered.remove(&room_hex);
+                continue;
+            };
+            let targets: Vec<DeviceId> = devices
+                .iter()
+                .filter(|d| allowed.contains(d) && audience.contains(d))
+                .copied()
+                .collect();
+            let reached = self.olm_reach(&targets, report).await?;
+            if !reached.is_empty() {
+                let key = self
+                    .outbound
+                    .get_mut(&room)
+                    .map(|o| o.share(self.id.device, &audience))
+                    .ok_or_else(|| ClientError::Integrity("outbound session".into()))?;
+                self.deliver_key(&key, &reached).await?;
+            }
+            let left: BTreeSet<DeviceId> = targets
+                .into_iter()
+                .filter(|d| !reached.contains(d))
+                .collect();
+            if left.is_empty() {
+                self.local.undelivered.remove(&room_hex);
+            } else {
+                self.local.undelivered.insert(room_hex, left);
+            }
+            self.commit()?;
+        }
+        Ok(())
+    }
+
     async fn flush_outbox(&mut self, report: &mut SyncReport) -> Result<()> {
         while let Some(o) = self.local.outbox.first().cloned() {
             let mut room = [0u8; 16];
@@ -1536,6 +1615,7 @@ impl Profile {
             self.sync_room(file, report).await?;
         }
         self.commit()?;
+        self.deliver_late_keys(report).await?;
         // The outbox goes last: every own message the relay already has was seen above.
         self.flush_outbox(report).await?;
         report.waiting = self.timeline.waiting();
@@ -1614,6 +1694,23 @@ fn role_name(r: Role) -> &'static str {
         Role::Admin => "admin",
         Role::Member => "member",
         Role::Auditor => "auditor",
+    }
+}
+
+/// Failpoint for crash tests: with `LEDGERLINE_CRASH_AFTER_COMMITS=n` in the environment
+/// the process aborts right after its n-th local commit, as a power cut or `kill -9`
+/// would stop it between two transactions.
+fn crash_after_commit() {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COMMITS: AtomicU64 = AtomicU64::new(0);
+    let Some(limit) = std::env::var("LEDGERLINE_CRASH_AFTER_COMMITS")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+    else {
+        return;
+    };
+    if COMMITS.fetch_add(1, Ordering::SeqCst) + 1 >= limit {
+        std::process::abort();
     }
 }
 

@@ -95,6 +95,9 @@ impl Transport for HttpTransport {
     }
 }
 
+/// How often a rate-limited call is retried (pauses 0.2 s, 0.4 s, ... 3.2 s).
+pub const RATE_LIMIT_RETRIES: usize = 5;
+
 /// A transport error with its causes ("error sending request: ... Connection refused"),
 /// without the URL (which may carry ids).
 fn describe(e: reqwest::Error) -> String {
@@ -256,7 +259,8 @@ impl<T: Transport> RelayClient<T> {
         }
     }
 
-    /// A signed call with a JSON body (or none).
+    /// A signed call with a JSON body (or none). A `429` is retried a few times with
+    /// growing pauses, each time freshly signed (a resent signature would be a replay).
     pub async fn call(
         &self,
         signer: &impl DeviceSigner,
@@ -267,6 +271,27 @@ impl<T: Transport> RelayClient<T> {
         let body = body
             .map(|b| serde_json::to_vec(&b).unwrap_or_default())
             .unwrap_or_default();
+        let mut pause = std::time::Duration::from_millis(200);
+        for _ in 0..RATE_LIMIT_RETRIES {
+            match self.call_once(signer, method, path, &body).await {
+                Err(RelayError::Refused { status: 429, .. }) => {
+                    tokio::time::sleep(pause).await;
+                    pause = pause.saturating_mul(2);
+                }
+                other => return other,
+            }
+        }
+        self.call_once(signer, method, path, &body).await
+    }
+
+    async fn call_once(
+        &self,
+        signer: &impl DeviceSigner,
+        method: &str,
+        path: &str,
+        body: &[u8],
+    ) -> Result<Value, RelayError> {
+        let body = body.to_vec();
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_millis() as u64)

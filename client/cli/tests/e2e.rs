@@ -1,0 +1,508 @@
+//! End to end: a real relay (over real loopback HTTP, restarted on the same data) and three
+//! people, each a `ledgerline` profile driven as a separate process, exactly as a firm
+//! would script it. Covers onboarding with fingerprints, customer files, grants and
+//! removal (new epoch), chat with a late room key, search, the outbox across a relay
+//! outage, a client killed mid-sync, and relays that send garbage or drop connections.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use ledgerline_relay::config::Config;
+use ledgerline_relay::state::AppState;
+use ledgerline_relay::store::sqlite::SqliteStore;
+use serde_json::Value;
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const PASS: &str = "hasło testowe";
+const FILE: &str = "Kowalski sp. z o.o.";
+
+/// The relay, in this process, on a fixed loopback address so it can come back.
+struct Relay {
+    addr: SocketAddr,
+    dir: PathBuf,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Relay {
+    async fn start(dir: &Path, addr: SocketAddr) -> Self {
+        std::fs::create_dir_all(dir).unwrap();
+        let config = Config {
+            listen: addr,
+            data_dir: dir.to_owned(),
+            ..Config::default()
+        };
+        let store = SqliteStore::open(&config.database_path()).unwrap();
+        let (listener, addr) = ledgerline_relay::server::bind(&config).await.unwrap();
+        let state = AppState::load(config, store).await.unwrap();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            let _ = ledgerline_relay::server::serve(listener, state, async {
+                let _ = rx.await;
+            })
+            .await;
+        });
+        Self {
+            addr,
+            dir: dir.to_owned(),
+            stop: Some(tx),
+            task: Some(task),
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    async fn stop(&mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.task.take() {
+            t.await.unwrap();
+        }
+    }
+
+    async fn restart(&mut self) {
+        self.stop().await;
+        *self = Self::start(&self.dir.clone(), self.addr).await;
+    }
+}
+
+/// One finished `ledgerline` run.
+#[derive(Debug)]
+struct Run {
+    code: i32,
+    json: Value,
+    stderr: String,
+}
+
+fn command(profile: &Path, args: &[&str]) -> tokio::process::Command {
+    let mut c = tokio::process::Command::new(env!("CARGO_BIN_EXE_ledgerline"));
+    c.arg("--profile")
+        .arg(profile)
+        .arg("--json")
+        .args(args)
+        .env("LEDGERLINE_PASSPHRASE", PASS)
+        .env_remove("LEDGERLINE_RELAY")
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true);
+    c
+}
+
+async fn run_with(mut c: tokio::process::Command) -> Run {
+    let out = tokio::time::timeout(Duration::from_secs(60), c.output())
+        .await
+        .expect("ledgerline hung")
+        .unwrap();
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        json: serde_json::from_str(stdout.trim()).unwrap_or(Value::Null),
+        stderr: String::from_utf8(out.stderr).unwrap(),
+    }
+}
+
+async fn ll(profile: &Path, args: &[&str]) -> Run {
+    run_with(command(profile, args)).await
+}
+
+/// Runs and insists on success.
+async fn ok(profile: &Path, args: &[&str]) -> Value {
+    let r = ll(profile, args).await;
+    assert_eq!(r.code, 0, "ledgerline {args:?} failed: {}", r.stderr);
+    r.json
+}
+
+fn bodies(read: &Value) -> Vec<String> {
+    read["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            if m["waiting_for_key"].as_bool().unwrap() {
+                "(waiting)".to_owned()
+            } else if m["deleted"].as_bool().unwrap() {
+                "(deleted)".to_owned()
+            } else {
+                m["body"].as_str().unwrap().to_owned()
+            }
+        })
+        .collect()
+}
+
+struct Firm {
+    owner: PathBuf,
+    anna: PathBuf,
+    bartek: PathBuf,
+}
+
+/// Founds a firm and brings in Anna and Bartek through invitations and fingerprints.
+async fn found(dir: &Path, relay: &str) -> Firm {
+    let f = Firm {
+        owner: dir.join("owner"),
+        anna: dir.join("anna"),
+        bartek: dir.join("bartek"),
+    };
+    let o = ok(
+        &f.owner,
+        &[
+            "firm",
+            "create",
+            "--relay",
+            relay,
+            "--firm",
+            "Biuro Rachunkowe Nowak",
+            "--me",
+            "Ewa Nowak",
+        ],
+    )
+    .await;
+    assert_eq!(o["fingerprint"].as_str().unwrap().len(), 24);
+    for (who, profile) in [("Anna Kowalczyk", &f.anna), ("Bartek Zieliński", &f.bartek)] {
+        let code = ok(&f.owner, &["invite", "create", "--name", who]).await["code"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let joined = ok(
+            profile,
+            &["join", "--relay", relay, "--code", &code, "--me", who],
+        )
+        .await;
+        let fp = joined["fingerprint"].as_str().unwrap().to_owned();
+        // Not approved yet: a clear refusal, nothing else.
+        let early = ll(profile, &["sync"]).await;
+        assert_eq!(early.code, 7, "{}", early.stderr);
+        assert!(early.stderr.contains("not approved"), "{}", early.stderr);
+        // A wrong fingerprint is refused and changes nothing.
+        let wrong = ll(
+            &f.owner,
+            &["approve", who, "--fingerprint", "0000 0000 0000 0000 0000"],
+        )
+        .await;
+        assert_eq!(wrong.code, 5, "{}", wrong.stderr);
+        assert!(wrong.stderr.contains("fingerprint_mismatch"));
+        ok(&f.owner, &["approve", who, "--fingerprint", &fp]).await;
+        ok(profile, &["sync"]).await;
+    }
+    f
+}
+
+fn names(v: &Value, list: &str, field: &str) -> BTreeSet<String> {
+    v[list]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m[field].as_str().unwrap_or("?").to_owned())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_firm_works_end_to_end_through_the_cli() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut relay = Relay::start(&dir.path().join("relay"), "127.0.0.1:0".parse().unwrap()).await;
+    let url = relay.url();
+    let f = found(dir.path(), &url).await;
+
+    // The roster as everyone sees it.
+    let members = ok(&f.anna, &["member", "list"]).await;
+    assert_eq!(members["members"].as_array().unwrap().len(), 3);
+    let roles = names(&ok(&f.owner, &["member", "list"]).await, "members", "role");
+    assert_eq!(roles, BTreeSet::from(["admin".into(), "member".into()]));
+    assert_eq!(
+        names(&ok(&f.owner, &["member", "list"]).await, "members", "name"),
+        BTreeSet::from([
+            "Ewa Nowak".into(),
+            "Anna Kowalczyk".into(),
+            "Bartek Zieliński".into()
+        ])
+    );
+    let devices = ok(&f.bartek, &["device", "list"]).await;
+    assert_eq!(devices["devices"].as_array().unwrap().len(), 3);
+    // Only admins administer.
+    let r = ll(&f.anna, &["file", "create", "Nie moje"]).await;
+    assert_eq!(r.code, 7, "{}", r.stderr);
+    let r = ll(&f.anna, &["invite", "create", "--name", "X"]).await;
+    assert_eq!(r.code, 7, "{}", r.stderr);
+
+    // A customer file; Anna is granted, Bartek is not.
+    let file = ok(&f.owner, &["file", "create", FILE]).await["file"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    ok(&f.owner, &["chat", "send", FILE, "Notatka założycielska"]).await;
+    ok(&f.owner, &["file", "grant", FILE, "Anna Kowalczyk"]).await;
+    ok(
+        &f.owner,
+        &["chat", "send", FILE, "Pani Anno, proszę o deklarację VAT-7"],
+    )
+    .await;
+    let files = ok(&f.anna, &["file", "list"]).await;
+    assert_eq!(
+        names(&files, "files", "name"),
+        BTreeSet::from([FILE.into()])
+    );
+    let read = ok(&f.anna, &["chat", "read", FILE]).await;
+    assert_eq!(
+        bodies(&read).last().unwrap(),
+        "Pani Anno, proszę o deklarację VAT-7"
+    );
+    // The same file by id.
+    assert_eq!(ok(&f.anna, &["chat", "read", &file]).await["file"], file);
+    ok(&f.anna, &["chat", "send", FILE, "Zrobione, wysyłam jutro"]).await;
+    let seq = ok(&f.anna, &["chat", "send", FILE, "Literówka"]).await["seq"]
+        .as_u64()
+        .unwrap();
+    ok(
+        &f.anna,
+        &["chat", "edit", FILE, &seq.to_string(), "Poprawione"],
+    )
+    .await;
+    let r = ll(&f.bartek, &["chat", "read", FILE]).await;
+    assert_eq!(r.code, 6, "Bartek has no access: {}", r.stderr);
+    let owner_view = bodies(&ok(&f.owner, &["chat", "read", FILE]).await);
+    assert_eq!(
+        owner_view,
+        vec![
+            "Notatka założycielska",
+            "Pani Anno, proszę o deklarację VAT-7",
+            "Zrobione, wysyłam jutro",
+            "Poprawione"
+        ]
+    );
+    // Search is local and folds Polish diacritics.
+    let hits = ok(&f.anna, &["search", "deklaracje"]).await;
+    assert!(hits["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|h| h["text"].as_str().unwrap().contains("deklarację VAT-7")));
+    assert!(ok(&f.bartek, &["search", "deklaracje"]).await["results"]
+        .as_array()
+        .unwrap()
+        .is_empty());
+
+    // A late room key: Bartek is granted while his device has no prekeys left on the
+    // relay... simulated by a new device that never synced: Cezary joins but stays idle.
+    let cezary = dir.path().join("cezary");
+    let code = ok(&f.owner, &["invite", "create", "--name", "Cezary"]).await["code"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let fp = ok(
+        &cezary,
+        &["join", "--relay", &url, "--code", &code, "--me", "Cezary"],
+    )
+    .await["fingerprint"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    ok(&f.owner, &["approve", "Cezary", "--fingerprint", &fp]).await;
+    ok(&f.owner, &["file", "grant", FILE, "Cezary"]).await;
+    ok(&f.owner, &["chat", "send", FILE, "Witamy Cezarego"]).await;
+    // Cezary's first sync: the message is there, its key is not (he had no prekeys).
+    let first = ok(&cezary, &["chat", "read", FILE]).await;
+    assert_eq!(bodies(&first).last().unwrap(), "(waiting)");
+    // The owner's next sync delivers the key; Cezary's next read decrypts the message.
+    ok(&f.owner, &["sync"]).await;
+    let later = ok(&cezary, &["chat", "read", FILE]).await;
+    assert_eq!(bodies(&later).last().unwrap(), "Witamy Cezarego");
+
+    // Anna is removed from the file: a new epoch; she reads nothing new and cannot post.
+    let removed = ok(&f.owner, &["file", "remove", FILE, "Anna Kowalczyk"]).await;
+    assert_eq!(removed["epoch"], 1);
+    ok(&f.owner, &["chat", "send", FILE, "Po odejściu Anny: tajne"]).await;
+    let r = ll(&f.anna, &["chat", "send", FILE, "Czy mam jeszcze dostęp?"]).await;
+    assert_eq!(r.code, 7, "{}", r.stderr);
+    let anna_sync = ok(&f.anna, &["sync"]).await;
+    assert_eq!(anna_sync["messages"], 0);
+    assert!(ok(&f.anna, &["search", "tajne"]).await["results"]
+        .as_array()
+        .unwrap()
+        .is_empty());
+    let files = ok(&f.owner, &["file", "list"]).await;
+    assert_eq!(files["files"][0]["epoch"], 1);
+    // Cezary keeps the whole history through the epoch chain and reads the new message.
+    let c = ok(&cezary, &["chat", "read", FILE]).await;
+    assert_eq!(bodies(&c).last().unwrap(), "Po odejściu Anny: tajne");
+    let cf = ok(&cezary, &["file", "list"]).await;
+    assert_eq!(cf["files"][0]["epoch"], 1);
+    assert_eq!(cf["files"][0]["name"], FILE);
+
+    // The relay goes down: the message waits in the outbox (exit 75), then goes out once.
+    relay.stop().await;
+    let r = ll(&f.owner, &["chat", "send", FILE, "Wysłane w czasie awarii"]).await;
+    assert_eq!(r.code, 75, "{}", r.stderr);
+    let r = ll(&f.owner, &["sync"]).await;
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert!(r.stderr.contains("relay_unreachable"), "{}", r.stderr);
+    relay.restart().await;
+    let s = ok(&f.owner, &["sync"]).await;
+    assert_eq!(s["sent"], 1);
+    assert_eq!(ok(&f.owner, &["sync"]).await["sent"], 0);
+    let c = bodies(&ok(&cezary, &["chat", "read", FILE]).await);
+    assert_eq!(
+        c.iter()
+            .filter(|b| b.as_str() == "Wysłane w czasie awarii")
+            .count(),
+        1
+    );
+
+    // The store on disk is unreadable without the passphrase.
+    let mut c = command(&f.owner, &["whoami"]);
+    c.env("LEDGERLINE_PASSPHRASE", "złe hasło");
+    let r = run_with(c).await;
+    assert_eq!(r.code, 8, "{}", r.stderr);
+    let db = std::fs::read(f.owner.join("ledgerline.db")).unwrap();
+    for needle in [FILE.as_bytes(), b"Notatka", b"SQLite format 3"] {
+        assert!(!db.windows(needle.len()).any(|w| w == needle));
+    }
+    relay.stop().await;
+}
+
+/// Serves every connection with `answer` (or closes it at once when empty).
+async fn bad_relay(answer: &'static [u8]) -> String {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = l.accept().await {
+            tokio::spawn(async move {
+                if !answer.is_empty() {
+                    let mut buf = [0u8; 4096];
+                    let _ = s.read(&mut buf).await;
+                    let _ = s.write_all(answer).await;
+                }
+                let _ = s.shutdown().await;
+            });
+        }
+    });
+    format!("http://{addr}")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_clients_and_bad_relays_lose_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut relay = Relay::start(&dir.path().join("relay"), "127.0.0.1:0".parse().unwrap()).await;
+    let url = relay.url();
+    let f = found(dir.path(), &url).await;
+    ok(&f.owner, &["file", "create", FILE]).await;
+    ok(&f.owner, &["file", "grant", FILE, "Bartek Zieliński"]).await;
+    ok(&f.owner, &["chat", "send", FILE, "pierwsza"]).await;
+    ok(&f.bartek, &["sync"]).await;
+
+    // Many messages, then Bartek's sync is killed at several points and resumed.
+    const N: usize = 240;
+    {
+        use ledgerline_client_core::profile::{Profile, Unlock};
+        use ledgerline_client_core::room::RoomEvent;
+        let mut p = Profile::open(
+            &f.owner,
+            Unlock::Passphrase(zeroize::Zeroizing::new(PASS.into())),
+        )
+        .unwrap();
+        let file = p.resolve_file(FILE).unwrap();
+        for i in 0..N {
+            p.send(
+                file,
+                RoomEvent::Text {
+                    body: format!("wiadomość {i}"),
+                    reply_to: None,
+                },
+            )
+            .await
+            .unwrap();
+        }
+    }
+    // Deterministic crashes between two local commits (the failpoint aborts the process),
+    // then kills at arbitrary moments. After each, what is stored is a prefix that grows.
+    let stored = || {
+        use ledgerline_client_core::profile::{Profile, Unlock};
+        let p = Profile::open(
+            &f.bartek,
+            Unlock::Passphrase(zeroize::Zeroizing::new(PASS.into())),
+        )
+        .unwrap();
+        let file = p.resolve_file(FILE).unwrap();
+        let seqs: Vec<u64> = p
+            .conversation(file)
+            .unwrap()
+            .iter()
+            .map(|m| m.seq)
+            .collect();
+        assert_eq!(seqs, (1..=seqs.len() as u64).collect::<Vec<_>>());
+        seqs.len()
+    };
+    let mut seen = vec![stored()];
+    for after in [3u64, 1, 1] {
+        let mut c = command(&f.bartek, &["sync"]);
+        c.env("LEDGERLINE_CRASH_AFTER_COMMITS", after.to_string());
+        let r = run_with(c).await;
+        assert_ne!(r.code, 0, "the failpoint must stop the process");
+        seen.push(stored());
+    }
+    assert!(seen.windows(2).all(|w| w[0] <= w[1]), "{seen:?}");
+    assert!(
+        seen.iter().any(|n| *n > 1 && *n < N + 1),
+        "no crash landed mid-sync: {seen:?}"
+    );
+    for delay_ms in [100u64, 250, 400] {
+        let mut child = command(&f.bartek, &["sync"]).spawn().unwrap();
+        tokio::time::sleep(Duration::from_millis(delay_ms)).await;
+        let _ = child.start_kill();
+        let _ = child.wait().await;
+    }
+    let read = ok(&f.bartek, &["chat", "read", FILE]).await;
+    let msgs = read["messages"].as_array().unwrap();
+    let seqs: Vec<u64> = msgs.iter().map(|m| m["seq"].as_u64().unwrap()).collect();
+    assert_eq!(
+        seqs,
+        (1..=(N as u64 + 1)).collect::<Vec<_>>(),
+        "gap or duplicate"
+    );
+    let b = bodies(&read);
+    assert_eq!(b[0], "pierwsza");
+    for i in 0..N {
+        assert_eq!(b[i + 1], format!("wiadomość {i}"));
+    }
+
+    // A relay that answers garbage: a clear error (exit 5), nothing changes locally.
+    let garbage = bad_relay(b"HTTP/1.1 200 OK\r\ncontent-length: 6\r\n\r\n<html>").await;
+    let mut c = command(&f.bartek, &["sync"]);
+    c.env("LEDGERLINE_RELAY", &garbage);
+    let r = run_with(c).await;
+    assert_eq!(r.code, 5, "{}", r.stderr);
+    assert!(r.stderr.contains("relay_garbage"), "{}", r.stderr);
+    let mut c = command(&f.bartek, &["chat", "send", FILE, "przez zły serwer"]);
+    c.env("LEDGERLINE_RELAY", &garbage);
+    assert_eq!(run_with(c).await.code, 5);
+
+    // A relay that drops every connection: unreachable (exit 3); a message whose key
+    // everyone already has is queued (exit 75) and sent once when the real relay is back.
+    let dropper = bad_relay(b"").await;
+    let mut c = command(&f.bartek, &["sync"]);
+    c.env("LEDGERLINE_RELAY", &dropper);
+    assert_eq!(run_with(c).await.code, 3);
+    ok(&f.bartek, &["chat", "send", FILE, "klucz już rozdany"]).await;
+    let mut c = command(&f.bartek, &["chat", "send", FILE, "w kolejce"]);
+    c.env("LEDGERLINE_RELAY", &dropper);
+    let r = run_with(c).await;
+    assert_eq!(r.code, 75, "{}", r.stderr);
+    // Killed while the outbox is being flushed, then run again: exactly one copy.
+    let mut child = command(&f.bartek, &["sync"]).spawn().unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let _ = child.start_kill();
+    let _ = child.wait().await;
+    ok(&f.bartek, &["sync"]).await;
+    let owner = bodies(&ok(&f.owner, &["chat", "read", FILE]).await);
+    assert_eq!(owner.iter().filter(|b| *b == "w kolejce").count(), 1);
+    assert_eq!(owner.iter().filter(|b| *b == "przez zły serwer").count(), 0);
+    assert_eq!(owner.last().unwrap(), "w kolejce");
+    relay.stop().await;
+}
