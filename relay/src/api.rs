@@ -30,7 +30,7 @@ use tokio::io::AsyncWriteExt;
 
 /// Header carrying a document's release share on upload (hex); its SHA-256 is in the
 /// signed query string.
-pub const RELEASE_SHARE_HEADER: &str = "ledgerline-release-share";
+pub const RELEASE_SHARE_HEADER: &str = ledgerline_protocol::constants::headers::RELEASE_SHARE;
 /// Default page length of list endpoints.
 const DEFAULT_PAGE: u32 = 100;
 

@@ -5,7 +5,10 @@
 
 use clap::{Args, Parser, Subcommand};
 use ledgerline_client_core::onboarding::OnboardingError;
-use ledgerline_client_core::profile::{parse_role, ClientError, Profile, Unlock};
+use ledgerline_client_core::profile::{
+    parse_role, ClientError, DocumentManifest, Phase, Profile, Progress, Unlock,
+};
+use ledgerline_client_core::protocol::ids::FileId;
 use ledgerline_client_core::room::RoomEvent;
 use ledgerline_client_core::store::StoreError;
 use ledgerline_client_core::transport::RelayError;
@@ -13,6 +16,7 @@ use serde_json::{json, Value};
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 use zeroize::Zeroizing;
 
 const EXIT_CODES: &str = "\
@@ -90,6 +94,9 @@ enum Command {
     /// The conversation of a customer file.
     #[command(subcommand)]
     Chat(ChatCmd),
+    /// Documents of a customer file (encrypted on this device, streamed).
+    #[command(subcommand)]
+    Doc(DocCmd),
     /// Full-text search over this device's decrypted data.
     Search {
         /// Words to find (prefixes match; Polish diacritics optional).
@@ -192,6 +199,32 @@ enum ChatCmd {
     },
     /// Sync, then print the conversation.
     Read {
+        /// File name or id.
+        file: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum DocCmd {
+    /// Encrypt and upload a document (progress bar on a terminal).
+    Upload {
+        /// File name or id.
+        file: String,
+        /// The document on disk.
+        path: PathBuf,
+    },
+    /// Download, verify and decrypt a document (the access is logged by the relay).
+    Download {
+        /// File name or id.
+        file: String,
+        /// Document name or id.
+        doc: String,
+        /// Where to write it.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Documents of a file.
+    List {
         /// File name or id.
         file: String,
     },
@@ -333,6 +366,7 @@ fn read_line(prompt: &str) -> Result<String, Failure> {
 async fn run(cli: Cli) -> Result<Output, Failure> {
     let dir = profile_dir(&cli)?;
     let relay_override = cli.relay.clone();
+    let json = cli.json;
     match cli.command {
         Command::Firm(FirmCmd::Create { relay, firm, me }) => {
             let p = Profile::create_firm(&dir, unlock(true)?, &relay, &firm, &me).await?;
@@ -361,12 +395,12 @@ async fn run(cli: Cli) -> Result<Output, Failure> {
             if let Some(relay) = &relay_override {
                 p.use_relay(relay)?;
             }
-            with_profile(&mut p, command).await
+            with_profile(&mut p, command, json).await
         }
     }
 }
 
-async fn with_profile(p: &mut Profile, command: Command) -> Result<Output, Failure> {
+async fn with_profile(p: &mut Profile, command: Command, json: bool) -> Result<Output, Failure> {
     match command {
         Command::Firm(_) | Command::Join { .. } => Err(usage("a profile already exists here")),
         Command::Invite(InviteCmd::Create { name, role }) => {
@@ -443,6 +477,7 @@ async fn with_profile(p: &mut Profile, command: Command) -> Result<Output, Failu
         }
         Command::File(cmd) => file(p, cmd).await,
         Command::Chat(cmd) => chat(p, cmd).await,
+        Command::Doc(cmd) => doc(p, cmd, json).await,
         Command::Search { query, limit } => {
             let hits = p.search(&query, limit)?;
             let text = hits
@@ -542,6 +577,104 @@ async fn file(p: &mut Profile, cmd: FileCmd) -> Result<Output, Failure> {
     }
 }
 
+/// Resolves a file by name or id, syncing once if this profile does not know it yet.
+async fn file_of(p: &mut Profile, name: &str) -> Result<FileId, Failure> {
+    match p.resolve_file(name) {
+        Err(ClientError::NotFound(_)) => {
+            p.sync().await?;
+            Ok(p.resolve_file(name)?)
+        }
+        other => Ok(other?),
+    }
+}
+
+/// A progress bar on an interactive terminal (never with `--json`).
+fn progress_bar(json: bool) -> (Progress, Option<indicatif::ProgressBar>) {
+    if json || !std::io::stderr().is_terminal() {
+        return (Arc::new(|_, _, _| {}), None);
+    }
+    let bar = indicatif::ProgressBar::new(0);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{msg:>10} [{bar:40}] {bytes}/{total_bytes} {bytes_per_sec} {eta}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+        .progress_chars("=> "),
+    );
+    let b = bar.clone();
+    let cb: Progress = Arc::new(move |phase, done, total| {
+        b.set_message(match phase {
+            Phase::Encrypt => "encrypt",
+            Phase::Upload => "upload",
+            Phase::Download => "download",
+        });
+        b.set_length(total);
+        b.set_position(done);
+    });
+    (cb, Some(bar))
+}
+
+fn manifest_json(m: &DocumentManifest) -> Value {
+    json!({ "document": m.document, "name": m.name, "size": m.size, "sha256": m.sha256, "epoch": m.epoch, "uploaded_ms": m.uploaded_ms })
+}
+
+async fn doc(p: &mut Profile, cmd: DocCmd, json: bool) -> Result<Output, Failure> {
+    match cmd {
+        DocCmd::Upload { file, path } => {
+            let file = file_of(p, &file).await?;
+            let (cb, bar) = progress_bar(json);
+            let m = p.upload_document(file, &path, cb).await;
+            if let Some(b) = bar {
+                b.finish_and_clear();
+            }
+            let m = m?;
+            Ok(Output {
+                text: format!("uploaded {} ({} bytes) as {}", m.name, m.size, m.document),
+                json: manifest_json(&m),
+            })
+        }
+        DocCmd::Download { file, doc, out } => {
+            let file = file_of(p, &file).await?;
+            let doc = match p.resolve_document(file, &doc) {
+                Err(ClientError::NotFound(_)) => {
+                    p.sync().await?;
+                    p.resolve_document(file, &doc)?
+                }
+                other => other?,
+            };
+            let (cb, bar) = progress_bar(json);
+            let m = p.download_document(file, doc, &out, cb).await;
+            if let Some(b) = bar {
+                b.finish_and_clear();
+            }
+            let m = m?;
+            Ok(Output {
+                text: format!(
+                    "{} → {} ({} bytes, SHA-256 verified)",
+                    m.name,
+                    out.display(),
+                    m.size
+                ),
+                json: manifest_json(&m),
+            })
+        }
+        DocCmd::List { file } => {
+            let file = file_of(p, &file).await?;
+            p.sync().await?;
+            let docs = p.documents(file);
+            let text = docs
+                .iter()
+                .map(|m| format!("{}  {:>12}  {}", m.document, m.size, m.name))
+                .collect::<Vec<_>>()
+                .join("\n");
+            Ok(Output {
+                text,
+                json: json!({ "documents": docs.iter().map(manifest_json).collect::<Vec<_>>() }),
+            })
+        }
+    }
+}
+
 async fn chat(p: &mut Profile, cmd: ChatCmd) -> Result<Output, Failure> {
     let (file, event) = match cmd {
         ChatCmd::Read { file } => {
@@ -597,13 +730,7 @@ async fn chat(p: &mut Profile, cmd: ChatCmd) -> Result<Output, Failure> {
         ),
         ChatCmd::Delete { file, seq } => (file, RoomEvent::Delete { target: seq }),
     };
-    let file = match p.resolve_file(&file) {
-        Err(ClientError::NotFound(_)) => {
-            p.sync().await?;
-            p.resolve_file(&file)?
-        }
-        other => other?,
-    };
+    let file = file_of(p, &file).await?;
     let seq = p.send(file, event).await?;
     Ok(Output {
         text: format!("sent #{seq}"),

@@ -506,3 +506,178 @@ async fn killed_clients_and_bad_relays_lose_nothing() {
     assert_eq!(owner.last().unwrap(), "w kolejce");
     relay.stop().await;
 }
+
+fn all_files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                out.extend(all_files(&p));
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn documents_stream_survive_crashes_and_refuse_tampering() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut relay = Relay::start(&dir.path().join("relay"), "127.0.0.1:0".parse().unwrap()).await;
+    let url = relay.url();
+    let f = found(dir.path(), &url).await;
+    ok(&f.owner, &["file", "create", FILE]).await;
+    ok(&f.owner, &["file", "grant", FILE, "Anna Kowalczyk"]).await;
+
+    // A document of a few chunks plus a ragged end, pseudo-random content.
+    let src = dir.path().join("Deklaracja VAT-7 03-2026.pdf");
+    let mut data = Vec::with_capacity(3 * 65_536 + 1234);
+    let mut x: u32 = 7;
+    for _ in 0..(3 * 65_536 + 1234) {
+        x = x.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+        data.push((x >> 16) as u8);
+    }
+    std::fs::write(&src, &data).unwrap();
+    let up = ok(&f.owner, &["doc", "upload", FILE, src.to_str().unwrap()]).await;
+    assert_eq!(up["size"], data.len() as u64);
+    // Anna finds it by name, downloads it; the bytes are the same.
+    let out = dir.path().join("anna.pdf");
+    let got = ok(
+        &f.anna,
+        &[
+            "doc",
+            "download",
+            FILE,
+            "Deklaracja VAT-7 03-2026.pdf",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+    )
+    .await;
+    assert_eq!(got["sha256"], up["sha256"]);
+    assert_eq!(std::fs::read(&out).unwrap(), data);
+    assert!(ok(&f.anna, &["search", "deklaracja"]).await["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|h| h["kind"] == "document"));
+    // Bartek has no access: refused, nothing written.
+    let r = ll(
+        &f.bartek,
+        &["doc", "download", FILE, "x", "--out", "/nonexistent/x"],
+    )
+    .await;
+    assert_eq!(r.code, 6, "{}", r.stderr);
+    // The relay never saw the name or the content.
+    for p in all_files(&dir.path().join("relay")) {
+        let bytes = std::fs::read(&p).unwrap();
+        for needle in [&b"Deklaracja VAT-7"[..], &data[1000..1064]] {
+            assert!(
+                !bytes.windows(needle.len()).any(|w| w == needle),
+                "{} holds plaintext",
+                p.display()
+            );
+        }
+    }
+
+    // Crash right after the spool is written, before any byte is sent: `sync` finishes.
+    let big = dir.path().join("wyciąg bankowy.csv");
+    std::fs::write(&big, vec![b'7'; 24 << 20]).unwrap();
+    let mut c = command(&f.owner, &["doc", "upload", FILE, big.to_str().unwrap()]);
+    c.env("LEDGERLINE_CRASH_AFTER_COMMITS", "1");
+    assert_ne!(run_with(c).await.code, 0);
+    assert_eq!(ok(&f.owner, &["sync"]).await["uploads_finished"], 1);
+    assert_eq!(ok(&f.owner, &["sync"]).await["uploads_finished"], 0);
+    // Aborted in the middle of the body (the relay sees the connection drop): `sync`
+    // sends it again from the spool, once.
+    let mut c = command(&f.owner, &["doc", "upload", FILE, big.to_str().unwrap()]);
+    c.env(
+        "LEDGERLINE_CRASH_AFTER_UPLOAD_BYTES",
+        (10u64 << 20).to_string(),
+    );
+    assert_ne!(run_with(c).await.code, 0);
+    assert_eq!(all_files(&f.owner.join("spool")).len(), 1);
+    assert_eq!(ok(&f.owner, &["sync"]).await["uploads_finished"], 1);
+    // Killed at arbitrary moments; each killed run is at most one document.
+    let big2 = dir.path().join("księga główna.csv");
+    std::fs::write(&big2, vec![b'9'; 40 << 20]).unwrap();
+    for delay_ms in [300u64, 900] {
+        let mut child = command(&f.owner, &["doc", "upload", FILE, big2.to_str().unwrap()])
+            .spawn()
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(delay_ms)).await;
+        let _ = child.start_kill();
+        let _ = child.wait().await;
+    }
+    ok(&f.owner, &["sync"]).await;
+    let docs = ok(&f.anna, &["doc", "list", FILE]).await;
+    let names: Vec<String> = docs["documents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["name"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        names.iter().filter(|n| *n == "wyciąg bankowy.csv").count(),
+        2,
+        "one per upload run that got past its spool: {names:?}"
+    );
+    assert!(
+        names.iter().filter(|n| *n == "księga główna.csv").count() <= 2,
+        "each killed run is at most one upload: {names:?}"
+    );
+    for d in docs["documents"].as_array().unwrap() {
+        if d["name"] != "wyciąg bankowy.csv" {
+            continue;
+        }
+        let out = dir.path().join("wyciag.csv");
+        ok(
+            &f.anna,
+            &[
+                "doc",
+                "download",
+                FILE,
+                d["document"].as_str().unwrap(),
+                "--out",
+                out.to_str().unwrap(),
+            ],
+        )
+        .await;
+        assert_eq!(std::fs::read(&out).unwrap(), vec![b'7'; 24 << 20]);
+    }
+    assert!(all_files(&f.owner.join("spool")).is_empty());
+
+    // The relay flips one byte of the first document: the download fails, nothing is kept.
+    let blob = all_files(&dir.path().join("relay").join("blobs"))
+        .into_iter()
+        .find(|p| std::fs::metadata(p).unwrap().len() == up_ct_size(&data))
+        .expect("the first document's blob");
+    let mut bytes = std::fs::read(&blob).unwrap();
+    bytes[70_000] ^= 1;
+    std::fs::write(&blob, bytes).unwrap();
+    let out = dir.path().join("tampered.pdf");
+    let r = ll(
+        &f.anna,
+        &[
+            "doc",
+            "download",
+            FILE,
+            "Deklaracja VAT-7 03-2026.pdf",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+    )
+    .await;
+    assert_eq!(r.code, 5, "{}", r.stderr);
+    assert!(!out.exists());
+    assert!(!dir.path().join("tampered.pdf.partial").exists());
+    relay.stop().await;
+}
+
+/// Ciphertext size of a document of `data.len()` bytes: header + one tag per chunk.
+fn up_ct_size(data: &[u8]) -> u64 {
+    let chunks = data.len().div_ceil(65_536).max(1);
+    (36 + data.len() + 16 * chunks) as u64
+}

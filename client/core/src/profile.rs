@@ -28,6 +28,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use zeroize::{Zeroize, Zeroizing};
 
+mod documents;
+pub use documents::{DocumentManifest, Phase, Progress};
+
 /// The store file inside a profile directory.
 pub const STORE_FILE: &str = "ledgerline.db";
 /// The Argon2id salt next to it (not secret).
@@ -210,6 +213,12 @@ struct LocalState {
     /// received its key yet (no prekeys at the time); retried at every sync.
     #[serde(default)]
     undelivered: BTreeMap<String, BTreeSet<DeviceId>>,
+    /// Document manifests by file, from records.
+    #[serde(default)]
+    documents: BTreeMap<FileId, BTreeMap<ledgerline_protocol::ids::DocumentId, DocumentManifest>>,
+    /// Uploads spooled but not yet confirmed (hold their release shares).
+    #[serde(default)]
+    uploads: Vec<documents::PendingUpload>,
 }
 
 impl Drop for LocalState {
@@ -315,6 +324,8 @@ pub struct SyncReport {
     pub waiting: usize,
     /// Outbox messages sent.
     pub sent: usize,
+    /// Uploads a crash had interrupted, now finished.
+    pub uploads_finished: usize,
     /// Problems that did not stop the sync (bad data from a peer, skipped).
     pub warnings: Vec<String>,
 }
@@ -990,7 +1001,11 @@ impl Profile {
                 });
             match opened {
                 Ok(plain) => {
-                    if rec.record == FILE_PROFILE_RECORD {
+                    if let Ok(m) = serde_json::from_slice::<DocumentManifest>(&plain) {
+                        if m.kind == "document" {
+                            self.remember_document(file, &m)?;
+                        }
+                    } else if rec.record == FILE_PROFILE_RECORD {
                         let v: serde_json::Value =
                             serde_json::from_slice(&plain).unwrap_or_default();
                         if let Some(name) = v.get("name").and_then(|n| n.as_str()) {
@@ -1616,6 +1631,7 @@ impl Profile {
         }
         self.commit()?;
         self.deliver_late_keys(report).await?;
+        report.uploads_finished = self.resume_uploads().await?;
         // The outbox goes last: every own message the relay already has was seen above.
         self.flush_outbox(report).await?;
         report.waiting = self.timeline.waiting();
@@ -1710,6 +1726,18 @@ fn crash_after_commit() {
         return;
     };
     if COMMITS.fetch_add(1, Ordering::SeqCst) + 1 >= limit {
+        std::process::abort();
+    }
+}
+
+/// Failpoint for crash tests: with `LEDGERLINE_CRASH_AFTER_UPLOAD_BYTES=n` the process
+/// aborts once n bytes of a document body have been handed to the connection.
+fn crash_after_upload_bytes(sent: u64) {
+    if std::env::var("LEDGERLINE_CRASH_AFTER_UPLOAD_BYTES")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .is_some_and(|limit| sent >= limit)
+    {
         std::process::abort();
     }
 }

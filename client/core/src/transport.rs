@@ -2,6 +2,7 @@
 //! [`RelayClient`] that signs every request as the device and turns the relay's answers
 //! into typed results — or into a clear error when the relay is down or misbehaves.
 
+use futures_util::StreamExt;
 use ledgerline_protocol::ids::{DeviceId, FileId, FirmId, MemberId, RecordId};
 use ledgerline_protocol::keys::DeviceSigner;
 use ledgerline_protocol::prekeys::SignedPrekey;
@@ -174,6 +175,46 @@ pub struct RoomInfo {
     pub devices: Vec<DeviceId>,
 }
 
+/// Turns a relay answer into JSON or a clear error.
+fn interpret(status: u16, bytes: &[u8]) -> Result<Value, RelayError> {
+    let parsed: Option<Value> = if bytes.is_empty() {
+        Some(Value::Null)
+    } else {
+        serde_json::from_slice(bytes).ok()
+    };
+    match (status, parsed) {
+        (200..=299, Some(v)) => Ok(v),
+        (200..=299, None) => Err(RelayError::Garbage(format!(
+            "status {status} with a body that is not JSON"
+        ))),
+        (_, Some(v)) if field_of(&v, "code").is_string() => Err(RelayError::Refused {
+            status,
+            code: field_of(&v, "code").as_str().unwrap_or_default().to_owned(),
+            message: field_of(&v, "message")
+                .as_str()
+                .unwrap_or_default()
+                .chars()
+                .take(300)
+                .collect(),
+        }),
+        (_, _) => Err(RelayError::Garbage(format!(
+            "status {status} without an error body"
+        ))),
+    }
+}
+
+fn sha256(bytes: &[u8]) -> [u8; 32] {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes).into()
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
 /// A JSON member, `Null` when absent (indexing `Value` never panics; this says so).
 fn field_of<'a>(v: &'a Value, name: &str) -> &'a Value {
     v.get(name).unwrap_or(&Value::Null)
@@ -233,30 +274,27 @@ impl<T: Transport> RelayClient<T> {
         body: Vec<u8>,
     ) -> Result<Value, RelayError> {
         let (status, bytes) = self.transport.send(method, path, headers, body).await?;
-        let parsed: Option<Value> = if bytes.is_empty() {
-            Some(Value::Null)
-        } else {
-            serde_json::from_slice(&bytes).ok()
-        };
-        match (status, parsed) {
-            (200..=299, Some(v)) => Ok(v),
-            (200..=299, None) => Err(RelayError::Garbage(format!(
-                "status {status} with a body that is not JSON"
-            ))),
-            (_, Some(v)) if field_of(&v, "code").is_string() => Err(RelayError::Refused {
-                status,
-                code: field_of(&v, "code").as_str().unwrap_or_default().to_owned(),
-                message: field_of(&v, "message")
-                    .as_str()
-                    .unwrap_or_default()
-                    .chars()
-                    .take(300)
-                    .collect(),
-            }),
-            (_, _) => Err(RelayError::Garbage(format!(
-                "status {status} without an error body"
-            ))),
-        }
+        interpret(status, &bytes)
+    }
+
+    fn signed_headers(
+        &self,
+        signer: &impl DeviceSigner,
+        method: &str,
+        path: &str,
+        body_sha256: [u8; 32],
+    ) -> Result<Vec<(&'static str, String)>, RelayError> {
+        let head = RequestHead::with_body_sha256(
+            self.firm,
+            self.device,
+            method,
+            path,
+            now_ms(),
+            body_sha256,
+            &mut rand_core::OsRng,
+        )
+        .map_err(|e| RelayError::Garbage(format!("cannot sign this request: {e}")))?;
+        Ok(head.sign(signer).http_headers().to_vec())
     }
 
     /// A signed call with a JSON body (or none). A `429` is retried a few times with
@@ -291,23 +329,8 @@ impl<T: Transport> RelayClient<T> {
         path: &str,
         body: &[u8],
     ) -> Result<Value, RelayError> {
-        let body = body.to_vec();
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis() as u64)
-            .unwrap_or(0);
-        let head = RequestHead::new(
-            self.firm,
-            self.device,
-            method,
-            path,
-            now,
-            &body,
-            &mut rand_core::OsRng,
-        )
-        .map_err(|e| RelayError::Garbage(format!("cannot sign this request: {e}")))?;
-        let headers = head.sign(signer).http_headers().to_vec();
-        self.exchange(method, path, headers, body).await
+        let headers = self.signed_headers(signer, method, path, sha256(body))?;
+        self.exchange(method, path, headers, body.to_vec()).await
     }
 
     /// Creates the firm from its first roster events (unauthenticated).
@@ -781,6 +804,161 @@ impl<T: Transport> RelayClient<T> {
             .collect::<Result<Vec<_>, RelayError>>()?;
         let next = field_of(&v, "next").as_u64().unwrap_or(since);
         Ok((records, next))
+    }
+}
+
+/// A document's release as the relay answers it.
+#[derive(Debug)]
+pub struct Release {
+    /// The release share (a secret: zeroized on drop).
+    pub share: zeroize::Zeroizing<[u8; 32]>,
+    /// The epoch the document was encrypted under.
+    pub epoch: u64,
+    /// Index of the audit-log leaf holding this device's signed request.
+    pub audit_index: u64,
+}
+
+/// A document's ciphertext arriving from the relay, chunk by chunk.
+#[derive(Debug)]
+pub struct DownloadStream {
+    res: reqwest::Response,
+    /// Size the relay announced.
+    pub size: Option<u64>,
+}
+
+impl DownloadStream {
+    /// The next piece of the body; `None` at the end.
+    pub async fn next(&mut self) -> Result<Option<Vec<u8>>, RelayError> {
+        self.res
+            .chunk()
+            .await
+            .map(|c| c.map(|b| b.to_vec()))
+            .map_err(|e| RelayError::Unreachable(describe(e)))
+    }
+}
+
+/// Streaming document routes (HTTP only: the body never sits in memory whole).
+impl RelayClient<HttpTransport> {
+    /// Uploads a document ciphertext from `path`, whose SHA-256 the caller computed when
+    /// writing it; `progress(bytes_sent)` is called as the body goes out.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn upload_document(
+        &self,
+        s: &impl DeviceSigner,
+        file: FileId,
+        document: ledgerline_protocol::ids::DocumentId,
+        epoch: u64,
+        share: &[u8; 32],
+        path: &std::path::Path,
+        sha256: [u8; 32],
+        progress: std::sync::Arc<dyn Fn(u64) + Send + Sync>,
+    ) -> Result<(), RelayError> {
+        let share_sha = hex::encode(self::sha256(share));
+        let url_path =
+            format!("/v1/files/{file}/documents/{document}?epoch={epoch}&share_sha256={share_sha}");
+        let mut headers = self.signed_headers(s, "PUT", &url_path, sha256)?;
+        headers.push((
+            ledgerline_protocol::constants::headers::RELEASE_SHARE,
+            hex::encode(share),
+        ));
+        let f = tokio::fs::File::open(path)
+            .await
+            .map_err(|e| RelayError::Unreachable(format!("cannot read the spooled upload: {e}")))?;
+        let len = f
+            .metadata()
+            .await
+            .map_err(|e| RelayError::Unreachable(format!("cannot read the spooled upload: {e}")))?
+            .len();
+        let mut sent = 0u64;
+        let stream = tokio_util::io::ReaderStream::with_capacity(f, 256 * 1024).map(
+            move |chunk: std::io::Result<bytes::Bytes>| {
+                if let Ok(c) = &chunk {
+                    sent += c.len() as u64;
+                    progress(sent);
+                }
+                chunk
+            },
+        );
+        let mut rb = self
+            .transport
+            .client
+            .put(format!("{}{url_path}", self.transport.base))
+            .header("content-length", len.to_string())
+            .timeout(std::time::Duration::from_secs(24 * 3600));
+        for (k, v) in headers {
+            rb = rb.header(k, v);
+        }
+        let res = rb
+            .body(reqwest::Body::wrap_stream(stream))
+            .send()
+            .await
+            .map_err(|e| RelayError::Unreachable(describe(e)))?;
+        let status = res.status().as_u16();
+        let bytes = res
+            .bytes()
+            .await
+            .map_err(|e| RelayError::Unreachable(describe(e)))?;
+        interpret(status, &bytes).map(|_| ())
+    }
+
+    /// Asks for a document's release share: the relay logs this signed request first.
+    pub async fn release_document(
+        &self,
+        s: &impl DeviceSigner,
+        file: FileId,
+        document: ledgerline_protocol::ids::DocumentId,
+    ) -> Result<Release, RelayError> {
+        let v = self
+            .call(
+                s,
+                "POST",
+                &format!("/v1/files/{file}/documents/{document}/release"),
+                None,
+            )
+            .await?;
+        let raw = hex_field(&v, "release_share")?;
+        let share = <[u8; 32]>::try_from(raw.as_slice())
+            .map_err(|_| RelayError::Garbage("release share is not 32 bytes".into()))?;
+        Ok(Release {
+            share: zeroize::Zeroizing::new(share),
+            epoch: uint(&v, "epoch")?,
+            audit_index: uint(&v, "audit_index")?,
+        })
+    }
+
+    /// Starts downloading a document's ciphertext.
+    pub async fn download_document(
+        &self,
+        s: &impl DeviceSigner,
+        file: FileId,
+        document: ledgerline_protocol::ids::DocumentId,
+    ) -> Result<DownloadStream, RelayError> {
+        let path = format!("/v1/files/{file}/documents/{document}");
+        let headers = self.signed_headers(s, "GET", &path, self::sha256(&[]))?;
+        let mut rb = self
+            .transport
+            .client
+            .get(format!("{}{path}", self.transport.base))
+            .timeout(std::time::Duration::from_secs(24 * 3600));
+        for (k, v) in headers {
+            rb = rb.header(k, v);
+        }
+        let res = rb
+            .send()
+            .await
+            .map_err(|e| RelayError::Unreachable(describe(e)))?;
+        let status = res.status().as_u16();
+        if !(200..=299).contains(&status) {
+            let bytes = res
+                .bytes()
+                .await
+                .map_err(|e| RelayError::Unreachable(describe(e)))?;
+            return Err(interpret(status, &bytes)
+                .err()
+                .unwrap_or_else(|| RelayError::Garbage(format!("status {status}"))));
+        }
+        let size = res.content_length();
+        Ok(DownloadStream { res, size })
     }
 }
 

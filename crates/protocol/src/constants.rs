@@ -54,6 +54,8 @@ pub mod headers {
     pub const CONTENT_SHA256: &str = "ledgerline-content-sha256";
     /// Hex of the 64-byte Ed25519 signature.
     pub const SIGNATURE: &str = "ledgerline-signature";
+    /// Hex of a document's release share, on upload only (`relay-api.md`).
+    pub const RELEASE_SHARE: &str = "ledgerline-release-share";
 }
 
 /// Plaintext size of every document chunk but the last (`documents.md`).

@@ -128,6 +128,22 @@ impl RequestHead {
         })
     }
 
+    /// As [`RequestHead::new`] for a body too large to hold in memory, whose SHA-256 the
+    /// caller computed while streaming it (e.g. a document's ciphertext).
+    pub fn with_body_sha256<R: RngCore + CryptoRng>(
+        firm: FirmId,
+        device: DeviceId,
+        method: &str,
+        path: &str,
+        timestamp_ms: u64,
+        body_sha256: [u8; 32],
+        rng: &mut R,
+    ) -> Result<Self, DecodeError> {
+        let mut head = Self::new(firm, device, method, path, timestamp_ms, &[], rng)?;
+        head.body_sha256 = body_sha256;
+        Ok(head)
+    }
+
     /// Encodes the fields (without context) in canonical order.
     fn encode_into(&self, w: &mut Writer) {
         w.u8(PROTOCOL_VERSION)
