@@ -147,7 +147,10 @@ async fn main() {
     assert_eq!(std::fs::metadata(&out).unwrap().len(), bytes);
     let rss_all = peak_rss_mib();
 
-    println!("document: {} MiB, 64 KiB chunks, relay on loopback in this process", args.mib);
+    println!(
+        "document: {} MiB, 64 KiB chunks, relay on loopback in this process",
+        args.mib
+    );
     println!();
     println!("| step | MB/s | ratio to raw AEAD |");
     println!("|---|---:|---:|");

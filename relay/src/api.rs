@@ -1441,21 +1441,14 @@ struct CreateInvite {
     expires_ms: u64,
 }
 
-fn require_admin(c: &Caller) -> Result<(), ApiError> {
-    if c.role == Role::Admin {
-        Ok(())
-    } else {
-        Err(ApiError::forbidden("only an admin may do this"))
-    }
-}
-
-/// An admin opens a mailbox for the join requests of one invitation.
+/// A member opens a mailbox for the join requests of one invitation.
 async fn create_invite<S: Store>(
     State(state): State<AppState<S>>,
     s: SignedJson<CreateInvite>,
 ) -> Result<StatusCode, ApiError> {
+    // Any member may open a mailbox: admins invite people, members link their own new
+    // devices. Who may then be admitted is the roster's rule, not the mailbox's.
     let c = &s.caller;
-    require_admin(c)?;
     let invite = body_id16(&s.body.invite.0)?;
     let now = now_ms();
     if s.body.expires_ms <= now || s.body.expires_ms > now + MAX_INVITE_LIFETIME_MS {
@@ -1506,7 +1499,7 @@ async fn post_join_request<S: Store>(
         ));
     }
     match state.store.invite(invite).await.map_err(store_err)? {
-        Some((_, expires)) if expires > now_ms() => {}
+        Some((_, _, expires)) if expires > now_ms() => {}
         _ => return Err(ApiError::not_found("no open invitation with this id")),
     }
     let id = state
@@ -1533,7 +1526,7 @@ async fn get_invite<S: Store>(
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let invite = path_id16(&invite)?;
     match state.store.invite(invite).await.map_err(store_err)? {
-        Some((firm, expires)) if expires > now_ms() => {
+        Some((firm, _, expires)) if expires > now_ms() => {
             Ok(Json(json!({ "firm": firm, "expires_ms": expires })))
         }
         _ => Err(ApiError::not_found("no open invitation with this id")),
@@ -1545,9 +1538,16 @@ async fn invite_of_caller<S: Store>(
     c: &Caller,
     invite: [u8; 16],
 ) -> Result<(), ApiError> {
-    require_admin(c)?;
     match state.store.invite(invite).await.map_err(store_err)? {
-        Some((firm, _)) if firm == c.firm => Ok(()),
+        Some((firm, creator, _)) if firm == c.firm => {
+            if creator == c.member || c.role == Role::Admin {
+                Ok(())
+            } else {
+                Err(ApiError::forbidden(
+                    "only its creator or an admin may read or close an invitation",
+                ))
+            }
+        }
         _ => Err(ApiError::not_found(
             "no invitation with this id in this firm",
         )),

@@ -85,9 +85,9 @@ enum Command {
     /// Members of the firm.
     #[command(subcommand)]
     Member(ListCmd),
-    /// Devices of the firm.
+    /// Devices: list them, or link a new device of your own.
     #[command(subcommand)]
-    Device(ListCmd),
+    Device(DeviceCmd),
     /// Customer files.
     #[command(subcommand)]
     File(FileCmd),
@@ -144,6 +144,32 @@ enum InviteCmd {
 enum ListCmd {
     /// List them as the verified roster has them.
     List,
+}
+
+#[derive(Subcommand, Debug)]
+enum DeviceCmd {
+    /// List the firm's devices as the verified roster has them.
+    List,
+    /// On a device you already use: print a one-time code to link a new device.
+    Link,
+    /// On the new device: join with the link code; prints this device's fingerprint.
+    Join {
+        /// Relay URL.
+        #[arg(long)]
+        relay: String,
+        /// The link code (LL-...).
+        #[arg(long)]
+        code: String,
+        /// A name for this device's profile (your name).
+        #[arg(long)]
+        me: String,
+    },
+    /// On the linking device: admit the new device after comparing its fingerprint.
+    Approve {
+        /// The fingerprint the new device shows.
+        #[arg(long)]
+        fingerprint: String,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -376,7 +402,7 @@ async fn run(cli: Cli) -> Result<Output, Failure> {
                     p.firm(),
                     p.member(),
                     p.device(),
-                    p.fingerprint()
+                    p.fingerprint().unwrap_or_default()
                 ),
                 json: json!({ "firm": p.firm(), "member": p.member(), "device": p.device(), "fingerprint": p.fingerprint() }),
             })
@@ -388,6 +414,15 @@ async fn run(cli: Cli) -> Result<Output, Failure> {
                     "Join request sent. Read this fingerprint to the admin who invited you:\n\n    {fp}\n\nThen run `ledgerline sync`."
                 ),
                 json: json!({ "firm": p.firm(), "member": p.member(), "device": p.device(), "fingerprint": fp }),
+            })
+        }
+        Command::Device(DeviceCmd::Join { relay, code, me }) => {
+            let (p, fp) = Profile::join_device(&dir, unlock(true)?, &relay, &code, &me).await?;
+            Ok(Output {
+                text: format!(
+                    "Link request sent. Compare this fingerprint on your other device:\n\n    {fp}\n\nThen run `ledgerline sync` here."
+                ),
+                json: json!({ "firm": p.firm(), "device": p.device(), "fingerprint": fp }),
             })
         }
         command => {
@@ -454,7 +489,24 @@ async fn with_profile(p: &mut Profile, command: Command, json: bool) -> Result<O
                 json: json!({ "members": members }),
             })
         }
-        Command::Device(ListCmd::List) => {
+        Command::Device(DeviceCmd::Join { .. }) => Err(usage("a profile already exists here")),
+        Command::Device(DeviceCmd::Link) => {
+            p.sync().await?;
+            let code = p.link_device().await?;
+            Ok(Output {
+                text: format!("On the new device run:\n\n    ledgerline --profile DIR device join --relay URL --me NAME --code {code}\n\nthen compare its fingerprint and run `ledgerline device approve --fingerprint FP` here."),
+                json: json!({ "code": code }),
+            })
+        }
+        Command::Device(DeviceCmd::Approve { fingerprint }) => {
+            p.sync().await?;
+            let device = p.approve_device(&fingerprint).await?;
+            Ok(Output {
+                text: format!("Linked device {device}. Run `ledgerline sync` here once the new device has synced, to hand it the master key."),
+                json: json!({ "device": device }),
+            })
+        }
+        Command::Device(DeviceCmd::List) => {
             p.sync().await?;
             let devices = p.devices()?;
             let text = devices
@@ -510,14 +562,16 @@ async fn with_profile(p: &mut Profile, command: Command, json: bool) -> Result<O
         }
         Command::Whoami => Ok(Output {
             text: format!(
-                "firm:        {}\nmember:      {}\ndevice:      {}\nfingerprint: {}\nprofile:     {}",
+                "firm:        {}\nmember:      {}\ndevice:      {}\nfingerprint: {}\ndevice fingerprint: {}\nprofile:     {}",
                 p.firm(),
                 p.member(),
                 p.device(),
-                p.fingerprint(),
+                p.fingerprint()
+                    .unwrap_or_else(|| "(master key not received yet)".into()),
+                p.device_fingerprint(),
                 p.dir().display()
             ),
-            json: json!({ "firm": p.firm(), "member": p.member(), "device": p.device(), "fingerprint": p.fingerprint() }),
+            json: json!({ "firm": p.firm(), "member": p.member(), "device": p.device(), "fingerprint": p.fingerprint(), "device_fingerprint": p.device_fingerprint() }),
         }),
     }
 }

@@ -195,6 +195,15 @@ async fn found(dir: &Path, relay: &str) -> Firm {
     f
 }
 
+fn read_names(read: &Value) -> BTreeSet<String> {
+    read["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|m| m["name"].as_str().map(str::to_owned))
+        .collect()
+}
+
 fn names(v: &Value, list: &str, field: &str) -> BTreeSet<String> {
     v[list]
         .as_array()
@@ -288,6 +297,88 @@ async fn a_firm_works_end_to_end_through_the_cli() {
         .as_array()
         .unwrap()
         .is_empty());
+
+    // Names travel in the admin's signed-in directory: everyone knows everyone's name.
+    assert_eq!(
+        names(&ok(&f.anna, &["member", "list"]).await, "members", "name"),
+        BTreeSet::from([
+            "Ewa Nowak".into(),
+            "Anna Kowalczyk".into(),
+            "Bartek Zieliński".into()
+        ])
+    );
+
+    // Anna links a second device: code, fingerprint comparison, master key over Olm.
+    let anna2 = dir.path().join("anna-laptop");
+    let code = ok(&f.anna, &["device", "link"]).await["code"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let joined = ok(
+        &anna2,
+        &[
+            "device",
+            "join",
+            "--relay",
+            &url,
+            "--code",
+            &code,
+            "--me",
+            "Anna Kowalczyk",
+        ],
+    )
+    .await;
+    let fp2 = joined["fingerprint"].as_str().unwrap().to_owned();
+    let r = ll(&anna2, &["sync"]).await;
+    assert_eq!(r.code, 7, "{}", r.stderr);
+    assert!(r.stderr.contains("not linked"), "{}", r.stderr);
+    let r = ll(
+        &f.anna,
+        &[
+            "device",
+            "approve",
+            "--fingerprint",
+            "1111 1111 1111 1111 1111",
+        ],
+    )
+    .await;
+    assert_eq!(
+        r.code, 6,
+        "a wrong fingerprint matches nothing: {}",
+        r.stderr
+    );
+    ok(&f.anna, &["device", "approve", "--fingerprint", &fp2]).await;
+    ok(&anna2, &["sync"]).await; // in the roster; publishes prekeys
+    ok(&f.anna, &["sync"]).await; // hands over the master key and names
+    ok(&anna2, &["sync"]).await;
+    let who = ok(&anna2, &["whoami"]).await;
+    let anna_who = ok(&f.anna, &["whoami"]).await;
+    assert_eq!(who["member"], anna_who["member"]);
+    assert_eq!(who["fingerprint"], anna_who["fingerprint"]);
+    assert_ne!(who["device"], anna_who["device"]);
+    assert_eq!(
+        ok(&f.owner, &["device", "list"]).await["devices"]
+            .as_array()
+            .unwrap()
+            .len(),
+        4
+    );
+    ok(&f.owner, &["chat", "send", FILE, "Dla obu urządzeń Anny"]).await;
+    assert_eq!(
+        bodies(&ok(&anna2, &["chat", "read", FILE]).await)
+            .last()
+            .unwrap(),
+        "Dla obu urządzeń Anny"
+    );
+    ok(&anna2, &["chat", "send", FILE, "Z laptopa"]).await;
+    assert_eq!(
+        bodies(&ok(&f.anna, &["chat", "read", FILE]).await)
+            .last()
+            .unwrap(),
+        "Z laptopa"
+    );
+    let r = read_names(&ok(&anna2, &["chat", "read", FILE]).await);
+    assert!(r.contains("Ewa Nowak"), "{r:?}");
 
     // A late room key: Bartek is granted while his device has no prekeys left on the
     // relay... simulated by a new device that never synced: Cezary joins but stays idle.

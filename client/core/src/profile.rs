@@ -28,6 +28,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use zeroize::{Zeroize, Zeroizing};
 
+mod devices;
 mod documents;
 pub use documents::{DocumentManifest, Phase, Progress};
 
@@ -219,6 +220,12 @@ struct LocalState {
     /// Uploads spooled but not yet confirmed (hold their release shares).
     #[serde(default)]
     uploads: Vec<documents::PendingUpload>,
+    /// Private payloads (master key, directory) waiting for an Olm session.
+    #[serde(default)]
+    private_outbox: Vec<devices::PrivatePayload>,
+    /// A linked device before its first roster: the member is not known yet.
+    #[serde(default)]
+    linking: bool,
 }
 
 impl Drop for LocalState {
@@ -336,7 +343,9 @@ pub struct Profile {
     store: LocalStore,
     pickle_key: Zeroizing<[u8; 32]>,
     id: Identity,
-    master: MasterSigningKey,
+    /// The member's master key: absent on a newly linked device until one of the member's
+    /// other devices sends it over Olm.
+    master: Option<MasterSigningKey>,
     account: DeviceAccount,
     olm: OlmSessions,
     timeline: Timeline,
@@ -369,8 +378,13 @@ impl Profile {
         account: DeviceAccount,
         local: LocalState,
     ) -> Result<Self> {
-        let seed = key32(&id.master).ok_or_else(|| ClientError::Integrity("master key".into()))?;
-        let master = MasterSigningKey::from_bytes(&seed);
+        let master = if id.master.is_empty() {
+            None
+        } else {
+            let seed =
+                key32(&id.master).ok_or_else(|| ClientError::Integrity("master key".into()))?;
+            Some(MasterSigningKey::from_bytes(&seed))
+        };
         let relay = RelayClient::new(HttpTransport::new(&id.relay)?, id.firm, id.device);
         Ok(Self {
             dir: dir.to_owned(),
@@ -475,7 +489,7 @@ impl Profile {
         // Keys are safe on disk before the request leaves.
         p.commit()?;
         p.relay.post_join_request(invite.id(), &sealed).await?;
-        let fp = onboarding::joiner_fingerprint(&p.master);
+        let fp = p.fingerprint().unwrap_or_default();
         Ok((p, fp))
     }
 
@@ -586,9 +600,24 @@ impl Profile {
         self.id.firm
     }
 
-    /// This member's fingerprint (what the admin compares when approving).
-    pub fn fingerprint(&self) -> String {
-        onboarding::joiner_fingerprint(&self.master)
+    /// This member's fingerprint (what the admin compares when approving); `None` on a
+    /// linked device that has not received the master key yet.
+    pub fn fingerprint(&self) -> Option<String> {
+        self.master.as_ref().map(onboarding::joiner_fingerprint)
+    }
+
+    /// This device's fingerprint (of its signing key): what the member compares when
+    /// linking it.
+    pub fn device_fingerprint(&self) -> String {
+        fingerprint_text(&fingerprint(&self.account.keys().signing))
+    }
+
+    fn master(&self) -> Result<&MasterSigningKey> {
+        self.master.as_ref().ok_or_else(|| {
+            ClientError::NotAllowed(
+                "this device has not received its member's master key yet: run `ledgerline sync` after the linking device has synced".into(),
+            )
+        })
     }
 
     fn roster(&self) -> Result<&Roster> {
@@ -690,7 +719,7 @@ impl Profile {
             signer: self.id.member,
             kind,
         }
-        .sign(&self.master);
+        .sign(self.master()?);
         self.relay
             .append_roster(&self.account, &event.to_bytes())
             .await?;
@@ -701,12 +730,14 @@ impl Profile {
     async fn sync_roster(&mut self, report: &mut SyncReport) -> Result<()> {
         let since = self.events.len() as u64;
         let fetched = match self.relay.roster(&self.account, since).await {
-            Err(RelayError::Refused { status: 401, code, .. })
-                if code == "unknown_device" && self.roster.is_none() =>
-            {
-                return Err(ClientError::NotAllowed(
-                    "not approved yet: read your fingerprint to the admin, who runs `ledgerline approve NAME --fingerprint FP`; then run `ledgerline sync` again".into(),
-                ))
+            Err(RelayError::Refused {
+                status: 401, code, ..
+            }) if code == "unknown_device" && self.roster.is_none() => {
+                return Err(ClientError::NotAllowed(if self.local.linking {
+                    "not linked yet: on your other device run `ledgerline device approve --fingerprint FP` with this device's fingerprint; then run `ledgerline sync` here".into()
+                } else {
+                    "not approved yet: read your fingerprint to the admin, who runs `ledgerline approve NAME --fingerprint FP`; then run `ledgerline sync` again".into()
+                }))
             }
             other => other?,
         };
@@ -723,7 +754,11 @@ impl Profile {
             let mut inviter = [0u8; FINGERPRINT_LEN];
             hex::decode_to_slice(&fp, &mut inviter)
                 .map_err(|_| ClientError::Integrity("stored inviter fingerprint".into()))?;
-            onboarding::check_inviter(self.roster()?, &inviter)?;
+            if self.local.linking {
+                self.adopt_member(&inviter)?;
+            } else {
+                onboarding::check_inviter(self.roster()?, &inviter)?;
+            }
             let mine = self.roster()?.device(&self.id.device).map(|d| &d.keys);
             if mine != Some(&self.account.keys()) {
                 return Err(ClientError::Integrity(
@@ -1148,7 +1183,7 @@ impl Profile {
     /// Issues an invitation (admin); returns the one-time code to hand over.
     pub async fn invite(&mut self, name: &str, role: Role) -> Result<String> {
         self.require_admin()?;
-        let invite = Invite::generate(&self.master.verifying_key(), &mut OsRng);
+        let invite = Invite::generate(&self.master()?.verifying_key(), &mut OsRng);
         let expires_ms = now_ms() + INVITE_TTL_MS;
         self.relay
             .create_invite(&self.account, invite.id(), expires_ms)
@@ -1172,7 +1207,7 @@ impl Profile {
         let now = now_ms();
         let mut found = None;
         for (i, inv) in self.local.invites.iter().enumerate() {
-            if inv.expires_ms < now {
+            if inv.expires_ms < now || inv.role == devices::DEVICE_INVITE {
                 continue;
             }
             let invite = Invite::parse(&inv.code)
@@ -1202,7 +1237,7 @@ impl Profile {
             told_fingerprint,
             self.roster()?,
             self.id.member,
-            &self.master,
+            self.master()?,
             role,
             now.max(last_time(&self.events)),
         )?;
@@ -1223,6 +1258,9 @@ impl Profile {
         let mut devices = vec![join.request.device];
         devices.extend(self.admin_devices()?);
         self.share_member_key(member, 1, &mk, &devices).await?;
+        self.announce_member(member, join.request.device)?;
+        self.commit()?;
+        self.flush_private(&mut SyncReport::default()).await?;
         // The mailbox has served its one use.
         let _ = self
             .relay
@@ -1481,9 +1519,11 @@ impl Profile {
                         }
                     };
                 let Ok(key) = serde_json::from_slice::<RoomKey>(&plain) else {
-                    report
-                        .warnings
-                        .push(format!("to-device from {}: not a room key", m.sender));
+                    if let Err(e) = self.accept_private(m.sender, &plain) {
+                        report
+                            .warnings
+                            .push(format!("to-device from {}: {e}", m.sender));
+                    }
                     continue;
                 };
                 match self.timeline.add_key(m.sender, &key) {
@@ -1631,6 +1671,7 @@ impl Profile {
         }
         self.commit()?;
         self.deliver_late_keys(report).await?;
+        self.flush_private(report).await?;
         report.uploads_finished = self.resume_uploads().await?;
         // The outbox goes last: every own message the relay already has was seen above.
         self.flush_outbox(report).await?;

@@ -368,7 +368,7 @@ pub async fn invites<S: Store>(s: S) {
         s.create_invite(G, [8; 16], M1, 1000).await,
         Err(StoreError::Exists)
     ));
-    assert_eq!(s.invite([8; 16]).await.expect("get"), Some((F, 1000)));
+    assert_eq!(s.invite([8; 16]).await.expect("get"), Some((F, M1, 1000)));
     assert_eq!(s.invite([9; 16]).await.expect("get"), None);
     assert_eq!(
         s.add_join_request([8; 16], b"a".to_vec(), 5, 2)

@@ -352,11 +352,11 @@ pub trait Store: Send + Sync + 'static {
         created_by: MemberId,
         expires_ms: u64,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
-    /// The firm and expiry of an invitation.
+    /// The firm, creator and expiry of an invitation.
     fn invite(
         &self,
         invite: [u8; 16],
-    ) -> impl Future<Output = Result<Option<(FirmId, u64)>, StoreError>> + Send;
+    ) -> impl Future<Output = Result<Option<(FirmId, MemberId, u64)>, StoreError>> + Send;
     /// Adds a sealed join request unless `max` are queued (`Exists` then); returns its id.
     fn add_join_request(
         &self,

@@ -834,12 +834,21 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn invite(&self, invite: [u8; 16]) -> Result<Option<(FirmId, u64)>, StoreError> {
+    async fn invite(
+        &self,
+        invite: [u8; 16],
+    ) -> Result<Option<(FirmId, MemberId, u64)>, StoreError> {
         self.read(move |c| {
             c.query_row(
-                "SELECT firm, expires_ms FROM invites WHERE invite = ?1",
+                "SELECT firm, created_by, expires_ms FROM invites WHERE invite = ?1",
                 params![&invite[..]],
-                |r| Ok((FirmId(id16(r.get(0)?)?), u(r.get(1)?))),
+                |r| {
+                    Ok((
+                        FirmId(id16(r.get(0)?)?),
+                        MemberId(id16(r.get(1)?)?),
+                        u(r.get(2)?),
+                    ))
+                },
             )
             .optional()
             .map_err(backend)

@@ -1,0 +1,390 @@
+//! A member's second (third...) device, and private payloads between devices over Olm.
+//!
+//! Linking: an existing device opens an invitation mailbox whose code carries the member's
+//! fingerprint; the new device drops its public keys there, sealed under the code, and
+//! shows its own fingerprint; the member compares it on the existing device, which then
+//! certifies the new device with the master key (`DeviceAdded`, signed by the member
+//! themself), wraps the member keys it holds for it (all of them, for an admin: escrow),
+//! and sends the master key and the name directory over Olm once the new device has
+//! published prekeys. The new device accepts a master key only from a device of its own
+//! member and only if it matches the roster; names only from its member's or an admin's
+//! devices.
+
+use super::{
+    key32, now_ms, ClientError, Identity, LocalState, PendingInvite, Profile, Result, SyncReport,
+    Unlock, INVITE_TTL_MS,
+};
+use crate::device::DeviceAccount;
+use crate::transport::{HttpTransport, RelayClient};
+use ledgerline_protocol::ids::{DeviceId, FirmId, MemberId};
+use ledgerline_protocol::invite::{fingerprint, fingerprint_text, Invite, FINGERPRINT_LEN};
+use ledgerline_protocol::keys::{verifying_key_from_bytes, MasterSigningKey, WrapPublicKey};
+use ledgerline_protocol::roster::{DeviceCertificate, DeviceKeys, EventKind, Role};
+use rand_core::OsRng;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::Path;
+use zeroize::{Zeroize, Zeroizing};
+
+/// The role recorded for a device-link invitation (never a roster role).
+pub(super) const DEVICE_INVITE: &str = "device";
+
+/// What a new device sends, sealed under the link code.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LinkRequest {
+    device: DeviceId,
+    signing_key: String,
+    identity_key: String,
+    wrap_key: String,
+    name: String,
+}
+
+/// A payload for one device, sent over Olm when a session can be opened.
+#[derive(Serialize, Deserialize, Clone)]
+pub(super) struct PrivatePayload {
+    device: DeviceId,
+    /// JSON of a [`Private`].
+    json: String,
+}
+
+impl Drop for PrivatePayload {
+    fn drop(&mut self) {
+        self.json.zeroize();
+    }
+}
+
+/// Private to-device payloads (room keys have their own type).
+#[derive(Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+enum Private {
+    /// The member's master key, for another device of the same member.
+    MasterKey {
+        /// Member.
+        member: MemberId,
+        /// Hex seed.
+        key: String,
+    },
+    /// Names of members, from an admin (or the member's own device).
+    Directory {
+        /// Member → name.
+        names: BTreeMap<MemberId, String>,
+    },
+}
+
+fn norm(fp: &str) -> String {
+    fp.chars()
+        .filter(char::is_ascii_hexdigit)
+        .collect::<String>()
+        .to_ascii_lowercase()
+}
+
+fn hex32(s: &str) -> Result<[u8; 32]> {
+    let mut out = [0u8; 32];
+    hex::decode_to_slice(s, &mut out)
+        .map_err(|_| ClientError::Integrity("malformed link request".into()))?;
+    Ok(out)
+}
+
+impl Profile {
+    /// Opens a link code for a new device of this member (any member).
+    pub async fn link_device(&mut self) -> Result<String> {
+        self.roster()?;
+        let invite = Invite::generate(&self.master()?.verifying_key(), &mut OsRng);
+        let expires_ms = now_ms() + INVITE_TTL_MS;
+        self.relay
+            .create_invite(&self.account, invite.id(), expires_ms)
+            .await?;
+        let code = invite.code();
+        self.local.invites.push(PendingInvite {
+            code: code.clone(),
+            name: self.id.name.clone(),
+            role: DEVICE_INVITE.to_owned(),
+            expires_ms,
+        });
+        self.commit()?;
+        Ok(code)
+    }
+
+    /// On the new device: registers its keys under a link code. Returns the profile and
+    /// the device fingerprint to compare on the linking device.
+    pub async fn join_device(
+        dir: &Path,
+        unlock: Unlock,
+        relay: &str,
+        code: &str,
+        name: &str,
+    ) -> Result<(Self, String)> {
+        let invite =
+            Invite::parse(code).map_err(|e| ClientError::Invalid(format!("link code: {e}")))?;
+        let probe = RelayClient::new(
+            HttpTransport::new(relay)?,
+            FirmId([0; 16]),
+            DeviceId([0; 16]),
+        );
+        let firm = probe.invite_firm(invite.id()).await?;
+        let account = DeviceAccount::generate(firm, &mut OsRng)
+            .map_err(|e| ClientError::Invalid(e.to_string()))?;
+        let keys = account.keys();
+        let request = Zeroizing::new(
+            serde_json::to_vec(&LinkRequest {
+                device: account.device(),
+                signing_key: hex::encode(keys.signing.as_bytes()),
+                identity_key: hex::encode(keys.identity),
+                wrap_key: hex::encode(keys.wrap.as_bytes()),
+                name: name.to_owned(),
+            })
+            .unwrap_or_default(),
+        );
+        let sealed = invite.seal_request(&request, &mut OsRng);
+        let store = super::open_store(dir, unlock, true)?;
+        let id = Identity {
+            version: 1,
+            relay: relay.to_owned(),
+            firm,
+            member: MemberId([0; 16]),
+            device: account.device(),
+            name: name.to_owned(),
+            master: String::new(),
+        };
+        let mut local = LocalState::default();
+        local.inviter = Some(hex::encode(invite.inviter()));
+        local.linking = true;
+        let mut p = Self::assemble(dir, store, id, account, local)?;
+        p.commit()?;
+        p.relay.post_join_request(invite.id(), &sealed).await?;
+        let fp = p.device_fingerprint();
+        Ok((p, fp))
+    }
+
+    /// On the linking device: admits the new device whose fingerprint the member read.
+    pub async fn approve_device(&mut self, told_fingerprint: &str) -> Result<DeviceId> {
+        let master = self.master()?.clone();
+        let now = now_ms();
+        let mut found = None;
+        'invites: for (i, inv) in self.local.invites.iter().enumerate() {
+            if inv.expires_ms < now || inv.role != DEVICE_INVITE {
+                continue;
+            }
+            let invite = Invite::parse(&inv.code)
+                .map_err(|e| ClientError::Integrity(format!("stored link code: {e}")))?;
+            for sealed in self.relay.join_requests(&self.account, invite.id()).await? {
+                let Ok(plain) = invite.open_request(&sealed) else {
+                    continue;
+                };
+                let Ok(req) = serde_json::from_slice::<LinkRequest>(&plain) else {
+                    continue;
+                };
+                let keys = DeviceKeys {
+                    signing: verifying_key_from_bytes(&hex32(&req.signing_key)?)
+                        .map_err(|_| ClientError::Integrity("link request key".into()))?,
+                    identity: hex32(&req.identity_key)?,
+                    wrap: WrapPublicKey::from(hex32(&req.wrap_key)?),
+                };
+                if norm(&fingerprint_text(&fingerprint(&keys.signing))) == norm(told_fingerprint) {
+                    found = Some((i, invite.clone(), req.device, keys));
+                    break 'invites;
+                }
+            }
+        }
+        let (index, invite, device, keys) = found.ok_or_else(|| {
+            ClientError::NotFound(
+                "no link request with that fingerprint (has the new device run `ledgerline device join`?)".into(),
+            )
+        })?;
+        let cert = DeviceCertificate::issue(self.id.firm, self.id.member, device, keys, &master);
+        self.append(EventKind::DeviceAdded(cert)).await?;
+        self.local.invites.remove(index);
+        // Every member key this device holds (its own; every member's for an admin).
+        let held: Vec<(MemberId, u32)> = self
+            .local
+            .member_keys
+            .keys()
+            .filter_map(|k| {
+                let (m, v) = k.split_once(':')?;
+                Some((m.parse().ok()?, v.parse().ok()?))
+            })
+            .collect();
+        for (member, version) in held {
+            if let Some(k) = self.member_key_version(member, version) {
+                self.share_member_key(member, version, &k, &[device])
+                    .await?;
+            }
+        }
+        let seed = Zeroizing::new(hex::encode(*master.to_bytes()));
+        self.queue_private(
+            device,
+            &Private::MasterKey {
+                member: self.id.member,
+                key: seed.to_string(),
+            },
+        );
+        self.queue_private(
+            device,
+            &Private::Directory {
+                names: self.local.member_names.clone(),
+            },
+        );
+        self.commit()?;
+        let _ = self
+            .relay
+            .call(
+                &self.account,
+                "DELETE",
+                &format!("/v1/invites/{}", hex::encode(invite.id())),
+                None,
+            )
+            .await;
+        Ok(device)
+    }
+
+    /// A linked device's first roster: its member is the one with the code's fingerprint
+    /// whose certificate names this device with exactly these keys.
+    pub(super) fn adopt_member(&mut self, inviter: &[u8; FINGERPRINT_LEN]) -> Result<()> {
+        let r = self.roster()?;
+        let Some(dev) = r.device(&self.id.device) else {
+            return Err(ClientError::Integrity(
+                "the roster does not list this device".into(),
+            ));
+        };
+        let member = dev.member;
+        let m = r
+            .member(&member)
+            .ok_or_else(|| ClientError::Integrity("the device's member is unknown".into()))?;
+        if fingerprint(&m.master_key) != *inviter {
+            return Err(ClientError::Integrity(format!(
+                "this device was certified by a member whose fingerprint is not the code's {}",
+                fingerprint_text(inviter)
+            )));
+        }
+        self.id.member = member;
+        self.local.linking = false;
+        Ok(())
+    }
+
+    /// Tells everyone a new member's name, and the new member everyone's (admins only
+    /// approve members, so the directory comes from an admin).
+    pub(super) fn announce_member(&mut self, member: MemberId, device: DeviceId) -> Result<()> {
+        let Some(name) = self.local.member_names.get(&member).cloned() else {
+            return Ok(());
+        };
+        let others: Vec<DeviceId> = self
+            .roster()?
+            .all_active_devices()
+            .into_iter()
+            .filter(|d| *d != device && *d != self.id.device)
+            .collect();
+        for d in others {
+            self.queue_private(
+                d,
+                &Private::Directory {
+                    names: BTreeMap::from([(member, name.clone())]),
+                },
+            );
+        }
+        self.queue_private(
+            device,
+            &Private::Directory {
+                names: self.local.member_names.clone(),
+            },
+        );
+        Ok(())
+    }
+
+    fn queue_private(&mut self, device: DeviceId, payload: &Private) {
+        self.local.private_outbox.push(PrivatePayload {
+            device,
+            json: serde_json::to_string(payload).unwrap_or_default(),
+        });
+    }
+
+    /// Sends queued private payloads to every device that has (or now gets) an Olm
+    /// session; the others wait for a later sync.
+    pub(super) async fn flush_private(&mut self, report: &mut SyncReport) -> Result<()> {
+        if self.local.private_outbox.is_empty() {
+            return Ok(());
+        }
+        let r = self.roster()?.clone();
+        // Payloads for devices that are gone are dropped.
+        self.local.private_outbox.retain(|p| {
+            r.device(&p.device)
+                .is_some_and(|d| d.active.until.is_none())
+        });
+        let mut targets: Vec<DeviceId> =
+            self.local.private_outbox.iter().map(|p| p.device).collect();
+        targets.sort();
+        targets.dedup();
+        let reached = self.olm_reach(&targets, report).await?;
+        let mut batch = Vec::new();
+        let mut sent = Vec::new();
+        for (i, p) in self.local.private_outbox.iter().enumerate() {
+            if !reached.contains(&p.device) {
+                continue;
+            }
+            let Some(d) = r.device(&p.device) else {
+                continue;
+            };
+            let ct = self
+                .olm
+                .encrypt(&d.keys.identity, p.json.as_bytes())
+                .map_err(|e| ClientError::Integrity(e.to_string()))?;
+            batch.push((p.device, ct));
+            sent.push(i);
+        }
+        if batch.is_empty() {
+            return Ok(());
+        }
+        self.relay.send_to_device(&self.account, &batch).await?;
+        let mut i = 0;
+        self.local.private_outbox.retain(|_| {
+            let keep = !sent.contains(&i);
+            i += 1;
+            keep
+        });
+        self.commit()
+    }
+
+    /// Handles a private payload from `sender` (already Olm-authenticated).
+    pub(super) fn accept_private(&mut self, sender: DeviceId, plain: &[u8]) -> Result<()> {
+        let payload: Private = serde_json::from_slice(plain)
+            .map_err(|_| ClientError::Integrity("unknown to-device payload".into()))?;
+        let r = self.roster()?.clone();
+        let from = r
+            .device(&sender)
+            .map(|d| d.member)
+            .ok_or_else(|| ClientError::Integrity("sender not in the roster".into()))?;
+        match payload {
+            Private::MasterKey { member, mut key } => {
+                let seed = key32(&key);
+                key.zeroize();
+                let seed = seed.ok_or_else(|| ClientError::Integrity("master key".into()))?;
+                let master = MasterSigningKey::from_bytes(&seed);
+                let roster_key = r.member(&member).map(|m| m.master_key);
+                if from != self.id.member
+                    || member != self.id.member
+                    || roster_key != Some(master.verifying_key())
+                {
+                    return Err(ClientError::Integrity(
+                        "a master key from another member's device, or not the roster's".into(),
+                    ));
+                }
+                self.id.master = hex::encode(*master.to_bytes());
+                self.master = Some(master);
+            }
+            Private::Directory { names } => {
+                let admin = r.member(&from).is_some_and(|m| m.role == Role::Admin);
+                if !(admin || from == self.id.member) {
+                    return Err(ClientError::Integrity(
+                        "a name directory from a device that may not send one".into(),
+                    ));
+                }
+                for (m, n) in names {
+                    if r.member(&m).is_some() && !n.trim().is_empty() && n.len() <= 200 {
+                        self.local.member_names.insert(m, n);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
