@@ -33,10 +33,16 @@ struct Relay {
 
 impl Relay {
     async fn start(dir: &Path, addr: SocketAddr) -> Self {
+        Self::start_with(dir, addr, None).await
+    }
+
+    async fn start_with(dir: &Path, addr: SocketAddr, tls: Option<(PathBuf, PathBuf)>) -> Self {
         std::fs::create_dir_all(dir).unwrap();
         let config = Config {
             listen: addr,
             data_dir: dir.to_owned(),
+            tls_cert: tls.as_ref().map(|t| t.0.clone()),
+            tls_key: tls.map(|t| t.1),
             ..Config::default()
         };
         let store = SqliteStore::open(&config.database_path()).unwrap();
@@ -771,4 +777,49 @@ async fn documents_stream_survive_crashes_and_refuse_tampering() {
 fn up_ct_size(data: &[u8]) -> u64 {
     let chunks = data.len().div_ceil(65_536).max(1);
     (36 + data.len() + 16 * chunks) as u64
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_relays_are_verified_against_the_offices_ca() {
+    let dir = tempfile::tempdir().unwrap();
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+    let (cert_pem, key_pem) = (dir.path().join("relay.pem"), dir.path().join("relay.key"));
+    std::fs::write(&cert_pem, cert.cert.pem()).unwrap();
+    std::fs::write(&key_pem, cert.signing_key.serialize_pem()).unwrap();
+    let mut relay = Relay::start_with(
+        &dir.path().join("relay"),
+        "127.0.0.1:0".parse().unwrap(),
+        Some((cert_pem.clone(), key_pem)),
+    )
+    .await;
+    let url = format!("https://localhost:{}", relay.addr.port());
+    let create = |profile: PathBuf, ca: Option<PathBuf>| {
+        let mut c = command(
+            &profile,
+            &[
+                "firm", "create", "--relay", &url, "--firm", "TLS", "--me", "Ewa",
+            ],
+        );
+        match ca {
+            Some(p) => c.env("LEDGERLINE_CA_FILE", p),
+            None => c.env_remove("LEDGERLINE_CA_FILE"),
+        };
+        c
+    };
+    // A certificate nobody vouched for: refused before any request is sent.
+    let r = run_with(create(dir.path().join("a"), None)).await;
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert!(
+        r.stderr.to_lowercase().contains("certificate"),
+        "{}",
+        r.stderr
+    );
+    assert!(!dir.path().join("a").join("ledgerline.db").exists());
+    // With the office's CA it works, over TLS only.
+    let r = run_with(create(dir.path().join("b"), Some(cert_pem.clone()))).await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let mut c = command(&dir.path().join("b"), &["sync"]);
+    c.env("LEDGERLINE_CA_FILE", &cert_pem);
+    assert_eq!(run_with(c).await.code, 0);
+    relay.stop().await;
 }

@@ -46,6 +46,9 @@ pub trait Transport: Send + Sync {
     ) -> impl Future<Output = Result<(u16, Vec<u8>), RelayError>> + Send;
 }
 
+/// Environment variable naming a PEM file of extra trusted CA certificates.
+pub const CA_FILE_ENV: &str = "LEDGERLINE_CA_FILE";
+
 /// HTTP(S) to a relay base URL.
 #[derive(Debug, Clone)]
 pub struct HttpTransport {
@@ -55,10 +58,24 @@ pub struct HttpTransport {
 
 impl HttpTransport {
     /// A transport to `base` (e.g. `http://127.0.0.1:8448`).
+    ///
+    /// `https://` relays are verified against the system's roots and, when the environment
+    /// names one in `LEDGERLINE_CA_FILE` (PEM), the office's own CA as well.
     pub fn new(base: &str) -> Result<Self, RelayError> {
-        let client = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder()
             .connect_timeout(std::time::Duration::from_secs(10))
             .timeout(std::time::Duration::from_secs(120))
+            .https_only(base.starts_with("https://"));
+        if let Some(path) = std::env::var_os(CA_FILE_ENV) {
+            let pem = std::fs::read(&path)
+                .map_err(|e| RelayError::Unreachable(format!("cannot read {CA_FILE_ENV}: {e}")))?;
+            for cert in reqwest::Certificate::from_pem_bundle(&pem)
+                .map_err(|e| RelayError::Unreachable(format!("{CA_FILE_ENV} is not PEM: {e}")))?
+            {
+                builder = builder.add_root_certificate(cert);
+            }
+        }
+        let client = builder
             .build()
             .map_err(|e| RelayError::Unreachable(e.to_string()))?;
         Ok(Self {
