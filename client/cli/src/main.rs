@@ -6,7 +6,7 @@
 use clap::{Args, Parser, Subcommand};
 use ledgerline_client_core::onboarding::OnboardingError;
 use ledgerline_client_core::profile::{
-    parse_role, ClientError, DocumentManifest, Phase, Profile, Progress, Unlock,
+    parse_role, ClientError, DocumentManifest, Phase, Profile, Progress, Unlock, WatchEvent,
 };
 use ledgerline_client_core::protocol::ids::FileId;
 use ledgerline_client_core::room::RoomEvent;
@@ -105,8 +105,13 @@ enum Command {
         #[arg(long, default_value_t = 20)]
         limit: u32,
     },
-    /// Catch up with the relay and send the outbox, then exit.
-    Sync,
+    /// Catch up with the relay and send the outbox, then exit (or keep following pushes).
+    Sync {
+        /// Stay connected and sync whenever the relay pushes something, until Ctrl-C or
+        /// SIGTERM; one line (or JSON object) per event.
+        #[arg(long)]
+        watch: bool,
+    },
     /// This profile: firm, member, device, fingerprint.
     Whoami,
 }
@@ -546,7 +551,55 @@ async fn with_profile(p: &mut Profile, command: Command, json: bool) -> Result<O
                 json: json!({ "results": list }),
             })
         }
-        Command::Sync => {
+        Command::Sync { watch: true } => {
+            let stop = async {
+                #[cfg(unix)]
+                {
+                    let mut term =
+                        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                            .ok();
+                    tokio::select! {
+                        _ = tokio::signal::ctrl_c() => {}
+                        _ = async {
+                            match term.as_mut() {
+                                Some(t) => { t.recv().await; }
+                                None => std::future::pending::<()>().await,
+                            }
+                        } => {}
+                    }
+                }
+                #[cfg(not(unix))]
+                let _ = tokio::signal::ctrl_c().await;
+            };
+            p.watch(
+                |event| {
+                    let (text, value) = match event {
+                        WatchEvent::Connected => {
+                            ("connected".to_owned(), json!({ "event": "connected" }))
+                        }
+                        WatchEvent::Synced(r) => (
+                            format!(
+                                "synced: {} message(s), {} room key(s), {} waiting",
+                                r.messages, r.room_keys, r.waiting
+                            ),
+                            json!({ "event": "synced", "report": r }),
+                        ),
+                        WatchEvent::Disconnected { reason, retry_in } => (
+                            format!("disconnected ({reason}); retrying in {retry_in:?}"),
+                            json!({ "event": "disconnected", "reason": reason, "retry_ms": retry_in.as_millis() as u64 }),
+                        ),
+                    };
+                    print_out(json, &Output { json: value, text });
+                },
+                stop,
+            )
+            .await?;
+            Ok(Output {
+                text: String::new(),
+                json: json!({ "event": "stopped" }),
+            })
+        }
+        Command::Sync { watch: false } => {
             let r = p.sync().await?;
             let mut text = format!(
                 "roster events: {}, room keys: {}, messages: {}, waiting for keys: {}, sent from outbox: {}",

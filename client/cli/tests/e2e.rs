@@ -823,3 +823,82 @@ async fn tls_relays_are_verified_against_the_offices_ca() {
     assert_eq!(run_with(c).await.code, 0);
     relay.stop().await;
 }
+
+/// Reads JSON lines from a watching `ledgerline sync --watch --json` until one matches.
+async fn wait_for<R: tokio::io::AsyncBufRead + Unpin>(
+    lines: &mut tokio::io::Lines<R>,
+    what: &str,
+    pred: impl Fn(&Value) -> bool,
+) -> Value {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let line = tokio::time::timeout_at(deadline, lines.next_line())
+            .await
+            .unwrap_or_else(|_| panic!("timed out waiting for {what}"))
+            .unwrap()
+            .unwrap_or_else(|| panic!("watch ended before {what}"));
+        let v: Value = serde_json::from_str(&line).unwrap();
+        if pred(&v) {
+            return v;
+        }
+    }
+}
+
+fn last_body(profile: &Path) -> String {
+    use ledgerline_client_core::profile::{Profile, Unlock};
+    let p = Profile::open(
+        profile,
+        Unlock::Passphrase(zeroize::Zeroizing::new(PASS.into())),
+    )
+    .unwrap();
+    let file = p.resolve_file(FILE).unwrap();
+    p.conversation(file)
+        .unwrap()
+        .last()
+        .and_then(|m| m.body.clone())
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_sync_follows_pushes_and_survives_relay_restarts() {
+    use tokio::io::AsyncBufReadExt;
+    let dir = tempfile::tempdir().unwrap();
+    let mut relay = Relay::start(&dir.path().join("relay"), "127.0.0.1:0".parse().unwrap()).await;
+    let url = relay.url();
+    let f = found(dir.path(), &url).await;
+    ok(&f.owner, &["file", "create", FILE]).await;
+    ok(&f.owner, &["file", "grant", FILE, "Anna Kowalczyk"]).await;
+    ok(&f.owner, &["chat", "send", FILE, "przed"]).await;
+
+    let mut child = command(&f.anna, &["sync", "--watch"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    wait_for(&mut lines, "connected", |v| v["event"] == "connected").await;
+    wait_for(&mut lines, "first sync", |v| v["event"] == "synced").await;
+    assert_eq!(last_body(&f.anna), "przed");
+
+    // A message arrives by push, without Anna running anything.
+    ok(&f.owner, &["chat", "send", FILE, "na żywo 1"]).await;
+    wait_for(&mut lines, "a pushed message", |v| {
+        v["event"] == "synced" && v["report"]["messages"].as_u64().unwrap_or(0) > 0
+    })
+    .await;
+    assert_eq!(last_body(&f.anna), "na żywo 1");
+
+    // The relay restarts: the watcher notices, reconnects, catches up, follows again.
+    relay.stop().await;
+    wait_for(&mut lines, "disconnected", |v| v["event"] == "disconnected").await;
+    relay.restart().await;
+    wait_for(&mut lines, "reconnected", |v| v["event"] == "connected").await;
+    ok(&f.owner, &["chat", "send", FILE, "na żywo 2"]).await;
+    wait_for(&mut lines, "a pushed message after the restart", |v| {
+        v["event"] == "synced" && v["report"]["messages"].as_u64().unwrap_or(0) > 0
+    })
+    .await;
+    assert_eq!(last_body(&f.anna), "na żywo 2");
+    let _ = child.start_kill();
+    let _ = child.wait().await;
+    relay.stop().await;
+}

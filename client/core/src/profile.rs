@@ -30,7 +30,9 @@ use zeroize::{Zeroize, Zeroizing};
 
 mod devices;
 mod documents;
+mod watch;
 pub use documents::{DocumentManifest, Phase, Progress};
+pub use watch::WatchEvent;
 
 /// The store file inside a profile directory.
 pub const STORE_FILE: &str = "ledgerline.db";

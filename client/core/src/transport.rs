@@ -854,8 +854,77 @@ impl DownloadStream {
     }
 }
 
+/// The relay's push channel.
+pub type PushSocket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// TLS for the push channel: the system's roots plus `LEDGERLINE_CA_FILE`, as for HTTP.
+fn tls_config() -> Result<std::sync::Arc<rustls::ClientConfig>, RelayError> {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls_native_certs::load_native_certs().certs {
+        let _ = roots.add(cert);
+    }
+    if let Some(path) = std::env::var_os(CA_FILE_ENV) {
+        let pem = std::fs::read(&path)
+            .map_err(|e| RelayError::Unreachable(format!("cannot read {CA_FILE_ENV}: {e}")))?;
+        for cert in rustls_pemfile::certs(&mut pem.as_slice()) {
+            let cert = cert
+                .map_err(|e| RelayError::Unreachable(format!("{CA_FILE_ENV} is not PEM: {e}")))?;
+            roots
+                .add(cert)
+                .map_err(|e| RelayError::Unreachable(format!("{CA_FILE_ENV}: {e}")))?;
+        }
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| RelayError::Unreachable(e.to_string()))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(std::sync::Arc::new(config))
+}
+
 /// Streaming document routes (HTTP only: the body never sits in memory whole).
 impl RelayClient<HttpTransport> {
+    /// Opens the signed push channel (`/v1/ws`).
+    pub async fn push_socket(&self, s: &impl DeviceSigner) -> Result<PushSocket, RelayError> {
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        let base = &self.transport.base;
+        let url = if let Some(rest) = base.strip_prefix("https://") {
+            format!("wss://{rest}/v1/ws")
+        } else if let Some(rest) = base.strip_prefix("http://") {
+            format!("ws://{rest}/v1/ws")
+        } else {
+            return Err(RelayError::Unreachable(
+                "the relay URL must start with http:// or https://".into(),
+            ));
+        };
+        let mut req = url
+            .into_client_request()
+            .map_err(|e| RelayError::Unreachable(e.to_string()))?;
+        for (k, v) in self.signed_headers(s, "GET", "/v1/ws", self::sha256(&[]))? {
+            let v = v
+                .parse()
+                .map_err(|_| RelayError::Garbage("header value".into()))?;
+            req.headers_mut().insert(k, v);
+        }
+        let connector = tokio_tungstenite::Connector::Rustls(tls_config()?);
+        let connect =
+            tokio_tungstenite::connect_async_tls_with_config(req, None, true, Some(connector));
+        match tokio::time::timeout(std::time::Duration::from_secs(15), connect).await {
+            Err(_) => Err(RelayError::Unreachable("push channel: timed out".into())),
+            Ok(Err(tokio_tungstenite::tungstenite::Error::Http(res))) => {
+                let status = res.status().as_u16();
+                let body = res.body().clone().unwrap_or_default();
+                Err(interpret(status, &body)
+                    .err()
+                    .unwrap_or_else(|| RelayError::Garbage(format!("status {status}"))))
+            }
+            Ok(Err(e)) => Err(RelayError::Unreachable(format!("push channel: {e}"))),
+            Ok(Ok((ws, _))) => Ok(ws),
+        }
+    }
+
     /// Uploads a document ciphertext from `path`, whose SHA-256 the caller computed when
     /// writing it; `progress(bytes_sent)` is called as the body goes out.
     #[allow(clippy::too_many_arguments)]
