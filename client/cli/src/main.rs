@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 
 use clap::{Args, Parser, Subcommand};
+use ledgerline_client_core::keystore;
 use ledgerline_client_core::onboarding::OnboardingError;
 use ledgerline_client_core::profile::{
     parse_role, ClientError, DocumentManifest, Phase, Profile, Progress, Unlock, WatchEvent,
@@ -29,13 +30,15 @@ Exit codes:
   5   integrity failure: the relay or a peer sent data that does not verify
   6   not found (profile, file, member, join request)
   7   not allowed (not an admin, not yet approved, no access)
-  8   wrong store passphrase or key
+  8   wrong store passphrase or key, or the OS keyring failed
   75  queued: the message is in the local outbox; `ledgerline sync` sends it
 
 Environment:
   LEDGERLINE_PROFILE     profile directory (instead of --profile)
   LEDGERLINE_RELAY       relay URL for this run (instead of --use-relay)
-  LEDGERLINE_PASSPHRASE  passphrase of the encrypted local store (else asked on a terminal)";
+  LEDGERLINE_PASSPHRASE  passphrase of the encrypted local store; without it a new profile
+                         keeps a random key in the OS keyring, else the passphrase is asked
+  LEDGERLINE_CA_FILE     PEM file of extra CA certificates for an https:// relay";
 
 /// Ledgerline client: end-to-end encrypted chat and customer files for accounting offices.
 #[derive(Parser, Debug)]
@@ -47,6 +50,9 @@ struct Cli {
     /// Print JSON instead of text (errors too, on stderr).
     #[arg(long, global = true)]
     json: bool,
+    /// Do not keep a new profile's store key in the OS keyring: ask for a passphrase.
+    #[arg(long, env = "LEDGERLINE_NO_KEYRING", global = true)]
+    no_keyring: bool,
     /// Use this relay URL instead of the profile's for this run.
     #[arg(long = "use-relay", env = "LEDGERLINE_RELAY", global = true)]
     relay: Option<String>,
@@ -282,6 +288,7 @@ impl From<ClientError> for Failure {
             ClientError::NotFound(_) => (6, "not_found"),
             ClientError::NotAllowed(_) => (7, "not_allowed"),
             ClientError::Store(StoreError::WrongKey) => (8, "wrong_key"),
+            ClientError::Keyring(_) => (8, "keyring"),
             ClientError::Store(_) => (1, "store"),
             ClientError::Invalid(_) => (1, "invalid"),
             ClientError::Queued(_) => (75, "queued"),
@@ -360,16 +367,23 @@ fn profile_dir(cli: &Cli) -> Result<PathBuf, Failure> {
         .ok_or_else(|| usage("no --profile given and no HOME to default to"))
 }
 
-fn unlock(creating: bool) -> Result<Unlock, Failure> {
+fn unlock(dir: &std::path::Path, creating: bool, no_keyring: bool) -> Result<Unlock, Failure> {
+    // A profile that keeps its key in the keyring opens with it, whatever else is set.
+    if !creating && keystore::uses_keyring(dir) {
+        return Ok(Unlock::Keyring);
+    }
     if let Ok(p) = std::env::var("LEDGERLINE_PASSPHRASE") {
         if p.is_empty() {
             return Err(usage("LEDGERLINE_PASSPHRASE is empty"));
         }
         return Ok(Unlock::Passphrase(Zeroizing::new(p)));
     }
+    if creating && !no_keyring && keystore::available() {
+        return Ok(Unlock::NewKeyring);
+    }
     if !std::io::stdin().is_terminal() {
         return Err(usage(
-            "the local store needs a passphrase: set LEDGERLINE_PASSPHRASE or run on a terminal",
+            "the local store needs a key: no OS keyring is available, so set LEDGERLINE_PASSPHRASE or run on a terminal",
         ));
     }
     let prompt = if creating {
@@ -397,10 +411,12 @@ fn read_line(prompt: &str) -> Result<String, Failure> {
 async fn run(cli: Cli) -> Result<Output, Failure> {
     let dir = profile_dir(&cli)?;
     let relay_override = cli.relay.clone();
+    let no_keyring = cli.no_keyring;
     let json = cli.json;
     match cli.command {
         Command::Firm(FirmCmd::Create { relay, firm, me }) => {
-            let p = Profile::create_firm(&dir, unlock(true)?, &relay, &firm, &me).await?;
+            let p = Profile::create_firm(&dir, unlock(&dir, true, no_keyring)?, &relay, &firm, &me)
+                .await?;
             Ok(Output {
                 text: format!(
                     "Founded {firm} as its owner.\nfirm:        {}\nmember:      {}\ndevice:      {}\nfingerprint: {}",
@@ -413,7 +429,8 @@ async fn run(cli: Cli) -> Result<Output, Failure> {
             })
         }
         Command::Join { relay, code, me } => {
-            let (p, fp) = Profile::join(&dir, unlock(true)?, &relay, &code, &me).await?;
+            let (p, fp) =
+                Profile::join(&dir, unlock(&dir, true, no_keyring)?, &relay, &code, &me).await?;
             Ok(Output {
                 text: format!(
                     "Join request sent. Read this fingerprint to the admin who invited you:\n\n    {fp}\n\nThen run `ledgerline sync`."
@@ -422,7 +439,9 @@ async fn run(cli: Cli) -> Result<Output, Failure> {
             })
         }
         Command::Device(DeviceCmd::Join { relay, code, me }) => {
-            let (p, fp) = Profile::join_device(&dir, unlock(true)?, &relay, &code, &me).await?;
+            let (p, fp) =
+                Profile::join_device(&dir, unlock(&dir, true, no_keyring)?, &relay, &code, &me)
+                    .await?;
             Ok(Output {
                 text: format!(
                     "Link request sent. Compare this fingerprint on your other device:\n\n    {fp}\n\nThen run `ledgerline sync` here."
@@ -431,7 +450,7 @@ async fn run(cli: Cli) -> Result<Output, Failure> {
             })
         }
         command => {
-            let mut p = Profile::open(&dir, unlock(false)?)?;
+            let mut p = Profile::open(&dir, unlock(&dir, false, no_keyring)?)?;
             if let Some(relay) = &relay_override {
                 p.use_relay(relay)?;
             }

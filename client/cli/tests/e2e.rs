@@ -902,3 +902,50 @@ async fn live_sync_follows_pushes_and_survives_relay_restarts() {
     let _ = child.wait().await;
     relay.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_store_key_lives_in_the_os_keyring_when_there_is_one() {
+    use ledgerline_client_core::keystore;
+    let dir = tempfile::tempdir().unwrap();
+    let mut relay = Relay::start(&dir.path().join("relay"), "127.0.0.1:0".parse().unwrap()).await;
+    let url = relay.url();
+    let profile = dir.path().join("owner");
+    let no_pass = |args: &[&str]| {
+        let mut c = command(&profile, args);
+        c.env_remove("LEDGERLINE_PASSPHRASE");
+        c
+    };
+    let create = [
+        "firm", "create", "--relay", &url, "--firm", "K", "--me", "Ewa",
+    ];
+    if !keystore::available() {
+        // CI provides a Secret Service (scripts/test starts one); elsewhere, without a
+        // keyring, a new profile needs a passphrase and says so.
+        assert_ne!(
+            std::env::var("CI").as_deref(),
+            Ok("true"),
+            "CI must run with a Secret Service (gnome-keyring in a D-Bus session)"
+        );
+        let r = run_with(no_pass(&create)).await;
+        assert_eq!(r.code, 2, "{}", r.stderr);
+        assert!(r.stderr.contains("LEDGERLINE_PASSPHRASE"), "{}", r.stderr);
+        relay.stop().await;
+        return;
+    }
+    let r = run_with(no_pass(&create)).await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(profile.join(keystore::MARKER_FILE).exists());
+    assert!(
+        !profile.join("store.salt").exists(),
+        "no passphrase was used"
+    );
+    // It opens with the keyring alone; a passphrase in the environment is not needed.
+    let r = run_with(no_pass(&["whoami"])).await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    // Without the keyring entry the store stays shut.
+    keystore::forget(&profile).unwrap();
+    let r = run_with(no_pass(&["whoami"])).await;
+    assert_eq!(r.code, 8, "{}", r.stderr);
+    assert!(r.stderr.contains("keyring"), "{}", r.stderr);
+    relay.stop().await;
+}

@@ -9,6 +9,7 @@
 //! | [`onboarding`] | founding a firm, sealed join requests, fingerprint-checked approval |
 //! | [`olm`] | pairwise Olm sessions between devices and the to-device wire format |
 //! | [`store`] | the encrypted local store (SQLCipher, Argon2id passphrase key, FTS5 search) |
+//! | [`keystore`] | the store key in the OS keyring, with the passphrase as the fallback |
 //! | [`transport`] | the relay API over a `Transport` (HTTP by default), signed as the device, with clear errors |
 //! | [`room`] | Megolm room sessions: rotation policy, room-key shares, a timeline that keeps messages whose key has not arrived |
 //! | [`profile`] | one device's profile: every action (found, invite, join, approve, files and epochs, chat, sync, search) with crash-safe commits |
@@ -17,6 +18,7 @@
 #![forbid(unsafe_code)]
 
 pub mod device;
+pub mod keystore;
 pub mod olm;
 pub mod onboarding;
 mod pickle;

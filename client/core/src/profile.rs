@@ -57,6 +57,9 @@ pub enum ClientError {
     /// Onboarding checks failed.
     #[error(transparent)]
     Onboarding(#[from] OnboardingError),
+    /// The OS keyring holding the store key failed.
+    #[error(transparent)]
+    Keyring(#[from] crate::keystore::KeystoreError),
     /// Something named does not exist (file, member, profile).
     #[error("{0}")]
     NotFound(String),
@@ -89,8 +92,12 @@ pub fn now_ms() -> u64 {
 pub enum Unlock {
     /// A passphrase through Argon2id with the profile's salt.
     Passphrase(Zeroizing<String>),
-    /// A raw 32-byte key (e.g. from the OS keyring).
+    /// A raw 32-byte key.
     Key(StoreKey),
+    /// The key this profile keeps in the OS keyring.
+    Keyring,
+    /// A new random key, kept in the OS keyring (when creating a profile).
+    NewKeyring,
 }
 
 impl std::fmt::Debug for Unlock {
@@ -121,6 +128,13 @@ fn open_store(
         .map_err(|e| ClientError::Invalid(format!("cannot create {}: {e}", dir.display())))?;
     let key = match unlock {
         Unlock::Key(k) => k,
+        Unlock::Keyring => crate::keystore::load(dir)?,
+        Unlock::NewKeyring if create => crate::keystore::create(dir)?,
+        Unlock::NewKeyring => {
+            return Err(ClientError::Invalid(
+                "a new keyring key is only for a new profile".into(),
+            ))
+        }
         Unlock::Passphrase(p) => {
             let salt_path = dir.join(SALT_FILE);
             let salt = match std::fs::read(&salt_path) {
