@@ -7,7 +7,8 @@ use clap::{Args, Parser, Subcommand};
 use ledgerline_client_core::keystore;
 use ledgerline_client_core::onboarding::OnboardingError;
 use ledgerline_client_core::profile::{
-    parse_role, ClientError, DocumentManifest, Phase, Profile, Progress, Unlock, WatchEvent,
+    parse_role, ClientError, Conversation, DocumentManifest, Phase, Profile, Progress, Unlock,
+    WatchEvent,
 };
 use ledgerline_client_core::protocol::ids::FileId;
 use ledgerline_client_core::room::RoomEvent;
@@ -100,6 +101,9 @@ enum Command {
     /// The conversation of a customer file.
     #[command(subcommand)]
     Chat(ChatCmd),
+    /// Internal rooms (team conversations) and direct chats.
+    #[command(subcommand)]
+    Room(RoomCmd),
     /// Documents of a customer file (encrypted on this device, streamed).
     #[command(subcommand)]
     Doc(DocCmd),
@@ -210,8 +214,8 @@ struct FileMember {
 enum ChatCmd {
     /// Send a message.
     Send {
-        /// File name or id.
-        file: String,
+        /// Customer file or room (name or id), or @MEMBER for a direct chat.
+        to: String,
         /// Text.
         text: String,
         /// Reply to the message with this number.
@@ -220,8 +224,8 @@ enum ChatCmd {
     },
     /// Change one of your messages.
     Edit {
-        /// File name or id.
-        file: String,
+        /// Customer file or room, or @MEMBER.
+        to: String,
         /// Message number.
         seq: u64,
         /// New text.
@@ -229,16 +233,35 @@ enum ChatCmd {
     },
     /// Delete one of your messages.
     Delete {
-        /// File name or id.
-        file: String,
+        /// Customer file or room, or @MEMBER.
+        to: String,
         /// Message number.
         seq: u64,
     },
     /// Sync, then print the conversation.
     Read {
-        /// File name or id.
-        file: String,
+        /// Customer file or room, or @MEMBER.
+        to: String,
     },
+    /// Tell the others you have read everything so far.
+    MarkRead {
+        /// Customer file or room, or @MEMBER.
+        to: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum RoomCmd {
+    /// Create an internal room (its name and members are encrypted).
+    Create {
+        /// Name.
+        name: String,
+        /// A member to add (name or id); repeat for more.
+        #[arg(long = "member", required = true)]
+        members: Vec<String>,
+    },
+    /// Internal rooms and direct chats this device knows.
+    List,
 }
 
 #[derive(Subcommand, Debug)]
@@ -554,6 +577,7 @@ async fn with_profile(p: &mut Profile, command: Command, json: bool) -> Result<O
         Command::File(cmd) => file(p, cmd).await,
         Command::Chat(cmd) => chat(p, cmd).await,
         Command::Doc(cmd) => doc(p, cmd, json).await,
+        Command::Room(cmd) => room(p, cmd).await,
         Command::Search { query, limit } => {
             let hits = p.search(&query, limit)?;
             let text = hits
@@ -801,12 +825,30 @@ async fn doc(p: &mut Profile, cmd: DocCmd, json: bool) -> Result<Output, Failure
     }
 }
 
-async fn chat(p: &mut Profile, cmd: ChatCmd) -> Result<Output, Failure> {
-    let (file, event) = match cmd {
-        ChatCmd::Read { file } => {
+/// Resolves a conversation, syncing once if this profile does not know it yet.
+async fn conversation_of(p: &mut Profile, target: &str) -> Result<Conversation, Failure> {
+    match p.resolve_conversation(target).await {
+        Err(ClientError::NotFound(_)) => {
             p.sync().await?;
-            let file = p.resolve_file(&file)?;
-            let messages = p.conversation(file)?;
+            Ok(p.resolve_conversation(target).await?)
+        }
+        other => Ok(other?),
+    }
+}
+
+fn conversation_json(c: Conversation) -> (&'static str, String) {
+    match c {
+        Conversation::File(f) => ("file", f.to_hex()),
+        Conversation::Room(r) => ("room", hex::encode(r)),
+    }
+}
+
+async fn chat(p: &mut Profile, cmd: ChatCmd) -> Result<Output, Failure> {
+    let (to, event) = match cmd {
+        ChatCmd::Read { to } => {
+            p.sync().await?;
+            let conv = conversation_of(p, &to).await?;
+            let messages = p.conversation(conv)?;
             let text = messages
                 .iter()
                 .map(|m| {
@@ -822,44 +864,94 @@ async fn chat(p: &mut Profile, cmd: ChatCmd) -> Result<Output, Failure> {
                         m.body.clone().unwrap_or_default()
                     };
                     format!(
-                        "#{} {}: {}{}",
+                        "#{} {}: {}{}{}",
                         m.seq,
                         who,
                         body,
-                        if m.edited { " (edited)" } else { "" }
+                        if m.edited { " (edited)" } else { "" },
+                        if m.read_by.is_empty() {
+                            String::new()
+                        } else {
+                            format!("  [read by {}]", m.read_by.len())
+                        }
                     )
                 })
                 .collect::<Vec<_>>()
                 .join("\n");
+            let (kind, id) = conversation_json(conv);
             return Ok(Output {
                 text,
-                json: json!({ "file": file, "messages": messages }),
+                json: json!({ kind: id, "messages": messages }),
             });
         }
-        ChatCmd::Send {
-            file,
-            text,
-            reply_to,
-        } => (
-            file,
+        ChatCmd::MarkRead { to } => {
+            p.sync().await?;
+            let conv = conversation_of(p, &to).await?;
+            let up_to = p.mark_read(conv).await?;
+            let (kind, id) = conversation_json(conv);
+            return Ok(Output {
+                text: format!("read up to #{}", up_to.unwrap_or(0)),
+                json: json!({ kind: id, "up_to": up_to }),
+            });
+        }
+        ChatCmd::Send { to, text, reply_to } => (
+            to,
             RoomEvent::Text {
                 body: text,
                 reply_to,
             },
         ),
-        ChatCmd::Edit { file, seq, text } => (
-            file,
+        ChatCmd::Edit { to, seq, text } => (
+            to,
             RoomEvent::Edit {
                 target: seq,
                 body: text,
             },
         ),
-        ChatCmd::Delete { file, seq } => (file, RoomEvent::Delete { target: seq }),
+        ChatCmd::Delete { to, seq } => (to, RoomEvent::Delete { target: seq }),
     };
-    let file = file_of(p, &file).await?;
-    let seq = p.send(file, event).await?;
+    let conv = conversation_of(p, &to).await?;
+    let seq = p.send(conv, event).await?;
+    let (kind, id) = conversation_json(conv);
     Ok(Output {
         text: format!("sent #{seq}"),
-        json: json!({ "file": file, "seq": seq }),
+        json: json!({ kind: id, "seq": seq }),
     })
+}
+
+async fn room(p: &mut Profile, cmd: RoomCmd) -> Result<Output, Failure> {
+    p.sync().await?;
+    match cmd {
+        RoomCmd::Create { name, members } => {
+            let ids = members
+                .iter()
+                .map(|m| p.resolve_member(m))
+                .collect::<Result<Vec<_>, _>>()?;
+            let room = p.create_room(&name, &ids, false).await?;
+            Ok(Output {
+                text: hex::encode(room),
+                json: json!({ "room": hex::encode(room), "name": name }),
+            })
+        }
+        RoomCmd::List => {
+            let rooms = p.rooms();
+            let text = rooms
+                .iter()
+                .map(|r| {
+                    format!(
+                        "{}  {:<24} {} member(s){}",
+                        r.id,
+                        r.name.as_deref().unwrap_or("?"),
+                        r.members.len(),
+                        if r.direct { "  (direct)" } else { "" }
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("\n");
+            Ok(Output {
+                text,
+                json: json!({ "rooms": rooms }),
+            })
+        }
+    }
 }

@@ -452,6 +452,28 @@ async fn a_firm_works_end_to_end_through_the_cli() {
         1
     );
 
+    // The relay's files (database, WAL, blobs) hold none of the names or texts.
+    relay.stop().await;
+    for p in all_files(&dir.path().join("relay")) {
+        let bytes = std::fs::read(&p).unwrap();
+        for needle in [
+            FILE,
+            "Anna Kowalczyk",
+            "Bartek Zieli",
+            "Biuro Rachunkowe Nowak",
+            "deklarację VAT-7",
+            "Wysłane w czasie awarii",
+            "Po odejściu Anny",
+        ] {
+            assert!(
+                !bytes.windows(needle.len()).any(|w| w == needle.as_bytes()),
+                "{} holds {needle:?}",
+                p.display()
+            );
+        }
+    }
+    relay.restart().await;
+
     // The store on disk is unreadable without the passphrase.
     let mut c = command(&f.owner, &["whoami"]);
     c.env("LEDGERLINE_PASSPHRASE", "złe hasło");
@@ -497,7 +519,7 @@ async fn killed_clients_and_bad_relays_lose_nothing() {
     // Many messages, then Bartek's sync is killed at several points and resumed.
     const N: usize = 240;
     {
-        use ledgerline_client_core::profile::{Profile, Unlock};
+        use ledgerline_client_core::profile::{Conversation, Profile, Unlock};
         use ledgerline_client_core::room::RoomEvent;
         let mut p = Profile::open(
             &f.owner,
@@ -507,7 +529,7 @@ async fn killed_clients_and_bad_relays_lose_nothing() {
         let file = p.resolve_file(FILE).unwrap();
         for i in 0..N {
             p.send(
-                file,
+                Conversation::File(file),
                 RoomEvent::Text {
                     body: format!("wiadomość {i}"),
                     reply_to: None,
@@ -528,7 +550,7 @@ async fn killed_clients_and_bad_relays_lose_nothing() {
         .unwrap();
         let file = p.resolve_file(FILE).unwrap();
         let seqs: Vec<u64> = p
-            .conversation(file)
+            .conversation(ledgerline_client_core::profile::Conversation::File(file))
             .unwrap()
             .iter()
             .map(|m| m.seq)
@@ -852,7 +874,7 @@ fn last_body(profile: &Path) -> String {
     )
     .unwrap();
     let file = p.resolve_file(FILE).unwrap();
-    p.conversation(file)
+    p.conversation(ledgerline_client_core::profile::Conversation::File(file))
         .unwrap()
         .last()
         .and_then(|m| m.body.clone())
@@ -947,5 +969,83 @@ async fn the_store_key_lives_in_the_os_keyring_when_there_is_one() {
     let r = run_with(no_pass(&["whoami"])).await;
     assert_eq!(r.code, 8, "{}", r.stderr);
     assert!(r.stderr.contains("keyring"), "{}", r.stderr);
+    relay.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn internal_rooms_direct_chats_and_read_markers() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut relay = Relay::start(&dir.path().join("relay"), "127.0.0.1:0".parse().unwrap()).await;
+    let url = relay.url();
+    let f = found(dir.path(), &url).await;
+
+    // A team room: name and members travel encrypted; Bartek is not in it.
+    let room = ok(
+        &f.owner,
+        &["room", "create", "Zespół VAT", "--member", "Anna Kowalczyk"],
+    )
+    .await["room"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    ok(&f.owner, &["chat", "send", "Zespół VAT", "Spotkanie o 10"]).await;
+    let read = ok(&f.anna, &["chat", "read", "Zespół VAT"]).await;
+    assert_eq!(read["room"], room);
+    assert_eq!(bodies(&read), vec!["Spotkanie o 10"]);
+    let rooms = ok(&f.anna, &["room", "list"]).await;
+    assert_eq!(rooms["rooms"][0]["name"], "Zespół VAT");
+    assert_eq!(rooms["rooms"][0]["members"].as_array().unwrap().len(), 2);
+    assert!(ok(&f.bartek, &["room", "list"]).await["rooms"]
+        .as_array()
+        .unwrap()
+        .is_empty());
+    let r = ll(&f.bartek, &["chat", "read", &room]).await;
+    assert_eq!(r.code, 6, "{}", r.stderr);
+
+    // A direct chat, created on first use, found by the other side by name.
+    ok(
+        &f.anna,
+        &["chat", "send", "@Bartek Zieliński", "Cześć Bartku"],
+    )
+    .await;
+    let dm = ok(&f.bartek, &["chat", "read", "@Anna Kowalczyk"]).await;
+    assert_eq!(bodies(&dm), vec!["Cześć Bartku"]);
+    ok(
+        &f.bartek,
+        &["chat", "send", "@Anna Kowalczyk", "Cześć Anno"],
+    )
+    .await;
+    // The same chat both ways (not a second one).
+    assert_eq!(
+        bodies(&ok(&f.anna, &["chat", "read", "@Bartek Zieliński"]).await),
+        vec!["Cześć Bartku", "Cześć Anno"]
+    );
+    assert_eq!(
+        ok(&f.anna, &["room", "list"]).await["rooms"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    // The owner sees neither the chat nor its texts.
+    assert!(ok(&f.owner, &["search", "Bartku"]).await["results"]
+        .as_array()
+        .unwrap()
+        .is_empty());
+
+    // Read markers: Anna sees that Bartek has read her message.
+    let bartek_id = ok(&f.bartek, &["whoami"]).await["member"].clone();
+    let before = ok(&f.anna, &["chat", "read", "@Bartek Zieliński"]).await;
+    assert!(before["messages"][0]["read_by"]
+        .as_array()
+        .unwrap()
+        .is_empty());
+    ok(&f.bartek, &["chat", "mark-read", "@Anna Kowalczyk"]).await;
+    let after = ok(&f.anna, &["chat", "read", "@Bartek Zieliński"]).await;
+    assert_eq!(
+        after["messages"][0]["read_by"],
+        serde_json::json!([bartek_id])
+    );
+    assert_eq!(bodies(&after).len(), 2, "read markers are not messages");
     relay.stop().await;
 }

@@ -197,8 +197,6 @@ struct FileState {
     name: Option<String>,
     /// Record sync cursor.
     records: u64,
-    /// Next room sequence number to fetch.
-    next_seq: u64,
     /// The file lost a member and its next epoch is not fully keyed yet.
     #[serde(default)]
     rekey: bool,
@@ -242,6 +240,53 @@ struct LocalState {
     /// A linked device before its first roster: the member is not known yet.
     #[serde(default)]
     linking: bool,
+    /// Internal rooms and direct chats this device knows (hex room id).
+    #[serde(default)]
+    rooms: BTreeMap<String, RoomState>,
+    /// Next sequence number to fetch, per room (hex room id; file rooms too).
+    #[serde(default)]
+    room_cursors: BTreeMap<String, u64>,
+}
+
+/// What this profile knows of an internal room or direct chat.
+#[derive(Serialize, Deserialize, Clone, Default)]
+struct RoomState {
+    /// From the latest room profile event; `None` until one decrypts.
+    name: Option<String>,
+    members: Vec<MemberId>,
+    direct: bool,
+}
+
+/// Where a message goes: a customer file's room, or an internal room / direct chat.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Conversation {
+    /// A customer file's room (room id = file id).
+    File(FileId),
+    /// An internal room or direct chat.
+    Room([u8; 16]),
+}
+
+impl Conversation {
+    /// The relay's room id.
+    pub fn room_id(&self) -> [u8; 16] {
+        match self {
+            Self::File(f) => *f.as_bytes(),
+            Self::Room(r) => *r,
+        }
+    }
+}
+
+/// An internal room or direct chat as `room list` shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct RoomView {
+    /// Room id (hex).
+    pub id: String,
+    /// Name (from the encrypted room profile), if known.
+    pub name: Option<String>,
+    /// Members.
+    pub members: Vec<MemberId>,
+    /// A direct chat.
+    pub direct: bool,
 }
 
 impl Drop for LocalState {
@@ -332,6 +377,8 @@ pub struct MessageView {
     pub deleted: bool,
     /// Waiting for its room key.
     pub waiting_for_key: bool,
+    /// Members (other than the sender) whose read marker covers this message.
+    pub read_by: Vec<MemberId>,
 }
 
 /// What a sync did.
@@ -974,7 +1021,6 @@ impl Profile {
             file,
             FileState {
                 name: Some(name.to_owned()),
-                next_seq: 1,
                 ..FileState::default()
             },
         );
@@ -1332,20 +1378,10 @@ impl Profile {
 
     // ------------------------------------------------------------------ chat
 
-    /// Active devices that may read `file`'s room, from our verified roster (never from
-    /// the relay's word).
-    fn file_devices(&self, file: FileId) -> Result<BTreeSet<DeviceId>> {
-        let r = self.roster()?;
-        Ok(r.file_members(&file)
-            .iter()
-            .flat_map(|m| r.active_devices(m).map(|(d, _)| *d).collect::<Vec<_>>())
-            .collect())
-    }
-
-    /// Sends a text (optionally a reply) to a customer file's room; returns its sequence
-    /// number. If the relay is unreachable after the message was encrypted, it stays in
-    /// the outbox and the error is [`ClientError::Queued`].
-    pub async fn send(&mut self, file: FileId, event: RoomEvent) -> Result<u64> {
+    /// Sends an event to a conversation; returns its sequence number. If the relay is
+    /// unreachable after the message was encrypted, it stays in the outbox and the error is
+    /// [`ClientError::Queued`].
+    pub async fn send(&mut self, to: Conversation, event: RoomEvent) -> Result<u64> {
         let mut report = SyncReport::default();
         // Offline, a message can still be encrypted and queued if the room key already
         // reached every device; anything that must talk to the relay fails clearly.
@@ -1359,13 +1395,8 @@ impl Profile {
             Err(ClientError::Relay(RelayError::Unreachable(_))) => true,
             Err(e) => return Err(e),
         };
-        if !self.roster()?.file_members(&file).contains(&self.id.member) {
-            return Err(ClientError::NotAllowed(
-                "this member has no access to the file".into(),
-            ));
-        }
-        let room = *file.as_bytes();
-        let devices = self.file_devices(file)?;
+        let room = to.room_id();
+        let devices = self.audience(to, offline).await?;
         let now = now_ms();
         let rotate = self
             .outbound
@@ -1435,6 +1466,178 @@ impl Profile {
             Err(RelayError::Unreachable(e)) => Err(ClientError::Queued(e)),
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// The devices a conversation's room key goes to. File rooms: from the verified roster.
+    /// Internal rooms: the members the relay enforces, but only those the room's own
+    /// (encrypted, signed) profile names — the relay cannot add a listener.
+    async fn audience(&mut self, to: Conversation, offline: bool) -> Result<BTreeSet<DeviceId>> {
+        let members: BTreeSet<MemberId> = match to {
+            Conversation::File(file) => {
+                let m = self.roster()?.file_members(&file);
+                if !m.contains(&self.id.member) {
+                    return Err(ClientError::NotAllowed(
+                        "this member has no access to the file".into(),
+                    ));
+                }
+                m
+            }
+            Conversation::Room(room) => {
+                let known: BTreeSet<MemberId> = self
+                    .local
+                    .rooms
+                    .get(&hex::encode(room))
+                    .ok_or_else(|| ClientError::NotFound("unknown room".into()))?
+                    .members
+                    .iter()
+                    .copied()
+                    .collect();
+                if offline {
+                    known
+                } else {
+                    let info = self.relay.room_info(&self.account, room).await?;
+                    info.members
+                        .into_iter()
+                        .filter(|m| known.contains(m))
+                        .collect()
+                }
+            }
+        };
+        if !members.contains(&self.id.member) {
+            return Err(ClientError::NotAllowed(
+                "this member is not in the conversation".into(),
+            ));
+        }
+        let r = self.roster()?;
+        Ok(members
+            .iter()
+            .flat_map(|m| r.active_devices(m).map(|(d, _)| *d).collect::<Vec<_>>())
+            .collect())
+    }
+
+    /// Creates an internal room (or, with `direct`, a direct chat) with `members` (this
+    /// member is added); its name and members travel in the first, encrypted event.
+    pub async fn create_room(
+        &mut self,
+        name: &str,
+        members: &[MemberId],
+        direct: bool,
+    ) -> Result<[u8; 16]> {
+        let mut all: BTreeSet<MemberId> = members.iter().copied().collect();
+        all.insert(self.id.member);
+        let r = self.roster()?;
+        if let Some(m) = all
+            .iter()
+            .find(|m| r.member(m).is_none_or(|s| s.active.until.is_some()))
+        {
+            return Err(ClientError::NotFound(format!(
+                "{m} is not an active member"
+            )));
+        }
+        let mut room = [0u8; 16];
+        rand_core::RngCore::fill_bytes(&mut OsRng, &mut room);
+        let list: Vec<MemberId> = all.into_iter().collect();
+        self.relay
+            .create_room(&self.account, room, None, &list)
+            .await?;
+        self.local.rooms.insert(
+            hex::encode(room),
+            RoomState {
+                name: Some(name.to_owned()),
+                members: list.clone(),
+                direct,
+            },
+        );
+        self.commit()?;
+        self.send(
+            Conversation::Room(room),
+            RoomEvent::RoomProfile {
+                name: name.to_owned(),
+                members: list,
+                direct,
+            },
+        )
+        .await?;
+        Ok(room)
+    }
+
+    /// The direct chat with `member`, created on first use.
+    pub async fn direct_chat(&mut self, member: MemberId) -> Result<[u8; 16]> {
+        let mut pair = vec![self.id.member, member];
+        pair.sort();
+        if let Some((id, _)) = self.local.rooms.iter().find(|(_, r)| {
+            let mut m = r.members.clone();
+            m.sort();
+            r.direct && m == pair
+        }) {
+            let mut room = [0u8; 16];
+            hex::decode_to_slice(id, &mut room)
+                .map_err(|_| ClientError::Integrity("stored room id".into()))?;
+            return Ok(room);
+        }
+        self.create_room("", &[member], true).await
+    }
+
+    /// Internal rooms and direct chats this device knows.
+    pub fn rooms(&self) -> Vec<RoomView> {
+        self.local
+            .rooms
+            .iter()
+            .map(|(id, r)| RoomView {
+                id: id.clone(),
+                name: r.name.clone(),
+                members: r.members.clone(),
+                direct: r.direct,
+            })
+            .collect()
+    }
+
+    /// Resolves a conversation: a customer file (name or id), an internal room (name or
+    /// id), or `@member` for the direct chat with that member (created on first use).
+    pub async fn resolve_conversation(&mut self, target: &str) -> Result<Conversation> {
+        if let Some(who) = target.strip_prefix('@') {
+            let member = self.resolve_member(who)?;
+            return Ok(Conversation::Room(self.direct_chat(member).await?));
+        }
+        if let Ok(f) = self.resolve_file(target) {
+            return Ok(Conversation::File(f));
+        }
+        let hits: Vec<&String> = self
+            .local
+            .rooms
+            .iter()
+            .filter(|(id, r)| id.as_str() == target || r.name.as_deref() == Some(target))
+            .map(|(id, _)| id)
+            .collect();
+        match hits.as_slice() {
+            [one] => {
+                let mut room = [0u8; 16];
+                hex::decode_to_slice(one, &mut room)
+                    .map_err(|_| ClientError::Integrity("stored room id".into()))?;
+                Ok(Conversation::Room(room))
+            }
+            [] => Err(ClientError::NotFound(format!(
+                "no customer file or room named {target:?} (try `ledgerline sync`)"
+            ))),
+            _ => Err(ClientError::Invalid(format!(
+                "several rooms are named {target:?}: use the id"
+            ))),
+        }
+    }
+
+    /// Marks everything stored so far as read (a `read` event others see).
+    pub async fn mark_read(&mut self, to: Conversation) -> Result<Option<u64>> {
+        let last = self
+            .store
+            .messages(&to.room_id())?
+            .iter()
+            .filter(|m| !m.event.is_empty())
+            .map(|m| m.seq)
+            .max();
+        if let Some(up_to) = last {
+            self.send(to, RoomEvent::Read { up_to }).await?;
+        }
+        Ok(last)
     }
 
     /// Makes sure an Olm session exists with each device; returns the ones reached.
@@ -1545,7 +1748,18 @@ impl Profile {
                 match self.timeline.add_key(m.sender, &key) {
                     Ok(decrypted) => {
                         report.room_keys += 1;
+                        let is_file = key
+                            .room
+                            .parse::<FileId>()
+                            .is_ok_and(|f| r.files().contains(&f));
+                        if !is_file && !self.local.rooms.contains_key(&key.room) {
+                            // A key for a room we did not know: someone added us.
+                            self.local
+                                .rooms
+                                .insert(key.room.clone(), RoomState::default());
+                        }
                         for d in decrypted.into_iter().flatten() {
+                            self.apply_room_profile(d.room, d.sender, &d.event);
                             self.page.push(stored(&d.event, d.room, d.seq, d.sender, 0));
                         }
                     }
@@ -1561,10 +1775,16 @@ impl Profile {
         }
     }
 
-    async fn sync_room(&mut self, file: FileId, report: &mut SyncReport) -> Result<()> {
-        let room = *file.as_bytes();
+    async fn sync_room(&mut self, room: [u8; 16], report: &mut SyncReport) -> Result<()> {
+        let key = hex::encode(room);
         loop {
-            let from = self.local.files.get(&file).map_or(1, |f| f.next_seq.max(1));
+            let from = self
+                .local
+                .room_cursors
+                .get(&key)
+                .copied()
+                .unwrap_or(1)
+                .max(1);
             let page = self.relay.messages(&self.account, room, from, 200).await?;
             let Some(last) = page.last().map(|m| m.seq) else {
                 return Ok(());
@@ -1577,6 +1797,7 @@ impl Profile {
                 }
                 match self.timeline.receive(room, m.seq, m.sender, &m.ciphertext) {
                     Ok(Received::Decrypted(d)) => {
+                        self.apply_room_profile(room, d.sender, &d.event);
                         self.page
                             .push(stored(&d.event, room, m.seq, m.sender, m.created_ms));
                     }
@@ -1592,16 +1813,43 @@ impl Profile {
                     )),
                     Err(e) => report
                         .warnings
-                        .push(format!("message {} of file {file}: {e}", m.seq)),
+                        .push(format!("message {} of room {key}: {e}", m.seq)),
                 }
             }
-            self.local.files.entry(file).or_default().next_seq = last + 1;
+            self.local.room_cursors.insert(key.clone(), last + 1);
             report.messages += self
                 .page
                 .iter()
                 .filter(|(m, _)| !m.event.is_empty())
                 .count();
             self.commit()?;
+        }
+    }
+
+    /// A decrypted room profile updates an internal room's name and members, if its
+    /// sender is a member of the room as this device knows it (or it is the first).
+    fn apply_room_profile(&mut self, room: [u8; 16], sender: DeviceId, event: &RoomEvent) {
+        let RoomEvent::RoomProfile {
+            name,
+            members,
+            direct,
+        } = event
+        else {
+            return;
+        };
+        let from = self
+            .roster
+            .as_ref()
+            .and_then(|r| r.device(&sender))
+            .map(|d| d.member);
+        let Some(state) = self.local.rooms.get_mut(&hex::encode(room)) else {
+            return;
+        };
+        let trusted = state.members.is_empty() || from.is_some_and(|m| state.members.contains(&m));
+        if trusted && from.is_some_and(|m| members.contains(&m)) {
+            state.name = Some(name.clone());
+            state.members = members.clone();
+            state.direct = *direct;
         }
     }
 
@@ -1620,7 +1868,16 @@ impl Profile {
                 continue;
             }
             // Only devices still allowed in the room, and only this session's audience.
-            let allowed = self.file_devices(FileId(room))?;
+            let conv = if self.local.rooms.contains_key(&room_hex) {
+                Conversation::Room(room)
+            } else {
+                Conversation::File(FileId(room))
+            };
+            let allowed = match self.audience(conv, false).await {
+                Ok(a) => a,
+                Err(ClientError::Relay(e)) => return Err(e.into()),
+                Err(_) => BTreeSet::new(),
+            };
             let Some(audience) = self.outbound.get(&room).map(|o| o.shared_with().clone()) else {
                 self.local.undelivered.remove(&room_hex);
                 continue;
@@ -1683,7 +1940,18 @@ impl Profile {
             if self.local.files.get(&file).is_some_and(|f| f.rekey) {
                 self.rekey(file).await?;
             }
-            self.sync_room(file, report).await?;
+            self.sync_room(*file.as_bytes(), report).await?;
+        }
+        let rooms: Vec<String> = self.local.rooms.keys().cloned().collect();
+        for hex_room in rooms {
+            let mut room = [0u8; 16];
+            if hex::decode_to_slice(&hex_room, &mut room).is_ok() {
+                match self.sync_room(room, report).await {
+                    // Taken out of the room: keep what we have, stop fetching.
+                    Err(ClientError::Relay(RelayError::Refused { status: 403, .. })) => {}
+                    other => other?,
+                }
+            }
         }
         self.commit()?;
         self.deliver_late_keys(report).await?;
@@ -1703,11 +1971,12 @@ impl Profile {
         Ok(report)
     }
 
-    /// The conversation of a file as stored locally (run [`Profile::sync`] first), with
-    /// edits and deletions applied.
-    pub fn conversation(&self, file: FileId) -> Result<Vec<MessageView>> {
+    /// A conversation as stored locally (run [`Profile::sync`] first), with edits,
+    /// deletions and read markers applied.
+    pub fn conversation(&self, to: Conversation) -> Result<Vec<MessageView>> {
         let r = self.roster()?;
-        let stored = self.store.messages(file.as_bytes())?;
+        let stored = self.store.messages(&to.room_id())?;
+        let mut read: BTreeMap<MemberId, u64> = BTreeMap::new();
         let mut out: Vec<MessageView> = Vec::new();
         let mut index: BTreeMap<u64, usize> = BTreeMap::new();
         for m in stored {
@@ -1731,7 +2000,14 @@ impl Profile {
                         }
                     }
                 }
-                Some(RoomEvent::Read { .. }) => {}
+                Some(RoomEvent::Read { up_to }) => {
+                    // Nobody reads the future: a marker covers at most what preceded it.
+                    if let Some(who) = member {
+                        let e = read.entry(who).or_default();
+                        *e = (*e).max(up_to.min(m.seq));
+                    }
+                }
+                Some(RoomEvent::RoomProfile { .. }) => {}
                 text => {
                     let (body, reply_to) = match text {
                         Some(RoomEvent::Text { body, reply_to }) => (Some(body), reply_to),
@@ -1749,9 +2025,17 @@ impl Profile {
                         reply_to,
                         edited: false,
                         deleted: false,
+                        read_by: Vec::new(),
                     });
                 }
             }
+        }
+        for v in &mut out {
+            v.read_by = read
+                .iter()
+                .filter(|(m, up_to)| **up_to >= v.seq && Some(**m) != v.member)
+                .map(|(m, _)| *m)
+                .collect();
         }
         Ok(out)
     }

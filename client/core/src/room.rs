@@ -53,6 +53,16 @@ pub enum RoomEvent {
         /// Last read sequence number.
         up_to: u64,
     },
+    /// An internal room's or direct chat's name and members (first event, and on changes).
+    RoomProfile {
+        /// Name (empty for a direct chat).
+        name: String,
+        /// Members.
+        members: Vec<ledgerline_protocol::ids::MemberId>,
+        /// A direct chat between two members.
+        #[serde(default)]
+        direct: bool,
+    },
 }
 
 /// A room key as shared over Olm (the to-device plaintext), JSON.
