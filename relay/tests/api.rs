@@ -12,7 +12,7 @@ mod common;
 use common::*;
 use futures_util::StreamExt;
 use ledgerline_protocol::document::{document_key, encrypt_document, DocumentContext};
-use ledgerline_protocol::ids::{DocumentId, FileId, RecordId};
+use ledgerline_protocol::ids::{DeviceId, DocumentId, FileId, RecordId};
 use ledgerline_protocol::keys::{EpochKey, MemberKey, ReleaseShare};
 use ledgerline_protocol::prekeys::{KeyKind, SignedPrekey};
 use ledgerline_protocol::record::{seal_record, RecordHeader};
@@ -619,4 +619,48 @@ async fn invitation_mailbox_carries_sealed_join_requests_to_the_admin_only() {
     ] {
         assert!(!db.windows(needle.len()).any(|w| w == needle));
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn member_keys_go_to_the_members_devices_and_to_admins_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let relay = Relay::start(&dir.path().join("data"), &[]);
+    let http = client();
+    let mut a = Firm::create(&http, &relay.base, 11).await;
+    let owner = a.owner_device.clone();
+    let (anna, anna_dev) = a.add_member(&http, Role::Member).await;
+    let (_bartek, bartek_dev) = a.add_member(&http, Role::Member).await;
+    let put = |by: Device, to: DeviceId| {
+        let http = http.clone();
+        let path = format!("/v1/members/{}/keys/1/{to}", anna.id);
+        async move {
+            by.call(
+                &http,
+                "PUT",
+                &path,
+                Some(json!({ "wrapped": "ab".repeat(81) })),
+            )
+            .await
+        }
+    };
+    // Escrow: Anna's key may be wrapped for an admin's device, by an admin or by Anna.
+    assert_eq!(put(owner.clone(), owner.id).await.0, 204);
+    assert_eq!(put(anna_dev.clone(), owner.id).await.0, 204);
+    assert_eq!(put(anna_dev.clone(), anna_dev.id).await.0, 204);
+    // Never for another member's device, whoever asks.
+    for by in [owner.clone(), anna_dev.clone()] {
+        let (status, v) = put(by, bartek_dev.id).await;
+        assert_eq!((status, v["code"].as_str()), (400, Some("unknown_device")));
+    }
+    // And Bartek may not store Anna's key at all.
+    let (status, _) = put(bartek_dev.clone(), bartek_dev.id).await;
+    assert_eq!(status, 403);
+    let v = owner
+        .ok(&http, "GET", "/v1/devices/self/member-keys", None)
+        .await;
+    assert_eq!(v["wraps"][0]["member"], json!(anna.id));
+    let v = bartek_dev
+        .ok(&http, "GET", "/v1/devices/self/member-keys", None)
+        .await;
+    assert!(v["wraps"].as_array().unwrap().is_empty());
 }
