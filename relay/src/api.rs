@@ -8,13 +8,15 @@ use crate::store::{EpochKeyWrap, MemberKeyWrap, Room, RoomId, Store, StoreError}
 use axum::body::Body;
 use axum::extract::ws::{Message as WsMessage, WebSocket, WebSocketUpgrade};
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use futures_util::StreamExt;
 use ledgerline_protocol::audit::{AuditLeaf, Subject, SubjectKind};
+use ledgerline_protocol::constants::{DOCUMENT_PART_MAX, DOCUMENT_PART_MIN, TAG_SIZE};
+use ledgerline_protocol::document::{parts_root, HEADER_LEN};
 use ledgerline_protocol::ids::{DeviceId, DocumentId, FileId, FirmId, MemberId, RecordId};
 use ledgerline_protocol::prekeys::SignedPrekey;
 use ledgerline_protocol::record::RecordEnvelope;
@@ -75,6 +77,18 @@ pub fn router<S: Store>(state: AppState<S>) -> Router {
         .route(
             "/v1/files/{file}/documents/{document}",
             put(upload_document::<S>).get(download_document::<S>),
+        )
+        .route(
+            "/v1/files/{file}/uploads/{document}",
+            post(begin_upload::<S>),
+        )
+        .route(
+            "/v1/files/{file}/uploads/{document}/parts/{n}",
+            put(put_upload_part::<S>),
+        )
+        .route(
+            "/v1/files/{file}/uploads/{document}/complete",
+            post(complete_upload::<S>),
         )
         .route(
             "/v1/files/{file}/documents/{document}/release",
@@ -1199,31 +1213,7 @@ async fn upload_document<S: Store>(
         headers,
     } = up;
     require_file_access(&state, &c, file)?;
-    let share_hex = headers
-        .get(RELEASE_SHARE_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .ok_or_else(|| {
-            ApiError::bad_request(
-                "missing_release_share",
-                format!("header {RELEASE_SHARE_HEADER} is required"),
-            )
-        })?;
-    let mut share = [0u8; 32];
-    if share_hex.len() != 64
-        || share_hex.bytes().any(|b| b.is_ascii_uppercase())
-        || hex::decode_to_slice(share_hex, &mut share).is_err()
-    {
-        return Err(ApiError::bad_request(
-            "bad_release_share",
-            "the release share is 64 lowercase hex digits",
-        ));
-    }
-    if hex::encode(Sha256::digest(share)) != q.share_sha256 {
-        return Err(ApiError::bad_request(
-            "bad_release_share",
-            "the release share does not match the signed share_sha256",
-        ));
-    }
+    let share = release_share(&headers, &q.share_sha256)?;
     if state
         .store
         .document(c.firm, document)
@@ -1301,6 +1291,370 @@ async fn upload_document<S: Store>(
     Ok((
         StatusCode::CREATED,
         Json(json!({ "size": size, "sha256": hex::encode(sha) })),
+    ))
+}
+
+/// The release share from its header, checked against the signed `share_sha256`.
+fn release_share(headers: &HeaderMap, share_sha256: &str) -> Result<[u8; 32], ApiError> {
+    let share_hex = headers
+        .get(RELEASE_SHARE_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(|| {
+            ApiError::bad_request(
+                "missing_release_share",
+                format!("header {RELEASE_SHARE_HEADER} is required"),
+            )
+        })?;
+    let mut share = [0u8; 32];
+    if share_hex.len() != 64
+        || share_hex.bytes().any(|b| b.is_ascii_uppercase())
+        || hex::decode_to_slice(share_hex, &mut share).is_err()
+    {
+        return Err(ApiError::bad_request(
+            "bad_release_share",
+            "the release share is 64 lowercase hex digits",
+        ));
+    }
+    if hex::encode(Sha256::digest(share)) != share_sha256 {
+        return Err(ApiError::bad_request(
+            "bad_release_share",
+            "the release share does not match the signed share_sha256",
+        ));
+    }
+    Ok(share)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BeginUpload {
+    epoch: u64,
+    share_sha256: String,
+    size: u64,
+    part_size: u64,
+}
+
+/// Bytes of the first `parts` parts of an upload.
+fn parts_len(u: &crate::store::UploadSession, parts: u64) -> u64 {
+    parts.saturating_mul(u.part_size).min(u.size)
+}
+
+fn upload_answer(parts: &[[u8; 32]]) -> Json<serde_json::Value> {
+    Json(json!({
+        "received": parts.len(),
+        "parts": parts.iter().map(hex::encode).collect::<Vec<_>>(),
+    }))
+}
+
+/// Opens (or, with the same parameters, resumes) a multipart upload.
+async fn begin_upload<S: Store>(
+    State(state): State<AppState<S>>,
+    P((file, document)): P<(FileId, DocumentId)>,
+    headers: HeaderMap,
+    s: SignedJson<BeginUpload>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let c = &s.caller;
+    require_file_access(&state, c, file)?;
+    let b = &s.body;
+    let share = release_share(&headers, &b.share_sha256)?;
+    let max = state.config.max_document_bytes;
+    if b.size > max {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            format!("documents are limited to {max} bytes"),
+        ));
+    }
+    if b.size < (HEADER_LEN + TAG_SIZE) as u64 {
+        return Err(ApiError::bad_request(
+            "bad_size",
+            "a document stream is at least 52 bytes",
+        ));
+    }
+    if !(DOCUMENT_PART_MIN..=DOCUMENT_PART_MAX).contains(&b.part_size) {
+        return Err(ApiError::bad_request(
+            "bad_part_size",
+            format!("parts are {DOCUMENT_PART_MIN}..={DOCUMENT_PART_MAX} bytes"),
+        ));
+    }
+    if state
+        .store
+        .document(c.firm, document)
+        .await
+        .map_err(store_err)?
+        .is_some()
+    {
+        return Err(ApiError::conflict(
+            "document_exists",
+            "a document with this id exists",
+        ));
+    }
+    let wanted = crate::store::UploadSession {
+        document,
+        file,
+        epoch: b.epoch,
+        release_share: share,
+        size: b.size,
+        part_size: b.part_size,
+        uploaded_by: c.device,
+    };
+    let lock = state.upload_lock(c.firm, document);
+    let _held = lock.lock().await;
+    let path = state.blobs.upload_path(c.firm, document);
+    match state
+        .store
+        .upload(c.firm, document)
+        .await
+        .map_err(store_err)?
+    {
+        Some((open, mut parts)) => {
+            if open != wanted {
+                return Err(ApiError::conflict(
+                    "upload_mismatch",
+                    "an upload of this id is open with other parameters",
+                ));
+            }
+            // A part is recorded only after its bytes were synced, but be strict: keep
+            // only the recorded parts whose bytes are all on disk.
+            let on_disk = tokio::fs::metadata(&path)
+                .await
+                .map(|m| m.len())
+                .unwrap_or(0);
+            let mut keep = parts.len() as u64;
+            while keep > 0 && parts_len(&open, keep) > on_disk {
+                keep -= 1;
+            }
+            if keep < parts.len() as u64 {
+                state
+                    .store
+                    .truncate_upload(c.firm, document, keep)
+                    .await
+                    .map_err(store_err)?;
+                parts.truncate(usize::try_from(keep).unwrap_or(0));
+            }
+            Ok(upload_answer(&parts))
+        }
+        None => {
+            tokio::fs::File::create(&path)
+                .await
+                .map_err(|e| ApiError::internal("upload create", e))?;
+            state
+                .store
+                .begin_upload(c.firm, wanted, now_ms())
+                .await
+                .map_err(store_err)?;
+            Ok(upload_answer(&[]))
+        }
+    }
+}
+
+async fn open_upload<S: Store>(
+    state: &AppState<S>,
+    c: &Caller,
+    file: FileId,
+    document: DocumentId,
+) -> Result<(crate::store::UploadSession, Vec<[u8; 32]>), ApiError> {
+    require_file_access(state, c, file)?;
+    let (u, parts) = state
+        .store
+        .upload(c.firm, document)
+        .await
+        .map_err(store_err)?
+        .filter(|(u, _)| u.file == file)
+        .ok_or_else(|| ApiError::not_found("no upload of this document is open"))?;
+    if u.uploaded_by != c.device {
+        return Err(ApiError::forbidden(
+            "only the device that began an upload continues it",
+        ));
+    }
+    Ok((u, parts))
+}
+
+/// Appends part `n` (the next one) of a multipart upload, synced before it is recorded.
+async fn put_upload_part<S: Store>(
+    State(state): State<AppState<S>>,
+    P((file, document, n)): P<(FileId, DocumentId, u64)>,
+    up: SignedUpload,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let c = up.caller;
+    let lock = state.upload_lock(c.firm, document);
+    let _held = lock.lock().await;
+    let (u, parts) = open_upload(&state, &c, file, document).await?;
+    let received = parts.len() as u64;
+    if n < received {
+        // Already here (the client did not see our answer): nothing to do.
+        crate::auth::accept_upload(&state, &c)?;
+        return Ok(upload_answer(&parts));
+    }
+    if n > received {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "part_out_of_order",
+            format!("the next part is {received}"),
+        ));
+    }
+    let offset = parts_len(&u, n);
+    let expected = parts_len(&u, n + 1) - offset;
+    if expected == 0 {
+        return Err(ApiError::bad_request(
+            "bad_part",
+            "this part lies beyond the announced size",
+        ));
+    }
+    let path = state.blobs.upload_path(c.firm, document);
+    let sha = append_part(&state, up.body, &path, offset, expected).await?;
+    if sha != up.expected_sha256 {
+        return Err(ApiError::unauthorized(
+            "body_hash_mismatch",
+            "body does not match the signed hash",
+        ));
+    }
+    crate::auth::accept_upload(&state, &c)?;
+    state
+        .store
+        .add_upload_part(c.firm, document, n, sha)
+        .await
+        .map_err(store_err)?;
+    let mut parts = parts;
+    parts.push(sha);
+    Ok(upload_answer(&parts))
+}
+
+/// Writes one part at `offset` (dropping anything after it), exactly `len` bytes, synced.
+async fn append_part<S: Store>(
+    state: &AppState<S>,
+    body: Body,
+    path: &std::path::Path,
+    offset: u64,
+    len: u64,
+) -> Result<[u8; 32], ApiError> {
+    use tokio::io::AsyncSeekExt;
+    let mut f = tokio::fs::OpenOptions::new()
+        .write(true)
+        .open(path)
+        .await
+        .map_err(|e| ApiError::internal("upload open", e))?;
+    f.set_len(offset)
+        .await
+        .map_err(|e| ApiError::internal("upload truncate", e))?;
+    f.seek(std::io::SeekFrom::Start(offset))
+        .await
+        .map_err(|e| ApiError::internal("upload seek", e))?;
+    let mut hasher = Sha256::new();
+    let mut size = 0u64;
+    let mut stream = body.into_data_stream();
+    let idle = Duration::from_millis(state.config.body_timeout_ms);
+    let bad_size = || {
+        ApiError::bad_request(
+            "bad_part_size",
+            format!("this part must be exactly {len} bytes"),
+        )
+    };
+    loop {
+        let next = tokio::time::timeout(idle, stream.next())
+            .await
+            .map_err(|_| {
+                ApiError::new(
+                    StatusCode::REQUEST_TIMEOUT,
+                    "body_timeout",
+                    "upload stalled",
+                )
+            })?;
+        let Some(chunk) = next else { break };
+        let chunk =
+            chunk.map_err(|_| ApiError::bad_request("bad_body", "upload was interrupted"))?;
+        size += chunk.len() as u64;
+        if size > len {
+            return Err(bad_size());
+        }
+        hasher.update(&chunk);
+        f.write_all(&chunk)
+            .await
+            .map_err(|e| ApiError::internal("upload write", e))?;
+    }
+    if size != len {
+        return Err(bad_size());
+    }
+    f.sync_data()
+        .await
+        .map_err(|e| ApiError::internal("upload sync", e))?;
+    Ok(hasher.finalize().into())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CompleteUpload {
+    root: Hex,
+}
+
+/// Checks every part and the parts root, then stores the document.
+async fn complete_upload<S: Store>(
+    State(state): State<AppState<S>>,
+    P((file, document)): P<(FileId, DocumentId)>,
+    s: SignedJson<CompleteUpload>,
+) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+    let c = &s.caller;
+    let lock = state.upload_lock(c.firm, document);
+    let _held = lock.lock().await;
+    let (u, parts) = open_upload(&state, c, file, document).await?;
+    let count = u.size.div_ceil(u.part_size);
+    if parts.len() as u64 != count {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "upload_incomplete",
+            format!("{} of {count} parts received", parts.len()),
+        ));
+    }
+    let root = parts_root(u.part_size, &parts);
+    if s.body.root.0 != root {
+        return Err(ApiError::conflict(
+            "root_mismatch",
+            "the parts received do not have the announced root",
+        ));
+    }
+    let path = state.blobs.upload_path(c.firm, document);
+    let on_disk = tokio::fs::metadata(&path)
+        .await
+        .map(|m| m.len())
+        .unwrap_or(0);
+    if on_disk != u.size {
+        return Err(ApiError::internal("upload size", "stored bytes differ"));
+    }
+    state
+        .blobs
+        .commit(&path, c.firm, document)
+        .await
+        .map_err(|e| ApiError::internal("blob commit", e))?;
+    let meta = crate::store::DocumentMeta {
+        document,
+        file,
+        epoch: u.epoch,
+        size: u.size,
+        sha256: root,
+        release_share: u.release_share,
+        uploaded_by: c.device,
+    };
+    state
+        .store
+        .finish_upload(c.firm, meta, now_ms())
+        .await
+        .map_err(|e| match e {
+            StoreError::Exists => {
+                ApiError::conflict("document_exists", "a document with this id exists")
+            }
+            other => store_err(other),
+        })?;
+    if let Ok(mut m) = state.upload_locks.lock() {
+        m.remove(&(c.firm, document));
+    }
+    push_to_file(
+        &state,
+        c.firm,
+        file,
+        &json!({ "type": "document", "file": file, "document": document }),
+    )?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "size": u.size, "root": hex::encode(root) })),
     ))
 }
 

@@ -14,6 +14,7 @@ impl BlobDir {
     /// Uses (and creates) `root`.
     pub fn open(root: &Path) -> std::io::Result<Self> {
         std::fs::create_dir_all(root.join("tmp"))?;
+        std::fs::create_dir_all(root.join("uploads"))?;
         // Uploads interrupted by a crash leave temporary files; they were never acknowledged.
         for entry in std::fs::read_dir(root.join("tmp"))? {
             let _ = std::fs::remove_file(entry?.path());
@@ -26,6 +27,13 @@ impl BlobDir {
     /// Final path of a document's blob.
     pub fn path(&self, firm: FirmId, document: DocumentId) -> PathBuf {
         self.root.join(firm.to_hex()).join(document.to_hex())
+    }
+
+    /// The file a multipart upload grows in; it survives restarts (uploads resume).
+    pub fn upload_path(&self, firm: FirmId, document: DocumentId) -> PathBuf {
+        self.root
+            .join("uploads")
+            .join(format!("{}-{}", firm.to_hex(), document.to_hex()))
     }
 
     /// A fresh temporary path for an upload in progress.

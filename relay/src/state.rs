@@ -43,6 +43,9 @@ impl<S> std::ops::Deref for AppState<S> {
     }
 }
 
+/// Serialises the parts of one multipart upload.
+pub type UploadLock = Arc<tokio::sync::Mutex<()>>;
+
 /// The shared parts.
 #[derive(Debug)]
 pub struct Shared<S> {
@@ -62,6 +65,8 @@ pub struct Shared<S> {
     pub metrics: Metrics,
     /// Per-device rate limits.
     pub limiter: RateLimiter,
+    /// One lock per multipart upload in progress: its parts append in order.
+    pub upload_locks: Mutex<HashMap<(FirmId, ledgerline_protocol::ids::DocumentId), UploadLock>>,
 }
 
 /// Milliseconds since the Unix epoch.
@@ -128,6 +133,7 @@ impl<S: Store> AppState<S> {
                 hub: Hub::default(),
                 metrics: Metrics::default(),
                 limiter,
+                upload_locks: Mutex::new(HashMap::new()),
             }),
         })
     }
@@ -135,6 +141,18 @@ impl<S: Store> AppState<S> {
     /// A firm's state, if the firm exists.
     pub fn firm(&self, firm: FirmId) -> Option<Arc<FirmState>> {
         self.firms.read().ok().and_then(|m| m.get(&firm).cloned())
+    }
+
+    /// The lock of one multipart upload.
+    pub fn upload_lock(
+        &self,
+        firm: FirmId,
+        document: ledgerline_protocol::ids::DocumentId,
+    ) -> Arc<tokio::sync::Mutex<()>> {
+        self.upload_locks
+            .lock()
+            .map(|mut m| m.entry((firm, document)).or_default().clone())
+            .unwrap_or_default()
     }
 
     /// Persists the replay window (at shutdown), so that a restart does not reopen it.

@@ -221,6 +221,24 @@ fn routes(
         ),
         route(
             "POST",
+            format!("/v1/files/{file}/uploads/{doc}"),
+            Some(
+                json!({ "epoch": 0, "share_sha256": "00".repeat(32), "size": 100_000, "part_size": 65_536 }),
+            ),
+            None,
+            Some(format!("/v1/files/{file}/uploads/{}", &doc[..30])),
+            true,
+        ),
+        route(
+            "POST",
+            format!("/v1/files/{file}/uploads/{doc}/complete"),
+            Some(json!({ "root": "00".repeat(32) })),
+            Some(json!({ "root": "zz" })),
+            Some(format!("/v1/files/{file}/uploads/zz/complete")),
+            true,
+        ),
+        route(
+            "POST",
             "/v1/invites".into(),
             Some(json!({ "invite": "22".repeat(16), "expires_ms": 1 })),
             Some(json!({ "invite": "2", "expires_ms": 1 })),
@@ -712,4 +730,125 @@ async fn rate_limits_apply_per_device() {
         .count();
     assert!(limited >= 2, "expected the burst to run out: {statuses:?}");
     other.ok(&http, "GET", "/v1/roster", None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn multipart_uploads_go_in_order_resume_after_a_restart_and_check_the_root() {
+    use ledgerline_protocol::document::parts_root;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut relay = Relay::start(&data, &["--max-document-bytes", "1000000"]);
+    let http = client();
+    let mut a = Firm::create(&http, &relay.base, 13).await;
+    let file = FileId(a.random16());
+    a.grant(&http, file, a.owner.id).await;
+    let (_m, other) = a.add_member(&http, Role::Member).await;
+    a.grant(&http, file, _m.id).await;
+    let owner = a.owner_device.clone();
+    let share = [5u8; 32];
+    let share_hash = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(share));
+    let doc = hex::encode(a.random16());
+    let part_size = 65_536usize;
+    let blob: Vec<u8> = (0..150_000u32).map(|i| (i % 251) as u8).collect();
+    let parts: Vec<&[u8]> = blob.chunks(part_size).collect();
+    let hashes: Vec<[u8; 32]> = parts
+        .iter()
+        .map(|p| <sha2::Sha256 as sha2::Digest>::digest(p).into())
+        .collect();
+    let begin_path = format!("/v1/files/{file}/uploads/{doc}");
+    let begin = |dev: Device, base: String, size: usize| {
+        let http = http.clone();
+        let path = begin_path.clone();
+        let share_hash = share_hash.clone();
+        async move {
+            let body = serde_json::to_vec(&json!({
+                "epoch": 0, "share_sha256": share_hash, "size": size, "part_size": part_size
+            }))
+            .unwrap();
+            let mut s = dev.sign("POST", &path, &body);
+            s.body = body;
+            s.headers
+                .push(("ledgerline-release-share", hex::encode(share)));
+            send(&http, &base, &s).await
+        }
+    };
+    let put = |dev: &Device, base: &str, n: usize, body: Vec<u8>| {
+        let mut s = dev.sign(
+            "PUT",
+            &format!("/v1/files/{file}/uploads/{doc}/parts/{n}"),
+            &body,
+        );
+        s.body = body;
+        let http = http.clone();
+        let base = base.to_owned();
+        async move { send(&http, &base, &s).await }
+    };
+    let (st, v) = begin(owner.clone(), relay.base.clone(), blob.len()).await;
+    assert_eq!((st, v["received"].as_u64()), (200, Some(0)), "{v}");
+    // Out of order, wrong size, wrong device: refused.
+    let (st, v) = put(&owner, &relay.base, 1, parts[1].to_vec()).await;
+    assert_eq!((st, v["code"].as_str()), (409, Some("part_out_of_order")));
+    let (st, v) = put(&owner, &relay.base, 0, parts[0][..100].to_vec()).await;
+    assert_eq!((st, v["code"].as_str()), (400, Some("bad_part_size")));
+    let (st, _) = put(&other, &relay.base, 0, parts[0].to_vec()).await;
+    assert_eq!(st, 403);
+    let (st, v) = put(&owner, &relay.base, 0, parts[0].to_vec()).await;
+    assert_eq!((st, v["received"].as_u64()), (200, Some(1)), "{v}");
+    // A repeated part is acknowledged, not appended twice.
+    let (st, v) = put(&owner, &relay.base, 0, parts[0].to_vec()).await;
+    assert_eq!((st, v["received"].as_u64()), (200, Some(1)));
+    // The relay is killed (no flushing): the acknowledged part survives, the upload resumes.
+    relay.kill();
+    relay = Relay::start(&data, &["--max-document-bytes", "1000000"]);
+    let owner = Device {
+        base: relay.base.clone(),
+        ..owner
+    };
+    let (st, v) = begin(owner.clone(), relay.base.clone(), blob.len()).await;
+    assert_eq!((st, v["received"].as_u64()), (200, Some(1)), "{v}");
+    assert_eq!(v["parts"][0], hex::encode(hashes[0]));
+    // Other parameters for the same id: refused.
+    let (st, v) = begin(owner.clone(), relay.base.clone(), blob.len() + 1).await;
+    assert_eq!((st, v["code"].as_str()), (409, Some("upload_mismatch")));
+    let complete = |root: [u8; 32]| {
+        let http = http.clone();
+        let owner = owner.clone();
+        let path = format!("/v1/files/{file}/uploads/{doc}/complete");
+        async move {
+            owner
+                .call(
+                    &http,
+                    "POST",
+                    &path,
+                    Some(json!({ "root": hex::encode(root) })),
+                )
+                .await
+        }
+    };
+    let root = parts_root(part_size as u64, &hashes);
+    let (st, v) = complete(root).await;
+    assert_eq!((st, v["code"].as_str()), (409, Some("upload_incomplete")));
+    for (n, p) in parts.iter().enumerate().skip(1) {
+        let (st, v) = put(&owner, &relay.base, n, p.to_vec()).await;
+        assert_eq!(st, 200, "{v}");
+    }
+    let (st, v) = complete([0; 32]).await;
+    assert_eq!((st, v["code"].as_str()), (409, Some("root_mismatch")));
+    let (st, v) = complete(root).await;
+    assert_eq!(st, 201, "{v}");
+    assert_eq!(v["root"], hex::encode(root));
+    let (st, v) = begin(owner.clone(), relay.base.clone(), blob.len()).await;
+    assert_eq!((st, v["code"].as_str()), (409, Some("document_exists")));
+    // The stored blob is exactly the parts, and is served with its root.
+    let s = owner.sign("GET", &format!("/v1/files/{file}/documents/{doc}"), b"");
+    let mut rb = http.get(format!("{}{}", relay.base, s.path));
+    for (k, v) in &s.headers {
+        rb = rb.header(*k, v);
+    }
+    let res = rb.send().await.unwrap();
+    assert_eq!(
+        res.headers()["ledgerline-content-sha256"].to_str().unwrap(),
+        hex::encode(root)
+    );
+    assert_eq!(res.bytes().await.unwrap().to_vec(), blob);
 }

@@ -21,6 +21,8 @@ pub const CTX_RECORD: &str = "ledgerline/v1/record";
 pub const CTX_INVITE_CODE: &str = "ledgerline/v1/invite-code";
 /// Hash context of an invitation's mailbox id on the relay (`invites.md`).
 pub const CTX_INVITE_ID: &str = "ledgerline/v1/invite-id";
+/// Hash context of a multipart document's parts root (`documents.md`).
+pub const CTX_DOCUMENT_PARTS: &str = "ledgerline/v1/document-parts";
 /// HKDF info of the key that seals join requests (`invites.md`).
 pub const INFO_INVITE_KEY: &str = "ledgerline/v1/invite-key";
 
@@ -57,6 +59,11 @@ pub mod headers {
     /// Hex of a document's release share, on upload only (`relay-api.md`).
     pub const RELEASE_SHARE: &str = "ledgerline-release-share";
 }
+
+/// Smallest and largest part of a multipart document upload (`documents.md`).
+pub const DOCUMENT_PART_MIN: u64 = 64 * 1024;
+/// Largest part of a multipart document upload.
+pub const DOCUMENT_PART_MAX: u64 = 16 * 1024 * 1024;
 
 /// Plaintext size of every document chunk but the last (`documents.md`).
 pub const DOCUMENT_CHUNK_SIZE: usize = 64 * 1024;

@@ -40,6 +40,28 @@ pub struct DocumentContext {
     pub epoch: u64,
 }
 
+/// The parts root of a multipart upload: `SHA-256(CTX_DOCUMENT_PARTS || 0x00 ||
+/// u64 part_size || u64 count || SHA-256(part 0) || … )`. It names the whole ciphertext:
+/// the relay checks it before storing, the manifest pins it, the reader recomputes it.
+pub fn parts_root(part_size: u64, part_hashes: &[[u8; 32]]) -> [u8; 32] {
+    let head = Writer::new()
+        .u64(part_size)
+        .u64(part_hashes.len() as u64)
+        .finish();
+    let mut parts: Vec<&[u8]> = Vec::with_capacity(part_hashes.len() + 3);
+    parts.push(crate::constants::CTX_DOCUMENT_PARTS.as_bytes());
+    parts.push(&[0]);
+    parts.push(&head);
+    parts.extend(part_hashes.iter().map(|h| &h[..]));
+    crypto::sha256(&parts)
+}
+
+/// Ciphertext size of a document of `plaintext_len` bytes: header + one tag per chunk.
+pub fn ciphertext_len(plaintext_len: u64) -> u64 {
+    let chunks = plaintext_len.div_ceil(DOCUMENT_CHUNK_SIZE as u64).max(1);
+    HEADER_LEN as u64 + plaintext_len + chunks * TAG_SIZE as u64
+}
+
 /// `HKDF-SHA256(salt = release_share, ikm = epoch_key, info = INFO_DOCUMENT_KEY || version ||
 /// firm || file || document || epoch)`.
 pub fn document_key(
@@ -126,6 +148,13 @@ impl StreamEncryptor {
     pub fn new<R: RngCore + CryptoRng>(key: &DocumentKey, rng: &mut R) -> (Self, [u8; HEADER_LEN]) {
         let mut salt = [0u8; 32];
         rng.fill_bytes(&mut salt);
+        Self::with_salt(key, salt)
+    }
+
+    /// Starts a stream with a salt chosen earlier: the same key, salt and plaintext give
+    /// the same stream, which lets an interrupted upload resume by re-encrypting. The salt
+    /// MUST come from a CSPRNG once per upload ([`StreamEncryptor::new`] does that).
+    pub fn with_salt(key: &DocumentKey, salt: [u8; 32]) -> (Self, [u8; HEADER_LEN]) {
         let mut header = [0u8; HEADER_LEN];
         header[..4].copy_from_slice(&DOCUMENT_MAGIC);
         header[4..].copy_from_slice(&salt);
@@ -299,6 +328,51 @@ pub fn decrypt_document(
         body = rest;
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod parts_tests {
+    use super::*;
+
+    #[test]
+    fn the_parts_root_binds_size_count_and_order() {
+        let (a, b) = ([1u8; 32], [2u8; 32]);
+        let root = parts_root(1024, &[a, b]);
+        assert_eq!(root, parts_root(1024, &[a, b]));
+        assert_ne!(root, parts_root(1024, &[b, a]));
+        assert_ne!(root, parts_root(2048, &[a, b]));
+        assert_ne!(root, parts_root(1024, &[a]));
+        // Independent computation of the same bytes.
+        let mut input = b"ledgerline/v1/document-parts\0".to_vec();
+        input.extend_from_slice(&1024u64.to_be_bytes());
+        input.extend_from_slice(&2u64.to_be_bytes());
+        input.extend_from_slice(&a);
+        input.extend_from_slice(&b);
+        assert_eq!(root, crypto::sha256(&[&input]));
+    }
+
+    #[test]
+    fn ciphertext_length_matches_the_encryptor() {
+        for len in [0usize, 1, 65_535, 65_536, 65_537, 200_000] {
+            let key = DocumentKey::from_bytes([4; 32]);
+            let data = vec![7u8; len];
+            let mut rng = <rand_chacha::ChaCha20Rng as rand_core::SeedableRng>::seed_from_u64(1);
+            let stream = encrypt_document(&key, &data, &mut rng);
+            assert_eq!(stream.len() as u64, ciphertext_len(len as u64), "{len}");
+        }
+    }
+
+    #[test]
+    fn the_same_salt_gives_the_same_stream() {
+        let key = DocumentKey::from_bytes([4; 32]);
+        let (mut a, ha) = StreamEncryptor::with_salt(&key, [9; 32]);
+        let (mut b, hb) = StreamEncryptor::with_salt(&key, [9; 32]);
+        assert_eq!(ha, hb);
+        assert_eq!(
+            a.seal_chunk(b"abc", true).unwrap(),
+            b.seal_chunk(b"abc", true).unwrap()
+        );
+    }
 }
 
 #[cfg(test)]

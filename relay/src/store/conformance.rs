@@ -395,6 +395,70 @@ pub async fn invites<S: Store>(s: S) {
     assert!(s.join_requests([8; 16]).await.expect("list").is_empty());
 }
 
+/// Multipart uploads: parts in order only, resumable state, one-transaction completion.
+pub async fn uploads<S: Store>(s: S) {
+    with_firms(&s).await;
+    let doc = DocumentId([5; 16]);
+    let session = UploadSession {
+        document: doc,
+        file: FileId([6; 16]),
+        epoch: 2,
+        release_share: [7; 32],
+        size: 300,
+        part_size: 128,
+        uploaded_by: D1,
+    };
+    assert_eq!(s.upload(F, doc).await.expect("get"), None);
+    s.begin_upload(F, session.clone(), 10).await.expect("begin");
+    assert!(matches!(
+        s.begin_upload(F, session.clone(), 11).await,
+        Err(StoreError::Exists)
+    ));
+    // Another firm's upload of the same id is another upload.
+    assert_eq!(s.upload(G, doc).await.expect("get"), None);
+    s.add_upload_part(F, doc, 0, [1; 32]).await.expect("part 0");
+    assert!(matches!(
+        s.add_upload_part(F, doc, 2, [3; 32]).await,
+        Err(StoreError::VersionConflict { current: 1 })
+    ));
+    assert!(matches!(
+        s.add_upload_part(F, doc, 0, [1; 32]).await,
+        Err(StoreError::VersionConflict { current: 1 })
+    ));
+    s.add_upload_part(F, doc, 1, [2; 32]).await.expect("part 1");
+    assert_eq!(
+        s.upload(F, doc).await.expect("get"),
+        Some((session.clone(), vec![[1; 32], [2; 32]]))
+    );
+    s.truncate_upload(F, doc, 1).await.expect("truncate");
+    assert_eq!(
+        s.upload(F, doc).await.expect("get").expect("open").1,
+        vec![[1; 32]]
+    );
+    s.add_upload_part(F, doc, 1, [2; 32])
+        .await
+        .expect("part 1 again");
+    s.add_upload_part(F, doc, 2, [3; 32]).await.expect("part 2");
+    let meta = DocumentMeta {
+        document: doc,
+        file: session.file,
+        epoch: 2,
+        size: 300,
+        sha256: [9; 32],
+        release_share: [7; 32],
+        uploaded_by: D1,
+    };
+    s.finish_upload(F, meta.clone(), 20).await.expect("finish");
+    assert_eq!(s.upload(F, doc).await.expect("get"), None);
+    assert_eq!(s.document(F, doc).await.expect("doc"), Some(meta.clone()));
+    // Completing twice is refused (the document exists).
+    s.begin_upload(F, session, 30).await.expect("begin again");
+    assert!(matches!(
+        s.finish_upload(F, meta, 31).await,
+        Err(StoreError::Exists)
+    ));
+}
+
 /// Runs the conformance suite against a backend: `store_conformance_tests!(make())` where
 /// `make()` is an async expression yielding `(fresh store, guard)`; the guard (e.g. a
 /// temporary directory) lives until the test ends.
@@ -430,6 +494,11 @@ macro_rules! store_conformance_tests {
         async fn conformance_wrapped_keys() {
             let (store, _guard) = $make.await;
             $crate::store::conformance::wrapped_keys(store).await;
+        }
+        #[tokio::test]
+        async fn conformance_uploads() {
+            let (store, _guard) = $make.await;
+            $crate::store::conformance::uploads(store).await;
         }
         #[tokio::test]
         async fn conformance_invites() {

@@ -131,6 +131,28 @@ pub struct DocumentMeta {
     pub uploaded_by: DeviceId,
 }
 
+/// An open upload and the SHA-256 of each part recorded so far, in order.
+pub type OpenUpload = (UploadSession, Vec<[u8; 32]>);
+
+/// A multipart upload in progress.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UploadSession {
+    /// Document.
+    pub document: DocumentId,
+    /// Customer file.
+    pub file: FileId,
+    /// Epoch of its key.
+    pub epoch: u64,
+    /// Relay-held release share.
+    pub release_share: [u8; 32],
+    /// Announced ciphertext size.
+    pub size: u64,
+    /// Part size.
+    pub part_size: u64,
+    /// Uploading device.
+    pub uploaded_by: DeviceId,
+}
+
 /// Sizes for metrics.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Usage {
@@ -318,6 +340,43 @@ pub trait Store: Send + Sync + 'static {
 
     /// Records a document whose blob is stored; `Exists` if the id is taken.
     fn put_document(
+        &self,
+        firm: FirmId,
+        meta: DocumentMeta,
+        now_ms: u64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Opens a multipart upload; `Exists` if one is open for the id.
+    fn begin_upload(
+        &self,
+        firm: FirmId,
+        upload: UploadSession,
+        now_ms: u64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// An open upload and the hashes of its recorded parts, in order.
+    fn upload(
+        &self,
+        firm: FirmId,
+        document: DocumentId,
+    ) -> impl Future<Output = Result<Option<OpenUpload>, StoreError>> + Send;
+    /// Records part `n`; `VersionConflict { current }` unless exactly `n` parts are
+    /// recorded (`current` of them).
+    fn add_upload_part(
+        &self,
+        firm: FirmId,
+        document: DocumentId,
+        n: u64,
+        sha256: [u8; 32],
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Forgets parts from `keep` on (their bytes did not survive a crash).
+    fn truncate_upload(
+        &self,
+        firm: FirmId,
+        document: DocumentId,
+        keep: u64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Records the completed document and closes its upload, in one transaction;
+    /// `Exists` if the document id is taken.
+    fn finish_upload(
         &self,
         firm: FirmId,
         meta: DocumentMeta,

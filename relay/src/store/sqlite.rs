@@ -16,6 +16,7 @@ use std::sync::{Arc, Mutex};
 const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0001_init.sql"),
     include_str!("../../migrations/0002_invites.sql"),
+    include_str!("../../migrations/0003_uploads.sql"),
 ];
 const READERS: usize = 4;
 
@@ -754,6 +755,129 @@ impl Store for SqliteStore {
                 "INSERT INTO documents (firm, document, file, epoch, size, sha256, release_share, uploaded_by, created_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
                 params![&firm.0[..], &m.document.0[..], &m.file.0[..], i(m.epoch), i(m.size), &m.sha256[..], &m.release_share[..], &m.uploaded_by.0[..], i(now_ms)],
             ))
+        })
+        .await
+    }
+
+    async fn begin_upload(
+        &self,
+        firm: FirmId,
+        u: UploadSession,
+        now_ms: u64,
+    ) -> Result<(), StoreError> {
+        self.write(move |tx| {
+            insert_or_exists(tx.execute(
+                "INSERT INTO uploads (firm, document, file, epoch, release_share, size, part_size, uploaded_by, created_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                params![&firm.0[..], &u.document.0[..], &u.file.0[..], i(u.epoch), &u.release_share[..], i(u.size), i(u.part_size), &u.uploaded_by.0[..], i(now_ms)],
+            ))
+        })
+        .await
+    }
+
+    async fn upload(
+        &self,
+        firm: FirmId,
+        document: DocumentId,
+    ) -> Result<Option<(UploadSession, Vec<[u8; 32]>)>, StoreError> {
+        self.read(move |c| {
+            let session = c
+                .query_row(
+                    "SELECT file, epoch, release_share, size, part_size, uploaded_by FROM uploads WHERE firm = ?1 AND document = ?2",
+                    params![&firm.0[..], &document.0[..]],
+                    |r| {
+                        Ok(UploadSession {
+                            document,
+                            file: FileId(id16(r.get(0)?)?),
+                            epoch: u(r.get(1)?),
+                            release_share: id32(r.get(2)?)?,
+                            size: u(r.get(3)?),
+                            part_size: u(r.get(4)?),
+                            uploaded_by: DeviceId(id16(r.get(5)?)?),
+                        })
+                    },
+                )
+                .optional()
+                .map_err(backend)?;
+            let Some(session) = session else {
+                return Ok(None);
+            };
+            let mut st = c
+                .prepare("SELECT sha256 FROM upload_parts WHERE firm = ?1 AND document = ?2 ORDER BY n")
+                .map_err(backend)?;
+            let parts = st
+                .query_map(params![&firm.0[..], &document.0[..]], |r| id32(r.get(0)?))
+                .map_err(backend)?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(backend)?;
+            Ok(Some((session, parts)))
+        })
+        .await
+    }
+
+    async fn add_upload_part(
+        &self,
+        firm: FirmId,
+        document: DocumentId,
+        n: u64,
+        sha256: [u8; 32],
+    ) -> Result<(), StoreError> {
+        self.write(move |tx| {
+            let count: i64 = tx
+                .query_row(
+                    "SELECT count(*) FROM upload_parts WHERE firm = ?1 AND document = ?2",
+                    params![&firm.0[..], &document.0[..]],
+                    |r| r.get(0),
+                )
+                .map_err(backend)?;
+            if u(count) != n {
+                return Err(StoreError::VersionConflict { current: u(count) });
+            }
+            tx.execute(
+                "INSERT INTO upload_parts (firm, document, n, sha256) VALUES (?1, ?2, ?3, ?4)",
+                params![&firm.0[..], &document.0[..], i(n), &sha256[..]],
+            )
+            .map_err(backend)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn truncate_upload(
+        &self,
+        firm: FirmId,
+        document: DocumentId,
+        keep: u64,
+    ) -> Result<(), StoreError> {
+        self.write(move |tx| {
+            tx.execute(
+                "DELETE FROM upload_parts WHERE firm = ?1 AND document = ?2 AND n >= ?3",
+                params![&firm.0[..], &document.0[..], i(keep)],
+            )
+            .map_err(backend)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn finish_upload(
+        &self,
+        firm: FirmId,
+        m: DocumentMeta,
+        now_ms: u64,
+    ) -> Result<(), StoreError> {
+        self.write(move |tx| {
+            insert_or_exists(tx.execute(
+                "INSERT INTO documents (firm, document, file, epoch, size, sha256, release_share, uploaded_by, created_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                params![&firm.0[..], &m.document.0[..], &m.file.0[..], i(m.epoch), i(m.size), &m.sha256[..], &m.release_share[..], &m.uploaded_by.0[..], i(now_ms)],
+            ))?;
+            for table in ["upload_parts", "uploads"] {
+                tx.execute(
+                    &format!("DELETE FROM {table} WHERE firm = ?1 AND document = ?2"),
+                    params![&firm.0[..], &m.document.0[..]],
+                )
+                .map_err(backend)?;
+            }
+            Ok(())
         })
         .await
     }

@@ -1,0 +1,23 @@
+-- Multipart document uploads in progress (protocol-spec/documents.md, relay-api.md).
+-- A part is recorded only after its bytes are synced to the upload's temporary file.
+
+CREATE TABLE uploads (
+    firm          BLOB NOT NULL,
+    document      BLOB NOT NULL,
+    file          BLOB NOT NULL,
+    epoch         INTEGER NOT NULL,
+    release_share BLOB NOT NULL,
+    size          INTEGER NOT NULL,
+    part_size     INTEGER NOT NULL,
+    uploaded_by   BLOB NOT NULL,
+    created_ms    INTEGER NOT NULL,
+    PRIMARY KEY (firm, document)
+) WITHOUT ROWID;
+
+CREATE TABLE upload_parts (
+    firm     BLOB NOT NULL,
+    document BLOB NOT NULL,
+    n        INTEGER NOT NULL,
+    sha256   BLOB NOT NULL,
+    PRIMARY KEY (firm, document, n)
+) WITHOUT ROWID;
