@@ -1,5 +1,6 @@
 -- Multipart document uploads in progress (protocol-spec/documents.md, relay-api.md).
--- A part is recorded only after its bytes are synced to the upload's temporary file.
+-- Parts are recorded as they are written; after a restart the relay re-checks recorded
+-- parts against the bytes on disk before resuming, and syncs the file at completion.
 
 CREATE TABLE uploads (
     firm          BLOB NOT NULL,

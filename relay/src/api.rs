@@ -1397,6 +1397,13 @@ async fn begin_upload<S: Store>(
         part_size: b.part_size,
         uploaded_by: c.device,
     };
+    // First touch of this upload since the relay started (it may have crashed since the
+    // parts were written): check the recorded parts against the bytes on disk.
+    let first_touch = state
+        .upload_locks
+        .lock()
+        .map(|m| !m.contains_key(&(c.firm, document)))
+        .unwrap_or(true);
     let lock = state.upload_lock(c.firm, document);
     let _held = lock.lock().await;
     let path = state.blobs.upload_path(c.firm, document);
@@ -1413,16 +1420,11 @@ async fn begin_upload<S: Store>(
                     "an upload of this id is open with other parameters",
                 ));
             }
-            // A part is recorded only after its bytes were synced, but be strict: keep
-            // only the recorded parts whose bytes are all on disk.
-            let on_disk = tokio::fs::metadata(&path)
-                .await
-                .map(|m| m.len())
-                .unwrap_or(0);
-            let mut keep = parts.len() as u64;
-            while keep > 0 && parts_len(&open, keep) > on_disk {
-                keep -= 1;
-            }
+            let keep = if first_touch {
+                intact_parts(&path, &open, &parts).await
+            } else {
+                parts.len() as u64
+            };
             if keep < parts.len() as u64 {
                 state
                     .store
@@ -1469,7 +1471,41 @@ async fn open_upload<S: Store>(
     Ok((u, parts))
 }
 
-/// Appends part `n` (the next one) of a multipart upload, synced before it is recorded.
+/// How many leading recorded parts are on disk byte for byte (parts are written without a
+/// sync each; the file is synced once at completion, so after a crash this decides).
+async fn intact_parts(
+    path: &std::path::Path,
+    u: &crate::store::UploadSession,
+    parts: &[[u8; 32]],
+) -> u64 {
+    use tokio::io::AsyncReadExt;
+    let Ok(mut f) = tokio::fs::File::open(path).await else {
+        return 0;
+    };
+    let mut buf = vec![0u8; 256 * 1024];
+    for (n, want) in parts.iter().enumerate() {
+        let n = n as u64;
+        let mut left = parts_len(u, n + 1) - parts_len(u, n);
+        let mut h = Sha256::new();
+        while left > 0 {
+            let take = usize::try_from(left.min(buf.len() as u64)).unwrap_or(buf.len());
+            let Some(slice) = buf.get_mut(..take) else {
+                return n;
+            };
+            match f.read_exact(slice).await {
+                Ok(_) => h.update(&*slice),
+                Err(_) => return n,
+            }
+            left -= take as u64;
+        }
+        if <[u8; 32]>::from(h.finalize()) != *want {
+            return n;
+        }
+    }
+    parts.len() as u64
+}
+
+/// Appends part `n` (the next one) of a multipart upload and records its hash.
 async fn put_upload_part<S: Store>(
     State(state): State<AppState<S>>,
     P((file, document, n)): P<(FileId, DocumentId, u64)>,
@@ -1574,9 +1610,9 @@ async fn append_part<S: Store>(
     if size != len {
         return Err(bad_size());
     }
-    f.sync_data()
+    f.flush()
         .await
-        .map_err(|e| ApiError::internal("upload sync", e))?;
+        .map_err(|e| ApiError::internal("upload write", e))?;
     Ok(hasher.finalize().into())
 }
 
@@ -1612,13 +1648,19 @@ async fn complete_upload<S: Store>(
         ));
     }
     let path = state.blobs.upload_path(c.firm, document);
-    let on_disk = tokio::fs::metadata(&path)
+    let f = tokio::fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
         .await
-        .map(|m| m.len())
-        .unwrap_or(0);
+        .map_err(|e| ApiError::internal("upload open", e))?;
+    let on_disk = f.metadata().await.map(|m| m.len()).unwrap_or(0);
     if on_disk != u.size {
         return Err(ApiError::internal("upload size", "stored bytes differ"));
     }
+    // Parts are written without a sync each; the whole file is synced once, here.
+    f.sync_all()
+        .await
+        .map_err(|e| ApiError::internal("upload sync", e))?;
     state
         .blobs
         .commit(&path, c.firm, document)
@@ -1729,7 +1771,8 @@ async fn download_document<S: Store>(
     let f = tokio::fs::File::open(state.blobs.path(s.caller.firm, document))
         .await
         .map_err(|e| ApiError::internal("blob open", e))?;
-    let body = Body::from_stream(tokio_util::io::ReaderStream::new(f));
+    // 256 KiB reads: the default 4 KiB would make a gigabyte a quarter-million frames.
+    let body = Body::from_stream(tokio_util::io::ReaderStream::with_capacity(f, 256 * 1024));
     Ok((
         [
             (header::CONTENT_TYPE, "application/octet-stream".to_owned()),

@@ -797,7 +797,7 @@ async fn multipart_uploads_go_in_order_resume_after_a_restart_and_check_the_root
     // A repeated part is acknowledged, not appended twice.
     let (st, v) = put(&owner, &relay.base, 0, parts[0].to_vec()).await;
     assert_eq!((st, v["received"].as_u64()), (200, Some(1)));
-    // The relay is killed (no flushing): the acknowledged part survives, the upload resumes.
+    // The relay is killed: the part survives, the upload resumes after it.
     relay.kill();
     relay = Relay::start(&data, &["--max-document-bytes", "1000000"]);
     let owner = Device {
@@ -807,6 +807,25 @@ async fn multipart_uploads_go_in_order_resume_after_a_restart_and_check_the_root
     let (st, v) = begin(owner.clone(), relay.base.clone(), blob.len()).await;
     assert_eq!((st, v["received"].as_u64()), (200, Some(1)), "{v}");
     assert_eq!(v["parts"][0], hex::encode(hashes[0]));
+    // Killed again, and this time the part's bytes did not survive intact (as after a
+    // power cut before the data reached the disk): the relay notices and asks for it again.
+    relay.kill();
+    let upload_file = data
+        .join("blobs")
+        .join("uploads")
+        .join(format!("{}-{doc}", a.id.to_hex()));
+    let mut bytes = std::fs::read(&upload_file).unwrap();
+    bytes[1000] ^= 0xff;
+    std::fs::write(&upload_file, bytes).unwrap();
+    relay = Relay::start(&data, &["--max-document-bytes", "1000000"]);
+    let owner = Device {
+        base: relay.base.clone(),
+        ..owner
+    };
+    let (st, v) = begin(owner.clone(), relay.base.clone(), blob.len()).await;
+    assert_eq!((st, v["received"].as_u64()), (200, Some(0)), "{v}");
+    let (st, v) = put(&owner, &relay.base, 0, parts[0].to_vec()).await;
+    assert_eq!((st, v["received"].as_u64()), (200, Some(1)), "{v}");
     // Other parameters for the same id: refused.
     let (st, v) = begin(owner.clone(), relay.base.clone(), blob.len() + 1).await;
     assert_eq!((st, v["code"].as_str()), (409, Some("upload_mismatch")));

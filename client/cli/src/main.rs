@@ -765,7 +765,7 @@ fn progress_bar(json: bool) -> (Progress, Option<indicatif::ProgressBar>) {
 }
 
 fn manifest_json(m: &DocumentManifest) -> Value {
-    json!({ "document": m.document, "name": m.name, "size": m.size, "sha256": m.sha256, "epoch": m.epoch, "uploaded_ms": m.uploaded_ms })
+    json!({ "document": m.document, "name": m.name, "size": m.size, "root": m.root, "epoch": m.epoch, "uploaded_ms": m.uploaded_ms })
 }
 
 async fn doc(p: &mut Profile, cmd: DocCmd, json: bool) -> Result<Output, Failure> {

@@ -455,7 +455,10 @@ async fn a_firm_works_end_to_end_through_the_cli() {
     // The relay's files (database, WAL, blobs) hold none of the names or texts.
     relay.stop().await;
     for p in all_files(&dir.path().join("relay")) {
-        let bytes = std::fs::read(&p).unwrap();
+        // SQLite may remove its -wal/-shm files as it closes.
+        let Ok(bytes) = std::fs::read(&p) else {
+            continue;
+        };
         for needle in [
             FILE,
             "Anna Kowalczyk",
@@ -675,7 +678,7 @@ async fn documents_stream_survive_crashes_and_refuse_tampering() {
         ],
     )
     .await;
-    assert_eq!(got["sha256"], up["sha256"]);
+    assert_eq!(got["root"], up["root"]);
     assert_eq!(std::fs::read(&out).unwrap(), data);
     assert!(ok(&f.anna, &["search", "deklaracja"]).await["results"]
         .as_array()
@@ -691,7 +694,9 @@ async fn documents_stream_survive_crashes_and_refuse_tampering() {
     assert_eq!(r.code, 6, "{}", r.stderr);
     // The relay never saw the name or the content.
     for p in all_files(&dir.path().join("relay")) {
-        let bytes = std::fs::read(&p).unwrap();
+        let Ok(bytes) = std::fs::read(&p) else {
+            continue;
+        };
         for needle in [&b"Deklaracja VAT-7"[..], &data[1000..1064]] {
             assert!(
                 !bytes.windows(needle.len()).any(|w| w == needle),
@@ -701,7 +706,7 @@ async fn documents_stream_survive_crashes_and_refuse_tampering() {
         }
     }
 
-    // Crash right after the spool is written, before any byte is sent: `sync` finishes.
+    // Crash right after the upload is recorded, before any byte is sent: `sync` finishes.
     let big = dir.path().join("wyciąg bankowy.csv");
     std::fs::write(&big, vec![b'7'; 24 << 20]).unwrap();
     let mut c = command(&f.owner, &["doc", "upload", FILE, big.to_str().unwrap()]);
@@ -709,16 +714,28 @@ async fn documents_stream_survive_crashes_and_refuse_tampering() {
     assert_ne!(run_with(c).await.code, 0);
     assert_eq!(ok(&f.owner, &["sync"]).await["uploads_finished"], 1);
     assert_eq!(ok(&f.owner, &["sync"]).await["uploads_finished"], 0);
-    // Aborted in the middle of the body (the relay sees the connection drop): `sync`
-    // sends it again from the spool, once.
+    // Aborted in the middle of the parts (the relay sees the connection drop): `sync`
+    // resumes after the parts the relay holds and finishes it once.
     let mut c = command(&f.owner, &["doc", "upload", FILE, big.to_str().unwrap()]);
     c.env(
         "LEDGERLINE_CRASH_AFTER_UPLOAD_BYTES",
         (10u64 << 20).to_string(),
     );
     assert_ne!(run_with(c).await.code, 0);
-    assert_eq!(all_files(&f.owner.join("spool")).len(), 1);
     assert_eq!(ok(&f.owner, &["sync"]).await["uploads_finished"], 1);
+    // A file changed between the crash and the resume is refused, not mixed.
+    let mut c = command(&f.owner, &["doc", "upload", FILE, big.to_str().unwrap()]);
+    c.env(
+        "LEDGERLINE_CRASH_AFTER_UPLOAD_BYTES",
+        (10u64 << 20).to_string(),
+    );
+    assert_ne!(run_with(c).await.code, 0);
+    std::fs::write(&big, vec![b'8'; 24 << 20]).unwrap();
+    let s = ok(&f.owner, &["sync"]).await;
+    assert_eq!(s["uploads_finished"], 0);
+    assert!(s["warnings"].to_string().contains("changed"), "{s}");
+    std::fs::write(&big, vec![b'7'; 24 << 20]).unwrap();
+    assert_eq!(ok(&f.owner, &["sync"]).await["uploads_finished"], 0);
     // Killed at arbitrary moments; each killed run is at most one document.
     let big2 = dir.path().join("księga główna.csv");
     std::fs::write(&big2, vec![b'9'; 40 << 20]).unwrap();
@@ -741,7 +758,7 @@ async fn documents_stream_survive_crashes_and_refuse_tampering() {
     assert_eq!(
         names.iter().filter(|n| *n == "wyciąg bankowy.csv").count(),
         2,
-        "one per upload run that got past its spool: {names:?}"
+        "one per upload run that was recorded: {names:?}"
     );
     assert!(
         names.iter().filter(|n| *n == "księga główna.csv").count() <= 2,
@@ -766,7 +783,6 @@ async fn documents_stream_survive_crashes_and_refuse_tampering() {
         .await;
         assert_eq!(std::fs::read(&out).unwrap(), vec![b'7'; 24 << 20]);
     }
-    assert!(all_files(&f.owner.join("spool")).is_empty());
 
     // The relay flips one byte of the first document: the download fails, nothing is kept.
     let blob = all_files(&dir.path().join("relay").join("blobs"))

@@ -1956,7 +1956,7 @@ impl Profile {
         self.commit()?;
         self.deliver_late_keys(report).await?;
         self.flush_private(report).await?;
-        report.uploads_finished = self.resume_uploads().await?;
+        report.uploads_finished = self.resume_uploads(report).await?;
         // The outbox goes last: every own message the relay already has was seen above.
         self.flush_outbox(report).await?;
         report.waiting = self.timeline.waiting();

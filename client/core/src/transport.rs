@@ -2,7 +2,6 @@
 //! [`RelayClient`] that signs every request as the device and turns the relay's answers
 //! into typed results — or into a clear error when the relay is down or misbehaves.
 
-use futures_util::StreamExt;
 use ledgerline_protocol::ids::{DeviceId, FileId, FirmId, MemberId, RecordId};
 use ledgerline_protocol::keys::DeviceSigner;
 use ledgerline_protocol::prekeys::SignedPrekey;
@@ -655,6 +654,80 @@ impl<T: Transport> RelayClient<T> {
             .collect()
     }
 
+    /// Opens (or resumes) a multipart document upload; returns the SHA-256 of each part
+    /// the relay already holds.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn begin_upload(
+        &self,
+        s: &impl DeviceSigner,
+        file: FileId,
+        document: ledgerline_protocol::ids::DocumentId,
+        epoch: u64,
+        share: &[u8; 32],
+        size: u64,
+        part_size: u64,
+    ) -> Result<Vec<[u8; 32]>, RelayError> {
+        let path = format!("/v1/files/{file}/uploads/{document}");
+        let body = serde_json::to_vec(&json!({
+            "epoch": epoch,
+            "share_sha256": hex::encode(sha256(share)),
+            "size": size,
+            "part_size": part_size,
+        }))
+        .unwrap_or_default();
+        let mut headers = self.signed_headers(s, "POST", &path, sha256(&body))?;
+        headers.push((
+            ledgerline_protocol::constants::headers::RELEASE_SHARE,
+            hex::encode(share),
+        ));
+        let v = self.exchange("POST", &path, headers, body).await?;
+        list(&v, "parts")?
+            .iter()
+            .map(|h| {
+                h.as_str()
+                    .and_then(|h| {
+                        let mut out = [0u8; 32];
+                        hex::decode_to_slice(h, &mut out).ok().map(|_| out)
+                    })
+                    .ok_or_else(|| RelayError::Garbage("part hash is not 32 hex bytes".into()))
+            })
+            .collect()
+    }
+
+    /// Sends part `n` of a multipart upload; returns how many parts the relay holds.
+    pub async fn put_part(
+        &self,
+        s: &impl DeviceSigner,
+        file: FileId,
+        document: ledgerline_protocol::ids::DocumentId,
+        n: u64,
+        part: Vec<u8>,
+        part_sha256: [u8; 32],
+    ) -> Result<u64, RelayError> {
+        let path = format!("/v1/files/{file}/uploads/{document}/parts/{n}");
+        let headers = self.signed_headers(s, "PUT", &path, part_sha256)?;
+        let v = self.exchange("PUT", &path, headers, part).await?;
+        uint(&v, "received")
+    }
+
+    /// Completes a multipart upload whose parts root is `root`.
+    pub async fn complete_upload(
+        &self,
+        s: &impl DeviceSigner,
+        file: FileId,
+        document: ledgerline_protocol::ids::DocumentId,
+        root: [u8; 32],
+    ) -> Result<(), RelayError> {
+        self.call(
+            s,
+            "POST",
+            &format!("/v1/files/{file}/uploads/{document}/complete"),
+            Some(json!({ "root": hex::encode(root) })),
+        )
+        .await
+        .map(|_| ())
+    }
+
     /// Stores a member-key wrap for `device` (one of the member's devices or an admin's).
     pub async fn put_member_key(
         &self,
@@ -923,68 +996,6 @@ impl RelayClient<HttpTransport> {
             Ok(Err(e)) => Err(RelayError::Unreachable(format!("push channel: {e}"))),
             Ok(Ok((ws, _))) => Ok(ws),
         }
-    }
-
-    /// Uploads a document ciphertext from `path`, whose SHA-256 the caller computed when
-    /// writing it; `progress(bytes_sent)` is called as the body goes out.
-    #[allow(clippy::too_many_arguments)]
-    pub async fn upload_document(
-        &self,
-        s: &impl DeviceSigner,
-        file: FileId,
-        document: ledgerline_protocol::ids::DocumentId,
-        epoch: u64,
-        share: &[u8; 32],
-        path: &std::path::Path,
-        sha256: [u8; 32],
-        progress: std::sync::Arc<dyn Fn(u64) + Send + Sync>,
-    ) -> Result<(), RelayError> {
-        let share_sha = hex::encode(self::sha256(share));
-        let url_path =
-            format!("/v1/files/{file}/documents/{document}?epoch={epoch}&share_sha256={share_sha}");
-        let mut headers = self.signed_headers(s, "PUT", &url_path, sha256)?;
-        headers.push((
-            ledgerline_protocol::constants::headers::RELEASE_SHARE,
-            hex::encode(share),
-        ));
-        let f = tokio::fs::File::open(path)
-            .await
-            .map_err(|e| RelayError::Unreachable(format!("cannot read the spooled upload: {e}")))?;
-        let len = f
-            .metadata()
-            .await
-            .map_err(|e| RelayError::Unreachable(format!("cannot read the spooled upload: {e}")))?
-            .len();
-        let mut sent = 0u64;
-        let stream = tokio_util::io::ReaderStream::with_capacity(f, 256 * 1024).map(
-            move |chunk: std::io::Result<bytes::Bytes>| {
-                if let Ok(c) = &chunk {
-                    sent += c.len() as u64;
-                    progress(sent);
-                }
-                chunk
-            },
-        );
-        let mut rb = self
-            .transport
-            .client
-            .put(format!("{}{url_path}", self.transport.base))
-            .header("content-length", len.to_string())
-            .timeout(std::time::Duration::from_secs(24 * 3600));
-        for (k, v) in headers {
-            rb = rb.header(k, v);
-        }
-        let res = rb
-            .body(reqwest::Body::wrap_stream(stream))
-            .send()
-            .await
-            .map_err(|e| RelayError::Unreachable(describe(e)))?;
-        let status = res.status().as_u16();
-        let bytes = res
-            .bytes()
-            .await
-            .map_err(|e| RelayError::Unreachable(describe(e)))?;
-        interpret(status, &bytes).map(|_| ())
     }
 
     /// Asks for a document's release share: the relay logs this signed request first.

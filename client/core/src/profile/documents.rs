@@ -1,17 +1,21 @@
-//! Documents: streaming encryption to a spool file, upload with progress, an encrypted
-//! manifest record, and download with the accountable key and hash checks
-//! (`protocol-spec/documents.md`). Memory stays at a few chunks for any size.
+//! Documents: streamed encryption and multipart upload with progress, an encrypted
+//! manifest record, and download with the accountable key and the parts-root check
+//! (`protocol-spec/documents.md`). Memory stays at a few parts for any size: one thread
+//! encrypts and hashes parts while the next part goes out.
 //!
-//! Crash safety: the upload is recorded (with its release share, inside the encrypted
-//! store) only once the spool file is complete and synced; every later step is
-//! idempotent, and `sync` finishes any upload a crash interrupted. A download writes to
-//! `OUT.partial` and renames only after the final chunk and both hashes verified.
+//! Crash safety: the upload (document id, release share, salt, source path) is recorded in
+//! the encrypted store before the first byte leaves. A resumed upload asks the relay which
+//! parts it holds, re-encrypts with the same salt (the same stream for the same file),
+//! checks that the parts it skips hash as the relay's do (else the file changed), and sends
+//! the rest; `sync` does this for any upload a crash interrupted. A download writes to
+//! `OUT.partial` and renames only after the final chunk and the parts root verified.
 
-use super::{now_ms, ClientError, Profile, Result};
+use super::{now_ms, ClientError, Profile, Result, SyncReport};
 use crate::transport::RelayError;
 use ledgerline_protocol::constants::DOCUMENT_CHUNK_SIZE;
 use ledgerline_protocol::document::{
-    document_key, DocumentContext, StreamDecryptor, StreamEncryptor, HEADER_LEN,
+    ciphertext_len, document_key, parts_root, DocumentContext, StreamDecryptor, StreamEncryptor,
+    HEADER_LEN,
 };
 use ledgerline_protocol::ids::{DocumentId, FileId, RecordId};
 use ledgerline_protocol::keys::{DocumentKey, EpochKey, ReleaseShare};
@@ -28,7 +32,8 @@ use zeroize::{Zeroize, Zeroizing};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Phase {
-    /// Encrypting into the spool file.
+    /// Encrypting (reported when encryption runs ahead of sending; uploads report
+    /// [`Phase::Upload`] as parts leave).
     Encrypt,
     /// Sending the ciphertext.
     Upload,
@@ -51,30 +56,36 @@ pub struct DocumentManifest {
     pub name: String,
     /// Plaintext size.
     pub size: u64,
-    /// Hex SHA-256 of the plaintext.
-    pub sha256: String,
     /// Ciphertext size (the blob).
     pub ciphertext_size: u64,
-    /// Hex SHA-256 of the ciphertext.
-    pub ciphertext_sha256: String,
+    /// Part size of the upload.
+    pub part_size: u64,
+    /// Hex parts root of the ciphertext: names the blob exactly.
+    pub root: String,
     /// Epoch whose key the document key is bound to.
     pub epoch: u64,
     /// When it was uploaded (uploader's clock).
     pub uploaded_ms: u64,
 }
 
-/// An upload that is encrypted and spooled but not yet confirmed.
+/// Part size of uploads (4 MiB: a few parts in flight stay far below the memory budget).
+pub const PART_SIZE: u64 = 4 << 20;
+
+/// An upload begun but not yet confirmed.
 #[derive(Serialize, Deserialize, Clone)]
 pub(super) struct PendingUpload {
     file: FileId,
     record: RecordId,
     share: String,
+    salt: String,
+    source: PathBuf,
     manifest: DocumentManifest,
 }
 
 impl Drop for PendingUpload {
     fn drop(&mut self) {
         self.share.zeroize();
+        self.salt.zeroize();
     }
 }
 
@@ -102,16 +113,8 @@ fn doc_key(
 }
 
 impl Profile {
-    fn spool_dir(&self) -> PathBuf {
-        self.dir.join("spool")
-    }
-
-    fn spool_path(&self, doc: DocumentId) -> PathBuf {
-        self.spool_dir().join(format!("{doc}.ct"))
-    }
-
     /// Encrypts `path` and uploads it to `file`; returns the manifest. The plaintext is
-    /// read once, chunk by chunk; `progress` hears about encryption and upload.
+    /// read once, chunk by chunk; `progress` hears about the bytes sent.
     pub async fn upload_document(
         &mut self,
         file: FileId,
@@ -123,7 +126,7 @@ impl Profile {
                 "this member has no access to the file".into(),
             ));
         }
-        let (epoch, ek) = self
+        let (epoch, _) = self
             .current_epoch(file)
             .ok_or_else(|| ClientError::NotAllowed("no key for this file yet".into()))?;
         let name = path
@@ -131,86 +134,107 @@ impl Profile {
             .and_then(|n| n.to_str())
             .ok_or_else(|| ClientError::Invalid("the document needs a UTF-8 file name".into()))?
             .to_owned();
-        let mut input = std::fs::File::open(path).map_err(|e| io("cannot read", path, e))?;
-        let size = input
-            .metadata()
+        let source = std::fs::canonicalize(path).map_err(|e| io("cannot read", path, e))?;
+        let size = std::fs::metadata(&source)
             .map_err(|e| io("cannot read", path, e))?
             .len();
         let document = DocumentId::random(&mut OsRng);
         let mut share = Zeroizing::new([0u8; 32]);
         OsRng.fill_bytes(share.as_mut());
-        let mut manifest = DocumentManifest {
+        let mut salt = Zeroizing::new([0u8; 32]);
+        OsRng.fill_bytes(salt.as_mut());
+        let manifest = DocumentManifest {
             kind: "document".into(),
             document,
             name,
             size,
-            sha256: String::new(),
-            ciphertext_size: 0,
-            ciphertext_sha256: String::new(),
+            ciphertext_size: ciphertext_len(size),
+            part_size: PART_SIZE,
+            root: String::new(),
             epoch,
             uploaded_ms: now_ms(),
         };
-        let key = doc_key(self, &ek, &share, file, &manifest);
-        std::fs::create_dir_all(self.spool_dir())
-            .map_err(|e| io("cannot create", &self.spool_dir(), e))?;
-        let spool = self.spool_path(document);
-        let (plain_sha, ct_sha, ct_size) =
-            encrypt_to_spool(&key, &mut input, size, &spool, &progress)?;
-        manifest.sha256 = hex::encode(plain_sha);
-        manifest.ciphertext_sha256 = hex::encode(ct_sha);
-        manifest.ciphertext_size = ct_size;
         self.local.uploads.push(PendingUpload {
             file,
             record: RecordId::random(&mut OsRng),
             share: hex::encode(share.as_ref()),
-            manifest: manifest.clone(),
+            salt: hex::encode(salt.as_ref()),
+            source,
+            manifest,
         });
         self.commit()?;
-        self.finish_upload(document, progress).await?;
-        Ok(manifest)
+        self.finish_upload(document, progress).await
     }
 
-    /// Sends a spooled upload, writes its manifest, forgets the share. Idempotent.
-    async fn finish_upload(&mut self, document: DocumentId, progress: Progress) -> Result<()> {
-        let Some(up) = self
+    /// Sends what the relay does not hold yet, completes, writes the manifest, forgets
+    /// the share. Idempotent.
+    async fn finish_upload(
+        &mut self,
+        document: DocumentId,
+        progress: Progress,
+    ) -> Result<DocumentManifest> {
+        let Some(mut up) = self
             .local
             .uploads
             .iter()
             .find(|u| u.manifest.document == document)
             .cloned()
         else {
-            return Ok(());
+            return Err(ClientError::NotFound("no such upload".into()));
         };
-        let spool = self.spool_path(document);
         let mut share = Zeroizing::new([0u8; 32]);
+        let mut salt = Zeroizing::new([0u8; 32]);
         hex::decode_to_slice(&up.share, share.as_mut())
-            .map_err(|_| ClientError::Integrity("stored release share".into()))?;
-        let mut ct_sha = [0u8; 32];
-        hex::decode_to_slice(&up.manifest.ciphertext_sha256, &mut ct_sha)
-            .map_err(|_| ClientError::Integrity("stored upload hash".into()))?;
-        let total = up.manifest.ciphertext_size;
-        let cb = progress.clone();
-        let sent = self
+            .and_then(|()| hex::decode_to_slice(&up.salt, salt.as_mut()))
+            .map_err(|_| ClientError::Integrity("stored upload secrets".into()))?;
+        let ek = self
+            .epoch_key(up.file, up.manifest.epoch)
+            .ok_or_else(|| ClientError::NotAllowed("no key for the upload's epoch".into()))?;
+        let key = doc_key(self, &ek, &share, up.file, &up.manifest);
+        let m = up.manifest.clone();
+        let begun = self
             .relay
-            .upload_document(
+            .begin_upload(
                 &self.account,
                 up.file,
                 document,
-                up.manifest.epoch,
+                m.epoch,
                 &share,
-                &spool,
-                ct_sha,
-                Arc::new(move |done| {
-                    super::crash_after_upload_bytes(done);
-                    cb(Phase::Upload, done, total)
-                }),
+                m.ciphertext_size,
+                m.part_size,
             )
             .await;
-        match sent {
-            Ok(()) => {}
-            // An earlier attempt got through before the crash: the id is ours alone.
-            Err(RelayError::Refused { code, .. }) if code == "document_exists" => {}
+        let held = match begun {
+            Ok(held) => Some(held),
+            // Completed before a crash: only the manifest may be missing.
+            Err(RelayError::Refused { code, .. })
+                if code == "document_exists" && !m.root.is_empty() =>
+            {
+                None
+            }
             Err(e) => return Err(e.into()),
+        };
+        if let Some(held) = held {
+            let root = self.send_parts(&up, key, *salt, held, progress).await?;
+            up.manifest.root = hex::encode(root);
+            if let Some(p) = self
+                .local
+                .uploads
+                .iter_mut()
+                .find(|u| u.manifest.document == document)
+            {
+                p.manifest.root = up.manifest.root.clone();
+            }
+            self.commit()?;
+            match self
+                .relay
+                .complete_upload(&self.account, up.file, document, root)
+                .await
+            {
+                Ok(()) => {}
+                Err(RelayError::Refused { code, .. }) if code == "document_exists" => {}
+                Err(e) => return Err(e.into()),
+            }
         }
         let (epoch, ek) = self
             .current_epoch(up.file)
@@ -240,8 +264,70 @@ impl Profile {
             .uploads
             .retain(|u| u.manifest.document != document);
         self.commit()?;
-        let _ = std::fs::remove_file(&spool);
-        Ok(())
+        Ok(up.manifest.clone())
+    }
+
+    /// Encrypts the source on a worker thread, part by part, while the previous part is
+    /// on its way; skips (after checking) the parts the relay holds. Returns the root.
+    async fn send_parts(
+        &self,
+        up: &PendingUpload,
+        key: DocumentKey,
+        salt: [u8; 32],
+        held: Vec<[u8; 32]>,
+        progress: Progress,
+    ) -> Result<[u8; 32]> {
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<(Vec<u8>, [u8; 32])>>(2);
+        let source = up.source.clone();
+        let (size, part_size) = (up.manifest.size, up.manifest.part_size);
+        let worker = tokio::task::spawn_blocking(move || {
+            let result = encrypt_parts(&key, salt, &source, size, part_size, &tx);
+            if let Err(e) = result {
+                let _ = tx.blocking_send(Err(e));
+            }
+        });
+        let total = up.manifest.ciphertext_size;
+        let mut hashes = Vec::new();
+        let mut sent = 0u64;
+        while let Some(item) = rx.recv().await {
+            let (part, sha) = item?;
+            let n = hashes.len();
+            let len = part.len() as u64;
+            hashes.push(sha);
+            match held.get(n) {
+                Some(h) if *h == sha => {}
+                Some(_) => {
+                    return Err(ClientError::Invalid(
+                        "the document changed since its upload was interrupted; upload it again"
+                            .into(),
+                    ))
+                }
+                None => {
+                    self.relay
+                        .put_part(
+                            &self.account,
+                            up.file,
+                            up.manifest.document,
+                            n as u64,
+                            part,
+                            sha,
+                        )
+                        .await?;
+                }
+            }
+            sent += len;
+            super::crash_after_upload_bytes(sent);
+            progress(Phase::Upload, sent, total);
+        }
+        worker
+            .await
+            .map_err(|e| ClientError::Invalid(format!("encryption worker: {e}")))?;
+        if sent != total {
+            return Err(ClientError::Invalid(
+                "the document changed while reading".into(),
+            ));
+        }
+        Ok(parts_root(part_size, &hashes))
     }
 
     pub(super) fn remember_document(&mut self, file: FileId, m: &DocumentManifest) -> Result<()> {
@@ -253,31 +339,39 @@ impl Profile {
         Ok(())
     }
 
-    /// Finishes uploads a crash interrupted; removes spool files nothing refers to.
-    pub(super) async fn resume_uploads(&mut self) -> Result<usize> {
-        let pending: Vec<DocumentId> = self
+    /// Finishes uploads a crash interrupted; returns how many. An upload whose source
+    /// file is gone is dropped (nothing was published yet).
+    pub(super) async fn resume_uploads(&mut self, report: &mut SyncReport) -> Result<usize> {
+        let pending: Vec<(DocumentId, bool)> = self
             .local
             .uploads
             .iter()
-            .map(|u| u.manifest.document)
+            .map(|u| {
+                (
+                    u.manifest.document,
+                    u.source.exists() || !u.manifest.root.is_empty(),
+                )
+            })
             .collect();
         let mut done = 0;
-        for d in &pending {
-            if self.spool_path(*d).exists() {
-                self.finish_upload(*d, Arc::new(|_, _, _| {})).await?;
-                done += 1;
-            } else {
-                self.local.uploads.retain(|u| u.manifest.document != *d);
-                self.commit()?;
-            }
-        }
-        if let Ok(entries) = std::fs::read_dir(self.spool_dir()) {
-            for e in entries.flatten() {
-                let name = e.file_name().to_string_lossy().into_owned();
-                let known = pending.iter().any(|d| name == format!("{d}.ct"));
-                if !known {
-                    let _ = std::fs::remove_file(e.path());
+        for (d, resumable) in pending {
+            if resumable {
+                match self.finish_upload(d, Arc::new(|_, _, _| {})).await {
+                    Ok(_) => done += 1,
+                    // The source changed or vanished: this upload cannot be finished as
+                    // begun; drop it (nothing was published) and say so.
+                    Err(ClientError::Invalid(why)) => {
+                        report
+                            .warnings
+                            .push(format!("interrupted upload of document {d} dropped: {why}"));
+                        self.local.uploads.retain(|u| u.manifest.document != d);
+                        self.commit()?;
+                    }
+                    Err(e) => return Err(e),
                 }
+            } else {
+                self.local.uploads.retain(|u| u.manifest.document != d);
+                self.commit()?;
             }
         }
         Ok(done)
@@ -369,8 +463,11 @@ impl Profile {
         );
         let result = async {
             let mut buf: Vec<u8> = Vec::with_capacity(2 * (DOCUMENT_CHUNK_SIZE + 16));
-            let mut ct_sha = Sha256::new();
-            let mut plain_sha = Sha256::new();
+            // The parts root over the blob as it arrives: one hasher per part.
+            let part_size = m.part_size.max(1);
+            let mut part_sha = Sha256::new();
+            let mut in_part = 0u64;
+            let mut part_hashes: Vec<[u8; 32]> = Vec::new();
             let mut dec: Option<StreamDecryptor> = None;
             let mut received = 0u64;
             let mut done = 0u64;
@@ -382,7 +479,18 @@ impl Profile {
                     if received > m.ciphertext_size {
                         return Err(ClientError::Integrity("the blob is too long".into()));
                     }
-                    ct_sha.update(&p);
+                    let mut rest: &[u8] = &p;
+                    while !rest.is_empty() {
+                        let room = usize::try_from(part_size - in_part).unwrap_or(usize::MAX);
+                        let (now, later) = rest.split_at(room.min(rest.len()));
+                        part_sha.update(now);
+                        in_part += now.len() as u64;
+                        if in_part == part_size {
+                            part_hashes.push(std::mem::take(&mut part_sha).finalize().into());
+                            in_part = 0;
+                        }
+                        rest = later;
+                    }
                     buf.extend_from_slice(&p);
                 }
                 if dec.is_none() && buf.len() >= HEADER_LEN {
@@ -401,7 +509,6 @@ impl Profile {
                             .open_chunk(buf.get(..need).unwrap_or_default())
                             .map_err(|e| ClientError::Integrity(format!("document: {e}")))?;
                         buf.drain(..need);
-                        plain_sha.update(&*plain);
                         w.write_all(&plain)
                             .map_err(|e| io("cannot write", &partial, e))?;
                         done += plain.len() as u64;
@@ -418,11 +525,12 @@ impl Profile {
                     "the blob ended early or has trailing bytes".into(),
                 ));
             }
-            if hex::encode(ct_sha.finalize()) != m.ciphertext_sha256
-                || hex::encode(plain_sha.finalize()) != m.sha256
-            {
+            if in_part > 0 {
+                part_hashes.push(part_sha.finalize().into());
+            }
+            if hex::encode(parts_root(part_size, &part_hashes)) != m.root {
                 return Err(ClientError::Integrity(
-                    "the document's hash differs from the signed manifest".into(),
+                    "the document differs from the signed manifest (parts root)".into(),
                 ));
             }
             w.flush().map_err(|e| io("cannot write", &partial, e))?;
@@ -446,27 +554,29 @@ impl Profile {
     }
 }
 
-/// Encrypts `size` bytes of `input` into `spool`; returns the plaintext and ciphertext
-/// SHA-256 and the ciphertext size. The spool is synced before this returns.
-fn encrypt_to_spool(
+/// Encrypts `size` bytes of `source` with `salt` and hands out parts of `part_size`
+/// ciphertext bytes with their SHA-256 (the last part shorter).
+fn encrypt_parts(
     key: &DocumentKey,
-    input: &mut std::fs::File,
+    salt: [u8; 32],
+    source: &Path,
     size: u64,
-    spool: &Path,
-    progress: &Progress,
-) -> Result<([u8; 32], [u8; 32], u64)> {
-    let (mut enc, header) = StreamEncryptor::new(key, &mut OsRng);
-    let f = std::fs::File::create(spool).map_err(|e| io("cannot write", spool, e))?;
-    let mut out = std::io::BufWriter::with_capacity(256 * 1024, f);
-    let mut ct_sha = Sha256::new();
-    let mut plain_sha = Sha256::new();
-    out.write_all(&header)
-        .map_err(|e| io("cannot write", spool, e))?;
-    ct_sha.update(header);
-    let mut ct_size = header.len() as u64;
+    part_size: u64,
+    tx: &tokio::sync::mpsc::Sender<Result<(Vec<u8>, [u8; 32])>>,
+) -> Result<()> {
+    let part_size = usize::try_from(part_size).unwrap_or(usize::MAX);
+    let mut input = std::fs::File::open(source).map_err(|e| io("cannot read", source, e))?;
+    let (mut enc, header) = StreamEncryptor::with_salt(key, salt);
+    let mut part = Vec::with_capacity(part_size + DOCUMENT_CHUNK_SIZE + 16);
+    part.extend_from_slice(&header);
     let chunks = size.div_ceil(DOCUMENT_CHUNK_SIZE as u64).max(1);
     let mut buf = Zeroizing::new(vec![0u8; DOCUMENT_CHUNK_SIZE]);
     let mut done = 0u64;
+    let ship = |bytes: Vec<u8>| -> Result<()> {
+        let sha: [u8; 32] = Sha256::digest(&bytes).into();
+        tx.blocking_send(Ok((bytes, sha)))
+            .map_err(|_| ClientError::Invalid("upload stopped".into()))
+    };
     for i in 0..chunks {
         let len = usize::try_from((size - done).min(DOCUMENT_CHUNK_SIZE as u64))
             .unwrap_or(DOCUMENT_CHUNK_SIZE);
@@ -474,16 +584,19 @@ fn encrypt_to_spool(
         input.read_exact(chunk).map_err(|e| {
             ClientError::Invalid(format!("the document changed while reading: {e}"))
         })?;
-        plain_sha.update(&*chunk);
         let sealed = enc
             .seal_chunk(chunk, i + 1 == chunks)
             .map_err(|e| ClientError::Invalid(format!("document: {e}")))?;
-        ct_sha.update(&sealed);
-        out.write_all(&sealed)
-            .map_err(|e| io("cannot write", spool, e))?;
-        ct_size += sealed.len() as u64;
+        part.extend_from_slice(&sealed);
         done += len as u64;
-        progress(Phase::Encrypt, done, size);
+        if part.len() >= part_size {
+            // The next part starts with what overflowed; keep its buffer at full size so it
+            // never grows by reallocation.
+            let mut next = Vec::with_capacity(part_size + DOCUMENT_CHUNK_SIZE + 16);
+            next.extend_from_slice(part.get(part_size..).unwrap_or_default());
+            part.truncate(part_size);
+            ship(std::mem::replace(&mut part, next))?;
+        }
     }
     let mut probe = [0u8; 1];
     if input.read(&mut probe).unwrap_or(0) != 0 {
@@ -491,13 +604,8 @@ fn encrypt_to_spool(
             "the document grew while reading".into(),
         ));
     }
-    out.flush().map_err(|e| io("cannot write", spool, e))?;
-    out.get_ref()
-        .sync_all()
-        .map_err(|e| io("cannot write", spool, e))?;
-    Ok((
-        plain_sha.finalize().into(),
-        ct_sha.finalize().into(),
-        ct_size,
-    ))
+    if !part.is_empty() {
+        ship(part)?;
+    }
+    Ok(())
 }
