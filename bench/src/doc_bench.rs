@@ -154,7 +154,7 @@ async fn main() {
     println!("|---|---:|---:|");
     println!("| raw ChaCha20-Poly1305 seal (ceiling) | {raw:.0} | 1.00 |");
     println!(
-        "| encrypt + spool + upload (client and relay) | {up:.0} | {:.2} |",
+        "| encrypt + upload in 4 MiB parts (client and relay) | {up:.0} | {:.2} |",
         up / raw
     );
     println!(

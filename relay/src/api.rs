@@ -1575,6 +1575,8 @@ async fn append_part<S: Store>(
     f.seek(std::io::SeekFrom::Start(offset))
         .await
         .map_err(|e| ApiError::internal("upload seek", e))?;
+    // Few, large writes: each tokio file write is a trip to the blocking pool.
+    let mut f = tokio::io::BufWriter::with_capacity(1 << 20, f);
     let mut hasher = Sha256::new();
     let mut size = 0u64;
     let mut stream = body.into_data_stream();
