@@ -1511,14 +1511,53 @@ async fn put_upload_part<S: Store>(
     P((file, document, n)): P<(FileId, DocumentId, u64)>,
     up: SignedUpload,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let c = up.caller;
+    let SignedUpload {
+        caller,
+        body,
+        expected_sha256,
+        ..
+    } = up;
+    let mut body = Some(body);
+    let result = upload_part(
+        &state,
+        &caller,
+        (file, document, n),
+        &mut body,
+        expected_sha256,
+    )
+    .await;
+    if result.is_err() {
+        // Refused before the body was read: read (and drop) it, bounded, so the client
+        // receives our answer instead of a reset connection.
+        if let Some(b) = body.take() {
+            let mut stream = b.into_data_stream();
+            let mut seen = 0u64;
+            let idle = Duration::from_millis(state.config.body_timeout_ms);
+            while seen <= DOCUMENT_PART_MAX {
+                match tokio::time::timeout(idle, stream.next()).await {
+                    Ok(Some(Ok(chunk))) => seen += chunk.len() as u64,
+                    _ => break,
+                }
+            }
+        }
+    }
+    result
+}
+
+async fn upload_part<S: Store>(
+    state: &AppState<S>,
+    c: &Caller,
+    (file, document, n): (FileId, DocumentId, u64),
+    body: &mut Option<Body>,
+    expected_sha256: [u8; 32],
+) -> Result<Json<serde_json::Value>, ApiError> {
     let lock = state.upload_lock(c.firm, document);
     let _held = lock.lock().await;
-    let (u, parts) = open_upload(&state, &c, file, document).await?;
+    let (u, parts) = open_upload(state, c, file, document).await?;
     let received = parts.len() as u64;
     if n < received {
         // Already here (the client did not see our answer): nothing to do.
-        crate::auth::accept_upload(&state, &c)?;
+        crate::auth::accept_upload(state, c)?;
         return Ok(upload_answer(&parts));
     }
     if n > received {
@@ -1537,14 +1576,17 @@ async fn put_upload_part<S: Store>(
         ));
     }
     let path = state.blobs.upload_path(c.firm, document);
-    let sha = append_part(&state, up.body, &path, offset, expected).await?;
-    if sha != up.expected_sha256 {
+    let Some(b) = body.take() else {
+        return Err(ApiError::internal("upload body", "taken twice"));
+    };
+    let sha = append_part(state, b, &path, offset, expected).await?;
+    if sha != expected_sha256 {
         return Err(ApiError::unauthorized(
             "body_hash_mismatch",
             "body does not match the signed hash",
         ));
     }
-    crate::auth::accept_upload(&state, &c)?;
+    crate::auth::accept_upload(state, c)?;
     state
         .store
         .add_upload_part(c.firm, document, n, sha)
