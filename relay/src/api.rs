@@ -1619,45 +1619,20 @@ async fn append_part<S: Store>(
         .map_err(|e| ApiError::internal("upload seek", e))?;
     // Few, large writes: each tokio file write is a trip to the blocking pool.
     let mut f = tokio::io::BufWriter::with_capacity(1 << 20, f);
-    let mut hasher = Sha256::new();
-    let mut size = 0u64;
-    let mut stream = body.into_data_stream();
-    let idle = Duration::from_millis(state.config.body_timeout_ms);
     let bad_size = || {
         ApiError::bad_request(
             "bad_part_size",
             format!("this part must be exactly {len} bytes"),
         )
     };
-    loop {
-        let next = tokio::time::timeout(idle, stream.next())
-            .await
-            .map_err(|_| {
-                ApiError::new(
-                    StatusCode::REQUEST_TIMEOUT,
-                    "body_timeout",
-                    "upload stalled",
-                )
-            })?;
-        let Some(chunk) = next else { break };
-        let chunk =
-            chunk.map_err(|_| ApiError::bad_request("bad_body", "upload was interrupted"))?;
-        size += chunk.len() as u64;
-        if size > len {
-            return Err(bad_size());
-        }
-        hasher.update(&chunk);
-        f.write_all(&chunk)
-            .await
-            .map_err(|e| ApiError::internal("upload write", e))?;
-    }
+    let (size, sha) = copy_body(state, body, &mut f, len, bad_size).await?;
     if size != len {
         return Err(bad_size());
     }
     f.flush()
         .await
         .map_err(|e| ApiError::internal("upload write", e))?;
-    Ok(hasher.finalize().into())
+    Ok(sha)
 }
 
 #[derive(Deserialize)]
@@ -1753,12 +1728,35 @@ async fn stream_to_file<S: Store>(
     let mut f = tokio::fs::File::create(path)
         .await
         .map_err(|e| ApiError::internal("blob create", e))?;
+    let too_large = || {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            format!("documents are limited to {max} bytes"),
+        )
+    };
+    let (size, sha) = copy_body(state, body, &mut f, max, too_large).await?;
+    f.sync_all()
+        .await
+        .map_err(|e| ApiError::internal("blob sync", e))?;
+    Ok((size, sha))
+}
+
+/// Copies a request body into `out` while hashing it: at most `limit` bytes (`over` names
+/// the error), each chunk within the body timeout (a large upload may take long, a stalled
+/// one may not). Returns the size and SHA-256.
+async fn copy_body<S: Store, W: tokio::io::AsyncWrite + Unpin>(
+    state: &AppState<S>,
+    body: Body,
+    out: &mut W,
+    limit: u64,
+    over: impl Fn() -> ApiError,
+) -> Result<(u64, [u8; 32]), ApiError> {
     let mut hasher = Sha256::new();
     let mut size = 0u64;
     let mut stream = body.into_data_stream();
     let idle = Duration::from_millis(state.config.body_timeout_ms);
     loop {
-        // The timeout is per chunk: a large upload may take long, a stalled one may not.
         let next = tokio::time::timeout(idle, stream.next())
             .await
             .map_err(|_| {
@@ -1772,21 +1770,14 @@ async fn stream_to_file<S: Store>(
         let chunk =
             chunk.map_err(|_| ApiError::bad_request("bad_body", "upload was interrupted"))?;
         size += chunk.len() as u64;
-        if size > max {
-            return Err(ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "body_too_large",
-                format!("documents are limited to {max} bytes"),
-            ));
+        if size > limit {
+            return Err(over());
         }
         hasher.update(&chunk);
-        f.write_all(&chunk)
+        out.write_all(&chunk)
             .await
             .map_err(|e| ApiError::internal("blob write", e))?;
     }
-    f.sync_all()
-        .await
-        .map_err(|e| ApiError::internal("blob sync", e))?;
     Ok((size, hasher.finalize().into()))
 }
 

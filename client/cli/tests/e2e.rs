@@ -575,7 +575,10 @@ async fn killed_clients_and_bad_relays_lose_nothing() {
         "no crash landed mid-sync: {seen:?}"
     );
     for delay_ms in [100u64, 250, 400] {
-        let mut child = command(&f.bartek, &["sync"]).spawn().unwrap();
+        let mut child = command(&f.bartek, &["sync"])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
         tokio::time::sleep(Duration::from_millis(delay_ms)).await;
         let _ = child.start_kill();
         let _ = child.wait().await;
@@ -617,7 +620,10 @@ async fn killed_clients_and_bad_relays_lose_nothing() {
     let r = run_with(c).await;
     assert_eq!(r.code, 75, "{}", r.stderr);
     // Killed while the outbox is being flushed, then run again: exactly one copy.
-    let mut child = command(&f.bartek, &["sync"]).spawn().unwrap();
+    let mut child = command(&f.bartek, &["sync"])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
     tokio::time::sleep(Duration::from_millis(200)).await;
     let _ = child.start_kill();
     let _ = child.wait().await;
@@ -741,6 +747,7 @@ async fn documents_stream_survive_crashes_and_refuse_tampering() {
     std::fs::write(&big2, vec![b'9'; 40 << 20]).unwrap();
     for delay_ms in [300u64, 900] {
         let mut child = command(&f.owner, &["doc", "upload", FILE, big2.to_str().unwrap()])
+            .stdout(std::process::Stdio::null())
             .spawn()
             .unwrap();
         tokio::time::sleep(Duration::from_millis(delay_ms)).await;

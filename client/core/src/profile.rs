@@ -175,6 +175,38 @@ struct Identity {
     master: String,
 }
 
+impl Identity {
+    fn new(
+        relay: &str,
+        firm: FirmId,
+        member: MemberId,
+        device: DeviceId,
+        name: &str,
+        master: Option<&MasterSigningKey>,
+    ) -> Self {
+        Self {
+            version: 1,
+            relay: relay.to_owned(),
+            firm,
+            member,
+            device,
+            name: name.to_owned(),
+            master: master
+                .map(|m| hex::encode(*m.to_bytes()))
+                .unwrap_or_default(),
+        }
+    }
+}
+
+/// A client for the unauthenticated routes (before this device is in any roster).
+fn probe(relay: &str) -> Result<RelayClient<HttpTransport>> {
+    Ok(RelayClient::new(
+        HttpTransport::new(relay)?,
+        FirmId([0; 16]),
+        DeviceId([0; 16]),
+    ))
+}
+
 impl Drop for Identity {
     fn drop(&mut self) {
         self.master.zeroize();
@@ -488,15 +520,7 @@ impl Profile {
             .create_firm(&events.iter().map(RosterEvent::to_bytes).collect::<Vec<_>>())
             .await?;
         let store = open_store(dir, unlock, true)?;
-        let id = Identity {
-            version: 1,
-            relay: relay.to_owned(),
-            firm,
-            member,
-            device: account.device(),
-            name: me.to_owned(),
-            master: hex::encode(*master.to_bytes()),
-        };
+        let id = Identity::new(relay, firm, member, account.device(), me, Some(&master));
         let mut local = LocalState::default();
         local.member_names.insert(member, me.to_owned());
         let mut p = Self::assemble(dir, store, id, account, local)?;
@@ -524,27 +548,14 @@ impl Profile {
         let invite = Invite::parse(code)
             .map_err(|e| ClientError::Invalid(format!("invitation code: {e}")))?;
         let rng = &mut OsRng;
-        let probe = RelayClient::new(
-            HttpTransport::new(relay)?,
-            FirmId([0; 16]),
-            DeviceId([0; 16]),
-        );
-        let firm = probe.invite_firm(invite.id()).await?;
+        let firm = probe(relay)?.invite_firm(invite.id()).await?;
         let member = MemberId::random(rng);
         let master = MasterSigningKey::generate(rng);
         let account =
             DeviceAccount::generate(firm, rng).map_err(|e| ClientError::Invalid(e.to_string()))?;
         let sealed = onboarding::seal_join_request(&invite, member, &master, &account, me, rng);
         let store = open_store(dir, unlock, true)?;
-        let id = Identity {
-            version: 1,
-            relay: relay.to_owned(),
-            firm,
-            member,
-            device: account.device(),
-            name: me.to_owned(),
-            master: hex::encode(*master.to_bytes()),
-        };
+        let id = Identity::new(relay, firm, member, account.device(), me, Some(&master));
         let mut local = LocalState::default();
         local.inviter = Some(hex::encode(invite.inviter()));
         local.member_names.insert(member, me.to_owned());
@@ -1324,16 +1335,21 @@ impl Profile {
         self.commit()?;
         self.flush_private(&mut SyncReport::default()).await?;
         // The mailbox has served its one use.
+        self.close_invite(invite.id()).await;
+        Ok(member)
+    }
+
+    /// Closes an invitation mailbox after its one use (best effort: it expires anyway).
+    async fn close_invite(&self, id: [u8; 16]) {
         let _ = self
             .relay
             .call(
                 &self.account,
                 "DELETE",
-                &format!("/v1/invites/{}", hex::encode(invite.id())),
+                &format!("/v1/invites/{}", hex::encode(id)),
                 None,
             )
             .await;
-        Ok(member)
     }
 
     fn admin_devices(&self) -> Result<Vec<DeviceId>> {

@@ -20,6 +20,18 @@ const MIGRATIONS: &[&str] = &[
 ];
 const READERS: usize = 4;
 
+fn insert_document(
+    tx: &rusqlite::Transaction<'_>,
+    firm: FirmId,
+    m: &DocumentMeta,
+    now_ms: u64,
+) -> Result<(), StoreError> {
+    insert_or_exists(tx.execute(
+        "INSERT INTO documents (firm, document, file, epoch, size, sha256, release_share, uploaded_by, created_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        params![&firm.0[..], &m.document.0[..], &m.file.0[..], i(m.epoch), i(m.size), &m.sha256[..], &m.release_share[..], &m.uploaded_by.0[..], i(now_ms)],
+    ))
+}
+
 /// SQLite storage.
 #[derive(Clone)]
 pub struct SqliteStore {
@@ -750,13 +762,8 @@ impl Store for SqliteStore {
         m: DocumentMeta,
         now_ms: u64,
     ) -> Result<(), StoreError> {
-        self.write(move |tx| {
-            insert_or_exists(tx.execute(
-                "INSERT INTO documents (firm, document, file, epoch, size, sha256, release_share, uploaded_by, created_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-                params![&firm.0[..], &m.document.0[..], &m.file.0[..], i(m.epoch), i(m.size), &m.sha256[..], &m.release_share[..], &m.uploaded_by.0[..], i(now_ms)],
-            ))
-        })
-        .await
+        self.write(move |tx| insert_document(tx, firm, &m, now_ms))
+            .await
     }
 
     async fn begin_upload(
@@ -866,10 +873,7 @@ impl Store for SqliteStore {
         now_ms: u64,
     ) -> Result<(), StoreError> {
         self.write(move |tx| {
-            insert_or_exists(tx.execute(
-                "INSERT INTO documents (firm, document, file, epoch, size, sha256, release_share, uploaded_by, created_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-                params![&firm.0[..], &m.document.0[..], &m.file.0[..], i(m.epoch), i(m.size), &m.sha256[..], &m.release_share[..], &m.uploaded_by.0[..], i(now_ms)],
-            ))?;
+            insert_document(tx, firm, &m, now_ms)?;
             for table in ["upload_parts", "uploads"] {
                 tx.execute(
                     &format!("DELETE FROM {table} WHERE firm = ?1 AND document = ?2"),

@@ -15,8 +15,7 @@ use super::{
     Unlock, INVITE_TTL_MS,
 };
 use crate::device::DeviceAccount;
-use crate::transport::{HttpTransport, RelayClient};
-use ledgerline_protocol::ids::{DeviceId, FirmId, MemberId};
+use ledgerline_protocol::ids::{DeviceId, MemberId};
 use ledgerline_protocol::invite::{fingerprint, fingerprint_text, Invite, FINGERPRINT_LEN};
 use ledgerline_protocol::keys::{verifying_key_from_bytes, MasterSigningKey, WrapPublicKey};
 use ledgerline_protocol::roster::{DeviceCertificate, DeviceKeys, EventKind, Role};
@@ -117,12 +116,7 @@ impl Profile {
     ) -> Result<(Self, String)> {
         let invite =
             Invite::parse(code).map_err(|e| ClientError::Invalid(format!("link code: {e}")))?;
-        let probe = RelayClient::new(
-            HttpTransport::new(relay)?,
-            FirmId([0; 16]),
-            DeviceId([0; 16]),
-        );
-        let firm = probe.invite_firm(invite.id()).await?;
+        let firm = super::probe(relay)?.invite_firm(invite.id()).await?;
         let account = DeviceAccount::generate(firm, &mut OsRng)
             .map_err(|e| ClientError::Invalid(e.to_string()))?;
         let keys = account.keys();
@@ -138,15 +132,7 @@ impl Profile {
         );
         let sealed = invite.seal_request(&request, &mut OsRng);
         let store = super::open_store(dir, unlock, true)?;
-        let id = Identity {
-            version: 1,
-            relay: relay.to_owned(),
-            firm,
-            member: MemberId([0; 16]),
-            device: account.device(),
-            name: name.to_owned(),
-            master: String::new(),
-        };
+        let id = Identity::new(relay, firm, MemberId([0; 16]), account.device(), name, None);
         let mut local = LocalState::default();
         local.inviter = Some(hex::encode(invite.inviter()));
         local.linking = true;
@@ -226,15 +212,7 @@ impl Profile {
             },
         );
         self.commit()?;
-        let _ = self
-            .relay
-            .call(
-                &self.account,
-                "DELETE",
-                &format!("/v1/invites/{}", hex::encode(invite.id())),
-                None,
-            )
-            .await;
+        self.close_invite(invite.id()).await;
         Ok(device)
     }
 
