@@ -1256,6 +1256,12 @@ impl Profile {
     /// Issues an invitation (admin); returns the one-time code to hand over.
     pub async fn invite(&mut self, name: &str, role: Role) -> Result<String> {
         self.require_admin()?;
+        self.open_invite(name, role_name(role)).await
+    }
+
+    /// Opens an invitation mailbox whose code carries this member's fingerprint, and
+    /// remembers the code (for approving, later) as `role` (a roster role or a device link).
+    async fn open_invite(&mut self, name: &str, role: &str) -> Result<String> {
         let invite = Invite::generate(&self.master()?.verifying_key(), &mut OsRng);
         let expires_ms = now_ms() + INVITE_TTL_MS;
         self.relay
@@ -1265,7 +1271,7 @@ impl Profile {
         self.local.invites.push(PendingInvite {
             code: code.clone(),
             name: name.to_owned(),
-            role: role_name(role).to_owned(),
+            role: role.to_owned(),
             expires_ms,
         });
         self.commit()?;

@@ -11,8 +11,7 @@
 //! devices.
 
 use super::{
-    key32, now_ms, ClientError, Identity, LocalState, PendingInvite, Profile, Result, SyncReport,
-    Unlock, INVITE_TTL_MS,
+    key32, now_ms, ClientError, Identity, LocalState, Profile, Result, SyncReport, Unlock,
 };
 use crate::device::DeviceAccount;
 use ledgerline_protocol::ids::{DeviceId, MemberId};
@@ -89,20 +88,8 @@ impl Profile {
     /// Opens a link code for a new device of this member (any member).
     pub async fn link_device(&mut self) -> Result<String> {
         self.roster()?;
-        let invite = Invite::generate(&self.master()?.verifying_key(), &mut OsRng);
-        let expires_ms = now_ms() + INVITE_TTL_MS;
-        self.relay
-            .create_invite(&self.account, invite.id(), expires_ms)
-            .await?;
-        let code = invite.code();
-        self.local.invites.push(PendingInvite {
-            code: code.clone(),
-            name: self.id.name.clone(),
-            role: DEVICE_INVITE.to_owned(),
-            expires_ms,
-        });
-        self.commit()?;
-        Ok(code)
+        let name = self.id.name.clone();
+        self.open_invite(&name, DEVICE_INVITE).await
     }
 
     /// On the new device: registers its keys under a link code. Returns the profile and
