@@ -30,6 +30,9 @@ struct Args {
     passes: usize,
 }
 
+/// Messages per transaction, as `Profile::sync` pages them.
+const PAGE: usize = 200;
+
 fn main() {
     let args = Args::parse();
     let room = [7u8; 16];
@@ -96,7 +99,8 @@ fn main() {
         best_ours = best_ours.max(args.messages as f64 / start.elapsed().as_secs_f64());
 
         // Decrypt and store: the timeline, then the SQLCipher store (FULL sync), a
-        // transaction per page of 100 as sync delivers them, with full-text indexing.
+        // transaction per page of 200 (the page `Profile::sync` fetches), with full-text
+        // indexing.
         let dir = tempfile::tempdir().unwrap();
         let mut store =
             LocalStore::open(&dir.path().join("bench.db"), &StoreKey::from_bytes([9; 32])).unwrap();
@@ -105,10 +109,10 @@ fn main() {
             tl.add_key(sender, k).unwrap();
         }
         let start = Instant::now();
-        for (p, page) in wire.chunks(100).enumerate() {
+        for (p, page) in wire.chunks(PAGE).enumerate() {
             let mut batch = Vec::with_capacity(page.len());
             for (i, w) in page.iter().enumerate() {
-                let seq = (p * 100 + i) as u64 + 1;
+                let seq = (p * PAGE + i) as u64 + 1;
                 let Received::Decrypted(d) = tl.receive(room, seq, sender, w).unwrap() else {
                     panic!("not decrypted")
                 };
@@ -142,5 +146,5 @@ fn main() {
     println!("|---|---:|---:|");
     println!("| raw vodozemac InboundGroupSession::decrypt (ceiling) | {best_raw:.0} | 1.00 |");
     println!("| client core Timeline::receive (parse, sender + replay checks, JSON event) | {best_ours:.0} | {:.2} |", best_ours / best_raw);
-    println!("| decrypt and store: Timeline + SQLCipher store with FTS5, 100 per transaction | {best_stored:.0} | {:.2} |", best_stored / best_raw);
+    println!("| decrypt and store: Timeline + SQLCipher store with FTS5, {PAGE} per transaction | {best_stored:.0} | {:.2} |", best_stored / best_raw);
 }

@@ -193,31 +193,42 @@ impl LocalStore {
         page: &[(StoredMessage, Option<String>)],
     ) -> Result<usize, StoreError> {
         let tx = self.conn.transaction().map_err(sql)?;
-        for (name, value) in states {
-            tx.execute(
-                "INSERT OR REPLACE INTO state (name, value) VALUES (?1, ?2)",
-                params![name, value],
-            )
-            .map_err(sql)?;
-        }
         let mut new = 0;
-        for (m, text) in page {
-            let n = tx
-                .execute(
+        {
+            // Cached statements: a page of messages is one prepare, not two per message.
+            let mut put_state = tx
+                .prepare_cached("INSERT OR REPLACE INTO state (name, value) VALUES (?1, ?2)")
+                .map_err(sql)?;
+            for (name, value) in states {
+                put_state.execute(params![name, value]).map_err(sql)?;
+            }
+            let mut put_message = tx
+                .prepare_cached(
                     "INSERT INTO messages (room, seq, sender, event, created_ms) VALUES (?1, ?2, ?3, ?4, ?5)
                      ON CONFLICT (room, seq) DO UPDATE SET event = excluded.event
                      WHERE messages.event = '' AND excluded.event <> '' AND messages.sender = excluded.sender",
-                    params![&m.room[..], m.seq as i64, &m.sender[..], m.event, m.created_ms as i64],
                 )
                 .map_err(sql)?;
-            if n == 1 {
-                new += 1;
-                if let Some(t) = text {
-                    tx.execute(
-                        "INSERT INTO search (kind, ref, body) VALUES ('message', ?1, ?2)",
-                        params![format!("{}:{}", hex::encode(m.room), m.seq), t],
-                    )
+            let mut index = tx
+                .prepare_cached("INSERT INTO search (kind, ref, body) VALUES ('message', ?1, ?2)")
+                .map_err(sql)?;
+            for (m, text) in page {
+                let n = put_message
+                    .execute(params![
+                        &m.room[..],
+                        m.seq as i64,
+                        &m.sender[..],
+                        m.event,
+                        m.created_ms as i64
+                    ])
                     .map_err(sql)?;
+                if n == 1 {
+                    new += 1;
+                    if let Some(t) = text {
+                        index
+                            .execute(params![format!("{}:{}", hex::encode(m.room), m.seq), t])
+                            .map_err(sql)?;
+                    }
                 }
             }
         }
