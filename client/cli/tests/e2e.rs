@@ -264,10 +264,15 @@ async fn a_firm_works_end_to_end_through_the_cli() {
         names(&files, "files", "name"),
         BTreeSet::from([FILE.into()])
     );
+    // Anna reads the whole file conversation, including what was said before her grant
+    // (the granting admin forwards the room's sessions to her devices).
     let read = ok(&f.anna, &["chat", "read", FILE]).await;
     assert_eq!(
-        bodies(&read).last().unwrap(),
-        "Pani Anno, proszę o deklarację VAT-7"
+        bodies(&read),
+        vec![
+            "Notatka założycielska",
+            "Pani Anno, proszę o deklarację VAT-7"
+        ]
     );
     // The same file by id.
     assert_eq!(ok(&f.anna, &["chat", "read", &file]).await["file"], file);
@@ -411,6 +416,11 @@ async fn a_firm_works_end_to_end_through_the_cli() {
     ok(&f.owner, &["sync"]).await;
     let later = ok(&cezary, &["chat", "read", FILE]).await;
     assert_eq!(bodies(&later).last().unwrap(), "Witamy Cezarego");
+    assert!(
+        !bodies(&later).contains(&"(waiting)".to_owned()),
+        "the history reached Cezary too: {:?}",
+        bodies(&later)
+    );
 
     // Anna is removed from the file: a new epoch; she reads nothing new and cannot post.
     let removed = ok(&f.owner, &["file", "remove", FILE, "Anna Kowalczyk"]).await;

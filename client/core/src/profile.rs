@@ -1159,7 +1159,10 @@ impl Profile {
         self.relay
             .put_epoch_key(&self.account, file, epoch, member, version, &wrapped)
             .await?;
-        Ok(())
+        // The file's conversation so far, for the new member's devices.
+        self.forward_history(file, member)?;
+        self.commit()?;
+        self.flush_private(&mut SyncReport::default()).await
     }
 
     /// Ends `member`'s access to `file` (admin): roster event (the relay refuses them from
@@ -2119,7 +2122,7 @@ fn last_time(events: &[RosterEvent]) -> u64 {
     events.last().map_or(0, |e| e.body.timestamp_ms)
 }
 
-fn stored(
+pub(crate) fn stored(
     event: &RoomEvent,
     room: [u8; 16],
     seq: u64,

@@ -87,6 +87,27 @@ impl Drop for RoomKey {
     }
 }
 
+/// A room session passed on by an admin to a member granted the room's file later, so
+/// the file's history reads for them too (exported at its first known index).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ForwardedKey {
+    /// Room, hex.
+    pub room: String,
+    /// Megolm session id.
+    pub session_id: String,
+    /// Exported session key, base64.
+    pub session_key: String,
+    /// The device that owns (sent with) the session.
+    pub owner: DeviceId,
+}
+
+impl Drop for ForwardedKey {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.session_key);
+    }
+}
+
 /// Why a room operation failed.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum RoomError {
@@ -496,6 +517,55 @@ impl Timeline {
             .collect())
     }
 
+    /// Every session of `room` this device can decrypt with, exported at its first known
+    /// index, for a member granted the room later.
+    pub fn export_room(&self, room: RoomId) -> Vec<ForwardedKey> {
+        self.inbound
+            .iter()
+            .filter(|(_, i)| i.room == room)
+            .map(|(sid, i)| ForwardedKey {
+                room: hex::encode(room),
+                session_id: sid.clone(),
+                session_key: i.session.export_at_first_known_index().to_base64(),
+                owner: i.owner,
+            })
+            .collect()
+    }
+
+    /// Accepts a forwarded session (the caller checked that the forwarder may); returns
+    /// the waiting messages it now decrypts. A session already held is left as it is.
+    pub fn add_forwarded_key(
+        &mut self,
+        key: &ForwardedKey,
+    ) -> Result<Vec<Result<Decrypted, RoomError>>, RoomError> {
+        let mut room = [0u8; 16];
+        hex::decode_to_slice(&key.room, &mut room).map_err(|_| RoomError::Malformed)?;
+        let exported = vodozemac::megolm::ExportedSessionKey::from_base64(&key.session_key)
+            .map_err(|_| RoomError::Malformed)?;
+        let session = InboundGroupSession::import(&exported, SessionConfig::version_1());
+        if session.session_id() != key.session_id {
+            return Err(RoomError::Malformed);
+        }
+        if self.inbound.contains_key(&key.session_id) {
+            return Ok(Vec::new());
+        }
+        let entry = self
+            .inbound
+            .entry(key.session_id.clone())
+            .or_insert(Inbound {
+                room,
+                owner: key.owner,
+                session,
+                seen: HashMap::new(),
+            });
+        let mut waiting = self.pending.remove(&key.session_id).unwrap_or_default();
+        waiting.sort_by_key(|p| p.seq);
+        Ok(waiting
+            .into_iter()
+            .map(|p| entry.decrypt(p.room, p.seq, p.sender, &p.message))
+            .collect())
+    }
+
     /// Handles a message from the relay: decrypts it, or keeps it until its key arrives.
     pub fn receive(
         &mut self,
@@ -573,6 +643,38 @@ mod tests {
             tl.receive(ROOM, 3, A, &m3),
             Ok(Received::Decrypted(_))
         ));
+    }
+
+    #[test]
+    fn forwarded_history_decrypts_for_a_member_granted_later() {
+        let mut out = OutboundRoom::new(ROOM, 0);
+        let key = out.share(A, &BTreeSet::from([A, C]));
+        let m1 = out.encrypt(&text("przed przyznaniem dostępu"));
+        // C (an admin) holds the session; B is granted later and has only the message.
+        let mut admin = Timeline::default();
+        admin.add_key(A, &key).unwrap();
+        let mut late = Timeline::default();
+        assert_eq!(late.receive(ROOM, 1, A, &m1), Ok(Received::Pending));
+        let forwarded = admin.export_room(ROOM);
+        assert_eq!(forwarded.len(), 1);
+        assert!(admin.export_room([9; 16]).is_empty());
+        let done = late.add_forwarded_key(&forwarded[0]).unwrap();
+        assert_eq!(done.len(), 1);
+        assert_eq!(
+            done[0].as_ref().unwrap().event,
+            text("przed przyznaniem dostępu")
+        );
+        // The owner is still the original sender: a message from another device under
+        // that session is refused.
+        let m2 = out.encrypt(&text("dalej"));
+        assert_eq!(late.receive(ROOM, 2, B, &m2), Err(RoomError::WrongSender));
+        // A key that does not match its claimed session id is refused.
+        let mut bad = forwarded[0].clone();
+        bad.session_id = "x".into();
+        assert_eq!(
+            Timeline::default().add_forwarded_key(&bad),
+            Err(RoomError::Malformed)
+        );
     }
 
     #[test]

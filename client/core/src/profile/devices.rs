@@ -68,6 +68,11 @@ enum Private {
         /// Member → name.
         names: BTreeMap<MemberId, String>,
     },
+    /// A file room's sessions, from the admin who granted this member the file.
+    ForwardedRoomKeys {
+        /// The sessions.
+        keys: Vec<crate::room::ForwardedKey>,
+    },
 }
 
 fn norm(fp: &str) -> String {
@@ -256,6 +261,28 @@ impl Profile {
         Ok(())
     }
 
+    /// Passes a file room's history (the sessions this device holds) to a member just
+    /// granted the file, on each of their devices.
+    pub(super) fn forward_history(
+        &mut self,
+        file: ledgerline_protocol::ids::FileId,
+        member: MemberId,
+    ) -> Result<()> {
+        let keys = self.timeline.export_room(*file.as_bytes());
+        if keys.is_empty() {
+            return Ok(());
+        }
+        let devices: Vec<DeviceId> = self
+            .roster()?
+            .active_devices(&member)
+            .map(|(d, _)| *d)
+            .collect();
+        for d in devices {
+            self.queue_private(d, &Private::ForwardedRoomKeys { keys: keys.clone() });
+        }
+        Ok(())
+    }
+
     fn queue_private(&mut self, device: DeviceId, payload: &Private) {
         self.local.private_outbox.push(PrivatePayload {
             device,
@@ -335,6 +362,28 @@ impl Profile {
                 }
                 self.id.master = hex::encode(*master.to_bytes());
                 self.master = Some(master);
+            }
+            Private::ForwardedRoomKeys { keys } => {
+                // From an admin, for a file this member has access to now.
+                if r.member(&from).is_none_or(|m| m.role != Role::Admin) {
+                    return Err(ClientError::Integrity(
+                        "forwarded room keys from a device that is not an admin's".into(),
+                    ));
+                }
+                for key in keys {
+                    let file = key.room.parse::<ledgerline_protocol::ids::FileId>().ok();
+                    if !file.is_some_and(|f| r.file_members(&f).contains(&self.id.member)) {
+                        continue;
+                    }
+                    let decrypted = self
+                        .timeline
+                        .add_forwarded_key(&key)
+                        .map_err(|e| ClientError::Integrity(format!("forwarded key: {e}")))?;
+                    for d in decrypted.into_iter().flatten() {
+                        self.page
+                            .push(super::stored(&d.event, d.room, d.seq, d.sender, 0));
+                    }
+                }
             }
             Private::Directory { names } => {
                 let admin = r.member(&from).is_some_and(|m| m.role == Role::Admin);
