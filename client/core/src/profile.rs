@@ -42,6 +42,9 @@ pub const SALT_FILE: &str = "store.salt";
 pub const ONE_TIME_KEYS: usize = 50;
 /// Invitations expire after this long.
 pub const INVITE_TTL_MS: u64 = 7 * 24 * 3600 * 1000;
+/// Room messages fetched (and committed) per page while syncing; the relay's default
+/// `max_page`.
+pub const SYNC_PAGE: u32 = 500;
 /// The record that holds a customer file's profile (its name).
 pub const FILE_PROFILE_RECORD: RecordId = RecordId([0; 16]);
 
@@ -1810,14 +1813,17 @@ impl Profile {
                 .copied()
                 .unwrap_or(1)
                 .max(1);
-            let page = self.relay.messages(&self.account, room, from, 200).await?;
+            let page = self
+                .relay
+                .messages(&self.account, room, from, SYNC_PAGE)
+                .await?;
             let Some(last) = page.last().map(|m| m.seq) else {
                 return Ok(());
             };
             for m in page {
-                let hexct = hex::encode(&m.ciphertext);
-                if m.sender == self.id.device {
+                if m.sender == self.id.device && !self.local.outbox.is_empty() {
                     // Our own message reached the relay: never send it again.
+                    let hexct = hex::encode(&m.ciphertext);
                     self.local.outbox.retain(|o| o.ciphertext != hexct);
                 }
                 match self.timeline.receive(room, m.seq, m.sender, &m.ciphertext) {
