@@ -530,7 +530,7 @@ async fn killed_clients_and_bad_relays_lose_nothing() {
     ok(&f.bartek, &["sync"]).await;
 
     // Many messages, then Bartek's sync is killed at several points and resumed.
-    const N: usize = 240;
+    const N: usize = 1_100; // more than two sync pages (500)
     {
         use ledgerline_client_core::profile::{Conversation, Profile, Unlock};
         use ledgerline_client_core::room::RoomEvent;
