@@ -24,6 +24,9 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use zeroize::{Zeroize, Zeroizing};
 
+/// Forwarded room sessions per to-device message (~400 bytes each before encryption).
+const FORWARDED_KEYS_PER_MESSAGE: usize = 50;
+
 /// The role recorded for a device-link invitation (never a roster role).
 pub(super) const DEVICE_INVITE: &str = "device";
 
@@ -277,8 +280,17 @@ impl Profile {
             .active_devices(&member)
             .map(|(d, _)| *d)
             .collect();
+        // A few dozen sessions per message keeps every to-device message far below the
+        // relay's body limit, whatever the room's history.
         for d in devices {
-            self.queue_private(d, &Private::ForwardedRoomKeys { keys: keys.clone() });
+            for chunk in keys.chunks(FORWARDED_KEYS_PER_MESSAGE) {
+                self.queue_private(
+                    d,
+                    &Private::ForwardedRoomKeys {
+                        keys: chunk.to_vec(),
+                    },
+                );
+            }
         }
         Ok(())
     }
