@@ -729,24 +729,11 @@ async fn create_room<S: Store>(
             }
         }
         None => {
-            let mut members = s.body.members;
-            members.sort();
-            members.dedup();
-            if !members.contains(&c.member) || members.len() > 1000 {
+            let members = checked_members(&state, c.firm, s.body.members)?;
+            if !members.contains(&c.member) {
                 return Err(ApiError::bad_request(
                     "bad_room",
                     "the member list must include the creator (at most 1000 members)",
-                ));
-            }
-            let all_active = with_roster(&state, c.firm, |r| {
-                members
-                    .iter()
-                    .all(|m| r.member(m).is_some_and(|s| s.active.until.is_none()))
-            })?;
-            if !all_active {
-                return Err(ApiError::bad_request(
-                    "unknown_member",
-                    "a member is not an active member of this firm",
                 ));
             }
             Room {
@@ -789,6 +776,34 @@ struct RoomMembers {
     members: Vec<MemberId>,
 }
 
+/// A room's member list, sorted and deduplicated: 1 to 1000 active members of the firm.
+fn checked_members<S: Store>(
+    state: &AppState<S>,
+    firm: FirmId,
+    mut members: Vec<MemberId>,
+) -> Result<Vec<MemberId>, ApiError> {
+    members.sort();
+    members.dedup();
+    if members.is_empty() || members.len() > 1000 {
+        return Err(ApiError::bad_request(
+            "bad_room",
+            "a room has 1 to 1000 members",
+        ));
+    }
+    let all_active = with_roster(state, firm, |r| {
+        members
+            .iter()
+            .all(|m| r.member(m).is_some_and(|s| s.active.until.is_none()))
+    })?;
+    if !all_active {
+        return Err(ApiError::bad_request(
+            "unknown_member",
+            "a member is not an active member of this firm",
+        ));
+    }
+    Ok(members)
+}
+
 /// Replaces the member list of an internal room or direct chat (a file room follows file
 /// access instead). Any current member may do it; clients rotate the room's Megolm
 /// session on every change.
@@ -806,26 +821,7 @@ async fn set_room_members<S: Store>(
             "a file room's members follow file access",
         ));
     }
-    let mut members = s.body.members;
-    members.sort();
-    members.dedup();
-    if members.is_empty() || members.len() > 1000 {
-        return Err(ApiError::bad_request(
-            "bad_room",
-            "a room has 1 to 1000 members",
-        ));
-    }
-    let all_active = with_roster(&state, c.firm, |r| {
-        members
-            .iter()
-            .all(|m| r.member(m).is_some_and(|s| s.active.until.is_none()))
-    })?;
-    if !all_active {
-        return Err(ApiError::bad_request(
-            "unknown_member",
-            "a member is not an active member of this firm",
-        ));
-    }
+    let members = checked_members(&state, c.firm, s.body.members)?;
     state
         .store
         .set_room_members(c.firm, room, members.clone())
