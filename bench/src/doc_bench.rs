@@ -17,8 +17,6 @@ use chacha20poly1305::ChaCha20Poly1305;
 use clap::Parser;
 use ledgerline_client_core::profile::{Profile, Progress, Unlock};
 use ledgerline_relay::config::Config;
-use ledgerline_relay::state::AppState;
-use ledgerline_relay::store::sqlite::SqliteStore;
 use std::io::Write;
 use std::sync::Arc;
 use std::time::Instant;
@@ -76,21 +74,16 @@ async fn main() {
     let bytes = args.mib << 20;
 
     // The relay, with room for the document.
-    let relay_dir = tmp.path().join("relay");
-    std::fs::create_dir_all(&relay_dir).unwrap();
     let config = Config {
         listen: "127.0.0.1:0".parse().unwrap(),
-        data_dir: relay_dir,
+        data_dir: tmp.path().join("relay"),
         max_document_bytes: bytes + (1 << 20) * 2,
         ..Config::default()
     };
-    let store = SqliteStore::open(&config.database_path()).unwrap();
-    let (listener, addr) = ledgerline_relay::server::bind(&config).await.unwrap();
-    let state = AppState::load(config, store).await.unwrap();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(ledgerline_relay::server::serve(listener, state, async {
-        let _ = stopped.await;
-    }));
+    let relay = ledgerline_relay::server::Running::start(config)
+        .await
+        .unwrap();
+    let addr = relay.addr;
 
     let unlock = || Unlock::Passphrase(zeroize::Zeroizing::new("bench".to_owned()));
     let mut p = Profile::create_firm(
@@ -170,6 +163,5 @@ async fn main() {
     println!(
         "peak RSS while moving the document (client + relay, whole process; high-water mark reset after setup): {rss_all:.1} MiB (upload alone: {rss_up:.1} MiB; setup, incl. the 64 MiB Argon2id store unlock: {rss_before:.1} MiB)"
     );
-    let _ = stop.send(());
-    let _ = server.await;
+    relay.stop().await.unwrap();
 }

@@ -18,8 +18,6 @@ use ledgerline_client_core::room::{OutboundRoom, RoomEvent};
 use ledgerline_protocol::ids::DeviceId;
 use ledgerline_protocol::roster::Role;
 use ledgerline_relay::config::Config;
-use ledgerline_relay::state::AppState;
-use ledgerline_relay::store::sqlite::SqliteStore;
 use std::collections::BTreeSet;
 use std::time::Instant;
 use vodozemac::megolm::{InboundGroupSession, MegolmMessage, SessionConfig, SessionKey};
@@ -86,22 +84,17 @@ fn unlock() -> Unlock {
 async fn main() {
     let args = Args::parse();
     let tmp = tempfile::tempdir().unwrap();
-    let relay_dir = tmp.path().join("relay");
-    std::fs::create_dir_all(&relay_dir).unwrap();
     let config = Config {
         listen: "127.0.0.1:0".parse().unwrap(),
-        data_dir: relay_dir,
+        data_dir: tmp.path().join("relay"),
         rate_per_second: 1_000_000,
         rate_burst: 1_000_000,
         ..Config::default()
     };
-    let store = SqliteStore::open(&config.database_path()).unwrap();
-    let (listener, addr) = ledgerline_relay::server::bind(&config).await.unwrap();
-    let state = AppState::load(config, store).await.unwrap();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(ledgerline_relay::server::serve(listener, state, async {
-        let _ = stopped.await;
-    }));
+    let relay = ledgerline_relay::server::Running::start(config)
+        .await
+        .unwrap();
+    let addr = relay.addr;
     let url = format!("http://{addr}");
 
     // A firm of two; the file is granted to both.
@@ -159,6 +152,5 @@ async fn main() {
         "| Profile::send (roster check, Megolm encrypt, outbox commit, POST) | {send_rate:.0} | {:.2} |",
         send_rate / raw
     );
-    let _ = stop.send(());
-    let _ = server.await;
+    relay.stop().await.unwrap();
 }

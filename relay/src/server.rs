@@ -57,6 +57,42 @@ pub async fn bind(config: &Config) -> anyhow::Result<(TcpListener, SocketAddr)> 
     Ok((listener, addr))
 }
 
+/// A relay serving in this process (the embedded SQLite default), for benches, tests and
+/// an app that bundles the relay; [`Running::stop`] drains it as SIGTERM would.
+#[derive(Debug)]
+pub struct Running {
+    /// The bound address.
+    pub addr: SocketAddr,
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl Running {
+    /// Creates the data directory, opens the store, binds and serves on this runtime.
+    pub async fn start(config: Config) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(&config.data_dir).with_context(|| {
+            format!("cannot create data directory {}", config.data_dir.display())
+        })?;
+        let store =
+            crate::store::sqlite::SqliteStore::open(&config.database_path()).map_err(|e| {
+                anyhow::anyhow!("cannot open {}: {e}", config.database_path().display())
+            })?;
+        let (listener, addr) = bind(&config).await?;
+        let state = AppState::load(config, store).await?;
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(serve(listener, state, async {
+            let _ = stopped.await;
+        }));
+        Ok(Self { addr, stop, task })
+    }
+
+    /// Stops accepting, drains in-flight requests and waits for the end.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        let _ = self.stop.send(());
+        self.task.await.context("relay task")?
+    }
+}
+
 /// Serves until `shutdown` resolves, then drains.
 pub async fn serve<S: Store>(
     listener: TcpListener,

@@ -11,8 +11,7 @@
 )]
 
 use ledgerline_relay::config::Config;
-use ledgerline_relay::state::AppState;
-use ledgerline_relay::store::sqlite::SqliteStore;
+use ledgerline_relay::server::Running;
 use serde_json::Value;
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
@@ -27,8 +26,7 @@ const FILE: &str = "Kowalski sp. z o.o.";
 struct Relay {
     addr: SocketAddr,
     dir: PathBuf,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    task: Option<tokio::task::JoinHandle<()>>,
+    running: Option<Running>,
 }
 
 impl Relay {
@@ -37,7 +35,6 @@ impl Relay {
     }
 
     async fn start_with(dir: &Path, addr: SocketAddr, tls: Option<(PathBuf, PathBuf)>) -> Self {
-        std::fs::create_dir_all(dir).unwrap();
         let config = Config {
             listen: addr,
             data_dir: dir.to_owned(),
@@ -45,21 +42,11 @@ impl Relay {
             tls_key: tls.map(|t| t.1),
             ..Config::default()
         };
-        let store = SqliteStore::open(&config.database_path()).unwrap();
-        let (listener, addr) = ledgerline_relay::server::bind(&config).await.unwrap();
-        let state = AppState::load(config, store).await.unwrap();
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            let _ = ledgerline_relay::server::serve(listener, state, async {
-                let _ = rx.await;
-            })
-            .await;
-        });
+        let running = Running::start(config).await.unwrap();
         Self {
-            addr,
+            addr: running.addr,
             dir: dir.to_owned(),
-            stop: Some(tx),
-            task: Some(task),
+            running: Some(running),
         }
     }
 
@@ -68,11 +55,8 @@ impl Relay {
     }
 
     async fn stop(&mut self) {
-        if let Some(tx) = self.stop.take() {
-            let _ = tx.send(());
-        }
-        if let Some(t) = self.task.take() {
-            t.await.unwrap();
+        if let Some(r) = self.running.take() {
+            r.stop().await.unwrap();
         }
     }
 
