@@ -1,6 +1,7 @@
 //! The HTTP and WebSocket API (`protocol-spec/relay-api.md`).
 
 use crate::auth::{parse_json, read_body, Caller, Signed, SignedJson, SignedUpload, P, Q};
+use crate::blobs::FileSink;
 use crate::error::ApiError;
 use crate::hub::Push;
 use crate::state::{now_ms, AppState, FirmState};
@@ -15,7 +16,9 @@ use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use futures_util::StreamExt;
 use ledgerline_protocol::audit::{AuditLeaf, Subject, SubjectKind};
-use ledgerline_protocol::constants::{DOCUMENT_PART_MAX, DOCUMENT_PART_MIN, TAG_SIZE};
+use ledgerline_protocol::constants::{
+    DOCUMENT_PARTS_IN_FLIGHT, DOCUMENT_PART_MAX, DOCUMENT_PART_MIN, TAG_SIZE,
+};
 use ledgerline_protocol::document::{parts_root, HEADER_LEN};
 use ledgerline_protocol::ids::{DeviceId, DocumentId, FileId, FirmId, MemberId, RecordId};
 use ledgerline_protocol::prekeys::SignedPrekey;
@@ -28,7 +31,6 @@ use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::io::AsyncWriteExt;
 
 /// Header carrying a document's release share on upload (hex); its SHA-256 is in the
 /// signed query string.
@@ -1400,8 +1402,8 @@ async fn begin_upload<S: Store>(
         .lock()
         .map(|m| !m.contains_key(&(c.firm, document)))
         .unwrap_or(true);
-    let lock = state.upload_lock(c.firm, document);
-    let _held = lock.lock().await;
+    let upload = state.upload_lock(c.firm, document);
+    let _slot = upload.slot.lock().await;
     let path = state.blobs.upload_path(c.firm, document);
     match state
         .store
@@ -1547,22 +1549,32 @@ async fn upload_part<S: Store>(
     body: &mut Option<Body>,
     expected_sha256: [u8; 32],
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let lock = state.upload_lock(c.firm, document);
-    let _held = lock.lock().await;
-    let (u, parts) = open_upload(state, c, file, document).await?;
-    let received = parts.len() as u64;
-    if n < received {
-        // Already here (the client did not see our answer): nothing to do.
-        crate::auth::accept_upload(state, c)?;
-        return Ok(upload_answer(&parts));
-    }
-    if n > received {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "part_out_of_order",
-            format!("the next part is {received}"),
-        ));
-    }
+    let upload = state.upload_lock(c.firm, document);
+    // Admission: one of the next DOCUMENT_PARTS_IN_FLIGHT parts, not being written now.
+    let (u, claim) = {
+        let _slot = upload.slot.lock().await;
+        let (u, parts) = open_upload(state, c, file, document).await?;
+        let received = parts.len() as u64;
+        if n < received {
+            // Already here (the client did not see our answer): nothing to do.
+            crate::auth::accept_upload(state, c)?;
+            return Ok(upload_answer(&parts));
+        }
+        if n >= received + DOCUMENT_PARTS_IN_FLIGHT {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "part_out_of_order",
+                format!("the next part is {received}"),
+            ));
+        }
+        let Some(claim) = upload.claim(n) else {
+            return Err(ApiError::conflict(
+                "part_in_progress",
+                "this part is being received in another request",
+            ));
+        };
+        (u, claim)
+    };
     let offset = parts_len(&u, n);
     let expected = parts_len(&u, n + 1) - offset;
     if expected == 0 {
@@ -1571,11 +1583,12 @@ async fn upload_part<S: Store>(
             "this part lies beyond the announced size",
         ));
     }
+    // Written at its own offset, concurrently with its predecessor.
     let path = state.blobs.upload_path(c.firm, document);
     let Some(b) = body.take() else {
         return Err(ApiError::internal("upload body", "taken twice"));
     };
-    let sha = append_part(state, b, &path, offset, expected).await?;
+    let (sha, written) = append_part(state, b, &path, offset, expected).await?;
     if sha != expected_sha256 {
         return Err(ApiError::unauthorized(
             "body_hash_mismatch",
@@ -1583,52 +1596,75 @@ async fn upload_part<S: Store>(
         ));
     }
     crate::auth::accept_upload(state, c)?;
-    state
-        .store
-        .add_upload_part(c.firm, document, n, sha)
-        .await
-        .map_err(store_err)?;
-    let mut parts = parts;
-    parts.push(sha);
-    Ok(upload_answer(&parts))
+    // Recorded in turn: wait (at most one body timeout) for the parts before it.
+    let deadline =
+        tokio::time::Instant::now() + Duration::from_millis(state.config.body_timeout_ms);
+    loop {
+        let turn = upload.recorded.notified();
+        {
+            let mut slot = upload.slot.lock().await;
+            let (_, mut parts) = open_upload(state, c, file, document).await?;
+            let received = parts.len() as u64;
+            if received == n {
+                state
+                    .store
+                    .add_upload_part(c.firm, document, n, sha)
+                    .await
+                    .map_err(store_err)?;
+                slot.start_writeback(written);
+                upload.recorded.notify_waiters();
+                parts.push(sha);
+                drop(claim);
+                return Ok(upload_answer(&parts));
+            }
+            if received > n {
+                return Ok(upload_answer(&parts));
+            }
+        }
+        if tokio::time::timeout_at(deadline, turn).await.is_err() {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "part_out_of_order",
+                "the parts before this one did not arrive",
+            ));
+        }
+    }
 }
 
-/// Writes one part at `offset` (dropping anything after it), exactly `len` bytes, synced.
+/// Writes one part at `offset`, exactly `len` bytes (a part's bytes never leave its own
+/// range, so parts can be written side by side); returns its SHA-256 and the file
+/// (written, not synced).
 async fn append_part<S: Store>(
     state: &AppState<S>,
     body: Body,
     path: &std::path::Path,
     offset: u64,
     len: u64,
-) -> Result<[u8; 32], ApiError> {
-    use tokio::io::AsyncSeekExt;
-    let mut f = tokio::fs::OpenOptions::new()
-        .write(true)
-        .open(path)
-        .await
-        .map_err(|e| ApiError::internal("upload open", e))?;
-    f.set_len(offset)
-        .await
-        .map_err(|e| ApiError::internal("upload truncate", e))?;
-    f.seek(std::io::SeekFrom::Start(offset))
-        .await
-        .map_err(|e| ApiError::internal("upload seek", e))?;
-    // Few, large writes: each tokio file write is a trip to the blocking pool.
-    let mut f = tokio::io::BufWriter::with_capacity(1 << 20, f);
+) -> Result<([u8; 32], std::fs::File), ApiError> {
+    let path = path.to_owned();
+    let mut sink = FileSink::start(move || {
+        use std::io::Seek;
+        let mut f = std::fs::OpenOptions::new().write(true).open(&path)?;
+        f.seek(std::io::SeekFrom::Start(offset))?;
+        Ok(f)
+    });
     let bad_size = || {
         ApiError::bad_request(
             "bad_part_size",
             format!("this part must be exactly {len} bytes"),
         )
     };
-    let (size, sha) = copy_body(state, body, &mut f, len, bad_size).await?;
+    let copied = copy_body(state, body, &mut sink, len, bad_size).await;
+    // Always wait for the writer, so nothing writes to the file once we answer.
+    let f = sink
+        .finish()
+        .await
+        .map_err(|e| ApiError::internal("upload write", e))?;
+    let (size, sha) = copied?;
     if size != len {
         return Err(bad_size());
     }
-    f.flush()
-        .await
-        .map_err(|e| ApiError::internal("upload write", e))?;
-    Ok(sha)
+    Ok((sha, f))
 }
 
 #[derive(Deserialize)]
@@ -1644,8 +1680,8 @@ async fn complete_upload<S: Store>(
     s: SignedJson<CompleteUpload>,
 ) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
     let c = &s.caller;
-    let lock = state.upload_lock(c.firm, document);
-    let _held = lock.lock().await;
+    let upload = state.upload_lock(c.firm, document);
+    let mut slot = upload.slot.lock().await;
     let (u, parts) = open_upload(&state, c, file, document).await?;
     let count = u.size.div_ceil(u.part_size);
     if parts.len() as u64 != count {
@@ -1672,7 +1708,9 @@ async fn complete_upload<S: Store>(
     if on_disk != u.size {
         return Err(ApiError::internal("upload size", "stored bytes differ"));
     }
-    // Parts are written without a sync each; the whole file is synced once, here.
+    // Parts are written without a sync each (a write-back starts after each in the
+    // background); the whole file is synced once, here.
+    slot.settle().await;
     f.sync_all()
         .await
         .map_err(|e| ApiError::internal("upload sync", e))?;
@@ -1721,9 +1759,8 @@ async fn stream_to_file<S: Store>(
     path: &std::path::Path,
     max: u64,
 ) -> Result<(u64, [u8; 32]), ApiError> {
-    let mut f = tokio::fs::File::create(path)
-        .await
-        .map_err(|e| ApiError::internal("blob create", e))?;
+    let target = path.to_owned();
+    let mut sink = FileSink::start(move || std::fs::File::create(target));
     let too_large = || {
         ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -1731,9 +1768,15 @@ async fn stream_to_file<S: Store>(
             format!("documents are limited to {max} bytes"),
         )
     };
-    let (size, sha) = copy_body(state, body, &mut f, max, too_large).await?;
-    f.sync_all()
+    let copied = copy_body(state, body, &mut sink, max, too_large).await;
+    let f = sink
+        .finish()
         .await
+        .map_err(|e| ApiError::internal("blob write", e))?;
+    let (size, sha) = copied?;
+    tokio::task::spawn_blocking(move || f.sync_all())
+        .await
+        .map_err(|e| ApiError::internal("blob sync", e))?
         .map_err(|e| ApiError::internal("blob sync", e))?;
     Ok((size, sha))
 }
@@ -1741,10 +1784,10 @@ async fn stream_to_file<S: Store>(
 /// Copies a request body into `out` while hashing it: at most `limit` bytes (`over` names
 /// the error), each chunk within the body timeout (a large upload may take long, a stalled
 /// one may not). Returns the size and SHA-256.
-async fn copy_body<S: Store, W: tokio::io::AsyncWrite + Unpin>(
+async fn copy_body<S: Store>(
     state: &AppState<S>,
     body: Body,
-    out: &mut W,
+    out: &mut FileSink,
     limit: u64,
     over: impl Fn() -> ApiError,
 ) -> Result<(u64, [u8; 32]), ApiError> {
@@ -1770,9 +1813,9 @@ async fn copy_body<S: Store, W: tokio::io::AsyncWrite + Unpin>(
             return Err(over());
         }
         hasher.update(&chunk);
-        out.write_all(&chunk)
+        out.write(chunk)
             .await
-            .map_err(|e| ApiError::internal("blob write", e))?;
+            .map_err(|()| ApiError::internal("blob write", "the writer stopped"))?;
     }
     Ok((size, hasher.finalize().into()))
 }

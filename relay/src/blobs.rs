@@ -79,3 +79,75 @@ impl BlobDir {
         walk(&self.root)
     }
 }
+
+/// How many body bytes are handed to the writer thread at once.
+const SINK_BATCH: usize = 256 * 1024;
+
+/// Writes a request body to a file on the blocking pool while the caller goes on receiving
+/// and hashing it: the body's buffers move to the writer thread (no copy), a few hundred
+/// KiB at a time, at most a few batches ahead of the disk.
+#[derive(Debug)]
+pub struct FileSink {
+    tx: Option<tokio::sync::mpsc::Sender<Vec<axum::body::Bytes>>>,
+    batch: Vec<axum::body::Bytes>,
+    batched: usize,
+    worker: tokio::task::JoinHandle<std::io::Result<std::fs::File>>,
+}
+
+impl FileSink {
+    /// Starts the writer: `open` runs on the writer thread and positions the file.
+    pub fn start(open: impl FnOnce() -> std::io::Result<std::fs::File> + Send + 'static) -> Self {
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<axum::body::Bytes>>(4);
+        let worker = tokio::task::spawn_blocking(move || {
+            use std::io::Write;
+            let mut f = open()?;
+            while let Some(batch) = rx.blocking_recv() {
+                for b in batch {
+                    f.write_all(&b)?;
+                }
+            }
+            Ok(f)
+        });
+        Self {
+            tx: Some(tx),
+            batch: Vec::new(),
+            batched: 0,
+            worker,
+        }
+    }
+
+    /// Queues `chunk`. An error means the writer stopped; [`FileSink::finish`] says why.
+    pub async fn write(&mut self, chunk: axum::body::Bytes) -> Result<(), ()> {
+        self.batched += chunk.len();
+        self.batch.push(chunk);
+        if self.batched >= SINK_BATCH {
+            self.hand_over().await?;
+        }
+        Ok(())
+    }
+
+    async fn hand_over(&mut self) -> Result<(), ()> {
+        let batch = std::mem::take(&mut self.batch);
+        self.batched = 0;
+        match &self.tx {
+            Some(tx) if !batch.is_empty() => tx.send(batch).await.map_err(|_| ()),
+            _ => Ok(()),
+        }
+    }
+
+    /// Writes what is queued and waits for the writer: when this returns, every byte is in
+    /// the file (not yet synced) and nothing writes to it any more.
+    pub async fn finish(mut self) -> std::io::Result<std::fs::File> {
+        let handed = self.hand_over().await;
+        self.tx = None;
+        let written = self
+            .worker
+            .await
+            .map_err(|e| std::io::Error::other(format!("blob writer: {e}")))?;
+        match (written, handed) {
+            (Ok(f), Ok(())) => Ok(f),
+            (Ok(_), Err(())) => Err(std::io::Error::other("blob writer stopped")),
+            (Err(e), _) => Err(e),
+        }
+    }
+}

@@ -43,8 +43,76 @@ impl<S> std::ops::Deref for AppState<S> {
     }
 }
 
-/// Serialises the parts of one multipart upload.
-pub type UploadLock = Arc<tokio::sync::Mutex<()>>;
+/// One multipart upload in progress, shared by its requests.
+pub type UploadLock = Arc<Upload>;
+
+/// The relay's in-memory side of a multipart upload.
+#[derive(Debug, Default)]
+pub struct Upload {
+    /// Held to read or change what is recorded (parts are recorded in order under it).
+    pub slot: tokio::sync::Mutex<UploadSlot>,
+    /// Part numbers being written now, so one part is never written twice at once.
+    writing: Mutex<std::collections::BTreeSet<u64>>,
+    /// Woken whenever a part is recorded, for the next one waiting for its turn.
+    pub recorded: tokio::sync::Notify,
+}
+
+impl Upload {
+    /// Claims part `n` for writing; `None` while another request writes it.
+    pub fn claim(self: &Arc<Self>, n: u64) -> Option<PartClaim> {
+        let fresh = self
+            .writing
+            .lock()
+            .map(|mut w| w.insert(n))
+            .unwrap_or(false);
+        fresh.then(|| PartClaim {
+            upload: self.clone(),
+            n,
+        })
+    }
+}
+
+/// A part being written; released when dropped, whatever the outcome.
+#[derive(Debug)]
+pub struct PartClaim {
+    upload: Arc<Upload>,
+    n: u64,
+}
+
+impl Drop for PartClaim {
+    fn drop(&mut self) {
+        if let Ok(mut w) = self.upload.writing.lock() {
+            w.remove(&self.n);
+        }
+    }
+}
+
+/// What the relay keeps in memory about a multipart upload between its requests.
+#[derive(Debug, Default)]
+pub struct UploadSlot {
+    /// Write-back of the parts received so far, started in the background after a part so
+    /// that the sync at completion finds little left to write (at most one at a time).
+    pub writeback: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl UploadSlot {
+    /// Starts writing the file's dirty pages to disk unless a write-back still runs.
+    pub fn start_writeback(&mut self, file: std::fs::File) {
+        if self.writeback.as_ref().is_none_or(|h| h.is_finished()) {
+            self.writeback = Some(tokio::task::spawn_blocking(move || {
+                // Only an early start: completion syncs the file and reports failures.
+                let _ = file.sync_data();
+            }));
+        }
+    }
+
+    /// Waits for a write-back in progress.
+    pub async fn settle(&mut self) {
+        if let Some(h) = self.writeback.take() {
+            let _ = h.await;
+        }
+    }
+}
 
 /// The shared parts.
 #[derive(Debug)]
@@ -148,7 +216,7 @@ impl<S: Store> AppState<S> {
         &self,
         firm: FirmId,
         document: ledgerline_protocol::ids::DocumentId,
-    ) -> Arc<tokio::sync::Mutex<()>> {
+    ) -> UploadLock {
         self.upload_locks
             .lock()
             .map(|mut m| m.entry((firm, document)).or_default().clone())

@@ -785,8 +785,8 @@ async fn multipart_uploads_go_in_order_resume_after_a_restart_and_check_the_root
     };
     let (st, v) = begin(owner.clone(), relay.base.clone(), blob.len()).await;
     assert_eq!((st, v["received"].as_u64()), (200, Some(0)), "{v}");
-    // Out of order, wrong size, wrong device: refused.
-    let (st, v) = put(&owner, &relay.base, 1, parts[1].to_vec()).await;
+    // Beyond the parts in flight, wrong size, wrong device: refused.
+    let (st, v) = put(&owner, &relay.base, 2, parts[2].to_vec()).await;
     assert_eq!((st, v["code"].as_str()), (409, Some("part_out_of_order")));
     let (st, v) = put(&owner, &relay.base, 0, parts[0][..100].to_vec()).await;
     assert_eq!((st, v["code"].as_str()), (400, Some("bad_part_size")));
@@ -817,7 +817,15 @@ async fn multipart_uploads_go_in_order_resume_after_a_restart_and_check_the_root
     let mut bytes = std::fs::read(&upload_file).unwrap();
     bytes[1000] ^= 0xff;
     std::fs::write(&upload_file, bytes).unwrap();
-    relay = Relay::start(&data, &["--max-document-bytes", "1000000"]);
+    relay = Relay::start(
+        &data,
+        &[
+            "--max-document-bytes",
+            "1000000",
+            "--body-timeout-ms",
+            "3000",
+        ],
+    );
     let owner = Device {
         base: relay.base.clone(),
         ..owner
@@ -826,6 +834,15 @@ async fn multipart_uploads_go_in_order_resume_after_a_restart_and_check_the_root
     assert_eq!((st, v["received"].as_u64()), (200, Some(0)), "{v}");
     let (st, v) = put(&owner, &relay.base, 0, parts[0].to_vec()).await;
     assert_eq!((st, v["received"].as_u64()), (200, Some(1)), "{v}");
+    // A part whose predecessor never comes waits one body timeout, then is refused.
+    let t = Instant::now();
+    let (st, v) = put(&owner, &relay.base, 2, parts[2].to_vec()).await;
+    assert_eq!((st, v["code"].as_str()), (409, Some("part_out_of_order")));
+    assert!(
+        t.elapsed() >= Duration::from_millis(2500),
+        "{:?}",
+        t.elapsed()
+    );
     // Other parameters for the same id: refused.
     let (st, v) = begin(owner.clone(), relay.base.clone(), blob.len() + 1).await;
     assert_eq!((st, v["code"].as_str()), (409, Some("upload_mismatch")));
@@ -847,10 +864,22 @@ async fn multipart_uploads_go_in_order_resume_after_a_restart_and_check_the_root
     let root = parts_root(part_size as u64, &hashes);
     let (st, v) = complete(root).await;
     assert_eq!((st, v["code"].as_str()), (409, Some("upload_incomplete")));
-    for (n, p) in parts.iter().enumerate().skip(1) {
-        let (st, v) = put(&owner, &relay.base, n, p.to_vec()).await;
-        assert_eq!(st, 200, "{v}");
-    }
+    // Two parts on their way at once: part 2 arrives first and waits for part 1; the same
+    // part sent twice meanwhile is refused while the first copy is being handled.
+    let early = tokio::spawn(put(&owner, &relay.base, 2, parts[2].to_vec()));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let twice = tokio::spawn(put(&owner, &relay.base, 2, parts[2].to_vec()));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (st, v) = put(&owner, &relay.base, 1, parts[1].to_vec()).await;
+    assert_eq!(st, 200, "{v}");
+    let mut answers = [early.await.unwrap(), twice.await.unwrap()];
+    answers.sort_by_key(|(st, _)| *st);
+    assert_eq!(answers[0].0, 200, "{}", answers[0].1);
+    assert_eq!(answers[0].1["received"].as_u64(), Some(3));
+    assert_eq!(
+        (answers[1].0, answers[1].1["code"].as_str()),
+        (409, Some("part_in_progress"))
+    );
     let (st, v) = complete([0; 32]).await;
     assert_eq!((st, v["code"].as_str()), (409, Some("root_mismatch")));
     let (st, v) = complete(root).await;

@@ -64,6 +64,10 @@ pub mod headers {
 pub const DOCUMENT_PART_MIN: u64 = 64 * 1024;
 /// Largest part of a multipart document upload.
 pub const DOCUMENT_PART_MAX: u64 = 16 * 1024 * 1024;
+/// How many parts of one upload may be on their way at once: the relay takes part `n`
+/// while `n < received + DOCUMENT_PARTS_IN_FLIGHT` and records parts in order
+/// (`relay-api.md`).
+pub const DOCUMENT_PARTS_IN_FLIGHT: u64 = 2;
 
 /// Plaintext size of every document chunk but the last (`documents.md`).
 pub const DOCUMENT_CHUNK_SIZE: usize = 64 * 1024;

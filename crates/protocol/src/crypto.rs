@@ -1,7 +1,7 @@
 //! Thin, misuse-resistant wrappers over the primitives, shared by the constructions.
 
 use crate::encoding::Writer;
-use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+use chacha20poly1305::aead::{Aead, AeadInPlace, KeyInit, Payload};
 use chacha20poly1305::{ChaCha20Poly1305, XChaCha20Poly1305};
 use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 use hkdf::Hkdf;
@@ -66,6 +66,21 @@ pub(crate) fn seal_chacha(key: &[u8; 32], nonce: &[u8; 12], ad: &[u8], pt: &[u8]
     // Encryption only fails for plaintexts beyond 2^38 bytes, which callers never pass.
     cipher
         .encrypt(nonce.into(), Payload { msg: pt, aad: ad })
+        .unwrap_or_default()
+}
+
+/// Seals `buf` in place and returns the detached tag (`seal_chacha` is `buf || tag`).
+pub(crate) fn seal_chacha_in_place(
+    key: &[u8; 32],
+    nonce: &[u8; 12],
+    ad: &[u8],
+    buf: &mut [u8],
+) -> [u8; 16] {
+    let cipher = ChaCha20Poly1305::new(key.into());
+    // As above: only plaintexts beyond 2^38 bytes fail.
+    cipher
+        .encrypt_in_place_detached(nonce.into(), ad, buf)
+        .map(Into::into)
         .unwrap_or_default()
 }
 

@@ -172,15 +172,31 @@ impl StreamEncryptor {
     /// [`DOCUMENT_CHUNK_SIZE`] bytes; the last may be shorter, and is empty only when the
     /// whole document is.
     pub fn seal_chunk(&mut self, plaintext: &[u8], last: bool) -> Result<Vec<u8>, StreamError> {
+        let nonce = self.next_nonce(plaintext.len(), last)?;
+        Ok(crypto::seal_chacha(&self.key, &nonce, &[], plaintext))
+    }
+
+    /// Seals the next chunk in place: `chunk` holds the plaintext and then the ciphertext;
+    /// the returned tag goes right after it. The same bytes as
+    /// [`StreamEncryptor::seal_chunk`], without allocating or copying.
+    pub fn seal_chunk_in_place(
+        &mut self,
+        chunk: &mut [u8],
+        last: bool,
+    ) -> Result<[u8; TAG_SIZE], StreamError> {
+        let nonce = self.next_nonce(chunk.len(), last)?;
+        Ok(crypto::seal_chacha_in_place(&self.key, &nonce, &[], chunk))
+    }
+
+    /// Checks the next chunk's size and position and takes its nonce.
+    fn next_nonce(&mut self, len: usize, last: bool) -> Result<[u8; 12], StreamError> {
         if self.finished {
             return Err(StreamError::Misuse("stream already finished"));
         }
-        if plaintext.len() > DOCUMENT_CHUNK_SIZE
-            || (!last && plaintext.len() != DOCUMENT_CHUNK_SIZE)
-        {
+        if len > DOCUMENT_CHUNK_SIZE || (!last && len != DOCUMENT_CHUNK_SIZE) {
             return Err(StreamError::Misuse("wrong chunk size"));
         }
-        if last && plaintext.is_empty() && self.next > 0 {
+        if last && len == 0 && self.next > 0 {
             return Err(StreamError::Misuse(
                 "an empty final chunk is only allowed for an empty document",
             ));
@@ -188,10 +204,10 @@ impl StreamEncryptor {
         if self.next == u64::MAX {
             return Err(StreamError::Misuse("too many chunks"));
         }
-        let ct = crypto::seal_chacha(&self.key, &chunk_nonce(self.next, last), &[], plaintext);
+        let nonce = chunk_nonce(self.next, last);
         self.next += 1;
         self.finished = last;
-        Ok(ct)
+        Ok(nonce)
     }
 }
 
@@ -372,6 +388,25 @@ mod parts_tests {
             a.seal_chunk(b"abc", true).unwrap(),
             b.seal_chunk(b"abc", true).unwrap()
         );
+    }
+
+    #[test]
+    fn sealing_in_place_gives_the_same_bytes_and_checks_the_same_rules() {
+        let key = DocumentKey::from_bytes([4; 32]);
+        let (mut a, _) = StreamEncryptor::with_salt(&key, [9; 32]);
+        let (mut b, _) = StreamEncryptor::with_salt(&key, [9; 32]);
+        let full = vec![0x33u8; DOCUMENT_CHUNK_SIZE];
+        for (chunk, last) in [(&full[..], false), (&b"tail"[..], true)] {
+            let sealed = a.seal_chunk(chunk, last).unwrap();
+            let mut buf = chunk.to_vec();
+            let tag = b.seal_chunk_in_place(&mut buf, last).unwrap();
+            buf.extend_from_slice(&tag);
+            assert_eq!(sealed, buf);
+        }
+        // Finished, and a short chunk that is not the last, are refused alike.
+        assert!(b.seal_chunk_in_place(&mut [0u8; 3], true).is_err());
+        let (mut c, _) = StreamEncryptor::with_salt(&key, [9; 32]);
+        assert!(c.seal_chunk_in_place(&mut [0u8; 3], false).is_err());
     }
 }
 

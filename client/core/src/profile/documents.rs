@@ -12,7 +12,8 @@
 
 use super::{now_ms, ClientError, Profile, Result, SyncReport};
 use crate::transport::RelayError;
-use ledgerline_protocol::constants::DOCUMENT_CHUNK_SIZE;
+use futures_util::StreamExt;
+use ledgerline_protocol::constants::{DOCUMENT_CHUNK_SIZE, DOCUMENT_PARTS_IN_FLIGHT, TAG_SIZE};
 use ledgerline_protocol::document::{
     ciphertext_len, document_key, parts_root, DocumentContext, StreamDecryptor, StreamEncryptor,
     HEADER_LEN,
@@ -267,8 +268,9 @@ impl Profile {
         Ok(up.manifest.clone())
     }
 
-    /// Encrypts the source on a worker thread, part by part, while the previous part is
-    /// on its way; skips (after checking) the parts the relay holds. Returns the root.
+    /// A pipeline: one thread reads and seals the source into parts, a second hashes each
+    /// part, and up to [`DOCUMENT_PARTS_IN_FLIGHT`] parts travel to the relay at once;
+    /// parts the relay already holds are checked, not sent. Returns the parts root.
     async fn send_parts(
         &self,
         up: &PendingUpload,
@@ -277,51 +279,78 @@ impl Profile {
         held: Vec<[u8; 32]>,
         progress: Progress,
     ) -> Result<[u8; 32]> {
-        let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<(Vec<u8>, [u8; 32])>>(2);
+        // Two stages on two threads, a part apart: encryption, then the part's SHA-256.
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<(Vec<u8>, [u8; 32])>>(1);
+        let (sealed_tx, sealed_rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(0);
         let source = up.source.clone();
         let (size, part_size) = (up.manifest.size, up.manifest.part_size);
+        let failed = tx.clone();
         let worker = tokio::task::spawn_blocking(move || {
-            let result = encrypt_parts(&key, salt, &source, size, part_size, &tx);
+            let result = encrypt_parts(&key, salt, &source, size, part_size, &sealed_tx);
+            drop(sealed_tx);
             if let Err(e) = result {
-                let _ = tx.blocking_send(Err(e));
+                let _ = failed.blocking_send(Err(e));
+            }
+        });
+        let hasher = tokio::task::spawn_blocking(move || {
+            for part in sealed_rx {
+                let sha: [u8; 32] = Sha256::digest(&part).into();
+                if tx.blocking_send(Ok((part, sha))).is_err() {
+                    break;
+                }
             }
         });
         let total = up.manifest.ciphertext_size;
         let mut hashes = Vec::new();
         let mut sent = 0u64;
-        while let Some(item) = rx.recv().await {
-            let (part, sha) = item?;
-            let n = hashes.len();
-            let len = part.len() as u64;
-            hashes.push(sha);
-            match held.get(n) {
-                Some(h) if *h == sha => {}
-                Some(_) => {
-                    return Err(ClientError::Invalid(
-                        "the document changed since its upload was interrupted; upload it again"
-                            .into(),
-                    ))
+        // Up to DOCUMENT_PARTS_IN_FLIGHT parts on their way (the relay writes them side by side and
+        // records them in order); progress counts acknowledged parts, in order.
+        let mut pending = futures_util::stream::FuturesOrdered::new();
+        let mut source_done = false;
+        let (relay, account) = (&self.relay, &self.account);
+        loop {
+            tokio::select! {
+                item = rx.recv(), if !source_done && (pending.len() as u64) < DOCUMENT_PARTS_IN_FLIGHT => {
+                    let Some(item) = item else {
+                        source_done = true;
+                        continue;
+                    };
+                    let (part, sha) = item?;
+                    let n = hashes.len();
+                    let len = part.len() as u64;
+                    hashes.push(sha);
+                    let held_already = match held.get(n) {
+                        Some(h) if *h == sha => true,
+                        Some(_) => {
+                            return Err(ClientError::Invalid(
+                                "the document changed since its upload was interrupted; upload it again"
+                                    .into(),
+                            ))
+                        }
+                        None => false,
+                    };
+                    pending.push_back(async move {
+                        if !held_already {
+                            relay
+                                .put_part(account, up.file, up.manifest.document, n as u64, part, sha)
+                                .await?;
+                        }
+                        Ok::<u64, ClientError>(len)
+                    });
                 }
-                None => {
-                    self.relay
-                        .put_part(
-                            &self.account,
-                            up.file,
-                            up.manifest.document,
-                            n as u64,
-                            part,
-                            sha,
-                        )
-                        .await?;
+                Some(done) = pending.next(), if !pending.is_empty() => {
+                    sent += done?;
+                    super::crash_after_upload_bytes(sent);
+                    progress(Phase::Upload, sent, total);
                 }
+                else => break,
             }
-            sent += len;
-            super::crash_after_upload_bytes(sent);
-            progress(Phase::Upload, sent, total);
         }
-        worker
-            .await
-            .map_err(|e| ClientError::Invalid(format!("encryption worker: {e}")))?;
+        for stage in [worker, hasher] {
+            stage
+                .await
+                .map_err(|e| ClientError::Invalid(format!("encryption worker: {e}")))?;
+        }
         if sent != total {
             return Err(ClientError::Invalid(
                 "the document changed while reading".into(),
@@ -555,44 +584,55 @@ impl Profile {
 }
 
 /// Encrypts `size` bytes of `source` with `salt` and hands out parts of `part_size`
-/// ciphertext bytes with their SHA-256 (the last part shorter).
+/// ciphertext bytes (the last part shorter). Each chunk is read straight into the part and
+/// sealed where it lies.
 fn encrypt_parts(
     key: &DocumentKey,
     salt: [u8; 32],
     source: &Path,
     size: u64,
     part_size: u64,
-    tx: &tokio::sync::mpsc::Sender<Result<(Vec<u8>, [u8; 32])>>,
+    tx: &std::sync::mpsc::SyncSender<Vec<u8>>,
 ) -> Result<()> {
     let part_size = usize::try_from(part_size).unwrap_or(usize::MAX);
+    let capacity = part_size + DOCUMENT_CHUNK_SIZE + TAG_SIZE;
     let mut input = std::fs::File::open(source).map_err(|e| io("cannot read", source, e))?;
     let (mut enc, header) = StreamEncryptor::with_salt(key, salt);
-    let mut part = Vec::with_capacity(part_size + DOCUMENT_CHUNK_SIZE + 16);
+    let mut part = Vec::with_capacity(capacity);
     part.extend_from_slice(&header);
     let chunks = size.div_ceil(DOCUMENT_CHUNK_SIZE as u64).max(1);
-    let mut buf = Zeroizing::new(vec![0u8; DOCUMENT_CHUNK_SIZE]);
     let mut done = 0u64;
     let ship = |bytes: Vec<u8>| -> Result<()> {
-        let sha: [u8; 32] = Sha256::digest(&bytes).into();
-        tx.blocking_send(Ok((bytes, sha)))
+        tx.send(bytes)
             .map_err(|_| ClientError::Invalid("upload stopped".into()))
     };
     for i in 0..chunks {
         let len = usize::try_from((size - done).min(DOCUMENT_CHUNK_SIZE as u64))
             .unwrap_or(DOCUMENT_CHUNK_SIZE);
-        let chunk = buf.get_mut(..len).unwrap_or_default();
-        input.read_exact(chunk).map_err(|e| {
-            ClientError::Invalid(format!("the document changed while reading: {e}"))
-        })?;
-        let sealed = enc
-            .seal_chunk(chunk, i + 1 == chunks)
-            .map_err(|e| ClientError::Invalid(format!("document: {e}")))?;
-        part.extend_from_slice(&sealed);
+        let start = part.len();
+        part.resize(start + len, 0);
+        let chunk = part.get_mut(start..).unwrap_or_default();
+        let sealed = input
+            .read_exact(chunk)
+            .map_err(|e| ClientError::Invalid(format!("the document changed while reading: {e}")))
+            .and_then(|()| {
+                enc.seal_chunk_in_place(chunk, i + 1 == chunks)
+                    .map_err(|e| ClientError::Invalid(format!("document: {e}")))
+            });
+        let tag = match sealed {
+            Ok(tag) => tag,
+            Err(e) => {
+                // Never leave plaintext behind in a freed buffer.
+                chunk.zeroize();
+                return Err(e);
+            }
+        };
+        part.extend_from_slice(&tag);
         done += len as u64;
         if part.len() >= part_size {
             // The next part starts with what overflowed; keep its buffer at full size so it
             // never grows by reallocation.
-            let mut next = Vec::with_capacity(part_size + DOCUMENT_CHUNK_SIZE + 16);
+            let mut next = Vec::with_capacity(capacity);
             next.extend_from_slice(part.get(part_size..).unwrap_or_default());
             part.truncate(part_size);
             ship(std::mem::replace(&mut part, next))?;
