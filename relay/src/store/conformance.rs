@@ -360,6 +360,75 @@ pub async fn documents_audit_nonces<S: Store>(s: S) {
     assert!(usage.stored_bytes >= 1000);
 }
 
+/// The audit log's tree: roots, inclusion and consistency proofs that the protocol crate's
+/// independent RFC 9162 verifiers accept, per firm, for every size up to 40 leaves.
+pub async fn audit_tree<S: Store>(s: S) {
+    use ledgerline_protocol::merkle;
+    with_firms(&s).await;
+    assert_eq!(s.audit_size(F).await.expect("size"), 0);
+    assert_eq!(
+        s.audit_root(F, 0).await.expect("root"),
+        merkle::empty_root()
+    );
+    let mut hashes = Vec::new();
+    for n in 0..40u64 {
+        let leaf = format!("leaf {n}").into_bytes();
+        assert_eq!(s.append_audit_leaf(F, leaf.clone()).await.expect("leaf"), n);
+        // Another firm's log grows alongside and never mixes in.
+        s.append_audit_leaf(G, b"other".to_vec()).await.expect("g");
+        hashes.push(merkle::leaf_hash(&leaf));
+    }
+    assert_eq!(s.audit_size(F).await.expect("size"), 40);
+    for size in 1..=40u64 {
+        let root = s.audit_root(F, size).await.expect("root");
+        assert_eq!(root, merkle::root(&hashes[..size as usize]), "root {size}");
+        for index in [0, size / 2, size - 1] {
+            let proof = s.audit_inclusion(F, index, size).await.expect("incl");
+            merkle::verify_inclusion(&hashes[index as usize], index, size, &proof, &root)
+                .unwrap_or_else(|e| panic!("inclusion {index} in {size}: {e}"));
+        }
+        for old in [0, 1, size / 3, size - 1, size] {
+            let old_root = s.audit_root(F, old).await.expect("old root");
+            let proof = s.audit_consistency(F, old, size).await.expect("cons");
+            merkle::verify_consistency(old, size, &old_root, &root, &proof)
+                .unwrap_or_else(|e| panic!("consistency {old} → {size}: {e}"));
+        }
+    }
+    // Beyond the log, or upside down: NotFound, never a proof.
+    assert!(matches!(
+        s.audit_root(F, 41).await,
+        Err(StoreError::NotFound)
+    ));
+    assert!(matches!(
+        s.audit_inclusion(F, 40, 40).await,
+        Err(StoreError::NotFound)
+    ));
+    assert!(matches!(
+        s.audit_consistency(F, 5, 41).await,
+        Err(StoreError::NotFound)
+    ));
+    assert!(matches!(
+        s.audit_consistency(F, 6, 5).await,
+        Err(StoreError::NotFound)
+    ));
+    // Cosigned checkpoints: the largest is the one served.
+    assert_eq!(s.cosigned_checkpoint(F).await.expect("none"), None);
+    s.put_cosigned_checkpoint(F, 7, b"seven".to_vec())
+        .await
+        .expect("7");
+    s.put_cosigned_checkpoint(F, 9, b"nine".to_vec())
+        .await
+        .expect("9");
+    s.put_cosigned_checkpoint(F, 8, b"eight".to_vec())
+        .await
+        .expect("8");
+    assert_eq!(
+        s.cosigned_checkpoint(F).await.expect("latest"),
+        Some((9, b"nine".to_vec()))
+    );
+    assert_eq!(s.cosigned_checkpoint(G).await.expect("g"), None);
+}
+
 /// Invitation mailboxes: unique ids, bounded queues, deletion.
 pub async fn invites<S: Store>(s: S) {
     with_firms(&s).await;
@@ -504,6 +573,11 @@ macro_rules! store_conformance_tests {
         async fn conformance_invites() {
             let (store, _guard) = $make.await;
             $crate::store::conformance::invites(store).await;
+        }
+        #[tokio::test]
+        async fn conformance_audit_tree() {
+            let (store, _guard) = $make.await;
+            $crate::store::conformance::audit_tree(store).await;
         }
         #[tokio::test]
         async fn conformance_documents_audit_nonces() {

@@ -402,6 +402,42 @@ pub trait Store: Send + Sync + 'static {
         from: u64,
         limit: u32,
     ) -> impl Future<Output = Result<Vec<Vec<u8>>, StoreError>> + Send;
+    /// Number of leaves in a firm's audit log.
+    fn audit_size(&self, firm: FirmId) -> impl Future<Output = Result<u64, StoreError>> + Send;
+    /// RFC 6962 root of the first `size` leaves; `NotFound` beyond the log.
+    fn audit_root(
+        &self,
+        firm: FirmId,
+        size: u64,
+    ) -> impl Future<Output = Result<[u8; 32], StoreError>> + Send;
+    /// RFC 6962 inclusion proof of leaf `index` in the tree of `size` leaves; `NotFound`
+    /// unless `index < size ≤` the log's size.
+    fn audit_inclusion(
+        &self,
+        firm: FirmId,
+        index: u64,
+        size: u64,
+    ) -> impl Future<Output = Result<Vec<[u8; 32]>, StoreError>> + Send;
+    /// RFC 6962 consistency proof from `old` to `new` leaves; `NotFound` unless
+    /// `old ≤ new ≤` the log's size.
+    fn audit_consistency(
+        &self,
+        firm: FirmId,
+        old: u64,
+        new: u64,
+    ) -> impl Future<Output = Result<Vec<[u8; 32]>, StoreError>> + Send;
+    /// Keeps a checkpoint note cosigned by the firm's witness (one per size).
+    fn put_cosigned_checkpoint(
+        &self,
+        firm: FirmId,
+        size: u64,
+        note: Vec<u8>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// The largest cosigned checkpoint `(size, note)`.
+    fn cosigned_checkpoint(
+        &self,
+        firm: FirmId,
+    ) -> impl Future<Output = Result<Option<(u64, Vec<u8>)>, StoreError>> + Send;
 
     /// Registers an invitation mailbox; `Exists` if the id is taken.
     fn create_invite(

@@ -11,12 +11,14 @@ use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use tlog_tiles::tlog;
 
 /// Schema migrations, applied in order; `PRAGMA user_version` records how many ran.
 const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0001_init.sql"),
     include_str!("../../migrations/0002_invites.sql"),
     include_str!("../../migrations/0003_uploads.sql"),
+    include_str!("../../migrations/0004_audit_tree.sql"),
 ];
 const READERS: usize = 4;
 
@@ -130,6 +132,93 @@ impl std::fmt::Debug for SqliteStore {
     }
 }
 
+/// Index of the migration that adds the audit log's tree hashes (0004).
+const AUDIT_TREE_MIGRATION: usize = 3;
+
+/// One firm's stored tree hashes, read for `tlog_tiles` (RFC 6962 roots and proofs).
+struct TreeHashes<'c> {
+    c: &'c Connection,
+    firm: FirmId,
+}
+
+impl tlog::HashReader for TreeHashes<'_> {
+    fn read_hashes(&self, indexes: &[u64]) -> Result<Vec<tlog::Hash>, tlog::Error> {
+        let mut st = self
+            .c
+            .prepare_cached("SELECT hash FROM audit_hashes WHERE firm = ?1 AND idx = ?2")
+            .map_err(|e| tlog::Error::InvalidInput(e.to_string()))?;
+        indexes
+            .iter()
+            .map(|&idx| {
+                let h: Vec<u8> = st
+                    .query_row(params![&self.firm.0[..], i(idx)], |r| r.get(0))
+                    .map_err(|e| tlog::Error::InvalidInput(format!("tree hash {idx}: {e}")))?;
+                <[u8; 32]>::try_from(h.as_slice())
+                    .map(tlog::Hash)
+                    .map_err(|_| tlog::Error::MalformedHash)
+            })
+            .collect()
+    }
+}
+
+/// Number of leaves in a firm's log.
+fn log_size(c: &Connection, firm: FirmId) -> Result<u64, StoreError> {
+    c.query_row(
+        "SELECT COALESCE(MAX(idx) + 1, 0) FROM audit_leaves WHERE firm = ?1",
+        params![&firm.0[..]],
+        |r| r.get(0),
+    )
+    .map(u)
+    .map_err(backend)
+}
+
+/// `NotFound` unless the log has at least `size` leaves.
+fn within_log(c: &Connection, firm: FirmId, size: u64) -> Result<(), StoreError> {
+    if size > log_size(c, firm)? {
+        return Err(StoreError::NotFound);
+    }
+    Ok(())
+}
+
+/// Appends `leaf` with its tree hashes, in the caller's transaction; returns its index.
+fn append_leaf(tx: &Connection, firm: FirmId, leaf: &[u8]) -> Result<u64, StoreError> {
+    let n = log_size(tx, firm)?;
+    let hashes = tlog::stored_hashes(n, leaf, &TreeHashes { c: tx, firm }).map_err(backend)?;
+    let base = tlog::stored_hash_index(0, n);
+    let mut st = tx
+        .prepare_cached("INSERT INTO audit_hashes (firm, idx, hash) VALUES (?1, ?2, ?3)")
+        .map_err(backend)?;
+    for (k, h) in (base..).zip(&hashes) {
+        st.execute(params![&firm.0[..], i(k), &h.0[..]])
+            .map_err(backend)?;
+    }
+    tx.prepare_cached("INSERT INTO audit_leaves (firm, idx, leaf) VALUES (?1, ?2, ?3)")
+        .map_err(backend)?
+        .execute(params![&firm.0[..], i(n), leaf])
+        .map_err(backend)?;
+    Ok(n)
+}
+
+/// Migration 0004: the tree hashes of the leaves logged before it, in order.
+fn hash_existing_audit_leaves(tx: &Connection) -> Result<(), StoreError> {
+    let leaves: Vec<(Vec<u8>, Vec<u8>)> = {
+        let mut st = tx
+            .prepare("SELECT firm, leaf FROM audit_leaves ORDER BY firm, idx")
+            .map_err(backend)?;
+        let rows = st
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .map_err(backend)?;
+        rows.collect::<Result<_, _>>().map_err(backend)?
+    };
+    tx.execute("DELETE FROM audit_leaves", [])
+        .map_err(backend)?;
+    for (firm, leaf) in leaves {
+        let firm = FirmId(<[u8; 16]>::try_from(firm.as_slice()).map_err(backend)?);
+        append_leaf(tx, firm, &leaf)?;
+    }
+    Ok(())
+}
+
 fn backend(e: impl std::fmt::Display) -> StoreError {
     StoreError::Backend(e.to_string())
 }
@@ -186,6 +275,9 @@ impl SqliteStore {
         for (n, sql) in MIGRATIONS.iter().enumerate().skip(applied) {
             let tx = writer.transaction().map_err(backend)?;
             tx.execute_batch(sql).map_err(backend)?;
+            if n == AUDIT_TREE_MIGRATION {
+                hash_existing_audit_leaves(&tx)?;
+            }
             tx.pragma_update(None, "user_version", n as i64 + 1)
                 .map_err(backend)?;
             tx.commit().map_err(backend)?;
@@ -914,22 +1006,7 @@ impl Store for SqliteStore {
     }
 
     async fn append_audit_leaf(&self, firm: FirmId, leaf: Vec<u8>) -> Result<u64, StoreError> {
-        self.write(move |tx| {
-            let next: i64 = tx
-                .query_row(
-                    "SELECT COALESCE(MAX(idx) + 1, 0) FROM audit_leaves WHERE firm = ?1",
-                    params![&firm.0[..]],
-                    |r| r.get(0),
-                )
-                .map_err(backend)?;
-            tx.execute(
-                "INSERT INTO audit_leaves (firm, idx, leaf) VALUES (?1, ?2, ?3)",
-                params![&firm.0[..], next, leaf],
-            )
-            .map_err(backend)?;
-            Ok(u(next))
-        })
-        .await
+        self.write(move |tx| append_leaf(tx, firm, &leaf)).await
     }
 
     async fn audit_leaves(
@@ -942,6 +1019,93 @@ impl Store for SqliteStore {
             let mut st = c.prepare_cached("SELECT leaf FROM audit_leaves WHERE firm = ?1 AND idx >= ?2 ORDER BY idx LIMIT ?3").map_err(backend)?;
             let rows = st.query_map(params![&firm.0[..], i(from), limit], |r| r.get(0)).map_err(backend)?;
             rows.collect::<Result<_, _>>().map_err(backend)
+        })
+        .await
+    }
+
+    async fn audit_size(&self, firm: FirmId) -> Result<u64, StoreError> {
+        self.read(move |c| log_size(c, firm)).await
+    }
+
+    async fn audit_root(&self, firm: FirmId, size: u64) -> Result<[u8; 32], StoreError> {
+        self.read(move |c| {
+            within_log(c, firm, size)?;
+            tlog::tree_hash(size, &TreeHashes { c, firm })
+                .map(|h| h.0)
+                .map_err(backend)
+        })
+        .await
+    }
+
+    async fn audit_inclusion(
+        &self,
+        firm: FirmId,
+        index: u64,
+        size: u64,
+    ) -> Result<Vec<[u8; 32]>, StoreError> {
+        self.read(move |c| {
+            within_log(c, firm, size)?;
+            if index >= size {
+                return Err(StoreError::NotFound);
+            }
+            tlog::prove_record(size, index, &TreeHashes { c, firm })
+                .map(|p| p.into_iter().map(|h| h.0).collect())
+                .map_err(backend)
+        })
+        .await
+    }
+
+    async fn audit_consistency(
+        &self,
+        firm: FirmId,
+        old: u64,
+        new: u64,
+    ) -> Result<Vec<[u8; 32]>, StoreError> {
+        self.read(move |c| {
+            within_log(c, firm, new)?;
+            if old > new {
+                return Err(StoreError::NotFound);
+            }
+            // RFC 9162: from the empty tree, and to the same size, the proof is empty.
+            if old == 0 || old == new {
+                return Ok(Vec::new());
+            }
+            tlog::prove_tree(new, old, &TreeHashes { c, firm })
+                .map(|p| p.into_iter().map(|h| h.0).collect())
+                .map_err(backend)
+        })
+        .await
+    }
+
+    async fn put_cosigned_checkpoint(
+        &self,
+        firm: FirmId,
+        size: u64,
+        note: Vec<u8>,
+    ) -> Result<(), StoreError> {
+        self.write(move |tx| {
+            tx.execute(
+                "INSERT OR REPLACE INTO audit_cosigned (firm, size, note) VALUES (?1, ?2, ?3)",
+                params![&firm.0[..], i(size), note],
+            )
+            .map_err(backend)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn cosigned_checkpoint(
+        &self,
+        firm: FirmId,
+    ) -> Result<Option<(u64, Vec<u8>)>, StoreError> {
+        self.read(move |c| {
+            c.query_row(
+                "SELECT size, note FROM audit_cosigned WHERE firm = ?1 ORDER BY size DESC LIMIT 1",
+                params![&firm.0[..]],
+                |r| Ok((u(r.get(0)?), r.get(1)?)),
+            )
+            .optional()
+            .map_err(backend)
         })
         .await
     }
@@ -1106,6 +1270,50 @@ mod tests {
     }
 
     crate::store_conformance_tests!(make());
+
+    #[tokio::test]
+    async fn leaves_logged_before_the_tree_migration_get_their_hashes() {
+        use ledgerline_protocol::merkle;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("old.sqlite3");
+        {
+            // A database as relays before migration 0004 left it, with leaves of two firms.
+            let mut c = open_connection(&path).expect("open");
+            let tx = c.transaction().expect("tx");
+            for sql in MIGRATIONS.iter().take(AUDIT_TREE_MIGRATION) {
+                tx.execute_batch(sql).expect("migrate");
+            }
+            for n in 0..5i64 {
+                for firm in [[1u8; 16], [2u8; 16]] {
+                    tx.execute(
+                        "INSERT INTO audit_leaves (firm, idx, leaf) VALUES (?1, ?2, ?3)",
+                        params![&firm[..], n, format!("{n}").into_bytes()],
+                    )
+                    .expect("leaf");
+                }
+            }
+            tx.pragma_update(None, "user_version", AUDIT_TREE_MIGRATION as i64)
+                .expect("version");
+            tx.commit().expect("commit");
+        }
+        let s = SqliteStore::open(&path).expect("migrated");
+        let hashes: Vec<_> = (0..5)
+            .map(|n| merkle::leaf_hash(format!("{n}").as_bytes()))
+            .collect();
+        for firm in [FirmId([1; 16]), FirmId([2; 16])] {
+            assert_eq!(s.audit_size(firm).await.expect("size"), 5);
+            assert_eq!(
+                s.audit_root(firm, 5).await.expect("root"),
+                merkle::root(&hashes)
+            );
+            assert_eq!(
+                s.append_audit_leaf(firm, b"5".to_vec())
+                    .await
+                    .expect("next"),
+                5
+            );
+        }
+    }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn group_commit_isolates_failing_jobs_and_keeps_order() {
