@@ -39,6 +39,8 @@ pub const RELEASE_SHARE_HEADER: &str = ledgerline_protocol::constants::headers::
 const DEFAULT_PAGE: u32 = 100;
 
 /// The relay's routes.
+mod audit;
+
 pub fn router<S: Store>(state: AppState<S>) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
@@ -96,6 +98,10 @@ pub fn router<S: Store>(state: AppState<S>) -> Router {
             "/v1/files/{file}/documents/{document}/release",
             post(release_document::<S>),
         )
+        .route("/v1/audit/checkpoint", get(audit::get_checkpoint::<S>))
+        .route("/v1/audit/entries", get(audit::get_entries::<S>))
+        .route("/v1/audit/inclusion", get(audit::get_inclusion::<S>))
+        .route("/v1/audit/consistency", get(audit::get_consistency::<S>))
         .route("/v1/invites", post(create_invite::<S>))
         .route(
             "/v1/invites/{invite}",
@@ -1862,7 +1868,8 @@ async fn download_document<S: Store>(
 }
 
 /// Hands out a document's release share, after appending the device's signed request to
-/// the firm's audit log. (The inclusion proof joins the answer with the audit-log issue.)
+/// the firm's audit log, together with a signed checkpoint and the inclusion proof of that
+/// entry: a client that verifies them knows its download is on the record.
 async fn release_document<S: Store>(
     State(state): State<AppState<S>>,
     P((file, document)): P<(FileId, DocumentId)>,
@@ -1885,15 +1892,29 @@ async fn release_document<S: Store>(
             },
         ],
     }
-    .normalise();
+    .normalise()
+    .to_bytes();
     let index = state
         .store
-        .append_audit_leaf(c.firm, leaf.to_bytes())
+        .append_audit_leaf(c.firm, leaf.clone())
         .await
         .map_err(store_err)?;
-    Ok(Json(
-        json!({ "release_share": hex::encode(meta.release_share), "epoch": meta.epoch, "audit_index": index }),
-    ))
+    // Any size that holds the entry will do; the latest also covers concurrent appends.
+    let size = state.store.audit_size(c.firm).await.map_err(store_err)?;
+    let (checkpoint, _) = audit::signed_checkpoint(&state, c.firm, size).await?;
+    let proof = state
+        .store
+        .audit_inclusion(c.firm, index, size)
+        .await
+        .map_err(store_err)?;
+    Ok(Json(json!({
+        "release_share": hex::encode(meta.release_share),
+        "epoch": meta.epoch,
+        "audit_index": index,
+        "entry": hex::encode(leaf),
+        "checkpoint": checkpoint,
+        "inclusion": proof.iter().map(hex::encode).collect::<Vec<_>>(),
+    })))
 }
 
 // ---------------------------------------------------------------- invitations

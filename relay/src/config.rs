@@ -37,6 +37,10 @@ pub struct Config {
     pub max_page: u32,
     /// `tracing` filter, e.g. `info` or `ledgerline_relay=debug`.
     pub log: String,
+    /// The relay's public name (host name, no scheme); firm logs are named
+    /// `<log_name>/ledgerline/firm/<firm id>`. Clients pin it: do not change it once firms
+    /// exist.
+    pub log_name: String,
 }
 
 impl Default for Config {
@@ -56,6 +60,7 @@ impl Default for Config {
             open_registration: true,
             max_page: 500,
             log: "info".into(),
+            log_name: "ledgerline.localhost".into(),
         }
     }
 }
@@ -78,6 +83,7 @@ struct FileConfig {
     open_registration: Option<bool>,
     max_page: Option<u32>,
     log: Option<String>,
+    log_name: Option<String>,
 }
 
 /// Flags of `ledgerline-relay serve`; each also reads a `LEDGERLINE_*` variable.
@@ -128,6 +134,10 @@ pub struct ServeArgs {
     /// Log filter (tracing EnvFilter syntax) [default: info].
     #[arg(long, env = "LEDGERLINE_LOG", value_name = "FILTER")]
     pub log: Option<String>,
+    /// Public name of this relay, naming the firms' audit logs; keep it once firms exist
+    /// [default: ledgerline.localhost].
+    #[arg(long, env = "LEDGERLINE_LOG_NAME", value_name = "NAME")]
+    pub log_name: Option<String>,
 }
 
 /// A configuration that cannot be used.
@@ -202,6 +212,11 @@ impl ServeArgs {
                 .unwrap_or(d.open_registration),
             max_page: self.max_page.or(file.max_page).unwrap_or(d.max_page),
             log: self.log.clone().or(file.log).unwrap_or(d.log),
+            log_name: self
+                .log_name
+                .clone()
+                .or(file.log_name)
+                .unwrap_or(d.log_name),
         };
         c.validate()?;
         Ok(c)
@@ -240,7 +255,24 @@ impl Config {
         if self.header_timeout_ms == 0 || self.body_timeout_ms == 0 {
             return Err(ConfigError::Invalid("timeouts must be positive".into()));
         }
+        let origin = self.log_origin(ledgerline_protocol::ids::FirmId([0; 16]));
+        if ledgerline_protocol::checkpoint::Checkpoint::new(&origin, 0, [0; 32]).is_err() {
+            return Err(ConfigError::Invalid(
+                "log_name must be a host name: no spaces, '+' or control characters, at most 200 bytes"
+                    .into(),
+            ));
+        }
         Ok(())
+    }
+
+    /// The origin (name) of a firm's audit log.
+    pub fn log_origin(&self, firm: ledgerline_protocol::ids::FirmId) -> String {
+        format!("{}/ledgerline/firm/{}", self.log_name, firm.to_hex())
+    }
+
+    /// File holding the secret the firms' log keys derive from.
+    pub fn log_secret_path(&self) -> PathBuf {
+        self.data_dir.join("log-key.secret")
     }
 
     /// Path of the SQLite database.

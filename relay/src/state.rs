@@ -133,8 +133,58 @@ pub struct Shared<S> {
     pub metrics: Metrics,
     /// Per-device rate limits.
     pub limiter: RateLimiter,
+    /// The secret every firm's log key derives from (`log-key.secret` in the data
+    /// directory).
+    pub log_secret: zeroize::Zeroizing<[u8; 32]>,
     /// One lock per multipart upload in progress: its parts append in order.
     pub upload_locks: Mutex<HashMap<(FirmId, ledgerline_protocol::ids::DocumentId), UploadLock>>,
+}
+
+/// Reads the log secret, creating it (random, owner-only) on the first start. It must be
+/// backed up with the database: a new secret gives every firm a new log key, which clients
+/// that pinned the old one refuse.
+fn load_log_secret(path: &std::path::Path) -> Result<zeroize::Zeroizing<[u8; 32]>, StartError> {
+    use std::io::{Read, Write};
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut secret = zeroize::Zeroizing::new([0u8; 32]);
+    match std::fs::File::open(path) {
+        Ok(mut f) => {
+            let mut rest = Vec::new();
+            f.read_exact(secret.as_mut())
+                .and_then(|()| f.read_to_end(&mut rest))
+                .map_err(|e| StartError::LogSecret(format!("{}: {e}", path.display())))?;
+            if !rest.is_empty() {
+                return Err(StartError::LogSecret(format!(
+                    "{}: must hold exactly 32 bytes",
+                    path.display()
+                )));
+            }
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            // Written whole to a temporary file, synced, then renamed: a crash leaves either
+            // no secret or a complete one.
+            rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, secret.as_mut());
+            let temp = path.with_extension("tmp");
+            let _ = std::fs::remove_file(&temp);
+            let written = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&temp)
+                .and_then(|mut f| {
+                    f.write_all(secret.as_ref())?;
+                    f.sync_all()
+                })
+                .and_then(|()| std::fs::rename(&temp, path))
+                .and_then(|()| match path.parent() {
+                    Some(dir) => std::fs::File::open(dir)?.sync_all(),
+                    None => Ok(()),
+                });
+            written.map_err(|e| StartError::LogSecret(format!("{}: {e}", path.display())))?;
+        }
+        Err(e) => return Err(StartError::LogSecret(format!("{}: {e}", path.display()))),
+    }
+    Ok(secret)
 }
 
 /// Milliseconds since the Unix epoch.
@@ -162,6 +212,9 @@ pub enum StartError {
     /// The blob directory is unusable.
     #[error("blob directory: {0}")]
     Blobs(#[from] std::io::Error),
+    /// The log secret cannot be read or created.
+    #[error("log secret {0}")]
+    LogSecret(String),
 }
 
 impl<S: Store> AppState<S> {
@@ -191,6 +244,7 @@ impl<S: Store> AppState<S> {
             verifier.restore(device, nonce, expires, now);
         }
         let limiter = RateLimiter::new(config.rate_per_second, config.rate_burst);
+        let log_secret = load_log_secret(&config.log_secret_path())?;
         Ok(Self {
             inner: Arc::new(Shared {
                 config,
@@ -201,6 +255,7 @@ impl<S: Store> AppState<S> {
                 hub: Hub::default(),
                 metrics: Metrics::default(),
                 limiter,
+                log_secret,
                 upload_locks: Mutex::new(HashMap::new()),
             }),
         })

@@ -261,6 +261,38 @@ fn routes(
             Some("/v1/invites/zz".into()),
             false,
         ),
+        route(
+            "GET",
+            "/v1/audit/checkpoint".into(),
+            None,
+            None,
+            None,
+            false,
+        ),
+        route(
+            "GET",
+            "/v1/audit/entries?from=0".into(),
+            None,
+            None,
+            None,
+            false,
+        ),
+        route(
+            "GET",
+            "/v1/audit/inclusion?index=0&size=1".into(),
+            None,
+            None,
+            None,
+            false,
+        ),
+        route(
+            "GET",
+            "/v1/audit/consistency?from=0&to=1".into(),
+            None,
+            None,
+            None,
+            false,
+        ),
         route("GET", "/v1/ws".into(), None, None, None, false),
     ]
 }
@@ -492,6 +524,9 @@ async fn every_route_refuses_every_bad_input_class() {
         "/v1/to-device?after=x",
         &format!("/v1/rooms/{room}/messages?limit=1e3"),
         &format!("/v1/files/{file}/records?what=1"),
+        "/v1/audit/entries?from=-1",
+        "/v1/audit/inclusion?index=0",
+        "/v1/audit/consistency?from=x&to=1",
     ] {
         let (status, v) = owner.call(&http, "GET", path, None).await;
         assert_eq!(

@@ -38,6 +38,8 @@ pub const INFO_RECORD_KEY: &str = "ledgerline/v1/record-key";
 pub const INFO_DOCUMENT_KEY: &str = "ledgerline/v1/document-key";
 /// HKDF info of a document stream's payload key (`documents.md`).
 pub const INFO_DOCUMENT_PAYLOAD: &str = "ledgerline/v1/document-payload";
+/// HKDF info of a relay's per-firm log key (followed by the firm id).
+pub const INFO_RELAY_LOG_KEY: &str = "ledgerline/v1/relay-log-key";
 
 /// Magic bytes opening a document stream (`documents.md`).
 pub const DOCUMENT_MAGIC: [u8; 4] = *b"LLD1";

@@ -99,6 +99,20 @@ signing_key!(
     /// The relay's Ed25519 key for one firm's log: signs checkpoints.
     LogSigningKey
 );
+impl LogSigningKey {
+    /// The log key of `firm` derived from a relay's 32-byte secret:
+    /// `HKDF-SHA256(ikm = secret, info = INFO_RELAY_LOG_KEY || firm)` (`keys.md`). One
+    /// secret backs every firm log of a relay, and each firm's key stands apart.
+    pub fn derive(secret: &[u8; 32], firm: &crate::ids::FirmId) -> Self {
+        let seed = crate::crypto::hkdf32(
+            None,
+            secret,
+            &[crate::constants::INFO_RELAY_LOG_KEY.as_bytes(), &firm.0],
+        );
+        Self::from_bytes(&seed)
+    }
+}
+
 signing_key!(
     /// A witness's Ed25519 key (the owner's device): co-signs checkpoints.
     WitnessSigningKey

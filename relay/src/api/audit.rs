@@ -1,0 +1,147 @@
+//! The firm's audit log over HTTP (`protocol-spec/relay-api.md`, "Audit log"): signed
+//! checkpoints, entries, inclusion and consistency proofs.
+//!
+//! Checkpoints are signed on request for the log's current size with the firm's log key,
+//! derived from the relay's secret (`keys.md`). Every device of the firm may fetch
+//! checkpoints and proofs (clients verify their own view at every sync); entries — which
+//! say who touched which opaque id when — are for admins and auditors.
+
+use super::*;
+use ledgerline_protocol::checkpoint::Checkpoint;
+use ledgerline_protocol::keys::LogSigningKey;
+
+/// The firm's log key.
+pub(super) fn log_key<S: Store>(state: &AppState<S>, firm: FirmId) -> LogSigningKey {
+    LogSigningKey::derive(&state.log_secret, &firm)
+}
+
+/// A signed checkpoint of the first `size` leaves: `(note, root)`.
+pub(super) async fn signed_checkpoint<S: Store>(
+    state: &AppState<S>,
+    firm: FirmId,
+    size: u64,
+) -> Result<(String, [u8; 32]), ApiError> {
+    let root = state
+        .store
+        .audit_root(firm, size)
+        .await
+        .map_err(store_err)?;
+    let cp = Checkpoint::new(&state.config.log_origin(firm), size, root)
+        .map_err(|e| ApiError::internal("checkpoint", e))?;
+    let note = String::from_utf8(cp.sign(&log_key(state, firm)))
+        .map_err(|e| ApiError::internal("checkpoint", e))?;
+    Ok((note, root))
+}
+
+fn hexes(hashes: &[[u8; 32]]) -> Vec<String> {
+    hashes.iter().map(hex::encode).collect()
+}
+
+/// `GET /v1/audit/checkpoint`: the log's state now, signed, with the latest checkpoint
+/// the firm's witness cosigned.
+pub(super) async fn get_checkpoint<S: Store>(
+    State(state): State<AppState<S>>,
+    s: Signed,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let firm = s.caller.firm;
+    let size = state.store.audit_size(firm).await.map_err(store_err)?;
+    let (note, root) = signed_checkpoint(&state, firm, size).await?;
+    let cosigned = state
+        .store
+        .cosigned_checkpoint(firm)
+        .await
+        .map_err(store_err)?
+        .map(|(_, note)| String::from_utf8_lossy(&note).into_owned());
+    Ok(Json(json!({
+        "origin": state.config.log_origin(firm),
+        "log_key": hex::encode(log_key(&state, firm).verifying_key().as_bytes()),
+        "size": size,
+        "root": hex::encode(root),
+        "checkpoint": note,
+        "cosigned": cosigned,
+    })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct EntriesQuery {
+    from: Option<u64>,
+    limit: Option<u32>,
+}
+
+/// `GET /v1/audit/entries?from&limit`: leaves in order (admins and auditors).
+pub(super) async fn get_entries<S: Store>(
+    State(state): State<AppState<S>>,
+    Q(q): Q<EntriesQuery>,
+    s: Signed,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let c = &s.caller;
+    if !matches!(c.role, Role::Admin | Role::Auditor) {
+        return Err(ApiError::forbidden(
+            "the audit log's entries are for admins and auditors",
+        ));
+    }
+    let from = q.from.unwrap_or(0);
+    let leaves = state
+        .store
+        .audit_leaves(c.firm, from, page(q.limit, state.config.max_page))
+        .await
+        .map_err(store_err)?;
+    Ok(Json(json!({
+        "from": from,
+        "entries": leaves.iter().map(hex::encode).collect::<Vec<_>>(),
+    })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct InclusionQuery {
+    index: u64,
+    size: u64,
+}
+
+/// `GET /v1/audit/inclusion?index&size`: RFC 6962 inclusion proof.
+pub(super) async fn get_inclusion<S: Store>(
+    State(state): State<AppState<S>>,
+    Q(q): Q<InclusionQuery>,
+    s: Signed,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let proof = state
+        .store
+        .audit_inclusion(s.caller.firm, q.index, q.size)
+        .await
+        .map_err(|e| beyond_log(e, "index must be below size, size within the log"))?;
+    Ok(Json(
+        json!({ "index": q.index, "size": q.size, "proof": hexes(&proof) }),
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ConsistencyQuery {
+    from: u64,
+    to: u64,
+}
+
+/// `GET /v1/audit/consistency?from&to`: RFC 6962 consistency proof.
+pub(super) async fn get_consistency<S: Store>(
+    State(state): State<AppState<S>>,
+    Q(q): Q<ConsistencyQuery>,
+    s: Signed,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let proof = state
+        .store
+        .audit_consistency(s.caller.firm, q.from, q.to)
+        .await
+        .map_err(|e| beyond_log(e, "from must not exceed to, to within the log"))?;
+    Ok(Json(
+        json!({ "from": q.from, "to": q.to, "proof": hexes(&proof) }),
+    ))
+}
+
+fn beyond_log(e: StoreError, what: &str) -> ApiError {
+    match e {
+        StoreError::NotFound => ApiError::bad_request("beyond_log", what.to_owned()),
+        other => store_err(other),
+    }
+}

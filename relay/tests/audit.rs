@@ -1,0 +1,238 @@
+//! The audit log over real HTTP: signed checkpoints under a pinned per-firm log key,
+//! release shares that come with the proof of their own entry, consistency across growth
+//! and restarts, entries for admins only.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod common;
+
+use common::*;
+use ledgerline_protocol::audit::AuditLeaf;
+use ledgerline_protocol::checkpoint::{open_checkpoint, Checkpoint};
+use ledgerline_protocol::ids::{DocumentId, FileId};
+use ledgerline_protocol::keys::VerifyingKey;
+use ledgerline_protocol::merkle::{verify_consistency, verify_inclusion};
+use ledgerline_protocol::roster::Role;
+use serde_json::Value;
+use sha2::Digest;
+
+fn hashes(v: &Value) -> Vec<[u8; 32]> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|h| {
+            hex::decode(h.as_str().unwrap())
+                .unwrap()
+                .try_into()
+                .unwrap()
+        })
+        .collect()
+}
+
+/// What a client pins on first contact.
+struct Pinned {
+    origin: String,
+    key: VerifyingKey,
+}
+
+impl Pinned {
+    fn open(&self, note: &Value) -> Checkpoint {
+        open_checkpoint(note.as_str().unwrap().as_bytes(), &self.origin, &self.key)
+            .unwrap_or_else(|e| panic!("checkpoint: {e}"))
+    }
+}
+
+async fn upload(http: &reqwest::Client, dev: &Device, file: FileId, doc: DocumentId) {
+    let share = [9u8; 32];
+    let share_hash = hex::encode(sha2::Sha256::digest(share));
+    let blob = vec![0x42u8; 4096];
+    let path = format!("/v1/files/{file}/documents/{doc}?epoch=0&share_sha256={share_hash}");
+    let mut s = dev.sign("PUT", &path, &blob);
+    s.headers
+        .push(("ledgerline-release-share", hex::encode(share)));
+    let (status, v) = dev.send(http, &s).await;
+    assert_eq!(status, 201, "{v}");
+}
+
+/// Releases `doc` and checks everything the answer proves; returns (index, checkpoint).
+async fn release(
+    http: &reqwest::Client,
+    dev: &Device,
+    pinned: &Pinned,
+    file: FileId,
+    doc: DocumentId,
+) -> (u64, Checkpoint) {
+    let s = dev.sign(
+        "POST",
+        &format!("/v1/files/{file}/documents/{doc}/release"),
+        b"",
+    );
+    let (status, v) = dev.send(http, &s).await;
+    assert_eq!(status, 200, "{v}");
+    let index = v["audit_index"].as_u64().unwrap();
+    let entry = hex::decode(v["entry"].as_str().unwrap()).unwrap();
+    let leaf = AuditLeaf::from_bytes(&entry).unwrap();
+    // The entry holds exactly the request this device signed.
+    let sig = s
+        .headers
+        .iter()
+        .find(|(k, _)| *k == "ledgerline-signature")
+        .map(|(_, v)| v.clone())
+        .unwrap();
+    assert_eq!(hex::encode(leaf.request.signature), sig);
+    assert_eq!(leaf.request.head.device, dev.id);
+    let cp = pinned.open(&v["checkpoint"]);
+    assert!(cp.size() > index);
+    verify_inclusion(
+        &leaf.leaf_hash(),
+        index,
+        cp.size(),
+        &hashes(&v["inclusion"]),
+        cp.root(),
+    )
+    .unwrap_or_else(|e| panic!("inclusion of {index} in {}: {e}", cp.size()));
+    (index, cp)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn releases_come_with_proof_and_the_log_stays_consistent_across_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut relay = Relay::start(&data, &["--log-name", "relay.biuro.example"]);
+    let http = client();
+    let mut a = Firm::create(&http, &relay.base, 21).await;
+    let (anna, mut anna_dev) = a.add_member(&http, Role::Member).await;
+    let mut owner = a.owner_device.clone();
+    let file = FileId(a.random16());
+    a.grant(&http, file, a.owner.id).await;
+    a.grant(&http, file, anna.id).await;
+    let doc = DocumentId(a.random16());
+    upload(&http, &owner, file, doc).await;
+
+    // Pin the log on first contact; the empty log has the empty root.
+    let v = owner.ok(&http, "GET", "/v1/audit/checkpoint", None).await;
+    let origin = format!("relay.biuro.example/ledgerline/firm/{}", a.id.to_hex());
+    assert_eq!(v["origin"], origin);
+    let key_bytes: [u8; 32] = hex::decode(v["log_key"].as_str().unwrap())
+        .unwrap()
+        .try_into()
+        .unwrap();
+    let pinned = Pinned {
+        origin,
+        key: VerifyingKey::from_bytes(&key_bytes).unwrap(),
+    };
+    let first = pinned.open(&v["checkpoint"]);
+    assert_eq!(first.size(), 0);
+
+    let (i0, cp0) = release(&http, &owner, &pinned, file, doc).await;
+    let (i1, _) = release(&http, &anna_dev, &pinned, file, doc).await;
+    let (i2, cp2) = release(&http, &owner, &pinned, file, doc).await;
+    assert_eq!((i0, i1, i2), (0, 1, 2));
+
+    // Consistency from an older checkpoint to a newer one.
+    let v = anna_dev
+        .ok(
+            &http,
+            "GET",
+            &format!(
+                "/v1/audit/consistency?from={}&to={}",
+                cp0.size(),
+                cp2.size()
+            ),
+            None,
+        )
+        .await;
+    verify_consistency(
+        cp0.size(),
+        cp2.size(),
+        cp0.root(),
+        cp2.root(),
+        &hashes(&v["proof"]),
+    )
+    .unwrap();
+
+    // Entries: for admins (and auditors), not for members.
+    let v = owner
+        .ok(&http, "GET", "/v1/audit/entries?from=1&limit=10", None)
+        .await;
+    let entries = v["entries"].as_array().unwrap();
+    assert_eq!(entries.len(), 2);
+    let second =
+        AuditLeaf::from_bytes(&hex::decode(entries[0].as_str().unwrap()).unwrap()).unwrap();
+    assert_eq!(second.request.head.device, anna_dev.id);
+    let (status, v) = anna_dev.call(&http, "GET", "/v1/audit/entries", None).await;
+    assert_eq!(status, 403, "{v}");
+
+    // Questions beyond the log are refused, not answered with a made-up proof.
+    for path in [
+        "/v1/audit/inclusion?index=3&size=3",
+        "/v1/audit/inclusion?index=0&size=4",
+        "/v1/audit/consistency?from=2&to=4",
+        "/v1/audit/consistency?from=3&to=2",
+    ] {
+        let (status, v) = owner.call(&http, "GET", path, None).await;
+        assert_eq!(
+            (status, v["code"].as_str()),
+            (400, Some("beyond_log")),
+            "{path}"
+        );
+    }
+
+    // A restart keeps the log key (pinned clients still verify) and the log.
+    relay.kill();
+    relay = Relay::start(&data, &["--log-name", "relay.biuro.example"]);
+    owner.base = relay.base.clone();
+    anna_dev.base = relay.base.clone();
+    let v = owner.ok(&http, "GET", "/v1/audit/checkpoint", None).await;
+    let after = pinned.open(&v["checkpoint"]);
+    assert_eq!((after.size(), after.root()), (cp2.size(), cp2.root()));
+    let (i3, cp3) = release(&http, &anna_dev, &pinned, file, doc).await;
+    assert_eq!(i3, 3);
+    let v = owner
+        .ok(
+            &http,
+            "GET",
+            &format!(
+                "/v1/audit/consistency?from={}&to={}",
+                cp2.size(),
+                cp3.size()
+            ),
+            None,
+        )
+        .await;
+    verify_consistency(
+        cp2.size(),
+        cp3.size(),
+        cp2.root(),
+        cp3.root(),
+        &hashes(&v["proof"]),
+    )
+    .unwrap();
+
+    // Another firm on the same relay: its own log, origin and key.
+    let b = Firm::create(&http, &relay.base, 22).await;
+    let v = b
+        .owner_device
+        .ok(&http, "GET", "/v1/audit/checkpoint", None)
+        .await;
+    assert_eq!(v["size"], 0);
+    assert_ne!(v["log_key"].as_str().unwrap(), hex::encode(key_bytes));
+    assert!(open_checkpoint(
+        v["checkpoint"].as_str().unwrap().as_bytes(),
+        &pinned.origin,
+        &pinned.key
+    )
+    .is_err());
+
+    // The secret the keys come from is the relay's own, readable by it alone.
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(data.join("log-key.secret"))
+            .unwrap()
+            .permissions(),
+    );
+    assert_eq!(mode & 0o077, 0, "log secret mode {mode:o}");
+}
