@@ -645,8 +645,8 @@ async fn with_profile(p: &mut Profile, command: Command, json: bool) -> Result<O
         Command::Sync { watch: false } => {
             let r = p.sync().await?;
             let mut text = format!(
-                "roster events: {}, room keys: {}, messages: {}, waiting for keys: {}, sent from outbox: {}",
-                r.roster_events, r.room_keys, r.messages, r.waiting, r.sent
+                "roster events: {}, room keys: {}, messages: {}, waiting for keys: {}, sent from outbox: {}, audit log: {} entries (verified)",
+                r.roster_events, r.room_keys, r.messages, r.waiting, r.sent, r.log_size
             );
             for w in &r.warnings {
                 text.push_str(&format!("\nwarning: {w}"));

@@ -1066,3 +1066,132 @@ async fn internal_rooms_direct_chats_and_read_markers() {
     assert_eq!(bodies(&after).len(), 2, "read markers are not messages");
     relay.stop().await;
 }
+
+/// Copies a stopped relay's data directory.
+fn copy_dir(from: &Path, to: &Path) {
+    let _ = std::fs::remove_dir_all(to);
+    let status = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(from)
+        .arg(to)
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+/// Runs `ledgerline sync` and expects the integrity exit code with `needle` in the error.
+async fn refused_as(profile: &Path, needle: &str) {
+    let r = ll(profile, &["sync"]).await;
+    assert_eq!(
+        r.code, 5,
+        "expected an integrity failure ({needle}): {} {}",
+        r.stderr, r.json
+    );
+    assert!(r.stderr.contains(needle), "{needle}: {}", r.stderr);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_audit_log_is_checked_at_every_sync_and_before_every_download() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("relay");
+    let mut relay = Relay::start(&data, "127.0.0.1:0".parse().unwrap()).await;
+    let addr = relay.addr;
+    let f = found(dir.path(), &relay.url()).await;
+    ok(&f.owner, &["file", "create", FILE]).await;
+    ok(&f.owner, &["file", "grant", FILE, "Anna Kowalczyk"]).await;
+    let src = dir.path().join("Wyciąg bankowy 03-2026.pdf");
+    std::fs::write(&src, vec![0x25u8; 100_000]).unwrap();
+    ok(&f.owner, &["doc", "upload", FILE, src.to_str().unwrap()]).await;
+    let download = |who: &Path, n: u32| {
+        let out = dir.path().join(format!("out-{n}.pdf"));
+        let who = who.to_owned();
+        async move {
+            ok(
+                &who,
+                &[
+                    "doc",
+                    "download",
+                    FILE,
+                    "Wyciąg bankowy 03-2026.pdf",
+                    "--out",
+                    out.to_str().unwrap(),
+                ],
+            )
+            .await
+        }
+    };
+    // Each download's own entry is proven in a checkpoint before the share is used.
+    download(&f.anna, 1).await;
+    let first = ok(&f.anna, &["sync"]).await["log_size"].as_u64().unwrap();
+    assert!(first >= 1);
+
+    // A copy of the relay as it is now; then the log grows.
+    relay.stop().await;
+    let old = dir.path().join("relay-old");
+    copy_dir(&data, &old);
+    relay = Relay::start(&data, addr).await;
+    download(&f.anna, 2).await;
+    download(&f.owner, 3).await;
+    let grown = ok(&f.anna, &["sync"]).await["log_size"].as_u64().unwrap();
+    assert!(grown > first, "{grown} > {first}");
+
+    // Rollback: the relay comes back from the older copy. Every device that saw the
+    // longer log refuses it, and says so.
+    relay.stop().await;
+    let current = dir.path().join("relay-current");
+    std::fs::rename(&data, &current).unwrap();
+    copy_dir(&old, &data);
+    relay = Relay::start(&data, addr).await;
+    refused_as(&f.anna, "rollback").await;
+    refused_as(&f.owner, "rollback").await;
+    let r = ll(
+        &f.anna,
+        &[
+            "doc",
+            "download",
+            FILE,
+            "Wyciąg bankowy 03-2026.pdf",
+            "--out",
+            dir.path().join("out-x.pdf").to_str().unwrap(),
+        ],
+    )
+    .await;
+    assert_eq!(
+        r.code, 5,
+        "a download against a rolled-back log: {}",
+        r.stderr
+    );
+
+    // The real relay returns: nothing was lost or changed on the devices.
+    relay.stop().await;
+    std::fs::remove_dir_all(&data).unwrap();
+    std::fs::rename(&current, &data).unwrap();
+    relay = Relay::start(&data, addr).await;
+    ok(&f.anna, &["sync"]).await;
+
+    // A relay with another log key (say, a new secret after a careless restore).
+    relay.stop().await;
+    let secret = data.join("log-key.secret");
+    let kept = std::fs::read(&secret).unwrap();
+    std::fs::write(&secret, [7u8; 32]).unwrap();
+    relay = Relay::start(&data, addr).await;
+    refused_as(&f.anna, "pinned").await;
+    relay.stop().await;
+    std::fs::write(&secret, kept).unwrap();
+    relay = Relay::start(&data, addr).await;
+    ok(&f.anna, &["sync"]).await;
+
+    // A fork: the relay's stored tree is rewritten (as when entries are edited or
+    // removed): the same size with another root.
+    relay.stop().await;
+    {
+        let db = rusqlite::Connection::open(data.join("relay.sqlite3")).unwrap();
+        let changed = db
+            .execute("UPDATE audit_hashes SET hash = randomblob(32)", [])
+            .unwrap();
+        assert!(changed > 0);
+    }
+    relay = Relay::start(&data, addr).await;
+    refused_as(&f.anna, "fork").await;
+    relay.stop().await;
+}

@@ -28,6 +28,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use zeroize::{Zeroize, Zeroizing};
 
+mod audit;
 mod devices;
 mod documents;
 mod watch;
@@ -281,6 +282,9 @@ struct LocalState {
     /// Next sequence number to fetch, per room (hex room id; file rooms too).
     #[serde(default)]
     room_cursors: BTreeMap<String, u64>,
+    /// The firm's audit log as this device pinned and last accepted it.
+    #[serde(default)]
+    log: Option<audit::LogView>,
 }
 
 /// What this profile knows of an internal room or direct chat.
@@ -431,6 +435,8 @@ pub struct SyncReport {
     pub sent: usize,
     /// Uploads a crash had interrupted, now finished.
     pub uploads_finished: usize,
+    /// Entries in the firm's audit log at the checkpoint this sync accepted.
+    pub log_size: u64,
     /// Problems that did not stop the sync (bad data from a peer, skipped).
     pub warnings: Vec<String>,
 }
@@ -1959,6 +1965,7 @@ impl Profile {
 
     async fn sync_inner(&mut self, report: &mut SyncReport) -> Result<()> {
         self.sync_roster(report).await?;
+        report.log_size = self.check_log().await?;
         self.publish_prekeys().await?;
         self.sync_member_keys(report).await?;
         self.commit()?;

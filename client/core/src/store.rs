@@ -9,7 +9,10 @@ use std::path::Path;
 use zeroize::Zeroizing;
 
 /// Schema migrations, applied in order; `PRAGMA user_version` counts them.
-const MIGRATIONS: &[&str] = &[include_str!("../migrations/0001_init.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../migrations/0001_init.sql"),
+    include_str!("../migrations/0002_checkpoints.sql"),
+];
 
 /// Argon2id cost: 64 MiB, 3 passes, 1 lane (OWASP's second recommended profile).
 const ARGON2_MEMORY_KIB: u32 = 64 * 1024;
@@ -161,6 +164,29 @@ impl LocalStore {
             )
             .optional()
             .map_err(sql)
+    }
+
+    /// Archives an accepted audit-log checkpoint (the first note of a size is kept).
+    pub fn put_checkpoint(&self, size: u64, note: &str, seen_ms: u64) -> Result<(), StoreError> {
+        self.conn
+            .execute(
+                "INSERT OR IGNORE INTO checkpoints (size, note, seen_ms) VALUES (?1, ?2, ?3)",
+                params![size as i64, note, seen_ms as i64],
+            )
+            .map(|_| ())
+            .map_err(sql)
+    }
+
+    /// The archived checkpoints `(size, note)`, smallest first.
+    pub fn checkpoints(&self) -> Result<Vec<(u64, String)>, StoreError> {
+        let mut st = self
+            .conn
+            .prepare("SELECT size, note FROM checkpoints ORDER BY size")
+            .map_err(sql)?;
+        let rows = st
+            .query_map([], |r| Ok((r.get::<_, i64>(0)? as u64, r.get(1)?)))
+            .map_err(sql)?;
+        rows.collect::<Result<_, _>>().map_err(sql)
     }
 
     /// Stores a decrypted message and indexes its text; a message already stored at the

@@ -906,6 +906,46 @@ pub struct Release {
     pub epoch: u64,
     /// Index of the audit-log leaf holding this device's signed request.
     pub audit_index: u64,
+    /// That leaf's bytes.
+    pub entry: Vec<u8>,
+    /// A signed checkpoint (note text) of a log that holds the leaf.
+    pub checkpoint: String,
+    /// The leaf's inclusion proof in that checkpoint.
+    pub inclusion: Vec<[u8; 32]>,
+}
+
+/// The relay's current view of the firm's audit log.
+#[derive(Debug, Clone)]
+pub struct LogHead {
+    /// The log's name.
+    pub origin: String,
+    /// The firm's log key, as the relay states it (pinned on first contact).
+    pub log_key: [u8; 32],
+    /// The signed checkpoint (note text).
+    pub checkpoint: String,
+}
+
+fn hashes_field(v: &Value, field: &str) -> Result<Vec<[u8; 32]>, RelayError> {
+    let items = list(v, field)?;
+    if items.len() > ledgerline_protocol::merkle::MAX_PROOF_HASHES {
+        return Err(RelayError::Garbage(format!("{field} is too long")));
+    }
+    items
+        .iter()
+        .map(|h| {
+            h.as_str()
+                .and_then(|s| hex::decode(s).ok())
+                .and_then(|b| <[u8; 32]>::try_from(b.as_slice()).ok())
+                .ok_or_else(|| RelayError::Garbage(format!("{field} holds a bad hash")))
+        })
+        .collect()
+}
+
+fn string_field(v: &Value, field: &str) -> Result<String, RelayError> {
+    field_of(v, field)
+        .as_str()
+        .map(str::to_owned)
+        .ok_or_else(|| RelayError::Garbage(format!("{field} missing")))
 }
 
 /// A document's ciphertext arriving from the relay, chunk by chunk.
@@ -1020,7 +1060,40 @@ impl RelayClient<HttpTransport> {
             share: zeroize::Zeroizing::new(share),
             epoch: uint(&v, "epoch")?,
             audit_index: uint(&v, "audit_index")?,
+            entry: hex_field(&v, "entry")?,
+            checkpoint: string_field(&v, "checkpoint")?,
+            inclusion: hashes_field(&v, "inclusion")?,
         })
+    }
+
+    /// The audit log's current signed checkpoint.
+    pub async fn audit_head(&self, s: &impl DeviceSigner) -> Result<LogHead, RelayError> {
+        let v = self.call(s, "GET", "/v1/audit/checkpoint", None).await?;
+        let key = hex_field(&v, "log_key")?;
+        Ok(LogHead {
+            origin: string_field(&v, "origin")?,
+            log_key: <[u8; 32]>::try_from(key.as_slice())
+                .map_err(|_| RelayError::Garbage("log key is not 32 bytes".into()))?,
+            checkpoint: string_field(&v, "checkpoint")?,
+        })
+    }
+
+    /// RFC 6962 consistency proof between two sizes of the audit log.
+    pub async fn audit_consistency(
+        &self,
+        s: &impl DeviceSigner,
+        from: u64,
+        to: u64,
+    ) -> Result<Vec<[u8; 32]>, RelayError> {
+        let v = self
+            .call(
+                s,
+                "GET",
+                &format!("/v1/audit/consistency?from={from}&to={to}"),
+                None,
+            )
+            .await?;
+        hashes_field(&v, "proof")
     }
 
     /// Starts downloading a document's ciphertext.

@@ -459,6 +459,7 @@ impl Profile {
             .relay
             .release_document(&self.account, file, document)
             .await?;
+        self.check_release(file, document, &release).await?;
         if release.epoch != m.epoch {
             return Err(ClientError::Integrity(format!(
                 "the relay says epoch {}, the signed manifest says {}",
