@@ -221,6 +221,60 @@ fn page(limit: Option<u32>, max: u32) -> u32 {
     limit.unwrap_or(DEFAULT_PAGE).clamp(1, max)
 }
 
+/// The audit entry of the caller's request, about `subjects`, received at `received_ms`.
+fn entry(c: &Caller, received_ms: u64, subjects: &[(SubjectKind, [u8; 16])]) -> Vec<u8> {
+    AuditLeaf {
+        firm: c.firm,
+        received_ms,
+        request: c.request.clone(),
+        subjects: subjects
+            .iter()
+            .map(|&(kind, id)| Subject { kind, id })
+            .collect(),
+    }
+    .normalise()
+    .to_bytes()
+}
+
+/// What a roster event is about, for its audit entry.
+fn roster_subjects(kind: &EventKind) -> Vec<(SubjectKind, [u8; 16])> {
+    match kind {
+        EventKind::Genesis { .. } => vec![],
+        EventKind::MemberAdded { member, .. }
+        | EventKind::MemberRemoved { member }
+        | EventKind::RoleChanged { member, .. } => vec![(SubjectKind::Member, member.0)],
+        EventKind::DeviceAdded(cert) => vec![
+            (SubjectKind::Member, cert.member.0),
+            (SubjectKind::Device, cert.device.0),
+        ],
+        EventKind::DeviceRevoked { device } => vec![(SubjectKind::Device, device.0)],
+        EventKind::FileAccessGranted { file, member }
+        | EventKind::FileAccessRemoved { file, member } => {
+            vec![(SubjectKind::File, file.0), (SubjectKind::Member, member.0)]
+        }
+    }
+}
+
+/// Logs a read that delivered content (an empty answer reveals nothing and is not logged)
+/// before the answer leaves.
+async fn log_read<S: Store>(
+    state: &AppState<S>,
+    c: &Caller,
+    subjects: &[(SubjectKind, [u8; 16])],
+) -> Result<(), ApiError> {
+    state
+        .store
+        .append_audit_leaf(c.firm, entry(c, now_ms(), subjects))
+        .await
+        .map(|_| ())
+        .map_err(store_err)
+}
+
+/// The cursor after the last of `cursors` (or `since` when there are none).
+fn next_cursor(since: u64, cursors: impl Iterator<Item = u64>) -> u64 {
+    cursors.map(|c| c + 1).max().unwrap_or(since).max(since)
+}
+
 fn roster_of<S: Store>(state: &AppState<S>, firm: FirmId) -> Result<Arc<FirmState>, ApiError> {
     state
         .firm(firm)
@@ -425,9 +479,10 @@ async fn append_roster<S: Store>(
     }
     next.apply(&event).map_err(roster_rejected)?;
     let seq = event.body.seq;
+    let audit = entry(c, now_ms(), &roster_subjects(&event.body.kind));
     state
         .store
-        .append_roster_event(c.firm, seq, s.body.event.0)
+        .append_roster_event(c.firm, seq, s.body.event.0, audit)
         .await
         .map_err(|e| match e {
             StoreError::Exists => {
@@ -752,9 +807,12 @@ async fn create_room<S: Store>(
             }
         }
     };
+    let mut about = vec![(SubjectKind::Room, room.id)];
+    about.extend(room.file.map(|f| (SubjectKind::File, f.0)));
+    let audit = entry(c, now_ms(), &about);
     state
         .store
-        .create_room(c.firm, room)
+        .create_room(c.firm, room, audit)
         .await
         .map_err(|e| match e {
             StoreError::Exists => ApiError::conflict("room_exists", "a room with this id exists"),
@@ -830,9 +888,10 @@ async fn set_room_members<S: Store>(
         ));
     }
     let members = checked_members(&state, c.firm, s.body.members)?;
+    let audit = entry(c, now_ms(), &[(SubjectKind::Room, room)]);
     state
         .store
-        .set_room_members(c.firm, room, members.clone())
+        .set_room_members(c.firm, room, members.clone(), audit)
         .await
         .map_err(store_err)?;
     let devices = devices_of(&state, c.firm, old.into_iter().chain(members))?;
@@ -869,7 +928,14 @@ async fn send_message<S: Store>(
     let now = now_ms();
     let seq = state
         .store
-        .append_message(c.firm, room, c.device, s.body.ciphertext.0, now)
+        .append_message(
+            c.firm,
+            room,
+            c.device,
+            s.body.ciphertext.0,
+            now,
+            entry(c, now, &[(SubjectKind::Room, room)]),
+        )
         .await
         .map_err(store_err)?;
     let devices = devices_of(&state, c.firm, members)?;
@@ -904,6 +970,9 @@ async fn get_messages<S: Store>(
         )
         .await
         .map_err(store_err)?;
+    if !msgs.is_empty() {
+        log_read(&state, c, &[(SubjectKind::Room, room)]).await?;
+    }
     let msgs: Vec<_> = msgs
         .into_iter()
         .map(|m| json!({ "seq": m.seq, "sender": m.sender, "ciphertext": hex::encode(m.ciphertext), "created_ms": m.created_ms }))
@@ -954,6 +1023,11 @@ async fn put_record<S: Store>(
             c.device,
             s.body.envelope.0,
             now_ms(),
+            entry(
+                c,
+                now_ms(),
+                &[(SubjectKind::File, file.0), (SubjectKind::Record, record.0)],
+            ),
         )
         .await
         .map_err(store_err)?;
@@ -984,6 +1058,9 @@ async fn get_records<S: Store>(
         )
         .await
         .map_err(store_err)?;
+    if !recs.is_empty() {
+        log_read(&state, c, &[(SubjectKind::File, file.0)]).await?;
+    }
     let next = recs
         .last()
         .map(|r| r.cursor)
@@ -1054,6 +1131,14 @@ async fn put_member_key<S: Store>(
                 device,
                 wrapped: s.body.wrapped.0,
             },
+            entry(
+                c,
+                now_ms(),
+                &[
+                    (SubjectKind::Member, member.0),
+                    (SubjectKind::Device, device.0),
+                ],
+            ),
         )
         .await
         .map_err(store_err)?;
@@ -1067,15 +1152,22 @@ async fn put_member_key<S: Store>(
 
 async fn get_member_keys<S: Store>(
     State(state): State<AppState<S>>,
+    Q(q): Q<Since>,
     s: Signed,
 ) -> Result<Json<serde_json::Value>, ApiError> {
+    let c = &s.caller;
+    let since = q.since.unwrap_or(0);
     let wraps = state
         .store
-        .member_key_wraps_for(s.caller.firm, s.caller.device)
+        .member_key_wraps_for(c.firm, c.device, since)
         .await
         .map_err(store_err)?;
-    let wraps: Vec<_> = wraps.into_iter().map(|w| json!({ "member": w.member, "key_version": w.key_version, "wrapped": hex::encode(w.wrapped) })).collect();
-    Ok(Json(json!({ "wraps": wraps })))
+    if !wraps.is_empty() {
+        log_read(&state, c, &[(SubjectKind::Device, c.device.0)]).await?;
+    }
+    let next = next_cursor(since, wraps.iter().map(|(cur, _)| *cur));
+    let wraps: Vec<_> = wraps.into_iter().map(|(_, w)| json!({ "member": w.member, "key_version": w.key_version, "wrapped": hex::encode(w.wrapped) })).collect();
+    Ok(Json(json!({ "wraps": wraps, "next": next })))
 }
 
 #[derive(Deserialize)]
@@ -1111,7 +1203,16 @@ async fn put_epoch_key<S: Store>(
     };
     state
         .store
-        .put_epoch_key_wrap(c.firm, file, w)
+        .put_epoch_key_wrap(
+            c.firm,
+            file,
+            w,
+            entry(
+                c,
+                now_ms(),
+                &[(SubjectKind::File, file.0), (SubjectKind::Member, member.0)],
+            ),
+        )
         .await
         .map_err(store_err)?;
     let devices = devices_of(&state, c.firm, [member])?;
@@ -1127,20 +1228,26 @@ async fn put_epoch_key<S: Store>(
 async fn get_epoch_keys<S: Store>(
     State(state): State<AppState<S>>,
     P(file): P<FileId>,
+    Q(q): Q<Since>,
     s: Signed,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let c = &s.caller;
     require_file_access(&state, c, file)?;
+    let since = q.since.unwrap_or(0);
     let wraps = state
         .store
-        .epoch_key_wraps(c.firm, file, c.member)
+        .epoch_key_wraps(c.firm, file, c.member, since)
         .await
         .map_err(store_err)?;
+    if !wraps.is_empty() {
+        log_read(&state, c, &[(SubjectKind::File, file.0)]).await?;
+    }
+    let next = next_cursor(since, wraps.iter().map(|(cur, _)| *cur));
     let wraps: Vec<_> = wraps
         .into_iter()
-        .map(|w| json!({ "epoch": w.epoch, "holder_key_version": w.holder_key_version, "wrapped": hex::encode(w.wrapped) }))
+        .map(|(_, w)| json!({ "epoch": w.epoch, "holder_key_version": w.holder_key_version, "wrapped": hex::encode(w.wrapped) }))
         .collect();
-    Ok(Json(json!({ "wraps": wraps })))
+    Ok(Json(json!({ "wraps": wraps, "next": next })))
 }
 
 async fn put_epoch_link<S: Store>(
@@ -1164,7 +1271,13 @@ async fn put_epoch_link<S: Store>(
     }
     state
         .store
-        .put_epoch_link(c.firm, file, epoch, s.body.wrapped.0)
+        .put_epoch_link(
+            c.firm,
+            file,
+            epoch,
+            s.body.wrapped.0,
+            entry(c, now_ms(), &[(SubjectKind::File, file.0)]),
+        )
         .await
         .map_err(|e| match e {
             StoreError::Exists => {
@@ -1178,19 +1291,26 @@ async fn put_epoch_link<S: Store>(
 async fn get_epoch_links<S: Store>(
     State(state): State<AppState<S>>,
     P(file): P<FileId>,
+    Q(q): Q<Since>,
     s: Signed,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    require_file_access(&state, &s.caller, file)?;
+    let c = &s.caller;
+    require_file_access(&state, c, file)?;
+    let since = q.since.unwrap_or(0);
     let links = state
         .store
-        .epoch_links(s.caller.firm, file)
+        .epoch_links(c.firm, file, since)
         .await
         .map_err(store_err)?;
+    if !links.is_empty() {
+        log_read(&state, c, &[(SubjectKind::File, file.0)]).await?;
+    }
+    let next = next_cursor(since, links.iter().map(|(cur, _, _)| *cur));
     let links: Vec<_> = links
         .into_iter()
-        .map(|(e, w)| json!({ "epoch": e, "wrapped": hex::encode(w) }))
+        .map(|(_, e, w)| json!({ "epoch": e, "wrapped": hex::encode(w) }))
         .collect();
-    Ok(Json(json!({ "links": links })))
+    Ok(Json(json!({ "links": links, "next": next })))
 }
 
 // ---------------------------------------------------------------- documents
@@ -1277,7 +1397,19 @@ async fn upload_document<S: Store>(
         release_share: share,
         uploaded_by: c.device,
     };
-    if let Err(e) = state.store.put_document(c.firm, meta, now_ms()).await {
+    let audit = entry(
+        &c,
+        now_ms(),
+        &[
+            (SubjectKind::File, file.0),
+            (SubjectKind::Document, document.0),
+        ],
+    );
+    if let Err(e) = state
+        .store
+        .put_document(c.firm, meta, now_ms(), audit)
+        .await
+    {
         let _ = tokio::fs::remove_file(state.blobs.path(c.firm, document)).await;
         return Err(match e {
             StoreError::Exists => {
@@ -1736,7 +1868,19 @@ async fn complete_upload<S: Store>(
     };
     state
         .store
-        .finish_upload(c.firm, meta, now_ms())
+        .finish_upload(
+            c.firm,
+            meta,
+            now_ms(),
+            entry(
+                c,
+                now_ms(),
+                &[
+                    (SubjectKind::File, file.0),
+                    (SubjectKind::Document, document.0),
+                ],
+            ),
+        )
         .await
         .map_err(|e| match e {
             StoreError::Exists => {
@@ -1848,6 +1992,15 @@ async fn download_document<S: Store>(
     s: Signed,
 ) -> Result<Response, ApiError> {
     let meta = document_for(&state, &s.caller, file, document).await?;
+    log_read(
+        &state,
+        &s.caller,
+        &[
+            (SubjectKind::File, file.0),
+            (SubjectKind::Document, document.0),
+        ],
+    )
+    .await?;
     let f = tokio::fs::File::open(state.blobs.path(s.caller.firm, document))
         .await
         .map_err(|e| ApiError::internal("blob open", e))?;

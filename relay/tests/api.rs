@@ -11,6 +11,7 @@ mod common;
 
 use common::*;
 use futures_util::StreamExt;
+use ledgerline_protocol::audit::AuditLeaf;
 use ledgerline_protocol::document::{document_key, encrypt_document, DocumentContext};
 use ledgerline_protocol::ids::{DeviceId, DocumentId, FileId, RecordId};
 use ledgerline_protocol::keys::{EpochKey, MemberKey, ReleaseShare};
@@ -323,7 +324,50 @@ async fn full_path(relay: &Relay, http: &reqwest::Client, seed: u64) -> FirmRun 
         )
         .await;
     assert_eq!(v["release_share"], hex::encode(share.expose()));
-    assert_eq!(v["audit_index"], 0);
+    // Every change and every read that delivered content is in the log, each holding the
+    // request its device signed; the release is the latest entry.
+    let index = v["audit_index"].as_u64().unwrap();
+    let log = owner_dev
+        .ok(&http, "GET", "/v1/audit/entries?from=0&limit=500", None)
+        .await;
+    let entries: Vec<AuditLeaf> = log["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| AuditLeaf::from_bytes(&hex::decode(e.as_str().unwrap()).unwrap()).unwrap())
+        .collect();
+    assert_eq!(entries.len() as u64, index + 1);
+    let said: Vec<(String, String)> = entries
+        .iter()
+        .map(|e| {
+            let path = e.request.head.path.split('?').next().unwrap().to_owned();
+            (e.request.head.method.clone(), path)
+        })
+        .collect();
+    for (method, path) in [
+        ("POST", "/v1/roster".to_owned()),
+        ("POST", "/v1/rooms".to_owned()),
+        ("POST", format!("/v1/rooms/{room}/messages")),
+        ("GET", format!("/v1/rooms/{room}/messages")),
+        ("PUT", format!("/v1/files/{file}/records/{record}")),
+        ("GET", format!("/v1/files/{file}/records")),
+        ("GET", format!("/v1/files/{file}/epochs/keys")),
+        ("PUT", format!("/v1/files/{file}/documents/{doc}")),
+        ("GET", format!("/v1/files/{file}/documents/{doc}")),
+        ("POST", format!("/v1/files/{file}/documents/{doc}/release")),
+    ] {
+        assert!(
+            said.contains(&(method.to_owned(), path.clone())),
+            "{method} {path} is not in the log: {said:?}"
+        );
+    }
+    assert_eq!(
+        said.last().unwrap(),
+        &(
+            "POST".to_owned(),
+            format!("/v1/files/{file}/documents/{doc}/release")
+        )
+    );
 
     drop(ws);
     FirmRun {

@@ -127,10 +127,16 @@ async fn health_and_metrics() {
         "ledgerline_http_request_duration_seconds_bucket{le=",
         "ledgerline_connected_devices 1",
         "ledgerline_stored_bytes",
-        "ledgerline_audit_log_leaves 0",
     ] {
         assert!(text.contains(needle), "metrics lack {needle}:\n{text}");
     }
+    // The roster change above is an audit-log entry.
+    let leaves: u64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("ledgerline_audit_log_leaves "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no leaf count:\n{text}"));
+    assert!(leaves >= 1, "{leaves}");
     // Route templates only: no concrete ids in labels.
     assert!(!text.contains(&a.id.to_hex()));
 }

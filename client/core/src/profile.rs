@@ -236,6 +236,18 @@ struct FileState {
     /// The file lost a member and its next epoch is not fully keyed yet.
     #[serde(default)]
     rekey: bool,
+    /// Incremental fetch cursors of this file's epoch-key wraps and chain links.
+    #[serde(default)]
+    keys_cursor: u64,
+    #[serde(default)]
+    links_cursor: u64,
+    /// Epoch-key wraps fetched before the member key they need: `(epoch, holder key
+    /// version, hex wrap)`, retried at every sync.
+    #[serde(default)]
+    pending_wraps: Vec<(u64, u32, String)>,
+    /// The file's chain links by epoch (hex), as fetched.
+    #[serde(default)]
+    links: BTreeMap<u64, String>,
 }
 
 /// A room message sent but not yet confirmed by the relay.
@@ -285,6 +297,9 @@ struct LocalState {
     /// The firm's audit log as this device pinned and last accepted it.
     #[serde(default)]
     log: Option<audit::LogView>,
+    /// Incremental fetch cursor of this device's member-key wraps.
+    #[serde(default)]
+    member_keys_cursor: u64,
 }
 
 /// What this profile knows of an internal room or direct chat.
@@ -895,8 +910,14 @@ impl Profile {
         Ok(())
     }
 
+    /// Fetches the member-key wraps stored since the last fetch (every fetch that brings
+    /// one is an audit-log entry, so nothing is fetched twice).
     async fn sync_member_keys(&mut self, report: &mut SyncReport) -> Result<()> {
-        for w in self.relay.member_keys(&self.account).await? {
+        let (wraps, next) = self
+            .relay
+            .member_keys(&self.account, self.local.member_keys_cursor)
+            .await?;
+        for w in wraps {
             let Some(member) = w.member else { continue };
             if self.member_key_version(member, w.version).is_some() {
                 continue;
@@ -914,43 +935,74 @@ impl Profile {
                     .push(format!("member key {member} v{}: {e}", w.version)),
             }
         }
+        self.local.member_keys_cursor = next;
         Ok(())
     }
 
+    /// Fetches a file's epoch-key wraps and chain links stored since the last fetch; a
+    /// wrap whose member key has not arrived yet waits in the file's state.
     async fn sync_file_keys(&mut self, file: FileId, report: &mut SyncReport) -> Result<()> {
-        for w in self.relay.epoch_keys(&self.account, file).await? {
-            if self.epoch_key(file, w.epoch).is_some() {
+        let state = self.local.files.entry(file).or_default();
+        let (keys_since, links_since) = (state.keys_cursor, state.links_cursor);
+        let (wraps, keys_next) = self
+            .relay
+            .epoch_keys(&self.account, file, keys_since)
+            .await?;
+        let (links, links_next) = self
+            .relay
+            .epoch_links(&self.account, file, links_since)
+            .await?;
+        let state = self.local.files.entry(file).or_default();
+        let mut waiting = std::mem::take(&mut state.pending_wraps);
+        waiting.extend(
+            wraps
+                .into_iter()
+                .map(|w| (w.epoch, w.version, hex::encode(&w.wrapped))),
+        );
+        for link in links {
+            state.links.insert(link.epoch, hex::encode(&link.wrapped));
+        }
+        state.keys_cursor = keys_next;
+        state.links_cursor = links_next;
+        let mut still = Vec::new();
+        for (epoch, version, wrapped) in waiting {
+            if self.epoch_key(file, epoch).is_some() {
                 continue;
             }
-            let Some(mk) = self.member_key_version(self.id.member, w.version) else {
+            let Some(mk) = self.member_key_version(self.id.member, version) else {
                 report.warnings.push(format!(
-                    "file {file} epoch {}: member key v{} not here yet",
-                    w.epoch, w.version
+                    "file {file} epoch {epoch}: member key v{version} not here yet"
                 ));
+                still.push((epoch, version, wrapped));
                 continue;
             };
             let ctx = EpochKeyContext {
                 firm: self.id.firm,
                 file,
-                epoch: w.epoch,
+                epoch,
                 holder: Holder::Member(self.id.member),
-                holder_key_version: w.version,
+                holder_key_version: version,
             };
-            match unwrap_epoch_key(&w.wrapped, &mk, &ctx) {
-                Ok(k) => self.set_epoch_key(file, w.epoch, &k),
+            let unwrapped = hex::decode(&wrapped)
+                .map_err(|e| e.to_string())
+                .and_then(|w| unwrap_epoch_key(&w, &mk, &ctx).map_err(|e| e.to_string()));
+            match unwrapped {
+                Ok(k) => self.set_epoch_key(file, epoch, &k),
                 Err(e) => report
                     .warnings
-                    .push(format!("file {file} epoch {}: {e}", w.epoch)),
+                    .push(format!("file {file} epoch {epoch}: {e}")),
             }
         }
+        let links = self
+            .local
+            .files
+            .get(&file)
+            .map(|f| f.links.clone())
+            .unwrap_or_default();
+        if let Some(f) = self.local.files.get_mut(&file) {
+            f.pending_wraps = still;
+        }
         // Older epochs through the chain, newest first.
-        let links: BTreeMap<u64, Vec<u8>> = self
-            .relay
-            .epoch_links(&self.account, file)
-            .await?
-            .into_iter()
-            .map(|l| (l.epoch, l.wrapped))
-            .collect();
         for (epoch, wrapped) in links.iter().rev() {
             let (Some(newer), None) = (
                 self.epoch_key(file, *epoch),
@@ -963,7 +1015,10 @@ impl Profile {
                 file,
                 epoch: *epoch,
             };
-            match unchain_epoch_key(wrapped, &newer, &ctx) {
+            let unchained = hex::decode(wrapped)
+                .map_err(|e| e.to_string())
+                .and_then(|w| unchain_epoch_key(&w, &newer, &ctx).map_err(|e| e.to_string()));
+            match unchained {
                 Ok(k) => self.set_epoch_key(file, epoch - 1, &k),
                 Err(e) => report
                     .warnings

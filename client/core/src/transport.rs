@@ -748,11 +748,20 @@ impl<T: Transport> RelayClient<T> {
     }
 
     /// Member-key wraps addressed to this device.
-    pub async fn member_keys(&self, s: &impl DeviceSigner) -> Result<Vec<WrappedKey>, RelayError> {
+    pub async fn member_keys(
+        &self,
+        s: &impl DeviceSigner,
+        since: u64,
+    ) -> Result<(Vec<WrappedKey>, u64), RelayError> {
         let v = self
-            .call(s, "GET", "/v1/devices/self/member-keys", None)
+            .call(
+                s,
+                "GET",
+                &format!("/v1/devices/self/member-keys?since={since}"),
+                None,
+            )
             .await?;
-        list(&v, "wraps")?
+        let wraps = list(&v, "wraps")?
             .iter()
             .map(|w| {
                 Ok(WrappedKey {
@@ -762,7 +771,8 @@ impl<T: Transport> RelayClient<T> {
                     wrapped: hex_field(w, "wrapped")?,
                 })
             })
-            .collect()
+            .collect::<Result<_, RelayError>>()?;
+        Ok((wraps, next_cursor(&v, since)?))
     }
 
     /// Stores an epoch key wrapped under `holder`'s member key.
@@ -790,11 +800,17 @@ impl<T: Transport> RelayClient<T> {
         &self,
         s: &impl DeviceSigner,
         file: FileId,
-    ) -> Result<Vec<WrappedKey>, RelayError> {
+        since: u64,
+    ) -> Result<(Vec<WrappedKey>, u64), RelayError> {
         let v = self
-            .call(s, "GET", &format!("/v1/files/{file}/epochs/keys"), None)
+            .call(
+                s,
+                "GET",
+                &format!("/v1/files/{file}/epochs/keys?since={since}"),
+                None,
+            )
             .await?;
-        list(&v, "wraps")?
+        let wraps = list(&v, "wraps")?
             .iter()
             .map(|w| {
                 Ok(WrappedKey {
@@ -804,7 +820,8 @@ impl<T: Transport> RelayClient<T> {
                     wrapped: hex_field(w, "wrapped")?,
                 })
             })
-            .collect()
+            .collect::<Result<_, RelayError>>()?;
+        Ok((wraps, next_cursor(&v, since)?))
     }
 
     /// Stores the link wrapping epoch `epoch − 1`'s key under epoch `epoch`'s.
@@ -830,11 +847,17 @@ impl<T: Transport> RelayClient<T> {
         &self,
         s: &impl DeviceSigner,
         file: FileId,
-    ) -> Result<Vec<WrappedKey>, RelayError> {
+        since: u64,
+    ) -> Result<(Vec<WrappedKey>, u64), RelayError> {
         let v = self
-            .call(s, "GET", &format!("/v1/files/{file}/epochs/links"), None)
+            .call(
+                s,
+                "GET",
+                &format!("/v1/files/{file}/epochs/links?since={since}"),
+                None,
+            )
             .await?;
-        list(&v, "links")?
+        let links = list(&v, "links")?
             .iter()
             .map(|w| {
                 Ok(WrappedKey {
@@ -844,7 +867,8 @@ impl<T: Transport> RelayClient<T> {
                     wrapped: hex_field(w, "wrapped")?,
                 })
             })
-            .collect()
+            .collect::<Result<_, RelayError>>()?;
+        Ok((links, next_cursor(&v, since)?))
     }
 
     /// Stores a new version of a record; returns its sync cursor.
@@ -939,6 +963,17 @@ fn hashes_field(v: &Value, field: &str) -> Result<Vec<[u8; 32]>, RelayError> {
                 .ok_or_else(|| RelayError::Garbage(format!("{field} holds a bad hash")))
         })
         .collect()
+}
+
+/// An incremental fetch's `next` cursor, which must not move backwards.
+fn next_cursor(v: &Value, since: u64) -> Result<u64, RelayError> {
+    let next = uint(v, "next")?;
+    if next < since {
+        return Err(RelayError::Garbage(format!(
+            "cursor went back from {since} to {next}"
+        )));
+    }
+    Ok(next)
 }
 
 fn string_field(v: &Value, field: &str) -> Result<String, RelayError> {

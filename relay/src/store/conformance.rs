@@ -8,6 +8,11 @@
 use super::*;
 
 const F: FirmId = FirmId([1; 16]);
+
+/// A stand-in audit entry for writes (the store never interprets entries).
+fn audit() -> AuditEntry {
+    b"entry".to_vec()
+}
 const G: FirmId = FirmId([2; 16]);
 const D1: DeviceId = DeviceId([11; 16]);
 const D2: DeviceId = DeviceId([12; 16]);
@@ -30,11 +35,12 @@ pub async fn roster<S: Store>(s: S) {
         Err(StoreError::Exists)
     ));
     assert_eq!(s.firms().await.expect("firms"), vec![F, G]);
-    s.append_roster_event(F, 1, b"one".to_vec())
+    s.append_roster_event(F, 1, b"one".to_vec(), audit())
         .await
         .expect("append");
     assert!(matches!(
-        s.append_roster_event(F, 1, b"other".to_vec()).await,
+        s.append_roster_event(F, 1, b"other".to_vec(), audit())
+            .await,
         Err(StoreError::Exists)
     ));
     assert_eq!(
@@ -166,9 +172,9 @@ pub async fn rooms<S: Store>(s: S) {
         created_by: M1,
         members: vec![],
     };
-    s.create_room(F, room.clone()).await.expect("room");
+    s.create_room(F, room.clone(), audit()).await.expect("room");
     assert!(matches!(
-        s.create_room(F, room.clone()).await,
+        s.create_room(F, room.clone(), audit()).await,
         Err(StoreError::Exists)
     ));
     assert_eq!(s.room(F, [7; 16]).await.expect("get"), Some(room));
@@ -179,27 +185,29 @@ pub async fn rooms<S: Store>(s: S) {
         created_by: M1,
         members: vec![M1, MemberId([22; 16])],
     };
-    s.create_room(F, direct.clone()).await.expect("direct");
+    s.create_room(F, direct.clone(), audit())
+        .await
+        .expect("direct");
     assert_eq!(s.room(F, [9; 16]).await.expect("get"), Some(direct.clone()));
-    s.set_room_members(F, [9; 16], vec![MemberId([23; 16]), M1])
+    s.set_room_members(F, [9; 16], vec![MemberId([23; 16]), M1], audit())
         .await
         .expect("set members");
     let changed = s.room(F, [9; 16]).await.expect("get").expect("room");
     assert_eq!(changed.members, vec![M1, MemberId([23; 16])]);
     assert!(matches!(
-        s.set_room_members(F, [5; 16], vec![M1]).await,
+        s.set_room_members(F, [5; 16], vec![M1], audit()).await,
         Err(StoreError::NotFound)
     ));
     for n in 1..=5u8 {
         assert_eq!(
-            s.append_message(F, [7; 16], D1, vec![n], 10)
+            s.append_message(F, [7; 16], D1, vec![n], 10, audit())
                 .await
                 .expect("send"),
             u64::from(n)
         );
     }
     assert!(matches!(
-        s.append_message(F, [6; 16], D1, vec![0], 10).await,
+        s.append_message(F, [6; 16], D1, vec![0], 10, audit()).await,
         Err(StoreError::NotFound)
     ));
     let page = s.messages(F, [7; 16], 2, 2).await.expect("page");
@@ -212,23 +220,25 @@ pub async fn records<S: Store>(s: S) {
     with_firms(&s).await;
     let (file, r1, r2) = (FileId([3; 16]), RecordId([4; 16]), RecordId([5; 16]));
     let c1 = s
-        .put_record(F, file, r1, 1, D1, b"v1".to_vec(), 1)
+        .put_record(F, file, r1, 1, D1, b"v1".to_vec(), 1, audit())
         .await
         .expect("v1");
     assert!(matches!(
-        s.put_record(F, file, r1, 1, D1, b"again".to_vec(), 1).await,
+        s.put_record(F, file, r1, 1, D1, b"again".to_vec(), 1, audit())
+            .await,
         Err(StoreError::VersionConflict { current: 1 })
     ));
     assert!(matches!(
-        s.put_record(F, file, r1, 3, D1, b"skip".to_vec(), 1).await,
+        s.put_record(F, file, r1, 3, D1, b"skip".to_vec(), 1, audit())
+            .await,
         Err(StoreError::VersionConflict { current: 1 })
     ));
     let c2 = s
-        .put_record(F, file, r2, 1, D2, b"other".to_vec(), 1)
+        .put_record(F, file, r2, 1, D2, b"other".to_vec(), 1, audit())
         .await
         .expect("r2");
     let c3 = s
-        .put_record(F, file, r1, 2, D1, b"v2".to_vec(), 1)
+        .put_record(F, file, r1, 2, D1, b"v2".to_vec(), 1, audit())
         .await
         .expect("v2");
     assert!(c1 < c2 && c2 < c3);
@@ -259,19 +269,31 @@ pub async fn wrapped_keys<S: Store>(s: S) {
         device: D1,
         wrapped: vec![1; 81],
     };
-    s.put_member_key_wrap(F, w.clone()).await.expect("put");
+    s.put_member_key_wrap(F, w.clone(), audit())
+        .await
+        .expect("put");
     s.put_member_key_wrap(
         F,
         MemberKeyWrap {
             device: D2,
             ..w.clone()
         },
+        audit(),
     )
     .await
     .expect("put");
-    assert_eq!(s.member_key_wraps_for(F, D1).await.expect("get"), vec![w]);
+    // Each write's cursor is the audit index of its entry; fetches are incremental.
+    assert_eq!(
+        s.member_key_wraps_for(F, D1, 0).await.expect("get"),
+        vec![(0, w.clone())]
+    );
     assert!(s
-        .member_key_wraps_for(G, D1)
+        .member_key_wraps_for(F, D1, 1)
+        .await
+        .expect("nothing new")
+        .is_empty());
+    assert!(s
+        .member_key_wraps_for(G, D1, 0)
         .await
         .expect("other firm")
         .is_empty());
@@ -282,29 +304,44 @@ pub async fn wrapped_keys<S: Store>(s: S) {
         holder_key_version: 1,
         wrapped: vec![2; 73],
     };
-    s.put_epoch_key_wrap(F, file, e.clone()).await.expect("put");
+    s.put_epoch_key_wrap(F, file, e.clone(), audit())
+        .await
+        .expect("put");
     let e1 = EpochKeyWrap {
         epoch: 1,
         ..e.clone()
     };
-    s.put_epoch_key_wrap(F, file, e1.clone())
+    s.put_epoch_key_wrap(F, file, e1.clone(), audit())
         .await
         .expect("put");
     assert_eq!(
-        s.epoch_key_wraps(F, file, M1).await.expect("get"),
-        vec![e, e1]
+        s.epoch_key_wraps(F, file, M1, 0).await.expect("get"),
+        vec![(2, e), (3, e1.clone())]
     );
-    s.put_epoch_link(F, file, 1, vec![3; 73])
+    assert_eq!(
+        s.epoch_key_wraps(F, file, M1, 3).await.expect("since"),
+        vec![(3, e1.clone())]
+    );
+    // A replaced wrap comes again, under its new cursor.
+    s.put_epoch_key_wrap(F, file, e1.clone(), audit())
+        .await
+        .expect("again");
+    assert_eq!(
+        s.epoch_key_wraps(F, file, M1, 4).await.expect("since"),
+        vec![(4, e1)]
+    );
+    s.put_epoch_link(F, file, 1, vec![3; 73], audit())
         .await
         .expect("link");
     assert!(matches!(
-        s.put_epoch_link(F, file, 1, vec![4; 73]).await,
+        s.put_epoch_link(F, file, 1, vec![4; 73], audit()).await,
         Err(StoreError::Exists)
     ));
     assert_eq!(
-        s.epoch_links(F, file).await.expect("links"),
-        vec![(1, vec![3; 73])]
+        s.epoch_links(F, file, 0).await.expect("links"),
+        vec![(5, 1, vec![3; 73])]
     );
+    assert!(s.epoch_links(F, file, 6).await.expect("none").is_empty());
 }
 
 /// Documents, audit leaves, nonces and usage.
@@ -319,11 +356,19 @@ pub async fn documents_audit_nonces<S: Store>(s: S) {
         release_share: [8; 32],
         uploaded_by: D1,
     };
-    s.put_document(F, meta.clone(), 1).await.expect("doc");
+    // A change and its audit entry commit together; a refused change logs nothing.
+    s.put_document(F, meta.clone(), 1, b"put doc".to_vec())
+        .await
+        .expect("doc");
     assert!(matches!(
-        s.put_document(F, meta.clone(), 1).await,
+        s.put_document(F, meta.clone(), 1, b"refused".to_vec())
+            .await,
         Err(StoreError::Exists)
     ));
+    assert_eq!(
+        s.audit_leaves(F, 0, 10).await.expect("leaves"),
+        vec![b"put doc".to_vec()]
+    );
     assert_eq!(
         s.document(F, meta.document).await.expect("get"),
         Some(meta.clone())
@@ -333,20 +378,20 @@ pub async fn documents_audit_nonces<S: Store>(s: S) {
         None
     );
     assert_eq!(
-        s.append_audit_leaf(F, b"l0".to_vec()).await.expect("leaf"),
-        0
-    );
-    assert_eq!(
         s.append_audit_leaf(F, b"l1".to_vec()).await.expect("leaf"),
         1
+    );
+    assert_eq!(
+        s.append_audit_leaf(F, b"l2".to_vec()).await.expect("leaf"),
+        2
     );
     assert_eq!(
         s.append_audit_leaf(G, b"g0".to_vec()).await.expect("leaf"),
         0
     );
     assert_eq!(
-        s.audit_leaves(F, 1, 10).await.expect("leaves"),
-        vec![b"l1".to_vec()]
+        s.audit_leaves(F, 2, 10).await.expect("leaves"),
+        vec![b"l2".to_vec()]
     );
     s.save_nonces(vec![(D1, [1; 16], 100), (D2, [2; 16], 10)], 50)
         .await
@@ -356,7 +401,7 @@ pub async fn documents_audit_nonces<S: Store>(s: S) {
         vec![(D1, [1; 16], 100)]
     );
     let usage = s.usage().await.expect("usage");
-    assert_eq!(usage.audit_leaves, 3);
+    assert_eq!(usage.audit_leaves, 4);
     assert!(usage.stored_bytes >= 1000);
 }
 
@@ -517,13 +562,15 @@ pub async fn uploads<S: Store>(s: S) {
         release_share: [7; 32],
         uploaded_by: D1,
     };
-    s.finish_upload(F, meta.clone(), 20).await.expect("finish");
+    s.finish_upload(F, meta.clone(), 20, audit())
+        .await
+        .expect("finish");
     assert_eq!(s.upload(F, doc).await.expect("get"), None);
     assert_eq!(s.document(F, doc).await.expect("doc"), Some(meta.clone()));
     // Completing twice is refused (the document exists).
     s.begin_upload(F, session, 30).await.expect("begin again");
     assert!(matches!(
-        s.finish_upload(F, meta, 31).await,
+        s.finish_upload(F, meta, 31, audit()).await,
         Err(StoreError::Exists)
     ));
 }

@@ -153,6 +153,11 @@ pub struct UploadSession {
     pub uploaded_by: DeviceId,
 }
 
+/// An encoded audit leaf (`protocol-spec/audit-log.md`) describing a change: a backend
+/// appends it to the firm's log in the same transaction as the change, and only when the
+/// change succeeds.
+pub type AuditEntry = Vec<u8>;
+
 /// Sizes for metrics.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Usage {
@@ -186,6 +191,7 @@ pub trait Store: Send + Sync + 'static {
         firm: FirmId,
         seq: u64,
         event: Vec<u8>,
+        audit: AuditEntry,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// Stores prekeys `(kind, key_id, encoded)`; a new fallback key replaces the old one.
@@ -243,6 +249,7 @@ pub trait Store: Send + Sync + 'static {
         &self,
         firm: FirmId,
         room: Room,
+        audit: AuditEntry,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
     /// A room.
     fn room(
@@ -256,6 +263,7 @@ pub trait Store: Send + Sync + 'static {
         firm: FirmId,
         room: RoomId,
         members: Vec<MemberId>,
+        audit: AuditEntry,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
     /// Appends a message; returns its sequence number.
     fn append_message(
@@ -265,6 +273,7 @@ pub trait Store: Send + Sync + 'static {
         sender: DeviceId,
         ciphertext: Vec<u8>,
         now_ms: u64,
+        audit: AuditEntry,
     ) -> impl Future<Output = Result<u64, StoreError>> + Send;
     /// Messages with `seq >= from`, at most `limit`.
     fn messages(
@@ -287,6 +296,7 @@ pub trait Store: Send + Sync + 'static {
         author: DeviceId,
         envelope: Vec<u8>,
         now_ms: u64,
+        audit: AuditEntry,
     ) -> impl Future<Output = Result<u64, StoreError>> + Send;
     /// Records of a file changed after `cursor`, in cursor order.
     fn records_since(
@@ -302,27 +312,36 @@ pub trait Store: Send + Sync + 'static {
         &self,
         firm: FirmId,
         wrap: MemberKeyWrap,
+        audit: AuditEntry,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
     /// Member-key wraps addressed to a device.
+    /// Member-key wraps addressed to `device` stored at or after cursor `since`, with
+    /// their cursors, in cursor order. A wrap's cursor is the audit-log index of the write
+    /// that stored it.
     fn member_key_wraps_for(
         &self,
         firm: FirmId,
         device: DeviceId,
-    ) -> impl Future<Output = Result<Vec<MemberKeyWrap>, StoreError>> + Send;
+        since: u64,
+    ) -> impl Future<Output = Result<Vec<(u64, MemberKeyWrap)>, StoreError>> + Send;
     /// Stores (or replaces) an epoch-key wrap.
     fn put_epoch_key_wrap(
         &self,
         firm: FirmId,
         file: FileId,
         wrap: EpochKeyWrap,
+        audit: AuditEntry,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
     /// Epoch-key wraps of a file held by a member.
+    /// Epoch-key wraps of a file held by a member, stored at or after cursor `since`, with
+    /// their cursors, in cursor order.
     fn epoch_key_wraps(
         &self,
         firm: FirmId,
         file: FileId,
         member: MemberId,
-    ) -> impl Future<Output = Result<Vec<EpochKeyWrap>, StoreError>> + Send;
+        since: u64,
+    ) -> impl Future<Output = Result<Vec<(u64, EpochKeyWrap)>, StoreError>> + Send;
     /// Stores the chain link of `epoch`; `Exists` if there is one.
     fn put_epoch_link(
         &self,
@@ -330,13 +349,17 @@ pub trait Store: Send + Sync + 'static {
         file: FileId,
         epoch: u64,
         wrapped: Vec<u8>,
+        audit: AuditEntry,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
     /// Chain links of a file `(epoch, wrapped)`.
+    /// Chain links of a file stored at or after cursor `since`: `(cursor, epoch, wrapped)`
+    /// in cursor order.
     fn epoch_links(
         &self,
         firm: FirmId,
         file: FileId,
-    ) -> impl Future<Output = Result<Vec<(u64, Vec<u8>)>, StoreError>> + Send;
+        since: u64,
+    ) -> impl Future<Output = Result<Vec<(u64, u64, Vec<u8>)>, StoreError>> + Send;
 
     /// Records a document whose blob is stored; `Exists` if the id is taken.
     fn put_document(
@@ -344,6 +367,7 @@ pub trait Store: Send + Sync + 'static {
         firm: FirmId,
         meta: DocumentMeta,
         now_ms: u64,
+        audit: AuditEntry,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
     /// Opens a multipart upload; `Exists` if one is open for the id.
     fn begin_upload(
@@ -381,6 +405,7 @@ pub trait Store: Send + Sync + 'static {
         firm: FirmId,
         meta: DocumentMeta,
         now_ms: u64,
+        audit: AuditEntry,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
     /// A document's metadata.
     fn document(

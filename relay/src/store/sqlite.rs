@@ -19,6 +19,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0002_invites.sql"),
     include_str!("../../migrations/0003_uploads.sql"),
     include_str!("../../migrations/0004_audit_tree.sql"),
+    include_str!("../../migrations/0005_key_cursors.sql"),
 ];
 const READERS: usize = 4;
 
@@ -321,6 +322,26 @@ impl SqliteStore {
             .map_err(|_| StoreError::Backend("the writer thread dropped a write".into()))?
     }
 
+    /// A write that appends `audit` to the firm's log in the same transaction, after `f`
+    /// succeeded (a failed change logs nothing).
+    async fn write_logged<T, F>(
+        &self,
+        firm: FirmId,
+        audit: AuditEntry,
+        f: F,
+    ) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&rusqlite::Transaction<'_>) -> Result<T, StoreError> + Send + 'static,
+    {
+        self.write(move |tx| {
+            let out = f(tx)?;
+            append_leaf(tx, firm, &audit)?;
+            Ok(out)
+        })
+        .await
+    }
+
     async fn read<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
@@ -411,8 +432,9 @@ impl Store for SqliteStore {
         firm: FirmId,
         seq: u64,
         event: Vec<u8>,
+        audit: AuditEntry,
     ) -> Result<(), StoreError> {
-        self.write(move |tx| {
+        self.write_logged(firm, audit, move |tx| {
             insert_or_exists(tx.execute(
                 "INSERT INTO roster_events (firm, seq, event) VALUES (?1, ?2, ?3)",
                 params![&firm.0[..], i(seq), event],
@@ -559,8 +581,13 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn create_room(&self, firm: FirmId, room: Room) -> Result<(), StoreError> {
-        self.write(move |tx| {
+    async fn create_room(
+        &self,
+        firm: FirmId,
+        room: Room,
+        audit: AuditEntry,
+    ) -> Result<(), StoreError> {
+        self.write_logged(firm, audit, move |tx| {
             insert_or_exists(tx.execute(
                 "INSERT INTO rooms (firm, room, file, created_by) VALUES (?1, ?2, ?3, ?4)",
                 params![
@@ -622,8 +649,9 @@ impl Store for SqliteStore {
         firm: FirmId,
         room: RoomId,
         members: Vec<MemberId>,
+        audit: AuditEntry,
     ) -> Result<(), StoreError> {
-        self.write(move |tx| {
+        self.write_logged(firm, audit, move |tx| {
             let exists: Option<i64> = tx
                 .query_row(
                     "SELECT 1 FROM rooms WHERE firm = ?1 AND room = ?2",
@@ -659,8 +687,9 @@ impl Store for SqliteStore {
         sender: DeviceId,
         ciphertext: Vec<u8>,
         now_ms: u64,
+        audit: AuditEntry,
     ) -> Result<u64, StoreError> {
-        self.write(move |tx| {
+        self.write_logged(firm, audit, move |tx| {
             let seq: i64 = tx
                 .query_row("UPDATE rooms SET next_seq = next_seq + 1 WHERE firm = ?1 AND room = ?2 RETURNING next_seq - 1", params![&firm.0[..], &room[..]], |r| r.get(0))
                 .optional()
@@ -704,8 +733,9 @@ impl Store for SqliteStore {
         author: DeviceId,
         envelope: Vec<u8>,
         now_ms: u64,
+        audit: AuditEntry,
     ) -> Result<u64, StoreError> {
-        self.write(move |tx| {
+        self.write_logged(firm, audit, move |tx| {
             let current: u64 = tx
                 .query_row("SELECT version FROM records WHERE firm = ?1 AND file = ?2 AND record = ?3", params![&firm.0[..], &file.0[..], &record.0[..]], |r| r.get(0))
                 .optional()
@@ -751,11 +781,16 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn put_member_key_wrap(&self, firm: FirmId, w: MemberKeyWrap) -> Result<(), StoreError> {
-        self.write(move |tx| {
+    async fn put_member_key_wrap(
+        &self,
+        firm: FirmId,
+        w: MemberKeyWrap,
+        audit: AuditEntry,
+    ) -> Result<(), StoreError> {
+        self.write_logged(firm, audit, move |tx| {
             tx.execute(
-                "INSERT OR REPLACE INTO member_key_wraps (firm, member, key_version, device, wrapped) VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![&firm.0[..], &w.member.0[..], w.key_version, &w.device.0[..], w.wrapped],
+                "INSERT OR REPLACE INTO member_key_wraps (firm, member, key_version, device, wrapped, cursor) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![&firm.0[..], &w.member.0[..], w.key_version, &w.device.0[..], w.wrapped, i(log_size(tx, firm)?)],
             )
             .map(|_| ())
             .map_err(backend)
@@ -767,14 +802,15 @@ impl Store for SqliteStore {
         &self,
         firm: FirmId,
         device: DeviceId,
-    ) -> Result<Vec<MemberKeyWrap>, StoreError> {
+        since: u64,
+    ) -> Result<Vec<(u64, MemberKeyWrap)>, StoreError> {
         self.read(move |c| {
             let mut st = c
-                .prepare_cached("SELECT member, key_version, wrapped FROM member_key_wraps WHERE firm = ?1 AND device = ?2 ORDER BY member, key_version")
+                .prepare_cached("SELECT member, key_version, wrapped, cursor FROM member_key_wraps WHERE firm = ?1 AND device = ?2 AND cursor >= ?3 ORDER BY cursor, member, key_version")
                 .map_err(backend)?;
             let rows = st
-                .query_map(params![&firm.0[..], &device.0[..]], |r| {
-                    Ok(MemberKeyWrap { member: MemberId(id16(r.get(0)?)?), key_version: r.get(1)?, device, wrapped: r.get(2)? })
+                .query_map(params![&firm.0[..], &device.0[..], i(since)], |r| {
+                    Ok((u(r.get(3)?), MemberKeyWrap { member: MemberId(id16(r.get(0)?)?), key_version: r.get(1)?, device, wrapped: r.get(2)? }))
                 })
                 .map_err(backend)?;
             rows.collect::<Result<_, _>>().map_err(backend)
@@ -787,11 +823,12 @@ impl Store for SqliteStore {
         firm: FirmId,
         file: FileId,
         w: EpochKeyWrap,
+        audit: AuditEntry,
     ) -> Result<(), StoreError> {
-        self.write(move |tx| {
+        self.write_logged(firm, audit, move |tx| {
             tx.execute(
-                "INSERT OR REPLACE INTO epoch_key_wraps (firm, file, epoch, member, holder_key_version, wrapped) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                params![&firm.0[..], &file.0[..], i(w.epoch), &w.member.0[..], w.holder_key_version, w.wrapped],
+                "INSERT OR REPLACE INTO epoch_key_wraps (firm, file, epoch, member, holder_key_version, wrapped, cursor) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![&firm.0[..], &file.0[..], i(w.epoch), &w.member.0[..], w.holder_key_version, w.wrapped, i(log_size(tx, firm)?)],
             )
             .map(|_| ())
             .map_err(backend)
@@ -804,14 +841,15 @@ impl Store for SqliteStore {
         firm: FirmId,
         file: FileId,
         member: MemberId,
-    ) -> Result<Vec<EpochKeyWrap>, StoreError> {
+        since: u64,
+    ) -> Result<Vec<(u64, EpochKeyWrap)>, StoreError> {
         self.read(move |c| {
             let mut st = c
-                .prepare_cached("SELECT epoch, holder_key_version, wrapped FROM epoch_key_wraps WHERE firm = ?1 AND file = ?2 AND member = ?3 ORDER BY epoch")
+                .prepare_cached("SELECT epoch, holder_key_version, wrapped, cursor FROM epoch_key_wraps WHERE firm = ?1 AND file = ?2 AND member = ?3 AND cursor >= ?4 ORDER BY cursor, epoch")
                 .map_err(backend)?;
             let rows = st
-                .query_map(params![&firm.0[..], &file.0[..], &member.0[..]], |r| {
-                    Ok(EpochKeyWrap { epoch: u(r.get(0)?), member, holder_key_version: r.get(1)?, wrapped: r.get(2)? })
+                .query_map(params![&firm.0[..], &file.0[..], &member.0[..], i(since)], |r| {
+                    Ok((u(r.get(3)?), EpochKeyWrap { epoch: u(r.get(0)?), member, holder_key_version: r.get(1)?, wrapped: r.get(2)? }))
                 })
                 .map_err(backend)?;
             rows.collect::<Result<_, _>>().map_err(backend)
@@ -825,11 +863,12 @@ impl Store for SqliteStore {
         file: FileId,
         epoch: u64,
         wrapped: Vec<u8>,
+        audit: AuditEntry,
     ) -> Result<(), StoreError> {
-        self.write(move |tx| {
+        self.write_logged(firm, audit, move |tx| {
             insert_or_exists(tx.execute(
-                "INSERT INTO epoch_links (firm, file, epoch, wrapped) VALUES (?1, ?2, ?3, ?4)",
-                params![&firm.0[..], &file.0[..], i(epoch), wrapped],
+                "INSERT INTO epoch_links (firm, file, epoch, wrapped, cursor) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![&firm.0[..], &file.0[..], i(epoch), wrapped, i(log_size(tx, firm)?)],
             ))
         })
         .await
@@ -839,10 +878,11 @@ impl Store for SqliteStore {
         &self,
         firm: FirmId,
         file: FileId,
-    ) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
+        since: u64,
+    ) -> Result<Vec<(u64, u64, Vec<u8>)>, StoreError> {
         self.read(move |c| {
-            let mut st = c.prepare_cached("SELECT epoch, wrapped FROM epoch_links WHERE firm = ?1 AND file = ?2 ORDER BY epoch").map_err(backend)?;
-            let rows = st.query_map(params![&firm.0[..], &file.0[..]], |r| Ok((u(r.get(0)?), r.get(1)?))).map_err(backend)?;
+            let mut st = c.prepare_cached("SELECT cursor, epoch, wrapped FROM epoch_links WHERE firm = ?1 AND file = ?2 AND cursor >= ?3 ORDER BY cursor, epoch").map_err(backend)?;
+            let rows = st.query_map(params![&firm.0[..], &file.0[..], i(since)], |r| Ok((u(r.get(0)?), u(r.get(1)?), r.get(2)?))).map_err(backend)?;
             rows.collect::<Result<_, _>>().map_err(backend)
         })
         .await
@@ -853,8 +893,9 @@ impl Store for SqliteStore {
         firm: FirmId,
         m: DocumentMeta,
         now_ms: u64,
+        audit: AuditEntry,
     ) -> Result<(), StoreError> {
-        self.write(move |tx| insert_document(tx, firm, &m, now_ms))
+        self.write_logged(firm, audit, move |tx| insert_document(tx, firm, &m, now_ms))
             .await
     }
 
@@ -963,8 +1004,9 @@ impl Store for SqliteStore {
         firm: FirmId,
         m: DocumentMeta,
         now_ms: u64,
+        audit: AuditEntry,
     ) -> Result<(), StoreError> {
-        self.write(move |tx| {
+        self.write_logged(firm, audit, move |tx| {
             insert_document(tx, firm, &m, now_ms)?;
             for table in ["upload_parts", "uploads"] {
                 tx.execute(
@@ -1329,6 +1371,7 @@ mod tests {
                 created_by: MemberId([3; 16]),
                 members: vec![],
             },
+            b"entry".to_vec(),
         )
         .await
         .unwrap();
@@ -1347,6 +1390,7 @@ mod tests {
                             DeviceId([5; 16]),
                             vec![1],
                             1,
+                            b"entry".to_vec(),
                         )
                         .await;
                     assert!(
@@ -1362,6 +1406,7 @@ mod tests {
                             DeviceId([5; 16]),
                             i.to_be_bytes().to_vec(),
                             1,
+                            b"entry".to_vec(),
                         )
                         .await
                         .unwrap(),
