@@ -1,0 +1,566 @@
+//! The streaming verifier (`protocol-spec/audit-bundle.md`, "Verification").
+
+use crate::bundle::{Header, Line, FORMAT};
+use crate::report::{action, format_ms};
+use ledgerline_protocol::audit::{AuditLeaf, SubjectKind};
+use ledgerline_protocol::checkpoint::{open_checkpoint, open_cosigned_checkpoint, Checkpoint};
+use ledgerline_protocol::ids::{DeviceId, FirmId, MemberId};
+use ledgerline_protocol::keys::VerifyingKey;
+use ledgerline_protocol::merkle::{self, Hash};
+use ledgerline_protocol::roster::{Roster, RosterEvent};
+use serde::Serialize;
+use std::collections::{BTreeMap, HashMap};
+use thiserror::Error;
+
+/// What the auditor insists on.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Largest accepted difference between a device's signed time and the relay's receipt.
+    pub max_skew_ms: u64,
+    /// Require every checkpoint to carry this witness's cosignature (name, key).
+    pub witness: Option<(String, VerifyingKey)>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            max_skew_ms: ledgerline_protocol::request::DEFAULT_MAX_SKEW_MS,
+            witness: None,
+        }
+    }
+}
+
+/// Why a bundle does not verify. Each variant is a distinct finding; entries are named by
+/// their index in the log.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum AuditError {
+    /// A line is not what the format allows there.
+    #[error("line {line}: {what}")]
+    Malformed {
+        /// 1-based line number.
+        line: u64,
+        /// What is wrong.
+        what: String,
+    },
+    /// The roster chain does not verify.
+    #[error("the roster does not verify: {0}")]
+    Roster(String),
+    /// A checkpoint is not signed by the log key (or names another log).
+    #[error("checkpoint {index} (line {line}): {reason}")]
+    Checkpoint {
+        /// Position among the bundle's checkpoints.
+        index: usize,
+        /// 1-based line number.
+        line: u64,
+        /// Why.
+        reason: String,
+    },
+    /// A checkpoint lacks the required witness cosignature.
+    #[error("checkpoint of size {size} has no valid cosignature by the witness {witness}")]
+    MissingWitness {
+        /// Its size.
+        size: u64,
+        /// The required witness.
+        witness: String,
+    },
+    /// Two checkpoints of one size with different roots: the relay showed two histories.
+    #[error("fork: two checkpoints of size {size} with different roots")]
+    Fork {
+        /// The size.
+        size: u64,
+    },
+    /// The entries do not hash to a checkpoint's root.
+    #[error(
+        "the log does not match the checkpoint of size {size}: an entry between index \
+         {after} and {size} was modified, removed, reordered or inserted"
+    )]
+    RootMismatch {
+        /// The checkpoint's size.
+        size: u64,
+        /// The previous checkpoint's size (entries before it matched).
+        after: u64,
+    },
+    /// An entry does not decode canonically or names another firm.
+    #[error("entry {index}: {reason}")]
+    BadEntry {
+        /// Index.
+        index: u64,
+        /// Why.
+        reason: String,
+    },
+    /// An entry's request was signed by a device the roster never had.
+    #[error("entry {index}: signed by device {device}, which the roster does not know")]
+    UnknownDevice {
+        /// Index.
+        index: u64,
+        /// Device.
+        device: DeviceId,
+    },
+    /// An entry's request was signed by a device not active at the time.
+    #[error(
+        "entry {index}: signed by device {device} at {at}, when the roster did not admit it \
+         (not yet added, or revoked)"
+    )]
+    InactiveDevice {
+        /// Index.
+        index: u64,
+        /// Device.
+        device: DeviceId,
+        /// The request's signed time.
+        at: String,
+    },
+    /// An entry's request signature does not verify under its device's key.
+    #[error("entry {index}: the request's signature does not verify (the entry was altered)")]
+    BadSignature {
+        /// Index.
+        index: u64,
+    },
+    /// An entry repeats an earlier entry's request (same device and nonce).
+    #[error("entry {index}: repeats the request of entry {first}")]
+    Replayed {
+        /// Index.
+        index: u64,
+        /// The earlier entry.
+        first: u64,
+    },
+    /// An entry was received before the entry preceding it.
+    #[error("entry {index}: received at {at}, before the entry preceding it (reordered)")]
+    OutOfOrder {
+        /// Index.
+        index: u64,
+        /// Its receipt time.
+        at: String,
+    },
+    /// The relay's receipt time and the device's signed time are too far apart.
+    #[error("entry {index}: relay time and device time differ by {diff_ms} ms")]
+    Skew {
+        /// Index.
+        index: u64,
+        /// Difference.
+        diff_ms: u64,
+    },
+    /// The bundle holds fewer or more entries than its header and last checkpoint say.
+    #[error("the bundle holds {have} entries, its last checkpoint covers {want}")]
+    WrongLength {
+        /// Entries present.
+        have: u64,
+        /// Entries expected.
+        want: u64,
+    },
+}
+
+impl AuditError {
+    /// A short stable name of the finding, for scripts (`--json`).
+    pub fn class(&self) -> &'static str {
+        match self {
+            Self::Malformed { .. } => "malformed",
+            Self::Roster(_) => "roster",
+            Self::Checkpoint { .. } => "checkpoint_signature",
+            Self::MissingWitness { .. } => "missing_witness",
+            Self::Fork { .. } => "fork",
+            Self::RootMismatch { .. } => "root_mismatch",
+            Self::BadEntry { .. } => "bad_entry",
+            Self::UnknownDevice { .. } => "unknown_device",
+            Self::InactiveDevice { .. } => "inactive_device",
+            Self::BadSignature { .. } => "bad_signature",
+            Self::Replayed { .. } => "replayed",
+            Self::OutOfOrder { .. } => "out_of_order",
+            Self::Skew { .. } => "skew",
+            Self::WrongLength { .. } => "wrong_length",
+        }
+    }
+}
+
+/// One verified entry of the report.
+#[derive(Debug, Clone, Serialize)]
+pub struct Row {
+    /// Index in the log.
+    pub index: u64,
+    /// The relay's receipt time (ms).
+    pub received_ms: u64,
+    /// The same, RFC 3339 UTC.
+    pub time: String,
+    /// The signing device.
+    pub device: DeviceId,
+    /// Its member.
+    pub member: MemberId,
+    /// What the request did, in words.
+    pub action: String,
+    /// `METHOD path`.
+    pub request: String,
+    /// `kind:id` of each subject.
+    pub subjects: Vec<String>,
+}
+
+/// What a verified bundle held.
+#[derive(Debug, Clone, Serialize)]
+pub struct Summary {
+    /// The firm.
+    pub firm: FirmId,
+    /// Entries in the log covered.
+    pub size: u64,
+    /// Entries verified whole (signature, roster, order).
+    pub entries: u64,
+    /// Checkpoints verified.
+    pub checkpoints: usize,
+    /// Whether every checkpoint carried the required witness cosignature.
+    pub witnessed: bool,
+    /// Roster events verified.
+    pub roster_events: usize,
+}
+
+enum Phase {
+    Header,
+    Roster(Vec<RosterEvent>),
+    Checkpoints,
+    Log,
+}
+
+/// Verifies a bundle line by line.
+pub struct Verifier {
+    opts: Options,
+    line: u64,
+    phase: Phase,
+    header: Option<(Header, FirmId, String, VerifyingKey)>,
+    roster: Option<Roster>,
+    roster_len: usize,
+    /// size → root, verified.
+    checkpoints: BTreeMap<u64, Hash>,
+    checkpoint_count: usize,
+    /// RFC 6962 compact range of the entries so far: complete subtrees, left to right,
+    /// with their heights.
+    stack: Vec<(u32, Hash)>,
+    count: u64,
+    /// The last checkpoint size whose root matched.
+    matched: u64,
+    last_received: u64,
+    nonces: HashMap<(DeviceId, [u8; 16]), u64>,
+    entries: u64,
+}
+
+impl std::fmt::Debug for Verifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Verifier")
+            .field("line", &self.line)
+            .field("entries", &self.count)
+            .field("checkpoints", &self.checkpoint_count)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Verifier {
+    /// A verifier with the auditor's requirements.
+    pub fn new(opts: Options) -> Self {
+        Self {
+            opts,
+            line: 0,
+            phase: Phase::Header,
+            header: None,
+            roster: None,
+            roster_len: 0,
+            checkpoints: BTreeMap::new(),
+            checkpoint_count: 0,
+            stack: Vec::new(),
+            count: 0,
+            matched: 0,
+            last_received: 0,
+            nonces: HashMap::new(),
+            entries: 0,
+        }
+    }
+
+    fn malformed(&self, what: impl Into<String>) -> AuditError {
+        AuditError::Malformed {
+            line: self.line,
+            what: what.into(),
+        }
+    }
+
+    /// Feeds the next line; returns the report row of a whole entry.
+    pub fn line(&mut self, text: &str) -> Result<Option<Row>, AuditError> {
+        self.line += 1;
+        let line: Line = serde_json::from_str(text)
+            .map_err(|e| self.malformed(format!("not a bundle line ({e})")))?;
+        match (&mut self.phase, line) {
+            (Phase::Header, Line::Header(h)) => {
+                self.header(h)?;
+                self.phase = Phase::Roster(Vec::new());
+                Ok(None)
+            }
+            (Phase::Header, _) => Err(self.malformed("the bundle must start with its header")),
+            (Phase::Roster(events), Line::Roster(hex_event)) => {
+                let event = hex::decode(&hex_event)
+                    .ok()
+                    .and_then(|b| RosterEvent::from_bytes(&b).ok())
+                    .ok_or_else(|| {
+                        AuditError::Roster(format!("line {}: undecodable event", self.line))
+                    })?;
+                events.push(event);
+                Ok(None)
+            }
+            (Phase::Roster(_), Line::Checkpoint(note)) => {
+                let Phase::Roster(events) = std::mem::replace(&mut self.phase, Phase::Checkpoints)
+                else {
+                    return Err(self.malformed("phase"));
+                };
+                self.roster(&events)?;
+                self.checkpoint(&note)?;
+                Ok(None)
+            }
+            (Phase::Checkpoints, Line::Checkpoint(note)) => {
+                self.checkpoint(&note)?;
+                Ok(None)
+            }
+            (Phase::Checkpoints | Phase::Log, Line::Entry(hex_leaf)) => {
+                self.start_log()?;
+                self.entry(&hex_leaf).map(Some)
+            }
+            (Phase::Checkpoints | Phase::Log, Line::Hashes(hashes)) => {
+                self.start_log()?;
+                for h in hashes {
+                    let hash: Hash = hex::decode(&h)
+                        .ok()
+                        .and_then(|b| b.try_into().ok())
+                        .ok_or_else(|| self.malformed("a leaf hash is not 32 bytes of hex"))?;
+                    self.push(hash)?;
+                }
+                Ok(None)
+            }
+            _ => Err(self
+                .malformed("lines must come as header, roster events, checkpoints, then the log")),
+        }
+    }
+
+    fn header(&mut self, h: Header) -> Result<(), AuditError> {
+        if h.bundle != FORMAT {
+            return Err(self.malformed(format!(
+                "unknown bundle format {:?} (this verifier reads {FORMAT})",
+                h.bundle
+            )));
+        }
+        let firm: FirmId = h
+            .firm
+            .parse()
+            .map_err(|_| self.malformed("the header's firm is not an id"))?;
+        let key = hex::decode(&h.log_key)
+            .ok()
+            .and_then(|b| <[u8; 32]>::try_from(b.as_slice()).ok())
+            .and_then(|b| VerifyingKey::from_bytes(&b).ok())
+            .ok_or_else(|| self.malformed("the header's log key is not an Ed25519 key"))?;
+        let origin = h.origin.clone();
+        self.header = Some((h, firm, origin, key));
+        Ok(())
+    }
+
+    fn roster(&mut self, events: &[RosterEvent]) -> Result<(), AuditError> {
+        let roster = Roster::verify_chain(events).map_err(|e| AuditError::Roster(e.to_string()))?;
+        let firm = self.header.as_ref().map(|h| h.1);
+        if events.first().map(|e| e.body.firm) != firm {
+            return Err(AuditError::Roster(
+                "the roster belongs to another firm than the header".into(),
+            ));
+        }
+        self.roster_len = events.len();
+        self.roster = Some(roster);
+        Ok(())
+    }
+
+    fn checkpoint(&mut self, note: &str) -> Result<(), AuditError> {
+        let Some((_, _, origin, key)) = &self.header else {
+            return Err(self.malformed("checkpoint before the header"));
+        };
+        let index = self.checkpoint_count;
+        let cp: Checkpoint =
+            open_checkpoint(note.as_bytes(), origin, key).map_err(|e| AuditError::Checkpoint {
+                index,
+                line: self.line,
+                reason: e.to_string(),
+            })?;
+        if let Some((name, wkey)) = &self.opts.witness {
+            open_cosigned_checkpoint(note.as_bytes(), origin, key, name, wkey).map_err(|_| {
+                AuditError::MissingWitness {
+                    size: cp.size(),
+                    witness: name.clone(),
+                }
+            })?;
+        }
+        self.checkpoint_count += 1;
+        if let Some(root) = self.checkpoints.get(&cp.size()) {
+            if root != cp.root() {
+                return Err(AuditError::Fork { size: cp.size() });
+            }
+        }
+        if self
+            .checkpoints
+            .keys()
+            .next_back()
+            .is_some_and(|&s| s > cp.size())
+        {
+            return Err(self.malformed("checkpoints must come in ascending size"));
+        }
+        self.checkpoints.insert(cp.size(), *cp.root());
+        Ok(())
+    }
+
+    fn start_log(&mut self) -> Result<(), AuditError> {
+        if matches!(self.phase, Phase::Log) {
+            return Ok(());
+        }
+        let size = self.header.as_ref().map(|h| h.0.size).unwrap_or(0);
+        if self.checkpoints.keys().next_back() != Some(&size) {
+            return Err(self.malformed(format!(
+                "the last checkpoint must cover the header's {size} entries"
+            )));
+        }
+        self.phase = Phase::Log;
+        // The empty prefix is covered by a checkpoint of size 0, if there is one.
+        self.check_prefix()?;
+        Ok(())
+    }
+
+    /// Adds a leaf hash to the compact range and checks any checkpoint of the new size.
+    fn push(&mut self, leaf: Hash) -> Result<(), AuditError> {
+        let mut node = (0u32, leaf);
+        while let Some(&(h, left)) = self.stack.last() {
+            if h != node.0 {
+                break;
+            }
+            self.stack.pop();
+            node = (h + 1, merkle::node_hash(&left, &node.1));
+        }
+        self.stack.push(node);
+        self.count += 1;
+        self.check_prefix()
+    }
+
+    /// The RFC 6962 root of the entries so far.
+    fn prefix_root(&self) -> Hash {
+        let mut it = self.stack.iter().rev();
+        let Some(&(_, mut root)) = it.next() else {
+            return merkle::empty_root();
+        };
+        for (_, left) in it {
+            root = merkle::node_hash(left, &root);
+        }
+        root
+    }
+
+    fn check_prefix(&mut self) -> Result<(), AuditError> {
+        if let Some(want) = self.checkpoints.get(&self.count) {
+            if self.prefix_root() != *want {
+                return Err(AuditError::RootMismatch {
+                    size: self.count,
+                    after: self.matched,
+                });
+            }
+            self.matched = self.count;
+        }
+        Ok(())
+    }
+
+    fn entry(&mut self, hex_leaf: &str) -> Result<Row, AuditError> {
+        let index = self.count;
+        let bad = |reason: &str| AuditError::BadEntry {
+            index,
+            reason: reason.to_owned(),
+        };
+        let bytes = hex::decode(hex_leaf).map_err(|_| bad("not hex"))?;
+        let leaf = AuditLeaf::from_bytes(&bytes).map_err(|e| bad(&e.to_string()))?;
+        if leaf.to_bytes() != bytes {
+            return Err(bad("not in canonical form"));
+        }
+        let firm = self.header.as_ref().map(|h| h.1);
+        if Some(leaf.firm) != firm {
+            return Err(bad("belongs to another firm's log"));
+        }
+        let head = &leaf.request.head;
+        let roster = self
+            .roster
+            .as_ref()
+            .ok_or_else(|| self.malformed("entries before the roster"))?;
+        let device = roster
+            .device(&head.device)
+            .ok_or(AuditError::UnknownDevice {
+                index,
+                device: head.device,
+            })?;
+        leaf.request
+            .verify_signature(&device.keys.signing)
+            .map_err(|_| AuditError::BadSignature { index })?;
+        if !roster.device_active_at(&head.device, head.timestamp_ms) {
+            return Err(AuditError::InactiveDevice {
+                index,
+                device: head.device,
+                at: format_ms(head.timestamp_ms),
+            });
+        }
+        let diff_ms = leaf.received_ms.abs_diff(head.timestamp_ms);
+        if diff_ms > self.opts.max_skew_ms {
+            return Err(AuditError::Skew { index, diff_ms });
+        }
+        if leaf.received_ms < self.last_received {
+            return Err(AuditError::OutOfOrder {
+                index,
+                at: format_ms(leaf.received_ms),
+            });
+        }
+        if let Some(&first) = self.nonces.get(&(head.device, head.nonce)) {
+            return Err(AuditError::Replayed { index, first });
+        }
+        self.nonces.insert((head.device, head.nonce), index);
+        self.last_received = leaf.received_ms;
+        let row = Row {
+            index,
+            received_ms: leaf.received_ms,
+            time: format_ms(leaf.received_ms),
+            device: head.device,
+            member: device.member,
+            action: action(&head.method, &head.path),
+            request: format!("{} {}", head.method, head.path),
+            subjects: leaf
+                .subjects
+                .iter()
+                .map(|s| format!("{}:{}", kind_name(s.kind), hex::encode(s.id)))
+                .collect(),
+        };
+        self.entries += 1;
+        self.push(merkle::leaf_hash(&bytes))?;
+        Ok(row)
+    }
+
+    /// Ends the bundle: every entry the last checkpoint covers must have come.
+    pub fn finish(mut self) -> Result<Summary, AuditError> {
+        if !matches!(self.phase, Phase::Log) {
+            self.start_log()?;
+        }
+        let (header, firm, ..) = self
+            .header
+            .take()
+            .ok_or_else(|| self.malformed("empty bundle"))?;
+        if self.count != header.size {
+            return Err(AuditError::WrongLength {
+                have: self.count,
+                want: header.size,
+            });
+        }
+        Ok(Summary {
+            firm,
+            size: header.size,
+            entries: self.entries,
+            checkpoints: self.checkpoint_count,
+            witnessed: self.opts.witness.is_some(),
+            roster_events: self.roster_len,
+        })
+    }
+}
+
+fn kind_name(k: SubjectKind) -> &'static str {
+    match k {
+        SubjectKind::File => "file",
+        SubjectKind::Room => "room",
+        SubjectKind::Record => "record",
+        SubjectKind::Document => "document",
+        SubjectKind::Member => "member",
+        SubjectKind::Device => "device",
+    }
+}

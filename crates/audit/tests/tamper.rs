@@ -1,0 +1,383 @@
+//! Bundles built from real signatures (roster, device requests, log key, witness), then
+//! tampered with one way at a time: each tampering is a distinct finding that names where.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use ledgerline_audit::{AuditError, Header, Line, Options, Row, Summary, Verifier, FORMAT};
+use ledgerline_protocol::audit::AuditLeaf;
+use ledgerline_protocol::checkpoint::{cosign, Checkpoint};
+use ledgerline_protocol::ids::{DeviceId, FirmId, MemberId};
+use ledgerline_protocol::keys::{
+    DeviceSigningKey, DeviceWrapSecret, LogSigningKey, MasterSigningKey, WitnessSigningKey,
+};
+use ledgerline_protocol::merkle;
+use ledgerline_protocol::request::RequestHead;
+use ledgerline_protocol::roster::{
+    DeviceCertificate, DeviceKeys, EventBody, EventKind, Role, RosterEvent,
+};
+use rand_chacha::rand_core::SeedableRng;
+use rand_chacha::ChaCha20Rng;
+
+const T0: u64 = 1_780_000_000_000;
+const ORIGIN: &str = "relay.example/ledgerline/firm/test";
+
+struct World {
+    rng: ChaCha20Rng,
+    firm: FirmId,
+    events: Vec<RosterEvent>,
+    devices: Vec<(DeviceId, DeviceSigningKey)>,
+    log_key: LogSigningKey,
+    witness: WitnessSigningKey,
+    leaves: Vec<Vec<u8>>,
+    owner: (MemberId, MasterSigningKey),
+}
+
+impl World {
+    /// The owner (device 0) and Anna (device 1); Anna's device is revoked at T0 + 50 s.
+    fn new() -> Self {
+        let mut rng = ChaCha20Rng::seed_from_u64(5);
+        let firm = FirmId::random(&mut rng);
+        let owner = (
+            MemberId::random(&mut rng),
+            MasterSigningKey::generate(&mut rng),
+        );
+        let anna = (
+            MemberId::random(&mut rng),
+            MasterSigningKey::generate(&mut rng),
+        );
+        let mut w = Self {
+            firm,
+            events: Vec::new(),
+            devices: Vec::new(),
+            log_key: LogSigningKey::generate(&mut rng),
+            witness: WitnessSigningKey::generate(&mut rng),
+            leaves: Vec::new(),
+            rng,
+            owner: owner.clone(),
+        };
+        w.event(
+            &owner,
+            T0,
+            EventKind::Genesis {
+                owner_key: owner.1.verifying_key(),
+            },
+        );
+        w.device(&owner, T0);
+        w.event(
+            &owner,
+            T0 + 1,
+            EventKind::MemberAdded {
+                member: anna.0,
+                master_key: anna.1.verifying_key(),
+                role: Role::Member,
+            },
+        );
+        w.device(&anna, T0 + 2);
+        let anna_dev = w.devices[1].0;
+        w.event(
+            &owner,
+            T0 + 50_000,
+            EventKind::DeviceRevoked { device: anna_dev },
+        );
+        w
+    }
+
+    fn event(&mut self, signer: &(MemberId, MasterSigningKey), t: u64, kind: EventKind) {
+        let prev = self.events.last().map(RosterEvent::hash).unwrap_or([0; 32]);
+        let e = EventBody {
+            firm: self.firm,
+            seq: self.events.len() as u64,
+            prev,
+            timestamp_ms: t,
+            signer: signer.0,
+            kind,
+        }
+        .sign(&signer.1);
+        self.events.push(e);
+    }
+
+    fn device(&mut self, owner_of: &(MemberId, MasterSigningKey), t: u64) {
+        let id = DeviceId::random(&mut self.rng);
+        let key = DeviceSigningKey::generate(&mut self.rng);
+        let keys = DeviceKeys {
+            signing: key.verifying_key(),
+            identity: [7; 32],
+            wrap: DeviceWrapSecret::generate(&mut self.rng).public_key(),
+        };
+        let cert = DeviceCertificate::issue(self.firm, owner_of.0, id, keys, &owner_of.1);
+        // The owner adds every device.
+        let owner = self.owner.clone();
+        self.event(&owner, t, EventKind::DeviceAdded(cert));
+        self.devices.push((id, key));
+    }
+
+    /// A leaf of device `d` asking `method path` at `t` (received 5 ms later).
+    fn leaf(&mut self, d: usize, method: &str, path: &str, t: u64) -> Vec<u8> {
+        let (id, key) = &self.devices[d];
+        let request = RequestHead::new(self.firm, *id, method, path, t, b"", &mut self.rng)
+            .unwrap()
+            .sign(key);
+        AuditLeaf {
+            firm: self.firm,
+            received_ms: t + 5,
+            request,
+            subjects: vec![],
+        }
+        .to_bytes()
+    }
+
+    fn hashes(&self) -> Vec<merkle::Hash> {
+        self.leaves.iter().map(|l| merkle::leaf_hash(l)).collect()
+    }
+
+    fn checkpoint(&self, size: usize) -> String {
+        let root = merkle::root(&self.hashes()[..size]);
+        String::from_utf8(
+            Checkpoint::new(ORIGIN, size as u64, root)
+                .unwrap()
+                .sign(&self.log_key),
+        )
+        .unwrap()
+    }
+}
+
+/// The bundle's lines: entries in `whole` are whole, the others hashes.
+fn bundle(
+    w: &World,
+    checkpoints: &[String],
+    size: u64,
+    whole: std::ops::Range<usize>,
+) -> Vec<String> {
+    let mut out = vec![Line::Header(Header {
+        bundle: FORMAT.into(),
+        firm: w.firm.to_hex(),
+        origin: ORIGIN.into(),
+        log_key: hex::encode(w.log_key.verifying_key().as_bytes()),
+        size,
+        from_ms: None,
+        to_ms: None,
+        exported_ms: T0 + 100_000,
+    })
+    .to_json()];
+    out.extend(
+        w.events
+            .iter()
+            .map(|e| Line::Roster(hex::encode(e.to_bytes())).to_json()),
+    );
+    out.extend(
+        checkpoints
+            .iter()
+            .map(|c| Line::Checkpoint(c.clone()).to_json()),
+    );
+    for (i, l) in w.leaves.iter().enumerate() {
+        out.push(if whole.contains(&i) {
+            Line::Entry(hex::encode(l)).to_json()
+        } else {
+            Line::Hashes(vec![hex::encode(merkle::leaf_hash(l))]).to_json()
+        });
+    }
+    out
+}
+
+fn run(lines: &[String], opts: Options) -> Result<(Summary, Vec<Row>), AuditError> {
+    let mut v = Verifier::new(opts);
+    let mut rows = Vec::new();
+    for l in lines {
+        rows.extend(v.line(l)?);
+    }
+    Ok((v.finish()?, rows))
+}
+
+/// Twelve entries, owner and Anna alternating, 1 s apart, all before Anna's revocation.
+fn scenario() -> (World, Vec<String>) {
+    let mut w = World::new();
+    for i in 0..12u64 {
+        let d = (i % 2) as usize;
+        let leaf = w.leaf(
+            d,
+            "GET",
+            &format!("/v1/rooms/{i:032x}/messages"),
+            T0 + 1_000 * (i + 3),
+        );
+        w.leaves.push(leaf);
+    }
+    let cps = vec![w.checkpoint(4), w.checkpoint(8), w.checkpoint(12)];
+    (w, cps)
+}
+
+#[test]
+fn an_honest_bundle_verifies_whole_or_in_part() {
+    let (w, cps) = scenario();
+    let (summary, rows) = run(&bundle(&w, &cps, 12, 0..12), Options::default()).unwrap();
+    assert_eq!(
+        (summary.size, summary.entries, summary.checkpoints),
+        (12, 12, 3)
+    );
+    assert_eq!(rows.len(), 12);
+    assert_eq!(rows[1].device, w.devices[1].0);
+    assert_eq!(rows[1].action, "read conversation history");
+    // A time range: the rest travels as hashes and still proves the roots.
+    let (summary, rows) = run(&bundle(&w, &cps, 12, 5..7), Options::default()).unwrap();
+    assert_eq!((summary.entries, rows.len()), (2, 2));
+    assert_eq!(rows[0].index, 5);
+}
+
+fn tampered(edit: impl FnOnce(&mut World, &mut Vec<String>)) -> AuditError {
+    let (mut w, mut cps) = scenario();
+    edit(&mut w, &mut cps);
+    let size = 12;
+    run(
+        &bundle(&w, &cps, size, 0..w.leaves.len()),
+        Options::default(),
+    )
+    .unwrap_err()
+}
+
+#[test]
+fn a_modified_entry_is_named() {
+    let e = tampered(|w, _| {
+        let mut leaf = AuditLeaf::from_bytes(&w.leaves[6]).unwrap();
+        leaf.request.head.path = "/v1/rooms/00/messages".into();
+        w.leaves[6] = leaf.to_bytes();
+    });
+    assert_eq!(e, AuditError::BadSignature { index: 6 });
+}
+
+#[test]
+fn a_relay_rewritten_time_breaks_the_root() {
+    let e = tampered(|w, _| {
+        let mut leaf = AuditLeaf::from_bytes(&w.leaves[6]).unwrap();
+        leaf.received_ms += 1;
+        w.leaves[6] = leaf.to_bytes();
+    });
+    assert_eq!(e, AuditError::RootMismatch { size: 8, after: 4 });
+}
+
+#[test]
+fn a_deleted_entry_breaks_the_root() {
+    let e = tampered(|w, _| {
+        w.leaves.remove(2);
+    });
+    assert_eq!(e, AuditError::RootMismatch { size: 4, after: 0 });
+}
+
+#[test]
+fn reordered_entries_are_named() {
+    let e = tampered(|w, _| w.leaves.swap(9, 10));
+    assert_eq!(e.class(), "out_of_order");
+    assert!(matches!(e, AuditError::OutOfOrder { index: 10, .. }), "{e}");
+}
+
+#[test]
+fn an_inserted_copy_is_named() {
+    let e = tampered(|w, _| {
+        let copy = w.leaves[3].clone();
+        w.leaves.insert(5, copy);
+    });
+    // Its time is earlier than its predecessor's: caught as out of order at 5; a copy
+    // placed right after its original is a replay.
+    assert!(matches!(e, AuditError::OutOfOrder { index: 5, .. }), "{e}");
+    let e = tampered(|w, _| {
+        let copy = w.leaves[3].clone();
+        w.leaves.insert(4, copy);
+    });
+    assert_eq!(e, AuditError::Replayed { index: 4, first: 3 });
+}
+
+#[test]
+fn a_truncated_log_is_named() {
+    let (mut w, cps) = scenario();
+    w.leaves.truncate(10);
+    let e = run(&bundle(&w, &cps, 12, 0..10), Options::default()).unwrap_err();
+    assert_eq!(e, AuditError::WrongLength { have: 10, want: 12 });
+    // A header that disagrees with the last checkpoint is refused before any entry.
+    let e = run(&bundle(&w, &cps, 10, 0..10), Options::default()).unwrap_err();
+    assert_eq!(e.class(), "malformed");
+}
+
+#[test]
+fn a_checkpoint_under_another_key_is_named() {
+    let e = tampered(|w, cps| {
+        let other = LogSigningKey::generate(&mut w.rng);
+        let root = merkle::root(&w.hashes()[..8]);
+        cps[1] = String::from_utf8(Checkpoint::new(ORIGIN, 8, root).unwrap().sign(&other)).unwrap();
+    });
+    assert!(matches!(e, AuditError::Checkpoint { index: 1, .. }), "{e}");
+}
+
+#[test]
+fn two_roots_for_one_size_are_a_fork() {
+    let e = tampered(|w, cps| {
+        let forged = String::from_utf8(
+            Checkpoint::new(ORIGIN, 8, [9; 32])
+                .unwrap()
+                .sign(&w.log_key),
+        )
+        .unwrap();
+        cps.insert(2, forged);
+    });
+    assert_eq!(e, AuditError::Fork { size: 8 });
+}
+
+#[test]
+fn an_entry_by_a_revoked_device_is_named() {
+    let (mut w, mut cps) = scenario();
+    let late = w.leaf(1, "GET", "/v1/files/ab/records", T0 + 60_000);
+    w.leaves.push(late);
+    cps.push(w.checkpoint(13));
+    let e = run(&bundle(&w, &cps, 13, 0..13), Options::default()).unwrap_err();
+    assert!(
+        matches!(e, AuditError::InactiveDevice { index: 12, .. }),
+        "{e}"
+    );
+}
+
+#[test]
+fn the_witness_is_required_when_asked_for() {
+    let (w, cps) = scenario();
+    let wkey = w.witness.verifying_key();
+    let opts = Options {
+        witness: Some(("owner.witness".into(), wkey)),
+        ..Options::default()
+    };
+    let e = run(&bundle(&w, &cps, 12, 0..12), opts.clone()).unwrap_err();
+    assert_eq!(
+        e,
+        AuditError::MissingWitness {
+            size: 4,
+            witness: "owner.witness".into()
+        }
+    );
+    let signed: Vec<String> = cps
+        .iter()
+        .map(|c| {
+            String::from_utf8(
+                cosign(c.as_bytes(), "owner.witness", &w.witness, 1_780_000_100).unwrap(),
+            )
+            .unwrap()
+        })
+        .collect();
+    let (summary, _) = run(&bundle(&w, &signed, 12, 0..12), opts).unwrap();
+    assert!(summary.witnessed);
+}
+
+#[test]
+fn lines_out_of_place_are_malformed() {
+    let (w, cps) = scenario();
+    let mut lines = bundle(&w, &cps, 12, 0..12);
+    lines.swap(0, 1);
+    assert_eq!(
+        run(&lines, Options::default()).unwrap_err().class(),
+        "malformed"
+    );
+    let mut lines = bundle(&w, &cps, 12, 0..12);
+    lines.insert(5, "{\"entry\":\"zz\"}".into());
+    assert_eq!(
+        run(&lines, Options::default()).unwrap_err().class(),
+        "malformed"
+    );
+}
