@@ -28,7 +28,8 @@ Exit codes:
   2   usage error
   3   relay unreachable (nothing was lost; retry later)
   4   relay refused the request
-  5   integrity failure: the relay or a peer sent data that does not verify
+  5   integrity failure: the relay or a peer sent data that does not verify (and
+      `audit verify`: the bundle does not verify; the message names the first finding)
   6   not found (profile, file, member, join request)
   7   not allowed (not an admin, not yet approved, no access)
   8   wrong store passphrase or key, or the OS keyring failed
@@ -124,6 +125,39 @@ enum Command {
     },
     /// This profile: firm, member, device, fingerprint.
     Whoami,
+    /// The firm's verifiable access log: export a bundle, verify one offline.
+    #[command(subcommand)]
+    Audit(AuditCmd),
+}
+
+#[derive(Subcommand, Debug)]
+enum AuditCmd {
+    /// Write an audit bundle for an auditor (admins and auditors): the log as the relay
+    /// signed it, the roster and the checkpoints this device accepted.
+    Export {
+        /// Bundle file to write (JSON Lines).
+        #[arg(long)]
+        out: PathBuf,
+        /// Entries received from this time on are included whole (2026-11-01,
+        /// 2026-11-01T10:00:00Z or ms); the others as hashes, which still prove the log.
+        #[arg(long)]
+        from: Option<String>,
+        /// Entries received before this time are included whole.
+        #[arg(long)]
+        to: Option<String>,
+    },
+    /// Verify a bundle offline, without a profile or a relay, and print who did what when.
+    /// Exit 0 only when every signature, checkpoint and root verifies.
+    Verify {
+        /// The bundle file.
+        bundle: PathBuf,
+        /// CSV instead of a table (with --json: one JSON object per line).
+        #[arg(long)]
+        csv: bool,
+        /// Require every checkpoint to be cosigned by this witness: NAME=HEXKEY.
+        #[arg(long, value_name = "NAME=HEXKEY")]
+        require_witness: Option<String>,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -472,6 +506,11 @@ async fn run(cli: Cli) -> Result<Output, Failure> {
                 json: json!({ "firm": p.firm(), "device": p.device(), "fingerprint": fp }),
             })
         }
+        Command::Audit(AuditCmd::Verify {
+            bundle,
+            csv,
+            require_witness,
+        }) => verify_bundle(&bundle, csv, json, require_witness.as_deref()),
         command => {
             let mut p = Profile::open(&dir, unlock(&dir, false, no_keyring)?)?;
             if let Some(relay) = &relay_override {
@@ -656,6 +695,23 @@ async fn with_profile(p: &mut Profile, command: Command, json: bool) -> Result<O
                 json: serde_json::to_value(&r).unwrap_or_default(),
             })
         }
+        Command::Audit(AuditCmd::Export { out, from, to }) => {
+            let t = |v: Option<String>| v.map(|s| ledgerline_audit::parse_time(&s).map_err(usage)).transpose();
+            let (from_ms, to_ms) = (t(from)?, t(to)?);
+            let s = p.export_audit(&out, from_ms, to_ms).await?;
+            Ok(Output {
+                text: format!(
+                    "Wrote {}: {} log entries ({} whole), {} checkpoints, {} roster events.",
+                    out.display(),
+                    s.size,
+                    s.entries,
+                    s.checkpoints,
+                    s.roster_events
+                ),
+                json: serde_json::to_value(&s).unwrap_or_default(),
+            })
+        }
+        Command::Audit(AuditCmd::Verify { .. }) => Err(usage("audit verify needs no profile")),
         Command::Whoami => Ok(Output {
             text: format!(
                 "firm:        {}\nmember:      {}\ndevice:      {}\nfingerprint: {}\ndevice fingerprint: {}\nprofile:     {}",
@@ -953,5 +1009,117 @@ async fn room(p: &mut Profile, cmd: RoomCmd) -> Result<Output, Failure> {
                 json: json!({ "rooms": rooms }),
             })
         }
+    }
+}
+
+/// `audit verify`: streams the bundle through the verifier, printing rows as they verify.
+fn verify_bundle(
+    path: &std::path::Path,
+    csv: bool,
+    json: bool,
+    witness: Option<&str>,
+) -> Result<Output, Failure> {
+    use std::io::BufRead;
+    let mut opts = ledgerline_audit::Options::default();
+    if let Some(w) = witness {
+        let (name, key) = w
+            .split_once('=')
+            .ok_or_else(|| usage("--require-witness takes NAME=HEXKEY"))?;
+        let key = hex::decode(key)
+            .ok()
+            .and_then(|b| <[u8; 32]>::try_from(b.as_slice()).ok())
+            .and_then(|b| ledgerline_client_core::protocol::keys::VerifyingKey::from_bytes(&b).ok())
+            .ok_or_else(|| usage("the witness key must be 64 hex digits of an Ed25519 key"))?;
+        opts.witness = Some((name.to_owned(), key));
+    }
+    let file = std::fs::File::open(path).map_err(|e| Failure {
+        exit: 6,
+        code: "not_found",
+        message: format!("cannot read {}: {e}", path.display()),
+    })?;
+    let found = |e: ledgerline_audit::AuditError| Failure {
+        exit: 5,
+        code: e.class(),
+        message: format!("the bundle does not verify: {e}"),
+    };
+    let mut v = ledgerline_audit::Verifier::new(opts);
+    let mut stdout = std::io::stdout().lock();
+    let _ = match (json, csv) {
+        (false, true) => writeln!(stdout, "index,time,member,device,action,request,subjects"),
+        (false, false) => writeln!(
+            stdout,
+            "{:>7}  {:<24}  {:<12}  {:<12}  action",
+            "entry", "time (UTC)", "member", "device"
+        ),
+        _ => Ok(()),
+    };
+    for line in std::io::BufReader::new(file).lines() {
+        let line = line.map_err(|e| Failure {
+            exit: 1,
+            code: "io",
+            message: format!("cannot read {}: {e}", path.display()),
+        })?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let Some(row) = v.line(&line).map_err(found)? else {
+            continue;
+        };
+        let _ = if json {
+            writeln!(stdout, "{}", json!({ "row": row }))
+        } else if csv {
+            writeln!(
+                stdout,
+                "{},{},{},{},{},{},{}",
+                row.index,
+                row.time,
+                row.member,
+                row.device,
+                csv_field(&row.action),
+                csv_field(&row.request),
+                csv_field(&row.subjects.join(" "))
+            )
+        } else {
+            let short = |s: String| s.chars().take(12).collect::<String>();
+            writeln!(
+                stdout,
+                "{:>7}  {:<24}  {:<12}  {:<12}  {}",
+                row.index,
+                row.time,
+                short(row.member.to_string()),
+                short(row.device.to_string()),
+                row.action
+            )
+        };
+    }
+    let summary = v.finish().map_err(found)?;
+    Ok(Output {
+        text: if csv {
+            String::new()
+        } else {
+            format!(
+                "\nVerified: {} log entries ({} shown whole), {} checkpoints{}, {} roster events. \
+                 Every signature, checkpoint and root checks out.",
+                summary.size,
+                summary.entries,
+                summary.checkpoints,
+                if summary.witnessed {
+                    " (all cosigned by the witness)"
+                } else {
+                    ""
+                },
+                summary.roster_events
+            )
+        },
+        json: json!({ "ok": true, "summary": summary }),
+    })
+}
+
+/// A CSV field, quoted when it needs to be.
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_owned()
     }
 }

@@ -1201,3 +1201,139 @@ async fn the_audit_log_is_checked_at_every_sync_and_before_every_download() {
     refused_as(&f.anna, "fork").await;
     relay.stop().await;
 }
+
+/// `audit verify` on a bundle: the run, its JSON rows and the final summary line.
+async fn verify_bundle(profile: &Path, bundle: &Path) -> (Run, Vec<Value>) {
+    let r = run_with({
+        let mut c = command(profile, &["audit", "verify", bundle.to_str().unwrap()]);
+        c.env_remove("LEDGERLINE_PASSPHRASE");
+        c
+    })
+    .await;
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_ledgerline"))
+        .args(["--json", "audit", "verify", bundle.to_str().unwrap()])
+        .output()
+        .await
+        .unwrap();
+    let rows = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .collect();
+    (r, rows)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_auditor_verifies_who_did_what_offline_and_catches_an_edited_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("relay");
+    let mut relay = Relay::start(&data, "127.0.0.1:0".parse().unwrap()).await;
+    let addr = relay.addr;
+    let f = found(dir.path(), &relay.url()).await;
+    ok(&f.owner, &["file", "create", FILE]).await;
+    ok(&f.owner, &["file", "grant", FILE, "Anna Kowalczyk"]).await;
+    ok(
+        &f.owner,
+        &["chat", "send", FILE, "Proszę o wyciąg za marzec"],
+    )
+    .await;
+    ok(&f.anna, &["sync"]).await;
+    ok(&f.anna, &["chat", "send", FILE, "Już wysyłam"]).await;
+    let src = dir.path().join("Wyciąg 03-2026.pdf");
+    std::fs::write(&src, vec![0x31u8; 70_000]).unwrap();
+    ok(&f.owner, &["doc", "upload", FILE, src.to_str().unwrap()]).await;
+    ok(&f.anna, &["sync"]).await;
+    let out = dir.path().join("anna.pdf");
+    ok(
+        &f.anna,
+        &[
+            "doc",
+            "download",
+            FILE,
+            "Wyciąg 03-2026.pdf",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+    )
+    .await;
+    ok(&f.owner, &["file", "remove", FILE, "Anna Kowalczyk"]).await;
+    let anna = ok(&f.anna, &["whoami"]).await["member"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // The owner exports; the auditor verifies offline (no profile, no relay).
+    let bundle = dir.path().join("audyt.jsonl");
+    let e = ok(
+        &f.owner,
+        &["audit", "export", "--out", bundle.to_str().unwrap()],
+    )
+    .await;
+    assert!(e["size"].as_u64().unwrap() >= 10, "{e}");
+    assert_eq!(e["entries"], e["size"]);
+    relay.stop().await;
+    let (r, rows) = verify_bundle(&dir.path().join("nobody"), &bundle).await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let downloaded = rows.iter().any(|v| {
+        v["row"]["member"] == anna.as_str() && v["row"]["action"] == "downloaded a document"
+    });
+    assert!(downloaded, "no download by Anna in {rows:?}");
+    assert!(rows
+        .iter()
+        .any(|v| v["row"]["member"] == anna.as_str() && v["row"]["action"] == "opened a document"));
+    assert!(rows
+        .iter()
+        .any(|v| v["row"]["action"] == "started a new key epoch"));
+    assert_eq!(rows.last().unwrap()["ok"], true);
+    relay = Relay::start(&data, addr).await;
+
+    // A time range: nothing whole before the export's start, still a verified log.
+    let later = dir.path().join("pusty.jsonl");
+    let e = ok(
+        &f.owner,
+        &[
+            "audit",
+            "export",
+            "--out",
+            later.to_str().unwrap(),
+            "--from",
+            "2999-01-01",
+        ],
+    )
+    .await;
+    assert_eq!(e["entries"], 0);
+    assert_eq!(verify_bundle(&f.owner, &later).await.0.code, 0);
+    // A member who is neither admin nor auditor cannot export.
+    let refused = ll(&f.bartek, &["audit", "export", "--out", "/tmp/never.jsonl"]).await;
+    assert_eq!(refused.code, 4, "{}", refused.stderr);
+
+    // Someone edits the relay's log in SQLite: the next bundle does not verify, and the
+    // verifier says where.
+    relay.stop().await;
+    {
+        let db = rusqlite::Connection::open(data.join("relay.sqlite3")).unwrap();
+        // Byte 26 is the low byte of the relay's receipt time in entry 5.
+        let n = db
+            .execute(
+                "UPDATE audit_leaves SET leaf = CAST(substr(leaf, 1, 25) || X'FF' || substr(leaf, 27) AS BLOB) WHERE idx = 5",
+                [],
+            )
+            .unwrap();
+        assert_eq!(n, 1);
+    }
+    relay = Relay::start(&data, addr).await;
+    let edited = dir.path().join("edited.jsonl");
+    ok(
+        &f.owner,
+        &["audit", "export", "--out", edited.to_str().unwrap()],
+    )
+    .await;
+    let (r, _) = verify_bundle(&f.owner, &edited).await;
+    assert_eq!(r.code, 5, "an edited log verified: {}", r.stderr);
+    assert!(
+        r.stderr.contains("root_mismatch") || r.stderr.contains("does not match"),
+        "{}",
+        r.stderr
+    );
+    relay.stop().await;
+}

@@ -32,6 +32,7 @@ mod audit;
 mod devices;
 mod documents;
 mod watch;
+pub use audit::ExportSummary;
 pub use documents::{DocumentManifest, Phase, Progress};
 pub use watch::WatchEvent;
 

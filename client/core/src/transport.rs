@@ -1113,6 +1113,31 @@ impl RelayClient<HttpTransport> {
         })
     }
 
+    /// Audit-log entries from `from`, at most `limit` (admins and auditors).
+    pub async fn audit_entries(
+        &self,
+        s: &impl DeviceSigner,
+        from: u64,
+        limit: u32,
+    ) -> Result<Vec<Vec<u8>>, RelayError> {
+        let v = self
+            .call(
+                s,
+                "GET",
+                &format!("/v1/audit/entries?from={from}&limit={limit}"),
+                None,
+            )
+            .await?;
+        list(&v, "entries")?
+            .iter()
+            .map(|e| {
+                e.as_str()
+                    .and_then(|s| hex::decode(s).ok())
+                    .ok_or_else(|| RelayError::Garbage("an audit entry is not hex".into()))
+            })
+            .collect()
+    }
+
     /// RFC 6962 consistency proof between two sizes of the audit log.
     pub async fn audit_consistency(
         &self,

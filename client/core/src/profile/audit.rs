@@ -9,12 +9,31 @@
 
 use super::{now_ms, ClientError, Profile, Result};
 use crate::transport::Release;
+use ledgerline_audit::{Header, Line, FORMAT};
 use ledgerline_protocol::audit::AuditLeaf;
 use ledgerline_protocol::checkpoint::{open_checkpoint, Checkpoint};
 use ledgerline_protocol::ids::{DocumentId, FileId};
 use ledgerline_protocol::keys::{DeviceSigner, VerifyingKey};
+use ledgerline_protocol::merkle::leaf_hash;
 use ledgerline_protocol::merkle::{empty_root, verify_consistency, verify_inclusion};
 use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+/// Entries fetched per request while exporting.
+const EXPORT_PAGE: u32 = 500;
+
+/// What an export wrote.
+#[derive(Debug, Clone, Serialize)]
+pub struct ExportSummary {
+    /// Entries in the log the bundle covers.
+    pub size: u64,
+    /// Entries written whole (inside the time range).
+    pub entries: u64,
+    /// Checkpoints included.
+    pub checkpoints: usize,
+    /// Roster events included.
+    pub roster_events: usize,
+}
 
 /// The pinned log and the last checkpoint accepted.
 #[derive(Serialize, Deserialize, Clone, Debug)]
@@ -92,6 +111,8 @@ impl Profile {
                     cp.size()
                 )));
             }
+            // Already archived, except the first (possibly empty) log a device pins.
+            self.store.put_checkpoint(cp.size(), note, now_ms())?;
             return Ok(cp);
         }
         let proof = self
@@ -159,6 +180,130 @@ impl Profile {
         })?;
         // The checkpoint just accepted is the one the next sync must extend.
         self.commit()
+    }
+
+    /// Writes an audit bundle (`protocol-spec/audit-bundle.md`) to `out`: the log as the
+    /// relay shows it now (after this device accepted its checkpoint), entries received in
+    /// `[from_ms, to_ms)` whole and the others as leaf hashes, the roster chain and every
+    /// checkpoint this device accepted. Admins and auditors only (the relay enforces it).
+    /// Written to `OUT.partial` and renamed, so a bundle on disk is always complete.
+    pub async fn export_audit(
+        &mut self,
+        out: &Path,
+        from_ms: Option<u64>,
+        to_ms: Option<u64>,
+    ) -> Result<ExportSummary> {
+        let size = self.check_log().await?;
+        self.commit()?;
+        let partial = out.with_extension(match out.extension() {
+            Some(e) => format!("{}.partial", e.to_string_lossy()),
+            None => "partial".to_owned(),
+        });
+        match self.write_bundle(&partial, size, from_ms, to_ms).await {
+            Ok(summary) => {
+                std::fs::rename(&partial, out).map_err(|e| {
+                    ClientError::Invalid(format!("cannot write {}: {e}", out.display()))
+                })?;
+                Ok(summary)
+            }
+            Err(e) => {
+                let _ = std::fs::remove_file(&partial);
+                Err(e)
+            }
+        }
+    }
+
+    async fn write_bundle(
+        &mut self,
+        partial: &Path,
+        size: u64,
+        from_ms: Option<u64>,
+        to_ms: Option<u64>,
+    ) -> Result<ExportSummary> {
+        use std::io::Write;
+        let view = self
+            .local
+            .log
+            .clone()
+            .ok_or_else(|| integrity("the audit log is not pinned"))?;
+        let file = std::fs::File::create(partial).map_err(|e| {
+            ClientError::Invalid(format!("cannot write {}: {e}", partial.display()))
+        })?;
+        let mut w = std::io::BufWriter::new(file);
+        let io = |e: std::io::Error| ClientError::Invalid(format!("cannot write the bundle: {e}"));
+        let put = |w: &mut std::io::BufWriter<std::fs::File>, line: Line| {
+            writeln!(w, "{}", line.to_json()).map_err(io)
+        };
+        put(
+            &mut w,
+            Line::Header(Header {
+                bundle: FORMAT.into(),
+                firm: self.id.firm.to_hex(),
+                origin: view.origin.clone(),
+                log_key: view.log_key.clone(),
+                size,
+                from_ms,
+                to_ms,
+                exported_ms: now_ms(),
+            }),
+        )?;
+        for e in &self.events {
+            put(&mut w, Line::Roster(hex::encode(e.to_bytes())))?;
+        }
+        let mut checkpoints = 0;
+        for (s, note) in self.store.checkpoints()? {
+            if s <= size {
+                put(&mut w, Line::Checkpoint(note))?;
+                checkpoints += 1;
+            }
+        }
+        let in_range = |t: u64| from_ms.is_none_or(|f| t >= f) && to_ms.is_none_or(|e| t < e);
+        let (mut next, mut whole) = (0u64, 0u64);
+        let mut hashes: Vec<String> = Vec::new();
+        while next < size {
+            let page = self
+                .relay
+                .audit_entries(&self.account, next, EXPORT_PAGE)
+                .await?;
+            if page.is_empty() {
+                return Err(integrity(format!(
+                    "the relay's log ended at {next} entries, its checkpoint says {size}"
+                )));
+            }
+            for leaf in page
+                .into_iter()
+                .take(usize::try_from(size - next).unwrap_or(usize::MAX))
+            {
+                // An entry that does not decode goes whole: the verifier names it.
+                let keep = AuditLeaf::from_bytes(&leaf).map_or(true, |l| in_range(l.received_ms));
+                if keep {
+                    if !hashes.is_empty() {
+                        put(&mut w, Line::Hashes(std::mem::take(&mut hashes)))?;
+                    }
+                    put(&mut w, Line::Entry(hex::encode(&leaf)))?;
+                    whole += 1;
+                } else {
+                    hashes.push(hex::encode(leaf_hash(&leaf)));
+                    if hashes.len() >= 1000 {
+                        put(&mut w, Line::Hashes(std::mem::take(&mut hashes)))?;
+                    }
+                }
+                next += 1;
+            }
+        }
+        if !hashes.is_empty() {
+            put(&mut w, Line::Hashes(hashes))?;
+        }
+        let file = w
+            .into_inner()
+            .map_err(|e| ClientError::Invalid(format!("cannot write the bundle: {e}")))?;
+        file.sync_all().map_err(io)?;
+        Ok(ExportSummary {
+            size,
+            entries: whole,
+            checkpoints,
+            roster_events: self.events.len(),
+        })
     }
 
     /// The audit-log checkpoints this device accepted `(size, note)`, smallest first.
