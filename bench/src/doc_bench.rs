@@ -33,22 +33,8 @@ struct Args {
     dir: Option<std::path::PathBuf>,
 }
 
-/// Resets the kernel's peak-RSS mark (`VmHWM`) to the current RSS.
-fn reset_peak_rss() {
-    let _ = std::fs::write("/proc/self/clear_refs", "5");
-}
-
-fn peak_rss_mib() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|kb| kb.parse::<f64>().ok())
-        })
-        .map_or(f64::NAN, |kb| kb / 1024.0)
-}
+mod rss;
+use rss::{peak_rss_mib, reset_peak_rss};
 
 /// Raw ceiling: seal `bytes` in 64 KiB chunks in memory, one buffer reused (one run).
 fn raw_aead_mb_s(bytes: u64) -> f64 {

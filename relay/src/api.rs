@@ -102,6 +102,10 @@ pub fn router<S: Store>(state: AppState<S>) -> Router {
         .route("/v1/audit/entries", get(audit::get_entries::<S>))
         .route("/v1/audit/inclusion", get(audit::get_inclusion::<S>))
         .route("/v1/audit/consistency", get(audit::get_consistency::<S>))
+        .route(
+            "/v1/audit/cosignatures",
+            get(audit::get_cosigned::<S>).post(audit::post_cosignature::<S>),
+        )
         .route("/v1/invites", post(create_invite::<S>))
         .route(
             "/v1/invites/{invite}",

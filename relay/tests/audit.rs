@@ -12,11 +12,12 @@ mod common;
 
 use common::*;
 use ledgerline_protocol::audit::AuditLeaf;
-use ledgerline_protocol::checkpoint::{open_checkpoint, Checkpoint};
+use ledgerline_protocol::checkpoint::{cosign_as_device, open_checkpoint, Checkpoint};
 use ledgerline_protocol::ids::{DocumentId, FileId};
 use ledgerline_protocol::keys::VerifyingKey;
 use ledgerline_protocol::merkle::{verify_consistency, verify_inclusion};
 use ledgerline_protocol::roster::Role;
+use serde_json::json;
 use serde_json::Value;
 use sha2::Digest;
 
@@ -219,6 +220,58 @@ async fn releases_come_with_proof_and_the_log_stays_consistent_across_restarts()
         &hashes(&v["proof"]),
     )
     .unwrap();
+
+    // The owner's device witnesses a checkpoint; a member's device may not; a forged
+    // cosignature is refused; the witnessed checkpoint is served to everyone.
+    let v = owner.ok(&http, "GET", "/v1/audit/checkpoint", None).await;
+    let note = v["checkpoint"].as_str().unwrap().to_owned();
+    let cosigned = |dev: &Device| {
+        String::from_utf8(
+            cosign_as_device(note.as_bytes(), &dev.firm, &dev.id, &dev.key, 1_780_000_000).unwrap(),
+        )
+        .unwrap()
+    };
+    let (status, v) = anna_dev
+        .call(
+            &http,
+            "POST",
+            "/v1/audit/cosignatures",
+            Some(json!({ "checkpoint": cosigned(&anna_dev) })),
+        )
+        .await;
+    assert_eq!(status, 403, "{v}");
+    let mut forged = cosigned(&owner);
+    forged.insert(note.len() + 10, 'A');
+    let (status, v) = owner
+        .call(
+            &http,
+            "POST",
+            "/v1/audit/cosignatures",
+            Some(json!({ "checkpoint": forged })),
+        )
+        .await;
+    assert_eq!(
+        (status, v["code"].as_str()),
+        (400, Some("bad_cosignature")),
+        "{v}"
+    );
+    let (status, v) = owner
+        .call(
+            &http,
+            "POST",
+            "/v1/audit/cosignatures",
+            Some(json!({ "checkpoint": cosigned(&owner) })),
+        )
+        .await;
+    assert_eq!(status, 201, "{v}");
+    let v = anna_dev
+        .ok(&http, "GET", "/v1/audit/checkpoint", None)
+        .await;
+    assert_eq!(v["cosigned"].as_str().unwrap(), cosigned(&owner));
+    let v = anna_dev
+        .ok(&http, "GET", "/v1/audit/cosignatures?from_size=0", None)
+        .await;
+    assert_eq!(v["checkpoints"].as_array().unwrap().len(), 1);
 
     // Another firm on the same relay: its own log, origin and key.
     let b = Firm::create(&http, &relay.base, 22).await;

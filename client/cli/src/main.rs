@@ -154,9 +154,14 @@ enum AuditCmd {
         /// CSV instead of a table (with --json: one JSON object per line).
         #[arg(long)]
         csv: bool,
-        /// Require every checkpoint to be cosigned by this witness: NAME=HEXKEY.
-        #[arg(long, value_name = "NAME=HEXKEY")]
+        /// Require the last checkpoint to be cosigned by a witness: `owner` (a device of the
+        /// firm's owner, as the roster certifies it) or NAME=HEXKEY.
+        #[arg(long, value_name = "owner|NAME=HEXKEY")]
         require_witness: Option<String>,
+        /// Check each signature on its own with strict Ed25519 instead of in batches
+        /// (slower; accepts exactly what the protocol's single verification accepts).
+        #[arg(long)]
+        strict: bool,
     },
 }
 
@@ -510,7 +515,8 @@ async fn run(cli: Cli) -> Result<Output, Failure> {
             bundle,
             csv,
             require_witness,
-        }) => verify_bundle(&bundle, csv, json, require_witness.as_deref()),
+            strict,
+        }) => verify_bundle(&bundle, csv, json, require_witness.as_deref(), strict),
         command => {
             let mut p = Profile::open(&dir, unlock(&dir, false, no_keyring)?)?;
             if let Some(relay) = &relay_override {
@@ -1018,10 +1024,16 @@ fn verify_bundle(
     csv: bool,
     json: bool,
     witness: Option<&str>,
+    strict: bool,
 ) -> Result<Output, Failure> {
     use std::io::BufRead;
-    let mut opts = ledgerline_audit::Options::default();
-    if let Some(w) = witness {
+    let mut opts = ledgerline_audit::Options {
+        strict,
+        ..ledgerline_audit::Options::default()
+    };
+    if witness == Some("owner") {
+        opts.witness = Some(ledgerline_audit::Witness::Owner);
+    } else if let Some(w) = witness {
         let (name, key) = w
             .split_once('=')
             .ok_or_else(|| usage("--require-witness takes NAME=HEXKEY"))?;
@@ -1030,7 +1042,7 @@ fn verify_bundle(
             .and_then(|b| <[u8; 32]>::try_from(b.as_slice()).ok())
             .and_then(|b| ledgerline_client_core::protocol::keys::VerifyingKey::from_bytes(&b).ok())
             .ok_or_else(|| usage("the witness key must be 64 hex digits of an Ed25519 key"))?;
-        opts.witness = Some((name.to_owned(), key));
+        opts.witness = Some(ledgerline_audit::Witness::Key(name.to_owned(), Box::new(key)));
     }
     let file = std::fs::File::open(path).map_err(|e| Failure {
         exit: 6,
@@ -1062,37 +1074,14 @@ fn verify_bundle(
         if line.trim().is_empty() {
             continue;
         }
-        let Some(row) = v.line(&line).map_err(found)? else {
-            continue;
-        };
-        let _ = if json {
-            writeln!(stdout, "{}", json!({ "row": row }))
-        } else if csv {
-            writeln!(
-                stdout,
-                "{},{},{},{},{},{},{}",
-                row.index,
-                row.time,
-                row.member,
-                row.device,
-                csv_field(&row.action),
-                csv_field(&row.request),
-                csv_field(&row.subjects.join(" "))
-            )
-        } else {
-            let short = |s: String| s.chars().take(12).collect::<String>();
-            writeln!(
-                stdout,
-                "{:>7}  {:<24}  {:<12}  {:<12}  {}",
-                row.index,
-                row.time,
-                short(row.member.to_string()),
-                short(row.device.to_string()),
-                row.action
-            )
-        };
+        for row in v.line(&line).map_err(found)? {
+            print_row(&mut stdout, &row, json, csv);
+        }
     }
-    let summary = v.finish().map_err(found)?;
+    let (summary, rows) = v.finish().map_err(found)?;
+    for row in rows {
+        print_row(&mut stdout, &row, json, csv);
+    }
     Ok(Output {
         text: if csv {
             String::new()
@@ -1113,6 +1102,35 @@ fn verify_bundle(
         },
         json: json!({ "ok": true, "summary": summary }),
     })
+}
+
+fn print_row(out: &mut impl Write, row: &ledgerline_audit::Row, json: bool, csv: bool) {
+    let _ = if json {
+        writeln!(out, "{}", json!({ "row": row }))
+    } else if csv {
+        writeln!(
+            out,
+            "{},{},{},{},{},{},{}",
+            row.index,
+            row.time,
+            row.member,
+            row.device,
+            csv_field(&row.action),
+            csv_field(&row.request),
+            csv_field(&row.subjects.join(" "))
+        )
+    } else {
+        let short = |s: String| s.chars().take(12).collect::<String>();
+        writeln!(
+            out,
+            "{:>7}  {:<24}  {:<12}  {:<12}  {}",
+            row.index,
+            row.time,
+            short(row.member.to_string()),
+            short(row.device.to_string()),
+            row.action
+        )
+    };
 }
 
 /// A CSV field, quoted when it needs to be.

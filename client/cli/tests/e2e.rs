@@ -1285,6 +1285,21 @@ async fn an_auditor_verifies_who_did_what_offline_and_catches_an_edited_log() {
         .iter()
         .any(|v| v["row"]["action"] == "started a new key epoch"));
     assert_eq!(rows.last().unwrap()["ok"], true);
+    // The owner's device witnessed the log as it synced: the auditor can insist on it.
+    let witnessed = run_with({
+        let mut c = tokio::process::Command::new(env!("CARGO_BIN_EXE_ledgerline"));
+        c.args([
+            "audit",
+            "verify",
+            bundle.to_str().unwrap(),
+            "--require-witness",
+            "owner",
+            "--strict",
+        ]);
+        c
+    })
+    .await;
+    assert_eq!(witnessed.code, 0, "{}", witnessed.stderr);
     relay = Relay::start(&data, addr).await;
 
     // A time range: nothing whole before the export's start, still a verified log.

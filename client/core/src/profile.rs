@@ -301,6 +301,9 @@ struct LocalState {
     /// Incremental fetch cursor of this device's member-key wraps.
     #[serde(default)]
     member_keys_cursor: u64,
+    /// On an owner's device: the largest checkpoint it cosigned as the firm's witness.
+    #[serde(default)]
+    witnessed: u64,
 }
 
 /// What this profile knows of an internal room or direct chat.

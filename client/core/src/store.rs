@@ -177,6 +177,23 @@ impl LocalStore {
             .map_err(sql)
     }
 
+    /// Archives `note` for `size`, replacing what is there (the cosigned version of a
+    /// checkpoint archived before).
+    pub fn replace_checkpoint(
+        &self,
+        size: u64,
+        note: &str,
+        seen_ms: u64,
+    ) -> Result<(), StoreError> {
+        self.conn
+            .execute(
+                "INSERT OR REPLACE INTO checkpoints (size, note, seen_ms) VALUES (?1, ?2, ?3)",
+                params![size as i64, note, seen_ms as i64],
+            )
+            .map(|_| ())
+            .map_err(sql)
+    }
+
     /// The archived checkpoints `(size, note)`, smallest first.
     pub fn checkpoints(&self) -> Result<Vec<(u64, String)>, StoreError> {
         let mut st = self

@@ -1113,6 +1113,46 @@ impl RelayClient<HttpTransport> {
         })
     }
 
+    /// Hands in a checkpoint this device cosigned as the firm's witness.
+    pub async fn post_cosignature(
+        &self,
+        s: &impl DeviceSigner,
+        note: &str,
+    ) -> Result<(), RelayError> {
+        self.call(
+            s,
+            "POST",
+            "/v1/audit/cosignatures",
+            Some(json!({ "checkpoint": note })),
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// Witness-cosigned checkpoints of size at least `from_size`, ascending (one page).
+    pub async fn cosigned_checkpoints(
+        &self,
+        s: &impl DeviceSigner,
+        from_size: u64,
+    ) -> Result<Vec<String>, RelayError> {
+        let v = self
+            .call(
+                s,
+                "GET",
+                &format!("/v1/audit/cosignatures?from_size={from_size}"),
+                None,
+            )
+            .await?;
+        list(&v, "checkpoints")?
+            .iter()
+            .map(|n| {
+                n.as_str()
+                    .map(str::to_owned)
+                    .ok_or_else(|| RelayError::Garbage("a checkpoint is not text".into()))
+            })
+            .collect()
+    }
+
     /// Audit-log entries from `from`, at most `limit` (admins and auditors).
     pub async fn audit_entries(
         &self,

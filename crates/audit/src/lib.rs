@@ -15,4 +15,4 @@ mod verify;
 
 pub use bundle::{Header, Line, FORMAT};
 pub use report::{action, format_ms, parse_time};
-pub use verify::{AuditError, Options, Row, Summary, Verifier};
+pub use verify::{AuditError, Options, Row, Summary, Verifier, Witness};

@@ -3,13 +3,16 @@
 use crate::bundle::{Header, Line, FORMAT};
 use crate::report::{action, format_ms};
 use ledgerline_protocol::audit::{AuditLeaf, SubjectKind};
-use ledgerline_protocol::checkpoint::{open_checkpoint, open_cosigned_checkpoint, Checkpoint};
+use ledgerline_protocol::checkpoint::{
+    device_witness_name, open_checkpoint, open_cosigned_checkpoint, Checkpoint,
+};
 use ledgerline_protocol::ids::{DeviceId, FirmId, MemberId};
 use ledgerline_protocol::keys::VerifyingKey;
 use ledgerline_protocol::merkle::{self, Hash};
+use ledgerline_protocol::request::verify_signatures_batch;
 use ledgerline_protocol::roster::{Roster, RosterEvent};
 use serde::Serialize;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use thiserror::Error;
 
 /// What the auditor insists on.
@@ -17,8 +20,11 @@ use thiserror::Error;
 pub struct Options {
     /// Largest accepted difference between a device's signed time and the relay's receipt.
     pub max_skew_ms: u64,
-    /// Require every checkpoint to carry this witness's cosignature (name, key).
-    pub witness: Option<(String, VerifyingKey)>,
+    /// Require the last checkpoint (the one covering every entry) to carry a witness's
+    /// cosignature.
+    pub witness: Option<Witness>,
+    /// Verify each signature on its own (strict Ed25519) instead of in batches.
+    pub strict: bool,
 }
 
 impl Default for Options {
@@ -26,8 +32,19 @@ impl Default for Options {
         Self {
             max_skew_ms: ledgerline_protocol::request::DEFAULT_MAX_SKEW_MS,
             witness: None,
+            strict: false,
         }
     }
+}
+
+/// Whose cosignature the auditor requires.
+#[derive(Debug, Clone)]
+pub enum Witness {
+    /// A named witness key the auditor holds.
+    Key(String, Box<VerifyingKey>),
+    /// A device of the firm's owner, as certified in the roster and active when it
+    /// cosigned (`checkpoints.md`, witness name `ledgerline-witness/<firm>/<device>`).
+    Owner,
 }
 
 /// Why a bundle does not verify. Each variant is a distinct finding; entries are named by
@@ -55,8 +72,8 @@ pub enum AuditError {
         /// Why.
         reason: String,
     },
-    /// A checkpoint lacks the required witness cosignature.
-    #[error("checkpoint of size {size} has no valid cosignature by the witness {witness}")]
+    /// The last checkpoint lacks the required witness cosignature.
+    #[error("the checkpoint of size {size} has no valid cosignature by {witness}")]
     MissingWitness {
         /// Its size.
         size: u64,
@@ -226,6 +243,8 @@ pub struct Verifier {
     roster_len: usize,
     /// size → root, verified.
     checkpoints: BTreeMap<u64, Hash>,
+    /// The note of the largest checkpoint (for the witness check).
+    last_note: String,
     checkpoint_count: usize,
     /// RFC 6962 compact range of the entries so far: complete subtrees, left to right,
     /// with their heights.
@@ -234,8 +253,23 @@ pub struct Verifier {
     /// The last checkpoint size whose root matched.
     matched: u64,
     last_received: u64,
+    /// Nonces of recent entries (a replay outside the skew window fails the skew check),
+    /// with their signed times in log order, for eviction.
     nonces: HashMap<(DeviceId, [u8; 16]), u64>,
+    nonce_times: VecDeque<(u64, (DeviceId, [u8; 16]))>,
+    /// Entries decoded and checked, waiting for their batch's signature check.
+    pending: Vec<Pending>,
     entries: u64,
+}
+
+/// Entries whose signatures are checked together.
+const BATCH: usize = 64;
+
+struct Pending {
+    leaf: AuditLeaf,
+    hash: Hash,
+    key: VerifyingKey,
+    row: Row,
 }
 
 impl std::fmt::Debug for Verifier {
@@ -259,12 +293,15 @@ impl Verifier {
             roster: None,
             roster_len: 0,
             checkpoints: BTreeMap::new(),
+            last_note: String::new(),
             checkpoint_count: 0,
             stack: Vec::new(),
             count: 0,
             matched: 0,
             last_received: 0,
             nonces: HashMap::new(),
+            nonce_times: VecDeque::new(),
+            pending: Vec::new(),
             entries: 0,
         }
     }
@@ -276,8 +313,9 @@ impl Verifier {
         }
     }
 
-    /// Feeds the next line; returns the report row of a whole entry.
-    pub fn line(&mut self, text: &str) -> Result<Option<Row>, AuditError> {
+    /// Feeds the next line; returns the report rows of the whole entries verified by now
+    /// (signatures are checked in batches, so rows may come a few lines later).
+    pub fn line(&mut self, text: &str) -> Result<Vec<Row>, AuditError> {
         self.line += 1;
         let line: Line = serde_json::from_str(text)
             .map_err(|e| self.malformed(format!("not a bundle line ({e})")))?;
@@ -285,7 +323,7 @@ impl Verifier {
             (Phase::Header, Line::Header(h)) => {
                 self.header(h)?;
                 self.phase = Phase::Roster(Vec::new());
-                Ok(None)
+                Ok(Vec::new())
             }
             (Phase::Header, _) => Err(self.malformed("the bundle must start with its header")),
             (Phase::Roster(events), Line::Roster(hex_event)) => {
@@ -296,7 +334,7 @@ impl Verifier {
                         AuditError::Roster(format!("line {}: undecodable event", self.line))
                     })?;
                 events.push(event);
-                Ok(None)
+                Ok(Vec::new())
             }
             (Phase::Roster(_), Line::Checkpoint(note)) => {
                 let Phase::Roster(events) = std::mem::replace(&mut self.phase, Phase::Checkpoints)
@@ -305,18 +343,33 @@ impl Verifier {
                 };
                 self.roster(&events)?;
                 self.checkpoint(&note)?;
-                Ok(None)
+                Ok(Vec::new())
             }
             (Phase::Checkpoints, Line::Checkpoint(note)) => {
                 self.checkpoint(&note)?;
-                Ok(None)
+                Ok(Vec::new())
             }
             (Phase::Checkpoints | Phase::Log, Line::Entry(hex_leaf)) => {
                 self.start_log()?;
-                self.entry(&hex_leaf).map(Some)
+                match self.check_entry(&hex_leaf) {
+                    Ok(p) => {
+                        self.pending.push(p);
+                        if self.pending.len() >= BATCH {
+                            self.flush()
+                        } else {
+                            Ok(Vec::new())
+                        }
+                    }
+                    Err(e) => {
+                        // An earlier entry of the batch may be the first bad one.
+                        self.flush()?;
+                        Err(e)
+                    }
+                }
             }
             (Phase::Checkpoints | Phase::Log, Line::Hashes(hashes)) => {
                 self.start_log()?;
+                let rows = self.flush()?;
                 for h in hashes {
                     let hash: Hash = hex::decode(&h)
                         .ok()
@@ -324,7 +377,7 @@ impl Verifier {
                         .ok_or_else(|| self.malformed("a leaf hash is not 32 bytes of hex"))?;
                     self.push(hash)?;
                 }
-                Ok(None)
+                Ok(rows)
             }
             _ => Err(self
                 .malformed("lines must come as header, roster events, checkpoints, then the log")),
@@ -376,14 +429,6 @@ impl Verifier {
                 line: self.line,
                 reason: e.to_string(),
             })?;
-        if let Some((name, wkey)) = &self.opts.witness {
-            open_cosigned_checkpoint(note.as_bytes(), origin, key, name, wkey).map_err(|_| {
-                AuditError::MissingWitness {
-                    size: cp.size(),
-                    witness: name.clone(),
-                }
-            })?;
-        }
         self.checkpoint_count += 1;
         if let Some(root) = self.checkpoints.get(&cp.size()) {
             if root != cp.root() {
@@ -399,7 +444,45 @@ impl Verifier {
             return Err(self.malformed("checkpoints must come in ascending size"));
         }
         self.checkpoints.insert(cp.size(), *cp.root());
+        self.last_note = note.to_owned();
         Ok(())
+    }
+
+    /// The required witness cosigned the last checkpoint.
+    fn check_witness(&self, size: u64) -> Result<(), AuditError> {
+        let Some(w) = &self.opts.witness else {
+            return Ok(());
+        };
+        let (Some((_, firm, origin, key)), Some(roster)) = (&self.header, &self.roster) else {
+            return Err(self.malformed("witness check before the roster"));
+        };
+        let note = self.last_note.as_bytes();
+        let (witnessed, who) = match w {
+            Witness::Key(name, wkey) => (
+                open_cosigned_checkpoint(note, origin, key, name, wkey).is_ok(),
+                format!("the witness {name}"),
+            ),
+            Witness::Owner => {
+                let ok = roster.devices_of_member(&roster.owner()).iter().any(|d| {
+                    roster.device(d).is_some_and(|state| {
+                        open_cosigned_checkpoint(
+                            note,
+                            origin,
+                            key,
+                            &device_witness_name(firm, d),
+                            &state.keys.signing,
+                        )
+                        .is_ok_and(|(_, t)| roster.device_active_at(d, t.saturating_mul(1000)))
+                    })
+                });
+                (ok, "a device of the firm's owner".to_owned())
+            }
+        };
+        if witnessed {
+            Ok(())
+        } else {
+            Err(AuditError::MissingWitness { size, witness: who })
+        }
     }
 
     fn start_log(&mut self) -> Result<(), AuditError> {
@@ -412,6 +495,7 @@ impl Verifier {
                 "the last checkpoint must cover the header's {size} entries"
             )));
         }
+        self.check_witness(size)?;
         self.phase = Phase::Log;
         // The empty prefix is covered by a checkpoint of size 0, if there is one.
         self.check_prefix()?;
@@ -458,8 +542,10 @@ impl Verifier {
         Ok(())
     }
 
-    fn entry(&mut self, hex_leaf: &str) -> Result<Row, AuditError> {
-        let index = self.count;
+    /// Decodes an entry and runs every check but the signature's; the entry waits for its
+    /// batch.
+    fn check_entry(&mut self, hex_leaf: &str) -> Result<Pending, AuditError> {
+        let index = self.count + self.pending.len() as u64;
         let bad = |reason: &str| AuditError::BadEntry {
             index,
             reason: reason.to_owned(),
@@ -484,9 +570,6 @@ impl Verifier {
                 index,
                 device: head.device,
             })?;
-        leaf.request
-            .verify_signature(&device.keys.signing)
-            .map_err(|_| AuditError::BadSignature { index })?;
         if !roster.device_active_at(&head.device, head.timestamp_ms) {
             return Err(AuditError::InactiveDevice {
                 index,
@@ -504,11 +587,23 @@ impl Verifier {
                 at: format_ms(leaf.received_ms),
             });
         }
-        if let Some(&first) = self.nonces.get(&(head.device, head.nonce)) {
+        let id = (head.device, head.nonce);
+        if let Some(&first) = self.nonces.get(&id) {
             return Err(AuditError::Replayed { index, first });
         }
-        self.nonces.insert((head.device, head.nonce), index);
         self.last_received = leaf.received_ms;
+        // A request signed more than two skew windows before this receipt could only
+        // come back failing the skew check: its nonce need not be kept.
+        let horizon = leaf
+            .received_ms
+            .saturating_sub(2 * self.opts.max_skew_ms.max(1));
+        while self.nonce_times.front().is_some_and(|(t, _)| *t < horizon) {
+            if let Some((_, old)) = self.nonce_times.pop_front() {
+                self.nonces.remove(&old);
+            }
+        }
+        self.nonces.insert(id, index);
+        self.nonce_times.push_back((head.timestamp_ms, id));
         let row = Row {
             index,
             received_ms: leaf.received_ms,
@@ -523,16 +618,48 @@ impl Verifier {
                 .map(|s| format!("{}:{}", kind_name(s.kind), hex::encode(s.id)))
                 .collect(),
         };
-        self.entries += 1;
-        self.push(merkle::leaf_hash(&bytes))?;
-        Ok(row)
+        Ok(Pending {
+            key: device.keys.signing,
+            hash: merkle::leaf_hash(&bytes),
+            leaf,
+            row,
+        })
     }
 
-    /// Ends the bundle: every entry the last checkpoint covers must have come.
-    pub fn finish(mut self) -> Result<Summary, AuditError> {
+    /// Checks the waiting entries' signatures, then adds them to the tree in order.
+    fn flush(&mut self) -> Result<Vec<Row>, AuditError> {
+        let pending = std::mem::take(&mut self.pending);
+        let bad = if self.opts.strict {
+            pending
+                .iter()
+                .position(|p| p.leaf.request.verify_signature(&p.key).is_err())
+        } else {
+            let items: Vec<_> = pending.iter().map(|p| (&p.leaf.request, &p.key)).collect();
+            verify_signatures_batch(&items).err()
+        };
+        let first = self.count;
+        let good = bad.unwrap_or(pending.len());
+        let mut rows = Vec::with_capacity(good);
+        for p in pending.into_iter().take(good) {
+            self.push(p.hash)?;
+            self.entries += 1;
+            rows.push(p.row);
+        }
+        match bad {
+            Some(b) => Err(AuditError::BadSignature {
+                index: first + b as u64,
+            }),
+            None => Ok(rows),
+        }
+    }
+
+    /// Ends the bundle: verifies the last batch (its rows) and that every entry the last
+    /// checkpoint covers came.
+    pub fn finish(mut self) -> Result<(Summary, Vec<Row>), AuditError> {
         if !matches!(self.phase, Phase::Log) {
             self.start_log()?;
         }
+        let rows = self.flush()?;
         let (header, firm, ..) = self
             .header
             .take()
@@ -543,14 +670,17 @@ impl Verifier {
                 want: header.size,
             });
         }
-        Ok(Summary {
-            firm,
-            size: header.size,
-            entries: self.entries,
-            checkpoints: self.checkpoint_count,
-            witnessed: self.opts.witness.is_some(),
-            roster_events: self.roster_len,
-        })
+        Ok((
+            Summary {
+                firm,
+                size: header.size,
+                entries: self.entries,
+                checkpoints: self.checkpoint_count,
+                witnessed: self.opts.witness.is_some(),
+                roster_events: self.roster_len,
+            },
+            rows,
+        ))
     }
 }
 

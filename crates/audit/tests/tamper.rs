@@ -7,7 +7,9 @@
     clippy::indexing_slicing
 )]
 
-use ledgerline_audit::{AuditError, Header, Line, Options, Row, Summary, Verifier, FORMAT};
+use ledgerline_audit::{
+    AuditError, Header, Line, Options, Row, Summary, Verifier, Witness, FORMAT,
+};
 use ledgerline_protocol::audit::AuditLeaf;
 use ledgerline_protocol::checkpoint::{cosign, Checkpoint};
 use ledgerline_protocol::ids::{DeviceId, FirmId, MemberId};
@@ -189,7 +191,9 @@ fn run(lines: &[String], opts: Options) -> Result<(Summary, Vec<Row>), AuditErro
     for l in lines {
         rows.extend(v.line(l)?);
     }
-    Ok((v.finish()?, rows))
+    let (summary, last) = v.finish()?;
+    rows.extend(last);
+    Ok((summary, rows))
 }
 
 /// Twelve entries, owner and Anna alternating, 1 s apart, all before Anna's revocation.
@@ -341,17 +345,30 @@ fn the_witness_is_required_when_asked_for() {
     let (w, cps) = scenario();
     let wkey = w.witness.verifying_key();
     let opts = Options {
-        witness: Some(("owner.witness".into(), wkey)),
+        witness: Some(Witness::Key("owner.witness".into(), Box::new(wkey))),
         ..Options::default()
     };
     let e = run(&bundle(&w, &cps, 12, 0..12), opts.clone()).unwrap_err();
     assert_eq!(
         e,
         AuditError::MissingWitness {
-            size: 4,
-            witness: "owner.witness".into()
+            size: 12,
+            witness: "the witness owner.witness".into()
         }
     );
+    // Only the last checkpoint (covering everything) needs it.
+    let mut last_only = cps.clone();
+    last_only[2] = String::from_utf8(
+        cosign(
+            cps[2].as_bytes(),
+            "owner.witness",
+            &w.witness,
+            1_780_000_100,
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    assert!(run(&bundle(&w, &last_only, 12, 0..12), opts.clone()).is_ok());
     let signed: Vec<String> = cps
         .iter()
         .map(|c| {
@@ -380,4 +397,68 @@ fn lines_out_of_place_are_malformed() {
         run(&lines, Options::default()).unwrap_err().class(),
         "malformed"
     );
+}
+
+#[test]
+fn batches_and_strict_checking_name_the_same_entry() {
+    let mut w = World::new();
+    for i in 0..200u64 {
+        let leaf = w.leaf(
+            (i % 2) as usize,
+            "GET",
+            &format!("/v1/files/{i:032x}/records"),
+            T0 + 3_000 + 100 * i,
+        );
+        w.leaves.push(leaf);
+    }
+    let mut leaf = AuditLeaf::from_bytes(&w.leaves[150]).unwrap();
+    leaf.request.signature[40] ^= 1;
+    w.leaves[150] = leaf.to_bytes();
+    let cps = vec![w.checkpoint(100), w.checkpoint(200)];
+    for strict in [false, true] {
+        let opts = Options {
+            strict,
+            ..Options::default()
+        };
+        let e = run(&bundle(&w, &cps, 200, 0..200), opts).unwrap_err();
+        assert_eq!(
+            e,
+            AuditError::BadSignature { index: 150 },
+            "strict: {strict}"
+        );
+    }
+}
+
+#[test]
+fn the_owners_device_is_a_witness_the_roster_vouches_for() {
+    use ledgerline_protocol::checkpoint::cosign_as_device;
+    let (w, cps) = scenario();
+    let opts = Options {
+        witness: Some(Witness::Owner),
+        ..Options::default()
+    };
+    let (owner_dev, owner_key) = &w.devices[0];
+    let (anna_dev, anna_key) = &w.devices[1];
+    let cosigned = |id, key: &DeviceSigningKey| {
+        let mut c = cps.clone();
+        c[2] = String::from_utf8(
+            cosign_as_device(c[2].as_bytes(), &w.firm, id, key, (T0 + 20_000) / 1000).unwrap(),
+        )
+        .unwrap();
+        c
+    };
+    assert!(run(
+        &bundle(&w, &cosigned(owner_dev, owner_key), 12, 0..12),
+        opts.clone()
+    )
+    .is_ok());
+    // Anna is not the owner: her cosignature does not count.
+    let e = run(
+        &bundle(&w, &cosigned(anna_dev, anna_key), 12, 0..12),
+        opts.clone(),
+    )
+    .unwrap_err();
+    assert_eq!(e.class(), "missing_witness");
+    let e = run(&bundle(&w, &cps, 12, 0..12), opts).unwrap_err();
+    assert_eq!(e.class(), "missing_witness");
 }

@@ -289,17 +289,50 @@ pub fn cosign(
     key: &WitnessSigningKey,
     timestamp_s: u64,
 ) -> Result<Vec<u8>, CheckpointError> {
+    cosign_with(note, witness_name, &key.verifying_key(), timestamp_s, |m| {
+        key.inner().sign(m).to_bytes()
+    })
+}
+
+/// The witness name of a firm's device that cosigns its log: the owner's devices witness
+/// with the Ed25519 key the roster certifies for them (`checkpoints.md`).
+pub fn device_witness_name(firm: &crate::ids::FirmId, device: &crate::ids::DeviceId) -> String {
+    format!("ledgerline-witness/{}/{}", firm.to_hex(), device.to_hex())
+}
+
+/// [`cosign`] by a device's own signing key, under [`device_witness_name`].
+pub fn cosign_as_device(
+    note: &[u8],
+    firm: &crate::ids::FirmId,
+    device: &crate::ids::DeviceId,
+    signer: &impl crate::keys::DeviceSigner,
+    timestamp_s: u64,
+) -> Result<Vec<u8>, CheckpointError> {
+    cosign_with(
+        note,
+        &device_witness_name(firm, device),
+        &signer.public_key(),
+        timestamp_s,
+        |m| signer.sign_bytes(m),
+    )
+}
+
+fn cosign_with(
+    note: &[u8],
+    witness_name: &str,
+    public: &VerifyingKey,
+    timestamp_s: u64,
+    sign: impl FnOnce(&[u8]) -> [u8; 64],
+) -> Result<Vec<u8>, CheckpointError> {
     let parsed = Note::from_bytes(note).map_err(note_error)?;
     Checkpoint::parse_body(parsed.text())?;
     if !signed_note::is_key_name_valid(witness_name) {
         return Err(CheckpointError::Malformed);
     }
-    let verifier = CosignatureKey::new(witness_name, key.verifying_key());
-    let sig = key
-        .inner()
-        .sign(&cosignature_message(parsed.text(), timestamp_s));
+    let verifier = CosignatureKey::new(witness_name, *public);
+    let sig = sign(&cosignature_message(parsed.text(), timestamp_s));
     let mut raw = timestamp_s.to_be_bytes().to_vec();
-    raw.extend_from_slice(&sig.to_bytes());
+    raw.extend_from_slice(&sig);
     let mut out = note.to_vec();
     out.extend_from_slice(signature_line(witness_name, verifier.key_id(), &raw).as_bytes());
     Ok(out)

@@ -54,6 +54,46 @@ pub(crate) fn verify_raw(key: &VerifyingKey, msg: &[u8], sig: &[u8; 64]) -> bool
     key.verify_strict(msg, &Signature::from_bytes(sig)).is_ok()
 }
 
+/// Batch verification of `(key, context, message, signature)`: `Ok` when every signature
+/// verifies, else the index of the first that fails strictly. Inputs strict verification
+/// refuses outright (small-order key or `R`) go to the one-by-one path; the batch equation
+/// (cofactorless, random coefficients) then accepts what strict verification accepts,
+/// except signatures whose `R` or key has a torsion component, which only the key's holder
+/// can make and honest signers never do (`keys.md`, "Batch verification").
+pub(crate) fn verify_batch(items: &[(&VerifyingKey, &str, &[u8], &[u8; 64])]) -> Result<(), usize> {
+    let small_order_r = |sig: &[u8; 64]| {
+        let mut r = [0u8; 32];
+        r.copy_from_slice(&sig[..32]);
+        VerifyingKey::from_bytes(&r).map_or(true, |p| p.is_weak())
+    };
+    let batchable = !items.is_empty()
+        && items
+            .iter()
+            .all(|(k, _, _, sig)| !k.is_weak() && !small_order_r(sig));
+    if batchable {
+        let msgs: Vec<Vec<u8>> = items
+            .iter()
+            .map(|(_, ctx, msg, _)| context_message(ctx, msg))
+            .collect();
+        let refs: Vec<&[u8]> = msgs.iter().map(Vec::as_slice).collect();
+        let sigs: Vec<Signature> = items
+            .iter()
+            .map(|(_, _, _, s)| Signature::from_bytes(s))
+            .collect();
+        let keys: Vec<VerifyingKey> = items.iter().map(|(k, _, _, _)| **k).collect();
+        if ed25519_dalek::verify_batch(&refs, &sigs, &keys).is_ok() {
+            return Ok(());
+        }
+    }
+    match items
+        .iter()
+        .position(|(k, ctx, msg, sig)| !verify(k, ctx, msg, sig))
+    {
+        Some(i) => Err(i),
+        None => Ok(()),
+    }
+}
+
 fn context_message(ctx: &str, msg: &[u8]) -> Vec<u8> {
     let mut w = Writer::new();
     w.context(ctx).fixed(msg);

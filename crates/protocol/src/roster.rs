@@ -486,9 +486,15 @@ pub struct Roster {
     members: BTreeMap<MemberId, MemberState>,
     devices: BTreeMap<DeviceId, DeviceState>,
     grants: BTreeMap<(FileId, MemberId), Vec<Interval>>,
+    owner: MemberId,
 }
 
 impl Roster {
+    /// The member who founded the firm (signed the genesis event).
+    pub fn owner(&self) -> MemberId {
+        self.owner
+    }
+
     /// Verifies a genesis event and starts a roster.
     pub fn from_genesis(event: &RosterEvent) -> Result<Self, RosterError> {
         let b = &event.body;
@@ -527,6 +533,7 @@ impl Roster {
             members,
             devices: BTreeMap::new(),
             grants: BTreeMap::new(),
+            owner: b.signer,
         })
     }
 

@@ -145,3 +145,82 @@ fn beyond_log(e: StoreError, what: &str) -> ApiError {
         other => store_err(other),
     }
 }
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct Cosigned {
+    checkpoint: String,
+}
+
+/// `POST /v1/audit/cosignatures`: a device of the firm's owner hands in a checkpoint it
+/// cosigned as the firm's witness. The relay checks its own signature, that the root is
+/// its tree's at that size, and the cosignature under the device's certified key.
+pub(super) async fn post_cosignature<S: Store>(
+    State(state): State<AppState<S>>,
+    s: SignedJson<Cosigned>,
+) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+    let c = &s.caller;
+    let owner = with_roster(&state, c.firm, |r| r.owner())?;
+    if c.member != owner {
+        return Err(ApiError::forbidden(
+            "only the owner's devices witness the firm's log",
+        ));
+    }
+    let key = caller_signing_key(&state, c)?;
+    let note = s.body.checkpoint.as_bytes();
+    let (cp, _) = ledgerline_protocol::checkpoint::open_cosigned_checkpoint(
+        note,
+        &state.config.log_origin(c.firm),
+        &log_key(&state, c.firm).verifying_key(),
+        &ledgerline_protocol::checkpoint::device_witness_name(&c.firm, &c.device),
+        &key,
+    )
+    .map_err(|e| ApiError::bad_request("bad_cosignature", format!("checkpoint refused: {e}")))?;
+    let root = state
+        .store
+        .audit_root(c.firm, cp.size())
+        .await
+        .map_err(|e| beyond_log(e, "the checkpoint is larger than the log"))?;
+    if root != *cp.root() {
+        return Err(ApiError::bad_request(
+            "bad_cosignature",
+            "the checkpoint's root is not this log's",
+        ));
+    }
+    state
+        .store
+        .put_cosigned_checkpoint(c.firm, cp.size(), note.to_vec())
+        .await
+        .map_err(store_err)?;
+    Ok((StatusCode::CREATED, Json(json!({ "size": cp.size() }))))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct CosignedQuery {
+    from_size: Option<u64>,
+    limit: Option<u32>,
+}
+
+/// `GET /v1/audit/cosigned?from_size&limit`: the witness-cosigned checkpoints, ascending.
+pub(super) async fn get_cosigned<S: Store>(
+    State(state): State<AppState<S>>,
+    Q(q): Q<CosignedQuery>,
+    s: Signed,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let list = state
+        .store
+        .cosigned_checkpoints(
+            s.caller.firm,
+            q.from_size.unwrap_or(0),
+            page(q.limit, state.config.max_page),
+        )
+        .await
+        .map_err(store_err)?;
+    Ok(Json(json!({
+        "checkpoints": list
+            .into_iter()
+            .map(|(_, n)| String::from_utf8_lossy(&n).into_owned())
+            .collect::<Vec<_>>(),
+    })))
+}

@@ -472,6 +472,10 @@ pub async fn audit_tree<S: Store>(s: S) {
         Some((9, b"nine".to_vec()))
     );
     assert_eq!(s.cosigned_checkpoint(G).await.expect("g"), None);
+    assert_eq!(
+        s.cosigned_checkpoints(F, 8, 10).await.expect("list"),
+        vec![(8, b"eight".to_vec()), (9, b"nine".to_vec())]
+    );
 }
 
 /// Invitation mailboxes: unique ids, bounded queues, deletion.

@@ -458,6 +458,14 @@ pub trait Store: Send + Sync + 'static {
         size: u64,
         note: Vec<u8>,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Cosigned checkpoints `(size, note)` of size at least `from_size`, ascending, at most
+    /// `limit`.
+    fn cosigned_checkpoints(
+        &self,
+        firm: FirmId,
+        from_size: u64,
+        limit: u32,
+    ) -> impl Future<Output = Result<Vec<(u64, Vec<u8>)>, StoreError>> + Send;
     /// The largest cosigned checkpoint `(size, note)`.
     fn cosigned_checkpoint(
         &self,

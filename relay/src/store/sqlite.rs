@@ -1136,6 +1136,24 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn cosigned_checkpoints(
+        &self,
+        firm: FirmId,
+        from_size: u64,
+        limit: u32,
+    ) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
+        self.read(move |c| {
+            let mut st = c
+                .prepare_cached("SELECT size, note FROM audit_cosigned WHERE firm = ?1 AND size >= ?2 ORDER BY size LIMIT ?3")
+                .map_err(backend)?;
+            let rows = st
+                .query_map(params![&firm.0[..], i(from_size), limit], |r| Ok((u(r.get(0)?), r.get(1)?)))
+                .map_err(backend)?;
+            rows.collect::<Result<_, _>>().map_err(backend)
+        })
+        .await
+    }
+
     async fn cosigned_checkpoint(
         &self,
         firm: FirmId,

@@ -11,12 +11,13 @@ use super::{now_ms, ClientError, Profile, Result};
 use crate::transport::Release;
 use ledgerline_audit::{Header, Line, FORMAT};
 use ledgerline_protocol::audit::AuditLeaf;
-use ledgerline_protocol::checkpoint::{open_checkpoint, Checkpoint};
+use ledgerline_protocol::checkpoint::{cosign_as_device, open_checkpoint, Checkpoint};
 use ledgerline_protocol::ids::{DocumentId, FileId};
 use ledgerline_protocol::keys::{DeviceSigner, VerifyingKey};
 use ledgerline_protocol::merkle::leaf_hash;
 use ledgerline_protocol::merkle::{empty_root, verify_consistency, verify_inclusion};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::path::Path;
 
 /// Entries fetched per request while exporting.
@@ -44,6 +45,14 @@ pub(super) struct LogView {
     size: u64,
     /// Hex of the root at `size`.
     root: String,
+}
+
+fn pinned_key(view: &LogView) -> Result<VerifyingKey> {
+    hex::decode(&view.log_key)
+        .ok()
+        .and_then(|b| <[u8; 32]>::try_from(b.as_slice()).ok())
+        .and_then(|b| VerifyingKey::from_bytes(&b).ok())
+        .ok_or_else(|| integrity("the pinned log key is unreadable"))
 }
 
 fn integrity(what: impl Into<String>) -> ClientError {
@@ -74,7 +83,38 @@ impl Profile {
                 });
             }
         }
-        Ok(self.accept_checkpoint(&head.checkpoint).await?.size())
+        let size = self.accept_checkpoint(&head.checkpoint).await?.size();
+        self.witness(&head.checkpoint, size).await?;
+        Ok(size)
+    }
+
+    /// On the owner's devices: cosigns a checkpoint just accepted (signature and
+    /// consistency verified) as the firm's witness and hands it to the relay, once per size.
+    async fn witness(&mut self, note: &str, size: u64) -> Result<()> {
+        let owner = self
+            .roster
+            .as_ref()
+            .is_some_and(|r| r.owner() == self.id.member);
+        if !owner || size == 0 || size <= self.local.witnessed {
+            return Ok(());
+        }
+        let now_s = now_ms() / 1000;
+        let cosigned = cosign_as_device(
+            note.as_bytes(),
+            &self.id.firm,
+            &self.id.device,
+            &self.account,
+            now_s,
+        )
+        .map_err(|e| integrity(format!("cannot cosign the checkpoint: {e}")))?;
+        let cosigned = String::from_utf8(cosigned)
+            .map_err(|_| integrity("a cosigned checkpoint is not text"))?;
+        self.relay
+            .post_cosignature(&self.account, &cosigned)
+            .await?;
+        self.store.replace_checkpoint(size, &cosigned, now_ms())?;
+        self.local.witnessed = size;
+        Ok(())
     }
 
     /// Accepts a checkpoint note: signed by the pinned key, no smaller than the last one
@@ -85,11 +125,7 @@ impl Profile {
             .log
             .clone()
             .ok_or_else(|| integrity("the audit log is not pinned yet"))?;
-        let key = hex::decode(&view.log_key)
-            .ok()
-            .and_then(|b| <[u8; 32]>::try_from(b.as_slice()).ok())
-            .and_then(|b| VerifyingKey::from_bytes(&b).ok())
-            .ok_or_else(|| integrity("the pinned log key is unreadable"))?;
+        let key = pinned_key(&view)?;
         let cp = open_checkpoint(note.as_bytes(), &view.origin, &key)
             .map_err(|e| integrity(format!("audit checkpoint refused: {e}")))?;
         let last_root: [u8; 32] = hex::decode(&view.root)
@@ -250,12 +286,37 @@ impl Profile {
         for e in &self.events {
             put(&mut w, Line::Roster(hex::encode(e.to_bytes())))?;
         }
-        let mut checkpoints = 0;
-        for (s, note) in self.store.checkpoints()? {
-            if s <= size {
-                put(&mut w, Line::Checkpoint(note))?;
-                checkpoints += 1;
+        // This device's archive, with the witness's cosigned versions where the relay has
+        // them (each checked under the pinned key; the verifier checks the rest).
+        let mut notes: BTreeMap<u64, String> = self
+            .store
+            .checkpoints()?
+            .into_iter()
+            .filter(|(s, _)| *s <= size)
+            .collect();
+        let key = pinned_key(&view)?;
+        let mut from = 0;
+        loop {
+            let page = self.relay.cosigned_checkpoints(&self.account, from).await?;
+            let Some(last) = page.last() else { break };
+            let last_size = open_checkpoint(last.as_bytes(), &view.origin, &key)
+                .map(|c| c.size())
+                .unwrap_or(u64::MAX);
+            for note in &page {
+                if let Ok(cp) = open_checkpoint(note.as_bytes(), &view.origin, &key) {
+                    if cp.size() <= size {
+                        notes.insert(cp.size(), note.clone());
+                    }
+                }
             }
+            if last_size == u64::MAX || last_size >= size {
+                break;
+            }
+            from = last_size + 1;
+        }
+        let checkpoints = notes.len();
+        for note in notes.into_values() {
+            put(&mut w, Line::Checkpoint(note))?;
         }
         let in_range = |t: u64| from_ms.is_none_or(|f| t >= f) && to_ms.is_none_or(|e| t < e);
         let (mut next, mut whole) = (0u64, 0u64);
