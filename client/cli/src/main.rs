@@ -1042,7 +1042,10 @@ fn verify_bundle(
             .and_then(|b| <[u8; 32]>::try_from(b.as_slice()).ok())
             .and_then(|b| ledgerline_client_core::protocol::keys::VerifyingKey::from_bytes(&b).ok())
             .ok_or_else(|| usage("the witness key must be 64 hex digits of an Ed25519 key"))?;
-        opts.witness = Some(ledgerline_audit::Witness::Key(name.to_owned(), Box::new(key)));
+        opts.witness = Some(ledgerline_audit::Witness::Key(
+            name.to_owned(),
+            Box::new(key),
+        ));
     }
     let file = std::fs::File::open(path).map_err(|e| Failure {
         exit: 6,
