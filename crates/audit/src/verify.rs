@@ -6,7 +6,7 @@ use ledgerline_protocol::audit::{AuditLeaf, SubjectKind};
 use ledgerline_protocol::checkpoint::{
     device_witness_name, open_checkpoint, open_cosigned_checkpoint, Checkpoint,
 };
-use ledgerline_protocol::ids::{DeviceId, FirmId, MemberId};
+use ledgerline_protocol::ids::{DeviceId, FileId, FirmId, MemberId};
 use ledgerline_protocol::keys::VerifyingKey;
 use ledgerline_protocol::merkle::{self, Hash};
 use ledgerline_protocol::request::verify_signatures_batch;
@@ -156,6 +156,19 @@ pub enum AuditError {
         /// Difference.
         diff_ms: u64,
     },
+    /// After a member lost access to a file, the file did not get a new epoch, or the new
+    /// epoch's key was wrapped for that member anyway.
+    #[error("file {file}: member {member} lost access at {since}, but {what}")]
+    IncompleteRotation {
+        /// The file.
+        file: FileId,
+        /// The member who lost access.
+        member: MemberId,
+        /// When.
+        since: String,
+        /// What is missing or wrong.
+        what: String,
+    },
     /// The bundle holds fewer or more entries than its header and last checkpoint say.
     #[error("the bundle holds {have} entries, its last checkpoint covers {want}")]
     WrongLength {
@@ -184,6 +197,7 @@ impl AuditError {
             Self::OutOfOrder { .. } => "out_of_order",
             Self::Skew { .. } => "skew",
             Self::WrongLength { .. } => "wrong_length",
+            Self::IncompleteRotation { .. } => "incomplete_rotation",
         }
     }
 }
@@ -259,11 +273,22 @@ pub struct Verifier {
     nonce_times: VecDeque<(u64, (DeviceId, [u8; 16]))>,
     /// Entries decoded and checked, waiting for their batch's signature check.
     pending: Vec<Pending>,
+    /// Access ends the bundle's whole entries cover, and the new epoch that followed.
+    rotations: Vec<Rotation>,
     entries: u64,
 }
 
 /// Entries whose signatures are checked together.
 const BATCH: usize = 64;
+
+/// One access end to check: the file must get a new epoch afterwards, not wrapped for the
+/// member who left.
+struct Rotation {
+    file: FileId,
+    member: MemberId,
+    since: u64,
+    new_epoch: Option<u64>,
+}
 
 struct Pending {
     leaf: AuditLeaf,
@@ -302,6 +327,7 @@ impl Verifier {
             nonces: HashMap::new(),
             nonce_times: VecDeque::new(),
             pending: Vec::new(),
+            rotations: Vec::new(),
             entries: 0,
         }
     }
@@ -414,6 +440,23 @@ impl Verifier {
             ));
         }
         self.roster_len = events.len();
+        // Rotations can be checked for access ends inside the whole entries, up to the end.
+        if let Some((h, ..)) = &self.header {
+            if h.to_ms.is_none() {
+                let from = h.from_ms.unwrap_or(0);
+                self.rotations = roster
+                    .access_ends()
+                    .into_iter()
+                    .filter(|(_, _, t)| *t >= from)
+                    .map(|(file, member, since)| Rotation {
+                        file,
+                        member,
+                        since,
+                        new_epoch: None,
+                    })
+                    .collect();
+            }
+        }
         self.roster = Some(roster);
         Ok(())
     }
@@ -604,6 +647,13 @@ impl Verifier {
         }
         self.nonces.insert(id, index);
         self.nonce_times.push_back((head.timestamp_ms, id));
+        check_rotation(
+            &mut self.rotations,
+            &head.method,
+            &head.path,
+            head.timestamp_ms,
+            roster,
+        )?;
         let row = Row {
             index,
             received_ms: leaf.received_ms,
@@ -670,6 +720,14 @@ impl Verifier {
                 want: header.size,
             });
         }
+        if let Some(r) = self.rotations.iter().find(|r| r.new_epoch.is_none()) {
+            return Err(AuditError::IncompleteRotation {
+                file: r.file,
+                member: r.member,
+                since: format_ms(r.since),
+                what: "no new epoch followed by the end of the log".into(),
+            });
+        }
         Ok((
             Summary {
                 firm,
@@ -682,6 +740,58 @@ impl Verifier {
             rows,
         ))
     }
+}
+
+/// Follows key changes for the access ends being checked: the first epoch link put
+/// after an access end is the new epoch; a wrap of it (or a later epoch) for the member
+/// who left, while they have no access, is a leak.
+fn check_rotation(
+    rotations: &mut [Rotation],
+    method: &str,
+    path: &str,
+    t: u64,
+    roster: &Roster,
+) -> Result<(), AuditError> {
+    if method != "PUT" || rotations.is_empty() {
+        return Ok(());
+    }
+    let parts: Vec<&str> = path.split('?').next().unwrap_or("").split('/').collect();
+    let (file, epoch, holder) = match parts.as_slice() {
+        ["", "v1", "files", f, "epochs", e, "link"] => (*f, *e, None),
+        ["", "v1", "files", f, "epochs", e, "keys", m] => (*f, *e, Some(*m)),
+        _ => return Ok(()),
+    };
+    let (Ok(file), Ok(epoch)) = (file.parse::<FileId>(), epoch.parse::<u64>()) else {
+        return Ok(());
+    };
+    let holder = match holder.map(str::parse::<MemberId>) {
+        Some(Ok(m)) => Some(m),
+        Some(Err(_)) => return Ok(()),
+        None => None,
+    };
+    for r in rotations
+        .iter_mut()
+        .filter(|r| r.file == file && t >= r.since)
+    {
+        match (holder, r.new_epoch) {
+            (None, None) => r.new_epoch = Some(epoch),
+            (Some(m), Some(new)) if m == r.member && epoch >= new => {
+                if !roster.had_access(&file, &m, t) {
+                    return Err(AuditError::IncompleteRotation {
+                        file,
+                        member: m,
+                        since: format_ms(r.since),
+                        what: format!(
+                            "epoch {epoch}'s key was wrapped for them at {}",
+                            format_ms(t)
+                        ),
+                    });
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 fn kind_name(k: SubjectKind) -> &'static str {

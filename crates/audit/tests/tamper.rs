@@ -462,3 +462,53 @@ fn the_owners_device_is_a_witness_the_roster_vouches_for() {
     let e = run(&bundle(&w, &cps, 12, 0..12), opts).unwrap_err();
     assert_eq!(e.class(), "missing_witness");
 }
+
+/// Anna gets a file at T0+60 s and loses it at T0+70 s; `after` are the owner's requests
+/// that follow (path templates with `{f}` and `{anna}`).
+fn removal(after: &[&str]) -> Result<(Summary, Vec<Row>), AuditError> {
+    use ledgerline_protocol::ids::FileId;
+    let mut w = World::new();
+    let anna = match &w.events[2].body.kind {
+        EventKind::MemberAdded { member, .. } => *member,
+        _ => unreachable!(),
+    };
+    let file = FileId([0x42; 16]);
+    let owner = w.owner.clone();
+    w.event(
+        &owner,
+        T0 + 60_000,
+        EventKind::FileAccessGranted { file, member: anna },
+    );
+    w.event(
+        &owner,
+        T0 + 70_000,
+        EventKind::FileAccessRemoved { file, member: anna },
+    );
+    let first = w.leaf(0, "GET", "/v1/files/00/records", T0 + 65_000);
+    w.leaves.push(first);
+    for (i, p) in after.iter().enumerate() {
+        let path = p
+            .replace("{f}", &file.to_hex())
+            .replace("{anna}", &anna.to_hex());
+        let leaf = w.leaf(0, "PUT", &path, T0 + 71_000 + i as u64);
+        w.leaves.push(leaf);
+    }
+    let n = w.leaves.len();
+    let cps = vec![w.checkpoint(n)];
+    run(&bundle(&w, &cps, n as u64, 0..n), Options::default())
+}
+
+#[test]
+fn a_removal_needs_a_new_epoch_that_the_removed_member_never_gets() {
+    assert!(removal(&["/v1/files/{f}/epochs/1/link"]).is_ok());
+    let e = removal(&[]).unwrap_err();
+    assert_eq!(e.class(), "incomplete_rotation");
+    assert!(e.to_string().contains("no new epoch"), "{e}");
+    let e = removal(&[
+        "/v1/files/{f}/epochs/1/link",
+        "/v1/files/{f}/epochs/1/keys/{anna}",
+    ])
+    .unwrap_err();
+    assert_eq!(e.class(), "incomplete_rotation");
+    assert!(e.to_string().contains("wrapped for them"), "{e}");
+}

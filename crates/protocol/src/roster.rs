@@ -830,6 +830,22 @@ impl Roster {
             .collect()
     }
 
+    /// Every moment a member's access to a file ended `(file, member, time ms)` — by a
+    /// removal from the file or from the firm — in file and member order.
+    pub fn access_ends(&self) -> Vec<(FileId, MemberId, u64)> {
+        self.grants
+            .iter()
+            .flat_map(|((f, m), v)| v.iter().filter_map(move |i| i.until.map(|t| (*f, *m, t))))
+            .collect()
+    }
+
+    /// Whether `member` held a grant for `file` at time `t_ms`.
+    pub fn had_access(&self, file: &FileId, member: &MemberId, t_ms: u64) -> bool {
+        self.grants
+            .get(&(*file, *member))
+            .is_some_and(|v| v.iter().any(|i| i.contains(t_ms)))
+    }
+
     /// Every file that ever had a grant.
     pub fn files(&self) -> BTreeSet<FileId> {
         self.grants.keys().map(|(f, _)| *f).collect()
