@@ -775,18 +775,18 @@ fn check_rotation(
     {
         match (holder, r.new_epoch) {
             (None, None) => r.new_epoch = Some(epoch),
-            (Some(m), Some(new)) if m == r.member && epoch >= new => {
-                if !roster.had_access(&file, &m, t) {
-                    return Err(AuditError::IncompleteRotation {
-                        file,
-                        member: m,
-                        since: format_ms(r.since),
-                        what: format!(
-                            "epoch {epoch}'s key was wrapped for them at {}",
-                            format_ms(t)
-                        ),
-                    });
-                }
+            (Some(m), Some(new))
+                if m == r.member && epoch >= new && !roster.had_access(&file, &m, t) =>
+            {
+                return Err(AuditError::IncompleteRotation {
+                    file,
+                    member: m,
+                    since: format_ms(r.since),
+                    what: format!(
+                        "epoch {epoch}'s key was wrapped for them at {}",
+                        format_ms(t)
+                    ),
+                });
             }
             _ => {}
         }
