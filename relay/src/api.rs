@@ -102,6 +102,7 @@ pub fn router<S: Store>(state: AppState<S>) -> Router {
         .route("/v1/audit/entries", get(audit::get_entries::<S>))
         .route("/v1/audit/inclusion", get(audit::get_inclusion::<S>))
         .route("/v1/audit/consistency", get(audit::get_consistency::<S>))
+        .route("/v1/audit/opened", post(audit::post_opened::<S>))
         .route(
             "/v1/audit/cosignatures",
             get(audit::get_cosigned::<S>).post(audit::post_cosignature::<S>),

@@ -273,6 +273,54 @@ async fn releases_come_with_proof_and_the_log_stays_consistent_across_restarts()
         .await;
     assert_eq!(v["checkpoints"].as_array().unwrap().len(), 1);
 
+    // Openings from a device's local store: a real room of the firm, a time not in the
+    // future; the entry is the device's own signed words.
+    let room = hex::encode(a.random16());
+    owner
+        .ok(
+            &http,
+            "POST",
+            "/v1/rooms",
+            Some(json!({ "room": room, "file": file })),
+        )
+        .await;
+    let (status, v) = anna_dev
+        .call(
+            &http,
+            "POST",
+            &format!("/v1/audit/opened?room={room}&at={}", now_ms() - 60_000),
+            None,
+        )
+        .await;
+    assert_eq!(status, 201, "{v}");
+    let index = v["audit_index"].as_u64().unwrap();
+    let v = owner
+        .ok(
+            &http,
+            "GET",
+            &format!("/v1/audit/entries?from={index}"),
+            None,
+        )
+        .await;
+    let leaf =
+        AuditLeaf::from_bytes(&hex::decode(v["entries"][0].as_str().unwrap()).unwrap()).unwrap();
+    assert_eq!(leaf.request.head.device, anna_dev.id);
+    assert!(leaf.request.head.path.starts_with("/v1/audit/opened?room="));
+    for (path, want) in [
+        (
+            format!("/v1/audit/opened?room={}&at=1", "00".repeat(16)),
+            404,
+        ),
+        (
+            format!("/v1/audit/opened?room={room}&at={}", now_ms() + 3_600_000),
+            400,
+        ),
+        (format!("/v1/audit/opened?room={room}"), 400),
+    ] {
+        let (status, v) = anna_dev.call(&http, "POST", &path, None).await;
+        assert_eq!(status, want, "{path}: {v}");
+    }
+
     // Another firm on the same relay: its own log, origin and key.
     let b = Firm::create(&http, &relay.base, 22).await;
     let v = b

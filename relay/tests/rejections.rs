@@ -262,6 +262,14 @@ fn routes(
             false,
         ),
         route(
+            "POST",
+            format!("/v1/audit/opened?room={room}&at=1"),
+            None,
+            None,
+            None,
+            false,
+        ),
+        route(
             "GET",
             "/v1/audit/checkpoint".into(),
             None,

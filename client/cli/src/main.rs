@@ -908,9 +908,18 @@ fn conversation_json(c: Conversation) -> (&'static str, String) {
 async fn chat(p: &mut Profile, cmd: ChatCmd) -> Result<Output, Failure> {
     let (to, event) = match cmd {
         ChatCmd::Read { to } => {
-            p.sync().await?;
+            // Out of reach, the conversation is read from the local store; the opening
+            // reaches the access log at the next sync.
+            let offline = match p.sync().await {
+                Err(ClientError::Relay(RelayError::Unreachable(e))) => Some(e),
+                other => other.map(|_| None)?,
+            };
             let conv = conversation_of(p, &to).await?;
             let messages = p.conversation(conv)?;
+            p.record_opened(conv).await?;
+            if let Some(e) = &offline {
+                eprintln!("ledgerline: relay unreachable ({e}); showing what this device has");
+            }
             let text = messages
                 .iter()
                 .map(|m| {

@@ -1256,7 +1256,17 @@ async fn an_auditor_verifies_who_did_what_offline_and_catches_an_edited_log() {
         ],
     )
     .await;
+    // Reading the conversation is on the record, also offline (reported at the next sync)
+    // and also after losing access (what was cached can still be read).
+    ok(&f.anna, &["chat", "read", FILE]).await;
+    relay.stop().await;
+    let offline = ll(&f.anna, &["chat", "read", FILE]).await;
+    assert_eq!(offline.code, 0, "{}", offline.stderr);
+    assert!(bodies(&offline.json).contains(&"Już wysyłam".to_owned()));
+    assert!(offline.stderr.contains("unreachable"), "{}", offline.stderr);
+    relay = Relay::start(&data, addr).await;
     ok(&f.owner, &["file", "remove", FILE, "Anna Kowalczyk"]).await;
+    ok(&f.anna, &["chat", "read", FILE]).await;
     let anna = ok(&f.anna, &["whoami"]).await["member"]
         .as_str()
         .unwrap()
@@ -1284,6 +1294,14 @@ async fn an_auditor_verifies_who_did_what_offline_and_catches_an_edited_log() {
     assert!(rows
         .iter()
         .any(|v| v["row"]["action"] == "started a new key epoch"));
+    let openings = rows
+        .iter()
+        .filter(|v| {
+            v["row"]["member"] == anna.as_str()
+                && v["row"]["action"] == "opened a conversation on the device"
+        })
+        .count();
+    assert_eq!(openings, 3, "{rows:?}");
     assert_eq!(rows.last().unwrap()["ok"], true);
     // The owner's device witnessed the log as it synced: the auditor can insist on it.
     let witnessed = run_with({

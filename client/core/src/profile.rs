@@ -304,6 +304,10 @@ struct LocalState {
     /// On an owner's device: the largest checkpoint it cosigned as the firm's witness.
     #[serde(default)]
     witnessed: u64,
+    /// Conversations opened from the local store, not yet reported to the log: (hex
+    /// room, time ms).
+    #[serde(default)]
+    opened: Vec<(String, u64)>,
 }
 
 /// What this profile knows of an internal room or direct chat.
@@ -2051,6 +2055,7 @@ impl Profile {
             }
         }
         self.commit()?;
+        self.flush_opened().await?;
         self.deliver_late_keys(report).await?;
         self.flush_private(report).await?;
         report.uploads_finished = self.resume_uploads(report).await?;

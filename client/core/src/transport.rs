@@ -1113,6 +1113,24 @@ impl RelayClient<HttpTransport> {
         })
     }
 
+    /// Tells the log that this device opened a conversation from its local store at
+    /// `at_ms` (its clock).
+    pub async fn post_opened(
+        &self,
+        s: &impl DeviceSigner,
+        room: [u8; 16],
+        at_ms: u64,
+    ) -> Result<(), RelayError> {
+        self.call(
+            s,
+            "POST",
+            &format!("/v1/audit/opened?room={}&at={at_ms}", hex::encode(room)),
+            None,
+        )
+        .await
+        .map(|_| ())
+    }
+
     /// Hands in a checkpoint this device cosigned as the firm's witness.
     pub async fn post_cosignature(
         &self,

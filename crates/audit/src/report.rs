@@ -25,6 +25,7 @@ pub fn action(method: &str, path: &str) -> String {
         | ("POST", ["v1", "files", _, "uploads", _, "complete"]) => "uploaded a document",
         ("GET", ["v1", "files", _, "documents", _]) => "downloaded a document",
         ("POST", ["v1", "files", _, "documents", _, "release"]) => "opened a document",
+        ("POST", ["v1", "audit", "opened"]) => "opened a conversation on the device",
         _ => return format!("{method} {path}"),
     };
     what.to_owned()

@@ -224,3 +224,43 @@ pub(super) async fn get_cosigned<S: Store>(
             .collect::<Vec<_>>(),
     })))
 }
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct OpenedQuery {
+    room: String,
+    at: u64,
+}
+
+/// `POST /v1/audit/opened?room&at`: a device opened a conversation from its local store at
+/// `at` (its clock): the signed request itself is the entry, so the room and the time are
+/// the device's own words. Any active device of the firm may report a room of the firm —
+/// a member who lost access still holds what was cached, and reading it is on the record.
+pub(super) async fn post_opened<S: Store>(
+    State(state): State<AppState<S>>,
+    Q(q): Q<OpenedQuery>,
+    s: Signed,
+) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+    let c = &s.caller;
+    let room = path_id16(&q.room)?;
+    if q.at > now_ms().saturating_add(state.config.max_skew_ms) {
+        return Err(ApiError::bad_request(
+            "bad_time",
+            "an opening cannot be in the future",
+        ));
+    }
+    let r = state
+        .store
+        .room(c.firm, room)
+        .await
+        .map_err(store_err)?
+        .ok_or_else(|| ApiError::not_found("no such room"))?;
+    let mut about = vec![(SubjectKind::Room, room)];
+    about.extend(r.file.map(|f| (SubjectKind::File, f.0)));
+    let index = state
+        .store
+        .append_audit_leaf(c.firm, entry(c, now_ms(), &about))
+        .await
+        .map_err(store_err)?;
+    Ok((StatusCode::CREATED, Json(json!({ "audit_index": index }))))
+}

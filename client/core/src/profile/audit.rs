@@ -367,6 +367,37 @@ impl Profile {
         })
     }
 
+    /// Records that the user opened a conversation from this device's local store (the
+    /// log hears of it at once, or at the next sync if the relay is out of reach): what
+    /// is read offline is on the record too.
+    pub async fn record_opened(&mut self, to: super::Conversation) -> Result<()> {
+        self.local
+            .opened
+            .push((hex::encode(to.room_id()), now_ms()));
+        self.commit()?;
+        match self.flush_opened().await {
+            Err(ClientError::Relay(crate::transport::RelayError::Unreachable(_))) => Ok(()),
+            other => other,
+        }
+    }
+
+    /// Reports queued openings, oldest first; each leaves the queue once the log has it.
+    pub(super) async fn flush_opened(&mut self) -> Result<()> {
+        while let Some((room_hex, at)) = self.local.opened.first().cloned() {
+            let mut room = [0u8; 16];
+            if hex::decode_to_slice(&room_hex, &mut room).is_ok() {
+                match self.relay.post_opened(&self.account, room, at).await {
+                    // The room is gone: nothing to report it against.
+                    Err(crate::transport::RelayError::Refused { status: 404, .. }) => {}
+                    other => other?,
+                }
+            }
+            self.local.opened.remove(0);
+            self.commit()?;
+        }
+        Ok(())
+    }
+
     /// The audit-log checkpoints this device accepted `(size, note)`, smallest first.
     pub fn checkpoints(&self) -> Result<Vec<(u64, String)>> {
         Ok(self.store.checkpoints()?)
