@@ -145,6 +145,10 @@ enum AuditCmd {
         /// Entries received before this time are included whole.
         #[arg(long)]
         to: Option<String>,
+        /// Seal the names of members, files, documents and rooms to this member's devices
+        /// (an auditor; name or id), so their report reads in names.
+        #[arg(long, value_name = "MEMBER")]
+        for_auditor: Option<String>,
     },
     /// Verify a bundle offline, without a profile or a relay, and print who did what when.
     /// Exit 0 only when every signature, checkpoint and root verifies.
@@ -162,6 +166,10 @@ enum AuditCmd {
         /// (slower; accepts exactly what the protocol's single verification accepts).
         #[arg(long)]
         strict: bool,
+        /// Show names: open the bundle's name map with this profile's device (the
+        /// auditor's, as given with `audit export --for-auditor`). Still offline.
+        #[arg(long)]
+        names: bool,
     },
 }
 
@@ -516,7 +524,28 @@ async fn run(cli: Cli) -> Result<Output, Failure> {
             csv,
             require_witness,
             strict,
-        }) => verify_bundle(&bundle, csv, json, require_witness.as_deref(), strict),
+            names,
+        }) => {
+            let names = if names {
+                let p = Profile::open(&dir, unlock(&dir, false, no_keyring)?)?;
+                let (header, sealed) = bundle_names(&bundle)?;
+                Some(p.open_names(&header, &sealed)?.ok_or_else(|| Failure {
+                    exit: 6,
+                    code: "not_found",
+                    message: "the bundle carries no names for this device".into(),
+                })?)
+            } else {
+                None
+            };
+            verify_bundle(
+                &bundle,
+                csv,
+                json,
+                require_witness.as_deref(),
+                strict,
+                names.as_ref(),
+            )
+        }
         command => {
             let mut p = Profile::open(&dir, unlock(&dir, false, no_keyring)?)?;
             if let Some(relay) = &relay_override {
@@ -701,10 +730,17 @@ async fn with_profile(p: &mut Profile, command: Command, json: bool) -> Result<O
                 json: serde_json::to_value(&r).unwrap_or_default(),
             })
         }
-        Command::Audit(AuditCmd::Export { out, from, to }) => {
+        Command::Audit(AuditCmd::Export {
+            out,
+            from,
+            to,
+            for_auditor,
+        }) => {
             let t = |v: Option<String>| v.map(|s| ledgerline_audit::parse_time(&s).map_err(usage)).transpose();
             let (from_ms, to_ms) = (t(from)?, t(to)?);
-            let s = p.export_audit(&out, from_ms, to_ms).await?;
+            let s = p
+                .export_audit(&out, from_ms, to_ms, for_auditor.as_deref())
+                .await?;
             Ok(Output {
                 text: format!(
                     "Wrote {}: {} log entries ({} whole), {} checkpoints, {} roster events.",
@@ -1034,6 +1070,7 @@ fn verify_bundle(
     json: bool,
     witness: Option<&str>,
     strict: bool,
+    names: Option<&ledgerline_audit::NameMap>,
 ) -> Result<Output, Failure> {
     use std::io::BufRead;
     let mut opts = ledgerline_audit::Options {
@@ -1072,7 +1109,7 @@ fn verify_bundle(
         (false, true) => writeln!(stdout, "index,time,member,device,action,request,subjects"),
         (false, false) => writeln!(
             stdout,
-            "{:>7}  {:<24}  {:<12}  {:<12}  action",
+            "{:>7}  {:<24}  {:<20}  {:<12}  action",
             "entry", "time (UTC)", "member", "device"
         ),
         _ => Ok(()),
@@ -1087,12 +1124,12 @@ fn verify_bundle(
             continue;
         }
         for row in v.line(&line).map_err(found)? {
-            print_row(&mut stdout, &row, json, csv);
+            print_row(&mut stdout, &row, json, csv, names);
         }
     }
     let (summary, rows) = v.finish().map_err(found)?;
     for row in rows {
-        print_row(&mut stdout, &row, json, csv);
+        print_row(&mut stdout, &row, json, csv, names);
     }
     Ok(Output {
         text: if csv {
@@ -1116,30 +1153,88 @@ fn verify_bundle(
     })
 }
 
-fn print_row(out: &mut impl Write, row: &ledgerline_audit::Row, json: bool, csv: bool) {
+/// The header line and the sealed name maps at the top of a bundle.
+fn bundle_names(
+    path: &std::path::Path,
+) -> Result<(String, Vec<ledgerline_audit::SealedNames>), Failure> {
+    use std::io::BufRead;
+    let unreadable = |what: String| Failure {
+        exit: 5,
+        code: "malformed",
+        message: format!("{}: {what}", path.display()),
+    };
+    let file = std::fs::File::open(path).map_err(|e| Failure {
+        exit: 6,
+        code: "not_found",
+        message: format!("cannot read {}: {e}", path.display()),
+    })?;
+    let mut lines = std::io::BufReader::new(file).lines();
+    let header = lines
+        .next()
+        .and_then(Result::ok)
+        .ok_or_else(|| unreadable("empty".into()))?;
+    let mut sealed = Vec::new();
+    for line in lines {
+        let line = line.map_err(|e| unreadable(e.to_string()))?;
+        match serde_json::from_str::<ledgerline_audit::Line>(&line) {
+            Ok(ledgerline_audit::Line::Names(n)) => sealed.push(n),
+            _ => break,
+        }
+    }
+    Ok((header, sealed))
+}
+
+fn print_row(
+    out: &mut impl Write,
+    row: &ledgerline_audit::Row,
+    json: bool,
+    csv: bool,
+    names: Option<&ledgerline_audit::NameMap>,
+) {
+    let member = names
+        .and_then(|n| n.members.get(&row.member.to_hex()).cloned())
+        .unwrap_or_else(|| row.member.to_hex());
+    let subjects: Vec<String> = row
+        .subjects
+        .iter()
+        .map(|s| names.map_or_else(|| s.clone(), |n| n.subject(s)))
+        .collect();
     let _ = if json {
-        writeln!(out, "{}", json!({ "row": row }))
+        let v = if names.is_some() {
+            json!({ "row": row, "member_name": member, "subject_names": subjects })
+        } else {
+            json!({ "row": row })
+        };
+        writeln!(out, "{v}")
     } else if csv {
         writeln!(
             out,
             "{},{},{},{},{},{},{}",
             row.index,
             row.time,
-            row.member,
+            csv_field(&member),
             row.device,
             csv_field(&row.action),
             csv_field(&row.request),
-            csv_field(&row.subjects.join(" "))
+            csv_field(&subjects.join("; "))
         )
     } else {
-        let short = |s: String| s.chars().take(12).collect::<String>();
+        let short = |s: String| s.chars().take(20).collect::<String>();
+        let about = if names.is_some() {
+            format!("  ({})", subjects.join(", "))
+        } else {
+            String::new()
+        };
         writeln!(
             out,
-            "{:>7}  {:<24}  {:<12}  {:<12}  {}",
+            "{:>7}  {:<24}  {:<20}  {:<12}  {}{about}",
             row.index,
             row.time,
-            short(row.member.to_string()),
-            short(row.device.to_string()),
+            short(member),
+            short(row.device.to_string())
+                .chars()
+                .take(12)
+                .collect::<String>(),
             row.action
         )
     };

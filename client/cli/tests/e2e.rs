@@ -1318,6 +1318,97 @@ async fn an_auditor_verifies_who_did_what_offline_and_catches_an_edited_log() {
     })
     .await;
     assert_eq!(witnessed.code, 0, "{}", witnessed.stderr);
+
+    // The auditor gets names, sealed to their device: the report reads as people and
+    // customers, while the relay only ever held ids.
+    relay = Relay::start(&data, addr).await;
+    let celina = dir.path().join("celina");
+    let code = ok(
+        &f.owner,
+        &[
+            "invite",
+            "create",
+            "--name",
+            "Celina Audytor",
+            "--role",
+            "auditor",
+        ],
+    )
+    .await["code"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let fp = ok(
+        &celina,
+        &[
+            "join",
+            "--relay",
+            &relay.url(),
+            "--code",
+            &code,
+            "--me",
+            "Celina Audytor",
+        ],
+    )
+    .await["fingerprint"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    ok(
+        &f.owner,
+        &["approve", "Celina Audytor", "--fingerprint", &fp],
+    )
+    .await;
+    ok(&celina, &["sync"]).await;
+    let named = dir.path().join("named.jsonl");
+    let e = ok(
+        &f.owner,
+        &[
+            "audit",
+            "export",
+            "--out",
+            named.to_str().unwrap(),
+            "--for-auditor",
+            "Celina Audytor",
+        ],
+    )
+    .await;
+    assert_eq!(e["names_sealed_for"], 1);
+    relay.stop().await;
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_ledgerline"))
+        .args([
+            "--profile",
+            celina.to_str().unwrap(),
+            "audit",
+            "verify",
+            named.to_str().unwrap(),
+            "--names",
+        ])
+        .env("LEDGERLINE_PASSPHRASE", PASS)
+        .output()
+        .await
+        .unwrap();
+    let table = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let line = table
+        .lines()
+        .find(|l| l.contains("Anna Kowalczyk") && l.contains("downloaded a document"))
+        .unwrap_or_else(|| panic!("no named download in:\n{table}"));
+    assert!(
+        line.contains(FILE) && line.contains("Wyciąg 03-2026.pdf"),
+        "{line}"
+    );
+    // Anyone else's profile cannot open the names.
+    let not_mine = ll(
+        &f.anna,
+        &["audit", "verify", named.to_str().unwrap(), "--names"],
+    )
+    .await;
+    assert_eq!(not_mine.code, 6, "{}", not_mine.stderr);
     relay = Relay::start(&data, addr).await;
 
     // A time range: nothing whole before the export's start, still a verified log.

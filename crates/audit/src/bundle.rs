@@ -1,6 +1,64 @@
 //! The bundle's lines.
 
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Context of a name map's associated data: `NAMES_CONTEXT || 0x00 || header line`, so a
+/// sealed map opens only with the bundle it was written for.
+pub const NAMES_CONTEXT: &str = "ledgerline/v1/audit-names";
+
+/// Associated data of the name map of the bundle whose header line is `header_line`.
+pub fn names_ad(header_line: &str) -> Vec<u8> {
+    let mut ad = NAMES_CONTEXT.as_bytes().to_vec();
+    ad.push(0);
+    ad.extend_from_slice(header_line.as_bytes());
+    ad
+}
+
+/// The names behind a bundle's opaque ids (hex id → name), for the auditor's report. It
+/// travels sealed to the auditor's device (`SealedNames`): the relay never sees names.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NameMap {
+    /// Members.
+    pub members: BTreeMap<String, String>,
+    /// Customer files.
+    pub files: BTreeMap<String, String>,
+    /// Documents.
+    pub documents: BTreeMap<String, String>,
+    /// Internal rooms and direct chats.
+    pub rooms: BTreeMap<String, String>,
+}
+
+impl NameMap {
+    /// `kind:id` in words, e.g. `file Kowalski sp. z o.o.` (the id when unnamed).
+    pub fn subject(&self, subject: &str) -> String {
+        let Some((kind, id)) = subject.split_once(':') else {
+            return subject.to_owned();
+        };
+        let map = match kind {
+            "member" => &self.members,
+            "file" => &self.files,
+            "document" => &self.documents,
+            "room" => &self.rooms,
+            _ => return subject.to_owned(),
+        };
+        match map.get(id) {
+            Some(name) => format!("{kind} {name}"),
+            None => subject.to_owned(),
+        }
+    }
+}
+
+/// A name map sealed to one device of the auditor (`seal_to_device`, hex).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SealedNames {
+    /// The auditor's device (hex id).
+    pub device: String,
+    /// The sealed JSON of a [`NameMap`] (hex).
+    pub sealed: String,
+}
 
 /// The header's `bundle` value for this version of the format.
 pub const FORMAT: &str = "ledgerline-audit/1";
@@ -33,6 +91,8 @@ pub struct Header {
 pub enum Line {
     /// The first line.
     Header(Header),
+    /// Optional, right after the header: the name map sealed to an auditor's device.
+    Names(SealedNames),
     /// A roster event (hex), in chain order, all of them.
     Roster(String),
     /// A signed checkpoint note (text), ascending by size; the last has the header's size.

@@ -28,6 +28,8 @@ pub const INFO_INVITE_KEY: &str = "ledgerline/v1/invite-key";
 
 /// HKDF info of the member-key wrap for a device (`key-hierarchy.md`).
 pub const INFO_MEMBER_KEY_WRAP: &str = "ledgerline/v1/member-key-wrap";
+/// HKDF info of a message sealed to one device's wrap key (`key-hierarchy.md`).
+pub const INFO_SEALED_TO_DEVICE: &str = "ledgerline/v1/sealed-to-device";
 /// HKDF info of the key-encryption key derived from a member key for epoch keys.
 pub const INFO_KEK_EPOCH_KEY: &str = "ledgerline/v1/kek/epoch-key";
 /// HKDF info of the key-encryption key derived from an epoch key for its predecessor.

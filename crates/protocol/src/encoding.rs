@@ -121,6 +121,11 @@ impl<'a> Reader<'a> {
         Ok(head)
     }
 
+    /// Takes everything left.
+    pub fn rest(&mut self) -> &'a [u8] {
+        std::mem::take(&mut self.rest)
+    }
+
     /// Takes a fixed-size array.
     pub fn array<const N: usize>(&mut self, what: &'static str) -> Result<[u8; N], DecodeError> {
         let bytes = self.take(N, what)?;

@@ -10,7 +10,9 @@
 //! Associated data binds every wrap to its context, so a wrapped key cannot be replayed
 //! for another member, device, file, epoch or key version.
 
-use crate::constants::{INFO_KEK_EPOCH_CHAIN, INFO_KEK_EPOCH_KEY, INFO_MEMBER_KEY_WRAP};
+use crate::constants::{
+    INFO_KEK_EPOCH_CHAIN, INFO_KEK_EPOCH_KEY, INFO_MEMBER_KEY_WRAP, INFO_SEALED_TO_DEVICE,
+};
 use crate::crypto;
 use crate::encoding::{DecodeError, Reader, Writer};
 use crate::ids::{DeviceId, FileId, FirmId, MemberId, ID_LEN};
@@ -126,6 +128,63 @@ pub fn unwrap_member_key(
     let pt = crypto::open_chacha(&kek, &[0; 12], &ctx.associated_data(), ct)
         .ok_or(UnwrapError::AuthFailed)?;
     to_key(pt).map(MemberKey::from_bytes)
+}
+
+/// Seals `plaintext` (any length) to one device: a fresh X25519 key agreement with the
+/// device's wrap key, HKDF-SHA256 (`INFO_SEALED_TO_DEVICE`, salt = both public keys) and
+/// ChaCha20-Poly1305 over `ad`. Output: `version || ephemeral public key || ciphertext`.
+/// Used for what one device hands to another outside Olm (an audit bundle's name map).
+pub fn seal_to_device<R: RngCore + CryptoRng>(
+    plaintext: &[u8],
+    recipient: &WrapPublicKey,
+    ad: &[u8],
+    rng: &mut R,
+) -> Vec<u8> {
+    let eph = x25519_dalek::StaticSecret::random_from_rng(&mut *rng);
+    let eph_pub = WrapPublicKey::from(&eph);
+    let shared = eph.diffie_hellman(recipient);
+    let kek = sealed_kek(shared.as_bytes(), &eph_pub, recipient);
+    // A fresh key per message (new ephemeral key): the fixed nonce is safe.
+    let ct = crypto::seal_chacha(&kek, &[0; 12], ad, plaintext);
+    let mut out = Vec::with_capacity(1 + 32 + ct.len());
+    out.push(PROTOCOL_VERSION);
+    out.extend_from_slice(eph_pub.as_bytes());
+    out.extend_from_slice(&ct);
+    out
+}
+
+/// Opens what [`seal_to_device`] sealed to this device.
+pub fn open_sealed(
+    sealed: &[u8],
+    secret: &DeviceWrapSecret,
+    ad: &[u8],
+) -> Result<Zeroizing<Vec<u8>>, UnwrapError> {
+    let mut r = Reader::new(sealed);
+    r.version(PROTOCOL_VERSION)?;
+    let eph_pub = WrapPublicKey::from(r.array::<32>("ephemeral_key")?);
+    let ct = r.rest();
+    if ct.len() < 16 {
+        return Err(DecodeError::Truncated("ciphertext").into());
+    }
+    let shared = secret.inner().diffie_hellman(&eph_pub);
+    if !shared.was_contributory() {
+        return Err(UnwrapError::NonContributory);
+    }
+    let kek = sealed_kek(shared.as_bytes(), &eph_pub, &secret.public_key());
+    crypto::open_chacha(&kek, &[0; 12], ad, ct)
+        .map(Zeroizing::new)
+        .ok_or(UnwrapError::AuthFailed)
+}
+
+fn sealed_kek(
+    shared: &[u8; 32],
+    eph: &WrapPublicKey,
+    recipient: &WrapPublicKey,
+) -> Zeroizing<[u8; 32]> {
+    let mut salt = [0u8; 64];
+    salt[..32].copy_from_slice(eph.as_bytes());
+    salt[32..].copy_from_slice(recipient.as_bytes());
+    crypto::hkdf32(Some(&salt), shared, &[INFO_SEALED_TO_DEVICE.as_bytes()])
 }
 
 fn to_key(pt: Vec<u8>) -> Result<[u8; 32], UnwrapError> {
@@ -294,6 +353,45 @@ mod tests {
     use proptest::prelude::*;
     use rand_chacha::rand_core::SeedableRng;
     use rand_chacha::ChaCha20Rng;
+
+    #[test]
+    fn sealed_messages_open_only_for_their_device_and_context() {
+        let mut rng = ChaCha20Rng::seed_from_u64(3);
+        let me = DeviceWrapSecret::generate(&mut rng);
+        let other = DeviceWrapSecret::generate(&mut rng);
+        let text = "Kowalski sp. z o.o. — Wyciąg 03-2026.pdf".repeat(50);
+        let sealed = seal_to_device(text.as_bytes(), &me.public_key(), b"ad", &mut rng);
+        assert_eq!(sealed.len(), 1 + 32 + text.len() + 16);
+        assert_eq!(
+            open_sealed(&sealed, &me, b"ad").unwrap().as_slice(),
+            text.as_bytes()
+        );
+        assert_eq!(
+            open_sealed(&sealed, &other, b"ad").unwrap_err().class(),
+            "AuthFailed"
+        );
+        assert_eq!(
+            open_sealed(&sealed, &me, b"other").unwrap_err().class(),
+            "AuthFailed"
+        );
+        let mut flipped = sealed.clone();
+        *flipped.last_mut().unwrap() ^= 1;
+        assert_eq!(
+            open_sealed(&flipped, &me, b"ad").unwrap_err().class(),
+            "AuthFailed"
+        );
+        assert_eq!(
+            open_sealed(&sealed[..40], &me, b"ad").unwrap_err().class(),
+            "Malformed"
+        );
+        // A low-order ephemeral key is refused before any decryption.
+        let mut low = sealed;
+        low[1..33].copy_from_slice(&[0; 32]);
+        assert_eq!(
+            open_sealed(&low, &me, b"ad").unwrap_err().class(),
+            "NonContributory"
+        );
+    }
 
     fn ctx() -> MemberKeyContext {
         MemberKeyContext {

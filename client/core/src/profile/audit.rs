@@ -9,13 +9,17 @@
 
 use super::{now_ms, ClientError, Profile, Result};
 use crate::transport::Release;
-use ledgerline_audit::{Header, Line, FORMAT};
+use ledgerline_audit::{names_ad, Header, Line, NameMap, SealedNames, FORMAT};
 use ledgerline_protocol::audit::AuditLeaf;
 use ledgerline_protocol::checkpoint::{cosign_as_device, open_checkpoint, Checkpoint};
+use ledgerline_protocol::ids::{DeviceId, MemberId};
 use ledgerline_protocol::ids::{DocumentId, FileId};
+use ledgerline_protocol::keys::WrapPublicKey;
 use ledgerline_protocol::keys::{DeviceSigner, VerifyingKey};
 use ledgerline_protocol::merkle::leaf_hash;
 use ledgerline_protocol::merkle::{empty_root, verify_consistency, verify_inclusion};
+use ledgerline_protocol::wrap::{open_sealed, seal_to_device};
+use rand_core::OsRng;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -34,6 +38,8 @@ pub struct ExportSummary {
     pub checkpoints: usize,
     /// Roster events included.
     pub roster_events: usize,
+    /// Auditor devices the name map was sealed to (0: no names).
+    pub names_sealed_for: usize,
 }
 
 /// The pinned log and the last checkpoint accepted.
@@ -223,19 +229,28 @@ impl Profile {
     /// `[from_ms, to_ms)` whole and the others as leaf hashes, the roster chain and every
     /// checkpoint this device accepted. Admins and auditors only (the relay enforces it).
     /// Written to `OUT.partial` and renamed, so a bundle on disk is always complete.
+    ///
+    /// With `for_auditor` (a member's name or id), the bundle also carries the names of
+    /// members, customer files, documents and rooms this device knows, sealed to each of
+    /// that member's active devices and bound to this bundle's header.
     pub async fn export_audit(
         &mut self,
         out: &Path,
         from_ms: Option<u64>,
         to_ms: Option<u64>,
+        for_auditor: Option<&str>,
     ) -> Result<ExportSummary> {
+        let auditor = for_auditor.map(|a| self.resolve_member(a)).transpose()?;
         let size = self.check_log().await?;
         self.commit()?;
         let partial = out.with_extension(match out.extension() {
             Some(e) => format!("{}.partial", e.to_string_lossy()),
             None => "partial".to_owned(),
         });
-        match self.write_bundle(&partial, size, from_ms, to_ms).await {
+        match self
+            .write_bundle(&partial, size, from_ms, to_ms, auditor)
+            .await
+        {
             Ok(summary) => {
                 std::fs::rename(&partial, out).map_err(|e| {
                     ClientError::Invalid(format!("cannot write {}: {e}", out.display()))
@@ -255,6 +270,7 @@ impl Profile {
         size: u64,
         from_ms: Option<u64>,
         to_ms: Option<u64>,
+        auditor: Option<MemberId>,
     ) -> Result<ExportSummary> {
         use std::io::Write;
         let view = self
@@ -270,19 +286,44 @@ impl Profile {
         let put = |w: &mut std::io::BufWriter<std::fs::File>, line: Line| {
             writeln!(w, "{}", line.to_json()).map_err(io)
         };
-        put(
-            &mut w,
-            Line::Header(Header {
-                bundle: FORMAT.into(),
-                firm: self.id.firm.to_hex(),
-                origin: view.origin.clone(),
-                log_key: view.log_key.clone(),
-                size,
-                from_ms,
-                to_ms,
-                exported_ms: now_ms(),
-            }),
-        )?;
+        let header = Line::Header(Header {
+            bundle: FORMAT.into(),
+            firm: self.id.firm.to_hex(),
+            origin: view.origin.clone(),
+            log_key: view.log_key.clone(),
+            size,
+            from_ms,
+            to_ms,
+            exported_ms: now_ms(),
+        })
+        .to_json();
+        writeln!(w, "{header}").map_err(io)?;
+        let mut sealed_for = 0;
+        if let Some(auditor) = auditor {
+            let names = serde_json::to_vec(&self.name_map())
+                .map_err(|e| ClientError::Invalid(format!("name map: {e}")))?;
+            let roster = self.roster()?;
+            let devices: Vec<(DeviceId, WrapPublicKey)> = roster
+                .active_devices(&auditor)
+                .map(|(d, s)| (*d, s.keys.wrap))
+                .collect();
+            if devices.is_empty() {
+                return Err(ClientError::NotFound(
+                    "the auditor has no active device to seal the names to".into(),
+                ));
+            }
+            for (device, wrap) in devices {
+                let sealed = seal_to_device(&names, &wrap, &names_ad(&header), &mut OsRng);
+                put(
+                    &mut w,
+                    Line::Names(SealedNames {
+                        device: device.to_hex(),
+                        sealed: hex::encode(sealed),
+                    }),
+                )?;
+                sealed_for += 1;
+            }
+        }
         for e in &self.events {
             put(&mut w, Line::Roster(hex::encode(e.to_bytes())))?;
         }
@@ -364,6 +405,7 @@ impl Profile {
             entries: whole,
             checkpoints,
             roster_events: self.events.len(),
+            names_sealed_for: sealed_for,
         })
     }
 
@@ -396,6 +438,45 @@ impl Profile {
             self.commit()?;
         }
         Ok(())
+    }
+
+    /// The names this device knows for the ids of an audit bundle.
+    fn name_map(&self) -> NameMap {
+        let mut m = NameMap::default();
+        for (id, name) in &self.local.member_names {
+            m.members.insert(id.to_hex(), name.clone());
+        }
+        for (id, f) in &self.local.files {
+            if let Some(name) = &f.name {
+                m.files.insert(id.to_hex(), name.clone());
+            }
+        }
+        for docs in self.local.documents.values() {
+            for (id, d) in docs {
+                m.documents.insert(id.to_hex(), d.name.clone());
+            }
+        }
+        for (id, r) in &self.local.rooms {
+            if let Some(name) = &r.name {
+                m.rooms.insert(id.clone(), name.clone());
+            }
+        }
+        m
+    }
+
+    /// Opens a bundle's name map if it was sealed to this device (`None` otherwise).
+    pub fn open_names(&self, header_line: &str, names: &[SealedNames]) -> Result<Option<NameMap>> {
+        let me = self.id.device.to_hex();
+        let Some(mine) = names.iter().find(|n| n.device == me) else {
+            return Ok(None);
+        };
+        let sealed = hex::decode(&mine.sealed)
+            .map_err(|_| ClientError::Invalid("the name map is not hex".into()))?;
+        let plain = open_sealed(&sealed, self.account.wrap_secret(), &names_ad(header_line))
+            .map_err(|e| integrity(format!("the name map does not open: {e}")))?;
+        serde_json::from_slice(&plain)
+            .map(Some)
+            .map_err(|e| ClientError::Invalid(format!("the name map is not readable: {e}")))
     }
 
     /// The audit-log checkpoints this device accepted `(size, note)`, smallest first.
