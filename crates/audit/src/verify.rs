@@ -355,7 +355,7 @@ impl Verifier {
             // Sealed names: for whoever can open them; nothing to verify here.
             (Phase::Roster(events), Line::Names(_)) if events.is_empty() => Ok(Vec::new()),
             (Phase::Roster(events), Line::Roster(hex_event)) => {
-                let event = hex::decode(&hex_event)
+                let event = lower_hex(&hex_event)
                     .ok()
                     .and_then(|b| RosterEvent::from_bytes(&b).ok())
                     .ok_or_else(|| {
@@ -399,7 +399,7 @@ impl Verifier {
                 self.start_log()?;
                 let rows = self.flush()?;
                 for h in hashes {
-                    let hash: Hash = hex::decode(&h)
+                    let hash: Hash = lower_hex(&h)
                         .ok()
                         .and_then(|b| b.try_into().ok())
                         .ok_or_else(|| self.malformed("a leaf hash is not 32 bytes of hex"))?;
@@ -419,11 +419,14 @@ impl Verifier {
                 h.bundle
             )));
         }
+        if h.firm.bytes().any(|b| b.is_ascii_uppercase()) {
+            return Err(self.malformed("the header's firm must be lowercase hex"));
+        }
         let firm: FirmId = h
             .firm
             .parse()
             .map_err(|_| self.malformed("the header's firm is not an id"))?;
-        let key = hex::decode(&h.log_key)
+        let key = lower_hex(&h.log_key)
             .ok()
             .and_then(|b| <[u8; 32]>::try_from(b.as_slice()).ok())
             .and_then(|b| VerifyingKey::from_bytes(&b).ok())
@@ -595,7 +598,7 @@ impl Verifier {
             index,
             reason: reason.to_owned(),
         };
-        let bytes = hex::decode(hex_leaf).map_err(|_| bad("not hex"))?;
+        let bytes = lower_hex(hex_leaf).map_err(|_| bad("not lowercase hex"))?;
         let leaf = AuditLeaf::from_bytes(&bytes).map_err(|e| bad(&e.to_string()))?;
         if leaf.to_bytes() != bytes {
             return Err(bad("not in canonical form"));
@@ -805,4 +808,12 @@ fn kind_name(k: SubjectKind) -> &'static str {
         SubjectKind::Member => "member",
         SubjectKind::Device => "device",
     }
+}
+
+/// Hex as the bundle writes it: lowercase only, so that a bundle has one spelling.
+fn lower_hex(s: &str) -> Result<Vec<u8>, hex::FromHexError> {
+    if s.bytes().any(|b| b.is_ascii_uppercase()) {
+        return Err(hex::FromHexError::InvalidHexCharacter { c: 'A', index: 0 });
+    }
+    hex::decode(s)
 }

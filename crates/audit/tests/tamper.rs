@@ -512,3 +512,44 @@ fn a_removal_needs_a_new_epoch_that_the_removed_member_never_gets() {
     assert_eq!(e.class(), "incomplete_rotation");
     assert!(e.to_string().contains("wrapped for them"), "{e}");
 }
+
+mod never_panics {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn honest() -> Vec<String> {
+        let (w, cps) = scenario();
+        bundle(&w, &cps, 12, 0..12)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        /// Any line replaced by arbitrary text: a verdict, never a panic.
+        #[test]
+        fn arbitrary_lines(at in 0usize..30, junk in ".{0,300}") {
+            let mut lines = honest();
+            let at = at % lines.len();
+            lines[at] = junk;
+            let _ = run(&lines, Options::default());
+        }
+
+        /// Any byte of the bundle flipped: a verdict, never a panic; and, past the header
+        /// (the exporter's unsigned description, e.g. its export time), never a pass
+        /// unless the flip left the JSON meaning unchanged.
+        #[test]
+        fn flipped_bytes(line in 0usize..30, pos in 0usize..2000, bit in 0u8..8) {
+            let mut lines = honest();
+            let line = line % lines.len();
+            let mut bytes = lines[line].clone().into_bytes();
+            let pos = pos % bytes.len();
+            bytes[pos] ^= 1 << bit;
+            let Ok(text) = String::from_utf8(bytes) else { return Ok(()) };
+            let before: serde_json::Value = serde_json::from_str(&lines[line]).unwrap();
+            let same = serde_json::from_str::<serde_json::Value>(&text).is_ok_and(|v| v == before);
+            lines[line] = text;
+            let verdict = run(&lines, Options::default());
+            prop_assert!(verdict.is_err() || same || line == 0, "a changed bundle verified");
+        }
+    }
+}
