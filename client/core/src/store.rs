@@ -166,30 +166,22 @@ impl LocalStore {
             .map_err(sql)
     }
 
-    /// Archives an accepted audit-log checkpoint (the first note of a size is kept).
-    pub fn put_checkpoint(&self, size: u64, note: &str, seen_ms: u64) -> Result<(), StoreError> {
-        self.conn
-            .execute(
-                "INSERT OR IGNORE INTO checkpoints (size, note, seen_ms) VALUES (?1, ?2, ?3)",
-                params![size as i64, note, seen_ms as i64],
-            )
-            .map(|_| ())
-            .map_err(sql)
-    }
-
-    /// Archives `note` for `size`, replacing what is there (the cosigned version of a
-    /// checkpoint archived before).
-    pub fn replace_checkpoint(
+    /// Archives an accepted audit-log checkpoint: the first note of a size is kept, unless
+    /// `replace` (the witness's cosigned version of a checkpoint archived before).
+    pub fn put_checkpoint(
         &self,
         size: u64,
         note: &str,
         seen_ms: u64,
+        replace: bool,
     ) -> Result<(), StoreError> {
+        let statement = if replace {
+            "INSERT OR REPLACE INTO checkpoints (size, note, seen_ms) VALUES (?1, ?2, ?3)"
+        } else {
+            "INSERT OR IGNORE INTO checkpoints (size, note, seen_ms) VALUES (?1, ?2, ?3)"
+        };
         self.conn
-            .execute(
-                "INSERT OR REPLACE INTO checkpoints (size, note, seen_ms) VALUES (?1, ?2, ?3)",
-                params![size as i64, note, seen_ms as i64],
-            )
+            .execute(statement, params![size as i64, note, seen_ms as i64])
             .map(|_| ())
             .map_err(sql)
     }

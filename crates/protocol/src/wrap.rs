@@ -78,17 +78,6 @@ impl MemberKeyContext {
     }
 }
 
-fn member_wrap_kek(
-    shared: &[u8; 32],
-    eph: &WrapPublicKey,
-    recipient: &WrapPublicKey,
-) -> Zeroizing<[u8; 32]> {
-    let mut salt = [0u8; 64];
-    salt[..32].copy_from_slice(eph.as_bytes());
-    salt[32..].copy_from_slice(recipient.as_bytes());
-    crypto::hkdf32(Some(&salt), shared, &[INFO_MEMBER_KEY_WRAP.as_bytes()])
-}
-
 /// Wraps `key` for the device whose wrap public key is `recipient`.
 pub fn wrap_member_key<R: RngCore + CryptoRng>(
     key: &MemberKey,
@@ -96,17 +85,13 @@ pub fn wrap_member_key<R: RngCore + CryptoRng>(
     ctx: &MemberKeyContext,
     rng: &mut R,
 ) -> Vec<u8> {
-    let eph = x25519_dalek::StaticSecret::random_from_rng(&mut *rng);
-    let eph_pub = WrapPublicKey::from(&eph);
-    let shared = eph.diffie_hellman(recipient);
-    let kek = member_wrap_kek(shared.as_bytes(), &eph_pub, recipient);
-    // The KEK is fresh for every wrap (new ephemeral key), so a fixed nonce is safe.
-    let ct = crypto::seal_chacha(&kek, &[0; 12], &ctx.associated_data(), key.expose());
-    let mut out = Vec::with_capacity(MEMBER_KEY_WRAP_LEN);
-    out.push(PROTOCOL_VERSION);
-    out.extend_from_slice(eph_pub.as_bytes());
-    out.extend_from_slice(&ct);
-    out
+    seal_ephemeral(
+        INFO_MEMBER_KEY_WRAP,
+        key.expose(),
+        recipient,
+        &ctx.associated_data(),
+        rng,
+    )
 }
 
 /// Unwraps a member key with the receiving device's wrap secret.
@@ -115,19 +100,19 @@ pub fn unwrap_member_key(
     secret: &DeviceWrapSecret,
     ctx: &MemberKeyContext,
 ) -> Result<MemberKey, UnwrapError> {
+    // The exact shape first: version, ephemeral key, 32-byte key + tag, nothing more.
     let mut r = Reader::new(wrapped);
     r.version(PROTOCOL_VERSION)?;
-    let eph_pub = WrapPublicKey::from(r.array::<32>("ephemeral_key")?);
-    let ct = r.take(48, "ciphertext")?;
+    r.array::<32>("ephemeral_key")?;
+    r.take(48, "ciphertext")?;
     r.finish()?;
-    let shared = secret.inner().diffie_hellman(&eph_pub);
-    if !shared.was_contributory() {
-        return Err(UnwrapError::NonContributory);
-    }
-    let kek = member_wrap_kek(shared.as_bytes(), &eph_pub, &secret.public_key());
-    let pt = crypto::open_chacha(&kek, &[0; 12], &ctx.associated_data(), ct)
-        .ok_or(UnwrapError::AuthFailed)?;
-    to_key(pt).map(MemberKey::from_bytes)
+    let pt = open_ephemeral(
+        INFO_MEMBER_KEY_WRAP,
+        wrapped,
+        secret,
+        &ctx.associated_data(),
+    )?;
+    to_key(pt.to_vec()).map(MemberKey::from_bytes)
 }
 
 /// Seals `plaintext` (any length) to one device: a fresh X25519 key agreement with the
@@ -140,11 +125,32 @@ pub fn seal_to_device<R: RngCore + CryptoRng>(
     ad: &[u8],
     rng: &mut R,
 ) -> Vec<u8> {
+    seal_ephemeral(INFO_SEALED_TO_DEVICE, plaintext, recipient, ad, rng)
+}
+
+/// Opens what [`seal_to_device`] sealed to this device.
+pub fn open_sealed(
+    sealed: &[u8],
+    secret: &DeviceWrapSecret,
+    ad: &[u8],
+) -> Result<Zeroizing<Vec<u8>>, UnwrapError> {
+    open_ephemeral(INFO_SEALED_TO_DEVICE, sealed, secret, ad)
+}
+
+/// `version || E || ChaCha20-Poly1305(kek, 0, ad, plaintext)`, `E` a fresh X25519 key and
+/// `kek = HKDF-SHA256(salt = E || recipient, X25519(e, recipient), info)`. A fresh key per
+/// message makes the fixed nonce safe.
+fn seal_ephemeral<R: RngCore + CryptoRng>(
+    info: &str,
+    plaintext: &[u8],
+    recipient: &WrapPublicKey,
+    ad: &[u8],
+    rng: &mut R,
+) -> Vec<u8> {
     let eph = x25519_dalek::StaticSecret::random_from_rng(&mut *rng);
     let eph_pub = WrapPublicKey::from(&eph);
     let shared = eph.diffie_hellman(recipient);
-    let kek = sealed_kek(shared.as_bytes(), &eph_pub, recipient);
-    // A fresh key per message (new ephemeral key): the fixed nonce is safe.
+    let kek = ephemeral_kek(info, shared.as_bytes(), &eph_pub, recipient);
     let ct = crypto::seal_chacha(&kek, &[0; 12], ad, plaintext);
     let mut out = Vec::with_capacity(1 + 32 + ct.len());
     out.push(PROTOCOL_VERSION);
@@ -153,8 +159,8 @@ pub fn seal_to_device<R: RngCore + CryptoRng>(
     out
 }
 
-/// Opens what [`seal_to_device`] sealed to this device.
-pub fn open_sealed(
+fn open_ephemeral(
+    info: &str,
     sealed: &[u8],
     secret: &DeviceWrapSecret,
     ad: &[u8],
@@ -170,13 +176,14 @@ pub fn open_sealed(
     if !shared.was_contributory() {
         return Err(UnwrapError::NonContributory);
     }
-    let kek = sealed_kek(shared.as_bytes(), &eph_pub, &secret.public_key());
+    let kek = ephemeral_kek(info, shared.as_bytes(), &eph_pub, &secret.public_key());
     crypto::open_chacha(&kek, &[0; 12], ad, ct)
         .map(Zeroizing::new)
         .ok_or(UnwrapError::AuthFailed)
 }
 
-fn sealed_kek(
+fn ephemeral_kek(
+    info: &str,
     shared: &[u8; 32],
     eph: &WrapPublicKey,
     recipient: &WrapPublicKey,
@@ -184,7 +191,7 @@ fn sealed_kek(
     let mut salt = [0u8; 64];
     salt[..32].copy_from_slice(eph.as_bytes());
     salt[32..].copy_from_slice(recipient.as_bytes());
-    crypto::hkdf32(Some(&salt), shared, &[INFO_SEALED_TO_DEVICE.as_bytes()])
+    crypto::hkdf32(Some(&salt), shared, &[info.as_bytes()])
 }
 
 fn to_key(pt: Vec<u8>) -> Result<[u8; 32], UnwrapError> {

@@ -118,7 +118,7 @@ impl Profile {
         self.relay
             .post_cosignature(&self.account, &cosigned)
             .await?;
-        self.store.replace_checkpoint(size, &cosigned, now_ms())?;
+        self.store.put_checkpoint(size, &cosigned, now_ms(), true)?;
         self.local.witnessed = size;
         Ok(())
     }
@@ -154,7 +154,8 @@ impl Profile {
                 )));
             }
             // Already archived, except the first (possibly empty) log a device pins.
-            self.store.put_checkpoint(cp.size(), note, now_ms())?;
+            self.store
+                .put_checkpoint(cp.size(), note, now_ms(), false)?;
             return Ok(cp);
         }
         let proof = self
@@ -169,7 +170,8 @@ impl Profile {
                 view.size
             ))
         })?;
-        self.store.put_checkpoint(cp.size(), note, now_ms())?;
+        self.store
+            .put_checkpoint(cp.size(), note, now_ms(), false)?;
         self.local.log = Some(LogView {
             size: cp.size(),
             root: hex::encode(cp.root()),
