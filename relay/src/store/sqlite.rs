@@ -42,9 +42,25 @@ pub struct SqliteStore {
 }
 
 struct Inner {
-    jobs: Mutex<std::sync::mpsc::Sender<Box<dyn WriteJob>>>,
+    /// `None` once closing.
+    jobs: Mutex<Option<std::sync::mpsc::Sender<Box<dyn WriteJob>>>>,
     readers: Vec<Mutex<Connection>>,
     next_reader: AtomicUsize,
+    writer: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for Inner {
+    /// Closing is synchronous: the writer finishes what is queued and closes its
+    /// connection before the store is gone, so a stopped relay leaves a quiet database
+    /// (no WAL checkpoint still running behind a backup or a restart).
+    fn drop(&mut self) {
+        if let Ok(mut jobs) = self.jobs.lock() {
+            jobs.take();
+        }
+        if let Some(w) = self.writer.take() {
+            let _ = w.join();
+        }
+    }
 }
 
 /// Most jobs in one group commit.
@@ -287,15 +303,16 @@ impl SqliteStore {
             .map(|_| open_connection(path).map(Mutex::new))
             .collect::<Result<_, _>>()?;
         let (jobs, queue) = std::sync::mpsc::channel();
-        std::thread::Builder::new()
+        let writer = std::thread::Builder::new()
             .name("ledgerline-sqlite-writer".into())
             .spawn(move || writer_loop(writer, queue))
             .map_err(backend)?;
         Ok(Self {
             inner: Arc::new(Inner {
-                jobs: Mutex::new(jobs),
+                jobs: Mutex::new(Some(jobs)),
                 readers,
                 next_reader: AtomicUsize::new(0),
+                writer: Some(writer),
             }),
         })
     }
@@ -315,6 +332,8 @@ impl SqliteStore {
             .jobs
             .lock()
             .map_err(|_| StoreError::Backend("writer queue lock poisoned".into()))?
+            .as_ref()
+            .ok_or_else(|| StoreError::Backend("the store is closing".into()))?
             .send(job)
             .map_err(|_| StoreError::Backend("the writer thread has stopped".into()))?;
         answer
