@@ -1402,6 +1402,16 @@ async fn an_auditor_verifies_who_did_what_offline_and_catches_an_edited_log() {
         line.contains(FILE) && line.contains("Wyciąg 03-2026.pdf"),
         "{line}"
     );
+    // The auditor's own device can export too (auditors read the log) and verify it.
+    relay = Relay::start(&data, addr).await;
+    let own = dir.path().join("celina-own.jsonl");
+    ok(
+        &celina,
+        &["audit", "export", "--out", own.to_str().unwrap()],
+    )
+    .await;
+    relay.stop().await;
+    assert_eq!(verify_bundle(&celina, &own).await.0.code, 0);
     // Anyone else's profile cannot open the names.
     let not_mine = ll(
         &f.anna,
