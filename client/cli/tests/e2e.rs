@@ -1281,6 +1281,9 @@ async fn an_auditor_verifies_who_did_what_offline_and_catches_an_edited_log() {
     .await;
     assert!(e["size"].as_u64().unwrap() >= 10, "{e}");
     assert_eq!(e["entries"], e["size"]);
+    let mode =
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&bundle).unwrap().permissions());
+    assert_eq!(mode & 0o077, 0, "bundle mode {mode:o}");
     relay.stop().await;
     let (r, rows) = verify_bundle(&dir.path().join("nobody"), &bundle).await;
     assert_eq!(r.code, 0, "{}", r.stderr);

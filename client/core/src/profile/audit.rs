@@ -280,7 +280,12 @@ impl Profile {
             .log
             .clone()
             .ok_or_else(|| integrity("the audit log is not pinned"))?;
-        let file = std::fs::File::create(partial).map_err(|e| {
+        // Who touched what when is the firm's business: owner-only, like the profile.
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let file = options.open(partial).map_err(|e| {
             ClientError::Invalid(format!("cannot write {}: {e}", partial.display()))
         })?;
         let mut w = std::io::BufWriter::new(file);
