@@ -1785,7 +1785,7 @@ async fn append_part<S: Store>(
     len: u64,
 ) -> Result<([u8; 32], std::fs::File), ApiError> {
     let path = path.to_owned();
-    let mut sink = FileSink::start(move || {
+    let sink = FileSink::start(move || {
         use std::io::Seek;
         let mut f = std::fs::OpenOptions::new().write(true).open(&path)?;
         f.seek(std::io::SeekFrom::Start(offset))?;
@@ -1797,13 +1797,7 @@ async fn append_part<S: Store>(
             format!("this part must be exactly {len} bytes"),
         )
     };
-    let copied = copy_body(state, body, &mut sink, len, bad_size).await;
-    // Always wait for the writer, so nothing writes to the file once we answer.
-    let f = sink
-        .finish()
-        .await
-        .map_err(|e| ApiError::internal("upload write", e))?;
-    let (size, sha) = copied?;
+    let (size, sha, f) = receive_to_file(state, body, sink, len, bad_size, "upload write").await?;
     if size != len {
         return Err(bad_size());
     }
@@ -1915,7 +1909,7 @@ async fn stream_to_file<S: Store>(
     max: u64,
 ) -> Result<(u64, [u8; 32]), ApiError> {
     let target = path.to_owned();
-    let mut sink = FileSink::start(move || std::fs::File::create(target));
+    let sink = FileSink::start(move || std::fs::File::create(target));
     let too_large = || {
         ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -1923,17 +1917,32 @@ async fn stream_to_file<S: Store>(
             format!("documents are limited to {max} bytes"),
         )
     };
-    let copied = copy_body(state, body, &mut sink, max, too_large).await;
-    let f = sink
-        .finish()
-        .await
-        .map_err(|e| ApiError::internal("blob write", e))?;
-    let (size, sha) = copied?;
+    let (size, sha, f) = receive_to_file(state, body, sink, max, too_large, "blob write").await?;
     tokio::task::spawn_blocking(move || f.sync_all())
         .await
         .map_err(|e| ApiError::internal("blob sync", e))?
         .map_err(|e| ApiError::internal("blob sync", e))?;
     Ok((size, sha))
+}
+
+/// Receives a body into `sink`'s file (at most `limit` bytes, `over` naming the error) and
+/// waits for the writer, so nothing writes to the file once this returns, whatever the
+/// outcome. Returns the size, the SHA-256 and the file (written, not synced).
+async fn receive_to_file<S: Store>(
+    state: &AppState<S>,
+    body: Body,
+    mut sink: FileSink,
+    limit: u64,
+    over: impl Fn() -> ApiError,
+    what: &'static str,
+) -> Result<(u64, [u8; 32], std::fs::File), ApiError> {
+    let copied = copy_body(state, body, &mut sink, limit, over).await;
+    let f = sink
+        .finish()
+        .await
+        .map_err(|e| ApiError::internal(what, e))?;
+    let (size, sha) = copied?;
+    Ok((size, sha, f))
 }
 
 /// Copies a request body into `out` while hashing it: at most `limit` bytes (`over` names
