@@ -736,7 +736,10 @@ async fn with_profile(p: &mut Profile, command: Command, json: bool) -> Result<O
             to,
             for_auditor,
         }) => {
-            let t = |v: Option<String>| v.map(|s| ledgerline_audit::parse_time(&s).map_err(usage)).transpose();
+            let t = |v: Option<String>| {
+                v.map(|s| ledgerline_audit::parse_time(&s).map_err(usage))
+                    .transpose()
+            };
             let (from_ms, to_ms) = (t(from)?, t(to)?);
             let s = p
                 .export_audit(&out, from_ms, to_ms, for_auditor.as_deref())
@@ -754,19 +757,24 @@ async fn with_profile(p: &mut Profile, command: Command, json: bool) -> Result<O
             })
         }
         Command::Audit(AuditCmd::Verify { .. }) => Err(usage("audit verify needs no profile")),
-        Command::Whoami => Ok(Output {
-            text: format!(
-                "firm:        {}\nmember:      {}\ndevice:      {}\nfingerprint: {}\ndevice fingerprint: {}\nprofile:     {}",
-                p.firm(),
-                p.member(),
-                p.device(),
-                p.fingerprint()
-                    .unwrap_or_else(|| "(master key not received yet)".into()),
-                p.device_fingerprint(),
-                p.dir().display()
-            ),
-            json: json!({ "firm": p.firm(), "member": p.member(), "device": p.device(), "fingerprint": p.fingerprint(), "device_fingerprint": p.device_fingerprint() }),
-        }),
+        Command::Whoami => {
+            let (log_origin, log_key) = p.log_pin().unzip();
+            Ok(Output {
+                text: format!(
+                    "firm:        {}\nmember:      {}\ndevice:      {}\nfingerprint: {}\ndevice fingerprint: {}\naudit log:   {}\nlog key:     {}\nprofile:     {}",
+                    p.firm(),
+                    p.member(),
+                    p.device(),
+                    p.fingerprint()
+                        .unwrap_or_else(|| "(master key not received yet)".into()),
+                    p.device_fingerprint(),
+                    log_origin.as_deref().unwrap_or("(not pinned yet: run sync)"),
+                    log_key.as_deref().unwrap_or("-"),
+                    p.dir().display()
+                ),
+                json: json!({ "firm": p.firm(), "member": p.member(), "device": p.device(), "fingerprint": p.fingerprint(), "device_fingerprint": p.device_fingerprint(), "log_origin": log_origin, "log_key": log_key }),
+            })
+        }
     }
 }
 

@@ -1267,10 +1267,12 @@ async fn an_auditor_verifies_who_did_what_offline_and_catches_an_edited_log() {
     relay = Relay::start(&data, addr).await;
     ok(&f.owner, &["file", "remove", FILE, "Anna Kowalczyk"]).await;
     ok(&f.anna, &["chat", "read", FILE]).await;
-    let anna = ok(&f.anna, &["whoami"]).await["member"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let who = ok(&f.anna, &["whoami"]).await;
+    let anna = who["member"].as_str().unwrap().to_owned();
+    // Every device pinned the same log key: what the owner reads out to an auditor.
+    let pinned = who["log_key"].as_str().unwrap().to_owned();
+    assert_eq!(pinned.len(), 64);
+    assert_eq!(ok(&f.owner, &["whoami"]).await["log_key"], pinned.as_str());
 
     // The owner exports; the auditor verifies offline (no profile, no relay).
     let bundle = dir.path().join("audyt.jsonl");
@@ -1281,6 +1283,15 @@ async fn an_auditor_verifies_who_did_what_offline_and_catches_an_edited_log() {
     .await;
     assert!(e["size"].as_u64().unwrap() >= 10, "{e}");
     assert_eq!(e["entries"], e["size"]);
+    let header: Value = serde_json::from_str(
+        std::fs::read_to_string(&bundle)
+            .unwrap()
+            .lines()
+            .next()
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(header["header"]["log_key"], pinned.as_str());
     let mode =
         std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&bundle).unwrap().permissions());
     assert_eq!(mode & 0o077, 0, "bundle mode {mode:o}");

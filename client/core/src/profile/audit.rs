@@ -491,6 +491,15 @@ impl Profile {
         Ok(self.store.checkpoints()?)
     }
 
+    /// The audit log this device pinned: `(origin, hex log key)` — what an owner reads out
+    /// to an auditor, who compares it with the bundle's header and other devices' pins.
+    pub fn log_pin(&self) -> Option<(String, String)> {
+        self.local
+            .log
+            .as_ref()
+            .map(|v| (v.origin.clone(), v.log_key.clone()))
+    }
+
     /// Size of the audit log at the last checkpoint this device accepted.
     pub fn log_size(&self) -> Option<u64> {
         self.local.log.as_ref().map(|v| v.size)
