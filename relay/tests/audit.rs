@@ -231,38 +231,29 @@ async fn releases_come_with_proof_and_the_log_stays_consistent_across_restarts()
         )
         .unwrap()
     };
-    let (status, v) = anna_dev
-        .call(
-            &http,
-            "POST",
-            "/v1/audit/cosignatures",
-            Some(json!({ "checkpoint": cosigned(&anna_dev) })),
-        )
-        .await;
+    let hand_in = |dev: &Device, note: String| {
+        let (dev, http) = (dev.clone(), http.clone());
+        async move {
+            dev.call(
+                &http,
+                "POST",
+                "/v1/audit/cosignatures",
+                Some(json!({ "checkpoint": note })),
+            )
+            .await
+        }
+    };
+    let (status, v) = hand_in(&anna_dev, cosigned(&anna_dev)).await;
     assert_eq!(status, 403, "{v}");
     let mut forged = cosigned(&owner);
     forged.insert(note.len() + 10, 'A');
-    let (status, v) = owner
-        .call(
-            &http,
-            "POST",
-            "/v1/audit/cosignatures",
-            Some(json!({ "checkpoint": forged })),
-        )
-        .await;
+    let (status, v) = hand_in(&owner, forged).await;
     assert_eq!(
         (status, v["code"].as_str()),
         (400, Some("bad_cosignature")),
         "{v}"
     );
-    let (status, v) = owner
-        .call(
-            &http,
-            "POST",
-            "/v1/audit/cosignatures",
-            Some(json!({ "checkpoint": cosigned(&owner) })),
-        )
-        .await;
+    let (status, v) = hand_in(&owner, cosigned(&owner)).await;
     assert_eq!(status, 201, "{v}");
     let v = anna_dev
         .ok(&http, "GET", "/v1/audit/checkpoint", None)

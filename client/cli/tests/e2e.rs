@@ -185,6 +185,25 @@ async fn found(dir: &Path, relay: &str) -> Firm {
     f
 }
 
+/// Invites `who` with `role`, joins from `profile`, approves with the read-out fingerprint
+/// and syncs: a new member, as an admin and the joiner do it.
+async fn admit(owner: &Path, profile: &Path, relay: &str, who: &str, role: &str) {
+    let code = ok(owner, &["invite", "create", "--name", who, "--role", role]).await["code"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let fp = ok(
+        profile,
+        &["join", "--relay", relay, "--code", &code, "--me", who],
+    )
+    .await["fingerprint"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    ok(owner, &["approve", who, "--fingerprint", &fp]).await;
+    ok(profile, &["sync"]).await;
+}
+
 fn read_names(read: &Value) -> BTreeSet<String> {
     read["messages"]
         .as_array()
@@ -1337,43 +1356,7 @@ async fn an_auditor_verifies_who_did_what_offline_and_catches_an_edited_log() {
     // customers, while the relay only ever held ids.
     relay = Relay::start(&data, addr).await;
     let celina = dir.path().join("celina");
-    let code = ok(
-        &f.owner,
-        &[
-            "invite",
-            "create",
-            "--name",
-            "Celina Audytor",
-            "--role",
-            "auditor",
-        ],
-    )
-    .await["code"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let fp = ok(
-        &celina,
-        &[
-            "join",
-            "--relay",
-            &relay.url(),
-            "--code",
-            &code,
-            "--me",
-            "Celina Audytor",
-        ],
-    )
-    .await["fingerprint"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    ok(
-        &f.owner,
-        &["approve", "Celina Audytor", "--fingerprint", &fp],
-    )
-    .await;
-    ok(&celina, &["sync"]).await;
+    admit(&f.owner, &celina, &relay.url(), "Celina Audytor", "auditor").await;
     let named = dir.path().join("named.jsonl");
     let e = ok(
         &f.owner,
