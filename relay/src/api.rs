@@ -74,10 +74,7 @@ pub fn router<S: Store>(state: AppState<S>) -> Router {
             "/v1/files/{file}/epochs/{epoch}/keys/{member}",
             put(put_epoch_key::<S>),
         )
-        .route(
-            "/v1/files/{file}/epochs/{epoch}/link",
-            put(put_epoch_link::<S>),
-        )
+        .route("/v1/files/{file}/epochs/{epoch}", put(start_epoch::<S>))
         .route(
             "/v1/files/{file}/documents/{document}",
             put(upload_document::<S>).get(download_document::<S>),
@@ -1188,7 +1185,7 @@ async fn put_epoch_key<S: Store>(
     s: SignedJson<PutEpochKey>,
 ) -> Result<StatusCode, ApiError> {
     let c = &s.caller;
-    require_file_access(&state, c, file)?;
+    require_file_access_or_admin(&state, c, file)?;
     if !with_roster(&state, c.firm, |r| r.file_members(&file).contains(&member))? {
         return Err(ApiError::forbidden(
             "the holder has no access to this customer file",
@@ -1230,22 +1227,56 @@ async fn put_epoch_key<S: Store>(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct KeysQuery {
+    since: Option<u64>,
+    /// Whose wraps: the caller's by default; an admin may name any member (escrow: the
+    /// admin holds every member key, so this reveals nothing the admin cannot open).
+    holder: Option<MemberId>,
+}
+
+/// Admins act on any file for rotation (escrow); everyone else needs access.
+fn require_file_access_or_admin<S: Store>(
+    state: &AppState<S>,
+    c: &Caller,
+    file: FileId,
+) -> Result<(), ApiError> {
+    if c.role == Role::Admin {
+        Ok(())
+    } else {
+        require_file_access(state, c, file)
+    }
+}
+
 async fn get_epoch_keys<S: Store>(
     State(state): State<AppState<S>>,
     P(file): P<FileId>,
-    Q(q): Q<Since>,
+    Q(q): Q<KeysQuery>,
     s: Signed,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let c = &s.caller;
-    require_file_access(&state, c, file)?;
+    let holder = q.holder.unwrap_or(c.member);
+    if holder == c.member {
+        require_file_access_or_admin(&state, c, file)?;
+    } else if c.role != Role::Admin {
+        return Err(ApiError::forbidden(
+            "only an admin may read another member's wraps",
+        ));
+    }
     let since = q.since.unwrap_or(0);
     let wraps = state
         .store
-        .epoch_key_wraps(c.firm, file, c.member, since)
+        .epoch_key_wraps(c.firm, file, holder, since)
         .await
         .map_err(store_err)?;
     if !wraps.is_empty() {
-        log_read(&state, c, &[(SubjectKind::File, file.0)]).await?;
+        log_read(
+            &state,
+            c,
+            &[(SubjectKind::File, file.0), (SubjectKind::Member, holder.0)],
+        )
+        .await?;
     }
     let next = next_cursor(since, wraps.iter().map(|(cur, _)| *cur));
     let wraps: Vec<_> = wraps
@@ -1255,41 +1286,137 @@ async fn get_epoch_keys<S: Store>(
     Ok(Json(json!({ "wraps": wraps, "next": next })))
 }
 
-async fn put_epoch_link<S: Store>(
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StartEpochQuery {
+    /// `MEMBER.VERSION` of every holder, comma-separated, in member order: part of the
+    /// signed path, so the log shows for whom the new key was wrapped.
+    holders: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StartEpoch {
+    link: Hex,
+    wraps: Vec<StartEpochWrap>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StartEpochWrap {
+    member: MemberId,
+    holder_key_version: u32,
+    wrapped: Hex,
+}
+
+/// Parses `holders=` into (member, version) pairs, strictly increasing by member.
+fn parse_holders(s: &str) -> Result<Vec<(MemberId, u32)>, ApiError> {
+    let bad =
+        || ApiError::bad_request("bad_holders", "holders is MEMBER.VERSION,… in member order");
+    let mut out: Vec<(MemberId, u32)> = Vec::new();
+    for item in s.split(',') {
+        let (m, v) = item.split_once('.').ok_or_else(bad)?;
+        let m: MemberId = m.parse().map_err(|_| bad())?;
+        if v.is_empty() || v.len() > 10 || !v.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(bad());
+        }
+        let v: u32 = v.parse().map_err(|_| bad())?;
+        if out.last().is_some_and(|(last, _)| *last >= m) {
+            return Err(bad());
+        }
+        out.push((m, v));
+    }
+    Ok(out)
+}
+
+/// Starts a new epoch of a file (after someone lost access, or a member key rotated): the
+/// link and a wrap for every member with access, all or nothing. The holders named in the
+/// signed path must be exactly the file's members now.
+async fn start_epoch<S: Store>(
     State(state): State<AppState<S>>,
     P((file, epoch)): P<(FileId, u64)>,
-    s: SignedJson<Wrapped>,
+    Q(q): Q<StartEpochQuery>,
+    s: SignedJson<StartEpoch>,
 ) -> Result<StatusCode, ApiError> {
     let c = &s.caller;
-    require_file_access(&state, c, file)?;
+    require_file_access_or_admin(&state, c, file)?;
     if epoch == 0 {
         return Err(ApiError::bad_request(
             "bad_epoch",
             "epoch 0 has no predecessor",
         ));
     }
-    if s.body.wrapped.0.len() != SYMMETRIC_WRAP_LEN {
-        return Err(ApiError::bad_request(
-            "bad_wrapped_key",
-            format!("an epoch link is {SYMMETRIC_WRAP_LEN} bytes"),
+    let holders = parse_holders(&q.holders)?;
+    let members: Vec<MemberId> = with_roster(&state, c.firm, |r| r.file_members(&file))?
+        .into_iter()
+        .collect();
+    if holders.iter().map(|(m, _)| *m).ne(members.iter().copied()) {
+        return Err(ApiError::conflict(
+            "holders_changed",
+            "the holders must be exactly the file's members now: fetch the roster and retry",
         ));
     }
+    let body = s.body;
+    if body.link.0.len() != SYMMETRIC_WRAP_LEN
+        || body
+            .wraps
+            .iter()
+            .any(|w| w.wrapped.0.len() != SYMMETRIC_WRAP_LEN)
+    {
+        return Err(ApiError::bad_request(
+            "bad_wrapped_key",
+            format!("links and wrapped epoch keys are {SYMMETRIC_WRAP_LEN} bytes"),
+        ));
+    }
+    if body
+        .wraps
+        .iter()
+        .map(|w| (w.member, w.holder_key_version))
+        .ne(holders.iter().copied())
+    {
+        return Err(ApiError::bad_request(
+            "bad_holders",
+            "the wraps must match the holders in the path, in order",
+        ));
+    }
+    let wraps = body
+        .wraps
+        .into_iter()
+        .map(|w| EpochKeyWrap {
+            epoch,
+            member: w.member,
+            holder_key_version: w.holder_key_version,
+            wrapped: w.wrapped.0,
+        })
+        .collect();
     state
         .store
-        .put_epoch_link(
+        .start_epoch(
             c.firm,
             file,
             epoch,
-            s.body.wrapped.0,
+            body.link.0,
+            wraps,
             entry(c, now_ms(), &[(SubjectKind::File, file.0)]),
         )
         .await
         .map_err(|e| match e {
             StoreError::Exists => {
-                ApiError::conflict("link_exists", "this epoch already has a link")
+                ApiError::conflict("epoch_exists", "this epoch has been started already")
             }
+            StoreError::VersionConflict { current } => ApiError::conflict(
+                "epoch_not_next",
+                format!("the file's newest epoch is {current}"),
+            ),
             other => store_err(other),
         })?;
+    let devices = devices_of(&state, c.firm, members)?;
+    push_to(
+        &state,
+        c.firm,
+        &devices,
+        &json!({ "type": "epoch_key", "file": file, "epoch": epoch }),
+    );
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -1300,7 +1427,7 @@ async fn get_epoch_links<S: Store>(
     s: Signed,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let c = &s.caller;
-    require_file_access(&state, c, file)?;
+    require_file_access_or_admin(&state, c, file)?;
     let since = q.since.unwrap_or(0);
     let links = state
         .store

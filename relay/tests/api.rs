@@ -708,3 +708,119 @@ async fn member_keys_go_to_the_members_devices_and_to_admins_only() {
         .await;
     assert!(v["wraps"].as_array().unwrap().is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_epoch_lands_whole_for_exactly_the_files_members() {
+    let dir = tempfile::tempdir().unwrap();
+    let relay = Relay::start(&dir.path().join("data"), &[]);
+    let http = client();
+    let mut a = Firm::create(&http, &relay.base, 11).await;
+    let (anna, anna_dev) = a.add_member(&http, Role::Member).await;
+    let (bob, bob_dev) = a.add_member(&http, Role::Member).await;
+    let owner_dev = a.owner_device.clone();
+    let file = FileId(a.random16());
+    a.grant(&http, file, anna.id).await;
+    a.grant(&http, file, bob.id).await;
+    let wrap = hex::encode([5u8; 73]);
+    for m in [anna.id, bob.id] {
+        owner_dev
+            .ok(
+                &http,
+                "PUT",
+                &format!("/v1/files/{file}/epochs/0/keys/{m}"),
+                Some(json!({ "holder_key_version": 1, "wrapped": wrap })),
+            )
+            .await;
+    }
+    let mut members = [anna.id, bob.id];
+    members.sort();
+    let holders = |ms: &[ledgerline_protocol::ids::MemberId]| {
+        ms.iter()
+            .map(|m| format!("{m}.2"))
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    let body = |ms: &[ledgerline_protocol::ids::MemberId]| {
+        json!({
+            "link": hex::encode([6u8; 73]),
+            "wraps": ms.iter().map(|m| json!({ "member": m.to_string(), "holder_key_version": 2, "wrapped": hex::encode([7u8; 73]) })).collect::<Vec<_>>(),
+        })
+    };
+    let start = |epoch: u64, ms: &[ledgerline_protocol::ids::MemberId]| {
+        (
+            format!("/v1/files/{file}/epochs/{epoch}?holders={}", holders(ms)),
+            body(ms),
+        )
+    };
+
+    // Bob leaves the file: a new epoch must name exactly Anna.
+    let remove = a.event(
+        &a.owner_clone(),
+        EventKind::FileAccessRemoved {
+            file,
+            member: bob.id,
+        },
+    );
+    a.append(&http, &owner_dev, remove).await;
+    let (path, b) = start(1, &members);
+    let (status, v) = owner_dev.call(&http, "PUT", &path, Some(b)).await;
+    assert_eq!((status, v["code"].as_str()), (409, Some("holders_changed")));
+    // Path and body must agree.
+    let (path, _) = start(1, &[anna.id]);
+    let (status, v) = owner_dev
+        .call(&http, "PUT", &path, Some(body(&[bob.id])))
+        .await;
+    assert_eq!((status, v["code"].as_str()), (400, Some("bad_holders")));
+    // Epochs do not skip.
+    let (path, b) = start(2, &[anna.id]);
+    let (status, v) = owner_dev.call(&http, "PUT", &path, Some(b)).await;
+    assert_eq!((status, v["code"].as_str()), (409, Some("epoch_not_next")));
+    // Bob, gone, cannot; the admin (not a member of the file) can, once.
+    let (path, b) = start(1, &[anna.id]);
+    let (status, _) = bob_dev.call(&http, "PUT", &path, Some(b.clone())).await;
+    assert_eq!(status, 403);
+    let (status, _) = owner_dev.call(&http, "PUT", &path, Some(b.clone())).await;
+    assert_eq!(status, 204);
+    let (status, v) = owner_dev.call(&http, "PUT", &path, Some(b)).await;
+    assert_eq!((status, v["code"].as_str()), (409, Some("epoch_exists")));
+
+    // Anna gets the new wrap and the link; Bob's wraps end at epoch 0.
+    let v = anna_dev
+        .ok(&http, "GET", &format!("/v1/files/{file}/epochs/keys"), None)
+        .await;
+    let epochs: Vec<u64> = v["wraps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["epoch"].as_u64().unwrap())
+        .collect();
+    assert_eq!(epochs, vec![0, 1]);
+    // Escrow: an admin reads any holder's wraps; a member only their own.
+    let v = owner_dev
+        .ok(
+            &http,
+            "GET",
+            &format!("/v1/files/{file}/epochs/keys?holder={}", bob.id),
+            None,
+        )
+        .await;
+    assert_eq!(v["wraps"].as_array().unwrap().len(), 1);
+    let (status, _) = anna_dev
+        .call(
+            &http,
+            "GET",
+            &format!("/v1/files/{file}/epochs/keys?holder={}", bob.id),
+            None,
+        )
+        .await;
+    assert_eq!(status, 403);
+    let v = owner_dev
+        .ok(
+            &http,
+            "GET",
+            &format!("/v1/files/{file}/epochs/links"),
+            None,
+        )
+        .await;
+    assert_eq!(v["links"][0]["epoch"], 1);
+}

@@ -187,11 +187,11 @@ fn routes(
         ),
         route(
             "PUT",
-            format!("/v1/files/{file}/epochs/1/link"),
-            Some(json!({ "wrapped": "00" })),
-            Some(json!({ "wrapped": "0z" })),
+            format!("/v1/files/{file}/epochs/1?holders={member}.1"),
+            Some(json!({ "link": "00", "wraps": [] })),
+            Some(json!({ "link": "0z", "wraps": [] })),
             Some(format!(
-                "/v1/files/{file}/epochs/99999999999999999999999/link"
+                "/v1/files/{file}/epochs/99999999999999999999999?holders={member}.1"
             )),
             true,
         ),

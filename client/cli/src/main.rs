@@ -7,8 +7,8 @@ use clap::{Args, Parser, Subcommand};
 use ledgerline_client_core::keystore;
 use ledgerline_client_core::onboarding::OnboardingError;
 use ledgerline_client_core::profile::{
-    parse_role, ClientError, Conversation, DocumentManifest, Phase, Profile, Progress, Unlock,
-    WatchEvent,
+    parse_role, ClientError, Conversation, DocumentManifest, Phase, Profile, Progress,
+    RotationProgress, RotationReport, Unlock, WatchEvent,
 };
 use ledgerline_client_core::protocol::ids::FileId;
 use ledgerline_client_core::room::RoomEvent;
@@ -90,9 +90,9 @@ enum Command {
         #[arg(long)]
         fingerprint: Option<String>,
     },
-    /// Members of the firm.
+    /// Members of the firm: list them, or revoke one (offboarding).
     #[command(subcommand)]
-    Member(ListCmd),
+    Member(MemberCmd),
     /// Devices: list them, or link a new device of your own.
     #[command(subcommand)]
     Device(DeviceCmd),
@@ -203,9 +203,16 @@ enum InviteCmd {
 }
 
 #[derive(Subcommand, Debug)]
-enum ListCmd {
+enum MemberCmd {
     /// List them as the verified roster has them.
     List,
+    /// Offboard a member (admin): the relay refuses their devices at once, then every
+    /// customer file they could read gets a new epoch for the others only. Interrupted,
+    /// it resumes at the next `ledgerline sync` (or by running it again).
+    Revoke {
+        /// Member name or id.
+        member: String,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -231,6 +238,12 @@ enum DeviceCmd {
         /// The fingerprint the new device shows.
         #[arg(long)]
         fingerprint: String,
+    },
+    /// Revoke a lost or stolen device (admin): the relay refuses it at once; its member
+    /// gets a new member key and their customer files new epochs.
+    Revoke {
+        /// Device id, or its first 8+ hex digits (see `ledgerline device list`).
+        device: String,
     },
 }
 
@@ -587,7 +600,27 @@ async fn with_profile(p: &mut Profile, command: Command, json: bool) -> Result<O
                 json: json!({ "member": member, "name": name }),
             })
         }
-        Command::Member(ListCmd::List) => {
+        Command::Member(MemberCmd::Revoke { member }) => {
+            p.sync().await?;
+            let m = p.resolve_member(&member)?;
+            let (mut cb, bar) = rotation_bar(json);
+            let report = p.revoke_member(m, &mut cb).await;
+            if let Some(b) = bar {
+                b.finish_and_clear();
+            }
+            Ok(rotation_output(&format!("{member} is revoked"), &report?))
+        }
+        Command::Device(DeviceCmd::Revoke { device }) => {
+            p.sync().await?;
+            let d = p.resolve_device(&device)?;
+            let (mut cb, bar) = rotation_bar(json);
+            let report = p.revoke_device(d, &mut cb).await;
+            if let Some(b) = bar {
+                b.finish_and_clear();
+            }
+            Ok(rotation_output(&format!("Device {d} is revoked"), &report?))
+        }
+        Command::Member(MemberCmd::List) => {
             p.sync().await?;
             let members = p.members()?;
             let text = members
@@ -841,6 +874,52 @@ async fn file_of(p: &mut Profile, name: &str) -> Result<FileId, Failure> {
             Ok(p.resolve_file(name)?)
         }
         other => Ok(other?),
+    }
+}
+
+/// Progress of a rotation: a bar on an interactive terminal, nothing otherwise.
+type RotationCallback = Box<dyn FnMut(&RotationProgress)>;
+
+fn rotation_bar(json: bool) -> (RotationCallback, Option<indicatif::ProgressBar>) {
+    if json || !std::io::stderr().is_terminal() {
+        return (Box::new(|_| {}), None);
+    }
+    let bar = indicatif::ProgressBar::new(0);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("rotating [{bar:40}] {pos}/{len} files {msg}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    let b = bar.clone();
+    let cb = Box::new(move |p: &RotationProgress| {
+        b.set_length(p.files_total);
+        b.set_position(p.files_done);
+        b.set_message(format!(
+            "({}/{} member keys)",
+            p.member_keys_done, p.member_keys_total
+        ));
+    });
+    (cb, Some(bar))
+}
+
+fn rotation_output(what: &str, r: &RotationReport) -> Output {
+    Output {
+        text: format!(
+            "{what}: the relay refuses it from now on ({} ms).\n\
+             Rotated: {} member keys ({} device wraps), {} customer files ({} epoch wraps and links), \
+             {} of this device's room sessions; {} requests, {} ms wrapping, {} ms in all.\n\
+             Every other device starts a new room session at its next message.",
+            r.refused_after_ms,
+            r.member_keys,
+            r.member_key_wraps,
+            r.files,
+            r.epoch_wraps,
+            r.room_sessions,
+            r.requests,
+            r.wrap_ms,
+            r.total_ms
+        ),
+        json: json!(r),
     }
 }
 
@@ -1155,7 +1234,16 @@ fn verify_bundle(
                     ""
                 },
                 summary.roster_events
-            )
+            ) + &summary
+                .revocations
+                .iter()
+                .map(|r| {
+                    format!(
+                        "\nRotation complete: {} at {}: {} customer files got a new key epoch, {} member keys a new version.",
+                        r.what, r.at, r.files, r.member_keys
+                    )
+                })
+                .collect::<String>()
         },
         json: json!({ "ok": true, "summary": summary }),
     })

@@ -19,8 +19,8 @@ use ledgerline_protocol::keys::{EpochKey, MasterSigningKey, MemberKey};
 use ledgerline_protocol::record::{open_record, seal_record, RecordEnvelope, RecordHeader};
 use ledgerline_protocol::roster::{EventBody, EventKind, Role, Roster, RosterEvent};
 use ledgerline_protocol::wrap::{
-    chain_epoch_key, unchain_epoch_key, unwrap_epoch_key, unwrap_member_key, wrap_epoch_key,
-    wrap_member_key, EpochChainContext, EpochKeyContext, Holder, MemberKeyContext,
+    unchain_epoch_key, unwrap_epoch_key, unwrap_member_key, wrap_epoch_key, wrap_member_key,
+    EpochChainContext, EpochKeyContext, Holder, MemberKeyContext,
 };
 use rand_core::OsRng;
 use serde::{Deserialize, Serialize};
@@ -31,9 +31,11 @@ use zeroize::{Zeroize, Zeroizing};
 mod audit;
 mod devices;
 mod documents;
+mod offboard;
 mod watch;
 pub use audit::ExportSummary;
 pub use documents::{DocumentManifest, Phase, Progress};
+pub use offboard::{RotationProgress, RotationReport};
 pub use watch::WatchEvent;
 
 /// The store file inside a profile directory.
@@ -308,6 +310,9 @@ struct LocalState {
     /// room, time ms).
     #[serde(default)]
     opened: Vec<(String, u64)>,
+    /// An offboarding rotation not finished yet (admins), with its new keys.
+    #[serde(default)]
+    rotation: offboard::RotationJob,
 }
 
 /// What this profile knows of an internal room or direct chat.
@@ -460,6 +465,8 @@ pub struct SyncReport {
     pub uploads_finished: usize,
     /// Entries in the firm's audit log at the checkpoint this sync accepted.
     pub log_size: u64,
+    /// Files an interrupted offboarding rotation gave a new epoch in this sync.
+    pub rotated_files: u64,
     /// Problems that did not stop the sync (bad data from a peer, skipped).
     pub warnings: Vec<String>,
 }
@@ -954,7 +961,7 @@ impl Profile {
         let (keys_since, links_since) = (state.keys_cursor, state.links_cursor);
         let (wraps, keys_next) = self
             .relay
-            .epoch_keys(&self.account, file, keys_since)
+            .epoch_keys(&self.account, file, keys_since, None)
             .await?;
         let (links, links_next) = self
             .relay
@@ -1235,81 +1242,6 @@ impl Profile {
         self.forward_history(file, member)?;
         self.commit()?;
         self.flush_private(&mut SyncReport::default()).await
-    }
-
-    /// Ends `member`'s access to `file` (admin): roster event (the relay refuses them from
-    /// now on), then a new epoch whose key wraps the old one and is wrapped for the
-    /// remaining members only. Re-running finishes an interrupted re-key.
-    pub async fn remove(&mut self, file: FileId, member: MemberId) -> Result<u64> {
-        self.require_admin()?;
-        if self.current_epoch(file).is_none() {
-            return Err(ClientError::NotAllowed(
-                "this profile holds no key for the file".into(),
-            ));
-        }
-        if self.roster()?.file_members(&file).contains(&member) {
-            self.local.files.entry(file).or_default().rekey = true;
-            self.commit()?;
-            self.append(EventKind::FileAccessRemoved { file, member })
-                .await?;
-        }
-        self.rekey(file).await
-    }
-
-    /// Starts a new epoch of `file` if a removal left it pending.
-    async fn rekey(&mut self, file: FileId) -> Result<u64> {
-        let (old_epoch, old) = self
-            .current_epoch(file)
-            .ok_or_else(|| ClientError::NotAllowed("no key for the file".into()))?;
-        if !self.local.files.get(&file).is_some_and(|f| f.rekey) {
-            return Ok(old_epoch);
-        }
-        let remaining = self.roster()?.file_members(&file);
-        let mut keys = Vec::new();
-        for m in &remaining {
-            let (v, k) = self.member_key(*m).ok_or_else(|| {
-                ClientError::NotFound(format!("no member key of {m} here (escrow missing)"))
-            })?;
-            keys.push((*m, v, k));
-        }
-        let epoch = old_epoch + 1;
-        let new = EpochKey::generate(&mut OsRng);
-        let link = chain_epoch_key(
-            &old,
-            &new,
-            &EpochChainContext {
-                firm: self.id.firm,
-                file,
-                epoch,
-            },
-            &mut OsRng,
-        )
-        .map_err(|e| ClientError::Invalid(format!("epoch chain: {e}")))?;
-        // A crash after this line re-runs with a fresh key: the link below is refused
-        // (`link_exists`) and the re-key reports it, never silently forks the chain.
-        self.relay
-            .put_epoch_link(&self.account, file, epoch, &link)
-            .await?;
-        self.set_epoch_key(file, epoch, &new);
-        self.commit()?;
-        for (m, v, k) in keys {
-            let ctx = EpochKeyContext {
-                firm: self.id.firm,
-                file,
-                epoch,
-                holder: Holder::Member(m),
-                holder_key_version: v,
-            };
-            let wrapped = wrap_epoch_key(&new, &k, &ctx, &mut OsRng);
-            self.relay
-                .put_epoch_key(&self.account, file, epoch, m, v, &wrapped)
-                .await?;
-        }
-        if let Some(f) = self.local.files.get_mut(&file) {
-            f.rekey = false;
-        }
-        self.commit()?;
-        Ok(epoch)
     }
 
     /// Customer files this member can see.
@@ -2032,15 +1964,16 @@ impl Profile {
         self.publish_prekeys().await?;
         self.sync_member_keys(report).await?;
         self.commit()?;
+        // An offboarding rotation an interruption left is finished before anything else.
+        if let Some(r) = self.resume_rotation(&mut |_| {}).await? {
+            report.rotated_files = r.files;
+        }
         self.sync_to_device(report).await?;
         let files = self.roster()?.files_of(&self.id.member);
         for file in files {
             self.local.files.entry(file).or_default();
             self.sync_file_keys(file, report).await?;
             self.sync_records(file, report).await?;
-            if self.local.files.get(&file).is_some_and(|f| f.rekey) {
-                self.rekey(file).await?;
-            }
             self.sync_room(*file.as_bytes(), report).await?;
         }
         let rooms: Vec<String> = self.local.rooms.keys().cloned().collect();

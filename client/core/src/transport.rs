@@ -795,26 +795,25 @@ impl<T: Transport> RelayClient<T> {
         .map(|_| ())
     }
 
-    /// This member's epoch-key wraps of a file.
+    /// Epoch-key wraps of a file held by `holder` (this member when `None`; another
+    /// member's only for an admin, who holds every member key in escrow).
     pub async fn epoch_keys(
         &self,
         s: &impl DeviceSigner,
         file: FileId,
         since: u64,
+        holder: Option<MemberId>,
     ) -> Result<(Vec<WrappedKey>, u64), RelayError> {
-        let v = self
-            .call(
-                s,
-                "GET",
-                &format!("/v1/files/{file}/epochs/keys?since={since}"),
-                None,
-            )
-            .await?;
+        let path = match holder {
+            Some(h) => format!("/v1/files/{file}/epochs/keys?since={since}&holder={h}"),
+            None => format!("/v1/files/{file}/epochs/keys?since={since}"),
+        };
+        let v = self.call(s, "GET", &path, None).await?;
         let wraps = list(&v, "wraps")?
             .iter()
             .map(|w| {
                 Ok(WrappedKey {
-                    member: None,
+                    member: holder,
                     version: u32_field(w, "holder_key_version")?,
                     epoch: uint(w, "epoch")?,
                     wrapped: hex_field(w, "wrapped")?,
@@ -824,19 +823,30 @@ impl<T: Transport> RelayClient<T> {
         Ok((wraps, next_cursor(&v, since)?))
     }
 
-    /// Stores the link wrapping epoch `epoch − 1`'s key under epoch `epoch`'s.
-    pub async fn put_epoch_link(
+    /// Starts epoch `epoch` of a file: the link wrapping the previous epoch's key, and the
+    /// new key wrapped for each holder `(member, member-key version, wrap)` — exactly the
+    /// file's members, in member order. All or nothing.
+    pub async fn start_epoch(
         &self,
         s: &impl DeviceSigner,
         file: FileId,
         epoch: u64,
-        wrapped: &[u8],
+        link: &[u8],
+        wraps: &[(MemberId, u32, Vec<u8>)],
     ) -> Result<(), RelayError> {
+        let holders: Vec<String> = wraps.iter().map(|(m, v, _)| format!("{m}.{v}")).collect();
+        let body: Vec<Value> = wraps
+            .iter()
+            .map(|(m, v, w)| json!({ "member": m.to_string(), "holder_key_version": v, "wrapped": hex::encode(w) }))
+            .collect();
         self.call(
             s,
             "PUT",
-            &format!("/v1/files/{file}/epochs/{epoch}/link"),
-            Some(json!({ "wrapped": hex::encode(wrapped) })),
+            &format!(
+                "/v1/files/{file}/epochs/{epoch}?holders={}",
+                holders.join(",")
+            ),
+            Some(json!({ "link": hex::encode(link), "wraps": body })),
         )
         .await
         .map(|_| ())

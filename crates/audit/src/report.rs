@@ -19,7 +19,8 @@ pub fn action(method: &str, path: &str) -> String {
         ("GET", ["v1", "devices", "self", "member-keys"]) => "fetched member keys",
         ("PUT", ["v1", "files", _, "epochs", _, "keys", _]) => "shared a file key",
         ("GET", ["v1", "files", _, "epochs", "keys"]) => "fetched file keys",
-        ("PUT", ["v1", "files", _, "epochs", _, "link"]) => "started a new key epoch",
+        ("PUT", ["v1", "files", _, "epochs", _, "link"])
+        | ("PUT", ["v1", "files", _, "epochs", _]) => "started a new key epoch",
         ("GET", ["v1", "files", _, "epochs", "links"]) => "fetched older file keys",
         ("PUT", ["v1", "files", _, "documents", _])
         | ("POST", ["v1", "files", _, "uploads", _, "complete"]) => "uploaded a document",

@@ -10,9 +10,10 @@ use ledgerline_protocol::ids::{DeviceId, FileId, FirmId, MemberId};
 use ledgerline_protocol::keys::VerifyingKey;
 use ledgerline_protocol::merkle::{self, Hash};
 use ledgerline_protocol::request::verify_signatures_batch;
-use ledgerline_protocol::roster::{Roster, RosterEvent};
+use ledgerline_protocol::roster::{EventKind, Role, Roster, RosterEvent};
 use serde::Serialize;
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use sha2::{Digest, Sha256};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use thiserror::Error;
 
 /// What the auditor insists on.
@@ -158,7 +159,7 @@ pub enum AuditError {
     },
     /// After a member lost access to a file, the file did not get a new epoch, or the new
     /// epoch's key was wrapped for that member anyway.
-    #[error("file {file}: member {member} lost access at {since}, but {what}")]
+    #[error("file {file}: after member {member} lost access or a key at {since}, {what}")]
     IncompleteRotation {
         /// The file.
         file: FileId,
@@ -168,6 +169,26 @@ pub enum AuditError {
         since: String,
         /// What is missing or wrong.
         what: String,
+    },
+    /// A member key was exposed (a device holding it revoked) and no new version followed.
+    #[error("member {member}'s key was exposed at {since}, but no new version followed")]
+    KeyNotRotated {
+        /// The member whose key it is.
+        member: MemberId,
+        /// When it was exposed.
+        since: String,
+    },
+    /// A member key was wrapped for a device that was not active at the time.
+    #[error("member {member}'s key v{version} was wrapped for device {device} at {at}, which was not active")]
+    LeakedKey {
+        /// The member whose key it is.
+        member: MemberId,
+        /// Its version.
+        version: u32,
+        /// The device.
+        device: DeviceId,
+        /// When.
+        at: String,
     },
     /// The bundle holds fewer or more entries than its header and last checkpoint say.
     #[error("the bundle holds {have} entries, its last checkpoint covers {want}")]
@@ -197,7 +218,9 @@ impl AuditError {
             Self::OutOfOrder { .. } => "out_of_order",
             Self::Skew { .. } => "skew",
             Self::WrongLength { .. } => "wrong_length",
-            Self::IncompleteRotation { .. } => "incomplete_rotation",
+            Self::IncompleteRotation { .. }
+            | Self::KeyNotRotated { .. }
+            | Self::LeakedKey { .. } => "incomplete_rotation",
         }
     }
 }
@@ -238,6 +261,22 @@ pub struct Summary {
     pub witnessed: bool,
     /// Roster events verified.
     pub roster_events: usize,
+    /// Every revocation in the whole entries and what followed it (all complete, or the
+    /// verification fails).
+    pub revocations: Vec<RevocationSummary>,
+}
+
+/// A revocation (or an access end) and the rotation that completed it.
+#[derive(Debug, Clone, Serialize)]
+pub struct RevocationSummary {
+    /// When, as the roster has it.
+    pub at: String,
+    /// What the roster event did.
+    pub what: String,
+    /// Customer files that got a new epoch for it.
+    pub files: usize,
+    /// Member keys that got a new version for it.
+    pub member_keys: usize,
 }
 
 enum Phase {
@@ -275,19 +314,128 @@ pub struct Verifier {
     pending: Vec<Pending>,
     /// Access ends the bundle's whole entries cover, and the new epoch that followed.
     rotations: Vec<Rotation>,
+    key_rotations: Vec<KeyRotation>,
+    /// Member-key versions put so far, per member: `(signed time, version)`.
+    key_versions: HashMap<MemberId, Vec<(u64, u32)>>,
+    /// Roster events by the SHA-256 of the request body that appended them, described.
+    roster_bodies: HashMap<[u8; 32], String>,
+    /// Descriptions of revocations and access ends by their time.
+    revocations_at: BTreeMap<u64, String>,
     entries: u64,
 }
 
 /// Entries whose signatures are checked together.
 const BATCH: usize = 64;
 
-/// One access end to check: the file must get a new epoch afterwards, not wrapped for the
-/// member who left.
+/// One file that must get a new epoch after `since`: someone lost access to it (`left`
+/// must not hold the new key), or a member key that could open it was exposed
+/// (`fresh_key_of` must hold the new key, if at all, under a member key rotated since).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 struct Rotation {
     file: FileId,
+    since: u64,
+    left: Option<MemberId>,
+    fresh_key_of: Option<MemberId>,
+    new_epoch: Option<u64>,
+}
+
+/// A member key exposed at `since` (a device of the member, or of an admin holding it in
+/// escrow, was revoked or removed): a new version must follow.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct KeyRotation {
     member: MemberId,
     since: u64,
-    new_epoch: Option<u64>,
+    /// The first version put after `since` that no earlier entry had put.
+    new_version: Option<u32>,
+}
+
+/// A roster event in words (ids, not names: the report maps them).
+fn describe(kind: &EventKind) -> String {
+    match kind {
+        EventKind::Genesis { .. } => "founded the firm".into(),
+        EventKind::MemberAdded { member, role, .. } => {
+            format!("added member {member} as {}", role_word(*role))
+        }
+        EventKind::MemberRemoved { member } => format!("revoked member {member}"),
+        EventKind::DeviceAdded(c) => format!("added device {} of member {}", c.device, c.member),
+        EventKind::DeviceRevoked { device } => format!("revoked device {device}"),
+        EventKind::RoleChanged { member, role } => {
+            format!("made member {member} {}", role_word(*role))
+        }
+        EventKind::FileAccessGranted { file, member } => {
+            format!("granted file {file} to member {member}")
+        }
+        EventKind::FileAccessRemoved { file, member } => {
+            format!("removed member {member} from file {file}")
+        }
+    }
+}
+
+fn role_word(r: Role) -> &'static str {
+    match r {
+        Role::Admin => "admin",
+        Role::Member => "member",
+        Role::Auditor => "auditor",
+    }
+}
+
+/// What a revocation obliges the firm's admins to do, from the roster alone: new epochs
+/// for the files the revoked keys could open, new member keys for the exposed ones.
+fn obligations(roster: &Roster, from: u64) -> (Vec<Rotation>, Vec<KeyRotation>) {
+    let mut files = BTreeSet::new();
+    let mut keys = BTreeSet::new();
+    for (file, member, since) in roster.access_ends() {
+        if since >= from {
+            files.insert(Rotation {
+                file,
+                since,
+                left: Some(member),
+                fresh_key_of: None,
+                new_epoch: None,
+            });
+        }
+    }
+    let is_admin = |m: &MemberId| roster.member(m).is_some_and(|s| s.role == Role::Admin);
+    // A revoked device exposed its member's key; an admin's device (or a removed admin)
+    // exposed every member key it held in escrow.
+    let mut exposures: Vec<(MemberId, u64, bool)> = roster
+        .device_revocations()
+        .into_iter()
+        .map(|(_, m, t)| (m, t, true))
+        .collect();
+    exposures.extend(roster.removals().into_iter().map(|(m, t)| (m, t, false)));
+    for (holder, since, own_key) in exposures {
+        if since < from {
+            continue;
+        }
+        let mut exposed: Vec<MemberId> = if is_admin(&holder) {
+            roster.members_at(since)
+        } else {
+            vec![holder]
+        };
+        if !own_key {
+            exposed.retain(|m| *m != holder);
+        }
+        for member in exposed {
+            keys.insert(KeyRotation {
+                member,
+                since,
+                new_version: None,
+            });
+            for file in roster.files() {
+                if roster.had_access(&file, &member, since) {
+                    files.insert(Rotation {
+                        file,
+                        since,
+                        left: None,
+                        fresh_key_of: Some(member),
+                        new_epoch: None,
+                    });
+                }
+            }
+        }
+    }
+    (files.into_iter().collect(), keys.into_iter().collect())
 }
 
 struct Pending {
@@ -328,8 +476,34 @@ impl Verifier {
             nonce_times: VecDeque::new(),
             pending: Vec::new(),
             rotations: Vec::new(),
+            key_rotations: Vec::new(),
+            key_versions: HashMap::new(),
+            roster_bodies: HashMap::new(),
+            revocations_at: BTreeMap::new(),
             entries: 0,
         }
+    }
+
+    fn revocation_summaries(&self) -> Vec<RevocationSummary> {
+        self.revocations_at
+            .iter()
+            .filter(|(t, _)| {
+                self.rotations.iter().any(|r| r.since == **t)
+                    || self.key_rotations.iter().any(|k| k.since == **t)
+            })
+            .map(|(t, what)| RevocationSummary {
+                at: format_ms(*t),
+                what: what.clone(),
+                files: self
+                    .rotations
+                    .iter()
+                    .filter(|r| r.since == *t)
+                    .map(|r| r.file)
+                    .collect::<BTreeSet<_>>()
+                    .len(),
+                member_keys: self.key_rotations.iter().filter(|k| k.since == *t).count(),
+            })
+            .collect()
     }
 
     fn malformed(&self, what: impl Into<String>) -> AuditError {
@@ -445,21 +619,26 @@ impl Verifier {
             ));
         }
         self.roster_len = events.len();
+        for e in events {
+            let what = describe(&e.body.kind);
+            let body = serde_json::json!({ "event": hex::encode(e.to_bytes()) }).to_string();
+            if matches!(
+                e.body.kind,
+                EventKind::MemberRemoved { .. }
+                    | EventKind::DeviceRevoked { .. }
+                    | EventKind::FileAccessRemoved { .. }
+            ) {
+                self.revocations_at
+                    .insert(e.body.timestamp_ms, what.clone());
+            }
+            self.roster_bodies
+                .insert(Sha256::digest(body.as_bytes()).into(), what);
+        }
         // Rotations can be checked for access ends inside the whole entries, up to the end.
         if let Some((h, ..)) = &self.header {
             if h.to_ms.is_none() {
                 let from = h.from_ms.unwrap_or(0);
-                self.rotations = roster
-                    .access_ends()
-                    .into_iter()
-                    .filter(|(_, _, t)| *t >= from)
-                    .map(|(file, member, since)| Rotation {
-                        file,
-                        member,
-                        since,
-                        new_epoch: None,
-                    })
-                    .collect();
+                (self.rotations, self.key_rotations) = obligations(&roster, from);
             }
         }
         self.roster = Some(roster);
@@ -654,6 +833,8 @@ impl Verifier {
         self.nonce_times.push_back((head.timestamp_ms, id));
         check_rotation(
             &mut self.rotations,
+            &mut self.key_rotations,
+            &mut self.key_versions,
             &head.method,
             &head.path,
             head.timestamp_ms,
@@ -665,7 +846,13 @@ impl Verifier {
             time: format_ms(leaf.received_ms),
             device: head.device,
             member: device.member,
-            action: action(&head.method, &head.path),
+            action: match (
+                head.method.as_str(),
+                self.roster_bodies.get(&head.body_sha256),
+            ) {
+                ("POST", Some(what)) if head.path == "/v1/roster" => what.clone(),
+                _ => action(&head.method, &head.path),
+            },
             request: format!("{} {}", head.method, head.path),
             subjects: leaf
                 .subjects
@@ -725,10 +912,21 @@ impl Verifier {
                 want: header.size,
             });
         }
+        // A revocation after the last entry has had no time to be followed by anything:
+        // the next bundle checks it.
+        let end = self.last_received;
+        self.rotations.retain(|r| r.since <= end);
+        self.key_rotations.retain(|k| k.since <= end);
+        if let Some(k) = self.key_rotations.iter().find(|k| k.new_version.is_none()) {
+            return Err(AuditError::KeyNotRotated {
+                member: k.member,
+                since: format_ms(k.since),
+            });
+        }
         if let Some(r) = self.rotations.iter().find(|r| r.new_epoch.is_none()) {
             return Err(AuditError::IncompleteRotation {
                 file: r.file,
-                member: r.member,
+                member: r.left.or(r.fresh_key_of).unwrap_or(MemberId([0; 16])),
                 since: format_ms(r.since),
                 what: "no new epoch followed by the end of the log".into(),
             });
@@ -741,60 +939,155 @@ impl Verifier {
                 checkpoints: self.checkpoint_count,
                 witnessed: self.opts.witness.is_some(),
                 roster_events: self.roster_len,
+                revocations: self.revocation_summaries(),
             },
             rows,
         ))
     }
 }
 
-/// Follows key changes for the access ends being checked: the first epoch link put
-/// after an access end is the new epoch; a wrap of it (or a later epoch) for the member
-/// who left, while they have no access, is a leak.
+/// Follows key changes for the obligations being checked. The first epoch started for a
+/// file after `since` is its new epoch: it must not be wrapped for the member who left,
+/// and an exposed member's key in it must be a version put after `since`. A member key
+/// put after `since` in a version never put before is the rotation of that key; a
+/// member key wrapped for a device that is not active is a leak.
 fn check_rotation(
     rotations: &mut [Rotation],
+    key_rotations: &mut [KeyRotation],
+    key_versions: &mut HashMap<MemberId, Vec<(u64, u32)>>,
     method: &str,
     path: &str,
     t: u64,
     roster: &Roster,
 ) -> Result<(), AuditError> {
-    if method != "PUT" || rotations.is_empty() {
+    if method != "PUT" {
         return Ok(());
     }
-    let parts: Vec<&str> = path.split('?').next().unwrap_or("").split('/').collect();
-    let (file, epoch, holder) = match parts.as_slice() {
-        ["", "v1", "files", f, "epochs", e, "link"] => (*f, *e, None),
-        ["", "v1", "files", f, "epochs", e, "keys", m] => (*f, *e, Some(*m)),
-        _ => return Ok(()),
-    };
-    let (Ok(file), Ok(epoch)) = (file.parse::<FileId>(), epoch.parse::<u64>()) else {
-        return Ok(());
-    };
-    let holder = match holder.map(str::parse::<MemberId>) {
-        Some(Ok(m)) => Some(m),
-        Some(Err(_)) => return Ok(()),
-        None => None,
-    };
-    for r in rotations
-        .iter_mut()
-        .filter(|r| r.file == file && t >= r.since)
-    {
-        match (holder, r.new_epoch) {
-            (None, None) => r.new_epoch = Some(epoch),
-            (Some(m), Some(new))
-                if m == r.member && epoch >= new && !roster.had_access(&file, &m, t) =>
-            {
-                return Err(AuditError::IncompleteRotation {
-                    file,
-                    member: m,
-                    since: format_ms(r.since),
-                    what: format!(
-                        "epoch {epoch}'s key was wrapped for them at {}",
-                        format_ms(t)
-                    ),
+    let (route, query) = path.split_once('?').unwrap_or((path, ""));
+    let parts: Vec<&str> = route.split('/').collect();
+    match parts.as_slice() {
+        ["", "v1", "members", m, "keys", v, d] => {
+            let (Ok(member), Ok(version), Ok(device)) = (
+                m.parse::<MemberId>(),
+                v.parse::<u32>(),
+                d.parse::<DeviceId>(),
+            ) else {
+                return Ok(());
+            };
+            if !roster.device_active_at(&device, t) {
+                return Err(AuditError::LeakedKey {
+                    member,
+                    version,
+                    device,
+                    at: format_ms(t),
                 });
             }
-            _ => {}
+            let seen = key_versions.entry(member).or_default();
+            for k in key_rotations
+                .iter_mut()
+                .filter(|k| k.member == member && k.new_version.is_none() && t >= k.since)
+            {
+                if !seen.iter().any(|(_, old)| *old >= version) {
+                    k.new_version = Some(version);
+                }
+            }
+            seen.push((t, version));
+            Ok(())
         }
+        ["", "v1", "files", f, "epochs", e, "link"] => {
+            let (Ok(file), Ok(epoch)) = (f.parse::<FileId>(), e.parse::<u64>()) else {
+                return Ok(());
+            };
+            new_epoch(rotations, key_rotations, file, epoch, None, t)
+        }
+        ["", "v1", "files", f, "epochs", e] => {
+            let (Ok(file), Ok(epoch)) = (f.parse::<FileId>(), e.parse::<u64>()) else {
+                return Ok(());
+            };
+            let holders: Vec<(MemberId, u32)> = query
+                .strip_prefix("holders=")
+                .unwrap_or("")
+                .split(',')
+                .filter_map(|h| {
+                    let (m, v) = h.split_once('.')?;
+                    Some((m.parse().ok()?, v.parse().ok()?))
+                })
+                .collect();
+            new_epoch(rotations, key_rotations, file, epoch, Some(&holders), t)
+        }
+        ["", "v1", "files", f, "epochs", e, "keys", m] => {
+            let (Ok(file), Ok(epoch), Ok(member)) =
+                (f.parse::<FileId>(), e.parse::<u64>(), m.parse::<MemberId>())
+            else {
+                return Ok(());
+            };
+            for r in rotations
+                .iter()
+                .filter(|r| r.file == file && t >= r.since && r.left == Some(member))
+            {
+                if r.new_epoch.is_some_and(|new| epoch >= new)
+                    && !roster.had_access(&file, &member, t)
+                {
+                    return Err(AuditError::IncompleteRotation {
+                        file,
+                        member,
+                        since: format_ms(r.since),
+                        what: format!(
+                            "epoch {epoch}'s key was wrapped for them at {}",
+                            format_ms(t)
+                        ),
+                    });
+                }
+            }
+            Ok(())
+        }
+        _ => Ok(()),
+    }
+}
+
+/// A new epoch of `file` started at `t`, wrapped for `holders` when the path names them.
+fn new_epoch(
+    rotations: &mut [Rotation],
+    key_rotations: &[KeyRotation],
+    file: FileId,
+    epoch: u64,
+    holders: Option<&[(MemberId, u32)]>,
+    t: u64,
+) -> Result<(), AuditError> {
+    for r in rotations
+        .iter_mut()
+        .filter(|r| r.file == file && t >= r.since && r.new_epoch.is_none())
+    {
+        let bad = |what: String| AuditError::IncompleteRotation {
+            file,
+            member: r.left.or(r.fresh_key_of).unwrap_or(MemberId([0; 16])),
+            since: format_ms(r.since),
+            what,
+        };
+        if let (Some(left), Some(h)) = (r.left, holders) {
+            if h.iter().any(|(m, _)| *m == left) {
+                return Err(bad(format!(
+                    "epoch {epoch}'s key was wrapped for them at {}",
+                    format_ms(t)
+                )));
+            }
+        }
+        if let (Some(member), Some(h)) = (r.fresh_key_of, holders) {
+            if let Some((_, v)) = h.iter().find(|(m, _)| *m == member) {
+                let fresh = key_rotations
+                    .iter()
+                    .filter(|k| k.member == member && k.since == r.since)
+                    .filter_map(|k| k.new_version)
+                    .next();
+                if fresh.is_none_or(|new| *v < new) {
+                    return Err(bad(format!(
+                        "epoch {epoch} was wrapped under their exposed member key (v{v}) at {}",
+                        format_ms(t)
+                    )));
+                }
+            }
+        }
+        r.new_epoch = Some(epoch);
     }
     Ok(())
 }

@@ -36,6 +36,7 @@ struct World {
     witness: WitnessSigningKey,
     leaves: Vec<Vec<u8>>,
     owner: (MemberId, MasterSigningKey),
+    anna: (MemberId, MasterSigningKey),
 }
 
 impl World {
@@ -60,6 +61,7 @@ impl World {
             leaves: Vec::new(),
             rng,
             owner: owner.clone(),
+            anna: anna.clone(),
         };
         w.event(
             &owner,
@@ -484,6 +486,15 @@ fn removal(after: &[&str]) -> Result<(Summary, Vec<Row>), AuditError> {
         T0 + 70_000,
         EventKind::FileAccessRemoved { file, member: anna },
     );
+    // Anna's device was revoked at T0+50 s: her member key gets a new version.
+    let owner_dev = w.devices[0].0;
+    let rotated = w.leaf(
+        0,
+        "PUT",
+        &format!("/v1/members/{}/keys/2/{owner_dev}", anna.to_hex()),
+        T0 + 55_000,
+    );
+    w.leaves.push(rotated);
     let first = w.leaf(0, "GET", "/v1/files/00/records", T0 + 65_000);
     w.leaves.push(first);
     for (i, p) in after.iter().enumerate() {
@@ -493,6 +504,9 @@ fn removal(after: &[&str]) -> Result<(Summary, Vec<Row>), AuditError> {
         let leaf = w.leaf(0, "PUT", &path, T0 + 71_000 + i as u64);
         w.leaves.push(leaf);
     }
+    // The log goes on after the removal (a revocation at its very end is not due yet).
+    let last = w.leaf(0, "GET", "/v1/files/00/records", T0 + 90_000);
+    w.leaves.push(last);
     let n = w.leaves.len();
     let cps = vec![w.checkpoint(n)];
     run(&bundle(&w, &cps, n as u64, 0..n), Options::default())
@@ -511,6 +525,105 @@ fn a_removal_needs_a_new_epoch_that_the_removed_member_never_gets() {
     .unwrap_err();
     assert_eq!(e.class(), "incomplete_rotation");
     assert!(e.to_string().contains("wrapped for them"), "{e}");
+}
+
+#[test]
+fn a_removal_is_checked_on_the_holders_a_new_epoch_names() {
+    assert!(removal(&["/v1/files/{f}/epochs/1?holders="]).is_ok());
+    let e = removal(&["/v1/files/{f}/epochs/1?holders={anna}.1"]).unwrap_err();
+    assert_eq!(e.class(), "incomplete_rotation");
+    assert!(e.to_string().contains("wrapped for them"), "{e}");
+}
+
+/// Anna holds a file from T0+60 s; her second device, added at T0+61 s, is lost and
+/// revoked at T0+70 s. `after` are the owner's requests that follow (templates with
+/// `{f}`, `{anna}`, `{owner_dev}` and `{lost}`).
+fn lost_device(after: &[&str]) -> Result<(Summary, Vec<Row>), AuditError> {
+    use ledgerline_protocol::ids::FileId;
+    let mut w = World::new();
+    let anna = match &w.events[2].body.kind {
+        EventKind::MemberAdded { member, .. } => *member,
+        _ => unreachable!(),
+    };
+    let file = FileId([0x43; 16]);
+    let owner = w.owner.clone();
+    w.event(
+        &owner,
+        T0 + 60_000,
+        EventKind::FileAccessGranted { file, member: anna },
+    );
+    let anna_pair = w.anna.clone();
+    w.device(&anna_pair, T0 + 61_000);
+    let lost = w.devices[2].0;
+    w.event(
+        &owner,
+        T0 + 70_000,
+        EventKind::DeviceRevoked { device: lost },
+    );
+    let owner_dev = w.devices[0].0;
+    for (t, path) in [
+        (
+            55_000,
+            format!("/v1/members/{}/keys/2/{owner_dev}", anna.to_hex()),
+        ),
+        (65_000, "/v1/files/00/records".to_owned()),
+    ] {
+        let method = if t == 55_000 { "PUT" } else { "GET" };
+        let leaf = w.leaf(0, method, &path, T0 + t);
+        w.leaves.push(leaf);
+    }
+    for (i, p) in after.iter().enumerate() {
+        let path = p
+            .replace("{f}", &file.to_hex())
+            .replace("{anna}", &anna.to_hex())
+            .replace("{owner_dev}", &owner_dev.to_hex())
+            .replace("{lost}", &lost.to_hex());
+        let leaf = w.leaf(0, "PUT", &path, T0 + 71_000 + i as u64);
+        w.leaves.push(leaf);
+    }
+    let last = w.leaf(0, "GET", "/v1/files/00/records", T0 + 90_000);
+    w.leaves.push(last);
+    let n = w.leaves.len();
+    let cps = vec![w.checkpoint(n)];
+    run(&bundle(&w, &cps, n as u64, 0..n), Options::default())
+}
+
+#[test]
+fn a_lost_device_needs_a_new_member_key_and_new_epochs_under_it() {
+    let (summary, _) = lost_device(&[
+        "/v1/members/{anna}/keys/3/{owner_dev}",
+        "/v1/files/{f}/epochs/1?holders={anna}.3",
+    ])
+    .unwrap();
+    let last = summary.revocations.last().unwrap();
+    assert!(last.what.starts_with("revoked device"), "{last:?}");
+    assert_eq!((last.files, last.member_keys), (1, 1));
+    // Nothing done.
+    let e = lost_device(&[]).unwrap_err();
+    assert_eq!(e.class(), "incomplete_rotation");
+    assert!(e.to_string().contains("no new version"), "{e}");
+    // An old version put again is no rotation.
+    let e = lost_device(&[
+        "/v1/members/{anna}/keys/2/{owner_dev}",
+        "/v1/files/{f}/epochs/1?holders={anna}.2",
+    ])
+    .unwrap_err();
+    assert_eq!(e.class(), "incomplete_rotation");
+    // The new epoch under the exposed key.
+    let e = lost_device(&[
+        "/v1/members/{anna}/keys/3/{owner_dev}",
+        "/v1/files/{f}/epochs/1?holders={anna}.2",
+    ])
+    .unwrap_err();
+    assert_eq!(e.class(), "incomplete_rotation");
+    assert!(e.to_string().contains("exposed member key"), "{e}");
+    // The file never re-keyed.
+    let e = lost_device(&["/v1/members/{anna}/keys/3/{owner_dev}"]).unwrap_err();
+    assert!(e.to_string().contains("no new epoch"), "{e}");
+    // The new key handed to the lost device itself.
+    let e = lost_device(&["/v1/members/{anna}/keys/3/{lost}"]).unwrap_err();
+    assert_eq!(e.class(), "incomplete_rotation");
+    assert!(e.to_string().contains("not active"), "{e}");
 }
 
 mod never_panics {

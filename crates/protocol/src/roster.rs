@@ -797,6 +797,11 @@ impl Roster {
             .filter(move |(_, d)| d.member == member && d.active.until.is_none())
     }
 
+    /// Every device ever certified, active or not.
+    pub fn devices_all(&self) -> impl Iterator<Item = DeviceId> + '_ {
+        self.devices.keys().copied()
+    }
+
     /// Every device ever certified for a member, active or not.
     pub fn devices_of_member(&self, member: &MemberId) -> Vec<DeviceId> {
         self.devices
@@ -836,6 +841,39 @@ impl Roster {
         self.grants
             .iter()
             .flat_map(|((f, m), v)| v.iter().filter_map(move |i| i.until.map(|t| (*f, *m, t))))
+            .collect()
+    }
+
+    /// Every device revoked on its own (a lost device; its member stayed):
+    /// `(device, member, time ms)`, in device order.
+    pub fn device_revocations(&self) -> Vec<(DeviceId, MemberId, u64)> {
+        self.devices
+            .iter()
+            .filter_map(|(id, d)| {
+                let t = d.active.until?;
+                let member_stayed = self
+                    .members
+                    .get(&d.member)
+                    .is_some_and(|m| m.active.contains(t));
+                member_stayed.then_some((*id, d.member, t))
+            })
+            .collect()
+    }
+
+    /// Every member removed from the firm: `(member, time ms)`, in member order.
+    pub fn removals(&self) -> Vec<(MemberId, u64)> {
+        self.members
+            .iter()
+            .filter_map(|(id, m)| m.active.until.map(|t| (*id, t)))
+            .collect()
+    }
+
+    /// Members of the firm at time `t_ms`.
+    pub fn members_at(&self, t_ms: u64) -> Vec<MemberId> {
+        self.members
+            .iter()
+            .filter(|(_, m)| m.active.contains(t_ms))
+            .map(|(id, _)| *id)
             .collect()
     }
 

@@ -17,6 +17,7 @@ const G: FirmId = FirmId([2; 16]);
 const D1: DeviceId = DeviceId([11; 16]);
 const D2: DeviceId = DeviceId([12; 16]);
 const M1: MemberId = MemberId([21; 16]);
+const M2: MemberId = MemberId([22; 16]);
 
 async fn with_firms<S: Store>(s: &S) {
     s.create_firm(F, vec![b"genesis-f".to_vec()], 1)
@@ -330,16 +331,39 @@ pub async fn wrapped_keys<S: Store>(s: S) {
         s.epoch_key_wraps(F, file, M1, 4).await.expect("since"),
         vec![(4, e1)]
     );
-    s.put_epoch_link(F, file, 1, vec![3; 73], audit())
-        .await
-        .expect("link");
+    // Epoch 2 starts atomically: link and wraps, or nothing.
+    let e2 = |member| EpochKeyWrap {
+        epoch: 2,
+        member,
+        holder_key_version: 1,
+        wrapped: vec![7; 73],
+    };
     assert!(matches!(
-        s.put_epoch_link(F, file, 1, vec![4; 73], audit()).await,
+        s.start_epoch(F, file, 3, vec![3; 73], vec![e2(M1)], audit())
+            .await,
+        Err(StoreError::VersionConflict { current: 1 })
+    ));
+    assert!(matches!(
+        s.start_epoch(F, file, 2, vec![3; 73], vec![e2(M1), e2(M1)], audit())
+            .await,
+        Err(StoreError::Exists)
+    ));
+    assert!(s.epoch_links(F, file, 0).await.expect("links").is_empty());
+    s.start_epoch(F, file, 2, vec![3; 73], vec![e2(M1), e2(M2)], audit())
+        .await
+        .expect("epoch 2");
+    assert!(matches!(
+        s.start_epoch(F, file, 2, vec![4; 73], vec![e2(M1)], audit())
+            .await,
         Err(StoreError::Exists)
     ));
     assert_eq!(
         s.epoch_links(F, file, 0).await.expect("links"),
-        vec![(5, 1, vec![3; 73])]
+        vec![(5, 2, vec![3; 73])]
+    );
+    assert_eq!(
+        s.epoch_key_wraps(F, file, M2, 0).await.expect("wraps"),
+        vec![(5, e2(M2))]
     );
     assert!(s.epoch_links(F, file, 6).await.expect("none").is_empty());
 }

@@ -342,13 +342,17 @@ pub trait Store: Send + Sync + 'static {
         member: MemberId,
         since: u64,
     ) -> impl Future<Output = Result<Vec<(u64, EpochKeyWrap)>, StoreError>> + Send;
-    /// Stores the chain link of `epoch`; `Exists` if there is one.
-    fn put_epoch_link(
+    /// Starts epoch `epoch` of a file in one transaction: its chain link (wrapping the
+    /// previous epoch's key) and its key wrapped for every holder. `Exists` if the epoch
+    /// has a link already; `VersionConflict` (with the current epoch) unless `epoch` is
+    /// exactly one past the newest epoch with a wrap. Nothing is stored on error.
+    fn start_epoch(
         &self,
         firm: FirmId,
         file: FileId,
         epoch: u64,
-        wrapped: Vec<u8>,
+        link: Vec<u8>,
+        wraps: Vec<EpochKeyWrap>,
         audit: AuditEntry,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
     /// Chain links of a file `(epoch, wrapped)`.

@@ -876,19 +876,41 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn put_epoch_link(
+    async fn start_epoch(
         &self,
         firm: FirmId,
         file: FileId,
         epoch: u64,
-        wrapped: Vec<u8>,
+        link: Vec<u8>,
+        wraps: Vec<EpochKeyWrap>,
         audit: AuditEntry,
     ) -> Result<(), StoreError> {
         self.write_logged(firm, audit, move |tx| {
+            let cursor = i(log_size(tx, firm)?);
             insert_or_exists(tx.execute(
                 "INSERT INTO epoch_links (firm, file, epoch, wrapped, cursor) VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![&firm.0[..], &file.0[..], i(epoch), wrapped, i(log_size(tx, firm)?)],
-            ))
+                params![&firm.0[..], &file.0[..], i(epoch), link, cursor],
+            ))?;
+            let current: Option<i64> = tx
+                .query_row(
+                    "SELECT MAX(epoch) FROM epoch_key_wraps WHERE firm = ?1 AND file = ?2",
+                    params![&firm.0[..], &file.0[..]],
+                    |r| r.get(0),
+                )
+                .map_err(backend)?;
+            let current = current.map(u);
+            if current.map(|c| c.saturating_add(1)) != Some(epoch) {
+                return Err(StoreError::VersionConflict {
+                    current: current.unwrap_or(0),
+                });
+            }
+            let mut st = tx
+                .prepare_cached("INSERT INTO epoch_key_wraps (firm, file, epoch, member, holder_key_version, wrapped, cursor) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)")
+                .map_err(backend)?;
+            for w in wraps {
+                insert_or_exists(st.execute(params![&firm.0[..], &file.0[..], i(epoch), &w.member.0[..], w.holder_key_version, w.wrapped, cursor]))?;
+            }
+            Ok(())
         })
         .await
     }

@@ -1,0 +1,710 @@
+//! Offboarding (`protocol-spec/offboarding.md`): revoking a member or a device, and the
+//! durable rotation job that follows.
+//!
+//! The roster event lands first: from then on the relay refuses the revoked devices. The
+//! admin's client then replaces what they could open: every member key they held (their
+//! own, or — for an admin — every member key held in escrow) gets a new version, and every
+//! customer file those keys could open gets a new epoch wrapped for the remaining holders
+//! only. The plan, with every new key, is committed to the local store before the first
+//! request, so an interrupted job resumes with the same keys: a request that landed
+//! before the crash is recognised (`epoch_exists` with our own link), never wrapped twice.
+
+use super::{now_ms, ClientError, Profile, Result, SyncReport};
+use crate::transport::RelayError;
+use futures_util::stream::{self, StreamExt};
+use ledgerline_protocol::ids::{DeviceId, FileId, MemberId};
+use ledgerline_protocol::keys::{EpochKey, MemberKey};
+use ledgerline_protocol::roster::{EventBody, EventKind, Role};
+use ledgerline_protocol::wrap::{
+    chain_epoch_key, unchain_epoch_key, unwrap_epoch_key, wrap_epoch_key, wrap_member_key,
+    EpochChainContext, EpochKeyContext, Holder, MemberKeyContext,
+};
+use rand_core::OsRng;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Instant;
+
+/// Requests in flight while rotating.
+const IN_FLIGHT: usize = 16;
+/// Files between two commits of the job's progress.
+const COMMIT_EVERY: usize = 128;
+/// Rounds over the files left (a round retries what a concurrent change refused).
+const ROUNDS: usize = 3;
+
+/// The roster event that starts a job; appended by the job if a crash came first.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub(super) enum Trigger {
+    MemberRemoved(MemberId),
+    DeviceRevoked(DeviceId),
+    FileAccessRemoved(FileId, MemberId),
+}
+
+impl Trigger {
+    fn event(&self) -> EventKind {
+        match self {
+            Self::MemberRemoved(member) => EventKind::MemberRemoved { member: *member },
+            Self::DeviceRevoked(device) => EventKind::DeviceRevoked { device: *device },
+            Self::FileAccessRemoved(file, member) => EventKind::FileAccessRemoved {
+                file: *file,
+                member: *member,
+            },
+        }
+    }
+}
+
+/// A new member key not yet wrapped for every device that should hold it.
+#[derive(Serialize, Deserialize, Clone)]
+pub(super) struct NewMemberKey {
+    version: u32,
+    /// Hex; the local store is encrypted at rest.
+    key: String,
+}
+
+/// The rotation still to do, as committed to the local store.
+#[derive(Serialize, Deserialize, Clone, Default)]
+pub(super) struct RotationJob {
+    /// Roster events to append before rotating (a crash may have come first).
+    triggers: Vec<Trigger>,
+    /// Member keys to replace.
+    member_keys: BTreeMap<MemberId, NewMemberKey>,
+    /// Files to give a new epoch, with its key (hex).
+    files: BTreeMap<FileId, String>,
+    /// Totals since the job was planned, for progress and the report.
+    files_total: u64,
+    member_keys_total: u64,
+}
+
+impl RotationJob {
+    pub(super) fn is_empty(&self) -> bool {
+        self.triggers.is_empty() && self.member_keys.is_empty() && self.files.is_empty()
+    }
+}
+
+/// Where a rotation stands (for a progress bar).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct RotationProgress {
+    /// Member keys replaced so far.
+    pub member_keys_done: u64,
+    /// Member keys to replace in all.
+    pub member_keys_total: u64,
+    /// Files with their new epoch so far.
+    pub files_done: u64,
+    /// Files to re-key in all.
+    pub files_total: u64,
+}
+
+/// What a revocation did, with the time each step took.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct RotationReport {
+    /// Devices the relay refuses from now on.
+    pub revoked_devices: Vec<DeviceId>,
+    /// Milliseconds until the roster event landed (the relay refuses them from then on).
+    pub refused_after_ms: u64,
+    /// Member keys given a new version.
+    pub member_keys: u64,
+    /// Wraps of new member keys for devices (X25519 each).
+    pub member_key_wraps: u64,
+    /// Files given a new epoch.
+    pub files: u64,
+    /// Wraps of new epoch keys under member keys, and chain links (symmetric each).
+    pub epoch_wraps: u64,
+    /// This device's outbound room sessions that had reached a revoked device, discarded
+    /// (the next message starts a new one; every other device does the same at its next
+    /// message, as its audience changed).
+    pub room_sessions: u64,
+    /// HTTP requests made by the rotation.
+    pub requests: u64,
+    /// Milliseconds spent wrapping keys (CPU).
+    pub wrap_ms: u64,
+    /// Milliseconds from the start until everything was rotated.
+    pub total_ms: u64,
+    /// What is left (non-zero only when the job stopped on an error and will resume).
+    pub files_left: u64,
+}
+
+/// A file's new epoch, ready to send.
+struct Prepared {
+    file: FileId,
+    epoch: u64,
+    old: EpochKey,
+    link: Vec<u8>,
+    wraps: Vec<(MemberId, u32, Vec<u8>)>,
+}
+
+impl Profile {
+    /// Removes `member` from the firm (admin) and rotates everything they could open.
+    /// Re-running it after an interruption finishes the rotation.
+    pub async fn revoke_member(
+        &mut self,
+        member: MemberId,
+        progress: &mut dyn FnMut(&RotationProgress),
+    ) -> Result<RotationReport> {
+        let start = Instant::now();
+        self.require_admin()?;
+        if member == self.id.member {
+            return Err(ClientError::NotAllowed(
+                "you cannot revoke yourself: another admin can".into(),
+            ));
+        }
+        self.sync_roster(&mut SyncReport::default()).await?;
+        let r = self.roster()?;
+        let state = r
+            .member(&member)
+            .ok_or_else(|| ClientError::NotFound(format!("no member {member}")))?;
+        let devices = r.devices_of_member(&member);
+        if state.active.until.is_none() {
+            let holders = if state.role == Role::Admin {
+                r.members_at(now_ms())
+                    .into_iter()
+                    .filter(|m| *m != member)
+                    .collect()
+            } else {
+                vec![]
+            };
+            let files = if state.role == Role::Admin {
+                r.files()
+            } else {
+                r.files_of(&member)
+            };
+            self.check_event(Trigger::MemberRemoved(member).event())?;
+            self.plan_rotation(Trigger::MemberRemoved(member), &holders, files)
+                .await?;
+        }
+        self.finish_revocation(devices, start, progress).await
+    }
+
+    /// Revokes `device` (a lost or stolen laptop; admin): its member stays, with a new
+    /// member key; every file that key could open gets a new epoch.
+    pub async fn revoke_device(
+        &mut self,
+        device: DeviceId,
+        progress: &mut dyn FnMut(&RotationProgress),
+    ) -> Result<RotationReport> {
+        let start = Instant::now();
+        self.require_admin()?;
+        if device == self.id.device {
+            return Err(ClientError::NotAllowed(
+                "you cannot revoke the device you are using: revoke it from another admin device"
+                    .into(),
+            ));
+        }
+        self.sync_roster(&mut SyncReport::default()).await?;
+        let r = self.roster()?;
+        let d = r
+            .device(&device)
+            .ok_or_else(|| ClientError::NotFound(format!("no device {device}")))?;
+        let owner = d.member;
+        if d.active.until.is_none() {
+            let admin = r.member(&owner).is_some_and(|m| m.role == Role::Admin);
+            let holders: Vec<MemberId> = if admin {
+                r.members_at(now_ms())
+            } else {
+                vec![owner]
+            };
+            let files: BTreeSet<FileId> = if admin { r.files() } else { r.files_of(&owner) };
+            self.check_event(Trigger::DeviceRevoked(device).event())?;
+            self.plan_rotation(Trigger::DeviceRevoked(device), &holders, files)
+                .await?;
+        }
+        self.finish_revocation(vec![device], start, progress).await
+    }
+
+    /// Ends `member`'s access to `file` (admin): roster event (the relay refuses them from
+    /// now on), then a new epoch wrapped for the remaining members only. Re-running
+    /// finishes an interrupted re-key. Returns the file's epoch.
+    pub async fn remove(&mut self, file: FileId, member: MemberId) -> Result<u64> {
+        self.require_admin()?;
+        if self.roster()?.file_members(&file).contains(&member) {
+            self.plan_rotation(
+                Trigger::FileAccessRemoved(file, member),
+                &[],
+                BTreeSet::from([file]),
+            )
+            .await?;
+        }
+        self.run_rotation(&mut |_| {}, &mut RotationReport::default())
+            .await?;
+        self.current_epoch(file)
+            .map(|(e, _)| e)
+            .ok_or_else(|| ClientError::NotAllowed("this profile holds no key for the file".into()))
+    }
+
+    /// Resolves a device by its id or a unique prefix of it (at least 8 hex digits).
+    pub fn resolve_device(&self, id_or_prefix: &str) -> Result<DeviceId> {
+        let r = self.roster()?;
+        let want = id_or_prefix.to_ascii_lowercase();
+        if want.len() < 8 {
+            return Err(ClientError::Invalid(
+                "give the device id, or at least its first 8 hex digits".into(),
+            ));
+        }
+        let hits: Vec<DeviceId> = r
+            .devices_all()
+            .filter(|d| d.to_string().starts_with(&want))
+            .collect();
+        match hits.as_slice() {
+            [one] => Ok(*one),
+            [] => Err(ClientError::NotFound(format!(
+                "no device {id_or_prefix:?} in the roster (see `ledgerline device list`)"
+            ))),
+            _ => Err(ClientError::Invalid(format!(
+                "several devices start with {id_or_prefix:?}: give more digits"
+            ))),
+        }
+    }
+
+    /// Refuses, before anything is planned, an event the roster would refuse (the last
+    /// admin, someone already gone).
+    fn check_event(&self, kind: EventKind) -> Result<()> {
+        let r = self.roster()?;
+        let event = EventBody {
+            firm: self.id.firm,
+            seq: r.len(),
+            prev: r.head(),
+            timestamp_ms: now_ms().max(super::last_time(&self.events)),
+            signer: self.id.member,
+            kind,
+        }
+        .sign(self.master()?);
+        r.clone()
+            .apply(&event)
+            .map_err(|e| ClientError::NotAllowed(format!("the roster refuses this: {e}")))
+    }
+
+    /// Finishes a rotation an interruption left (at every sync of an admin's device).
+    pub async fn resume_rotation(
+        &mut self,
+        progress: &mut dyn FnMut(&RotationProgress),
+    ) -> Result<Option<RotationReport>> {
+        self.adopt_legacy_rekeys();
+        if self.local.rotation.is_empty() {
+            return Ok(None);
+        }
+        if self.require_admin().is_err() {
+            // No longer an admin: the job cannot run here; another admin's revocation
+            // tooling must finish it (the audit report names what is missing).
+            self.local.rotation = Default::default();
+            self.commit()?;
+            return Ok(None);
+        }
+        let start = Instant::now();
+        let mut report = RotationReport::default();
+        self.run_rotation(progress, &mut report).await?;
+        report.total_ms = ms(start);
+        Ok(Some(report))
+    }
+
+    /// What is left of an interrupted rotation, if anything.
+    pub fn rotation_pending(&self) -> Option<RotationProgress> {
+        let j = &self.local.rotation;
+        (!j.is_empty()).then(|| progress_of(j))
+    }
+
+    /// Files whose re-key an older version of this client left pending join the job.
+    fn adopt_legacy_rekeys(&mut self) {
+        let legacy: Vec<FileId> = self
+            .local
+            .files
+            .iter()
+            .filter(|(_, f)| f.rekey)
+            .map(|(id, _)| *id)
+            .collect();
+        for file in legacy {
+            let job = &mut self.local.rotation;
+            if let std::collections::btree_map::Entry::Vacant(slot) = job.files.entry(file) {
+                let key = EpochKey::generate(&mut OsRng);
+                slot.insert(hex::encode(key.expose()));
+                job.files_total += 1;
+            }
+            if let Some(f) = self.local.files.get_mut(&file) {
+                f.rekey = false;
+            }
+        }
+    }
+
+    /// Adds to the job: the trigger, a new key for each of `holders`' member keys, a new
+    /// epoch for each of `files`; commits it before anything is sent.
+    async fn plan_rotation(
+        &mut self,
+        trigger: Trigger,
+        holders: &[MemberId],
+        files: BTreeSet<FileId>,
+    ) -> Result<()> {
+        // The newest versions first, so that a new version is really new.
+        self.sync_member_keys(&mut SyncReport::default()).await?;
+        let mut keys = Vec::new();
+        for m in holders {
+            if self.local.rotation.member_keys.contains_key(m) {
+                continue;
+            }
+            let version = self.member_key(*m).map(|(v, _)| v).ok_or_else(|| {
+                ClientError::NotFound(format!("no member key of {m} here (escrow missing)"))
+            })? + 1;
+            keys.push((*m, version));
+        }
+        let job = &mut self.local.rotation;
+        for (m, version) in keys {
+            let key = MemberKey::generate(&mut OsRng);
+            job.member_keys.insert(
+                m,
+                NewMemberKey {
+                    version,
+                    key: hex::encode(key.expose()),
+                },
+            );
+            job.member_keys_total += 1;
+        }
+        for f in files {
+            if let std::collections::btree_map::Entry::Vacant(slot) = job.files.entry(f) {
+                let key = EpochKey::generate(&mut OsRng);
+                slot.insert(hex::encode(key.expose()));
+                job.files_total += 1;
+            }
+        }
+        if !job.triggers.contains(&trigger) {
+            job.triggers.push(trigger);
+        }
+        self.commit()
+    }
+
+    async fn finish_revocation(
+        &mut self,
+        revoked: Vec<DeviceId>,
+        start: Instant,
+        progress: &mut dyn FnMut(&RotationProgress),
+    ) -> Result<RotationReport> {
+        let mut report = RotationReport {
+            revoked_devices: revoked.clone(),
+            ..RotationReport::default()
+        };
+        self.append_triggers(&mut report).await?;
+        report.refused_after_ms = ms(start);
+        let revoked: BTreeSet<DeviceId> = revoked.into_iter().collect();
+        let before = self.outbound.len();
+        self.outbound
+            .retain(|_, o| o.shared_with().is_disjoint(&revoked));
+        report.room_sessions = (before - self.outbound.len()) as u64;
+        self.commit()?;
+        self.run_rotation(progress, &mut report).await?;
+        report.total_ms = ms(start);
+        Ok(report)
+    }
+
+    /// Appends the job's roster events that have not landed yet.
+    async fn append_triggers(&mut self, report: &mut RotationReport) -> Result<()> {
+        let triggers = self.local.rotation.triggers.clone();
+        for t in triggers {
+            let r = self.roster()?;
+            let pending = match &t {
+                Trigger::MemberRemoved(m) => r.member(m).is_some_and(|s| s.active.until.is_none()),
+                Trigger::DeviceRevoked(d) => r.device(d).is_some_and(|s| s.active.until.is_none()),
+                Trigger::FileAccessRemoved(f, m) => r.file_members(f).contains(m),
+            };
+            if pending {
+                self.append(t.event()).await?;
+                report.requests += 1;
+            }
+            self.local.rotation.triggers.retain(|x| *x != t);
+        }
+        self.commit()
+    }
+
+    /// Runs the job to its end: member keys first (the new epochs are wrapped under them),
+    /// then the files, with bounded concurrency and a commit every few files.
+    async fn run_rotation(
+        &mut self,
+        progress: &mut dyn FnMut(&RotationProgress),
+        report: &mut RotationReport,
+    ) -> Result<()> {
+        self.append_triggers(report).await?;
+        progress(&progress_of(&self.local.rotation));
+        self.rotate_member_keys(report).await?;
+        progress(&progress_of(&self.local.rotation));
+        for _ in 0..ROUNDS {
+            if self.local.rotation.files.is_empty() {
+                break;
+            }
+            self.rotate_files(progress, report).await?;
+        }
+        report.files_left = self.local.rotation.files.len() as u64;
+        if report.files_left > 0 {
+            return Err(ClientError::Integrity(format!(
+                "{} files could not be given a new epoch (concurrent changes); run `ledgerline sync` to retry",
+                report.files_left
+            )));
+        }
+        self.local.rotation = Default::default();
+        self.commit()
+    }
+
+    async fn rotate_member_keys(&mut self, report: &mut RotationReport) -> Result<()> {
+        let pending: Vec<(MemberId, NewMemberKey)> = self
+            .local
+            .rotation
+            .member_keys
+            .iter()
+            .map(|(m, k)| (*m, k.clone()))
+            .collect();
+        for (member, nk) in pending {
+            let key = super::key32(&nk.key)
+                .map(|k| MemberKey::from_bytes(*k))
+                .ok_or_else(|| ClientError::Integrity("stored member key".into()))?;
+            let r = self.roster()?;
+            // The member's devices and every admin's (escrow), as the roster has them now.
+            let mut devices: BTreeSet<DeviceId> =
+                r.active_devices(&member).map(|(d, _)| *d).collect();
+            for (m, s) in r.members() {
+                if s.role == Role::Admin && s.active.until.is_none() {
+                    devices.extend(r.active_devices(m).map(|(d, _)| *d));
+                }
+            }
+            let t = Instant::now();
+            let mut wraps = Vec::with_capacity(devices.len());
+            for d in &devices {
+                let Some(ds) = r.device(d) else { continue };
+                let ctx = MemberKeyContext {
+                    firm: self.id.firm,
+                    member,
+                    device: *d,
+                    key_version: nk.version,
+                };
+                wraps.push((*d, wrap_member_key(&key, &ds.keys.wrap, &ctx, &mut OsRng)));
+            }
+            report.wrap_ms += ms(t);
+            let relay = &self.relay;
+            let account = &self.account;
+            let results: Vec<std::result::Result<(), RelayError>> = stream::iter(wraps.iter())
+                .map(|(d, w)| relay.put_member_key(account, member, nk.version, *d, w))
+                .buffer_unordered(IN_FLIGHT)
+                .collect()
+                .await;
+            report.requests += results.len() as u64;
+            for res in results {
+                res?;
+            }
+            report.member_key_wraps += wraps.len() as u64;
+            report.member_keys += 1;
+            self.local_member_key_insert(member, nk.version, &key);
+            self.local.rotation.member_keys.remove(&member);
+            self.commit()?;
+        }
+        Ok(())
+    }
+
+    /// One round over the files left.
+    async fn rotate_files(
+        &mut self,
+        progress: &mut dyn FnMut(&RotationProgress),
+        report: &mut RotationReport,
+    ) -> Result<()> {
+        let files: Vec<(FileId, String)> = self
+            .local
+            .rotation
+            .files
+            .iter()
+            .map(|(f, k)| (*f, k.clone()))
+            .collect();
+        for chunk in files.chunks(COMMIT_EVERY) {
+            let mut ready = Vec::with_capacity(chunk.len());
+            for (file, key_hex) in chunk {
+                let new = super::key32(key_hex)
+                    .map(|k| EpochKey::from_bytes(*k))
+                    .ok_or_else(|| ClientError::Integrity("stored epoch key".into()))?;
+                if self.current_epoch(*file).is_none() {
+                    self.recover_epoch(*file, report).await?;
+                }
+                let t = Instant::now();
+                let prepared = self.prepare_epoch(*file, new)?;
+                report.wrap_ms += ms(t);
+                ready.push(prepared);
+            }
+            let relay = &self.relay;
+            let account = &self.account;
+            let results: Vec<(usize, std::result::Result<(), RelayError>)> =
+                stream::iter(ready.iter().enumerate())
+                    .map(|(i, p)| async move {
+                        (
+                            i,
+                            relay
+                                .start_epoch(account, p.file, p.epoch, &p.link, &p.wraps)
+                                .await,
+                        )
+                    })
+                    .buffer_unordered(IN_FLIGHT)
+                    .collect()
+                    .await;
+            report.requests += results.len() as u64;
+            let mut refresh_roster = false;
+            for (i, res) in results {
+                let Some(p) = ready.get(i) else { continue };
+                let landed = match res {
+                    Ok(()) => true,
+                    Err(RelayError::Refused { code, .. }) if code == "epoch_exists" => {
+                        // Ours, from before a crash, or another admin's.
+                        self.ours_landed(p, report).await?
+                    }
+                    Err(RelayError::Refused { code, .. }) if code == "epoch_not_next" => {
+                        self.recover_epoch(p.file, report).await?;
+                        false
+                    }
+                    Err(RelayError::Refused { code, .. }) if code == "holders_changed" => {
+                        refresh_roster = true;
+                        false
+                    }
+                    Err(e) => {
+                        self.commit()?;
+                        return Err(e.into());
+                    }
+                };
+                if landed {
+                    report.files += 1;
+                    report.epoch_wraps += p.wraps.len() as u64 + 1;
+                    if let Some(new) = self
+                        .local
+                        .rotation
+                        .files
+                        .remove(&p.file)
+                        .and_then(|k| super::key32(&k))
+                    {
+                        self.set_epoch_key(p.file, p.epoch, &EpochKey::from_bytes(*new));
+                    }
+                }
+            }
+            self.commit()?;
+            progress(&progress_of(&self.local.rotation));
+            if refresh_roster {
+                self.sync_roster(&mut SyncReport::default()).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The link and wraps of `file`'s next epoch under `new`, for its members now.
+    fn prepare_epoch(&self, file: FileId, new: EpochKey) -> Result<Prepared> {
+        let (current, old) = self
+            .current_epoch(file)
+            .ok_or_else(|| ClientError::NotFound(format!("no key of file {file} here")))?;
+        let epoch = current + 1;
+        let link = chain_epoch_key(
+            &old,
+            &new,
+            &EpochChainContext {
+                firm: self.id.firm,
+                file,
+                epoch,
+            },
+            &mut OsRng,
+        )
+        .map_err(|e| ClientError::Invalid(format!("epoch chain: {e}")))?;
+        let mut wraps = Vec::new();
+        for m in self.roster()?.file_members(&file) {
+            let (version, mk) = self.member_key(m).ok_or_else(|| {
+                ClientError::NotFound(format!("no member key of {m} here (escrow missing)"))
+            })?;
+            let ctx = EpochKeyContext {
+                firm: self.id.firm,
+                file,
+                epoch,
+                holder: Holder::Member(m),
+                holder_key_version: version,
+            };
+            wraps.push((m, version, wrap_epoch_key(&new, &mk, &ctx, &mut OsRng)));
+        }
+        Ok(Prepared {
+            file,
+            epoch,
+            old,
+            link,
+            wraps,
+        })
+    }
+
+    /// After `epoch_exists`: whether the stored link is ours (it opens, under our new
+    /// key, to the key we chained). If not, another admin started the epoch: learn it and
+    /// try again with the next one.
+    async fn ours_landed(&mut self, p: &Prepared, report: &mut RotationReport) -> Result<bool> {
+        let (links, _) = self.relay.epoch_links(&self.account, p.file, 0).await?;
+        report.requests += 1;
+        let new = self
+            .local
+            .rotation
+            .files
+            .get(&p.file)
+            .and_then(|k| super::key32(k))
+            .map(|k| EpochKey::from_bytes(*k));
+        let ctx = EpochChainContext {
+            firm: self.id.firm,
+            file: p.file,
+            epoch: p.epoch,
+        };
+        let ours = links.iter().any(|l| {
+            l.epoch == p.epoch
+                && new.as_ref().is_some_and(|new| {
+                    unchain_epoch_key(&l.wrapped, new, &ctx)
+                        .is_ok_and(|old| old.expose() == p.old.expose())
+                })
+        });
+        if !ours {
+            self.recover_epoch(p.file, report).await?;
+        }
+        Ok(ours)
+    }
+
+    /// Learns a file's newest epoch and its key from the relay: through this member's
+    /// own wraps, or (escrow) through any member's whose key this admin holds.
+    async fn recover_epoch(&mut self, file: FileId, report: &mut RotationReport) -> Result<()> {
+        let (links, _) = self.relay.epoch_links(&self.account, file, 0).await?;
+        report.requests += 1;
+        let newest = links.iter().map(|l| l.epoch).max().unwrap_or(0);
+        if self.epoch_key(file, newest).is_some() {
+            return Ok(());
+        }
+        let r = self.roster()?;
+        let mut candidates: Vec<MemberId> = vec![self.id.member];
+        candidates.extend(r.file_members(&file));
+        candidates.extend(r.members().map(|(m, _)| *m));
+        let mut seen = BTreeSet::new();
+        for holder in candidates {
+            if !seen.insert(holder) || self.member_key(holder).is_none() {
+                continue;
+            }
+            let asked = (holder != self.id.member).then_some(holder);
+            let (wraps, _) = self.relay.epoch_keys(&self.account, file, 0, asked).await?;
+            report.requests += 1;
+            for w in wraps.iter().filter(|w| w.epoch == newest) {
+                let Some(mk) = self.member_key_version(holder, w.version) else {
+                    continue;
+                };
+                let ctx = EpochKeyContext {
+                    firm: self.id.firm,
+                    file,
+                    epoch: newest,
+                    holder: Holder::Member(holder),
+                    holder_key_version: w.version,
+                };
+                if let Ok(k) = unwrap_epoch_key(&w.wrapped, &mk, &ctx) {
+                    self.set_epoch_key(file, newest, &k);
+                    return Ok(());
+                }
+            }
+        }
+        Err(ClientError::NotFound(format!(
+            "no key of epoch {newest} of file {file} can be opened here"
+        )))
+    }
+}
+
+fn progress_of(j: &RotationJob) -> RotationProgress {
+    RotationProgress {
+        member_keys_done: j
+            .member_keys_total
+            .saturating_sub(j.member_keys.len() as u64),
+        member_keys_total: j.member_keys_total,
+        files_done: j.files_total.saturating_sub(j.files.len() as u64),
+        files_total: j.files_total,
+    }
+}
+
+fn ms(since: Instant) -> u64 {
+    u64::try_from(since.elapsed().as_millis()).unwrap_or(u64::MAX)
+}
