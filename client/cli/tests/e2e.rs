@@ -1472,3 +1472,381 @@ async fn an_auditor_verifies_who_did_what_offline_and_catches_an_edited_log() {
     );
     relay.stop().await;
 }
+
+/// Rows of a relay table, from its SQLite file (read-only, while it serves).
+fn relay_rows(data: &Path, sql: &str) -> Vec<Vec<String>> {
+    let db = rusqlite::Connection::open(data.join("relay.sqlite3")).unwrap();
+    let mut st = db.prepare(sql).unwrap();
+    let n = st.column_count();
+    st.query_map([], |r| {
+        Ok((0..n)
+            .map(|i| match r.get_ref(i).unwrap() {
+                rusqlite::types::ValueRef::Blob(b) => hex::encode(b),
+                rusqlite::types::ValueRef::Integer(v) => v.to_string(),
+                rusqlite::types::ValueRef::Text(t) => String::from_utf8_lossy(t).into_owned(),
+                _ => String::new(),
+            })
+            .collect())
+    })
+    .unwrap()
+    .map(Result::unwrap)
+    .collect()
+}
+
+fn file_id(v: &Value, name: &str) -> String {
+    v["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["name"] == name)
+        .unwrap_or_else(|| panic!("no file {name} in {v}"))["id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn offboarding_cuts_a_member_off_at_once_and_rotates_everything_they_held() {
+    const F2: &str = "Nowak SA";
+    const F3: &str = "Zielony Ogród";
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("relay");
+    let mut relay = Relay::start(&data, "127.0.0.1:0".parse().unwrap()).await;
+    let url = relay.url();
+    let f = found(dir.path(), &url).await;
+    let auditor = dir.path().join("audytor");
+    admit(&f.owner, &auditor, &url, "Jan Audytor", "auditor").await;
+    // Anna's second device: the laptop that will be lost.
+    let laptop = dir.path().join("anna-laptop");
+    let code = ok(&f.anna, &["device", "link"]).await["code"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let fp = ok(
+        &laptop,
+        &[
+            "device",
+            "join",
+            "--relay",
+            &url,
+            "--code",
+            &code,
+            "--me",
+            "Anna Kowalczyk",
+        ],
+    )
+    .await["fingerprint"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    ok(&f.anna, &["device", "approve", "--fingerprint", &fp]).await;
+    ok(&laptop, &["sync"]).await;
+    ok(&f.anna, &["sync"]).await;
+    ok(&laptop, &["sync"]).await;
+
+    for (file, who) in [
+        (FILE, &["Anna Kowalczyk", "Bartek Zieliński"][..]),
+        (F2, &["Bartek Zieliński"][..]),
+        (F3, &["Anna Kowalczyk"][..]),
+    ] {
+        ok(&f.owner, &["file", "create", file]).await;
+        for m in who {
+            ok(&f.owner, &["file", "grant", file, m]).await;
+        }
+    }
+    ok(&f.owner, &["chat", "send", FILE, "przed odejściem"]).await;
+    ok(&f.bartek, &["chat", "send", FILE, "moja notatka"]).await;
+    let doc1 = dir.path().join("Faktura 01.pdf");
+    std::fs::write(&doc1, vec![0x41u8; 50_000]).unwrap();
+    ok(&f.owner, &["doc", "upload", FILE, doc1.to_str().unwrap()]).await;
+    let got = dir.path().join("bartek.pdf");
+    ok(
+        &f.bartek,
+        &[
+            "doc",
+            "download",
+            FILE,
+            "Faktura 01.pdf",
+            "--out",
+            got.to_str().unwrap(),
+        ],
+    )
+    .await;
+    let owner_files = ok(&f.owner, &["file", "list"]).await;
+    let ids: Vec<String> = [FILE, F2, F3]
+        .iter()
+        .map(|n| file_id(&owner_files, n))
+        .collect();
+    let bartek_id = ok(&f.bartek, &["whoami"]).await["member"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // Bartek follows pushes live.
+    use tokio::io::AsyncBufReadExt;
+    let mut watch = command(&f.bartek, &["sync", "--watch"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(watch.stdout.take().unwrap()).lines();
+    wait_for(&mut lines, "connected", |v| v["event"] == "connected").await;
+    let roster_before: usize = relay_rows(&data, "SELECT COUNT(*) FROM roster_events")[0][0]
+        .parse()
+        .unwrap();
+
+    // The owner revokes Bartek; the client dies right after the roster event.
+    let r = run_with({
+        let mut c = command(&f.owner, &["member", "revoke", "Bartek Zieliński"]);
+        c.env("LEDGERLINE_CRASH_AFTER_REVOCATION", "1");
+        c
+    })
+    .await;
+    assert_ne!(r.code, 0, "the failpoint must abort: {}", r.stderr);
+    // From that moment the relay refuses him: the open socket is closed…
+    let out = tokio::time::timeout(Duration::from_secs(20), watch.wait_with_output())
+        .await
+        .expect("the revoked device's watch must end")
+        .unwrap();
+    assert_ne!(out.status.code(), Some(0));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("revoked"), "{err}");
+    // …and every request refused.
+    let r = ll(&f.bartek, &["sync"]).await;
+    assert_eq!(r.code, 4, "{}", r.stderr);
+    assert!(r.stderr.contains("revoked_device"), "{}", r.stderr);
+
+    // An auditor sees the revocation without its rotation.
+    let bundle = dir.path().join("audyt-1.jsonl");
+    ok(
+        &auditor,
+        &["audit", "export", "--out", bundle.to_str().unwrap()],
+    )
+    .await;
+    let (v, _) = verify_bundle(&dir.path().join("nobody"), &bundle).await;
+    assert_ne!(v.code, 0);
+    assert!(v.stderr.contains("incomplete_rotation"), "{}", v.stderr);
+    assert!(v.stderr.contains("no new epoch"), "{}", v.stderr);
+
+    // The owner's next sync resumes the job; it dies again after the relay took the new
+    // epochs but before they were committed locally.
+    let r = run_with({
+        let mut c = command(&f.owner, &["sync"]);
+        c.env("LEDGERLINE_CRASH_AFTER_EPOCHS", "1");
+        c
+    })
+    .await;
+    assert_ne!(r.code, 0, "the failpoint must abort: {}", r.stderr);
+    let links = |data: &Path| {
+        relay_rows(
+            data,
+            "SELECT hex(file), epoch FROM epoch_links ORDER BY file, epoch",
+        )
+    };
+    let landed = links(&data);
+    // Resumed: recognised as done, nothing started twice, nothing skipped.
+    let s = ok(&f.owner, &["sync"]).await;
+    assert_eq!(s["rotated_files"], 2, "{s}");
+    assert_eq!(links(&data), landed);
+    let mut rotated: Vec<String> = landed.iter().map(|r| r[0].to_lowercase()).collect();
+    rotated.sort();
+    let mut want = vec![ids[0].clone(), ids[1].clone()];
+    want.sort();
+    assert_eq!(rotated, want, "FILE and F2, epoch 1 each: {landed:?}");
+    assert!(landed.iter().all(|r| r[1] == "1"));
+    let bartek_epochs = relay_rows(
+        &data,
+        &format!("SELECT MAX(epoch) FROM epoch_key_wraps WHERE hex(member) = upper('{bartek_id}')"),
+    );
+    assert_eq!(
+        bartek_epochs[0][0], "0",
+        "no new epoch is wrapped for Bartek"
+    );
+
+    // Now complete, and the report says so.
+    let bundle = dir.path().join("audyt-2.jsonl");
+    ok(
+        &auditor,
+        &["audit", "export", "--out", bundle.to_str().unwrap()],
+    )
+    .await;
+    let (v, rows) = verify_bundle(&dir.path().join("nobody"), &bundle).await;
+    assert_eq!(v.code, 0, "{}", v.stderr);
+    let summary = rows.iter().find(|r| r["ok"] == true).unwrap();
+    let revocations = &summary["summary"]["revocations"];
+    assert!(
+        revocations
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["what"] == format!("revoked member {bartek_id}") && r["files"] == 2),
+        "{revocations}"
+    );
+    assert!(rows
+        .iter()
+        .any(|r| r["row"]["action"] == format!("revoked member {bartek_id}")));
+
+    // Work goes on: the others read old and new history.
+    ok(&f.owner, &["chat", "send", FILE, "po odejściu: tajne dane"]).await;
+    ok(&f.anna, &["chat", "send", FILE, "nowy plan"]).await;
+    let doc2 = dir.path().join("Faktura 02.pdf");
+    std::fs::write(&doc2, vec![0x42u8; 40_000]).unwrap();
+    ok(&f.owner, &["doc", "upload", FILE, doc2.to_str().unwrap()]).await;
+    let read = ok(&f.anna, &["chat", "read", FILE]).await;
+    let b = bodies(&read);
+    for text in [
+        "przed odejściem",
+        "moja notatka",
+        "po odejściu: tajne dane",
+        "nowy plan",
+    ] {
+        assert!(b.contains(&text.to_owned()), "{text:?} not in {b:?}");
+    }
+    for name in ["Faktura 01.pdf", "Faktura 02.pdf"] {
+        let out = dir.path().join(format!("anna-{name}"));
+        ok(
+            &f.anna,
+            &[
+                "doc",
+                "download",
+                FILE,
+                name,
+                "--out",
+                out.to_str().unwrap(),
+            ],
+        )
+        .await;
+    }
+    // A colleague who joins later reads the file's history through the epoch chain.
+    let celina = dir.path().join("celina");
+    admit(&f.owner, &celina, &url, "Celina Wiśniewska", "member").await;
+    ok(&f.owner, &["file", "grant", FILE, "Celina Wiśniewska"]).await;
+    let read = ok(&celina, &["chat", "read", FILE]).await;
+    assert!(
+        bodies(&read).contains(&"przed odejściem".to_owned()),
+        "{read}"
+    );
+    let out = dir.path().join("celina.pdf");
+    ok(
+        &celina,
+        &[
+            "doc",
+            "download",
+            FILE,
+            "Faktura 01.pdf",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+    )
+    .await;
+    assert_eq!(std::fs::read(&out).unwrap(), std::fs::read(&doc1).unwrap());
+
+    // Anna's laptop is stolen: her member key gets a new version, her files new epochs.
+    let lost = ok(&laptop, &["whoami"]).await["device"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let anna_id = ok(&f.anna, &["whoami"]).await["member"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = ok(&f.owner, &["device", "revoke", &lost[..12]]).await;
+    assert_eq!(
+        (r["member_keys"].as_u64(), r["files"].as_u64()),
+        (Some(1), Some(2)),
+        "{r}"
+    );
+    let r = ll(&laptop, &["sync"]).await;
+    assert_eq!(r.code, 4, "{}", r.stderr);
+    ok(&f.owner, &["chat", "send", FILE, "po utracie laptopa"]).await;
+    let read = ok(&f.anna, &["chat", "read", FILE]).await;
+    assert!(bodies(&read).contains(&"po utracie laptopa".to_owned()));
+    let versions = relay_rows(
+        &data,
+        &format!(
+            "SELECT hex(device) FROM member_key_wraps WHERE hex(member) = upper('{anna_id}') AND key_version = 2"
+        ),
+    );
+    assert!(!versions.is_empty());
+    assert!(
+        versions.iter().all(|r| r[0].to_lowercase() != lost),
+        "the lost laptop got the new key"
+    );
+    let newest = relay_rows(
+        &data,
+        &format!(
+            "SELECT holder_key_version FROM epoch_key_wraps WHERE hex(member) = upper('{anna_id}') AND hex(file) = upper('{}') ORDER BY epoch DESC LIMIT 1",
+            ids[2]
+        ),
+    );
+    assert_eq!(
+        newest[0][0], "2",
+        "F3's new epoch is wrapped under Anna's new key"
+    );
+    let bundle = dir.path().join("audyt-3.jsonl");
+    ok(
+        &auditor,
+        &["audit", "export", "--out", bundle.to_str().unwrap()],
+    )
+    .await;
+    let (v, rows) = verify_bundle(&dir.path().join("nobody"), &bundle).await;
+    assert_eq!(v.code, 0, "{}", v.stderr);
+    let summary = rows.iter().find(|r| r["ok"] == true).unwrap();
+    let revocations = summary["summary"]["revocations"].as_array().unwrap();
+    assert_eq!(revocations.len(), 2, "{summary}");
+    assert_eq!(
+        (&revocations[1]["files"], &revocations[1]["member_keys"]),
+        (&Value::from(2), &Value::from(1)),
+        "{summary}"
+    );
+
+    // Bartek kept every key he had, and gets a full copy of the relay's database served
+    // by a relay that still lists him (its roster cut back to before his revocation).
+    relay.stop().await;
+    let copy = dir.path().join("relay-copy");
+    copy_dir(&data, &copy);
+    {
+        let db = rusqlite::Connection::open(copy.join("relay.sqlite3")).unwrap();
+        db.execute(
+            "DELETE FROM roster_events WHERE seq >= ?1",
+            [roster_before as i64],
+        )
+        .unwrap();
+    }
+    let mut evil = Relay::start(&copy, "127.0.0.1:0".parse().unwrap()).await;
+    let evil_url = evil.url();
+    let with_evil = |args: &[&str]| {
+        let mut c = command(&f.bartek, args);
+        c.arg("--use-relay").arg(&evil_url);
+        c
+    };
+    let r = run_with(with_evil(&["chat", "read", FILE])).await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let b = bodies(&r.json);
+    assert!(b.contains(&"przed odejściem".to_owned()), "{b:?}");
+    for secret in ["po odejściu: tajne dane", "nowy plan", "po utracie laptopa"] {
+        assert!(
+            !r.json.to_string().contains(secret),
+            "{secret:?} decrypted: {b:?}"
+        );
+    }
+    let r = run_with(with_evil(&["doc", "list", FILE])).await;
+    assert!(!r.json.to_string().contains("Faktura 02"), "{}", r.json);
+    let r = run_with(with_evil(&["search", "tajne"])).await;
+    assert!(!r.json.to_string().contains("tajne"), "{}", r.json);
+    let files = run_with(with_evil(&["file", "list"])).await.json;
+    for name in [FILE, F2] {
+        let epoch = files["files"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["name"] == name)
+            .unwrap()["epoch"]
+            .clone();
+        assert_eq!(
+            epoch, 0,
+            "Bartek holds no key newer than his revocation: {files}"
+        );
+    }
+    evil.stop().await;
+}

@@ -2106,6 +2106,27 @@ fn crash_after_commit() {
     }
 }
 
+/// Failpoint for crash tests: with `LEDGERLINE_CRASH_AFTER_REVOCATION=1` the process
+/// aborts right after a revocation's roster event landed, before any rotation.
+fn crash_after_revocation() {
+    if std::env::var_os("LEDGERLINE_CRASH_AFTER_REVOCATION").is_some() {
+        std::process::abort();
+    }
+}
+
+/// Failpoint for crash tests: with `LEDGERLINE_CRASH_AFTER_EPOCHS=n` the process aborts
+/// once the relay has accepted n new epochs of a rotation, before they are committed
+/// locally (the resumed job must recognise them, not wrap them again).
+fn crash_after_epochs(landed: u64) {
+    if std::env::var("LEDGERLINE_CRASH_AFTER_EPOCHS")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .is_some_and(|limit| landed >= limit)
+    {
+        std::process::abort();
+    }
+}
+
 /// Failpoint for crash tests: with `LEDGERLINE_CRASH_AFTER_UPLOAD_BYTES=n` the process
 /// aborts once n bytes of a document body have been handed to the connection.
 fn crash_after_upload_bytes(sent: u64) {

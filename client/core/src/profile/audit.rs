@@ -242,6 +242,9 @@ impl Profile {
         to_ms: Option<u64>,
         for_auditor: Option<&str>,
     ) -> Result<ExportSummary> {
+        // The roster as it stands now: entries signed by devices added since this
+        // device's last sync must find their certificates in the bundle.
+        self.sync_roster(&mut super::SyncReport::default()).await?;
         let auditor = for_auditor.map(|a| self.resolve_member(a)).transpose()?;
         let size = self.check_log().await?;
         self.commit()?;

@@ -379,6 +379,7 @@ impl Profile {
         };
         self.append_triggers(&mut report).await?;
         report.refused_after_ms = ms(start);
+        super::crash_after_revocation();
         let revoked: BTreeSet<DeviceId> = revoked.into_iter().collect();
         let before = self.outbound.len();
         self.outbound
@@ -558,6 +559,7 @@ impl Profile {
                 };
                 if landed {
                     report.files += 1;
+                    super::crash_after_epochs(report.files);
                     report.epoch_wraps += p.wraps.len() as u64 + 1;
                     if let Some(new) = self
                         .local
@@ -585,9 +587,11 @@ impl Profile {
             .current_epoch(file)
             .ok_or_else(|| ClientError::NotFound(format!("no key of file {file} here")))?;
         let epoch = current + 1;
+        // The new key wraps the old one (never the reverse: whoever held the old key
+        // must learn nothing of the new).
         let link = chain_epoch_key(
-            &old,
             &new,
+            &old,
             &EpochChainContext {
                 firm: self.id.firm,
                 file,
