@@ -906,18 +906,21 @@ fn rotation_output(what: &str, r: &RotationReport) -> Output {
     Output {
         text: format!(
             "{what}: the relay refuses it from now on ({} ms).\n\
-             Rotated: {} member keys ({} device wraps), {} customer files ({} epoch wraps and links), \
-             {} of this device's room sessions; {} requests, {} ms wrapping, {} ms in all.\n\
+             Rotated in {} ms: {} member keys ({} device wraps), {} customer files ({} epoch \
+             wraps and links), {} of this device's room sessions ({} Olm shares, {} ms); \
+             {} requests, {} ms wrapping.\n\
              Every other device starts a new room session at its next message.",
             r.refused_after_ms,
+            r.total_ms,
             r.member_keys,
             r.member_key_wraps,
             r.files,
             r.epoch_wraps,
             r.room_sessions,
+            r.olm_shares,
+            r.room_ms,
             r.requests,
             r.wrap_ms,
-            r.total_ms
         ),
         json: json!(r),
     }

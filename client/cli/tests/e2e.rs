@@ -1756,6 +1756,10 @@ async fn offboarding_cuts_a_member_off_at_once_and_rotates_everything_they_held(
         (Some(1), Some(2)),
         "{r}"
     );
+    // The owner's own session in the file's room had reached the laptop: replaced, and
+    // the new key went to the remaining devices (Anna's phone, Celina) only.
+    assert_eq!(r["room_sessions"], 1, "{r}");
+    assert_eq!(r["olm_shares"], 2, "{r}");
     let r = ll(&laptop, &["sync"]).await;
     assert_eq!(r.code, 4, "{}", r.stderr);
     ok(&f.owner, &["chat", "send", FILE, "po utracie laptopa"]).await;

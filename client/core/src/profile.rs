@@ -1426,47 +1426,8 @@ impl Profile {
         };
         let room = to.room_id();
         let devices = self.audience(to, offline).await?;
-        let now = now_ms();
-        let rotate = self
-            .outbound
-            .get(&room)
-            .is_none_or(|o| o.needs_rotation(&devices, now));
-        if rotate {
-            self.outbound.insert(room, OutboundRoom::new(room, now));
-        }
-        let shared = self
-            .outbound
-            .get(&room)
-            .map(|o| o.shared_with().clone())
-            .unwrap_or_default();
-        let missing: Vec<DeviceId> = devices.difference(&shared).copied().collect();
-        if !missing.is_empty() {
-            if offline {
-                return Err(ClientError::Relay(RelayError::Unreachable(
-                    "the room key must reach new devices first".into(),
-                )));
-            }
-            let reached = self.olm_reach(&missing, &mut report).await?;
-            let out = self
-                .outbound
-                .get_mut(&room)
-                .ok_or_else(|| ClientError::Integrity("outbound session".into()))?;
-            // The audience is every device allowed now; the ones without prekeys get the
-            // key at a later sync (their messages wait, then decrypt).
-            let key = out.share(self.id.device, &devices);
-            self.deliver_key(&key, &reached).await?;
-            let _ = self.timeline.add_key(self.id.device, &key);
-            let later: BTreeSet<DeviceId> = missing
-                .iter()
-                .filter(|d| **d != self.id.device && !reached.contains(d))
-                .copied()
-                .collect();
-            if later.is_empty() {
-                self.local.undelivered.remove(&hex::encode(room));
-            } else {
-                self.local.undelivered.insert(hex::encode(room), later);
-            }
-        }
+        self.ensure_session(room, &devices, offline, &mut report)
+            .await?;
         let out = self
             .outbound
             .get_mut(&room)
@@ -1495,6 +1456,62 @@ impl Profile {
             Err(RelayError::Unreachable(e)) => Err(ClientError::Queued(e)),
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// Makes sure this device's outbound session of `room` reached every device of
+    /// `devices`: a new session when the audience changed or a limit ran out, its key over
+    /// Olm to the devices that lack it. Returns how many devices got the key now.
+    async fn ensure_session(
+        &mut self,
+        room: [u8; 16],
+        devices: &BTreeSet<DeviceId>,
+        offline: bool,
+        report: &mut SyncReport,
+    ) -> Result<usize> {
+        let now = now_ms();
+        let rotate = self
+            .outbound
+            .get(&room)
+            .is_none_or(|o| o.needs_rotation(devices, now));
+        if rotate {
+            self.outbound.insert(room, OutboundRoom::new(room, now));
+        }
+        let shared = self
+            .outbound
+            .get(&room)
+            .map(|o| o.shared_with().clone())
+            .unwrap_or_default();
+        let missing: Vec<DeviceId> = devices.difference(&shared).copied().collect();
+        let mut reached_now = 0;
+        if !missing.is_empty() {
+            if offline {
+                return Err(ClientError::Relay(RelayError::Unreachable(
+                    "the room key must reach new devices first".into(),
+                )));
+            }
+            let reached = self.olm_reach(&missing, report).await?;
+            reached_now = reached.len();
+            let out = self
+                .outbound
+                .get_mut(&room)
+                .ok_or_else(|| ClientError::Integrity("outbound session".into()))?;
+            // The audience is every device allowed now; the ones without prekeys get the
+            // key at a later sync (their messages wait, then decrypt).
+            let key = out.share(self.id.device, devices);
+            self.deliver_key(&key, &reached).await?;
+            let _ = self.timeline.add_key(self.id.device, &key);
+            let later: BTreeSet<DeviceId> = missing
+                .iter()
+                .filter(|d| **d != self.id.device && !reached.contains(d))
+                .copied()
+                .collect();
+            if later.is_empty() {
+                self.local.undelivered.remove(&hex::encode(room));
+            } else {
+                self.local.undelivered.insert(hex::encode(room), later);
+            }
+        }
+        Ok(reached_now)
     }
 
     /// The devices a conversation's room key goes to. File rooms: from the verified roster.

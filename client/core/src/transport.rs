@@ -270,15 +270,23 @@ pub struct RelayClient<T> {
     transport: T,
     firm: FirmId,
     device: DeviceId,
+    /// Requests sent so far (for reports and benchmarks).
+    sent: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl<T: Transport> RelayClient<T> {
+    /// Requests sent so far by this client.
+    pub fn requests_sent(&self) -> u64 {
+        self.sent.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// A client for `device` of `firm`.
     pub fn new(transport: T, firm: FirmId, device: DeviceId) -> Self {
         Self {
             transport,
             firm,
             device,
+            sent: std::sync::Arc::default(),
         }
     }
 
@@ -289,6 +297,7 @@ impl<T: Transport> RelayClient<T> {
         headers: Vec<(&'static str, String)>,
         body: Vec<u8>,
     ) -> Result<Value, RelayError> {
+        self.sent.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let (status, bytes) = self.transport.send(method, path, headers, body).await?;
         interpret(status, &bytes)
     }

@@ -9,7 +9,7 @@
 //! request, so an interrupted job resumes with the same keys: a request that landed
 //! before the crash is recognised (`epoch_exists` with our own link), never wrapped twice.
 
-use super::{now_ms, ClientError, Profile, Result, SyncReport};
+use super::{now_ms, ClientError, Conversation, Profile, Result, SyncReport};
 use crate::transport::RelayError;
 use futures_util::stream::{self, StreamExt};
 use ledgerline_protocol::ids::{DeviceId, FileId, MemberId};
@@ -108,11 +108,15 @@ pub struct RotationReport {
     pub files: u64,
     /// Wraps of new epoch keys under member keys, and chain links (symmetric each).
     pub epoch_wraps: u64,
-    /// This device's outbound room sessions that had reached a revoked device, discarded
-    /// (the next message starts a new one; every other device does the same at its next
-    /// message, as its audience changed).
+    /// This device's outbound room sessions that had reached a revoked device, replaced
+    /// by new ones shared with the remaining devices (every other device starts a new
+    /// session at its next message, as its audience changed).
     pub room_sessions: u64,
-    /// HTTP requests made by the rotation.
+    /// Olm encryptions of the new room keys (one per remaining device and room).
+    pub olm_shares: u64,
+    /// Milliseconds spent on room sessions.
+    pub room_ms: u64,
+    /// HTTP requests from the roster event to the end (revocation and rotation).
     pub requests: u64,
     /// Milliseconds spent wrapping keys (CPU).
     pub wrap_ms: u64,
@@ -288,9 +292,11 @@ impl Profile {
             return Ok(None);
         }
         let start = Instant::now();
+        let sent = self.relay.requests_sent();
         let mut report = RotationReport::default();
         self.run_rotation(progress, &mut report).await?;
         report.total_ms = ms(start);
+        report.requests = self.relay.requests_sent() - sent;
         Ok(Some(report))
     }
 
@@ -373,26 +379,64 @@ impl Profile {
         start: Instant,
         progress: &mut dyn FnMut(&RotationProgress),
     ) -> Result<RotationReport> {
+        let sent = self.relay.requests_sent();
         let mut report = RotationReport {
             revoked_devices: revoked.clone(),
             ..RotationReport::default()
         };
-        self.append_triggers(&mut report).await?;
+        self.append_triggers().await?;
         report.refused_after_ms = ms(start);
         super::crash_after_revocation();
-        let revoked: BTreeSet<DeviceId> = revoked.into_iter().collect();
-        let before = self.outbound.len();
-        self.outbound
-            .retain(|_, o| o.shared_with().is_disjoint(&revoked));
-        report.room_sessions = (before - self.outbound.len()) as u64;
-        self.commit()?;
         self.run_rotation(progress, &mut report).await?;
+        self.rotate_room_sessions(&revoked.into_iter().collect(), &mut report)
+            .await?;
         report.total_ms = ms(start);
+        report.requests = self.relay.requests_sent() - sent;
         Ok(report)
     }
 
+    /// Replaces every outbound room session of this device that had reached a revoked
+    /// device with a new one, shared over Olm with the devices allowed now. (A crash
+    /// before this is harmless: the next message notices the changed audience.)
+    async fn rotate_room_sessions(
+        &mut self,
+        revoked: &BTreeSet<DeviceId>,
+        report: &mut RotationReport,
+    ) -> Result<()> {
+        let t = Instant::now();
+        let rooms: Vec<[u8; 16]> = self
+            .outbound
+            .iter()
+            .filter(|(_, o)| !o.shared_with().is_disjoint(revoked))
+            .map(|(room, _)| *room)
+            .collect();
+        let mut sync = SyncReport::default();
+        for room in rooms {
+            self.outbound.remove(&room);
+            let to = if self.local.rooms.contains_key(&hex::encode(room)) {
+                Conversation::Room(room)
+            } else {
+                Conversation::File(FileId(room))
+            };
+            match self.audience(to, false).await {
+                Ok(devices) => {
+                    let shared = self
+                        .ensure_session(room, &devices, false, &mut sync)
+                        .await?;
+                    report.olm_shares += shared as u64;
+                    report.room_sessions += 1;
+                }
+                // No longer in the conversation: the old session is dropped, that is all.
+                Err(ClientError::NotAllowed(_) | ClientError::NotFound(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        report.room_ms = ms(t);
+        self.commit()
+    }
+
     /// Appends the job's roster events that have not landed yet.
-    async fn append_triggers(&mut self, report: &mut RotationReport) -> Result<()> {
+    async fn append_triggers(&mut self) -> Result<()> {
         let triggers = self.local.rotation.triggers.clone();
         for t in triggers {
             let r = self.roster()?;
@@ -403,7 +447,6 @@ impl Profile {
             };
             if pending {
                 self.append(t.event()).await?;
-                report.requests += 1;
             }
             self.local.rotation.triggers.retain(|x| *x != t);
         }
@@ -417,7 +460,7 @@ impl Profile {
         progress: &mut dyn FnMut(&RotationProgress),
         report: &mut RotationReport,
     ) -> Result<()> {
-        self.append_triggers(report).await?;
+        self.append_triggers().await?;
         progress(&progress_of(&self.local.rotation));
         self.rotate_member_keys(report).await?;
         progress(&progress_of(&self.local.rotation));
@@ -479,7 +522,6 @@ impl Profile {
                 .buffer_unordered(IN_FLIGHT)
                 .collect()
                 .await;
-            report.requests += results.len() as u64;
             for res in results {
                 res?;
             }
@@ -512,7 +554,7 @@ impl Profile {
                     .map(|k| EpochKey::from_bytes(*k))
                     .ok_or_else(|| ClientError::Integrity("stored epoch key".into()))?;
                 if self.current_epoch(*file).is_none() {
-                    self.recover_epoch(*file, report).await?;
+                    self.recover_epoch(*file).await?;
                 }
                 let t = Instant::now();
                 let prepared = self.prepare_epoch(*file, new)?;
@@ -534,7 +576,6 @@ impl Profile {
                     .buffer_unordered(IN_FLIGHT)
                     .collect()
                     .await;
-            report.requests += results.len() as u64;
             let mut refresh_roster = false;
             for (i, res) in results {
                 let Some(p) = ready.get(i) else { continue };
@@ -542,10 +583,10 @@ impl Profile {
                     Ok(()) => true,
                     Err(RelayError::Refused { code, .. }) if code == "epoch_exists" => {
                         // Ours, from before a crash, or another admin's.
-                        self.ours_landed(p, report).await?
+                        self.ours_landed(p).await?
                     }
                     Err(RelayError::Refused { code, .. }) if code == "epoch_not_next" => {
-                        self.recover_epoch(p.file, report).await?;
+                        self.recover_epoch(p.file).await?;
                         false
                     }
                     Err(RelayError::Refused { code, .. }) if code == "holders_changed" => {
@@ -626,9 +667,8 @@ impl Profile {
     /// After `epoch_exists`: whether the stored link is ours (it opens, under our new
     /// key, to the key we chained). If not, another admin started the epoch: learn it and
     /// try again with the next one.
-    async fn ours_landed(&mut self, p: &Prepared, report: &mut RotationReport) -> Result<bool> {
+    async fn ours_landed(&mut self, p: &Prepared) -> Result<bool> {
         let (links, _) = self.relay.epoch_links(&self.account, p.file, 0).await?;
-        report.requests += 1;
         let new = self
             .local
             .rotation
@@ -649,16 +689,15 @@ impl Profile {
                 })
         });
         if !ours {
-            self.recover_epoch(p.file, report).await?;
+            self.recover_epoch(p.file).await?;
         }
         Ok(ours)
     }
 
     /// Learns a file's newest epoch and its key from the relay: through this member's
     /// own wraps, or (escrow) through any member's whose key this admin holds.
-    async fn recover_epoch(&mut self, file: FileId, report: &mut RotationReport) -> Result<()> {
+    async fn recover_epoch(&mut self, file: FileId) -> Result<()> {
         let (links, _) = self.relay.epoch_links(&self.account, file, 0).await?;
-        report.requests += 1;
         let newest = links.iter().map(|l| l.epoch).max().unwrap_or(0);
         if self.epoch_key(file, newest).is_some() {
             return Ok(());
@@ -674,7 +713,6 @@ impl Profile {
             }
             let asked = (holder != self.id.member).then_some(holder);
             let (wraps, _) = self.relay.epoch_keys(&self.account, file, 0, asked).await?;
-            report.requests += 1;
             for w in wraps.iter().filter(|w| w.epoch == newest) {
                 let Some(mk) = self.member_key_version(holder, w.version) else {
                     continue;
