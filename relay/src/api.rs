@@ -198,6 +198,17 @@ fn store_err(e: StoreError) -> ApiError {
             "version_conflict",
             format!("stale version: the stored version is {current}"),
         ),
+        StoreError::StaleEpoch {
+            rotating: false,
+            newest,
+        } => ApiError::conflict(
+            "stale_epoch",
+            format!("the file has a newer key epoch ({newest}): sync and try again"),
+        ),
+        StoreError::StaleEpoch { rotating: true, .. } => ApiError::conflict(
+            "rotation_pending",
+            "an admin is re-keying this file after a revocation: try again when it is done",
+        ),
         StoreError::NotFound => ApiError::not_found("not found"),
         StoreError::Backend(m) => ApiError::internal("store", m),
     }
@@ -479,12 +490,21 @@ async fn append_roster<S: Store>(
             format!("the roster has {} events; fetch and retry", next.len()),
         ));
     }
+    // What the event exposes, judged on the roster before it: those files take no new
+    // writes until their new epoch exists.
+    let (_, exposed) = next.exposed_by(&event.body.kind);
     next.apply(&event).map_err(roster_rejected)?;
     let seq = event.body.seq;
     let audit = entry(c, now_ms(), &roster_subjects(&event.body.kind));
     state
         .store
-        .append_roster_event(c.firm, seq, s.body.event.0, audit)
+        .append_roster_event(
+            c.firm,
+            seq,
+            s.body.event.0,
+            exposed.into_iter().collect(),
+            audit,
+        )
         .await
         .map_err(|e| match e {
             StoreError::Exists => {
@@ -1022,6 +1042,7 @@ async fn put_record<S: Store>(
             file,
             record,
             h.version,
+            h.epoch,
             c.device,
             s.body.envelope.0,
             now_ms(),

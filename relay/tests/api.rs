@@ -762,6 +762,29 @@ async fn a_new_epoch_lands_whole_for_exactly_the_files_members() {
         },
     );
     a.append(&http, &owner_dev, remove).await;
+    // Until the new epoch exists, the file takes no writes under the exposed key.
+    let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(12);
+    let record = RecordId(a.random16());
+    let note = |epoch, version, rng: &mut rand_chacha::ChaCha20Rng| {
+        let header = RecordHeader {
+            firm: a.id,
+            file,
+            record,
+            epoch,
+            version,
+            author: anna_dev.id,
+        };
+        let env = seal_record(&header, &EpochKey::generate(rng), &anna_dev.key, b"n", rng).unwrap();
+        json!({ "envelope": hex::encode(env.to_bytes()) })
+    };
+    let record_path = format!("/v1/files/{file}/records/{record}");
+    let (status, v) = anna_dev
+        .call(&http, "PUT", &record_path, Some(note(0, 1, &mut rng)))
+        .await;
+    assert_eq!(
+        (status, v["code"].as_str()),
+        (409, Some("rotation_pending"))
+    );
     let (path, b) = start(1, &members);
     let (status, v) = owner_dev.call(&http, "PUT", &path, Some(b)).await;
     assert_eq!((status, v["code"].as_str()), (409, Some("holders_changed")));
@@ -783,6 +806,14 @@ async fn a_new_epoch_lands_whole_for_exactly_the_files_members() {
     assert_eq!(status, 204);
     let (status, v) = owner_dev.call(&http, "PUT", &path, Some(b)).await;
     assert_eq!((status, v["code"].as_str()), (409, Some("epoch_exists")));
+    // Now writes go under epoch 1, never 0.
+    let (status, v) = anna_dev
+        .call(&http, "PUT", &record_path, Some(note(0, 1, &mut rng)))
+        .await;
+    assert_eq!((status, v["code"].as_str()), (409, Some("stale_epoch")));
+    anna_dev
+        .ok(&http, "PUT", &record_path, Some(note(1, 1, &mut rng)))
+        .await;
 
     // Anna gets the new wrap and the link; Bob's wraps end at epoch 0.
     let v = anna_dev

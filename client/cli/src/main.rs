@@ -755,6 +755,12 @@ async fn with_profile(p: &mut Profile, command: Command, json: bool) -> Result<O
                 "roster events: {}, room keys: {}, messages: {}, waiting for keys: {}, sent from outbox: {}, audit log: {} entries (verified)",
                 r.roster_events, r.room_keys, r.messages, r.waiting, r.sent, r.log_size
             );
+            if r.rotated_files > 0 {
+                text.push_str(&format!(
+                    "\nfinished an interrupted offboarding rotation: {} customer files re-keyed",
+                    r.rotated_files
+                ));
+            }
             for w in &r.warnings {
                 text.push_str(&format!("\nwarning: {w}"));
             }
@@ -920,7 +926,7 @@ fn rotation_output(what: &str, r: &RotationReport) -> Output {
             r.olm_shares,
             r.room_ms,
             r.requests,
-            r.wrap_ms,
+            r.wrap_us / 1000,
         ),
         json: json!(r),
     }

@@ -310,9 +310,6 @@ struct LocalState {
     /// room, time ms).
     #[serde(default)]
     opened: Vec<(String, u64)>,
-    /// An offboarding rotation not finished yet (admins), with its new keys.
-    #[serde(default)]
-    rotation: offboard::RotationJob,
 }
 
 /// What this profile knows of an internal room or direct chat.
@@ -487,6 +484,9 @@ pub struct Profile {
     roster: Option<Roster>,
     outbound: BTreeMap<[u8; 16], OutboundRoom>,
     local: LocalState,
+    /// An offboarding rotation not finished yet (admins), with its new keys; committed on
+    /// its own, so that planning one is a small write.
+    rotation: offboard::RotationJob,
     relay: RelayClient<HttpTransport>,
     /// Decrypted messages to write with the next commit.
     page: Vec<(StoredMessage, Option<String>)>,
@@ -533,6 +533,7 @@ impl Profile {
             roster: None,
             outbound: BTreeMap::new(),
             local,
+            rotation: offboard::RotationJob::default(),
             relay,
             page: Vec::new(),
         })
@@ -644,6 +645,7 @@ impl Profile {
                 p.outbound.insert(out.room(), out);
             }
         }
+        p.rotation = read_json(&p.store, "rotation")?.unwrap_or_default();
         let events: Vec<String> = read_json(&p.store, "roster")?.unwrap_or_default();
         let events = events
             .iter()
@@ -684,6 +686,7 @@ impl Profile {
                 ),
             ),
             ("local".to_owned(), json_string(&self.local)),
+            ("rotation".to_owned(), json_string(&self.rotation)),
         ];
         self.store.commit(&states, &self.page)?;
         self.page.clear();
@@ -822,7 +825,9 @@ impl Profile {
         Ok(())
     }
 
-    async fn append(&mut self, kind: EventKind) -> Result<()> {
+    /// Signs and appends a roster event; returns when the relay acknowledged it (from then
+    /// on the relay enforces it), after committing it here too.
+    async fn append(&mut self, kind: EventKind) -> Result<std::time::Instant> {
         let r = self.roster()?;
         let event = EventBody {
             firm: self.id.firm,
@@ -836,8 +841,10 @@ impl Profile {
         self.relay
             .append_roster(&self.account, &event.to_bytes())
             .await?;
+        let acknowledged = std::time::Instant::now();
         self.accept_roster(std::slice::from_ref(&event))?;
-        self.commit()
+        self.commit()?;
+        Ok(acknowledged)
     }
 
     async fn sync_roster(&mut self, report: &mut SyncReport) -> Result<()> {
@@ -1140,27 +1147,54 @@ impl Profile {
     }
 
     async fn write_file_profile(&mut self, file: FileId, name: &str, version: u64) -> Result<()> {
-        let (epoch, ek) = self
-            .current_epoch(file)
-            .ok_or_else(|| ClientError::NotFound("no key for this file".into()))?;
-        let header = RecordHeader {
-            firm: self.id.firm,
-            file,
-            record: FILE_PROFILE_RECORD,
-            epoch,
-            version,
-            author: self.id.device,
-        };
         let body = Zeroizing::new(
             serde_json::to_vec(&serde_json::json!({ "type": "file_profile", "name": name }))
                 .unwrap_or_default(),
         );
-        let env = seal_record(&header, &ek, &self.account, &body, &mut OsRng)
-            .map_err(|e| ClientError::Invalid(format!("file profile: {e}")))?;
-        self.relay
-            .put_record(&self.account, file, FILE_PROFILE_RECORD, &env.to_bytes())
-            .await?;
-        Ok(())
+        self.put_sealed_record(file, FILE_PROFILE_RECORD, version, &body)
+            .await
+    }
+
+    /// Seals `body` as version `version` of a record under the file's newest epoch key,
+    /// signs and stores it. If the relay knows a newer epoch (`stale_epoch`: this device
+    /// has not synced since a rotation), fetches the file's keys and seals again, once.
+    async fn put_sealed_record(
+        &mut self,
+        file: FileId,
+        record: RecordId,
+        version: u64,
+        body: &[u8],
+    ) -> Result<()> {
+        for attempt in 0..2 {
+            let (epoch, ek) = self
+                .current_epoch(file)
+                .ok_or_else(|| ClientError::NotFound("no key for this file".into()))?;
+            let header = RecordHeader {
+                firm: self.id.firm,
+                file,
+                record,
+                epoch,
+                version,
+                author: self.id.device,
+            };
+            let env = seal_record(&header, &ek, &self.account, body, &mut OsRng)
+                .map_err(|e| ClientError::Invalid(format!("record: {e}")))?;
+            match self
+                .relay
+                .put_record(&self.account, file, record, &env.to_bytes())
+                .await
+            {
+                Ok(_) => return Ok(()),
+                Err(RelayError::Refused { code, .. }) if code == "stale_epoch" && attempt == 0 => {
+                    self.sync_file_keys(file, &mut SyncReport::default())
+                        .await?;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(ClientError::Integrity(
+            "the relay keeps naming a newer key epoch this device cannot open".into(),
+        ))
     }
 
     async fn sync_records(&mut self, file: FileId, report: &mut SyncReport) -> Result<()> {
@@ -1692,30 +1726,33 @@ impl Profile {
         devices: &[DeviceId],
         report: &mut SyncReport,
     ) -> Result<Vec<DeviceId>> {
-        let r = self.roster()?.clone();
-        let need: Vec<DeviceId> = devices
+        // The keys needed, copied out of the roster (not the roster itself: it is big).
+        let keys: Vec<(DeviceId, [u8; 32], ledgerline_protocol::keys::VerifyingKey)> = {
+            let r = self.roster()?;
+            devices
+                .iter()
+                .filter(|d| **d != self.id.device)
+                .filter_map(|d| r.device(d).map(|s| (*d, s.keys.identity, s.keys.signing)))
+                .collect()
+        };
+        let need: Vec<DeviceId> = keys
             .iter()
-            .filter(|d| **d != self.id.device)
-            .filter(|d| {
-                r.device(d)
-                    .is_some_and(|s| !self.olm.has_session(&s.keys.identity))
-            })
-            .copied()
+            .filter(|(_, identity, _)| !self.olm.has_session(identity))
+            .map(|(d, _, _)| *d)
             .collect();
         if !need.is_empty() {
             let claimed = self.relay.claim_prekeys(&self.account, &need).await?;
-            for d in &need {
-                let Some(s) = r.device(d) else { continue };
+            for (d, identity, signing) in keys.iter().filter(|(d, _, _)| need.contains(d)) {
                 match claimed.get(d).cloned().flatten() {
                     Some(pk) => {
-                        if pk.verify(self.id.firm, *d, &s.keys.signing).is_err() {
+                        if pk.verify(self.id.firm, *d, signing).is_err() {
                             report
                                 .warnings
                                 .push(format!("device {d}: prekey signature invalid, skipped"));
                             continue;
                         }
                         self.olm
-                            .open(&self.account, s.keys.identity, &pk)
+                            .open(&self.account, *identity, &pk)
                             .map_err(|e| ClientError::Integrity(e.to_string()))?;
                     }
                     None => report.warnings.push(format!(
@@ -1724,33 +1761,44 @@ impl Profile {
                 }
             }
         }
-        Ok(devices
+        Ok(keys
             .iter()
-            .filter(|d| **d != self.id.device)
-            .filter(|d| {
-                r.device(d)
-                    .is_some_and(|s| self.olm.has_session(&s.keys.identity))
-            })
-            .copied()
+            .filter(|(_, identity, _)| self.olm.has_session(identity))
+            .map(|(d, _, _)| *d)
             .collect())
     }
 
     async fn deliver_key(&mut self, key: &RoomKey, devices: &[DeviceId]) -> Result<()> {
-        let r = self.roster()?.clone();
-        let plain = Zeroizing::new(serde_json::to_vec(key).unwrap_or_default());
-        let mut batch = Vec::new();
-        for d in devices {
-            let Some(s) = r.device(d) else { continue };
-            let ct = self
-                .olm
-                .encrypt(&s.keys.identity, &plain)
-                .map_err(|e| ClientError::Integrity(e.to_string()))?;
-            batch.push((*d, ct));
-        }
+        let batch = self.seal_key_for(key, devices)?;
         if !batch.is_empty() {
             self.relay.send_to_device(&self.account, &batch).await?;
         }
         Ok(())
+    }
+
+    /// A room key Olm-encrypted for each of `devices` (the roster's identity keys).
+    fn seal_key_for(
+        &mut self,
+        key: &RoomKey,
+        devices: &[DeviceId],
+    ) -> Result<Vec<(DeviceId, Vec<u8>)>> {
+        let identities: Vec<(DeviceId, [u8; 32])> = {
+            let r = self.roster()?;
+            devices
+                .iter()
+                .filter_map(|d| r.device(d).map(|s| (*d, s.keys.identity)))
+                .collect()
+        };
+        let plain = Zeroizing::new(serde_json::to_vec(key).unwrap_or_default());
+        let mut batch = Vec::with_capacity(identities.len());
+        for (d, identity) in identities {
+            let ct = self
+                .olm
+                .encrypt(&identity, &plain)
+                .map_err(|e| ClientError::Integrity(e.to_string()))?;
+            batch.push((d, ct));
+        }
+        Ok(batch)
     }
 
     async fn sync_to_device(&mut self, report: &mut SyncReport) -> Result<()> {

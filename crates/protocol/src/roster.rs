@@ -844,6 +844,46 @@ impl Roster {
             .collect()
     }
 
+    /// What `kind`, applied to this roster, would expose (`protocol-spec/offboarding.md`):
+    /// the member keys a revoked device (or removed admin) held, and the customer files
+    /// whose current epoch keys those, or a lost access, could open. Both must be rotated.
+    pub fn exposed_by(&self, kind: &EventKind) -> (BTreeSet<MemberId>, BTreeSet<FileId>) {
+        let is_admin = |m: &MemberId| {
+            self.members
+                .get(m)
+                .is_some_and(|s| s.role == Role::Admin && s.active.until.is_none())
+        };
+        let active: BTreeSet<MemberId> = self
+            .members
+            .iter()
+            .filter(|(_, m)| m.active.until.is_none())
+            .map(|(id, _)| *id)
+            .collect();
+        let all_files = || {
+            self.grants
+                .iter()
+                .filter(|(_, v)| v.last().is_some_and(|i| i.until.is_none()))
+                .map(|((f, _), _)| *f)
+                .collect::<BTreeSet<FileId>>()
+        };
+        match kind {
+            EventKind::FileAccessRemoved { file, .. } => (BTreeSet::new(), BTreeSet::from([*file])),
+            EventKind::MemberRemoved { member } if is_admin(member) => (
+                active.into_iter().filter(|m| m != member).collect(),
+                all_files(),
+            ),
+            EventKind::MemberRemoved { member } => (BTreeSet::new(), self.files_of(member)),
+            EventKind::DeviceRevoked { device } => match self.devices.get(device) {
+                Some(d) if d.active.until.is_none() && is_admin(&d.member) => (active, all_files()),
+                Some(d) if d.active.until.is_none() => {
+                    (BTreeSet::from([d.member]), self.files_of(&d.member))
+                }
+                _ => (BTreeSet::new(), BTreeSet::new()),
+            },
+            _ => (BTreeSet::new(), BTreeSet::new()),
+        }
+    }
+
     /// Every device revoked on its own (a lost device; its member stayed):
     /// `(device, member, time ms)`, in device order.
     pub fn device_revocations(&self) -> Vec<(DeviceId, MemberId, u64)> {

@@ -36,11 +36,11 @@ pub async fn roster<S: Store>(s: S) {
         Err(StoreError::Exists)
     ));
     assert_eq!(s.firms().await.expect("firms"), vec![F, G]);
-    s.append_roster_event(F, 1, b"one".to_vec(), audit())
+    s.append_roster_event(F, 1, b"one".to_vec(), vec![], audit())
         .await
         .expect("append");
     assert!(matches!(
-        s.append_roster_event(F, 1, b"other".to_vec(), audit())
+        s.append_roster_event(F, 1, b"other".to_vec(), vec![], audit())
             .await,
         Err(StoreError::Exists)
     ));
@@ -221,25 +221,25 @@ pub async fn records<S: Store>(s: S) {
     with_firms(&s).await;
     let (file, r1, r2) = (FileId([3; 16]), RecordId([4; 16]), RecordId([5; 16]));
     let c1 = s
-        .put_record(F, file, r1, 1, D1, b"v1".to_vec(), 1, audit())
+        .put_record(F, file, r1, 1, 0, D1, b"v1".to_vec(), 1, audit())
         .await
         .expect("v1");
     assert!(matches!(
-        s.put_record(F, file, r1, 1, D1, b"again".to_vec(), 1, audit())
+        s.put_record(F, file, r1, 1, 0, D1, b"again".to_vec(), 1, audit())
             .await,
         Err(StoreError::VersionConflict { current: 1 })
     ));
     assert!(matches!(
-        s.put_record(F, file, r1, 3, D1, b"skip".to_vec(), 1, audit())
+        s.put_record(F, file, r1, 3, 0, D1, b"skip".to_vec(), 1, audit())
             .await,
         Err(StoreError::VersionConflict { current: 1 })
     ));
     let c2 = s
-        .put_record(F, file, r2, 1, D2, b"other".to_vec(), 1, audit())
+        .put_record(F, file, r2, 1, 0, D2, b"other".to_vec(), 1, audit())
         .await
         .expect("r2");
     let c3 = s
-        .put_record(F, file, r1, 2, D1, b"v2".to_vec(), 1, audit())
+        .put_record(F, file, r1, 2, 0, D1, b"v2".to_vec(), 1, audit())
         .await
         .expect("v2");
     assert!(c1 < c2 && c2 < c3);
@@ -365,7 +365,38 @@ pub async fn wrapped_keys<S: Store>(s: S) {
         s.epoch_key_wraps(F, file, M2, 0).await.expect("wraps"),
         vec![(5, e2(M2))]
     );
-    assert!(s.epoch_links(F, file, 6).await.expect("none").is_empty());
+    // Writes use the newest epoch; after a revocation exposed the file, the next one.
+    let rec = RecordId([9; 16]);
+    let put =
+        |version, epoch| s.put_record(F, file, rec, version, epoch, D1, b"r".to_vec(), 1, audit());
+    assert!(matches!(
+        put(1, 1).await,
+        Err(StoreError::StaleEpoch {
+            newest: 2,
+            rotating: false
+        })
+    ));
+    put(1, 2).await.expect("newest epoch");
+    s.append_roster_event(F, 1, b"revoked".to_vec(), vec![file], audit())
+        .await
+        .expect("event");
+    assert!(matches!(
+        put(2, 2).await,
+        Err(StoreError::StaleEpoch { rotating: true, .. })
+    ));
+    s.start_epoch(
+        F,
+        file,
+        3,
+        vec![3; 73],
+        vec![EpochKeyWrap { epoch: 3, ..e2(M1) }],
+        audit(),
+    )
+    .await
+    .expect("epoch 3");
+    put(2, 3).await.expect("after the new epoch");
+    assert_eq!(s.epoch_links(F, file, 6).await.expect("since").len(), 1);
+    assert!(s.epoch_links(F, file, 100).await.expect("none").is_empty());
 }
 
 /// Documents, audit leaves, nonces and usage.

@@ -29,6 +29,15 @@ pub enum StoreError {
     /// The referenced thing does not exist.
     #[error("not found")]
     NotFound,
+    /// A write under an epoch older than the file's newest, or (`rotating`) below the
+    /// epoch a revocation made due, which does not exist yet.
+    #[error("stale key epoch: the file's newest is {newest}")]
+    StaleEpoch {
+        /// The file's newest epoch.
+        newest: u64,
+        /// A revocation exposed the file's key and its new epoch is not there yet.
+        rotating: bool,
+    },
     /// The backend failed.
     #[error("storage backend: {0}")]
     Backend(String),
@@ -191,6 +200,7 @@ pub trait Store: Send + Sync + 'static {
         firm: FirmId,
         seq: u64,
         event: Vec<u8>,
+        rotation_due: Vec<FileId>,
         audit: AuditEntry,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
@@ -293,6 +303,7 @@ pub trait Store: Send + Sync + 'static {
         file: FileId,
         record: RecordId,
         version: u64,
+        epoch: u64,
         author: DeviceId,
         envelope: Vec<u8>,
         now_ms: u64,

@@ -20,8 +20,48 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0003_uploads.sql"),
     include_str!("../../migrations/0004_audit_tree.sql"),
     include_str!("../../migrations/0005_key_cursors.sql"),
+    include_str!("../../migrations/0006_rotation_due.sql"),
 ];
 const READERS: usize = 4;
+
+/// Refuses a write under `epoch` if the file has a newer epoch, or if a revocation
+/// exposed the file's keys and its new epoch does not exist yet.
+fn check_epoch(
+    tx: &rusqlite::Transaction<'_>,
+    firm: FirmId,
+    file: FileId,
+    epoch: u64,
+) -> Result<(), StoreError> {
+    let newest: Option<i64> = tx
+        .query_row(
+            "SELECT MAX(epoch) FROM epoch_key_wraps WHERE firm = ?1 AND file = ?2",
+            params![&firm.0[..], &file.0[..]],
+            |r| r.get(0),
+        )
+        .map_err(backend)?;
+    let newest = newest.map(u);
+    if newest.is_some_and(|n| epoch < n) {
+        return Err(StoreError::StaleEpoch {
+            newest: newest.unwrap_or(0),
+            rotating: false,
+        });
+    }
+    let due: Option<i64> = tx
+        .query_row(
+            "SELECT min_epoch FROM rotation_due WHERE firm = ?1 AND file = ?2",
+            params![&firm.0[..], &file.0[..]],
+            |r| r.get(0),
+        )
+        .optional()
+        .map_err(backend)?;
+    if due.is_some_and(|d| epoch < u(d)) {
+        return Err(StoreError::StaleEpoch {
+            newest: newest.unwrap_or(0),
+            rotating: true,
+        });
+    }
+    Ok(())
+}
 
 fn insert_document(
     tx: &rusqlite::Transaction<'_>,
@@ -29,6 +69,7 @@ fn insert_document(
     m: &DocumentMeta,
     now_ms: u64,
 ) -> Result<(), StoreError> {
+    check_epoch(tx, firm, m.file, m.epoch)?;
     insert_or_exists(tx.execute(
         "INSERT INTO documents (firm, document, file, epoch, size, sha256, release_share, uploaded_by, created_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
         params![&firm.0[..], &m.document.0[..], &m.file.0[..], i(m.epoch), i(m.size), &m.sha256[..], &m.release_share[..], &m.uploaded_by.0[..], i(now_ms)],
@@ -451,13 +492,21 @@ impl Store for SqliteStore {
         firm: FirmId,
         seq: u64,
         event: Vec<u8>,
+        rotation_due: Vec<FileId>,
         audit: AuditEntry,
     ) -> Result<(), StoreError> {
         self.write_logged(firm, audit, move |tx| {
             insert_or_exists(tx.execute(
                 "INSERT INTO roster_events (firm, seq, event) VALUES (?1, ?2, ?3)",
                 params![&firm.0[..], i(seq), event],
-            ))
+            ))?;
+            let mut st = tx
+                .prepare_cached("INSERT OR REPLACE INTO rotation_due (firm, file, min_epoch) VALUES (?1, ?2, COALESCE((SELECT MAX(epoch) FROM epoch_key_wraps WHERE firm = ?1 AND file = ?2), 0) + 1)")
+                .map_err(backend)?;
+            for file in rotation_due {
+                st.execute(params![&firm.0[..], &file.0[..]]).map_err(backend)?;
+            }
+            Ok(())
         })
         .await
     }
@@ -749,12 +798,14 @@ impl Store for SqliteStore {
         file: FileId,
         record: RecordId,
         version: u64,
+        epoch: u64,
         author: DeviceId,
         envelope: Vec<u8>,
         now_ms: u64,
         audit: AuditEntry,
     ) -> Result<u64, StoreError> {
         self.write_logged(firm, audit, move |tx| {
+            check_epoch(tx, firm, file, epoch)?;
             let current: u64 = tx
                 .query_row("SELECT version FROM records WHERE firm = ?1 AND file = ?2 AND record = ?3", params![&firm.0[..], &file.0[..], &record.0[..]], |r| r.get(0))
                 .optional()
@@ -910,6 +961,11 @@ impl Store for SqliteStore {
             for w in wraps {
                 insert_or_exists(st.execute(params![&firm.0[..], &file.0[..], i(epoch), &w.member.0[..], w.holder_key_version, w.wrapped, cursor]))?;
             }
+            tx.execute(
+                "DELETE FROM rotation_due WHERE firm = ?1 AND file = ?2 AND min_epoch <= ?3",
+                params![&firm.0[..], &file.0[..], i(epoch)],
+            )
+            .map_err(backend)?;
             Ok(())
         })
         .await
@@ -1446,6 +1502,7 @@ mod tests {
                             FileId([4; 16]),
                             RecordId([i as u8; 16]),
                             2,
+                            0,
                             DeviceId([5; 16]),
                             vec![1],
                             1,

@@ -20,7 +20,6 @@ use ledgerline_protocol::document::{
 };
 use ledgerline_protocol::ids::{DocumentId, FileId, RecordId};
 use ledgerline_protocol::keys::{DocumentKey, EpochKey, ReleaseShare};
-use ledgerline_protocol::record::{seal_record, RecordHeader};
 use rand_core::{OsRng, RngCore};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -127,6 +126,9 @@ impl Profile {
                 "this member has no access to the file".into(),
             ));
         }
+        // The newest epoch: a document under a retired key would be refused at the end.
+        self.sync_file_keys(file, &mut SyncReport::default())
+            .await?;
         let (epoch, _) = self
             .current_epoch(file)
             .ok_or_else(|| ClientError::NotAllowed("no key for this file yet".into()))?;
@@ -234,31 +236,28 @@ impl Profile {
             {
                 Ok(()) => {}
                 Err(RelayError::Refused { code, .. }) if code == "document_exists" => {}
+                Err(RelayError::Refused { code, .. })
+                    if code == "stale_epoch" || code == "rotation_pending" =>
+                {
+                    // Encrypted under a key a revocation retired: it must not be stored.
+                    self.local
+                        .uploads
+                        .retain(|u| u.manifest.document != document);
+                    self.commit()?;
+                    return Err(ClientError::Invalid(format!(
+                        "the customer file was re-keyed during the upload of {:?} (someone's access was revoked): upload it again",
+                        up.manifest.name
+                    )));
+                }
                 Err(e) => return Err(e.into()),
             }
         }
-        let (epoch, ek) = self
-            .current_epoch(up.file)
-            .ok_or_else(|| ClientError::NotAllowed("no key for this file".into()))?;
-        let header = RecordHeader {
-            firm: self.id.firm,
-            file: up.file,
-            record: up.record,
-            epoch,
-            version: 1,
-            author: self.id.device,
-        };
         let body = Zeroizing::new(serde_json::to_vec(&up.manifest).unwrap_or_default());
-        let env = seal_record(&header, &ek, &self.account, &body, &mut OsRng)
-            .map_err(|e| ClientError::Invalid(format!("document manifest: {e}")))?;
-        match self
-            .relay
-            .put_record(&self.account, up.file, up.record, &env.to_bytes())
-            .await
-        {
-            Ok(_) => {}
-            Err(RelayError::Refused { code, .. }) if code == "version_conflict" => {}
-            Err(e) => return Err(e.into()),
+        match self.put_sealed_record(up.file, up.record, 1, &body).await {
+            Ok(()) => {}
+            Err(ClientError::Relay(RelayError::Refused { code, .. }))
+                if code == "version_conflict" => {}
+            Err(e) => return Err(e),
         }
         self.remember_document(up.file, &up.manifest)?;
         self.local

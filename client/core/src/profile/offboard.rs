@@ -9,7 +9,7 @@
 //! request, so an interrupted job resumes with the same keys: a request that landed
 //! before the crash is recognised (`epoch_exists` with our own link), never wrapped twice.
 
-use super::{now_ms, ClientError, Conversation, Profile, Result, SyncReport};
+use super::{now_ms, ClientError, Profile, Result, SyncReport};
 use crate::transport::RelayError;
 use futures_util::stream::{self, StreamExt};
 use ledgerline_protocol::ids::{DeviceId, FileId, MemberId};
@@ -118,8 +118,8 @@ pub struct RotationReport {
     pub room_ms: u64,
     /// HTTP requests from the roster event to the end (revocation and rotation).
     pub requests: u64,
-    /// Milliseconds spent wrapping keys (CPU).
-    pub wrap_ms: u64,
+    /// Microseconds spent wrapping keys (CPU).
+    pub wrap_us: u64,
     /// Milliseconds from the start until everything was rotated.
     pub total_ms: u64,
     /// What is left (non-zero only when the job stopped on an error and will resume).
@@ -157,22 +157,10 @@ impl Profile {
             .ok_or_else(|| ClientError::NotFound(format!("no member {member}")))?;
         let devices = r.devices_of_member(&member);
         if state.active.until.is_none() {
-            let holders = if state.role == Role::Admin {
-                r.members_at(now_ms())
-                    .into_iter()
-                    .filter(|m| *m != member)
-                    .collect()
-            } else {
-                vec![]
-            };
-            let files = if state.role == Role::Admin {
-                r.files()
-            } else {
-                r.files_of(&member)
-            };
-            self.check_event(Trigger::MemberRemoved(member).event())?;
-            self.plan_rotation(Trigger::MemberRemoved(member), &holders, files)
-                .await?;
+            let trigger = Trigger::MemberRemoved(member);
+            let (holders, files) = r.exposed_by(&trigger.event());
+            self.check_event(trigger.event())?;
+            self.plan_rotation(trigger, &holders, files).await?;
         }
         self.finish_revocation(devices, start, progress).await
     }
@@ -197,18 +185,11 @@ impl Profile {
         let d = r
             .device(&device)
             .ok_or_else(|| ClientError::NotFound(format!("no device {device}")))?;
-        let owner = d.member;
         if d.active.until.is_none() {
-            let admin = r.member(&owner).is_some_and(|m| m.role == Role::Admin);
-            let holders: Vec<MemberId> = if admin {
-                r.members_at(now_ms())
-            } else {
-                vec![owner]
-            };
-            let files: BTreeSet<FileId> = if admin { r.files() } else { r.files_of(&owner) };
-            self.check_event(Trigger::DeviceRevoked(device).event())?;
-            self.plan_rotation(Trigger::DeviceRevoked(device), &holders, files)
-                .await?;
+            let trigger = Trigger::DeviceRevoked(device);
+            let (holders, files) = r.exposed_by(&trigger.event());
+            self.check_event(trigger.event())?;
+            self.plan_rotation(trigger, &holders, files).await?;
         }
         self.finish_revocation(vec![device], start, progress).await
     }
@@ -221,7 +202,7 @@ impl Profile {
         if self.roster()?.file_members(&file).contains(&member) {
             self.plan_rotation(
                 Trigger::FileAccessRemoved(file, member),
-                &[],
+                &BTreeSet::new(),
                 BTreeSet::from([file]),
             )
             .await?;
@@ -281,13 +262,13 @@ impl Profile {
         progress: &mut dyn FnMut(&RotationProgress),
     ) -> Result<Option<RotationReport>> {
         self.adopt_legacy_rekeys();
-        if self.local.rotation.is_empty() {
+        if self.rotation.is_empty() {
             return Ok(None);
         }
         if self.require_admin().is_err() {
             // No longer an admin: the job cannot run here; another admin's revocation
             // tooling must finish it (the audit report names what is missing).
-            self.local.rotation = Default::default();
+            self.rotation = Default::default();
             self.commit()?;
             return Ok(None);
         }
@@ -302,7 +283,7 @@ impl Profile {
 
     /// What is left of an interrupted rotation, if anything.
     pub fn rotation_pending(&self) -> Option<RotationProgress> {
-        let j = &self.local.rotation;
+        let j = &self.rotation;
         (!j.is_empty()).then(|| progress_of(j))
     }
 
@@ -316,7 +297,7 @@ impl Profile {
             .map(|(id, _)| *id)
             .collect();
         for file in legacy {
-            let job = &mut self.local.rotation;
+            let job = &mut self.rotation;
             if let std::collections::btree_map::Entry::Vacant(slot) = job.files.entry(file) {
                 let key = EpochKey::generate(&mut OsRng);
                 slot.insert(hex::encode(key.expose()));
@@ -333,14 +314,14 @@ impl Profile {
     async fn plan_rotation(
         &mut self,
         trigger: Trigger,
-        holders: &[MemberId],
+        holders: &BTreeSet<MemberId>,
         files: BTreeSet<FileId>,
     ) -> Result<()> {
         // The newest versions first, so that a new version is really new.
         self.sync_member_keys(&mut SyncReport::default()).await?;
         let mut keys = Vec::new();
         for m in holders {
-            if self.local.rotation.member_keys.contains_key(m) {
+            if self.rotation.member_keys.contains_key(m) {
                 continue;
             }
             let version = self.member_key(*m).map(|(v, _)| v).ok_or_else(|| {
@@ -348,7 +329,7 @@ impl Profile {
             })? + 1;
             keys.push((*m, version));
         }
-        let job = &mut self.local.rotation;
+        let job = &mut self.rotation;
         for (m, version) in keys {
             let key = MemberKey::generate(&mut OsRng);
             job.member_keys.insert(
@@ -370,7 +351,11 @@ impl Profile {
         if !job.triggers.contains(&trigger) {
             job.triggers.push(trigger);
         }
-        self.commit()
+        // Only the job: a small write, so the revocation is not held up by the profile's
+        // whole state.
+        let job = super::json_string(&self.rotation);
+        self.store.commit(&[("rotation".to_owned(), job)], &[])?;
+        Ok(())
     }
 
     async fn finish_revocation(
@@ -384,8 +369,8 @@ impl Profile {
             revoked_devices: revoked.clone(),
             ..RotationReport::default()
         };
-        self.append_triggers().await?;
-        report.refused_after_ms = ms(start);
+        let acknowledged = self.append_triggers().await?;
+        report.refused_after_ms = ms_between(start, acknowledged.unwrap_or_else(Instant::now));
         super::crash_after_revocation();
         self.run_rotation(progress, &mut report).await?;
         self.rotate_room_sessions(&revoked.into_iter().collect(), &mut report)
@@ -396,8 +381,10 @@ impl Profile {
     }
 
     /// Replaces every outbound room session of this device that had reached a revoked
-    /// device with a new one, shared over Olm with the devices allowed now. (A crash
-    /// before this is harmless: the next message notices the changed audience.)
+    /// device with a new one, shared over Olm with the devices allowed now: audiences
+    /// fetched concurrently, sessions made and keys encrypted here, then the to-device
+    /// batches sent concurrently. (A crash before this is harmless: the next message
+    /// notices the changed audience.)
     async fn rotate_room_sessions(
         &mut self,
         revoked: &BTreeSet<DeviceId>,
@@ -410,34 +397,124 @@ impl Profile {
             .filter(|(_, o)| !o.shared_with().is_disjoint(revoked))
             .map(|(room, _)| *room)
             .collect();
-        let mut sync = SyncReport::default();
-        for room in rooms {
-            self.outbound.remove(&room);
-            let to = if self.local.rooms.contains_key(&hex::encode(room)) {
-                Conversation::Room(room)
-            } else {
-                Conversation::File(FileId(room))
-            };
-            match self.audience(to, false).await {
-                Ok(devices) => {
-                    let shared = self
-                        .ensure_session(room, &devices, false, &mut sync)
-                        .await?;
-                    report.olm_shares += shared as u64;
-                    report.room_sessions += 1;
+        for room in &rooms {
+            self.outbound.remove(room);
+        }
+        // Who may read each room now (the rules of `audience`).
+        let internal: Vec<[u8; 16]> = rooms
+            .iter()
+            .filter(|r| self.local.rooms.contains_key(&hex::encode(r)))
+            .copied()
+            .collect();
+        let relay = &self.relay;
+        let account = &self.account;
+        let infos: Vec<([u8; 16], std::result::Result<_, RelayError>)> =
+            stream::iter(internal.iter())
+                .map(|room| async move { (*room, relay.room_info(account, *room).await) })
+                .buffer_unordered(IN_FLIGHT)
+                .collect()
+                .await;
+        let mut on_relay: BTreeMap<[u8; 16], BTreeSet<MemberId>> = BTreeMap::new();
+        for (room, info) in infos {
+            match info {
+                Ok(i) => {
+                    on_relay.insert(room, i.members.into_iter().collect());
                 }
-                // No longer in the conversation: the old session is dropped, that is all.
-                Err(ClientError::NotAllowed(_) | ClientError::NotFound(_)) => {}
-                Err(e) => return Err(e),
+                // Taken out of the room: the old session is dropped, that is all.
+                Err(RelayError::Refused {
+                    status: 403 | 404, ..
+                }) => {}
+                Err(e) => return Err(e.into()),
             }
         }
+        let mut audiences: Vec<([u8; 16], BTreeSet<DeviceId>)> = Vec::new();
+        {
+            let r = self.roster()?;
+            for room in &rooms {
+                let members: BTreeSet<MemberId> = match self.local.rooms.get(&hex::encode(room)) {
+                    Some(state) => match on_relay.get(room) {
+                        Some(relay_members) => state
+                            .members
+                            .iter()
+                            .filter(|m| relay_members.contains(m))
+                            .copied()
+                            .collect(),
+                        None => continue,
+                    },
+                    None => r.file_members(&FileId(*room)),
+                };
+                if !members.contains(&self.id.member) {
+                    continue;
+                }
+                let devices = members
+                    .iter()
+                    .flat_map(|m| r.active_devices(m).map(|(d, _)| *d).collect::<Vec<_>>())
+                    .collect();
+                audiences.push((*room, devices));
+            }
+        }
+        // Olm sessions with every device concerned (one claim for those without).
+        let everyone: Vec<DeviceId> = audiences
+            .iter()
+            .flat_map(|(_, d)| d.iter().copied())
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let mut sync = SyncReport::default();
+        let reached: BTreeSet<DeviceId> = self
+            .olm_reach(&everyone, &mut sync)
+            .await?
+            .into_iter()
+            .collect();
+        let now = now_ms();
+        let mut batches = Vec::with_capacity(audiences.len());
+        for (room, devices) in audiences {
+            let mut out = crate::room::OutboundRoom::new(room, now);
+            let key = out.share(self.id.device, &devices);
+            self.outbound.insert(room, out);
+            let _ = self.timeline.add_key(self.id.device, &key);
+            let to: Vec<DeviceId> = devices
+                .iter()
+                .filter(|d| reached.contains(d))
+                .copied()
+                .collect();
+            let later: BTreeSet<DeviceId> = devices
+                .iter()
+                .filter(|d| **d != self.id.device && !reached.contains(d))
+                .copied()
+                .collect();
+            if later.is_empty() {
+                self.local.undelivered.remove(&hex::encode(room));
+            } else {
+                self.local.undelivered.insert(hex::encode(room), later);
+            }
+            let batch = self.seal_key_for(&key, &to)?;
+            report.olm_shares += batch.len() as u64;
+            report.room_sessions += 1;
+            if !batch.is_empty() {
+                batches.push(batch);
+            }
+        }
+        // The new sessions are kept before their keys leave: a message sent later uses them.
+        self.commit()?;
+        let relay = &self.relay;
+        let account = &self.account;
+        let sent: Vec<std::result::Result<_, RelayError>> = stream::iter(batches.iter())
+            .map(|b| relay.send_to_device(account, b))
+            .buffer_unordered(IN_FLIGHT)
+            .collect()
+            .await;
+        for res in sent {
+            res?;
+        }
         report.room_ms = ms(t);
-        self.commit()
+        Ok(())
     }
 
     /// Appends the job's roster events that have not landed yet.
-    async fn append_triggers(&mut self) -> Result<()> {
-        let triggers = self.local.rotation.triggers.clone();
+    async fn append_triggers(&mut self) -> Result<Option<Instant>> {
+        let mut acknowledged = None;
+        let triggers = self.rotation.triggers.clone();
         for t in triggers {
             let r = self.roster()?;
             let pending = match &t {
@@ -446,11 +523,12 @@ impl Profile {
                 Trigger::FileAccessRemoved(f, m) => r.file_members(f).contains(m),
             };
             if pending {
-                self.append(t.event()).await?;
+                acknowledged = Some(self.append(t.event()).await?);
             }
-            self.local.rotation.triggers.retain(|x| *x != t);
+            self.rotation.triggers.retain(|x| *x != t);
         }
-        self.commit()
+        self.commit()?;
+        Ok(acknowledged)
     }
 
     /// Runs the job to its end: member keys first (the new epochs are wrapped under them),
@@ -461,29 +539,28 @@ impl Profile {
         report: &mut RotationReport,
     ) -> Result<()> {
         self.append_triggers().await?;
-        progress(&progress_of(&self.local.rotation));
+        progress(&progress_of(&self.rotation));
         self.rotate_member_keys(report).await?;
-        progress(&progress_of(&self.local.rotation));
+        progress(&progress_of(&self.rotation));
         for _ in 0..ROUNDS {
-            if self.local.rotation.files.is_empty() {
+            if self.rotation.files.is_empty() {
                 break;
             }
             self.rotate_files(progress, report).await?;
         }
-        report.files_left = self.local.rotation.files.len() as u64;
+        report.files_left = self.rotation.files.len() as u64;
         if report.files_left > 0 {
             return Err(ClientError::Integrity(format!(
                 "{} files could not be given a new epoch (concurrent changes); run `ledgerline sync` to retry",
                 report.files_left
             )));
         }
-        self.local.rotation = Default::default();
+        self.rotation = Default::default();
         self.commit()
     }
 
     async fn rotate_member_keys(&mut self, report: &mut RotationReport) -> Result<()> {
         let pending: Vec<(MemberId, NewMemberKey)> = self
-            .local
             .rotation
             .member_keys
             .iter()
@@ -514,7 +591,7 @@ impl Profile {
                 };
                 wraps.push((*d, wrap_member_key(&key, &ds.keys.wrap, &ctx, &mut OsRng)));
             }
-            report.wrap_ms += ms(t);
+            report.wrap_us += us(t);
             let relay = &self.relay;
             let account = &self.account;
             let results: Vec<std::result::Result<(), RelayError>> = stream::iter(wraps.iter())
@@ -528,7 +605,7 @@ impl Profile {
             report.member_key_wraps += wraps.len() as u64;
             report.member_keys += 1;
             self.local_member_key_insert(member, nk.version, &key);
-            self.local.rotation.member_keys.remove(&member);
+            self.rotation.member_keys.remove(&member);
             self.commit()?;
         }
         Ok(())
@@ -541,7 +618,6 @@ impl Profile {
         report: &mut RotationReport,
     ) -> Result<()> {
         let files: Vec<(FileId, String)> = self
-            .local
             .rotation
             .files
             .iter()
@@ -558,7 +634,7 @@ impl Profile {
                 }
                 let t = Instant::now();
                 let prepared = self.prepare_epoch(*file, new)?;
-                report.wrap_ms += ms(t);
+                report.wrap_us += us(t);
                 ready.push(prepared);
             }
             let relay = &self.relay;
@@ -603,7 +679,6 @@ impl Profile {
                     super::crash_after_epochs(report.files);
                     report.epoch_wraps += p.wraps.len() as u64 + 1;
                     if let Some(new) = self
-                        .local
                         .rotation
                         .files
                         .remove(&p.file)
@@ -614,7 +689,7 @@ impl Profile {
                 }
             }
             self.commit()?;
-            progress(&progress_of(&self.local.rotation));
+            progress(&progress_of(&self.rotation));
             if refresh_roster {
                 self.sync_roster(&mut SyncReport::default()).await?;
             }
@@ -670,7 +745,6 @@ impl Profile {
     async fn ours_landed(&mut self, p: &Prepared) -> Result<bool> {
         let (links, _) = self.relay.epoch_links(&self.account, p.file, 0).await?;
         let new = self
-            .local
             .rotation
             .files
             .get(&p.file)
@@ -747,6 +821,14 @@ fn progress_of(j: &RotationJob) -> RotationProgress {
     }
 }
 
+fn us(since: Instant) -> u64 {
+    u64::try_from(since.elapsed().as_micros()).unwrap_or(u64::MAX)
+}
+
 fn ms(since: Instant) -> u64 {
-    u64::try_from(since.elapsed().as_millis()).unwrap_or(u64::MAX)
+    ms_between(since, Instant::now())
+}
+
+fn ms_between(from: Instant, to: Instant) -> u64 {
+    u64::try_from(to.saturating_duration_since(from).as_millis()).unwrap_or(u64::MAX)
 }
