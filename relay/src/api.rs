@@ -932,13 +932,33 @@ struct SendMessage {
     ciphertext: Hex,
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SendMessageQuery {
+    /// The sender's statement of its Megolm session (a tag, `protocol-spec/client-payloads.md`),
+    /// in the signed path so that the audit log shows rotation after revocations.
+    session: Option<String>,
+}
+
 async fn send_message<S: Store>(
     State(state): State<AppState<S>>,
     P(room): P<String>,
+    Q(q): Q<SendMessageQuery>,
     s: SignedJson<SendMessage>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let c = &s.caller;
     let room = path_id16(&room)?;
+    if q.session.as_ref().is_some_and(|t| {
+        t.len() != 32
+            || !t
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    }) {
+        return Err(ApiError::bad_request(
+            "bad_session",
+            "session is 32 lowercase hex digits",
+        ));
+    }
     let (_, members) = load_room_for(&state, c, room).await?;
     if s.body.ciphertext.0.is_empty() {
         return Err(ApiError::bad_request(

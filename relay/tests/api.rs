@@ -164,12 +164,29 @@ async fn full_path(relay: &Relay, http: &reqwest::Client, seed: u64) -> FirmRun 
         .ok(&http, "GET", &format!("/v1/rooms/{room}"), None)
         .await;
     assert_eq!(info["members"].as_array().unwrap().len(), 2);
+    // A session tag, if stated, is 32 lowercase hex digits.
+    for bad in ["zz", "ABCDEF0123456789ABCDEF0123456789", "0123"] {
+        let (status, v) = owner_dev
+            .call(
+                &http,
+                "POST",
+                &format!("/v1/rooms/{room}/messages?session={bad}"),
+                Some(json!({ "ciphertext": "ff00" })),
+            )
+            .await;
+        assert_eq!((status, v["code"].as_str()), (400, Some("bad_session")));
+    }
     for i in 1..=3u64 {
+        let tag = if i == 2 {
+            "?session=0123456789abcdef0123456789abcdef"
+        } else {
+            ""
+        };
         let v = owner_dev
             .ok(
                 &http,
                 "POST",
-                &format!("/v1/rooms/{room}/messages"),
+                &format!("/v1/rooms/{room}/messages{tag}"),
                 Some(json!({ "ciphertext": format!("ff{i:02x}") })),
             )
             .await;

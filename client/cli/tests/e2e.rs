@@ -1556,6 +1556,8 @@ async fn offboarding_cuts_a_member_off_at_once_and_rotates_everything_they_held(
     }
     ok(&f.owner, &["chat", "send", FILE, "przed odejściem"]).await;
     ok(&f.bartek, &["chat", "send", FILE, "moja notatka"]).await;
+    // Anna's own session reaches Bartek too; the auditor checks she replaced it.
+    ok(&f.anna, &["chat", "send", FILE, "dzień dobry"]).await;
     let doc1 = dir.path().join("Faktura 01.pdf");
     std::fs::write(&doc1, vec![0x41u8; 50_000]).unwrap();
     ok(&f.owner, &["doc", "upload", FILE, doc1.to_str().unwrap()]).await;
@@ -1685,6 +1687,11 @@ async fn offboarding_cuts_a_member_off_at_once_and_rotates_everything_they_held(
     assert!(rows
         .iter()
         .any(|r| r["row"]["action"] == format!("revoked member {bartek_id}")));
+    // Messages state their session, so room rotation is judged too.
+    assert!(rows.iter().any(|r| r["row"]["request"]
+        .as_str()
+        .unwrap_or("")
+        .contains("/messages?session=")));
 
     // Work goes on: the others read old and new history.
     ok(&f.owner, &["chat", "send", FILE, "po odejściu: tajne dane"]).await;

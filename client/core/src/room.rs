@@ -264,6 +264,26 @@ impl OutboundRoom {
     }
 }
 
+/// The tag a sender states for the Megolm session of a room ciphertext
+/// (`protocol-spec/client-payloads.md`, "Session tags"): the first 16 bytes of
+/// SHA-256(`CTX_ROOM_SESSION_TAG` || 0x00 || session id), lowercase hex. `None` if the
+/// ciphertext does not start with a session id.
+pub fn session_tag(ciphertext: &[u8]) -> Option<String> {
+    use sha2::Digest;
+    let (&version, rest) = ciphertext.split_first()?;
+    let (&len, rest) = rest.split_first()?;
+    let sid = rest.get(..usize::from(len))?;
+    if version != 1 || sid.is_empty() {
+        return None;
+    }
+    let digest = sha2::Sha256::new()
+        .chain_update(ledgerline_protocol::constants::CTX_ROOM_SESSION_TAG.as_bytes())
+        .chain_update([0u8])
+        .chain_update(sid)
+        .finalize();
+    digest.get(..16).map(hex::encode)
+}
+
 /// A decrypted room message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Decrypted {
@@ -602,6 +622,24 @@ impl Timeline {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_session_tag_names_the_session_and_nothing_else() {
+        let mut one = OutboundRoom::new(ROOM, 0);
+        let mut two = OutboundRoom::new(ROOM, 0);
+        let a = session_tag(&one.encrypt(&text("a"))).unwrap();
+        let b = session_tag(&one.encrypt(&text("b"))).unwrap();
+        let c = session_tag(&two.encrypt(&text("a"))).unwrap();
+        assert_eq!(a, b, "one session, one tag");
+        assert_ne!(a, c, "a new session, a new tag");
+        assert_eq!(a.len(), 32);
+        assert!(a
+            .bytes()
+            .all(|x| x.is_ascii_hexdigit() && !x.is_ascii_uppercase()));
+        for junk in [&b""[..], &[1], &[1, 5, b'a'], &[2, 1, b'a', 0], &[1, 0, 0]] {
+            assert_eq!(session_tag(junk), None, "{junk:?}");
+        }
+    }
 
     const ROOM: RoomId = [4; 16];
     const A: DeviceId = DeviceId([1; 16]);

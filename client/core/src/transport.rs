@@ -620,11 +620,15 @@ impl<T: Transport> RelayClient<T> {
         room: [u8; 16],
         ciphertext: &[u8],
     ) -> Result<u64, RelayError> {
+        let path = match crate::room::session_tag(ciphertext) {
+            Some(tag) => format!("/v1/rooms/{}/messages?session={tag}", hex::encode(room)),
+            None => format!("/v1/rooms/{}/messages", hex::encode(room)),
+        };
         let v = self
             .call(
                 s,
                 "POST",
-                &format!("/v1/rooms/{}/messages", hex::encode(room)),
+                &path,
                 Some(json!({ "ciphertext": hex::encode(ciphertext) })),
             )
             .await?;

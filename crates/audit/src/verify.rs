@@ -312,11 +312,8 @@ pub struct Verifier {
     nonce_times: VecDeque<(u64, (DeviceId, [u8; 16]))>,
     /// Entries decoded and checked, waiting for their batch's signature check.
     pending: Vec<Pending>,
-    /// Access ends the bundle's whole entries cover, and the new epoch that followed.
-    rotations: Vec<Rotation>,
-    key_rotations: Vec<KeyRotation>,
-    /// Member-key versions put so far, per member: `(signed time, version)`.
-    key_versions: HashMap<MemberId, Vec<(u64, u32)>>,
+    /// What revocations oblige, and what the entries showed so far.
+    completeness: Completeness,
     /// Roster events by the SHA-256 of the request body that appended them, described.
     roster_bodies: HashMap<[u8; 32], String>,
     /// Descriptions of revocations and access ends by their time.
@@ -326,6 +323,31 @@ pub struct Verifier {
 
 /// Entries whose signatures are checked together.
 const BATCH: usize = 64;
+
+/// The offboarding obligations of a bundle and the key operations seen so far.
+#[derive(Default)]
+struct Completeness {
+    /// Files that must get a new epoch.
+    rotations: Vec<Rotation>,
+    /// Member keys that must get a new version.
+    key_rotations: Vec<KeyRotation>,
+    /// Member-key versions put so far, per member: `(signed time, version)`.
+    key_versions: HashMap<MemberId, Vec<(u64, u32)>>,
+    /// Megolm session tags seen in customer-file rooms: room → tag → first signed time.
+    room_sessions: HashMap<[u8; 16], HashMap<String, u64>>,
+}
+
+impl Completeness {
+    fn check(
+        &mut self,
+        method: &str,
+        path: &str,
+        t: u64,
+        roster: &Roster,
+    ) -> Result<(), AuditError> {
+        check_rotation(self, method, path, t, roster)
+    }
+}
 
 /// One file that must get a new epoch after `since`: someone lost access to it (`left`
 /// must not hold the new key), or a member key that could open it was exposed
@@ -475,9 +497,7 @@ impl Verifier {
             nonces: HashMap::new(),
             nonce_times: VecDeque::new(),
             pending: Vec::new(),
-            rotations: Vec::new(),
-            key_rotations: Vec::new(),
-            key_versions: HashMap::new(),
+            completeness: Completeness::default(),
             roster_bodies: HashMap::new(),
             revocations_at: BTreeMap::new(),
             entries: 0,
@@ -488,20 +508,30 @@ impl Verifier {
         self.revocations_at
             .iter()
             .filter(|(t, _)| {
-                self.rotations.iter().any(|r| r.since == **t)
-                    || self.key_rotations.iter().any(|k| k.since == **t)
+                self.completeness.rotations.iter().any(|r| r.since == **t)
+                    || self
+                        .completeness
+                        .key_rotations
+                        .iter()
+                        .any(|k| k.since == **t)
             })
             .map(|(t, what)| RevocationSummary {
                 at: format_ms(*t),
                 what: what.clone(),
                 files: self
+                    .completeness
                     .rotations
                     .iter()
                     .filter(|r| r.since == *t)
                     .map(|r| r.file)
                     .collect::<BTreeSet<_>>()
                     .len(),
-                member_keys: self.key_rotations.iter().filter(|k| k.since == *t).count(),
+                member_keys: self
+                    .completeness
+                    .key_rotations
+                    .iter()
+                    .filter(|k| k.since == *t)
+                    .count(),
             })
             .collect()
     }
@@ -638,7 +668,8 @@ impl Verifier {
         if let Some((h, ..)) = &self.header {
             if h.to_ms.is_none() {
                 let from = h.from_ms.unwrap_or(0);
-                (self.rotations, self.key_rotations) = obligations(&roster, from);
+                (self.completeness.rotations, self.completeness.key_rotations) =
+                    obligations(&roster, from);
             }
         }
         self.roster = Some(roster);
@@ -831,15 +862,8 @@ impl Verifier {
         }
         self.nonces.insert(id, index);
         self.nonce_times.push_back((head.timestamp_ms, id));
-        check_rotation(
-            &mut self.rotations,
-            &mut self.key_rotations,
-            &mut self.key_versions,
-            &head.method,
-            &head.path,
-            head.timestamp_ms,
-            roster,
-        )?;
+        self.completeness
+            .check(&head.method, &head.path, head.timestamp_ms, roster)?;
         let row = Row {
             index,
             received_ms: leaf.received_ms,
@@ -915,15 +939,25 @@ impl Verifier {
         // A revocation after the last entry has had no time to be followed by anything:
         // the next bundle checks it.
         let end = self.last_received;
-        self.rotations.retain(|r| r.since <= end);
-        self.key_rotations.retain(|k| k.since <= end);
-        if let Some(k) = self.key_rotations.iter().find(|k| k.new_version.is_none()) {
+        self.completeness.rotations.retain(|r| r.since <= end);
+        self.completeness.key_rotations.retain(|k| k.since <= end);
+        if let Some(k) = self
+            .completeness
+            .key_rotations
+            .iter()
+            .find(|k| k.new_version.is_none())
+        {
             return Err(AuditError::KeyNotRotated {
                 member: k.member,
                 since: format_ms(k.since),
             });
         }
-        if let Some(r) = self.rotations.iter().find(|r| r.new_epoch.is_none()) {
+        if let Some(r) = self
+            .completeness
+            .rotations
+            .iter()
+            .find(|r| r.new_epoch.is_none())
+        {
             return Err(AuditError::IncompleteRotation {
                 file: r.file,
                 member: r.left.or(r.fresh_key_of).unwrap_or(MemberId([0; 16])),
@@ -952,19 +986,33 @@ impl Verifier {
 /// put after `since` in a version never put before is the rotation of that key; a
 /// member key wrapped for a device that is not active is a leak.
 fn check_rotation(
-    rotations: &mut [Rotation],
-    key_rotations: &mut [KeyRotation],
-    key_versions: &mut HashMap<MemberId, Vec<(u64, u32)>>,
+    c: &mut Completeness,
     method: &str,
     path: &str,
     t: u64,
     roster: &Roster,
 ) -> Result<(), AuditError> {
-    if method != "PUT" {
+    let Completeness {
+        rotations,
+        key_rotations,
+        key_versions,
+        room_sessions,
+    } = c;
+    // Reads change no key: most entries end here, before any parsing.
+    if method != "POST" && method != "PUT" {
         return Ok(());
     }
     let (route, query) = path.split_once('?').unwrap_or((path, ""));
     let parts: Vec<&str> = route.split('/').collect();
+    if method == "POST" {
+        if let ["", "v1", "rooms", room, "messages"] = parts.as_slice() {
+            return check_room_session(rotations, room_sessions, room, query, t);
+        }
+        return Ok(());
+    }
+    if method != "PUT" {
+        return Ok(());
+    }
     match parts.as_slice() {
         ["", "v1", "members", m, "keys", v, d] => {
             let (Ok(member), Ok(version), Ok(device)) = (
@@ -1043,6 +1091,45 @@ fn check_rotation(
         }
         _ => Ok(()),
     }
+}
+
+/// A message in a customer file's room (its id is the file's) with the sender's session
+/// tag: after someone lost access to the file (or a key that could read it), no message may
+/// use a session that was in use in that room before — its key reached the revoked devices.
+fn check_room_session(
+    rotations: &[Rotation],
+    room_sessions: &mut HashMap<[u8; 16], HashMap<String, u64>>,
+    room: &str,
+    query: &str,
+    t: u64,
+) -> Result<(), AuditError> {
+    let Ok(file) = room.parse::<FileId>() else {
+        return Ok(());
+    };
+    let Some(tag) = query
+        .split('&')
+        .find_map(|kv| kv.strip_prefix("session="))
+        .filter(|tag| tag.len() == 32)
+    else {
+        return Ok(());
+    };
+    let seen = room_sessions.entry(file.0).or_default();
+    let first = *seen.entry(tag.to_owned()).or_insert(t);
+    if let Some(r) = rotations
+        .iter()
+        .find(|r| r.file == file && first < r.since && t >= r.since)
+    {
+        return Err(AuditError::IncompleteRotation {
+            file,
+            member: r.left.or(r.fresh_key_of).unwrap_or(MemberId([0; 16])),
+            since: format_ms(r.since),
+            what: format!(
+                "a message at {} used the room session {tag}, which they could read (it was in use before)",
+                format_ms(t)
+            ),
+        });
+    }
+    Ok(())
 }
 
 /// A new epoch of `file` started at `t`, wrapped for `holders` when the path names them.

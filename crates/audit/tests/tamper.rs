@@ -527,6 +527,75 @@ fn a_removal_needs_a_new_epoch_that_the_removed_member_never_gets() {
     assert!(e.to_string().contains("wrapped for them"), "{e}");
 }
 
+/// Like `removal`, with the owner's messages in the file's room: `before` at T0+65 s (with
+/// session tag `a…`), then the new epoch, then `after` (method and path templates).
+fn removal_with_messages(after: &[(&str, &str)]) -> Result<(Summary, Vec<Row>), AuditError> {
+    use ledgerline_protocol::ids::FileId;
+    let mut w = World::new();
+    let anna = match &w.events[2].body.kind {
+        EventKind::MemberAdded { member, .. } => *member,
+        _ => unreachable!(),
+    };
+    let file = FileId([0x44; 16]);
+    let owner = w.owner.clone();
+    w.event(
+        &owner,
+        T0 + 60_000,
+        EventKind::FileAccessGranted { file, member: anna },
+    );
+    w.event(
+        &owner,
+        T0 + 70_000,
+        EventKind::FileAccessRemoved { file, member: anna },
+    );
+    let owner_dev = w.devices[0].0;
+    let old_tag = "a".repeat(32);
+    let f = file.to_hex();
+    let mut leaves: Vec<(u64, String, String)> = vec![
+        (
+            55_000,
+            "PUT".into(),
+            format!("/v1/members/{}/keys/2/{owner_dev}", anna.to_hex()),
+        ),
+        (
+            65_000,
+            "POST".into(),
+            format!("/v1/rooms/{f}/messages?session={old_tag}"),
+        ),
+        (
+            71_000,
+            "PUT".into(),
+            format!("/v1/files/{f}/epochs/1?holders="),
+        ),
+    ];
+    for (i, (method, path)) in after.iter().enumerate() {
+        leaves.push((
+            72_000 + i as u64,
+            (*method).to_owned(),
+            path.replace("{f}", &f).replace("{old}", &old_tag),
+        ));
+    }
+    leaves.push((90_000, "GET".into(), "/v1/files/00/records".into()));
+    for (t, method, path) in leaves {
+        let leaf = w.leaf(0, &method, &path, T0 + t);
+        w.leaves.push(leaf);
+    }
+    let n = w.leaves.len();
+    let cps = vec![w.checkpoint(n)];
+    run(&bundle(&w, &cps, n as u64, 0..n), Options::default())
+}
+
+#[test]
+fn a_room_session_the_removed_member_could_read_is_not_used_after() {
+    let fresh = format!("/v1/rooms/{{f}}/messages?session={}", "b".repeat(32));
+    assert!(removal_with_messages(&[("POST", fresh.as_str())]).is_ok());
+    // No tag (an older client): nothing to judge.
+    assert!(removal_with_messages(&[("POST", "/v1/rooms/{f}/messages")]).is_ok());
+    let e = removal_with_messages(&[("POST", "/v1/rooms/{f}/messages?session={old}")]).unwrap_err();
+    assert_eq!(e.class(), "incomplete_rotation");
+    assert!(e.to_string().contains("room session"), "{e}");
+}
+
 #[test]
 fn a_removal_is_checked_on_the_holders_a_new_epoch_names() {
     assert!(removal(&["/v1/files/{f}/epochs/1?holders="]).is_ok());

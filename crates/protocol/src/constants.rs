@@ -17,6 +17,10 @@ pub const CTX_ONE_TIME_KEY: &str = "ledgerline/v1/one-time-key";
 /// Signing context of a record envelope (`records.md`).
 pub const CTX_RECORD: &str = "ledgerline/v1/record";
 
+/// Hash context of the session tag a sender states with a room message
+/// (`client-payloads.md`, "Session tags").
+pub const CTX_ROOM_SESSION_TAG: &str = "ledgerline/v1/room-session-tag";
+
 /// Hash context of an invitation code's checksum (`invites.md`).
 pub const CTX_INVITE_CODE: &str = "ledgerline/v1/invite-code";
 /// Hash context of an invitation's mailbox id on the relay (`invites.md`).

@@ -26,8 +26,9 @@ use std::time::Instant;
 
 /// Requests in flight while rotating.
 const IN_FLIGHT: usize = 16;
-/// Files between two commits of the job's progress.
-const COMMIT_EVERY: usize = 128;
+/// Files prepared at once (their requests then go 16 at a time). Progress is committed
+/// once, at the end: a crash re-sends, and what had landed is recognised by its link.
+const CHUNK: usize = 128;
 /// Rounds over the files left (a round retries what a concurrent change refused).
 const ROUNDS: usize = 3;
 
@@ -623,7 +624,7 @@ impl Profile {
             .iter()
             .map(|(f, k)| (*f, k.clone()))
             .collect();
-        for chunk in files.chunks(COMMIT_EVERY) {
+        for chunk in files.chunks(CHUNK) {
             let mut ready = Vec::with_capacity(chunk.len());
             for (file, key_hex) in chunk {
                 let new = super::key32(key_hex)
@@ -688,7 +689,6 @@ impl Profile {
                     }
                 }
             }
-            self.commit()?;
             progress(&progress_of(&self.rotation));
             if refresh_roster {
                 self.sync_roster(&mut SyncReport::default()).await?;
