@@ -12,8 +12,10 @@
     clippy::indexing_slicing
 )]
 
+mod inproc;
+
 use clap::Parser;
-use ledgerline_client_core::profile::{Conversation, Profile, Unlock};
+use ledgerline_client_core::profile::{Conversation, Profile};
 use ledgerline_client_core::room::RoomEvent;
 use ledgerline_protocol::ids::{FileId, FirmId, MemberId};
 use ledgerline_protocol::keys::{EpochKey, MemberKey};
@@ -21,7 +23,6 @@ use ledgerline_protocol::roster::Role;
 use ledgerline_protocol::wrap::{
     chain_epoch_key, wrap_epoch_key, EpochChainContext, EpochKeyContext, Holder,
 };
-use ledgerline_relay::config::Config;
 use rand_chacha::rand_core::SeedableRng;
 use std::time::Instant;
 use vodozemac::olm::{Account, SessionConfig};
@@ -42,10 +43,6 @@ struct Args {
     /// Remaining members with access to each file (besides the admin).
     #[arg(long, default_value_t = 3)]
     per_file: usize,
-}
-
-fn unlock() -> Unlock {
-    Unlock::Passphrase(zeroize::Zeroizing::new("bench".to_owned()))
 }
 
 /// Raw ceiling: epoch-key wraps (and links, the same construction) per second.
@@ -100,29 +97,31 @@ fn raw_olm_per_s(n: usize) -> f64 {
 async fn main() {
     let args = Args::parse();
     let tmp = tempfile::tempdir().unwrap();
-    let config = Config {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        data_dir: tmp.path().join("relay"),
-        rate_per_second: 1_000_000,
-        rate_burst: 1_000_000,
-        ..Config::default()
-    };
-    let relay = ledgerline_relay::server::Running::start(config)
-        .await
-        .unwrap();
-    let url = format!("http://{}", relay.addr);
+    let (relay, url) = inproc::relay(tmp.path()).await;
     let setup = Instant::now();
 
-    let mut owner = Profile::create_firm(&tmp.path().join("owner"), unlock(), &url, "B", "Ewa")
-        .await
-        .unwrap();
+    let mut owner = Profile::create_firm(
+        &tmp.path().join("owner"),
+        inproc::unlock(),
+        &url,
+        "B",
+        "Ewa",
+    )
+    .await
+    .unwrap();
     let mut people = Vec::new();
     for i in 0..=args.members {
         let name = format!("m{i}");
         let code = owner.invite(&name, Role::Member).await.unwrap();
-        let (mut p, fp) = Profile::join(&tmp.path().join(&name), unlock(), &url, &code, &name)
-            .await
-            .unwrap();
+        let (mut p, fp) = Profile::join(
+            &tmp.path().join(&name),
+            inproc::unlock(),
+            &url,
+            &code,
+            &name,
+        )
+        .await
+        .unwrap();
         owner.approve(&name, &fp).await.unwrap();
         p.sync().await.unwrap(); // publishes its prekeys
         people.push(p);

@@ -12,12 +12,13 @@
     clippy::indexing_slicing
 )]
 
+mod inproc;
+
 use clap::Parser;
-use ledgerline_client_core::profile::{Conversation, Profile, Unlock};
+use ledgerline_client_core::profile::{Conversation, Profile};
 use ledgerline_client_core::room::{OutboundRoom, RoomEvent};
 use ledgerline_protocol::ids::DeviceId;
 use ledgerline_protocol::roster::Role;
-use ledgerline_relay::config::Config;
 use std::collections::BTreeSet;
 use std::time::Instant;
 use vodozemac::megolm::{InboundGroupSession, MegolmMessage, SessionConfig, SessionKey};
@@ -76,35 +77,32 @@ fn raw_decrypt_rate(n: usize) -> f64 {
     n as f64 / start.elapsed().as_secs_f64()
 }
 
-fn unlock() -> Unlock {
-    Unlock::Passphrase(zeroize::Zeroizing::new("bench".to_owned()))
-}
-
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let args = Args::parse();
     let tmp = tempfile::tempdir().unwrap();
-    let config = Config {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        data_dir: tmp.path().join("relay"),
-        rate_per_second: 1_000_000,
-        rate_burst: 1_000_000,
-        ..Config::default()
-    };
-    let relay = ledgerline_relay::server::Running::start(config)
-        .await
-        .unwrap();
-    let addr = relay.addr;
-    let url = format!("http://{addr}");
+    let (relay, url) = inproc::relay(tmp.path()).await;
 
     // A firm of two; the file is granted to both.
-    let mut owner = Profile::create_firm(&tmp.path().join("owner"), unlock(), &url, "B", "Ewa")
-        .await
-        .unwrap();
+    let mut owner = Profile::create_firm(
+        &tmp.path().join("owner"),
+        inproc::unlock(),
+        &url,
+        "B",
+        "Ewa",
+    )
+    .await
+    .unwrap();
     let code = owner.invite("Anna", Role::Member).await.unwrap();
-    let (mut anna, fp) = Profile::join(&tmp.path().join("anna"), unlock(), &url, &code, "Anna")
-        .await
-        .unwrap();
+    let (mut anna, fp) = Profile::join(
+        &tmp.path().join("anna"),
+        inproc::unlock(),
+        &url,
+        &code,
+        "Anna",
+    )
+    .await
+    .unwrap();
     owner.approve("Anna", &fp).await.unwrap();
     anna.sync().await.unwrap();
     let file = owner.create_file("Benchmark sp. z o.o.").await.unwrap();

@@ -1493,6 +1493,20 @@ fn relay_rows(data: &Path, sql: &str) -> Vec<Vec<String>> {
     .collect()
 }
 
+/// The auditor exports a bundle and verifies it offline: the run, its rows, and the
+/// summary line when it verified.
+async fn audit_now(auditor: &Path, dir: &Path, name: &str) -> (Run, Vec<Value>, Option<Value>) {
+    let bundle = dir.join(name);
+    ok(
+        auditor,
+        &["audit", "export", "--out", bundle.to_str().unwrap()],
+    )
+    .await;
+    let (run, rows) = verify_bundle(&dir.join("nobody"), &bundle).await;
+    let summary = rows.iter().find(|r| r["ok"] == true).cloned();
+    (run, rows, summary)
+}
+
 fn file_id(v: &Value, name: &str) -> String {
     v["files"]
         .as_array()
@@ -1619,13 +1633,7 @@ async fn offboarding_cuts_a_member_off_at_once_and_rotates_everything_they_held(
     assert!(r.stderr.contains("revoked_device"), "{}", r.stderr);
 
     // An auditor sees the revocation without its rotation.
-    let bundle = dir.path().join("audyt-1.jsonl");
-    ok(
-        &auditor,
-        &["audit", "export", "--out", bundle.to_str().unwrap()],
-    )
-    .await;
-    let (v, _) = verify_bundle(&dir.path().join("nobody"), &bundle).await;
+    let (v, _, _) = audit_now(&auditor, dir.path(), "audyt-1.jsonl").await;
     assert_ne!(v.code, 0);
     assert!(v.stderr.contains("incomplete_rotation"), "{}", v.stderr);
     assert!(v.stderr.contains("no new epoch"), "{}", v.stderr);
@@ -1666,15 +1674,9 @@ async fn offboarding_cuts_a_member_off_at_once_and_rotates_everything_they_held(
     );
 
     // Now complete, and the report says so.
-    let bundle = dir.path().join("audyt-2.jsonl");
-    ok(
-        &auditor,
-        &["audit", "export", "--out", bundle.to_str().unwrap()],
-    )
-    .await;
-    let (v, rows) = verify_bundle(&dir.path().join("nobody"), &bundle).await;
+    let (v, rows, summary) = audit_now(&auditor, dir.path(), "audyt-2.jsonl").await;
     assert_eq!(v.code, 0, "{}", v.stderr);
-    let summary = rows.iter().find(|r| r["ok"] == true).unwrap();
+    let summary = summary.unwrap();
     let revocations = &summary["summary"]["revocations"];
     assert!(
         revocations
@@ -1796,15 +1798,9 @@ async fn offboarding_cuts_a_member_off_at_once_and_rotates_everything_they_held(
         newest[0][0], "2",
         "F3's new epoch is wrapped under Anna's new key"
     );
-    let bundle = dir.path().join("audyt-3.jsonl");
-    ok(
-        &auditor,
-        &["audit", "export", "--out", bundle.to_str().unwrap()],
-    )
-    .await;
-    let (v, rows) = verify_bundle(&dir.path().join("nobody"), &bundle).await;
+    let (v, _, summary) = audit_now(&auditor, dir.path(), "audyt-3.jsonl").await;
     assert_eq!(v.code, 0, "{}", v.stderr);
-    let summary = rows.iter().find(|r| r["ok"] == true).unwrap();
+    let summary = summary.unwrap();
     let revocations = summary["summary"]["revocations"].as_array().unwrap();
     assert_eq!(revocations.len(), 2, "{summary}");
     assert_eq!(

@@ -1534,18 +1534,28 @@ impl Profile {
             let key = out.share(self.id.device, devices);
             self.deliver_key(&key, &reached).await?;
             let _ = self.timeline.add_key(self.id.device, &key);
-            let later: BTreeSet<DeviceId> = missing
-                .iter()
-                .filter(|d| **d != self.id.device && !reached.contains(d))
-                .copied()
-                .collect();
-            if later.is_empty() {
-                self.local.undelivered.remove(&hex::encode(room));
-            } else {
-                self.local.undelivered.insert(hex::encode(room), later);
-            }
+            self.note_undelivered(room, missing.iter(), |d| reached.contains(d));
         }
         Ok(reached_now)
+    }
+
+    /// Remembers which of `audience` (other than this device) a room key did not reach,
+    /// for a later sync to deliver.
+    fn note_undelivered<'a>(
+        &mut self,
+        room: [u8; 16],
+        audience: impl Iterator<Item = &'a DeviceId>,
+        reached: impl Fn(&DeviceId) -> bool,
+    ) {
+        let later: BTreeSet<DeviceId> = audience
+            .filter(|d| **d != self.id.device && !reached(d))
+            .copied()
+            .collect();
+        if later.is_empty() {
+            self.local.undelivered.remove(&hex::encode(room));
+        } else {
+            self.local.undelivered.insert(hex::encode(room), later);
+        }
     }
 
     /// The devices a conversation's room key goes to. File rooms: from the verified roster.

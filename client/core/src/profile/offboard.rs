@@ -26,6 +26,8 @@ use std::time::Instant;
 
 /// Requests in flight while rotating.
 const IN_FLIGHT: usize = 16;
+/// Most to-device messages in one request (the relay's limit).
+const TO_DEVICE_BATCH: usize = 1000;
 /// Files prepared at once (their requests then go 16 at a time). Progress is committed
 /// once, at the end: a crash re-sends, and what had landed is recognised by its link.
 const CHUNK: usize = 128;
@@ -383,8 +385,8 @@ impl Profile {
 
     /// Replaces every outbound room session of this device that had reached a revoked
     /// device with a new one, shared over Olm with the devices allowed now: audiences
-    /// fetched concurrently, sessions made and keys encrypted here, then the to-device
-    /// batches sent concurrently. (A crash before this is harmless: the next message
+    /// fetched concurrently, sessions made and keys encrypted here, then the keys sent in
+    /// batches of up to 1,000. (A crash before this is harmless: the next message
     /// notices the changed audience.)
     async fn rotate_room_sessions(
         &mut self,
@@ -479,16 +481,7 @@ impl Profile {
                 .filter(|d| reached.contains(d))
                 .copied()
                 .collect();
-            let later: BTreeSet<DeviceId> = devices
-                .iter()
-                .filter(|d| **d != self.id.device && !reached.contains(d))
-                .copied()
-                .collect();
-            if later.is_empty() {
-                self.local.undelivered.remove(&hex::encode(room));
-            } else {
-                self.local.undelivered.insert(hex::encode(room), later);
-            }
+            self.note_undelivered(room, devices.iter(), |d| reached.contains(d));
             let batch = self.seal_key_for(&key, &to)?;
             report.olm_shares += batch.len() as u64;
             report.room_sessions += 1;
@@ -498,15 +491,12 @@ impl Profile {
         }
         // The new sessions are kept before their keys leave: a message sent later uses them.
         self.commit()?;
-        let relay = &self.relay;
-        let account = &self.account;
-        let sent: Vec<std::result::Result<_, RelayError>> = stream::iter(batches.iter())
-            .map(|b| relay.send_to_device(account, b))
-            .buffer_unordered(IN_FLIGHT)
-            .collect()
-            .await;
-        for res in sent {
-            res?;
+        // In room order, in as few requests as the relay takes (1,000 messages each) and
+        // one after the other: a device's Olm messages then arrive in the order they were
+        // encrypted (a receiver keeps only a few skipped message keys).
+        let all: Vec<(DeviceId, Vec<u8>)> = batches.into_iter().flatten().collect();
+        for chunk in all.chunks(TO_DEVICE_BATCH) {
+            self.relay.send_to_device(&self.account, chunk).await?;
         }
         report.room_ms = ms(t);
         Ok(())
