@@ -1570,8 +1570,13 @@ async fn offboarding_cuts_a_member_off_at_once_and_rotates_everything_they_held(
     }
     ok(&f.owner, &["chat", "send", FILE, "przed odejściem"]).await;
     ok(&f.bartek, &["chat", "send", FILE, "moja notatka"]).await;
-    // Anna's own session reaches Bartek too; the auditor checks she replaced it.
+    // Anna's own session reaches Bartek too; the auditor checks she replaced it — also
+    // for a message she queued offline before the revocation and sends after it.
     ok(&f.anna, &["chat", "send", FILE, "dzień dobry"]).await;
+    relay.stop().await;
+    let queued = ll(&f.anna, &["chat", "send", FILE, "w kolejce"]).await;
+    assert_eq!(queued.code, 75, "{}", queued.stderr);
+    relay.restart().await;
     let doc1 = dir.path().join("Faktura 01.pdf");
     std::fs::write(&doc1, vec![0x41u8; 50_000]).unwrap();
     ok(&f.owner, &["doc", "upload", FILE, doc1.to_str().unwrap()]).await;
@@ -1657,6 +1662,9 @@ async fn offboarding_cuts_a_member_off_at_once_and_rotates_everything_they_held(
     // Resumed: recognised as done, nothing started twice, nothing skipped.
     let s = ok(&f.owner, &["sync"]).await;
     assert_eq!(s["rotated_files"], 2, "{s}");
+    // Anna comes back online: her queued message leaves under a new session.
+    let s = ok(&f.anna, &["sync"]).await;
+    assert_eq!(s["sent"], 1, "{s}");
     assert_eq!(links(&data), landed);
     let mut rotated: Vec<String> = landed.iter().map(|r| r[0].to_lowercase()).collect();
     rotated.sort();
@@ -1708,6 +1716,8 @@ async fn offboarding_cuts_a_member_off_at_once_and_rotates_everything_they_held(
     for text in [
         "przed odejściem",
         "moja notatka",
+        "dzień dobry",
+        "w kolejce",
         "po odejściu: tajne dane",
         "nowy plan",
     ] {

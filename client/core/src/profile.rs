@@ -258,6 +258,11 @@ struct FileState {
 struct Outgoing {
     room: String,
     ciphertext: String,
+    /// The event itself (the local store is encrypted at rest): if the room's session
+    /// was replaced before this leaves (a revocation while offline), it is sealed again
+    /// under the new one rather than sent under a key a revoked device holds.
+    #[serde(default)]
+    event: Option<RoomEvent>,
 }
 
 /// Everything else the profile keeps, in one state entry (written in every commit).
@@ -1470,6 +1475,7 @@ impl Profile {
         self.local.outbox.push(Outgoing {
             room: hex::encode(room),
             ciphertext: hex::encode(&ciphertext),
+            event: Some(event),
         });
         self.commit()?;
         if offline {
@@ -2025,12 +2031,62 @@ impl Profile {
                 self.local.outbox.remove(0);
                 continue;
             };
+            let ct = self.reseal_if_replaced(room, &o, ct, report).await?;
             self.relay.send_message(&self.account, room, &ct).await?;
             self.local.outbox.remove(0);
             self.commit()?;
             report.sent += 1;
         }
         Ok(())
+    }
+
+    /// A queued message whose session is no longer this device's current one for the
+    /// room (replaced after a revocation, or by the rotation policy) is encrypted again
+    /// under a session for the audience allowed now; the outbox entry is updated first.
+    async fn reseal_if_replaced(
+        &mut self,
+        room: [u8; 16],
+        o: &Outgoing,
+        ct: Vec<u8>,
+        report: &mut SyncReport,
+    ) -> Result<Vec<u8>> {
+        let Some(event) = &o.event else {
+            return Ok(ct);
+        };
+        let current = self.outbound.get(&room).map(OutboundRoom::session_id);
+        let queued = crate::room::session_id_of(&ct);
+        let to = if self.local.rooms.contains_key(&o.room) {
+            Conversation::Room(room)
+        } else {
+            Conversation::File(FileId(room))
+        };
+        let devices = match self.audience(to, false).await {
+            Ok(d) => d,
+            // No longer allowed in: the relay refuses it, as it should.
+            Err(ClientError::NotAllowed(_) | ClientError::NotFound(_)) => return Ok(ct),
+            Err(e) => return Err(e),
+        };
+        let stale_audience = self
+            .outbound
+            .get(&room)
+            .is_some_and(|out| !out.shared_with().is_subset(&devices));
+        if current.is_some() && current.as_deref() == queued.as_deref() && !stale_audience {
+            return Ok(ct);
+        }
+        if stale_audience {
+            self.outbound.remove(&room);
+        }
+        self.ensure_session(room, &devices, false, report).await?;
+        let out = self
+            .outbound
+            .get_mut(&room)
+            .ok_or_else(|| ClientError::Integrity("outbound session".into()))?;
+        let fresh = out.encrypt(event);
+        if let Some(first) = self.local.outbox.first_mut() {
+            first.ciphertext = hex::encode(&fresh);
+        }
+        self.commit()?;
+        Ok(fresh)
     }
 
     async fn sync_inner(&mut self, report: &mut SyncReport) -> Result<()> {

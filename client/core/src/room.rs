@@ -229,6 +229,11 @@ impl OutboundRoom {
         })
     }
 
+    /// The id of the current Megolm session.
+    pub fn session_id(&self) -> String {
+        self.session.session_id()
+    }
+
     /// The room.
     pub fn room(&self) -> RoomId {
         self.room
@@ -264,22 +269,28 @@ impl OutboundRoom {
     }
 }
 
-/// The tag a sender states for the Megolm session of a room ciphertext
-/// (`protocol-spec/client-payloads.md`, "Session tags"): the first 16 bytes of
-/// SHA-256(`CTX_ROOM_SESSION_TAG` || 0x00 || session id), lowercase hex. `None` if the
-/// ciphertext does not start with a session id.
-pub fn session_tag(ciphertext: &[u8]) -> Option<String> {
-    use sha2::Digest;
+/// The session id at the head of a room ciphertext, if it has one.
+pub fn session_id_of(ciphertext: &[u8]) -> Option<String> {
     let (&version, rest) = ciphertext.split_first()?;
     let (&len, rest) = rest.split_first()?;
     let sid = rest.get(..usize::from(len))?;
     if version != 1 || sid.is_empty() {
         return None;
     }
+    String::from_utf8(sid.to_vec()).ok()
+}
+
+/// The tag a sender states for the Megolm session of a room ciphertext
+/// (`protocol-spec/client-payloads.md`, "Session tags"): the first 16 bytes of
+/// SHA-256(`CTX_ROOM_SESSION_TAG` || 0x00 || session id), lowercase hex. `None` if the
+/// ciphertext does not start with a session id.
+pub fn session_tag(ciphertext: &[u8]) -> Option<String> {
+    use sha2::Digest;
+    let sid = session_id_of(ciphertext)?;
     let digest = sha2::Sha256::new()
         .chain_update(ledgerline_protocol::constants::CTX_ROOM_SESSION_TAG.as_bytes())
         .chain_update([0u8])
-        .chain_update(sid)
+        .chain_update(sid.as_bytes())
         .finalize();
     digest.get(..16).map(hex::encode)
 }

@@ -491,12 +491,21 @@ impl Profile {
         }
         // The new sessions are kept before their keys leave: a message sent later uses them.
         self.commit()?;
-        // In room order, in as few requests as the relay takes (1,000 messages each) and
-        // one after the other: a device's Olm messages then arrive in the order they were
-        // encrypted (a receiver keeps only a few skipped message keys).
-        let all: Vec<(DeviceId, Vec<u8>)> = batches.into_iter().flatten().collect();
-        for chunk in all.chunks(TO_DEVICE_BATCH) {
-            self.relay.send_to_device(&self.account, chunk).await?;
+        // Grouped by device, each device's keys in room order and never split between two
+        // requests, so that the requests can go concurrently while every device still
+        // receives its Olm messages in the order they were encrypted (a receiver keeps
+        // only a few skipped message keys). At most 1,000 messages a request.
+        let (requests, in_order) =
+            to_device_requests(batches.into_iter().flatten().collect(), TO_DEVICE_BATCH);
+        let relay = &self.relay;
+        let account = &self.account;
+        let sent: Vec<std::result::Result<_, RelayError>> = stream::iter(requests.iter())
+            .map(|r| relay.send_to_device(account, r))
+            .buffered(if in_order { 1 } else { IN_FLIGHT })
+            .collect()
+            .await;
+        for res in sent {
+            res?;
         }
         report.room_ms = ms(t);
         Ok(())
@@ -800,6 +809,41 @@ impl Profile {
     }
 }
 
+/// Splits to-device messages into requests of at most `max`: grouped by device (stable:
+/// each device's messages keep their order), a device's group never split unless it is
+/// larger than `max` — then the second value says the requests must go in order.
+fn to_device_requests(
+    mut all: Vec<(DeviceId, Vec<u8>)>,
+    max: usize,
+) -> (Vec<Vec<(DeviceId, Vec<u8>)>>, bool) {
+    all.sort_by_key(|(d, _)| *d);
+    let mut requests: Vec<Vec<(DeviceId, Vec<u8>)>> = vec![Vec::new()];
+    let mut in_order = false;
+    let mut rest = all.as_slice();
+    while let Some((first, _)) = rest.first() {
+        let n = rest.iter().take_while(|(d, _)| d == first).count();
+        in_order |= n > max;
+        let (group, tail) = rest.split_at(n);
+        rest = tail;
+        if requests
+            .last()
+            .is_some_and(|r| !r.is_empty() && r.len() + group.len() > max)
+        {
+            requests.push(Vec::new());
+        }
+        for chunk in group.chunks(max.max(1)) {
+            match requests.last_mut() {
+                Some(last) if last.is_empty() || last.len() + chunk.len() <= max => {
+                    last.extend_from_slice(chunk)
+                }
+                _ => requests.push(chunk.to_vec()),
+            }
+        }
+    }
+    requests.retain(|r| !r.is_empty());
+    (requests, in_order)
+}
+
 fn progress_of(j: &RotationJob) -> RotationProgress {
     RotationProgress {
         member_keys_done: j
@@ -821,4 +865,47 @@ fn ms(since: Instant) -> u64 {
 
 fn ms_between(from: Instant, to: Instant) -> u64 {
     u64::try_from(to.saturating_duration_since(from).as_millis()).unwrap_or(u64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_batches_keep_each_devices_order_and_never_split_a_device() {
+        let d = |i: u8| DeviceId([i; 16]);
+        // Room-major order, as the rotation produces it: room r to devices 1..=5.
+        let all: Vec<(DeviceId, Vec<u8>)> = (0..30u8)
+            .flat_map(|r| (1..=5u8).map(move |i| (d(i), vec![r])))
+            .collect();
+        let (requests, in_order) = to_device_requests(all.clone(), 70);
+        assert!(!in_order);
+        assert!(requests.iter().all(|r| r.len() <= 70 && !r.is_empty()));
+        assert_eq!(requests.iter().map(Vec::len).sum::<usize>(), all.len());
+        for i in 1..=5u8 {
+            let holding: Vec<usize> = (0..requests.len())
+                .filter(|k| requests[*k].iter().any(|(x, _)| *x == d(i)))
+                .collect();
+            assert_eq!(holding.len(), 1, "device {i} split across requests");
+            let rooms: Vec<u8> = requests[holding[0]]
+                .iter()
+                .filter(|(x, _)| *x == d(i))
+                .map(|(_, m)| m[0])
+                .collect();
+            assert_eq!(
+                rooms,
+                (0..30).collect::<Vec<u8>>(),
+                "device {i} out of order"
+            );
+        }
+        // A device with more than one request holds: split, and sent in order.
+        let (requests, in_order) = to_device_requests(all, 20);
+        assert!(in_order);
+        assert!(requests.iter().all(|r| r.len() <= 20));
+        let flat: Vec<(DeviceId, u8)> =
+            requests.iter().flatten().map(|(x, m)| (*x, m[0])).collect();
+        let mut sorted = flat.clone();
+        sorted.sort_by_key(|(x, _)| *x);
+        assert_eq!(flat, sorted, "in order, device by device, rooms in order");
+    }
 }
