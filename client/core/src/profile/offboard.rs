@@ -809,15 +809,15 @@ impl Profile {
     }
 }
 
+/// To-device messages: recipient and Olm ciphertext.
+type Batch = Vec<(DeviceId, Vec<u8>)>;
+
 /// Splits to-device messages into requests of at most `max`: grouped by device (stable:
 /// each device's messages keep their order), a device's group never split unless it is
 /// larger than `max` — then the second value says the requests must go in order.
-fn to_device_requests(
-    mut all: Vec<(DeviceId, Vec<u8>)>,
-    max: usize,
-) -> (Vec<Vec<(DeviceId, Vec<u8>)>>, bool) {
+fn to_device_requests(mut all: Batch, max: usize) -> (Vec<Batch>, bool) {
     all.sort_by_key(|(d, _)| *d);
-    let mut requests: Vec<Vec<(DeviceId, Vec<u8>)>> = vec![Vec::new()];
+    let mut requests: Vec<Batch> = vec![Vec::new()];
     let mut in_order = false;
     let mut rest = all.as_slice();
     while let Some((first, _)) = rest.first() {
