@@ -28,8 +28,8 @@ use std::time::Instant;
 const IN_FLIGHT: usize = 16;
 /// Most to-device messages in one request (the relay's limit).
 const TO_DEVICE_BATCH: usize = 1000;
-/// Files between two progress reports. Progress is committed once, at the end: a crash
-/// re-sends, and what had landed is recognised by its link.
+/// Files prepared at once (their requests then go 16 at a time). Progress is committed
+/// once, at the end: a crash re-sends, and what had landed is recognised by its link.
 const CHUNK: usize = 128;
 /// Rounds over the files left (a round retries what a concurrent change refused).
 const ROUNDS: usize = 3;
@@ -210,7 +210,7 @@ impl Profile {
             )
             .await?;
         }
-        self.run_rotation(&mut |_| {}, &mut RotationReport::default(), None)
+        self.run_rotation(&mut |_| {}, &mut RotationReport::default())
             .await?;
         self.current_epoch(file)
             .map(|(e, _)| e)
@@ -278,7 +278,7 @@ impl Profile {
         let start = Instant::now();
         let sent = self.relay.requests_sent();
         let mut report = RotationReport::default();
-        self.run_rotation(progress, &mut report, None).await?;
+        self.run_rotation(progress, &mut report).await?;
         report.total_ms = ms(start);
         report.requests = self.relay.requests_sent() - sent;
         Ok(Some(report))
@@ -375,8 +375,8 @@ impl Profile {
         let acknowledged = self.append_triggers().await?;
         report.refused_after_ms = ms_between(start, acknowledged.unwrap_or_else(Instant::now));
         super::crash_after_revocation();
-        let revoked: BTreeSet<DeviceId> = revoked.into_iter().collect();
-        self.run_rotation(progress, &mut report, Some(&revoked))
+        self.run_rotation(progress, &mut report).await?;
+        self.rotate_room_sessions(&revoked.into_iter().collect(), &mut report)
             .await?;
         report.total_ms = ms(start);
         report.requests = self.relay.requests_sent() - sent;
@@ -384,16 +384,15 @@ impl Profile {
     }
 
     /// Replaces every outbound room session of this device that had reached a revoked
-    /// device with a new one for the devices allowed now: audiences fetched concurrently,
-    /// sessions made, kept, and their keys Olm-encrypted here; returns the to-device
-    /// requests that carry them (sent by [`send_room_keys`], alongside the new epochs).
-    /// A crash before they leave is harmless: the next message notices the changed
-    /// audience.
-    async fn prepare_room_keys(
+    /// device with a new one, shared over Olm with the devices allowed now: audiences
+    /// fetched concurrently, sessions made and keys encrypted here, then the keys sent in
+    /// batches of up to 1,000. (A crash before this is harmless: the next message
+    /// notices the changed audience.)
+    async fn rotate_room_sessions(
         &mut self,
         revoked: &BTreeSet<DeviceId>,
         report: &mut RotationReport,
-    ) -> Result<(Vec<Batch>, bool)> {
+    ) -> Result<()> {
         let t = Instant::now();
         let rooms: Vec<[u8; 16]> = self
             .outbound
@@ -496,11 +495,20 @@ impl Profile {
         // requests, so that the requests can go concurrently while every device still
         // receives its Olm messages in the order they were encrypted (a receiver keeps
         // only a few skipped message keys). At most 1,000 messages a request.
-        report.room_ms += ms(t);
-        Ok(to_device_requests(
-            batches.into_iter().flatten().collect(),
-            TO_DEVICE_BATCH,
-        ))
+        let (requests, in_order) =
+            to_device_requests(batches.into_iter().flatten().collect(), TO_DEVICE_BATCH);
+        let relay = &self.relay;
+        let account = &self.account;
+        let sent: Vec<std::result::Result<_, RelayError>> = stream::iter(requests.iter())
+            .map(|r| relay.send_to_device(account, r))
+            .buffered(if in_order { 1 } else { IN_FLIGHT })
+            .collect()
+            .await;
+        for res in sent {
+            res?;
+        }
+        report.room_ms = ms(t);
+        Ok(())
     }
 
     /// Appends the job's roster events that have not landed yet.
@@ -529,27 +537,16 @@ impl Profile {
         &mut self,
         progress: &mut dyn FnMut(&RotationProgress),
         report: &mut RotationReport,
-        revoked: Option<&BTreeSet<DeviceId>>,
     ) -> Result<()> {
         self.append_triggers().await?;
         progress(&progress_of(&self.rotation));
         self.rotate_member_keys(report).await?;
         progress(&progress_of(&self.rotation));
-        let mut room_keys = match revoked {
-            Some(revoked) => Some(self.prepare_room_keys(revoked, report).await?),
-            None => None,
-        };
         for _ in 0..ROUNDS {
             if self.rotation.files.is_empty() {
                 break;
             }
-            self.rotate_files(progress, report, room_keys.take())
-                .await?;
-        }
-        if let Some(keys) = room_keys.take() {
-            let t = Instant::now();
-            send_room_keys(&self.relay, &self.account, keys).await?;
-            report.room_ms += ms(t);
+            self.rotate_files(progress, report).await?;
         }
         report.files_left = self.rotation.files.len() as u64;
         if report.files_left > 0 {
@@ -614,13 +611,11 @@ impl Profile {
         Ok(())
     }
 
-    /// One round over the files left: every new epoch prepared here, then sent 16 at a
-    /// time — alongside `room_keys`, if given — then the outcomes applied.
+    /// One round over the files left.
     async fn rotate_files(
         &mut self,
         progress: &mut dyn FnMut(&RotationProgress),
         report: &mut RotationReport,
-        room_keys: Option<(Vec<Batch>, bool)>,
     ) -> Result<()> {
         let files: Vec<(FileId, String)> = self
             .rotation
@@ -628,96 +623,75 @@ impl Profile {
             .iter()
             .map(|(f, k)| (*f, k.clone()))
             .collect();
-        let mut ready = Vec::with_capacity(files.len());
-        for (file, key_hex) in &files {
-            let new = super::key32(key_hex)
-                .map(|k| EpochKey::from_bytes(*k))
-                .ok_or_else(|| ClientError::Integrity("stored epoch key".into()))?;
-            if self.current_epoch(*file).is_none() {
-                self.recover_epoch(*file).await?;
+        for chunk in files.chunks(CHUNK) {
+            let mut ready = Vec::with_capacity(chunk.len());
+            for (file, key_hex) in chunk {
+                let new = super::key32(key_hex)
+                    .map(|k| EpochKey::from_bytes(*k))
+                    .ok_or_else(|| ClientError::Integrity("stored epoch key".into()))?;
+                if self.current_epoch(*file).is_none() {
+                    self.recover_epoch(*file).await?;
+                }
+                let t = Instant::now();
+                let prepared = self.prepare_epoch(*file, new)?;
+                report.wrap_us += us(t);
+                ready.push(prepared);
             }
-            let t = Instant::now();
-            let prepared = self.prepare_epoch(*file, new)?;
-            report.wrap_us += us(t);
-            ready.push(prepared);
-        }
-        let relay = &self.relay;
-        let account = &self.account;
-        let before = progress_of(&self.rotation);
-        let epochs = async {
-            let mut sends = stream::iter(ready.iter().enumerate())
-                .map(|(i, p)| async move {
-                    (
-                        i,
-                        relay
-                            .start_epoch(account, p.file, p.epoch, &p.link, &p.wraps)
-                            .await,
-                    )
-                })
-                .buffer_unordered(IN_FLIGHT);
-            let mut results: Vec<(usize, std::result::Result<(), RelayError>)> =
-                Vec::with_capacity(ready.len());
-            while let Some(r) = sends.next().await {
-                results.push(r);
-                if results.len().is_multiple_of(CHUNK) {
-                    progress(&RotationProgress {
-                        files_done: before.files_done + results.len() as u64,
-                        ..before.clone()
-                    });
-                }
-            }
-            results
-        };
-        let rooms = async {
-            let t = Instant::now();
-            let sent = match room_keys {
-                Some(keys) => send_room_keys(relay, account, keys).await,
-                None => Ok(()),
-            };
-            (sent, ms(t))
-        };
-        let (results, (rooms_sent, rooms_ms)) = tokio::join!(epochs, rooms);
-        report.room_ms += rooms_ms;
-        let mut refresh_roster = false;
-        for (i, res) in results {
-            let Some(p) = ready.get(i) else { continue };
-            let landed = match res {
-                Ok(()) => true,
-                Err(RelayError::Refused { code, .. }) if code == "epoch_exists" => {
-                    // Ours, from before a crash, or another admin's.
-                    self.ours_landed(p).await?
-                }
-                Err(RelayError::Refused { code, .. }) if code == "epoch_not_next" => {
-                    self.recover_epoch(p.file).await?;
-                    false
-                }
-                Err(RelayError::Refused { code, .. }) if code == "holders_changed" => {
-                    refresh_roster = true;
-                    false
-                }
-                Err(e) => {
-                    self.commit()?;
-                    return Err(e.into());
-                }
-            };
-            if landed {
-                report.files += 1;
-                super::crash_after_epochs(report.files);
-                report.epoch_wraps += p.wraps.len() as u64 + 1;
-                if let Some(new) = self
-                    .rotation
-                    .files
-                    .remove(&p.file)
-                    .and_then(|k| super::key32(&k))
-                {
-                    self.set_epoch_key(p.file, p.epoch, &EpochKey::from_bytes(*new));
+            let relay = &self.relay;
+            let account = &self.account;
+            let results: Vec<(usize, std::result::Result<(), RelayError>)> =
+                stream::iter(ready.iter().enumerate())
+                    .map(|(i, p)| async move {
+                        (
+                            i,
+                            relay
+                                .start_epoch(account, p.file, p.epoch, &p.link, &p.wraps)
+                                .await,
+                        )
+                    })
+                    .buffer_unordered(IN_FLIGHT)
+                    .collect()
+                    .await;
+            let mut refresh_roster = false;
+            for (i, res) in results {
+                let Some(p) = ready.get(i) else { continue };
+                let landed = match res {
+                    Ok(()) => true,
+                    Err(RelayError::Refused { code, .. }) if code == "epoch_exists" => {
+                        // Ours, from before a crash, or another admin's.
+                        self.ours_landed(p).await?
+                    }
+                    Err(RelayError::Refused { code, .. }) if code == "epoch_not_next" => {
+                        self.recover_epoch(p.file).await?;
+                        false
+                    }
+                    Err(RelayError::Refused { code, .. }) if code == "holders_changed" => {
+                        refresh_roster = true;
+                        false
+                    }
+                    Err(e) => {
+                        self.commit()?;
+                        return Err(e.into());
+                    }
+                };
+                if landed {
+                    report.files += 1;
+                    super::crash_after_epochs(report.files);
+                    report.epoch_wraps += p.wraps.len() as u64 + 1;
+                    if let Some(new) = self
+                        .rotation
+                        .files
+                        .remove(&p.file)
+                        .and_then(|k| super::key32(&k))
+                    {
+                        self.set_epoch_key(p.file, p.epoch, &EpochKey::from_bytes(*new));
+                    }
                 }
             }
-        }
-        rooms_sent?;
-        progress(&progress_of(&self.rotation));
-        if refresh_roster {
-            self.sync_roster(&mut SyncReport::default()).await?;
+            progress(&progress_of(&self.rotation));
+            if refresh_roster {
+                self.sync_roster(&mut SyncReport::default()).await?;
+            }
         }
         Ok(())
     }
@@ -833,24 +807,6 @@ impl Profile {
             "no key of epoch {newest} of file {file} can be opened here"
         )))
     }
-}
-
-/// Sends the room keys a rotation prepared: concurrently, unless a device's keys span
-/// several requests (then in order).
-async fn send_room_keys(
-    relay: &crate::transport::RelayClient<crate::transport::HttpTransport>,
-    account: &crate::device::DeviceAccount,
-    (requests, in_order): (Vec<Batch>, bool),
-) -> Result<()> {
-    let sent: Vec<std::result::Result<_, RelayError>> = stream::iter(requests.iter())
-        .map(|r| relay.send_to_device(account, r))
-        .buffered(if in_order { 1 } else { IN_FLIGHT })
-        .collect()
-        .await;
-    for res in sent {
-        res?;
-    }
-    Ok(())
 }
 
 /// To-device messages: recipient and Olm ciphertext.
