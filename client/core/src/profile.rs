@@ -486,6 +486,8 @@ pub struct Profile {
     olm: OlmSessions,
     timeline: Timeline,
     events: Vec<RosterEvent>,
+    /// How many of `events` the local store holds (the rest go with the next commit).
+    events_saved: usize,
     roster: Option<Roster>,
     outbound: BTreeMap<[u8; 16], OutboundRoom>,
     local: LocalState,
@@ -535,6 +537,7 @@ impl Profile {
             olm: OlmSessions::default(),
             timeline: Timeline::default(),
             events: Vec::new(),
+            events_saved: 0,
             roster: None,
             outbound: BTreeMap::new(),
             local,
@@ -651,14 +654,24 @@ impl Profile {
             }
         }
         p.rotation = read_json(&p.store, "rotation")?.unwrap_or_default();
-        let events: Vec<String> = read_json(&p.store, "roster")?.unwrap_or_default();
+        let stored = p.store.roster_events()?;
+        let events = if stored.is_empty() {
+            // A profile from before the roster table: the roster as one state entry; it
+            // moves to the table with the next commit.
+            let legacy: Vec<String> = read_json(&p.store, "roster")?.unwrap_or_default();
+            legacy
+                .iter()
+                .map(|h| hex::decode(h).unwrap_or_default())
+                .collect()
+        } else {
+            p.events_saved = stored.len();
+            stored
+        };
         let events = events
             .iter()
-            .map(|h| {
-                hex::decode(h)
-                    .ok()
-                    .and_then(|b| RosterEvent::from_bytes(&b).ok())
-                    .ok_or_else(|| ClientError::Integrity("stored roster".into()))
+            .map(|b| {
+                RosterEvent::from_bytes(b)
+                    .map_err(|_| ClientError::Integrity("stored roster".into()))
             })
             .collect::<Result<Vec<_>>>()?;
         if !events.is_empty() {
@@ -680,20 +693,19 @@ impl Profile {
             ("olm".to_owned(), self.olm.pickle(pk)),
             ("timeline".to_owned(), self.timeline.pickle(pk)),
             ("outbound".to_owned(), json_string(&outbound)),
-            (
-                "roster".to_owned(),
-                json_string(
-                    &self
-                        .events
-                        .iter()
-                        .map(|e| hex::encode(e.to_bytes()))
-                        .collect::<Vec<_>>(),
-                ),
-            ),
             ("local".to_owned(), json_string(&self.local)),
             ("rotation".to_owned(), json_string(&self.rotation)),
         ];
-        self.store.commit(&states, &self.page)?;
+        // Only the roster events not stored yet: a firm's roster grows into thousands.
+        let new_events: Vec<(u64, Vec<u8>)> = self
+            .events
+            .iter()
+            .skip(self.events_saved)
+            .map(|e| (e.body.seq, e.to_bytes()))
+            .collect();
+        self.store
+            .commit_with_roster(&states, &self.page, &new_events)?;
+        self.events_saved = self.events.len();
         self.page.clear();
         crash_after_commit();
         Ok(())

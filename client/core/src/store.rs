@@ -12,6 +12,7 @@ use zeroize::Zeroizing;
 const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0001_init.sql"),
     include_str!("../migrations/0002_checkpoints.sql"),
+    include_str!("../migrations/0003_roster.sql"),
 ];
 
 /// Argon2id cost: 64 MiB, 3 passes, 1 lane (OWASP's second recommended profile).
@@ -227,9 +228,28 @@ impl LocalStore {
         states: &[(String, String)],
         page: &[(StoredMessage, Option<String>)],
     ) -> Result<usize, StoreError> {
+        self.commit_with_roster(states, page, &[])
+    }
+
+    /// [`LocalStore::commit`], also appending roster events `(seq, bytes)` in the same
+    /// transaction (an event already stored at its position is left as it is).
+    pub fn commit_with_roster(
+        &mut self,
+        states: &[(String, String)],
+        page: &[(StoredMessage, Option<String>)],
+        roster: &[(u64, Vec<u8>)],
+    ) -> Result<usize, StoreError> {
         let tx = self.conn.transaction().map_err(sql)?;
         let mut new = 0;
         {
+            let mut put_event = tx
+                .prepare_cached("INSERT OR IGNORE INTO roster (seq, event) VALUES (?1, ?2)")
+                .map_err(sql)?;
+            for (seq, event) in roster {
+                let seq = i64::try_from(*seq)
+                    .map_err(|_| StoreError::Sqlite("roster position out of range".into()))?;
+                put_event.execute(params![seq, event]).map_err(sql)?;
+            }
             // Cached statements: a page of messages is one prepare, not two per message.
             let mut put_state = tx
                 .prepare_cached("INSERT OR REPLACE INTO state (name, value) VALUES (?1, ?2)")
@@ -269,6 +289,16 @@ impl LocalStore {
         }
         tx.commit().map_err(sql)?;
         Ok(new)
+    }
+
+    /// The stored roster events, in order.
+    pub fn roster_events(&self) -> Result<Vec<Vec<u8>>, StoreError> {
+        let mut st = self
+            .conn
+            .prepare("SELECT event FROM roster ORDER BY seq")
+            .map_err(sql)?;
+        let rows = st.query_map([], |r| r.get(0)).map_err(sql)?;
+        rows.collect::<Result<_, _>>().map_err(sql)
     }
 
     /// Indexes a piece of text that is not a message (a file or document name, a note).
@@ -472,6 +502,25 @@ mod tests {
             0
         );
         assert!(s.search("podmiana", 5).unwrap().is_empty());
+    }
+
+    #[test]
+    fn the_roster_is_appended_not_rewritten() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        {
+            let mut s = LocalStore::open(&path, &StoreKey::from_bytes([1; 32])).unwrap();
+            s.commit_with_roster(&[], &[], &[(0, b"genesis".to_vec()), (1, b"one".to_vec())])
+                .unwrap();
+            // Events already stored stay as they are; new ones are appended.
+            s.commit_with_roster(&[], &[], &[(1, b"other".to_vec()), (2, b"two".to_vec())])
+                .unwrap();
+        }
+        let s = LocalStore::open(&path, &StoreKey::from_bytes([1; 32])).unwrap();
+        assert_eq!(
+            s.roster_events().unwrap(),
+            vec![b"genesis".to_vec(), b"one".to_vec(), b"two".to_vec()]
+        );
     }
 
     #[test]
