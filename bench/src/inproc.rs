@@ -1,7 +1,7 @@
 //! What the client-side benches share: a relay in this process on loopback, with rate
 //! limits out of the way, and the passphrase their profiles use.
 
-use ledgerline_client_core::profile::Unlock;
+use ledgerline_client_core::profile::{Profile, Unlock};
 use ledgerline_relay::config::Config;
 use ledgerline_relay::server::Running;
 use std::path::Path;
@@ -23,4 +23,11 @@ pub async fn relay(dir: &Path) -> (Running, String) {
 /// The profiles' store passphrase.
 pub fn unlock() -> Unlock {
     Unlock::Passphrase(zeroize::Zeroizing::new("bench".to_owned()))
+}
+
+/// Founds a firm on `url` with its owner's profile under `dir/owner`.
+pub async fn owner(dir: &Path, url: &str) -> Profile {
+    Profile::create_firm(&dir.join("owner"), unlock(), url, "B", "Ewa")
+        .await
+        .expect("the firm is founded")
 }

@@ -100,15 +100,7 @@ async fn main() {
     let (relay, url) = inproc::relay(tmp.path()).await;
     let setup = Instant::now();
 
-    let mut owner = Profile::create_firm(
-        &tmp.path().join("owner"),
-        inproc::unlock(),
-        &url,
-        "B",
-        "Ewa",
-    )
-    .await
-    .unwrap();
+    let mut owner = inproc::owner(tmp.path(), &url).await;
     let mut people = Vec::new();
     for i in 0..=args.members {
         let name = format!("m{i}");

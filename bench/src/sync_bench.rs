@@ -84,15 +84,7 @@ async fn main() {
     let (relay, url) = inproc::relay(tmp.path()).await;
 
     // A firm of two; the file is granted to both.
-    let mut owner = Profile::create_firm(
-        &tmp.path().join("owner"),
-        inproc::unlock(),
-        &url,
-        "B",
-        "Ewa",
-    )
-    .await
-    .unwrap();
+    let mut owner = inproc::owner(tmp.path(), &url).await;
     let code = owner.invite("Anna", Role::Member).await.unwrap();
     let (mut anna, fp) = Profile::join(
         &tmp.path().join("anna"),

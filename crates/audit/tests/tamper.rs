@@ -475,13 +475,10 @@ fn close_and_verify(mut w: World) -> Result<(Summary, Vec<Row>), AuditError> {
     run(&bundle(&w, &cps, n as u64, 0..n), Options::default())
 }
 
-/// Anna gets a file at T0+60 s and loses it at T0+70 s; `after` are the owner's requests
-/// that follow (path templates with `{f}` and `{anna}`).
-fn removal(after: &[&str]) -> Result<(Summary, Vec<Row>), AuditError> {
-    use ledgerline_protocol::ids::FileId;
+/// The world where Anna is granted `file` at T0+60 s and removed from it at T0+70 s.
+fn granted_then_removed(file: ledgerline_protocol::ids::FileId) -> (World, MemberId) {
     let mut w = World::new();
     let anna = w.anna.0;
-    let file = FileId([0x42; 16]);
     let owner = w.owner.clone();
     w.event(
         &owner,
@@ -493,6 +490,15 @@ fn removal(after: &[&str]) -> Result<(Summary, Vec<Row>), AuditError> {
         T0 + 70_000,
         EventKind::FileAccessRemoved { file, member: anna },
     );
+    (w, anna)
+}
+
+/// Anna gets a file at T0+60 s and loses it at T0+70 s; `after` are the owner's requests
+/// that follow (path templates with `{f}` and `{anna}`).
+fn removal(after: &[&str]) -> Result<(Summary, Vec<Row>), AuditError> {
+    use ledgerline_protocol::ids::FileId;
+    let file = FileId([0x42; 16]);
+    let (mut w, anna) = granted_then_removed(file);
     // Anna's device was revoked at T0+50 s: her member key gets a new version.
     let owner_dev = w.devices[0].0;
     let rotated = w.leaf(
@@ -533,20 +539,8 @@ fn a_removal_needs_a_new_epoch_that_the_removed_member_never_gets() {
 /// session tag `a…`), then the new epoch, then `after` (method and path templates).
 fn removal_with_messages(after: &[(&str, &str)]) -> Result<(Summary, Vec<Row>), AuditError> {
     use ledgerline_protocol::ids::FileId;
-    let mut w = World::new();
-    let anna = w.anna.0;
     let file = FileId([0x44; 16]);
-    let owner = w.owner.clone();
-    w.event(
-        &owner,
-        T0 + 60_000,
-        EventKind::FileAccessGranted { file, member: anna },
-    );
-    w.event(
-        &owner,
-        T0 + 70_000,
-        EventKind::FileAccessRemoved { file, member: anna },
-    );
+    let (mut w, anna) = granted_then_removed(file);
     let owner_dev = w.devices[0].0;
     let old_tag = "a".repeat(32);
     let f = file.to_hex();
