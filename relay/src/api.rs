@@ -1355,6 +1355,11 @@ fn parse_holders(s: &str) -> Result<Vec<(MemberId, u32)>, ApiError> {
     let bad =
         || ApiError::bad_request("bad_holders", "holders is MEMBER.VERSION,… in member order");
     let mut out: Vec<(MemberId, u32)> = Vec::new();
+    // A file nobody holds any more still gets its epoch (the link keeps its history for
+    // whoever is granted it next).
+    if s.is_empty() {
+        return Ok(out);
+    }
     for item in s.split(',') {
         let (m, v) = item.split_once('.').ok_or_else(bad)?;
         let m: MemberId = m.parse().map_err(|_| bad())?;

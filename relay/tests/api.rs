@@ -871,4 +871,17 @@ async fn a_new_epoch_lands_whole_for_exactly_the_files_members() {
         )
         .await;
     assert_eq!(v["links"][0]["epoch"], 1);
+    // The last holder leaves too: the file still gets its new epoch, wrapped for nobody.
+    let remove = a.event(
+        &a.owner_clone(),
+        EventKind::FileAccessRemoved {
+            file,
+            member: anna.id,
+        },
+    );
+    a.append(&http, &owner_dev, remove).await;
+    let (path, b) = start(2, &[]);
+    assert!(path.ends_with("?holders="), "{path}");
+    let (status, v) = owner_dev.call(&http, "PUT", &path, Some(b)).await;
+    assert_eq!(status, 204, "{v}");
 }
