@@ -250,7 +250,7 @@ fn entry(c: &Caller, received_ms: u64, subjects: &[(SubjectKind, [u8; 16])]) -> 
 }
 
 /// What a roster event is about, for its audit entry.
-fn roster_subjects(kind: &EventKind) -> Vec<(SubjectKind, [u8; 16])> {
+fn roster_subjects(roster: &Roster, kind: &EventKind) -> Vec<(SubjectKind, [u8; 16])> {
     match kind {
         EventKind::Genesis { .. } => vec![],
         EventKind::MemberAdded { member, .. }
@@ -265,6 +265,21 @@ fn roster_subjects(kind: &EventKind) -> Vec<(SubjectKind, [u8; 16])> {
         | EventKind::FileAccessRemoved { file, member } => {
             vec![(SubjectKind::File, file.0), (SubjectKind::Member, member.0)]
         }
+        EventKind::CoverGranted {
+            absent, colleague, ..
+        } => vec![
+            (SubjectKind::Member, absent.0),
+            (SubjectKind::Member, colleague.0),
+        ],
+        EventKind::CoverEnded { cover } => roster
+            .cover(*cover)
+            .map(|c| {
+                vec![
+                    (SubjectKind::Member, c.absent.0),
+                    (SubjectKind::Member, c.colleague.0),
+                ]
+            })
+            .unwrap_or_default(),
     }
 }
 
@@ -313,7 +328,9 @@ fn require_file_access<S: Store>(
     c: &Caller,
     file: FileId,
 ) -> Result<(), ApiError> {
-    if with_roster(state, c.firm, |r| r.file_members(&file).contains(&c.member))? {
+    if with_roster(state, c.firm, |r| {
+        r.file_members(&file, now_ms()).contains(&c.member)
+    })? {
         Ok(())
     } else {
         Err(ApiError::forbidden("no access to this customer file"))
@@ -352,7 +369,7 @@ fn push_to_file<S: Store>(
     file: FileId,
     event: &serde_json::Value,
 ) -> Result<(), ApiError> {
-    let members = with_roster(state, firm, |r| r.file_members(&file))?;
+    let members = with_roster(state, firm, |r| r.file_members(&file, now_ms()))?;
     let devices = devices_of(state, firm, members)?;
     push_to(state, firm, &devices, event);
     Ok(())
@@ -495,7 +512,7 @@ async fn append_roster<S: Store>(
     let (_, exposed) = next.exposed_by(&event.body.kind);
     next.apply(&event).map_err(roster_rejected)?;
     let seq = event.body.seq;
-    let audit = entry(c, now_ms(), &roster_subjects(&event.body.kind));
+    let audit = entry(c, now_ms(), &roster_subjects(&next, &event.body.kind));
     state
         .store
         .append_roster_event(
@@ -762,7 +779,9 @@ fn room_members<S: Store>(
     room: &Room,
 ) -> Result<Vec<MemberId>, ApiError> {
     match room.file {
-        Some(f) => with_roster(state, firm, |r| r.file_members(&f).into_iter().collect()),
+        Some(f) => with_roster(state, firm, |r| {
+            r.file_members(&f, now_ms()).into_iter().collect()
+        }),
         None => with_roster(state, firm, |r| {
             room.members
                 .iter()
@@ -1227,7 +1246,9 @@ async fn put_epoch_key<S: Store>(
 ) -> Result<StatusCode, ApiError> {
     let c = &s.caller;
     require_file_access_or_admin(&state, c, file)?;
-    if !with_roster(&state, c.firm, |r| r.file_members(&file).contains(&member))? {
+    if !with_roster(&state, c.firm, |r| {
+        r.key_holders(&file, now_ms()).contains(&member)
+    })? {
         return Err(ApiError::forbidden(
             "the holder has no access to this customer file",
         ));
@@ -1393,7 +1414,7 @@ async fn start_epoch<S: Store>(
         ));
     }
     let holders = parse_holders(&q.holders)?;
-    let members: Vec<MemberId> = with_roster(&state, c.firm, |r| r.file_members(&file))?
+    let members: Vec<MemberId> = with_roster(&state, c.firm, |r| r.key_holders(&file, now_ms()))?
         .into_iter()
         .collect();
     if holders.iter().map(|(m, _)| *m).ne(members.iter().copied()) {

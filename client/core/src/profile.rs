@@ -1274,7 +1274,7 @@ impl Profile {
         let (version, mk) = self.member_key(member).ok_or_else(|| {
             ClientError::NotFound(format!("no member key of {member} here (escrow missing)"))
         })?;
-        if !self.roster()?.file_members(&file).contains(&member) {
+        if !self.roster()?.granted_files(&member).contains(&file) {
             self.append(EventKind::FileAccessGranted { file, member })
                 .await?;
         }
@@ -1298,13 +1298,14 @@ impl Profile {
     /// Customer files this member can see.
     pub fn files(&self) -> Result<Vec<FileView>> {
         let r = self.roster()?;
-        Ok(r.files_of(&self.id.member)
+        let now = now_ms();
+        Ok(r.files_of(&self.id.member, now)
             .into_iter()
             .map(|f| FileView {
                 id: f,
                 name: self.local.files.get(&f).and_then(|s| s.name.clone()),
                 epoch: self.current_epoch(f).map(|(e, _)| e),
-                members: r.file_members(&f).into_iter().collect(),
+                members: r.file_members(&f, now).into_iter().collect(),
             })
             .collect())
     }
@@ -1582,7 +1583,7 @@ impl Profile {
     async fn audience(&mut self, to: Conversation, offline: bool) -> Result<BTreeSet<DeviceId>> {
         let members: BTreeSet<MemberId> = match to {
             Conversation::File(file) => {
-                let m = self.roster()?.file_members(&file);
+                let m = self.roster()?.file_members(&file, now_ms());
                 if !m.contains(&self.id.member) {
                     return Err(ClientError::NotAllowed(
                         "this member has no access to the file".into(),
@@ -2112,7 +2113,7 @@ impl Profile {
             report.rotated_files = r.files;
         }
         self.sync_to_device(report).await?;
-        let files = self.roster()?.files_of(&self.id.member);
+        let files = self.roster()?.files_of(&self.id.member, now_ms());
         for file in files {
             self.local.files.entry(file).or_default();
             self.sync_file_keys(file, report).await?;

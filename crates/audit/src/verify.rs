@@ -390,6 +390,19 @@ fn describe(kind: &EventKind) -> String {
         EventKind::FileAccessRemoved { file, member } => {
             format!("removed member {member} from file {file}")
         }
+        EventKind::CoverGranted {
+            absent,
+            colleague,
+            from_ms,
+            until_ms,
+        } => format!(
+            "member {colleague} covers member {absent} from {} until {}",
+            crate::report::format_ms(*from_ms),
+            crate::report::format_ms(*until_ms)
+        ),
+        EventKind::CoverEnded { cover } => {
+            format!("ended the absence cover of roster event {cover}")
+        }
     }
 }
 

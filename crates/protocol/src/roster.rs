@@ -157,6 +157,24 @@ pub enum EventKind {
         /// Member.
         member: MemberId,
     },
+    /// Absence cover: `colleague` may work in the files `absent` holds at this event, from
+    /// `from_ms` (or at once, if that is not later than the event) until `until_ms`, when
+    /// the cover expires by itself.
+    CoverGranted {
+        /// The member who is away.
+        absent: MemberId,
+        /// The member who covers.
+        colleague: MemberId,
+        /// Start, milliseconds since the Unix epoch.
+        from_ms: u64,
+        /// Expiry, exclusive; later than `from_ms` and than the event.
+        until_ms: u64,
+    },
+    /// A cover ends: early, or (after its expiry) as the record that its keys were rotated.
+    CoverEnded {
+        /// `seq` of the cover's `CoverGranted` event.
+        cover: u64,
+    },
 }
 
 impl EventKind {
@@ -170,6 +188,8 @@ impl EventKind {
             Self::RoleChanged { .. } => 6,
             Self::FileAccessGranted { .. } => 7,
             Self::FileAccessRemoved { .. } => 8,
+            Self::CoverGranted { .. } => 9,
+            Self::CoverEnded { .. } => 10,
         }
     }
 
@@ -207,6 +227,20 @@ impl EventKind {
             }
             Self::FileAccessGranted { file, member } | Self::FileAccessRemoved { file, member } => {
                 w.fixed(&file.0).fixed(&member.0);
+            }
+            Self::CoverGranted {
+                absent,
+                colleague,
+                from_ms,
+                until_ms,
+            } => {
+                w.fixed(&absent.0)
+                    .fixed(&colleague.0)
+                    .u64(*from_ms)
+                    .u64(*until_ms);
+            }
+            Self::CoverEnded { cover } => {
+                w.u64(*cover);
             }
         }
     }
@@ -249,6 +283,15 @@ impl EventKind {
             8 => Self::FileAccessRemoved {
                 file: FileId(r.array("file")?),
                 member: member(r)?,
+            },
+            9 => Self::CoverGranted {
+                absent: member(r)?,
+                colleague: member(r)?,
+                from_ms: r.u64("from_ms")?,
+                until_ms: r.u64("until_ms")?,
+            },
+            10 => Self::CoverEnded {
+                cover: r.u64("cover")?,
             },
             _ => return Err(DecodeError::InvalidValue("kind")),
         })
@@ -416,6 +459,12 @@ pub enum RosterError {
         /// Position.
         seq: u64,
     },
+    /// An absence cover for oneself, ending before it starts, or already over.
+    #[error("event {seq}: a cover needs two members and a window that ends after it starts and after the event")]
+    BadCover {
+        /// Position.
+        seq: u64,
+    },
 }
 
 impl RosterError {
@@ -435,6 +484,7 @@ impl RosterError {
             Self::Duplicate { .. } => "Duplicate",
             Self::BadDeviceCertificate { .. } => "BadDeviceCertificate",
             Self::LastAdmin { .. } => "LastAdmin",
+            Self::BadCover { .. } => "BadCover",
         }
     }
 }
@@ -476,6 +526,62 @@ pub struct DeviceState {
     pub active: Interval,
 }
 
+/// An absence cover as the folded roster knows it (`protocol-spec/roster.md`).
+#[derive(Debug, Clone)]
+pub struct Cover {
+    /// The member who is away.
+    pub absent: MemberId,
+    /// The member who covers.
+    pub colleague: MemberId,
+    /// Time of the `CoverGranted` event (signer's clock).
+    pub granted_ms: u64,
+    /// Start as signed.
+    pub from_ms: u64,
+    /// Expiry as signed (exclusive).
+    pub until_ms: u64,
+    /// Time of the `CoverEnded` event, once there is one.
+    pub ended_ms: Option<u64>,
+    /// The absent member's files at the grant.
+    pub files: BTreeSet<FileId>,
+}
+
+impl Cover {
+    /// When the colleague's access starts.
+    pub fn start_ms(&self) -> u64 {
+        self.from_ms.max(self.granted_ms)
+    }
+
+    /// When the colleague's access ends: expiry, or an earlier `CoverEnded`.
+    pub fn end_ms(&self) -> u64 {
+        self.ended_ms
+            .map_or(self.until_ms, |e| e.min(self.until_ms))
+    }
+
+    /// Whether the cover lets the colleague in at `now_ms` (the relay's clock): started —
+    /// a cover granted to start at once counts as started whatever the clocks say — not
+    /// expired, not ended.
+    pub fn in_force(&self, now_ms: u64) -> bool {
+        self.ended_ms.is_none()
+            && now_ms < self.until_ms
+            && (self.from_ms <= self.granted_ms || self.from_ms <= now_ms)
+    }
+
+    /// Whether new epoch keys are wrapped for the colleague at `now_ms`: from the grant
+    /// (a cover that starts later finds its keys ready) until expiry or end.
+    pub fn holds_keys(&self, now_ms: u64) -> bool {
+        self.ended_ms.is_none() && now_ms < self.until_ms
+    }
+
+    /// Whether expiry has passed at `now_ms` and no `CoverEnded` records its rotation yet.
+    pub fn expired_unrotated(&self, now_ms: u64) -> bool {
+        self.ended_ms.is_none() && now_ms >= self.until_ms
+    }
+
+    fn covered_at(&self, t_ms: u64) -> bool {
+        self.start_ms() <= t_ms && t_ms < self.end_ms()
+    }
+}
+
 /// The verified roster: the chain and its folded state.
 #[derive(Debug, Clone)]
 pub struct Roster {
@@ -486,6 +592,7 @@ pub struct Roster {
     members: BTreeMap<MemberId, MemberState>,
     devices: BTreeMap<DeviceId, DeviceState>,
     grants: BTreeMap<(FileId, MemberId), Vec<Interval>>,
+    covers: BTreeMap<u64, Cover>,
     owner: MemberId,
 }
 
@@ -533,6 +640,7 @@ impl Roster {
             members,
             devices: BTreeMap::new(),
             grants: BTreeMap::new(),
+            covers: BTreeMap::new(),
             owner: b.signer,
         })
     }
@@ -726,6 +834,45 @@ impl Roster {
                     .ok_or(RosterError::Unknown { seq })?;
                 open.until = Some(now);
             }
+            EventKind::CoverGranted {
+                absent,
+                colleague,
+                from_ms,
+                until_ms,
+            } => {
+                require(signer_is_admin, RosterError::Unauthorized { seq })?;
+                self.active_member(absent, seq)?;
+                let role = self.active_member(colleague, seq)?.role;
+                require(role != Role::Auditor, RosterError::Unauthorized { seq })?;
+                require(
+                    absent != colleague && from_ms < until_ms && now < *until_ms,
+                    RosterError::BadCover { seq },
+                )?;
+                let files = self.granted_files(absent);
+                self.covers.insert(
+                    seq,
+                    Cover {
+                        absent: *absent,
+                        colleague: *colleague,
+                        granted_ms: now,
+                        from_ms: *from_ms,
+                        until_ms: *until_ms,
+                        ended_ms: None,
+                        files,
+                    },
+                );
+            }
+            EventKind::CoverEnded { cover } => {
+                require(signer_is_admin, RosterError::Unauthorized { seq })?;
+                let c = self
+                    .covers
+                    .get_mut(cover)
+                    .ok_or(RosterError::Unknown { seq })?;
+                if c.ended_ms.is_some() {
+                    return Err(RosterError::Duplicate { seq });
+                }
+                c.ended_ms = Some(now);
+            }
         }
         self.head = event.hash();
         self.len += 1;
@@ -826,8 +973,21 @@ impl Roster {
             .collect()
     }
 
-    /// Files a member has access to now.
-    pub fn files_of(&self, member: &MemberId) -> BTreeSet<FileId> {
+    /// Files a member may work in at `now_ms`: their grants and the covers in force.
+    pub fn files_of(&self, member: &MemberId, now_ms: u64) -> BTreeSet<FileId> {
+        let mut files = self.granted_files(member);
+        if self.is_active(member) {
+            for c in self.covers_of(member) {
+                if c.in_force(now_ms) {
+                    files.extend(c.files.iter().copied());
+                }
+            }
+        }
+        files
+    }
+
+    /// Files a member holds by an open grant (no covers).
+    pub fn granted_files(&self, member: &MemberId) -> BTreeSet<FileId> {
         self.grants
             .iter()
             .filter(|((_, m), v)| m == member && v.last().is_some_and(|i| i.until.is_none()))
@@ -835,13 +995,69 @@ impl Roster {
             .collect()
     }
 
+    /// Files whose current keys a member may hold, whatever the time: grants and every
+    /// cover not yet ended by a `CoverEnded` (keys outlive an expiry until the rotation).
+    fn held_files(&self, member: &MemberId) -> BTreeSet<FileId> {
+        let mut files = self.granted_files(member);
+        for c in self.covers_of(member) {
+            if c.ended_ms.is_none() {
+                files.extend(c.files.iter().copied());
+            }
+        }
+        files
+    }
+
+    fn covers_of<'a>(&'a self, colleague: &'a MemberId) -> impl Iterator<Item = &'a Cover> + 'a {
+        self.covers
+            .values()
+            .filter(move |c| c.colleague == *colleague)
+    }
+
+    fn is_active(&self, member: &MemberId) -> bool {
+        self.members
+            .get(member)
+            .is_some_and(|m| m.active.until.is_none())
+    }
+
+    /// Every absence cover, by the `seq` of its `CoverGranted` event.
+    pub fn covers(&self) -> impl Iterator<Item = (u64, &Cover)> {
+        self.covers.iter().map(|(seq, c)| (*seq, c))
+    }
+
+    /// One absence cover, by the `seq` of its `CoverGranted` event.
+    pub fn cover(&self, seq: u64) -> Option<&Cover> {
+        self.covers.get(&seq)
+    }
+
     /// Every moment a member's access to a file ended `(file, member, time ms)` — by a
-    /// removal from the file or from the firm — in file and member order.
+    /// removal from the file or from the firm, or by the end of an absence cover the
+    /// member held no grant beside — in file and member order.
     pub fn access_ends(&self) -> Vec<(FileId, MemberId, u64)> {
-        self.grants
+        let mut ends: Vec<(FileId, MemberId, u64)> = self
+            .grants
             .iter()
             .flat_map(|((f, m), v)| v.iter().filter_map(move |i| i.until.map(|t| (*f, *m, t))))
-            .collect()
+            .collect();
+        for c in self.covers.values() {
+            let left = self
+                .members
+                .get(&c.colleague)
+                .and_then(|m| m.active.until)
+                .unwrap_or(u64::MAX);
+            let end = c.end_ms().min(left);
+            for f in &c.files {
+                let granted = self
+                    .grants
+                    .get(&(*f, c.colleague))
+                    .is_some_and(|v| v.iter().any(|i| i.contains(end)));
+                if !granted {
+                    ends.push((*f, c.colleague, end));
+                }
+            }
+        }
+        ends.sort();
+        ends.dedup();
+        ends
     }
 
     /// What `kind`, applied to this roster, would expose (`protocol-spec/offboarding.md`):
@@ -864,6 +1080,12 @@ impl Roster {
                 .iter()
                 .filter(|(_, v)| v.last().is_some_and(|i| i.until.is_none()))
                 .map(|((f, _), _)| *f)
+                .chain(
+                    self.covers
+                        .values()
+                        .filter(|c| c.ended_ms.is_none())
+                        .flat_map(|c| c.files.iter().copied()),
+                )
                 .collect::<BTreeSet<FileId>>()
         };
         match kind {
@@ -872,11 +1094,28 @@ impl Roster {
                 active.into_iter().filter(|m| m != member).collect(),
                 all_files(),
             ),
-            EventKind::MemberRemoved { member } => (BTreeSet::new(), self.files_of(member)),
+            EventKind::MemberRemoved { member } => (BTreeSet::new(), self.held_files(member)),
             EventKind::DeviceRevoked { device } => match self.devices.get(device) {
                 Some(d) if d.active.until.is_none() && is_admin(&d.member) => (active, all_files()),
                 Some(d) if d.active.until.is_none() => {
-                    (BTreeSet::from([d.member]), self.files_of(&d.member))
+                    (BTreeSet::from([d.member]), self.held_files(&d.member))
+                }
+                _ => (BTreeSet::new(), BTreeSet::new()),
+            },
+            // The colleague held the covered files' keys; those they keep by a grant or
+            // another open cover stay theirs.
+            EventKind::CoverEnded { cover } => match self.covers.get(cover) {
+                Some(c) if c.ended_ms.is_none() => {
+                    let mut others = self.granted_files(&c.colleague);
+                    for (seq, o) in &self.covers {
+                        if seq != cover && o.colleague == c.colleague && o.ended_ms.is_none() {
+                            others.extend(o.files.iter().copied());
+                        }
+                    }
+                    (
+                        BTreeSet::new(),
+                        c.files.difference(&others).copied().collect(),
+                    )
                 }
                 _ => (BTreeSet::new(), BTreeSet::new()),
             },
@@ -917,11 +1156,19 @@ impl Roster {
             .collect()
     }
 
-    /// Whether `member` held a grant for `file` at time `t_ms`.
+    /// Whether `member` held a grant for `file`, or covered it for an absent colleague, at
+    /// time `t_ms`.
     pub fn had_access(&self, file: &FileId, member: &MemberId, t_ms: u64) -> bool {
         self.grants
             .get(&(*file, *member))
             .is_some_and(|v| v.iter().any(|i| i.contains(t_ms)))
+            || (self
+                .members
+                .get(member)
+                .is_some_and(|m| m.active.contains(t_ms))
+                && self
+                    .covers_of(member)
+                    .any(|c| c.files.contains(file) && c.covered_at(t_ms)))
     }
 
     /// Every file that ever had a grant.
@@ -929,13 +1176,35 @@ impl Roster {
         self.grants.keys().map(|(f, _)| *f).collect()
     }
 
-    /// Members with access to a file now.
-    pub fn file_members(&self, file: &FileId) -> BTreeSet<MemberId> {
-        self.grants
+    /// Members who may work in a file at `now_ms`: open grants and covers in force.
+    pub fn file_members(&self, file: &FileId, now_ms: u64) -> BTreeSet<MemberId> {
+        self.file_members_where(file, |c| c.in_force(now_ms))
+    }
+
+    /// Members a new epoch key of a file is wrapped for at `now_ms`: open grants, and
+    /// covers from their grant until expiry (a cover that starts later finds its keys
+    /// ready; the relay withholds them until the start).
+    pub fn key_holders(&self, file: &FileId, now_ms: u64) -> BTreeSet<MemberId> {
+        self.file_members_where(file, |c| c.holds_keys(now_ms))
+    }
+
+    fn file_members_where(
+        &self,
+        file: &FileId,
+        cover: impl Fn(&Cover) -> bool,
+    ) -> BTreeSet<MemberId> {
+        let mut members: BTreeSet<MemberId> = self
+            .grants
             .range((*file, MemberId([0; 16]))..=(*file, MemberId([0xff; 16])))
             .filter(|(_, v)| v.last().is_some_and(|i| i.until.is_none()))
             .map(|((_, m), _)| *m)
-            .collect()
+            .collect();
+        for c in self.covers.values() {
+            if c.files.contains(file) && cover(c) && self.is_active(&c.colleague) {
+                members.insert(c.colleague);
+            }
+        }
+        members
     }
 
     /// Whether `device` could act for the firm at time `t_ms`.
@@ -955,11 +1224,7 @@ impl Roster {
         let Some(d) = self.devices.get(device) else {
             return false;
         };
-        self.device_active_at(device, t_ms)
-            && self
-                .grants
-                .get(&(*file, d.member))
-                .is_some_and(|v| v.iter().any(|i| i.contains(t_ms)))
+        self.device_active_at(device, t_ms) && self.had_access(file, &d.member, t_ms)
     }
 }
 
@@ -1101,10 +1366,94 @@ mod tests {
         assert!(!r.was_allowed_to_read(&laptop, &file, 5000));
         assert!(r.was_allowed_to_read(&laptop, &file, 6500));
         assert!(!r.was_allowed_to_read(&laptop, &file, 7000));
-        assert_eq!(r.file_members(&file), BTreeSet::from([anna]));
-        assert_eq!(r.files_of(&anna), BTreeSet::from([file]));
+        assert_eq!(r.file_members(&file, 8000), BTreeSet::from([anna]));
+        assert_eq!(r.files_of(&anna, 8000), BTreeSet::from([file]));
         assert_eq!(r.files(), BTreeSet::from([file]));
 
+        let again = Roster::verify_chain(&f.events).unwrap();
+        assert_eq!(again.head(), f.roster.head());
+    }
+
+    #[test]
+    fn an_absence_cover_opens_the_absent_members_files_for_its_window_only() {
+        let mut f = Firm::new();
+        let (anna, anna_key) = f.add_member(2000, Role::Member);
+        let (bob, bob_key) = f.add_member(2100, Role::Member);
+        let _ = f.add_device(2200, anna, &anna_key);
+        let bob_laptop = f.add_device(2300, bob, &bob_key);
+        let (f1, f2, f3) = (FileId([1; 16]), FileId([2; 16]), FileId([3; 16]));
+        for (file, member) in [(f1, anna), (f2, anna), (f2, bob), (f3, bob)] {
+            f.push(3000, EventKind::FileAccessGranted { file, member })
+                .unwrap();
+        }
+        let cover = |from_ms, until_ms| EventKind::CoverGranted {
+            absent: anna,
+            colleague: bob,
+            from_ms,
+            until_ms,
+        };
+        // Refused: for oneself, a window that ends before it starts or before the event.
+        let bad = EventKind::CoverGranted {
+            absent: bob,
+            colleague: bob,
+            from_ms: 5000,
+            until_ms: 9000,
+        };
+        assert_eq!(f.push(4000, bad).unwrap_err().class(), "BadCover");
+        assert_eq!(
+            f.push(4000, cover(9000, 5000)).unwrap_err().class(),
+            "BadCover"
+        );
+        assert_eq!(
+            f.push(4000, cover(1000, 3999)).unwrap_err().class(),
+            "BadCover"
+        );
+        let seq = f.roster.len();
+        f.push(4000, cover(5000, 9000)).unwrap();
+        let r = &f.roster;
+        // Keys are wrapped for Bob from the grant; he may work in Anna's files from 5000.
+        assert_eq!(r.key_holders(&f1, 4000), BTreeSet::from([anna, bob]));
+        assert_eq!(r.file_members(&f1, 4000), BTreeSet::from([anna]));
+        assert_eq!(r.file_members(&f1, 5000), BTreeSet::from([anna, bob]));
+        assert_eq!(r.files_of(&bob, 4999), BTreeSet::from([f2, f3]));
+        assert_eq!(r.files_of(&bob, 5000), BTreeSet::from([f1, f2, f3]));
+        assert!(!r.was_allowed_to_read(&bob_laptop, &f1, 4999));
+        assert!(r.was_allowed_to_read(&bob_laptop, &f1, 8999));
+        // Expiry by itself, on any clock past it.
+        assert!(!r.was_allowed_to_read(&bob_laptop, &f1, 9000));
+        assert_eq!(r.file_members(&f1, 9000), BTreeSet::from([anna]));
+        assert_eq!(r.key_holders(&f1, 9000), BTreeSet::from([anna]));
+        assert!(r.cover(seq).unwrap().expired_unrotated(9000));
+        // Its end exposes the files Bob held only through the cover.
+        let end = EventKind::CoverEnded { cover: seq };
+        assert_eq!(r.exposed_by(&end), (BTreeSet::new(), BTreeSet::from([f1])));
+        assert!(r.access_ends().contains(&(f1, bob, 9000)));
+        assert!(!r.access_ends().iter().any(|(f, _, _)| *f == f2));
+        f.push(9500, end.clone()).unwrap();
+        assert_eq!(f.push(9600, end).unwrap_err().class(), "Duplicate");
+        assert_eq!(
+            f.push(9600, EventKind::CoverEnded { cover: 1 })
+                .unwrap_err()
+                .class(),
+            "UnknownSubject"
+        );
+        assert!(!f.roster.cover(seq).unwrap().expired_unrotated(10_000));
+        assert_eq!(
+            f.roster.exposed_by(&EventKind::CoverEnded { cover: seq }).1,
+            BTreeSet::new()
+        );
+
+        // Ended early: access stops at the event, not at the expiry.
+        let early = f.roster.len();
+        f.push(10_000, cover(0, 20_000)).unwrap();
+        assert!(f.roster.was_allowed_to_read(&bob_laptop, &f1, 10_000));
+        f.push(12_000, EventKind::CoverEnded { cover: early })
+            .unwrap();
+        assert!(!f.roster.was_allowed_to_read(&bob_laptop, &f1, 12_000));
+        assert!(f.roster.access_ends().contains(&(f1, bob, 12_000)));
+        // Only an admin grants a cover.
+        let e = f.body(13_000, bob, cover(13_000, 20_000)).sign(&bob_key);
+        assert_eq!(f.roster.apply(&e).unwrap_err().class(), "NonAdminSigner");
         let again = Roster::verify_chain(&f.events).unwrap();
         assert_eq!(again.head(), f.roster.head());
     }

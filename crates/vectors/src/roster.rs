@@ -708,6 +708,8 @@ pub(crate) fn generate(rng: &mut ChaCha20Rng) -> Value {
     fields["failsAt"] = json!(1);
     t.push("unknown role value", Expect::Invalid("Malformed"), fields);
 
+    covers(rng, &s, &mut t);
+
     file(
         "LEDGERLINE-ROSTER-V1",
         "protocol-spec/roster.md",
@@ -726,9 +728,190 @@ pub(crate) fn generate(rng: &mut ChaCha20Rng) -> Value {
             ("Duplicate", "The event adds what exists already."),
             ("BadDeviceCertificate", "The member's certificate of the device does not verify."),
             ("LastAdmin", "The event would leave the firm without an active admin."),
+            ("BadCover", "An absence cover names one member twice, or its window ends before it starts or before the event."),
         ],
         vec![t.group("RosterChainVerify", json!({}))],
     )
+}
+
+/// Absence covers (`protocol-spec/roster.md`, "Absence cover"): after event 10 Anna holds
+/// f1 and f2 and Bartek is a plain member; Bartek covers Anna.
+fn covers(rng: &mut ChaCha20Rng, s: &Scenario, t: &mut Tests) {
+    // The next event after `chain`, signed by `who`.
+    let after = |chain: &[RosterEvent], time: u64, who: &Person, kind: EventKind| {
+        EventBody {
+            firm: s.firm,
+            seq: chain.len() as u64,
+            prev: chain.last().map(RosterEvent::hash).unwrap_or([0; 32]),
+            timestamp_ms: time,
+            signer: who.id,
+            kind,
+        }
+        .sign(&who.key)
+    };
+    let grow = |chain: &mut Vec<RosterEvent>, time: u64, who: &Person, kind: EventKind| {
+        let e = after(chain, time, who, kind);
+        chain.push(e);
+    };
+    let cover = |absent: MemberId, colleague: MemberId, from_ms: u64, until_ms: u64| {
+        EventKind::CoverGranted {
+            absent,
+            colleague,
+            from_ms,
+            until_ms,
+        }
+    };
+    let bartek_desk = DeviceId::random(rng);
+    let mut base = s.chain(11, &[]);
+    let cert = s.cert(rng, &s.bartek, bartek_desk, &s.bartek.key);
+    grow(&mut base, 6_100, &s.owner, EventKind::DeviceAdded(cert));
+    let q = |d: DeviceId, f: FileId, time: u64, allowed: bool| json!({ "device": h(&d.0), "file": h(&f.0), "timeMs": time, "allowed": allowed });
+
+    let mut planned = base.clone();
+    let at = planned.len() as u64;
+    grow(
+        &mut planned,
+        6_200,
+        &s.owner,
+        cover(s.anna.id, s.bartek.id, 6_500, 9_000),
+    );
+    grow(
+        &mut planned,
+        9_500,
+        &s.owner,
+        EventKind::CoverEnded { cover: at },
+    );
+    let mut fields = case(&planned);
+    fields["head"] = json!(h(&planned[planned.len() - 1].hash()));
+    fields["queries"] = json!([
+        q(bartek_desk, s.f1, 6_499, false),
+        q(bartek_desk, s.f1, 6_500, true),
+        q(bartek_desk, s.f2, 8_999, true),
+        q(bartek_desk, s.f1, 9_000, false),
+        q(bartek_desk, s.f2, 9_600, false),
+        q(s.laptop, s.f1, 9_000, true),
+    ]);
+    t.push(
+        "absence cover: Bartek works in Anna's files from its start until its expiry; its end is recorded after",
+        Expect::Valid,
+        fields,
+    );
+
+    let mut early = base.clone();
+    let at = early.len() as u64;
+    grow(
+        &mut early,
+        6_200,
+        &s.owner,
+        cover(s.anna.id, s.bartek.id, 0, 20_000),
+    );
+    grow(
+        &mut early,
+        7_000,
+        &s.owner,
+        EventKind::CoverEnded { cover: at },
+    );
+    let mut fields = case(&early);
+    fields["head"] = json!(h(&early[early.len() - 1].hash()));
+    fields["queries"] = json!([
+        q(bartek_desk, s.f1, 6_199, false),
+        q(bartek_desk, s.f1, 6_200, true),
+        q(bartek_desk, s.f1, 6_999, true),
+        q(bartek_desk, s.f1, 7_000, false),
+    ]);
+    t.push(
+        "absence cover starting at once, ended early by an admin",
+        Expect::Valid,
+        fields,
+    );
+
+    let mut bad = |comment: &str,
+                   class: &'static str,
+                   mut chain: Vec<RosterEvent>,
+                   time: u64,
+                   who: &Person,
+                   kind: EventKind| {
+        grow(&mut chain, time, who, kind);
+        let mut fields = case(&chain);
+        fields["failsAt"] = json!(chain.len() - 1);
+        t.push(comment, Expect::Invalid(class), fields);
+    };
+    bad(
+        "absence cover for oneself",
+        "BadCover",
+        base.clone(),
+        6_200,
+        &s.owner,
+        cover(s.anna.id, s.anna.id, 6_500, 9_000),
+    );
+    bad(
+        "absence cover ending before it starts",
+        "BadCover",
+        base.clone(),
+        6_200,
+        &s.owner,
+        cover(s.anna.id, s.bartek.id, 9_000, 9_000),
+    );
+    bad(
+        "absence cover already over when granted",
+        "BadCover",
+        base.clone(),
+        6_200,
+        &s.owner,
+        cover(s.anna.id, s.bartek.id, 1_000, 6_200),
+    );
+    bad(
+        "absence cover granted by a non-admin",
+        "NonAdminSigner",
+        base.clone(),
+        6_200,
+        &s.bartek,
+        cover(s.anna.id, s.bartek.id, 6_500, 9_000),
+    );
+    bad(
+        "absence cover for an unknown colleague",
+        "UnknownSubject",
+        base.clone(),
+        6_200,
+        &s.owner,
+        cover(s.anna.id, MemberId([0xee; 16]), 6_500, 9_000),
+    );
+    bad(
+        "end of a cover that was never granted",
+        "UnknownSubject",
+        base.clone(),
+        6_200,
+        &s.owner,
+        EventKind::CoverEnded { cover: 3 },
+    );
+    bad(
+        "absence cover ended twice",
+        "Duplicate",
+        planned.clone(),
+        9_600,
+        &s.owner,
+        EventKind::CoverEnded {
+            cover: planned.len() as u64 - 2,
+        },
+    );
+    bad(
+        "absence cover ended by a non-admin",
+        "NonAdminSigner",
+        planned[..planned.len() - 1].to_vec(),
+        9_500,
+        &s.bartek,
+        EventKind::CoverEnded {
+            cover: planned.len() as u64 - 2,
+        },
+    );
+    bad(
+        "absence cover of a removed member",
+        "EventAfterRevocation",
+        s.events.clone(),
+        8_000,
+        &s.owner,
+        cover(s.anna.id, s.bartek.id, 8_000, 9_000),
+    );
 }
 
 pub(crate) fn check(v: &Value) -> Result<Counts, String> {

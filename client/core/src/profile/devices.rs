@@ -384,7 +384,9 @@ impl Profile {
                 }
                 for key in keys {
                     let file = key.room.parse::<ledgerline_protocol::ids::FileId>().ok();
-                    if !file.is_some_and(|f| r.file_members(&f).contains(&self.id.member)) {
+                    if !file.is_some_and(|f| {
+                        r.key_holders(&f, super::now_ms()).contains(&self.id.member)
+                    }) {
                         continue;
                     }
                     let decrypted = self

@@ -121,7 +121,11 @@ impl Profile {
         path: &Path,
         progress: Progress,
     ) -> Result<DocumentManifest> {
-        if !self.roster()?.file_members(&file).contains(&self.id.member) {
+        if !self
+            .roster()?
+            .file_members(&file, now_ms())
+            .contains(&self.id.member)
+        {
             return Err(ClientError::NotAllowed(
                 "this member has no access to the file".into(),
             ));

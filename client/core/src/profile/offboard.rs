@@ -202,7 +202,7 @@ impl Profile {
     /// finishes an interrupted re-key. Returns the file's epoch.
     pub async fn remove(&mut self, file: FileId, member: MemberId) -> Result<u64> {
         self.require_admin()?;
-        if self.roster()?.file_members(&file).contains(&member) {
+        if self.roster()?.granted_files(&member).contains(&file) {
             self.plan_rotation(
                 Trigger::FileAccessRemoved(file, member),
                 &BTreeSet::new(),
@@ -444,7 +444,7 @@ impl Profile {
                             .collect(),
                         None => continue,
                     },
-                    None => r.file_members(&FileId(*room)),
+                    None => r.file_members(&FileId(*room), now_ms()),
                 };
                 if !members.contains(&self.id.member) {
                     continue;
@@ -520,7 +520,7 @@ impl Profile {
             let pending = match &t {
                 Trigger::MemberRemoved(m) => r.member(m).is_some_and(|s| s.active.until.is_none()),
                 Trigger::DeviceRevoked(d) => r.device(d).is_some_and(|s| s.active.until.is_none()),
-                Trigger::FileAccessRemoved(f, m) => r.file_members(f).contains(m),
+                Trigger::FileAccessRemoved(f, m) => r.granted_files(m).contains(f),
             };
             if pending {
                 acknowledged = Some(self.append(t.event()).await?);
@@ -716,7 +716,7 @@ impl Profile {
         )
         .map_err(|e| ClientError::Invalid(format!("epoch chain: {e}")))?;
         let mut wraps = Vec::new();
-        for m in self.roster()?.file_members(&file) {
+        for m in self.roster()?.key_holders(&file, now_ms()) {
             let (version, mk) = self.member_key(m).ok_or_else(|| {
                 ClientError::NotFound(format!("no member key of {m} here (escrow missing)"))
             })?;
@@ -777,7 +777,7 @@ impl Profile {
         }
         let r = self.roster()?;
         let mut candidates: Vec<MemberId> = vec![self.id.member];
-        candidates.extend(r.file_members(&file));
+        candidates.extend(r.key_holders(&file, now_ms()));
         candidates.extend(r.members().map(|(m, _)| *m));
         let mut seen = BTreeSet::new();
         for holder in candidates {
