@@ -1420,7 +1420,7 @@ async fn start_epoch<S: Store>(
     if holders.iter().map(|(m, _)| *m).ne(members.iter().copied()) {
         return Err(ApiError::conflict(
             "holders_changed",
-            "the holders must be exactly the file's members now: fetch the roster and retry",
+            "the holders must be exactly the file's key holders now (grants and absence covers): fetch the roster and retry",
         ));
     }
     let body = s.body;

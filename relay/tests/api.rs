@@ -885,3 +885,119 @@ async fn a_new_epoch_lands_whole_for_exactly_the_files_members() {
     let (status, v) = owner_dev.call(&http, "PUT", &path, Some(b)).await;
     assert_eq!(status, 204, "{v}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_absence_cover_lets_the_colleague_in_for_its_window_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let relay = Relay::start(&dir.path().join("data"), &[]);
+    let http = client();
+    let mut a = Firm::create(&http, &relay.base, 17).await;
+    let (anna, _) = a.add_member(&http, Role::Member).await;
+    let (bob, bob_dev) = a.add_member(&http, Role::Member).await;
+    let owner_dev = a.owner_device.clone();
+    let file = FileId(a.random16());
+    a.grant(&http, file, anna.id).await;
+    let wrap = json!({ "holder_key_version": 1, "wrapped": hex::encode([5u8; 73]) });
+    owner_dev
+        .ok(
+            &http,
+            "PUT",
+            &format!("/v1/files/{file}/epochs/0/keys/{}", anna.id),
+            Some(wrap.clone()),
+        )
+        .await;
+    let keys = format!("/v1/files/{file}/epochs/keys");
+    let (status, _) = bob_dev.call(&http, "GET", &keys, None).await;
+    assert_eq!(status, 403, "Bob has no access before the cover");
+    // Epoch keys go to Bob only while a cover holds; not before it is granted.
+    let bob_key = format!("/v1/files/{file}/epochs/0/keys/{}", bob.id);
+    let (status, _) = owner_dev
+        .call(&http, "PUT", &bob_key, Some(wrap.clone()))
+        .await;
+    assert_eq!(status, 403);
+
+    let from_ms = now_ms() + 2_000;
+    let until_ms = from_ms + 2_000;
+    let cover = a.event(
+        &a.owner_clone(),
+        EventKind::CoverGranted {
+            absent: anna.id,
+            colleague: bob.id,
+            from_ms,
+            until_ms,
+        },
+    );
+    let cover_seq = cover.body.seq;
+    a.append(&http, &owner_dev, cover).await;
+    // Granted, not started: his key can be wrapped now, but the relay withholds it.
+    owner_dev
+        .ok(&http, "PUT", &bob_key, Some(wrap.clone()))
+        .await;
+    let (status, _) = bob_dev.call(&http, "GET", &keys, None).await;
+    assert_eq!(status, 403, "refused before the start");
+    // A new epoch must already name him: his keys are ready when the cover starts.
+    let mut holders = vec![anna.id, bob.id];
+    holders.sort();
+    let start_epoch = |ms: &[ledgerline_protocol::ids::MemberId]| {
+        (
+            format!(
+                "/v1/files/{file}/epochs/1?holders={}",
+                ms.iter()
+                    .map(|m| format!("{m}.1"))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            ),
+            json!({
+                "link": hex::encode([6u8; 73]),
+                "wraps": ms.iter().map(|m| json!({ "member": m.to_string(), "holder_key_version": 1, "wrapped": hex::encode([7u8; 73]) })).collect::<Vec<_>>(),
+            }),
+        )
+    };
+    let (path, body) = start_epoch(&[anna.id]);
+    let (status, v) = owner_dev.call(&http, "PUT", &path, Some(body)).await;
+    assert_eq!(
+        (status, v["code"].as_str()),
+        (409, Some("holders_changed")),
+        "{v}"
+    );
+
+    tokio::time::sleep(std::time::Duration::from_millis(
+        from_ms.saturating_sub(now_ms()) + 50,
+    ))
+    .await;
+    let (status, v) = bob_dev.call(&http, "GET", &keys, None).await;
+    assert_eq!(status, 200, "in the window: {v}");
+    assert_eq!(v["wraps"].as_array().map(Vec::len), Some(1), "{v}");
+
+    // Expiry needs no event: past `until` the relay refuses him by itself…
+    tokio::time::sleep(std::time::Duration::from_millis(
+        until_ms.saturating_sub(now_ms()) + 50,
+    ))
+    .await;
+    let (status, _) = bob_dev.call(&http, "GET", &keys, None).await;
+    assert_eq!(status, 403, "refused from the expiry");
+    // …and no new epoch may be wrapped for him any more.
+    let (path, body) = start_epoch(&holders);
+    let (status, v) = owner_dev.call(&http, "PUT", &path, Some(body)).await;
+    assert_eq!(
+        (status, v["code"].as_str()),
+        (409, Some("holders_changed")),
+        "{v}"
+    );
+    // The admin's CoverEnded marks the file for rotation; the new epoch is Anna's alone.
+    let end = a.event(&a.owner_clone(), EventKind::CoverEnded { cover: cover_seq });
+    a.append(&http, &owner_dev, end).await;
+    let (path, body) = start_epoch(&[anna.id]);
+    owner_dev.ok(&http, "PUT", &path, Some(body)).await;
+    let again = a.event(&a.owner_clone(), EventKind::CoverEnded { cover: cover_seq });
+    let (status, v) = owner_dev
+        .call(
+            &http,
+            "POST",
+            "/v1/roster",
+            Some(json!({ "event": hex::encode(again.to_bytes()) })),
+        )
+        .await;
+    assert_eq!(status, 400, "a cover ends once: {v}");
+    assert!(v.to_string().contains("(Duplicate)"), "{v}");
+}

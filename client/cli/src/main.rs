@@ -96,6 +96,9 @@ enum Command {
     /// Devices: list them, or link a new device of your own.
     #[command(subcommand)]
     Device(DeviceCmd),
+    /// Absence cover: a colleague works in an absent member's files for a time (admin).
+    #[command(subcommand)]
+    Cover(CoverCmd),
     /// Customer files.
     #[command(subcommand)]
     File(FileCmd),
@@ -212,6 +215,38 @@ enum MemberCmd {
     Revoke {
         /// Member name or id.
         member: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum CoverCmd {
+    /// Let COLLEAGUE work in ABSENT's customer files from --from until --until (admin).
+    /// The colleague's keys are ready at once; the relay lets them in at the start and
+    /// refuses them from the expiry by itself; the next admin sync after it records the
+    /// end and rotates the keys. Dates are read in Europe/Warsaw: `--until 2026-12-14`
+    /// includes the 14th. Running it again with the same arguments finishes an
+    /// interrupted grant.
+    Grant {
+        /// The member who is away (name or id).
+        absent: String,
+        /// The member who covers (name or id).
+        #[arg(long)]
+        colleague: String,
+        /// Start: a date (2026-12-01), a local time (2026-12-01 08:00) or RFC 3339;
+        /// now when omitted.
+        #[arg(long)]
+        from: Option<String>,
+        /// Expiry: a date (inclusive: the whole day), a local time or RFC 3339.
+        #[arg(long)]
+        until: String,
+    },
+    /// List the firm's absence covers, newest first.
+    List,
+    /// End a cover now (admin): the colleague is refused at once and the covered files get
+    /// new keys. Interrupted, it resumes at the next `ledgerline sync`.
+    End {
+        /// The cover's id (see `ledgerline cover list`).
+        id: u64,
     },
 }
 
@@ -620,6 +655,7 @@ async fn with_profile(p: &mut Profile, command: Command, json: bool) -> Result<O
             }
             Ok(rotation_output(&format!("Device {d} is revoked"), &report?))
         }
+        Command::Cover(cmd) => cover(p, cmd, json).await,
         Command::Member(MemberCmd::List) => {
             p.sync().await?;
             let members = p.members()?;
@@ -906,6 +942,93 @@ fn rotation_bar(json: bool) -> (RotationCallback, Option<indicatif::ProgressBar>
         ));
     });
     (cb, Some(bar))
+}
+
+async fn cover(p: &mut Profile, cmd: CoverCmd, json: bool) -> Result<Output, Failure> {
+    use ledgerline_client_core::when::{self, DateMeans, DEFAULT_ZONE};
+    p.sync().await?;
+    match cmd {
+        CoverCmd::Grant {
+            absent,
+            colleague,
+            from,
+            until,
+        } => {
+            let time = |s: &str, means| when::parse(s, DEFAULT_ZONE, means).map_err(usage);
+            let from_ms = match from {
+                Some(f) => time(&f, DateMeans::StartOfDay)?,
+                None => ledgerline_client_core::profile::now_ms(),
+            };
+            let until_ms = time(&until, DateMeans::EndOfDay)?;
+            if until_ms <= from_ms {
+                return Err(usage("--until must come after --from"));
+            }
+            let (a, c) = (p.resolve_member(&absent)?, p.resolve_member(&colleague)?);
+            let g = p.grant_cover(a, c, from_ms, until_ms).await?;
+            Ok(Output {
+                text: format!(
+                    "Cover {}: {colleague} works in {absent}'s {} customer files from {} until {}.\n\
+                     Keys wrapped for {colleague}: {}; conversations forwarded: {}. \
+                     It expires by itself; `ledgerline cover end {}` ends it sooner.",
+                    g.id,
+                    g.files,
+                    when::format(from_ms, DEFAULT_ZONE),
+                    when::format(until_ms, DEFAULT_ZONE),
+                    g.wrapped,
+                    g.forwarded,
+                    g.id
+                ),
+                json: json!({ "cover": g, "from_ms": from_ms, "until_ms": until_ms }),
+            })
+        }
+        CoverCmd::List => {
+            let covers = p.covers()?;
+            let who = |name: &Option<String>, id: &dyn std::fmt::Display| {
+                name.clone().unwrap_or_else(|| id.to_string())
+            };
+            let text = if covers.is_empty() {
+                "No absence covers.".to_owned()
+            } else {
+                covers
+                    .iter()
+                    .map(|c| {
+                        format!(
+                            "{:>4}  {:<8} {} covers {}  {} – {}  {} files",
+                            c.id,
+                            c.state,
+                            who(&c.colleague_name, &c.colleague),
+                            who(&c.absent_name, &c.absent),
+                            when::format(c.from_ms, DEFAULT_ZONE),
+                            when::format(c.until_ms, DEFAULT_ZONE),
+                            c.files
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            };
+            Ok(Output {
+                text,
+                json: json!({ "covers": covers }),
+            })
+        }
+        CoverCmd::End { id } => {
+            let (mut cb, bar) = rotation_bar(json);
+            let report = p.end_cover(id, &mut cb).await;
+            if let Some(b) = bar {
+                b.finish_and_clear();
+            }
+            let r = report?;
+            Ok(Output {
+                text: format!(
+                    "Cover {id} has ended: the relay refuses the colleague in its files.\n\
+                     Rotated in {} ms: {} customer files ({} epoch wraps and links), {} of this \
+                     device's room sessions ({} Olm shares).",
+                    r.total_ms, r.files, r.epoch_wraps, r.room_sessions, r.olm_shares
+                ),
+                json: json!(r),
+            })
+        }
+    }
 }
 
 fn rotation_output(what: &str, r: &RotationReport) -> Output {

@@ -26,6 +26,7 @@ pub mod profile;
 pub mod room;
 pub mod store;
 pub mod transport;
+pub mod when;
 
 pub use ledgerline_protocol as protocol;
 

@@ -29,11 +29,13 @@ use std::path::{Path, PathBuf};
 use zeroize::{Zeroize, Zeroizing};
 
 mod audit;
+mod cover;
 mod devices;
 mod documents;
 mod offboard;
 mod watch;
 pub use audit::ExportSummary;
+pub use cover::{CoverGrant, CoverView};
 pub use documents::{DocumentManifest, Phase, Progress};
 pub use offboard::{RotationProgress, RotationReport};
 pub use watch::WatchEvent;
@@ -2112,6 +2114,8 @@ impl Profile {
         if let Some(r) = self.resume_rotation(&mut |_| {}).await? {
             report.rotated_files = r.files;
         }
+        // Absence covers past their expiry: their end is recorded and their keys rotated.
+        report.rotated_files += self.expire_covers().await?;
         self.sync_to_device(report).await?;
         let files = self.roster()?.files_of(&self.id.member, now_ms());
         for file in files {

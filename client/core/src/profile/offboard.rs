@@ -40,10 +40,12 @@ pub(super) enum Trigger {
     MemberRemoved(MemberId),
     DeviceRevoked(DeviceId),
     FileAccessRemoved(FileId, MemberId),
+    /// The `seq` of the cover's `CoverGranted` event.
+    CoverEnded(u64),
 }
 
 impl Trigger {
-    fn event(&self) -> EventKind {
+    pub(super) fn event(&self) -> EventKind {
         match self {
             Self::MemberRemoved(member) => EventKind::MemberRemoved { member: *member },
             Self::DeviceRevoked(device) => EventKind::DeviceRevoked { device: *device },
@@ -51,6 +53,7 @@ impl Trigger {
                 file: *file,
                 member: *member,
             },
+            Self::CoverEnded(cover) => EventKind::CoverEnded { cover: *cover },
         }
     }
 }
@@ -243,7 +246,7 @@ impl Profile {
 
     /// Refuses, before anything is planned, an event the roster would refuse (the last
     /// admin, someone already gone).
-    fn check_event(&self, kind: EventKind) -> Result<()> {
+    pub(super) fn check_event(&self, kind: EventKind) -> Result<()> {
         let r = self.roster()?;
         let event = EventBody {
             firm: self.id.firm,
@@ -314,7 +317,7 @@ impl Profile {
 
     /// Adds to the job: the trigger, a new key for each of `holders`' member keys, a new
     /// epoch for each of `files`; commits it before anything is sent.
-    async fn plan_rotation(
+    pub(super) async fn plan_rotation(
         &mut self,
         trigger: Trigger,
         holders: &BTreeSet<MemberId>,
@@ -367,37 +370,52 @@ impl Profile {
         start: Instant,
         progress: &mut dyn FnMut(&RotationProgress),
     ) -> Result<RotationReport> {
+        let cut: BTreeSet<DeviceId> = revoked.iter().copied().collect();
+        let mut report = self.finish_rotation(&cut, None, start, progress).await?;
+        report.revoked_devices = revoked;
+        Ok(report)
+    }
+
+    /// Appends the job's roster events, runs the job, then replaces this device's room
+    /// sessions that reached `cut` (in `rooms` only, when given).
+    pub(super) async fn finish_rotation(
+        &mut self,
+        cut: &BTreeSet<DeviceId>,
+        rooms: Option<&BTreeSet<[u8; 16]>>,
+        start: Instant,
+        progress: &mut dyn FnMut(&RotationProgress),
+    ) -> Result<RotationReport> {
         let sent = self.relay.requests_sent();
-        let mut report = RotationReport {
-            revoked_devices: revoked.clone(),
-            ..RotationReport::default()
-        };
+        let mut report = RotationReport::default();
         let acknowledged = self.append_triggers().await?;
         report.refused_after_ms = ms_between(start, acknowledged.unwrap_or_else(Instant::now));
         super::crash_after_revocation();
         self.run_rotation(progress, &mut report).await?;
-        self.rotate_room_sessions(&revoked.into_iter().collect(), &mut report)
-            .await?;
+        self.rotate_room_sessions(cut, rooms, &mut report).await?;
         report.total_ms = ms(start);
         report.requests = self.relay.requests_sent() - sent;
         Ok(report)
     }
 
-    /// Replaces every outbound room session of this device that had reached a revoked
-    /// device with a new one, shared over Olm with the devices allowed now: audiences
+    /// Replaces every outbound room session of this device that had reached a device of
+    /// `revoked` (in `only` rooms, when given) with a new one, shared over Olm with the
+    /// devices allowed now: audiences
     /// fetched concurrently, sessions made and keys encrypted here, then the keys sent in
     /// batches of up to 1,000. (A crash before this is harmless: the next message
     /// notices the changed audience.)
     async fn rotate_room_sessions(
         &mut self,
         revoked: &BTreeSet<DeviceId>,
+        only: Option<&BTreeSet<[u8; 16]>>,
         report: &mut RotationReport,
     ) -> Result<()> {
         let t = Instant::now();
         let rooms: Vec<[u8; 16]> = self
             .outbound
             .iter()
-            .filter(|(_, o)| !o.shared_with().is_disjoint(revoked))
+            .filter(|(room, o)| {
+                !o.shared_with().is_disjoint(revoked) && only.is_none_or(|set| set.contains(*room))
+            })
             .map(|(room, _)| *room)
             .collect();
         for room in &rooms {
@@ -521,6 +539,7 @@ impl Profile {
                 Trigger::MemberRemoved(m) => r.member(m).is_some_and(|s| s.active.until.is_none()),
                 Trigger::DeviceRevoked(d) => r.device(d).is_some_and(|s| s.active.until.is_none()),
                 Trigger::FileAccessRemoved(f, m) => r.granted_files(m).contains(f),
+                Trigger::CoverEnded(c) => r.cover(*c).is_some_and(|c| c.ended_ms.is_none()),
             };
             if pending {
                 acknowledged = Some(self.append(t.event()).await?);
@@ -769,7 +788,7 @@ impl Profile {
 
     /// Learns a file's newest epoch and its key from the relay: through this member's
     /// own wraps, or (escrow) through any member's whose key this admin holds.
-    async fn recover_epoch(&mut self, file: FileId) -> Result<()> {
+    pub(super) async fn recover_epoch(&mut self, file: FileId) -> Result<()> {
         let (links, _) = self.relay.epoch_links(&self.account, file, 0).await?;
         let newest = links.iter().map(|l| l.epoch).max().unwrap_or(0);
         if self.epoch_key(file, newest).is_some() {
