@@ -1869,3 +1869,256 @@ async fn offboarding_cuts_a_member_off_at_once_and_rotates_everything_they_held(
     }
     evil.stop().await;
 }
+
+fn epoch_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+}
+
+async fn sleep_until(ms: u64) {
+    tokio::time::sleep(Duration::from_millis(ms.saturating_sub(epoch_ms()) + 100)).await;
+}
+
+fn file_names(v: &Value) -> BTreeSet<String> {
+    names(v, "files", "name")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_absence_cover_opens_a_members_files_for_its_window_and_expires_by_itself() {
+    const F2: &str = "Nowak SA";
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("relay");
+    let relay = Relay::start(&data, "127.0.0.1:0".parse().unwrap()).await;
+    let url = relay.url();
+    let f = found(dir.path(), &url).await;
+    let auditor = dir.path().join("audytor");
+    admit(&f.owner, &auditor, &url, "Jan Audytor", "auditor").await;
+    ok(&f.owner, &["file", "create", FILE]).await;
+    ok(&f.owner, &["file", "grant", FILE, "Anna Kowalczyk"]).await;
+    ok(&f.owner, &["file", "create", F2]).await;
+    for m in ["Anna Kowalczyk", "Bartek Zieliński"] {
+        ok(&f.owner, &["file", "grant", F2, m]).await;
+    }
+    ok(
+        &f.anna,
+        &["chat", "send", FILE, "faktura za listopad jest w teczce"],
+    )
+    .await;
+    ok(&f.owner, &["sync"]).await;
+    let bartek_id = ok(&f.bartek, &["whoami"]).await["member"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let before = ok(&f.bartek, &["file", "list"]).await;
+    assert_eq!(file_names(&before), BTreeSet::from([F2.to_owned()]));
+
+    // Refused: a window that ends before it starts, a date that is no date.
+    let r = ll(
+        &f.owner,
+        &[
+            "cover",
+            "grant",
+            "Anna Kowalczyk",
+            "--colleague",
+            "Bartek Zieliński",
+            "--from",
+            "2026-12-10",
+            "--until",
+            "2026-12-01",
+        ],
+    )
+    .await;
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    let r = ll(
+        &f.owner,
+        &[
+            "cover",
+            "grant",
+            "Anna Kowalczyk",
+            "--colleague",
+            "Bartek Zieliński",
+            "--until",
+            "jutro",
+        ],
+    )
+    .await;
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("is not a time"), "{}", r.stderr);
+    // Only an admin grants a cover.
+    let r = ll(
+        &f.anna,
+        &[
+            "cover",
+            "grant",
+            "Anna Kowalczyk",
+            "--colleague",
+            "Bartek Zieliński",
+            "--until",
+            "2099-01-01",
+        ],
+    )
+    .await;
+    assert_ne!(r.code, 0, "{}", r.stderr);
+
+    // Anna is away from A to B: Bartek covers her files.
+    let from_ms = epoch_ms() + 8_000;
+    let until_ms = from_ms + 10_000;
+    let (from, until) = (
+        ledgerline_audit::format_ms(from_ms),
+        ledgerline_audit::format_ms(until_ms),
+    );
+    let g = ok(
+        &f.owner,
+        &[
+            "cover",
+            "grant",
+            "Anna Kowalczyk",
+            "--colleague",
+            "Bartek Zieliński",
+            "--from",
+            &from,
+            "--until",
+            &until,
+        ],
+    )
+    .await;
+    let cover_id = g["cover"]["id"].as_u64().unwrap();
+    assert_eq!(g["cover"]["files"], 2, "{g}");
+    assert_eq!(g["cover"]["wrapped"], 2, "{g}");
+    assert!(
+        epoch_ms() < from_ms,
+        "the machine is too slow for this test's window"
+    );
+    // Not started yet: not his files.
+    ok(&f.bartek, &["sync"]).await;
+    let planned = ok(&f.bartek, &["file", "list"]).await;
+    assert_eq!(file_names(&planned), BTreeSet::from([F2.to_owned()]));
+    let list = ok(&f.owner, &["cover", "list"]).await;
+    assert_eq!(list["covers"][0]["state"], "planned", "{list}");
+    assert!(
+        epoch_ms() < from_ms,
+        "the machine is too slow for this test's window"
+    );
+
+    // From A he works in Anna's file: its history (forwarded keys) and new messages.
+    sleep_until(from_ms).await;
+    ok(&f.bartek, &["sync"]).await;
+    let during = ok(&f.bartek, &["file", "list"]).await;
+    assert_eq!(
+        file_names(&during),
+        BTreeSet::from([FILE.to_owned(), F2.to_owned()])
+    );
+    let read = ok(&f.bartek, &["chat", "read", FILE]).await;
+    assert!(
+        bodies(&read).contains(&"faktura za listopad jest w teczce".to_owned()),
+        "{read}"
+    );
+    ok(
+        &f.bartek,
+        &["chat", "send", FILE, "zastępuję Annę do piątku"],
+    )
+    .await;
+    let read = ok(&f.anna, &["chat", "read", FILE]).await;
+    assert!(
+        bodies(&read).contains(&"zastępuję Annę do piątku".to_owned()),
+        "{read}"
+    );
+    let list = ok(&f.owner, &["cover", "list"]).await;
+    assert_eq!(list["covers"][0]["state"], "active", "{list}");
+
+    // At B it expires by itself: nobody acts, the relay refuses him.
+    sleep_until(until_ms).await;
+    let s = ok(&f.bartek, &["sync"]).await;
+    assert_eq!(s["rotated_files"], 0, "{s}");
+    let after = ok(&f.bartek, &["file", "list"]).await;
+    assert_eq!(file_names(&after), BTreeSet::from([F2.to_owned()]));
+    let r = ll(&f.bartek, &["chat", "send", FILE, "po terminie"]).await;
+    assert_ne!(r.code, 0, "{}", r.stderr);
+    // The auditor sees the expiry without its rotation yet.
+    let (v, _, _) = audit_now(&auditor, dir.path(), "audyt-1.jsonl").await;
+    assert_ne!(v.code, 0, "{}", v.stderr);
+    assert!(v.stderr.contains("incomplete_rotation"), "{}", v.stderr);
+
+    // The owner's next sync records the end and rotates what Bartek held through it: the
+    // customer file he has no grant for, not F2.
+    let s = ok(&f.owner, &["sync"]).await;
+    assert_eq!(s["rotated_files"], 1, "{s}");
+    let list = ok(&f.owner, &["cover", "list"]).await;
+    assert_eq!(list["covers"][0]["state"], "ended", "{list}");
+    let ids = ok(&f.owner, &["file", "list"]).await;
+    let (file1, file2) = (file_id(&ids, FILE), file_id(&ids, F2));
+    let epochs = relay_rows(
+        &data,
+        "SELECT lower(hex(file)), MAX(epoch) FROM epoch_links GROUP BY file",
+    );
+    assert_eq!(
+        epochs,
+        vec![vec![file1.clone(), "1".to_owned()]],
+        "{epochs:?}"
+    );
+    let bartek_wraps = relay_rows(
+        &data,
+        &format!(
+            "SELECT lower(hex(file)), epoch FROM epoch_key_wraps WHERE lower(hex(member)) = '{bartek_id}' ORDER BY file, epoch"
+        ),
+    );
+    let mut want = vec![
+        vec![file1.clone(), "0".to_owned()],
+        vec![file2, "0".to_owned()],
+    ];
+    want.sort();
+    assert_eq!(bartek_wraps, want, "no new epoch key is wrapped for Bartek");
+    // Work goes on without him; the auditor finds the rotation complete, grant and end
+    // on the record.
+    ok(&f.anna, &["chat", "send", FILE, "wróciłam"]).await;
+    ok(&f.bartek, &["sync"]).await;
+    let read = ok(&f.bartek, &["chat", "read", FILE]).await;
+    assert!(!bodies(&read).contains(&"wróciłam".to_owned()), "{read}");
+    let (v, rows, summary) = audit_now(&auditor, dir.path(), "audyt-2.jsonl").await;
+    assert_eq!(v.code, 0, "{}", v.stderr);
+    assert!(summary.is_some());
+    let actions: Vec<String> = rows
+        .iter()
+        .filter_map(|r| r["row"]["action"].as_str().map(str::to_owned))
+        .collect();
+    assert!(
+        actions
+            .iter()
+            .any(|a| a.contains(&format!("member {bartek_id} covers member"))),
+        "{actions:?}"
+    );
+    assert!(
+        actions
+            .iter()
+            .any(|a| a == &format!("ended the absence cover of roster event {cover_id}")),
+        "{actions:?}"
+    );
+
+    // A cover ended early by hand: refused at once, rotated at once.
+    let g = ok(
+        &f.owner,
+        &[
+            "cover",
+            "grant",
+            "Anna Kowalczyk",
+            "--colleague",
+            "Bartek Zieliński",
+            "--until",
+            "2099-12-31",
+        ],
+    )
+    .await;
+    let early = g["cover"]["id"].as_u64().unwrap().to_string();
+    ok(&f.bartek, &["sync"]).await;
+    let during = ok(&f.bartek, &["file", "list"]).await;
+    assert!(file_names(&during).contains(FILE), "{during}");
+    let end = ok(&f.owner, &["cover", "end", &early]).await;
+    assert_eq!(end["files"], 1, "{end}");
+    ok(&f.bartek, &["sync"]).await;
+    let after = ok(&f.bartek, &["file", "list"]).await;
+    assert_eq!(file_names(&after), BTreeSet::from([F2.to_owned()]));
+    let (v, _, _) = audit_now(&auditor, dir.path(), "audyt-3.jsonl").await;
+    assert_eq!(v.code, 0, "{}", v.stderr);
+}

@@ -1524,10 +1524,12 @@ impl Profile {
         report: &mut SyncReport,
     ) -> Result<usize> {
         let now = now_ms();
-        let rotate = self
-            .outbound
-            .get(&room)
-            .is_none_or(|o| o.needs_rotation(devices, now));
+        // Someone's access to the file ended since the session began: it may have reached
+        // them (shared, or forwarded by an admin with the file's history), so it is retired.
+        let access_ended = self.roster()?.last_access_end(&FileId(room), now);
+        let rotate = self.outbound.get(&room).is_none_or(|o| {
+            o.needs_rotation(devices, now) || access_ended.is_some_and(|t| t >= o.created_ms())
+        });
         if rotate {
             self.outbound.insert(room, OutboundRoom::new(room, now));
         }

@@ -183,6 +183,11 @@ impl OutboundRoom {
         }
     }
 
+    /// When the session was made (ms since the Unix epoch).
+    pub fn created_ms(&self) -> u64 {
+        self.created_ms
+    }
+
     /// Whether this session must be replaced before sending to a room whose devices are now
     /// `devices`: any change of membership (so a removed device learns nothing new and a
     /// new one nothing old), the message limit, or the age limit.

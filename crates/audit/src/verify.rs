@@ -359,6 +359,8 @@ struct Rotation {
     left: Option<MemberId>,
     fresh_key_of: Option<MemberId>,
     new_epoch: Option<u64>,
+    /// The access ended by an absence cover's expiry: no entry marks that moment.
+    expiry: bool,
 }
 
 /// A member key exposed at `since` (a device of the member, or of an admin holding it in
@@ -419,6 +421,11 @@ fn role_word(r: Role) -> &'static str {
 fn obligations(roster: &Roster, from: u64) -> (Vec<Rotation>, Vec<KeyRotation>) {
     let mut files = BTreeSet::new();
     let mut keys = BTreeSet::new();
+    let expiries: BTreeSet<(FileId, MemberId, u64)> = roster
+        .covers()
+        .filter(|(_, c)| c.end_ms() == c.until_ms)
+        .flat_map(|(_, c)| c.files.iter().map(|f| (*f, c.colleague, c.until_ms)))
+        .collect();
     for (file, member, since) in roster.access_ends() {
         if since >= from {
             files.insert(Rotation {
@@ -427,6 +434,7 @@ fn obligations(roster: &Roster, from: u64) -> (Vec<Rotation>, Vec<KeyRotation>) 
                 left: Some(member),
                 fresh_key_of: None,
                 new_epoch: None,
+                expiry: expiries.contains(&(file, member, since)),
             });
         }
     }
@@ -465,6 +473,7 @@ fn obligations(roster: &Roster, from: u64) -> (Vec<Rotation>, Vec<KeyRotation>) 
                         left: None,
                         fresh_key_of: Some(member),
                         new_epoch: None,
+                        expiry: false,
                     });
                 }
             }
@@ -950,9 +959,13 @@ impl Verifier {
             });
         }
         // A revocation after the last entry has had no time to be followed by anything:
-        // the next bundle checks it.
+        // the next bundle checks it. An absence cover's expiry is no entry at all (it
+        // needs no event): it is judged once the bundle was exported after it.
         let end = self.last_received;
-        self.completeness.rotations.retain(|r| r.since <= end);
+        let exported = end.max(header.exported_ms);
+        self.completeness
+            .rotations
+            .retain(|r| r.since <= if r.expiry { exported } else { end });
         self.completeness.key_rotations.retain(|k| k.since <= end);
         if let Some(k) = self
             .completeness

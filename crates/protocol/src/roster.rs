@@ -1019,6 +1019,22 @@ impl Roster {
             .is_some_and(|m| m.active.until.is_none())
     }
 
+    /// The last moment up to `now_ms` at which someone's access to `file` ended (a grant
+    /// removed, a member removed, a cover ended or expired), if any. A sender's room
+    /// session older than that may have reached them and is replaced.
+    pub fn last_access_end(&self, file: &FileId, now_ms: u64) -> Option<u64> {
+        let grants = self
+            .grants
+            .range((*file, MemberId([0; 16]))..=(*file, MemberId([0xff; 16])))
+            .flat_map(|(_, v)| v.iter().filter_map(|i| i.until));
+        let covers = self
+            .covers
+            .values()
+            .filter(|c| c.files.contains(file))
+            .map(|c| c.end_ms());
+        grants.chain(covers).filter(|t| *t <= now_ms).max()
+    }
+
     /// Every absence cover, by the `seq` of its `CoverGranted` event.
     pub fn covers(&self) -> impl Iterator<Item = (u64, &Cover)> {
         self.covers.iter().map(|(seq, c)| (*seq, c))
@@ -1428,6 +1444,8 @@ mod tests {
         let end = EventKind::CoverEnded { cover: seq };
         assert_eq!(r.exposed_by(&end), (BTreeSet::new(), BTreeSet::from([f1])));
         assert!(r.access_ends().contains(&(f1, bob, 9000)));
+        assert_eq!(r.last_access_end(&f1, 8999), None);
+        assert_eq!(r.last_access_end(&f1, 9000), Some(9000));
         assert!(!r.access_ends().iter().any(|(f, _, _)| *f == f2));
         f.push(9500, end.clone()).unwrap();
         assert_eq!(f.push(9600, end).unwrap_err().class(), "Duplicate");
