@@ -2078,7 +2078,18 @@ async fn an_absence_cover_opens_a_members_files_for_its_window_and_expires_by_it
     assert!(!bodies(&read).contains(&"wróciłam".to_owned()), "{read}");
     let (v, rows, summary) = audit_now(&auditor, dir.path(), "audyt-2.jsonl").await;
     assert_eq!(v.code, 0, "{}", v.stderr);
-    assert!(summary.is_some());
+    let summary = summary.unwrap();
+    let revocations = &summary["summary"]["revocations"];
+    assert!(
+        revocations
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["what"].as_str().unwrap().starts_with(&format!(
+                "absence cover {cover_id} expired: member {bartek_id}"
+            )) && r["files"] == 1),
+        "{revocations}"
+    );
     let actions: Vec<String> = rows
         .iter()
         .filter_map(|r| r["row"]["action"].as_str().map(str::to_owned))

@@ -686,6 +686,20 @@ impl Verifier {
             self.roster_bodies
                 .insert(Sha256::digest(body.as_bytes()).into(), what);
         }
+        for (seq, c) in roster.covers() {
+            let how = if c.end_ms() == c.until_ms {
+                "expired"
+            } else {
+                "ended early"
+            };
+            self.revocations_at.insert(
+                c.end_ms(),
+                format!(
+                    "absence cover {seq} {how}: member {} covered member {}",
+                    c.colleague, c.absent
+                ),
+            );
+        }
         // Rotations can be checked for access ends inside the whole entries, up to the end.
         if let Some((h, ..)) = &self.header {
             if h.to_ms.is_none() {
