@@ -27,6 +27,7 @@ pub mod room;
 pub mod store;
 pub mod transport;
 pub mod when;
+pub mod work;
 
 pub use ledgerline_protocol as protocol;
 
