@@ -4,16 +4,19 @@
 #![forbid(unsafe_code)]
 
 use clap::{Args, Parser, Subcommand};
+use ledgerline_client_core::chrono::NaiveDate;
 use ledgerline_client_core::keystore;
 use ledgerline_client_core::onboarding::OnboardingError;
 use ledgerline_client_core::profile::{
     parse_role, ClientError, Conversation, DocumentManifest, Phase, Profile, Progress,
     RotationProgress, RotationReport, Unlock, WatchEvent,
 };
+use ledgerline_client_core::profile::{today, CustomerCard, TaskSpec};
 use ledgerline_client_core::protocol::ids::FileId;
 use ledgerline_client_core::room::RoomEvent;
 use ledgerline_client_core::store::StoreError;
 use ledgerline_client_core::transport::RelayError;
+use ledgerline_client_core::when::{self, DEFAULT_ZONE};
 use serde_json::{json, Value};
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
@@ -33,7 +36,7 @@ Exit codes:
   6   not found (profile, file, member, join request)
   7   not allowed (not an admin, not yet approved, no access)
   8   wrong store passphrase or key, or the OS keyring failed
-  75  queued: the message is in the local outbox; `ledgerline sync` sends it
+  75  queued: the message or edit is kept on this device; `ledgerline sync` sends it
 
 Environment:
   LEDGERLINE_PROFILE     profile directory (instead of --profile)
@@ -99,6 +102,21 @@ enum Command {
     /// Absence cover: a colleague works in an absent member's files for a time (admin).
     #[command(subcommand)]
     Cover(CoverCmd),
+    /// Customers (CRM): cards, notes, the timeline.
+    #[command(subcommand)]
+    Customer(CustomerCmd),
+    /// Leads: prospective customers, by stage; converted keeping their history.
+    #[command(subcommand)]
+    Lead(LeadCmd),
+    /// Tasks: own, assigned, delegated, rolling, recurring.
+    #[command(subcommand)]
+    Task(TaskCmd),
+    /// Deadline templates (VAT, ZUS, PIT…) applied to customers as recurring tasks.
+    #[command(subcommand)]
+    Template(TemplateCmd),
+    /// Calendar: task deadlines by day, in Europe/Warsaw.
+    #[command(subcommand)]
+    Cal(CalCmd),
     /// Customer files.
     #[command(subcommand)]
     File(FileCmd),
@@ -279,6 +297,193 @@ enum DeviceCmd {
     Revoke {
         /// Device id, or its first 8+ hex digits (see `ledgerline device list`).
         device: String,
+    },
+}
+
+/// A customer card's details (all optional, repeatable where a list).
+#[derive(Args, Debug, Default)]
+struct CardArgs {
+    /// NIP (checked: 10 digits with a valid check digit; dashes and `PL` allowed).
+    #[arg(long)]
+    nip: Option<String>,
+    /// REGON (9 or 14 digits, checked).
+    #[arg(long)]
+    regon: Option<String>,
+    /// E-mail address (repeat for more).
+    #[arg(long = "email")]
+    emails: Vec<String>,
+    /// Phone number (repeat for more).
+    #[arg(long = "phone")]
+    phones: Vec<String>,
+    /// Contact person, e.g. "Jan Kowalski <jan@firma.pl>" (repeat for more).
+    #[arg(long = "contact")]
+    contacts: Vec<String>,
+    /// Address (repeat for more).
+    #[arg(long = "address")]
+    addresses: Vec<String>,
+}
+
+#[derive(Subcommand, Debug)]
+enum CustomerCmd {
+    /// Create a customer file with its card (admin).
+    Add {
+        /// Company name.
+        name: String,
+        #[command(flatten)]
+        card: CardArgs,
+    },
+    /// Customers and leads you can see.
+    List,
+    /// Change a field of a card: name, nip, regon, email, phone, address.
+    Set {
+        /// Customer file (name or id).
+        file: String,
+        /// Field.
+        field: String,
+        /// New value.
+        value: String,
+    },
+    /// Add a note to a customer file.
+    Note {
+        /// Customer file (name or id).
+        file: String,
+        /// The note.
+        text: String,
+    },
+    /// Everything about a customer in time order: messages, notes, tasks, documents.
+    Timeline {
+        /// Customer file (name or id).
+        file: String,
+        /// Show this many items, the newest.
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+        /// Only items before this time (ms since the epoch, from a previous page).
+        #[arg(long)]
+        before: Option<u64>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum LeadCmd {
+    /// Create a lead (admin): a customer file in stage `new`.
+    Add {
+        /// Company name.
+        name: String,
+        #[command(flatten)]
+        card: CardArgs,
+    },
+    /// Move a lead to a stage: new, contacted, offer, won, lost.
+    Stage {
+        /// Lead (name or id).
+        lead: String,
+        /// Stage.
+        stage: String,
+    },
+    /// Convert a lead to a customer (same file, its history kept).
+    Convert {
+        /// Lead (name or id).
+        lead: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum TaskCmd {
+    /// Add a task to a customer file.
+    Add {
+        /// Title.
+        title: String,
+        /// Customer file (name or id).
+        #[arg(long)]
+        customer: String,
+        /// Assign to a member (name or id); yourself by default.
+        #[arg(long)]
+        assign: Option<String>,
+        /// Due day (YYYY-MM-DD).
+        #[arg(long)]
+        due: Option<String>,
+        /// Recurrence, RFC 5545 RRULE (e.g. FREQ=MONTHLY;BYMONTHDAY=25).
+        #[arg(long)]
+        rrule: Option<String>,
+        /// Move each due day to the next working day (weekends, Polish holidays).
+        #[arg(long)]
+        working_days: bool,
+        /// Not done → carries over to the next working day.
+        #[arg(long)]
+        rolling: bool,
+        /// Checklist item (repeat for more).
+        #[arg(long = "check")]
+        checklist: Vec<String>,
+    },
+    /// Tasks you can see (assigned to you, or to someone you cover for, with --mine).
+    List {
+        /// Only one customer file.
+        #[arg(long)]
+        customer: Option<String>,
+        /// Only yours (and those of members you cover for).
+        #[arg(long)]
+        mine: bool,
+    },
+    /// Mark a task done (a recurring task: its current occurrence).
+    Done {
+        /// Task id (or its first 6+ hex digits).
+        task: String,
+    },
+    /// Delegate a task to a member; they accept or return it.
+    Delegate {
+        /// Task id.
+        task: String,
+        /// Member (name or id).
+        member: String,
+    },
+    /// Accept a task delegated to you.
+    Accept {
+        /// Task id.
+        task: String,
+    },
+    /// Return a task delegated to you, with a comment.
+    Return {
+        /// Task id.
+        task: String,
+        /// Why.
+        #[arg(long)]
+        comment: String,
+    },
+    /// Tick (or with --undo untick) a checklist item (1 = the first).
+    Check {
+        /// Task id.
+        task: String,
+        /// Item number.
+        item: usize,
+        /// Untick.
+        #[arg(long)]
+        undo: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum TemplateCmd {
+    /// The deadline templates.
+    List,
+    /// Apply a template to a customer: its recurring task, due on working days.
+    Apply {
+        /// Template id (e.g. vat-monthly).
+        template: String,
+        /// Customer file (name or id).
+        #[arg(long)]
+        customer: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum CalCmd {
+    /// Task deadlines day by day.
+    Agenda {
+        /// First day (YYYY-MM-DD); today when omitted.
+        #[arg(long)]
+        from: Option<String>,
+        /// Last day (YYYY-MM-DD); 30 days on when omitted.
+        #[arg(long)]
+        to: Option<String>,
     },
 }
 
@@ -656,6 +861,11 @@ async fn with_profile(p: &mut Profile, command: Command, json: bool) -> Result<O
             Ok(rotation_output(&format!("Device {d} is revoked"), &report?))
         }
         Command::Cover(cmd) => cover(p, cmd, json).await,
+        Command::Customer(cmd) => customer(p, cmd).await,
+        Command::Lead(cmd) => lead(p, cmd).await,
+        Command::Task(cmd) => task(p, cmd).await,
+        Command::Template(cmd) => template(p, cmd).await,
+        Command::Cal(cmd) => cal(p, cmd).await,
         Command::Member(MemberCmd::List) => {
             p.sync().await?;
             let members = p.members()?;
@@ -944,8 +1154,322 @@ fn rotation_bar(json: bool) -> (RotationCallback, Option<indicatif::ProgressBar>
     (cb, Some(bar))
 }
 
+/// Syncs first; offline, works from the local store (edits wait in it, exit 75).
+async fn sync_unless_offline(p: &mut Profile) -> Result<(), Failure> {
+    match p.sync().await {
+        Ok(_) | Err(ClientError::Relay(RelayError::Unreachable(_))) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn card(a: CardArgs) -> CustomerCard {
+    CustomerCard {
+        nip: a.nip,
+        regon: a.regon,
+        emails: a.emails,
+        phones: a.phones,
+        contacts: a.contacts,
+        addresses: a.addresses,
+    }
+}
+
+fn day_arg(s: &str) -> Result<NaiveDate, Failure> {
+    NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d")
+        .map_err(|_| usage(format!("{s:?} is not a day: use YYYY-MM-DD")))
+}
+
+async fn customer(p: &mut Profile, cmd: CustomerCmd) -> Result<Output, Failure> {
+    sync_unless_offline(p).await?;
+    match cmd {
+        CustomerCmd::Add { name, card: c } => {
+            let file = p.customer_add(&name, &card(c)).await?;
+            Ok(Output {
+                text: format!("Customer {name} added: {file}"),
+                json: json!({ "file": file, "name": name }),
+            })
+        }
+        CustomerCmd::List => {
+            let list = p.customers()?;
+            let text = list
+                .iter()
+                .map(|c| {
+                    format!(
+                        "{}  {:<8} {:<32} NIP {}{}{}",
+                        c.file,
+                        c.kind,
+                        c.name,
+                        c.nip.as_deref().unwrap_or("-"),
+                        c.stage
+                            .as_deref()
+                            .map(|s| format!("  stage {s}"))
+                            .unwrap_or_default(),
+                        if c.conflicts.is_empty() {
+                            String::new()
+                        } else {
+                            format!("  ({} conflicting edits)", c.conflicts.len())
+                        }
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("\n");
+            Ok(Output {
+                text,
+                json: json!({ "customers": list }),
+            })
+        }
+        CustomerCmd::Set { file, field, value } => {
+            let f = p.resolve_file(&file)?;
+            p.customer_set(f, &field, &value).await?;
+            Ok(Output {
+                text: format!("{file}: {field} set."),
+                json: json!({ "file": f, "field": field }),
+            })
+        }
+        CustomerCmd::Note { file, text } => {
+            let f = p.resolve_file(&file)?;
+            let id = p.note_add(f, &text).await?;
+            Ok(Output {
+                text: format!("Note added to {file}."),
+                json: json!({ "file": f, "note": id.to_string() }),
+            })
+        }
+        CustomerCmd::Timeline {
+            file,
+            limit,
+            before,
+        } => {
+            let f = p.resolve_file(&file)?;
+            let items = p.timeline(f, before, limit)?;
+            let text = items
+                .iter()
+                .map(|i| {
+                    format!(
+                        "{}  {:<8} {}",
+                        when::format(i.at_ms, DEFAULT_ZONE),
+                        i.kind,
+                        i.text
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("\n");
+            Ok(Output {
+                text,
+                json: json!({ "items": items }),
+            })
+        }
+    }
+}
+
+async fn lead(p: &mut Profile, cmd: LeadCmd) -> Result<Output, Failure> {
+    sync_unless_offline(p).await?;
+    match cmd {
+        LeadCmd::Add { name, card: c } => {
+            let file = p.lead_add(&name, &card(c)).await?;
+            Ok(Output {
+                text: format!("Lead {name} added: {file}"),
+                json: json!({ "file": file, "name": name }),
+            })
+        }
+        LeadCmd::Stage { lead, stage } => {
+            let f = p.resolve_file(&lead)?;
+            p.lead_stage(f, &stage).await?;
+            Ok(Output {
+                text: format!("{lead}: stage {stage}."),
+                json: json!({ "file": f, "stage": stage }),
+            })
+        }
+        LeadCmd::Convert { lead } => {
+            let f = p.resolve_file(&lead)?;
+            p.lead_convert(f).await?;
+            Ok(Output {
+                text: format!("{lead} is a customer now; its history stays."),
+                json: json!({ "file": f, "kind": "customer" }),
+            })
+        }
+    }
+}
+
+async fn task(p: &mut Profile, cmd: TaskCmd) -> Result<Output, Failure> {
+    sync_unless_offline(p).await?;
+    match cmd {
+        TaskCmd::Add {
+            title,
+            customer,
+            assign,
+            due,
+            rrule,
+            working_days,
+            rolling,
+            checklist,
+        } => {
+            let file = p.resolve_file(&customer)?;
+            let spec = TaskSpec {
+                title: title.clone(),
+                assignee: assign.map(|a| p.resolve_member(&a)).transpose()?,
+                due: due.as_deref().map(day_arg).transpose()?,
+                rrule,
+                working_days,
+                rolling,
+                checklist,
+                template: None,
+            };
+            let id = p.task_add(file, &spec).await?;
+            Ok(Output {
+                text: format!("Task {id}: {title}"),
+                json: json!({ "task": id.to_string(), "file": file }),
+            })
+        }
+        TaskCmd::List { customer, mine } => {
+            let file = customer.map(|c| p.resolve_file(&c)).transpose()?;
+            let list = p.tasks(file, mine)?;
+            let text = list
+                .iter()
+                .map(|t| {
+                    format!(
+                        "{}  {:<5} {} {:<40} {}{}{}",
+                        &t.id[..8.min(t.id.len())],
+                        t.status,
+                        t.shows_on
+                            .map(|d| d.to_string())
+                            .unwrap_or_else(|| "          ".into()),
+                        t.title,
+                        t.file_name.as_deref().unwrap_or(""),
+                        if t.rolled_days > 0 {
+                            format!("  (rolled {} days)", t.rolled_days)
+                        } else {
+                            String::new()
+                        },
+                        match t.delegation.as_deref() {
+                            Some(d) => format!("  [delegated: {d}]"),
+                            None => String::new(),
+                        }
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("\n");
+            Ok(Output {
+                text,
+                json: json!({ "tasks": list }),
+            })
+        }
+        TaskCmd::Done { task } => {
+            let (f, t) = p.resolve_task(&task)?;
+            p.task_done(f, t).await?;
+            Ok(Output {
+                text: "Done.".into(),
+                json: json!({ "task": t.to_string(), "status": "done" }),
+            })
+        }
+        TaskCmd::Delegate { task, member } => {
+            let (f, t) = p.resolve_task(&task)?;
+            let m = p.resolve_member(&member)?;
+            p.task_delegate(f, t, m).await?;
+            Ok(Output {
+                text: format!("Delegated to {member}; waiting for them to accept."),
+                json: json!({ "task": t.to_string(), "assignee": m }),
+            })
+        }
+        TaskCmd::Accept { task } => {
+            let (f, t) = p.resolve_task(&task)?;
+            p.task_answer(f, t, true, None).await?;
+            Ok(Output {
+                text: "Accepted.".into(),
+                json: json!({ "task": t.to_string(), "delegation": "accepted" }),
+            })
+        }
+        TaskCmd::Return { task, comment } => {
+            let (f, t) = p.resolve_task(&task)?;
+            p.task_answer(f, t, false, Some(&comment)).await?;
+            Ok(Output {
+                text: "Returned.".into(),
+                json: json!({ "task": t.to_string(), "delegation": "returned" }),
+            })
+        }
+        TaskCmd::Check { task, item, undo } => {
+            let (f, t) = p.resolve_task(&task)?;
+            if item == 0 {
+                return Err(usage("checklist items count from 1"));
+            }
+            p.task_check(f, t, item - 1, !undo).await?;
+            Ok(Output {
+                text: "Checklist updated.".into(),
+                json: json!({ "task": t.to_string(), "item": item, "done": !undo }),
+            })
+        }
+    }
+}
+
+async fn template(p: &mut Profile, cmd: TemplateCmd) -> Result<Output, Failure> {
+    match cmd {
+        TemplateCmd::List => {
+            let list = p.templates();
+            let text = list
+                .iter()
+                .map(|t| format!("{:<14} {:<50} {}", t.id, t.title_pl, t.rrule))
+                .collect::<Vec<_>>()
+                .join("\n");
+            Ok(Output {
+                text,
+                json: json!({ "templates": list }),
+            })
+        }
+        TemplateCmd::Apply { template, customer } => {
+            p.sync().await?;
+            let file = p.resolve_file(&customer)?;
+            let id = p.template_apply(&template, file).await?;
+            Ok(Output {
+                text: format!("Template {template} applied to {customer}: task {id}"),
+                json: json!({ "task": id.to_string(), "file": file, "template": template }),
+            })
+        }
+    }
+}
+
+async fn cal(p: &mut Profile, cmd: CalCmd) -> Result<Output, Failure> {
+    sync_unless_offline(p).await?;
+    match cmd {
+        CalCmd::Agenda { from, to } => {
+            let from = match from {
+                Some(f) => day_arg(&f)?,
+                None => today(),
+            };
+            let to = match to {
+                Some(t) => day_arg(&t)?,
+                None => from
+                    .checked_add_days(ledgerline_client_core::chrono::Days::new(30))
+                    .unwrap_or(from),
+            };
+            if to < from {
+                return Err(usage("--to must not come before --from"));
+            }
+            let items = p.agenda(from, to)?;
+            let text = items
+                .iter()
+                .map(|i| {
+                    format!(
+                        "{}  {:<50} {}{}",
+                        i.date,
+                        i.title,
+                        i.file_name.as_deref().unwrap_or(""),
+                        if i.rolled_days > 0 {
+                            format!("  (rolled {} days)", i.rolled_days)
+                        } else {
+                            String::new()
+                        }
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("\n");
+            Ok(Output {
+                text,
+                json: json!({ "items": items }),
+            })
+        }
+    }
+}
+
 async fn cover(p: &mut Profile, cmd: CoverCmd, json: bool) -> Result<Output, Failure> {
-    use ledgerline_client_core::when::{self, DateMeans, DEFAULT_ZONE};
+    use ledgerline_client_core::when::DateMeans;
     p.sync().await?;
     match cmd {
         CoverCmd::Grant {

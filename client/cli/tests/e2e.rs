@@ -2133,3 +2133,248 @@ async fn an_absence_cover_opens_a_members_files_for_its_window_and_expires_by_it
     let (v, _, _) = audit_now(&auditor, dir.path(), "audyt-3.jsonl").await;
     assert_eq!(v.code, 0, "{}", v.stderr);
 }
+
+fn customer_of<'a>(list: &'a Value, name: &str) -> &'a Value {
+    list["customers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == name)
+        .unwrap_or_else(|| panic!("no customer {name} in {list}"))
+}
+
+fn task_of<'a>(list: &'a Value, title: &str) -> &'a Value {
+    list["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["title"] == title)
+        .unwrap_or_else(|| panic!("no task {title} in {list}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn customers_tasks_deadlines_and_concurrent_edits_through_the_relay() {
+    use ledgerline_client_core::chrono::{Days, NaiveDate};
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("relay");
+    let mut relay = Relay::start(&data, "127.0.0.1:0".parse().unwrap()).await;
+    let url = relay.url();
+    let f = found(dir.path(), &url).await;
+    const K: &str = "Kowalski sp. z o.o.";
+
+    // CRM: a bad NIP is refused before anything is created; a good one is kept normalised.
+    let bad = ll(&f.owner, &["customer", "add", K, "--nip", "526-025-09-94"]).await;
+    assert_ne!(bad.code, 0);
+    assert!(bad.stderr.contains("check digit"), "{}", bad.stderr);
+    ok(
+        &f.owner,
+        &[
+            "customer",
+            "add",
+            K,
+            "--nip",
+            "PL 526-025-09-95",
+            "--email",
+            "biuro@kowalski.pl",
+            "--contact",
+            "Jan Kowalski <jan@kowalski.pl>",
+            "--address",
+            "ul. Polna 1, 00-001 Warszawa",
+        ],
+    )
+    .await;
+    for m in ["Anna Kowalczyk", "Bartek Zieliński"] {
+        ok(&f.owner, &["file", "grant", K, m]).await;
+    }
+    let list = ok(&f.anna, &["customer", "list"]).await;
+    let k = customer_of(&list, K);
+    assert_eq!(k["nip"], "5260250995");
+    assert_eq!(k["kind"], "customer");
+    assert_eq!(k["emails"][0], "biuro@kowalski.pl");
+
+    // A lead becomes a customer in the same file, its history kept.
+    ok(&f.owner, &["lead", "add", "Nowa Firma SA"]).await;
+    ok(
+        &f.owner,
+        &[
+            "customer",
+            "note",
+            "Nowa Firma SA",
+            "pierwsza rozmowa: 40 faktur miesięcznie",
+        ],
+    )
+    .await;
+    ok(&f.owner, &["lead", "stage", "Nowa Firma SA", "offer"]).await;
+    let l = ok(&f.owner, &["customer", "list"]).await;
+    assert_eq!(customer_of(&l, "Nowa Firma SA")["stage"], "offer");
+    ok(&f.owner, &["lead", "convert", "Nowa Firma SA"]).await;
+    let l = ok(&f.owner, &["customer", "list"]).await;
+    assert_eq!(customer_of(&l, "Nowa Firma SA")["kind"], "customer");
+    let t = ok(&f.owner, &["customer", "timeline", "Nowa Firma SA"]).await;
+    assert!(t.to_string().contains("pierwsza rozmowa"), "{t}");
+
+    // A rolling task assigned to Anna, ten days overdue.
+    let today = ledgerline_client_core::profile::today();
+    let due = today.checked_sub_days(Days::new(10)).unwrap();
+    ok(
+        &f.owner,
+        &[
+            "task",
+            "add",
+            "Zebrać faktury za październik",
+            "--customer",
+            K,
+            "--assign",
+            "Anna Kowalczyk",
+            "--due",
+            &due.to_string(),
+            "--rolling",
+            "--check",
+            "faktury sprzedaży",
+            "--check",
+            "faktury zakupu",
+        ],
+    )
+    .await;
+    let mine = ok(&f.anna, &["task", "list", "--mine"]).await;
+    let t = task_of(&mine, "Zebrać faktury za październik");
+    let (shows_on, rolled_days) = ledgerline_client_core::work::calendar::rolled(due, today);
+    assert_eq!(t["rolled_days"], rolled_days, "{t}");
+    assert_eq!(t["shows_on"], shows_on.to_string(), "{t}");
+    assert!(rolled_days >= 6, "ten days hold at least six working days");
+    let id = t["id"].as_str().unwrap().to_owned();
+    ok(&f.anna, &["task", "check", &id[..8], "1"]).await;
+    ok(&f.anna, &["task", "done", &id[..8]]).await;
+    let all = ok(&f.owner, &["task", "list", "--customer", K]).await;
+    let t = task_of(&all, "Zebrać faktury za październik");
+    assert_eq!(t["status"], "done");
+    assert_eq!(t["checklist"][0][1], true);
+    assert_eq!(t["checklist"][1][1], false);
+    // Not on Bartek's own list.
+    let bart = ok(&f.bartek, &["task", "list", "--mine"]).await;
+    assert!(bart["tasks"].as_array().unwrap().is_empty(), "{bart}");
+
+    // Delegation: the owner hands a task to Bartek, who returns it with a comment.
+    let d = ok(&f.owner, &["task", "add", "Złożyć PIT-4R", "--customer", K]).await;
+    let d = d["task"].as_str().unwrap().to_owned();
+    ok(&f.owner, &["task", "delegate", &d, "Bartek Zieliński"]).await;
+    let refused = ll(&f.anna, &["task", "accept", &d]).await;
+    assert_eq!(refused.code, 7, "{}", refused.stderr);
+    ok(
+        &f.bartek,
+        &["task", "return", &d, "--comment", "brak upoważnienia UPL-1"],
+    )
+    .await;
+    let all = ok(&f.owner, &["task", "list", "--customer", K]).await;
+    let t = task_of(&all, "Złożyć PIT-4R");
+    let owner_id = ok(&f.owner, &["whoami"]).await["member"].clone();
+    assert_eq!(t["assignee"], owner_id);
+    assert_eq!(t["delegation"], "returned");
+    assert_eq!(t["comment"], "brak upoważnienia UPL-1");
+    let what: Vec<String> = t["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h[2].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(what[0], "created");
+    assert!(what[1].starts_with("delegated to "), "{what:?}");
+    assert_eq!(what[2], "returned");
+
+    // Deadline template: JPK_V7M on the 25th, moved off weekends and holidays.
+    let templates = ok(&f.anna, &["template", "list"]).await;
+    assert!(templates.to_string().contains("vat-monthly"));
+    ok(
+        &f.owner,
+        &["template", "apply", "vat-monthly", "--customer", K],
+    )
+    .await;
+    let year = today.format("%Y").to_string().parse::<i32>().unwrap() + 1;
+    let agenda = ok(
+        &f.bartek,
+        &[
+            "cal",
+            "agenda",
+            "--from",
+            &format!("{year}-01-01"),
+            "--to",
+            &format!("{year}-12-31"),
+        ],
+    )
+    .await;
+    let vat: Vec<String> = agenda["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i["title"] == "JPK_V7M i VAT za poprzedni miesiąc")
+        .map(|i| i["date"].as_str().unwrap().to_owned())
+        .collect();
+    let want: Vec<String> = (1..=12)
+        .map(|m| {
+            ledgerline_client_core::work::calendar::next_working_day(
+                NaiveDate::from_ymd_opt(year, m, 25).unwrap(),
+            )
+            .to_string()
+        })
+        .collect();
+    assert_eq!(vat, want);
+
+    // Two devices edit the same card offline: nothing is lost, the conflict is visible.
+    relay.stop().await;
+    let a = ll(
+        &f.anna,
+        &["customer", "set", K, "email", "anna@kowalski.pl"],
+    )
+    .await;
+    assert_eq!(a.code, 75, "{}", a.stderr);
+    let b = ll(
+        &f.bartek,
+        &["customer", "set", K, "email", "ksiegowosc@kowalski.pl"],
+    )
+    .await;
+    assert_eq!(b.code, 75, "{}", b.stderr);
+    let c = ll(
+        &f.bartek,
+        &["customer", "set", K, "phone", "+48 22 100 20 30"],
+    )
+    .await;
+    assert_eq!(c.code, 75, "{}", c.stderr);
+    relay.restart().await;
+    let s = ok(&f.anna, &["sync"]).await;
+    assert_eq!(s["work_sent"], 1, "{s}");
+    let s = ok(&f.bartek, &["sync"]).await;
+    assert_eq!(s["work_sent"], 1, "{s}");
+    ok(&f.anna, &["sync"]).await;
+    let (la, lb) = (
+        ok(&f.anna, &["customer", "list"]).await,
+        ok(&f.bartek, &["customer", "list"]).await,
+    );
+    let (ka, kb) = (customer_of(&la, K), customer_of(&lb, K));
+    assert_eq!(ka, kb, "both devices converge");
+    // Bartek's edit is the later one: it wins; Anna's is kept as a conflict; his phone,
+    // edited by nobody else, simply lands.
+    assert_eq!(ka["emails"], serde_json::json!(["ksiegowosc@kowalski.pl"]));
+    assert_eq!(ka["phones"], serde_json::json!(["+48 22 100 20 30"]));
+    assert_eq!(ka["nip"], "5260250995");
+    let conflicts = ka["conflicts"].as_array().unwrap();
+    assert_eq!(conflicts.len(), 1, "{ka}");
+    assert_eq!(conflicts[0]["field"], "emails");
+    assert_eq!(conflicts[0]["v"], serde_json::json!(["anna@kowalski.pl"]));
+
+    // The relay saw ciphertext only.
+    let dump = relay_rows(&data, "SELECT hex(envelope) FROM records");
+    let all_hex: String = dump
+        .iter()
+        .flatten()
+        .cloned()
+        .collect::<Vec<_>>()
+        .join("")
+        .to_lowercase();
+    assert!(all_hex.len() > 1000, "the records are there");
+    for secret in ["5260250995", "kowalski", "PIT-4R", "JPK_V7M"] {
+        assert!(
+            !all_hex.contains(&hex::encode(secret)),
+            "{secret} reached the relay in clear"
+        );
+    }
+}

@@ -29,6 +29,7 @@ pub mod transport;
 pub mod when;
 pub mod work;
 
+pub use chrono;
 pub use ledgerline_protocol as protocol;
 
 /// HKDF info of the key that encrypts pickled state in the local store

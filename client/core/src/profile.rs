@@ -34,11 +34,15 @@ mod devices;
 mod documents;
 mod offboard;
 mod watch;
+mod work;
 pub use audit::ExportSummary;
 pub use cover::{CoverGrant, CoverView};
 pub use documents::{DocumentManifest, Phase, Progress};
 pub use offboard::{RotationProgress, RotationReport};
 pub use watch::WatchEvent;
+pub use work::{
+    today, AgendaItem, CustomerCard, CustomerView, TaskSpec, TaskView, TimelineItem, CUSTOMER_CARD,
+};
 
 /// The store file inside a profile directory.
 pub const STORE_FILE: &str = "ledgerline.db";
@@ -317,6 +321,9 @@ struct LocalState {
     /// room, time ms).
     #[serde(default)]
     opened: Vec<(String, u64)>,
+    /// The last hybrid-logical-clock reading this device gave a work item edit.
+    #[serde(default)]
+    work_clock: crate::work::merge::Hlc,
 }
 
 /// What this profile knows of an internal room or direct chat.
@@ -471,6 +478,8 @@ pub struct SyncReport {
     pub log_size: u64,
     /// Files an interrupted offboarding rotation gave a new epoch in this sync.
     pub rotated_files: u64,
+    /// Work item edits made offline (or merged with another device's) that landed now.
+    pub work_sent: usize,
     /// Problems that did not stop the sync (bad data from a peer, skipped).
     pub warnings: Vec<String>,
 }
@@ -1237,11 +1246,22 @@ impl Profile {
                         file,
                         record: rec.record,
                     };
-                    open_record(&env, &expected, &ek, &author).map_err(|e| e.to_string())
+                    open_record(&env, &expected, &ek, &author)
+                        .map(|p| (p, env.header.version))
+                        .map_err(|e| e.to_string())
                 });
             match opened {
-                Ok(plain) => {
-                    if let Ok(m) = serde_json::from_slice::<DocumentManifest>(&plain) {
+                Ok((plain, version)) => {
+                    let ty = serde_json::from_slice::<serde_json::Value>(&plain)
+                        .ok()
+                        .and_then(|v| v.get("type").and_then(|t| t.as_str()).map(str::to_owned));
+                    if ty.as_deref() == Some("work") {
+                        if let Err(e) = self.receive_item(file, rec.record, version, &plain) {
+                            report
+                                .warnings
+                                .push(format!("file {file} record {}: {e}", rec.record));
+                        }
+                    } else if let Ok(m) = serde_json::from_slice::<DocumentManifest>(&plain) {
                         if m.kind == "document" {
                             self.remember_document(file, &m)?;
                         }
@@ -2144,6 +2164,7 @@ impl Profile {
         report.uploads_finished = self.resume_uploads(report).await?;
         // The outbox goes last: every own message the relay already has was seen above.
         self.flush_outbox(report).await?;
+        report.work_sent = self.flush_work().await?;
         report.waiting = self.timeline.waiting();
         Ok(())
     }

@@ -13,6 +13,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0001_init.sql"),
     include_str!("../migrations/0002_checkpoints.sql"),
     include_str!("../migrations/0003_roster.sql"),
+    include_str!("../migrations/0004_work_items.sql"),
 ];
 
 /// Argon2id cost: 64 MiB, 3 passes, 1 lane (OWASP's second recommended profile).
@@ -74,6 +75,27 @@ impl StoreKey {
             .expand(crate::PICKLE_INFO.as_bytes(), out.as_mut());
         out
     }
+}
+
+/// A work item as the local store keeps it (`migrations/0004_work_items.sql`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct WorkRow {
+    /// Customer file.
+    pub file: [u8; 16],
+    /// Record id.
+    pub record: [u8; 16],
+    /// `customer`, `note`, `task`, `event`.
+    pub kind: String,
+    /// The relay's version of `body` (0: never on the relay).
+    pub version: u64,
+    /// The item at `version` (JSON), if the relay has it.
+    pub body: Option<String>,
+    /// The body a pending edit started from.
+    pub base: Option<String>,
+    /// A local edit the relay has not accepted yet.
+    pub pending: Option<String>,
+    /// Last change here (ms).
+    pub updated_ms: u64,
 }
 
 /// A message as the timeline stores it.
@@ -289,6 +311,87 @@ impl LocalStore {
         }
         tx.commit().map_err(sql)?;
         Ok(new)
+    }
+
+    /// Writes a work item (whole row).
+    pub fn put_work(&self, w: &WorkRow) -> Result<(), StoreError> {
+        let version = i64::try_from(w.version)
+            .map_err(|_| StoreError::Sqlite("record version out of range".into()))?;
+        let updated = i64::try_from(w.updated_ms).unwrap_or(i64::MAX);
+        self.conn
+            .prepare_cached(
+                "INSERT OR REPLACE INTO work_items (file, record, kind, version, body, base, pending, updated_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            )
+            .and_then(|mut st| {
+                st.execute(params![
+                    &w.file[..],
+                    &w.record[..],
+                    w.kind,
+                    version,
+                    w.body,
+                    w.base,
+                    w.pending,
+                    updated
+                ])
+            })
+            .map(|_| ())
+            .map_err(sql)
+    }
+
+    /// One work item.
+    pub fn work(&self, file: &[u8; 16], record: &[u8; 16]) -> Result<Option<WorkRow>, StoreError> {
+        Ok(self
+            .work_where("file = ?1 AND record = ?2", params![&file[..], &record[..]])?
+            .into_iter()
+            .next())
+    }
+
+    /// Work items of one kind (every file when `file` is `None`).
+    pub fn works(&self, kind: &str, file: Option<&[u8; 16]>) -> Result<Vec<WorkRow>, StoreError> {
+        match file {
+            Some(f) => self.work_where("kind = ?1 AND file = ?2", params![kind, &f[..]]),
+            None => self.work_where("kind = ?1", params![kind]),
+        }
+    }
+
+    /// Work items with a local edit the relay has not accepted yet.
+    pub fn works_pending(&self) -> Result<Vec<WorkRow>, StoreError> {
+        self.work_where("pending IS NOT NULL", params![])
+    }
+
+    fn work_where(
+        &self,
+        cond: &str,
+        args: &[&dyn rusqlite::ToSql],
+    ) -> Result<Vec<WorkRow>, StoreError> {
+        let mut st = self
+            .conn
+            .prepare_cached(&format!(
+                "SELECT file, record, kind, version, body, base, pending, updated_ms FROM work_items WHERE {cond} ORDER BY file, record"
+            ))
+            .map_err(sql)?;
+        let id = |b: Vec<u8>| {
+            let mut out = [0u8; 16];
+            if b.len() == 16 {
+                out.copy_from_slice(&b);
+            }
+            out
+        };
+        let rows = st
+            .query_map(args, |r| {
+                Ok(WorkRow {
+                    file: id(r.get(0)?),
+                    record: id(r.get(1)?),
+                    kind: r.get(2)?,
+                    version: u64::try_from(r.get::<_, i64>(3)?).unwrap_or(0),
+                    body: r.get(4)?,
+                    base: r.get(5)?,
+                    pending: r.get(6)?,
+                    updated_ms: u64::try_from(r.get::<_, i64>(7)?).unwrap_or(0),
+                })
+            })
+            .map_err(sql)?;
+        rows.collect::<Result<_, _>>().map_err(sql)
     }
 
     /// The stored roster events, in order.

@@ -1,0 +1,1117 @@
+//! Work items of customer files (`protocol-spec/work.md`): the customer card (CRM), notes
+//! and tasks, stored as encrypted records of the file and merged three-way when two
+//! devices edited the same item. Every rule runs here, on decrypted data; the relay keeps
+//! versioned ciphertext only.
+
+use super::{now_ms, ClientError, Conversation, Profile, Result, SyncReport};
+use crate::store::WorkRow;
+use crate::transport::RelayError;
+use crate::when::DEFAULT_ZONE;
+use crate::work::calendar::{next_working_day, occurrences, rolled};
+use crate::work::ids::{parse_nip, parse_regon};
+use crate::work::merge::{Conflict, Fields, Hlc};
+use crate::work::templates::{builtin, DeadlineTemplate};
+use chrono::{NaiveDate, NaiveTime, TimeZone};
+use ledgerline_protocol::ids::{FileId, MemberId, RecordId};
+use rand_core::OsRng;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+/// The record holding a file's customer (or lead) card.
+pub const CUSTOMER_CARD: RecordId = RecordId([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]);
+
+/// Attempts at landing an edit when other devices keep landing theirs first.
+const MERGE_ROUNDS: usize = 4;
+
+/// The plaintext of a work item record.
+#[derive(Serialize, Deserialize)]
+struct ItemBody {
+    /// Always `work`.
+    #[serde(rename = "type")]
+    ty: String,
+    /// `customer`, `note`, `task`.
+    kind: String,
+    #[serde(flatten)]
+    fields: Fields,
+}
+
+/// What a new customer's card holds.
+#[derive(Debug, Clone, Default)]
+pub struct CustomerCard {
+    /// NIP, checked.
+    pub nip: Option<String>,
+    /// REGON, checked.
+    pub regon: Option<String>,
+    /// Addresses as written.
+    pub addresses: Vec<String>,
+    /// Contact people: `Name <e-mail>` or `Name, phone`, as written.
+    pub contacts: Vec<String>,
+    /// E-mail addresses.
+    pub emails: Vec<String>,
+    /// Phone numbers.
+    pub phones: Vec<String>,
+}
+
+/// A customer or lead as lists show it.
+#[derive(Debug, Clone, Serialize)]
+pub struct CustomerView {
+    /// The customer file.
+    pub file: FileId,
+    /// Company name.
+    pub name: String,
+    /// `customer` or `lead`.
+    pub kind: String,
+    /// Lead stage (`new`, `contacted`, `offer`, `won`, `lost`).
+    pub stage: Option<String>,
+    /// NIP.
+    pub nip: Option<String>,
+    /// REGON.
+    pub regon: Option<String>,
+    /// E-mail addresses.
+    pub emails: Vec<String>,
+    /// Phones.
+    pub phones: Vec<String>,
+    /// Contact people.
+    pub contacts: Vec<String>,
+    /// Addresses.
+    pub addresses: Vec<String>,
+    /// Concurrent edits that lost and are waiting to be looked at.
+    pub conflicts: Vec<Conflict>,
+}
+
+/// What a new task is.
+#[derive(Debug, Clone, Default)]
+pub struct TaskSpec {
+    /// Title.
+    pub title: String,
+    /// Assigned member (the author when `None`).
+    pub assignee: Option<MemberId>,
+    /// Due day.
+    pub due: Option<NaiveDate>,
+    /// RFC 5545 RRULE (recurring); its first occurrence is on or after `due` (today when
+    /// no due day is given).
+    pub rrule: Option<String>,
+    /// Move each due day to the next working day (deadline templates).
+    pub working_days: bool,
+    /// Not done → carries over to the next working day.
+    pub rolling: bool,
+    /// Checklist items.
+    pub checklist: Vec<String>,
+    /// The deadline template it came from.
+    pub template: Option<String>,
+}
+
+/// A task as lists show it.
+#[derive(Debug, Clone, Serialize)]
+pub struct TaskView {
+    /// Task id (hex record id).
+    pub id: String,
+    /// The customer file.
+    pub file: FileId,
+    /// Its name.
+    pub file_name: Option<String>,
+    /// Title.
+    pub title: String,
+    /// `open` or `done`.
+    pub status: String,
+    /// Assigned member.
+    pub assignee: Option<MemberId>,
+    /// Who delegated it, if it was delegated.
+    pub delegated_by: Option<MemberId>,
+    /// `pending` (waiting for the assignee), `accepted`, `returned`.
+    pub delegation: Option<String>,
+    /// The comment of the last return or status change.
+    pub comment: Option<String>,
+    /// The due day (for a recurring task: of its next open occurrence).
+    pub due: Option<NaiveDate>,
+    /// Recurrence (RRULE).
+    pub rrule: Option<String>,
+    /// Carries over until done.
+    pub rolling: bool,
+    /// Working days it has rolled (0 when not overdue).
+    pub rolled_days: u32,
+    /// The day it shows on today (a rolling task: today when overdue).
+    pub shows_on: Option<NaiveDate>,
+    /// Checklist: text and whether it is ticked.
+    pub checklist: Vec<(String, bool)>,
+    /// Template it came from.
+    pub template: Option<String>,
+    /// Status changes: time (ms), member, what, comment.
+    pub history: Vec<(u64, Option<MemberId>, String, Option<String>)>,
+    /// Concurrent edits that lost.
+    pub conflicts: Vec<Conflict>,
+}
+
+/// One line of a customer's timeline.
+#[derive(Debug, Clone, Serialize)]
+pub struct TimelineItem {
+    /// Milliseconds since the Unix epoch.
+    pub at_ms: u64,
+    /// `message`, `note`, `task`, `document`.
+    pub kind: String,
+    /// Who (member), when known.
+    pub member: Option<MemberId>,
+    /// The text shown.
+    pub text: String,
+    /// Id of the item (message seq, record id, document id).
+    pub reference: String,
+}
+
+/// One agenda entry.
+#[derive(Debug, Clone, Serialize)]
+pub struct AgendaItem {
+    /// Day (ISO date) in the user's time zone.
+    pub date: NaiveDate,
+    /// Title.
+    pub title: String,
+    /// `task`.
+    pub kind: String,
+    /// Task id.
+    pub id: String,
+    /// The customer file's name.
+    pub file_name: Option<String>,
+    /// Working days rolled (rolling tasks shown today).
+    pub rolled_days: u32,
+}
+
+fn text_list(v: &Value) -> Vec<String> {
+    v.as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|x| x.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// A member of a JSON object (`Null` when absent or not an object).
+fn at<'a>(v: &'a Value, key: &str) -> &'a Value {
+    v.get(key).unwrap_or(&Value::Null)
+}
+
+fn opt_text(v: &Value) -> Option<String> {
+    v.as_str().map(str::to_owned)
+}
+
+fn day_of(v: &Value) -> Option<NaiveDate> {
+    v.as_str()
+        .and_then(|s| NaiveDate::parse_from_str(s, "%Y-%m-%d").ok())
+}
+
+fn member_of(v: &Value) -> Option<MemberId> {
+    v.as_str().and_then(|s| s.parse().ok())
+}
+
+impl Profile {
+    // ------------------------------------------------------------------ storage
+
+    /// The next clock reading of this device (never behind anything it has seen).
+    fn tick(&mut self, seen: &Fields) -> Hlc {
+        let last = std::cmp::max(self.local.work_clock.clone(), seen.newest());
+        let next = Hlc::tick(&last, now_ms(), &self.id.device.to_string());
+        self.local.work_clock = next.clone();
+        next
+    }
+
+    /// The current state of an item here: the pending edit, else the relay's version.
+    fn item(&self, file: FileId, record: RecordId) -> Result<Option<(WorkRow, Fields)>> {
+        let Some(row) = self.store.work(file.as_bytes(), record.as_bytes())? else {
+            return Ok(None);
+        };
+        let text = row.pending.as_deref().or(row.body.as_deref());
+        let fields = match text {
+            Some(t) => serde_json::from_str::<ItemBody>(t)
+                .map(|b| b.fields)
+                .map_err(|e| ClientError::Integrity(format!("stored work item: {e}")))?,
+            None => Fields::default(),
+        };
+        Ok(Some((row, fields)))
+    }
+
+    /// Applies `edits` to an item (created if new) as one edit, keeps it locally, then
+    /// sends it. Offline, it stays pending and leaves at the next sync. Returns whether the
+    /// relay has it now.
+    pub(super) async fn edit_item(
+        &mut self,
+        file: FileId,
+        record: RecordId,
+        kind: &str,
+        edits: Vec<(String, Value)>,
+    ) -> Result<bool> {
+        let (mut row, mut fields) = match self.item(file, record)? {
+            Some(x) => x,
+            None => (
+                WorkRow {
+                    file: *file.as_bytes(),
+                    record: *record.as_bytes(),
+                    kind: kind.to_owned(),
+                    ..WorkRow::default()
+                },
+                Fields::default(),
+            ),
+        };
+        if row.kind != kind {
+            return Err(ClientError::Invalid(format!(
+                "this item is a {}, not a {kind}",
+                row.kind
+            )));
+        }
+        let at = self.tick(&fields);
+        for (name, v) in edits {
+            fields.set(&name, v, at.clone());
+        }
+        if row.pending.is_none() {
+            row.base = row.body.clone();
+        }
+        row.pending = Some(item_json(kind, &fields));
+        row.updated_ms = now_ms();
+        self.store.put_work(&row)?;
+        self.commit()?;
+        if self.push_item(file, record).await? {
+            Ok(true)
+        } else {
+            Err(ClientError::Queued(
+                "saved on this device; `ledgerline sync` sends it when the relay is reachable"
+                    .into(),
+            ))
+        }
+    }
+
+    /// Sends an item's pending edit as the next version; when another device's version
+    /// landed first, merges three-way against it and tries again.
+    async fn push_item(&mut self, file: FileId, record: RecordId) -> Result<bool> {
+        for _ in 0..MERGE_ROUNDS {
+            let Some(mut row) = self.store.work(file.as_bytes(), record.as_bytes())? else {
+                return Ok(false);
+            };
+            let Some(pending) = row.pending.clone() else {
+                return Ok(true);
+            };
+            let version = row.version + 1;
+            let body = zeroize::Zeroizing::new(pending.clone().into_bytes());
+            match self.put_sealed_record(file, record, version, &body).await {
+                Ok(()) => {
+                    row.version = version;
+                    row.body = Some(pending);
+                    row.pending = None;
+                    row.base = None;
+                    self.store.put_work(&row)?;
+                    return Ok(true);
+                }
+                Err(ClientError::Relay(RelayError::Refused { code, .. }))
+                    if code == "version_conflict" =>
+                {
+                    // Learn the newer version, then merge against it.
+                    self.sync_records(file, &mut SyncReport::default()).await?;
+                    self.merge_pending(file, record)?;
+                }
+                Err(ClientError::Relay(RelayError::Unreachable(_))) => return Ok(false),
+                Err(e) => return Err(e),
+            }
+        }
+        Err(ClientError::Integrity(
+            "the item keeps changing on other devices; it stays pending and is retried at the next sync".into(),
+        ))
+    }
+
+    /// After a newer version arrived: the pending edit becomes the three-way merge of
+    /// (base, pending, newest).
+    fn merge_pending(&mut self, file: FileId, record: RecordId) -> Result<()> {
+        let Some(mut row) = self.store.work(file.as_bytes(), record.as_bytes())? else {
+            return Ok(());
+        };
+        let parse = |t: &Option<String>| -> Result<Fields> {
+            match t {
+                Some(t) => serde_json::from_str::<ItemBody>(t)
+                    .map(|b| b.fields)
+                    .map_err(|e| ClientError::Integrity(format!("stored work item: {e}"))),
+                None => Ok(Fields::default()),
+            }
+        };
+        if row.pending.is_none() || row.base == row.body {
+            return Ok(());
+        }
+        let (pending, body) = (parse(&row.pending)?, parse(&row.body)?);
+        if pending == body {
+            // Our own edit, landed before an interruption.
+            row.pending = None;
+            row.base = None;
+            self.store.put_work(&row)?;
+            return Ok(());
+        }
+        let merged = Fields::merge(&parse(&row.base)?, &pending, &body);
+        row.pending = Some(item_json(&row.kind, &merged));
+        row.base = row.body.clone();
+        self.store.put_work(&row)?;
+        Ok(())
+    }
+
+    /// A work record from the relay (already opened and checked): kept as the newest body
+    /// of its item; a pending local edit is merged against it when it is sent.
+    pub(super) fn receive_item(
+        &mut self,
+        file: FileId,
+        record: RecordId,
+        version: u64,
+        plain: &[u8],
+    ) -> Result<()> {
+        let body: ItemBody = serde_json::from_slice(plain)
+            .map_err(|e| ClientError::Integrity(format!("work item record: {e}")))?;
+        let mut row = self
+            .store
+            .work(file.as_bytes(), record.as_bytes())?
+            .unwrap_or_else(|| WorkRow {
+                file: *file.as_bytes(),
+                record: *record.as_bytes(),
+                kind: body.kind.clone(),
+                ..WorkRow::default()
+            });
+        if version <= row.version {
+            return Ok(());
+        }
+        if row.kind != body.kind {
+            return Err(ClientError::Integrity(
+                "a work item changed its kind".into(),
+            ));
+        }
+        if row.version == 0 && row.pending.is_none() {
+            let text = [
+                body.fields.get("title"),
+                body.fields.get("text"),
+                body.fields.get("name"),
+            ]
+            .iter()
+            .filter_map(|v| v.as_str())
+            .collect::<Vec<_>>()
+            .join(" ");
+            if !text.is_empty() {
+                self.store.index(&body.kind, &record.to_string(), &text)?;
+            }
+        }
+        // Our clock moves past everything seen.
+        let newest = body.fields.newest();
+        if newest > self.local.work_clock {
+            self.local.work_clock = Hlc {
+                dev: self.id.device.to_string(),
+                ..newest
+            };
+        }
+        row.version = version;
+        row.body = Some(item_json(&body.kind, &body.fields));
+        row.updated_ms = now_ms();
+        self.store.put_work(&row)?;
+        Ok(())
+    }
+
+    /// Sends every pending edit (at each sync).
+    pub(super) async fn flush_work(&mut self) -> Result<usize> {
+        let mut sent = 0;
+        for row in self.store.works_pending()? {
+            let (file, record) = (FileId(row.file), RecordId(row.record));
+            self.merge_pending(file, record)?;
+            if self.push_item(file, record).await? {
+                sent += 1;
+            }
+        }
+        Ok(sent)
+    }
+
+    // ------------------------------------------------------------------ CRM
+
+    /// Creates a customer file with its card (admin).
+    pub async fn customer_add(&mut self, name: &str, card: &CustomerCard) -> Result<FileId> {
+        self.new_card(name, "customer", None, card).await
+    }
+
+    /// Creates a lead (a customer file whose card says `lead`, stage `new`; admin).
+    pub async fn lead_add(&mut self, name: &str, card: &CustomerCard) -> Result<FileId> {
+        self.new_card(name, "lead", Some("new"), card).await
+    }
+
+    async fn new_card(
+        &mut self,
+        name: &str,
+        kind: &str,
+        stage: Option<&str>,
+        card: &CustomerCard,
+    ) -> Result<FileId> {
+        let nip = card
+            .nip
+            .as_deref()
+            .map(parse_nip)
+            .transpose()
+            .map_err(|e| ClientError::Invalid(e.to_string()))?;
+        let regon = card
+            .regon
+            .as_deref()
+            .map(parse_regon)
+            .transpose()
+            .map_err(|e| ClientError::Invalid(e.to_string()))?;
+        for e in &card.emails {
+            if !e.contains('@') || e.contains(char::is_whitespace) {
+                return Err(ClientError::Invalid(format!(
+                    "{e:?} is not an e-mail address"
+                )));
+            }
+        }
+        let file = self.create_file(name).await?;
+        let mut edits = vec![
+            ("name".to_owned(), json!(name)),
+            ("kind".to_owned(), json!(kind)),
+        ];
+        for (k, v) in [("nip", nip), ("regon", regon)] {
+            if let Some(v) = v {
+                edits.push((k.to_owned(), json!(v)));
+            }
+        }
+        if let Some(s) = stage {
+            edits.push(("stage".to_owned(), json!(s)));
+        }
+        for (k, v) in [
+            ("emails", &card.emails),
+            ("phones", &card.phones),
+            ("contacts", &card.contacts),
+            ("addresses", &card.addresses),
+        ] {
+            if !v.is_empty() {
+                edits.push((k.to_owned(), json!(v)));
+            }
+        }
+        self.edit_item(file, CUSTOMER_CARD, "customer", edits)
+            .await?;
+        Ok(file)
+    }
+
+    /// Converts a lead to a customer: same file, same history, its card now says
+    /// `customer` (stage `won`).
+    pub async fn lead_convert(&mut self, file: FileId) -> Result<()> {
+        let (_, card) = self
+            .item(file, CUSTOMER_CARD)?
+            .ok_or_else(|| ClientError::NotFound("this file has no customer card".into()))?;
+        if card.get("kind") != &json!("lead") {
+            return Err(ClientError::Invalid("this is not a lead".into()));
+        }
+        self.edit_item(
+            file,
+            CUSTOMER_CARD,
+            "customer",
+            vec![
+                ("kind".into(), json!("customer")),
+                ("stage".into(), json!("won")),
+                ("converted_ms".into(), json!(now_ms())),
+            ],
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// Moves a lead to another stage.
+    pub async fn lead_stage(&mut self, file: FileId, stage: &str) -> Result<()> {
+        if !["new", "contacted", "offer", "won", "lost"].contains(&stage) {
+            return Err(ClientError::Invalid(
+                "a stage is one of new, contacted, offer, won, lost".into(),
+            ));
+        }
+        self.edit_item(
+            file,
+            CUSTOMER_CARD,
+            "customer",
+            vec![("stage".into(), json!(stage))],
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// Customers and leads this member can see (run `sync` first), by name.
+    pub fn customers(&self) -> Result<Vec<CustomerView>> {
+        let mut out = Vec::new();
+        for f in self.files()? {
+            let Some((_, card)) = self.item(f.id, CUSTOMER_CARD)? else {
+                continue;
+            };
+            out.push(CustomerView {
+                file: f.id,
+                name: opt_text(card.get("name"))
+                    .or(f.name.clone())
+                    .unwrap_or_default(),
+                kind: opt_text(card.get("kind")).unwrap_or_else(|| "customer".into()),
+                stage: opt_text(card.get("stage")),
+                nip: opt_text(card.get("nip")),
+                regon: opt_text(card.get("regon")),
+                emails: text_list(card.get("emails")),
+                phones: text_list(card.get("phones")),
+                contacts: text_list(card.get("contacts")),
+                addresses: text_list(card.get("addresses")),
+                conflicts: card.conflicts.clone(),
+            });
+        }
+        out.sort_by_key(|c| c.name.to_lowercase());
+        Ok(out)
+    }
+
+    /// Changes one field of a customer card (an edit two devices may make at once).
+    pub async fn customer_set(&mut self, file: FileId, field: &str, value: &str) -> Result<()> {
+        let v = match field {
+            "name" | "address" => json!(value),
+            "nip" => json!(parse_nip(value).map_err(|e| ClientError::Invalid(e.to_string()))?),
+            "regon" => json!(parse_regon(value).map_err(|e| ClientError::Invalid(e.to_string()))?),
+            "email" | "phone" => json!([value]),
+            _ => {
+                return Err(ClientError::Invalid(
+                    "a card field is one of name, nip, regon, email, phone, address".into(),
+                ))
+            }
+        };
+        let name = match field {
+            "email" => "emails",
+            "phone" => "phones",
+            "address" => "addresses",
+            other => other,
+        };
+        let v = if name == "addresses" {
+            json!([value])
+        } else {
+            v
+        };
+        self.edit_item(file, CUSTOMER_CARD, "customer", vec![(name.to_owned(), v)])
+            .await
+            .map(|_| ())
+    }
+
+    /// Adds a note to a customer file.
+    pub async fn note_add(&mut self, file: FileId, text: &str) -> Result<RecordId> {
+        let record = RecordId::random(&mut OsRng);
+        self.edit_item(
+            file,
+            record,
+            "note",
+            vec![
+                ("text".into(), json!(text)),
+                ("author".into(), json!(self.id.member.to_string())),
+                ("created_ms".into(), json!(now_ms())),
+            ],
+        )
+        .await?;
+        Ok(record)
+    }
+
+    // ------------------------------------------------------------------ tasks
+
+    /// Adds a task to a customer file.
+    pub async fn task_add(&mut self, file: FileId, spec: &TaskSpec) -> Result<RecordId> {
+        if spec.title.trim().is_empty() {
+            return Err(ClientError::Invalid("a task needs a title".into()));
+        }
+        let today = today();
+        if let Some(rule) = &spec.rrule {
+            // Refuse a rule that does not expand before anything is stored.
+            let start = spec.due.unwrap_or(today);
+            expand(rule, start, spec.working_days, start, start, 1)?;
+        }
+        if let Some(m) = spec.assignee {
+            if !self.roster()?.file_members(&file, now_ms()).contains(&m) {
+                return Err(ClientError::NotAllowed(
+                    "the assignee has no access to this customer file".into(),
+                ));
+            }
+        }
+        let record = RecordId::random(&mut OsRng);
+        let me = self.id.member.to_string();
+        let assignee = spec.assignee.map_or(me.clone(), |m| m.to_string());
+        let mut edits = vec![
+            ("title".to_owned(), json!(spec.title)),
+            ("status".to_owned(), json!("open")),
+            ("author".to_owned(), json!(me)),
+            ("assignee".to_owned(), json!(assignee)),
+            ("created_ms".to_owned(), json!(now_ms())),
+            ("rolling".to_owned(), json!(spec.rolling)),
+            ("working_days".to_owned(), json!(spec.working_days)),
+        ];
+        if let Some(d) = spec.due.or(spec.rrule.as_ref().map(|_| today)) {
+            edits.push(("due".into(), json!(d.to_string())));
+        }
+        if let Some(r) = &spec.rrule {
+            edits.push(("rrule".into(), json!(r)));
+        }
+        if let Some(t) = &spec.template {
+            edits.push(("template".into(), json!(t)));
+        }
+        if !spec.checklist.is_empty() {
+            let items: Vec<Value> = spec
+                .checklist
+                .iter()
+                .map(|t| json!({ "text": t, "done": false }))
+                .collect();
+            edits.push(("checklist".into(), Value::Array(items)));
+        }
+        edits.push(history("created", &me, None));
+        self.edit_item(file, record, "task", edits).await?;
+        Ok(record)
+    }
+
+    /// Resolves a task by its id or a unique prefix of it (at least 6 hex digits).
+    pub fn resolve_task(&self, id_or_prefix: &str) -> Result<(FileId, RecordId)> {
+        let want = id_or_prefix.to_ascii_lowercase();
+        if want.len() < 6 {
+            return Err(ClientError::Invalid(
+                "give the task id, or at least its first 6 hex digits".into(),
+            ));
+        }
+        let hits: Vec<WorkRow> = self
+            .store
+            .works("task", None)?
+            .into_iter()
+            .filter(|r| hex::encode(r.record).starts_with(&want))
+            .collect();
+        match hits.as_slice() {
+            [one] => Ok((FileId(one.file), RecordId(one.record))),
+            [] => Err(ClientError::NotFound(format!(
+                "no task {id_or_prefix:?} (see `ledgerline task list`)"
+            ))),
+            _ => Err(ClientError::Invalid(format!(
+                "several tasks start with {id_or_prefix:?}: give more digits"
+            ))),
+        }
+    }
+
+    /// Marks a task done; for a recurring task, its current occurrence (the next one
+    /// stays open).
+    pub async fn task_done(&mut self, file: FileId, task: RecordId) -> Result<()> {
+        let (_, f) = self.task(file, task)?;
+        let me = self.id.member.to_string();
+        let mut edits = Vec::new();
+        match (
+            opt_text(f.get("rrule")),
+            self.task_view(file, task, &f)?.due,
+        ) {
+            (Some(_), Some(due)) => {
+                edits.push(("done_through".to_owned(), json!(due.to_string())));
+                edits.push(history(&format!("done {due}"), &me, None));
+            }
+            _ => {
+                edits.push(("status".to_owned(), json!("done")));
+                edits.push(history("done", &me, None));
+            }
+        }
+        self.edit_item(file, task, "task", edits).await.map(|_| ())
+    }
+
+    /// Delegates a task to `to` (who must have access to its file); it waits for them
+    /// to accept or return it.
+    pub async fn task_delegate(
+        &mut self,
+        file: FileId,
+        task: RecordId,
+        to: MemberId,
+    ) -> Result<()> {
+        self.task(file, task)?;
+        if !self.roster()?.file_members(&file, now_ms()).contains(&to) {
+            return Err(ClientError::NotAllowed(
+                "they have no access to this customer file".into(),
+            ));
+        }
+        let me = self.id.member.to_string();
+        self.edit_item(
+            file,
+            task,
+            "task",
+            vec![
+                ("assignee".into(), json!(to.to_string())),
+                ("delegated_by".into(), json!(me)),
+                ("delegation".into(), json!("pending")),
+                history(&format!("delegated to {to}"), &me, None),
+            ],
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// The assignee accepts a delegated task, or returns it (to whoever delegated it)
+    /// with a comment.
+    pub async fn task_answer(
+        &mut self,
+        file: FileId,
+        task: RecordId,
+        accept: bool,
+        comment: Option<&str>,
+    ) -> Result<()> {
+        let (_, f) = self.task(file, task)?;
+        let me = self.id.member.to_string();
+        if f.get("assignee") != &json!(me) || f.get("delegation") != &json!("pending") {
+            return Err(ClientError::NotAllowed(
+                "only the member a task was delegated to answers it, once".into(),
+            ));
+        }
+        let mut edits = vec![(
+            "delegation".to_owned(),
+            json!(if accept { "accepted" } else { "returned" }),
+        )];
+        if !accept {
+            let back = f.get("delegated_by").clone();
+            edits.push(("assignee".into(), back));
+        }
+        if let Some(c) = comment {
+            edits.push(("comment".into(), json!(c)));
+        }
+        edits.push(history(
+            if accept { "accepted" } else { "returned" },
+            &me,
+            comment,
+        ));
+        self.edit_item(file, task, "task", edits).await.map(|_| ())
+    }
+
+    /// Ticks (or unticks) checklist item `index` of a task.
+    pub async fn task_check(
+        &mut self,
+        file: FileId,
+        task: RecordId,
+        index: usize,
+        done: bool,
+    ) -> Result<()> {
+        let (_, f) = self.task(file, task)?;
+        let mut list = f.get("checklist").as_array().cloned().unwrap_or_default();
+        let item = list
+            .get_mut(index)
+            .ok_or_else(|| ClientError::NotFound(format!("no checklist item {}", index + 1)))?;
+        match item.as_object_mut() {
+            Some(o) => {
+                o.insert("done".into(), json!(done));
+            }
+            None => {
+                return Err(ClientError::Integrity(
+                    "a checklist item is not an object".into(),
+                ))
+            }
+        }
+        self.edit_item(
+            file,
+            task,
+            "task",
+            vec![("checklist".into(), Value::Array(list))],
+        )
+        .await
+        .map(|_| ())
+    }
+
+    fn task(&self, file: FileId, task: RecordId) -> Result<(WorkRow, Fields)> {
+        match self.item(file, task)? {
+            Some((row, f)) if row.kind == "task" => Ok((row, f)),
+            _ => Err(ClientError::NotFound(
+                "no such task here (run `ledgerline sync`)".into(),
+            )),
+        }
+    }
+
+    fn task_view(&self, file: FileId, id: RecordId, f: &Fields) -> Result<TaskView> {
+        let today = today();
+        let rrule = opt_text(f.get("rrule"));
+        let working_days = f.get("working_days").as_bool().unwrap_or(false);
+        let mut due = day_of(f.get("due"));
+        if let (Some(rule), Some(start)) = (&rrule, due) {
+            // The next occurrence after the last one done.
+            let after = day_of(f.get("done_through"))
+                .and_then(|d| d.succ_opt())
+                .unwrap_or(start);
+            let horizon = after
+                .checked_add_days(chrono::Days::new(800))
+                .unwrap_or(after);
+            due = expand(rule, start, working_days, after, horizon, 1)?
+                .into_iter()
+                .next();
+        }
+        let status = opt_text(f.get("status")).unwrap_or_else(|| "open".into());
+        let rolling = f.get("rolling").as_bool().unwrap_or(false);
+        let (shows_on, rolled_days) = match due {
+            Some(d) if rolling && status == "open" => {
+                let (on, n) = rolled(d, today);
+                (Some(on), n)
+            }
+            other => (other, 0),
+        };
+        let mut history: Vec<(u64, Option<MemberId>, String, Option<String>)> = f
+            .fields
+            .iter()
+            .filter(|(k, _)| k.starts_with("h:"))
+            .map(|(_, h)| {
+                (
+                    h.at.ms,
+                    member_of(at(&h.v, "by")),
+                    opt_text(at(&h.v, "what")).unwrap_or_default(),
+                    opt_text(at(&h.v, "comment")),
+                )
+            })
+            .collect();
+        history.sort_by_key(|h| h.0);
+        Ok(TaskView {
+            id: id.to_string(),
+            file,
+            file_name: self.local.files.get(&file).and_then(|s| s.name.clone()),
+            title: opt_text(f.get("title")).unwrap_or_default(),
+            status,
+            assignee: member_of(f.get("assignee")),
+            delegated_by: member_of(f.get("delegated_by")),
+            delegation: opt_text(f.get("delegation")),
+            comment: opt_text(f.get("comment")),
+            due,
+            rrule,
+            rolling,
+            rolled_days,
+            shows_on,
+            checklist: f
+                .get("checklist")
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .map(|i| {
+                            (
+                                opt_text(at(i, "text")).unwrap_or_default(),
+                                at(i, "done").as_bool().unwrap_or(false),
+                            )
+                        })
+                        .collect()
+                })
+                .unwrap_or_default(),
+            template: opt_text(f.get("template")),
+            history,
+            conflicts: f.conflicts.clone(),
+        })
+    }
+
+    /// Tasks this member can see: in `file`, or every file; `mine` keeps those assigned to
+    /// this member or to a member they cover for (absence cover). By shown day, then title.
+    pub fn tasks(&self, file: Option<FileId>, mine: bool) -> Result<Vec<TaskView>> {
+        let visible = self.roster()?.files_of(&self.id.member, now_ms());
+        let mut me = vec![self.id.member];
+        me.extend(self.covering_for(self.id.member, now_ms())?);
+        let mut out = Vec::new();
+        for row in self
+            .store
+            .works("task", file.as_ref().map(|f| f.as_bytes()))?
+        {
+            let f = FileId(row.file);
+            if !visible.contains(&f) {
+                continue;
+            }
+            let Some((_, fields)) = self.item(f, RecordId(row.record))? else {
+                continue;
+            };
+            let view = self.task_view(f, RecordId(row.record), &fields)?;
+            if mine && !view.assignee.is_some_and(|a| me.contains(&a)) {
+                continue;
+            }
+            out.push(view);
+        }
+        out.sort_by(|a, b| (a.shows_on, &a.title).cmp(&(b.shows_on, &b.title)));
+        Ok(out)
+    }
+
+    /// The firm's deadline templates.
+    pub fn templates(&self) -> Vec<DeadlineTemplate> {
+        builtin()
+    }
+
+    /// Applies a deadline template to a customer file: its recurring task, due on the
+    /// template's days moved to working days.
+    pub async fn template_apply(&mut self, template: &str, file: FileId) -> Result<RecordId> {
+        let t = self
+            .templates()
+            .into_iter()
+            .find(|t| t.id == template)
+            .ok_or_else(|| {
+                ClientError::NotFound(format!(
+                    "no template {template:?} (see `ledgerline template list`)"
+                ))
+            })?;
+        self.task_add(
+            file,
+            &TaskSpec {
+                title: t.title_pl.clone(),
+                rrule: Some(t.rrule.clone()),
+                working_days: true,
+                template: Some(t.id.clone()),
+                ..TaskSpec::default()
+            },
+        )
+        .await
+    }
+
+    // ------------------------------------------------------------------ calendar
+
+    /// Task deadlines from `from` to `to` (inclusive), in Europe/Warsaw: every occurrence
+    /// of recurring tasks not yet done, one-off tasks not done, rolling tasks on the day
+    /// they show.
+    pub fn agenda(&self, from: NaiveDate, to: NaiveDate) -> Result<Vec<AgendaItem>> {
+        let mut out = Vec::new();
+        for t in self.tasks(None, false)? {
+            let push = |out: &mut Vec<AgendaItem>, date: NaiveDate, rolled_days: u32| {
+                out.push(AgendaItem {
+                    date,
+                    title: t.title.clone(),
+                    kind: "task".into(),
+                    id: t.id.clone(),
+                    file_name: t.file_name.clone(),
+                    rolled_days,
+                })
+            };
+            if t.status != "open" {
+                continue;
+            }
+            match (&t.rrule, t.due) {
+                (Some(rule), Some(next)) => {
+                    let (_, fields) =
+                        self.task(t.file, t.id.parse().unwrap_or(RecordId([0; 16])))?;
+                    let start = day_of(fields.get("due")).unwrap_or(next);
+                    let working = fields.get("working_days").as_bool().unwrap_or(false);
+                    for d in expand(rule, start, working, next.max(from), to, 500)? {
+                        push(&mut out, d, 0);
+                    }
+                }
+                _ => {
+                    if let Some(d) = t.shows_on.filter(|d| *d >= from && *d <= to) {
+                        push(&mut out, d, t.rolled_days);
+                    }
+                }
+            }
+        }
+        out.sort_by(|a, b| (a.date, &a.title).cmp(&(b.date, &b.title)));
+        Ok(out)
+    }
+
+    /// A customer's timeline: messages, notes, tasks and documents in time order, newest
+    /// last; `before_ms` and `limit` page backwards.
+    pub fn timeline(
+        &self,
+        file: FileId,
+        before_ms: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<TimelineItem>> {
+        let mut items = Vec::new();
+        for m in self.conversation(Conversation::File(file))? {
+            if m.deleted || m.waiting_for_key {
+                continue;
+            }
+            items.push(TimelineItem {
+                at_ms: m.created_ms,
+                kind: "message".into(),
+                member: m.member,
+                text: m.body.clone().unwrap_or_default(),
+                reference: m.seq.to_string(),
+            });
+        }
+        for kind in ["note", "task"] {
+            for row in self.store.works(kind, Some(file.as_bytes()))? {
+                let Some((_, f)) = self.item(file, RecordId(row.record))? else {
+                    continue;
+                };
+                let text = if kind == "note" {
+                    opt_text(f.get("text")).unwrap_or_default()
+                } else {
+                    format!(
+                        "{} [{}]",
+                        opt_text(f.get("title")).unwrap_or_default(),
+                        opt_text(f.get("status")).unwrap_or_default()
+                    )
+                };
+                items.push(TimelineItem {
+                    at_ms: f.get("created_ms").as_u64().unwrap_or(0),
+                    kind: kind.into(),
+                    member: member_of(f.get("author")),
+                    text,
+                    reference: RecordId(row.record).to_string(),
+                });
+            }
+        }
+        for d in self.documents(file) {
+            items.push(TimelineItem {
+                at_ms: d.uploaded_ms,
+                kind: "document".into(),
+                member: None,
+                text: d.name.clone(),
+                reference: d.document.to_string(),
+            });
+        }
+        items.sort_by(|a, b| {
+            (a.at_ms, &a.kind, &a.reference).cmp(&(b.at_ms, &b.kind, &b.reference))
+        });
+        if let Some(b) = before_ms {
+            items.retain(|i| i.at_ms < b);
+        }
+        let skip = items.len().saturating_sub(limit);
+        Ok(items.split_off(skip))
+    }
+}
+
+fn item_json(kind: &str, fields: &Fields) -> String {
+    serde_json::to_string(&ItemBody {
+        ty: "work".into(),
+        kind: kind.to_owned(),
+        fields: fields.clone(),
+    })
+    .unwrap_or_default()
+}
+
+/// A status-history entry as its own field (`h:<ms>:<random>`): entries two devices add
+/// at once are two fields and never collide.
+fn history(what: &str, by: &str, comment: Option<&str>) -> (String, Value) {
+    let mut tag = [0u8; 4];
+    rand_core::RngCore::fill_bytes(&mut OsRng, &mut tag);
+    (
+        format!("h:{}:{}", now_ms(), hex::encode(tag)),
+        json!({ "what": what, "by": by, "comment": comment }),
+    )
+}
+
+/// Today in Europe/Warsaw.
+pub fn today() -> NaiveDate {
+    chrono::Utc::now().with_timezone(&DEFAULT_ZONE).date_naive()
+}
+
+/// Due days of a recurring rule first due on `start`, from `from` to `to` (inclusive),
+/// moved to working days when `working_days` says so; at most `limit`.
+fn expand(
+    rule: &str,
+    start: NaiveDate,
+    working_days: bool,
+    from: NaiveDate,
+    to: NaiveDate,
+    limit: u16,
+) -> Result<Vec<NaiveDate>> {
+    let noon = NaiveTime::from_hms_opt(12, 0, 0).unwrap_or_default();
+    let at = |d: NaiveDate| {
+        DEFAULT_ZONE
+            .from_local_datetime(&d.and_time(noon))
+            .earliest()
+    };
+    // A nominal day up to a week before `from` may move onto it.
+    let lookback = if working_days { 7 } else { 0 };
+    let from_nominal = from
+        .checked_sub_days(chrono::Days::new(lookback))
+        .unwrap_or(from)
+        .max(start);
+    let (Some(a), Some(b)) = (at(from_nominal), to.succ_opt().and_then(at)) else {
+        return Ok(Vec::new());
+    };
+    let days = occurrences(
+        rule,
+        start.and_time(noon),
+        DEFAULT_ZONE,
+        a,
+        b,
+        limit.saturating_add(8),
+    )
+    .map_err(|e| ClientError::Invalid(e.to_string()))?
+    .into_iter()
+    .map(|t| {
+        let d = t.date_naive();
+        if working_days {
+            next_working_day(d)
+        } else {
+            d
+        }
+    })
+    .filter(|d| *d >= from && *d <= to)
+    .take(usize::from(limit))
+    .collect();
+    Ok(days)
+}
