@@ -11,7 +11,7 @@ use ledgerline_client_core::profile::{
     parse_role, ClientError, Conversation, DocumentManifest, Phase, Profile, Progress,
     RotationProgress, RotationReport, Unlock, WatchEvent,
 };
-use ledgerline_client_core::profile::{today, CustomerCard, TaskSpec};
+use ledgerline_client_core::profile::{today, CustomerCard, EventSpec, TaskSpec};
 use ledgerline_client_core::protocol::ids::FileId;
 use ledgerline_client_core::room::RoomEvent;
 use ledgerline_client_core::store::StoreError;
@@ -476,7 +476,52 @@ enum TemplateCmd {
 
 #[derive(Subcommand, Debug)]
 enum CalCmd {
-    /// Task deadlines day by day.
+    /// Add an event to a customer file (times in Europe/Warsaw).
+    Add {
+        /// Title.
+        title: String,
+        /// Customer file (name or id).
+        #[arg(long)]
+        customer: String,
+        /// Start: "2026-12-03 10:00".
+        #[arg(long)]
+        start: String,
+        /// End (an hour after the start when omitted).
+        #[arg(long)]
+        end: Option<String>,
+        /// Recurrence, RFC 5545 RRULE (e.g. FREQ=WEEKLY;BYDAY=MO).
+        #[arg(long)]
+        rrule: Option<String>,
+        /// Where.
+        #[arg(long)]
+        location: Option<String>,
+    },
+    /// Cancel one occurrence of a recurring event.
+    Except {
+        /// Event id (or its first 6+ hex digits).
+        event: String,
+        /// The day of the occurrence (YYYY-MM-DD).
+        day: String,
+    },
+    /// A month: events and deadlines day by day.
+    Month {
+        /// The month (YYYY-MM); this month when omitted.
+        #[arg(long)]
+        month: Option<String>,
+    },
+    /// A week (Monday to Sunday): events and deadlines day by day.
+    Week {
+        /// Any day of the week (YYYY-MM-DD); this week when omitted.
+        #[arg(long)]
+        day: Option<String>,
+    },
+    /// Write the calendar as iCalendar (.ics) for other calendar programs.
+    Export {
+        /// Output file.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Task deadlines and events day by day.
     Agenda {
         /// First day (YYYY-MM-DD); today when omitted.
         #[arg(long)]
@@ -1162,6 +1207,28 @@ async fn sync_unless_offline(p: &mut Profile) -> Result<(), Failure> {
     }
 }
 
+/// Writes decrypted data to `out`: owner-only (0600 on Unix), through `OUT.partial` and a
+/// rename, so a file on disk is always whole.
+fn write_private(out: &std::path::Path, bytes: &[u8]) -> Result<(), Failure> {
+    let mut name = out.as_os_str().to_owned();
+    name.push(".partial");
+    let partial = PathBuf::from(name);
+    let fail = |e: std::io::Error| Failure {
+        exit: 1,
+        code: "io",
+        message: format!("cannot write {}: {e}", out.display()),
+    };
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut f = options.open(&partial).map_err(fail)?;
+    f.write_all(bytes)
+        .and_then(|()| f.sync_all())
+        .map_err(fail)?;
+    std::fs::rename(&partial, out).map_err(fail)
+}
+
 fn card(a: CardArgs) -> CustomerCard {
     CustomerCard {
         nip: a.nip,
@@ -1425,9 +1492,109 @@ async fn template(p: &mut Profile, cmd: TemplateCmd) -> Result<Output, Failure> 
     }
 }
 
+fn agenda_output(items: Vec<ledgerline_client_core::profile::AgendaItem>) -> Output {
+    let text = items
+        .iter()
+        .map(|i| {
+            format!(
+                "{} {:<5}  {:<50} {}{}",
+                i.date,
+                i.time.as_deref().unwrap_or(""),
+                i.title,
+                i.file_name.as_deref().unwrap_or(""),
+                if i.rolled_days > 0 {
+                    format!("  (rolled {} days)", i.rolled_days)
+                } else {
+                    String::new()
+                }
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    Output {
+        text,
+        json: json!({ "items": items }),
+    }
+}
+
+fn local_time_arg(s: &str) -> Result<ledgerline_client_core::chrono::NaiveDateTime, Failure> {
+    let s = s.trim();
+    ["%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M"]
+        .iter()
+        .find_map(|f| ledgerline_client_core::chrono::NaiveDateTime::parse_from_str(s, f).ok())
+        .ok_or_else(|| {
+            usage(format!(
+                "{s:?} is not a local time: use \"2026-12-03 10:00\""
+            ))
+        })
+}
+
 async fn cal(p: &mut Profile, cmd: CalCmd) -> Result<Output, Failure> {
+    use ledgerline_client_core::chrono::{Datelike, Days, Months};
     sync_unless_offline(p).await?;
     match cmd {
+        CalCmd::Add {
+            title,
+            customer,
+            start,
+            end,
+            rrule,
+            location,
+        } => {
+            let file = p.resolve_file(&customer)?;
+            let spec = EventSpec {
+                title: title.clone(),
+                start: local_time_arg(&start)?,
+                end: end.as_deref().map(local_time_arg).transpose()?,
+                rrule,
+                location,
+            };
+            let id = p.event_add(file, &spec).await?;
+            Ok(Output {
+                text: format!("Event {id}: {title}"),
+                json: json!({ "event": id.to_string(), "file": file }),
+            })
+        }
+        CalCmd::Except { event, day } => {
+            let (f, e) = p.resolve_event(&event)?;
+            let d = day_arg(&day)?;
+            p.event_except(f, e, d).await?;
+            Ok(Output {
+                text: format!("The occurrence on {d} is cancelled."),
+                json: json!({ "event": e.to_string(), "cancelled": d }),
+            })
+        }
+        CalCmd::Month { month } => {
+            let first = match month {
+                Some(m) => day_arg(&format!("{m}-01"))
+                    .map_err(|_| usage(format!("{m:?} is not a month: use YYYY-MM")))?,
+                None => today().with_day(1).unwrap_or_else(today),
+            };
+            let last = first
+                .checked_add_months(Months::new(1))
+                .and_then(|n| n.pred_opt())
+                .unwrap_or(first);
+            Ok(agenda_output(p.agenda(first, last)?))
+        }
+        CalCmd::Week { day } => {
+            let d = match day {
+                Some(d) => day_arg(&d)?,
+                None => today(),
+            };
+            let monday = d
+                .checked_sub_days(Days::new(u64::from(d.weekday().num_days_from_monday())))
+                .unwrap_or(d);
+            let sunday = monday.checked_add_days(Days::new(6)).unwrap_or(monday);
+            Ok(agenda_output(p.agenda(monday, sunday)?))
+        }
+        CalCmd::Export { out } => {
+            let text = p.ics()?;
+            write_private(&out, text.as_bytes())?;
+            Ok(Output {
+                text: format!("Calendar written to {}", out.display()),
+                json: json!({ "out": out, "bytes": text.len() }),
+            })
+        }
         CalCmd::Agenda { from, to } => {
             let from = match from {
                 Some(f) => day_arg(&f)?,
@@ -1442,28 +1609,7 @@ async fn cal(p: &mut Profile, cmd: CalCmd) -> Result<Output, Failure> {
             if to < from {
                 return Err(usage("--to must not come before --from"));
             }
-            let items = p.agenda(from, to)?;
-            let text = items
-                .iter()
-                .map(|i| {
-                    format!(
-                        "{}  {:<50} {}{}",
-                        i.date,
-                        i.title,
-                        i.file_name.as_deref().unwrap_or(""),
-                        if i.rolled_days > 0 {
-                            format!("  (rolled {} days)", i.rolled_days)
-                        } else {
-                            String::new()
-                        }
-                    )
-                })
-                .collect::<Vec<_>>()
-                .join("\n");
-            Ok(Output {
-                text,
-                json: json!({ "items": items }),
-            })
+            Ok(agenda_output(p.agenda(from, to)?))
         }
     }
 }

@@ -2319,6 +2319,125 @@ async fn customers_tasks_deadlines_and_concurrent_edits_through_the_relay() {
         .collect();
     assert_eq!(vat, want);
 
+    // Calendar: a weekly meeting across the change to summer time, one occurrence
+    // cancelled; month and week views in Europe/Warsaw; an iCalendar export.
+    use ledgerline_client_core::chrono::Datelike;
+    let mondays: Vec<NaiveDate> = (1..=31)
+        .filter_map(|d| NaiveDate::from_ymd_opt(year, 3, d))
+        .filter(|d| d.weekday() == ledgerline_client_core::chrono::Weekday::Mon)
+        .collect();
+    let e = ok(
+        &f.owner,
+        &[
+            "cal",
+            "add",
+            "Spotkanie z klientem",
+            "--customer",
+            K,
+            "--start",
+            &format!("{} 09:00", mondays[0]),
+            "--rrule",
+            "FREQ=WEEKLY;BYDAY=MO;COUNT=8",
+        ],
+    )
+    .await;
+    let event = e["event"].as_str().unwrap().to_owned();
+    ok(
+        &f.owner,
+        &["cal", "except", &event[..8], &mondays[2].to_string()],
+    )
+    .await;
+    let bad = ll(
+        &f.owner,
+        &["cal", "except", &event[..8], &format!("{year}-03-03")],
+    )
+    .await;
+    assert_eq!(bad.code, 6, "no occurrence that day: {}", bad.stderr);
+    let month = ok(&f.anna, &["cal", "month", "--month", &format!("{year}-03")]).await;
+    let meetings: Vec<(String, String)> = month["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i["kind"] == "event")
+        .map(|i| {
+            (
+                i["date"].as_str().unwrap().to_owned(),
+                i["time"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    let want: Vec<(String, String)> = mondays
+        .iter()
+        .filter(|d| **d != mondays[2])
+        .map(|d| (d.to_string(), "09:00".to_owned()))
+        .collect();
+    assert_eq!(
+        meetings, want,
+        "09:00 local before and after the clocks change"
+    );
+    assert!(month["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|i| i["title"] == "JPK_V7M i VAT za poprzedni miesiąc"));
+    let week = ok(
+        &f.anna,
+        &[
+            "cal",
+            "week",
+            "--day",
+            &mondays[mondays.len() - 1].to_string(),
+        ],
+    )
+    .await;
+    assert_eq!(
+        week["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|i| i["kind"] == "event")
+            .count(),
+        1,
+        "{week}"
+    );
+    let ics = dir.path().join("kalendarz.ics");
+    ok(&f.anna, &["cal", "export", "--out", ics.to_str().unwrap()]).await;
+    let text = std::fs::read_to_string(&ics).unwrap();
+    for needle in [
+        "BEGIN:VCALENDAR",
+        "BEGIN:VTIMEZONE",
+        "TZID:Europe/Warsaw",
+        "RRULE:FREQ=WEEKLY;BYDAY=MO;COUNT=8",
+        "SUMMARY:Spotkanie z klientem",
+        &format!(
+            "DTSTART;TZID=Europe/Warsaw:{}T090000",
+            mondays[0].format("%Y%m%d")
+        ),
+        &format!(
+            "EXDATE;TZID=Europe/Warsaw:{}T090000",
+            mondays[2].format("%Y%m%d")
+        ),
+        "SUMMARY:JPK_V7M i VAT za poprzedni miesiąc",
+    ] {
+        assert!(text.contains(needle), "{needle:?} not in {text}");
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&ics).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "the calendar is private");
+    }
+    let timeline = ok(&f.anna, &["customer", "timeline", K]).await;
+    let kinds: BTreeSet<String> = timeline["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["kind"].as_str().unwrap().to_owned())
+        .collect();
+    for k in ["task", "event"] {
+        assert!(kinds.contains(k), "{k} not in the timeline: {timeline}");
+    }
+
     // Two devices edit the same card offline: nothing is lost, the conflict is visible.
     relay.stop().await;
     let a = ll(

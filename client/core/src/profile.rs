@@ -41,7 +41,8 @@ pub use documents::{DocumentManifest, Phase, Progress};
 pub use offboard::{RotationProgress, RotationReport};
 pub use watch::WatchEvent;
 pub use work::{
-    today, AgendaItem, CustomerCard, CustomerView, TaskSpec, TaskView, TimelineItem, CUSTOMER_CARD,
+    today, AgendaItem, CustomerCard, CustomerView, EventSpec, TaskSpec, TaskView, TimelineItem,
+    CUSTOMER_CARD,
 };
 
 /// The store file inside a profile directory.

@@ -157,16 +157,33 @@ pub struct TimelineItem {
     pub reference: String,
 }
 
+/// What a new calendar event is.
+#[derive(Debug, Clone)]
+pub struct EventSpec {
+    /// Title.
+    pub title: String,
+    /// Start, local time in Europe/Warsaw.
+    pub start: chrono::NaiveDateTime,
+    /// End (one hour after the start when `None`).
+    pub end: Option<chrono::NaiveDateTime>,
+    /// RFC 5545 RRULE.
+    pub rrule: Option<String>,
+    /// Where.
+    pub location: Option<String>,
+}
+
 /// One agenda entry.
 #[derive(Debug, Clone, Serialize)]
 pub struct AgendaItem {
     /// Day (ISO date) in the user's time zone.
     pub date: NaiveDate,
+    /// Start time (`HH:MM`, local) of an event; `None` for a task deadline.
+    pub time: Option<String>,
     /// Title.
     pub title: String,
-    /// `task`.
+    /// `task` or `event`.
     pub kind: String,
-    /// Task id.
+    /// Task or event id.
     pub id: String,
     /// The customer file's name.
     pub file_name: Option<String>,
@@ -947,6 +964,7 @@ impl Profile {
             let push = |out: &mut Vec<AgendaItem>, date: NaiveDate, rolled_days: u32| {
                 out.push(AgendaItem {
                     date,
+                    time: None,
                     title: t.title.clone(),
                     kind: "task".into(),
                     id: t.id.clone(),
@@ -974,8 +992,207 @@ impl Profile {
                 }
             }
         }
-        out.sort_by(|a, b| (a.date, &a.title).cmp(&(b.date, &b.title)));
+        for (file, id, f) in self.events()? {
+            for start in event_occurrences(&f, from, to, 500)? {
+                out.push(AgendaItem {
+                    date: start.date(),
+                    time: Some(start.format("%H:%M").to_string()),
+                    title: opt_text(f.get("title")).unwrap_or_default(),
+                    kind: "event".into(),
+                    id: id.to_string(),
+                    file_name: self.local.files.get(&file).and_then(|s| s.name.clone()),
+                    rolled_days: 0,
+                });
+            }
+        }
+        out.sort_by(|a, b| (a.date, &a.time, &a.title).cmp(&(b.date, &b.time, &b.title)));
         Ok(out)
+    }
+
+    /// Adds a calendar event to a customer file.
+    pub async fn event_add(&mut self, file: FileId, spec: &EventSpec) -> Result<RecordId> {
+        if spec.title.trim().is_empty() {
+            return Err(ClientError::Invalid("an event needs a title".into()));
+        }
+        let end = spec.end.unwrap_or(spec.start + chrono::Duration::hours(1));
+        if end <= spec.start {
+            return Err(ClientError::Invalid("an event ends after it starts".into()));
+        }
+        if DEFAULT_ZONE
+            .from_local_datetime(&spec.start)
+            .earliest()
+            .is_none()
+        {
+            return Err(ClientError::Invalid(
+                "the start does not exist in Europe/Warsaw (the clocks skip it)".into(),
+            ));
+        }
+        let record = RecordId::random(&mut OsRng);
+        let mut edits = vec![
+            ("title".to_owned(), json!(spec.title)),
+            ("start".to_owned(), json!(local_text(spec.start))),
+            ("end".to_owned(), json!(local_text(end))),
+            ("author".to_owned(), json!(self.id.member.to_string())),
+            ("created_ms".to_owned(), json!(now_ms())),
+        ];
+        if let Some(r) = &spec.rrule {
+            occurrences(
+                r,
+                spec.start,
+                DEFAULT_ZONE,
+                at_noon(spec.start.date()),
+                at_noon(spec.start.date()),
+                1,
+            )
+            .map_err(|e| ClientError::Invalid(e.to_string()))?;
+            edits.push(("rrule".into(), json!(r)));
+        }
+        if let Some(l) = &spec.location {
+            edits.push(("location".into(), json!(l)));
+        }
+        self.edit_item(file, record, "event", edits).await?;
+        Ok(record)
+    }
+
+    /// Cancels one occurrence of a recurring event (the one on `day`).
+    pub async fn event_except(
+        &mut self,
+        file: FileId,
+        event: RecordId,
+        day: NaiveDate,
+    ) -> Result<()> {
+        let Some((row, f)) = self.item(file, event)? else {
+            return Err(ClientError::NotFound("no such event here".into()));
+        };
+        if row.kind != "event" {
+            return Err(ClientError::NotFound("no such event here".into()));
+        }
+        if !event_occurrences(&f, day, day, 1)?
+            .iter()
+            .any(|d| d.date() == day)
+        {
+            return Err(ClientError::NotFound(format!(
+                "the event has no occurrence on {day}"
+            )));
+        }
+        // One field per exception: two devices cancelling two days never collide.
+        self.edit_item(
+            file,
+            event,
+            "event",
+            vec![(format!("x:{day}"), json!(true))],
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// Resolves an event by id or unique prefix (6+ hex digits).
+    pub fn resolve_event(&self, id_or_prefix: &str) -> Result<(FileId, RecordId)> {
+        let want = id_or_prefix.to_ascii_lowercase();
+        if want.len() < 6 {
+            return Err(ClientError::Invalid(
+                "give the event id, or at least its first 6 hex digits".into(),
+            ));
+        }
+        let hits: Vec<WorkRow> = self
+            .store
+            .works("event", None)?
+            .into_iter()
+            .filter(|r| hex::encode(r.record).starts_with(&want))
+            .collect();
+        match hits.as_slice() {
+            [one] => Ok((FileId(one.file), RecordId(one.record))),
+            [] => Err(ClientError::NotFound(format!("no event {id_or_prefix:?}"))),
+            _ => Err(ClientError::Invalid(format!(
+                "several events start with {id_or_prefix:?}: give more digits"
+            ))),
+        }
+    }
+
+    /// Events of the files this member can see now.
+    fn events(&self) -> Result<Vec<(FileId, RecordId, Fields)>> {
+        let visible = self.roster()?.files_of(&self.id.member, now_ms());
+        let mut out = Vec::new();
+        for row in self.store.works("event", None)? {
+            let file = FileId(row.file);
+            if !visible.contains(&file) {
+                continue;
+            }
+            if let Some((_, f)) = self.item(file, RecordId(row.record))? {
+                out.push((file, RecordId(row.record), f));
+            }
+        }
+        Ok(out)
+    }
+
+    /// The calendar as iCalendar (RFC 5545): events with their recurrence and
+    /// exceptions in Europe/Warsaw (with its VTIMEZONE), and the task deadlines of the
+    /// next 400 days as all-day events.
+    pub fn ics(&self) -> Result<String> {
+        use icalendar::{Calendar, CalendarDateTime, Component, Event, EventLike};
+        let tzid = DEFAULT_ZONE.name().to_owned();
+        let mut cal = Calendar::new();
+        cal.name("Ledgerline");
+        let stamp = chrono::Utc::now();
+        let local = |t: chrono::NaiveDateTime| CalendarDateTime::WithTimezone {
+            date_time: t,
+            tzid: tzid.clone(),
+        };
+        for (file, id, f) in self.events()? {
+            let (Some(start), Some(end)) = (local_of(f.get("start")), local_of(f.get("end")))
+            else {
+                continue;
+            };
+            let mut e = Event::new();
+            e.uid(&format!("{id}@ledgerline"))
+                .timestamp(stamp)
+                .summary(&opt_text(f.get("title")).unwrap_or_default())
+                .starts(local(start))
+                .ends(local(end));
+            if let Some(l) = opt_text(f.get("location")) {
+                e.location(&l);
+            }
+            if let Some(name) = self.local.files.get(&file).and_then(|s| s.name.clone()) {
+                e.description(&name);
+            }
+            if let Some(r) = opt_text(f.get("rrule")) {
+                e.add_property("RRULE", r);
+            }
+            for day in exceptions(&f) {
+                let at = day.and_time(start.time());
+                e.append_multi_property(
+                    icalendar::Property::new("EXDATE", at.format("%Y%m%dT%H%M%S").to_string())
+                        .add_parameter("TZID", &tzid)
+                        .done(),
+                );
+            }
+            cal.push(e.done());
+        }
+        let today = today();
+        let horizon = today
+            .checked_add_days(chrono::Days::new(400))
+            .unwrap_or(today);
+        for item in self
+            .agenda(today, horizon)?
+            .into_iter()
+            .filter(|i| i.kind == "task")
+        {
+            let mut e = Event::new();
+            e.uid(&format!("{}-{}@ledgerline", item.id, item.date))
+                .timestamp(stamp)
+                .summary(&item.title)
+                .all_day(item.date);
+            if let Some(name) = &item.file_name {
+                e.description(name);
+            }
+            cal.push(e.done());
+        }
+        let text = cal.done().to_string();
+        // RFC 5545 § 3.2.19: every TZID used needs its VTIMEZONE.
+        Ok(match text.find("BEGIN:VEVENT") {
+            Some(at) => format!("{}{}{}", &text[..at], VTIMEZONE_WARSAW, &text[at..]),
+            None => text,
+        })
     }
 
     /// A customer's timeline: messages, notes, tasks and documents in time order, newest
@@ -999,13 +1216,21 @@ impl Profile {
                 reference: m.seq.to_string(),
             });
         }
-        for kind in ["note", "task"] {
+        for kind in ["note", "task", "event"] {
             for row in self.store.works(kind, Some(file.as_bytes()))? {
                 let Some((_, f)) = self.item(file, RecordId(row.record))? else {
                     continue;
                 };
                 let text = if kind == "note" {
                     opt_text(f.get("text")).unwrap_or_default()
+                } else if kind == "event" {
+                    format!(
+                        "{} ({})",
+                        opt_text(f.get("title")).unwrap_or_default(),
+                        opt_text(f.get("start"))
+                            .unwrap_or_default()
+                            .replace('T', " ")
+                    )
                 } else {
                     format!(
                         "{} [{}]",
@@ -1040,6 +1265,72 @@ impl Profile {
         let skip = items.len().saturating_sub(limit);
         Ok(items.split_off(skip))
     }
+}
+
+/// Europe/Warsaw for iCalendar readers: CET, and CEST from the last Sunday of March to the
+/// last Sunday of October (EU rules since 1996).
+const VTIMEZONE_WARSAW: &str = "BEGIN:VTIMEZONE\r\nTZID:Europe/Warsaw\r\nBEGIN:DAYLIGHT\r\nTZOFFSETFROM:+0100\r\nTZOFFSETTO:+0200\r\nTZNAME:CEST\r\nDTSTART:19700329T020000\r\nRRULE:FREQ=YEARLY;BYMONTH=3;BYDAY=-1SU\r\nEND:DAYLIGHT\r\nBEGIN:STANDARD\r\nTZOFFSETFROM:+0200\r\nTZOFFSETTO:+0100\r\nTZNAME:CET\r\nDTSTART:19701025T030000\r\nRRULE:FREQ=YEARLY;BYMONTH=10;BYDAY=-1SU\r\nEND:STANDARD\r\nEND:VTIMEZONE\r\n";
+
+fn local_text(t: chrono::NaiveDateTime) -> String {
+    t.format("%Y-%m-%dT%H:%M").to_string()
+}
+
+fn local_of(v: &Value) -> Option<chrono::NaiveDateTime> {
+    v.as_str()
+        .and_then(|s| chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M").ok())
+}
+
+fn at_noon(d: NaiveDate) -> chrono::DateTime<chrono_tz::Tz> {
+    let noon = NaiveTime::from_hms_opt(12, 0, 0).unwrap_or_default();
+    DEFAULT_ZONE
+        .from_local_datetime(&d.and_time(noon))
+        .earliest()
+        .unwrap_or_else(|| chrono::Utc::now().with_timezone(&DEFAULT_ZONE))
+}
+
+/// Days whose occurrence of an event is cancelled (`x:<day>` fields).
+fn exceptions(f: &Fields) -> Vec<NaiveDate> {
+    f.fields
+        .iter()
+        .filter(|(k, v)| k.starts_with("x:") && v.v == json!(true))
+        .filter_map(|(k, _)| NaiveDate::parse_from_str(k.trim_start_matches("x:"), "%Y-%m-%d").ok())
+        .collect()
+}
+
+/// Local start times of an event's occurrences on days `from` to `to` (inclusive),
+/// exceptions left out.
+fn event_occurrences(
+    f: &Fields,
+    from: NaiveDate,
+    to: NaiveDate,
+    limit: u16,
+) -> Result<Vec<chrono::NaiveDateTime>> {
+    let Some(start) = local_of(f.get("start")) else {
+        return Ok(Vec::new());
+    };
+    let skip = exceptions(f);
+    let starts: Vec<chrono::NaiveDateTime> = match opt_text(f.get("rrule")) {
+        None => vec![start],
+        Some(rule) => {
+            let midnight = |d: NaiveDate| {
+                DEFAULT_ZONE
+                    .from_local_datetime(&d.and_time(NaiveTime::MIN))
+                    .earliest()
+            };
+            let (Some(a), Some(b)) = (midnight(from), to.succ_opt().and_then(midnight)) else {
+                return Ok(Vec::new());
+            };
+            occurrences(&rule, start, DEFAULT_ZONE, a, b, limit)
+                .map_err(|e| ClientError::Invalid(e.to_string()))?
+                .into_iter()
+                .map(|t| t.naive_local())
+                .collect()
+        }
+    };
+    Ok(starts
+        .into_iter()
+        .filter(|t| t.date() >= from && t.date() <= to && !skip.contains(&t.date()))
+        .collect())
 }
 
 fn item_json(kind: &str, fields: &Fields) -> String {
