@@ -12,7 +12,7 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
+use axum::routing::{delete, get, post, put};
 use axum::{Json, Router};
 use futures_util::StreamExt;
 use ledgerline_protocol::audit::{AuditLeaf, Subject, SubjectKind};
@@ -61,6 +61,7 @@ pub fn router<S: Store>(state: AppState<S>) -> Router {
             "/v1/rooms/{room}/messages",
             post(send_message::<S>).get(get_messages::<S>),
         )
+        .route("/v1/files/{file}", delete(erase_file::<S>))
         .route("/v1/files/{file}/records", get(get_records::<S>))
         .route("/v1/files/{file}/records/{record}", put(put_record::<S>))
         .route(
@@ -323,11 +324,34 @@ fn with_roster<S: Store, T>(
     Ok(f(&r))
 }
 
+/// `410 erased` for a file erased for good.
+fn require_not_erased<S: Store>(
+    state: &AppState<S>,
+    firm: FirmId,
+    file: FileId,
+) -> Result<(), ApiError> {
+    let fs = roster_of(state, firm)?;
+    let erased = fs
+        .erased
+        .read()
+        .map_err(|_| ApiError::internal("erased lock", "poisoned"))?
+        .contains(&file);
+    if erased {
+        Err(ApiError::gone(
+            "erased",
+            "this customer file was erased; nothing of it is kept",
+        ))
+    } else {
+        Ok(())
+    }
+}
+
 fn require_file_access<S: Store>(
     state: &AppState<S>,
     c: &Caller,
     file: FileId,
 ) -> Result<(), ApiError> {
+    require_not_erased(state, c.firm, file)?;
     if with_roster(state, c.firm, |r| {
         r.file_members(&file, now_ms()).contains(&c.member)
     })? {
@@ -451,6 +475,7 @@ async fn create_firm<S: Store>(
             Arc::new(FirmState {
                 roster: std::sync::RwLock::new(roster),
                 append: tokio::sync::Mutex::new(()),
+                erased: std::sync::RwLock::new(Default::default()),
             }),
         );
     }
@@ -1305,10 +1330,70 @@ fn require_file_access_or_admin<S: Store>(
     file: FileId,
 ) -> Result<(), ApiError> {
     if c.role == Role::Admin {
-        Ok(())
+        require_not_erased(state, c.firm, file)
     } else {
         require_file_access(state, c, file)
     }
+}
+
+/// Erases a customer file for good (admins; GDPR erasure): ciphertext, wrapped keys, chain
+/// links and conversation deleted in one transaction with its log entry; then the blobs.
+/// Every later request about the file is `410 erased`.
+async fn erase_file<S: Store>(
+    State(state): State<AppState<S>>,
+    P(file): P<FileId>,
+    s: Signed,
+) -> Result<StatusCode, ApiError> {
+    let c = &s.caller;
+    if c.role != Role::Admin {
+        return Err(ApiError::forbidden("only an admin erases a customer file"));
+    }
+    require_not_erased(&state, c.firm, file)?;
+    if !with_roster(&state, c.firm, |r| r.files().contains(&file))? {
+        return Err(ApiError::not_found("no such customer file"));
+    }
+    // Who held it, for the push (before anything is gone).
+    let members = with_roster(&state, c.firm, |r| r.key_holders(&file, now_ms()))?;
+    let now = now_ms();
+    let docs = state
+        .store
+        .erase_file(
+            c.firm,
+            file,
+            now,
+            entry(c, now, &[(SubjectKind::File, file.0)]),
+        )
+        .await
+        .map_err(|e| match e {
+            StoreError::Exists => ApiError::gone("erased", "this customer file was erased already"),
+            other => store_err(other),
+        })?;
+    if let Ok(fs) = roster_of(&state, c.firm) {
+        if let Ok(mut set) = fs.erased.write() {
+            set.insert(file);
+        }
+    }
+    for d in docs {
+        for path in [
+            state.blobs.path(c.firm, d),
+            state.blobs.upload_path(c.firm, d),
+        ] {
+            match tokio::fs::remove_file(&path).await {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                // The rows are gone: a blob left behind is unreachable; say so in the log.
+                Err(e) => tracing::warn!(error = %e, "erased document blob not deleted"),
+            }
+        }
+    }
+    let devices = devices_of(&state, c.firm, members)?;
+    push_to(
+        &state,
+        c.firm,
+        &devices,
+        &json!({ "type": "file_erased", "file": file }),
+    );
+    Ok(StatusCode::NO_CONTENT)
 }
 
 async fn get_epoch_keys<S: Store>(

@@ -20,6 +20,8 @@ pub struct FirmState {
     pub roster: RwLock<Roster>,
     /// Held while an append is verified and persisted.
     pub append: tokio::sync::Mutex<()>,
+    /// Customer files erased for good (every request about them is `410 erased`).
+    pub erased: RwLock<std::collections::HashSet<ledgerline_protocol::ids::FileId>>,
 }
 
 /// Everything the handlers share. Cheap to clone.
@@ -230,11 +232,13 @@ impl<S: Store> AppState<S> {
                 .map_err(|e| e.to_string())
                 .and_then(|evs| Roster::verify_chain(&evs).map_err(|e| e.to_string()))
                 .map_err(|reason| StartError::CorruptRoster { firm, reason })?;
+            let erased = store.erased_files(firm).await?.into_iter().collect();
             firms.insert(
                 firm,
                 Arc::new(FirmState {
                     roster: RwLock::new(roster),
                     append: tokio::sync::Mutex::new(()),
+                    erased: RwLock::new(erased),
                 }),
             );
         }

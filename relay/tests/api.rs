@@ -1001,3 +1001,65 @@ async fn an_absence_cover_lets_the_colleague_in_for_its_window_only() {
     assert_eq!(status, 400, "a cover ends once: {v}");
     assert!(v.to_string().contains("(Duplicate)"), "{v}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_erased_file_is_gone_for_good() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut relay = Relay::start(&data, &[]);
+    let http = client();
+    let mut a = Firm::create(&http, &relay.base, 19).await;
+    let (anna, anna_dev) = a.add_member(&http, Role::Member).await;
+    let owner_dev = a.owner_device.clone();
+    let file = FileId(a.random16());
+    a.grant(&http, file, anna.id).await;
+    let wrap = json!({ "holder_key_version": 1, "wrapped": hex::encode([5u8; 73]) });
+    owner_dev
+        .ok(
+            &http,
+            "PUT",
+            &format!("/v1/files/{file}/epochs/0/keys/{}", anna.id),
+            Some(wrap),
+        )
+        .await;
+    let keys = format!("/v1/files/{file}/epochs/keys");
+    anna_dev.ok(&http, "GET", &keys, None).await;
+    let erase = format!("/v1/files/{file}");
+    let (status, _) = anna_dev.call(&http, "DELETE", &erase, None).await;
+    assert_eq!(status, 403, "members do not erase");
+    let (status, _) = owner_dev
+        .call(
+            &http,
+            "DELETE",
+            &format!("/v1/files/{}", FileId([0x77; 16])),
+            None,
+        )
+        .await;
+    assert_eq!(status, 404, "a file nobody was ever granted");
+    let (status, v) = owner_dev.call(&http, "DELETE", &erase, None).await;
+    assert_eq!(status, 204, "{v}");
+    for (dev, method, path) in [
+        (&anna_dev, "GET", keys.clone()),
+        (
+            &anna_dev,
+            "GET",
+            format!("/v1/files/{file}/records?since=0"),
+        ),
+        (&owner_dev, "GET", keys.clone()),
+        (&owner_dev, "DELETE", erase.clone()),
+    ] {
+        let (status, v) = dev.call(&http, method, &path, None).await;
+        assert_eq!(
+            (status, v["code"].as_str()),
+            (410, Some("erased")),
+            "{method} {path}: {v}"
+        );
+    }
+    // For good: also after a restart.
+    relay.stop();
+    let relay = Relay::start(&data, &[]);
+    let mut anna_dev = anna_dev;
+    anna_dev.base = relay.base.clone();
+    let (status, _) = anna_dev.call(&http, "GET", &keys, None).await;
+    assert_eq!(status, 410);
+}

@@ -360,7 +360,18 @@ async fn every_route_refuses_every_bad_input_class() {
     let record = RecordId(a.random16());
     let doc = hex::encode(a.random16());
     let stranger = new_device(&mut a.rng, a.id, MemberId([9; 16]), &relay.base);
-    let routes = routes(file, &room, outsider.id, outsider_dev.id, record, &doc);
+    let mut routes = routes(file, &room, outsider.id, outsider_dev.id, record, &doc);
+    // Its own file: the owner's first valid request erases it for good.
+    let spare = FileId(a.random16());
+    a.grant(&http, spare, a.owner.id).await;
+    routes.push(route(
+        "DELETE",
+        format!("/v1/files/{spare}"),
+        None,
+        None,
+        Some("/v1/files/zz".into()),
+        true,
+    ));
     let mut checked = 0;
 
     for r in &routes {

@@ -545,6 +545,16 @@ enum FileCmd {
     Grant(FileMember),
     /// End a member's access (admin); starts a new epoch.
     Remove(FileMember),
+    /// Erase a customer file for good (admin; GDPR erasure): the relay deletes its
+    /// ciphertext, wrapped keys and conversation, logging it; every device forgets its
+    /// keys and copy. Cannot be undone.
+    Erase {
+        /// File name or id.
+        file: String,
+        /// Confirms that the file and everything in it go for good.
+        #[arg(long)]
+        yes: bool,
+    },
 }
 
 #[derive(Args, Debug)]
@@ -1146,6 +1156,20 @@ async fn file(p: &mut Profile, cmd: FileCmd) -> Result<Output, Failure> {
             Ok(Output {
                 text: format!("{} can now read and write {}.", fm.member, fm.file),
                 json: json!({ "file": file, "member": member }),
+            })
+        }
+        FileCmd::Erase { file, yes } => {
+            if !yes {
+                return Err(usage(
+                    "erasing cannot be undone: add --yes to erase the file and everything in it",
+                ));
+            }
+            p.sync().await?;
+            let id = p.resolve_file(&file)?;
+            p.erase_file(id).await?;
+            Ok(Output {
+                text: format!("{file} is erased: the relay deleted it, this device forgot it."),
+                json: json!({ "file": id, "erased": true }),
             })
         }
         FileCmd::Remove(fm) => {

@@ -2497,3 +2497,102 @@ async fn customers_tasks_deadlines_and_concurrent_edits_through_the_relay() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn erasing_a_customer_file_deletes_it_everywhere_and_logs_it() {
+    const K: &str = "Kowalski sp. z o.o.";
+    const KEEP: &str = "Nowak SA";
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("relay");
+    let relay = Relay::start(&data, "127.0.0.1:0".parse().unwrap()).await;
+    let url = relay.url();
+    let f = found(dir.path(), &url).await;
+    let auditor = dir.path().join("audytor");
+    admit(&f.owner, &auditor, &url, "Jan Audytor", "auditor").await;
+    for name in [K, KEEP] {
+        ok(&f.owner, &["customer", "add", name, "--nip", "5260250995"]).await;
+        ok(&f.owner, &["file", "grant", name, "Anna Kowalczyk"]).await;
+    }
+    ok(&f.anna, &["chat", "send", K, "zaległa deklaracja"]).await;
+    ok(&f.owner, &["customer", "note", K, "notatka do usunięcia"]).await;
+    ok(&f.owner, &["task", "add", "Korekta VAT", "--customer", K]).await;
+    ok(&f.owner, &["chat", "send", KEEP, "to zostaje"]).await;
+    let doc = dir.path().join("Faktura.pdf");
+    std::fs::write(&doc, vec![0x43u8; 30_000]).unwrap();
+    ok(&f.owner, &["doc", "upload", K, doc.to_str().unwrap()]).await;
+    ok(&f.anna, &["sync"]).await;
+    assert!(!ok(&f.anna, &["search", "zaległa"]).await["results"]
+        .as_array()
+        .unwrap()
+        .is_empty());
+    let ids = ok(&f.owner, &["file", "list"]).await;
+    let k = file_id(&ids, K);
+    let blobs_before = all_files(&data.join("blobs")).len();
+    assert!(blobs_before >= 1);
+
+    // Only an admin, and only on purpose.
+    let r = ll(&f.anna, &["file", "erase", K, "--yes"]).await;
+    assert_eq!(r.code, 7, "{}", r.stderr);
+    let r = ll(&f.owner, &["file", "erase", K]).await;
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    ok(&f.owner, &["file", "erase", K, "--yes"]).await;
+
+    // The relay kept nothing of it but the fact.
+    let kx = k.to_uppercase();
+    for table in ["records", "documents", "epoch_key_wraps", "epoch_links"] {
+        let n = relay_rows(
+            &data,
+            &format!("SELECT COUNT(*) FROM {table} WHERE hex(file) = '{kx}'"),
+        );
+        assert_eq!(n[0][0], "0", "{table}");
+    }
+    let n = relay_rows(
+        &data,
+        &format!("SELECT COUNT(*) FROM room_messages WHERE hex(room) = '{kx}'"),
+    );
+    assert_eq!(n[0][0], "0");
+    let n = relay_rows(
+        &data,
+        &format!("SELECT COUNT(*) FROM erased_files WHERE hex(file) = '{kx}'"),
+    );
+    assert_eq!(n[0][0], "1");
+    assert_eq!(
+        all_files(&data.join("blobs")).len(),
+        blobs_before - 1,
+        "its blob is gone"
+    );
+
+    // Every device forgets it at its next sync; the other file is untouched.
+    ok(&f.anna, &["sync"]).await;
+    let files = ok(&f.anna, &["file", "list"]).await;
+    assert_eq!(
+        names(&files, "files", "name"),
+        BTreeSet::from([KEEP.to_owned()])
+    );
+    let r = ll(&f.anna, &["chat", "read", K]).await;
+    assert_eq!(r.code, 6, "{}", r.stderr);
+    assert!(ok(&f.anna, &["search", "zaległa"]).await["results"]
+        .as_array()
+        .unwrap()
+        .is_empty());
+    let customers = ok(&f.anna, &["customer", "list"]).await;
+    assert_eq!(
+        names(&customers, "customers", "name"),
+        BTreeSet::from([KEEP.to_owned()])
+    );
+    let read = ok(&f.anna, &["chat", "read", KEEP]).await;
+    assert!(bodies(&read).contains(&"to zostaje".to_owned()));
+    // This device forgot it: it is not even a name any more (the relay's 410 for every
+    // later request is checked in relay/tests/api.rs).
+    let again = ll(&f.owner, &["file", "erase", &k, "--yes"]).await;
+    assert_eq!(again.code, 6, "{}", again.stderr);
+
+    // The log shows the erasure, by whom, as an opaque entry; the bundle verifies.
+    let (v, rows, _) = audit_now(&auditor, dir.path(), "audyt.jsonl").await;
+    assert_eq!(v.code, 0, "{}", v.stderr);
+    assert!(
+        rows.iter()
+            .any(|r| r["row"]["action"] == "erased a customer file"),
+        "{rows:?}"
+    );
+}

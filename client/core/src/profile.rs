@@ -325,6 +325,9 @@ struct LocalState {
     /// The last hybrid-logical-clock reading this device gave a work item edit.
     #[serde(default)]
     work_clock: crate::work::merge::Hlc,
+    /// Customer files erased by an admin: nothing of them is kept or fetched.
+    #[serde(default)]
+    erased: BTreeSet<FileId>,
 }
 
 /// What this profile knows of an internal room or direct chat.
@@ -1318,12 +1321,46 @@ impl Profile {
         self.flush_private(&mut SyncReport::default()).await
     }
 
+    /// Erases a customer file for good (admin; GDPR): the relay deletes its ciphertext,
+    /// wrapped keys and conversation in one logged step, and every device then forgets its
+    /// keys and decrypted copy (crypto-shredding: a backup of the ciphertext stays
+    /// unreadable).
+    pub async fn erase_file(&mut self, file: FileId) -> Result<()> {
+        self.require_admin()?;
+        match self.relay.erase_file(&self.account, file).await {
+            Ok(()) | Err(RelayError::Refused { status: 410, .. }) => {}
+            Err(e) => return Err(e.into()),
+        }
+        self.forget_file(file)
+    }
+
+    /// Drops everything this device holds of an erased file: keys, decrypted records,
+    /// messages, document manifests, pending edits and uploads.
+    fn forget_file(&mut self, file: FileId) -> Result<()> {
+        self.local.erased.insert(file);
+        self.local.files.remove(&file);
+        self.local.epoch_keys.remove(&file);
+        self.local.documents.remove(&file);
+        self.local.uploads.retain(|u| u.file() != file);
+        self.local.undelivered.remove(&hex::encode(file.as_bytes()));
+        self.local
+            .room_cursors
+            .remove(&hex::encode(file.as_bytes()));
+        self.outbound.remove(file.as_bytes());
+        self.local
+            .outbox
+            .retain(|o| o.room != hex::encode(file.as_bytes()));
+        self.store.forget_file(file.as_bytes())?;
+        self.commit()
+    }
+
     /// Customer files this member can see.
     pub fn files(&self) -> Result<Vec<FileView>> {
         let r = self.roster()?;
         let now = now_ms();
         Ok(r.files_of(&self.id.member, now)
             .into_iter()
+            .filter(|f| !self.local.erased.contains(f))
             .map(|f| FileView {
                 id: f,
                 name: self.local.files.get(&f).and_then(|s| s.name.clone()),
@@ -2142,10 +2179,22 @@ impl Profile {
         self.sync_to_device(report).await?;
         let files = self.roster()?.files_of(&self.id.member, now_ms());
         for file in files {
+            if self.local.erased.contains(&file) {
+                continue;
+            }
             self.local.files.entry(file).or_default();
-            self.sync_file_keys(file, report).await?;
-            self.sync_records(file, report).await?;
-            self.sync_room(*file.as_bytes(), report).await?;
+            let synced = async {
+                self.sync_file_keys(file, report).await?;
+                self.sync_records(file, report).await?;
+                self.sync_room(*file.as_bytes(), report).await
+            }
+            .await;
+            match synced {
+                Err(ClientError::Relay(RelayError::Refused { status: 410, .. })) => {
+                    self.forget_file(file)?;
+                }
+                other => other?,
+            }
         }
         let rooms: Vec<String> = self.local.rooms.keys().cloned().collect();
         for hex_room in rooms {

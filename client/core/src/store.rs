@@ -354,6 +354,40 @@ impl LocalStore {
         }
     }
 
+    /// Deletes everything decrypted of a customer file: its work items, its conversation
+    /// and their search entries (the file was erased).
+    pub fn forget_file(&mut self, file: &[u8; 16]) -> Result<(), StoreError> {
+        let tx = self.conn.transaction().map_err(sql)?;
+        {
+            let mut refs: Vec<String> = vec![hex::encode(file)];
+            let mut st = tx
+                .prepare("SELECT record FROM work_items WHERE file = ?1")
+                .map_err(sql)?;
+            let rows = st
+                .query_map(params![&file[..]], |r| r.get::<_, Vec<u8>>(0))
+                .map_err(sql)?;
+            for r in rows {
+                refs.push(hex::encode(r.map_err(sql)?));
+            }
+            let mut del = tx
+                .prepare("DELETE FROM search WHERE ref = ?1")
+                .map_err(sql)?;
+            for r in &refs {
+                del.execute(params![r]).map_err(sql)?;
+            }
+            tx.execute(
+                "DELETE FROM search WHERE ref LIKE ?1",
+                params![format!("{}:%", hex::encode(file))],
+            )
+            .map_err(sql)?;
+            tx.execute("DELETE FROM work_items WHERE file = ?1", params![&file[..]])
+                .map_err(sql)?;
+            tx.execute("DELETE FROM messages WHERE room = ?1", params![&file[..]])
+                .map_err(sql)?;
+        }
+        tx.commit().map_err(sql)
+    }
+
     /// Work items with a local edit the relay has not accepted yet.
     pub fn works_pending(&self) -> Result<Vec<WorkRow>, StoreError> {
         self.work_where("pending IS NOT NULL", params![])

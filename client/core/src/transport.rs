@@ -358,6 +358,13 @@ impl<T: Transport> RelayClient<T> {
         self.exchange(method, path, headers, body.to_vec()).await
     }
 
+    /// Erases a customer file for good (admin): `410 erased` for every later request.
+    pub async fn erase_file(&self, s: &impl DeviceSigner, file: FileId) -> Result<(), RelayError> {
+        self.call(s, "DELETE", &format!("/v1/files/{file}"), None)
+            .await
+            .map(|_| ())
+    }
+
     /// Creates the firm from its first roster events (unauthenticated).
     pub async fn create_firm(&self, events: &[Vec<u8>]) -> Result<(), RelayError> {
         let body = serde_json::to_vec(

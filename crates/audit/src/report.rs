@@ -27,6 +27,7 @@ pub fn action(method: &str, path: &str) -> String {
         ("GET", ["v1", "files", _, "documents", _]) => "downloaded a document",
         ("POST", ["v1", "files", _, "documents", _, "release"]) => "opened a document",
         ("POST", ["v1", "audit", "opened"]) => "opened a conversation on the device",
+        ("DELETE", ["v1", "files", _]) => "erased a customer file",
         _ => return format!("{method} {path}"),
     };
     what.to_owned()

@@ -634,6 +634,64 @@ pub async fn uploads<S: Store>(s: S) {
     ));
 }
 
+/// Erasing a file removes everything of it (and nothing of other files), logs once, and
+/// names its documents for the blob store; it happens once.
+pub async fn erasure<S: Store>(s: S) {
+    with_firms(&s).await;
+    let (file, other) = (FileId([3; 16]), FileId([9; 16]));
+    for f in [file, other] {
+        s.put_record(F, f, RecordId([4; 16]), 1, 0, D1, b"r".to_vec(), 1, audit())
+            .await
+            .expect("record");
+        let meta = DocumentMeta {
+            document: DocumentId([f.0[0]; 16]),
+            file: f,
+            epoch: 0,
+            size: 10,
+            sha256: [7; 32],
+            release_share: [8; 32],
+            uploaded_by: D1,
+        };
+        s.put_document(F, meta, 1, audit()).await.expect("doc");
+    }
+    let before = s.audit_size(F).await.expect("size");
+    let docs = s
+        .erase_file(F, file, 5, b"erase".to_vec())
+        .await
+        .expect("erase");
+    assert_eq!(docs, vec![DocumentId([3; 16])]);
+    assert_eq!(s.audit_size(F).await.expect("size"), before + 1);
+    assert!(s
+        .records_since(F, file, 0, 10)
+        .await
+        .expect("records")
+        .is_empty());
+    assert_eq!(
+        s.records_since(F, other, 0, 10)
+            .await
+            .expect("records")
+            .len(),
+        1
+    );
+    assert_eq!(s.document(F, DocumentId([3; 16])).await.expect("doc"), None);
+    assert!(s
+        .document(F, DocumentId([9; 16]))
+        .await
+        .expect("doc")
+        .is_some());
+    assert_eq!(s.erased_files(F).await.expect("erased"), vec![file]);
+    assert!(s.erased_files(G).await.expect("erased").is_empty());
+    assert!(matches!(
+        s.erase_file(F, file, 6, b"again".to_vec()).await,
+        Err(StoreError::Exists)
+    ));
+    assert_eq!(
+        s.audit_size(F).await.expect("size"),
+        before + 1,
+        "a refused erasure logs nothing"
+    );
+}
+
 /// Runs the conformance suite against a backend: `store_conformance_tests!(make())` where
 /// `make()` is an async expression yielding `(fresh store, guard)`; the guard (e.g. a
 /// temporary directory) lives until the test ends.
@@ -684,6 +742,11 @@ macro_rules! store_conformance_tests {
         async fn conformance_audit_tree() {
             let (store, _guard) = $make.await;
             $crate::store::conformance::audit_tree(store).await;
+        }
+        #[tokio::test]
+        async fn conformance_erasure() {
+            let (store, _guard) = $make.await;
+            $crate::store::conformance::erasure(store).await;
         }
         #[tokio::test]
         async fn conformance_documents_audit_nonces() {

@@ -422,6 +422,22 @@ pub trait Store: Send + Sync + 'static {
         now_ms: u64,
         audit: AuditEntry,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Erases a customer file (GDPR): its records, documents, uploads, epoch-key wraps,
+    /// chain links, pending rotation and conversation go, it is marked erased for good,
+    /// and `audit` is appended, all in one transaction. Returns the documents whose blobs
+    /// (whole or partial) the caller deletes next. `Exists` if it was erased already.
+    fn erase_file(
+        &self,
+        firm: FirmId,
+        file: FileId,
+        now_ms: u64,
+        audit: AuditEntry,
+    ) -> impl Future<Output = Result<Vec<DocumentId>, StoreError>> + Send;
+    /// Every erased file of a firm.
+    fn erased_files(
+        &self,
+        firm: FirmId,
+    ) -> impl Future<Output = Result<Vec<FileId>, StoreError>> + Send;
     /// A document's metadata.
     fn document(
         &self,

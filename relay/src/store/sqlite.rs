@@ -21,6 +21,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0004_audit_tree.sql"),
     include_str!("../../migrations/0005_key_cursors.sql"),
     include_str!("../../migrations/0006_rotation_due.sql"),
+    include_str!("../../migrations/0007_erased_files.sql"),
 ];
 const READERS: usize = 4;
 
@@ -967,6 +968,81 @@ impl Store for SqliteStore {
             )
             .map_err(backend)?;
             Ok(())
+        })
+        .await
+    }
+
+    async fn erase_file(
+        &self,
+        firm: FirmId,
+        file: FileId,
+        now_ms: u64,
+        audit: AuditEntry,
+    ) -> Result<Vec<DocumentId>, StoreError> {
+        self.write_logged(firm, audit, move |tx| {
+            insert_or_exists(tx.execute(
+                "INSERT INTO erased_files (firm, file, erased_ms) VALUES (?1, ?2, ?3)",
+                params![&firm.0[..], &file.0[..], i(now_ms)],
+            ))?;
+            let mut docs: Vec<DocumentId> = Vec::new();
+            for table in ["documents", "uploads"] {
+                let mut st = tx
+                    .prepare(&format!(
+                        "SELECT document FROM {table} WHERE firm = ?1 AND file = ?2"
+                    ))
+                    .map_err(backend)?;
+                let rows = st
+                    .query_map(params![&firm.0[..], &file.0[..]], |r| {
+                        r.get::<_, Vec<u8>>(0)
+                    })
+                    .map_err(backend)?;
+                for row in rows {
+                    let bytes = row.map_err(backend)?;
+                    if let Ok(id) = <[u8; 16]>::try_from(bytes.as_slice()) {
+                        docs.push(DocumentId(id));
+                    }
+                }
+            }
+            for d in &docs {
+                tx.execute(
+                    "DELETE FROM upload_parts WHERE firm = ?1 AND document = ?2",
+                    params![&firm.0[..], &d.0[..]],
+                )
+                .map_err(backend)?;
+            }
+            for sql in [
+                "DELETE FROM records WHERE firm = ?1 AND file = ?2",
+                "DELETE FROM documents WHERE firm = ?1 AND file = ?2",
+                "DELETE FROM uploads WHERE firm = ?1 AND file = ?2",
+                "DELETE FROM epoch_key_wraps WHERE firm = ?1 AND file = ?2",
+                "DELETE FROM epoch_links WHERE firm = ?1 AND file = ?2",
+                "DELETE FROM rotation_due WHERE firm = ?1 AND file = ?2",
+                "DELETE FROM room_messages WHERE firm = ?1 AND room = ?2",
+            ] {
+                tx.execute(sql, params![&firm.0[..], &file.0[..]])
+                    .map_err(backend)?;
+            }
+            Ok(docs)
+        })
+        .await
+    }
+
+    async fn erased_files(&self, firm: FirmId) -> Result<Vec<FileId>, StoreError> {
+        self.read(move |c| {
+            let mut st = c
+                .prepare_cached("SELECT file FROM erased_files WHERE firm = ?1")
+                .map_err(backend)?;
+            let rows = st
+                .query_map(params![&firm.0[..]], |r| r.get::<_, Vec<u8>>(0))
+                .map_err(backend)?;
+            let mut out = Vec::new();
+            for row in rows {
+                let bytes = row.map_err(backend)?;
+                if let Ok(id) = <[u8; 16]>::try_from(bytes.as_slice()) {
+                    out.push(FileId(id));
+                }
+            }
+            Ok(out)
         })
         .await
     }

@@ -113,8 +113,15 @@ impl Profile {
         })?;
         let mut wraps = Vec::with_capacity(files.len());
         for file in &files {
+            if self.local.erased.contains(file) {
+                continue;
+            }
             if self.current_epoch(*file).is_none() {
-                self.recover_epoch(*file).await?;
+                match self.recover_epoch(*file).await {
+                    // Erased: nothing to open.
+                    Err(ClientError::Relay(RelayError::Refused { status: 410, .. })) => continue,
+                    other => other?,
+                }
             }
             let (epoch, ek) = self
                 .current_epoch(*file)
@@ -141,7 +148,7 @@ impl Profile {
             match res {
                 Ok(()) => {}
                 // Wrapped before an interruption.
-                Err(RelayError::Refused { code, .. }) if code == "exists" => {}
+                Err(RelayError::Refused { code, .. }) if code == "exists" || code == "erased" => {}
                 Err(e) => return Err(e.into()),
             }
         }

@@ -82,6 +82,13 @@ pub(super) struct PendingUpload {
     manifest: DocumentManifest,
 }
 
+impl PendingUpload {
+    /// The customer file it goes to.
+    pub(super) fn file(&self) -> FileId {
+        self.file
+    }
+}
+
 impl Drop for PendingUpload {
     fn drop(&mut self) {
         self.share.zeroize();

@@ -648,8 +648,19 @@ impl Profile {
                 let new = super::key32(key_hex)
                     .map(|k| EpochKey::from_bytes(*k))
                     .ok_or_else(|| ClientError::Integrity("stored epoch key".into()))?;
+                if self.local.erased.contains(file) {
+                    // Erased: nothing of it is left to re-key.
+                    self.rotation.files.remove(file);
+                    continue;
+                }
                 if self.current_epoch(*file).is_none() {
-                    self.recover_epoch(*file).await?;
+                    match self.recover_epoch(*file).await {
+                        Err(ClientError::Relay(RelayError::Refused { status: 410, .. })) => {
+                            self.rotation.files.remove(file);
+                            continue;
+                        }
+                        other => other?,
+                    }
                 }
                 let t = Instant::now();
                 let prepared = self.prepare_epoch(*file, new)?;
@@ -686,6 +697,11 @@ impl Profile {
                     }
                     Err(RelayError::Refused { code, .. }) if code == "holders_changed" => {
                         refresh_roster = true;
+                        false
+                    }
+                    // Erased meanwhile: nothing is left to re-key.
+                    Err(RelayError::Refused { status: 410, .. }) => {
+                        self.rotation.files.remove(&p.file);
                         false
                     }
                     Err(e) => {
