@@ -7,7 +7,7 @@ use super::{now_ms, ClientError, Conversation, Profile, Result, SyncReport};
 use crate::store::WorkRow;
 use crate::transport::RelayError;
 use crate::when::DEFAULT_ZONE;
-use crate::work::calendar::{next_working_day, occurrences, rolled};
+use crate::work::calendar::{due_days, occurrences, rolled};
 use crate::work::ids::{parse_nip, parse_regon};
 use crate::work::merge::{Conflict, Fields, Hlc};
 use crate::work::templates::{builtin, DeadlineTemplate};
@@ -1368,41 +1368,9 @@ fn expand(
     to: NaiveDate,
     limit: u16,
 ) -> Result<Vec<NaiveDate>> {
-    let noon = NaiveTime::from_hms_opt(12, 0, 0).unwrap_or_default();
-    let at = |d: NaiveDate| {
-        DEFAULT_ZONE
-            .from_local_datetime(&d.and_time(noon))
-            .earliest()
-    };
-    // A nominal day up to a week before `from` may move onto it.
-    let lookback = if working_days { 7 } else { 0 };
-    let from_nominal = from
-        .checked_sub_days(chrono::Days::new(lookback))
-        .unwrap_or(from)
-        .max(start);
-    let (Some(a), Some(b)) = (at(from_nominal), to.succ_opt().and_then(at)) else {
-        return Ok(Vec::new());
-    };
-    let days = occurrences(
-        rule,
-        start.and_time(noon),
-        DEFAULT_ZONE,
-        a,
-        b,
-        limit.saturating_add(8),
-    )
-    .map_err(|e| ClientError::Invalid(e.to_string()))?
-    .into_iter()
-    .map(|t| {
-        let d = t.date_naive();
-        if working_days {
-            next_working_day(d)
-        } else {
-            d
-        }
-    })
-    .filter(|d| *d >= from && *d <= to)
-    .take(usize::from(limit))
-    .collect();
-    Ok(days)
+    Ok(due_days(rule, start, working_days, from, to, limit)
+        .map_err(|e| ClientError::Invalid(e.to_string()))?
+        .into_iter()
+        .map(|(_, due)| due)
+        .collect())
 }

@@ -156,6 +156,53 @@ pub fn occurrences(
         .collect())
 }
 
+/// The days a recurring deadline falls due: `(nominal day, due day)` for every occurrence
+/// of `rule` first due on `start` whose due day lies from `from` to `to` (inclusive); the
+/// due day is the nominal one moved to the next working day when `working_days` says so.
+/// Expanded at local noon in Europe/Warsaw, far from any clock change. At most `limit`.
+pub fn due_days(
+    rule: &str,
+    start: NaiveDate,
+    working_days: bool,
+    from: NaiveDate,
+    to: NaiveDate,
+    limit: u16,
+) -> Result<Vec<(NaiveDate, NaiveDate)>, RecurError> {
+    let zone = crate::when::DEFAULT_ZONE;
+    let noon = chrono::NaiveTime::from_hms_opt(12, 0, 0).unwrap_or_default();
+    let at = |d: NaiveDate| zone.from_local_datetime(&d.and_time(noon)).earliest();
+    // A nominal day up to a week before `from` may move onto it.
+    let lookback = if working_days { 7 } else { 0 };
+    let from_nominal = from
+        .checked_sub_days(Days::new(lookback))
+        .unwrap_or(from)
+        .max(start);
+    let (Some(a), Some(b)) = (at(from_nominal), to.succ_opt().and_then(at)) else {
+        return Ok(Vec::new());
+    };
+    Ok(occurrences(
+        rule,
+        start.and_time(noon),
+        zone,
+        a,
+        b,
+        limit.saturating_add(8),
+    )?
+    .into_iter()
+    .map(|t| {
+        let nominal = t.date_naive();
+        let due = if working_days {
+            next_working_day(nominal)
+        } else {
+            nominal
+        };
+        (nominal, due)
+    })
+    .filter(|(_, due)| *due >= from && *due <= to)
+    .take(usize::from(limit))
+    .collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

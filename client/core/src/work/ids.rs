@@ -153,8 +153,13 @@ mod tests {
         /// and changing one digit is always caught.
         #[test]
         fn nip_catches_every_single_digit_typo(body in proptest::collection::vec(0u32..10, 9), at in 0usize..10, delta in 1u32..10) {
+            let mut body = body;
+            if weighted(&body, &[6, 5, 7, 2, 3, 4, 5, 6, 7]) % 11 == 10 {
+                // No NIP has this body; the next one in the last digit does.
+                body[8] = (body[8] + 1) % 10;
+            }
             let sum = weighted(&body, &[6, 5, 7, 2, 3, 4, 5, 6, 7]) % 11;
-            prop_assume!(sum != 10);
+            prop_assert_ne!(sum, 10);
             let mut d = body.clone();
             d.push(sum);
             let s: String = d.iter().map(|x| char::from_digit(*x, 10).unwrap()).collect();

@@ -119,7 +119,17 @@ impl Fields {
             let b = base.fields.get(name).map(|f| &f.at);
             let changed = |f: &Field| b != Some(&f.at);
             let chosen = match (ours.fields.get(name), theirs.fields.get(name)) {
-                (Some(o), Some(t)) if o.at == t.at => o.clone(),
+                // One clock reading names one edit (device id and counter); should two
+                // different values ever carry the same reading, the larger value wins
+                // everywhere alike.
+                (Some(o), Some(t)) if o.at == t.at => {
+                    let (a, b) = (o.v.to_string(), t.v.to_string());
+                    if a >= b {
+                        o.clone()
+                    } else {
+                        t.clone()
+                    }
+                }
                 (Some(o), Some(t)) => match (changed(o), changed(t)) {
                     (true, false) => o.clone(),
                     (false, true) => t.clone(),
@@ -219,13 +229,14 @@ mod tests {
         proptest::collection::vec((0u8..3, 0u8..4, 1u64..50, 0u8..3), 0..8)
     }
 
-    fn apply(base: &Fields, e: &[(u8, u8, u64, u8)]) -> Fields {
+    /// Edits on one side; `side` keeps device ids apart, as real devices are.
+    fn apply(base: &Fields, e: &[(u8, u8, u64, u8)], side: &str) -> Fields {
         let mut f = base.clone();
         for (field, v, ms, dev) in e {
             let at = Hlc {
                 ms: *ms + f.newest().ms,
                 n: 0,
-                dev: format!("{dev}"),
+                dev: format!("{side}{dev}"),
             };
             f.set(&format!("f{field}"), json!(v), at);
         }
@@ -239,8 +250,8 @@ mod tests {
         fn merge_is_commutative_idempotent_and_loses_nothing(a in edits(), b in edits()) {
             let mut base = Fields::default();
             base.set("f0", json!(0), hlc(1, "0"));
-            let x = apply(&base, &a);
-            let y = apply(&base, &b);
+            let x = apply(&base, &a, "x");
+            let y = apply(&base, &b, "y");
             let m = Fields::merge(&base, &x, &y);
             prop_assert_eq!(&m, &Fields::merge(&base, &y, &x));
             prop_assert_eq!(&Fields::merge(&base, &m, &m), &m);

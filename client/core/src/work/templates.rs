@@ -3,9 +3,8 @@
 //! that day is a weekend or a public holiday. The built-in set is a starting point the
 //! firm edits; applying a template to a customer creates its recurring task.
 
-use super::calendar::{next_working_day, occurrences, RecurError};
-use chrono::{NaiveDate, NaiveTime, TimeZone};
-use chrono_tz::Tz;
+use super::calendar::{due_days, RecurError};
+use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
 /// One regular duty.
@@ -89,29 +88,11 @@ pub struct Deadline {
 }
 
 impl DeadlineTemplate {
-    /// Its deadlines with a nominal day from `from` to `to` (inclusive), in `zone`.
-    pub fn deadlines(
-        &self,
-        zone: Tz,
-        from: NaiveDate,
-        to: NaiveDate,
-    ) -> Result<Vec<Deadline>, RecurError> {
-        // Expanded at midday: no clock change is anywhere near.
-        let noon = NaiveTime::from_hms_opt(12, 0, 0).unwrap_or_default();
-        let local = |d: NaiveDate| zone.from_local_datetime(&d.and_time(noon)).earliest();
-        let (Some(a), Some(b)) = (local(from), to.succ_opt().and_then(local)) else {
-            return Ok(Vec::new());
-        };
-        let start = from.and_time(noon);
-        Ok(occurrences(&self.rrule, start, zone, a, b, 1000)?
+    /// Its deadlines due from `from` to `to` (inclusive), in Europe/Warsaw.
+    pub fn deadlines(&self, from: NaiveDate, to: NaiveDate) -> Result<Vec<Deadline>, RecurError> {
+        Ok(due_days(&self.rrule, from, true, from, to, 1000)?
             .into_iter()
-            .map(|t| {
-                let nominal = t.date_naive();
-                Deadline {
-                    nominal,
-                    due: next_working_day(nominal),
-                }
-            })
+            .map(|(nominal, due)| Deadline { nominal, due })
             .collect())
     }
 }
@@ -119,7 +100,6 @@ impl DeadlineTemplate {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::when::DEFAULT_ZONE;
 
     fn day(y: i32, m: u32, d: u32) -> NaiveDate {
         NaiveDate::from_ymd_opt(y, m, d).unwrap()
@@ -131,9 +111,7 @@ mod tests {
             .into_iter()
             .find(|t| t.id == "vat-monthly")
             .unwrap();
-        let got = vat
-            .deadlines(DEFAULT_ZONE, day(2026, 1, 1), day(2026, 12, 31))
-            .unwrap();
+        let got = vat.deadlines(day(2026, 1, 1), day(2026, 12, 31)).unwrap();
         assert_eq!(got.len(), 12);
         assert!(got
             .iter()
@@ -152,9 +130,7 @@ mod tests {
     #[test]
     fn zus_on_the_20th() {
         let zus = builtin().into_iter().find(|t| t.id == "zus").unwrap();
-        let got = zus
-            .deadlines(DEFAULT_ZONE, day(2026, 6, 1), day(2026, 9, 30))
-            .unwrap();
+        let got = zus.deadlines(day(2026, 6, 1), day(2026, 9, 30)).unwrap();
         // 20 June 2026 Saturday → 22nd; 20 Sept Sunday → 21st.
         assert_eq!(
             got.iter().map(|d| d.due).collect::<Vec<_>>(),
@@ -170,9 +146,7 @@ mod tests {
     #[test]
     fn every_builtin_template_expands() {
         for t in builtin() {
-            let got = t
-                .deadlines(DEFAULT_ZONE, day(2027, 1, 1), day(2027, 12, 31))
-                .unwrap();
+            let got = t.deadlines(day(2027, 1, 1), day(2027, 12, 31)).unwrap();
             assert_eq!(got.len(), 12, "{}", t.id);
             assert!(got
                 .iter()
