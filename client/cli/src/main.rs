@@ -448,6 +448,13 @@ enum TaskCmd {
         #[arg(long)]
         comment: String,
     },
+    /// Attach a document of the task's customer file (name or id; upload it first).
+    Attach {
+        /// Task id.
+        task: String,
+        /// Document name or id.
+        document: String,
+    },
     /// Tick (or with --undo untick) a checklist item (1 = the first).
     Check {
         /// Task id.
@@ -1474,6 +1481,14 @@ async fn task(p: &mut Profile, cmd: TaskCmd) -> Result<Output, Failure> {
             Ok(Output {
                 text: "Returned.".into(),
                 json: json!({ "task": t.to_string(), "delegation": "returned" }),
+            })
+        }
+        TaskCmd::Attach { task, document } => {
+            let (f, t) = p.resolve_task(&task)?;
+            p.task_attach(f, t, &document).await?;
+            Ok(Output {
+                text: format!("{document} attached."),
+                json: json!({ "task": t.to_string(), "document": document }),
             })
         }
         TaskCmd::Check { task, item, undo } => {

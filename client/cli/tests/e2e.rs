@@ -2244,11 +2244,22 @@ async fn customers_tasks_deadlines_and_concurrent_edits_through_the_relay() {
     assert!(rolled_days >= 6, "ten days hold at least six working days");
     let id = t["id"].as_str().unwrap().to_owned();
     ok(&f.anna, &["task", "check", &id[..8], "1"]).await;
+    let invoices = dir.path().join("Faktury 10-2026.pdf");
+    std::fs::write(&invoices, vec![0x44u8; 20_000]).unwrap();
+    ok(&f.anna, &["doc", "upload", K, invoices.to_str().unwrap()]).await;
+    ok(
+        &f.anna,
+        &["task", "attach", &id[..8], "Faktury 10-2026.pdf"],
+    )
+    .await;
+    let missing = ll(&f.anna, &["task", "attach", &id[..8], "nie ma takiego.pdf"]).await;
+    assert_eq!(missing.code, 6, "{}", missing.stderr);
     ok(&f.anna, &["task", "done", &id[..8]]).await;
     let all = ok(&f.owner, &["task", "list", "--customer", K]).await;
     let t = task_of(&all, "Zebrać faktury za październik");
     assert_eq!(t["status"], "done");
     assert_eq!(t["checklist"][0][1], true);
+    assert_eq!(t["attachments"][0][1], "Faktury 10-2026.pdf", "{t}");
     assert_eq!(t["checklist"][1][1], false);
     // Not on Bartek's own list.
     let bart = ok(&f.bartek, &["task", "list", "--mine"]).await;

@@ -134,6 +134,8 @@ pub struct TaskView {
     pub shows_on: Option<NaiveDate>,
     /// Checklist: text and whether it is ticked.
     pub checklist: Vec<(String, bool)>,
+    /// Documents of the file attached to the task: id and name.
+    pub attachments: Vec<(String, String)>,
     /// Template it came from.
     pub template: Option<String>,
     /// Status changes: time (ms), member, what, comment.
@@ -811,6 +813,36 @@ impl Profile {
         .map(|_| ())
     }
 
+    /// Attaches a document of the task's file (by name or id) to the task; one field per
+    /// attachment, so two devices attaching at once never collide.
+    pub async fn task_attach(
+        &mut self,
+        file: FileId,
+        task: RecordId,
+        document: &str,
+    ) -> Result<()> {
+        self.task(file, task)?;
+        let id = self.resolve_document(file, document)?;
+        let name = self
+            .documents(file)
+            .into_iter()
+            .find(|d| d.document == id)
+            .map(|d| d.name)
+            .unwrap_or_default();
+        let me = self.id.member.to_string();
+        self.edit_item(
+            file,
+            task,
+            "task",
+            vec![
+                (format!("a:{id}"), json!(name)),
+                history(&format!("attached {name}"), &me, None),
+            ],
+        )
+        .await
+        .map(|_| ())
+    }
+
     fn task(&self, file: FileId, task: RecordId) -> Result<(WorkRow, Fields)> {
         match self.item(file, task)? {
             Some((row, f)) if row.kind == "task" => Ok((row, f)),
@@ -890,6 +922,17 @@ impl Profile {
                 })
                 .unwrap_or_default(),
             template: opt_text(f.get("template")),
+            attachments: f
+                .fields
+                .iter()
+                .filter(|(k, v)| k.starts_with("a:") && !v.v.is_null())
+                .map(|(k, v)| {
+                    (
+                        k.trim_start_matches("a:").to_owned(),
+                        opt_text(&v.v).unwrap_or_default(),
+                    )
+                })
+                .collect(),
             history,
             conflicts: f.conflicts.clone(),
         })
