@@ -388,13 +388,14 @@ enum LeadCmd {
 
 #[derive(Subcommand, Debug)]
 enum TaskCmd {
-    /// Add a task to a customer file.
+    /// Add a task to a customer file, or (without --customer) to the office file for
+    /// internal work (an admin's first such task creates it for all staff).
     Add {
         /// Title.
         title: String,
         /// Customer file (name or id).
         #[arg(long)]
-        customer: String,
+        customer: Option<String>,
         /// Assign to a member (name or id); yourself by default.
         #[arg(long)]
         assign: Option<String>,
@@ -483,13 +484,14 @@ enum TemplateCmd {
 
 #[derive(Subcommand, Debug)]
 enum CalCmd {
-    /// Add an event to a customer file (times in Europe/Warsaw).
+    /// Add an event to a customer file, or (without --customer) to the office file
+    /// (times in Europe/Warsaw).
     Add {
         /// Title.
         title: String,
         /// Customer file (name or id).
         #[arg(long)]
-        customer: String,
+        customer: Option<String>,
         /// Start: "2026-12-03 10:00".
         #[arg(long)]
         start: String,
@@ -1400,7 +1402,10 @@ async fn task(p: &mut Profile, cmd: TaskCmd) -> Result<Output, Failure> {
             rolling,
             checklist,
         } => {
-            let file = p.resolve_file(&customer)?;
+            let file = match customer {
+                Some(c) => p.resolve_file(&c)?,
+                None => p.ensure_office().await?,
+            };
             let spec = TaskSpec {
                 title: title.clone(),
                 assignee: assign.map(|a| p.resolve_member(&a)).transpose()?,
@@ -1580,7 +1585,10 @@ async fn cal(p: &mut Profile, cmd: CalCmd) -> Result<Output, Failure> {
             rrule,
             location,
         } => {
-            let file = p.resolve_file(&customer)?;
+            let file = match customer {
+                Some(c) => p.resolve_file(&c)?,
+                None => p.ensure_office().await?,
+            };
             let spec = EventSpec {
                 title: title.clone(),
                 start: local_time_arg(&start)?,

@@ -2292,6 +2292,41 @@ async fn customers_tasks_deadlines_and_concurrent_edits_through_the_relay() {
     assert!(what[1].starts_with("delegated to "), "{what:?}");
     assert_eq!(what[2], "returned");
 
+    // Internal work without a customer goes to the office file, which the owner's first
+    // such task creates for all staff; a later member of staff gets it at the owner's sync.
+    let r = ll(&f.anna, &["task", "add", "Zamówić tonery"]).await;
+    assert_eq!(r.code, 6, "no office file yet: {}", r.stderr);
+    ok(
+        &f.owner,
+        &[
+            "task",
+            "add",
+            "Przegląd procedur RODO",
+            "--due",
+            &today.to_string(),
+        ],
+    )
+    .await;
+    ok(&f.anna, &["task", "add", "Zamówić tonery"]).await;
+    let celina = dir.path().join("celina");
+    admit(&f.owner, &celina, &url, "Celina Wiśniewska", "member").await;
+    ok(&f.owner, &["sync"]).await;
+    let theirs = ok(&celina, &["task", "list"]).await;
+    for title in ["Przegląd procedur RODO", "Zamówić tonery"] {
+        assert_eq!(
+            task_of(&theirs, title)["file_name"],
+            "Biuro (sprawy wewnętrzne)",
+            "{theirs}"
+        );
+    }
+    assert!(
+        !ok(&celina, &["customer", "list"])
+            .await
+            .to_string()
+            .contains("Biuro"),
+        "the office file is no customer"
+    );
+
     // Deadline template: JPK_V7M on the 25th, moved off weekends and holidays.
     let templates = ok(&f.anna, &["template", "list"]).await;
     assert!(templates.to_string().contains("vat-monthly"));

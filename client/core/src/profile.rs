@@ -2176,6 +2176,8 @@ impl Profile {
         }
         // Absence covers past their expiry: their end is recorded and their keys rotated.
         report.rotated_files += self.expire_covers().await?;
+        // New members of staff get the office file.
+        self.grant_office_to_staff().await?;
         self.sync_to_device(report).await?;
         let files = self.roster()?.files_of(&self.id.member, now_ms());
         for file in files {

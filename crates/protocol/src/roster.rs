@@ -1192,6 +1192,14 @@ impl Roster {
         self.grants.keys().map(|(f, _)| *f).collect()
     }
 
+    /// Members who were ever granted a file (open grant or ended).
+    pub fn ever_granted(&self, file: &FileId) -> BTreeSet<MemberId> {
+        self.grants
+            .range((*file, MemberId([0; 16]))..=(*file, MemberId([0xff; 16])))
+            .map(|((_, m), _)| *m)
+            .collect()
+    }
+
     /// Members who may work in a file at `now_ms`: open grants and covers in force.
     pub fn file_members(&self, file: &FileId, now_ms: u64) -> BTreeSet<MemberId> {
         self.file_members_where(file, |c| c.in_force(now_ms))

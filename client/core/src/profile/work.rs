@@ -20,6 +20,9 @@ use serde_json::{json, Value};
 /// The record holding a file's customer (or lead) card.
 pub const CUSTOMER_CARD: RecordId = RecordId([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]);
 
+/// The office file's name (internal work).
+const OFFICE_NAME: &str = "Biuro (sprawy wewnętrzne)";
+
 /// Attempts at landing an edit when other devices keep landing theirs first.
 const MERGE_ROUNDS: usize = 4;
 
@@ -541,6 +544,79 @@ impl Profile {
         .map(|_| ())
     }
 
+    /// The firm's office file (internal work: tasks and events without a customer), if
+    /// this member can see it.
+    pub fn office_file(&self) -> Result<Option<FileId>> {
+        for f in self.files()? {
+            if let Some((_, card)) = self.item(f.id, CUSTOMER_CARD)? {
+                if card.get("kind") == &json!("office") {
+                    return Ok(Some(f.id));
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// The office file; an admin creates it the first time (granted to every member of
+    /// staff), anyone else is told to ask one.
+    pub async fn ensure_office(&mut self) -> Result<FileId> {
+        if let Some(f) = self.office_file()? {
+            return Ok(f);
+        }
+        if self.require_admin().is_err() {
+            return Err(ClientError::NotFound(
+                "the firm has no office file for work without a customer yet: an admin creates it with their first such task (or give --customer)".into(),
+            ));
+        }
+        let file = self.create_file(OFFICE_NAME).await?;
+        self.edit_item(
+            file,
+            CUSTOMER_CARD,
+            "customer",
+            vec![
+                ("name".into(), json!(OFFICE_NAME)),
+                ("kind".into(), json!("office")),
+            ],
+        )
+        .await?;
+        self.grant_office_to_staff().await?;
+        Ok(file)
+    }
+
+    /// An admin's sync: every active member of staff (not auditors) whose member key this
+    /// admin holds gets the office file, if the firm has one — once: someone an admin took
+    /// out of it stays out. Returns how many were added.
+    pub(super) async fn grant_office_to_staff(&mut self) -> Result<usize> {
+        if self.require_admin().is_err() {
+            return Ok(0);
+        }
+        let Some(office) = self.office_file()? else {
+            return Ok(0);
+        };
+        let missing: Vec<MemberId> = {
+            let r = self.roster()?;
+            let holders = r.ever_granted(&office);
+            r.members()
+                .filter(|(id, m)| {
+                    m.active.until.is_none()
+                        && m.role != ledgerline_protocol::roster::Role::Auditor
+                        && !holders.contains(id)
+                })
+                .map(|(id, _)| *id)
+                .collect()
+        };
+        let mut added = 0;
+        for m in missing {
+            if self.member_key(m).is_none() {
+                // Their key has not reached this admin yet: the next sync does it.
+                continue;
+            }
+            self.grant(office, m).await?;
+            added += 1;
+        }
+        Ok(added)
+    }
+
     /// Customers and leads this member can see (run `sync` first), by name.
     pub fn customers(&self) -> Result<Vec<CustomerView>> {
         let mut out = Vec::new();
@@ -548,6 +624,9 @@ impl Profile {
             let Some((_, card)) = self.item(f.id, CUSTOMER_CARD)? else {
                 continue;
             };
+            if card.get("kind") == &json!("office") {
+                continue;
+            }
             out.push(CustomerView {
                 file: f.id,
                 name: opt_text(card.get("name"))
