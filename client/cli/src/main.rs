@@ -472,6 +472,23 @@ enum TaskCmd {
 enum TemplateCmd {
     /// The deadline templates.
     List,
+    /// Add a firm template or change one (a built-in one too) (admins).
+    Set {
+        /// Template id (lowercase, digits, dashes), e.g. zus-15.
+        id: String,
+        /// Title in Polish (the task's title).
+        #[arg(long)]
+        title: String,
+        /// Title in English.
+        #[arg(long)]
+        title_en: Option<String>,
+        /// RFC 5545 RRULE of the nominal day, e.g. FREQ=MONTHLY;BYMONTHDAY=15.
+        #[arg(long)]
+        rrule: String,
+        /// What it is, with its legal basis.
+        #[arg(long)]
+        note: Option<String>,
+    },
     /// Apply a template to a customer: its recurring task, due on working days.
     Apply {
         /// Template id (e.g. vat-monthly).
@@ -1512,11 +1529,39 @@ async fn task(p: &mut Profile, cmd: TaskCmd) -> Result<Output, Failure> {
 
 async fn template(p: &mut Profile, cmd: TemplateCmd) -> Result<Output, Failure> {
     match cmd {
+        TemplateCmd::Set {
+            id,
+            title,
+            title_en,
+            rrule,
+            note,
+        } => {
+            sync_unless_offline(p).await?;
+            let t = ledgerline_client_core::work::templates::DeadlineTemplate {
+                id: id.clone(),
+                title_pl: title,
+                title_en: title_en.unwrap_or_default(),
+                rrule,
+                note: note.unwrap_or_default(),
+                source: "firm".into(),
+            };
+            p.template_set(&t).await?;
+            Ok(Output {
+                text: format!("Template {id} saved for the firm."),
+                json: json!({ "template": t }),
+            })
+        }
         TemplateCmd::List => {
-            let list = p.templates();
+            sync_unless_offline(p).await?;
+            let list = p.templates()?;
             let text = list
                 .iter()
-                .map(|t| format!("{:<14} {:<50} {}", t.id, t.title_pl, t.rrule))
+                .map(|t| {
+                    format!(
+                        "{:<14} {:<50} {:<32} {}",
+                        t.id, t.title_pl, t.rrule, t.source
+                    )
+                })
                 .collect::<Vec<_>>()
                 .join("\n");
             Ok(Output {

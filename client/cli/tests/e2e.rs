@@ -2364,6 +2364,92 @@ async fn customers_tasks_deadlines_and_concurrent_edits_through_the_relay() {
         })
         .collect();
     assert_eq!(vat, want);
+    // Templates are the firm's data: ZUS for a company is due on the 15th.
+    let zus_title = "Składki ZUS (osoba prawna, 15.)";
+    let bad = ll(
+        &f.owner,
+        &[
+            "template",
+            "set",
+            "x",
+            "--title",
+            "X",
+            "--rrule",
+            "FREQ=SOMETIMES",
+        ],
+    )
+    .await;
+    assert_ne!(bad.code, 0, "{}", bad.stderr);
+    let not_admin = ll(
+        &f.anna,
+        &[
+            "template",
+            "set",
+            "zus",
+            "--title",
+            "Z",
+            "--rrule",
+            "FREQ=MONTHLY;BYMONTHDAY=15",
+        ],
+    )
+    .await;
+    assert_eq!(not_admin.code, 7, "{}", not_admin.stderr);
+    ok(
+        &f.owner,
+        &[
+            "template",
+            "set",
+            "zus",
+            "--title",
+            zus_title,
+            "--rrule",
+            "FREQ=MONTHLY;BYMONTHDAY=15",
+        ],
+    )
+    .await;
+    let templates = ok(&f.anna, &["template", "list"]).await;
+    let find = |id: &str| {
+        templates["templates"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["id"] == id)
+            .cloned()
+            .unwrap()
+    };
+    assert_eq!(find("zus")["rrule"], "FREQ=MONTHLY;BYMONTHDAY=15");
+    assert_eq!(find("zus")["source"], "firm");
+    assert_eq!(find("vat-monthly")["source"], "builtin");
+    ok(&f.anna, &["sync"]).await;
+    ok(&f.owner, &["template", "apply", "zus", "--customer", K]).await;
+    let agenda = ok(
+        &f.bartek,
+        &[
+            "cal",
+            "agenda",
+            "--from",
+            &format!("{year}-01-01"),
+            "--to",
+            &format!("{year}-12-31"),
+        ],
+    )
+    .await;
+    let zus: Vec<String> = agenda["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i["title"] == zus_title)
+        .map(|i| i["date"].as_str().unwrap().to_owned())
+        .collect();
+    let want: Vec<String> = (1..=12)
+        .map(|m| {
+            ledgerline_client_core::work::calendar::next_working_day(
+                NaiveDate::from_ymd_opt(year, m, 15).unwrap(),
+            )
+            .to_string()
+        })
+        .collect();
+    assert_eq!(zus, want);
 
     // Calendar: a weekly meeting across the change to summer time, one occurrence
     // cancelled; month and week views in Europe/Warsaw; an iCalendar export.

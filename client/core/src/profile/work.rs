@@ -1046,15 +1046,97 @@ impl Profile {
     }
 
     /// The firm's deadline templates.
-    pub fn templates(&self) -> Vec<DeadlineTemplate> {
-        builtin()
+    pub fn templates(&self) -> Result<Vec<DeadlineTemplate>> {
+        let mut all = builtin();
+        for (_, f) in self.firm_templates()? {
+            let t = DeadlineTemplate {
+                id: opt_text(f.get("id")).unwrap_or_default(),
+                title_pl: opt_text(f.get("title_pl")).unwrap_or_default(),
+                title_en: opt_text(f.get("title_en")).unwrap_or_default(),
+                rrule: opt_text(f.get("rrule")).unwrap_or_default(),
+                note: opt_text(f.get("note")).unwrap_or_default(),
+                source: "firm".into(),
+            };
+            match all.iter_mut().find(|b| b.id == t.id) {
+                Some(b) => *b = t,
+                None => all.push(t),
+            }
+        }
+        Ok(all)
+    }
+
+    /// The firm's own templates (records of the office file), by record.
+    fn firm_templates(&self) -> Result<Vec<(RecordId, Fields)>> {
+        let Some(office) = self.office_file()? else {
+            return Ok(Vec::new());
+        };
+        let mut out = Vec::new();
+        for row in self.store.works("template", Some(office.as_bytes()))? {
+            if let Some((_, f)) = self.item(office, RecordId(row.record))? {
+                out.push((RecordId(row.record), f));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Adds a firm template, or changes one (a built-in one too: the firm's version wins),
+    /// kept in the office file (admins).
+    pub async fn template_set(&mut self, t: &DeadlineTemplate) -> Result<()> {
+        self.require_admin()?;
+        if t.id.is_empty()
+            || !t
+                .id
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        {
+            return Err(ClientError::Invalid(
+                "a template id is lowercase letters, digits and dashes (e.g. zus-15)".into(),
+            ));
+        }
+        if t.title_pl.trim().is_empty() {
+            return Err(ClientError::Invalid("a template needs a title".into()));
+        }
+        // The rule must give deadlines: a year of them is checked before anything is kept.
+        let start = today();
+        let year = start
+            .checked_add_days(chrono::Days::new(366))
+            .unwrap_or(start);
+        if t.deadlines(start, year)
+            .map_err(|e| ClientError::Invalid(e.to_string()))?
+            .is_empty()
+        {
+            return Err(ClientError::Invalid(
+                "this rule gives no deadline in the next year".into(),
+            ));
+        }
+        let office = self.ensure_office().await?;
+        let record = self
+            .firm_templates()?
+            .into_iter()
+            .find(|(_, f)| f.get("id") == &json!(t.id))
+            .map(|(r, _)| r)
+            .unwrap_or_else(|| RecordId::random(&mut OsRng));
+        self.edit_item(
+            office,
+            record,
+            "template",
+            vec![
+                ("id".into(), json!(t.id)),
+                ("title_pl".into(), json!(t.title_pl)),
+                ("title_en".into(), json!(t.title_en)),
+                ("rrule".into(), json!(t.rrule)),
+                ("note".into(), json!(t.note)),
+            ],
+        )
+        .await
+        .map(|_| ())
     }
 
     /// Applies a deadline template to a customer file: its recurring task, due on the
     /// template's days moved to working days.
     pub async fn template_apply(&mut self, template: &str, file: FileId) -> Result<RecordId> {
         let t = self
-            .templates()
+            .templates()?
             .into_iter()
             .find(|t| t.id == template)
             .ok_or_else(|| {

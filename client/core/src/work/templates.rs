@@ -20,6 +20,13 @@ pub struct DeadlineTemplate {
     pub rrule: String,
     /// What the deadline is, with its legal basis, for the person doing it.
     pub note: String,
+    /// `builtin`, or `firm` for a template the firm added or changed.
+    #[serde(default = "builtin_source")]
+    pub source: String,
+}
+
+fn builtin_source() -> String {
+    "builtin".into()
 }
 
 /// The built-in templates (a firm may add its own or edit these).
@@ -30,6 +37,7 @@ pub fn builtin() -> Vec<DeadlineTemplate> {
         title_en: en.into(),
         rrule: rrule.into(),
         note: note.into(),
+        source: builtin_source(),
     };
     vec![
         t(
