@@ -2569,6 +2569,25 @@ async fn customers_tasks_deadlines_and_concurrent_edits_through_the_relay() {
     for k in ["task", "event"] {
         assert!(kinds.contains(k), "{k} not in the timeline: {timeline}");
     }
+    // Paged backwards: the newest two, then the two before them, in time order.
+    let all = timeline["items"].as_array().unwrap().clone();
+    assert!(all.len() >= 4, "{timeline}");
+    let page = ok(&f.anna, &["customer", "timeline", K, "--limit", "2"]).await;
+    assert_eq!(page["items"].as_array().unwrap()[..], all[all.len() - 2..]);
+    let before = page["items"][0]["at_ms"].as_u64().unwrap().to_string();
+    let older = ok(
+        &f.anna,
+        &[
+            "customer", "timeline", K, "--limit", "2", "--before", &before,
+        ],
+    )
+    .await;
+    let older = older["items"].as_array().unwrap();
+    assert_eq!(older.len(), 2);
+    assert!(older
+        .iter()
+        .all(|i| i["at_ms"].as_u64().unwrap() < page["items"][0]["at_ms"].as_u64().unwrap()));
+    assert!(older[0]["at_ms"].as_u64() <= older[1]["at_ms"].as_u64());
 
     // Two devices edit the same card offline: nothing is lost, the conflict is visible.
     relay.stop().await;
