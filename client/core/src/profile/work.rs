@@ -749,25 +749,35 @@ impl Profile {
 
     /// Resolves a task by its id or a unique prefix of it (at least 6 hex digits).
     pub fn resolve_task(&self, id_or_prefix: &str) -> Result<(FileId, RecordId)> {
+        self.resolve_item("task", id_or_prefix)
+    }
+
+    /// Resolves a work item of `kind` by id or unique prefix (6+ hex digits).
+    fn resolve_item(&self, kind: &str, id_or_prefix: &str) -> Result<(FileId, RecordId)> {
         let want = id_or_prefix.to_ascii_lowercase();
         if want.len() < 6 {
-            return Err(ClientError::Invalid(
-                "give the task id, or at least its first 6 hex digits".into(),
-            ));
+            return Err(ClientError::Invalid(format!(
+                "give the {kind} id, or at least its first 6 hex digits"
+            )));
         }
         let hits: Vec<WorkRow> = self
             .store
-            .works("task", None)?
+            .works(kind, None)?
             .into_iter()
             .filter(|r| hex::encode(r.record).starts_with(&want))
             .collect();
         match hits.as_slice() {
             [one] => Ok((FileId(one.file), RecordId(one.record))),
             [] => Err(ClientError::NotFound(format!(
-                "no task {id_or_prefix:?} (see `ledgerline task list`)"
+                "no {kind} {id_or_prefix:?} (see `ledgerline {}`)",
+                if kind == "task" {
+                    "task list"
+                } else {
+                    "cal agenda"
+                }
             ))),
             _ => Err(ClientError::Invalid(format!(
-                "several tasks start with {id_or_prefix:?}: give more digits"
+                "several items start with {id_or_prefix:?}: give more digits"
             ))),
         }
     }
@@ -1292,25 +1302,7 @@ impl Profile {
 
     /// Resolves an event by id or unique prefix (6+ hex digits).
     pub fn resolve_event(&self, id_or_prefix: &str) -> Result<(FileId, RecordId)> {
-        let want = id_or_prefix.to_ascii_lowercase();
-        if want.len() < 6 {
-            return Err(ClientError::Invalid(
-                "give the event id, or at least its first 6 hex digits".into(),
-            ));
-        }
-        let hits: Vec<WorkRow> = self
-            .store
-            .works("event", None)?
-            .into_iter()
-            .filter(|r| hex::encode(r.record).starts_with(&want))
-            .collect();
-        match hits.as_slice() {
-            [one] => Ok((FileId(one.file), RecordId(one.record))),
-            [] => Err(ClientError::NotFound(format!("no event {id_or_prefix:?}"))),
-            _ => Err(ClientError::Invalid(format!(
-                "several events start with {id_or_prefix:?}: give more digits"
-            ))),
-        }
+        self.resolve_item("event", id_or_prefix)
     }
 
     /// Events of the files this member can see now.
