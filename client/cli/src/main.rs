@@ -11,7 +11,7 @@ use ledgerline_client_core::profile::{
     parse_role, ClientError, Conversation, DocumentManifest, Phase, Profile, Progress,
     RotationProgress, RotationReport, Unlock, WatchEvent,
 };
-use ledgerline_client_core::profile::{today, CustomerCard, EventSpec, TaskSpec};
+use ledgerline_client_core::profile::{today, CustomerCard, EventSpec, TaskSpec, CUSTOMER_CARD};
 use ledgerline_client_core::protocol::ids::FileId;
 use ledgerline_client_core::room::RoomEvent;
 use ledgerline_client_core::store::StoreError;
@@ -343,6 +343,11 @@ enum CustomerCmd {
         /// New value.
         value: String,
     },
+    /// Dismiss the conflicting edits listed on a customer's card (after looking at them).
+    Resolve {
+        /// Customer file (name or id).
+        file: String,
+    },
     /// Add a note to a customer file.
     Note {
         /// Customer file (name or id).
@@ -455,6 +460,11 @@ enum TaskCmd {
         task: String,
         /// Document name or id.
         document: String,
+    },
+    /// Dismiss the conflicting edits listed on a task (after looking at them).
+    Resolve {
+        /// Task id.
+        task: String,
     },
     /// Tick (or with --undo untick) a checklist item (1 = the first).
     Check {
@@ -1342,6 +1352,14 @@ async fn customer(p: &mut Profile, cmd: CustomerCmd) -> Result<Output, Failure> 
                 json: json!({ "file": f, "field": field }),
             })
         }
+        CustomerCmd::Resolve { file } => {
+            let f = p.resolve_file(&file)?;
+            let n = p.dismiss_conflicts(f, CUSTOMER_CARD).await?;
+            Ok(Output {
+                text: format!("{n} conflicting edits dismissed."),
+                json: json!({ "file": f, "dismissed": n }),
+            })
+        }
         CustomerCmd::Note { file, text } => {
             let f = p.resolve_file(&file)?;
             let id = p.note_add(f, &text).await?;
@@ -1503,6 +1521,14 @@ async fn task(p: &mut Profile, cmd: TaskCmd) -> Result<Output, Failure> {
             Ok(Output {
                 text: "Returned.".into(),
                 json: json!({ "task": t.to_string(), "delegation": "returned" }),
+            })
+        }
+        TaskCmd::Resolve { task } => {
+            let (f, t) = p.resolve_task(&task)?;
+            let n = p.dismiss_conflicts(f, t).await?;
+            Ok(Output {
+                text: format!("{n} conflicting edits dismissed."),
+                json: json!({ "task": t.to_string(), "dismissed": n }),
             })
         }
         TaskCmd::Attach { task, document } => {

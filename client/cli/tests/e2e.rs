@@ -2630,6 +2630,21 @@ async fn customers_tasks_deadlines_and_concurrent_edits_through_the_relay() {
     assert_eq!(conflicts.len(), 1, "{ka}");
     assert_eq!(conflicts[0]["field"], "emails");
     assert_eq!(conflicts[0]["v"], serde_json::json!(["anna@kowalski.pl"]));
+    // Someone looks at it and dismisses it; it stays dismissed on every device.
+    let d = ok(&f.anna, &["customer", "resolve", K]).await;
+    assert_eq!(d["dismissed"], 1, "{d}");
+    ok(&f.bartek, &["sync"]).await;
+    for who in [&f.anna, &f.bartek] {
+        let l = ok(who, &["customer", "list"]).await;
+        assert!(customer_of(&l, K)["conflicts"]
+            .as_array()
+            .unwrap()
+            .is_empty());
+        assert_eq!(
+            customer_of(&l, K)["emails"],
+            serde_json::json!(["ksiegowosc@kowalski.pl"])
+        );
+    }
 
     // The relay saw ciphertext only.
     let dump = relay_rows(&data, "SELECT hex(envelope) FROM records");

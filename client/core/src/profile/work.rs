@@ -640,7 +640,7 @@ impl Profile {
                 phones: text_list(card.get("phones")),
                 contacts: text_list(card.get("contacts")),
                 addresses: text_list(card.get("addresses")),
-                conflicts: card.conflicts.clone(),
+                conflicts: card.open_conflicts(),
             });
         }
         out.sort_by_key(|c| c.name.to_lowercase());
@@ -674,6 +674,26 @@ impl Profile {
         self.edit_item(file, CUSTOMER_CARD, "customer", vec![(name.to_owned(), v)])
             .await
             .map(|_| ())
+    }
+
+    /// Dismisses the conflicts of an item (after someone looked at them): the customer
+    /// card of `file`, or the task `task`. Returns how many were dismissed.
+    pub async fn dismiss_conflicts(&mut self, file: FileId, record: RecordId) -> Result<usize> {
+        let Some((row, f)) = self.item(file, record)? else {
+            return Err(ClientError::NotFound(
+                "no such item here (run `ledgerline sync`)".into(),
+            ));
+        };
+        let open = f.open_conflicts();
+        if open.is_empty() {
+            return Ok(0);
+        }
+        let edits = open
+            .iter()
+            .map(|c| (Fields::dismissal(c), json!(true)))
+            .collect();
+        self.edit_item(file, record, &row.kind, edits).await?;
+        Ok(open.len())
     }
 
     /// Adds a note to a customer file.
@@ -1023,7 +1043,7 @@ impl Profile {
                 })
                 .collect(),
             history,
-            conflicts: f.conflicts.clone(),
+            conflicts: f.open_conflicts(),
         })
     }
 

@@ -95,6 +95,22 @@ impl Fields {
         self.fields.insert(name.to_owned(), Field { v, at });
     }
 
+    /// The conflicts nobody has dismissed (a dismissal is a field `d:<clock of the losing
+    /// edit>`, so that a concurrent version still listing the conflict cannot bring it
+    /// back).
+    pub fn open_conflicts(&self) -> Vec<Conflict> {
+        self.conflicts
+            .iter()
+            .filter(|c| !self.fields.contains_key(&Self::dismissal(c)))
+            .cloned()
+            .collect()
+    }
+
+    /// The field that dismisses a conflict.
+    pub fn dismissal(c: &Conflict) -> String {
+        format!("d:{}-{}-{}", c.at.ms, c.at.n, c.at.dev)
+    }
+
     /// A field's value (`Null` when absent).
     pub fn get(&self, name: &str) -> &serde_json::Value {
         self.fields
