@@ -362,9 +362,10 @@ enum CustomerCmd {
         /// Show this many items, the newest.
         #[arg(long, default_value_t = 50)]
         limit: usize,
-        /// Only items before this time (ms since the epoch, from a previous page).
+        /// Only items before this cursor (the first item's `cursor` of the previous page,
+        /// or a time in ms since the epoch).
         #[arg(long)]
-        before: Option<u64>,
+        before: Option<String>,
     },
 }
 
@@ -1374,7 +1375,7 @@ async fn customer(p: &mut Profile, cmd: CustomerCmd) -> Result<Output, Failure> 
             before,
         } => {
             let f = p.resolve_file(&file)?;
-            let items = p.timeline(f, before, limit)?;
+            let items = p.timeline(f, before.as_deref(), limit)?;
             let text = items
                 .iter()
                 .map(|i| {

@@ -2574,7 +2574,7 @@ async fn customers_tasks_deadlines_and_concurrent_edits_through_the_relay() {
     assert!(all.len() >= 4, "{timeline}");
     let page = ok(&f.anna, &["customer", "timeline", K, "--limit", "2"]).await;
     assert_eq!(page["items"].as_array().unwrap()[..], all[all.len() - 2..]);
-    let before = page["items"][0]["at_ms"].as_u64().unwrap().to_string();
+    let before = page["items"][0]["cursor"].as_str().unwrap().to_owned();
     let older = ok(
         &f.anna,
         &[
@@ -2586,8 +2586,14 @@ async fn customers_tasks_deadlines_and_concurrent_edits_through_the_relay() {
     assert_eq!(older.len(), 2);
     assert!(older
         .iter()
-        .all(|i| i["at_ms"].as_u64().unwrap() < page["items"][0]["at_ms"].as_u64().unwrap()));
+        .all(|i| i["at_ms"].as_u64().unwrap() <= page["items"][0]["at_ms"].as_u64().unwrap()));
     assert!(older[0]["at_ms"].as_u64() <= older[1]["at_ms"].as_u64());
+    assert_eq!(
+        older[1],
+        all[all.len() - 3],
+        "no item skipped or repeated at the page edge"
+    );
+    assert_eq!(older[0], all[all.len() - 4]);
 
     // Two devices edit the same card offline: nothing is lost, the conflict is visible.
     relay.stop().await;

@@ -160,6 +160,9 @@ pub struct TimelineItem {
     pub text: String,
     /// Id of the item (message seq, record id, document id).
     pub reference: String,
+    /// Where it stands in the timeline (`ms/kind/reference`): pass the first item's as
+    /// `before` for the page before it.
+    pub cursor: String,
 }
 
 /// What a new calendar event is.
@@ -1412,11 +1415,11 @@ impl Profile {
     }
 
     /// A customer's timeline: messages, notes, tasks and documents in time order, newest
-    /// last; `before_ms` and `limit` page backwards.
+    /// last; `before` (a cursor, `MS/KIND/REF` or `MS`) and `limit` page backwards.
     pub fn timeline(
         &self,
         file: FileId,
-        before_ms: Option<u64>,
+        before: Option<&str>,
         limit: usize,
     ) -> Result<Vec<TimelineItem>> {
         let mut items = Vec::new();
@@ -1430,6 +1433,7 @@ impl Profile {
                 member: m.member,
                 text: m.body.clone().unwrap_or_default(),
                 reference: m.seq.to_string(),
+                cursor: String::new(),
             });
         }
         for kind in ["note", "task", "event"] {
@@ -1460,6 +1464,7 @@ impl Profile {
                     member: member_of(f.get("author")),
                     text,
                     reference: RecordId(row.record).to_string(),
+                    cursor: String::new(),
                 });
             }
         }
@@ -1470,13 +1475,24 @@ impl Profile {
                 member: None,
                 text: d.name.clone(),
                 reference: d.document.to_string(),
+                cursor: String::new(),
             });
         }
         items.sort_by(|a, b| {
             (a.at_ms, &a.kind, &a.reference).cmp(&(b.at_ms, &b.kind, &b.reference))
         });
-        if let Some(b) = before_ms {
-            items.retain(|i| i.at_ms < b);
+        for i in &mut items {
+            i.cursor = format!("{}/{}/{}", i.at_ms, i.kind, i.reference);
+        }
+        if let Some(b) = before {
+            let (ms, rest) = b.split_once('/').unwrap_or((b, ""));
+            let ms: u64 = ms.parse().map_err(|_| {
+                ClientError::Invalid("a timeline cursor is MS or MS/KIND/REF".into())
+            })?;
+            let (kind, reference) = rest.split_once('/').unwrap_or((rest, ""));
+            items.retain(|i| {
+                (i.at_ms, i.kind.as_str(), i.reference.as_str()) < (ms, kind, reference)
+            });
         }
         let skip = items.len().saturating_sub(limit);
         Ok(items.split_off(skip))
