@@ -328,6 +328,9 @@ struct LocalState {
     /// Customer files erased by an admin: nothing of them is kept or fetched.
     #[serde(default)]
     erased: BTreeSet<FileId>,
+    /// The firm's office file, once found (saves a scan of every file's card).
+    #[serde(default)]
+    office: Option<FileId>,
 }
 
 /// What this profile knows of an internal room or direct chat.

@@ -550,6 +550,16 @@ impl Profile {
     /// The firm's office file (internal work: tasks and events without a customer), if
     /// this member can see it.
     pub fn office_file(&self) -> Result<Option<FileId>> {
+        if let Some(f) = self.local.office {
+            if !self.local.erased.contains(&f)
+                && self
+                    .roster()?
+                    .files_of(&self.id.member, now_ms())
+                    .contains(&f)
+            {
+                return Ok(Some(f));
+            }
+        }
         for f in self.files()? {
             if let Some((_, card)) = self.item(f.id, CUSTOMER_CARD)? {
                 if card.get("kind") == &json!("office") {
@@ -572,6 +582,7 @@ impl Profile {
             ));
         }
         let file = self.create_file(OFFICE_NAME).await?;
+        self.local.office = Some(file);
         self.edit_item(
             file,
             CUSTOMER_CARD,
@@ -596,6 +607,7 @@ impl Profile {
         let Some(office) = self.office_file()? else {
             return Ok(0);
         };
+        self.local.office = Some(office);
         let missing: Vec<MemberId> = {
             let r = self.roster()?;
             let holders = r.ever_granted(&office);
