@@ -243,13 +243,7 @@ impl Profile {
         let Some(row) = self.store.work(file.as_bytes(), record.as_bytes())? else {
             return Ok(None);
         };
-        let text = row.pending.as_deref().or(row.body.as_deref());
-        let fields = match text {
-            Some(t) => serde_json::from_str::<ItemBody>(t)
-                .map(|b| b.fields)
-                .map_err(|e| ClientError::Integrity(format!("stored work item: {e}")))?,
-            None => Fields::default(),
-        };
+        let fields = current(&row)?;
         Ok(Some((row, fields)))
     }
 
@@ -344,14 +338,6 @@ impl Profile {
     fn merge_pending(&mut self, file: FileId, record: RecordId) -> Result<()> {
         let Some(mut row) = self.store.work(file.as_bytes(), record.as_bytes())? else {
             return Ok(());
-        };
-        let parse = |t: &Option<String>| -> Result<Fields> {
-            match t {
-                Some(t) => serde_json::from_str::<ItemBody>(t)
-                    .map(|b| b.fields)
-                    .map_err(|e| ClientError::Integrity(format!("stored work item: {e}"))),
-                None => Ok(Fields::default()),
-            }
         };
         if row.pending.is_none() || row.base == row.body {
             return Ok(());
@@ -1077,9 +1063,7 @@ impl Profile {
             if !visible.contains(&f) {
                 continue;
             }
-            let Some((_, fields)) = self.item(f, RecordId(row.record))? else {
-                continue;
-            };
+            let fields = current(&row)?;
             let view = self.task_view(f, RecordId(row.record), &fields)?;
             if mine && !view.assignee.is_some_and(|a| me.contains(&a)) {
                 continue;
@@ -1117,9 +1101,7 @@ impl Profile {
         };
         let mut out = Vec::new();
         for row in self.store.works("template", Some(office.as_bytes()))? {
-            if let Some((_, f)) = self.item(office, RecordId(row.record))? {
-                out.push((RecordId(row.record), f));
-            }
+            out.push((RecordId(row.record), current(&row)?));
         }
         Ok(out)
     }
@@ -1349,9 +1331,7 @@ impl Profile {
             if !visible.contains(&file) {
                 continue;
             }
-            if let Some((_, f)) = self.item(file, RecordId(row.record))? {
-                out.push((file, RecordId(row.record), f));
-            }
+            out.push((file, RecordId(row.record), current(&row)?));
         }
         Ok(out)
     }
@@ -1450,9 +1430,7 @@ impl Profile {
         }
         for kind in ["note", "task", "event"] {
             for row in self.store.works(kind, Some(file.as_bytes()))? {
-                let Some((_, f)) = self.item(file, RecordId(row.record))? else {
-                    continue;
-                };
+                let f = current(&row)?;
                 let text = if kind == "note" {
                     opt_text(f.get("text")).unwrap_or_default()
                 } else if kind == "event" {
@@ -1575,6 +1553,25 @@ fn event_occurrences(
         .into_iter()
         .filter(|t| t.date() >= from && t.date() <= to && !skip.contains(&t.date()))
         .collect())
+}
+
+/// A stored item text (`None`: empty) as its fields.
+fn parse(text: &Option<String>) -> Result<Fields> {
+    match text {
+        Some(t) => serde_json::from_str::<ItemBody>(t)
+            .map(|b| b.fields)
+            .map_err(|e| ClientError::Integrity(format!("stored work item: {e}"))),
+        None => Ok(Fields::default()),
+    }
+}
+
+/// An item as it stands here: the pending edit, else the relay's version.
+fn current(row: &WorkRow) -> Result<Fields> {
+    parse(if row.pending.is_some() {
+        &row.pending
+    } else {
+        &row.body
+    })
 }
 
 fn item_json(kind: &str, fields: &Fields) -> String {
