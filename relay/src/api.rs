@@ -281,6 +281,7 @@ fn roster_subjects(roster: &Roster, kind: &EventKind) -> Vec<(SubjectKind, [u8; 
                 ]
             })
             .unwrap_or_default(),
+        EventKind::RetentionSet { file, .. } => vec![(SubjectKind::File, file.0)],
     }
 }
 

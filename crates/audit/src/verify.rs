@@ -405,6 +405,16 @@ fn describe(kind: &EventKind) -> String {
         EventKind::CoverEnded { cover } => {
             format!("ended the absence cover of roster event {cover}")
         }
+        EventKind::RetentionSet { file, policy } => format!(
+            "set the retention of file {file}: chat {} months, documents {} years{}",
+            policy.chat_months,
+            policy.docs_years,
+            if policy.legal_hold {
+                ", legal hold"
+            } else {
+                ""
+            }
+        ),
     }
 }
 

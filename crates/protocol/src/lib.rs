@@ -22,6 +22,7 @@
 //! | [`document`] | chunked document streams, accountable document keys | `protocol-spec/documents.md` |
 //! | [`merkle`] | RFC 6962 hashing, inclusion and consistency proofs | `protocol-spec/audit-log.md` |
 //! | [`audit`] | audit-log leaves | `protocol-spec/audit-log.md` |
+//! | [`retention`] | retention policies and what they allow the relay to delete | `protocol-spec/retention.md` |
 //! | [`checkpoint`] | C2SP checkpoints, signed notes, witness cosignatures | `protocol-spec/checkpoints.md` |
 //!
 //! ## Example: a record round trip
@@ -59,6 +60,7 @@ pub mod merkle;
 pub mod prekeys;
 pub mod record;
 pub mod request;
+pub mod retention;
 pub mod roster;
 pub mod wrap;
 

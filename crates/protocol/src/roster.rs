@@ -10,6 +10,7 @@ use crate::crypto;
 use crate::encoding::{DecodeError, Reader, Writer};
 use crate::ids::{DeviceId, FileId, FirmId, MemberId};
 use crate::keys::{verifying_key_from_bytes, MasterSigningKey, VerifyingKey, WrapPublicKey};
+use crate::retention::RetentionPolicy;
 use crate::PROTOCOL_VERSION;
 use std::collections::{BTreeMap, BTreeSet};
 use thiserror::Error;
@@ -175,6 +176,13 @@ pub enum EventKind {
         /// `seq` of the cover's `CoverGranted` event.
         cover: u64,
     },
+    /// A customer file's retention policy from now on (`protocol-spec/retention.md`).
+    RetentionSet {
+        /// File.
+        file: FileId,
+        /// The policy; zero periods keep that kind of content until erasure.
+        policy: RetentionPolicy,
+    },
 }
 
 impl EventKind {
@@ -190,6 +198,7 @@ impl EventKind {
             Self::FileAccessRemoved { .. } => 8,
             Self::CoverGranted { .. } => 9,
             Self::CoverEnded { .. } => 10,
+            Self::RetentionSet { .. } => 11,
         }
     }
 
@@ -242,6 +251,12 @@ impl EventKind {
             Self::CoverEnded { cover } => {
                 w.u64(*cover);
             }
+            Self::RetentionSet { file, policy } => {
+                w.fixed(&file.0)
+                    .u16(policy.chat_months)
+                    .u16(policy.docs_years)
+                    .u8(u8::from(policy.legal_hold));
+            }
         }
     }
 
@@ -292,6 +307,18 @@ impl EventKind {
             },
             10 => Self::CoverEnded {
                 cover: r.u64("cover")?,
+            },
+            11 => Self::RetentionSet {
+                file: FileId(r.array("file")?),
+                policy: RetentionPolicy {
+                    chat_months: r.u16("chat_months")?,
+                    docs_years: r.u16("docs_years")?,
+                    legal_hold: match r.u8("legal_hold")? {
+                        0 => false,
+                        1 => true,
+                        _ => return Err(DecodeError::InvalidValue("legal_hold")),
+                    },
+                },
             },
             _ => return Err(DecodeError::InvalidValue("kind")),
         })
@@ -465,6 +492,12 @@ pub enum RosterError {
         /// Position.
         seq: u64,
     },
+    /// A retention policy beyond the limits, or for a file the roster never granted.
+    #[error("event {seq}: a retention policy needs a granted file and periods within the limits")]
+    BadRetention {
+        /// Position.
+        seq: u64,
+    },
 }
 
 impl RosterError {
@@ -485,6 +518,7 @@ impl RosterError {
             Self::BadDeviceCertificate { .. } => "BadDeviceCertificate",
             Self::LastAdmin { .. } => "LastAdmin",
             Self::BadCover { .. } => "BadCover",
+            Self::BadRetention { .. } => "BadRetention",
         }
     }
 }
@@ -593,6 +627,8 @@ pub struct Roster {
     devices: BTreeMap<DeviceId, DeviceState>,
     grants: BTreeMap<(FileId, MemberId), Vec<Interval>>,
     covers: BTreeMap<u64, Cover>,
+    /// Retention policies per file, in order: `(seq, time, policy)`.
+    retention: BTreeMap<FileId, Vec<(u64, u64, RetentionPolicy)>>,
     owner: MemberId,
 }
 
@@ -641,6 +677,7 @@ impl Roster {
             devices: BTreeMap::new(),
             grants: BTreeMap::new(),
             covers: BTreeMap::new(),
+            retention: BTreeMap::new(),
             owner: b.signer,
         })
     }
@@ -873,6 +910,18 @@ impl Roster {
                 }
                 c.ended_ms = Some(now);
             }
+            EventKind::RetentionSet { file, policy } => {
+                require(signer_is_admin, RosterError::Unauthorized { seq })?;
+                require(
+                    policy.is_valid() && self.grants.keys().any(|(f, _)| f == file),
+                    RosterError::BadRetention { seq },
+                )?;
+                let history = self.retention.entry(*file).or_default();
+                if history.last().is_some_and(|(_, _, p)| p == policy) {
+                    return Err(RosterError::Duplicate { seq });
+                }
+                history.push((seq, now, *policy));
+            }
         }
         self.head = event.hash();
         self.len += 1;
@@ -1038,6 +1087,32 @@ impl Roster {
     /// Every absence cover, by the `seq` of its `CoverGranted` event.
     pub fn covers(&self) -> impl Iterator<Item = (u64, &Cover)> {
         self.covers.iter().map(|(seq, c)| (*seq, c))
+    }
+
+    /// A file's retention policy now, with the `seq` of the event that set it.
+    pub fn retention(&self, file: &FileId) -> Option<(u64, RetentionPolicy)> {
+        self.retention
+            .get(file)
+            .and_then(|h| h.last())
+            .map(|(seq, _, p)| (*seq, *p))
+    }
+
+    /// Every file with a retention policy, and the policy now (`seq`, policy).
+    pub fn retention_policies(&self) -> impl Iterator<Item = (FileId, u64, RetentionPolicy)> + '_ {
+        self.retention
+            .iter()
+            .filter_map(|(f, h)| h.last().map(|(seq, _, p)| (*f, *seq, *p)))
+    }
+
+    /// The retention policy a file had among the first `len` events (the roster as it
+    /// stood when it was `len` events long), with the `seq` of the event that set it.
+    pub fn retention_within(&self, file: &FileId, len: u64) -> Option<(u64, RetentionPolicy)> {
+        self.retention
+            .get(file)?
+            .iter()
+            .rev()
+            .find(|(seq, _, _)| *seq < len)
+            .map(|(seq, _, p)| (*seq, *p))
     }
 
     /// One absence cover, by the `seq` of its `CoverGranted` event.
@@ -1396,6 +1471,53 @@ mod tests {
 
         let again = Roster::verify_chain(&f.events).unwrap();
         assert_eq!(again.head(), f.roster.head());
+    }
+
+    #[test]
+    fn retention_policies_are_set_by_admins_for_granted_files_and_kept_in_order() {
+        let mut f = Firm::new();
+        let (anna, anna_key) = f.add_member(2000, Role::Member);
+        let file = FileId([1; 16]);
+        let policy = |chat_months, docs_years, legal_hold| RetentionPolicy {
+            chat_months,
+            docs_years,
+            legal_hold,
+        };
+        let set = |p| EventKind::RetentionSet { file, policy: p };
+        // Not before the file was ever granted.
+        assert_eq!(
+            f.push(2500, set(policy(12, 5, false))).unwrap_err().class(),
+            "BadRetention"
+        );
+        f.push(3000, EventKind::FileAccessGranted { file, member: anna })
+            .unwrap();
+        assert_eq!(
+            f.push(
+                3100,
+                set(policy(crate::retention::MAX_CHAT_MONTHS + 1, 5, false))
+            )
+            .unwrap_err()
+            .class(),
+            "BadRetention"
+        );
+        let first = f.roster.len();
+        f.push(3200, set(policy(12, 5, false))).unwrap();
+        assert_eq!(
+            f.push(3300, set(policy(12, 5, false))).unwrap_err().class(),
+            "Duplicate"
+        );
+        // A member may not set one.
+        let e = f.body(3400, anna, set(policy(1, 1, false))).sign(&anna_key);
+        assert_eq!(f.roster.apply(&e).unwrap_err().class(), "NonAdminSigner");
+        let held = f.roster.len();
+        f.push(3500, set(policy(12, 5, true))).unwrap();
+        assert_eq!(f.roster.retention(&file), Some((held, policy(12, 5, true))));
+        assert_eq!(
+            f.roster.retention_within(&file, held),
+            Some((first, policy(12, 5, false)))
+        );
+        assert_eq!(f.roster.retention_within(&file, first), None);
+        assert_eq!(f.roster.retention_policies().count(), 1);
     }
 
     #[test]

@@ -1,9 +1,12 @@
 //! `audit-leaf.json` (`protocol-spec/audit-log.md`, "Leaves").
 
 use crate::{array, bytes, check_all, file, flip, h, Counts, Expect, Outcome, Tests};
-use ledgerline_protocol::audit::{AuditLeaf, Subject, SubjectKind};
-use ledgerline_protocol::ids::{DeviceId, FirmId};
+use ledgerline_protocol::audit::{
+    AuditLeaf, LogEntry, RetentionSweep, Subject, SubjectKind, SweptDocument,
+};
+use ledgerline_protocol::ids::{DeviceId, DocumentId, FileId, FirmId};
 use ledgerline_protocol::keys::{verifying_key_from_bytes, DeviceSigningKey};
+use ledgerline_protocol::merkle;
 use ledgerline_protocol::request::RequestHead;
 use rand_chacha::ChaCha20Rng;
 use rand_core::RngCore;
@@ -157,12 +160,13 @@ pub(crate) fn generate(rng: &mut ChaCha20Rng) -> Value {
             c
         },
     );
+    sweeps(&mut t, firm, file_id, doc_id, case);
 
     file(
         "LEDGERLINE-AUDIT-LEAF-V1",
         "protocol-spec/audit-log.md",
         &[
-            ("Valid", "The leaf decodes, re-encodes to the same bytes, hashes to leafHash, and its request signature verifies."),
+            ("Valid", "The leaf decodes, re-encodes to the same bytes, hashes to leafHash, and (a device request) its request signature verifies; a retention sweep (leaf type 2) carries no signature and devicePublicKey is ignored."),
             ("Malformed", "Not a canonical leaf."),
             ("BadSignature", "The embedded request's signature does not verify under devicePublicKey."),
             ("LeafHashMismatch", "The leaf does not hash to leafHash."),
@@ -171,11 +175,109 @@ pub(crate) fn generate(rng: &mut ChaCha20Rng) -> Value {
     )
 }
 
+/// Retention sweeps (leaf type 2, `protocol-spec/retention.md`).
+fn sweeps(
+    t: &mut Tests,
+    firm: FirmId,
+    file_id: [u8; 16],
+    doc_id: [u8; 16],
+    case: impl Fn(&[u8], Option<[u8; 32]>) -> Value,
+) {
+    let sweep = RetentionSweep {
+        firm,
+        swept_ms: 1_775_000_000_000,
+        file: FileId(file_id),
+        policy_seq: 12,
+        chat_before_ms: 1_743_464_000_000,
+        messages: 40,
+        through_seq: 57,
+        documents: vec![
+            SweptDocument {
+                document: DocumentId([0x01; 16]),
+                year: 2019,
+            },
+            SweptDocument {
+                document: DocumentId(doc_id),
+                year: 2020,
+            },
+        ],
+    };
+    let hash = |b: &[u8]| merkle::leaf_hash(b);
+    let raw = sweep.to_bytes();
+    t.push(
+        "retention sweep: 40 messages and two documents deleted",
+        Expect::Valid,
+        case(&raw, Some(hash(&raw))),
+    );
+    let mut docs_only = sweep.clone();
+    (
+        docs_only.messages,
+        docs_only.through_seq,
+        docs_only.chat_before_ms,
+    ) = (0, 0, 0);
+    let raw_docs = docs_only.to_bytes();
+    t.push(
+        "retention sweep: documents only",
+        Expect::Valid,
+        case(&raw_docs, Some(hash(&raw_docs))),
+    );
+    let mut empty = docs_only.clone();
+    empty.documents.clear();
+    t.push(
+        "retention sweep that deleted nothing",
+        Expect::Invalid("Malformed"),
+        case(&empty.to_bytes(), None),
+    );
+    let mut no_cutoff = sweep.clone();
+    no_cutoff.chat_before_ms = 0;
+    t.push(
+        "retention sweep: messages deleted without a cutoff",
+        Expect::Invalid("Malformed"),
+        case(&no_cutoff.to_bytes(), None),
+    );
+    let mut future = sweep.clone();
+    future.chat_before_ms = future.swept_ms + 1;
+    t.push(
+        "retention sweep: cutoff after the sweep",
+        Expect::Invalid("Malformed"),
+        case(&future.to_bytes(), None),
+    );
+    let mut unsorted = sweep.clone();
+    unsorted.documents.reverse();
+    t.push(
+        "retention sweep: documents out of order",
+        Expect::Invalid("Malformed"),
+        case(&unsorted.to_bytes(), None),
+    );
+    t.push(
+        "retention sweep: trailing byte",
+        Expect::Invalid("Malformed"),
+        case(&[raw.clone(), vec![0]].concat(), None),
+    );
+    let mut moved = sweep.clone();
+    moved.messages += 1;
+    t.push(
+        "retention sweep: count changed, leaf hash differs",
+        Expect::Invalid("LeafHashMismatch"),
+        case(&moved.to_bytes(), Some(hash(&raw))),
+    );
+}
+
 pub(crate) fn check(v: &Value) -> Result<Counts, String> {
     check_all(v, |_, t| {
         let raw = bytes(t, "leaf")?;
-        let Ok(leaf) = AuditLeaf::from_bytes(&raw) else {
-            return Ok(Outcome::Invalid("Malformed".into()));
+        let leaf = match LogEntry::from_bytes(&raw) {
+            Err(_) => return Ok(Outcome::Invalid("Malformed".into())),
+            Ok(LogEntry::Sweep(sweep)) => {
+                if sweep.to_bytes() != raw {
+                    return Err("re-encoding differs".into());
+                }
+                if merkle::leaf_hash(&raw) != array::<32>(t, "leafHash")? {
+                    return Ok(Outcome::Invalid("LeafHashMismatch".into()));
+                }
+                return Ok(Outcome::Valid);
+            }
+            Ok(LogEntry::Request(leaf)) => leaf,
         };
         if leaf.to_bytes() != raw {
             return Err("re-encoding differs".into());

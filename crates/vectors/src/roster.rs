@@ -3,6 +3,7 @@
 use crate::{array, check_all, file, flip, h, uint, Counts, Expect, Outcome, Tests};
 use ledgerline_protocol::ids::{DeviceId, FileId, FirmId, MemberId};
 use ledgerline_protocol::keys::{DeviceSigningKey, DeviceWrapSecret, MasterSigningKey};
+use ledgerline_protocol::retention::RetentionPolicy;
 use ledgerline_protocol::roster::{
     DeviceCertificate, DeviceKeys, EventBody, EventKind, Role, Roster, RosterError, RosterEvent,
 };
@@ -709,6 +710,7 @@ pub(crate) fn generate(rng: &mut ChaCha20Rng) -> Value {
     t.push("unknown role value", Expect::Invalid("Malformed"), fields);
 
     covers(rng, &s, &mut t);
+    retention(&s, &mut t);
 
     file(
         "LEDGERLINE-ROSTER-V1",
@@ -729,6 +731,7 @@ pub(crate) fn generate(rng: &mut ChaCha20Rng) -> Value {
             ("BadDeviceCertificate", "The member's certificate of the device does not verify."),
             ("LastAdmin", "The event would leave the firm without an active admin."),
             ("BadCover", "An absence cover names one member twice, or its window ends before it starts or before the event."),
+            ("BadRetention", "A retention policy names a file the roster never granted, or a period beyond its limit."),
         ],
         vec![t.group("RosterChainVerify", json!({}))],
     )
@@ -914,6 +917,114 @@ fn covers(rng: &mut ChaCha20Rng, s: &Scenario, t: &mut Tests) {
     );
 }
 
+/// Retention policies (`protocol-spec/retention.md`): f1 is granted to Anna by event 10.
+fn retention(s: &Scenario, t: &mut Tests) {
+    let base = s.chain(11, &[]);
+    let next = |chain: &[RosterEvent], time: u64, who: &Person, kind: EventKind| {
+        EventBody {
+            firm: s.firm,
+            seq: chain.len() as u64,
+            prev: chain.last().map(RosterEvent::hash).unwrap_or([0; 32]),
+            timestamp_ms: time,
+            signer: who.id,
+            kind,
+        }
+        .sign(&who.key)
+    };
+    let policy = |chat_months, docs_years, legal_hold| RetentionPolicy {
+        chat_months,
+        docs_years,
+        legal_hold,
+    };
+    let set = |file, p| EventKind::RetentionSet { file, policy: p };
+    let mut chain = base.clone();
+    let first = chain.len() as u64;
+    chain.push(next(
+        &chain,
+        6_100,
+        &s.owner,
+        set(s.f1, policy(12, 5, false)),
+    ));
+    let held = chain.len() as u64;
+    chain.push(next(
+        &chain,
+        6_200,
+        &s.owner,
+        set(s.f1, policy(12, 5, true)),
+    ));
+    let mut fields = case(&chain);
+    fields["head"] = json!(h(&chain[chain.len() - 1].hash()));
+    fields["queries"] = json!([]);
+    let p = |len: u64, seq: Option<u64>, chat: u16, docs: u16, hold: bool| json!({ "file": h(&s.f1.0), "withinLen": len, "policySeq": seq, "chatMonths": chat, "docsYears": docs, "legalHold": hold });
+    fields["retention"] = json!([
+        p(first, None, 0, 0, false),
+        p(held, Some(first), 12, 5, false),
+        p(held + 1, Some(held), 12, 5, true),
+    ]);
+    t.push(
+        "retention policy set, then a legal hold added; each query asks the policy in force with the roster that many events long",
+        Expect::Valid,
+        fields,
+    );
+    let mut bad =
+        |comment: &str, class: &'static str, chain: &[RosterEvent], who: &Person, kind| {
+            let mut chain = chain.to_vec();
+            chain.push(next(&chain, 6_300, who, kind));
+            let mut fields = case(&chain);
+            fields["failsAt"] = json!(chain.len() - 1);
+            t.push(comment, Expect::Invalid(class), fields);
+        };
+    bad(
+        "retention policy set by a non-admin",
+        "NonAdminSigner",
+        &base,
+        &s.bartek,
+        set(s.f1, policy(12, 5, false)),
+    );
+    bad(
+        "retention policy for a file never granted",
+        "BadRetention",
+        &base,
+        &s.owner,
+        set(FileId([0xee; 16]), policy(12, 5, false)),
+    );
+    bad(
+        "chat retention over 1200 months",
+        "BadRetention",
+        &base,
+        &s.owner,
+        set(s.f1, policy(1201, 5, false)),
+    );
+    bad(
+        "document retention over 100 years",
+        "BadRetention",
+        &base,
+        &s.owner,
+        set(s.f1, policy(12, 101, false)),
+    );
+    bad(
+        "the policy in force set again",
+        "Duplicate",
+        &chain,
+        &s.owner,
+        set(s.f1, policy(12, 5, true)),
+    );
+    let mut odd = chain.clone();
+    odd.pop();
+    let mut raw = next(&odd, 6_200, &s.owner, set(s.f1, policy(12, 5, true))).to_bytes();
+    let flag_at = raw.len() - 64 - 1;
+    raw[flag_at] = 2;
+    let mut events: Vec<Vec<u8>> = odd.iter().map(RosterEvent::to_bytes).collect();
+    events.push(raw);
+    let mut fields = case_bytes(&events);
+    fields["failsAt"] = json!(events.len() - 1);
+    t.push(
+        "legal hold flag neither 0 nor 1",
+        Expect::Invalid("Malformed"),
+        fields,
+    );
+}
+
 pub(crate) fn check(v: &Value) -> Result<Counts, String> {
     check_all(v, |_, t| {
         let hexes = t["events"].as_array().ok_or("events missing")?;
@@ -944,6 +1055,30 @@ pub(crate) fn check(v: &Value) -> Result<Counts, String> {
             let got = roster.was_allowed_to_read(&device, &file, uint(q, "timeMs")?);
             if Some(got) != q["allowed"].as_bool() {
                 return Err(format!("query {q} answered {got}"));
+            }
+        }
+        for q in t["retention"]
+            .as_array()
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+        {
+            let file = FileId(array(q, "file")?);
+            let got = roster.retention_within(&file, uint(q, "withinLen")?);
+            let want = match q["policySeq"].as_u64() {
+                None => None,
+                Some(seq) => Some((
+                    seq,
+                    RetentionPolicy {
+                        chat_months: u16::try_from(uint(q, "chatMonths")?)
+                            .map_err(|e| e.to_string())?,
+                        docs_years: u16::try_from(uint(q, "docsYears")?)
+                            .map_err(|e| e.to_string())?,
+                        legal_hold: q["legalHold"].as_bool().ok_or("legalHold missing")?,
+                    },
+                )),
+            };
+            if got != want {
+                return Err(format!("retention query {q} answered {got:?}"));
             }
         }
         Ok(Outcome::Valid)
