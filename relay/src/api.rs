@@ -1353,6 +1353,14 @@ async fn erase_file<S: Store>(
     if !with_roster(&state, c.firm, |r| r.files().contains(&file))? {
         return Err(ApiError::not_found("no such customer file"));
     }
+    if with_roster(&state, c.firm, |r| {
+        r.retention(&file).is_some_and(|(_, p)| p.legal_hold)
+    })? {
+        return Err(ApiError::conflict(
+            "legal_hold",
+            "this customer file is under legal hold: lift the hold before erasing it",
+        ));
+    }
     // Who held it, for the push (before anything is gone).
     let members = with_roster(&state, c.firm, |r| r.key_holders(&file, now_ms()))?;
     let now = now_ms();
@@ -1375,17 +1383,7 @@ async fn erase_file<S: Store>(
         }
     }
     for d in docs {
-        for path in [
-            state.blobs.path(c.firm, d),
-            state.blobs.upload_path(c.firm, d),
-        ] {
-            match tokio::fs::remove_file(&path).await {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                // The rows are gone: a blob left behind is unreachable; say so in the log.
-                Err(e) => tracing::warn!(error = %e, "erased document blob not deleted"),
-            }
-        }
+        state.blobs.remove(c.firm, d).await;
     }
     let devices = devices_of(&state, c.firm, members)?;
     push_to(
@@ -1605,6 +1603,29 @@ async fn get_epoch_links<S: Store>(
 struct UploadQuery {
     epoch: u64,
     share_sha256: String,
+    /// The year the document concerns; the upload's year when absent.
+    year: Option<u16>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct YearQuery {
+    year: Option<u16>,
+}
+
+/// The year a document concerns (`protocol-spec/retention.md`): as the signed query says,
+/// or the current one.
+fn document_year(asked: Option<u16>) -> Result<u16, ApiError> {
+    let year = asked
+        .or_else(|| ledgerline_protocol::retention::year_of(now_ms()))
+        .unwrap_or(0);
+    if !ledgerline_protocol::retention::DOCUMENT_YEARS.contains(&year) {
+        return Err(ApiError::bad_request(
+            "bad_year",
+            "a document concerns a year from 1900 to 2999",
+        ));
+    }
+    Ok(year)
 }
 
 /// Streams a ciphertext blob to disk while hashing it; stores it only if the hash is the
@@ -1623,6 +1644,7 @@ async fn upload_document<S: Store>(
     } = up;
     require_file_access(&state, &c, file)?;
     let share = release_share(&headers, &q.share_sha256)?;
+    let year = document_year(q.year)?;
     if state
         .store
         .document(c.firm, document)
@@ -1681,6 +1703,7 @@ async fn upload_document<S: Store>(
         sha256: sha,
         release_share: share,
         uploaded_by: c.device,
+        year,
     };
     let audit = entry(
         &c,
@@ -1770,11 +1793,13 @@ fn upload_answer(parts: &[[u8; 32]]) -> Json<serde_json::Value> {
 async fn begin_upload<S: Store>(
     State(state): State<AppState<S>>,
     P((file, document)): P<(FileId, DocumentId)>,
+    Q(q): Q<YearQuery>,
     headers: HeaderMap,
     s: SignedJson<BeginUpload>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let c = &s.caller;
     require_file_access(&state, c, file)?;
+    let year = document_year(q.year)?;
     let b = &s.body;
     let share = release_share(&headers, &b.share_sha256)?;
     let max = state.config.max_document_bytes;
@@ -1817,6 +1842,7 @@ async fn begin_upload<S: Store>(
         size: b.size,
         part_size: b.part_size,
         uploaded_by: c.device,
+        year,
     };
     // First touch of this upload since the relay started (it may have crashed since the
     // parts were written): check the recorded parts against the bytes on disk.
@@ -2144,6 +2170,7 @@ async fn complete_upload<S: Store>(
         sha256: root,
         release_share: u.release_share,
         uploaded_by: c.device,
+        year: u.year,
     };
     state
         .store

@@ -61,6 +61,18 @@ impl BlobDir {
         dir_file.sync_all().await
     }
 
+    /// Deletes a document's blob and any partial upload of it, once its rows are gone
+    /// (erasure, retention). A blob left behind is unreachable: it is logged, not fatal.
+    pub async fn remove(&self, firm: FirmId, document: DocumentId) {
+        for path in [self.path(firm, document), self.upload_path(firm, document)] {
+            match tokio::fs::remove_file(&path).await {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => tracing::warn!(error = %e, "deleted document's blob not removed"),
+            }
+        }
+    }
+
     /// Total bytes of stored blobs (for metrics).
     pub fn total_bytes(&self) -> u64 {
         fn walk(p: &Path) -> u64 {

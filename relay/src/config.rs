@@ -41,6 +41,12 @@ pub struct Config {
     /// `<log_name>/ledgerline/firm/<firm id>`. Clients pin it: do not change it once firms
     /// exist.
     pub log_name: String,
+    /// Seconds between retention sweeps (`protocol-spec/retention.md`); the first runs at
+    /// start.
+    pub retention_sweep_secs: u64,
+    /// Added to the system clock, in milliseconds. For tests that move time (retention
+    /// expiry); leave 0 in production: the relay warns at start when it is not.
+    pub clock_offset_ms: i64,
 }
 
 impl Default for Config {
@@ -61,6 +67,8 @@ impl Default for Config {
             max_page: 500,
             log: "info".into(),
             log_name: "ledgerline.localhost".into(),
+            retention_sweep_secs: 3600,
+            clock_offset_ms: 0,
         }
     }
 }
@@ -84,6 +92,8 @@ struct FileConfig {
     max_page: Option<u32>,
     log: Option<String>,
     log_name: Option<String>,
+    retention_sweep_secs: Option<u64>,
+    clock_offset_ms: Option<i64>,
 }
 
 /// Flags of `ledgerline-relay serve`; each also reads a `LEDGERLINE_*` variable.
@@ -138,6 +148,18 @@ pub struct ServeArgs {
     /// [default: ledgerline.localhost].
     #[arg(long, env = "LEDGERLINE_LOG_NAME", value_name = "NAME")]
     pub log_name: Option<String>,
+    /// Seconds between retention sweeps; the first runs at start [default: 3600].
+    #[arg(long, env = "LEDGERLINE_RETENTION_SWEEP_SECS", value_name = "SECS")]
+    pub retention_sweep_secs: Option<u64>,
+    /// Milliseconds added to the system clock, for tests that move time; never in
+    /// production [default: 0].
+    #[arg(
+        long,
+        env = "LEDGERLINE_CLOCK_OFFSET_MS",
+        value_name = "MS",
+        allow_hyphen_values = true
+    )]
+    pub clock_offset_ms: Option<i64>,
 }
 
 /// A configuration that cannot be used.
@@ -217,6 +239,14 @@ impl ServeArgs {
                 .clone()
                 .or(file.log_name)
                 .unwrap_or(d.log_name),
+            retention_sweep_secs: self
+                .retention_sweep_secs
+                .or(file.retention_sweep_secs)
+                .unwrap_or(d.retention_sweep_secs),
+            clock_offset_ms: self
+                .clock_offset_ms
+                .or(file.clock_offset_ms)
+                .unwrap_or(d.clock_offset_ms),
         };
         c.validate()?;
         Ok(c)
@@ -254,6 +284,11 @@ impl Config {
         }
         if self.header_timeout_ms == 0 || self.body_timeout_ms == 0 {
             return Err(ConfigError::Invalid("timeouts must be positive".into()));
+        }
+        if self.retention_sweep_secs == 0 {
+            return Err(ConfigError::Invalid(
+                "retention_sweep_secs must be positive".into(),
+            ));
         }
         let origin = self.log_origin(ledgerline_protocol::ids::FirmId([0; 16]));
         if ledgerline_protocol::checkpoint::Checkpoint::new(&origin, 0, [0; 32]).is_err() {

@@ -16,6 +16,7 @@
 //! | [`blobs`] | document blobs on disk |
 //! | [`hub`] | WebSocket connections and pushes |
 //! | [`metrics`] | Prometheus metrics |
+//! | [`retention`] | the retention sweeper |
 #![forbid(unsafe_code)]
 
 pub mod api;
@@ -26,6 +27,7 @@ pub mod error;
 pub mod hub;
 pub mod limits;
 pub mod metrics;
+pub mod retention;
 pub mod server;
 pub mod state;
 pub mod store;

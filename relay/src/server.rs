@@ -110,6 +110,7 @@ pub async fn serve<S: Store>(
         .keep_alive(true);
     builder.http2().timer(TokioTimer::new());
     let builder = Arc::new(builder);
+    let sweeper = tokio::spawn(crate::retention::sweeper(state.clone()));
     tokio::pin!(shutdown);
     loop {
         let (tcp, _peer) = tokio::select! {
@@ -160,6 +161,7 @@ pub async fn serve<S: Store>(
         }
     }
     drop(listener);
+    sweeper.abort();
     tracing::info!("shutting down: draining in-flight requests");
     state.hub.close_all("relay shutting down");
     if tokio::time::timeout(DRAIN_DEADLINE, graceful.shutdown())

@@ -189,12 +189,21 @@ fn load_log_secret(path: &std::path::Path) -> Result<zeroize::Zeroizing<[u8; 32]
     Ok(secret)
 }
 
-/// Milliseconds since the Unix epoch.
+/// The configured clock offset (`clock_offset_ms`), process-wide.
+static CLOCK_OFFSET_MS: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(0);
+
+/// Sets the offset added to the system clock (tests that move time; 0 in production).
+pub fn set_clock_offset_ms(offset: i64) {
+    CLOCK_OFFSET_MS.store(offset, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Milliseconds since the Unix epoch, plus the configured clock offset.
 pub fn now_ms() -> u64 {
-    std::time::SystemTime::now()
+    let system = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-        .unwrap_or(0)
+        .unwrap_or(0);
+    system.saturating_add_signed(CLOCK_OFFSET_MS.load(std::sync::atomic::Ordering::Relaxed))
 }
 
 /// Why the relay could not start.
@@ -222,6 +231,13 @@ pub enum StartError {
 impl<S: Store> AppState<S> {
     /// Loads and verifies every firm's roster and the persisted replay window.
     pub async fn load(config: Config, store: S) -> Result<Self, StartError> {
+        set_clock_offset_ms(config.clock_offset_ms);
+        if config.clock_offset_ms != 0 {
+            tracing::warn!(
+                offset_ms = config.clock_offset_ms,
+                "clock_offset_ms is set: the relay's clock is moved (for tests only)"
+            );
+        }
         let blobs = BlobDir::open(&config.blob_dir())?;
         let mut firms = HashMap::new();
         for firm in store.firms().await? {

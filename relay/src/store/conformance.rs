@@ -410,6 +410,7 @@ pub async fn documents_audit_nonces<S: Store>(s: S) {
         sha256: [7; 32],
         release_share: [8; 32],
         uploaded_by: D1,
+        year: 2020,
     };
     // A change and its audit entry commit together; a refused change logs nothing.
     s.put_document(F, meta.clone(), 1, b"put doc".to_vec())
@@ -580,6 +581,7 @@ pub async fn uploads<S: Store>(s: S) {
         size: 300,
         part_size: 128,
         uploaded_by: D1,
+        year: 2020,
     };
     assert_eq!(s.upload(F, doc).await.expect("get"), None);
     s.begin_upload(F, session.clone(), 10).await.expect("begin");
@@ -620,6 +622,7 @@ pub async fn uploads<S: Store>(s: S) {
         sha256: [9; 32],
         release_share: [7; 32],
         uploaded_by: D1,
+        year: 2020,
     };
     s.finish_upload(F, meta.clone(), 20, audit())
         .await
@@ -651,6 +654,7 @@ pub async fn erasure<S: Store>(s: S) {
             sha256: [7; 32],
             release_share: [8; 32],
             uploaded_by: D1,
+            year: 2020,
         };
         s.put_document(F, meta, 1, audit()).await.expect("doc");
     }
@@ -690,6 +694,117 @@ pub async fn erasure<S: Store>(s: S) {
         before + 1,
         "a refused erasure logs nothing"
     );
+}
+
+/// A retention sweep deletes the file's old messages and old documents (in batches, lowest
+/// ids first), logs each step that deleted something with the leaf built from what went,
+/// logs nothing when nothing went, and leaves other files and erased files alone.
+pub async fn retention_sweep<S: Store>(s: S) {
+    with_firms(&s).await;
+    let (file, other) = (FileId([3; 16]), FileId([9; 16]));
+    for f in [file, other] {
+        let room = Room {
+            id: f.0,
+            file: Some(f),
+            created_by: M1,
+            members: vec![],
+        };
+        s.create_room(F, room, audit()).await.expect("room");
+        for t in [100, 200, 300] {
+            s.append_message(F, f.0, D1, vec![1], t, audit())
+                .await
+                .expect("message");
+        }
+        for (n, year) in [(1u8, 2019), (2, 2020), (3, 2024)] {
+            let meta = DocumentMeta {
+                document: DocumentId([f.0[0] + n; 16]),
+                file: f,
+                epoch: 0,
+                size: 10,
+                sha256: [7; 32],
+                release_share: [8; 32],
+                uploaded_by: D1,
+                year,
+            };
+            s.put_document(F, meta, 1, audit()).await.expect("doc");
+        }
+    }
+    let plan = SweepPlan {
+        file,
+        chat_before_ms: Some(250),
+        docs_through_year: Some(2020),
+        max_documents: 1,
+    };
+    let leaf = |tag: &'static [u8]| -> SweepLeaf {
+        Box::new(move |sw: &Swept| [tag, &sw.messages.to_be_bytes()].concat())
+    };
+    let before = s.audit_size(F).await.expect("size");
+    let first = s.sweep_file(F, plan, leaf(b"one")).await.expect("sweep");
+    assert_eq!(
+        (first.messages, first.through_seq, first.chat_before_ms),
+        (2, 2, 250)
+    );
+    assert_eq!(
+        first.documents,
+        vec![SweptDocument {
+            document: DocumentId([4; 16]),
+            year: 2019
+        }]
+    );
+    assert_eq!(s.audit_size(F).await.expect("size"), before + 1);
+    let logged = s.audit_leaves(F, before, 1).await.expect("leaves");
+    assert_eq!(logged, vec![[&b"one"[..], &2u64.to_be_bytes()].concat()]);
+    let left = s.messages(F, file.0, 0, 10).await.expect("messages");
+    assert_eq!(
+        left.iter().map(|m| m.created_ms).collect::<Vec<_>>(),
+        vec![300]
+    );
+    let second = s
+        .sweep_file(
+            F,
+            SweepPlan {
+                chat_before_ms: None,
+                ..plan
+            },
+            leaf(b"two"),
+        )
+        .await
+        .expect("sweep");
+    assert_eq!(second.messages, 0);
+    assert_eq!(second.documents.len(), 1);
+    assert_eq!(s.document(F, DocumentId([5; 16])).await.expect("doc"), None);
+    assert!(s
+        .document(F, DocumentId([6; 16]))
+        .await
+        .expect("doc")
+        .is_some());
+    // Nothing left to delete: nothing is logged.
+    let none = s.sweep_file(F, plan, leaf(b"three")).await.expect("sweep");
+    assert_eq!(none, Swept::default());
+    assert_eq!(s.audit_size(F).await.expect("size"), before + 2);
+    // The other file was not touched.
+    assert_eq!(s.messages(F, other.0, 0, 10).await.expect("m").len(), 3);
+    assert!(s
+        .document(F, DocumentId([10; 16]))
+        .await
+        .expect("doc")
+        .is_some());
+    // An erased file is not swept (and not logged).
+    s.erase_file(F, other, 5, audit()).await.expect("erase");
+    let size = s.audit_size(F).await.expect("size");
+    let erased = s
+        .sweep_file(
+            F,
+            SweepPlan {
+                file: other,
+                ..plan
+            },
+            leaf(b"four"),
+        )
+        .await
+        .expect("sweep");
+    assert_eq!(erased, Swept::default());
+    assert_eq!(s.audit_size(F).await.expect("size"), size);
 }
 
 /// Runs the conformance suite against a backend: `store_conformance_tests!(make())` where
@@ -742,6 +857,11 @@ macro_rules! store_conformance_tests {
         async fn conformance_audit_tree() {
             let (store, _guard) = $make.await;
             $crate::store::conformance::audit_tree(store).await;
+        }
+        #[tokio::test]
+        async fn conformance_retention_sweep() {
+            let (store, _guard) = $make.await;
+            $crate::store::conformance::retention_sweep(store).await;
         }
         #[tokio::test]
         async fn conformance_erasure() {

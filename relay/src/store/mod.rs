@@ -5,6 +5,7 @@
 //! The store holds only opaque ids, ciphertext, wrapped keys, signed roster events and
 //! audit leaves. It never interprets content.
 
+pub use ledgerline_protocol::audit::SweptDocument;
 use ledgerline_protocol::ids::{DeviceId, DocumentId, FileId, FirmId, MemberId, RecordId};
 use std::future::Future;
 
@@ -138,6 +139,8 @@ pub struct DocumentMeta {
     pub release_share: [u8; 32],
     /// Uploading device.
     pub uploaded_by: DeviceId,
+    /// The year the document concerns (retention counts from its end).
+    pub year: u16,
 }
 
 /// An open upload and the SHA-256 of each part recorded so far, in order.
@@ -160,12 +163,43 @@ pub struct UploadSession {
     pub part_size: u64,
     /// Uploading device.
     pub uploaded_by: DeviceId,
+    /// The year the document concerns.
+    pub year: u16,
 }
 
 /// An encoded audit leaf (`protocol-spec/audit-log.md`) describing a change: a backend
 /// appends it to the firm's log in the same transaction as the change, and only when the
 /// change succeeds.
 pub type AuditEntry = Vec<u8>;
+
+/// What one retention sweep step may delete from a customer file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SweepPlan {
+    /// The file (its conversation room has the same id).
+    pub file: FileId,
+    /// Messages received before this instant go; `None`: no message goes.
+    pub chat_before_ms: Option<u64>,
+    /// Documents concerning this year or earlier go; `None`: no document goes.
+    pub docs_through_year: Option<u16>,
+    /// Most documents in one step.
+    pub max_documents: usize,
+}
+
+/// What a sweep step deleted.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Swept {
+    /// Messages deleted.
+    pub messages: u64,
+    /// Highest sequence number deleted (0: none).
+    pub through_seq: u64,
+    /// The cutoff applied when messages were deleted (0: none).
+    pub chat_before_ms: u64,
+    /// Documents deleted, by id.
+    pub documents: Vec<SweptDocument>,
+}
+
+/// Builds the tombstone leaf of a sweep step from what it deleted.
+pub type SweepLeaf = Box<dyn FnOnce(&Swept) -> AuditEntry + Send>;
 
 /// Sizes for metrics.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -433,6 +467,18 @@ pub trait Store: Send + Sync + 'static {
         now_ms: u64,
         audit: AuditEntry,
     ) -> impl Future<Output = Result<Vec<DocumentId>, StoreError>> + Send;
+    /// One step of a retention sweep (`protocol-spec/retention.md`): deletes the file's
+    /// conversation messages received before `plan.chat_before_ms` and up to
+    /// `plan.max_documents` documents (lowest ids first) concerning `plan.docs_through_year`
+    /// or earlier, and, if anything went, appends `leaf(&swept)`, all in one transaction.
+    /// Nothing happens for an erased file. The caller deletes the documents' blobs next
+    /// and repeats while a full batch of documents went.
+    fn sweep_file(
+        &self,
+        firm: FirmId,
+        plan: SweepPlan,
+        leaf: SweepLeaf,
+    ) -> impl Future<Output = Result<Swept, StoreError>> + Send;
     /// Every erased file of a firm.
     fn erased_files(
         &self,

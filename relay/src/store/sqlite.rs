@@ -22,6 +22,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0005_key_cursors.sql"),
     include_str!("../../migrations/0006_rotation_due.sql"),
     include_str!("../../migrations/0007_erased_files.sql"),
+    include_str!("../../migrations/0008_retention.sql"),
 ];
 const READERS: usize = 4;
 
@@ -72,8 +73,8 @@ fn insert_document(
 ) -> Result<(), StoreError> {
     check_epoch(tx, firm, m.file, m.epoch)?;
     insert_or_exists(tx.execute(
-        "INSERT INTO documents (firm, document, file, epoch, size, sha256, release_share, uploaded_by, created_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-        params![&firm.0[..], &m.document.0[..], &m.file.0[..], i(m.epoch), i(m.size), &m.sha256[..], &m.release_share[..], &m.uploaded_by.0[..], i(now_ms)],
+        "INSERT INTO documents (firm, document, file, epoch, size, sha256, release_share, uploaded_by, created_ms, year) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        params![&firm.0[..], &m.document.0[..], &m.file.0[..], i(m.epoch), i(m.size), &m.sha256[..], &m.release_share[..], &m.uploaded_by.0[..], i(now_ms), m.year],
     ))
 }
 
@@ -1027,6 +1028,76 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn sweep_file(
+        &self,
+        firm: FirmId,
+        plan: SweepPlan,
+        leaf: SweepLeaf,
+    ) -> Result<Swept, StoreError> {
+        self.write(move |tx| {
+            let (f, file) = (&firm.0[..], &plan.file.0[..]);
+            let erased = tx
+                .prepare_cached("SELECT 1 FROM erased_files WHERE firm = ?1 AND file = ?2")
+                .map_err(backend)?
+                .exists(params![f, file])
+                .map_err(backend)?;
+            let mut swept = Swept::default();
+            if erased {
+                return Ok(swept);
+            }
+            if let Some(before) = plan.chat_before_ms {
+                let (n, through): (i64, i64) = tx
+                    .query_row(
+                        "SELECT COUNT(*), COALESCE(MAX(seq), 0) FROM room_messages WHERE firm = ?1 AND room = ?2 AND created_ms < ?3",
+                        params![f, file, i(before)],
+                        |r| Ok((r.get(0)?, r.get(1)?)),
+                    )
+                    .map_err(backend)?;
+                if n > 0 {
+                    tx.execute(
+                        "DELETE FROM room_messages WHERE firm = ?1 AND room = ?2 AND created_ms < ?3",
+                        params![f, file, i(before)],
+                    )
+                    .map_err(backend)?;
+                    (swept.messages, swept.through_seq, swept.chat_before_ms) =
+                        (u(n), u(through), before);
+                }
+            }
+            if let Some(last) = plan.docs_through_year {
+                let limit = i64::try_from(plan.max_documents).unwrap_or(i64::MAX);
+                let mut st = tx
+                    .prepare_cached(
+                        "SELECT document, year FROM documents WHERE firm = ?1 AND file = ?2 AND year <= ?3 ORDER BY document LIMIT ?4",
+                    )
+                    .map_err(backend)?;
+                let rows = st
+                    .query_map(params![f, file, last, limit], |r| {
+                        Ok((id16(r.get(0)?)?, r.get::<_, u16>(1)?))
+                    })
+                    .map_err(backend)?;
+                for row in rows {
+                    let (id, year) = row.map_err(backend)?;
+                    swept.documents.push(SweptDocument {
+                        document: DocumentId(id),
+                        year,
+                    });
+                }
+                for d in &swept.documents {
+                    tx.execute(
+                        "DELETE FROM documents WHERE firm = ?1 AND document = ?2",
+                        params![f, &d.document.0[..]],
+                    )
+                    .map_err(backend)?;
+                }
+            }
+            if swept.messages > 0 || !swept.documents.is_empty() {
+                append_leaf(tx, firm, &leaf(&swept))?;
+            }
+            Ok(swept)
+        })
+        .await
+    }
+
     async fn erased_files(&self, firm: FirmId) -> Result<Vec<FileId>, StoreError> {
         self.read(move |c| {
             let mut st = c
@@ -1080,8 +1151,8 @@ impl Store for SqliteStore {
     ) -> Result<(), StoreError> {
         self.write(move |tx| {
             insert_or_exists(tx.execute(
-                "INSERT INTO uploads (firm, document, file, epoch, release_share, size, part_size, uploaded_by, created_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-                params![&firm.0[..], &u.document.0[..], &u.file.0[..], i(u.epoch), &u.release_share[..], i(u.size), i(u.part_size), &u.uploaded_by.0[..], i(now_ms)],
+                "INSERT INTO uploads (firm, document, file, epoch, release_share, size, part_size, uploaded_by, created_ms, year) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                params![&firm.0[..], &u.document.0[..], &u.file.0[..], i(u.epoch), &u.release_share[..], i(u.size), i(u.part_size), &u.uploaded_by.0[..], i(now_ms), u.year],
             ))
         })
         .await
@@ -1095,7 +1166,7 @@ impl Store for SqliteStore {
         self.read(move |c| {
             let session = c
                 .query_row(
-                    "SELECT file, epoch, release_share, size, part_size, uploaded_by FROM uploads WHERE firm = ?1 AND document = ?2",
+                    "SELECT file, epoch, release_share, size, part_size, uploaded_by, year FROM uploads WHERE firm = ?1 AND document = ?2",
                     params![&firm.0[..], &document.0[..]],
                     |r| {
                         Ok(UploadSession {
@@ -1106,6 +1177,7 @@ impl Store for SqliteStore {
                             size: u(r.get(3)?),
                             part_size: u(r.get(4)?),
                             uploaded_by: DeviceId(id16(r.get(5)?)?),
+                            year: r.get(6)?,
                         })
                     },
                 )
@@ -1200,7 +1272,7 @@ impl Store for SqliteStore {
     ) -> Result<Option<DocumentMeta>, StoreError> {
         self.read(move |c| {
             c.query_row(
-                "SELECT file, epoch, size, sha256, release_share, uploaded_by FROM documents WHERE firm = ?1 AND document = ?2",
+                "SELECT file, epoch, size, sha256, release_share, uploaded_by, year FROM documents WHERE firm = ?1 AND document = ?2",
                 params![&firm.0[..], &document.0[..]],
                 |r| {
                     Ok(DocumentMeta {
@@ -1211,6 +1283,7 @@ impl Store for SqliteStore {
                         sha256: id32(r.get(3)?)?,
                         release_share: id32(r.get(4)?)?,
                         uploaded_by: DeviceId(id16(r.get(5)?)?),
+                        year: r.get(6)?,
                     })
                 },
             )
