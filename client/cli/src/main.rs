@@ -2208,9 +2208,14 @@ fn print_row(
     csv: bool,
     names: Option<&ledgerline_audit::NameMap>,
 ) {
-    let member = names
-        .and_then(|n| n.members.get(&row.member.to_hex()).cloned())
-        .unwrap_or_else(|| row.member.to_hex());
+    // The relay's own entries (retention sweeps) have no member or device.
+    let member = match row.member {
+        Some(m) => names
+            .and_then(|n| n.members.get(&m.to_hex()).cloned())
+            .unwrap_or_else(|| m.to_hex()),
+        None => "relay".to_owned(),
+    };
+    let device = row.device.map(|d| d.to_string()).unwrap_or_default();
     let subjects: Vec<String> = row
         .subjects
         .iter()
@@ -2230,7 +2235,7 @@ fn print_row(
             row.index,
             row.time,
             csv_field(&member),
-            row.device,
+            device,
             csv_field(&row.action),
             csv_field(&row.request),
             csv_field(&subjects.join("; "))
@@ -2248,10 +2253,7 @@ fn print_row(
             row.index,
             row.time,
             short(member),
-            short(row.device.to_string())
-                .chars()
-                .take(12)
-                .collect::<String>(),
+            short(device).chars().take(12).collect::<String>(),
             row.action
         )
     };

@@ -2,11 +2,11 @@
 
 use crate::bundle::{Header, Line, FORMAT};
 use crate::report::{action, format_ms};
-use ledgerline_protocol::audit::{AuditLeaf, SubjectKind};
+use ledgerline_protocol::audit::{AuditLeaf, LogEntry, RetentionSweep, SubjectKind};
 use ledgerline_protocol::checkpoint::{
     device_witness_name, open_checkpoint, open_cosigned_checkpoint, Checkpoint,
 };
-use ledgerline_protocol::ids::{DeviceId, FileId, FirmId, MemberId};
+use ledgerline_protocol::ids::{DeviceId, DocumentId, FileId, FirmId, MemberId};
 use ledgerline_protocol::keys::VerifyingKey;
 use ledgerline_protocol::merkle::{self, Hash};
 use ledgerline_protocol::request::verify_signatures_batch;
@@ -149,6 +149,16 @@ pub enum AuditError {
         /// Its receipt time.
         at: String,
     },
+    /// A retention sweep deleted what no policy in force allowed it to delete.
+    #[error("entry {index}: a retention sweep of file {file} is not justified: {reason}")]
+    UnjustifiedDeletion {
+        /// Index.
+        index: u64,
+        /// The file swept.
+        file: FileId,
+        /// Why.
+        reason: String,
+    },
     /// The relay's receipt time and the device's signed time are too far apart.
     #[error("entry {index}: relay time and device time differ by {diff_ms} ms")]
     Skew {
@@ -217,6 +227,7 @@ impl AuditError {
             Self::Replayed { .. } => "replayed",
             Self::OutOfOrder { .. } => "out_of_order",
             Self::Skew { .. } => "skew",
+            Self::UnjustifiedDeletion { .. } => "unjustified_deletion",
             Self::WrongLength { .. } => "wrong_length",
             Self::IncompleteRotation { .. }
             | Self::KeyNotRotated { .. }
@@ -234,10 +245,10 @@ pub struct Row {
     pub received_ms: u64,
     /// The same, RFC 3339 UTC.
     pub time: String,
-    /// The signing device.
-    pub device: DeviceId,
+    /// The signing device; none for the relay's own entries (retention sweeps).
+    pub device: Option<DeviceId>,
     /// Its member.
-    pub member: MemberId,
+    pub member: Option<MemberId>,
     /// What the request did, in words.
     pub action: String,
     /// `METHOD path`.
@@ -264,6 +275,19 @@ pub struct Summary {
     /// Every revocation in the whole entries and what followed it (all complete, or the
     /// verification fails).
     pub revocations: Vec<RevocationSummary>,
+    /// Retention sweeps in the entries, each checked against the policy in force.
+    pub retention: RetentionSummary,
+}
+
+/// What the relay's retention sweeps deleted, all checked against the roster's policies.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct RetentionSummary {
+    /// Sweep entries.
+    pub sweeps: u64,
+    /// Messages deleted.
+    pub messages: u64,
+    /// Documents deleted.
+    pub documents: u64,
 }
 
 /// A revocation (or an access end) and the rotation that completed it.
@@ -314,8 +338,14 @@ pub struct Verifier {
     pending: Vec<Pending>,
     /// What revocations oblige, and what the entries showed so far.
     completeness: Completeness,
-    /// Roster events by the SHA-256 of the request body that appended them, described.
-    roster_bodies: HashMap<[u8; 32], String>,
+    /// Roster events by the SHA-256 of the request body that appended them: `seq` and
+    /// description.
+    roster_bodies: HashMap<[u8; 32], (u64, String)>,
+    /// How long the roster was, as far as the entries so far show its appends.
+    roster_appended: u64,
+    /// Documents whose upload the entries showed: file and the year it concerns.
+    uploads: HashMap<DocumentId, (FileId, u16)>,
+    retention: RetentionSummary,
     /// Descriptions of revocations and access ends by their time.
     revocations_at: BTreeMap<u64, String>,
     entries: u64,
@@ -493,9 +523,10 @@ fn obligations(roster: &Roster, from: u64) -> (Vec<Rotation>, Vec<KeyRotation>) 
 }
 
 struct Pending {
-    leaf: AuditLeaf,
+    /// A device request and the key that must have signed it; `None` for the relay's own
+    /// entries, which no device signs.
+    signed: Option<(AuditLeaf, VerifyingKey)>,
     hash: Hash,
-    key: VerifyingKey,
     row: Row,
 }
 
@@ -531,6 +562,9 @@ impl Verifier {
             pending: Vec::new(),
             completeness: Completeness::default(),
             roster_bodies: HashMap::new(),
+            roster_appended: 0,
+            uploads: HashMap::new(),
+            retention: RetentionSummary::default(),
             revocations_at: BTreeMap::new(),
             entries: 0,
         }
@@ -694,7 +728,7 @@ impl Verifier {
                     .insert(e.body.timestamp_ms, what.clone());
             }
             self.roster_bodies
-                .insert(Sha256::digest(body.as_bytes()).into(), what);
+                .insert(Sha256::digest(body.as_bytes()).into(), (e.body.seq, what));
         }
         for (seq, c) in roster.covers() {
             let how = if c.end_ms() == c.until_ms {
@@ -855,7 +889,10 @@ impl Verifier {
             reason: reason.to_owned(),
         };
         let bytes = lower_hex(hex_leaf).map_err(|_| bad("not lowercase hex"))?;
-        let leaf = AuditLeaf::from_bytes(&bytes).map_err(|e| bad(&e.to_string()))?;
+        let leaf = match LogEntry::from_bytes(&bytes).map_err(|e| bad(&e.to_string()))? {
+            LogEntry::Request(leaf) => leaf,
+            LogEntry::Sweep(sweep) => return self.check_sweep(index, sweep, &bytes),
+        };
         if leaf.to_bytes() != bytes {
             return Err(bad("not in canonical form"));
         }
@@ -910,18 +947,29 @@ impl Verifier {
         self.nonce_times.push_back((head.timestamp_ms, id));
         self.completeness
             .check(&head.method, &head.path, head.timestamp_ms, roster)?;
+        let appended = match (
+            head.method.as_str(),
+            self.roster_bodies.get(&head.body_sha256),
+        ) {
+            ("POST", Some((seq, what))) if head.path == "/v1/roster" => Some((*seq, what.clone())),
+            _ => None,
+        };
+        if let Some((seq, _)) = &appended {
+            self.roster_appended = self.roster_appended.max(seq + 1);
+        }
+        if let Some((document, file, year)) = upload_of(&head.method, &head.path, leaf.received_ms)
+        {
+            self.uploads.insert(document, (file, year));
+        }
         let row = Row {
             index,
             received_ms: leaf.received_ms,
             time: format_ms(leaf.received_ms),
-            device: head.device,
-            member: device.member,
-            action: match (
-                head.method.as_str(),
-                self.roster_bodies.get(&head.body_sha256),
-            ) {
-                ("POST", Some(what)) if head.path == "/v1/roster" => what.clone(),
-                _ => action(&head.method, &head.path),
+            device: Some(head.device),
+            member: Some(device.member),
+            action: match appended {
+                Some((_, what)) => what,
+                None => action(&head.method, &head.path),
             },
             request: format!("{} {}", head.method, head.path),
             subjects: leaf
@@ -931,23 +979,152 @@ impl Verifier {
                 .collect(),
         };
         Ok(Pending {
-            key: device.keys.signing,
+            signed: Some((leaf, device.keys.signing)),
             hash: merkle::leaf_hash(&bytes),
-            leaf,
             row,
+        })
+    }
+
+    /// Checks a retention sweep against the roster: the policy it names is the file's
+    /// policy in force (no later policy's append precedes it in the log), holds no legal
+    /// hold, and allowed every deletion at the sweep's time; a document whose upload the
+    /// entries showed concerned the year and file the sweep says.
+    fn check_sweep(
+        &mut self,
+        index: u64,
+        sweep: RetentionSweep,
+        bytes: &[u8],
+    ) -> Result<Pending, AuditError> {
+        let file = sweep.file;
+        let unjustified = |reason: String| AuditError::UnjustifiedDeletion {
+            index,
+            file,
+            reason,
+        };
+        if Some(sweep.firm) != self.header.as_ref().map(|h| h.1) {
+            return Err(AuditError::BadEntry {
+                index,
+                reason: "belongs to another firm's log".into(),
+            });
+        }
+        if sweep.swept_ms < self.last_received {
+            return Err(AuditError::OutOfOrder {
+                index,
+                at: format_ms(sweep.swept_ms),
+            });
+        }
+        let roster = self
+            .roster
+            .as_ref()
+            .ok_or_else(|| self.malformed("entries before the roster"))?;
+        // The bundle's roster is at least as long as every append the log showed so far.
+        let in_force =
+            roster.retention_within(&file, self.roster_appended.max(sweep.policy_seq + 1));
+        let policy = match in_force {
+            Some((seq, p)) if seq == sweep.policy_seq => p,
+            Some((seq, _)) => {
+                return Err(unjustified(format!(
+                    "it applied roster event {}, but event {seq} had replaced that policy",
+                    sweep.policy_seq
+                )))
+            }
+            None => {
+                return Err(unjustified(format!(
+                    "roster event {} sets no retention policy for this file",
+                    sweep.policy_seq
+                )))
+            }
+        };
+        if policy.legal_hold {
+            return Err(unjustified("the file was under legal hold".into()));
+        }
+        if sweep.messages > 0 {
+            let allowed = policy.chat_before_ms(sweep.swept_ms).unwrap_or(0);
+            if sweep.chat_before_ms > allowed {
+                return Err(unjustified(format!(
+                    "messages received until {} were deleted; the policy ({} months) allowed until {}",
+                    format_ms(sweep.chat_before_ms),
+                    policy.chat_months,
+                    format_ms(allowed)
+                )));
+            }
+        }
+        for d in &sweep.documents {
+            if !policy.may_delete_document(d.year, sweep.swept_ms) {
+                return Err(unjustified(format!(
+                    "document {} of {} was deleted; the policy keeps documents {} years",
+                    d.document, d.year, policy.docs_years
+                )));
+            }
+            if let Some((up_file, year)) = self.uploads.get(&d.document) {
+                if (*up_file, *year) != (file, d.year) {
+                    return Err(unjustified(format!(
+                        "document {} was uploaded for {year}, the sweep says {}",
+                        d.document, d.year
+                    )));
+                }
+            }
+        }
+        self.last_received = sweep.swept_ms;
+        self.retention.sweeps += 1;
+        self.retention.messages += sweep.messages;
+        self.retention.documents += sweep.documents.len() as u64;
+        let mut what = Vec::new();
+        if sweep.messages > 0 {
+            what.push(format!(
+                "{} messages received before {}",
+                sweep.messages,
+                format_ms(sweep.chat_before_ms)
+            ));
+        }
+        if !sweep.documents.is_empty() {
+            what.push(format!("{} documents", sweep.documents.len()));
+        }
+        let mut subjects = vec![format!("file:{}", hex::encode(file.0))];
+        subjects.extend(
+            sweep
+                .documents
+                .iter()
+                .map(|d| format!("document:{}", hex::encode(d.document.0))),
+        );
+        Ok(Pending {
+            signed: None,
+            hash: merkle::leaf_hash(bytes),
+            row: Row {
+                index,
+                received_ms: sweep.swept_ms,
+                time: format_ms(sweep.swept_ms),
+                device: None,
+                member: None,
+                action: format!(
+                    "relay deleted {} of file {file} under the retention policy of roster event {}",
+                    what.join(" and "),
+                    sweep.policy_seq
+                ),
+                request: "retention sweep".into(),
+                subjects,
+            },
         })
     }
 
     /// Checks the waiting entries' signatures, then adds them to the tree in order.
     fn flush(&mut self) -> Result<Vec<Row>, AuditError> {
         let pending = std::mem::take(&mut self.pending);
+        let signed: Vec<(usize, &AuditLeaf, &VerifyingKey)> = pending
+            .iter()
+            .enumerate()
+            .filter_map(|(i, p)| p.signed.as_ref().map(|(l, k)| (i, l, k)))
+            .collect();
         let bad = if self.opts.strict {
-            pending
+            signed
                 .iter()
-                .position(|p| p.leaf.request.verify_signature(&p.key).is_err())
+                .find(|(_, l, k)| l.request.verify_signature(k).is_err())
+                .map(|(i, ..)| *i)
         } else {
-            let items: Vec<_> = pending.iter().map(|p| (&p.leaf.request, &p.key)).collect();
-            verify_signatures_batch(&items).err()
+            let items: Vec<_> = signed.iter().map(|(_, l, k)| (&l.request, *k)).collect();
+            verify_signatures_batch(&items)
+                .err()
+                .and_then(|b| signed.get(b).map(|(i, ..)| *i))
         };
         let first = self.count;
         let good = bad.unwrap_or(pending.len());
@@ -1024,10 +1201,29 @@ impl Verifier {
                 witnessed: self.opts.witness.is_some(),
                 roster_events: self.roster_len,
                 revocations: self.revocation_summaries(),
+                retention: self.retention,
             },
             rows,
         ))
     }
+}
+
+/// The document, file and year of an upload request (`PUT .../documents/{d}` or
+/// `POST .../uploads/{d}`): the year its signed query names, else the year it arrived.
+fn upload_of(method: &str, path: &str, received_ms: u64) -> Option<(DocumentId, FileId, u16)> {
+    let (route, query) = path.split_once('?').unwrap_or((path, ""));
+    let parts: Vec<&str> = route.split('/').collect();
+    let (file, document) = match (method, parts.as_slice()) {
+        ("PUT", ["", "v1", "files", f, "documents", d])
+        | ("POST", ["", "v1", "files", f, "uploads", d]) => (f.parse().ok()?, d.parse().ok()?),
+        _ => return None,
+    };
+    let year = query
+        .split('&')
+        .find_map(|kv| kv.strip_prefix("year="))
+        .and_then(|y| y.parse().ok())
+        .or_else(|| ledgerline_protocol::retention::year_of(received_ms))?;
+    Some((document, file, year))
 }
 
 /// Follows key changes for the obligations being checked. The first epoch started for a

@@ -224,7 +224,7 @@ fn an_honest_bundle_verifies_whole_or_in_part() {
         (12, 12, 3)
     );
     assert_eq!(rows.len(), 12);
-    assert_eq!(rows[1].device, w.devices[1].0);
+    assert_eq!(rows[1].device, Some(w.devices[1].0));
     assert_eq!(rows[1].action, "read conversation history");
     // A time range: the rest travels as hashes and still proves the roots.
     let (summary, rows) = run(&bundle(&w, &cps, 12, 5..7), Options::default()).unwrap();

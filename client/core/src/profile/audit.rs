@@ -10,7 +10,7 @@
 use super::{now_ms, ClientError, Profile, Result};
 use crate::transport::Release;
 use ledgerline_audit::{names_ad, Header, Line, NameMap, SealedNames, FORMAT};
-use ledgerline_protocol::audit::AuditLeaf;
+use ledgerline_protocol::audit::{AuditLeaf, LogEntry};
 use ledgerline_protocol::checkpoint::{cosign_as_device, open_checkpoint, Checkpoint};
 use ledgerline_protocol::ids::{DeviceId, MemberId};
 use ledgerline_protocol::ids::{DocumentId, FileId};
@@ -387,7 +387,7 @@ impl Profile {
                 .take(usize::try_from(size - next).unwrap_or(usize::MAX))
             {
                 // An entry that does not decode goes whole: the verifier names it.
-                let keep = AuditLeaf::from_bytes(&leaf).map_or(true, |l| in_range(l.received_ms));
+                let keep = LogEntry::from_bytes(&leaf).map_or(true, |l| in_range(l.time_ms()));
                 if keep {
                     if !hashes.is_empty() {
                         put(&mut w, Line::Hashes(std::mem::take(&mut hashes)))?;
