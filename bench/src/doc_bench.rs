@@ -126,7 +126,7 @@ async fn main() {
         }
     });
     reset_peak_rss();
-    let m = p.upload_document(file, &src, timed).await.unwrap();
+    let m = p.upload_document(file, &src, None, timed).await.unwrap();
     let total_s = t.elapsed().as_secs_f64();
     let up = bytes as f64 / 1e6 / total_s;
     let sent_s = *last_part.lock().unwrap();

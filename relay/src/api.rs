@@ -4,7 +4,7 @@ use crate::auth::{parse_json, read_body, Caller, Signed, SignedJson, SignedUploa
 use crate::blobs::FileSink;
 use crate::error::ApiError;
 use crate::hub::Push;
-use crate::state::{now_ms, AppState, FirmState};
+use crate::state::{AppState, FirmState};
 use crate::store::{EpochKeyWrap, MemberKeyWrap, Room, RoomId, Store, StoreError};
 use axum::body::Body;
 use axum::extract::ws::{Message as WsMessage, WebSocket, WebSocketUpgrade};
@@ -294,7 +294,7 @@ async fn log_read<S: Store>(
 ) -> Result<(), ApiError> {
     state
         .store
-        .append_audit_leaf(c.firm, entry(c, now_ms(), subjects))
+        .append_audit_leaf(c.firm, entry(c, state.now_ms(), subjects))
         .await
         .map(|_| ())
         .map_err(store_err)
@@ -354,7 +354,7 @@ fn require_file_access<S: Store>(
 ) -> Result<(), ApiError> {
     require_not_erased(state, c.firm, file)?;
     if with_roster(state, c.firm, |r| {
-        r.file_members(&file, now_ms()).contains(&c.member)
+        r.file_members(&file, state.now_ms()).contains(&c.member)
     })? {
         Ok(())
     } else {
@@ -394,7 +394,7 @@ fn push_to_file<S: Store>(
     file: FileId,
     event: &serde_json::Value,
 ) -> Result<(), ApiError> {
-    let members = with_roster(state, firm, |r| r.file_members(&file, now_ms()))?;
+    let members = with_roster(state, firm, |r| r.file_members(&file, state.now_ms()))?;
     let devices = devices_of(state, firm, members)?;
     push_to(state, firm, &devices, event);
     Ok(())
@@ -463,7 +463,11 @@ async fn create_firm<S: Store>(
     let firm = roster.firm();
     state
         .store
-        .create_firm(firm, events.into_iter().map(|e| e.0).collect(), now_ms())
+        .create_firm(
+            firm,
+            events.into_iter().map(|e| e.0).collect(),
+            state.now_ms(),
+        )
         .await
         .map_err(|e| match e {
             StoreError::Exists => ApiError::conflict("firm_exists", "a firm with this id exists"),
@@ -538,7 +542,7 @@ async fn append_roster<S: Store>(
     let (_, exposed) = next.exposed_by(&event.body.kind);
     next.apply(&event).map_err(roster_rejected)?;
     let seq = event.body.seq;
-    let audit = entry(c, now_ms(), &roster_subjects(&next, &event.body.kind));
+    let audit = entry(c, state.now_ms(), &roster_subjects(&next, &event.body.kind));
     state
         .store
         .append_roster_event(
@@ -642,7 +646,7 @@ async fn claim_prekeys<S: Store>(
             "at most 100 devices per claim",
         ));
     }
-    let now = now_ms();
+    let now = state.now_ms();
     let mut out = BTreeMap::new();
     for d in s.body.devices {
         let active = with_roster(&state, c.firm, |r| r.device_active_at(&d, now))?;
@@ -687,7 +691,7 @@ async fn send_to_device<S: Store>(
             "send 1 to 1000 messages at once",
         ));
     }
-    let now = now_ms();
+    let now = state.now_ms();
     let all_active = with_roster(&state, c.firm, |r| {
         s.body
             .messages
@@ -806,7 +810,7 @@ fn room_members<S: Store>(
 ) -> Result<Vec<MemberId>, ApiError> {
     match room.file {
         Some(f) => with_roster(state, firm, |r| {
-            r.file_members(&f, now_ms()).into_iter().collect()
+            r.file_members(&f, state.now_ms()).into_iter().collect()
         }),
         None => with_roster(state, firm, |r| {
             room.members
@@ -876,7 +880,7 @@ async fn create_room<S: Store>(
     };
     let mut about = vec![(SubjectKind::Room, room.id)];
     about.extend(room.file.map(|f| (SubjectKind::File, f.0)));
-    let audit = entry(c, now_ms(), &about);
+    let audit = entry(c, state.now_ms(), &about);
     state
         .store
         .create_room(c.firm, room, audit)
@@ -955,7 +959,7 @@ async fn set_room_members<S: Store>(
         ));
     }
     let members = checked_members(&state, c.firm, s.body.members)?;
-    let audit = entry(c, now_ms(), &[(SubjectKind::Room, room)]);
+    let audit = entry(c, state.now_ms(), &[(SubjectKind::Room, room)]);
     state
         .store
         .set_room_members(c.firm, room, members.clone(), audit)
@@ -1012,7 +1016,7 @@ async fn send_message<S: Store>(
         ));
     }
     let ct_hex = hex::encode(&s.body.ciphertext.0);
-    let now = now_ms();
+    let now = state.now_ms();
     let seq = state
         .store
         .append_message(
@@ -1110,10 +1114,10 @@ async fn put_record<S: Store>(
             h.epoch,
             c.device,
             s.body.envelope.0,
-            now_ms(),
+            state.now_ms(),
             entry(
                 c,
-                now_ms(),
+                state.now_ms(),
                 &[(SubjectKind::File, file.0), (SubjectKind::Record, record.0)],
             ),
         )
@@ -1221,7 +1225,7 @@ async fn put_member_key<S: Store>(
             },
             entry(
                 c,
-                now_ms(),
+                state.now_ms(),
                 &[
                     (SubjectKind::Member, member.0),
                     (SubjectKind::Device, device.0),
@@ -1273,7 +1277,7 @@ async fn put_epoch_key<S: Store>(
     let c = &s.caller;
     require_file_access_or_admin(&state, c, file)?;
     if !with_roster(&state, c.firm, |r| {
-        r.key_holders(&file, now_ms()).contains(&member)
+        r.key_holders(&file, state.now_ms()).contains(&member)
     })? {
         return Err(ApiError::forbidden(
             "the holder has no access to this customer file",
@@ -1299,7 +1303,7 @@ async fn put_epoch_key<S: Store>(
             w,
             entry(
                 c,
-                now_ms(),
+                state.now_ms(),
                 &[(SubjectKind::File, file.0), (SubjectKind::Member, member.0)],
             ),
         )
@@ -1362,8 +1366,8 @@ async fn erase_file<S: Store>(
         ));
     }
     // Who held it, for the push (before anything is gone).
-    let members = with_roster(&state, c.firm, |r| r.key_holders(&file, now_ms()))?;
-    let now = now_ms();
+    let members = with_roster(&state, c.firm, |r| r.key_holders(&file, state.now_ms()))?;
+    let now = state.now_ms();
     let docs = state
         .store
         .erase_file(
@@ -1498,9 +1502,10 @@ async fn start_epoch<S: Store>(
         ));
     }
     let holders = parse_holders(&q.holders)?;
-    let members: Vec<MemberId> = with_roster(&state, c.firm, |r| r.key_holders(&file, now_ms()))?
-        .into_iter()
-        .collect();
+    let members: Vec<MemberId> =
+        with_roster(&state, c.firm, |r| r.key_holders(&file, state.now_ms()))?
+            .into_iter()
+            .collect();
     if holders.iter().map(|(m, _)| *m).ne(members.iter().copied()) {
         return Err(ApiError::conflict(
             "holders_changed",
@@ -1548,7 +1553,7 @@ async fn start_epoch<S: Store>(
             epoch,
             body.link.0,
             wraps,
-            entry(c, now_ms(), &[(SubjectKind::File, file.0)]),
+            entry(c, state.now_ms(), &[(SubjectKind::File, file.0)]),
         )
         .await
         .map_err(|e| match e {
@@ -1615,9 +1620,9 @@ struct YearQuery {
 
 /// The year a document concerns (`protocol-spec/retention.md`): as the signed query says,
 /// or the current one.
-fn document_year(asked: Option<u16>) -> Result<u16, ApiError> {
+fn document_year(asked: Option<u16>, now_ms: u64) -> Result<u16, ApiError> {
     let year = asked
-        .or_else(|| ledgerline_protocol::retention::year_of(now_ms()))
+        .or_else(|| ledgerline_protocol::retention::year_of(now_ms))
         .unwrap_or(0);
     if !ledgerline_protocol::retention::DOCUMENT_YEARS.contains(&year) {
         return Err(ApiError::bad_request(
@@ -1644,7 +1649,7 @@ async fn upload_document<S: Store>(
     } = up;
     require_file_access(&state, &c, file)?;
     let share = release_share(&headers, &q.share_sha256)?;
-    let year = document_year(q.year)?;
+    let year = document_year(q.year, state.now_ms())?;
     if state
         .store
         .document(c.firm, document)
@@ -1707,7 +1712,7 @@ async fn upload_document<S: Store>(
     };
     let audit = entry(
         &c,
-        now_ms(),
+        state.now_ms(),
         &[
             (SubjectKind::File, file.0),
             (SubjectKind::Document, document.0),
@@ -1715,7 +1720,7 @@ async fn upload_document<S: Store>(
     );
     if let Err(e) = state
         .store
-        .put_document(c.firm, meta, now_ms(), audit)
+        .put_document(c.firm, meta, state.now_ms(), audit)
         .await
     {
         let _ = tokio::fs::remove_file(state.blobs.path(c.firm, document)).await;
@@ -1799,7 +1804,7 @@ async fn begin_upload<S: Store>(
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let c = &s.caller;
     require_file_access(&state, c, file)?;
-    let year = document_year(q.year)?;
+    let year = document_year(q.year, state.now_ms())?;
     let b = &s.body;
     let share = release_share(&headers, &b.share_sha256)?;
     let max = state.config.max_document_bytes;
@@ -1888,7 +1893,7 @@ async fn begin_upload<S: Store>(
                 .map_err(|e| ApiError::internal("upload create", e))?;
             state
                 .store
-                .begin_upload(c.firm, wanted, now_ms())
+                .begin_upload(c.firm, wanted, state.now_ms())
                 .await
                 .map_err(store_err)?;
             Ok(upload_answer(&[]))
@@ -2177,10 +2182,10 @@ async fn complete_upload<S: Store>(
         .finish_upload(
             c.firm,
             meta,
-            now_ms(),
+            state.now_ms(),
             entry(
                 c,
-                now_ms(),
+                state.now_ms(),
                 &[
                     (SubjectKind::File, file.0),
                     (SubjectKind::Document, document.0),
@@ -2353,7 +2358,7 @@ async fn release_document<S: Store>(
     let meta = document_for(&state, c, file, document).await?;
     let leaf = AuditLeaf {
         firm: c.firm,
-        received_ms: now_ms(),
+        received_ms: state.now_ms(),
         request: c.request.clone(),
         subjects: vec![
             Subject {
@@ -2416,7 +2421,7 @@ async fn create_invite<S: Store>(
     // devices. Who may then be admitted is the roster's rule, not the mailbox's.
     let c = &s.caller;
     let invite = body_id16(&s.body.invite.0)?;
-    let now = now_ms();
+    let now = state.now_ms();
     if s.body.expires_ms <= now || s.body.expires_ms > now + MAX_INVITE_LIFETIME_MS {
         return Err(ApiError::bad_request(
             "bad_expiry",
@@ -2465,12 +2470,12 @@ async fn post_join_request<S: Store>(
         ));
     }
     match state.store.invite(invite).await.map_err(store_err)? {
-        Some((_, _, expires)) if expires > now_ms() => {}
+        Some((_, _, expires)) if expires > state.now_ms() => {}
         _ => return Err(ApiError::not_found("no open invitation with this id")),
     }
     let id = state
         .store
-        .add_join_request(invite, request.0, now_ms(), MAX_JOIN_REQUESTS)
+        .add_join_request(invite, request.0, state.now_ms(), MAX_JOIN_REQUESTS)
         .await
         .map_err(|e| match e {
             StoreError::Exists => ApiError::new(
@@ -2492,7 +2497,7 @@ async fn get_invite<S: Store>(
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let invite = path_id16(&invite)?;
     match state.store.invite(invite).await.map_err(store_err)? {
-        Some((firm, _, expires)) if expires > now_ms() => {
+        Some((firm, _, expires)) if expires > state.now_ms() => {
             Ok(Json(json!({ "firm": firm, "expires_ms": expires })))
         }
         _ => Err(ApiError::not_found("no open invitation with this id")),

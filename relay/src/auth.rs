@@ -2,7 +2,7 @@
 //! extractors that carry the result into handlers.
 
 use crate::error::ApiError;
-use crate::state::{now_ms, AppState};
+use crate::state::AppState;
 use crate::store::Store;
 use axum::body::Body;
 use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};
@@ -97,7 +97,7 @@ fn identify<S: Store>(
         .read()
         .map_err(|_| ApiError::internal("roster lock", "poisoned"))?;
     let device = roster.device(&req.head.device).ok_or_else(unknown)?;
-    if !roster.device_active_at(&req.head.device, now_ms()) {
+    if !roster.device_active_at(&req.head.device, state.now_ms()) {
         return Err(ApiError::unauthorized(
             "revoked_device",
             "device or member has been revoked",
@@ -171,7 +171,7 @@ async fn authenticate<S: Store>(
         .verifier
         .lock()
         .map_err(|_| ApiError::internal("verifier lock", "poisoned"))?
-        .verify(&caller.request, &key, &body, now_ms())
+        .verify(&caller.request, &key, &body, state.now_ms())
         .map_err(request_error)?;
     rate_limit(state, &caller)?;
     Ok((caller, body))
@@ -262,7 +262,7 @@ pub fn accept_upload<S: Store>(state: &AppState<S>, caller: &Caller) -> Result<(
         .verifier
         .lock()
         .map_err(|_| ApiError::internal("verifier lock", "poisoned"))?;
-    if v.remember(&caller.request, now_ms()) {
+    if v.remember(&caller.request, state.now_ms()) {
         Ok(())
     } else {
         Err(request_error(RequestError::Replayed))
@@ -278,7 +278,7 @@ impl<S: Store> FromRequest<AppState<S>> for SignedUpload {
         let (caller, key) = identify(state, signed)?;
         check_fresh(
             caller.request.head.timestamp_ms,
-            now_ms(),
+            state.now_ms(),
             state.config.max_skew_ms,
         )
         .map_err(request_error)?;

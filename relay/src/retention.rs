@@ -6,7 +6,7 @@
 //! transaction. A pass holds the firm's roster-append lock per file, so a policy change
 //! (say, a legal hold) lands either before the step, which then obeys it, or after it.
 
-use crate::state::{now_ms, AppState};
+use crate::state::AppState;
 use crate::store::{Store, StoreError, SweepLeaf, SweepPlan, Swept};
 use ledgerline_protocol::audit::{RetentionSweep, MAX_SWEPT_DOCUMENTS};
 use ledgerline_protocol::ids::{FileId, FirmId};
@@ -45,7 +45,7 @@ pub async fn sweep_once<S: Store>(state: &AppState<S>) -> Result<SweepTotals, St
             let (Some((seq, policy)), false) = (policy, erased) else {
                 continue;
             };
-            let now = now_ms();
+            let now = state.now_ms();
             let mut plan = SweepPlan {
                 file,
                 chat_before_ms: policy.chat_before_ms(now),

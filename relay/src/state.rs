@@ -189,21 +189,13 @@ fn load_log_secret(path: &std::path::Path) -> Result<zeroize::Zeroizing<[u8; 32]
     Ok(secret)
 }
 
-/// The configured clock offset (`clock_offset_ms`), process-wide.
-static CLOCK_OFFSET_MS: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(0);
-
-/// Sets the offset added to the system clock (tests that move time; 0 in production).
-pub fn set_clock_offset_ms(offset: i64) {
-    CLOCK_OFFSET_MS.store(offset, std::sync::atomic::Ordering::Relaxed);
-}
-
-/// Milliseconds since the Unix epoch, plus the configured clock offset.
-pub fn now_ms() -> u64 {
-    let system = std::time::SystemTime::now()
+/// Milliseconds since the Unix epoch by the system clock. Handlers use
+/// [`Shared::now_ms`], which adds the configured `clock_offset_ms`.
+pub fn system_now_ms() -> u64 {
+    std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-        .unwrap_or(0);
-    system.saturating_add_signed(CLOCK_OFFSET_MS.load(std::sync::atomic::Ordering::Relaxed))
+        .unwrap_or(0)
 }
 
 /// Why the relay could not start.
@@ -228,10 +220,17 @@ pub enum StartError {
     LogSecret(String),
 }
 
+impl<S> Shared<S> {
+    /// The relay's clock: milliseconds since the Unix epoch plus `clock_offset_ms` (0 in
+    /// production; tests of time-bound behaviour move it, one relay at a time).
+    pub fn now_ms(&self) -> u64 {
+        system_now_ms().saturating_add_signed(self.config.clock_offset_ms)
+    }
+}
+
 impl<S: Store> AppState<S> {
     /// Loads and verifies every firm's roster and the persisted replay window.
     pub async fn load(config: Config, store: S) -> Result<Self, StartError> {
-        set_clock_offset_ms(config.clock_offset_ms);
         if config.clock_offset_ms != 0 {
             tracing::warn!(
                 offset_ms = config.clock_offset_ms,
@@ -259,7 +258,7 @@ impl<S: Store> AppState<S> {
             );
         }
         let mut verifier = RequestVerifier::new(config.max_skew_ms);
-        let now = now_ms();
+        let now = system_now_ms().saturating_add_signed(config.clock_offset_ms);
         for (device, nonce, expires) in store.load_nonces(now).await? {
             verifier.restore(device, nonce, expires, now);
         }
@@ -306,7 +305,7 @@ impl<S: Store> AppState<S> {
             .map(|v| v.window().entries())
             .unwrap_or_default();
         self.store
-            .save_nonces(entries, now_ms())
+            .save_nonces(entries, self.now_ms())
             .await
             .map_err(|e| ApiError::internal("save nonces", e))
     }

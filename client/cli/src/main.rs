@@ -13,6 +13,7 @@ use ledgerline_client_core::profile::{
 };
 use ledgerline_client_core::profile::{today, CustomerCard, EventSpec, TaskSpec, CUSTOMER_CARD};
 use ledgerline_client_core::protocol::ids::FileId;
+use ledgerline_client_core::protocol::retention::RetentionPolicy;
 use ledgerline_client_core::room::RoomEvent;
 use ledgerline_client_core::store::StoreError;
 use ledgerline_client_core::transport::RelayError;
@@ -102,6 +103,9 @@ enum Command {
     /// Absence cover: a colleague works in an absent member's files for a time (admin).
     #[command(subcommand)]
     Cover(CoverCmd),
+    /// Retention: how long a customer file keeps its conversation and documents; legal hold.
+    #[command(subcommand)]
+    Retention(RetentionCmd),
     /// Customers (CRM): cards, notes, the timeline.
     #[command(subcommand)]
     Customer(CustomerCmd),
@@ -233,6 +237,38 @@ enum MemberCmd {
     Revoke {
         /// Member name or id.
         member: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum RetentionCmd {
+    /// Set a customer file's retention (admin): messages go --chat-months after the relay
+    /// received them, documents --docs-years after the end of the year they concern
+    /// (`doc upload --year`); 0 keeps them. Options left out keep their current value.
+    /// The relay deletes what expires and logs each deletion for auditors; every device
+    /// deletes its own copy at its next sync. A legal hold stops all deletion, erasure
+    /// included.
+    Set {
+        /// File name or id.
+        file: String,
+        /// Months a message is kept (0: until the file is erased).
+        #[arg(long)]
+        chat_months: Option<u16>,
+        /// Years a document is kept after the end of the year it concerns (0: until the
+        /// file is erased).
+        #[arg(long)]
+        docs_years: Option<u16>,
+        /// Put the file under legal hold.
+        #[arg(long, conflicts_with = "no_legal_hold")]
+        legal_hold: bool,
+        /// Lift the legal hold.
+        #[arg(long)]
+        no_legal_hold: bool,
+    },
+    /// Show a customer file's retention, or every file's with a policy.
+    Show {
+        /// File name or id; all files when omitted.
+        file: Option<String>,
     },
 }
 
@@ -664,6 +700,10 @@ enum DocCmd {
         file: String,
         /// The document on disk.
         path: PathBuf,
+        /// The year the document concerns (retention counts from its end) [default: this
+        /// year].
+        #[arg(long, value_parser = parse_year)]
+        year: Option<u16>,
     },
     /// Download, verify and decrypt a document (the access is logged by the relay).
     Download {
@@ -953,6 +993,7 @@ async fn with_profile(p: &mut Profile, command: Command, json: bool) -> Result<O
             Ok(rotation_output(&format!("Device {d} is revoked"), &report?))
         }
         Command::Cover(cmd) => cover(p, cmd, json).await,
+        Command::Retention(cmd) => retention(p, cmd).await,
         Command::Customer(cmd) => customer(p, cmd).await,
         Command::Lead(cmd) => lead(p, cmd).await,
         Command::Task(cmd) => task(p, cmd).await,
@@ -1733,6 +1774,78 @@ async fn cal(p: &mut Profile, cmd: CalCmd) -> Result<Output, Failure> {
     }
 }
 
+fn parse_year(s: &str) -> Result<u16, String> {
+    ledgerline_client_core::profile::parse_document_year(s).map_err(|e| e.to_string())
+}
+
+fn policy_text(p: &RetentionPolicy) -> String {
+    let months = match p.chat_months {
+        0 => "kept".to_owned(),
+        n => format!("{n} months"),
+    };
+    let years = match p.docs_years {
+        0 => "kept".to_owned(),
+        n => format!("{n} years after their year"),
+    };
+    let hold = if p.legal_hold { ", LEGAL HOLD" } else { "" };
+    format!("chat: {months}; documents: {years}{hold}")
+}
+
+async fn retention(p: &mut Profile, cmd: RetentionCmd) -> Result<Output, Failure> {
+    match cmd {
+        RetentionCmd::Set {
+            file,
+            chat_months,
+            docs_years,
+            legal_hold,
+            no_legal_hold,
+        } => {
+            let id = file_of(p, &file).await?;
+            let now = p.retention(id)?.unwrap_or_default();
+            let policy = RetentionPolicy {
+                chat_months: chat_months.unwrap_or(now.chat_months),
+                docs_years: docs_years.unwrap_or(now.docs_years),
+                legal_hold: (now.legal_hold || legal_hold) && !no_legal_hold,
+            };
+            let changed = p.set_retention(id, policy).await?;
+            Ok(Output {
+                text: format!(
+                    "{}{file}: {}",
+                    if changed { "" } else { "unchanged: " },
+                    policy_text(&policy)
+                ),
+                json: json!({ "file": id, "policy": policy, "changed": changed }),
+            })
+        }
+        RetentionCmd::Show { file } => {
+            let only = match file {
+                Some(f) => Some(file_of(p, &f).await?),
+                None => None,
+            };
+            let mut rows = Vec::new();
+            for f in p.files()? {
+                if only.is_some_and(|o| o != f.id) {
+                    continue;
+                }
+                if let Some(policy) = p.retention(f.id)? {
+                    rows.push((f.id, f.name.unwrap_or_else(|| f.id.to_string()), policy));
+                }
+            }
+            Ok(Output {
+                text: if rows.is_empty() {
+                    "No retention policy: everything is kept until a file is erased.".into()
+                } else {
+                    rows.iter()
+                        .map(|(_, name, policy)| format!("{name}: {}", policy_text(policy)))
+                        .collect::<Vec<_>>()
+                        .join("\n")
+                },
+                json: json!({ "files": rows.iter().map(|(f, name, policy)| json!({ "file": f, "name": name, "policy": policy })).collect::<Vec<_>>() }),
+            })
+        }
+    }
+}
+
 async fn cover(p: &mut Profile, cmd: CoverCmd, json: bool) -> Result<Output, Failure> {
     use ledgerline_client_core::when::DateMeans;
     p.sync().await?;
@@ -1871,15 +1984,15 @@ fn progress_bar(json: bool) -> (Progress, Option<indicatif::ProgressBar>) {
 }
 
 fn manifest_json(m: &DocumentManifest) -> Value {
-    json!({ "document": m.document, "name": m.name, "size": m.size, "root": m.root, "epoch": m.epoch, "uploaded_ms": m.uploaded_ms })
+    json!({ "document": m.document, "name": m.name, "size": m.size, "root": m.root, "epoch": m.epoch, "uploaded_ms": m.uploaded_ms, "year": m.year() })
 }
 
 async fn doc(p: &mut Profile, cmd: DocCmd, json: bool) -> Result<Output, Failure> {
     match cmd {
-        DocCmd::Upload { file, path } => {
+        DocCmd::Upload { file, path, year } => {
             let file = file_of(p, &file).await?;
             let (cb, bar) = progress_bar(json);
-            let m = p.upload_document(file, &path, cb).await;
+            let m = p.upload_document(file, &path, year, cb).await;
             if let Some(b) = bar {
                 b.finish_and_clear();
             }

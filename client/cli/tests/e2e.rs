@@ -42,10 +42,27 @@ impl Relay {
             tls_key: tls.map(|t| t.1),
             ..Config::default()
         };
+        Self::start_config(config).await
+    }
+
+    /// A relay whose clock runs `offset_ms` ahead (time-bound behaviour: retention).
+    async fn start_later(dir: &Path, addr: SocketAddr, offset_ms: i64) -> Self {
+        Self::start_config(Config {
+            listen: addr,
+            data_dir: dir.to_owned(),
+            clock_offset_ms: offset_ms,
+            ..Config::default()
+        })
+        .await
+    }
+
+    async fn start_config(config: Config) -> Self {
+        let (addr, dir) = (config.listen, config.data_dir.clone());
         let running = Running::start(config).await.unwrap();
+        let _ = addr;
         Self {
             addr: running.addr,
-            dir: dir.to_owned(),
+            dir,
             running: Some(running),
         }
     }
@@ -2767,4 +2784,169 @@ async fn erasing_a_customer_file_deletes_it_everywhere_and_logs_it() {
             .any(|r| r["row"]["action"] == "erased a customer file"),
         "{rows:?}"
     );
+}
+
+/// Retention with a controllable clock: an admin sets a file's policy (a signed roster
+/// event); a legal hold keeps everything (and blocks erasure); once lifted, a relay whose
+/// clock runs 40 days later deletes the month-old messages and the document whose five years
+/// are over, logs the deletion, every device deletes its own copy at its next sync, and the
+/// auditor's offline check accepts the deletion as the policy's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_expires_old_messages_and_documents_under_a_moved_clock() {
+    const K: &str = "Kowalski sp. z o.o.";
+    const LATER_MS: i64 = 40 * 24 * 3600 * 1000;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("relay");
+    let mut relay = Relay::start(&data, "127.0.0.1:0".parse().unwrap()).await;
+    let url = relay.url();
+    let f = found(dir.path(), &url).await;
+    let auditor = dir.path().join("audytor");
+    admit(&f.owner, &auditor, &url, "Jan Audytor", "auditor").await;
+    ok(&f.owner, &["customer", "add", K, "--nip", "5260250995"]).await;
+    ok(&f.owner, &["file", "grant", K, "Anna Kowalczyk"]).await;
+    ok(&f.anna, &["chat", "send", K, "stara wiadomość o fakturze"]).await;
+    let old = dir.path().join("Faktura-2019.pdf");
+    let recent = dir.path().join("Umowa-2025.pdf");
+    std::fs::write(&old, vec![0x19u8; 20_000]).unwrap();
+    std::fs::write(&recent, vec![0x25u8; 20_000]).unwrap();
+    let up = ok(
+        &f.owner,
+        &["doc", "upload", K, old.to_str().unwrap(), "--year", "2019"],
+    )
+    .await;
+    assert_eq!(up["year"], 2019);
+    ok(
+        &f.owner,
+        &[
+            "doc",
+            "upload",
+            K,
+            recent.to_str().unwrap(),
+            "--year",
+            "2025",
+        ],
+    )
+    .await;
+    let bad = ll(
+        &f.owner,
+        &["doc", "upload", K, recent.to_str().unwrap(), "--year", "25"],
+    )
+    .await;
+    assert_eq!(bad.code, 2, "{}", bad.stderr);
+    ok(&f.anna, &["sync"]).await;
+    let k = file_id(&ok(&f.owner, &["file", "list"]).await, K).to_uppercase();
+    let count = |sql: String| relay_rows(&data, &sql)[0][0].clone();
+    let docs_sql = format!("SELECT COUNT(*) FROM documents WHERE hex(file) = '{k}'");
+    let msgs_sql = format!("SELECT COUNT(*) FROM room_messages WHERE hex(room) = '{k}'");
+    assert_eq!(count(docs_sql.clone()), "2");
+
+    // Only an admin sets a policy; then a legal hold keeps everything, erasure included.
+    let r = ll(&f.anna, &["retention", "set", K, "--chat-months", "1"]).await;
+    assert_eq!(r.code, 7, "{}", r.stderr);
+    let set = ok(
+        &f.owner,
+        &[
+            "retention",
+            "set",
+            K,
+            "--chat-months",
+            "1",
+            "--docs-years",
+            "5",
+            "--legal-hold",
+        ],
+    )
+    .await;
+    assert_eq!(set["policy"]["legal_hold"], true);
+    let again = ok(&f.owner, &["retention", "set", K, "--legal-hold"]).await;
+    assert_eq!(
+        again["changed"], false,
+        "the same policy is not appended twice"
+    );
+    let r = ll(&f.owner, &["file", "erase", K, "--yes"]).await;
+    assert_ne!(r.code, 0);
+    assert!(r.stderr.contains("legal hold"), "{}", r.stderr);
+    relay.stop().await;
+    let mut relay = Relay::start_later(&data, relay.addr, LATER_MS).await;
+    let later = |profile: &Path, args: &[&str]| {
+        let mut c = command(profile, args);
+        c.env("LEDGERLINE_CLOCK_OFFSET_MS", LATER_MS.to_string());
+        run_with(c)
+    };
+    // Forty days on, under the hold: the sweep deletes nothing.
+    let r = later(&f.anna, &["sync"]).await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(count(docs_sql.clone()), "2");
+    assert_eq!(count(msgs_sql.clone()), "1");
+    let read = later(&f.anna, &["chat", "read", K]).await;
+    assert!(bodies(&read.json).contains(&"stara wiadomość o fakturze".to_owned()));
+
+    // The hold is lifted; the next sweep (at the relay's start) deletes what expired.
+    let blobs_before = all_files(&data.join("blobs")).len();
+    let r = later(&f.owner, &["retention", "set", K, "--no-legal-hold"]).await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    relay.stop().await;
+    let _relay = Relay::start_later(&data, relay.addr, LATER_MS).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while count(docs_sql.clone()) != "1" {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the sweep did not run"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(count(msgs_sql.clone()), "0");
+    let year = relay_rows(
+        &data,
+        &format!("SELECT year FROM documents WHERE hex(file) = '{k}'"),
+    );
+    assert_eq!(year[0][0], "2025", "the recent document stays");
+    assert_eq!(all_files(&data.join("blobs")).len(), blobs_before - 1);
+
+    // New messages are kept; every device deletes its own copy of what expired.
+    let r = later(&f.anna, &["chat", "send", K, "nowa wiadomość"]).await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    for profile in [&f.anna, &f.owner] {
+        let r = later(profile, &["sync"]).await;
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        let read = later(profile, &["chat", "read", K]).await;
+        assert_eq!(bodies(&read.json), vec!["nowa wiadomość".to_owned()]);
+        let found = later(profile, &["search", "fakturze"]).await;
+        assert!(
+            found.json["results"].as_array().unwrap().is_empty(),
+            "{}",
+            found.json
+        );
+        let docs = later(profile, &["doc", "list", K]).await;
+        assert_eq!(
+            names(&docs.json, "documents", "name"),
+            BTreeSet::from(["Umowa-2025.pdf".to_owned()])
+        );
+    }
+    let shown = later(&f.owner, &["retention", "show", K]).await;
+    assert_eq!(shown.json["files"][0]["policy"]["docs_years"], 5);
+
+    // The auditor sees the deletion as the relay's, under the policy, and it verifies.
+    let bundle = dir.path().join("audyt.jsonl");
+    let r = later(
+        &auditor,
+        &["audit", "export", "--out", bundle.to_str().unwrap()],
+    )
+    .await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let (v, rows) = verify_bundle(&dir.path().join("nobody"), &bundle).await;
+    assert_eq!(v.code, 0, "{}", v.stderr);
+    let swept: Vec<&Value> = rows
+        .iter()
+        .filter(|r| r["row"]["request"] == "retention sweep")
+        .collect();
+    assert_eq!(swept.len(), 1, "{rows:?}");
+    let action = swept[0]["row"]["action"].as_str().unwrap();
+    assert!(
+        action.starts_with("relay deleted 1 messages received before")
+            && action.contains("and 1 documents"),
+        "{action}"
+    );
+    let summary = rows.iter().find(|r| r["ok"] == true).unwrap();
+    assert_eq!(summary["summary"]["retention"]["documents"], 1, "{summary}");
 }

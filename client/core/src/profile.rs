@@ -33,12 +33,14 @@ mod cover;
 mod devices;
 mod documents;
 mod offboard;
+mod retention;
 mod watch;
 mod work;
 pub use audit::ExportSummary;
 pub use cover::{CoverGrant, CoverView};
 pub use documents::{DocumentManifest, Phase, Progress};
 pub use offboard::{RotationProgress, RotationReport};
+pub use retention::{parse_document_year, this_year, Expired};
 pub use watch::WatchEvent;
 pub use work::{
     today, AgendaItem, CustomerCard, CustomerView, EventSpec, TaskSpec, TaskView, TimelineItem,
@@ -96,10 +98,20 @@ type Result<T, E = ClientError> = std::result::Result<T, E>;
 
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> u64 {
+    // `LEDGERLINE_CLOCK_OFFSET_MS` moves this device's clock, as `clock_offset_ms` moves the
+    // relay's: for tests of time-bound behaviour (retention expiry). Never set in use.
+    static OFFSET: std::sync::OnceLock<i64> = std::sync::OnceLock::new();
+    let offset = *OFFSET.get_or_init(|| {
+        std::env::var("LEDGERLINE_CLOCK_OFFSET_MS")
+            .ok()
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0)
+    });
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
         .unwrap_or(0)
+        .saturating_add_signed(offset)
 }
 
 /// How the store key is obtained.
@@ -487,6 +499,8 @@ pub struct SyncReport {
     pub rotated_files: u64,
     /// Work item edits made offline (or merged with another device's) that landed now.
     pub work_sent: usize,
+    /// What retention policies deleted from this device in this sync.
+    pub expired: retention::Expired,
     /// Problems that did not stop the sync (bad data from a peer, skipped).
     pub warnings: Vec<String>,
 }
@@ -2220,6 +2234,7 @@ impl Profile {
         // The outbox goes last: every own message the relay already has was seen above.
         self.flush_outbox(report).await?;
         report.work_sent = self.flush_work().await?;
+        report.expired = self.apply_retention()?;
         report.waiting = self.timeline.waiting();
         Ok(())
     }

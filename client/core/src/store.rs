@@ -388,6 +388,50 @@ impl LocalStore {
         tx.commit().map_err(sql)
     }
 
+    /// Retention: deletes a conversation's messages received before `before_ms` (if any)
+    /// and the search entries of those messages and of `refs`; returns the messages gone.
+    pub fn forget_expired(
+        &mut self,
+        room: &[u8; 16],
+        before_ms: Option<u64>,
+        refs: &[String],
+    ) -> Result<u64, StoreError> {
+        let tx = self.conn.transaction().map_err(sql)?;
+        let mut gone = 0u64;
+        {
+            let mut del = tx
+                .prepare_cached("DELETE FROM search WHERE ref = ?1")
+                .map_err(sql)?;
+            for r in refs {
+                del.execute(params![r]).map_err(sql)?;
+            }
+            if let Some(before) = before_ms {
+                let before = i64::try_from(before).unwrap_or(i64::MAX);
+                let seqs: Vec<i64> = {
+                    let mut st = tx
+                        .prepare("SELECT seq FROM messages WHERE room = ?1 AND created_ms < ?2")
+                        .map_err(sql)?;
+                    let rows = st
+                        .query_map(params![&room[..], before], |r| r.get(0))
+                        .map_err(sql)?;
+                    rows.collect::<Result<_, _>>().map_err(sql)?
+                };
+                for seq in &seqs {
+                    del.execute(params![format!("{}:{seq}", hex::encode(room))])
+                        .map_err(sql)?;
+                }
+                tx.execute(
+                    "DELETE FROM messages WHERE room = ?1 AND created_ms < ?2",
+                    params![&room[..], before],
+                )
+                .map_err(sql)?;
+                gone = seqs.len() as u64;
+            }
+        }
+        tx.commit().map_err(sql)?;
+        Ok(gone)
+    }
+
     /// Work items with a local edit the relay has not accepted yet.
     pub fn works_pending(&self) -> Result<Vec<WorkRow>, StoreError> {
         self.work_where("pending IS NOT NULL", params![])

@@ -224,12 +224,7 @@ fn sha256(bytes: &[u8]) -> [u8; 32] {
     sha2::Sha256::digest(bytes).into()
 }
 
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
+use crate::profile::now_ms;
 
 /// A JSON member, `Null` when absent (indexing `Value` never panics; this says so).
 fn field_of<'a>(v: &'a Value, name: &str) -> &'a Value {
@@ -686,8 +681,10 @@ impl<T: Transport> RelayClient<T> {
         share: &[u8; 32],
         size: u64,
         part_size: u64,
+        year: u16,
     ) -> Result<Vec<[u8; 32]>, RelayError> {
-        let path = format!("/v1/files/{file}/uploads/{document}");
+        // The year is in the signed path, so the audit log shows what the upload said.
+        let path = format!("/v1/files/{file}/uploads/{document}?year={year}");
         let body = serde_json::to_vec(&json!({
             "epoch": epoch,
             "share_sha256": hex::encode(sha256(share)),

@@ -243,7 +243,7 @@ pub(super) async fn post_opened<S: Store>(
 ) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
     let c = &s.caller;
     let room = path_id16(&q.room)?;
-    if q.at > now_ms().saturating_add(state.config.max_skew_ms) {
+    if q.at > state.now_ms().saturating_add(state.config.max_skew_ms) {
         return Err(ApiError::bad_request(
             "bad_time",
             "an opening cannot be in the future",
@@ -259,7 +259,7 @@ pub(super) async fn post_opened<S: Store>(
     about.extend(r.file.map(|f| (SubjectKind::File, f.0)));
     let index = state
         .store
-        .append_audit_leaf(c.firm, entry(c, now_ms(), &about))
+        .append_audit_leaf(c.firm, entry(c, state.now_ms(), &about))
         .await
         .map_err(store_err)?;
     Ok((StatusCode::CREATED, Json(json!({ "audit_index": index }))))

@@ -66,6 +66,19 @@ pub struct DocumentManifest {
     pub epoch: u64,
     /// When it was uploaded (uploader's clock).
     pub uploaded_ms: u64,
+    /// The year the document concerns (retention counts from its end); absent in
+    /// manifests written before retention: the upload's year.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub year: Option<u16>,
+}
+
+impl DocumentManifest {
+    /// The year the document concerns.
+    pub fn year(&self) -> u16 {
+        self.year.unwrap_or_else(|| {
+            ledgerline_protocol::retention::year_of(self.uploaded_ms).unwrap_or_default()
+        })
+    }
 }
 
 /// Part size of uploads (4 MiB: a few parts in flight stay far below the memory budget).
@@ -122,12 +135,19 @@ fn doc_key(
 impl Profile {
     /// Encrypts `path` and uploads it to `file`; returns the manifest. The plaintext is
     /// read once, chunk by chunk; `progress` hears about the bytes sent.
+    /// `year` is the year the document concerns (retention counts from its end; the
+    /// current year when `None`).
     pub async fn upload_document(
         &mut self,
         file: FileId,
         path: &Path,
+        year: Option<u16>,
         progress: Progress,
     ) -> Result<DocumentManifest> {
+        let year = match year {
+            Some(y) => super::parse_document_year(&y.to_string())?,
+            None => super::this_year(),
+        };
         if !self
             .roster()?
             .file_members(&file, now_ms())
@@ -167,6 +187,7 @@ impl Profile {
             root: String::new(),
             epoch,
             uploaded_ms: now_ms(),
+            year: Some(year),
         };
         self.local.uploads.push(PendingUpload {
             file,
@@ -216,6 +237,7 @@ impl Profile {
                 &share,
                 m.ciphertext_size,
                 m.part_size,
+                m.year(),
             )
             .await;
         let held = match begun {
