@@ -1017,24 +1017,27 @@ impl Verifier {
             .roster
             .as_ref()
             .ok_or_else(|| self.malformed("entries before the roster"))?;
-        // The bundle's roster is at least as long as every append the log showed so far.
-        let in_force =
-            roster.retention_within(&file, self.roster_appended.max(sweep.policy_seq + 1));
-        let policy = match in_force {
-            Some((seq, p)) if seq == sweep.policy_seq => p,
-            Some((seq, _)) => {
-                return Err(unjustified(format!(
-                    "it applied roster event {}, but event {seq} had replaced that policy",
-                    sweep.policy_seq
-                )))
-            }
-            None => {
-                return Err(unjustified(format!(
-                    "roster event {} sets no retention policy for this file",
-                    sweep.policy_seq
-                )))
-            }
+        // The event the sweep names must set this file's policy.
+        let named = roster
+            .retention_within(&file, sweep.policy_seq.saturating_add(1))
+            .filter(|(seq, _)| *seq == sweep.policy_seq);
+        let Some((_, policy)) = named else {
+            return Err(unjustified(format!(
+                "roster event {} sets no retention policy for this file",
+                sweep.policy_seq
+            )));
         };
+        // And no later policy of the file may have been appended before the sweep (the
+        // roster was at least as long as every append the log showed so far).
+        if let Some((seq, _)) = roster
+            .retention_within(&file, self.roster_appended)
+            .filter(|(seq, _)| *seq > sweep.policy_seq)
+        {
+            return Err(unjustified(format!(
+                "it applied roster event {}, but event {seq} had replaced that policy",
+                sweep.policy_seq
+            )));
+        }
         if policy.legal_hold {
             return Err(unjustified("the file was under legal hold".into()));
         }

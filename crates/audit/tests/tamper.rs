@@ -10,14 +10,15 @@
 use ledgerline_audit::{
     AuditError, Header, Line, Options, Row, Summary, Verifier, Witness, FORMAT,
 };
-use ledgerline_protocol::audit::AuditLeaf;
+use ledgerline_protocol::audit::{AuditLeaf, RetentionSweep, SweptDocument};
 use ledgerline_protocol::checkpoint::{cosign, Checkpoint};
-use ledgerline_protocol::ids::{DeviceId, FirmId, MemberId};
+use ledgerline_protocol::ids::{DeviceId, DocumentId, FileId, FirmId, MemberId};
 use ledgerline_protocol::keys::{
     DeviceSigningKey, DeviceWrapSecret, LogSigningKey, MasterSigningKey, WitnessSigningKey,
 };
 use ledgerline_protocol::merkle;
 use ledgerline_protocol::request::RequestHead;
+use ledgerline_protocol::retention::RetentionPolicy;
 use ledgerline_protocol::roster::{
     DeviceCertificate, DeviceKeys, EventBody, EventKind, Role, RosterEvent,
 };
@@ -717,4 +718,151 @@ mod never_panics {
             prop_assert!(verdict.is_err() || same || line == 0, "a changed bundle verified");
         }
     }
+}
+
+/// A retention sweep and what it is checked against: the policy event (with its logged
+/// append), a document's logged upload, and the sweep leaf itself.
+struct SweepCase {
+    policies: Vec<RetentionPolicy>,
+    /// How many of the policies' appends are logged before the sweep.
+    logged_before: usize,
+    upload_year: u16,
+    sweep: RetentionSweep,
+}
+
+const DAY: u64 = 24 * 3600 * 1000;
+
+fn sweep_case(edit: impl FnOnce(&mut SweepCase)) -> Result<(Summary, Vec<Row>), AuditError> {
+    let mut w = World::new();
+    w.events.pop(); // no revocation in this story
+    let file = FileId([0xf1; 16]);
+    let document = DocumentId([0xd0; 16]);
+    let owner = w.owner.clone();
+    let anna = w.anna.0;
+    w.event(
+        &owner,
+        T0 + 10,
+        EventKind::FileAccessGranted { file, member: anna },
+    );
+    let mut c = SweepCase {
+        policies: vec![RetentionPolicy {
+            chat_months: 1,
+            docs_years: 5,
+            legal_hold: false,
+        }],
+        logged_before: 1,
+        upload_year: 2019,
+        sweep: RetentionSweep {
+            firm: w.firm,
+            swept_ms: T0 + 40 * DAY,
+            file,
+            policy_seq: 0,
+            chat_before_ms: T0 + 5 * DAY,
+            messages: 3,
+            through_seq: 3,
+            documents: vec![SweptDocument {
+                document,
+                year: 2019,
+            }],
+        },
+    };
+    let first_policy = w.events.len() as u64;
+    c.sweep.policy_seq = first_policy;
+    edit(&mut c);
+    let upload = format!(
+        "/v1/files/{file}/documents/{document}?epoch=0&share_sha256=00&year={}",
+        c.upload_year
+    );
+    let up = signed_leaf(&mut w, 0, "PUT", &upload, T0 + 1_000, b"");
+    w.leaves.push(up);
+    for (i, p) in c.policies.iter().enumerate() {
+        let t = T0 + 2_000 + i as u64;
+        w.event(&owner, t, EventKind::RetentionSet { file, policy: *p });
+        let body = serde_json::json!({ "event": hex::encode(w.events.last().unwrap().to_bytes()) })
+            .to_string();
+        if i < c.logged_before {
+            let l = signed_leaf(&mut w, 0, "POST", "/v1/roster", t, body.as_bytes());
+            w.leaves.push(l);
+        }
+    }
+    w.leaves.push(c.sweep.to_bytes());
+    let n = w.leaves.len();
+    let cps = vec![w.checkpoint(n)];
+    run(&bundle(&w, &cps, n as u64, 0..n), Options::default())
+}
+
+/// A leaf of device `d` with a body (received 5 ms after `t`).
+fn signed_leaf(w: &mut World, d: usize, method: &str, path: &str, t: u64, body: &[u8]) -> Vec<u8> {
+    let (id, key) = &w.devices[d];
+    let request = RequestHead::new(w.firm, *id, method, path, t, body, &mut w.rng)
+        .unwrap()
+        .sign(key);
+    AuditLeaf {
+        firm: w.firm,
+        received_ms: t + 5,
+        request,
+        subjects: vec![],
+    }
+    .to_bytes()
+}
+
+#[test]
+fn a_retention_sweep_under_the_policy_in_force_verifies_as_the_relays_entry() {
+    let (summary, rows) = sweep_case(|_| {}).unwrap();
+    assert_eq!(
+        (
+            summary.retention.sweeps,
+            summary.retention.messages,
+            summary.retention.documents
+        ),
+        (1, 3, 1)
+    );
+    let sweep = rows.last().unwrap();
+    assert_eq!((sweep.device, sweep.member), (None, None));
+    assert!(
+        sweep
+            .action
+            .starts_with("relay deleted 3 messages received before"),
+        "{}",
+        sweep.action
+    );
+    assert!(rows[1].action.starts_with("set the retention of file"));
+}
+
+#[test]
+fn a_sweep_the_policy_did_not_allow_is_an_unjustified_deletion() {
+    let unjustified = |e: AuditError| {
+        assert_eq!(e.class(), "unjustified_deletion", "{e}");
+        e.to_string()
+    };
+    // Under legal hold.
+    let e = sweep_case(|c| c.policies[0].legal_hold = true).unwrap_err();
+    assert!(unjustified(e).contains("legal hold"));
+    // Messages younger than the policy's month.
+    let e = sweep_case(|c| c.sweep.chat_before_ms = T0 + 20 * DAY).unwrap_err();
+    assert!(unjustified(e).contains("allowed until"));
+    // A document still in its five years.
+    let e = sweep_case(|c| {
+        c.upload_year = 2022;
+        c.sweep.documents[0].year = 2022;
+    })
+    .unwrap_err();
+    assert!(unjustified(e).contains("keeps documents 5 years"));
+    // The relay claims an older year than the upload said.
+    let e = sweep_case(|c| c.sweep.documents[0].year = 2018).unwrap_err();
+    assert!(unjustified(e).contains("uploaded for 2019"));
+    // A policy replaced (documents kept) before the sweep, which applied the old one.
+    let e = sweep_case(|c| {
+        c.policies.push(RetentionPolicy {
+            chat_months: 1,
+            docs_years: 0,
+            legal_hold: false,
+        });
+        c.logged_before = 2;
+    })
+    .unwrap_err();
+    assert!(unjustified(e).contains("had replaced that policy"));
+    // A policy the roster does not have.
+    let e = sweep_case(|c| c.sweep.policy_seq = 1).unwrap_err();
+    assert!(unjustified(e).contains("sets no retention policy"));
 }
