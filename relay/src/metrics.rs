@@ -40,6 +40,10 @@ pub struct Metrics {
     pub stored_bytes: Gauge,
     /// Audit-log leaves across firms.
     pub audit_leaves: Gauge,
+    /// Messages deleted by retention sweeps.
+    pub retention_messages: Counter,
+    /// Documents deleted by retention sweeps.
+    pub retention_documents: Counter,
 }
 
 impl Default for Metrics {
@@ -54,6 +58,18 @@ impl Default for Metrics {
         let connected_devices = Gauge::default();
         let stored_bytes = Gauge::default();
         let audit_leaves = Gauge::default();
+        let retention_messages = Counter::default();
+        let retention_documents = Counter::default();
+        registry.register(
+            "retention_deleted_messages",
+            "Messages deleted by retention sweeps",
+            retention_messages.clone(),
+        );
+        registry.register(
+            "retention_deleted_documents",
+            "Documents deleted by retention sweeps",
+            retention_documents.clone(),
+        );
         registry.register(
             "http_requests",
             "HTTP requests by route, method and status",
@@ -86,6 +102,8 @@ impl Default for Metrics {
             connected_devices,
             stored_bytes,
             audit_leaves,
+            retention_messages,
+            retention_documents,
         }
     }
 }

@@ -73,6 +73,11 @@ pub async fn sweep_once<S: Store>(state: &AppState<S>) -> Result<SweepTotals, St
                 }
                 totals.messages += swept.messages;
                 totals.documents += swept.documents.len() as u64;
+                state.metrics.retention_messages.inc_by(swept.messages);
+                state
+                    .metrics
+                    .retention_documents
+                    .inc_by(swept.documents.len() as u64);
                 touched |= swept.messages > 0 || !swept.documents.is_empty();
                 // Messages go in one step; documents in batches until one is not full.
                 plan.chat_before_ms = None;

@@ -2886,7 +2886,7 @@ async fn retention_expires_old_messages_and_documents_under_a_moved_clock() {
     let r = later(&f.owner, &["retention", "set", K, "--no-legal-hold"]).await;
     assert_eq!(r.code, 0, "{}", r.stderr);
     relay.stop().await;
-    let _relay = Relay::start_later(&data, relay.addr, LATER_MS).await;
+    let swept_relay = Relay::start_later(&data, relay.addr, LATER_MS).await;
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     while count(docs_sql.clone()) != "1" {
         assert!(
@@ -2902,6 +2902,18 @@ async fn retention_expires_old_messages_and_documents_under_a_moved_clock() {
     );
     assert_eq!(year[0][0], "2025", "the recent document stays");
     assert_eq!(all_files(&data.join("blobs")).len(), blobs_before - 1);
+    let metrics = reqwest::get(format!("{}/metrics", swept_relay.url()))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for line in [
+        "ledgerline_retention_deleted_documents_total 1",
+        "ledgerline_retention_deleted_messages_total 1",
+    ] {
+        assert!(metrics.lines().any(|l| l == line), "{line} in {metrics}");
+    }
 
     // New messages are kept; every device deletes its own copy of what expired.
     let r = later(&f.anna, &["chat", "send", K, "nowa wiadomość"]).await;
