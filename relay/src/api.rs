@@ -282,6 +282,7 @@ fn roster_subjects(roster: &Roster, kind: &EventKind) -> Vec<(SubjectKind, [u8; 
             })
             .unwrap_or_default(),
         EventKind::RetentionSet { file, .. } => vec![(SubjectKind::File, file.0)],
+        EventKind::LogKeySet { .. } => vec![],
     }
 }
 
@@ -540,6 +541,16 @@ async fn append_roster<S: Store>(
     // What the event exposes, judged on the roster before it: those files take no new
     // writes until their new epoch exists.
     let (_, exposed) = next.exposed_by(&event.body.kind);
+    // The firm's log key is the relay's to state: recording another would leave every
+    // device refusing every checkpoint.
+    if let EventKind::LogKeySet { key } = &event.body.kind {
+        if *key != audit::log_key(&state, c.firm).verifying_key() {
+            return Err(ApiError::bad_request(
+                "wrong_log_key",
+                "this is not the relay's audit-log key for the firm",
+            ));
+        }
+    }
     next.apply(&event).map_err(roster_rejected)?;
     let seq = event.body.seq;
     let audit = entry(c, state.now_ms(), &roster_subjects(&next, &event.body.kind));

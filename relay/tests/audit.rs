@@ -14,9 +14,9 @@ use common::*;
 use ledgerline_protocol::audit::AuditLeaf;
 use ledgerline_protocol::checkpoint::{cosign_as_device, open_checkpoint, Checkpoint};
 use ledgerline_protocol::ids::{DocumentId, FileId};
-use ledgerline_protocol::keys::VerifyingKey;
+use ledgerline_protocol::keys::{DeviceSigningKey, VerifyingKey};
 use ledgerline_protocol::merkle::{verify_consistency, verify_inclusion};
-use ledgerline_protocol::roster::Role;
+use ledgerline_protocol::roster::{EventKind, Role};
 use serde_json::json;
 use serde_json::Value;
 use sha2::Digest;
@@ -334,4 +334,57 @@ async fn releases_come_with_proof_and_the_log_stays_consistent_across_restarts()
             .permissions(),
     );
     assert_eq!(mode & 0o077, 0, "log secret mode {mode:o}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_the_relays_own_log_key_can_be_recorded_in_the_roster() {
+    let dir = tempfile::tempdir().unwrap();
+    let relay = Relay::start(&dir.path().join("data"), &[]);
+    let http = client();
+    let mut a = Firm::create(&http, &relay.base, 23).await;
+    let owner = a.owner_device.clone();
+    let v = owner.ok(&http, "GET", "/v1/audit/checkpoint", None).await;
+    let key_bytes: [u8; 32] = hex::decode(v["log_key"].as_str().unwrap())
+        .unwrap()
+        .try_into()
+        .unwrap();
+    let pinned = Pinned {
+        origin: v["origin"].as_str().unwrap().to_owned(),
+        key: VerifyingKey::from_bytes(&key_bytes).unwrap(),
+    };
+    // An admin records the log key in the roster; only the relay's own key is accepted.
+    let owner_person = a.owner_clone();
+    let wrong = a.event(
+        &owner_person,
+        EventKind::LogKeySet {
+            key: DeviceSigningKey::generate(&mut rand_core::OsRng).verifying_key(),
+        },
+    );
+    let (status, body) = owner
+        .call(
+            &http,
+            "POST",
+            "/v1/roster",
+            Some(serde_json::json!({ "event": hex::encode(wrong.to_bytes()) })),
+        )
+        .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (400, Some("wrong_log_key")),
+        "{body}"
+    );
+    let right = a.event(&owner_person, EventKind::LogKeySet { key: pinned.key });
+    a.append(&http, &owner, right).await;
+    // And a member may not record one at all.
+    let (anna, anna_dev) = a.add_member(&http, Role::Member).await;
+    let by_anna = a.event(&anna, EventKind::LogKeySet { key: pinned.key });
+    let (status, body) = anna_dev
+        .call(
+            &http,
+            "POST",
+            "/v1/roster",
+            Some(serde_json::json!({ "event": hex::encode(by_anna.to_bytes()) })),
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
 }

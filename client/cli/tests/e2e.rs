@@ -1211,6 +1211,30 @@ async fn the_audit_log_is_checked_at_every_sync_and_before_every_download() {
     relay = Relay::start(&data, addr).await;
     ok(&f.anna, &["sync"]).await;
 
+    // A new member is approved but has not synced yet: they have met no log key.
+    let code = ok(&f.owner, &["invite", "create", "--name", "Celina Nowa"]).await["code"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let celina = dir.path().join("celina");
+    let fp = ok(
+        &celina,
+        &[
+            "join",
+            "--relay",
+            &relay.url(),
+            "--code",
+            &code,
+            "--me",
+            "Celina Nowa",
+        ],
+    )
+    .await["fingerprint"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    ok(&f.owner, &["approve", "Celina Nowa", "--fingerprint", &fp]).await;
+
     // A relay with another log key (say, a new secret after a careless restore).
     relay.stop().await;
     let secret = data.join("log-key.secret");
@@ -1218,6 +1242,9 @@ async fn the_audit_log_is_checked_at_every_sync_and_before_every_download() {
     std::fs::write(&secret, [7u8; 32]).unwrap();
     relay = Relay::start(&data, addr).await;
     refused_as(&f.anna, "pinned").await;
+    // The newcomer would trust whatever key it met first; the roster's record says which
+    // key is the firm's.
+    refused_as(&celina, "recorded").await;
     relay.stop().await;
     std::fs::write(&secret, kept).unwrap();
     relay = Relay::start(&data, addr).await;
@@ -1353,6 +1380,17 @@ async fn an_auditor_verifies_who_did_what_offline_and_catches_an_edited_log() {
         .count();
     assert_eq!(openings, 3, "{rows:?}");
     assert_eq!(rows.last().unwrap()["ok"], true);
+    // The owner's first sync recorded the log key in the roster: the bundle is signed with
+    // the key the firm itself vouches for, not just the one each device met first.
+    assert_eq!(
+        rows.last().unwrap()["summary"]["log_key_in_roster"],
+        true,
+        "{:?}",
+        rows.last()
+    );
+    assert!(rows.iter().any(|v| v["row"]["action"]
+        .as_str()
+        .is_some_and(|a| a == format!("recorded the relay's audit-log key {pinned}"))));
     // The owner's device witnessed the log as it synced: the auditor can insist on it.
     let witnessed = run_with({
         let mut c = tokio::process::Command::new(env!("CARGO_BIN_EXE_ledgerline"));

@@ -149,6 +149,12 @@ pub enum AuditError {
         /// Its receipt time.
         at: String,
     },
+    /// The bundle's log key is not one the firm's admins recorded in the roster.
+    #[error("the bundle's log key {key} is not the audit-log key the firm's admins recorded in the roster")]
+    UntrustedLogKey {
+        /// The header's key, hex.
+        key: String,
+    },
     /// A retention sweep deleted what no policy in force allowed it to delete.
     #[error("entry {index}: a retention sweep of file {file} is not justified: {reason}")]
     UnjustifiedDeletion {
@@ -228,6 +234,7 @@ impl AuditError {
             Self::OutOfOrder { .. } => "out_of_order",
             Self::Skew { .. } => "skew",
             Self::UnjustifiedDeletion { .. } => "unjustified_deletion",
+            Self::UntrustedLogKey { .. } => "untrusted_log_key",
             Self::WrongLength { .. } => "wrong_length",
             Self::IncompleteRotation { .. }
             | Self::KeyNotRotated { .. }
@@ -277,6 +284,9 @@ pub struct Summary {
     pub revocations: Vec<RevocationSummary>,
     /// Retention sweeps in the entries, each checked against the policy in force.
     pub retention: RetentionSummary,
+    /// Whether the roster records the log key the checkpoints are signed with (a firm
+    /// founded before LogKeySet existed may not, until an admin's device syncs).
+    pub log_key_in_roster: bool,
 }
 
 /// What the relay's retention sweeps deleted, all checked against the roster's policies.
@@ -435,6 +445,10 @@ fn describe(kind: &EventKind) -> String {
         EventKind::CoverEnded { cover } => {
             format!("ended the absence cover of roster event {cover}")
         }
+        EventKind::LogKeySet { key } => format!(
+            "recorded the relay's audit-log key {}",
+            hex::encode(key.as_bytes())
+        ),
         EventKind::RetentionSet { file, policy } => format!(
             "set the retention of file {file}: chat {} months, documents {} years{}",
             policy.chat_months,
@@ -715,6 +729,13 @@ impl Verifier {
             ));
         }
         self.roster_len = events.len();
+        if let Some((_, _, _, key)) = &self.header {
+            if !roster.log_keys().is_empty() && !roster.log_keys().iter().any(|(_, k)| k == key) {
+                return Err(AuditError::UntrustedLogKey {
+                    key: hex::encode(key.as_bytes()),
+                });
+            }
+        }
         for e in events {
             let what = describe(&e.body.kind);
             let body = serde_json::json!({ "event": hex::encode(e.to_bytes()) }).to_string();
@@ -1152,7 +1173,7 @@ impl Verifier {
             self.start_log()?;
         }
         let rows = self.flush()?;
-        let (header, firm, ..) = self
+        let (header, firm, _, header_key) = self
             .header
             .take()
             .ok_or_else(|| self.malformed("empty bundle"))?;
@@ -1205,6 +1226,10 @@ impl Verifier {
                 roster_events: self.roster_len,
                 revocations: self.revocation_summaries(),
                 retention: self.retention,
+                log_key_in_roster: self
+                    .roster
+                    .as_ref()
+                    .is_some_and(|r| r.log_keys().iter().any(|(_, k)| *k == header_key)),
             },
             rows,
         ))

@@ -866,3 +866,28 @@ fn a_sweep_the_policy_did_not_allow_is_an_unjustified_deletion() {
     let e = sweep_case(|c| c.sweep.policy_seq = 1).unwrap_err();
     assert!(unjustified(e).contains("sets no retention policy"));
 }
+
+#[test]
+fn the_bundle_must_be_signed_with_the_log_key_the_roster_records() {
+    let (mut w, cps) = scenario();
+    let (summary, _) = run(&bundle(&w, &cps, 12, 0..12), Options::default()).unwrap();
+    assert!(!summary.log_key_in_roster);
+    // Recorded by the owner (after the entries: the roster is what it is at export).
+    let owner = w.owner.clone();
+    let key = w.log_key.verifying_key();
+    w.event(&owner, T0 + 60_000, EventKind::LogKeySet { key });
+    let (summary, _) = run(&bundle(&w, &cps, 12, 0..12), Options::default()).unwrap();
+    assert!(summary.log_key_in_roster);
+    // A relay that signs with another key than the one recorded is refused outright.
+    let other = LogSigningKey::generate(&mut w.rng);
+    w.events.pop();
+    w.event(
+        &owner,
+        T0 + 60_000,
+        EventKind::LogKeySet {
+            key: other.verifying_key(),
+        },
+    );
+    let e = run(&bundle(&w, &cps, 12, 0..12), Options::default()).unwrap_err();
+    assert_eq!(e.class(), "untrusted_log_key", "{e}");
+}

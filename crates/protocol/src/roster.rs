@@ -183,6 +183,12 @@ pub enum EventKind {
         /// The policy; zero periods keep that kind of content until erasure.
         policy: RetentionPolicy,
     },
+    /// The relay's audit-log key for this firm, as an admin's device verified it: every
+    /// device and auditor checks the log's checkpoints under it (`protocol-spec/checkpoints.md`).
+    LogKeySet {
+        /// The log's Ed25519 public key.
+        key: VerifyingKey,
+    },
 }
 
 impl EventKind {
@@ -199,6 +205,7 @@ impl EventKind {
             Self::CoverGranted { .. } => 9,
             Self::CoverEnded { .. } => 10,
             Self::RetentionSet { .. } => 11,
+            Self::LogKeySet { .. } => 12,
         }
     }
 
@@ -256,6 +263,9 @@ impl EventKind {
                     .u16(policy.chat_months)
                     .u16(policy.docs_years)
                     .u8(u8::from(policy.legal_hold));
+            }
+            Self::LogKeySet { key } => {
+                w.fixed(key.as_bytes());
             }
         }
     }
@@ -319,6 +329,9 @@ impl EventKind {
                         _ => return Err(DecodeError::InvalidValue("legal_hold")),
                     },
                 },
+            },
+            12 => Self::LogKeySet {
+                key: key(r, "log_key")?,
             },
             _ => return Err(DecodeError::InvalidValue("kind")),
         })
@@ -627,6 +640,8 @@ pub struct Roster {
     devices: BTreeMap<DeviceId, DeviceState>,
     grants: BTreeMap<(FileId, MemberId), Vec<Interval>>,
     covers: BTreeMap<u64, Cover>,
+    /// The relay's audit-log keys as admins recorded them, in order: `(seq, key)`.
+    log_keys: Vec<(u64, VerifyingKey)>,
     /// Retention policies per file, in order: `(seq, time, policy)`.
     retention: BTreeMap<FileId, Vec<(u64, u64, RetentionPolicy)>>,
     owner: MemberId,
@@ -678,6 +693,7 @@ impl Roster {
             grants: BTreeMap::new(),
             covers: BTreeMap::new(),
             retention: BTreeMap::new(),
+            log_keys: Vec::new(),
             owner: b.signer,
         })
     }
@@ -922,6 +938,13 @@ impl Roster {
                 }
                 history.push((seq, now, *policy));
             }
+            EventKind::LogKeySet { key } => {
+                require(signer_is_admin, RosterError::Unauthorized { seq })?;
+                if self.log_keys.last().is_some_and(|(_, k)| k == key) {
+                    return Err(RosterError::Duplicate { seq });
+                }
+                self.log_keys.push((seq, *key));
+            }
         }
         self.head = event.hash();
         self.len += 1;
@@ -1087,6 +1110,16 @@ impl Roster {
     /// Every absence cover, by the `seq` of its `CoverGranted` event.
     pub fn covers(&self) -> impl Iterator<Item = (u64, &Cover)> {
         self.covers.iter().map(|(seq, c)| (*seq, c))
+    }
+
+    /// The relay's audit-log key as the newest LogKeySet records it.
+    pub fn log_key(&self) -> Option<VerifyingKey> {
+        self.log_keys.last().map(|(_, k)| *k)
+    }
+
+    /// Every audit-log key admins ever recorded, with the `seq` of its event.
+    pub fn log_keys(&self) -> &[(u64, VerifyingKey)] {
+        &self.log_keys
     }
 
     /// A file's retention policy now, with the `seq` of the event that set it.
@@ -1471,6 +1504,29 @@ mod tests {
 
         let again = Roster::verify_chain(&f.events).unwrap();
         assert_eq!(again.head(), f.roster.head());
+    }
+
+    #[test]
+    fn the_log_key_is_recorded_by_admins_and_replaced_in_order() {
+        let mut f = Firm::new();
+        let (anna, anna_key) = f.add_member(2000, Role::Member);
+        let k1 = DeviceSigningKey::generate(&mut rand_core::OsRng).verifying_key();
+        let k2 = DeviceSigningKey::generate(&mut rand_core::OsRng).verifying_key();
+        assert_eq!(f.roster.log_key(), None);
+        let e = f
+            .body(2100, anna, EventKind::LogKeySet { key: k1 })
+            .sign(&anna_key);
+        assert_eq!(f.roster.apply(&e).unwrap_err().class(), "NonAdminSigner");
+        f.push(2200, EventKind::LogKeySet { key: k1 }).unwrap();
+        assert_eq!(
+            f.push(2300, EventKind::LogKeySet { key: k1 })
+                .unwrap_err()
+                .class(),
+            "Duplicate"
+        );
+        f.push(2400, EventKind::LogKeySet { key: k2 }).unwrap();
+        assert_eq!(f.roster.log_key(), Some(k2));
+        assert_eq!(f.roster.log_keys().len(), 2);
     }
 
     #[test]

@@ -711,6 +711,7 @@ pub(crate) fn generate(rng: &mut ChaCha20Rng) -> Value {
 
     covers(rng, &s, &mut t);
     retention(&s, &mut t);
+    log_keys(rng, &s, &mut t);
 
     file(
         "LEDGERLINE-ROSTER-V1",
@@ -917,6 +918,68 @@ fn covers(rng: &mut ChaCha20Rng, s: &Scenario, t: &mut Tests) {
     );
 }
 
+/// The relay's audit-log key recorded by an admin (`protocol-spec/checkpoints.md`).
+fn log_keys(rng: &mut ChaCha20Rng, s: &Scenario, t: &mut Tests) {
+    let base = s.chain(11, &[]);
+    let next = |chain: &[RosterEvent], time: u64, who: &Person, kind: EventKind| {
+        EventBody {
+            firm: s.firm,
+            seq: chain.len() as u64,
+            prev: chain.last().map(RosterEvent::hash).unwrap_or([0; 32]),
+            timestamp_ms: time,
+            signer: who.id,
+            kind,
+        }
+        .sign(&who.key)
+    };
+    let k1 = DeviceSigningKey::generate(rng).verifying_key();
+    let k2 = DeviceSigningKey::generate(rng).verifying_key();
+    let mut chain = base.clone();
+    chain.push(next(
+        &chain,
+        6_100,
+        &s.owner,
+        EventKind::LogKeySet { key: k1 },
+    ));
+    chain.push(next(
+        &chain,
+        6_200,
+        &s.owner,
+        EventKind::LogKeySet { key: k2 },
+    ));
+    let mut fields = case(&chain);
+    fields["head"] = json!(h(&chain[chain.len() - 1].hash()));
+    fields["queries"] = json!([]);
+    fields["logKey"] = json!(h(k2.as_bytes()));
+    t.push(
+        "audit-log key recorded, then replaced: the newest is the firm's",
+        Expect::Valid,
+        fields,
+    );
+    let mut bad =
+        |comment: &str, class: &'static str, chain: &[RosterEvent], who: &Person, kind| {
+            let mut chain = chain.to_vec();
+            chain.push(next(&chain, 6_300, who, kind));
+            let mut fields = case(&chain);
+            fields["failsAt"] = json!(chain.len() - 1);
+            t.push(comment, Expect::Invalid(class), fields);
+        };
+    bad(
+        "audit-log key recorded by a non-admin",
+        "NonAdminSigner",
+        &base,
+        &s.bartek,
+        EventKind::LogKeySet { key: k1 },
+    );
+    bad(
+        "the audit-log key in force recorded again",
+        "Duplicate",
+        &chain,
+        &s.owner,
+        EventKind::LogKeySet { key: k2 },
+    );
+}
+
 /// Retention policies (`protocol-spec/retention.md`): f1 is granted to Anna by event 10.
 fn retention(s: &Scenario, t: &mut Tests) {
     let base = s.chain(11, &[]);
@@ -1055,6 +1118,15 @@ pub(crate) fn check(v: &Value) -> Result<Counts, String> {
             let got = roster.was_allowed_to_read(&device, &file, uint(q, "timeMs")?);
             if Some(got) != q["allowed"].as_bool() {
                 return Err(format!("query {q} answered {got}"));
+            }
+        }
+        if let Some(want) = t["logKey"].as_str() {
+            let got = roster
+                .log_key()
+                .map(|k| h(k.as_bytes()))
+                .unwrap_or_default();
+            if got != want {
+                return Err(format!("log key {got}, expected {want}"));
             }
         }
         for q in t["retention"]

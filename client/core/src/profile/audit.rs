@@ -8,7 +8,7 @@
 //! proven to be in such a checkpoint.
 
 use super::{now_ms, ClientError, Profile, Result};
-use crate::transport::Release;
+use crate::transport::{RelayError, Release};
 use ledgerline_audit::{names_ad, Header, Line, NameMap, SealedNames, FORMAT};
 use ledgerline_protocol::audit::{AuditLeaf, LogEntry};
 use ledgerline_protocol::checkpoint::{cosign_as_device, open_checkpoint, Checkpoint};
@@ -18,6 +18,7 @@ use ledgerline_protocol::keys::WrapPublicKey;
 use ledgerline_protocol::keys::{DeviceSigner, VerifyingKey};
 use ledgerline_protocol::merkle::leaf_hash;
 use ledgerline_protocol::merkle::{empty_root, verify_consistency, verify_inclusion};
+use ledgerline_protocol::roster::{EventKind, Role, Roster};
 use ledgerline_protocol::wrap::{open_sealed, seal_to_device};
 use rand_core::OsRng;
 use serde::{Deserialize, Serialize};
@@ -83,15 +84,50 @@ impl Profile {
             None => {
                 self.local.log = Some(LogView {
                     origin: head.origin,
-                    log_key: key,
+                    log_key: key.clone(),
                     size: 0,
                     root: hex::encode(empty_root()),
                 });
             }
         }
+        // The key the firm's admins recorded in the roster outranks this device's first
+        // contact: a relay showing this device another key than the others is caught.
+        let recorded = self.roster.as_ref().and_then(Roster::log_key);
+        if let Some(k) = recorded {
+            if hex::encode(k.as_bytes()) != key {
+                return Err(integrity(format!(
+                    "the relay presents the audit log with key {key}, but the firm's admins \
+                     recorded {} in the roster: this relay's log cannot be trusted",
+                    hex::encode(k.as_bytes())
+                )));
+            }
+        }
         let size = self.accept_checkpoint(&head.checkpoint).await?.size();
         self.witness(&head.checkpoint, size).await?;
+        if recorded.is_none() {
+            self.record_log_key(head.log_key).await?;
+        }
         Ok(size)
+    }
+
+    /// On an admin's device that holds its master key: records the relay's log key (just
+    /// verified against this device's pin and a checkpoint) in the roster, once per firm.
+    async fn record_log_key(&mut self, key: [u8; 32]) -> Result<()> {
+        let admin = self.roster.as_ref().is_some_and(|r| {
+            r.member(&self.id.member)
+                .is_some_and(|m| m.role == Role::Admin && m.active.until.is_none())
+        });
+        if !admin || self.master.is_none() {
+            return Ok(());
+        }
+        let key = VerifyingKey::from_bytes(&key)
+            .map_err(|_| integrity("the relay's log key is not an Ed25519 key"))?;
+        match self.append(EventKind::LogKeySet { key }).await {
+            // Another admin recorded it first (or appended something else): the next sync
+            // reads it.
+            Err(ClientError::Relay(RelayError::Refused { status: 409, .. })) => Ok(()),
+            other => other.map(|_| ()),
+        }
     }
 
     /// On the owner's devices: cosigns a checkpoint just accepted (signature and
