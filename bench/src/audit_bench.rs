@@ -144,6 +144,7 @@ fn leaf(f: &Firm, rng: &mut ChaCha20Rng, i: u64) -> Vec<u8> {
                 id: doc,
             },
         ],
+        body: None,
     }
     .normalise()
     .to_bytes()

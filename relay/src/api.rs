@@ -237,6 +237,17 @@ fn page(limit: Option<u32>, max: u32) -> u32 {
 
 /// The audit entry of the caller's request, about `subjects`, received at `received_ms`.
 fn entry(c: &Caller, received_ms: u64, subjects: &[(SubjectKind, [u8; 16])]) -> Vec<u8> {
+    entry_with_body(c, received_ms, subjects, None)
+}
+
+/// An audit entry that also carries the request's body (room membership: opaque ids an
+/// auditor needs to judge rotation, `protocol-spec/audit-log.md`).
+fn entry_with_body(
+    c: &Caller,
+    received_ms: u64,
+    subjects: &[(SubjectKind, [u8; 16])],
+    body: Option<Vec<u8>>,
+) -> Vec<u8> {
     AuditLeaf {
         firm: c.firm,
         received_ms,
@@ -245,6 +256,7 @@ fn entry(c: &Caller, received_ms: u64, subjects: &[(SubjectKind, [u8; 16])]) -> 
             .iter()
             .map(|&(kind, id)| Subject { kind, id })
             .collect(),
+        body,
     }
     .normalise()
     .to_bytes()
@@ -891,7 +903,10 @@ async fn create_room<S: Store>(
     };
     let mut about = vec![(SubjectKind::Room, room.id)];
     about.extend(room.file.map(|f| (SubjectKind::File, f.0)));
-    let audit = entry(c, state.now_ms(), &about);
+    // An internal room's members are the body: the leaf carries it, so an auditor can
+    // judge its rotation after a revocation.
+    let body = room.file.is_none().then(|| s.raw.clone());
+    let audit = entry_with_body(c, state.now_ms(), &about, body);
     state
         .store
         .create_room(c.firm, room, audit)
@@ -970,7 +985,12 @@ async fn set_room_members<S: Store>(
         ));
     }
     let members = checked_members(&state, c.firm, s.body.members)?;
-    let audit = entry(c, state.now_ms(), &[(SubjectKind::Room, room)]);
+    let audit = entry_with_body(
+        c,
+        state.now_ms(),
+        &[(SubjectKind::Room, room)],
+        Some(s.raw.clone()),
+    );
     state
         .store
         .set_room_members(c.firm, room, members.clone(), audit)
@@ -2381,6 +2401,7 @@ async fn release_document<S: Store>(
                 id: document.0,
             },
         ],
+        body: None,
     }
     .normalise()
     .to_bytes();

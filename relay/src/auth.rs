@@ -184,6 +184,8 @@ pub struct SignedJson<T> {
     pub caller: Caller,
     /// The parsed body.
     pub body: T,
+    /// The body as signed (for the audit leaves that carry it).
+    pub raw: Vec<u8>,
 }
 
 /// Parses JSON without echoing any of the input in the error.
@@ -211,10 +213,11 @@ impl<S: Store, T: DeserializeOwned + Send> FromRequest<AppState<S>> for SignedJs
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &AppState<S>) -> Result<Self, ApiError> {
-        let (caller, body) = authenticate(state, req).await?;
+        let (caller, raw) = authenticate(state, req).await?;
         Ok(Self {
             caller,
-            body: parse_json(&body)?,
+            body: parse_json(&raw)?,
+            raw,
         })
     }
 }

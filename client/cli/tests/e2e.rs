@@ -1576,6 +1576,7 @@ fn file_id(v: &Value, name: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn offboarding_cuts_a_member_off_at_once_and_rotates_everything_they_held() {
+    const TEAM: &str = "Zespół płac";
     const F2: &str = "Nowak SA";
     const F3: &str = "Zielony Ogród";
     let dir = tempfile::tempdir().unwrap();
@@ -1628,6 +1629,24 @@ async fn offboarding_cuts_a_member_off_at_once_and_rotates_everything_they_held(
     // Anna's own session reaches Bartek too; the auditor checks she replaced it — also
     // for a message she queued offline before the revocation and sends after it.
     ok(&f.anna, &["chat", "send", FILE, "dzień dobry"]).await;
+    // An internal room with Bartek in it: after his revocation, nobody may keep writing
+    // under a session he could read (the room's members are in the log, signed).
+    ok(
+        &f.owner,
+        &[
+            "room",
+            "create",
+            TEAM,
+            "--member",
+            "Anna Kowalczyk",
+            "--member",
+            "Bartek Zieliński",
+        ],
+    )
+    .await;
+    ok(&f.owner, &["chat", "send", TEAM, "plan płac"]).await;
+    ok(&f.anna, &["chat", "send", TEAM, "zgoda"]).await;
+    ok(&f.bartek, &["chat", "send", TEAM, "ja też"]).await;
     relay.stop().await;
     let queued = ll(&f.anna, &["chat", "send", FILE, "w kolejce"]).await;
     assert_eq!(queued.code, 75, "{}", queued.stderr);
@@ -1759,6 +1778,22 @@ async fn offboarding_cuts_a_member_off_at_once_and_rotates_everything_they_held(
         .contains("/messages?session=")));
 
     // Work goes on: the others read old and new history.
+    ok(&f.owner, &["chat", "send", TEAM, "po odejściu Bartka"]).await;
+    ok(&f.anna, &["chat", "send", TEAM, "dobrze"]).await;
+    let team = bodies(&ok(&f.anna, &["chat", "read", TEAM]).await);
+    assert!(team.contains(&"po odejściu Bartka".to_owned()), "{team:?}");
+    let (v, _, _) = audit_now(&auditor, dir.path(), "audyt-team.jsonl").await;
+    assert_eq!(
+        v.code, 0,
+        "the internal room moved to new sessions: {}",
+        v.stderr
+    );
+    // The room's creation is logged with its signed body (leaf type 3): what the check reads.
+    let with_body = relay_rows(
+        &data,
+        "SELECT COUNT(*) FROM audit_leaves WHERE substr(leaf, 2, 1) = x'03'",
+    );
+    assert_eq!(with_body[0][0], "1", "one internal room created");
     ok(&f.owner, &["chat", "send", FILE, "po odejściu: tajne dane"]).await;
     ok(&f.anna, &["chat", "send", FILE, "nowy plan"]).await;
     let doc2 = dir.path().join("Faktura 02.pdf");
@@ -1832,10 +1867,11 @@ async fn offboarding_cuts_a_member_off_at_once_and_rotates_everything_they_held(
         (Some(1), Some(2)),
         "{r}"
     );
-    // The owner's own session in the file's room had reached the laptop: replaced, and
-    // the new key went to the remaining devices (Anna's phone, Celina) only.
-    assert_eq!(r["room_sessions"], 1, "{r}");
-    assert_eq!(r["olm_shares"], 2, "{r}");
+    // The owner's own sessions in the file's room and in the team room had reached the
+    // laptop: replaced, and the new keys went to the remaining devices only (the file:
+    // Anna's phone and Celina; the team room: Anna's phone).
+    assert_eq!(r["room_sessions"], 2, "{r}");
+    assert_eq!(r["olm_shares"], 3, "{r}");
     let r = ll(&laptop, &["sync"]).await;
     assert_eq!(r.code, 4, "{}", r.stderr);
     ok(&f.owner, &["chat", "send", FILE, "po utracie laptopa"]).await;

@@ -186,6 +186,19 @@ pub enum AuditError {
         /// What is missing or wrong.
         what: String,
     },
+    /// After a member was taken out of an internal room, or lost a device or their
+    /// membership while in it, a message used a room session they could read.
+    #[error("room {room}: after member {member} lost it at {since}, {what}")]
+    RoomNotRotated {
+        /// The room, hex.
+        room: String,
+        /// The member who lost access.
+        member: MemberId,
+        /// When.
+        since: String,
+        /// What is wrong.
+        what: String,
+    },
     /// A member key was exposed (a device holding it revoked) and no new version followed.
     #[error("member {member}'s key was exposed at {since}, but no new version followed")]
     KeyNotRotated {
@@ -237,6 +250,7 @@ impl AuditError {
             Self::UntrustedLogKey { .. } => "untrusted_log_key",
             Self::WrongLength { .. } => "wrong_length",
             Self::IncompleteRotation { .. }
+            | Self::RoomNotRotated { .. }
             | Self::KeyNotRotated { .. }
             | Self::LeakedKey { .. } => "incomplete_rotation",
         }
@@ -373,8 +387,16 @@ struct Completeness {
     key_rotations: Vec<KeyRotation>,
     /// Member-key versions put so far, per member: `(signed time, version)`.
     key_versions: HashMap<MemberId, Vec<(u64, u32)>>,
-    /// Megolm session tags seen in customer-file rooms: room → tag → first signed time.
+    /// Megolm session tags seen in rooms: room → tag → first signed time.
     room_sessions: HashMap<[u8; 16], HashMap<String, u64>>,
+    /// Internal rooms' member lists, from the logged bodies that set them: room → (signed
+    /// time, members), in log order.
+    room_members: HashMap<[u8; 16], Vec<(u64, BTreeSet<MemberId>)>>,
+    /// Members taken out of an internal room: room → (signed time, member).
+    room_removals: HashMap<[u8; 16], Vec<(u64, MemberId)>>,
+    /// Revocations in the roster inside the whole entries (a device revoked, a member
+    /// removed): (time, member). Judged in every internal room the member was in then.
+    revocations: Vec<(u64, MemberId)>,
 }
 
 impl Completeness {
@@ -383,9 +405,10 @@ impl Completeness {
         method: &str,
         path: &str,
         t: u64,
+        body: Option<&[u8]>,
         roster: &Roster,
     ) -> Result<(), AuditError> {
-        check_rotation(self, method, path, t, roster)
+        check_rotation(self, method, path, t, body, roster)
     }
 }
 
@@ -771,6 +794,13 @@ impl Verifier {
                 let from = h.from_ms.unwrap_or(0);
                 (self.completeness.rotations, self.completeness.key_rotations) =
                     obligations(&roster, from);
+                self.completeness.revocations = roster
+                    .device_revocations()
+                    .into_iter()
+                    .map(|(_, m, t)| (t, m))
+                    .chain(roster.removals().into_iter().map(|(m, t)| (t, m)))
+                    .filter(|(t, _)| *t >= from)
+                    .collect();
             }
         }
         self.roster = Some(roster);
@@ -966,8 +996,13 @@ impl Verifier {
         }
         self.nonces.insert(id, index);
         self.nonce_times.push_back((head.timestamp_ms, id));
-        self.completeness
-            .check(&head.method, &head.path, head.timestamp_ms, roster)?;
+        self.completeness.check(
+            &head.method,
+            &head.path,
+            head.timestamp_ms,
+            leaf.body.as_deref(),
+            roster,
+        )?;
         let appended = match (
             head.method.as_str(),
             self.roster_bodies.get(&head.body_sha256),
@@ -1264,13 +1299,20 @@ fn check_rotation(
     method: &str,
     path: &str,
     t: u64,
+    body: Option<&[u8]>,
     roster: &Roster,
 ) -> Result<(), AuditError> {
+    if method == "POST" || method == "PUT" {
+        note_room_members(c, method, path, t, body);
+    }
     let Completeness {
         rotations,
         key_rotations,
         key_versions,
         room_sessions,
+        room_members,
+        room_removals,
+        revocations,
     } = c;
     // Reads change no key: most entries end here, before any parsing.
     if method != "POST" && method != "PUT" {
@@ -1280,7 +1322,19 @@ fn check_rotation(
     let parts: Vec<&str> = route.split('/').collect();
     if method == "POST" {
         if let ["", "v1", "rooms", room, "messages"] = parts.as_slice() {
-            return check_room_session(rotations, room_sessions, room, query, t);
+            let Some((id, tag, first)) = note_session(room_sessions, room, query, t) else {
+                return Ok(());
+            };
+            check_room_session(rotations, FileId(id), &tag, first, t)?;
+            return check_internal_room(
+                room_members,
+                room_removals,
+                revocations,
+                id,
+                &tag,
+                first,
+                t,
+            );
         }
         return Ok(());
     }
@@ -1367,28 +1421,114 @@ fn check_rotation(
     }
 }
 
+/// Records the session tag a room message states: `(room, tag, first time the tag was
+/// seen in the room)`; `None` when the path names no room or no tag.
+fn note_session(
+    room_sessions: &mut HashMap<[u8; 16], HashMap<String, u64>>,
+    room: &str,
+    query: &str,
+    t: u64,
+) -> Option<([u8; 16], String, u64)> {
+    let id = room.parse::<FileId>().ok()?.0;
+    let tag = query
+        .split('&')
+        .find_map(|kv| kv.strip_prefix("session="))
+        .filter(|tag| tag.len() == 32)?;
+    let seen = room_sessions.entry(id).or_default();
+    let first = *seen.entry(tag.to_owned()).or_insert(t);
+    Some((id, tag.to_owned(), first))
+}
+
+/// An internal room's member list from the body of its creation or of a change (a file
+/// room's body names a file and no members: its members follow file access). A member
+/// left out of a change is taken out of the room at its time.
+fn note_room_members(c: &mut Completeness, method: &str, path: &str, t: u64, body: Option<&[u8]>) {
+    let route = path.split_once('?').map_or(path, |(r, _)| r);
+    let parts: Vec<&str> = route.split('/').collect();
+    let Some(v) = body.and_then(|b| serde_json::from_slice::<serde_json::Value>(b).ok()) else {
+        return;
+    };
+    let room = match (method, parts.as_slice()) {
+        ("POST", ["", "v1", "rooms"]) if v.get("file").is_none_or(|f| f.is_null()) => v
+            .get("room")
+            .and_then(|r| r.as_str())
+            .and_then(|r| r.parse::<FileId>().ok()),
+        ("PUT", ["", "v1", "rooms", room, "members"]) => room.parse::<FileId>().ok(),
+        _ => None,
+    };
+    let (Some(room), Some(list)) = (room, v.get("members").and_then(|m| m.as_array())) else {
+        return;
+    };
+    let members: BTreeSet<MemberId> = list
+        .iter()
+        .filter_map(|m| m.as_str().and_then(|m| m.parse().ok()))
+        .collect();
+    let history = c.room_members.entry(room.0).or_default();
+    if let Some((_, before)) = history.last() {
+        let removals = c.room_removals.entry(room.0).or_default();
+        removals.extend(before.difference(&members).map(|m| (t, *m)));
+    }
+    history.push((t, members));
+}
+
+/// A message in an internal room (one whose member list the log showed): after a member
+/// was taken out of it, or lost a device or their membership of the firm while in it, no
+/// message may use a session that was in use in the room before — its key reached them.
+fn check_internal_room(
+    room_members: &HashMap<[u8; 16], Vec<(u64, BTreeSet<MemberId>)>>,
+    room_removals: &HashMap<[u8; 16], Vec<(u64, MemberId)>>,
+    revocations: &[(u64, MemberId)],
+    room: [u8; 16],
+    tag: &str,
+    first: u64,
+    t: u64,
+) -> Result<(), AuditError> {
+    let Some(history) = room_members.get(&room) else {
+        return Ok(());
+    };
+    let member_then = |since: u64, m: &MemberId| {
+        history
+            .iter()
+            .rev()
+            .find(|(at, _)| *at <= since)
+            .is_some_and(|(_, set)| set.contains(m))
+    };
+    let removed = room_removals
+        .get(&room)
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    let ends = removed.iter().chain(
+        revocations
+            .iter()
+            .filter(|(since, m)| member_then(*since, m)),
+    );
+    if let Some((since, member)) = ends
+        .into_iter()
+        .find(|(since, _)| first < *since && t >= *since)
+    {
+        return Err(AuditError::RoomNotRotated {
+            room: hex::encode(room),
+            member: *member,
+            since: format_ms(*since),
+            what: format!(
+                "a message at {} used the room session {tag}, which they could read (it was in use before)",
+                format_ms(t)
+            ),
+        });
+    }
+    Ok(())
+}
+
 /// A message in a customer file's room (its id is the file's) with the sender's session
 /// tag: after someone lost access to the file (or a key that could read it), no message may
 /// use a session that was in use in that room before — its key reached the revoked devices.
 fn check_room_session(
     rotations: &[Rotation],
-    room_sessions: &mut HashMap<[u8; 16], HashMap<String, u64>>,
-    room: &str,
-    query: &str,
+    file: FileId,
+    tag: &str,
+    first: u64,
     t: u64,
 ) -> Result<(), AuditError> {
-    let Ok(file) = room.parse::<FileId>() else {
-        return Ok(());
-    };
-    let Some(tag) = query
-        .split('&')
-        .find_map(|kv| kv.strip_prefix("session="))
-        .filter(|tag| tag.len() == 32)
-    else {
-        return Ok(());
-    };
-    let seen = room_sessions.entry(file.0).or_default();
-    let first = *seen.entry(tag.to_owned()).or_insert(t);
     if let Some(r) = rotations
         .iter()
         .find(|r| r.file == file && first < r.since && t >= r.since)

@@ -131,6 +131,7 @@ impl World {
             received_ms: t + 5,
             request,
             subjects: vec![],
+            body: None,
         }
         .to_bytes()
     }
@@ -802,6 +803,7 @@ fn signed_leaf(w: &mut World, d: usize, method: &str, path: &str, t: u64, body: 
         received_ms: t + 5,
         request,
         subjects: vec![],
+        body: None,
     }
     .to_bytes()
 }
@@ -890,4 +892,81 @@ fn the_bundle_must_be_signed_with_the_log_key_the_roster_records() {
     );
     let e = run(&bundle(&w, &cps, 12, 0..12), Options::default()).unwrap_err();
     assert_eq!(e.class(), "untrusted_log_key", "{e}");
+}
+
+/// A leaf that carries its request's body (room membership).
+fn body_leaf(w: &mut World, d: usize, method: &str, path: &str, t: u64, body: &str) -> Vec<u8> {
+    let (id, key) = &w.devices[d];
+    let request = RequestHead::new(w.firm, *id, method, path, t, body.as_bytes(), &mut w.rng)
+        .unwrap()
+        .sign(key);
+    AuditLeaf {
+        firm: w.firm,
+        received_ms: t + 5,
+        request,
+        subjects: vec![],
+        body: Some(body.as_bytes().to_vec()),
+    }
+    .to_bytes()
+}
+
+/// An internal room of the owner and Anna; a message, Anna taken out, another message
+/// under `after_tag`.
+fn internal_room(after_tag: &str) -> Result<(Summary, Vec<Row>), AuditError> {
+    let mut w = World::new();
+    let room = "ab".repeat(16);
+    let (owner, anna) = (w.owner.0, w.anna.0);
+    let create = format!(r#"{{"room":"{room}","members":["{owner}","{anna}"]}}"#);
+    let l = body_leaf(&mut w, 0, "POST", "/v1/rooms", T0 + 3_000, &create);
+    w.leaves.push(l);
+    let before = "11".repeat(16);
+    let path = |tag: &str| format!("/v1/rooms/{room}/messages?session={tag}");
+    let l = signed_leaf(&mut w, 0, "POST", &path(&before), T0 + 4_000, b"");
+    w.leaves.push(l);
+    let only_owner = format!(r#"{{"members":["{owner}"]}}"#);
+    let l = body_leaf(
+        &mut w,
+        0,
+        "PUT",
+        &format!("/v1/rooms/{room}/members"),
+        T0 + 5_000,
+        &only_owner,
+    );
+    w.leaves.push(l);
+    let l = signed_leaf(&mut w, 0, "POST", &path(after_tag), T0 + 6_000, b"");
+    w.leaves.push(l);
+    let n = w.leaves.len();
+    let cps = vec![w.checkpoint(n)];
+    run(&bundle(&w, &cps, n as u64, 0..n), Options::default())
+}
+
+#[test]
+fn an_internal_room_must_move_to_a_new_session_when_a_member_leaves_it() {
+    internal_room(&"22".repeat(16)).unwrap();
+    let e = internal_room(&"11".repeat(16)).unwrap_err();
+    assert!(matches!(e, AuditError::RoomNotRotated { .. }), "{e}");
+    assert_eq!(e.class(), "incomplete_rotation");
+}
+
+#[test]
+fn an_internal_room_must_move_to_a_new_session_after_a_members_device_is_revoked() {
+    let mut w = World::new();
+    let room = "cd".repeat(16);
+    let (owner, anna) = (w.owner.0, w.anna.0);
+    let create = format!(r#"{{"room":"{room}","members":["{owner}","{anna}"]}}"#);
+    let l = body_leaf(&mut w, 0, "POST", "/v1/rooms", T0 + 3_000, &create);
+    w.leaves.push(l);
+    let path = format!("/v1/rooms/{room}/messages?session={}", "33".repeat(16));
+    let l = signed_leaf(&mut w, 0, "POST", &path, T0 + 4_000, b"");
+    w.leaves.push(l);
+    // Anna's device is revoked at T0 + 50 s (World::new); the owner keeps the session.
+    let l = signed_leaf(&mut w, 0, "POST", &path, T0 + 51_000, b"");
+    w.leaves.push(l);
+    let n = w.leaves.len();
+    let cps = vec![w.checkpoint(n)];
+    let e = run(&bundle(&w, &cps, n as u64, 0..n), Options::default()).unwrap_err();
+    assert!(
+        matches!(&e, AuditError::RoomNotRotated { member, .. } if *member == anna),
+        "{e}"
+    );
 }

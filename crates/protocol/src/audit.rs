@@ -17,6 +17,10 @@ pub const MAX_LEAF_SUBJECTS: usize = 64;
 pub const LEAF_TYPE_DEVICE_REQUEST: u8 = 1;
 /// Leaf type: the relay's retention sweep of one customer file (a tombstone).
 pub const LEAF_TYPE_RETENTION_SWEEP: u8 = 2;
+/// Leaf type: a device request with its body (room membership: the body is opaque ids).
+pub const LEAF_TYPE_DEVICE_REQUEST_WITH_BODY: u8 = 3;
+/// Largest request body a leaf may carry.
+pub const MAX_LEAF_BODY: usize = 64 * 1024;
 /// Most documents one sweep leaf may name.
 pub const MAX_SWEPT_DOCUMENTS: usize = 64;
 
@@ -71,14 +75,22 @@ pub struct AuditLeaf {
     pub request: SignedRequest,
     /// Ids the request touched, sorted and without duplicates.
     pub subjects: Vec<Subject>,
+    /// The request's body, for requests whose body an auditor needs (room membership);
+    /// its SHA-256 is the one the request signs.
+    pub body: Option<Vec<u8>>,
 }
 
 impl AuditLeaf {
-    /// Canonical bytes: `version || type || firm || received_ms || request || count || subjects`.
+    /// Canonical bytes: `version || type || firm || received_ms || request || count ||
+    /// subjects`, then `body` (u32-prefixed) for type 3.
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut w = Writer::new();
         w.u8(PROTOCOL_VERSION)
-            .u8(LEAF_TYPE_DEVICE_REQUEST)
+            .u8(if self.body.is_some() {
+                LEAF_TYPE_DEVICE_REQUEST_WITH_BODY
+            } else {
+                LEAF_TYPE_DEVICE_REQUEST
+            })
             .fixed(&self.firm.0)
             .u64(self.received_ms);
         self.request.encode_into(&mut w);
@@ -86,17 +98,22 @@ impl AuditLeaf {
         for s in &self.subjects {
             w.u8(s.kind as u8).fixed(&s.id);
         }
+        if let Some(body) = &self.body {
+            w.var(body);
+        }
         w.finish()
     }
 
-    /// Decodes a leaf: refuses trailing bytes, unknown types, a firm mismatch, and subjects
-    /// that are unsorted, repeated or too many.
+    /// Decodes a leaf: refuses trailing bytes, unknown types, a firm mismatch, subjects
+    /// that are unsorted, repeated or too many, and a body the request did not sign.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, DecodeError> {
         let mut r = Reader::new(bytes);
         r.version(PROTOCOL_VERSION)?;
-        if r.u8("leaf type")? != LEAF_TYPE_DEVICE_REQUEST {
-            return Err(DecodeError::InvalidValue("leaf type"));
-        }
+        let with_body = match r.u8("leaf type")? {
+            LEAF_TYPE_DEVICE_REQUEST => false,
+            LEAF_TYPE_DEVICE_REQUEST_WITH_BODY => true,
+            _ => return Err(DecodeError::InvalidValue("leaf type")),
+        };
         let firm = FirmId(r.array("firm")?);
         let received_ms = r.u64("received_ms")?;
         let request = SignedRequest::decode(&mut r)?;
@@ -122,12 +139,22 @@ impl AuditLeaf {
             }
             subjects.push(s);
         }
+        let body = if with_body {
+            let body = r.var("body", MAX_LEAF_BODY)?.to_vec();
+            if crate::crypto::sha256(&[&body]) != request.head.body_sha256 {
+                return Err(DecodeError::InvalidValue("body hash"));
+            }
+            Some(body)
+        } else {
+            None
+        };
         r.finish()?;
         Ok(Self {
             firm,
             received_ms,
             request,
             subjects,
+            body,
         })
     }
 
@@ -337,6 +364,7 @@ mod tests {
                     id: *id,
                 })
                 .collect(),
+            body: None,
         }
         .normalise()
     }

@@ -33,6 +33,7 @@ pub(crate) fn generate(rng: &mut ChaCha20Rng) -> Value {
                 received_ms: 1_775_000_000_250,
                 request,
                 subjects,
+                body: None,
             }
             .normalise()
         })
@@ -159,6 +160,49 @@ pub(crate) fn generate(rng: &mut ChaCha20Rng) -> Value {
             c["leafHash"] = json!(h(&download.leaf_hash()));
             c
         },
+    );
+    // A room membership change carries its body (opaque member ids) for the auditor.
+    let body = format!(r#"{{"members":["{}","{}"]}}"#, h(&file_id), h(&doc_id));
+    let request = RequestHead::new(
+        firm,
+        device,
+        "PUT",
+        &format!("/v1/rooms/{}/members", h(&room_id)),
+        1_775_000_000_000,
+        body.as_bytes(),
+        rng,
+    )
+    .expect("valid head")
+    .sign(&key);
+    let members = AuditLeaf {
+        firm,
+        received_ms: 1_775_000_000_300,
+        request,
+        subjects: vec![Subject {
+            kind: SubjectKind::Room,
+            id: room_id,
+        }],
+        body: Some(body.clone().into_bytes()),
+    };
+    let raw = members.to_bytes();
+    t.push(
+        "room members replaced: the leaf carries the signed body",
+        Expect::Valid,
+        case(&raw, Some(members.leaf_hash())),
+    );
+    let mut other = members.clone();
+    other.body = Some(body.replace("\"]}", "0\"]}").into_bytes());
+    t.push(
+        "room membership body that the request did not sign",
+        Expect::Invalid("Malformed"),
+        case(&other.to_bytes(), None),
+    );
+    let mut no_body = raw.clone();
+    no_body[1] = 1;
+    t.push(
+        "type 1 leaf with trailing body bytes",
+        Expect::Invalid("Malformed"),
+        case(&no_body, None),
     );
     sweeps(&mut t, firm, file_id, doc_id, case);
 
