@@ -765,6 +765,28 @@ impl Profile {
         self.id.firm
     }
 
+    /// The name this member gave when founding or joining.
+    pub fn my_name(&self) -> &str {
+        &self.id.name
+    }
+
+    /// The firm's name, as its founder gave it (`None` on a device that did not found it).
+    pub fn firm_name(&self) -> Option<String> {
+        self.store.state("firm_name").ok().flatten()
+    }
+
+    /// Whether this member is in the roster (an approved joiner, or the founder).
+    pub fn admitted(&self) -> bool {
+        self.roster
+            .as_ref()
+            .is_some_and(|r| r.member(&self.id.member).is_some())
+    }
+
+    /// The relay this profile talks to.
+    pub fn relay_url(&self) -> &str {
+        &self.id.relay
+    }
+
     /// This member's fingerprint (what the admin compares when approving); `None` on a
     /// linked device that has not received the master key yet.
     pub fn fingerprint(&self) -> Option<String> {

@@ -158,6 +158,11 @@ pub struct TimelineItem {
     pub member: Option<MemberId>,
     /// The text shown.
     pub text: String,
+    /// The item's own text without decorations (a task's or event's title, a note's text,
+    /// a message, a document's name), for a view that words the rest itself.
+    pub title: String,
+    /// A task's status (`open`, `done`).
+    pub status: Option<String>,
     /// Id of the item (message seq, record id, document id).
     pub reference: String,
     /// Where it stands in the timeline (`ms/kind/reference`): pass the first item's as
@@ -1424,6 +1429,8 @@ impl Profile {
                 kind: "message".into(),
                 member: m.member,
                 text: m.body.clone().unwrap_or_default(),
+                title: m.body.clone().unwrap_or_default(),
+                status: None,
                 reference: m.seq.to_string(),
                 cursor: String::new(),
             });
@@ -1448,11 +1455,21 @@ impl Profile {
                         opt_text(f.get("status")).unwrap_or_default()
                     )
                 };
+                let (title, status) = if kind == "note" {
+                    (opt_text(f.get("text")).unwrap_or_default(), None)
+                } else {
+                    (
+                        opt_text(f.get("title")).unwrap_or_default(),
+                        (kind == "task").then(|| opt_text(f.get("status")).unwrap_or_default()),
+                    )
+                };
                 items.push(TimelineItem {
                     at_ms: f.get("created_ms").as_u64().unwrap_or(0),
                     kind: kind.into(),
                     member: member_of(f.get("author")),
                     text,
+                    title,
+                    status,
                     reference: RecordId(row.record).to_string(),
                     cursor: String::new(),
                 });
@@ -1464,6 +1481,8 @@ impl Profile {
                 kind: "document".into(),
                 member: None,
                 text: d.name.clone(),
+                title: d.name.clone(),
+                status: None,
                 reference: d.document.to_string(),
                 cursor: String::new(),
             });

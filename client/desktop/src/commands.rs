@@ -1,0 +1,350 @@
+//! The window's commands. Each opens nothing new: it locks the one open profile, calls
+//! client/core and returns plain data (or the error's text, which never holds a key or
+//! content the user did not type).
+
+use ledgerline_client_core::chrono::NaiveDate;
+use ledgerline_client_core::keystore;
+use ledgerline_client_core::profile::{
+    ClientError, Conversation, CustomerCard, CustomerView, MessageView, Profile, SyncReport,
+    TaskSpec, TaskView, TimelineItem, Unlock, STORE_FILE,
+};
+use ledgerline_client_core::protocol::ids::FileId;
+use ledgerline_client_core::room::RoomEvent;
+use ledgerline_client_core::transport::RelayError;
+use serde::Serialize;
+use std::future::Future;
+use std::path::PathBuf;
+use std::pin::Pin;
+use tauri::State;
+use tokio::sync::{mpsc, oneshot};
+use zeroize::Zeroizing;
+
+/// One piece of work for the profile's thread.
+type Job = Box<
+    dyn for<'a> FnOnce(&'a mut Option<Profile>) -> Pin<Box<dyn Future<Output = ()> + 'a>> + Send,
+>;
+
+/// What the app holds: where the profile lives, and a thread that owns the profile. The
+/// profile (an SQLite connection, Olm and Megolm state) lives on that one thread with its
+/// own runtime; commands hand it work and await the answer, one at a time.
+pub struct Desk {
+    dir: PathBuf,
+    relay: String,
+    jobs: mpsc::UnboundedSender<Job>,
+}
+
+impl std::fmt::Debug for Desk {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Desk")
+            .field("dir", &self.dir)
+            .field("relay", &self.relay)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Desk {
+    /// The app for the profile in `dir`, offering `relay` to found or join a firm.
+    pub fn new(dir: PathBuf, relay: String) -> std::io::Result<Self> {
+        let (jobs, mut queue) = mpsc::unbounded_channel::<Job>();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        std::thread::Builder::new()
+            .name("profile".into())
+            .spawn(move || {
+                runtime.block_on(async move {
+                    let mut profile: Option<Profile> = None;
+                    while let Some(job) = queue.recv().await {
+                        job(&mut profile).await;
+                    }
+                });
+            })?;
+        Ok(Self { dir, relay, jobs })
+    }
+
+    /// Runs `f` on the profile's thread and returns its answer.
+    async fn on<T, F>(&self, f: F) -> Answer<T>
+    where
+        T: Send + 'static,
+        F: AsyncFnOnce(&mut Option<Profile>) -> Answer<T> + Send + 'static,
+    {
+        let (tx, rx) = oneshot::channel();
+        let job: Job = Box::new(move |slot| run_job(f, tx, slot));
+        self.jobs
+            .send(job)
+            .map_err(|_| "the profile's thread has stopped".to_owned())?;
+        rx.await
+            .map_err(|_| "the profile's thread has stopped".to_owned())?
+    }
+}
+
+fn run_job<'a, T, F>(
+    f: F,
+    tx: oneshot::Sender<Answer<T>>,
+    slot: &'a mut Option<Profile>,
+) -> Pin<Box<dyn Future<Output = ()> + 'a>>
+where
+    T: 'a,
+    F: AsyncFnOnce(&mut Option<Profile>) -> Answer<T> + 'a,
+{
+    Box::pin(async move {
+        let _ = tx.send(f(slot).await);
+    })
+}
+
+type Answer<T> = Result<T, String>;
+
+fn text(e: impl std::fmt::Display) -> String {
+    e.to_string()
+}
+
+/// How the store key is had: the OS keyring when the profile uses it (or, for a new
+/// profile, when one is available); otherwise `LEDGERLINE_PASSPHRASE`.
+fn unlock(dir: &std::path::Path, creating: bool) -> Answer<Unlock> {
+    if !creating && keystore::uses_keyring(dir) {
+        return Ok(Unlock::Keyring);
+    }
+    if let Ok(p) = std::env::var("LEDGERLINE_PASSPHRASE") {
+        if !p.is_empty() {
+            return Ok(Unlock::Passphrase(Zeroizing::new(p)));
+        }
+    }
+    if creating && keystore::available() {
+        return Ok(Unlock::NewKeyring);
+    }
+    Err("no OS keyring is available for the local store's key: set LEDGERLINE_PASSPHRASE".into())
+}
+
+/// Who is signed in, as the window shows it.
+#[derive(Debug, Serialize)]
+pub struct Me {
+    /// The firm's name (its id where this device does not know the name).
+    pub firm: String,
+    /// This member's name.
+    pub me: String,
+    /// This member's id.
+    pub member: String,
+    /// What an admin compares when approving.
+    pub fingerprint: Option<String>,
+    /// Whether the roster has this member yet.
+    pub admitted: bool,
+}
+
+/// The app's state: the relay offered for onboarding and the open profile, if any.
+#[derive(Debug, Serialize)]
+pub struct AppView {
+    /// The relay offered when founding or joining.
+    pub relay: String,
+    /// Who is signed in; `None` before onboarding.
+    pub profile: Option<Me>,
+}
+
+fn me(p: &Profile) -> Me {
+    Me {
+        firm: p.firm_name().unwrap_or_else(|| p.firm().to_string()),
+        me: p.my_name().to_owned(),
+        member: p.member().to_string(),
+        fingerprint: p.fingerprint(),
+        admitted: p.admitted(),
+    }
+}
+
+/// The app's state; opens the profile on first call when one exists.
+#[tauri::command]
+pub async fn app_state(desk: State<'_, Desk>) -> Answer<AppView> {
+    let (dir, relay) = (desk.dir.clone(), desk.relay.clone());
+    desk.on(async move |slot: &mut Option<Profile>| {
+        if slot.is_none() && dir.join(STORE_FILE).exists() {
+            *slot = Some(Profile::open(&dir, unlock(&dir, false)?).map_err(text)?);
+        }
+        Ok(AppView {
+            relay: slot.as_ref().map_or(relay, |p| p.relay_url().to_owned()),
+            profile: slot.as_ref().map(me),
+        })
+    })
+    .await
+}
+
+/// Founds a firm: this device's member is its owner.
+#[tauri::command]
+pub async fn create_firm(
+    desk: State<'_, Desk>,
+    relay: String,
+    firm: String,
+    me: String,
+) -> Answer<()> {
+    let (firm, me) = (firm.trim().to_owned(), me.trim().to_owned());
+    if firm.is_empty() || me.is_empty() {
+        return Err("the office's name and yours are both needed".into());
+    }
+    let dir = desk.dir.clone();
+    desk.on(async move |slot: &mut Option<Profile>| {
+        let mut p = Profile::create_firm(&dir, unlock(&dir, true)?, &relay, &firm, &me)
+            .await
+            .map_err(text)?;
+        p.sync().await.map_err(text)?;
+        *slot = Some(p);
+        Ok(())
+    })
+    .await
+}
+
+/// Joins with an invitation code; returns the fingerprint to read out to the admin.
+#[tauri::command]
+pub async fn join_firm(
+    desk: State<'_, Desk>,
+    relay: String,
+    code: String,
+    me: String,
+) -> Answer<String> {
+    let dir = desk.dir.clone();
+    desk.on(async move |slot: &mut Option<Profile>| {
+        let (p, fingerprint) =
+            Profile::join(&dir, unlock(&dir, true)?, &relay, code.trim(), me.trim())
+                .await
+                .map_err(text)?;
+        *slot = Some(p);
+        Ok(fingerprint)
+    })
+    .await
+}
+
+/// Runs `f` with the open profile.
+async fn with<T, F>(desk: &Desk, f: F) -> Answer<T>
+where
+    T: Send + 'static,
+    F: AsyncFnOnce(&mut Profile) -> Result<T, ClientError> + Send + 'static,
+{
+    desk.on(async move |slot: &mut Option<Profile>| {
+        let p = slot
+            .as_mut()
+            .ok_or_else(|| "no profile yet: found or join an office first".to_owned())?;
+        f(p).await.map_err(text)
+    })
+    .await
+}
+
+fn file_id(file: &str) -> Answer<FileId> {
+    file.parse()
+        .map_err(|_| "not a customer file id".to_owned())
+}
+
+/// Catches up with the relay.
+#[tauri::command]
+pub async fn sync(desk: State<'_, Desk>) -> Answer<SyncReport> {
+    with(&desk, async |p: &mut Profile| p.sync().await).await
+}
+
+/// Customers and leads.
+#[tauri::command]
+pub async fn customers(desk: State<'_, Desk>) -> Answer<Vec<CustomerView>> {
+    with(&desk, async |p: &mut Profile| p.customers()).await
+}
+
+/// Adds a customer (a new customer file with its card); returns its id.
+#[tauri::command]
+pub async fn customer_add(
+    desk: State<'_, Desk>,
+    name: String,
+    nip: Option<String>,
+) -> Answer<FileId> {
+    let card = CustomerCard {
+        nip: nip.filter(|n| !n.trim().is_empty()),
+        ..CustomerCard::default()
+    };
+    with(&desk, async move |p: &mut Profile| {
+        p.sync().await?;
+        p.customer_add(name.trim(), &card).await
+    })
+    .await
+}
+
+/// Catches up before showing a customer's content; out of the relay's reach, shows what
+/// this device has. Opening it from the local store is reported to the access log (at
+/// once, or at the next sync).
+async fn open_file(p: &mut Profile, file: FileId) -> Result<(), ClientError> {
+    match p.sync().await {
+        Ok(_) | Err(ClientError::Relay(RelayError::Unreachable(_))) => {}
+        Err(e) => return Err(e),
+    }
+    p.record_opened(Conversation::File(file)).await
+}
+
+/// A customer's timeline (newest page).
+#[tauri::command]
+pub async fn timeline(desk: State<'_, Desk>, file: String) -> Answer<Vec<TimelineItem>> {
+    let file = file_id(&file)?;
+    with(&desk, async move |p: &mut Profile| {
+        open_file(p, file).await?;
+        p.timeline(file, None, 200)
+    })
+    .await
+}
+
+/// A customer's conversation.
+#[tauri::command]
+pub async fn chat_read(desk: State<'_, Desk>, file: String) -> Answer<Vec<MessageView>> {
+    let file = file_id(&file)?;
+    with(&desk, async move |p: &mut Profile| {
+        open_file(p, file).await?;
+        p.conversation(Conversation::File(file))
+    })
+    .await
+}
+
+/// Sends a message in a customer's conversation; returns its sequence number.
+#[tauri::command]
+pub async fn chat_send(desk: State<'_, Desk>, file: String, text: String) -> Answer<u64> {
+    let file = file_id(&file)?;
+    with(&desk, async move |p: &mut Profile| {
+        p.send(
+            Conversation::File(file),
+            RoomEvent::Text {
+                body: text,
+                reply_to: None,
+            },
+        )
+        .await
+    })
+    .await
+}
+
+/// A customer's tasks.
+#[tauri::command]
+pub async fn tasks(desk: State<'_, Desk>, file: String) -> Answer<Vec<TaskView>> {
+    let file = file_id(&file)?;
+    with(&desk, async move |p: &mut Profile| {
+        p.tasks(Some(file), false)
+    })
+    .await
+}
+
+/// Adds a task to a customer file (due day as `YYYY-MM-DD`).
+#[tauri::command]
+pub async fn task_add(
+    desk: State<'_, Desk>,
+    file: String,
+    title: String,
+    due: Option<String>,
+) -> Answer<String> {
+    let file = file_id(&file)?;
+    let due = due
+        .filter(|d| !d.is_empty())
+        .map(|d| NaiveDate::parse_from_str(&d, "%Y-%m-%d"))
+        .transpose()
+        .map_err(|_| "a due day is YYYY-MM-DD".to_owned())?;
+    let spec = TaskSpec {
+        title,
+        assignee: None,
+        due,
+        rrule: None,
+        working_days: false,
+        rolling: false,
+        checklist: Vec::new(),
+        template: None,
+    };
+    with(&desk, async move |p: &mut Profile| {
+        p.task_add(file, &spec).await.map(|id| id.to_string())
+    })
+    .await
+}

@@ -1,0 +1,71 @@
+//! The Ledgerline desktop app (Tauri 2). The window (`ui/`) holds no keys and no protocol
+//! logic: every action is one of the commands in [`commands`], each a thin wrapper over
+//! `ledgerline-client-core`, which decrypts, verifies and keeps the encrypted local store.
+#![forbid(unsafe_code)]
+
+pub mod commands;
+
+use clap::Parser;
+use std::path::PathBuf;
+
+/// Command-line options of the app.
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "ledgerline-desktop",
+    version,
+    about = "The Ledgerline desktop app"
+)]
+pub struct Args {
+    /// The device profile: a directory holding the encrypted local store
+    /// [default: ~/.ledgerline/default, shared with the `ledgerline` CLI].
+    #[arg(long, env = "LEDGERLINE_PROFILE", value_name = "DIR")]
+    pub profile: Option<PathBuf>,
+    /// The relay offered when founding or joining a firm.
+    #[arg(
+        long,
+        env = "LEDGERLINE_RELAY",
+        value_name = "URL",
+        default_value = "http://127.0.0.1:8448"
+    )]
+    pub relay: String,
+}
+
+/// Runs the app until its window closes.
+pub fn run(args: Args) -> std::process::ExitCode {
+    let Some(dir) = args.profile.clone().or_else(|| {
+        std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".ledgerline").join("default"))
+    }) else {
+        eprintln!("ledgerline-desktop: no --profile given and no HOME to default to");
+        return std::process::ExitCode::from(2);
+    };
+    let desk = match commands::Desk::new(dir, args.relay) {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("ledgerline-desktop: cannot start the profile's thread: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let built = tauri::Builder::default()
+        .manage(desk)
+        .invoke_handler(tauri::generate_handler![
+            commands::app_state,
+            commands::create_firm,
+            commands::join_firm,
+            commands::sync,
+            commands::customers,
+            commands::customer_add,
+            commands::timeline,
+            commands::chat_read,
+            commands::chat_send,
+            commands::tasks,
+            commands::task_add,
+        ])
+        .run(tauri::generate_context!());
+    match built {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("ledgerline-desktop: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
