@@ -60,6 +60,25 @@ impl Scenario {
         self.body(upto, t, who.id, kind).sign(&who.key)
     }
 
+    /// The next event after `chain`, signed by `who`.
+    fn after(
+        &self,
+        chain: &[RosterEvent],
+        time: u64,
+        who: &Person,
+        kind: EventKind,
+    ) -> RosterEvent {
+        EventBody {
+            firm: self.firm,
+            seq: chain.len() as u64,
+            prev: chain.last().map(RosterEvent::hash).unwrap_or([0; 32]),
+            timestamp_ms: time,
+            signer: who.id,
+            kind,
+        }
+        .sign(&who.key)
+    }
+
     fn chain(&self, upto: usize, extra: &[RosterEvent]) -> Vec<RosterEvent> {
         self.events[..upto]
             .iter()
@@ -918,35 +937,31 @@ fn covers(rng: &mut ChaCha20Rng, s: &Scenario, t: &mut Tests) {
     );
 }
 
+/// The test of a chain that `kind`, appended by `who` at 6.3 s, makes fail with `class`.
+fn refused(
+    t: &mut Tests,
+    s: &Scenario,
+    comment: &str,
+    class: &'static str,
+    chain: &[RosterEvent],
+    who: &Person,
+    kind: EventKind,
+) {
+    let mut chain = chain.to_vec();
+    chain.push(s.after(&chain, 6_300, who, kind));
+    let mut fields = case(&chain);
+    fields["failsAt"] = json!(chain.len() - 1);
+    t.push(comment, Expect::Invalid(class), fields);
+}
+
 /// The relay's audit-log key recorded by an admin (`protocol-spec/checkpoints.md`).
 fn log_keys(rng: &mut ChaCha20Rng, s: &Scenario, t: &mut Tests) {
     let base = s.chain(11, &[]);
-    let next = |chain: &[RosterEvent], time: u64, who: &Person, kind: EventKind| {
-        EventBody {
-            firm: s.firm,
-            seq: chain.len() as u64,
-            prev: chain.last().map(RosterEvent::hash).unwrap_or([0; 32]),
-            timestamp_ms: time,
-            signer: who.id,
-            kind,
-        }
-        .sign(&who.key)
-    };
     let k1 = DeviceSigningKey::generate(rng).verifying_key();
     let k2 = DeviceSigningKey::generate(rng).verifying_key();
     let mut chain = base.clone();
-    chain.push(next(
-        &chain,
-        6_100,
-        &s.owner,
-        EventKind::LogKeySet { key: k1 },
-    ));
-    chain.push(next(
-        &chain,
-        6_200,
-        &s.owner,
-        EventKind::LogKeySet { key: k2 },
-    ));
+    chain.push(s.after(&chain, 6_100, &s.owner, EventKind::LogKeySet { key: k1 }));
+    chain.push(s.after(&chain, 6_200, &s.owner, EventKind::LogKeySet { key: k2 }));
     let mut fields = case(&chain);
     fields["head"] = json!(h(&chain[chain.len() - 1].hash()));
     fields["queries"] = json!([]);
@@ -958,11 +973,7 @@ fn log_keys(rng: &mut ChaCha20Rng, s: &Scenario, t: &mut Tests) {
     );
     let mut bad =
         |comment: &str, class: &'static str, chain: &[RosterEvent], who: &Person, kind| {
-            let mut chain = chain.to_vec();
-            chain.push(next(&chain, 6_300, who, kind));
-            let mut fields = case(&chain);
-            fields["failsAt"] = json!(chain.len() - 1);
-            t.push(comment, Expect::Invalid(class), fields);
+            refused(t, s, comment, class, chain, who, kind)
         };
     bad(
         "audit-log key recorded by a non-admin",
@@ -983,17 +994,6 @@ fn log_keys(rng: &mut ChaCha20Rng, s: &Scenario, t: &mut Tests) {
 /// Retention policies (`protocol-spec/retention.md`): f1 is granted to Anna by event 10.
 fn retention(s: &Scenario, t: &mut Tests) {
     let base = s.chain(11, &[]);
-    let next = |chain: &[RosterEvent], time: u64, who: &Person, kind: EventKind| {
-        EventBody {
-            firm: s.firm,
-            seq: chain.len() as u64,
-            prev: chain.last().map(RosterEvent::hash).unwrap_or([0; 32]),
-            timestamp_ms: time,
-            signer: who.id,
-            kind,
-        }
-        .sign(&who.key)
-    };
     let policy = |chat_months, docs_years, legal_hold| RetentionPolicy {
         chat_months,
         docs_years,
@@ -1002,19 +1002,9 @@ fn retention(s: &Scenario, t: &mut Tests) {
     let set = |file, p| EventKind::RetentionSet { file, policy: p };
     let mut chain = base.clone();
     let first = chain.len() as u64;
-    chain.push(next(
-        &chain,
-        6_100,
-        &s.owner,
-        set(s.f1, policy(12, 5, false)),
-    ));
+    chain.push(s.after(&chain, 6_100, &s.owner, set(s.f1, policy(12, 5, false))));
     let held = chain.len() as u64;
-    chain.push(next(
-        &chain,
-        6_200,
-        &s.owner,
-        set(s.f1, policy(12, 5, true)),
-    ));
+    chain.push(s.after(&chain, 6_200, &s.owner, set(s.f1, policy(12, 5, true))));
     let mut fields = case(&chain);
     fields["head"] = json!(h(&chain[chain.len() - 1].hash()));
     fields["queries"] = json!([]);
@@ -1031,11 +1021,7 @@ fn retention(s: &Scenario, t: &mut Tests) {
     );
     let mut bad =
         |comment: &str, class: &'static str, chain: &[RosterEvent], who: &Person, kind| {
-            let mut chain = chain.to_vec();
-            chain.push(next(&chain, 6_300, who, kind));
-            let mut fields = case(&chain);
-            fields["failsAt"] = json!(chain.len() - 1);
-            t.push(comment, Expect::Invalid(class), fields);
+            refused(t, s, comment, class, chain, who, kind)
         };
     bad(
         "retention policy set by a non-admin",
@@ -1074,7 +1060,9 @@ fn retention(s: &Scenario, t: &mut Tests) {
     );
     let mut odd = chain.clone();
     odd.pop();
-    let mut raw = next(&odd, 6_200, &s.owner, set(s.f1, policy(12, 5, true))).to_bytes();
+    let mut raw = s
+        .after(&odd, 6_200, &s.owner, set(s.f1, policy(12, 5, true)))
+        .to_bytes();
     let flag_at = raw.len() - 64 - 1;
     raw[flag_at] = 2;
     let mut events: Vec<Vec<u8>> = odd.iter().map(RosterEvent::to_bytes).collect();
