@@ -896,18 +896,10 @@ fn the_bundle_must_be_signed_with_the_log_key_the_roster_records() {
 
 /// A leaf that carries its request's body (room membership).
 fn body_leaf(w: &mut World, d: usize, method: &str, path: &str, t: u64, body: &str) -> Vec<u8> {
-    let (id, key) = &w.devices[d];
-    let request = RequestHead::new(w.firm, *id, method, path, t, body.as_bytes(), &mut w.rng)
-        .unwrap()
-        .sign(key);
-    AuditLeaf {
-        firm: w.firm,
-        received_ms: t + 5,
-        request,
-        subjects: vec![],
-        body: Some(body.as_bytes().to_vec()),
-    }
-    .to_bytes()
+    let mut leaf =
+        AuditLeaf::from_bytes(&signed_leaf(w, d, method, path, t, body.as_bytes())).unwrap();
+    leaf.body = Some(body.as_bytes().to_vec());
+    leaf.to_bytes()
 }
 
 /// An internal room of the owner and Anna; a message, Anna taken out, another message
