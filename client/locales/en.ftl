@@ -61,3 +61,150 @@ task-open = open
 task-done = done
 
 error-title = That did not work
+
+## Sections
+nav-leads = Leads
+nav-board = Tasks
+nav-calendar = Calendar
+nav-office = Office
+nav-audit = Audit
+nav-settings = Settings
+nav-global-search = Search everything…
+
+tab-documents = Documents
+
+chat-reply = Reply
+chat-edit = Edit
+chat-delete = Delete
+chat-edited = (edited)
+chat-replying = Replying to
+chat-editing = Editing
+
+doc-drop = Drop files here to encrypt and upload them.
+doc-year = Year they concern
+doc-none = No documents.
+doc-download = Download
+doc-uploaded = Encrypted and uploaded.
+doc-saved = Saved: { $path }
+
+## Task board and calendar
+board-column-open = To do
+board-column-delegated = Delegated (waiting)
+board-column-done = Done
+board-delegated = delegated
+board-rolling = rolling
+board-recurring = recurring
+board-mark-done = Done
+calendar-month = Month
+calendar-week = Week
+calendar-today = Today
+
+## Leads
+lead-add-submit = Add lead
+lead-none = No leads.
+lead-convert = Make a customer
+lead-stage-new = new
+lead-stage-contacted = contacted
+lead-stage-offer = offer sent
+lead-stage-won = won
+lead-stage-lost = lost
+
+## Search
+search-title = Results for "{ $query }"
+search-none = Nothing found.
+search-kind-message = message
+search-kind-file = customer
+search-kind-document = document
+search-kind-note = note
+
+## Office
+office-members = Members and devices
+office-member = Person
+office-role = Role
+office-fingerprint = Fingerprint
+office-devices = Devices
+office-files = Customers
+office-you = you
+office-revoked = revoked
+office-revoke = Revoke
+office-invite = Invite
+office-invite-name = The new person's name
+office-invite-code = Invitation code (hand it over in person):
+office-invitations = Open invitations
+office-expires = valid until { $when }
+office-approve = Approve
+office-approve-name = Who is joining
+office-approve-fingerprint = The fingerprint they read out
+office-approve-help = Compare the fingerprint the person sees on their screen before approving: a different one means someone is impersonating them.
+office-access = Access to customers
+office-grant = Give access
+office-remove-access = Remove access
+office-covers = Absence cover
+office-cover-line = Away: { $absent }; covering: { $colleague }; from { $from } to { $until } inclusive
+office-cover-absent = Away
+office-cover-colleague = Covering
+office-cover-from = From
+office-cover-until = Until (inclusive)
+office-cover-grant = Arrange cover
+office-cover-end = End now
+office-rotation-pending = An earlier revocation did not finish replacing keys; the next sync finishes it.
+cover-state-planned = planned
+cover-state-active = active
+cover-state-expired = expired
+cover-state-ended = ended
+role-admin = admin
+role-member = member
+role-auditor = auditor
+
+revoke-title = Revoke { $name }?
+revoke-plan-devices = { $count ->
+    [one] { $count } device is cut off from the server at once
+   *[other] { $count } devices are cut off from the server at once
+}
+revoke-plan-keys = { $count ->
+    [one] { $count } member key gets a new version
+   *[other] { $count } member keys get new versions
+}
+revoke-plan-files = { $count ->
+    [one] { $count } customer gets a new key:
+   *[other] { $count } customers get new keys:
+}
+revoke-warning = This cannot be undone: the person can come back only through a new invitation.
+revoke-confirm = Revoke { $name }
+revoke-progress-keys = New member keys
+revoke-progress-files = New customer keys
+revoke-done = Done: { $files } customers and { $keys } member keys replaced. The server refuses the revoked devices.
+dialog-close = Close
+dialog-cancel = Cancel
+
+## Audit
+audit-export = Export for an auditor
+audit-out = Bundle file
+audit-from = From day
+audit-to = To day
+audit-for = Names for the auditor
+audit-no-names = no names (ids only)
+audit-export-submit = Export
+audit-exported = Bundle written: { $entries } log entries, { $checkpoints } checkpoints.
+audit-verify = Verify a bundle (offline)
+audit-bundle = Bundle file to check
+audit-verify-submit = Verify
+audit-verified = The bundle is genuine: { $size } entries ({ $entries } whole), { $checkpoints } checkpoints, { $roster } roster events. Every signature, checkpoint and root checks out.
+audit-rotation = Rotation complete: { $what } ({ $at }): { $files } customers, { $keys } member keys.
+audit-filter-who = Who
+audit-filter-what = What
+audit-rows = Showing { $shown } of { $total }
+audit-col-time = When (UTC)
+audit-col-who = Who
+audit-col-what = What
+audit-col-subjects = Concerning
+
+## Settings
+settings-relay = Server (relay) address
+settings-relay-help = A new address is kept only once the server there serves this office's log and roster, and both check out.
+settings-save = Save
+settings-saved = Saved.
+settings-store = Data on this computer
+settings-store-keyring = The local store is encrypted with a key from the system keyring.
+settings-store-passphrase = The local store is encrypted with a key from a passphrase (Argon2id), given in LEDGERLINE_PASSPHRASE.
+settings-fingerprint = Your fingerprint

@@ -62,3 +62,153 @@ task-open = otwarte
 task-done = zrobione
 
 error-title = Nie udało się
+
+## Sections
+nav-leads = Potencjalni klienci
+nav-board = Zadania
+nav-calendar = Kalendarz
+nav-office = Biuro
+nav-audit = Audyt
+nav-settings = Ustawienia
+nav-global-search = Szukaj wszędzie…
+
+tab-documents = Dokumenty
+
+chat-reply = Odpowiedz
+chat-edit = Edytuj
+chat-delete = Usuń
+chat-edited = (edytowana)
+chat-replying = Odpowiedź na
+chat-editing = Edycja
+
+doc-drop = Przeciągnij tu pliki, aby je zaszyfrować i wysłać.
+doc-year = Rok, którego dotyczą
+doc-none = Brak dokumentów.
+doc-download = Pobierz
+doc-uploaded = Wysłano i zaszyfrowano.
+doc-saved = Zapisano: { $path }
+
+## Task board and calendar
+board-column-open = Do zrobienia
+board-column-delegated = Przekazane (czekają)
+board-column-done = Zrobione
+board-delegated = przekazane
+board-rolling = przechodzące
+board-recurring = cykliczne
+board-mark-done = Zrobione
+calendar-month = Miesiąc
+calendar-week = Tydzień
+calendar-today = Dziś
+
+## Leads
+lead-add-submit = Dodaj potencjalnego klienta
+lead-none = Brak potencjalnych klientów.
+lead-convert = Zrób klientem
+lead-stage-new = nowy
+lead-stage-contacted = kontakt nawiązany
+lead-stage-offer = oferta wysłana
+lead-stage-won = pozyskany
+lead-stage-lost = utracony
+
+## Search
+search-title = Wyniki dla „{ $query }”
+search-none = Nic nie znaleziono.
+search-kind-message = wiadomość
+search-kind-file = klient
+search-kind-document = dokument
+search-kind-note = notatka
+
+## Office
+office-members = Członkowie i urządzenia
+office-member = Osoba
+office-role = Rola
+office-fingerprint = Odcisk
+office-devices = Urządzenia
+office-files = Klienci
+office-you = Ty
+office-revoked = odwołany
+office-revoke = Odwołaj
+office-invite = Zaproś
+office-invite-name = Imię i nazwisko nowej osoby
+office-invite-code = Kod zaproszenia (przekaż go osobiście):
+office-invitations = Otwarte zaproszenia
+office-expires = ważne do { $when }
+office-approve = Zatwierdź
+office-approve-name = Kto dołącza
+office-approve-fingerprint = Odcisk odczytany przez tę osobę
+office-approve-help = Porównaj odcisk, który ta osoba widzi u siebie, zanim zatwierdzisz: inny odcisk oznacza, że ktoś się podszywa.
+office-access = Dostęp do klientów
+office-grant = Daj dostęp
+office-remove-access = Odbierz dostęp
+office-covers = Zastępstwa
+office-cover-line = Nieobecny: { $absent }; zastępuje: { $colleague }; od { $from } do { $until } włącznie
+office-cover-absent = Nieobecny
+office-cover-colleague = Zastępca
+office-cover-from = Od
+office-cover-until = Do (włącznie)
+office-cover-grant = Ustal zastępstwo
+office-cover-end = Zakończ teraz
+office-rotation-pending = Poprzednie odwołanie nie dokończyło wymiany kluczy; dokończy ją następna synchronizacja.
+cover-state-planned = zaplanowane
+cover-state-active = trwa
+cover-state-expired = minęło
+cover-state-ended = zakończone
+role-admin = administrator
+role-member = pracownik
+role-auditor = audytor
+
+revoke-title = Odwołać: { $name }?
+revoke-plan-devices = { $count ->
+    [one] { $count } urządzenie zostanie od razu odcięte od serwera
+    [few] { $count } urządzenia zostaną od razu odcięte od serwera
+   *[other] { $count } urządzeń zostanie od razu odciętych od serwera
+}
+revoke-plan-keys = { $count ->
+    [one] { $count } klucz osoby dostanie nową wersję
+    [few] { $count } klucze osób dostaną nowe wersje
+   *[other] { $count } kluczy osób dostanie nowe wersje
+}
+revoke-plan-files = { $count ->
+    [one] { $count } klient dostanie nowy klucz:
+    [few] { $count } klienci dostaną nowe klucze:
+   *[other] { $count } klientów dostanie nowe klucze:
+}
+revoke-warning = Tej osoby nie da się przywrócić: może wrócić tylko przez nowe zaproszenie.
+revoke-confirm = Odwołaj { $name }
+revoke-progress-keys = Nowe klucze osób
+revoke-progress-files = Nowe klucze klientów
+revoke-done = Gotowe. Nowe klucze klientów: { $files }, nowe wersje kluczy osób: { $keys }. Serwer odrzuca odwołane urządzenia.
+dialog-close = Zamknij
+dialog-cancel = Anuluj
+
+## Audit
+audit-export = Eksport dla audytora
+audit-out = Plik paczki
+audit-from = Od dnia
+audit-to = Do dnia
+audit-for = Nazwy dla audytora
+audit-no-names = bez nazw (same identyfikatory)
+audit-export-submit = Eksportuj
+audit-exported = Zapisano paczkę. Wpisy dziennika: { $entries }, punkty kontrolne: { $checkpoints }.
+audit-verify = Weryfikacja paczki (offline)
+audit-bundle = Plik paczki do sprawdzenia
+audit-verify-submit = Sprawdź
+audit-verified = Paczka jest prawdziwa. Wpisy: { $size } (w całości: { $entries }), punkty kontrolne: { $checkpoints }, zdarzenia składu: { $roster }. Każdy podpis, punkt kontrolny i korzeń się zgadza.
+audit-rotation = Wymiana kluczy kompletna: { $what } ({ $at }); nowe klucze klientów: { $files }, kluczy osób: { $keys }.
+audit-filter-who = Kto
+audit-filter-what = Co
+audit-rows = Pokazano { $shown } z { $total }
+audit-col-time = Kiedy (UTC)
+audit-col-who = Kto
+audit-col-what = Co
+audit-col-subjects = Czego dotyczy
+
+## Settings
+settings-relay = Adres serwera (relay)
+settings-relay-help = Nowy adres zostaje zapisany dopiero, gdy serwer pod nim poda dziennik i skład tego biura, które się zgadzają.
+settings-save = Zapisz
+settings-saved = Zapisano.
+settings-store = Dane na tym komputerze
+settings-store-keyring = Lokalna baza jest zaszyfrowana kluczem z pęku kluczy systemu.
+settings-store-passphrase = Lokalna baza jest zaszyfrowana kluczem z hasła (Argon2id); hasło podaje zmienna LEDGERLINE_PASSPHRASE.
+settings-fingerprint = Twój odcisk

@@ -2287,31 +2287,16 @@ fn verify_bundle(
 fn bundle_names(
     path: &std::path::Path,
 ) -> Result<(String, Vec<ledgerline_audit::SealedNames>), Failure> {
-    use std::io::BufRead;
-    let unreadable = |what: String| Failure {
-        exit: 5,
-        code: "malformed",
-        message: format!("{}: {what}", path.display()),
-    };
     let file = std::fs::File::open(path).map_err(|e| Failure {
         exit: 6,
         code: "not_found",
         message: format!("cannot read {}: {e}", path.display()),
     })?;
-    let mut lines = std::io::BufReader::new(file).lines();
-    let header = lines
-        .next()
-        .and_then(Result::ok)
-        .ok_or_else(|| unreadable("empty".into()))?;
-    let mut sealed = Vec::new();
-    for line in lines {
-        let line = line.map_err(|e| unreadable(e.to_string()))?;
-        match serde_json::from_str::<ledgerline_audit::Line>(&line) {
-            Ok(ledgerline_audit::Line::Names(n)) => sealed.push(n),
-            _ => break,
-        }
-    }
-    Ok((header, sealed))
+    ledgerline_audit::read_names(std::io::BufReader::new(file)).map_err(|what| Failure {
+        exit: 5,
+        code: "malformed",
+        message: format!("{}: {what}", path.display()),
+    })
 }
 
 fn print_row(

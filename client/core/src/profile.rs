@@ -39,7 +39,7 @@ mod work;
 pub use audit::ExportSummary;
 pub use cover::{CoverGrant, CoverView};
 pub use documents::{DocumentManifest, Phase, Progress};
-pub use offboard::{RotationProgress, RotationReport};
+pub use offboard::{RevocationPlan, RotationProgress, RotationReport};
 pub use retention::{parse_document_year, this_year, Expired};
 pub use watch::WatchEvent;
 pub use work::{
@@ -425,6 +425,19 @@ pub struct MemberView {
     pub me: bool,
 }
 
+/// An open invitation, as the admin sees it.
+#[derive(Debug, Clone, Serialize)]
+pub struct InvitationView {
+    /// The name it was issued for.
+    pub name: String,
+    /// `admin`, `member` or `auditor`.
+    pub role: String,
+    /// The one-time code, to hand over again.
+    pub code: String,
+    /// When it expires (ms since the Unix epoch).
+    pub expires_ms: u64,
+}
+
 /// A device as `device list` shows it.
 #[derive(Debug, Clone, Serialize)]
 pub struct DeviceView {
@@ -652,6 +665,24 @@ impl Profile {
     pub fn use_relay(&mut self, relay: &str) -> Result<()> {
         self.relay = RelayClient::new(HttpTransport::new(relay)?, self.id.firm, self.id.device);
         Ok(())
+    }
+
+    /// Moves this profile to another address of its relay (a new host name, a port),
+    /// for good. The move is kept only once a sync there succeeds: the relay must serve
+    /// this firm's roster and log, and both must verify against what this device holds.
+    pub async fn set_relay(&mut self, relay: &str) -> Result<()> {
+        let client = RelayClient::new(HttpTransport::new(relay)?, self.id.firm, self.id.device);
+        let old = std::mem::replace(&mut self.relay, client);
+        match self.sync().await {
+            Ok(_) => {
+                self.id.relay = relay.to_owned();
+                self.commit()
+            }
+            Err(e) => {
+                self.relay = old;
+                Err(e)
+            }
+        }
     }
 
     /// Opens an existing profile.
@@ -1501,6 +1532,23 @@ impl Profile {
         // The mailbox has served its one use.
         self.close_invite(invite.id()).await;
         Ok(member)
+    }
+
+    /// The member invitations this admin issued that are still open (not approved, not
+    /// expired), newest last.
+    pub fn invitations(&self) -> Vec<InvitationView> {
+        let now = now_ms();
+        self.local
+            .invites
+            .iter()
+            .filter(|i| i.expires_ms >= now && i.role != devices::DEVICE_INVITE)
+            .map(|i| InvitationView {
+                name: i.name.clone(),
+                role: i.role.clone(),
+                code: i.code.clone(),
+                expires_ms: i.expires_ms,
+            })
+            .collect()
     }
 
     /// Closes an invitation mailbox after its one use (best effort: it expires anyway).

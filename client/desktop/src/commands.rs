@@ -63,7 +63,7 @@ impl Desk {
     }
 
     /// Runs `f` on the profile's thread and returns its answer.
-    async fn on<T, F>(&self, f: F) -> Answer<T>
+    pub(crate) async fn on<T, F>(&self, f: F) -> Answer<T>
     where
         T: Send + 'static,
         F: AsyncFnOnce(&mut Option<Profile>) -> Answer<T> + Send + 'static,
@@ -92,9 +92,9 @@ where
     })
 }
 
-type Answer<T> = Result<T, String>;
+pub(crate) type Answer<T> = Result<T, String>;
 
-fn text(e: impl std::fmt::Display) -> String {
+pub(crate) fn text(e: impl std::fmt::Display) -> String {
     e.to_string()
 }
 
@@ -128,6 +128,8 @@ pub struct Me {
     pub fingerprint: Option<String>,
     /// Whether the roster has this member yet.
     pub admitted: bool,
+    /// Whether the local store's key is in the OS keyring (else a passphrase unlocks it).
+    pub keyring: bool,
 }
 
 /// The app's state: the relay offered for onboarding and the open profile, if any.
@@ -146,6 +148,7 @@ fn me(p: &Profile) -> Me {
         member: p.member().to_string(),
         fingerprint: p.fingerprint(),
         admitted: p.admitted(),
+        keyring: keystore::uses_keyring(p.dir()),
     }
 }
 
@@ -210,7 +213,7 @@ pub async fn join_firm(
 }
 
 /// Runs `f` with the open profile.
-async fn with<T, F>(desk: &Desk, f: F) -> Answer<T>
+pub(crate) async fn with<T, F>(desk: &Desk, f: F) -> Answer<T>
 where
     T: Send + 'static,
     F: AsyncFnOnce(&mut Profile) -> Result<T, ClientError> + Send + 'static,
@@ -224,7 +227,7 @@ where
     .await
 }
 
-fn file_id(file: &str) -> Answer<FileId> {
+pub(crate) fn file_id(file: &str) -> Answer<FileId> {
     file.parse()
         .map_err(|_| "not a customer file id".to_owned())
 }
@@ -262,7 +265,7 @@ pub async fn customer_add(
 /// Catches up before showing a customer's content; out of the relay's reach, shows what
 /// this device has. Opening it from the local store is reported to the access log (at
 /// once, or at the next sync).
-async fn open_file(p: &mut Profile, file: FileId) -> Result<(), ClientError> {
+pub(crate) async fn open_file(p: &mut Profile, file: FileId) -> Result<(), ClientError> {
     match p.sync().await {
         Ok(_) | Err(ClientError::Relay(RelayError::Unreachable(_))) => {}
         Err(e) => return Err(e),
@@ -292,19 +295,53 @@ pub async fn chat_read(desk: State<'_, Desk>, file: String) -> Answer<Vec<Messag
     .await
 }
 
-/// Sends a message in a customer's conversation; returns its sequence number.
+/// Sends a message in a customer's conversation (a reply when `reply_to` names one);
+/// returns its sequence number.
 #[tauri::command]
-pub async fn chat_send(desk: State<'_, Desk>, file: String, text: String) -> Answer<u64> {
-    let file = file_id(&file)?;
-    with(&desk, async move |p: &mut Profile| {
-        p.send(
-            Conversation::File(file),
-            RoomEvent::Text {
-                body: text,
-                reply_to: None,
-            },
-        )
-        .await
+pub async fn chat_send(
+    desk: State<'_, Desk>,
+    file: String,
+    text: String,
+    reply_to: Option<u64>,
+) -> Answer<u64> {
+    if text.trim().is_empty() {
+        return Err("an empty message is not sent".into());
+    }
+    chat_event(
+        &desk,
+        &file,
+        RoomEvent::Text {
+            body: text,
+            reply_to,
+        },
+    )
+    .await
+}
+
+/// Edits one of this member's messages.
+#[tauri::command]
+pub async fn chat_edit(
+    desk: State<'_, Desk>,
+    file: String,
+    target: u64,
+    text: String,
+) -> Answer<u64> {
+    if text.trim().is_empty() {
+        return Err("an edit cannot empty a message: delete it instead".into());
+    }
+    chat_event(&desk, &file, RoomEvent::Edit { target, body: text }).await
+}
+
+/// Deletes one of this member's messages.
+#[tauri::command]
+pub async fn chat_delete(desk: State<'_, Desk>, file: String, target: u64) -> Answer<u64> {
+    chat_event(&desk, &file, RoomEvent::Delete { target }).await
+}
+
+async fn chat_event(desk: &Desk, file: &str, event: RoomEvent) -> Answer<u64> {
+    let file = file_id(file)?;
+    with(desk, async move |p: &mut Profile| {
+        p.send(Conversation::File(file), event).await
     })
     .await
 }

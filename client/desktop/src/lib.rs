@@ -3,7 +3,11 @@
 //! `ledgerline-client-core`, which decrypts, verifies and keeps the encrypted local store.
 #![forbid(unsafe_code)]
 
+pub mod admin;
+pub mod audit;
 pub mod commands;
+pub mod documents;
+pub mod work;
 
 use clap::Parser;
 use std::path::PathBuf;
@@ -57,8 +61,32 @@ pub fn run(args: Args) -> std::process::ExitCode {
             commands::timeline,
             commands::chat_read,
             commands::chat_send,
+            commands::chat_edit,
+            commands::chat_delete,
             commands::tasks,
             commands::task_add,
+            admin::office,
+            admin::invite,
+            admin::approve,
+            admin::grant,
+            admin::remove_access,
+            admin::revoke_plan,
+            admin::revoke,
+            admin::cover_grant,
+            admin::cover_end,
+            documents::documents,
+            documents::doc_upload,
+            documents::doc_download,
+            work::board,
+            work::task_done,
+            work::agenda,
+            work::lead_add,
+            work::lead_stage,
+            work::lead_convert,
+            work::search,
+            work::set_relay,
+            audit::audit_export,
+            audit::audit_verify,
         ])
         .run(tauri::generate_context!());
     match built {

@@ -145,6 +145,31 @@ impl Driver {
         }
     }
 
+    /// Waits until `css` exists and its `textContent` (rendered or not: a calendar cell
+    /// clips long titles) satisfies `ok`.
+    async fn wait_dom(&self, css: &str, ok: impl Fn(&str) -> bool) {
+        let start = Instant::now();
+        loop {
+            let text = self
+                .script(
+                    "const e = document.querySelector(arguments[0]); return e ? e.textContent : null;",
+                    json!([css]),
+                )
+                .await;
+            if text.as_str().is_some_and(&ok) {
+                return;
+            }
+            if start.elapsed() > WAIT {
+                let shot = self.shot("timeout").await;
+                panic!(
+                    "{css} never held what was expected: {text} (screenshot {})",
+                    shot.display()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     async fn click(&self, css: &str) {
         let id = self.wait(css, |_| true).await;
         self.call("POST", &format!("/element/{id}/click"), None)
@@ -159,6 +184,29 @@ impl Driver {
             "POST",
             &format!("/element/{id}/value"),
             Some(json!({ "text": text })),
+        )
+        .await;
+    }
+
+    /// Runs `script` in the window (with `args`) and returns its value.
+    async fn script(&self, script: &str, args: Value) -> Value {
+        self.call(
+            "POST",
+            "/execute/sync",
+            Some(json!({ "script": script, "args": args })),
+        )
+        .await
+    }
+
+    /// Sets a field's value as typing would (for dates and selects, which WebKitWebDriver
+    /// cannot type into or pick from).
+    async fn set(&self, css: &str, value: &str) {
+        self.wait(css, |_| true).await;
+        self.script(
+            "const e = document.querySelector(arguments[0]); e.value = arguments[1];
+             e.dispatchEvent(new Event('input', { bubbles: true }));
+             e.dispatchEvent(new Event('change', { bubbles: true }));",
+            json!([css, value]),
         )
         .await;
     }
@@ -204,94 +252,148 @@ fn contains_bytes(dir: &Path, needle: &[u8]) -> Vec<PathBuf> {
     hits
 }
 
+/// A relay on loopback and the app under WebDriver, each in its own temporary world.
+struct App {
+    dir: tempfile::TempDir,
+    relay: Running,
+    relay_url: String,
+    profile: PathBuf,
+    w: Driver,
+    _driver: Kill,
+    _xvfb: Option<Kill>,
+}
+
+impl App {
+    async fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let relay = Running::start(Config {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            data_dir: dir.path().join("relay"),
+            ..Config::default()
+        })
+        .await
+        .unwrap();
+        let relay_url = format!("http://{}", relay.addr);
+        let profile = dir.path().join("ewa");
+
+        let (display, xvfb) = display();
+        let port = free_port();
+        let driver = Kill(
+            Command::new(tauri_driver())
+                .args(["--port", &port.to_string()])
+                .args(["--native-driver", "/usr/bin/WebKitWebDriver"])
+                // Its own WebKitWebDriver port: tests run side by side.
+                .args(["--native-port", &free_port().to_string()])
+                .env("DISPLAY", &display)
+                .env("LEDGERLINE_PASSPHRASE", PASS)
+                // The window's own storage (its language) starts empty, as on a new machine;
+                // downloads land in the test's folder.
+                .env("XDG_DATA_HOME", dir.path().join("xdg-data"))
+                .env("XDG_CONFIG_HOME", dir.path().join("xdg-config"))
+                .env("XDG_CACHE_HOME", dir.path().join("xdg-cache"))
+                .env("XDG_DOWNLOAD_DIR", dir.path().join("downloads"))
+                .env("HOME", dir.path())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap(),
+        );
+        let http = reqwest::Client::new();
+        let base = format!("http://127.0.0.1:{port}");
+        let start = Instant::now();
+        while http.get(format!("{base}/status")).send().await.is_err() {
+            assert!(start.elapsed() < WAIT, "tauri-driver did not start");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let caps = json!({ "capabilities": { "alwaysMatch": {
+            "browserName": "wry",
+            "tauri:options": {
+                "application": env!("CARGO_BIN_EXE_ledgerline-desktop"),
+                "args": ["--profile", profile.to_str().unwrap(), "--relay", relay_url],
+            }
+        }}});
+        let session: Value = http
+            .post(format!("{base}/session"))
+            .json(&caps)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let id = session["value"]["sessionId"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no session: {session}"))
+            .to_owned();
+        let w = Driver {
+            http: http.clone(),
+            base: format!("{base}/session/{id}"),
+        };
+        Self {
+            dir,
+            relay,
+            relay_url,
+            profile,
+            w,
+            _driver: driver,
+            _xvfb: xvfb,
+        }
+    }
+
+    /// Founds the firm in the window, as its owner Ewa.
+    async fn found(&self) {
+        let w = &self.w;
+        w.wait("[data-test=mode-create]", |t| t.contains("Załóż biuro"))
+            .await;
+        assert_eq!(w.value("[data-test=relay]").await, self.relay_url);
+        w.type_into("[data-test=firm]", "Biuro Rachunkowe Nowak")
+            .await;
+        w.type_into("[data-test=me]", "Ewa Nowak").await;
+        w.shot("1-onboarding").await;
+        w.click("[data-test=onboarding-submit]").await;
+        w.wait("[data-test=signed-in]", |t| {
+            t.contains("Ewa Nowak") && t.contains("Biuro Rachunkowe Nowak")
+        })
+        .await;
+        w.wait(".content", |t| t.contains("Wybierz klienta")).await;
+    }
+
+    /// Adds a customer in the window and opens it.
+    async fn add_customer(&self, name: &str, nip: &str) {
+        let w = &self.w;
+        w.type_into("[data-test=customer-name]", name).await;
+        w.type_into("[data-test=customer-nip]", nip).await;
+        w.click("[data-test=customer-add]").await;
+        w.wait("[data-test=customer-title]", |t| t == name).await;
+        w.wait("[data-test=customer-list]", |t| t.contains(name))
+            .await;
+    }
+
+    /// Closes the window and waits until its profile can be opened here.
+    async fn close(&self) -> Profile {
+        let _ = self.w.call("DELETE", "", None).await;
+        let start = Instant::now();
+        loop {
+            match Profile::open(&self.profile, Unlock::Passphrase(PASS.to_owned().into())) {
+                Ok(p) => return p,
+                Err(e) if start.elapsed() > WAIT => panic!("profile: {e}"),
+                Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+            }
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_window_founds_a_firm_and_works_with_a_customer_in_polish_and_english() {
     const CUSTOMER: &str = "Kowalski sp. z o.o.";
     const MESSAGE: &str = "Dzień dobry, proszę o fakturę za listopad";
     const TASK: &str = "JPK_V7M za listopad";
-    let dir = tempfile::tempdir().unwrap();
-    let relay = Running::start(Config {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        data_dir: dir.path().join("relay"),
-        ..Config::default()
-    })
-    .await
-    .unwrap();
-    let relay_url = format!("http://{}", relay.addr);
-    let profile = dir.path().join("ewa");
-
-    let (display, _xvfb) = display();
-    let port = free_port();
-    let _driver = Kill(
-        Command::new(tauri_driver())
-            .args(["--port", &port.to_string()])
-            .args(["--native-driver", "/usr/bin/WebKitWebDriver"])
-            .env("DISPLAY", &display)
-            .env("LEDGERLINE_PASSPHRASE", PASS)
-            // The window's own storage (its language) starts empty, as on a new machine.
-            .env("XDG_DATA_HOME", dir.path().join("xdg-data"))
-            .env("XDG_CONFIG_HOME", dir.path().join("xdg-config"))
-            .env("XDG_CACHE_HOME", dir.path().join("xdg-cache"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let http = reqwest::Client::new();
-    let base = format!("http://127.0.0.1:{port}");
-    let start = Instant::now();
-    while http.get(format!("{base}/status")).send().await.is_err() {
-        assert!(start.elapsed() < WAIT, "tauri-driver did not start");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let caps = json!({ "capabilities": { "alwaysMatch": {
-        "browserName": "wry",
-        "tauri:options": {
-            "application": env!("CARGO_BIN_EXE_ledgerline-desktop"),
-            "args": ["--profile", profile.to_str().unwrap(), "--relay", relay_url],
-        }
-    }}});
-    let session: Value = http
-        .post(format!("{base}/session"))
-        .json(&caps)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let id = session["value"]["sessionId"]
-        .as_str()
-        .unwrap_or_else(|| panic!("no session: {session}"))
-        .to_owned();
-    let w = Driver {
-        http: http.clone(),
-        base: format!("{base}/session/{id}"),
-    };
-
-    // Onboarding, in Polish by default, with the relay filled in.
-    w.wait("[data-test=mode-create]", |t| t.contains("Załóż biuro"))
-        .await;
-    assert_eq!(w.value("[data-test=relay]").await, relay_url);
-    w.type_into("[data-test=firm]", "Biuro Rachunkowe Nowak")
-        .await;
-    w.type_into("[data-test=me]", "Ewa Nowak").await;
-    w.shot("1-onboarding").await;
-    w.click("[data-test=onboarding-submit]").await;
-    w.wait("[data-test=signed-in]", |t| {
-        t.contains("Ewa Nowak") && t.contains("Biuro Rachunkowe Nowak")
-    })
-    .await;
-    w.wait(".content", |t| t.contains("Wybierz klienta")).await;
+    let app = App::start().await;
+    let w = &app.w;
+    app.found().await;
 
     // A customer, with a checked NIP.
-    w.type_into("[data-test=customer-name]", CUSTOMER).await;
-    w.type_into("[data-test=customer-nip]", "5260250995").await;
-    w.click("[data-test=customer-add]").await;
-    w.wait("[data-test=customer-title]", |t| t == CUSTOMER)
-        .await;
-    w.wait("[data-test=customer-list]", |t| t.contains(CUSTOMER))
-        .await;
+    app.add_customer(CUSTOMER, "5260250995").await;
     w.shot("2-customer").await;
 
     // Its chat.
@@ -320,35 +422,22 @@ async fn the_window_founds_a_firm_and_works_with_a_customer_in_polish_and_englis
     .await;
     w.shot("5-timeline").await;
 
-    // English on request.
-    // (A script sets the select: WebKitWebDriver's click on an option fires no change.)
-    w.call(
-        "POST",
-        "/execute/sync",
-        Some(json!({
-            "script": "const s = document.querySelector('[data-test=language]'); s.value = 'en'; s.dispatchEvent(new Event('change', { bubbles: true }));",
-            "args": []
-        })),
-    )
-    .await;
+    // English on request, in the settings.
+    w.click("[data-test=nav-settings]").await;
+    w.set("[data-test=language]", "en").await;
+    w.wait("[data-test=nav-customers]", |t| t.contains("Customers"))
+        .await;
+    w.click("[data-test=nav-customers]").await;
     w.wait("[data-test=tab-timeline]", |t| t.contains("Timeline"))
         .await;
     w.wait("[data-test=sync]", |t| t.contains("Sync")).await;
     w.click("[data-test=sync]").await;
-    w.wait("[data-test=status]", |t| t.starts_with("Synced"))
+    w.wait_dom("[data-test=status]", |t| t.starts_with("Synced"))
         .await;
     w.shot("6-english").await;
-    let _ = w.call("DELETE", "", None).await;
 
     // The app wrote a real encrypted store: it opens with the key and holds the work.
-    let start = Instant::now();
-    let p = loop {
-        match Profile::open(&profile, Unlock::Passphrase(PASS.to_owned().into())) {
-            Ok(p) => break p,
-            Err(e) if start.elapsed() > WAIT => panic!("profile: {e}"),
-            Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
-        }
-    };
+    let p = app.close().await;
     let customers = p.customers().unwrap();
     assert_eq!(customers.len(), 1);
     assert_eq!(customers[0].name, CUSTOMER);
@@ -359,14 +448,334 @@ async fn the_window_founds_a_firm_and_works_with_a_customer_in_polish_and_englis
     assert_eq!(chat[0].body.as_deref(), Some(MESSAGE));
     // The relay kept ciphertext only.
     for needle in [CUSTOMER, MESSAGE, TASK] {
-        let hits = contains_bytes(&dir.path().join("relay"), needle.as_bytes());
+        let hits = contains_bytes(&app.dir.path().join("relay"), needle.as_bytes());
         assert!(hits.is_empty(), "{needle:?} in the relay's files: {hits:?}");
     }
     // Nor does the local store hold it in the clear.
-    let hits = contains_bytes(&profile, MESSAGE.as_bytes());
+    let hits = contains_bytes(&app.profile, MESSAGE.as_bytes());
     assert!(
         hits.is_empty(),
         "the local store is not encrypted: {hits:?}"
     );
-    relay.stop().await.unwrap();
+    app.relay.stop().await.unwrap();
+}
+
+/// Today in Warsaw plus `days`, `YYYY-MM-DD`.
+fn warsaw_day(days: i64) -> String {
+    use ledgerline_client_core::chrono::{Duration as Days, Utc};
+    let now = Utc::now().with_timezone(&ledgerline_client_core::when::DEFAULT_ZONE);
+    (now + Days::days(days)).format("%Y-%m-%d").to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_owner_invites_works_with_a_colleague_shares_a_document_plans_and_revokes() {
+    const CUSTOMER: &str = "Piekarnia Zawadzki s.c.";
+    const JAN: &str = "Jan Kowalczyk";
+    const FROM_JAN: &str = "Wyciąg z banku za listopad już jest";
+    const FROM_EWA: &str = "Dziękuję, księguję dziś";
+    const TASK: &str = "Deklaracja PIT-4R dla piekarni";
+    const DOC: &str = "wyciag-listopad.pdf";
+    let app = App::start().await;
+    let w = &app.w;
+    app.found().await;
+    app.add_customer(CUSTOMER, "5260250995").await;
+
+    // The owner invites Jan; Jan joins (a second profile on this machine, driven through
+    // client/core as the CLI drives it) and reads out his fingerprint.
+    w.click("[data-test=nav-office]").await;
+    w.type_into("[data-test=invite-name]", JAN).await;
+    w.click("[data-test=invite]").await;
+    let code_el = w.wait("[data-test=invite-code]", |t| !t.is_empty()).await;
+    let code = w
+        .call("GET", &format!("/element/{code_el}/text"), None)
+        .await
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let jan_dir = app.dir.path().join("jan");
+    let (mut jan, fingerprint) = Profile::join(
+        &jan_dir,
+        Unlock::Passphrase("haslo-jana".to_owned().into()),
+        &app.relay_url,
+        &code,
+        JAN,
+    )
+    .await
+    .unwrap();
+    // The owner compares it and approves.
+    w.type_into("[data-test=approve-name]", JAN).await;
+    w.type_into("[data-test=approve-fingerprint]", &fingerprint)
+        .await;
+    w.click("[data-test=approve]").await;
+    w.wait("[data-test=members]", |t| t.contains(JAN)).await;
+    // …and gives him the customer.
+    let jan_id = jan.member().to_string();
+    w.set("[data-test=grant-member]", &jan_id).await;
+    w.click("[data-test=grant]").await;
+    w.wait("[data-test=file-access]", |t| t.contains(JAN)).await;
+    w.shot("7-office").await;
+
+    // Jan writes in the customer's chat; the owner reads it in the window and answers.
+    jan.sync().await.unwrap();
+    let file = jan.resolve_file(CUSTOMER).unwrap();
+    jan.send(
+        Conversation::File(file),
+        ledgerline_client_core::room::RoomEvent::Text {
+            body: FROM_JAN.into(),
+            reply_to: None,
+        },
+    )
+    .await
+    .unwrap();
+    w.click("[data-test=nav-customers]").await;
+    w.click("[data-test=customer-list] button").await;
+    w.click("[data-test=tab-chat]").await;
+    w.wait("[data-test=messages]", |t| {
+        t.contains(FROM_JAN) && t.contains(JAN)
+    })
+    .await;
+    w.script(
+        "document.querySelector('[data-test=messages] li [data-test=reply]').click();",
+        json!([]),
+    )
+    .await;
+    w.wait("[data-test=composer-mode]", |t| t.contains(FROM_JAN))
+        .await;
+    w.type_into("[data-test=chat-input]", FROM_EWA).await;
+    w.click("[data-test=chat-send]").await;
+    w.wait("[data-test=messages]", |t| t.contains(FROM_EWA))
+        .await;
+    w.shot("8-chat-two-people").await;
+    jan.sync().await.unwrap();
+    let chat = jan.conversation(Conversation::File(file)).unwrap();
+    let answer = chat
+        .iter()
+        .find(|m| m.body.as_deref() == Some(FROM_EWA))
+        .expect("Jan reads the owner's answer");
+    assert_eq!(answer.reply_to, Some(chat[0].seq), "it answers his message");
+    assert_eq!(answer.name.as_deref(), Some("Ewa Nowak"));
+
+    // A document dropped on the window: encrypted and uploaded with a progress bar.
+    let doc_path = app.dir.path().join(DOC);
+    let content: Vec<u8> = (0..12u32 << 20).map(|i| (i % 251) as u8).collect();
+    std::fs::write(&doc_path, &content).unwrap();
+    w.click("[data-test=tab-documents]").await;
+    w.wait("[data-test=dropzone]", |t| t.contains("Przeciągnij"))
+        .await;
+    w.set("[data-test=doc-year]", "2025").await;
+    // What the bar is fed: every progress event the window receives.
+    w.script(
+        "window.__seen = []; window.__TAURI__.event.listen('doc-progress', (e) => window.__seen.push(e.payload));",
+        json!([]),
+    )
+    .await;
+    // The drop itself: the event Tauri sends the window when files are dropped on it
+    // (WebDriver cannot drag from the desktop).
+    w.script(
+        "window.__TAURI__.event.emit('tauri://drag-drop', { paths: [arguments[0]], position: { x: 200, y: 200 } });",
+        json!([doc_path.to_str().unwrap()]),
+    )
+    .await;
+    w.wait("[data-test=result-up-1]", |t| t.contains("Wysłano"))
+        .await;
+    w.wait("[data-test=documents]", |t| {
+        t.contains(DOC) && t.contains("2025")
+    })
+    .await;
+    let bar = w.wait("[data-test=progress-up-1]", |_| true).await;
+    let percent = w
+        .call(
+            "GET",
+            &format!("/element/{bar}/attribute/data-percent"),
+            None,
+        )
+        .await;
+    assert_eq!(percent, json!("100"));
+    let seen = w.script("return window.__seen;", json!([])).await;
+    let seen = seen.as_array().unwrap();
+    let uploads: Vec<u64> = seen
+        .iter()
+        .filter(|p| p["phase"] == "upload")
+        .map(|p| p["done"].as_u64().unwrap())
+        .collect();
+    assert!(uploads.len() >= 3, "a bar that moves: {seen:?}");
+    assert!(uploads.windows(2).all(|w| w[0] <= w[1]), "{uploads:?}");
+    assert!(
+        seen.iter()
+            .all(|p| p["total"].as_u64() == seen[0]["total"].as_u64()),
+        "{seen:?}"
+    );
+    w.shot("9-documents").await;
+    // Jan downloads the same bytes.
+    jan.sync().await.unwrap();
+    let doc = jan.resolve_document(file, DOC).unwrap();
+    let out = app.dir.path().join("jan-copy.pdf");
+    jan.download_document(file, doc, &out, std::sync::Arc::new(|_, _, _| {}))
+        .await
+        .unwrap();
+    assert!(std::fs::read(&out).unwrap() == content);
+    // And the owner downloads it back into her Downloads, with a bar.
+    w.click("[data-test=download]").await;
+    w.wait("[data-test=transfers]", |t| {
+        t.contains(DOC) && t.contains("Zapisano")
+    })
+    .await;
+
+    // A task with a deadline shows in the calendar and on the board.
+    let due = warsaw_day(3);
+    w.click("[data-test=tab-tasks]").await;
+    w.type_into("[data-test=task-title]", TASK).await;
+    w.set("[data-test=task-due]", &due).await;
+    w.click("[data-test=task-add]").await;
+    w.wait("[data-test=tasks]", |t| {
+        t.contains(TASK) && t.contains(&due)
+    })
+    .await;
+    w.click("[data-test=nav-calendar]").await;
+    // The month of the deadline (three days on may be next month).
+    if !due.starts_with(&warsaw_day(0)[..7]) {
+        w.click("[data-test=calendar-next]").await;
+    }
+    w.wait_dom(&format!("[data-day=\"{due}\"]"), |t| t.contains(TASK))
+        .await;
+    w.shot("10-calendar-month").await;
+    w.click("[data-test=calendar-week]").await;
+    if due >= warsaw_day(0) {
+        // The week view starts at this week; the deadline is in it or the next.
+        let shown = w.find(&format!("[data-day=\"{due}\"]")).await.is_some();
+        if !shown {
+            w.click("[data-test=calendar-next]").await;
+        }
+    }
+    w.wait_dom(&format!("[data-day=\"{due}\"]"), |t| t.contains(TASK))
+        .await;
+    w.shot("11-calendar-week").await;
+    w.click("[data-test=nav-board]").await;
+    w.wait("[data-test=column-open]", |t| {
+        t.contains(TASK) && t.contains(CUSTOMER)
+    })
+    .await;
+    w.shot("12-board").await;
+
+    // Global search finds the chat, locally.
+    w.type_into("[data-test=global-search]", "wyciąg").await;
+    w.wait("[data-test=search-results]", |t| t.contains(CUSTOMER))
+        .await;
+    w.set("[data-test=global-search]", "").await;
+
+    // A lead, then a customer.
+    const LEAD: &str = "Kwiaciarnia Róża";
+    w.click("[data-test=nav-leads]").await;
+    w.type_into("[data-test=lead-name]", LEAD).await;
+    w.click("[data-test=lead-add]").await;
+    w.wait("[data-test=leads]", |t| t.contains(LEAD)).await;
+    w.wait("[data-test=customer-list]", |t| {
+        t.contains(&format!("{LEAD} potencjalny klient"))
+    })
+    .await;
+    w.shot("13-leads").await;
+    w.click("[data-test=lead-convert]").await;
+    w.wait("[data-test=leads]", |t| !t.contains(LEAD)).await;
+    w.wait("[data-test=customer-list]", |t| {
+        t.contains(LEAD) && !t.contains("potencjalny")
+    })
+    .await;
+
+    // Absence cover: Ewa covers for Jan this week.
+    w.click("[data-test=nav-office]").await;
+    w.wait("[data-test=members]", |t| t.contains(JAN)).await;
+    w.set("[data-test=cover-absent]", &jan_id).await;
+    let ewa_id = w
+        .script(
+            "return [...document.querySelectorAll('[data-test=cover-colleague] option')].find((o) => o.textContent.includes('Ewa')).value;",
+            json!([]),
+        )
+        .await;
+    w.set("[data-test=cover-colleague]", ewa_id.as_str().unwrap())
+        .await;
+    w.set("[data-test=cover-until]", &warsaw_day(6)).await;
+    w.click("[data-test=cover-grant]").await;
+    w.wait("[data-test=covers]", |t| {
+        t.contains("Nieobecny: Jan Kowalczyk; zastępuje: Ewa Nowak") && t.contains("trwa")
+    })
+    .await;
+
+    // Revoking Jan: the plan first, then the rotation's progress.
+    w.script(
+        "document.querySelector(`[data-member=\"${arguments[0]}\"] [data-test=revoke]`).click();",
+        json!([JAN]),
+    )
+    .await;
+    w.wait("[data-test=revoke-plan]", |t| {
+        t.contains("1 urządzenie") && t.contains(CUSTOMER)
+    })
+    .await;
+    w.shot("14-revoke-plan").await;
+    w.click("[data-test=revoke-confirm]").await;
+    w.wait("[data-test=revoke-done]", |t| t.contains("Gotowe"))
+        .await;
+    let bar = w.wait("[data-test=revoke-files]", |_| true).await;
+    assert_eq!(
+        w.call(
+            "GET",
+            &format!("/element/{bar}/attribute/data-percent"),
+            None
+        )
+        .await,
+        json!("100")
+    );
+    w.shot("15-revoke-done").await;
+    w.click("[data-test=revoke-close]").await;
+    w.wait("[data-test=members]", |t| t.contains("odwołany"))
+        .await;
+    // The relay refuses Jan's device from now on.
+    let refused = jan.sync().await;
+    assert!(refused.is_err(), "a revoked device still syncs");
+
+    // The owner exports the access log; the auditor view verifies it and filters it.
+    let bundle = app.dir.path().join("audyt.jsonl");
+    w.click("[data-test=nav-audit]").await;
+    w.type_into("[data-test=audit-out]", bundle.to_str().unwrap())
+        .await;
+    w.click("[data-test=audit-export]").await;
+    w.wait("[data-test=audit-exported]", |t| t.contains("Zapisano"))
+        .await;
+    w.type_into("[data-test=audit-bundle]", bundle.to_str().unwrap())
+        .await;
+    w.click("[data-test=audit-verify]").await;
+    w.wait("[data-test=audit-verified]", |t| t.contains("prawdziwa"))
+        .await;
+    let all = w.wait("[data-test=audit-count]", |t| !t.is_empty()).await;
+    let all = w.call("GET", &format!("/element/{all}/text"), None).await;
+    w.set("[data-test=filter-what]", "document").await;
+    w.wait("[data-test=audit-count]", |t| t != all.as_str().unwrap())
+        .await;
+    w.wait("[data-test=audit-report]", |t| t.contains("document"))
+        .await;
+    w.shot("16-audit").await;
+    // A tampered bundle is refused with the finding, and no report is shown.
+    let text = std::fs::read_to_string(&bundle).unwrap();
+    let tampered = app.dir.path().join("audyt-zmieniony.jsonl");
+    let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
+    let last = lines.len() - 1;
+    lines.swap(last, last - 1);
+    std::fs::write(&tampered, lines.join("\n")).unwrap();
+    w.type_into("[data-test=audit-bundle]", tampered.to_str().unwrap())
+        .await;
+    w.click("[data-test=audit-verify]").await;
+    w.wait("[data-test=error]", |t| t.contains("does not verify"))
+        .await;
+    assert!(w.find("[data-test=audit-verified]").await.is_none());
+
+    let p = app.close().await;
+    assert!(p
+        .members()
+        .unwrap()
+        .iter()
+        .any(|m| m.name.as_deref() == Some(JAN) && !m.active));
+    for needle in [CUSTOMER, FROM_JAN, FROM_EWA, TASK, DOC] {
+        let hits = contains_bytes(&app.dir.path().join("relay"), needle.as_bytes());
+        assert!(hits.is_empty(), "{needle:?} in the relay's files: {hits:?}");
+    }
+    app.relay.stop().await.unwrap();
 }

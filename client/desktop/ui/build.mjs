@@ -34,12 +34,14 @@ const [pl, en] = [ids(catalogs.pl), ids(catalogs.en)];
 const problems = [];
 for (const id of pl) if (!en.has(id)) problems.push(`en.ftl lacks ${id}`);
 for (const id of en) if (!pl.has(id)) problems.push(`pl.ftl lacks ${id}`);
-const app = readFileSync(join(here, "src", "app.js"), "utf8");
-// `t("tab-" + k)` names a family: at least one message must start with it.
-for (const m of app.matchAll(/\bt\("([a-z][a-z0-9-]*)"/g)) {
-  const id = m[1];
-  const known = id.endsWith("-") ? [...pl].some((k) => k.startsWith(id)) : pl.has(id);
-  if (!known) problems.push(`app.js uses ${id}, which the catalogs lack`);
+for (const file of readdirSync(join(here, "src")).filter((f) => f.endsWith(".js"))) {
+  const code = readFileSync(join(here, "src", file), "utf8");
+  // `t("tab-" + k)` names a family: at least one message must start with it.
+  for (const m of code.matchAll(/\bt\("([a-z][a-z0-9-]*)"/g)) {
+    const id = m[1];
+    const known = id.endsWith("-") ? [...pl].some((k) => k.startsWith(id)) : pl.has(id);
+    if (!known) problems.push(`${file} uses ${id}, which the catalogs lack`);
+  }
 }
 if (problems.length) {
   console.error("ui: the catalogs are not complete:\n  " + problems.join("\n  "));

@@ -110,3 +110,57 @@ impl Line {
         serde_json::to_string(self).unwrap_or_default()
     }
 }
+
+/// The header line and the name maps sealed right after it, read from the top of a
+/// bundle (nothing is verified here: the name map opens only with an auditor's device
+/// key, and the verifier checks the rest).
+pub fn read_names(bundle: impl std::io::BufRead) -> Result<(String, Vec<SealedNames>), String> {
+    let mut lines = bundle.lines();
+    let header = match lines.next() {
+        Some(Ok(h)) if !h.trim().is_empty() => h,
+        Some(Err(e)) => return Err(e.to_string()),
+        _ => return Err("the bundle is empty".into()),
+    };
+    let mut sealed = Vec::new();
+    for line in lines {
+        match serde_json::from_str::<Line>(&line.map_err(|e| e.to_string())?) {
+            Ok(Line::Names(n)) => sealed.push(n),
+            _ => break,
+        }
+    }
+    Ok((header, sealed))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_read_from_the_top_of_a_bundle_only() {
+        let names = |d: &str| {
+            Line::Names(SealedNames {
+                device: d.into(),
+                sealed: "00".into(),
+            })
+            .to_json()
+        };
+        let bundle = [
+            "{\"header\":1}".to_owned(),
+            names("aa"),
+            names("bb"),
+            Line::Roster("00".into()).to_json(),
+            names("cc"),
+        ]
+        .join("\n");
+        let (header, sealed) = read_names(bundle.as_bytes()).unwrap_or_default();
+        assert_eq!(header, "{\"header\":1}");
+        let devices: Vec<&str> = sealed.iter().map(|s| s.device.as_str()).collect();
+        assert_eq!(
+            devices,
+            ["aa", "bb"],
+            "a name map after the roster is not one"
+        );
+        assert!(read_names(&b""[..]).is_err());
+        assert!(read_names(&b"\n"[..]).is_err());
+    }
+}

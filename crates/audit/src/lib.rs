@@ -13,6 +13,6 @@ mod bundle;
 mod report;
 mod verify;
 
-pub use bundle::{names_ad, Header, Line, NameMap, SealedNames, FORMAT, NAMES_CONTEXT};
+pub use bundle::{names_ad, read_names, Header, Line, NameMap, SealedNames, FORMAT, NAMES_CONTEXT};
 pub use report::{action, format_ms, parse_time};
 pub use verify::{AuditError, Options, Row, Summary, Verifier, Witness};

@@ -141,7 +141,54 @@ struct Prepared {
     wraps: Vec<(MemberId, u32, Vec<u8>)>,
 }
 
+/// What revoking a member would do, shown before the admin confirms.
+#[derive(Debug, Clone, Serialize)]
+pub struct RevocationPlan {
+    /// The member.
+    pub member: MemberId,
+    /// Their name, if this profile knows it.
+    pub name: Option<String>,
+    /// Devices the relay refuses from the moment the roster event lands.
+    pub devices: Vec<DeviceId>,
+    /// Member keys given a new version (theirs, or every key an admin held in escrow).
+    pub member_keys: u64,
+    /// Customer files given a new epoch, with their names where known.
+    pub files: Vec<(FileId, Option<String>)>,
+    /// Already revoked: confirming only finishes an interrupted rotation.
+    pub already_revoked: bool,
+}
+
 impl Profile {
+    /// What [`Profile::revoke_member`] would rotate, from the roster this device holds;
+    /// nothing is sent.
+    pub fn revocation_plan(&self, member: MemberId) -> Result<RevocationPlan> {
+        let r = self.roster()?;
+        let state = r
+            .member(&member)
+            .ok_or_else(|| ClientError::NotFound(format!("no member {member}")))?;
+        let already_revoked = state.active.until.is_some();
+        let (holders, files) = if already_revoked {
+            (BTreeSet::new(), BTreeSet::new())
+        } else {
+            r.exposed_by(&Trigger::MemberRemoved(member).event())
+        };
+        Ok(RevocationPlan {
+            member,
+            name: self.local.member_names.get(&member).cloned(),
+            devices: r
+                .devices_of_member(&member)
+                .into_iter()
+                .filter(|d| r.device(d).is_some_and(|s| s.active.until.is_none()))
+                .collect(),
+            member_keys: holders.len() as u64,
+            files: files
+                .into_iter()
+                .map(|f| (f, self.local.files.get(&f).and_then(|s| s.name.clone())))
+                .collect(),
+            already_revoked,
+        })
+    }
+
     /// Removes `member` from the firm (admin) and rotates everything they could open.
     /// Re-running it after an interruption finishes the rotation.
     pub async fn revoke_member(

@@ -1,69 +1,14 @@
-// The Ledgerline window. Every action is a Tauri command implemented over client/core
-// (client/desktop/src/commands.rs); this file holds no keys and no protocol logic. Words
-// come from the Fluent catalogs in client/locales (Polish by default).
-import { h, render } from "./vendor/preact.module.js";
+// The Ledgerline window: onboarding, then the office's work with customers on the left.
+// Every action is a Tauri command implemented over client/core (client/desktop/src); this
+// code holds no keys and no protocol logic. Words come from the Fluent catalogs in
+// client/locales (Polish by default).
+import { render } from "./vendor/preact.module.js";
 import { useCallback, useEffect, useState } from "./vendor/hooks.module.js";
-import htm from "./vendor/htm.module.js";
-import { FluentBundle, FluentResource } from "./vendor/fluent/index.js";
-
-const html = htm.bind(h);
-const invoke = (cmd, args = {}) => window.__TAURI__.core.invoke(cmd, args);
-
-// ---- words -------------------------------------------------------------------------
-const LANGUAGES = [
-  ["pl", "Polski"],
-  ["en", "English"],
-];
-let bundle = null;
-
-async function loadLanguage(lang) {
-  const text = await (await fetch(`./locales/${lang}.ftl`)).text();
-  const b = new FluentBundle(lang, { useIsolating: false });
-  const errors = b.addResource(new FluentResource(text));
-  if (errors.length) console.error("catalog", lang, errors);
-  bundle = b;
-  document.documentElement.lang = lang;
-}
-
-function t(id, args) {
-  const m = bundle && bundle.getMessage(id);
-  return m && m.value ? bundle.formatPattern(m.value, args) : id;
-}
-
-const savedLanguage = () => {
-  const l = localStorage.getItem("ledgerline.language");
-  return LANGUAGES.some(([code]) => code === l) ? l : "pl";
-};
-
-const when = (ms) =>
-  new Date(ms).toLocaleString(document.documentElement.lang === "pl" ? "pl-PL" : "en-GB", {
-    timeZone: "Europe/Warsaw",
-    dateStyle: "short",
-    timeStyle: "short",
-  });
-
-// ---- pieces ------------------------------------------------------------------------
-function Field({ label, name, value, onInput, type = "text", placeholder }) {
-  return html`<label class="field">
-    <span>${label}</span>
-    <input
-      data-test=${name}
-      name=${name}
-      type=${type}
-      value=${value}
-      placeholder=${placeholder || ""}
-      onInput=${(e) => onInput(e.target.value)}
-    />
-  </label>`;
-}
-
-function ErrorBanner({ error, onClose }) {
-  if (!error) return null;
-  return html`<div class="error" data-test="error" role="alert">
-    <strong>${t("error-title")}</strong> ${String(error)}
-    <button class="link" onClick=${onClose}>×</button>
-  </div>`;
-}
+import { ErrorBanner, Field, LANGUAGES, html, invoke, loadLanguage, savedLanguage, t } from "./ui.js";
+import { Customer } from "./customer.js";
+import { Board, Calendar, Leads, SearchResults } from "./work.js";
+import { Office } from "./office.js";
+import { Audit } from "./audit.js";
 
 // ---- onboarding --------------------------------------------------------------------
 function Onboarding({ relay, onDone, fail }) {
@@ -123,129 +68,55 @@ function Onboarding({ relay, onDone, fail }) {
   </section>`;
 }
 
-// ---- a customer --------------------------------------------------------------------
-function Timeline({ file, version }) {
-  const [items, setItems] = useState(null);
-  useEffect(() => {
-    invoke("timeline", { file }).then(setItems, () => setItems([]));
-  }, [file, version]);
-  if (!items) return null;
-  if (!items.length) return html`<p class="muted">${t("timeline-empty")}</p>`;
-  return html`<ol class="timeline" data-test="timeline">
-    ${items
-      .slice()
-      .reverse()
-      .map(
-        (i) => html`<li key=${i.cursor} class=${"kind-" + i.kind}>
-          <span class="when">${when(i.at_ms)}</span>
-          <span class="kind">${t("timeline-kind-" + i.kind)}</span>
-          <span class="text">${i.title}</span>
-          ${i.status ? html`<span class="status">${t(i.status === "done" ? "task-done" : "task-open")}</span>` : null}
-        </li>`,
-      )}
-  </ol>`;
-}
-
-function Chat({ file, version, fail, changed }) {
-  const [messages, setMessages] = useState(null);
-  const [text, setText] = useState("");
-  useEffect(() => {
-    invoke("chat_read", { file }).then(setMessages, fail);
-  }, [file, version]);
-  const send = async (e) => {
+// ---- settings ----------------------------------------------------------------------
+function Settings({ me, relay, language, setLanguage, fail, refresh }) {
+  const [address, setAddress] = useState(relay);
+  const [saved, setSaved] = useState(false);
+  const save = async (e) => {
     e.preventDefault();
-    if (!text.trim()) return;
+    setSaved(false);
     try {
-      await invoke("chat_send", { file, text });
-      setText("");
-      changed();
+      await invoke("set_relay", { relay: address });
+      setSaved(true);
+      refresh();
     } catch (err) {
       fail(err);
     }
   };
-  return html`<div class="chat">
-    ${messages && !messages.length ? html`<p class="muted">${t("chat-empty")}</p>` : null}
-    <ol class="messages" data-test="messages">
-      ${(messages || []).map(
-        (m) => html`<li key=${m.seq}>
-          <span class="who">${m.name || ""}</span>
-          <span class="when">${when(m.created_ms)}</span>
-          <div class="body">
-            ${m.deleted ? t("chat-deleted") : m.waiting_for_key ? t("chat-waiting") : m.body}
-          </div>
-        </li>`,
-      )}
-    </ol>
-    <form class="composer" onSubmit=${send}>
-      <input data-test="chat-input" value=${text} placeholder=${t("chat-placeholder")} onInput=${(e) => setText(e.target.value)} />
-      <button data-test="chat-send" type="submit">${t("chat-send")}</button>
-    </form>
-  </div>`;
-}
-
-function Tasks({ file, version, fail, changed }) {
-  const [tasks, setTasks] = useState(null);
-  const [title, setTitle] = useState("");
-  const [due, setDue] = useState("");
-  useEffect(() => {
-    invoke("tasks", { file }).then(setTasks, fail);
-  }, [file, version]);
-  const add = async (e) => {
-    e.preventDefault();
-    try {
-      await invoke("task_add", { file, title, due: due || null });
-      setTitle("");
-      setDue("");
-      changed();
-    } catch (err) {
-      fail(err);
-    }
-  };
-  return html`<div class="tasks">
-    <form class="inline" onSubmit=${add}>
-      <${Field} label=${t("task-title")} name="task-title" value=${title} onInput=${setTitle} />
-      <${Field} label=${t("task-due")} name="task-due" type="date" value=${due} onInput=${setDue} />
-      <button data-test="task-add" type="submit">${t("task-add-submit")}</button>
-    </form>
-    ${tasks && !tasks.length ? html`<p class="muted">${t("task-none")}</p>` : null}
-    <ul data-test="tasks">
-      ${(tasks || []).map(
-        (k) => html`<li key=${k.id}>
-          <span class="title">${k.title}</span>
-          <span class="due">${k.due || ""}</span>
-          <span class="status">${t(k.status === "done" ? "task-done" : "task-open")}</span>
-        </li>`,
-      )}
-    </ul>
-  </div>`;
-}
-
-function Customer({ customer, version, fail, changed }) {
-  const [tab, setTab] = useState("timeline");
-  const props = { file: customer.file, version, fail, changed };
-  return html`<section class="customer">
-    <header>
-      <h2 data-test="customer-title">${customer.name}</h2>
-      ${customer.nip ? html`<span class="muted">NIP ${customer.nip}</span>` : null}
-    </header>
-    <div class="tabs">
-      ${["timeline", "chat", "tasks"].map(
-        (k) => html`<button data-test=${"tab-" + k} class=${tab === k ? "on" : ""} onClick=${() => setTab(k)}>
-          ${t("tab-" + k)}
-        </button>`,
-      )}
+  return html`<section class="settings" data-test="settings">
+    <h2>${t("nav-settings")}</h2>
+    <div class="card">
+      <label class="field">
+        <span>${t("nav-language")}</span>
+        <select data-test="language" value=${language} onChange=${(e) => setLanguage(e.target.value)}>
+          ${LANGUAGES.map(([code, name]) => html`<option value=${code}>${name}</option>`)}
+        </select>
+      </label>
     </div>
-    ${tab === "timeline" ? html`<${Timeline} ...${props} />` : null}
-    ${tab === "chat" ? html`<${Chat} ...${props} />` : null}
-    ${tab === "tasks" ? html`<${Tasks} ...${props} />` : null}
+    <form class="card" onSubmit=${save}>
+      <${Field} label=${t("settings-relay")} name="settings-relay" value=${address} onInput=${setAddress} />
+      <button data-test="settings-relay-save" type="submit">${t("settings-save")}</button>
+      ${saved ? html`<span class="ok" data-test="settings-saved">${t("settings-saved")}</span>` : null}
+      <p class="muted">${t("settings-relay-help")}</p>
+    </form>
+    <div class="card">
+      <h3>${t("settings-store")}</h3>
+      <p>${t(me.keyring ? "settings-store-keyring" : "settings-store-passphrase")}</p>
+      <p class="muted">${t("settings-fingerprint")}: <code>${me.fingerprint || "—"}</code></p>
+    </div>
   </section>`;
 }
 
 // ---- the main window ---------------------------------------------------------------
-function Main({ me, language, setLanguage, fail }) {
+const SECTIONS = ["customers", "leads", "board", "calendar", "office", "audit", "settings"];
+
+function Main({ state, language, setLanguage, fail, refresh }) {
+  const me = state.profile;
+  const [section, setSection] = useState("customers");
   const [customers, setCustomers] = useState([]);
   const [selected, setSelected] = useState(null);
   const [query, setQuery] = useState("");
+  const [global, setGlobal] = useState("");
   const [adding, setAdding] = useState({ name: "", nip: "" });
   const [version, setVersion] = useState(0);
   const [status, setStatus] = useState("");
@@ -270,35 +141,58 @@ function Main({ me, language, setLanguage, fail }) {
       const file = await invoke("customer_add", { name: adding.name, nip: adding.nip || null });
       setAdding({ name: "", nip: "" });
       setSelected(file);
+      setSection("customers");
       changed();
     } catch (err) {
       fail(err);
     }
   };
+  const open = (file) => {
+    setSelected(file);
+    setSection("customers");
+    setGlobal("");
+  };
   const shown = customers.filter((c) => c.name.toLowerCase().includes(query.toLowerCase()));
   const current = customers.find((c) => c.file === selected);
+  const props = { version, fail, changed, open };
+
+  let content;
+  if (global.trim().length >= 2) content = html`<${SearchResults} query=${global} fail=${fail} open=${open} />`;
+  else if (section === "customers")
+    content = current
+      ? html`<${Customer} key=${current.file} customer=${current} me=${me.member} ...${props} />`
+      : html`<p class="muted">${t("customer-pick")}</p>`;
+  else if (section === "leads") content = html`<${Leads} customers=${customers} ...${props} />`;
+  else if (section === "board") content = html`<${Board} ...${props} />`;
+  else if (section === "calendar") content = html`<${Calendar} ...${props} />`;
+  else if (section === "office") content = html`<${Office} ...${props} />`;
+  else if (section === "audit") content = html`<${Audit} fail=${fail} />`;
+  else content = html`<${Settings} me=${me} relay=${state.relay} language=${language} setLanguage=${setLanguage} fail=${fail} refresh=${refresh} />`;
 
   return html`<div class="main">
     <header class="top">
       <strong>${t("app-title")}</strong>
-      <span data-test="signed-in">${t("nav-signed-in", { me: me.me, firm: me.firm })}</span>
+      <nav class="sections">
+        ${SECTIONS.map(
+          (s) => html`<button data-test=${"nav-" + s} class=${section === s && !global ? "on" : ""} onClick=${() => {
+            setSection(s);
+            setGlobal("");
+          }}>${t("nav-" + s)}</button>`,
+        )}
+      </nav>
+      <input data-test="global-search" class="global-search" placeholder=${t("nav-global-search")} value=${global} onInput=${(e) => setGlobal(e.target.value)} />
       <span class="status" data-test="status">${status}</span>
       <button data-test="sync" onClick=${sync}>${t("nav-sync")}</button>
-      <label class="language">
-        ${t("nav-language")}
-        <select data-test="language" value=${language} onChange=${(e) => setLanguage(e.target.value)}>
-          ${LANGUAGES.map(([code, name]) => html`<option value=${code}>${name}</option>`)}
-        </select>
-      </label>
     </header>
     <aside class="customers">
+      <p class="signed-in muted" data-test="signed-in">${t("nav-signed-in", { me: me.me, firm: me.firm })}</p>
       <h3>${t("nav-customers")}</h3>
       <input data-test="search" class="search" placeholder=${t("nav-search")} value=${query} onInput=${(e) => setQuery(e.target.value)} />
       ${customers.length ? null : html`<p class="muted">${t("customer-none")}</p>`}
       <ul data-test="customer-list">
         ${shown.map(
           (c) => html`<li key=${c.file}>
-            <button class=${c.file === selected ? "on" : ""} onClick=${() => setSelected(c.file)}>
+            <button class=${c.file === selected ? "on" : ""} onClick=${() => open(c.file)}>
               ${c.name} ${c.kind === "lead" ? html`<small>${t("customer-lead")}</small>` : null}
             </button>
           </li>`,
@@ -311,11 +205,7 @@ function Main({ me, language, setLanguage, fail }) {
         <button data-test="customer-add" type="submit">${t("customer-add-submit")}</button>
       </form>
     </aside>
-    <main class="content">
-      ${current
-        ? html`<${Customer} key=${current.file} customer=${current} version=${version} fail=${fail} changed=${changed} />`
-        : html`<p class="muted">${t("customer-pick")}</p>`}
-    </main>
+    <main class="content">${content}</main>
   </div>`;
 }
 
@@ -342,7 +232,7 @@ function App() {
   if (!loaded || !state) return html`<p class="muted">…</p>`;
   return html`<${ErrorBanner} error=${error} onClose=${() => setError(null)} />
     ${state.profile
-      ? html`<${Main} me=${state.profile} language=${language} setLanguage=${setLanguage} fail=${fail} />`
+      ? html`<${Main} state=${state} language=${language} setLanguage=${setLanguage} fail=${fail} refresh=${refresh} />`
       : html`<${Onboarding} relay=${state.relay} onDone=${refresh} fail=${fail} />`}`;
 }
 

@@ -1,0 +1,212 @@
+//! The admin's commands: members and devices, invitations and approval, file access,
+//! revocation (plan, then progress as `revoke-progress` events) and absence cover.
+
+use crate::commands::{file_id, with, Answer, Desk};
+use ledgerline_client_core::profile::{
+    parse_role, CoverView, DeviceView, InvitationView, MemberView, Profile, RevocationPlan,
+    RotationProgress, RotationReport,
+};
+use ledgerline_client_core::protocol::ids::MemberId;
+use serde::Serialize;
+use tauri::{AppHandle, Emitter, State};
+
+/// A member with their devices, as the admin view lists them.
+#[derive(Debug, Serialize)]
+pub struct MemberRow {
+    /// The member.
+    #[serde(flatten)]
+    pub member: MemberView,
+    /// Their devices.
+    pub devices: Vec<DeviceView>,
+    /// Customer files they can open now.
+    pub files: usize,
+}
+
+/// What the admin view shows.
+#[derive(Debug, Serialize)]
+pub struct Office {
+    /// Whether this member is an admin (the view is read-only otherwise).
+    pub admin: bool,
+    /// Members, newest last.
+    pub members: Vec<MemberRow>,
+    /// Open invitations.
+    pub invitations: Vec<InvitationView>,
+    /// Customer files with who can open them.
+    pub files: Vec<FileAccess>,
+    /// Absence covers.
+    pub covers: Vec<CoverView>,
+    /// What an interrupted rotation left to do, if anything.
+    pub rotation_pending: Option<RotationProgress>,
+}
+
+/// A customer file and its members.
+#[derive(Debug, Serialize)]
+pub struct FileAccess {
+    /// The file.
+    pub id: String,
+    /// Its name, where this device knows it.
+    pub name: Option<String>,
+    /// Members with access.
+    pub members: Vec<MemberId>,
+}
+
+fn member_id(
+    p: &Profile,
+    m: &str,
+) -> Result<MemberId, ledgerline_client_core::profile::ClientError> {
+    p.resolve_member(m)
+}
+
+/// Members, devices, invitations, file access and covers (after catching up).
+#[tauri::command]
+pub async fn office(desk: State<'_, Desk>) -> Answer<Office> {
+    with(&desk, async |p: &mut Profile| {
+        p.sync().await?;
+        let devices = p.devices()?;
+        let files = p.files()?;
+        let members = p
+            .members()?
+            .into_iter()
+            .map(|m| MemberRow {
+                devices: devices
+                    .iter()
+                    .filter(|d| d.member == m.id)
+                    .cloned()
+                    .collect(),
+                files: files.iter().filter(|f| f.members.contains(&m.id)).count(),
+                member: m,
+            })
+            .collect::<Vec<_>>();
+        let admin = members
+            .iter()
+            .any(|m| m.member.me && m.member.role == "admin" && m.member.active);
+        Ok(Office {
+            admin,
+            invitations: if admin { p.invitations() } else { Vec::new() },
+            files: files
+                .into_iter()
+                .map(|f| FileAccess {
+                    id: f.id.to_string(),
+                    name: f.name,
+                    members: f.members,
+                })
+                .collect(),
+            covers: p.covers()?,
+            rotation_pending: p.rotation_pending(),
+            members,
+        })
+    })
+    .await
+}
+
+/// Issues an invitation for `name` as `role`; returns the one-time code.
+#[tauri::command]
+pub async fn invite(desk: State<'_, Desk>, name: String, role: String) -> Answer<String> {
+    let name = name.trim().to_owned();
+    if name.is_empty() {
+        return Err("the new member's name is needed".into());
+    }
+    let role = parse_role(&role).ok_or("a role is admin, member or auditor")?;
+    with(&desk, async move |p: &mut Profile| {
+        p.invite(&name, role).await
+    })
+    .await
+}
+
+/// Approves the joiner `name` after comparing the fingerprint they read out.
+#[tauri::command]
+pub async fn approve(desk: State<'_, Desk>, name: String, fingerprint: String) -> Answer<String> {
+    with(&desk, async move |p: &mut Profile| {
+        p.approve(name.trim(), fingerprint.trim())
+            .await
+            .map(|m| m.to_string())
+    })
+    .await
+}
+
+/// Gives a member access to a customer file.
+#[tauri::command]
+pub async fn grant(desk: State<'_, Desk>, file: String, member: String) -> Answer<()> {
+    let file = file_id(&file)?;
+    with(&desk, async move |p: &mut Profile| {
+        let m = member_id(p, &member)?;
+        p.grant(file, m).await
+    })
+    .await
+}
+
+/// Ends a member's access to a customer file (the file gets a new epoch).
+#[tauri::command]
+pub async fn remove_access(desk: State<'_, Desk>, file: String, member: String) -> Answer<u64> {
+    let file = file_id(&file)?;
+    with(&desk, async move |p: &mut Profile| {
+        let m = member_id(p, &member)?;
+        p.remove(file, m).await
+    })
+    .await
+}
+
+/// What revoking `member` would rotate: shown for confirmation, nothing sent.
+#[tauri::command]
+pub async fn revoke_plan(desk: State<'_, Desk>, member: String) -> Answer<RevocationPlan> {
+    with(&desk, async move |p: &mut Profile| {
+        p.sync().await?;
+        let m = member_id(p, &member)?;
+        p.revocation_plan(m)
+    })
+    .await
+}
+
+/// Revokes `member`: the relay refuses their devices at once, then every key they could
+/// open is replaced. Progress goes to the window as `revoke-progress` events.
+#[tauri::command]
+pub async fn revoke(
+    app: AppHandle,
+    desk: State<'_, Desk>,
+    member: String,
+) -> Answer<RotationReport> {
+    with(&desk, async move |p: &mut Profile| {
+        let m = member_id(p, &member)?;
+        let mut progress = |r: &RotationProgress| {
+            let _ = app.emit("revoke-progress", r);
+        };
+        p.revoke_member(m, &mut progress).await
+    })
+    .await
+}
+
+/// Lets `colleague` open `absent`'s files from `from` until `until` (both `YYYY-MM-DD`,
+/// Warsaw days; `until` inclusive).
+#[tauri::command]
+pub async fn cover_grant(
+    desk: State<'_, Desk>,
+    absent: String,
+    colleague: String,
+    from: String,
+    until: String,
+) -> Answer<u64> {
+    use ledgerline_client_core::when::{parse, DateMeans, DEFAULT_ZONE};
+    let from_ms = parse(&from, DEFAULT_ZONE, DateMeans::StartOfDay)?;
+    let until_ms = parse(&until, DEFAULT_ZONE, DateMeans::EndOfDay)?;
+    if until_ms <= from_ms {
+        return Err("the cover ends before it starts".into());
+    }
+    with(&desk, async move |p: &mut Profile| {
+        let a = member_id(p, &absent)?;
+        let c = member_id(p, &colleague)?;
+        p.grant_cover(a, c, from_ms, until_ms).await.map(|g| g.id)
+    })
+    .await
+}
+
+/// Ends a cover now (its files get new epochs).
+#[tauri::command]
+pub async fn cover_end(app: AppHandle, desk: State<'_, Desk>, id: u64) -> Answer<RotationReport> {
+    with(&desk, async move |p: &mut Profile| {
+        let mut progress = |r: &RotationProgress| {
+            let _ = app.emit("revoke-progress", r);
+        };
+        p.end_cover(id, &mut progress).await
+    })
+    .await
+}

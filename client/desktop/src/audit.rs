@@ -1,0 +1,138 @@
+//! The access log in the window: the owner exports a bundle for an auditor; an auditor
+//! verifies one offline and reads the report as a table (filtered in the window).
+
+use crate::commands::{text, with, Answer, Desk};
+use ledgerline_audit::{NameMap, Row, Summary, Verifier};
+use ledgerline_client_core::profile::{ExportSummary, Profile};
+use serde::Serialize;
+use std::io::BufRead;
+use std::path::PathBuf;
+use tauri::State;
+
+/// Rows a report in the window holds at most (the CLI's CSV has them all).
+pub const MAX_ROWS: usize = 50_000;
+
+/// Writes an audit bundle to `out`; `from`/`to` bound the entries written whole (dates
+/// or times, as the CLI reads them); `auditor` seals the names to that member's devices.
+#[tauri::command]
+pub async fn audit_export(
+    desk: State<'_, Desk>,
+    out: String,
+    from: Option<String>,
+    to: Option<String>,
+    auditor: Option<String>,
+) -> Answer<ExportSummary> {
+    let out = PathBuf::from(out.trim());
+    if out.as_os_str().is_empty() || out.is_dir() {
+        return Err("give the bundle a file name".into());
+    }
+    let time = |v: Option<String>| {
+        v.filter(|s| !s.trim().is_empty())
+            .map(|s| ledgerline_audit::parse_time(s.trim()))
+            .transpose()
+    };
+    let (from_ms, to_ms) = (time(from)?, time(to)?);
+    let auditor = auditor.filter(|a| !a.trim().is_empty());
+    with(&desk, async move |p: &mut Profile| {
+        p.export_audit(&out, from_ms, to_ms, auditor.as_deref())
+            .await
+    })
+    .await
+}
+
+/// One row of the report, in names where the bundle carries them for this device.
+#[derive(Debug, Serialize)]
+pub struct ReportRow {
+    /// The verified entry.
+    #[serde(flatten)]
+    pub row: Row,
+    /// Who: the member's name, their id, or `relay` for the relay's own entries.
+    pub who: String,
+    /// The subjects in words.
+    pub subjects_named: Vec<String>,
+}
+
+/// A verified bundle.
+#[derive(Debug, Serialize)]
+pub struct Report {
+    /// What the verifier checked.
+    pub summary: Summary,
+    /// The entries, in log order (at most [`MAX_ROWS`]).
+    pub rows: Vec<ReportRow>,
+    /// Rows left out beyond [`MAX_ROWS`].
+    pub more: usize,
+    /// Whether names were opened with this device's key.
+    pub named: bool,
+}
+
+/// Verifies the bundle at `path` offline. Names are shown when the bundle carries a name
+/// map sealed to this device. A bundle that does not verify is an error naming the first
+/// finding: no partial report is shown as if it were good.
+#[tauri::command]
+pub async fn audit_verify(desk: State<'_, Desk>, path: String) -> Answer<Report> {
+    let path = PathBuf::from(path.trim());
+    let open = move || {
+        std::fs::File::open(&path)
+            .map(std::io::BufReader::new)
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))
+    };
+    let (header, sealed) = ledgerline_audit::read_names(open()?)?;
+    let names: Option<NameMap> = desk
+        .on(async move |slot: &mut Option<Profile>| match slot {
+            Some(p) => p.open_names(&header, &sealed).map_err(text),
+            None => Ok(None),
+        })
+        .await?;
+    tokio::task::spawn_blocking(move || verify(open()?, names.as_ref()))
+        .await
+        .map_err(text)?
+}
+
+fn verify(bundle: impl BufRead, names: Option<&NameMap>) -> Answer<Report> {
+    let mut v = Verifier::new(ledgerline_audit::Options::default());
+    let mut rows = Vec::new();
+    let mut more = 0;
+    let mut keep = |batch: Vec<Row>| {
+        for row in batch {
+            if rows.len() < MAX_ROWS {
+                rows.push(named(row, names));
+            } else {
+                more += 1;
+            }
+        }
+    };
+    let found = |e: ledgerline_audit::AuditError| format!("the bundle does not verify: {e}");
+    for line in bundle.lines() {
+        let line = line.map_err(text)?;
+        if !line.trim().is_empty() {
+            keep(v.line(&line).map_err(found)?);
+        }
+    }
+    let (summary, last) = v.finish().map_err(found)?;
+    keep(last);
+    Ok(Report {
+        summary,
+        rows,
+        more,
+        named: names.is_some(),
+    })
+}
+
+fn named(row: Row, names: Option<&NameMap>) -> ReportRow {
+    let who = match row.member {
+        Some(m) => names
+            .and_then(|n| n.members.get(&m.to_hex()).cloned())
+            .unwrap_or_else(|| m.to_hex()),
+        None => "relay".to_owned(),
+    };
+    let subjects_named = row
+        .subjects
+        .iter()
+        .map(|s| names.map_or_else(|| s.clone(), |n| n.subject(s)))
+        .collect();
+    ReportRow {
+        row,
+        who,
+        subjects_named,
+    }
+}

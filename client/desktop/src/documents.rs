@@ -1,0 +1,170 @@
+//! Documents: list, upload (a dropped or chosen file) and download, with progress sent to
+//! the window as `doc-progress` events. Encryption streams in client/core: memory stays
+//! constant whatever the size.
+
+use crate::commands::{file_id, open_file, with, Answer, Desk};
+use ledgerline_client_core::profile::{DocumentManifest, Phase, Profile, Progress};
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use tauri::{AppHandle, Emitter, Manager, State};
+
+/// One step of a transfer, for a progress bar.
+#[derive(Debug, Clone, Serialize)]
+pub struct TransferProgress {
+    /// The window's name for the transfer.
+    pub token: String,
+    /// `encrypt`, `upload` or `download`.
+    pub phase: &'static str,
+    /// Bytes done.
+    pub done: u64,
+    /// Bytes in all.
+    pub total: u64,
+}
+
+/// Progress that reaches the window at most once per percent (and always at the end).
+fn progress(app: AppHandle, token: String) -> Progress {
+    let last = AtomicU64::new(u64::MAX);
+    Arc::new(move |phase, done, total| {
+        let percent = done.saturating_mul(100).checked_div(total).unwrap_or(100);
+        let key = percent
+            | match phase {
+                Phase::Encrypt => 1 << 32,
+                Phase::Upload => 2 << 32,
+                Phase::Download => 3 << 32,
+            };
+        if last.swap(key, Ordering::Relaxed) == key && done != total {
+            return;
+        }
+        let _ = app.emit(
+            "doc-progress",
+            TransferProgress {
+                token: token.clone(),
+                phase: match phase {
+                    Phase::Encrypt => "encrypt",
+                    Phase::Upload => "upload",
+                    Phase::Download => "download",
+                },
+                done,
+                total,
+            },
+        );
+    })
+}
+
+/// A customer's documents, newest first.
+#[tauri::command]
+pub async fn documents(desk: State<'_, Desk>, file: String) -> Answer<Vec<DocumentManifest>> {
+    let file = file_id(&file)?;
+    with(&desk, async move |p: &mut Profile| {
+        open_file(p, file).await?;
+        let mut docs = p.documents(file);
+        docs.sort_by_key(|d| std::cmp::Reverse(d.uploaded_ms));
+        Ok(docs)
+    })
+    .await
+}
+
+/// Encrypts and uploads the file at `path` into a customer file; `year` is the year the
+/// document concerns (retention counts from it; default this year).
+#[tauri::command]
+pub async fn doc_upload(
+    app: AppHandle,
+    desk: State<'_, Desk>,
+    file: String,
+    path: String,
+    year: Option<u16>,
+    token: String,
+) -> Answer<DocumentManifest> {
+    let file = file_id(&file)?;
+    let path = PathBuf::from(path);
+    if !path.is_file() {
+        return Err("only a file can be uploaded (not a folder)".into());
+    }
+    let progress = progress(app, token);
+    with(&desk, async move |p: &mut Profile| {
+        p.upload_document(file, &path, year, progress).await
+    })
+    .await
+}
+
+/// Downloads, verifies and decrypts a document into the user's Downloads folder (a new
+/// name if one is taken); returns where it landed.
+#[tauri::command]
+pub async fn doc_download(
+    app: AppHandle,
+    desk: State<'_, Desk>,
+    file: String,
+    document: String,
+    token: String,
+) -> Answer<String> {
+    let file = file_id(&file)?;
+    let dir = app
+        .path()
+        .download_dir()
+        .or_else(|_| app.path().home_dir())
+        .map_err(|e| format!("no Downloads folder: {e}"))?;
+    let progress = progress(app, token);
+    with(&desk, async move |p: &mut Profile| {
+        let id = p.resolve_document(file, &document)?;
+        let name = p
+            .documents(file)
+            .into_iter()
+            .find(|d| d.document == id)
+            .map(|d| d.name)
+            .unwrap_or_default();
+        std::fs::create_dir_all(&dir).map_err(|e| {
+            ledgerline_client_core::profile::ClientError::Invalid(format!(
+                "cannot create {}: {e}",
+                dir.display()
+            ))
+        })?;
+        let out = free_name(&dir, &name);
+        p.download_document(file, id, &out, progress).await?;
+        Ok(out.display().to_string())
+    })
+    .await
+}
+
+/// `dir/name`, or `dir/name (2).ext`… if taken. A name from a manifest is the uploader's:
+/// only its last component is used, so it cannot point outside `dir`.
+fn free_name(dir: &Path, name: &str) -> PathBuf {
+    let base = Path::new(name)
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .filter(|n| !n.starts_with('.') && !n.is_empty())
+        .unwrap_or_else(|| "dokument".to_owned());
+    let candidate = dir.join(&base);
+    if !candidate.exists() {
+        return candidate;
+    }
+    let (stem, ext) = match base.rsplit_once('.') {
+        Some((s, e)) if !s.is_empty() => (s.to_owned(), format!(".{e}")),
+        _ => (base.clone(), String::new()),
+    };
+    (2..)
+        .map(|n| dir.join(format!("{stem} ({n}){ext}")))
+        .find(|p| !p.exists())
+        .unwrap_or(candidate)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::free_name;
+
+    #[test]
+    fn a_downloaded_name_stays_in_the_folder_and_never_overwrites() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let d = dir.path();
+        assert_eq!(free_name(d, "faktura.pdf"), d.join("faktura.pdf"));
+        assert_eq!(free_name(d, "../../etc/passwd"), d.join("passwd"));
+        assert_eq!(free_name(d, "/abs/x.txt"), d.join("x.txt"));
+        assert_eq!(free_name(d, ".."), d.join("dokument"));
+        assert_eq!(free_name(d, ".bashrc"), d.join("dokument"));
+        std::fs::write(d.join("faktura.pdf"), b"x").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(free_name(d, "faktura.pdf"), d.join("faktura (2).pdf"));
+        std::fs::write(d.join("faktura (2).pdf"), b"x").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(free_name(d, "faktura.pdf"), d.join("faktura (3).pdf"));
+    }
+}

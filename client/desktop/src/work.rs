@@ -1,0 +1,130 @@
+//! The work views' commands: the task board, the calendar, leads, global search and the
+//! relay setting.
+
+use crate::commands::{file_id, with, Answer, Desk};
+use ledgerline_client_core::chrono::NaiveDate;
+use ledgerline_client_core::profile::{AgendaItem, CustomerCard, Profile, TaskView};
+use ledgerline_client_core::protocol::ids::FileId;
+use serde::Serialize;
+use tauri::State;
+
+fn day(d: &str) -> Answer<NaiveDate> {
+    NaiveDate::parse_from_str(d, "%Y-%m-%d").map_err(|_| "a day is YYYY-MM-DD".to_owned())
+}
+
+/// Every task this member can see (open and done), for the board.
+#[tauri::command]
+pub async fn board(desk: State<'_, Desk>) -> Answer<Vec<TaskView>> {
+    with(&desk, async |p: &mut Profile| {
+        p.sync().await?;
+        p.tasks(None, false)
+    })
+    .await
+}
+
+/// Marks a task done (a recurring one moves to its next occurrence).
+#[tauri::command]
+pub async fn task_done(desk: State<'_, Desk>, task: String) -> Answer<()> {
+    with(&desk, async move |p: &mut Profile| {
+        let (file, id) = p.resolve_task(&task)?;
+        p.task_done(file, id).await
+    })
+    .await
+}
+
+/// Deadlines and events from `from` to `to` (inclusive days, Warsaw time).
+#[tauri::command]
+pub async fn agenda(desk: State<'_, Desk>, from: String, to: String) -> Answer<Vec<AgendaItem>> {
+    let (from, to) = (day(&from)?, day(&to)?);
+    if to < from || (to - from).num_days() > 62 {
+        return Err("the calendar shows at most two months at once".into());
+    }
+    with(&desk, async move |p: &mut Profile| p.agenda(from, to)).await
+}
+
+/// Adds a lead (a prospective customer, stage `new`); returns its file.
+#[tauri::command]
+pub async fn lead_add(desk: State<'_, Desk>, name: String, nip: Option<String>) -> Answer<FileId> {
+    let card = CustomerCard {
+        nip: nip.filter(|n| !n.trim().is_empty()),
+        ..CustomerCard::default()
+    };
+    with(&desk, async move |p: &mut Profile| {
+        p.sync().await?;
+        p.lead_add(name.trim(), &card).await
+    })
+    .await
+}
+
+/// Moves a lead to `stage` (`new`, `contacted`, `offer`, `won`, `lost`).
+#[tauri::command]
+pub async fn lead_stage(desk: State<'_, Desk>, file: String, stage: String) -> Answer<()> {
+    let file = file_id(&file)?;
+    with(&desk, async move |p: &mut Profile| {
+        p.lead_stage(file, &stage).await
+    })
+    .await
+}
+
+/// Makes a lead a customer.
+#[tauri::command]
+pub async fn lead_convert(desk: State<'_, Desk>, file: String) -> Answer<()> {
+    let file = file_id(&file)?;
+    with(&desk, async move |p: &mut Profile| {
+        p.lead_convert(file).await
+    })
+    .await
+}
+
+/// A search hit, with the customer file it belongs to when there is one.
+#[derive(Debug, Serialize)]
+pub struct Hit {
+    /// `message`, `file`, `document`, `note`.
+    pub kind: String,
+    /// The matching text.
+    pub body: String,
+    /// The customer file to open.
+    pub file: Option<FileId>,
+    /// Its name.
+    pub file_name: Option<String>,
+}
+
+/// Searches everything this device holds (locally: the relay never sees a query).
+#[tauri::command]
+pub async fn search(desk: State<'_, Desk>, query: String) -> Answer<Vec<Hit>> {
+    if query.trim().chars().count() < 2 {
+        return Ok(Vec::new());
+    }
+    with(&desk, async move |p: &mut Profile| {
+        let customers = p.customers()?;
+        Ok(p.search(query.trim(), 50)?
+            .into_iter()
+            .map(|h| {
+                // A hit names its file first: `file`, `file:document`, `room:seq`.
+                let first = h.reference.split(':').next().unwrap_or_default();
+                let customer = first
+                    .parse::<FileId>()
+                    .ok()
+                    .and_then(|f| customers.iter().find(|c| c.file == f));
+                Hit {
+                    kind: h.kind,
+                    body: h.body,
+                    file: customer.map(|c| c.file),
+                    file_name: customer.map(|c| c.name.clone()),
+                }
+            })
+            .collect())
+    })
+    .await
+}
+
+/// Points this profile at another address of its relay; kept only once a sync there
+/// succeeds (the same firm's roster and log must verify).
+#[tauri::command]
+pub async fn set_relay(desk: State<'_, Desk>, relay: String) -> Answer<()> {
+    let relay = relay.trim().to_owned();
+    with(&desk, async move |p: &mut Profile| {
+        p.set_relay(&relay).await
+    })
+    .await
+}

@@ -1,0 +1,260 @@
+// A customer: everything about them in one place (timeline, chat, documents, tasks).
+import { useEffect, useRef, useState } from "./vendor/hooks.module.js";
+import { Bar, Field, bytes, html, invoke, listen, t, when } from "./ui.js";
+
+function Timeline({ file, version }) {
+  const [items, setItems] = useState(null);
+  useEffect(() => {
+    invoke("timeline", { file }).then(setItems, () => setItems([]));
+  }, [file, version]);
+  if (!items) return null;
+  if (!items.length) return html`<p class="muted">${t("timeline-empty")}</p>`;
+  return html`<ol class="timeline" data-test="timeline">
+    ${items
+      .slice()
+      .reverse()
+      .map(
+        (i) => html`<li key=${i.cursor} class=${"kind-" + i.kind}>
+          <span class="when">${when(i.at_ms)}</span>
+          <span class="kind">${t("timeline-kind-" + i.kind)}</span>
+          <span class="text">${i.title}</span>
+          ${i.status ? html`<span class="status">${t(i.status === "done" ? "task-done" : "task-open")}</span>` : null}
+        </li>`,
+      )}
+  </ol>`;
+}
+
+function Chat({ file, version, fail, changed, me }) {
+  const [messages, setMessages] = useState(null);
+  const [text, setText] = useState("");
+  // What the composer does: a new message, a reply to `seq`, or an edit of `seq`.
+  const [mode, setMode] = useState({ kind: "new" });
+  useEffect(() => {
+    invoke("chat_read", { file }).then(setMessages, fail);
+  }, [file, version]);
+  const bySeq = new Map((messages || []).map((m) => [m.seq, m]));
+  const send = async (e) => {
+    e.preventDefault();
+    if (!text.trim()) return;
+    try {
+      if (mode.kind === "edit") await invoke("chat_edit", { file, target: mode.seq, text });
+      else await invoke("chat_send", { file, text, replyTo: mode.kind === "reply" ? mode.seq : null });
+      setText("");
+      setMode({ kind: "new" });
+      changed();
+    } catch (err) {
+      fail(err);
+    }
+  };
+  const remove = async (seq) => {
+    try {
+      await invoke("chat_delete", { file, target: seq });
+      changed();
+    } catch (err) {
+      fail(err);
+    }
+  };
+  const quote = (seq) => {
+    const m = bySeq.get(seq);
+    return m && m.body ? m.body.slice(0, 80) : "…";
+  };
+  return html`<div class="chat">
+    ${messages && !messages.length ? html`<p class="muted">${t("chat-empty")}</p>` : null}
+    <ol class="messages" data-test="messages">
+      ${(messages || []).map(
+        (m) => html`<li key=${m.seq} data-seq=${m.seq}>
+          <span class="who">${m.name || ""}</span>
+          <span class="when">${when(m.created_ms)}</span>
+          ${m.edited ? html`<span class="muted">${t("chat-edited")}</span>` : null}
+          ${m.reply_to != null ? html`<div class="quote">↪ ${quote(m.reply_to)}</div>` : null}
+          <div class="body">
+            ${m.deleted ? t("chat-deleted") : m.waiting_for_key ? t("chat-waiting") : m.body}
+          </div>
+          ${m.deleted || m.waiting_for_key
+            ? null
+            : html`<div class="actions">
+                <button class="link" data-test="reply" onClick=${() => setMode({ kind: "reply", seq: m.seq })}>${t("chat-reply")}</button>
+                ${m.member === me
+                  ? html`<button class="link" data-test="edit" onClick=${() => {
+                        setMode({ kind: "edit", seq: m.seq });
+                        setText(m.body || "");
+                      }}>${t("chat-edit")}</button>
+                      <button class="link" data-test="delete" onClick=${() => remove(m.seq)}>${t("chat-delete")}</button>`
+                  : null}
+              </div>`}
+        </li>`,
+      )}
+    </ol>
+    ${mode.kind !== "new"
+      ? html`<div class="replying" data-test="composer-mode">
+          ${t(mode.kind === "edit" ? "chat-editing" : "chat-replying")}: ${quote(mode.seq)}
+          <button class="link" onClick=${() => {
+            setMode({ kind: "new" });
+            setText("");
+          }}>×</button>
+        </div>`
+      : null}
+    <form class="composer" onSubmit=${send}>
+      <input data-test="chat-input" value=${text} placeholder=${t("chat-placeholder")} onInput=${(e) => setText(e.target.value)} />
+      <button data-test="chat-send" type="submit">${t("chat-send")}</button>
+    </form>
+  </div>`;
+}
+
+/// Transfers in flight, by token, fed by the `doc-progress` events.
+function useTransfers() {
+  const [transfers, setTransfers] = useState({});
+  useEffect(
+    () =>
+      listen("doc-progress", (p) =>
+        setTransfers((all) => (all[p.token] ? { ...all, [p.token]: { ...all[p.token], ...p } } : all)),
+      ),
+    [],
+  );
+  const start = (token, label) => setTransfers((all) => ({ ...all, [token]: { label, done: 0, total: 0, phase: "" } }));
+  const end = (token, result) => setTransfers((all) => ({ ...all, [token]: { ...all[token], result, finished: true } }));
+  return [transfers, start, end];
+}
+
+let transferCount = 0;
+
+function Documents({ file, version, fail, changed }) {
+  const [docs, setDocs] = useState(null);
+  const [year, setYear] = useState("");
+  const [over, setOver] = useState(false);
+  const [transfers, start, end] = useTransfers();
+  // The year as typed now (a drop's listener outlives the render that made it).
+  const yearNow = useRef("");
+  yearNow.current = year;
+  useEffect(() => {
+    invoke("documents", { file }).then(setDocs, fail);
+  }, [file, version]);
+
+  const upload = async (path) => {
+    const token = `up-${++transferCount}`;
+    start(token, path.split(/[\\/]/).pop());
+    try {
+      const y = yearNow.current.trim() ? Number(yearNow.current) : null;
+      await invoke("doc_upload", { file, path, year: y, token });
+      end(token, t("doc-uploaded"));
+      changed();
+    } catch (err) {
+      end(token, String(err));
+      fail(err);
+    }
+  };
+  const download = async (d) => {
+    const token = `down-${++transferCount}`;
+    start(token, d.name);
+    try {
+      const where = await invoke("doc_download", { file, document: d.document, token });
+      end(token, t("doc-saved", { path: where }));
+    } catch (err) {
+      end(token, String(err));
+      fail(err);
+    }
+  };
+  // Files dropped on the window (Tauri gives their paths; the webview never reads them).
+  useEffect(() => {
+    const stops = [
+      listen("tauri://drag-enter", () => setOver(true)),
+      listen("tauri://drag-leave", () => setOver(false)),
+      listen("tauri://drag-drop", (p) => {
+        setOver(false);
+        for (const path of p.paths || []) upload(path);
+      }),
+    ];
+    return () => stops.forEach((s) => s());
+  }, [file]);
+
+  return html`<div class="documents">
+    <div class=${"dropzone" + (over ? " over" : "")} data-test="dropzone">
+      <p>${t("doc-drop")}</p>
+      <label class="field year">
+        <span>${t("doc-year")}</span>
+        <input data-test="doc-year" type="number" min="1900" max="2999" placeholder=${new Date().getFullYear()} value=${year} onInput=${(e) => setYear(e.target.value)} />
+      </label>
+    </div>
+    <div class="transfers" data-test="transfers">
+      ${Object.entries(transfers).map(
+        ([token, x]) => html`<div key=${token} class="transfer">
+          <${Bar} name=${"progress-" + token} label=${x.label} done=${x.finished && !x.total ? 1 : x.done} total=${x.finished && !x.total ? 1 : x.total} />
+          ${x.result ? html`<span class="muted" data-test=${"result-" + token}>${x.result}</span>` : null}
+        </div>`,
+      )}
+    </div>
+    ${docs && !docs.length ? html`<p class="muted">${t("doc-none")}</p>` : null}
+    <table class="grid" data-test="documents">
+      <tbody>
+        ${(docs || []).map(
+          (d) => html`<tr key=${d.document}>
+            <td>${d.name}</td>
+            <td class="muted">${bytes(d.size)}</td>
+            <td class="muted">${d.year || ""}</td>
+            <td class="muted">${when(d.uploaded_ms)}</td>
+            <td><button data-test="download" onClick=${() => download(d)}>${t("doc-download")}</button></td>
+          </tr>`,
+        )}
+      </tbody>
+    </table>
+  </div>`;
+}
+
+function Tasks({ file, version, fail, changed }) {
+  const [tasks, setTasks] = useState(null);
+  const [title, setTitle] = useState("");
+  const [due, setDue] = useState("");
+  useEffect(() => {
+    invoke("tasks", { file }).then(setTasks, fail);
+  }, [file, version]);
+  const add = async (e) => {
+    e.preventDefault();
+    try {
+      await invoke("task_add", { file, title, due: due || null });
+      setTitle("");
+      setDue("");
+      changed();
+    } catch (err) {
+      fail(err);
+    }
+  };
+  return html`<div class="tasks">
+    <form class="inline" onSubmit=${add}>
+      <${Field} label=${t("task-title")} name="task-title" value=${title} onInput=${setTitle} />
+      <${Field} label=${t("task-due")} name="task-due" type="date" value=${due} onInput=${setDue} />
+      <button data-test="task-add" type="submit">${t("task-add-submit")}</button>
+    </form>
+    ${tasks && !tasks.length ? html`<p class="muted">${t("task-none")}</p>` : null}
+    <ul data-test="tasks">
+      ${(tasks || []).map(
+        (k) => html`<li key=${k.id}>
+          <span class="title">${k.title}</span>
+          <span class="due">${k.due || ""}</span>
+          <span class="status">${t(k.status === "done" ? "task-done" : "task-open")}</span>
+        </li>`,
+      )}
+    </ul>
+  </div>`;
+}
+
+const TABS = { timeline: Timeline, chat: Chat, documents: Documents, tasks: Tasks };
+
+export function Customer({ customer, version, fail, changed, me }) {
+  const [tab, setTab] = useState("timeline");
+  const props = { file: customer.file, version, fail, changed, me };
+  const View = TABS[tab];
+  return html`<section class="customer">
+    <header>
+      <h2 data-test="customer-title">${customer.name}</h2>
+      ${customer.nip ? html`<span class="muted">NIP ${customer.nip}</span>` : null}
+    </header>
+    <div class="tabs">
+      ${Object.keys(TABS).map(
+        (k) => html`<button data-test=${"tab-" + k} class=${tab === k ? "on" : ""} onClick=${() => setTab(k)}>
+          ${t("tab-" + k)}
+        </button>`,
+      )}
+    </div>
+    <${View} ...${props} />
+  </section>`;
+}

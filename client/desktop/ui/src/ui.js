@@ -1,0 +1,108 @@
+// What every view shares: the Tauri bridge, the words (Fluent, Polish by default), dates,
+// and small pieces (fields, the error banner, progress bars). No keys, no protocol logic:
+// every action is a Tauri command over client/core (client/desktop/src).
+import { h } from "./vendor/preact.module.js";
+import htm from "./vendor/htm.module.js";
+import { FluentBundle, FluentResource } from "./vendor/fluent/index.js";
+
+export const html = htm.bind(h);
+export const invoke = (cmd, args = {}) => window.__TAURI__.core.invoke(cmd, args);
+/// Listens to an app event; returns a function that stops listening.
+export const listen = (name, f) => {
+  const stop = window.__TAURI__.event.listen(name, (e) => f(e.payload));
+  return () => stop.then((un) => un());
+};
+
+// ---- words -------------------------------------------------------------------------
+export const LANGUAGES = [
+  ["pl", "Polski"],
+  ["en", "English"],
+];
+let bundle = null;
+
+export async function loadLanguage(lang) {
+  const text = await (await fetch(`./locales/${lang}.ftl`)).text();
+  const b = new FluentBundle(lang, { useIsolating: false });
+  const errors = b.addResource(new FluentResource(text));
+  if (errors.length) console.error("catalog", lang, errors);
+  bundle = b;
+  document.documentElement.lang = lang;
+}
+
+export function t(id, args) {
+  const m = bundle && bundle.getMessage(id);
+  return m && m.value ? bundle.formatPattern(m.value, args) : id;
+}
+
+export const savedLanguage = () => {
+  const l = localStorage.getItem("ledgerline.language");
+  return LANGUAGES.some(([code]) => code === l) ? l : "pl";
+};
+
+const locale = () => (document.documentElement.lang === "pl" ? "pl-PL" : "en-GB");
+export const ZONE = "Europe/Warsaw";
+
+export const when = (ms) =>
+  new Date(ms).toLocaleString(locale(), { timeZone: ZONE, dateStyle: "short", timeStyle: "short" });
+
+/// The Warsaw day holding `ms`, in words.
+export const dayOf = (ms) => new Date(ms).toLocaleDateString(locale(), { timeZone: ZONE, dateStyle: "medium" });
+
+/// A day (`YYYY-MM-DD`) in words, e.g. "pon., 14 gru".
+export const dayName = (iso, opts = { weekday: "short", day: "numeric", month: "short" }) =>
+  new Date(iso + "T12:00:00Z").toLocaleDateString(locale(), { ...opts, timeZone: "UTC" });
+
+export const monthName = (iso) =>
+  new Date(iso + "T12:00:00Z").toLocaleDateString(locale(), { month: "long", year: "numeric", timeZone: "UTC" });
+
+/// Today in Warsaw, `YYYY-MM-DD`.
+export const today = () => new Date().toLocaleDateString("sv-SE", { timeZone: ZONE });
+
+/// `iso` moved by `days`.
+export function addDays(iso, days) {
+  const d = new Date(iso + "T12:00:00Z");
+  d.setUTCDate(d.getUTCDate() + days);
+  return d.toISOString().slice(0, 10);
+}
+
+export const bytes = (n) => {
+  const units = ["B", "KB", "MB", "GB"];
+  let i = 0;
+  while (n >= 1024 && i < units.length - 1) {
+    n /= 1024;
+    i++;
+  }
+  return `${n.toFixed(i ? 1 : 0)} ${units[i]}`;
+};
+
+// ---- pieces ------------------------------------------------------------------------
+export function Field({ label, name, value, onInput, type = "text", placeholder }) {
+  return html`<label class="field">
+    <span>${label}</span>
+    <input
+      data-test=${name}
+      name=${name}
+      type=${type}
+      value=${value}
+      placeholder=${placeholder || ""}
+      onInput=${(e) => onInput(e.target.value)}
+    />
+  </label>`;
+}
+
+export function ErrorBanner({ error, onClose }) {
+  if (!error) return null;
+  return html`<div class="error" data-test="error" role="alert">
+    <strong>${t("error-title")}</strong> ${String(error)}
+    <button class="link" onClick=${onClose}>×</button>
+  </div>`;
+}
+
+/// A labelled progress bar: `done` of `total`.
+export function Bar({ name, label, done, total }) {
+  const pct = total ? Math.floor((done * 100) / total) : 100;
+  return html`<div class="bar" data-test=${name} data-percent=${pct}>
+    <div class="bar-label">${label} <span class="muted">${pct}%</span></div>
+    <progress max="100" value=${pct}></progress>
+  </div>`;
+}
