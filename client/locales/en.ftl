@@ -208,3 +208,8 @@ settings-store = Data on this computer
 settings-store-keyring = The local store is encrypted with a key from the system keyring.
 settings-store-passphrase = The local store is encrypted with a key from a passphrase (Argon2id), given in LEDGERLINE_PASSPHRASE.
 settings-fingerprint = Your fingerprint
+
+## The live channel
+live-online = ● live
+live-offline = ○ offline, retrying in { $seconds } s
+live-revoked = This device has been revoked

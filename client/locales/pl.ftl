@@ -212,3 +212,8 @@ settings-store = Dane na tym komputerze
 settings-store-keyring = Lokalna baza jest zaszyfrowana kluczem z pęku kluczy systemu.
 settings-store-passphrase = Lokalna baza jest zaszyfrowana kluczem z hasła (Argon2id); hasło podaje zmienna LEDGERLINE_PASSPHRASE.
 settings-fingerprint = Twój odcisk
+
+## The live channel
+live-online = ● na żywo
+live-offline = ○ brak połączenia, ponowna próba za { $seconds } s
+live-revoked = To urządzenie zostało odwołane

@@ -502,6 +502,8 @@ pub struct SyncReport {
     pub messages: usize,
     /// Messages still waiting for keys.
     pub waiting: usize,
+    /// Customer-file records received (work items, documents, file profiles).
+    pub records: usize,
     /// Outbox messages sent.
     pub sent: usize,
     /// Uploads a crash had interrupted, now finished.
@@ -1302,6 +1304,7 @@ impl Profile {
     async fn sync_records(&mut self, file: FileId, report: &mut SyncReport) -> Result<()> {
         let since = self.local.files.get(&file).map_or(0, |f| f.records);
         let (records, next) = self.relay.records(&self.account, file, since).await?;
+        report.records += records.len();
         for rec in records {
             let opened = RecordEnvelope::from_bytes(&rec.envelope)
                 .map_err(|e| e.to_string())
@@ -2307,6 +2310,13 @@ impl Profile {
         report.expired = self.apply_retention()?;
         report.waiting = self.timeline.waiting();
         Ok(())
+    }
+
+    /// Opens the relay's signed push channel for this device: each text frame says that
+    /// something new waits (a hint; [`Profile::sync`] fetches it). For a caller that
+    /// runs its own loop; [`Profile::watch`] is the ready-made one.
+    pub async fn push_channel(&self) -> Result<crate::transport::PushSocket> {
+        Ok(self.relay.push_socket(&self.account).await?)
     }
 
     /// Catches up with the relay: roster, keys, room keys, records, messages; then sends

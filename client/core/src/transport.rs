@@ -1029,6 +1029,9 @@ impl DownloadStream {
     }
 }
 
+/// A frame on the push channel.
+pub use tokio_tungstenite::tungstenite::Message as PushFrame;
+
 /// The relay's push channel.
 pub type PushSocket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;

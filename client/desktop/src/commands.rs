@@ -15,12 +15,13 @@ use serde::Serialize;
 use std::future::Future;
 use std::path::PathBuf;
 use std::pin::Pin;
-use tauri::State;
+use std::sync::Arc;
+use tauri::{AppHandle, State};
 use tokio::sync::{mpsc, oneshot};
 use zeroize::Zeroizing;
 
 /// One piece of work for the profile's thread.
-type Job = Box<
+pub(crate) type Job = Box<
     dyn for<'a> FnOnce(&'a mut Option<Profile>) -> Pin<Box<dyn Future<Output = ()> + 'a>> + Send,
 >;
 
@@ -31,6 +32,8 @@ pub struct Desk {
     dir: PathBuf,
     relay: String,
     jobs: mpsc::UnboundedSender<Job>,
+    /// The window's handle and the live channel's state, shared with the thread.
+    shared: Arc<crate::live::Shared>,
 }
 
 impl std::fmt::Debug for Desk {
@@ -45,21 +48,29 @@ impl std::fmt::Debug for Desk {
 impl Desk {
     /// The app for the profile in `dir`, offering `relay` to found or join a firm.
     pub fn new(dir: PathBuf, relay: String) -> std::io::Result<Self> {
-        let (jobs, mut queue) = mpsc::unbounded_channel::<Job>();
+        let (jobs, queue) = mpsc::unbounded_channel::<Job>();
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;
+        let shared = Arc::new(crate::live::Shared::default());
+        let handle = Arc::clone(&shared);
         std::thread::Builder::new()
             .name("profile".into())
-            .spawn(move || {
-                runtime.block_on(async move {
-                    let mut profile: Option<Profile> = None;
-                    while let Some(job) = queue.recv().await {
-                        job(&mut profile).await;
-                    }
-                });
-            })?;
-        Ok(Self { dir, relay, jobs })
+            .spawn(move || runtime.block_on(crate::live::run(queue, handle)))?;
+        Ok(Self {
+            dir,
+            relay,
+            jobs,
+            shared,
+        })
+    }
+
+    /// Gives the thread the window's handle (once the app is set up): from then on it
+    /// keeps the push channel open and reports what arrives.
+    pub fn attach(&self, app: AppHandle) {
+        let _ = self.shared.app.set(app);
+        // Wake the thread so that it connects now rather than at the next command.
+        let _ = self.jobs.send(Box::new(|_| Box::pin(async {})));
     }
 
     /// Runs `f` on the profile's thread and returns its answer.
@@ -230,6 +241,12 @@ where
 pub(crate) fn file_id(file: &str) -> Answer<FileId> {
     file.parse()
         .map_err(|_| "not a customer file id".to_owned())
+}
+
+/// The live channel's state as last told (`null` before the first attempt).
+#[tauri::command]
+pub fn live_state(desk: State<'_, Desk>) -> Option<crate::live::Live> {
+    desk.shared.live.lock().ok().and_then(|l| l.clone())
 }
 
 /// Catches up with the relay.

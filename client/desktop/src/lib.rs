@@ -7,6 +7,7 @@ pub mod admin;
 pub mod audit;
 pub mod commands;
 pub mod documents;
+pub mod live;
 pub mod work;
 
 use clap::Parser;
@@ -50,12 +51,18 @@ pub fn run(args: Args) -> std::process::ExitCode {
         }
     };
     let built = tauri::Builder::default()
+        .setup(|app| {
+            use tauri::Manager;
+            app.state::<commands::Desk>().attach(app.handle().clone());
+            Ok(())
+        })
         .manage(desk)
         .invoke_handler(tauri::generate_handler![
             commands::app_state,
             commands::create_firm,
             commands::join_firm,
             commands::sync,
+            commands::live_state,
             commands::customers,
             commands::customer_add,
             commands::timeline,

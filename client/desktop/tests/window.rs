@@ -136,8 +136,14 @@ impl Driver {
             }
             if start.elapsed() > WAIT {
                 let shot = self.shot("timeout").await;
+                let error = self
+                    .script(
+                        "const e = document.querySelector('[data-test=error]'); return e ? e.textContent : null;",
+                        json!([]),
+                    )
+                    .await;
                 panic!(
-                    "{css} never appeared as expected (screenshot {})",
+                    "{css} never appeared as expected (screenshot {}; error banner: {error})",
                     shot.display()
                 );
             }
@@ -172,6 +178,12 @@ impl Driver {
 
     async fn click(&self, css: &str) {
         let id = self.wait(css, |_| true).await;
+        // In the middle of the view first: a click at the very edge can miss.
+        self.script(
+            "const e = document.querySelector(arguments[0]); if (e) e.scrollIntoView({ block: 'center' });",
+            json!([css]),
+        )
+        .await;
         self.call("POST", &format!("/element/{id}/click"), None)
             .await;
     }
@@ -554,6 +566,20 @@ async fn the_owner_invites_works_with_a_colleague_shares_a_document_plans_and_re
         .expect("Jan reads the owner's answer");
     assert_eq!(answer.reply_to, Some(chat[0].seq), "it answers his message");
     assert_eq!(answer.name.as_deref(), Some("Ewa Nowak"));
+    // What Jan sends now shows in the open chat by itself: the relay pushes, the app syncs.
+    w.wait_dom("[data-test=live]", |t| t.contains("na żywo"))
+        .await;
+    const LIVE: &str = "Jeszcze faktura korygująca, wysyłam zaraz";
+    jan.send(
+        Conversation::File(file),
+        ledgerline_client_core::room::RoomEvent::Text {
+            body: LIVE.into(),
+            reply_to: None,
+        },
+    )
+    .await
+    .unwrap();
+    w.wait("[data-test=messages]", |t| t.contains(LIVE)).await;
 
     // A document dropped on the window: encrypted and uploaded with a progress bar.
     let doc_path = app.dir.path().join(DOC);

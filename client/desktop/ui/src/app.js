@@ -4,7 +4,7 @@
 // client/locales (Polish by default).
 import { render } from "./vendor/preact.module.js";
 import { useCallback, useEffect, useState } from "./vendor/hooks.module.js";
-import { ErrorBanner, Field, LANGUAGES, html, invoke, loadLanguage, savedLanguage, t } from "./ui.js";
+import { ErrorBanner, Field, LANGUAGES, html, invoke, listen, loadLanguage, savedLanguage, t } from "./ui.js";
 import { Customer } from "./customer.js";
 import { Board, Calendar, Leads, SearchResults } from "./work.js";
 import { Office } from "./office.js";
@@ -125,6 +125,19 @@ function Main({ state, language, setLanguage, fail, refresh }) {
   useEffect(() => {
     invoke("customers").then(setCustomers, fail);
   }, [version]);
+  // What colleagues do arrives by itself (the relay's push channel): views refresh when a
+  // background sync brought something new.
+  const [live, setLive] = useState(null);
+  useEffect(() => {
+    const stops = [
+      listen("synced", (r) => {
+        if (r.messages || r.records || r.roster_events || r.room_keys) changed();
+      }),
+      listen("live", setLive),
+    ];
+    invoke("live_state").then((l) => l && setLive(l), fail);
+    return () => stops.forEach((s) => s());
+  }, []);
 
   const sync = async () => {
     try {
@@ -182,6 +195,11 @@ function Main({ state, language, setLanguage, fail, refresh }) {
       </nav>
       <input data-test="global-search" class="global-search" placeholder=${t("nav-global-search")} value=${global} onInput=${(e) => setGlobal(e.target.value)} />
       <span class="status" data-test="status">${status}</span>
+      ${live
+        ? html`<span class=${"live " + live.state} data-test="live" title=${live.reason || ""}>
+            ${live.state === "offline" ? t("live-offline", { seconds: Math.ceil(live.retry_in_ms / 1000) }) : t("live-" + live.state)}
+          </span>`
+        : null}
       <button data-test="sync" onClick=${sync}>${t("nav-sync")}</button>
     </header>
     <aside class="customers">
