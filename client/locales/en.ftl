@@ -213,3 +213,8 @@ settings-fingerprint = Your fingerprint
 live-online = ● live
 live-offline = ○ offline, retrying in { $seconds } s
 live-revoked = This device has been revoked
+
+## Waiting for approval
+waiting-title = Waiting for approval
+waiting-help = An admin of "{ $firm }" compares this fingerprint with the one you read out and approves you. This window moves on by itself.
+waiting-check = Check now

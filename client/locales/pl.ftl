@@ -217,3 +217,8 @@ settings-fingerprint = Twój odcisk
 live-online = ● na żywo
 live-offline = ○ brak połączenia, ponowna próba za { $seconds } s
 live-revoked = To urządzenie zostało odwołane
+
+## Waiting for approval
+waiting-title = Czekamy na zatwierdzenie
+waiting-help = Administrator biura „{ $firm }” porównuje ten odcisk z tym, który mu przeczytasz, i zatwierdza Twoje dołączenie. To okno przejdzie dalej samo.
+waiting-check = Sprawdź teraz

@@ -639,6 +639,11 @@ async fn put_prekeys<S: Store>(
             .map_err(|_| ApiError::bad_request("bad_prekey", "prekey signature does not verify"))?;
         keys.push((k.kind as u8, k.key_id, raw.0));
     }
+    let before = state
+        .store
+        .count_one_time_keys(c.firm, c.device)
+        .await
+        .map_err(store_err)?;
     state
         .store
         .put_prekeys(c.firm, c.device, keys)
@@ -649,6 +654,21 @@ async fn put_prekeys<S: Store>(
         .count_one_time_keys(c.firm, c.device)
         .await
         .map_err(store_err)?;
+    // A device that could not be reached before (new, or out of one-time keys) now can:
+    // the firm's other devices hear it, so that what waits for it (names, room keys,
+    // member keys queued while it had no keys) is sent now rather than at their next sync.
+    if before == 0 && left > 0 {
+        let others: Vec<DeviceId> = with_roster(&state, c.firm, |r| r.all_active_devices())?
+            .into_iter()
+            .filter(|d| *d != c.device)
+            .collect();
+        push_to(
+            &state,
+            c.firm,
+            &others,
+            &json!({ "type": "device_ready", "device": c.device }),
+        );
+    }
     Ok(Json(json!({ "one_time_keys": left })))
 }
 

@@ -53,9 +53,11 @@ async fn full_path(relay: &Relay, http: &reqwest::Client, seed: u64) -> FirmRun 
         a.next_seq
     );
 
-    // Anna listens on a WebSocket.
+    // Anna listens on a WebSocket, and so does the owner.
     let mut ws = websocket(&anna_dev, relay.addr).await;
     assert_eq!(next_event(&mut ws).await.unwrap()["type"], "hello");
+    let mut owner_ws = websocket(&owner_dev, relay.addr).await;
+    assert_eq!(next_event(&mut owner_ws).await.unwrap()["type"], "hello");
 
     // Prekeys: publish, claim once each, then the fallback.
     let keys: Vec<String> = (1..=2u32)
@@ -93,6 +95,11 @@ async fn full_path(relay: &Relay, http: &reqwest::Client, seed: u64) -> FirmRun 
         )
         .await;
     assert_eq!(v["one_time_keys"], 2);
+    // Her first keys tell the others she can be reached.
+    let ready = next_event(&mut owner_ws).await.unwrap();
+    assert_eq!(ready["type"], "device_ready");
+    assert_eq!(ready["device"], json!(anna_dev.id));
+    drop(owner_ws);
     for expected in [Some(1u32), Some(2), None, None] {
         let v = owner_dev
             .ok(

@@ -171,6 +171,10 @@ pub async fn app_state(desk: State<'_, Desk>) -> Answer<AppView> {
         if slot.is_none() && dir.join(STORE_FILE).exists() {
             *slot = Some(Profile::open(&dir, unlock(&dir, false)?).map_err(text)?);
         }
+        // Joined but not yet approved: has the admin approved since?
+        if let Some(p) = slot.as_mut().filter(|p| !p.admitted()) {
+            let _ = p.sync().await;
+        }
         Ok(AppView {
             relay: slot.as_ref().map_or(relay, |p| p.relay_url().to_owned()),
             profile: slot.as_ref().map(me),

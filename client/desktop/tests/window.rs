@@ -805,3 +805,97 @@ async fn the_owner_invites_works_with_a_colleague_shares_a_document_plans_and_re
     }
     app.relay.stop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_colleague_joins_in_the_window_after_the_owner_compares_the_fingerprint() {
+    const CUSTOMER: &str = "Hurtownia Bławat sp. j.";
+    const HELLO: &str = "Witaj w zespole, to nasz klient od lat";
+    let app = App::start().await;
+    let w = &app.w;
+    // The owner works from her own profile (as the CLI does).
+    let mut owner = Profile::create_firm(
+        &app.dir.path().join("owner"),
+        Unlock::Passphrase("haslo-wlascicielki".to_owned().into()),
+        &app.relay_url,
+        "Biuro Rachunkowe Nowak",
+        "Ewa Nowak",
+    )
+    .await
+    .unwrap();
+    owner.sync().await.unwrap();
+    let file = owner
+        .customer_add(CUSTOMER, &Default::default())
+        .await
+        .unwrap();
+    let code = owner
+        .invite(
+            "Jan Kowalczyk",
+            ledgerline_client_core::protocol::roster::Role::Member,
+        )
+        .await
+        .unwrap();
+
+    // Jan joins in the window with the code and reads out what it shows.
+    w.click("[data-test=mode-join]").await;
+    w.type_into("[data-test=code]", &code).await;
+    w.type_into("[data-test=me]", "Jan Kowalczyk").await;
+    w.click("[data-test=onboarding-submit]").await;
+    let fp = w.wait("[data-test=fingerprint]", |t| !t.is_empty()).await;
+    let fingerprint = w
+        .call("GET", &format!("/element/{fp}/text"), None)
+        .await
+        .as_str()
+        .unwrap()
+        .to_owned();
+    w.shot("17-join-fingerprint").await;
+    // Until approved, the window waits (and says so).
+    w.click("[data-test=after-join-sync]").await;
+    w.wait("[data-test=waiting]", |t| {
+        t.contains("Czekamy na zatwierdzenie")
+    })
+    .await;
+    // A wrong fingerprint is refused; the right one admits him.
+    assert!(owner
+        .approve("Jan Kowalczyk", "0000 0000 0000 0000 0000")
+        .await
+        .is_err());
+    let jan = owner.approve("Jan Kowalczyk", &fingerprint).await.unwrap();
+    owner.grant(file, jan).await.unwrap();
+    owner
+        .send(
+            Conversation::File(file),
+            ledgerline_client_core::room::RoomEvent::Text {
+                body: HELLO.into(),
+                reply_to: None,
+            },
+        )
+        .await
+        .unwrap();
+
+    // In the window, by itself: the office, the customer, the owner's message. (The
+    // window's first keys reach the owner's profile as a push: it sends what waited.)
+    w.wait("[data-test=customer-list]", |t| t.contains(CUSTOMER))
+        .await;
+    owner.sync().await.unwrap();
+    w.wait("[data-test=signed-in]", |t| {
+        t.contains("Jan Kowalczyk") && t.contains("Biuro Rachunkowe Nowak")
+    })
+    .await;
+    w.wait("[data-test=customer-list]", |t| t.contains(CUSTOMER))
+        .await;
+    w.click("[data-test=customer-list] button").await;
+    w.click("[data-test=tab-chat]").await;
+    w.wait("[data-test=messages]", |t| {
+        t.contains(HELLO) && t.contains("Ewa Nowak")
+    })
+    .await;
+    // Not an admin: the office view shows no admin actions.
+    w.click("[data-test=nav-office]").await;
+    w.wait("[data-test=members]", |t| t.contains("Ewa Nowak"))
+        .await;
+    assert!(w.find("[data-test=invite]").await.is_none());
+    assert!(w.find("[data-test=revoke]").await.is_none());
+    w.shot("18-joined").await;
+    drop(app.close().await);
+    app.relay.stop().await.unwrap();
+}

@@ -70,6 +70,9 @@ enum Private {
     Directory {
         /// Member → name.
         names: BTreeMap<MemberId, String>,
+        /// The firm's name, for a device that joins (it has no other way to learn it).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        firm: Option<String>,
     },
     /// A file room's sessions, from the admin who granted this member the file.
     ForwardedRoomKeys {
@@ -204,6 +207,7 @@ impl Profile {
             device,
             &Private::Directory {
                 names: self.local.member_names.clone(),
+                firm: self.firm_name(),
             },
         );
         self.commit()?;
@@ -252,6 +256,7 @@ impl Profile {
                 d,
                 &Private::Directory {
                     names: BTreeMap::from([(member, name.clone())]),
+                    firm: None,
                 },
             );
         }
@@ -259,6 +264,7 @@ impl Profile {
             device,
             &Private::Directory {
                 names: self.local.member_names.clone(),
+                firm: self.firm_name(),
             },
         );
         Ok(())
@@ -399,12 +405,18 @@ impl Profile {
                     }
                 }
             }
-            Private::Directory { names } => {
+            Private::Directory { names, firm } => {
                 let admin = r.member(&from).is_some_and(|m| m.role == Role::Admin);
                 if !(admin || from == self.id.member) {
                     return Err(ClientError::Integrity(
                         "a name directory from a device that may not send one".into(),
                     ));
+                }
+                // The first name heard is kept: a later directory cannot rename the firm.
+                if let Some(firm) = firm.filter(|f| !f.trim().is_empty() && f.len() <= 200) {
+                    if self.firm_name().is_none() {
+                        self.store.put_state("firm_name", &firm)?;
+                    }
                 }
                 for (m, n) in names {
                     if r.member(&m).is_some() && !n.trim().is_empty() && n.len() <= 200 {

@@ -68,6 +68,21 @@ function Onboarding({ relay, onDone, fail }) {
   </section>`;
 }
 
+// ---- waiting for approval ------------------------------------------------------------
+function Waiting({ me, refresh }) {
+  // Asks again every few seconds: the window moves on by itself once approved.
+  useEffect(() => {
+    const timer = setInterval(refresh, 3000);
+    return () => clearInterval(timer);
+  }, []);
+  return html`<section class="card onboarding" data-test="waiting">
+    <h2>${t("waiting-title")}</h2>
+    <p>${t("waiting-help", { firm: me.firm })}</p>
+    <p class="fingerprint" data-test="fingerprint">${me.fingerprint || ""}</p>
+    <button data-test="waiting-check" onClick=${refresh}>${t("waiting-check")}</button>
+  </section>`;
+}
+
 // ---- settings ----------------------------------------------------------------------
 function Settings({ me, relay, language, setLanguage, fail, refresh }) {
   const [address, setAddress] = useState(relay);
@@ -131,6 +146,8 @@ function Main({ state, language, setLanguage, fail, refresh }) {
   useEffect(() => {
     const stops = [
       listen("synced", (r) => {
+        // Who is who (names, the firm's name) may have arrived with any sync.
+        refresh();
         if (r.messages || r.records || r.roster_events || r.room_keys) changed();
       }),
       listen("live", setLive),
@@ -144,6 +161,7 @@ function Main({ state, language, setLanguage, fail, refresh }) {
       const r = await invoke("sync");
       setStatus(t("nav-synced", { messages: r.messages }));
       changed();
+      refresh();
     } catch (err) {
       fail(err);
     }
@@ -249,7 +267,9 @@ function App() {
   };
   if (!loaded || !state) return html`<p class="muted">…</p>`;
   return html`<${ErrorBanner} error=${error} onClose=${() => setError(null)} />
-    ${state.profile
+    ${state.profile && !state.profile.admitted
+      ? html`<${Waiting} me=${state.profile} refresh=${refresh} />`
+      : state.profile
       ? html`<${Main} state=${state} language=${language} setLanguage=${setLanguage} fail=${fail} refresh=${refresh} />`
       : html`<${Onboarding} relay=${state.relay} onDone=${refresh} fail=${fail} />`}`;
 }
