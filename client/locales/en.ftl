@@ -218,3 +218,8 @@ live-revoked = This device has been revoked
 waiting-title = Waiting for approval
 waiting-help = An admin of "{ $firm }" compares this fingerprint with the one you read out and approves you. This window moves on by itself.
 waiting-check = Check now
+
+## Dialogs
+doc-choose = Choose files…
+choose = Choose…
+doc-preview = Preview

@@ -222,3 +222,8 @@ live-revoked = To urządzenie zostało odwołane
 waiting-title = Czekamy na zatwierdzenie
 waiting-help = Administrator biura „{ $firm }” porównuje ten odcisk z tym, który mu przeczytasz, i zatwierdza Twoje dołączenie. To okno przejdzie dalej samo.
 waiting-check = Sprawdź teraz
+
+## Dialogs
+doc-choose = Wybierz pliki…
+choose = Wybierz…
+doc-preview = Podgląd

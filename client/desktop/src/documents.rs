@@ -3,7 +3,7 @@
 //! constant whatever the size.
 
 use crate::commands::{file_id, open_file, with, Answer, Desk};
-use ledgerline_client_core::profile::{DocumentManifest, Phase, Profile, Progress};
+use ledgerline_client_core::profile::{ClientError, DocumentManifest, Phase, Profile, Progress};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -114,17 +114,104 @@ pub async fn doc_download(
             .find(|d| d.document == id)
             .map(|d| d.name)
             .unwrap_or_default();
-        std::fs::create_dir_all(&dir).map_err(|e| {
-            ledgerline_client_core::profile::ClientError::Invalid(format!(
-                "cannot create {}: {e}",
-                dir.display()
-            ))
-        })?;
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| ClientError::Invalid(format!("cannot create {}: {e}", dir.display())))?;
         let out = free_name(&dir, &name);
         p.download_document(file, id, &out, progress).await?;
         Ok(out.display().to_string())
     })
     .await
+}
+
+/// Largest image shown in the window (bigger ones are downloaded instead).
+pub const MAX_PREVIEW: u64 = 16 << 20;
+
+/// The image types the window shows, by file name.
+fn image_type(name: &str) -> Option<&'static str> {
+    let ext = name.rsplit_once('.')?.1.to_ascii_lowercase();
+    Some(match ext.as_str() {
+        "png" => "image/png",
+        "jpg" | "jpeg" => "image/jpeg",
+        "gif" => "image/gif",
+        "webp" => "image/webp",
+        _ => return None,
+    })
+}
+
+/// An image document, decrypted for the window as a `data:` URL (nothing is left on
+/// disk: the plaintext passes through a private file in the profile that is removed at
+/// once). The download is logged by the relay like any other.
+#[tauri::command]
+pub async fn doc_preview(desk: State<'_, Desk>, file: String, document: String) -> Answer<String> {
+    use base64::Engine;
+    let file = file_id(&file)?;
+    with(&desk, async move |p: &mut Profile| {
+        let id = p.resolve_document(file, &document)?;
+        let m = p
+            .documents(file)
+            .into_iter()
+            .find(|d| d.document == id)
+            .ok_or_else(|| ClientError::NotFound("unknown document".into()))?;
+        let mime = image_type(&m.name).ok_or_else(|| {
+            ClientError::Invalid("only images (PNG, JPEG, GIF, WebP) are shown here".into())
+        })?;
+        if m.size > MAX_PREVIEW {
+            return Err(ClientError::Invalid(
+                "too big to show here: download it instead".into(),
+            ));
+        }
+        let scratch = tempfile::NamedTempFile::new_in(p.dir())
+            .map_err(|e| ClientError::Invalid(format!("no room for a preview: {e}")))?;
+        p.download_document(file, id, scratch.path(), Arc::new(|_, _, _| {}))
+            .await?;
+        let bytes = std::fs::read(scratch.path())
+            .map_err(|e| ClientError::Invalid(format!("preview: {e}")))?;
+        drop(scratch);
+        Ok(format!(
+            "data:{mime};base64,{}",
+            base64::engine::general_purpose::STANDARD.encode(bytes)
+        ))
+    })
+    .await
+}
+
+/// Files the user picks in the system's dialog (none when cancelled); their contents are
+/// read only by [`doc_upload`], never by the window.
+#[tauri::command]
+pub async fn choose_files(app: AppHandle) -> Answer<Vec<String>> {
+    use tauri_plugin_dialog::DialogExt;
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    app.dialog().file().pick_files(move |picked| {
+        let _ = tx.send(picked);
+    });
+    let picked = rx
+        .await
+        .map_err(|_| "the dialog closed unexpectedly".to_owned())?;
+    Ok(picked
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|f| f.into_path().ok())
+        .map(|p| p.display().to_string())
+        .collect())
+}
+
+/// Where to save something, from the system's dialog (`None` when cancelled).
+#[tauri::command]
+pub async fn choose_save(app: AppHandle, name: String) -> Answer<Option<String>> {
+    use tauri_plugin_dialog::DialogExt;
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    app.dialog()
+        .file()
+        .set_file_name(name)
+        .save_file(move |picked| {
+            let _ = tx.send(picked);
+        });
+    let picked = rx
+        .await
+        .map_err(|_| "the dialog closed unexpectedly".to_owned())?;
+    Ok(picked
+        .and_then(|f| f.into_path().ok())
+        .map(|p| p.display().to_string()))
 }
 
 /// `dir/name`, or `dir/name (2).ext`… if taken. A name from a manifest is the uploader's:
@@ -151,7 +238,16 @@ fn free_name(dir: &Path, name: &str) -> PathBuf {
 
 #[cfg(test)]
 mod tests {
-    use super::free_name;
+    use super::{free_name, image_type};
+
+    #[test]
+    fn only_images_are_previewed() {
+        assert_eq!(image_type("skan.JPG"), Some("image/jpeg"));
+        assert_eq!(image_type("logo.png"), Some("image/png"));
+        assert_eq!(image_type("faktura.pdf"), None);
+        assert_eq!(image_type("strona.html"), None);
+        assert_eq!(image_type("png"), None);
+    }
 
     #[test]
     fn a_downloaded_name_stays_in_the_folder_and_never_overwrites() {

@@ -56,6 +56,7 @@ pub fn run(args: Args) -> std::process::ExitCode {
             app.state::<commands::Desk>().attach(app.handle().clone());
             Ok(())
         })
+        .plugin(tauri_plugin_dialog::init())
         .manage(desk)
         .invoke_handler(tauri::generate_handler![
             commands::app_state,
@@ -84,6 +85,9 @@ pub fn run(args: Args) -> std::process::ExitCode {
             documents::documents,
             documents::doc_upload,
             documents::doc_download,
+            documents::doc_preview,
+            documents::choose_files,
+            documents::choose_save,
             work::board,
             work::task_done,
             work::agenda,

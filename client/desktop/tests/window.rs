@@ -640,12 +640,55 @@ async fn the_owner_invites_works_with_a_colleague_shares_a_document_plans_and_re
         .await
         .unwrap();
     assert!(std::fs::read(&out).unwrap() == content);
+    // Jan scans a receipt; it shows in the open list by itself and previews in the window.
+    let scan = app.dir.path().join("paragon.png");
+    // A 2×1 PNG (red, blue).
+    std::fs::write(
+        &scan,
+        base64::engine::general_purpose::STANDARD
+            .decode("iVBORw0KGgoAAAANSUhEUgAAAAIAAAABCAIAAAB7QOjdAAAADUlEQVR4nGP4zwAE/wEHAAH/4iOeWQAAAABJRU5ErkJggg==")
+            .unwrap(),
+    )
+    .unwrap();
+    jan.upload_document(file, &scan, None, std::sync::Arc::new(|_, _, _| {}))
+        .await
+        .unwrap();
+    w.wait("[data-test=documents]", |t| t.contains("paragon.png"))
+        .await;
+    w.click("[data-test=preview]").await;
+    w.wait("[data-test=preview-dialog]", |t| t.contains("paragon.png"))
+        .await;
+    let start = Instant::now();
+    loop {
+        let width = w
+            .script(
+                "const i = document.querySelector('[data-test=preview-image]'); return i && i.complete ? i.naturalWidth : 0;",
+                json!([]),
+            )
+            .await;
+        if width == json!(2) {
+            break;
+        }
+        assert!(start.elapsed() < WAIT, "the preview never decoded: {width}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    w.shot("9b-preview").await;
+    w.click("[data-test=preview-close]").await;
+
     // And the owner downloads it back into her Downloads, with a bar.
-    w.click("[data-test=download]").await;
+    w.script(
+        "[...document.querySelectorAll('[data-test=documents] tr')].find((r) => r.textContent.includes(arguments[0])).querySelector('[data-test=download]').click();",
+        json!([DOC]),
+    )
+    .await;
     w.wait("[data-test=transfers]", |t| {
         t.contains(DOC) && t.contains("Zapisano")
     })
     .await;
+    // (HOME is the test's folder and has no Downloads folder configured: the copy lands
+    // there, next to the original, under a new name.)
+    let copy = app.dir.path().join("wyciag-listopad (2).pdf");
+    assert!(std::fs::read(&copy).unwrap() == content, "the owner's copy");
 
     // A task with a deadline shows in the calendar and on the board.
     let due = warsaw_day(3);

@@ -17,7 +17,13 @@ function Export({ fail, members }) {
   const auditors = (members || []).filter((m) => m.role === "auditor" && m.active);
   return html`<form class="card" onSubmit=${submit}>
     <h3>${t("audit-export")}</h3>
-    <${Field} label=${t("audit-out")} name="audit-out" value=${form.out} placeholder="/home/…/audyt-2026.jsonl" onInput=${(v) => setForm({ ...form, out: v })} />
+    <div class="inline">
+      <${Field} label=${t("audit-out")} name="audit-out" value=${form.out} placeholder="/home/…/audyt.jsonl" onInput=${(v) => setForm({ ...form, out: v })} />
+      <button type="button" class="secondary" onClick=${async () => {
+        const out = await invoke("choose_save", { name: `audyt-${new Date().toISOString().slice(0, 10)}.jsonl` }).catch(fail);
+        if (out) setForm({ ...form, out });
+      }}>${t("choose")}</button>
+    </div>
     <div class="inline">
       <${Field} label=${t("audit-from")} name="audit-from" type="date" value=${form.from} onInput=${(v) => setForm({ ...form, from: v })} />
       <${Field} label=${t("audit-to")} name="audit-to" type="date" value=${form.to} onInput=${(v) => setForm({ ...form, to: v })} />
@@ -66,6 +72,10 @@ function Verify({ fail }) {
     <h3>${t("audit-verify")}</h3>
     <form class="inline" onSubmit=${submit}>
       <${Field} label=${t("audit-bundle")} name="audit-bundle" value=${path} onInput=${setPath} />
+      <button type="button" class="secondary" onClick=${async () => {
+        const picked = await invoke("choose_files").catch(fail);
+        if (picked && picked.length) setPath(picked[0]);
+      }}>${t("choose")}</button>
       <button data-test="audit-verify" type="submit" disabled=${busy}>${busy ? t("onboarding-working") : t("audit-verify-submit")}</button>
     </form>
     ${s

@@ -117,11 +117,16 @@ function useTransfers() {
 }
 
 let transferCount = 0;
+// What the window shows itself (client/desktop/src/documents.rs decides; this only hides
+// the button where it would refuse).
+const IMAGE = /\.(png|jpe?g|gif|webp)$/i;
+const MAX_PREVIEW = 16 << 20;
 
 function Documents({ file, version, fail, changed }) {
   const [docs, setDocs] = useState(null);
   const [year, setYear] = useState("");
   const [over, setOver] = useState(false);
+  const [preview, setPreview] = useState(null);
   const [transfers, start, end] = useTransfers();
   // The year as typed now (a drop's listener outlives the render that made it).
   const yearNow = useRef("");
@@ -167,9 +172,30 @@ function Documents({ file, version, fail, changed }) {
     return () => stops.forEach((s) => s());
   }, [file]);
 
+  const show = async (d) => {
+    try {
+      setPreview({ name: d.name, url: await invoke("doc_preview", { file, document: d.document }) });
+    } catch (err) {
+      fail(err);
+    }
+  };
   return html`<div class="documents">
+    ${preview
+      ? html`<div class="dialog preview" data-test="preview-dialog" role="dialog">
+          <h3>${preview.name}</h3>
+          <img data-test="preview-image" src=${preview.url} alt=${preview.name} />
+          <div><button data-test="preview-close" onClick=${() => setPreview(null)}>${t("dialog-close")}</button></div>
+        </div>`
+      : null}
     <div class=${"dropzone" + (over ? " over" : "")} data-test="dropzone">
       <p>${t("doc-drop")}</p>
+      <button data-test="doc-choose" onClick=${async () => {
+        try {
+          for (const path of await invoke("choose_files")) upload(path);
+        } catch (err) {
+          fail(err);
+        }
+      }}>${t("doc-choose")}</button>
       <label class="field year">
         <span>${t("doc-year")}</span>
         <input data-test="doc-year" type="number" min="1900" max="2999" placeholder=${new Date().getFullYear()} value=${year} onInput=${(e) => setYear(e.target.value)} />
@@ -192,7 +218,12 @@ function Documents({ file, version, fail, changed }) {
             <td class="muted">${bytes(d.size)}</td>
             <td class="muted">${d.year || ""}</td>
             <td class="muted">${when(d.uploaded_ms)}</td>
-            <td><button data-test="download" onClick=${() => download(d)}>${t("doc-download")}</button></td>
+            <td>
+              ${IMAGE.test(d.name) && d.size <= MAX_PREVIEW
+                ? html`<button class="secondary" data-test="preview" onClick=${() => show(d)}>${t("doc-preview")}</button> `
+                : null}
+              <button data-test="download" onClick=${() => download(d)}>${t("doc-download")}</button>
+            </td>
           </tr>`,
         )}
       </tbody>
