@@ -206,7 +206,7 @@ settings-save = Save
 settings-saved = Saved.
 settings-store = Data on this computer
 settings-store-keyring = The local store is encrypted with a key from the system keyring.
-settings-store-passphrase = The local store is encrypted with a key from a passphrase (Argon2id), given in LEDGERLINE_PASSPHRASE.
+settings-store-passphrase = The local store is encrypted with a key protected by a passphrase (Argon2id).
 settings-fingerprint = Your fingerprint
 
 ## The live channel
@@ -223,3 +223,16 @@ waiting-check = Check now
 doc-choose = Choose files…
 choose = Choose…
 doc-preview = Preview
+
+## The local store's passphrase
+passphrase-why = This computer has no system keyring: the office's data on it is encrypted with a passphrase you choose now (at least 8 characters). Nobody can open it without — you neither.
+passphrase-new = New passphrase
+passphrase-repeat = Repeat the passphrase
+passphrase-old = Current passphrase
+passphrase-mismatch = The passphrases differ.
+passphrase-change = Change the passphrase
+passphrase-change-submit = Change
+passphrase-changed = Passphrase changed.
+unlock-help = The office's data on this computer is encrypted. Give the passphrase to open it.
+unlock-passphrase = Passphrase
+unlock-submit = Open

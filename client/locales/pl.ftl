@@ -210,7 +210,7 @@ settings-save = Zapisz
 settings-saved = Zapisano.
 settings-store = Dane na tym komputerze
 settings-store-keyring = Lokalna baza jest zaszyfrowana kluczem z pęku kluczy systemu.
-settings-store-passphrase = Lokalna baza jest zaszyfrowana kluczem z hasła (Argon2id); hasło podaje zmienna LEDGERLINE_PASSPHRASE.
+settings-store-passphrase = Lokalna baza jest zaszyfrowana kluczem chronionym hasłem (Argon2id).
 settings-fingerprint = Twój odcisk
 
 ## The live channel
@@ -227,3 +227,16 @@ waiting-check = Sprawdź teraz
 doc-choose = Wybierz pliki…
 choose = Wybierz…
 doc-preview = Podgląd
+
+## The local store's passphrase
+passphrase-why = Ten komputer nie ma systemowego pęku kluczy: dane biura na nim zaszyfruje hasło, które teraz wybierzesz (co najmniej 8 znaków). Bez niego nikt ich nie otworzy — także Ty.
+passphrase-new = Nowe hasło
+passphrase-repeat = Powtórz hasło
+passphrase-old = Obecne hasło
+passphrase-mismatch = Hasła się różnią.
+passphrase-change = Zmiana hasła
+passphrase-change-submit = Zmień hasło
+passphrase-changed = Hasło zmienione.
+unlock-help = Dane biura na tym komputerze są zaszyfrowane. Podaj hasło, aby je otworzyć.
+unlock-passphrase = Hasło
+unlock-submit = Otwórz

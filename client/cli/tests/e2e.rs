@@ -1011,7 +1011,7 @@ async fn the_store_key_lives_in_the_os_keyring_when_there_is_one() {
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(profile.join(keystore::MARKER_FILE).exists());
     assert!(
-        !profile.join("store.salt").exists(),
+        !profile.join(keystore::WRAPPED_KEY_FILE).exists() && !profile.join("store.salt").exists(),
         "no passphrase was used"
     );
     // It opens with the keyring alone; a passphrase in the environment is not needed.

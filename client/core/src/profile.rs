@@ -161,6 +161,19 @@ fn open_store(
                 "a new keyring key is only for a new profile".into(),
             ))
         }
+        // Current profiles: a random key wrapped under the passphrase (changeable).
+        Unlock::Passphrase(p) if create || crate::keystore::uses_wrapped_key(dir) => {
+            let wrapped = if create {
+                crate::keystore::create_wrapped(dir, &p)
+            } else {
+                crate::keystore::load_wrapped(dir, &p)
+            };
+            wrapped.map_err(|e| match e {
+                crate::keystore::PassphraseError::Wrong => ClientError::Store(StoreError::WrongKey),
+                other => ClientError::Invalid(other.to_string()),
+            })?
+        }
+        // Profiles made before: the key is the passphrase's Argon2id hash.
         Unlock::Passphrase(p) => {
             let salt_path = dir.join(SALT_FILE);
             let salt = match std::fs::read(&salt_path) {
@@ -685,6 +698,34 @@ impl Profile {
                 Err(e)
             }
         }
+    }
+
+    /// Changes the passphrase that protects this profile's local store (profiles whose
+    /// key is wrapped under a passphrase: every profile made with one since the wrapped
+    /// key). The store key itself stays: nothing in the store is rewritten, and a crash
+    /// leaves either passphrase working, never neither.
+    pub fn change_passphrase(&self, old: &str, new: &str) -> Result<()> {
+        use crate::keystore::{self, PassphraseError};
+        if keystore::uses_keyring(&self.dir) {
+            return Err(ClientError::NotAllowed(
+                "this profile's store key is in the OS keyring: there is no passphrase to change"
+                    .into(),
+            ));
+        }
+        if !keystore::uses_wrapped_key(&self.dir) {
+            return Err(ClientError::NotAllowed(
+                "this profile was made before passphrases could be changed: its key is the passphrase itself".into(),
+            ));
+        }
+        if new.chars().count() < 8 {
+            return Err(ClientError::Invalid(
+                "a passphrase needs at least 8 characters".into(),
+            ));
+        }
+        keystore::change_passphrase(&self.dir, old, new).map_err(|e| match e {
+            PassphraseError::Wrong => ClientError::Store(StoreError::WrongKey),
+            other => ClientError::Invalid(other.to_string()),
+        })
     }
 
     /// Opens an existing profile.

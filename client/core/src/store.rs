@@ -69,6 +69,11 @@ impl StoreKey {
 
     /// The pickle key for vodozemac state: derived, so the SQLCipher key itself is never
     /// handed to another library.
+    /// The key's bytes (for wrapping it under a passphrase).
+    pub fn expose(&self) -> &[u8; 32] {
+        &self.0
+    }
+
     pub fn pickle_key(&self) -> Zeroizing<[u8; 32]> {
         let mut out = Zeroizing::new([0u8; 32]);
         let _ = hkdf::Hkdf::<sha2::Sha256>::new(None, self.0.as_ref())

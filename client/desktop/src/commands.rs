@@ -109,21 +109,34 @@ pub(crate) fn text(e: impl std::fmt::Display) -> String {
     e.to_string()
 }
 
+/// A passphrase the environment gives (`LEDGERLINE_PASSPHRASE`), if any.
+fn env_passphrase() -> Option<Zeroizing<String>> {
+    std::env::var("LEDGERLINE_PASSPHRASE")
+        .ok()
+        .filter(|p| !p.is_empty())
+        .map(Zeroizing::new)
+}
+
 /// How the store key is had: the OS keyring when the profile uses it (or, for a new
-/// profile, when one is available); otherwise `LEDGERLINE_PASSPHRASE`.
-fn unlock(dir: &std::path::Path, creating: bool) -> Answer<Unlock> {
+/// profile, when one is available); else the passphrase typed in the window, or
+/// `LEDGERLINE_PASSPHRASE`.
+fn unlock(dir: &std::path::Path, creating: bool, typed: Option<String>) -> Answer<Unlock> {
     if !creating && keystore::uses_keyring(dir) {
         return Ok(Unlock::Keyring);
     }
-    if let Ok(p) = std::env::var("LEDGERLINE_PASSPHRASE") {
-        if !p.is_empty() {
-            return Ok(Unlock::Passphrase(Zeroizing::new(p)));
+    if let Some(p) = typed.filter(|p| !p.is_empty()).map(Zeroizing::new) {
+        if creating && p.chars().count() < 8 {
+            return Err("a passphrase needs at least 8 characters".into());
         }
+        return Ok(Unlock::Passphrase(p));
+    }
+    if let Some(p) = env_passphrase() {
+        return Ok(Unlock::Passphrase(p));
     }
     if creating && keystore::available() {
         return Ok(Unlock::NewKeyring);
     }
-    Err("no OS keyring is available for the local store's key: set LEDGERLINE_PASSPHRASE".into())
+    Err("no OS keyring is available for the local store's key: choose a passphrase".into())
 }
 
 /// Who is signed in, as the window shows it.
@@ -148,8 +161,12 @@ pub struct Me {
 pub struct AppView {
     /// The relay offered when founding or joining.
     pub relay: String,
-    /// Who is signed in; `None` before onboarding.
+    /// Who is signed in; `None` before onboarding or while locked.
     pub profile: Option<Me>,
+    /// A profile exists but its passphrase is needed to open it.
+    pub locked: bool,
+    /// A new profile needs a passphrase (no OS keyring and none in the environment).
+    pub needs_passphrase: bool,
 }
 
 fn me(p: &Profile) -> Me {
@@ -168,8 +185,10 @@ fn me(p: &Profile) -> Me {
 pub async fn app_state(desk: State<'_, Desk>) -> Answer<AppView> {
     let (dir, relay) = (desk.dir.clone(), desk.relay.clone());
     desk.on(async move |slot: &mut Option<Profile>| {
-        if slot.is_none() && dir.join(STORE_FILE).exists() {
-            *slot = Some(Profile::open(&dir, unlock(&dir, false)?).map_err(text)?);
+        let exists = dir.join(STORE_FILE).exists();
+        let has_key = keystore::uses_keyring(&dir) || env_passphrase().is_some();
+        if slot.is_none() && exists && has_key {
+            *slot = Some(Profile::open(&dir, unlock(&dir, false, None)?).map_err(text)?);
         }
         // Joined but not yet approved: has the admin approved since?
         if let Some(p) = slot.as_mut().filter(|p| !p.admitted()) {
@@ -178,7 +197,34 @@ pub async fn app_state(desk: State<'_, Desk>) -> Answer<AppView> {
         Ok(AppView {
             relay: slot.as_ref().map_or(relay, |p| p.relay_url().to_owned()),
             profile: slot.as_ref().map(me),
+            locked: slot.is_none() && exists,
+            needs_passphrase: !exists && env_passphrase().is_none() && !keystore::available(),
         })
+    })
+    .await
+}
+
+/// Opens the profile with the passphrase typed in the window.
+#[tauri::command]
+pub async fn unlock_profile(desk: State<'_, Desk>, passphrase: String) -> Answer<()> {
+    let dir = desk.dir.clone();
+    let passphrase = Zeroizing::new(passphrase);
+    desk.on(async move |slot: &mut Option<Profile>| {
+        if slot.is_none() {
+            let key = Unlock::Passphrase(passphrase.clone());
+            *slot = Some(Profile::open(&dir, key).map_err(text)?);
+        }
+        Ok(())
+    })
+    .await
+}
+
+/// Changes the local store's passphrase.
+#[tauri::command]
+pub async fn change_passphrase(desk: State<'_, Desk>, old: String, new: String) -> Answer<()> {
+    let (old, new) = (Zeroizing::new(old), Zeroizing::new(new));
+    with(&desk, async move |p: &mut Profile| {
+        p.change_passphrase(&old, &new)
     })
     .await
 }
@@ -190,6 +236,7 @@ pub async fn create_firm(
     relay: String,
     firm: String,
     me: String,
+    passphrase: Option<String>,
 ) -> Answer<()> {
     let (firm, me) = (firm.trim().to_owned(), me.trim().to_owned());
     if firm.is_empty() || me.is_empty() {
@@ -197,7 +244,7 @@ pub async fn create_firm(
     }
     let dir = desk.dir.clone();
     desk.on(async move |slot: &mut Option<Profile>| {
-        let mut p = Profile::create_firm(&dir, unlock(&dir, true)?, &relay, &firm, &me)
+        let mut p = Profile::create_firm(&dir, unlock(&dir, true, passphrase)?, &relay, &firm, &me)
             .await
             .map_err(text)?;
         p.sync().await.map_err(text)?;
@@ -214,13 +261,19 @@ pub async fn join_firm(
     relay: String,
     code: String,
     me: String,
+    passphrase: Option<String>,
 ) -> Answer<String> {
     let dir = desk.dir.clone();
     desk.on(async move |slot: &mut Option<Profile>| {
-        let (p, fingerprint) =
-            Profile::join(&dir, unlock(&dir, true)?, &relay, code.trim(), me.trim())
-                .await
-                .map_err(text)?;
+        let (p, fingerprint) = Profile::join(
+            &dir,
+            unlock(&dir, true, passphrase)?,
+            &relay,
+            code.trim(),
+            me.trim(),
+        )
+        .await
+        .map_err(text)?;
         *slot = Some(p);
         Ok(fingerprint)
     })

@@ -60,6 +60,8 @@ pub fn run(args: Args) -> std::process::ExitCode {
         .manage(desk)
         .invoke_handler(tauri::generate_handler![
             commands::app_state,
+            commands::unlock_profile,
+            commands::change_passphrase,
             commands::create_firm,
             commands::join_firm,
             commands::sync,

@@ -264,6 +264,40 @@ fn contains_bytes(dir: &Path, needle: &[u8]) -> Vec<PathBuf> {
     hits
 }
 
+/// Opens the app in a new WebDriver session (tauri-driver at `base`).
+async fn session(base: &str, profile: &Path, relay_url: &str) -> Driver {
+    let http = reqwest::Client::new();
+    let start = Instant::now();
+    while http.get(format!("{base}/status")).send().await.is_err() {
+        assert!(start.elapsed() < WAIT, "tauri-driver did not start");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let caps = json!({ "capabilities": { "alwaysMatch": {
+        "browserName": "wry",
+        "tauri:options": {
+        "application": env!("CARGO_BIN_EXE_ledgerline-desktop"),
+        "args": ["--profile", profile.to_str().unwrap(), "--relay", relay_url],
+        }
+    }}});
+    let session: Value = http
+        .post(format!("{base}/session"))
+        .json(&caps)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = session["value"]["sessionId"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no session: {session}"))
+        .to_owned();
+    Driver {
+        http: http.clone(),
+        base: format!("{base}/session/{id}"),
+    }
+}
+
 /// A relay on loopback and the app under WebDriver, each in its own temporary world.
 struct App {
     dir: tempfile::TempDir,
@@ -277,6 +311,12 @@ struct App {
 
 impl App {
     async fn start() -> Self {
+        Self::start_with(true).await
+    }
+
+    /// `passphrase_env`: the app finds its store passphrase in the environment (as a
+    /// script would give it); otherwise the window asks (and there is no OS keyring).
+    async fn start_with(passphrase_env: bool) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let relay = Running::start(Config {
             listen: "127.0.0.1:0".parse().unwrap(),
@@ -290,14 +330,22 @@ impl App {
 
         let (display, xvfb) = display();
         let port = free_port();
+        let mut command = Command::new(tauri_driver());
+        if passphrase_env {
+            command.env("LEDGERLINE_PASSPHRASE", PASS);
+        } else {
+            // No keyring either: the window must ask for a passphrase.
+            command
+                .env_remove("LEDGERLINE_PASSPHRASE")
+                .env_remove("DBUS_SESSION_BUS_ADDRESS");
+        }
         let driver = Kill(
-            Command::new(tauri_driver())
+            command
                 .args(["--port", &port.to_string()])
                 .args(["--native-driver", "/usr/bin/WebKitWebDriver"])
                 // Its own WebKitWebDriver port: tests run side by side.
                 .args(["--native-port", &free_port().to_string()])
                 .env("DISPLAY", &display)
-                .env("LEDGERLINE_PASSPHRASE", PASS)
                 // The window's own storage (its language) starts empty, as on a new machine;
                 // downloads land in the test's folder.
                 .env("XDG_DATA_HOME", dir.path().join("xdg-data"))
@@ -310,37 +358,8 @@ impl App {
                 .spawn()
                 .unwrap(),
         );
-        let http = reqwest::Client::new();
         let base = format!("http://127.0.0.1:{port}");
-        let start = Instant::now();
-        while http.get(format!("{base}/status")).send().await.is_err() {
-            assert!(start.elapsed() < WAIT, "tauri-driver did not start");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        let caps = json!({ "capabilities": { "alwaysMatch": {
-            "browserName": "wry",
-            "tauri:options": {
-                "application": env!("CARGO_BIN_EXE_ledgerline-desktop"),
-                "args": ["--profile", profile.to_str().unwrap(), "--relay", relay_url],
-            }
-        }}});
-        let session: Value = http
-            .post(format!("{base}/session"))
-            .json(&caps)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let id = session["value"]["sessionId"]
-            .as_str()
-            .unwrap_or_else(|| panic!("no session: {session}"))
-            .to_owned();
-        let w = Driver {
-            http: http.clone(),
-            base: format!("{base}/session/{id}"),
-        };
+        let w = session(&base, &profile, &relay_url).await;
         Self {
             dir,
             relay,
@@ -352,6 +371,12 @@ impl App {
         }
     }
 
+    /// Closes the window and opens the app again on the same profile.
+    async fn relaunch(&mut self) {
+        let _ = self.w.call("DELETE", "", None).await;
+        let base = self.w.base.split("/session/").next().unwrap().to_owned();
+        self.w = session(&base, &self.profile, &self.relay_url).await;
+    }
     /// Founds the firm in the window, as its owner Ewa.
     async fn found(&self) {
         let w = &self.w;
@@ -383,10 +408,15 @@ impl App {
 
     /// Closes the window and waits until its profile can be opened here.
     async fn close(&self) -> Profile {
+        self.close_with(PASS).await
+    }
+
+    /// The same, for a profile whose passphrase is `pass`.
+    async fn close_with(&self, pass: &str) -> Profile {
         let _ = self.w.call("DELETE", "", None).await;
         let start = Instant::now();
         loop {
-            match Profile::open(&self.profile, Unlock::Passphrase(PASS.to_owned().into())) {
+            match Profile::open(&self.profile, Unlock::Passphrase(pass.to_owned().into())) {
                 Ok(p) => return p,
                 Err(e) if start.elapsed() > WAIT => panic!("profile: {e}"),
                 Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
@@ -400,6 +430,7 @@ async fn the_window_founds_a_firm_and_works_with_a_customer_in_polish_and_englis
     const CUSTOMER: &str = "Kowalski sp. z o.o.";
     const MESSAGE: &str = "Dzień dobry, proszę o fakturę za listopad";
     const TASK: &str = "JPK_V7M za listopad";
+    const NEW_PASS: &str = "nowe-haslo-biura-2027";
     let app = App::start().await;
     let w = &app.w;
     app.found().await;
@@ -434,8 +465,22 @@ async fn the_window_founds_a_firm_and_works_with_a_customer_in_polish_and_englis
     .await;
     w.shot("5-timeline").await;
 
-    // English on request, in the settings.
+    // The settings: a new passphrase for the local store (the old one must be given)…
     w.click("[data-test=nav-settings]").await;
+    w.type_into("[data-test=pass-old]", "nie to haslo").await;
+    w.type_into("[data-test=pass-new]", NEW_PASS).await;
+    w.type_into("[data-test=pass-new2]", NEW_PASS).await;
+    w.click("[data-test=passphrase-save]").await;
+    w.wait("[data-test=error]", |t| t.contains("wrong passphrase"))
+        .await;
+    w.type_into("[data-test=pass-old]", PASS).await;
+    w.type_into("[data-test=pass-new]", NEW_PASS).await;
+    w.type_into("[data-test=pass-new2]", NEW_PASS).await;
+    w.click("[data-test=passphrase-save]").await;
+    w.wait("[data-test=passphrase-changed]", |t| !t.is_empty())
+        .await;
+    w.shot("6a-settings").await;
+    // …and English on request.
     w.set("[data-test=language]", "en").await;
     w.wait("[data-test=nav-customers]", |t| t.contains("Customers"))
         .await;
@@ -448,8 +493,13 @@ async fn the_window_founds_a_firm_and_works_with_a_customer_in_polish_and_englis
         .await;
     w.shot("6-english").await;
 
-    // The app wrote a real encrypted store: it opens with the key and holds the work.
-    let p = app.close().await;
+    // The app wrote a real encrypted store: it opens with the (new) key and holds the work;
+    // the old passphrase opens nothing.
+    let p = app.close_with(NEW_PASS).await;
+    assert!(matches!(
+        Profile::open(&app.profile, Unlock::Passphrase(PASS.to_owned().into())),
+        Err(ledgerline_client_core::profile::ClientError::Store(_))
+    ));
     let customers = p.customers().unwrap();
     assert_eq!(customers.len(), 1);
     assert_eq!(customers[0].name, CUSTOMER);
@@ -853,7 +903,8 @@ async fn the_owner_invites_works_with_a_colleague_shares_a_document_plans_and_re
 async fn a_new_colleague_joins_in_the_window_after_the_owner_compares_the_fingerprint() {
     const CUSTOMER: &str = "Hurtownia Bławat sp. j.";
     const HELLO: &str = "Witaj w zespole, to nasz klient od lat";
-    let app = App::start().await;
+    const JANS: &str = "haslo-jana-do-laptopa";
+    let mut app = App::start_with(false).await;
     let w = &app.w;
     // The owner works from her own profile (as the CLI does).
     let mut owner = Profile::create_firm(
@@ -882,6 +933,9 @@ async fn a_new_colleague_joins_in_the_window_after_the_owner_compares_the_finger
     w.click("[data-test=mode-join]").await;
     w.type_into("[data-test=code]", &code).await;
     w.type_into("[data-test=me]", "Jan Kowalczyk").await;
+    // No keyring here: the window asks for a passphrase, twice.
+    w.type_into("[data-test=pass]", JANS).await;
+    w.type_into("[data-test=pass2]", JANS).await;
     w.click("[data-test=onboarding-submit]").await;
     let fp = w.wait("[data-test=fingerprint]", |t| !t.is_empty()).await;
     let fingerprint = w
@@ -939,6 +993,25 @@ async fn a_new_colleague_joins_in_the_window_after_the_owner_compares_the_finger
     assert!(w.find("[data-test=invite]").await.is_none());
     assert!(w.find("[data-test=revoke]").await.is_none());
     w.shot("18-joined").await;
-    drop(app.close().await);
+
+    // Next morning: the app starts locked and opens with Jan's passphrase only.
+    app.relaunch().await;
+    let w = &app.w;
+    w.wait("[data-test=unlock]", |t| {
+        t.contains("hasło") || t.contains("Hasło")
+    })
+    .await;
+    w.type_into("[data-test=unlock-pass]", "zle-haslo-jana")
+        .await;
+    w.click("[data-test=unlock-submit]").await;
+    w.wait("[data-test=error]", |t| t.contains("wrong passphrase"))
+        .await;
+    w.type_into("[data-test=unlock-pass]", JANS).await;
+    w.click("[data-test=unlock-submit]").await;
+    w.wait("[data-test=signed-in]", |t| t.contains("Jan Kowalczyk"))
+        .await;
+    w.wait("[data-test=customer-list]", |t| t.contains(CUSTOMER))
+        .await;
+    drop(app.close_with(JANS).await);
     app.relay.stop().await.unwrap();
 }

@@ -11,22 +11,27 @@ import { Office } from "./office.js";
 import { Audit } from "./audit.js";
 
 // ---- onboarding --------------------------------------------------------------------
-function Onboarding({ relay, onDone, fail }) {
+function Onboarding({ relay, needsPassphrase, onDone, fail }) {
   const [mode, setMode] = useState("create");
-  const [form, setForm] = useState({ relay, firm: "", me: "", code: "" });
+  const [form, setForm] = useState({ relay, firm: "", me: "", code: "", pass: "", pass2: "" });
   const [busy, setBusy] = useState(false);
   const [fingerprint, setFingerprint] = useState(null);
   const set = (k) => (v) => setForm({ ...form, [k]: v });
 
   const submit = async (e) => {
     e.preventDefault();
+    if (needsPassphrase && form.pass !== form.pass2) {
+      fail(t("passphrase-mismatch"));
+      return;
+    }
+    const passphrase = needsPassphrase ? form.pass : null;
     setBusy(true);
     try {
       if (mode === "create") {
-        await invoke("create_firm", { relay: form.relay, firm: form.firm, me: form.me });
+        await invoke("create_firm", { relay: form.relay, firm: form.firm, me: form.me, passphrase });
         onDone();
       } else {
-        const fp = await invoke("join_firm", { relay: form.relay, code: form.code, me: form.me });
+        const fp = await invoke("join_firm", { relay: form.relay, code: form.code, me: form.me, passphrase });
         setFingerprint(fp);
       }
     } catch (err) {
@@ -61,11 +66,41 @@ function Onboarding({ relay, onDone, fail }) {
         ? html`<${Field} label=${t("onboarding-firm")} name="firm" value=${form.firm} onInput=${set("firm")} />`
         : html`<${Field} label=${t("onboarding-code")} name="code" value=${form.code} onInput=${set("code")} />`}
       <${Field} label=${t("onboarding-me")} name="me" value=${form.me} onInput=${set("me")} />
+      ${needsPassphrase
+        ? html`<p class="muted">${t("passphrase-why")}</p>
+            <${Field} label=${t("passphrase-new")} name="pass" type="password" value=${form.pass} onInput=${set("pass")} />
+            <${Field} label=${t("passphrase-repeat")} name="pass2" type="password" value=${form.pass2} onInput=${set("pass2")} />`
+        : null}
       <button data-test="onboarding-submit" type="submit" disabled=${busy}>
         ${busy ? t("onboarding-working") : t(mode === "create" ? "onboarding-create-submit" : "onboarding-join-submit")}
       </button>
     </form>
   </section>`;
+}
+
+// ---- locked --------------------------------------------------------------------------
+function Unlock({ onDone, fail }) {
+  const [pass, setPass] = useState("");
+  const [busy, setBusy] = useState(false);
+  const submit = async (e) => {
+    e.preventDefault();
+    setBusy(true);
+    try {
+      await invoke("unlock_profile", { passphrase: pass });
+      setPass("");
+      onDone();
+    } catch (err) {
+      fail(err);
+    } finally {
+      setBusy(false);
+    }
+  };
+  return html`<form class="card onboarding" data-test="unlock" onSubmit=${submit}>
+    <h1>${t("app-title")}</h1>
+    <p>${t("unlock-help")}</p>
+    <${Field} label=${t("unlock-passphrase")} name="unlock-pass" type="password" value=${pass} onInput=${setPass} />
+    <button data-test="unlock-submit" type="submit" disabled=${busy}>${busy ? t("onboarding-working") : t("unlock-submit")}</button>
+  </form>`;
 }
 
 // ---- waiting for approval ------------------------------------------------------------
@@ -118,8 +153,38 @@ function Settings({ me, relay, language, setLanguage, fail, refresh }) {
       <h3>${t("settings-store")}</h3>
       <p>${t(me.keyring ? "settings-store-keyring" : "settings-store-passphrase")}</p>
       <p class="muted">${t("settings-fingerprint")}: <code>${me.fingerprint || "—"}</code></p>
+      ${me.keyring ? null : html`<${ChangePassphrase} fail=${fail} />`}
     </div>
   </section>`;
+}
+
+function ChangePassphrase({ fail }) {
+  const [form, setForm] = useState({ old: "", pass: "", pass2: "" });
+  const [done, setDone] = useState(false);
+  const set = (k) => (v) => setForm({ ...form, [k]: v });
+  const submit = async (e) => {
+    e.preventDefault();
+    setDone(false);
+    if (form.pass !== form.pass2) {
+      fail(t("passphrase-mismatch"));
+      return;
+    }
+    try {
+      await invoke("change_passphrase", { old: form.old, new: form.pass });
+      setForm({ old: "", pass: "", pass2: "" });
+      setDone(true);
+    } catch (err) {
+      fail(err);
+    }
+  };
+  return html`<form onSubmit=${submit} data-test="change-passphrase">
+    <h4>${t("passphrase-change")}</h4>
+    <${Field} label=${t("passphrase-old")} name="pass-old" type="password" value=${form.old} onInput=${set("old")} />
+    <${Field} label=${t("passphrase-new")} name="pass-new" type="password" value=${form.pass} onInput=${set("pass")} />
+    <${Field} label=${t("passphrase-repeat")} name="pass-new2" type="password" value=${form.pass2} onInput=${set("pass2")} />
+    <button data-test="passphrase-save" type="submit">${t("passphrase-change-submit")}</button>
+    ${done ? html`<span class="ok" data-test="passphrase-changed">${t("passphrase-changed")}</span>` : null}
+  </form>`;
 }
 
 // ---- the main window ---------------------------------------------------------------
@@ -267,11 +332,13 @@ function App() {
   };
   if (!loaded || !state) return html`<p class="muted">…</p>`;
   return html`<${ErrorBanner} error=${error} onClose=${() => setError(null)} />
-    ${state.profile && !state.profile.admitted
+    ${state.locked
+      ? html`<${Unlock} onDone=${refresh} fail=${fail} />`
+      : state.profile && !state.profile.admitted
       ? html`<${Waiting} me=${state.profile} refresh=${refresh} />`
       : state.profile
       ? html`<${Main} state=${state} language=${language} setLanguage=${setLanguage} fail=${fail} refresh=${refresh} />`
-      : html`<${Onboarding} relay=${state.relay} onDone=${refresh} fail=${fail} />`}`;
+      : html`<${Onboarding} relay=${state.relay} needsPassphrase=${state.needs_passphrase} onDone=${refresh} fail=${fail} />`}`;
 }
 
 render(html`<${App} />`, document.getElementById("app"));
