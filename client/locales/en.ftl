@@ -236,3 +236,12 @@ passphrase-changed = Passphrase changed.
 unlock-help = The office's data on this computer is encrypted. Give the passphrase to open it.
 unlock-passphrase = Passphrase
 unlock-submit = Open
+
+## Notes, attachments, devices
+note-placeholder = A note about the customer (seen by everyone with access)…
+note-add = Add note
+chat-drop-hint = Drop a file on the conversation to encrypt and attach it.
+office-this-device = this device
+office-revoke-device = Revoke device
+revoke-device-title = Revoke device { $device } ({ $name })?
+revoke-device-help = For a lost or stolen computer: the server refuses this device at once. { $name } stays in the office with a new key, and the customers that key opened get new keys.

@@ -240,3 +240,12 @@ passphrase-changed = Hasło zmienione.
 unlock-help = Dane biura na tym komputerze są zaszyfrowane. Podaj hasło, aby je otworzyć.
 unlock-passphrase = Hasło
 unlock-submit = Otwórz
+
+## Notes, attachments, devices
+note-placeholder = Notatka o kliencie (widzą ją osoby z dostępem)…
+note-add = Dodaj notatkę
+chat-drop-hint = Upuść plik na rozmowę, aby go zaszyfrować i załączyć.
+office-this-device = to urządzenie
+office-revoke-device = Odwołaj urządzenie
+revoke-device-title = Odwołać urządzenie { $device } ({ $name })?
+revoke-device-help = Na zgubiony lub skradziony komputer: serwer od razu odrzuca to urządzenie. { $name } zostaje w biurze z nowym kluczem, a klienci, do których ten klucz dawał dostęp, dostaną nowe klucze.

@@ -494,6 +494,8 @@ pub struct MessageView {
     pub body: Option<String>,
     /// Replied-to message.
     pub reply_to: Option<u64>,
+    /// The customer-file document this message attaches (its `body` is the file name).
+    pub attachment: Option<ledgerline_protocol::ids::DocumentId>,
     /// Edited by its sender.
     pub edited: bool,
     /// Deleted by its sender.
@@ -1516,6 +1518,8 @@ impl Profile {
     /// wraps it for the joiner's device and for every admin device (escrow).
     pub async fn approve(&mut self, name: &str, told_fingerprint: &str) -> Result<MemberId> {
         self.require_admin()?;
+        // The roster events go on top of the newest roster, not a stale copy.
+        self.sync_roster(&mut SyncReport::default()).await?;
         let now = now_ms();
         let mut found = None;
         for (i, inv) in self.local.invites.iter().enumerate() {
@@ -2406,9 +2410,12 @@ impl Profile {
                 }
                 Some(RoomEvent::RoomProfile { .. }) => {}
                 text => {
-                    let (body, reply_to) = match text {
-                        Some(RoomEvent::Text { body, reply_to }) => (Some(body), reply_to),
-                        _ => (None, None),
+                    let (body, reply_to, attachment) = match text {
+                        Some(RoomEvent::Text { body, reply_to }) => (Some(body), reply_to, None),
+                        Some(RoomEvent::Attachment { document, name }) => {
+                            (Some(name), None, Some(document))
+                        }
+                        _ => (None, None, None),
                     };
                     index.insert(m.seq, out.len());
                     out.push(MessageView {
@@ -2420,6 +2427,7 @@ impl Profile {
                         waiting_for_key: body.is_none(),
                         body,
                         reply_to,
+                        attachment,
                         edited: false,
                         deleted: false,
                         read_by: Vec::new(),
@@ -2524,6 +2532,7 @@ pub(crate) fn stored(
 ) -> (StoredMessage, Option<String>) {
     let text = match event {
         RoomEvent::Text { body, .. } | RoomEvent::Edit { body, .. } => Some(body.clone()),
+        RoomEvent::Attachment { name, .. } => Some(name.clone()),
         _ => None,
     };
     (

@@ -36,6 +36,14 @@ pub enum RoomEvent {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         reply_to: Option<u64>,
     },
+    /// A document of the customer file, attached to the conversation (the document
+    /// itself is in the file's records; this names it where the talk is).
+    Attachment {
+        /// The document.
+        document: ledgerline_protocol::ids::DocumentId,
+        /// Its file name as uploaded.
+        name: String,
+    },
     /// A new body for the sender's own message at `target`.
     Edit {
         /// Edited message.
@@ -638,6 +646,22 @@ impl Timeline {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_attachment_is_strict_json_naming_its_document() {
+        let e = RoomEvent::Attachment {
+            document: ledgerline_protocol::ids::DocumentId([7; 16]),
+            name: "faktura 11/2026.pdf".into(),
+        };
+        let json = serde_json::to_string(&e).unwrap_or_default();
+        assert_eq!(
+            json,
+            r#"{"type":"attachment","document":"07070707070707070707070707070707","name":"faktura 11/2026.pdf"}"#
+        );
+        assert_eq!(serde_json::from_str::<RoomEvent>(&json).ok(), Some(e));
+        let extra = json.replace("\"name\"", "\"x\":1,\"name\"");
+        assert!(serde_json::from_str::<RoomEvent>(&extra).is_err());
+    }
 
     #[test]
     fn a_session_tag_names_the_session_and_nothing_else() {

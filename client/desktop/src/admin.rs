@@ -175,6 +175,24 @@ pub async fn revoke(
     .await
 }
 
+/// Revokes one device (a lost or stolen laptop): its member stays, with a new member
+/// key; the files it could open get new epochs. Progress as `revoke-progress` events.
+#[tauri::command]
+pub async fn revoke_device(
+    app: AppHandle,
+    desk: State<'_, Desk>,
+    device: String,
+) -> Answer<RotationReport> {
+    with(&desk, async move |p: &mut Profile| {
+        let d = p.resolve_device(&device)?;
+        let mut progress = |r: &RotationProgress| {
+            let _ = app.emit("revoke-progress", r);
+        };
+        p.revoke_device(d, &mut progress).await
+    })
+    .await
+}
+
 /// Lets `colleague` open `absent`'s files from `from` until `until` (both `YYYY-MM-DD`,
 /// Warsaw days; `until` inclusive).
 #[tauri::command]

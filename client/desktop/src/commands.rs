@@ -420,6 +420,19 @@ async fn chat_event(desk: &Desk, file: &str, event: RoomEvent) -> Answer<u64> {
     .await
 }
 
+/// Adds a note to a customer file (an encrypted record, in the timeline).
+#[tauri::command]
+pub async fn note_add(desk: State<'_, Desk>, file: String, text: String) -> Answer<String> {
+    let file = file_id(&file)?;
+    if text.trim().is_empty() {
+        return Err("an empty note is not kept".into());
+    }
+    with(&desk, async move |p: &mut Profile| {
+        p.note_add(file, text.trim()).await.map(|id| id.to_string())
+    })
+    .await
+}
+
 /// A customer's tasks.
 #[tauri::command]
 pub async fn tasks(desk: State<'_, Desk>, file: String) -> Answer<Vec<TaskView>> {

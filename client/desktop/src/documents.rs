@@ -89,6 +89,38 @@ pub async fn doc_upload(
     .await
 }
 
+/// Uploads the file at `path` into a customer file and attaches it to the customer's
+/// conversation (a document dropped on the chat).
+#[tauri::command]
+pub async fn chat_attach(
+    app: AppHandle,
+    desk: State<'_, Desk>,
+    file: String,
+    path: String,
+    token: String,
+) -> Answer<u64> {
+    use ledgerline_client_core::profile::Conversation;
+    use ledgerline_client_core::room::RoomEvent;
+    let file = file_id(&file)?;
+    let path = PathBuf::from(path);
+    if !path.is_file() {
+        return Err("only a file can be attached (not a folder)".into());
+    }
+    let progress = progress(app, token);
+    with(&desk, async move |p: &mut Profile| {
+        let m = p.upload_document(file, &path, None, progress).await?;
+        p.send(
+            Conversation::File(file),
+            RoomEvent::Attachment {
+                document: m.document,
+                name: m.name,
+            },
+        )
+        .await
+    })
+    .await
+}
+
 /// Downloads, verifies and decrypts a document into the user's Downloads folder (a new
 /// name if one is taken); returns where it landed.
 #[tauri::command]

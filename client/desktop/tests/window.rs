@@ -630,6 +630,47 @@ async fn the_owner_invites_works_with_a_colleague_shares_a_document_plans_and_re
     .await
     .unwrap();
     w.wait("[data-test=messages]", |t| t.contains(LIVE)).await;
+    // A file dropped on the chat is encrypted into the customer's documents and attached.
+    let protocol = app.dir.path().join("protokol-zdawczy.txt");
+    std::fs::write(
+        &protocol,
+        "Protokół zdawczo-odbiorczy dokumentów za listopad",
+    )
+    .unwrap();
+    w.script(
+        "window.__TAURI__.event.emit('tauri://drag-drop', { paths: [arguments[0]], position: { x: 200, y: 200 } });",
+        json!([protocol.to_str().unwrap()]),
+    )
+    .await;
+    w.wait("[data-test=messages] [data-test=attachment]", |t| {
+        t.contains("protokol-zdawczy.txt")
+    })
+    .await;
+    jan.sync().await.unwrap();
+    let attached = jan
+        .conversation(Conversation::File(file))
+        .unwrap()
+        .into_iter()
+        .find_map(|m| m.attachment)
+        .expect("Jan sees the attachment");
+    let out = app.dir.path().join("jan-protokol.txt");
+    jan.download_document(file, attached, &out, std::sync::Arc::new(|_, _, _| {}))
+        .await
+        .unwrap();
+    assert_eq!(
+        std::fs::read_to_string(&out).unwrap(),
+        "Protokół zdawczo-odbiorczy dokumentów za listopad"
+    );
+    // A note in the customer's timeline.
+    const NOTE: &str = "Klient woli kontakt po 15:00";
+    w.click("[data-test=tab-timeline]").await;
+    w.type_into("[data-test=note-input]", NOTE).await;
+    w.click("[data-test=note-add]").await;
+    w.wait("[data-test=timeline]", |t| {
+        t.contains(NOTE) && t.to_lowercase().contains("notatka")
+    })
+    .await;
+    w.click("[data-test=tab-chat]").await;
 
     // A document dropped on the window: encrypted and uploaded with a progress bar.
     let doc_path = app.dir.path().join(DOC);
@@ -652,13 +693,13 @@ async fn the_owner_invites_works_with_a_colleague_shares_a_document_plans_and_re
         json!([doc_path.to_str().unwrap()]),
     )
     .await;
-    w.wait("[data-test=result-up-1]", |t| t.contains("Wysłano"))
+    w.wait("[data-test^=result-up-]", |t| t.contains("Wysłano"))
         .await;
     w.wait("[data-test=documents]", |t| {
         t.contains(DOC) && t.contains("2025")
     })
     .await;
-    let bar = w.wait("[data-test=progress-up-1]", |_| true).await;
+    let bar = w.wait("[data-test^=progress-up-]", |_| true).await;
     let percent = w
         .call(
             "GET",
@@ -818,6 +859,41 @@ async fn the_owner_invites_works_with_a_colleague_shares_a_document_plans_and_re
         t.contains("Nieobecny: Jan Kowalczyk; zastępuje: Ewa Nowak") && t.contains("trwa")
     })
     .await;
+
+    // Jan's second laptop is stolen: the owner revokes that device only.
+    let code = jan.link_device().await.unwrap();
+    let (mut laptop, device_fp) = Profile::join_device(
+        &app.dir.path().join("jan-laptop"),
+        Unlock::Passphrase("haslo-laptopa".to_owned().into()),
+        &app.relay_url,
+        &code,
+        JAN,
+    )
+    .await
+    .unwrap();
+    let laptop_id = jan.approve_device(&device_fp).await.unwrap();
+    laptop.sync().await.unwrap();
+    w.click("[data-test=nav-customers]").await;
+    w.click("[data-test=nav-office]").await;
+    let short = laptop_id.to_string()[..8].to_owned();
+    w.wait("[data-test=members]", |t| t.contains(&short)).await;
+    w.script(
+        "[...document.querySelectorAll('[data-test=members] .chip')].find((c) => c.textContent.includes(arguments[0])).querySelector('[data-test=revoke-device]').click();",
+        json!([short]),
+    )
+    .await;
+    w.wait("[data-test=revoke-device-dialog]", |t| t.contains(&short))
+        .await;
+    w.click("[data-test=revoke-device-confirm]").await;
+    w.wait("[data-test=revoke-device-done]", |t| t.contains("Gotowe"))
+        .await;
+    w.shot("13b-revoke-device").await;
+    w.click("[data-test=revoke-device-close]").await;
+    assert!(
+        laptop.sync().await.is_err(),
+        "the stolen laptop still syncs"
+    );
+    jan.sync().await.unwrap();
 
     // Revoking Jan: the plan first, then the rotation's progress.
     w.script(

@@ -144,6 +144,8 @@ impl Profile {
     /// On the linking device: admits the new device whose fingerprint the member read.
     pub async fn approve_device(&mut self, told_fingerprint: &str) -> Result<DeviceId> {
         let master = self.master()?.clone();
+        // The roster event goes on top of the newest roster, not a stale copy.
+        self.sync_roster(&mut SyncReport::default()).await?;
         let now = now_ms();
         let mut found = None;
         'invites: for (i, inv) in self.local.invites.iter().enumerate() {

@@ -2,14 +2,29 @@
 import { useEffect, useRef, useState } from "./vendor/hooks.module.js";
 import { Bar, Field, bytes, html, invoke, listen, t, when } from "./ui.js";
 
-function Timeline({ file, version }) {
+function Timeline({ file, version, fail, changed }) {
   const [items, setItems] = useState(null);
+  const [note, setNote] = useState("");
   useEffect(() => {
     invoke("timeline", { file }).then(setItems, () => setItems([]));
   }, [file, version]);
+  const add = async (e) => {
+    e.preventDefault();
+    try {
+      await invoke("note_add", { file, text: note });
+      setNote("");
+      changed();
+    } catch (err) {
+      fail(err);
+    }
+  };
   if (!items) return null;
-  if (!items.length) return html`<p class="muted">${t("timeline-empty")}</p>`;
-  return html`<ol class="timeline" data-test="timeline">
+  return html`<form class="composer note" onSubmit=${add}>
+      <input data-test="note-input" value=${note} placeholder=${t("note-placeholder")} onInput=${(e) => setNote(e.target.value)} />
+      <button data-test="note-add" type="submit">${t("note-add")}</button>
+    </form>
+    ${items.length ? null : html`<p class="muted">${t("timeline-empty")}</p>`}
+    <ol class="timeline" data-test="timeline">
     ${items
       .slice()
       .reverse()
@@ -27,6 +42,42 @@ function Timeline({ file, version }) {
 function Chat({ file, version, fail, changed, me }) {
   const [messages, setMessages] = useState(null);
   const [text, setText] = useState("");
+  const [over, setOver] = useState(false);
+  const [transfers, start, end] = useTransfers();
+  // A file dropped on the chat: encrypted into the customer's documents and attached here.
+  useEffect(() => {
+    const stops = [
+      listen("tauri://drag-enter", () => setOver(true)),
+      listen("tauri://drag-leave", () => setOver(false)),
+      listen("tauri://drag-drop", async (p) => {
+        setOver(false);
+        for (const path of p.paths || []) {
+          const token = `att-${++transferCount}`;
+          start(token, path.split(/[\\/]/).pop());
+          try {
+            await invoke("chat_attach", { file, path, token });
+            end(token, t("doc-uploaded"));
+            changed();
+          } catch (err) {
+            end(token, String(err));
+            fail(err);
+          }
+        }
+      }),
+    ];
+    return () => stops.forEach((s) => s());
+  }, [file]);
+  const fetchDoc = async (m) => {
+    const token = `get-${++transferCount}`;
+    start(token, m.body);
+    try {
+      const where = await invoke("doc_download", { file, document: m.attachment, token });
+      end(token, t("doc-saved", { path: where }));
+    } catch (err) {
+      end(token, String(err));
+      fail(err);
+    }
+  };
   // What the composer does: a new message, a reply to `seq`, or an edit of `seq`.
   const [mode, setMode] = useState({ kind: "new" });
   useEffect(() => {
@@ -58,7 +109,7 @@ function Chat({ file, version, fail, changed, me }) {
     const m = bySeq.get(seq);
     return m && m.body ? m.body.slice(0, 80) : "…";
   };
-  return html`<div class="chat">
+  return html`<div class=${"chat" + (over ? " over" : "")}>
     ${messages && !messages.length ? html`<p class="muted">${t("chat-empty")}</p>` : null}
     <ol class="messages" data-test="messages">
       ${(messages || []).map(
@@ -68,13 +119,20 @@ function Chat({ file, version, fail, changed, me }) {
           ${m.edited ? html`<span class="muted">${t("chat-edited")}</span>` : null}
           ${m.reply_to != null ? html`<div class="quote">↪ ${quote(m.reply_to)}</div>` : null}
           <div class="body">
-            ${m.deleted ? t("chat-deleted") : m.waiting_for_key ? t("chat-waiting") : m.body}
+            ${m.deleted
+              ? t("chat-deleted")
+              : m.waiting_for_key
+                ? t("chat-waiting")
+                : m.attachment
+                  ? html`<span class="attachment" data-test="attachment">📎 ${m.body}</span>
+                      <button class="link" data-test="attachment-download" onClick=${() => fetchDoc(m)}>${t("doc-download")}</button>`
+                  : m.body}
           </div>
           ${m.deleted || m.waiting_for_key
             ? null
             : html`<div class="actions">
                 <button class="link" data-test="reply" onClick=${() => setMode({ kind: "reply", seq: m.seq })}>${t("chat-reply")}</button>
-                ${m.member === me
+                ${m.member === me && !m.attachment
                   ? html`<button class="link" data-test="edit" onClick=${() => {
                         setMode({ kind: "edit", seq: m.seq });
                         setText(m.body || "");
@@ -94,6 +152,15 @@ function Chat({ file, version, fail, changed, me }) {
           }}>×</button>
         </div>`
       : null}
+    <div class="transfers" data-test="chat-transfers">
+      ${Object.entries(transfers).map(
+        ([token, x]) => html`<div key=${token} class="transfer">
+          <${Bar} name=${"progress-" + token} label=${x.label} done=${x.finished && !x.total ? 1 : x.done} total=${x.finished && !x.total ? 1 : x.total} />
+          ${x.result ? html`<span class="muted" data-test=${"result-" + token}>${x.result}</span>` : null}
+        </div>`,
+      )}
+    </div>
+    <p class="muted hint">${t("chat-drop-hint")}</p>
     <form class="composer" onSubmit=${send}>
       <input data-test="chat-input" value=${text} placeholder=${t("chat-placeholder")} onInput=${(e) => setText(e.target.value)} />
       <button data-test="chat-send" type="submit">${t("chat-send")}</button>

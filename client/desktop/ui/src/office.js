@@ -102,6 +102,38 @@ function Revoke({ member, fail, done }) {
   </div>`;
 }
 
+/// A lost or stolen laptop: its device is revoked, its member stays (with a new key).
+function RevokeDevice({ what, fail, done }) {
+  const [progress, setProgress] = useState(null);
+  const [report, setReport] = useState(null);
+  useEffect(() => listen("revoke-progress", setProgress), []);
+  const go = async () => {
+    setProgress({ member_keys_done: 0, member_keys_total: 1, files_done: 0, files_total: 0 });
+    try {
+      setReport(await invoke("revoke_device", { device: what.device.id }));
+    } catch (err) {
+      fail(err);
+      done();
+    }
+  };
+  const name = what.member.name || short(what.member.id);
+  return html`<div class="dialog" data-test="revoke-device-dialog" role="dialog">
+    <h3>${t("revoke-device-title", { device: short(what.device.id), name })}</h3>
+    <p>${t("revoke-device-help", { name })}</p>
+    ${progress
+      ? html`<${Bar} name="revoke-device-keys" label=${t("revoke-progress-keys")} done=${progress.member_keys_done} total=${progress.member_keys_total} />
+          <${Bar} name="revoke-device-files" label=${t("revoke-progress-files")} done=${progress.files_done} total=${progress.files_total} />`
+      : null}
+    ${report
+      ? html`<p data-test="revoke-device-done">${t("revoke-done", { files: report.files, keys: report.member_keys })}</p>
+          <button data-test="revoke-device-close" onClick=${done}>${t("dialog-close")}</button>`
+      : progress
+        ? null
+        : html`<button data-test="revoke-device-confirm" class="danger" onClick=${go}>${t("office-revoke-device")}</button>
+            <button class="secondary" onClick=${done}>${t("dialog-cancel")}</button>`}
+  </div>`;
+}
+
 function Access({ office, fail, changed }) {
   const [pick, setPick] = useState({});
   const names = new Map(office.members.map((m) => [m.id, m.name || short(m.id)]));
@@ -195,6 +227,7 @@ function Covers({ office, fail, changed }) {
 export function Office({ version, fail, changed }) {
   const [office, setOffice] = useState(null);
   const [revoking, setRevoking] = useState(null);
+  const [losing, setLosing] = useState(null);
   useEffect(() => {
     invoke("office").then(setOffice, fail);
   }, [version]);
@@ -216,7 +249,14 @@ export function Office({ version, fail, changed }) {
               <td>${m.name || short(m.id)}${m.me ? html` <small>(${t("office-you")})</small>` : null}</td>
               <td>${t("role-" + m.role)}${m.active ? "" : html` · <span data-test="revoked">${t("office-revoked")}</span>`}</td>
               <td><code>${m.fingerprint}</code></td>
-              <td>${m.devices.map((d) => html`<code class=${d.active ? "" : "gone"} title=${d.id}>${short(d.id)}</code> `)}</td>
+              <td>
+                ${m.devices.map(
+                  (d) => html`<span class="chip"><code class=${d.active ? "" : "gone"} title=${d.id}>${short(d.id)}</code>${d.me ? html` <small>(${t("office-this-device")})</small>` : null}
+                    ${office.admin && d.active && !d.me && m.active
+                      ? html`<button class="link" data-test="revoke-device" title=${t("office-revoke-device")} onClick=${() => setLosing({ member: m, device: d })}>×</button>`
+                      : null}</span> `,
+                )}
+              </td>
               <td>${m.files}</td>
               <td>
                 ${office.admin && m.active && !m.me
@@ -230,6 +270,12 @@ export function Office({ version, fail, changed }) {
     </div>
     <${Access} office=${office} fail=${fail} changed=${changed} />
     <${Covers} office=${office} fail=${fail} changed=${changed} />
+    ${losing
+      ? html`<${RevokeDevice} what=${losing} fail=${fail} done=${() => {
+          setLosing(null);
+          changed();
+        }} />`
+      : null}
     ${revoking
       ? html`<${Revoke} member=${revoking} fail=${fail} done=${() => {
           setRevoking(null);
