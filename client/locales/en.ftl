@@ -245,3 +245,23 @@ office-this-device = this device
 office-revoke-device = Revoke device
 revoke-device-title = Revoke device { $device } ({ $name })?
 revoke-device-help = For a lost or stolen computer: the server refuses this device at once. { $name } stays in the office with a new key, and the customers that key opened get new keys.
+
+## The access log's actions (keyed by the verifier's English words)
+audit-action-changed-the-roster = changed the roster
+audit-action-created-a-room = created a room
+audit-action-changed-a-room-s-members = changed a room's members
+audit-action-sent-a-message = sent a message
+audit-action-read-conversation-history = read conversation history
+audit-action-wrote-a-record = wrote a record
+audit-action-read-records = read records
+audit-action-shared-a-member-key = shared a member key
+audit-action-fetched-member-keys = fetched member keys
+audit-action-shared-a-file-key = shared a file key
+audit-action-fetched-file-keys = fetched file keys
+audit-action-started-a-new-key-epoch = started a new key epoch
+audit-action-fetched-older-file-keys = fetched older file keys
+audit-action-uploaded-a-document = uploaded a document
+audit-action-downloaded-a-document = downloaded a document
+audit-action-opened-a-document = opened a document
+audit-action-opened-a-conversation-on-the-device = opened a conversation on the device
+audit-action-erased-a-customer-file = erased a customer file

@@ -249,3 +249,23 @@ office-this-device = to urządzenie
 office-revoke-device = Odwołaj urządzenie
 revoke-device-title = Odwołać urządzenie { $device } ({ $name })?
 revoke-device-help = Na zgubiony lub skradziony komputer: serwer od razu odrzuca to urządzenie. { $name } zostaje w biurze z nowym kluczem, a klienci, do których ten klucz dawał dostęp, dostaną nowe klucze.
+
+## The access log's actions (keyed by the verifier's English words)
+audit-action-changed-the-roster = zmienił(a) skład biura
+audit-action-created-a-room = utworzył(a) pokój
+audit-action-changed-a-room-s-members = zmienił(a) członków pokoju
+audit-action-sent-a-message = wysłał(a) wiadomość
+audit-action-read-conversation-history = odczytał(a) historię rozmowy
+audit-action-wrote-a-record = zapisał(a) wpis
+audit-action-read-records = odczytał(a) wpisy
+audit-action-shared-a-member-key = udostępnił(a) klucz osoby
+audit-action-fetched-member-keys = pobrał(a) klucze osób
+audit-action-shared-a-file-key = udostępnił(a) klucz klienta
+audit-action-fetched-file-keys = pobrał(a) klucze klientów
+audit-action-started-a-new-key-epoch = rozpoczął(ęła) nową epokę klucza
+audit-action-fetched-older-file-keys = pobrał(a) starsze klucze klienta
+audit-action-uploaded-a-document = wysłał(a) dokument
+audit-action-downloaded-a-document = pobrał(a) dokument
+audit-action-opened-a-document = otworzył(a) dokument
+audit-action-opened-a-conversation-on-the-device = otworzył(a) rozmowę na urządzeniu
+audit-action-erased-a-customer-file = usunął(ęła) teczkę klienta

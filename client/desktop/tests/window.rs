@@ -945,8 +945,10 @@ async fn the_owner_invites_works_with_a_colleague_shares_a_document_plans_and_re
     w.set("[data-test=filter-what]", "document").await;
     w.wait("[data-test=audit-count]", |t| t != all.as_str().unwrap())
         .await;
-    w.wait("[data-test=audit-report]", |t| t.contains("document"))
-        .await;
+    w.wait("[data-test=audit-report]", |t| {
+        t.contains("wysłał(a) dokument") && !t.contains("uploaded a document")
+    })
+    .await;
     w.shot("16-audit").await;
     // A tampered bundle is refused with the finding, and no report is shown.
     let text = std::fs::read_to_string(&bundle).unwrap();

@@ -1,7 +1,7 @@
 // The access log: the owner exports a bundle for an auditor; an auditor verifies one
 // offline and reads who did what when, with filters.
 import { useEffect, useState } from "./vendor/hooks.module.js";
-import { Field, html, invoke, t } from "./ui.js";
+import { Field, has, html, invoke, t } from "./ui.js";
 
 function Export({ fail, members }) {
   const [form, setForm] = useState({ out: "", from: "", to: "", auditor: "" });
@@ -40,6 +40,13 @@ function Export({ fail, members }) {
   </form>`;
 }
 
+/// The verifier's words for an action, in the window's language where the catalog has
+/// them (an action it does not know stays as the verifier wrote it: `METHOD path`).
+const actionWords = (action) => {
+  const id = "audit-action-" + action.toLowerCase().replace(/[^a-z]+/g, "-").replace(/^-|-$/g, "");
+  return has(id) ? t(id) : action;
+};
+
 function Verify({ fail }) {
   const [path, setPath] = useState("");
   const [report, setReport] = useState(null);
@@ -57,12 +64,12 @@ function Verify({ fail }) {
       setBusy(false);
     }
   };
-  const has = (text, needle) => !needle || text.toLowerCase().includes(needle.toLowerCase());
+  const matches = (text, needle) => !needle || text.toLowerCase().includes(needle.toLowerCase());
   const rows = report
     ? report.rows.filter(
         (r) =>
-          has(r.who, filter.who) &&
-          has(`${r.action} ${r.subjects_named.join(" ")}`, filter.what) &&
+          matches(r.who, filter.who) &&
+          matches(`${r.action} ${actionWords(r.action)} ${r.subjects_named.join(" ")}`, filter.what) &&
           (!filter.from || r.time.slice(0, 10) >= filter.from) &&
           (!filter.to || r.time.slice(0, 10) <= filter.to),
       )
@@ -100,7 +107,7 @@ function Verify({ fail }) {
                   <td>${r.index}</td>
                   <td>${r.time}</td>
                   <td>${r.who}</td>
-                  <td>${r.action}</td>
+                  <td>${actionWords(r.action)}</td>
                   <td>${r.subjects_named.join("; ")}</td>
                 </tr>`,
               )}

@@ -34,6 +34,9 @@ export function t(id, args) {
   return m && m.value ? bundle.formatPattern(m.value, args) : id;
 }
 
+/// Whether the catalog has `id`.
+export const has = (id) => Boolean(bundle && bundle.getMessage(id));
+
 export const savedLanguage = () => {
   const l = localStorage.getItem("ledgerline.language");
   return LANGUAGES.some(([code]) => code === l) ? l : "pl";
