@@ -150,6 +150,11 @@ enum Command {
     },
     /// This profile: firm, member, device, fingerprint.
     Whoami,
+    /// Change the passphrase of this device's store (profiles without an OS keyring). The
+    /// current one comes from LEDGERLINE_PASSPHRASE or is asked; the new one from
+    /// LEDGERLINE_NEW_PASSPHRASE or is asked twice. Only the wrapping of the store key
+    /// changes: nothing in the store is rewritten.
+    Passphrase,
     /// The firm's verifiable access log: export a bundle, verify one offline.
     #[command(subcommand)]
     Audit(AuditCmd),
@@ -931,6 +936,37 @@ async fn run(cli: Cli) -> Result<Output, Failure> {
                 names.as_ref(),
             )
         }
+        Command::Passphrase => {
+            if keystore::uses_keyring(&dir) {
+                return Err(Failure {
+                    exit: 7,
+                    code: "not_allowed",
+                    message: "this profile's store key is in the OS keyring: there is no passphrase to change".into(),
+                });
+            }
+            let old = match unlock(&dir, false, true)? {
+                Unlock::Passphrase(p) => p,
+                _ => return Err(usage("the current passphrase is needed")),
+            };
+            let p = Profile::open(&dir, Unlock::Passphrase(old.clone()))?;
+            let new = match std::env::var("LEDGERLINE_NEW_PASSPHRASE") {
+                Ok(n) if !n.is_empty() => Zeroizing::new(n),
+                _ if std::io::stdin().is_terminal() => {
+                    let a = Zeroizing::new(read_line("New passphrase: ")?);
+                    let b = Zeroizing::new(read_line("The new passphrase again: ")?);
+                    if a != b {
+                        return Err(usage("the two new passphrases differ"));
+                    }
+                    a
+                }
+                _ => return Err(usage("set LEDGERLINE_NEW_PASSPHRASE or run on a terminal")),
+            };
+            p.change_passphrase(&old, &new)?;
+            Ok(Output {
+                text: "The store's passphrase is changed; the old one no longer opens it.".into(),
+                json: json!({ "changed": true }),
+            })
+        }
         command => {
             let mut p = Profile::open(&dir, unlock(&dir, false, no_keyring)?)?;
             if let Some(relay) = &relay_override {
@@ -1175,6 +1211,7 @@ async fn with_profile(p: &mut Profile, command: Command, json: bool) -> Result<O
             })
         }
         Command::Audit(AuditCmd::Verify { .. }) => Err(usage("audit verify needs no profile")),
+        Command::Passphrase => Err(usage("passphrase opens the profile itself")),
         Command::Whoami => {
             let (log_origin, log_key) = p.log_pin().unzip();
             Ok(Output {

@@ -3036,3 +3036,51 @@ async fn retention_expires_old_messages_and_documents_under_a_moved_clock() {
     let summary = rows.iter().find(|r| r["ok"] == true).unwrap();
     assert_eq!(summary["summary"]["retention"]["documents"], 1, "{summary}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_store_passphrase_changes_without_rewriting_the_store() {
+    const NEW: &str = "zupelnie-nowe-haslo";
+    let dir = tempfile::tempdir().unwrap();
+    let mut relay = Relay::start(&dir.path().join("relay"), "127.0.0.1:0".parse().unwrap()).await;
+    let url = relay.url();
+    let profile = dir.path().join("owner");
+    ok(
+        &profile,
+        &[
+            "firm", "create", "--relay", &url, "--firm", "K", "--me", "Ewa",
+        ],
+    )
+    .await;
+    let store = std::fs::read(profile.join(ledgerline_client_core::profile::STORE_FILE)).unwrap();
+    let with = |current: &str, new: Option<&str>, args: &[&str]| {
+        let mut c = command(&profile, args);
+        c.env("LEDGERLINE_PASSPHRASE", current);
+        match new {
+            Some(n) => c.env("LEDGERLINE_NEW_PASSPHRASE", n),
+            None => c.env_remove("LEDGERLINE_NEW_PASSPHRASE"),
+        };
+        c
+    };
+    // The wrong current passphrase changes nothing.
+    let r = run_with(with("zgadywane", Some(NEW), &["passphrase"])).await;
+    assert_eq!(r.code, 8, "{}", r.stderr);
+    // No new one given and no terminal to ask on: a usage error.
+    let r = run_with(with(PASS, None, &["passphrase"])).await;
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("LEDGERLINE_NEW_PASSPHRASE"),
+        "{}",
+        r.stderr
+    );
+    let r = run_with(with(PASS, Some(NEW), &["passphrase"])).await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    // The store itself was not rewritten; the old passphrase opens nothing, the new one all.
+    assert!(
+        std::fs::read(profile.join(ledgerline_client_core::profile::STORE_FILE)).unwrap() == store
+    );
+    let r = run_with(with(PASS, None, &["whoami"])).await;
+    assert_eq!(r.code, 8, "{}", r.stderr);
+    let r = run_with(with(NEW, None, &["whoami"])).await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    relay.stop().await;
+}
