@@ -630,6 +630,40 @@ async fn the_owner_invites_works_with_a_colleague_shares_a_document_plans_and_re
     .await
     .unwrap();
     w.wait("[data-test=messages]", |t| t.contains(LIVE)).await;
+    // The owner corrects her answer, and takes back a slip.
+    w.script(
+        "[...document.querySelectorAll('[data-test=messages] li')].find((l) => l.textContent.includes(arguments[0])).querySelector('[data-test=edit]').click();",
+        json!([FROM_EWA]),
+    )
+    .await;
+    w.wait("[data-test=composer-mode]", |t| t.contains(FROM_EWA))
+        .await;
+    const EDITED: &str = "Dziękuję, zaksięgowane";
+    w.type_into("[data-test=chat-input]", EDITED).await;
+    w.click("[data-test=chat-send]").await;
+    w.wait("[data-test=messages]", |t| {
+        t.contains(EDITED) && !t.contains(FROM_EWA) && t.contains("(edytowana)")
+    })
+    .await;
+    const SLIP: &str = "Pomyłka, nie ten klient";
+    w.type_into("[data-test=chat-input]", SLIP).await;
+    w.click("[data-test=chat-send]").await;
+    w.wait("[data-test=messages]", |t| t.contains(SLIP)).await;
+    w.script(
+        "[...document.querySelectorAll('[data-test=messages] li')].find((l) => l.textContent.includes(arguments[0])).querySelector('[data-test=delete]').click();",
+        json!([SLIP]),
+    )
+    .await;
+    w.wait("[data-test=messages]", |t| {
+        !t.contains(SLIP) && t.contains("(usunięta)")
+    })
+    .await;
+    jan.sync().await.unwrap();
+    let seen = jan.conversation(Conversation::File(file)).unwrap();
+    assert!(seen
+        .iter()
+        .any(|m| m.body.as_deref() == Some(EDITED) && m.edited));
+    assert!(seen.iter().any(|m| m.deleted && m.body.is_none()));
     // A file dropped on the chat is encrypted into the customer's documents and attached.
     let protocol = app.dir.path().join("protokol-zdawczy.txt");
     std::fs::write(
@@ -810,12 +844,50 @@ async fn the_owner_invites_works_with_a_colleague_shares_a_document_plans_and_re
     w.wait_dom(&format!("[data-day=\"{due}\"]"), |t| t.contains(TASK))
         .await;
     w.shot("11-calendar-week").await;
+    // Jan's monthly payroll task (recurring, rolling), assigned to the owner.
+    const PAYROLL: &str = "Lista płac i ZUS DRA";
+    jan.sync().await.unwrap();
+    let owner_id = jan
+        .members()
+        .unwrap()
+        .into_iter()
+        .find(|m| m.name.as_deref() == Some("Ewa Nowak"))
+        .unwrap()
+        .id;
+    jan.task_add(
+        file,
+        &ledgerline_client_core::profile::TaskSpec {
+            title: PAYROLL.into(),
+            assignee: Some(owner_id),
+            due: None,
+            rrule: Some("FREQ=MONTHLY;BYMONTHDAY=10".into()),
+            working_days: true,
+            rolling: true,
+            checklist: Vec::new(),
+            template: None,
+        },
+    )
+    .await
+    .unwrap();
     w.click("[data-test=nav-board]").await;
     w.wait("[data-test=column-open]", |t| {
-        t.contains(TASK) && t.contains(CUSTOMER)
+        t.contains(TASK) && t.contains(CUSTOMER) && t.contains(PAYROLL)
+    })
+    .await;
+    w.wait_dom("[data-test=column-open]", |t| {
+        t.contains("cykliczne") && t.contains("przechodzące")
     })
     .await;
     w.shot("12-board").await;
+    w.script(
+        "[...document.querySelectorAll('[data-test=column-open] .task-card')].find((c) => c.textContent.includes(arguments[0])).querySelector('[data-test=task-done]').click();",
+        json!([TASK]),
+    )
+    .await;
+    w.wait("[data-test=column-done]", |t| t.contains(TASK))
+        .await;
+    w.wait("[data-test=column-open]", |t| !t.contains(TASK))
+        .await;
 
     // Global search finds the chat, locally.
     w.type_into("[data-test=global-search]", "wyciąg").await;
@@ -833,6 +905,21 @@ async fn the_owner_invites_works_with_a_colleague_shares_a_document_plans_and_re
         t.contains(&format!("{LEAD} potencjalny klient"))
     })
     .await;
+    w.set("[data-test=lead-stage]", "offer").await;
+    let start = Instant::now();
+    loop {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let stage = w
+            .script(
+                "return document.querySelector('[data-test=lead-stage]').value;",
+                json!([]),
+            )
+            .await;
+        if stage == json!("offer") && w.find("[data-test=error]").await.is_none() {
+            break;
+        }
+        assert!(start.elapsed() < WAIT, "the stage did not stick: {stage}");
+    }
     w.shot("13-leads").await;
     w.click("[data-test=lead-convert]").await;
     w.wait("[data-test=leads]", |t| !t.contains(LEAD)).await;
@@ -859,6 +946,9 @@ async fn the_owner_invites_works_with_a_colleague_shares_a_document_plans_and_re
         t.contains("Nieobecny: Jan Kowalczyk; zastępuje: Ewa Nowak") && t.contains("trwa")
     })
     .await;
+    w.click("[data-test=cover-end]").await;
+    w.wait("[data-test=covers]", |t| t.contains("zakończone"))
+        .await;
 
     // Jan's second laptop is stolen: the owner revokes that device only.
     let code = jan.link_device().await.unwrap();
@@ -927,6 +1017,25 @@ async fn the_owner_invites_works_with_a_colleague_shares_a_document_plans_and_re
     let refused = jan.sync().await;
     assert!(refused.is_err(), "a revoked device still syncs");
 
+    // The settings: a relay address that does not answer is refused, and the profile keeps
+    // the one it had; the right one is kept.
+    w.click("[data-test=nav-settings]").await;
+    let nowhere = format!("http://127.0.0.1:{}", free_port());
+    w.type_into("[data-test=settings-relay]", &nowhere).await;
+    w.click("[data-test=settings-relay-save]").await;
+    w.wait("[data-test=error]", |t| t.contains("unreachable"))
+        .await;
+    w.script(
+        "document.querySelector('[data-test=error] button').click();",
+        json!([]),
+    )
+    .await;
+    w.type_into("[data-test=settings-relay]", &app.relay_url)
+        .await;
+    w.click("[data-test=settings-relay-save]").await;
+    w.wait("[data-test=settings-saved]", |t| !t.is_empty())
+        .await;
+
     // The owner exports the access log; the auditor view verifies it and filters it.
     let bundle = app.dir.path().join("audyt.jsonl");
     w.click("[data-test=nav-audit]").await;
@@ -970,6 +1079,7 @@ async fn the_owner_invites_works_with_a_colleague_shares_a_document_plans_and_re
         .unwrap()
         .iter()
         .any(|m| m.name.as_deref() == Some(JAN) && !m.active));
+    assert_eq!(p.relay_url(), app.relay_url);
     for needle in [CUSTOMER, FROM_JAN, FROM_EWA, TASK, DOC] {
         let hits = contains_bytes(&app.dir.path().join("relay"), needle.as_bytes());
         assert!(hits.is_empty(), "{needle:?} in the relay's files: {hits:?}");

@@ -140,7 +140,7 @@ export function Leads({ customers, fail, changed, open }) {
           (l) => html`<tr key=${l.file}>
             <td><button class="link" onClick=${() => open(l.file)}>${l.name}</button></td>
             <td>
-              <select value=${l.stage || "new"} onChange=${(e) => act("lead_stage", { file: l.file, stage: e.target.value })()}>
+              <select data-test="lead-stage" value=${l.stage || "new"} onChange=${(e) => act("lead_stage", { file: l.file, stage: e.target.value })()}>
                 ${STAGES.map((s) => html`<option value=${s}>${t("lead-stage-" + s)}</option>`)}
               </select>
             </td>
