@@ -14,8 +14,9 @@ onboarding-code = Invitation code
 onboarding-create-submit = Found
 onboarding-join-submit = Join
 onboarding-fingerprint = This device's fingerprint
-onboarding-fingerprint-help = Read it out to the admin, who compares it and approves you. Then click "Sync".
+onboarding-fingerprint-help = Read it out to the admin, who compares it and approves you.
 onboarding-working = One moment…
+onboarding-continue = Continue
 
 ## The main window
 nav-customers = Customers

@@ -14,8 +14,9 @@ onboarding-code = Kod zaproszenia
 onboarding-create-submit = Załóż
 onboarding-join-submit = Dołącz
 onboarding-fingerprint = Odcisk tego urządzenia
-onboarding-fingerprint-help = Przeczytaj go administratorowi, który porówna go u siebie i zatwierdzi Twoje dołączenie. Potem kliknij „Synchronizuj”.
+onboarding-fingerprint-help = Przeczytaj go administratorowi, który porówna go u siebie i zatwierdzi Twoje dołączenie.
 onboarding-working = Chwileczkę…
+onboarding-continue = Dalej
 
 ## The main window
 nav-customers = Klienci

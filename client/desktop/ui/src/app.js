@@ -46,7 +46,7 @@ function Onboarding({ relay, needsPassphrase, onDone, fail }) {
       <h2>${t("onboarding-fingerprint")}</h2>
       <p class="fingerprint" data-test="fingerprint">${fingerprint}</p>
       <p>${t("onboarding-fingerprint-help")}</p>
-      <button data-test="after-join-sync" onClick=${onDone}>${t("nav-sync")}</button>
+      <button data-test="after-join-sync" onClick=${onDone}>${t("onboarding-continue")}</button>
     </section>`;
   }
   return html`<section class="card onboarding">
