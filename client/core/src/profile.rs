@@ -180,14 +180,6 @@ fn open_store(
                 Ok(s) => <[u8; 16]>::try_from(s.as_slice()).map_err(|_| {
                     ClientError::Invalid(format!("{} is damaged", salt_path.display()))
                 })?,
-                Err(_) if create => {
-                    let mut s = [0u8; 16];
-                    rand_core::RngCore::fill_bytes(&mut OsRng, &mut s);
-                    std::fs::write(&salt_path, s).map_err(|e| {
-                        ClientError::Invalid(format!("cannot write {}: {e}", salt_path.display()))
-                    })?;
-                    s
-                }
                 Err(e) => {
                     return Err(ClientError::Invalid(format!(
                         "cannot read {}: {e}",

@@ -50,6 +50,13 @@ pub struct FileAccess {
     pub members: Vec<MemberId>,
 }
 
+/// A rotation's progress, sent to the window as `revoke-progress` events.
+fn rotation_progress(app: &AppHandle) -> impl FnMut(&RotationProgress) + '_ {
+    move |r| {
+        let _ = app.emit("revoke-progress", r);
+    }
+}
+
 fn member_id(
     p: &Profile,
     m: &str,
@@ -167,9 +174,7 @@ pub async fn revoke(
 ) -> Answer<RotationReport> {
     with(&desk, async move |p: &mut Profile| {
         let m = member_id(p, &member)?;
-        let mut progress = |r: &RotationProgress| {
-            let _ = app.emit("revoke-progress", r);
-        };
+        let mut progress = rotation_progress(&app);
         p.revoke_member(m, &mut progress).await
     })
     .await
@@ -185,9 +190,7 @@ pub async fn revoke_device(
 ) -> Answer<RotationReport> {
     with(&desk, async move |p: &mut Profile| {
         let d = p.resolve_device(&device)?;
-        let mut progress = |r: &RotationProgress| {
-            let _ = app.emit("revoke-progress", r);
-        };
+        let mut progress = rotation_progress(&app);
         p.revoke_device(d, &mut progress).await
     })
     .await
@@ -221,9 +224,7 @@ pub async fn cover_grant(
 #[tauri::command]
 pub async fn cover_end(app: AppHandle, desk: State<'_, Desk>, id: u64) -> Answer<RotationReport> {
     with(&desk, async move |p: &mut Profile| {
-        let mut progress = |r: &RotationProgress| {
-            let _ = app.emit("revoke-progress", r);
-        };
+        let mut progress = rotation_progress(&app);
         p.end_cover(id, &mut progress).await
     })
     .await

@@ -4,6 +4,7 @@
 
 use crate::commands::{file_id, open_file, with, Answer, Desk};
 use ledgerline_client_core::profile::{ClientError, DocumentManifest, Phase, Profile, Progress};
+use ledgerline_client_core::protocol::ids::FileId;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -77,16 +78,34 @@ pub async fn doc_upload(
     year: Option<u16>,
     token: String,
 ) -> Answer<DocumentManifest> {
-    let file = file_id(&file)?;
-    let path = PathBuf::from(path);
-    if !path.is_file() {
-        return Err("only a file can be uploaded (not a folder)".into());
-    }
-    let progress = progress(app, token);
+    let (file, path, progress) = upload_args(app, &file, path, token)?;
     with(&desk, async move |p: &mut Profile| {
         p.upload_document(file, &path, year, progress).await
     })
     .await
+}
+
+/// What an upload starts from: the customer file, a path that is a file, the progress.
+fn upload_args(
+    app: AppHandle,
+    file: &str,
+    path: String,
+    token: String,
+) -> Answer<(FileId, PathBuf, Progress)> {
+    let path = PathBuf::from(path);
+    if !path.is_file() {
+        return Err("only a file can be uploaded (not a folder)".into());
+    }
+    Ok((file_id(file)?, path, progress(app, token)))
+}
+
+/// The manifest of `document` (an id or a name) in `file`.
+fn manifest(p: &Profile, file: FileId, document: &str) -> Result<DocumentManifest, ClientError> {
+    let id = p.resolve_document(file, document)?;
+    p.documents(file)
+        .into_iter()
+        .find(|d| d.document == id)
+        .ok_or_else(|| ClientError::NotFound("unknown document".into()))
 }
 
 /// Uploads the file at `path` into a customer file and attaches it to the customer's
@@ -101,12 +120,7 @@ pub async fn chat_attach(
 ) -> Answer<u64> {
     use ledgerline_client_core::profile::Conversation;
     use ledgerline_client_core::room::RoomEvent;
-    let file = file_id(&file)?;
-    let path = PathBuf::from(path);
-    if !path.is_file() {
-        return Err("only a file can be attached (not a folder)".into());
-    }
-    let progress = progress(app, token);
+    let (file, path, progress) = upload_args(app, &file, path, token)?;
     with(&desk, async move |p: &mut Profile| {
         let m = p.upload_document(file, &path, None, progress).await?;
         p.send(
@@ -139,17 +153,12 @@ pub async fn doc_download(
         .map_err(|e| format!("no Downloads folder: {e}"))?;
     let progress = progress(app, token);
     with(&desk, async move |p: &mut Profile| {
-        let id = p.resolve_document(file, &document)?;
-        let name = p
-            .documents(file)
-            .into_iter()
-            .find(|d| d.document == id)
-            .map(|d| d.name)
-            .unwrap_or_default();
+        let m = manifest(p, file, &document)?;
         std::fs::create_dir_all(&dir)
             .map_err(|e| ClientError::Invalid(format!("cannot create {}: {e}", dir.display())))?;
-        let out = free_name(&dir, &name);
-        p.download_document(file, id, &out, progress).await?;
+        let out = free_name(&dir, &m.name);
+        p.download_document(file, m.document, &out, progress)
+            .await?;
         Ok(out.display().to_string())
     })
     .await
@@ -178,12 +187,7 @@ pub async fn doc_preview(desk: State<'_, Desk>, file: String, document: String) 
     use base64::Engine;
     let file = file_id(&file)?;
     with(&desk, async move |p: &mut Profile| {
-        let id = p.resolve_document(file, &document)?;
-        let m = p
-            .documents(file)
-            .into_iter()
-            .find(|d| d.document == id)
-            .ok_or_else(|| ClientError::NotFound("unknown document".into()))?;
+        let m = manifest(p, file, &document)?;
         let mime = image_type(&m.name).ok_or_else(|| {
             ClientError::Invalid("only images (PNG, JPEG, GIF, WebP) are shown here".into())
         })?;
@@ -194,7 +198,7 @@ pub async fn doc_preview(desk: State<'_, Desk>, file: String, document: String) 
         }
         let scratch = tempfile::NamedTempFile::new_in(p.dir())
             .map_err(|e| ClientError::Invalid(format!("no room for a preview: {e}")))?;
-        p.download_document(file, id, scratch.path(), Arc::new(|_, _, _| {}))
+        p.download_document(file, m.document, scratch.path(), Arc::new(|_, _, _| {}))
             .await?;
         let bytes = std::fs::read(scratch.path())
             .map_err(|e| ClientError::Invalid(format!("preview: {e}")))?;

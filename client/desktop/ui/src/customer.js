@@ -42,42 +42,15 @@ function Timeline({ file, version, fail, changed }) {
 function Chat({ file, version, fail, changed, me }) {
   const [messages, setMessages] = useState(null);
   const [text, setText] = useState("");
-  const [over, setOver] = useState(false);
-  const [transfers, start, end] = useTransfers();
+  const [transfers, run] = useTransfers(fail);
   // A file dropped on the chat: encrypted into the customer's documents and attached here.
-  useEffect(() => {
-    const stops = [
-      listen("tauri://drag-enter", () => setOver(true)),
-      listen("tauri://drag-leave", () => setOver(false)),
-      listen("tauri://drag-drop", async (p) => {
-        setOver(false);
-        for (const path of p.paths || []) {
-          const token = `att-${++transferCount}`;
-          start(token, path.split(/[\\/]/).pop());
-          try {
-            await invoke("chat_attach", { file, path, token });
-            end(token, t("doc-uploaded"));
-            changed();
-          } catch (err) {
-            end(token, String(err));
-            fail(err);
-          }
-        }
-      }),
-    ];
-    return () => stops.forEach((s) => s());
-  }, [file]);
-  const fetchDoc = async (m) => {
-    const token = `get-${++transferCount}`;
-    start(token, m.body);
-    try {
-      const where = await invoke("doc_download", { file, document: m.attachment, token });
-      end(token, t("doc-saved", { path: where }));
-    } catch (err) {
-      end(token, String(err));
-      fail(err);
+  const over = useDrop(async (paths) => {
+    for (const path of paths) {
+      if (await run("att", baseName(path), "chat_attach", { file, path }, () => t("doc-uploaded"))) changed();
     }
-  };
+  });
+  const fetchDoc = (m) =>
+    run("get", m.body, "doc_download", { file, document: m.attachment }, (where) => t("doc-saved", { path: where }));
   // What the composer does: a new message, a reply to `seq`, or an edit of `seq`.
   const [mode, setMode] = useState({ kind: "new" });
   useEffect(() => {
@@ -152,14 +125,7 @@ function Chat({ file, version, fail, changed, me }) {
           }}>×</button>
         </div>`
       : null}
-    <div class="transfers" data-test="chat-transfers">
-      ${Object.entries(transfers).map(
-        ([token, x]) => html`<div key=${token} class="transfer">
-          <${Bar} name=${"progress-" + token} label=${x.label} done=${x.finished && !x.total ? 1 : x.done} total=${x.finished && !x.total ? 1 : x.total} />
-          ${x.result ? html`<span class="muted" data-test=${"result-" + token}>${x.result}</span>` : null}
-        </div>`,
-      )}
-    </div>
+    <${Transfers} name="chat-transfers" transfers=${transfers} />
     <p class="muted hint">${t("chat-drop-hint")}</p>
     <form class="composer" onSubmit=${send}>
       <input data-test="chat-input" value=${text} placeholder=${t("chat-placeholder")} onInput=${(e) => setText(e.target.value)} />
@@ -168,8 +134,10 @@ function Chat({ file, version, fail, changed, me }) {
   </div>`;
 }
 
-/// Transfers in flight, by token, fed by the `doc-progress` events.
-function useTransfers() {
+/// Transfers in flight, by token, fed by the `doc-progress` events. `run(prefix, label,
+/// command, args, said)` invokes a transfer command under a new token and records how it
+/// ended (`said(answer)` on success); it resolves to whether it succeeded.
+function useTransfers(fail) {
   const [transfers, setTransfers] = useState({});
   useEffect(
     () =>
@@ -178,10 +146,56 @@ function useTransfers() {
       ),
     [],
   );
-  const start = (token, label) => setTransfers((all) => ({ ...all, [token]: { label, done: 0, total: 0, phase: "" } }));
   const end = (token, result) => setTransfers((all) => ({ ...all, [token]: { ...all[token], result, finished: true } }));
-  return [transfers, start, end];
+  const run = async (prefix, label, command, args, said) => {
+    const token = `${prefix}-${++transferCount}`;
+    setTransfers((all) => ({ ...all, [token]: { label, done: 0, total: 0, phase: "" } }));
+    try {
+      end(token, said(await invoke(command, { ...args, token })));
+      return true;
+    } catch (err) {
+      end(token, String(err));
+      fail(err);
+      return false;
+    }
+  };
+  return [transfers, run];
 }
+
+/// The bars of `transfers`, each with how it ended.
+function Transfers({ name, transfers }) {
+  return html`<div class="transfers" data-test=${name}>
+    ${Object.entries(transfers).map(
+      ([token, x]) => html`<div key=${token} class="transfer">
+        <${Bar} name=${"progress-" + token} label=${x.label} done=${x.finished && !x.total ? 1 : x.done} total=${x.finished && !x.total ? 1 : x.total} />
+        ${x.result ? html`<span class="muted" data-test=${"result-" + token}>${x.result}</span>` : null}
+      </div>`,
+    )}
+  </div>`;
+}
+
+/// Files dropped on the window go to `onPaths` (Tauri gives their paths; the web view
+/// never reads them); returns whether a drag is over the window. The latest `onPaths`
+/// is called, so it sees the current render's state.
+function useDrop(onPaths) {
+  const [over, setOver] = useState(false);
+  const handler = useRef(onPaths);
+  handler.current = onPaths;
+  useEffect(() => {
+    const stops = [
+      listen("tauri://drag-enter", () => setOver(true)),
+      listen("tauri://drag-leave", () => setOver(false)),
+      listen("tauri://drag-drop", (p) => {
+        setOver(false);
+        handler.current(p.paths || []);
+      }),
+    ];
+    return () => stops.forEach((s) => s());
+  }, []);
+  return over;
+}
+
+const baseName = (path) => path.split(/[\\/]/).pop();
 
 let transferCount = 0;
 // What the window shows itself (client/desktop/src/documents.rs decides; this only hides
@@ -192,52 +206,19 @@ const MAX_PREVIEW = 16 << 20;
 function Documents({ file, version, fail, changed }) {
   const [docs, setDocs] = useState(null);
   const [year, setYear] = useState("");
-  const [over, setOver] = useState(false);
   const [preview, setPreview] = useState(null);
-  const [transfers, start, end] = useTransfers();
-  // The year as typed now (a drop's listener outlives the render that made it).
-  const yearNow = useRef("");
-  yearNow.current = year;
+  const [transfers, run] = useTransfers(fail);
   useEffect(() => {
     invoke("documents", { file }).then(setDocs, fail);
   }, [file, version]);
 
   const upload = async (path) => {
-    const token = `up-${++transferCount}`;
-    start(token, path.split(/[\\/]/).pop());
-    try {
-      const y = yearNow.current.trim() ? Number(yearNow.current) : null;
-      await invoke("doc_upload", { file, path, year: y, token });
-      end(token, t("doc-uploaded"));
-      changed();
-    } catch (err) {
-      end(token, String(err));
-      fail(err);
-    }
+    const y = year.trim() ? Number(year) : null;
+    if (await run("up", baseName(path), "doc_upload", { file, path, year: y }, () => t("doc-uploaded"))) changed();
   };
-  const download = async (d) => {
-    const token = `down-${++transferCount}`;
-    start(token, d.name);
-    try {
-      const where = await invoke("doc_download", { file, document: d.document, token });
-      end(token, t("doc-saved", { path: where }));
-    } catch (err) {
-      end(token, String(err));
-      fail(err);
-    }
-  };
-  // Files dropped on the window (Tauri gives their paths; the webview never reads them).
-  useEffect(() => {
-    const stops = [
-      listen("tauri://drag-enter", () => setOver(true)),
-      listen("tauri://drag-leave", () => setOver(false)),
-      listen("tauri://drag-drop", (p) => {
-        setOver(false);
-        for (const path of p.paths || []) upload(path);
-      }),
-    ];
-    return () => stops.forEach((s) => s());
-  }, [file]);
+  const download = (d) =>
+    run("down", d.name, "doc_download", { file, document: d.document }, (where) => t("doc-saved", { path: where }));
+  const over = useDrop((paths) => paths.forEach(upload));
 
   const show = async (d) => {
     try {
@@ -268,14 +249,7 @@ function Documents({ file, version, fail, changed }) {
         <input data-test="doc-year" type="number" min="1900" max="2999" placeholder=${new Date().getFullYear()} value=${year} onInput=${(e) => setYear(e.target.value)} />
       </label>
     </div>
-    <div class="transfers" data-test="transfers">
-      ${Object.entries(transfers).map(
-        ([token, x]) => html`<div key=${token} class="transfer">
-          <${Bar} name=${"progress-" + token} label=${x.label} done=${x.finished && !x.total ? 1 : x.done} total=${x.finished && !x.total ? 1 : x.total} />
-          ${x.result ? html`<span class="muted" data-test=${"result-" + token}>${x.result}</span>` : null}
-        </div>`,
-      )}
-    </div>
+    <${Transfers} name="transfers" transfers=${transfers} />
     ${docs && !docs.length ? html`<p class="muted">${t("doc-none")}</p>` : null}
     <table class="grid" data-test="documents">
       <tbody>

@@ -59,6 +59,12 @@ function Approve({ invitations, fail, changed }) {
   </div>`;
 }
 
+/// A rotation's two bars: member keys, then customer files (`revoke-progress` events).
+function RotationBars({ name, progress }) {
+  return html`<${Bar} name=${name + "-keys"} label=${t("revoke-progress-keys")} done=${progress.member_keys_done} total=${progress.member_keys_total} />
+    <${Bar} name=${name + "-files"} label=${t("revoke-progress-files")} done=${progress.files_done} total=${progress.files_total} />`;
+}
+
 /// Revoking a member: what will be rotated, a confirmation, then the progress.
 function Revoke({ member, fail, done }) {
   const [plan, setPlan] = useState(null);
@@ -87,10 +93,7 @@ function Revoke({ member, fail, done }) {
         <ul>${plan.files.map(([id, n]) => html`<li key=${id}>${n || short(id)}</li>`)}</ul>
       </li>
     </ul>
-    ${progress
-      ? html`<${Bar} name="revoke-keys" label=${t("revoke-progress-keys")} done=${progress.member_keys_done} total=${progress.member_keys_total} />
-          <${Bar} name="revoke-files" label=${t("revoke-progress-files")} done=${progress.files_done} total=${progress.files_total} />`
-      : null}
+    ${progress ? html`<${RotationBars} name="revoke" progress=${progress} />` : null}
     ${report
       ? html`<p data-test="revoke-done">${t("revoke-done", { files: report.files, keys: report.member_keys })}</p>
           <button data-test="revoke-close" onClick=${done}>${t("dialog-close")}</button>`
@@ -120,10 +123,7 @@ function RevokeDevice({ what, fail, done }) {
   return html`<div class="dialog" data-test="revoke-device-dialog" role="dialog">
     <h3>${t("revoke-device-title", { device: short(what.device.id), name })}</h3>
     <p>${t("revoke-device-help", { name })}</p>
-    ${progress
-      ? html`<${Bar} name="revoke-device-keys" label=${t("revoke-progress-keys")} done=${progress.member_keys_done} total=${progress.member_keys_total} />
-          <${Bar} name="revoke-device-files" label=${t("revoke-progress-files")} done=${progress.files_done} total=${progress.files_total} />`
-      : null}
+    ${progress ? html`<${RotationBars} name="revoke-device" progress=${progress} />` : null}
     ${report
       ? html`<p data-test="revoke-device-done">${t("revoke-done", { files: report.files, keys: report.member_keys })}</p>
           <button data-test="revoke-device-close" onClick=${done}>${t("dialog-close")}</button>`
