@@ -846,16 +846,33 @@ fn unlock(dir: &std::path::Path, creating: bool, no_keyring: bool) -> Result<Unl
             "the local store needs a key: no OS keyring is available, so set LEDGERLINE_PASSPHRASE or run on a terminal",
         ));
     }
-    let prompt = if creating {
-        "New passphrase for this device's store: "
+    let p = if creating {
+        new_passphrase("New passphrase for this device's store: ")?
     } else {
-        "Passphrase: "
+        read_secret("Passphrase: ")?
     };
-    let p = Zeroizing::new(read_line(prompt)?);
     if p.is_empty() {
         return Err(usage("an empty passphrase is not allowed"));
     }
     Ok(Unlock::Passphrase(p))
+}
+
+/// Reads a secret from the terminal without echoing it (the prompt and the answer go through
+/// the controlling terminal, not stdout, so `--json` output stays clean).
+fn read_secret(prompt: &str) -> Result<Zeroizing<String>, Failure> {
+    rpassword::prompt_password(prompt)
+        .map(Zeroizing::new)
+        .map_err(|e| usage(format!("cannot read the terminal: {e}")))
+}
+
+/// A new passphrase, typed twice: a typo here would lock the store for good.
+fn new_passphrase(prompt: &str) -> Result<Zeroizing<String>, Failure> {
+    let a = read_secret(prompt)?;
+    let b = read_secret("The same passphrase again: ")?;
+    if a != b {
+        return Err(usage("the two passphrases differ; nothing was changed"));
+    }
+    Ok(a)
 }
 
 fn read_line(prompt: &str) -> Result<String, Failure> {
@@ -951,14 +968,7 @@ async fn run(cli: Cli) -> Result<Output, Failure> {
             let p = Profile::open(&dir, Unlock::Passphrase(old.clone()))?;
             let new = match std::env::var("LEDGERLINE_NEW_PASSPHRASE") {
                 Ok(n) if !n.is_empty() => Zeroizing::new(n),
-                _ if std::io::stdin().is_terminal() => {
-                    let a = Zeroizing::new(read_line("New passphrase: ")?);
-                    let b = Zeroizing::new(read_line("The new passphrase again: ")?);
-                    if a != b {
-                        return Err(usage("the two new passphrases differ"));
-                    }
-                    a
-                }
+                _ if std::io::stdin().is_terminal() => new_passphrase("New passphrase: ")?,
                 _ => return Err(usage("set LEDGERLINE_NEW_PASSPHRASE or run on a terminal")),
             };
             p.change_passphrase(&old, &new)?;

@@ -3084,3 +3084,117 @@ async fn the_store_passphrase_changes_without_rewriting_the_store() {
     assert_eq!(r.code, 0, "{}", r.stderr);
     relay.stop().await;
 }
+
+/// Runs `ledgerline ARGS` on a pseudo-terminal (util-linux `script`), answers each prompt
+/// with its line once the prompt is on the screen, and returns the exit code and everything
+/// the terminal showed.
+async fn on_terminal(profile: &Path, args: &[&str], answers: &[(&str, &str)]) -> (i32, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let quote = |s: &str| format!("'{}'", s.replace('\'', r"'\''"));
+    let mut line = vec![
+        quote(env!("CARGO_BIN_EXE_ledgerline")),
+        "--profile".into(),
+        quote(&profile.display().to_string()),
+    ];
+    line.extend(args.iter().map(|a| quote(a)));
+    let mut child = tokio::process::Command::new("script")
+        .args(["-qfec", &line.join(" "), "/dev/null"])
+        .env_remove("LEDGERLINE_PASSPHRASE")
+        .env_remove("LEDGERLINE_RELAY")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let mut screen = Vec::new();
+    let mut buf = [0u8; 4096];
+    for (prompt, answer) in answers {
+        while !String::from_utf8_lossy(&screen).contains(prompt) {
+            let n = tokio::time::timeout(Duration::from_secs(30), stdout.read(&mut buf))
+                .await
+                .unwrap_or_else(|_| {
+                    panic!(
+                        "no prompt {prompt:?}; the screen: {}",
+                        String::from_utf8_lossy(&screen)
+                    )
+                })
+                .unwrap();
+            assert!(
+                n > 0,
+                "ended before {prompt:?}: {}",
+                String::from_utf8_lossy(&screen)
+            );
+            screen.extend_from_slice(&buf[..n]);
+        }
+        // Answer only this prompt: the next one must appear after it.
+        screen.clear();
+        stdin
+            .write_all(format!("{answer}\n").as_bytes())
+            .await
+            .unwrap();
+    }
+    tokio::time::timeout(Duration::from_secs(60), stdout.read_to_end(&mut screen))
+        .await
+        .expect("ledgerline hung")
+        .unwrap();
+    let status = child.wait().await.unwrap();
+    (
+        status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&screen).into_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_passphrase_typed_on_a_terminal_is_not_echoed_and_is_asked_twice() {
+    const TYPED: &str = "tajne-haslo-4711";
+    let dir = tempfile::tempdir().unwrap();
+    let mut relay = Relay::start(&dir.path().join("relay"), "127.0.0.1:0".parse().unwrap()).await;
+    let url = relay.url();
+    let create = [
+        "--no-keyring",
+        "firm",
+        "create",
+        "--relay",
+        &url,
+        "--firm",
+        "K",
+        "--me",
+        "Ewa",
+    ];
+    // Two different answers: refused, and no profile is left half made.
+    let typo = dir.path().join("typo");
+    let (code, screen) = on_terminal(
+        &typo,
+        &create,
+        &[("store: ", TYPED), ("again: ", "tajne-haslo-4712")],
+    )
+    .await;
+    assert_eq!(code, 2, "{screen}");
+    assert!(screen.contains("differ"), "{screen}");
+    assert!(!typo
+        .join(ledgerline_client_core::profile::STORE_FILE)
+        .exists());
+    // The same answer twice: the firm is founded, and the terminal never showed it.
+    let owner = dir.path().join("owner");
+    let (code, screen) =
+        on_terminal(&owner, &create, &[("store: ", TYPED), ("again: ", TYPED)]).await;
+    assert_eq!(code, 0, "{screen}");
+    assert!(
+        !screen.contains(TYPED),
+        "the passphrase was echoed: {screen}"
+    );
+    // Opening asks once, again without echo.
+    let (code, screen) = on_terminal(&owner, &["whoami"], &[("Passphrase: ", TYPED)]).await;
+    assert_eq!(code, 0, "{screen}");
+    assert!(screen.contains("fingerprint:"), "{screen}");
+    assert!(
+        !screen.contains(TYPED),
+        "the passphrase was echoed: {screen}"
+    );
+    let mut c = command(&owner, &["whoami"]);
+    c.env("LEDGERLINE_PASSPHRASE", TYPED);
+    assert_eq!(run_with(c).await.code, 0);
+    relay.stop().await;
+}
