@@ -295,6 +295,16 @@ fn roster_subjects(roster: &Roster, kind: &EventKind) -> Vec<(SubjectKind, [u8; 
             .unwrap_or_default(),
         EventKind::RetentionSet { file, .. } => vec![(SubjectKind::File, file.0)],
         EventKind::LogKeySet { .. } => vec![],
+        EventKind::TeamCreated { team, .. }
+        | EventKind::TeamRenamed { team, .. }
+        | EventKind::TeamDeleted { team } => vec![(SubjectKind::Team, team.0)],
+        EventKind::TeamMemberAdded { team, member }
+        | EventKind::TeamMemberRemoved { team, member } => {
+            vec![(SubjectKind::Team, team.0), (SubjectKind::Member, member.0)]
+        }
+        EventKind::FileTeamGranted { file, team } | EventKind::FileTeamRemoved { file, team } => {
+            vec![(SubjectKind::File, file.0), (SubjectKind::Team, team.0)]
+        }
     }
 }
 

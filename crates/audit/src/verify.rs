@@ -472,6 +472,19 @@ fn describe(kind: &EventKind) -> String {
             "recorded the relay's audit-log key {}",
             hex::encode(key.as_bytes())
         ),
+        EventKind::TeamCreated { team, .. } => format!("created team {team}"),
+        EventKind::TeamRenamed { team, .. } => format!("renamed team {team}"),
+        EventKind::TeamDeleted { team } => format!("deleted team {team}"),
+        EventKind::TeamMemberAdded { team, member } => {
+            format!("added member {member} to team {team}")
+        }
+        EventKind::TeamMemberRemoved { team, member } => {
+            format!("removed member {member} from team {team}")
+        }
+        EventKind::FileTeamGranted { file, team } => format!("granted file {file} to team {team}"),
+        EventKind::FileTeamRemoved { file, team } => {
+            format!("removed team {team} from file {file}")
+        }
         EventKind::RetentionSet { file, policy } => format!(
             "set the retention of file {file}: chat {} months, documents {} years{}",
             policy.chat_months,
@@ -1601,6 +1614,7 @@ fn kind_name(k: SubjectKind) -> &'static str {
         SubjectKind::Document => "document",
         SubjectKind::Member => "member",
         SubjectKind::Device => "device",
+        SubjectKind::Team => "team",
     }
 }
 

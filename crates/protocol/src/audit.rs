@@ -39,6 +39,8 @@ pub enum SubjectKind {
     Member = 5,
     /// A device.
     Device = 6,
+    /// A team.
+    Team = 7,
 }
 
 impl SubjectKind {
@@ -50,6 +52,7 @@ impl SubjectKind {
             4 => Self::Document,
             5 => Self::Member,
             6 => Self::Device,
+            7 => Self::Team,
             _ => return Err(DecodeError::InvalidValue("subject kind")),
         })
     }

@@ -27,6 +27,8 @@ pub const CTX_INVITE_CODE: &str = "ledgerline/v1/invite-code";
 pub const CTX_INVITE_ID: &str = "ledgerline/v1/invite-id";
 /// Hash context of a multipart document's parts root (`documents.md`).
 pub const CTX_DOCUMENT_PARTS: &str = "ledgerline/v1/document-parts";
+/// Hash context of a team name's commitment in the roster (`roster.md`).
+pub const CTX_TEAM_NAME: &str = "ledgerline/v1/team-name";
 /// HKDF info of the key that seals join requests (`invites.md`).
 pub const INFO_INVITE_KEY: &str = "ledgerline/v1/invite-key";
 
@@ -36,6 +38,8 @@ pub const INFO_MEMBER_KEY_WRAP: &str = "ledgerline/v1/member-key-wrap";
 pub const INFO_SEALED_TO_DEVICE: &str = "ledgerline/v1/sealed-to-device";
 /// HKDF info of the key-encryption key derived from a member key for epoch keys.
 pub const INFO_KEK_EPOCH_KEY: &str = "ledgerline/v1/kek/epoch-key";
+/// HKDF info of the key-encryption key derived from a member key for team keys.
+pub const INFO_KEK_TEAM_KEY: &str = "ledgerline/v1/kek/team-key";
 /// HKDF info of the key-encryption key derived from an epoch key for its predecessor.
 pub const INFO_KEK_EPOCH_CHAIN: &str = "ledgerline/v1/kek/epoch-chain";
 /// HKDF info of the record key derived from an epoch key (`records.md`).

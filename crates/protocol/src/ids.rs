@@ -98,6 +98,10 @@ opaque_id!(
     FileId
 );
 opaque_id!(
+    /// A team of members (payroll, VAT, …) that customer files can be granted to.
+    TeamId
+);
+opaque_id!(
     /// A record inside a customer file.
     RecordId
 );

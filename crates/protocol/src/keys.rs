@@ -206,6 +206,10 @@ symmetric_secret!(
     MemberKey
 );
 symmetric_secret!(
+    /// A team's symmetric key, wrapped under each holder's member key.
+    TeamKey
+);
+symmetric_secret!(
     /// A customer file's key for one epoch.
     EpochKey
 );

@@ -5,10 +5,10 @@
 //! refusing the first event that breaks a rule, and then answers membership questions,
 //! including "was device D allowed to read file F at time T".
 
-use crate::constants::{CTX_DEVICE_CERT, CTX_ROSTER_EVENT, CTX_ROSTER_HASH};
+use crate::constants::{CTX_DEVICE_CERT, CTX_ROSTER_EVENT, CTX_ROSTER_HASH, CTX_TEAM_NAME};
 use crate::crypto;
 use crate::encoding::{DecodeError, Reader, Writer};
-use crate::ids::{DeviceId, FileId, FirmId, MemberId};
+use crate::ids::{DeviceId, FileId, FirmId, MemberId, TeamId};
 use crate::keys::{verifying_key_from_bytes, MasterSigningKey, VerifyingKey, WrapPublicKey};
 use crate::retention::RetentionPolicy;
 use crate::PROTOCOL_VERSION;
@@ -189,6 +189,67 @@ pub enum EventKind {
         /// The log's Ed25519 public key.
         key: VerifyingKey,
     },
+    /// A team is founded. Its name travels encrypted; the roster holds a commitment to it
+    /// ([`team_name_commitment`]).
+    TeamCreated {
+        /// New team.
+        team: TeamId,
+        /// Commitment to the team's name.
+        name: [u8; 32],
+    },
+    /// A team's name changes.
+    TeamRenamed {
+        /// Team.
+        team: TeamId,
+        /// Commitment to the new name.
+        name: [u8; 32],
+    },
+    /// A team is dissolved; final. Its memberships and file grants end.
+    TeamDeleted {
+        /// Team.
+        team: TeamId,
+    },
+    /// A member joins a team (and from now on reads the team's files).
+    TeamMemberAdded {
+        /// Team.
+        team: TeamId,
+        /// Member.
+        member: MemberId,
+    },
+    /// A member leaves a team.
+    TeamMemberRemoved {
+        /// Team.
+        team: TeamId,
+        /// Member.
+        member: MemberId,
+    },
+    /// A team's members may read and write a customer file from now on.
+    FileTeamGranted {
+        /// File.
+        file: FileId,
+        /// Team.
+        team: TeamId,
+    },
+    /// A team's access to a customer file ends.
+    FileTeamRemoved {
+        /// File.
+        file: FileId,
+        /// Team.
+        team: TeamId,
+    },
+}
+
+/// The commitment a roster keeps to a team's name:
+/// `SHA-256(CTX_TEAM_NAME || 0x00 || team || salt || name)`. The name and the 16-byte salt
+/// travel encrypted between devices; a device shows a name only if it matches the roster.
+pub fn team_name_commitment(team: &TeamId, salt: &[u8; 16], name: &str) -> [u8; 32] {
+    crypto::sha256(&[
+        CTX_TEAM_NAME.as_bytes(),
+        &[0],
+        &team.0,
+        salt,
+        name.as_bytes(),
+    ])
 }
 
 impl EventKind {
@@ -206,6 +267,13 @@ impl EventKind {
             Self::CoverEnded { .. } => 10,
             Self::RetentionSet { .. } => 11,
             Self::LogKeySet { .. } => 12,
+            Self::TeamCreated { .. } => 13,
+            Self::TeamRenamed { .. } => 14,
+            Self::TeamDeleted { .. } => 15,
+            Self::TeamMemberAdded { .. } => 16,
+            Self::TeamMemberRemoved { .. } => 17,
+            Self::FileTeamGranted { .. } => 18,
+            Self::FileTeamRemoved { .. } => 19,
         }
     }
 
@@ -267,11 +335,24 @@ impl EventKind {
             Self::LogKeySet { key } => {
                 w.fixed(key.as_bytes());
             }
+            Self::TeamCreated { team, name } | Self::TeamRenamed { team, name } => {
+                w.fixed(&team.0).fixed(name);
+            }
+            Self::TeamDeleted { team } => {
+                w.fixed(&team.0);
+            }
+            Self::TeamMemberAdded { team, member } | Self::TeamMemberRemoved { team, member } => {
+                w.fixed(&team.0).fixed(&member.0);
+            }
+            Self::FileTeamGranted { file, team } | Self::FileTeamRemoved { file, team } => {
+                w.fixed(&file.0).fixed(&team.0);
+            }
         }
     }
 
     fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         let member = |r: &mut Reader<'_>| r.array("member").map(MemberId);
+        let team = |r: &mut Reader<'_>| r.array("team").map(TeamId);
         let key =
             |r: &mut Reader<'_>, what| r.array(what).and_then(|b| verifying_key_from_bytes(&b));
         Ok(match r.u8("kind")? {
@@ -332,6 +413,31 @@ impl EventKind {
             },
             12 => Self::LogKeySet {
                 key: key(r, "log_key")?,
+            },
+            13 => Self::TeamCreated {
+                team: team(r)?,
+                name: r.array("team_name")?,
+            },
+            14 => Self::TeamRenamed {
+                team: team(r)?,
+                name: r.array("team_name")?,
+            },
+            15 => Self::TeamDeleted { team: team(r)? },
+            16 => Self::TeamMemberAdded {
+                team: team(r)?,
+                member: member(r)?,
+            },
+            17 => Self::TeamMemberRemoved {
+                team: team(r)?,
+                member: member(r)?,
+            },
+            18 => Self::FileTeamGranted {
+                file: FileId(r.array("file")?),
+                team: team(r)?,
+            },
+            19 => Self::FileTeamRemoved {
+                file: FileId(r.array("file")?),
+                team: team(r)?,
             },
             _ => return Err(DecodeError::InvalidValue("kind")),
         })
@@ -629,6 +735,15 @@ impl Cover {
     }
 }
 
+/// A team as the folded roster knows it.
+#[derive(Debug, Clone)]
+pub struct TeamState {
+    /// Commitment to the current name ([`team_name_commitment`]).
+    pub name: [u8; 32],
+    /// From creation to deletion.
+    pub active: Interval,
+}
+
 /// The verified roster: the chain and its folded state.
 #[derive(Debug, Clone)]
 pub struct Roster {
@@ -639,6 +754,9 @@ pub struct Roster {
     members: BTreeMap<MemberId, MemberState>,
     devices: BTreeMap<DeviceId, DeviceState>,
     grants: BTreeMap<(FileId, MemberId), Vec<Interval>>,
+    teams: BTreeMap<TeamId, TeamState>,
+    team_members: BTreeMap<(TeamId, MemberId), Vec<Interval>>,
+    team_grants: BTreeMap<(FileId, TeamId), Vec<Interval>>,
     covers: BTreeMap<u64, Cover>,
     /// The relay's audit-log keys as admins recorded them, in order: `(seq, key)`.
     log_keys: Vec<(u64, VerifyingKey)>,
@@ -691,6 +809,9 @@ impl Roster {
             members,
             devices: BTreeMap::new(),
             grants: BTreeMap::new(),
+            teams: BTreeMap::new(),
+            team_members: BTreeMap::new(),
+            team_grants: BTreeMap::new(),
             covers: BTreeMap::new(),
             retention: BTreeMap::new(),
             log_keys: Vec::new(),
@@ -801,9 +922,12 @@ impl Roster {
                 }
                 for ((_, m), intervals) in self.grants.iter_mut() {
                     if m == member {
-                        if let Some(last) = intervals.last_mut() {
-                            last.until.get_or_insert(now);
-                        }
+                        end_open(intervals, now);
+                    }
+                }
+                for ((_, m), intervals) in self.team_members.iter_mut() {
+                    if m == member {
+                        end_open(intervals, now);
                     }
                 }
             }
@@ -929,7 +1053,7 @@ impl Roster {
             EventKind::RetentionSet { file, policy } => {
                 require(signer_is_admin, RosterError::Unauthorized { seq })?;
                 require(
-                    policy.is_valid() && self.grants.keys().any(|(f, _)| f == file),
+                    policy.is_valid() && self.files().contains(file),
                     RosterError::BadRetention { seq },
                 )?;
                 let history = self.retention.entry(*file).or_default();
@@ -944,6 +1068,83 @@ impl Roster {
                     return Err(RosterError::Duplicate { seq });
                 }
                 self.log_keys.push((seq, *key));
+            }
+            EventKind::TeamCreated { team, name } => {
+                require(signer_is_admin, RosterError::Unauthorized { seq })?;
+                if let Some(t) = self.teams.get(team) {
+                    return Err(if t.active.until.is_some() {
+                        RosterError::AfterRevocation { seq }
+                    } else {
+                        RosterError::Duplicate { seq }
+                    });
+                }
+                self.teams.insert(
+                    *team,
+                    TeamState {
+                        name: *name,
+                        active: Interval {
+                            from: now,
+                            until: None,
+                        },
+                    },
+                );
+            }
+            EventKind::TeamRenamed { team, name } => {
+                require(signer_is_admin, RosterError::Unauthorized { seq })?;
+                require(
+                    self.active_team(team, seq)?.name != *name,
+                    RosterError::Duplicate { seq },
+                )?;
+                if let Some(t) = self.teams.get_mut(team) {
+                    t.name = *name;
+                }
+            }
+            EventKind::TeamDeleted { team } => {
+                require(signer_is_admin, RosterError::Unauthorized { seq })?;
+                self.active_team(team, seq)?;
+                if let Some(t) = self.teams.get_mut(team) {
+                    t.active.until = Some(now);
+                }
+                for ((t, _), intervals) in self.team_members.iter_mut() {
+                    if t == team {
+                        end_open(intervals, now);
+                    }
+                }
+                for ((_, t), intervals) in self.team_grants.iter_mut() {
+                    if t == team {
+                        end_open(intervals, now);
+                    }
+                }
+            }
+            EventKind::TeamMemberAdded { team, member } => {
+                require(signer_is_admin, RosterError::Unauthorized { seq })?;
+                self.active_team(team, seq)?;
+                let role = self.active_member(member, seq)?.role;
+                require(role != Role::Auditor, RosterError::Unauthorized { seq })?;
+                open_interval(
+                    self.team_members.entry((*team, *member)).or_default(),
+                    now,
+                    seq,
+                )?;
+            }
+            EventKind::TeamMemberRemoved { team, member } => {
+                require(signer_is_admin, RosterError::Unauthorized { seq })?;
+                self.active_team(team, seq)?;
+                close_interval(self.team_members.get_mut(&(*team, *member)), now, seq)?;
+            }
+            EventKind::FileTeamGranted { file, team } => {
+                require(signer_is_admin, RosterError::Unauthorized { seq })?;
+                self.active_team(team, seq)?;
+                open_interval(
+                    self.team_grants.entry((*file, *team)).or_default(),
+                    now,
+                    seq,
+                )?;
+            }
+            EventKind::FileTeamRemoved { file, team } => {
+                require(signer_is_admin, RosterError::Unauthorized { seq })?;
+                self.active_team(team, seq)?;
+                close_interval(self.team_grants.get_mut(&(*file, *team)), now, seq)?;
             }
         }
         self.head = event.hash();
@@ -961,6 +1162,14 @@ impl Roster {
             return Err(RosterError::AfterRevocation { seq });
         }
         Ok(m)
+    }
+
+    fn active_team(&self, team: &TeamId, seq: u64) -> Result<&TeamState, RosterError> {
+        let t = self.teams.get(team).ok_or(RosterError::Unknown { seq })?;
+        if t.active.until.is_some() {
+            return Err(RosterError::AfterRevocation { seq });
+        }
+        Ok(t)
     }
 
     fn admin_count(&self) -> usize {
@@ -1045,9 +1254,11 @@ impl Roster {
             .collect()
     }
 
-    /// Files a member may work in at `now_ms`: their grants and the covers in force.
+    /// Files a member may work in at `now_ms`: their grants, their teams' grants and the
+    /// covers in force.
     pub fn files_of(&self, member: &MemberId, now_ms: u64) -> BTreeSet<FileId> {
         let mut files = self.granted_files(member);
+        files.extend(self.team_files(member));
         if self.is_active(member) {
             for c in self.covers_of(member) {
                 if c.in_force(now_ms) {
@@ -1067,10 +1278,21 @@ impl Roster {
             .collect()
     }
 
-    /// Files whose current keys a member may hold, whatever the time: grants and every
-    /// cover not yet ended by a `CoverEnded` (keys outlive an expiry until the rotation).
+    /// Files whose current keys a member may hold, whatever the time: grants, their teams'
+    /// grants and every cover not yet ended by a `CoverEnded` (keys outlive an expiry until
+    /// the rotation).
     fn held_files(&self, member: &MemberId) -> BTreeSet<FileId> {
+        self.held_files_beside(member, None)
+    }
+
+    /// [`Self::held_files`] without what the member holds through `team`.
+    fn held_files_beside(&self, member: &MemberId, team: Option<&TeamId>) -> BTreeSet<FileId> {
         let mut files = self.granted_files(member);
+        for t in self.teams_of(member) {
+            if Some(&t) != team {
+                files.extend(self.files_of_team(&t));
+            }
+        }
         for c in self.covers_of(member) {
             if c.ended_ms.is_none() {
                 files.extend(c.files.iter().copied());
@@ -1104,7 +1326,130 @@ impl Roster {
             .values()
             .filter(|c| c.files.contains(file))
             .map(|c| c.end_ms());
-        grants.chain(covers).filter(|t| *t <= now_ms).max()
+        let teams = self
+            .team_access_ends()
+            .into_iter()
+            .filter(|(f, _, _)| f == file)
+            .map(|(_, _, t)| t);
+        grants
+            .chain(covers)
+            .chain(teams)
+            .filter(|t| *t <= now_ms)
+            .max()
+    }
+
+    /// A team, deleted or not.
+    pub fn team(&self, team: &TeamId) -> Option<&TeamState> {
+        self.teams.get(team)
+    }
+
+    /// Every team ever created, deleted ones included.
+    pub fn teams(&self) -> impl Iterator<Item = (&TeamId, &TeamState)> {
+        self.teams.iter()
+    }
+
+    /// Teams a member belongs to now.
+    pub fn teams_of(&self, member: &MemberId) -> BTreeSet<TeamId> {
+        self.team_members
+            .iter()
+            .filter(|((_, m), v)| m == member && is_open(v))
+            .map(|((t, _), _)| *t)
+            .collect()
+    }
+
+    /// A team's members now.
+    pub fn team_members(&self, team: &TeamId) -> BTreeSet<MemberId> {
+        self.team_members
+            .range((*team, MemberId([0; 16]))..=(*team, MemberId([0xff; 16])))
+            .filter(|(_, v)| is_open(v))
+            .map(|((_, m), _)| *m)
+            .collect()
+    }
+
+    /// Files granted to a team now.
+    pub fn files_of_team(&self, team: &TeamId) -> BTreeSet<FileId> {
+        self.team_grants
+            .iter()
+            .filter(|((_, t), v)| t == team && is_open(v))
+            .map(|((f, _), _)| *f)
+            .collect()
+    }
+
+    /// Teams granted a file now: the file's epoch keys are wrapped under their team keys.
+    pub fn file_teams(&self, file: &FileId) -> BTreeSet<TeamId> {
+        self.team_grants
+            .range((*file, TeamId([0; 16]))..=(*file, TeamId([0xff; 16])))
+            .filter(|(_, v)| is_open(v))
+            .map(|((_, t), _)| *t)
+            .collect()
+    }
+
+    /// Files a member holds through their teams now.
+    pub fn team_files(&self, member: &MemberId) -> BTreeSet<FileId> {
+        self.teams_of(member)
+            .iter()
+            .flat_map(|t| self.files_of_team(t))
+            .collect()
+    }
+
+    /// Members a team's key is wrapped for now: its members and every active admin (who
+    /// wrap new epoch keys under it); nobody once the team is deleted.
+    pub fn team_key_holders(&self, team: &TeamId) -> BTreeSet<MemberId> {
+        if self
+            .teams
+            .get(team)
+            .is_none_or(|t| t.active.until.is_some())
+        {
+            return BTreeSet::new();
+        }
+        let mut holders = self.team_members(team);
+        holders.extend(
+            self.members
+                .iter()
+                .filter(|(_, m)| m.role == Role::Admin && m.active.until.is_none())
+                .map(|(id, _)| *id),
+        );
+        holders
+    }
+
+    /// Whether `member` could reach `file` through a team at `t_ms`: a team that held a
+    /// grant for the file at `t_ms` had them as a member at `t_ms`.
+    fn team_access(&self, file: &FileId, member: &MemberId, t_ms: u64) -> bool {
+        self.team_grants
+            .range((*file, TeamId([0; 16]))..=(*file, TeamId([0xff; 16])))
+            .filter(|(_, v)| v.iter().any(|i| i.contains(t_ms)))
+            .any(|((_, team), _)| {
+                self.team_members
+                    .get(&(*team, *member))
+                    .is_some_and(|v| v.iter().any(|i| i.contains(t_ms)))
+            })
+    }
+
+    /// Every moment a member's access to a file through a team ended, as `(file, member,
+    /// time)`: the membership or the team's grant ended while the other was open.
+    fn team_access_ends(&self) -> Vec<(FileId, MemberId, u64)> {
+        let mut ends = Vec::new();
+        for ((file, team), grants) in &self.team_grants {
+            for ((_, member), spans) in self
+                .team_members
+                .range((*team, MemberId([0; 16]))..=(*team, MemberId([0xff; 16])))
+            {
+                for g in grants {
+                    for m in spans {
+                        let from = g.from.max(m.from);
+                        let end = match (g.until, m.until) {
+                            (Some(a), Some(b)) => a.min(b),
+                            (Some(a), None) | (None, Some(a)) => a,
+                            (None, None) => continue,
+                        };
+                        if from < end {
+                            ends.push((*file, *member, end));
+                        }
+                    }
+                }
+            }
+        }
+        ends
     }
 
     /// Every absence cover, by the `seq` of its `CoverGranted` event.
@@ -1162,6 +1507,11 @@ impl Roster {
             .iter()
             .flat_map(|((f, m), v)| v.iter().filter_map(move |i| i.until.map(|t| (*f, *m, t))))
             .collect();
+        for (f, m, end) in self.team_access_ends() {
+            if !self.had_access(&f, &m, end) {
+                ends.push((f, m, end));
+            }
+        }
         for c in self.covers.values() {
             let left = self
                 .members
@@ -1202,8 +1552,14 @@ impl Roster {
         let all_files = || {
             self.grants
                 .iter()
-                .filter(|(_, v)| v.last().is_some_and(|i| i.until.is_none()))
+                .filter(|(_, v)| is_open(v))
                 .map(|((f, _), _)| *f)
+                .chain(
+                    self.team_grants
+                        .iter()
+                        .filter(|(_, v)| is_open(v))
+                        .map(|((f, _), _)| *f),
+                )
                 .chain(
                     self.covers
                         .values()
@@ -1212,8 +1568,29 @@ impl Roster {
                 )
                 .collect::<BTreeSet<FileId>>()
         };
+        // What the members of `team` lose by leaving it, beside what they keep otherwise.
+        let lost_with_team = |team: &TeamId, members: BTreeSet<MemberId>| {
+            let files = self.files_of_team(team);
+            members
+                .iter()
+                .flat_map(|m| {
+                    let kept = self.held_files_beside(m, Some(team));
+                    files.difference(&kept).copied().collect::<Vec<_>>()
+                })
+                .collect::<BTreeSet<FileId>>()
+        };
         match kind {
-            EventKind::FileAccessRemoved { file, .. } => (BTreeSet::new(), BTreeSet::from([*file])),
+            EventKind::FileAccessRemoved { file, .. } | EventKind::FileTeamRemoved { file, .. } => {
+                (BTreeSet::new(), BTreeSet::from([*file]))
+            }
+            EventKind::TeamMemberRemoved { team, member } => (
+                BTreeSet::new(),
+                lost_with_team(team, BTreeSet::from([*member])),
+            ),
+            EventKind::TeamDeleted { team } => (
+                BTreeSet::new(),
+                lost_with_team(team, self.team_members(team)),
+            ),
             EventKind::MemberRemoved { member } if is_admin(member) => (
                 active.into_iter().filter(|m| m != member).collect(),
                 all_files(),
@@ -1231,6 +1608,7 @@ impl Roster {
             EventKind::CoverEnded { cover } => match self.covers.get(cover) {
                 Some(c) if c.ended_ms.is_none() => {
                     let mut others = self.granted_files(&c.colleague);
+                    others.extend(self.team_files(&c.colleague));
                     for (seq, o) in &self.covers {
                         if seq != cover && o.colleague == c.colleague && o.ended_ms.is_none() {
                             others.extend(o.files.iter().copied());
@@ -1244,6 +1622,35 @@ impl Roster {
                 _ => (BTreeSet::new(), BTreeSet::new()),
             },
             _ => (BTreeSet::new(), BTreeSet::new()),
+        }
+    }
+
+    /// The team keys `kind`, applied to this roster, would expose: those a removed team
+    /// member, a removed member or a revoked device held (every team's, for an admin, who
+    /// holds them all). Each must be rotated before a new epoch key is wrapped under it.
+    pub fn teams_exposed_by(&self, kind: &EventKind) -> BTreeSet<TeamId> {
+        let is_admin = |m: &MemberId| {
+            self.members
+                .get(m)
+                .is_some_and(|s| s.role == Role::Admin && s.active.until.is_none())
+        };
+        let all_teams = || {
+            self.teams
+                .iter()
+                .filter(|(_, t)| t.active.until.is_none())
+                .map(|(id, _)| *id)
+                .collect()
+        };
+        match kind {
+            EventKind::TeamMemberRemoved { team, .. } => BTreeSet::from([*team]),
+            EventKind::MemberRemoved { member } if is_admin(member) => all_teams(),
+            EventKind::MemberRemoved { member } => self.teams_of(member),
+            EventKind::DeviceRevoked { device } => match self.devices.get(device) {
+                Some(d) if d.active.until.is_none() && is_admin(&d.member) => all_teams(),
+                Some(d) if d.active.until.is_none() => self.teams_of(&d.member),
+                _ => BTreeSet::new(),
+            },
+            _ => BTreeSet::new(),
         }
     }
 
@@ -1280,12 +1687,13 @@ impl Roster {
             .collect()
     }
 
-    /// Whether `member` held a grant for `file`, or covered it for an absent colleague, at
-    /// time `t_ms`.
+    /// Whether `member` held a grant for `file`, reached it through a team, or covered it
+    /// for an absent colleague, at time `t_ms`.
     pub fn had_access(&self, file: &FileId, member: &MemberId, t_ms: u64) -> bool {
         self.grants
             .get(&(*file, *member))
             .is_some_and(|v| v.iter().any(|i| i.contains(t_ms)))
+            || self.team_access(file, member, t_ms)
             || (self
                 .members
                 .get(member)
@@ -1295,9 +1703,13 @@ impl Roster {
                     .any(|c| c.files.contains(file) && c.covered_at(t_ms)))
     }
 
-    /// Every file that ever had a grant.
+    /// Every file that ever had a grant, to a member or a team.
     pub fn files(&self) -> BTreeSet<FileId> {
-        self.grants.keys().map(|(f, _)| *f).collect()
+        self.grants
+            .keys()
+            .map(|(f, _)| *f)
+            .chain(self.team_grants.keys().map(|(f, _)| *f))
+            .collect()
     }
 
     /// Members who were ever granted a file (open grant or ended).
@@ -1308,29 +1720,37 @@ impl Roster {
             .collect()
     }
 
-    /// Members who may work in a file at `now_ms`: open grants and covers in force.
+    /// Members who may work in a file at `now_ms`: open grants, members of teams granted
+    /// it, and covers in force.
     pub fn file_members(&self, file: &FileId, now_ms: u64) -> BTreeSet<MemberId> {
-        self.file_members_where(file, |c| c.in_force(now_ms))
+        self.file_members_where(file, true, |c| c.in_force(now_ms))
     }
 
-    /// Members a new epoch key of a file is wrapped for at `now_ms`: open grants, and
-    /// covers from their grant until expiry (a cover that starts later finds its keys
-    /// ready; the relay withholds them until the start).
+    /// Members a new epoch key of a file is wrapped for, under their member keys, at
+    /// `now_ms`: open grants, and covers from their grant until expiry (a cover that starts
+    /// later finds its keys ready; the relay withholds them until the start). Teams granted
+    /// the file hold it under their team keys instead ([`Self::file_teams`]).
     pub fn key_holders(&self, file: &FileId, now_ms: u64) -> BTreeSet<MemberId> {
-        self.file_members_where(file, |c| c.holds_keys(now_ms))
+        self.file_members_where(file, false, |c| c.holds_keys(now_ms))
     }
 
     fn file_members_where(
         &self,
         file: &FileId,
+        include_teams: bool,
         cover: impl Fn(&Cover) -> bool,
     ) -> BTreeSet<MemberId> {
         let mut members: BTreeSet<MemberId> = self
             .grants
             .range((*file, MemberId([0; 16]))..=(*file, MemberId([0xff; 16])))
-            .filter(|(_, v)| v.last().is_some_and(|i| i.until.is_none()))
+            .filter(|(_, v)| is_open(v))
             .map(|((_, m), _)| *m)
             .collect();
+        if include_teams {
+            for t in self.file_teams(file) {
+                members.extend(self.team_members(&t));
+            }
+        }
         for c in self.covers.values() {
             if c.files.contains(file) && cover(c) && self.is_active(&c.colleague) {
                 members.insert(c.colleague);
@@ -1358,6 +1778,44 @@ impl Roster {
         };
         self.device_active_at(device, t_ms) && self.had_access(file, &d.member, t_ms)
     }
+}
+
+/// Whether the last interval of a list is open.
+fn is_open(intervals: &[Interval]) -> bool {
+    intervals.last().is_some_and(|i| i.until.is_none())
+}
+
+/// Ends the open interval of a list, if there is one.
+fn end_open(intervals: &mut [Interval], now: u64) {
+    if let Some(last) = intervals.last_mut() {
+        last.until.get_or_insert(now);
+    }
+}
+
+/// Opens a new interval; `Duplicate` if one is open.
+fn open_interval(intervals: &mut Vec<Interval>, now: u64, seq: u64) -> Result<(), RosterError> {
+    if intervals.last().is_some_and(|i| i.until.is_none()) {
+        return Err(RosterError::Duplicate { seq });
+    }
+    intervals.push(Interval {
+        from: now,
+        until: None,
+    });
+    Ok(())
+}
+
+/// Closes the open interval; `UnknownSubject` if none is open.
+fn close_interval(
+    intervals: Option<&mut Vec<Interval>>,
+    now: u64,
+    seq: u64,
+) -> Result<(), RosterError> {
+    let open = intervals
+        .and_then(|v| v.last_mut())
+        .filter(|i| i.until.is_none())
+        .ok_or(RosterError::Unknown { seq })?;
+    open.until = Some(now);
+    Ok(())
 }
 
 fn require(cond: bool, err: RosterError) -> Result<(), RosterError> {
@@ -1457,6 +1915,178 @@ mod tests {
             self.push(t, EventKind::DeviceAdded(cert)).unwrap();
             id
         }
+    }
+
+    #[test]
+    fn teams_give_access_over_time_and_their_changes_expose_what_they_must() {
+        let mut f = Firm::new();
+        let (anna, anna_key) = f.add_member(2000, Role::Member);
+        let (jan, _) = f.add_member(2000, Role::Member);
+        let (audit, _) = f.add_member(2000, Role::Auditor);
+        let laptop = f.add_device(2500, anna, &anna_key);
+        let payroll = TeamId([1; 16]);
+        let vat = TeamId([2; 16]);
+        let (a, b) = (FileId([0xa; 16]), FileId([0xb; 16]));
+        let name = team_name_commitment(&payroll, &[3; 16], "Płace");
+        f.push(
+            3000,
+            EventKind::TeamCreated {
+                team: payroll,
+                name,
+            },
+        )
+        .unwrap();
+        let e = f
+            .push(
+                3000,
+                EventKind::TeamCreated {
+                    team: payroll,
+                    name,
+                },
+            )
+            .unwrap_err();
+        assert_eq!(e.class(), "Duplicate");
+        let e = f
+            .push(
+                3000,
+                EventKind::TeamRenamed {
+                    team: payroll,
+                    name,
+                },
+            )
+            .unwrap_err();
+        assert_eq!(e.class(), "Duplicate");
+        let renamed = team_name_commitment(&payroll, &[4; 16], "Kadry i płace");
+        f.push(
+            3000,
+            EventKind::TeamRenamed {
+                team: payroll,
+                name: renamed,
+            },
+        )
+        .unwrap();
+        assert_eq!(f.roster.team(&payroll).unwrap().name, renamed);
+        let e = f
+            .push(
+                3000,
+                EventKind::TeamMemberAdded {
+                    team: payroll,
+                    member: audit,
+                },
+            )
+            .unwrap_err();
+        assert_eq!(e.class(), "NonAdminSigner", "an auditor never reads a file");
+        let e = f
+            .push(3000, EventKind::FileTeamGranted { file: a, team: vat })
+            .unwrap_err();
+        assert_eq!(e.class(), "UnknownSubject");
+        for member in [anna, jan] {
+            f.push(
+                4000,
+                EventKind::TeamMemberAdded {
+                    team: payroll,
+                    member,
+                },
+            )
+            .unwrap();
+        }
+        for file in [a, b] {
+            f.push(
+                5000,
+                EventKind::FileTeamGranted {
+                    file,
+                    team: payroll,
+                },
+            )
+            .unwrap();
+        }
+        // Anna also holds file B directly.
+        f.push(
+            5000,
+            EventKind::FileAccessGranted {
+                file: b,
+                member: anna,
+            },
+        )
+        .unwrap();
+        let r = &f.roster;
+        assert_eq!(r.files_of(&anna, 6000), BTreeSet::from([a, b]));
+        assert_eq!(r.file_members(&a, 6000), BTreeSet::from([anna, jan]));
+        assert_eq!(r.key_holders(&a, 6000), BTreeSet::new());
+        assert_eq!(r.key_holders(&b, 6000), BTreeSet::from([anna]));
+        assert_eq!(r.file_teams(&a), BTreeSet::from([payroll]));
+        assert_eq!(
+            r.team_key_holders(&payroll),
+            BTreeSet::from([anna, jan, f.owner.0]),
+            "members and admins hold the team key"
+        );
+        assert!(r.was_allowed_to_read(&laptop, &a, 5000));
+        assert!(
+            !r.was_allowed_to_read(&laptop, &a, 4999),
+            "before the team's grant"
+        );
+        // Removing Anna from the team: the team key is exposed, and file A (B she keeps).
+        let leave = EventKind::TeamMemberRemoved {
+            team: payroll,
+            member: anna,
+        };
+        assert_eq!(r.exposed_by(&leave), (BTreeSet::new(), BTreeSet::from([a])));
+        assert_eq!(r.teams_exposed_by(&leave), BTreeSet::from([payroll]));
+        // Revoking Jan: his member key, both team files, the team key.
+        let out = EventKind::MemberRemoved { member: jan };
+        assert_eq!(r.exposed_by(&out).1, BTreeSet::from([a, b]));
+        assert_eq!(r.teams_exposed_by(&out), BTreeSet::from([payroll]));
+        f.push(7000, leave).unwrap();
+        let r = &f.roster;
+        assert!(!r.was_allowed_to_read(&laptop, &a, 7000));
+        assert!(r.was_allowed_to_read(&laptop, &a, 6999));
+        assert!(
+            r.was_allowed_to_read(&laptop, &b, 7000),
+            "her own grant stays"
+        );
+        assert!(r.access_ends().contains(&(a, anna, 7000)));
+        assert!(
+            !r.access_ends()
+                .iter()
+                .any(|(f, m, _)| *f == b && *m == anna),
+            "no access to B ended"
+        );
+        assert_eq!(r.last_access_end(&a, 8000), Some(7000));
+        // Deleting the team ends Jan's access to both files; the id is never reused.
+        let delete = EventKind::TeamDeleted { team: payroll };
+        assert_eq!(r.exposed_by(&delete).1, BTreeSet::from([a, b]));
+        f.push(8000, delete).unwrap();
+        let r = &f.roster;
+        assert!(r.file_members(&a, 9000).is_empty());
+        assert_eq!(r.file_members(&b, 9000), BTreeSet::from([anna]));
+        assert!(r.team_key_holders(&payroll).is_empty());
+        assert!(r.access_ends().contains(&(a, jan, 8000)));
+        assert!(r.access_ends().contains(&(b, jan, 8000)));
+        let e = f
+            .push(
+                9000,
+                EventKind::TeamCreated {
+                    team: payroll,
+                    name,
+                },
+            )
+            .unwrap_err();
+        assert_eq!(e.class(), "EventAfterRevocation");
+        let e = f
+            .push(
+                9000,
+                EventKind::TeamMemberAdded {
+                    team: payroll,
+                    member: jan,
+                },
+            )
+            .unwrap_err();
+        assert_eq!(e.class(), "EventAfterRevocation");
+        // Every team event survives encoding.
+        for e in &f.events {
+            assert_eq!(&RosterEvent::from_bytes(&e.to_bytes()).unwrap(), e);
+        }
+        assert!(Roster::verify_chain(&f.events).is_ok());
     }
 
     #[test]

@@ -2,8 +2,10 @@
 //!
 //! * A [`MemberKey`] is wrapped for each device of its member with an ephemeral X25519
 //!   exchange, HKDF-SHA256 and ChaCha20-Poly1305 ([`wrap_member_key`]).
+//! * A [`TeamKey`] is wrapped symmetrically under the member key of each team member and
+//!   each admin ([`wrap_team_key`]).
 //! * A file's [`EpochKey`] is wrapped symmetrically under the member key of every member
-//!   with access ([`wrap_epoch_key`]).
+//!   with access, and under the team key of every team with access ([`wrap_epoch_key`]).
 //! * Each new epoch key wraps its predecessor ([`chain_epoch_key`]), so that whoever holds
 //!   the newest key can walk back through the file's history.
 //!
@@ -11,12 +13,13 @@
 //! for another member, device, file, epoch or key version.
 
 use crate::constants::{
-    INFO_KEK_EPOCH_CHAIN, INFO_KEK_EPOCH_KEY, INFO_MEMBER_KEY_WRAP, INFO_SEALED_TO_DEVICE,
+    INFO_KEK_EPOCH_CHAIN, INFO_KEK_EPOCH_KEY, INFO_KEK_TEAM_KEY, INFO_MEMBER_KEY_WRAP,
+    INFO_SEALED_TO_DEVICE,
 };
 use crate::crypto;
 use crate::encoding::{DecodeError, Reader, Writer};
-use crate::ids::{DeviceId, FileId, FirmId, MemberId, ID_LEN};
-use crate::keys::{DeviceWrapSecret, EpochKey, MemberKey, WrapPublicKey};
+use crate::ids::{DeviceId, FileId, FirmId, MemberId, TeamId, ID_LEN};
+use crate::keys::{DeviceWrapSecret, EpochKey, MemberKey, TeamKey, WrapPublicKey};
 use crate::PROTOCOL_VERSION;
 use rand_core::{CryptoRng, RngCore};
 use thiserror::Error;
@@ -204,10 +207,12 @@ fn to_key(pt: Vec<u8>) -> Result<[u8; 32], UnwrapError> {
 }
 
 /// Who holds a wrapped epoch key.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Holder {
     /// A member, under their member key.
     Member(MemberId),
+    /// A team, under its team key.
+    Team(TeamId),
 }
 
 impl Holder {
@@ -216,8 +221,81 @@ impl Holder {
             Self::Member(m) => {
                 w.u8(1).fixed(&m.0);
             }
+            Self::Team(t) => {
+                w.u8(2).fixed(&t.0);
+            }
         }
     }
+}
+
+/// A key that wraps epoch keys: a member key or a team key. The wrap's context names which
+/// ([`Holder`]); a key of the other kind opens nothing.
+pub trait HolderKey {
+    /// The raw key.
+    fn holder_key_bytes(&self) -> &[u8; 32];
+}
+
+impl HolderKey for MemberKey {
+    fn holder_key_bytes(&self) -> &[u8; 32] {
+        self.expose()
+    }
+}
+
+impl HolderKey for TeamKey {
+    fn holder_key_bytes(&self) -> &[u8; 32] {
+        self.expose()
+    }
+}
+
+/// Context of a team-key wrap: the team's key of `team_key_version`, under the member key
+/// of `member` at `member_key_version`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TeamKeyContext {
+    /// Firm.
+    pub firm: FirmId,
+    /// Team.
+    pub team: TeamId,
+    /// Version of the team key; rises at every rotation.
+    pub team_key_version: u32,
+    /// Member whose member key wraps it (a team member or an admin).
+    pub member: MemberId,
+    /// Version of that member key.
+    pub member_key_version: u32,
+}
+
+impl TeamKeyContext {
+    /// Associated data: `version || firm || team || team_key_version || member || member_key_version`.
+    pub fn associated_data(&self) -> Vec<u8> {
+        let mut w = Writer::new();
+        w.u8(PROTOCOL_VERSION)
+            .fixed(&self.firm.0)
+            .fixed(&self.team.0)
+            .u32(self.team_key_version)
+            .fixed(&self.member.0)
+            .u32(self.member_key_version);
+        w.finish()
+    }
+}
+
+/// Wraps a team key under a member key.
+pub fn wrap_team_key<R: RngCore + CryptoRng>(
+    key: &TeamKey,
+    member_key: &MemberKey,
+    ctx: &TeamKeyContext,
+    rng: &mut R,
+) -> Vec<u8> {
+    let kek = crypto::hkdf32(None, member_key.expose(), &[INFO_KEK_TEAM_KEY.as_bytes()]);
+    seal_symmetric(&kek, &ctx.associated_data(), key.expose(), rng)
+}
+
+/// Unwraps a team key with a member key.
+pub fn unwrap_team_key(
+    wrapped: &[u8],
+    member_key: &MemberKey,
+    ctx: &TeamKeyContext,
+) -> Result<TeamKey, UnwrapError> {
+    let kek = crypto::hkdf32(None, member_key.expose(), &[INFO_KEK_TEAM_KEY.as_bytes()]);
+    open_symmetric(&kek, &ctx.associated_data(), wrapped).map(TeamKey::from_bytes)
 }
 
 /// Context of an epoch-key wrap.
@@ -275,24 +353,32 @@ fn open_symmetric(kek: &[u8; 32], ad: &[u8], wrapped: &[u8]) -> Result<[u8; 32],
     to_key(pt)
 }
 
-/// Wraps a file's epoch key under a member key.
+/// Wraps a file's epoch key under a member key or a team key (`ctx.holder` says which).
 pub fn wrap_epoch_key<R: RngCore + CryptoRng>(
     key: &EpochKey,
-    holder_key: &MemberKey,
+    holder_key: &impl HolderKey,
     ctx: &EpochKeyContext,
     rng: &mut R,
 ) -> Vec<u8> {
-    let kek = crypto::hkdf32(None, holder_key.expose(), &[INFO_KEK_EPOCH_KEY.as_bytes()]);
+    let kek = crypto::hkdf32(
+        None,
+        holder_key.holder_key_bytes(),
+        &[INFO_KEK_EPOCH_KEY.as_bytes()],
+    );
     seal_symmetric(&kek, &ctx.associated_data(), key.expose(), rng)
 }
 
-/// Unwraps a file's epoch key with a member key.
+/// Unwraps a file's epoch key with a member key or a team key.
 pub fn unwrap_epoch_key(
     wrapped: &[u8],
-    holder_key: &MemberKey,
+    holder_key: &impl HolderKey,
     ctx: &EpochKeyContext,
 ) -> Result<EpochKey, UnwrapError> {
-    let kek = crypto::hkdf32(None, holder_key.expose(), &[INFO_KEK_EPOCH_KEY.as_bytes()]);
+    let kek = crypto::hkdf32(
+        None,
+        holder_key.holder_key_bytes(),
+        &[INFO_KEK_EPOCH_KEY.as_bytes()],
+    );
     open_symmetric(&kek, &ctx.associated_data(), wrapped).map(EpochKey::from_bytes)
 }
 
@@ -360,6 +446,76 @@ mod tests {
     use proptest::prelude::*;
     use rand_chacha::rand_core::SeedableRng;
     use rand_chacha::ChaCha20Rng;
+
+    #[test]
+    fn team_keys_open_only_in_their_context_and_wrap_epoch_keys_as_a_team() {
+        let mut rng = ChaCha20Rng::seed_from_u64(11);
+        let mk = MemberKey::generate(&mut rng);
+        let tk = TeamKey::generate(&mut rng);
+        let ctx = TeamKeyContext {
+            firm: FirmId([1; 16]),
+            team: TeamId([2; 16]),
+            team_key_version: 3,
+            member: MemberId([4; 16]),
+            member_key_version: 5,
+        };
+        let wrapped = wrap_team_key(&tk, &mk, &ctx, &mut rng);
+        assert_eq!(wrapped.len(), SYMMETRIC_WRAP_LEN);
+        assert_eq!(unwrap_team_key(&wrapped, &mk, &ctx).unwrap(), tk);
+        for other in [
+            TeamKeyContext {
+                team: TeamId([9; 16]),
+                ..ctx
+            },
+            TeamKeyContext {
+                team_key_version: 4,
+                ..ctx
+            },
+            TeamKeyContext {
+                member: MemberId([9; 16]),
+                ..ctx
+            },
+            TeamKeyContext {
+                member_key_version: 6,
+                ..ctx
+            },
+        ] {
+            assert_eq!(
+                unwrap_team_key(&wrapped, &mk, &other).unwrap_err().class(),
+                "AuthFailed"
+            );
+        }
+        // An epoch key wrapped for the team opens with the team key only, and not as a
+        // member's wrap with the same id bytes.
+        let ek = EpochKey::generate(&mut rng);
+        let ectx = EpochKeyContext {
+            firm: ctx.firm,
+            file: FileId([7; 16]),
+            epoch: 2,
+            holder: Holder::Team(ctx.team),
+            holder_key_version: 3,
+        };
+        let w = wrap_epoch_key(&ek, &tk, &ectx, &mut rng);
+        assert_eq!(unwrap_epoch_key(&w, &tk, &ectx).unwrap(), ek);
+        let as_member = EpochKeyContext {
+            holder: Holder::Member(MemberId(ctx.team.0)),
+            ..ectx
+        };
+        assert_eq!(
+            unwrap_epoch_key(&w, &tk, &as_member).unwrap_err().class(),
+            "AuthFailed"
+        );
+        assert_eq!(
+            unwrap_epoch_key(&w, &mk, &ectx).unwrap_err().class(),
+            "AuthFailed"
+        );
+        // The KEKs differ by purpose: a team-key wrap is not an epoch-key wrap.
+        let tctx_as_epoch = EpochKeyContext {
+            holder: Holder::Member(ctx.member),
+            ..ectx
+        };
+        assert!(unwrap_epoch_key(&wrapped, &mk, &tctx_as_epoch).is_err());
+    }
 
     #[test]
     fn sealed_messages_open_only_for_their_device_and_context() {

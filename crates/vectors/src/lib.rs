@@ -67,6 +67,11 @@ pub const CONSTRUCTIONS: &[Construction] = &[
         check: wrap::check_member,
     },
     Construction {
+        file: "team-key-wrap.json",
+        generate: wrap::generate_team,
+        check: wrap::check_team,
+    },
+    Construction {
         file: "epoch-key-wrap.json",
         generate: wrap::generate_epoch,
         check: wrap::check_epoch,

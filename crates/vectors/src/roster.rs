@@ -1,11 +1,12 @@
 //! `roster.json` (`protocol-spec/roster.md`).
 
 use crate::{array, check_all, file, flip, h, uint, Counts, Expect, Outcome, Tests};
-use ledgerline_protocol::ids::{DeviceId, FileId, FirmId, MemberId};
+use ledgerline_protocol::ids::{DeviceId, FileId, FirmId, MemberId, TeamId};
 use ledgerline_protocol::keys::{DeviceSigningKey, DeviceWrapSecret, MasterSigningKey};
 use ledgerline_protocol::retention::RetentionPolicy;
 use ledgerline_protocol::roster::{
-    DeviceCertificate, DeviceKeys, EventBody, EventKind, Role, Roster, RosterError, RosterEvent,
+    team_name_commitment, DeviceCertificate, DeviceKeys, EventBody, EventKind, Role, Roster,
+    RosterError, RosterEvent,
 };
 use rand_chacha::ChaCha20Rng;
 use serde_json::{json, Value};
@@ -731,6 +732,7 @@ pub(crate) fn generate(rng: &mut ChaCha20Rng) -> Value {
     covers(rng, &s, &mut t);
     retention(&s, &mut t);
     log_keys(rng, &s, &mut t);
+    teams(rng, &s, &mut t);
 
     file(
         "LEDGERLINE-ROSTER-V1",
@@ -937,7 +939,8 @@ fn covers(rng: &mut ChaCha20Rng, s: &Scenario, t: &mut Tests) {
     );
 }
 
-/// The test of a chain that `kind`, appended by `who` at 6.3 s, makes fail with `class`.
+/// The test of a chain that `kind`, appended by `who` at 6.3 s (or with the last event's
+/// time, if later), makes fail with `class`.
 fn refused(
     t: &mut Tests,
     s: &Scenario,
@@ -948,7 +951,10 @@ fn refused(
     kind: EventKind,
 ) {
     let mut chain = chain.to_vec();
-    chain.push(s.after(&chain, 6_300, who, kind));
+    let time = chain
+        .last()
+        .map_or(6_300, |e| e.body.timestamp_ms.max(6_300));
+    chain.push(s.after(&chain, time, who, kind));
     let mut fields = case(&chain);
     fields["failsAt"] = json!(chain.len() - 1);
     t.push(comment, Expect::Invalid(class), fields);
@@ -988,6 +994,179 @@ fn log_keys(rng: &mut ChaCha20Rng, s: &Scenario, t: &mut Tests) {
         &chain,
         &s.owner,
         EventKind::LogKeySet { key: k2 },
+    );
+}
+
+/// Teams (`protocol-spec/roster.md`, "Teams"): after event 10 Anna holds f1 and f2 and
+/// Bartek is a plain member; Bartek reaches f1 and a new file f3 through a team.
+fn teams(rng: &mut ChaCha20Rng, s: &Scenario, t: &mut Tests) {
+    let team = TeamId::random(rng);
+    let f3 = FileId::random(rng);
+    let desk = DeviceId::random(rng);
+    let mut salt = [0u8; 16];
+    rand_core::RngCore::fill_bytes(rng, &mut salt);
+    let name = team_name_commitment(&team, &salt, "Kadry i płace");
+    let renamed = team_name_commitment(&team, &salt, "Płace");
+    let mut base = s.chain(11, &[]);
+    let cert = s.cert(rng, &s.bartek, desk, &s.bartek.key);
+    let grow = |chain: &mut Vec<RosterEvent>, time: u64, kind: EventKind| {
+        let e = s.after(chain, time, &s.owner, kind);
+        chain.push(e);
+    };
+    grow(&mut base, 6_100, EventKind::DeviceAdded(cert));
+    grow(&mut base, 6_200, EventKind::TeamCreated { team, name });
+    let created = base.clone();
+    let member = |member: MemberId| EventKind::TeamMemberAdded { team, member };
+    let left = |member: MemberId| EventKind::TeamMemberRemoved { team, member };
+    let granted = |file: FileId| EventKind::FileTeamGranted { file, team };
+    let mut chain = base.clone();
+    grow(&mut chain, 6_300, member(s.bartek.id));
+    let joined = chain.clone();
+    grow(&mut chain, 6_400, granted(f3));
+    grow(
+        &mut chain,
+        6_450,
+        EventKind::RetentionSet {
+            file: f3,
+            policy: RetentionPolicy {
+                chat_months: 24,
+                docs_years: 5,
+                legal_hold: false,
+            },
+        },
+    );
+    grow(&mut chain, 6_500, granted(s.f1));
+    grow(
+        &mut chain,
+        6_600,
+        EventKind::TeamRenamed {
+            team,
+            name: renamed,
+        },
+    );
+    grow(&mut chain, 7_000, left(s.bartek.id));
+    grow(&mut chain, 7_100, member(s.bartek.id));
+    grow(
+        &mut chain,
+        7_500,
+        EventKind::FileTeamRemoved { file: f3, team },
+    );
+    let before_delete = chain.clone();
+    grow(&mut chain, 8_000, EventKind::TeamDeleted { team });
+    let q = |d: DeviceId, f: FileId, time: u64, allowed: bool| json!({ "device": h(&d.0), "file": h(&f.0), "timeMs": time, "allowed": allowed });
+    let mut fields = case(&chain);
+    fields["head"] = json!(h(&chain[chain.len() - 1].hash()));
+    fields["queries"] = json!([
+        q(desk, f3, 6_399, false),
+        q(desk, f3, 6_400, true),
+        q(desk, f3, 6_999, true),
+        q(desk, f3, 7_000, false),
+        q(desk, f3, 7_100, true),
+        q(desk, f3, 7_499, true),
+        q(desk, f3, 7_500, false),
+        q(desk, s.f1, 6_499, false),
+        q(desk, s.f1, 6_500, true),
+        q(desk, s.f1, 7_999, true),
+        q(desk, s.f1, 8_000, false),
+        q(s.laptop, f3, 6_500, false),
+        q(s.laptop, s.f1, 6_500, true),
+    ]);
+    t.push(
+        "a team: created, a member added, files granted (a retention policy for a file held only by the team), renamed, the member removed and added again, a grant removed, the team deleted",
+        Expect::Valid,
+        fields,
+    );
+    let mut bad =
+        |comment: &str, class: &'static str, chain: &[RosterEvent], who: &Person, kind| {
+            refused(t, s, comment, class, chain, who, kind)
+        };
+    let other = TeamId([0xee; 16]);
+    bad(
+        "team created by a non-admin",
+        "NonAdminSigner",
+        &s.chain(11, &[]),
+        &s.bartek,
+        EventKind::TeamCreated { team, name },
+    );
+    bad(
+        "team created twice",
+        "Duplicate",
+        &created,
+        &s.owner,
+        EventKind::TeamCreated { team, name },
+    );
+    bad(
+        "team renamed to the name it has",
+        "Duplicate",
+        &created,
+        &s.owner,
+        EventKind::TeamRenamed { team, name },
+    );
+    bad(
+        "member added to a team twice",
+        "Duplicate",
+        &joined,
+        &s.owner,
+        member(s.bartek.id),
+    );
+    bad(
+        "member added to a team by a non-admin",
+        "NonAdminSigner",
+        &created,
+        &s.bartek,
+        member(s.bartek.id),
+    );
+    bad(
+        "unknown member added to a team",
+        "UnknownSubject",
+        &created,
+        &s.owner,
+        member(MemberId([0xee; 16])),
+    );
+    bad(
+        "removed from a team they are not in",
+        "UnknownSubject",
+        &created,
+        &s.owner,
+        left(s.anna.id),
+    );
+    bad(
+        "file granted to an unknown team",
+        "UnknownSubject",
+        &created,
+        &s.owner,
+        EventKind::FileTeamGranted {
+            file: f3,
+            team: other,
+        },
+    );
+    bad(
+        "file granted to a team twice",
+        "Duplicate",
+        &before_delete,
+        &s.owner,
+        granted(s.f1),
+    );
+    bad(
+        "a team's grant removed that is not open",
+        "UnknownSubject",
+        &before_delete,
+        &s.owner,
+        EventKind::FileTeamRemoved { file: f3, team },
+    );
+    bad(
+        "member added to a deleted team",
+        "EventAfterRevocation",
+        &chain,
+        &s.owner,
+        member(s.anna.id),
+    );
+    bad(
+        "a deleted team's id used again",
+        "EventAfterRevocation",
+        &chain,
+        &s.owner,
+        EventKind::TeamCreated { team, name },
     );
 }
 

@@ -1,11 +1,13 @@
-//! `member-key-wrap.json` and `epoch-key-wrap.json` (`protocol-spec/key-hierarchy.md`).
+//! `member-key-wrap.json`, `team-key-wrap.json` and `epoch-key-wrap.json`
+//! (`protocol-spec/key-hierarchy.md`).
 
 use crate::{array, bytes, check_all, file, flip, h, uint, Counts, Expect, Outcome, Tests};
-use ledgerline_protocol::ids::{DeviceId, FileId, FirmId, MemberId};
-use ledgerline_protocol::keys::{DeviceWrapSecret, EpochKey, MemberKey};
+use ledgerline_protocol::ids::{DeviceId, FileId, FirmId, MemberId, TeamId};
+use ledgerline_protocol::keys::{DeviceWrapSecret, EpochKey, MemberKey, TeamKey};
 use ledgerline_protocol::wrap::{
-    chain_epoch_key, unchain_epoch_key, unwrap_epoch_key, unwrap_member_key, wrap_epoch_key,
-    wrap_member_key, EpochChainContext, EpochKeyContext, Holder, MemberKeyContext, UnwrapError,
+    chain_epoch_key, unchain_epoch_key, unwrap_epoch_key, unwrap_member_key, unwrap_team_key,
+    wrap_epoch_key, wrap_member_key, wrap_team_key, EpochChainContext, EpochKeyContext, Holder,
+    MemberKeyContext, TeamKeyContext, UnwrapError,
 };
 use rand_chacha::ChaCha20Rng;
 use serde_json::{json, Value};
@@ -187,20 +189,145 @@ pub(crate) fn check_member(v: &Value) -> Result<Counts, String> {
     })
 }
 
+fn team_ctx_json(c: &TeamKeyContext) -> Value {
+    json!({ "firm": h(&c.firm.0), "team": h(&c.team.0), "teamKeyVersion": c.team_key_version, "member": h(&c.member.0), "memberKeyVersion": c.member_key_version })
+}
+
+fn team_ctx(v: &Value) -> Result<TeamKeyContext, String> {
+    let version = |k| u32::try_from(uint(v, k)?).map_err(|e| e.to_string());
+    Ok(TeamKeyContext {
+        firm: FirmId(array(v, "firm")?),
+        team: TeamId(array(v, "team")?),
+        team_key_version: version("teamKeyVersion")?,
+        member: MemberId(array(v, "member")?),
+        member_key_version: version("memberKeyVersion")?,
+    })
+}
+
+pub(crate) fn generate_team(rng: &mut ChaCha20Rng) -> Value {
+    let member_key = MemberKey::generate(rng);
+    let other_key = MemberKey::generate(rng);
+    let ctx = TeamKeyContext {
+        firm: FirmId::random(rng),
+        team: TeamId::random(rng),
+        team_key_version: 2,
+        member: MemberId::random(rng),
+        member_key_version: 5,
+    };
+    let mut t = Tests::default();
+    let case = |k: &MemberKey, c: &TeamKeyContext, w: &[u8], tk: Option<&TeamKey>| json!({ "memberKey": h(k.expose()), "context": team_ctx_json(c), "wrapped": h(w), "teamKey": tk.map(|k| h(k.expose())).unwrap_or_default() });
+    let tk = TeamKey::generate(rng);
+    let w = wrap_team_key(&tk, &member_key, &ctx, rng);
+    t.push(
+        "team key wrapped under a member key",
+        Expect::Valid,
+        case(&member_key, &ctx, &w, Some(&tk)),
+    );
+    t.push(
+        "wrong member key",
+        Expect::Invalid("AuthFailed"),
+        case(&other_key, &ctx, &w, None),
+    );
+    let changes: [(&str, fn(&mut TeamKeyContext)); 5] = [
+        ("firm", |c| c.firm.0[0] ^= 1),
+        ("team", |c| c.team.0[0] ^= 1),
+        ("team key version", |c| c.team_key_version += 1),
+        ("member", |c| c.member.0[0] ^= 1),
+        ("member key version", |c| c.member_key_version += 1),
+    ];
+    for (name, change) in changes {
+        let mut c = ctx;
+        change(&mut c);
+        t.push(
+            &format!("associated data: {name} differs"),
+            Expect::Invalid("AuthFailed"),
+            case(&member_key, &c, &w, None),
+        );
+    }
+    // The same key wrapped as an epoch key (another KEK label) does not open as a team key.
+    let as_epoch = wrap_epoch_key(
+        &EpochKey::from_bytes(*tk.expose()),
+        &member_key,
+        &EpochKeyContext {
+            firm: ctx.firm,
+            file: FileId(ctx.team.0),
+            epoch: 0,
+            holder: Holder::Member(ctx.member),
+            holder_key_version: ctx.member_key_version,
+        },
+        rng,
+    );
+    t.push(
+        "an epoch-key wrap presented as a team-key wrap",
+        Expect::Invalid("AuthFailed"),
+        case(&member_key, &ctx, &as_epoch, None),
+    );
+    t.push(
+        "bit flipped in the tag",
+        Expect::Invalid("AuthFailed"),
+        case(&member_key, &ctx, &flip(&w, 72), None),
+    );
+    t.push(
+        "unknown version",
+        Expect::Invalid("Malformed"),
+        case(&member_key, &ctx, &flip(&w, 0), None),
+    );
+    t.push(
+        "truncated",
+        Expect::Invalid("Malformed"),
+        case(&member_key, &ctx, &w[..72], None),
+    );
+    file(
+        "LEDGERLINE-TEAM-KEY-WRAP-V1",
+        "protocol-spec/key-hierarchy.md",
+        &[
+            ("Valid", "Unwrapping yields teamKey."),
+            ("Malformed", "Not 73 bytes of version 1."),
+            (
+                "AuthFailed",
+                "XChaCha20-Poly1305 refuses: wrong key, context, label or bytes.",
+            ),
+        ],
+        vec![t.group("TeamKeyUnwrap", json!({}))],
+    )
+}
+
+pub(crate) fn check_team(v: &Value) -> Result<Counts, String> {
+    check_all(v, |_, t| {
+        let r = unwrap_team_key(
+            &bytes(t, "wrapped")?,
+            &MemberKey::from_bytes(array(t, "memberKey")?),
+            &team_ctx(&t["context"])?,
+        );
+        if let Ok(k) = &r {
+            if k.expose()[..] != bytes(t, "teamKey")?[..] {
+                return Err("unwrapped key differs".into());
+            }
+        }
+        Ok(Outcome::of(r, UnwrapError::class))
+    })
+}
+
 fn epoch_ctx_json(c: &EpochKeyContext) -> Value {
-    let Holder::Member(m) = c.holder;
-    json!({ "firm": h(&c.firm.0), "file": h(&c.file.0), "epoch": c.epoch, "holderKind": "member", "holder": h(&m.0), "holderKeyVersion": c.holder_key_version })
+    let (kind, id) = match c.holder {
+        Holder::Member(m) => ("member", m.0),
+        Holder::Team(t) => ("team", t.0),
+    };
+    json!({ "firm": h(&c.firm.0), "file": h(&c.file.0), "epoch": c.epoch, "holderKind": kind, "holder": h(&id), "holderKeyVersion": c.holder_key_version })
 }
 
 fn epoch_ctx(v: &Value) -> Result<EpochKeyContext, String> {
-    if v["holderKind"].as_str() != Some("member") {
-        return Err("unknown holderKind".into());
-    }
+    let id: [u8; 16] = array(v, "holder")?;
+    let holder = match v["holderKind"].as_str() {
+        Some("member") => Holder::Member(MemberId(id)),
+        Some("team") => Holder::Team(TeamId(id)),
+        _ => return Err("unknown holderKind".into()),
+    };
     Ok(EpochKeyContext {
         firm: FirmId(array(v, "firm")?),
         file: FileId(array(v, "file")?),
         epoch: uint(v, "epoch")?,
-        holder: Holder::Member(MemberId(array(v, "holder")?)),
+        holder,
         holder_key_version: u32::try_from(uint(v, "holderKeyVersion")?)
             .map_err(|e| e.to_string())?,
     })
@@ -289,6 +416,34 @@ pub(crate) fn generate_epoch(rng: &mut ChaCha20Rng) -> Value {
         "trailing byte",
         Expect::Invalid("Malformed"),
         case(&holder_key, &ctx, &[w.clone(), vec![0]].concat(), None),
+    );
+    // Under a team key (holder kind 2); the kind is bound: the same 16 id bytes as a
+    // member do not open it.
+    let team_key = MemberKey::generate(rng);
+    let team = TeamId::random(rng);
+    let tctx = EpochKeyContext {
+        holder: Holder::Team(team),
+        holder_key_version: 3,
+        ..ctx
+    };
+    let tw = wrap_epoch_key(&ek, &team_key, &tctx, rng);
+    t.push(
+        "epoch key wrapped under a team key",
+        Expect::Valid,
+        case(&team_key, &tctx, &tw, Some(&ek)),
+    );
+    t.push(
+        "a team's wrap presented as a member's with the same id",
+        Expect::Invalid("AuthFailed"),
+        case(
+            &team_key,
+            &EpochKeyContext {
+                holder: Holder::Member(MemberId(team.0)),
+                ..tctx
+            },
+            &tw,
+            None,
+        ),
     );
     let wraps = t.group("EpochKeyUnwrap", json!({}));
 
