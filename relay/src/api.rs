@@ -5,7 +5,9 @@ use crate::blobs::FileSink;
 use crate::error::ApiError;
 use crate::hub::Push;
 use crate::state::{AppState, FirmState};
-use crate::store::{EpochKeyWrap, MemberKeyWrap, Room, RoomId, Store, StoreError};
+use crate::store::{
+    EpochKeyWrap, Holder, MemberKeyWrap, Room, RoomId, RotationDue, Store, StoreError,
+};
 use axum::body::Body;
 use axum::extract::ws::{Message as WsMessage, WebSocket, WebSocketUpgrade};
 use axum::extract::{MatchedPath, Request, State};
@@ -20,7 +22,7 @@ use ledgerline_protocol::constants::{
     DOCUMENT_PARTS_IN_FLIGHT, DOCUMENT_PART_MAX, DOCUMENT_PART_MIN, TAG_SIZE,
 };
 use ledgerline_protocol::document::{parts_root, HEADER_LEN};
-use ledgerline_protocol::ids::{DeviceId, DocumentId, FileId, FirmId, MemberId, RecordId};
+use ledgerline_protocol::ids::{DeviceId, DocumentId, FileId, FirmId, MemberId, RecordId, TeamId};
 use ledgerline_protocol::prekeys::SignedPrekey;
 use ledgerline_protocol::record::RecordEnvelope;
 use ledgerline_protocol::roster::{EventKind, Role, Roster, RosterError, RosterEvent};
@@ -38,9 +40,10 @@ pub const RELEASE_SHARE_HEADER: &str = ledgerline_protocol::constants::headers::
 /// Default page length of list endpoints.
 const DEFAULT_PAGE: u32 = 100;
 
-/// The relay's routes.
 mod audit;
+mod teams;
 
+/// The relay's routes.
 pub fn router<S: Store>(state: AppState<S>) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
@@ -76,6 +79,19 @@ pub fn router<S: Store>(state: AppState<S>) -> Router {
             put(put_epoch_key::<S>),
         )
         .route("/v1/files/{file}/epochs/{epoch}", put(start_epoch::<S>))
+        .route(
+            "/v1/files/{file}/epochs/{epoch}/teams/{team}",
+            put(teams::put_team_epoch_key::<S>),
+        )
+        .route("/v1/teams/keys", get(teams::get_team_keys::<S>))
+        .route(
+            "/v1/teams/{team}/keys/{version}",
+            put(teams::put_team_key_version::<S>),
+        )
+        .route(
+            "/v1/teams/{team}/keys/{version}/{member}",
+            put(teams::put_team_key_wrap::<S>),
+        )
         .route(
             "/v1/files/{file}/documents/{document}",
             put(upload_document::<S>).get(download_document::<S>),
@@ -209,6 +225,12 @@ fn store_err(e: StoreError) -> ApiError {
         StoreError::StaleEpoch { rotating: true, .. } => ApiError::conflict(
             "rotation_pending",
             "an admin is re-keying this file after a revocation: try again when it is done",
+        ),
+        StoreError::StaleTeamKey { team } => ApiError::conflict(
+            "team_key_stale",
+            format!(
+                "team {team} has a newer key, or its key must be rotated first: sync and try again"
+            ),
         ),
         StoreError::NotFound => ApiError::not_found("not found"),
         StoreError::Backend(m) => ApiError::internal("store", m),
@@ -563,6 +585,7 @@ async fn append_roster<S: Store>(
     // What the event exposes, judged on the roster before it: those files take no new
     // writes until their new epoch exists.
     let (_, exposed) = next.exposed_by(&event.body.kind);
+    let teams_exposed = next.teams_exposed_by(&event.body.kind);
     // The firm's log key is the relay's to state: recording another would leave every
     // device refusing every checkpoint.
     if let EventKind::LogKeySet { key } = &event.body.kind {
@@ -582,7 +605,10 @@ async fn append_roster<S: Store>(
             c.firm,
             seq,
             s.body.event.0,
-            exposed.into_iter().collect(),
+            RotationDue {
+                files: exposed.into_iter().collect(),
+                teams: teams_exposed.into_iter().collect(),
+            },
             audit,
         )
         .await
@@ -1352,7 +1378,7 @@ async fn put_epoch_key<S: Store>(
     }
     let w = EpochKeyWrap {
         epoch,
-        member,
+        holder: Holder::Member(member),
         holder_key_version: s.body.holder_key_version,
         wrapped: s.body.wrapped.0,
     };
@@ -1387,6 +1413,9 @@ struct KeysQuery {
     /// Whose wraps: the caller's by default; an admin may name any member (escrow: the
     /// admin holds every member key, so this reveals nothing the admin cannot open).
     holder: Option<MemberId>,
+    /// A team's wraps instead: for the team's members while it holds the file, and for
+    /// admins (who hold every team key).
+    team: Option<TeamId>,
 }
 
 /// Admins act on any file for rotation (escrow); everyone else needs access.
@@ -1467,14 +1496,29 @@ async fn get_epoch_keys<S: Store>(
     s: Signed,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let c = &s.caller;
-    let holder = q.holder.unwrap_or(c.member);
-    if holder == c.member {
-        require_file_access_or_admin(&state, c, file)?;
-    } else if c.role != Role::Admin {
-        return Err(ApiError::forbidden(
-            "only an admin may read another member's wraps",
-        ));
-    }
+    let holder = match (q.holder, q.team) {
+        (Some(_), Some(_)) => {
+            return Err(ApiError::bad_request(
+                "bad_holder",
+                "name a member or a team, not both",
+            ))
+        }
+        (None, Some(team)) => {
+            teams::require_team_file_access(&state, c, file, team)?;
+            Holder::Team(team)
+        }
+        (member, None) => {
+            let member = member.unwrap_or(c.member);
+            if member == c.member {
+                require_file_access_or_admin(&state, c, file)?;
+            } else if c.role != Role::Admin {
+                return Err(ApiError::forbidden(
+                    "only an admin may read another member's wraps",
+                ));
+            }
+            Holder::Member(member)
+        }
+    };
     let since = q.since.unwrap_or(0);
     let wraps = state
         .store
@@ -1482,12 +1526,11 @@ async fn get_epoch_keys<S: Store>(
         .await
         .map_err(store_err)?;
     if !wraps.is_empty() {
-        log_read(
-            &state,
-            c,
-            &[(SubjectKind::File, file.0), (SubjectKind::Member, holder.0)],
-        )
-        .await?;
+        let who = match holder {
+            Holder::Member(m) => (SubjectKind::Member, m.0),
+            Holder::Team(t) => (SubjectKind::Team, t.0),
+        };
+        log_read(&state, c, &[(SubjectKind::File, file.0), who]).await?;
     }
     let next = next_cursor(since, wraps.iter().map(|(cur, _)| *cur));
     let wraps: Vec<_> = wraps
@@ -1503,6 +1546,9 @@ struct StartEpochQuery {
     /// `MEMBER.VERSION` of every holder, comma-separated, in member order: part of the
     /// signed path, so the log shows for whom the new key was wrapped.
     holders: String,
+    /// `TEAM.VERSION` of every team holding the file (team-key version), in team order;
+    /// absent when no team holds it.
+    teams: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -1510,6 +1556,16 @@ struct StartEpochQuery {
 struct StartEpoch {
     link: Hex,
     wraps: Vec<StartEpochWrap>,
+    #[serde(default)]
+    team_wraps: Vec<StartEpochTeamWrap>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StartEpochTeamWrap {
+    team: TeamId,
+    holder_key_version: u32,
+    wrapped: Hex,
 }
 
 #[derive(Deserialize)]
@@ -1520,11 +1576,10 @@ struct StartEpochWrap {
     wrapped: Hex,
 }
 
-/// Parses `holders=` into (member, version) pairs, strictly increasing by member.
-fn parse_holders(s: &str) -> Result<Vec<(MemberId, u32)>, ApiError> {
-    let bad =
-        || ApiError::bad_request("bad_holders", "holders is MEMBER.VERSION,… in member order");
-    let mut out: Vec<(MemberId, u32)> = Vec::new();
+/// Parses `holders=` (or `teams=`) into (id, version) pairs, strictly increasing by id.
+fn parse_holders<T: std::str::FromStr + Ord + Copy>(s: &str) -> Result<Vec<(T, u32)>, ApiError> {
+    let bad = || ApiError::bad_request("bad_holders", "holders is ID.VERSION,… in id order");
+    let mut out: Vec<(T, u32)> = Vec::new();
     // A file nobody holds any more still gets its epoch (the link keeps its history for
     // whoever is granted it next).
     if s.is_empty() {
@@ -1532,7 +1587,7 @@ fn parse_holders(s: &str) -> Result<Vec<(MemberId, u32)>, ApiError> {
     }
     for item in s.split(',') {
         let (m, v) = item.split_once('.').ok_or_else(bad)?;
-        let m: MemberId = m.parse().map_err(|_| bad())?;
+        let m: T = m.parse().map_err(|_| bad())?;
         if v.is_empty() || v.len() > 10 || !v.bytes().all(|b| b.is_ascii_digit()) {
             return Err(bad());
         }
@@ -1562,15 +1617,23 @@ async fn start_epoch<S: Store>(
             "epoch 0 has no predecessor",
         ));
     }
-    let holders = parse_holders(&q.holders)?;
-    let members: Vec<MemberId> =
-        with_roster(&state, c.firm, |r| r.key_holders(&file, state.now_ms()))?
-            .into_iter()
-            .collect();
-    if holders.iter().map(|(m, _)| *m).ne(members.iter().copied()) {
+    let holders: Vec<(MemberId, u32)> = parse_holders(&q.holders)?;
+    let team_holders: Vec<(TeamId, u32)> = parse_holders(q.teams.as_deref().unwrap_or(""))?;
+    let (members, teams): (Vec<MemberId>, Vec<TeamId>) = with_roster(&state, c.firm, |r| {
+        (
+            r.key_holders(&file, state.now_ms()).into_iter().collect(),
+            r.file_teams(&file).into_iter().collect(),
+        )
+    })?;
+    if holders.iter().map(|(m, _)| *m).ne(members.iter().copied())
+        || team_holders
+            .iter()
+            .map(|(t, _)| *t)
+            .ne(teams.iter().copied())
+    {
         return Err(ApiError::conflict(
             "holders_changed",
-            "the holders must be exactly the file's key holders now (grants and absence covers): fetch the roster and retry",
+            "the holders must be exactly the file's key holders now (grants, teams and absence covers): fetch the roster and retry",
         ));
     }
     let body = s.body;
@@ -1578,7 +1641,9 @@ async fn start_epoch<S: Store>(
         || body
             .wraps
             .iter()
-            .any(|w| w.wrapped.0.len() != SYMMETRIC_WRAP_LEN)
+            .map(|w| &w.wrapped)
+            .chain(body.team_wraps.iter().map(|w| &w.wrapped))
+            .any(|w| w.0.len() != SYMMETRIC_WRAP_LEN)
     {
         return Err(ApiError::bad_request(
             "bad_wrapped_key",
@@ -1590,6 +1655,11 @@ async fn start_epoch<S: Store>(
         .iter()
         .map(|w| (w.member, w.holder_key_version))
         .ne(holders.iter().copied())
+        || body
+            .team_wraps
+            .iter()
+            .map(|w| (w.team, w.holder_key_version))
+            .ne(team_holders.iter().copied())
     {
         return Err(ApiError::bad_request(
             "bad_holders",
@@ -1601,10 +1671,16 @@ async fn start_epoch<S: Store>(
         .into_iter()
         .map(|w| EpochKeyWrap {
             epoch,
-            member: w.member,
+            holder: Holder::Member(w.member),
             holder_key_version: w.holder_key_version,
             wrapped: w.wrapped.0,
         })
+        .chain(body.team_wraps.into_iter().map(|w| EpochKeyWrap {
+            epoch,
+            holder: Holder::Team(w.team),
+            holder_key_version: w.holder_key_version,
+            wrapped: w.wrapped.0,
+        }))
         .collect();
     state
         .store
@@ -1627,7 +1703,10 @@ async fn start_epoch<S: Store>(
             ),
             other => store_err(other),
         })?;
-    let devices = devices_of(&state, c.firm, members)?;
+    let team_members: Vec<MemberId> = with_roster(&state, c.firm, |r| {
+        teams.iter().flat_map(|t| r.team_members(t)).collect()
+    })?;
+    let devices = devices_of(&state, c.firm, members.into_iter().chain(team_members))?;
     push_to(
         &state,
         c.firm,

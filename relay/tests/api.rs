@@ -1070,3 +1070,245 @@ async fn an_erased_file_is_gone_for_good() {
     let (status, _) = anna_dev.call(&http, "GET", &keys, None).await;
     assert_eq!(status, 410);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_team_holds_its_files_under_a_team_key_rotated_when_someone_leaves() {
+    use ledgerline_protocol::ids::TeamId;
+    let dir = tempfile::tempdir().unwrap();
+    let relay = Relay::start(&dir.path().join("data"), &[]);
+    let http = client();
+    let mut a = Firm::create(&http, &relay.base, 21).await;
+    let (anna, anna_dev) = a.add_member(&http, Role::Member).await;
+    let (bob, bob_dev) = a.add_member(&http, Role::Member).await;
+    let (_eve, eve_dev) = a.add_member(&http, Role::Member).await;
+    let owner = a.owner_clone();
+    let owner_dev = a.owner_device.clone();
+    let team = TeamId(a.random16());
+    let file = FileId(a.random16());
+    let wrap = |b: u8| hex::encode([b; 73]);
+    let mut holders = vec![owner.id, anna.id, bob.id];
+    holders.sort();
+    let version_path = |v: u32, ms: &[ledgerline_protocol::ids::MemberId]| {
+        let list: Vec<String> = ms.iter().map(|m| format!("{m}.1")).collect();
+        format!("/v1/teams/{team}/keys/{v}?holders={}", list.join(","))
+    };
+    let version_body = |ms: &[ledgerline_protocol::ids::MemberId], b: u8| json!({ "wraps": ms.iter().map(|m| json!({ "member": m.to_string(), "member_key_version": 1, "wrapped": wrap(b) })).collect::<Vec<_>>() });
+    // No team in the roster yet: nothing to key.
+    let (status, _) = owner_dev
+        .call(
+            &http,
+            "PUT",
+            &version_path(1, &[owner.id]),
+            Some(version_body(&[owner.id], 1)),
+        )
+        .await;
+    assert_eq!(status, 404);
+    let name = ledgerline_protocol::roster::team_name_commitment(&team, &[1; 16], "Płace");
+    let e = a.event(&owner, EventKind::TeamCreated { team, name });
+    a.append(&http, &owner_dev, e).await;
+    for member in [anna.id, bob.id] {
+        let e = a.event(&owner, EventKind::TeamMemberAdded { team, member });
+        a.append(&http, &owner_dev, e).await;
+    }
+    let e = a.event(&owner, EventKind::FileTeamGranted { file, team });
+    a.append(&http, &owner_dev, e).await;
+    // Version 1 for exactly the members and the admin; a member may not key a team.
+    let (status, v) = owner_dev
+        .call(
+            &http,
+            "PUT",
+            &version_path(1, &[owner.id]),
+            Some(version_body(&[owner.id], 1)),
+        )
+        .await;
+    assert_eq!((status, v["code"].as_str()), (409, Some("holders_changed")));
+    let (status, _) = anna_dev
+        .call(
+            &http,
+            "PUT",
+            &version_path(1, &holders),
+            Some(version_body(&holders, 1)),
+        )
+        .await;
+    assert_eq!(status, 403);
+    owner_dev
+        .ok(
+            &http,
+            "PUT",
+            &version_path(1, &holders),
+            Some(version_body(&holders, 1)),
+        )
+        .await;
+    let (status, v) = owner_dev
+        .call(
+            &http,
+            "PUT",
+            &version_path(1, &holders),
+            Some(version_body(&holders, 1)),
+        )
+        .await;
+    assert_eq!(
+        (status, v["code"].as_str()),
+        (409, Some("team_key_version"))
+    );
+    let keys = |v: &serde_json::Value| -> Vec<(u64, u64)> {
+        v["wraps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|w| {
+                (
+                    w["version"].as_u64().unwrap(),
+                    w["member_key_version"].as_u64().unwrap(),
+                )
+            })
+            .collect()
+    };
+    let v = anna_dev.ok(&http, "GET", "/v1/teams/keys", None).await;
+    assert_eq!(keys(&v), vec![(1, 1)]);
+    assert_eq!(v["wraps"][0]["team"], team.to_string());
+    let v = eve_dev.ok(&http, "GET", "/v1/teams/keys", None).await;
+    assert!(keys(&v).is_empty(), "not in the team");
+    // The file's epoch key under the team key: for a team that holds the file only.
+    let team_epoch = format!("/v1/files/{file}/epochs/0/teams/{team}");
+    let other = TeamId([0xee; 16]);
+    let (status, _) = owner_dev
+        .call(
+            &http,
+            "PUT",
+            &format!("/v1/files/{file}/epochs/0/teams/{other}"),
+            Some(json!({ "holder_key_version": 1, "wrapped": wrap(5) })),
+        )
+        .await;
+    assert_eq!(status, 403);
+    let (status, v) = owner_dev
+        .call(
+            &http,
+            "PUT",
+            &team_epoch,
+            Some(json!({ "holder_key_version": 2, "wrapped": wrap(5) })),
+        )
+        .await;
+    assert_eq!((status, v["code"].as_str()), (409, Some("team_key_stale")));
+    owner_dev
+        .ok(
+            &http,
+            "PUT",
+            &team_epoch,
+            Some(json!({ "holder_key_version": 1, "wrapped": wrap(5) })),
+        )
+        .await;
+    let team_wraps = format!("/v1/files/{file}/epochs/keys?team={team}");
+    let epochs = |v: &serde_json::Value| -> Vec<u64> {
+        v["wraps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|w| w["epoch"].as_u64().unwrap())
+            .collect()
+    };
+    assert_eq!(
+        epochs(&bob_dev.ok(&http, "GET", &team_wraps, None).await),
+        vec![0]
+    );
+    let (status, _) = eve_dev.call(&http, "GET", &team_wraps, None).await;
+    assert_eq!(status, 403, "a member outside the team");
+    // Bob can work in the file through the team.
+    let (status, _) = bob_dev
+        .call(&http, "GET", &format!("/v1/files/{file}/records"), None)
+        .await;
+    assert_eq!(status, 200);
+
+    // Bob leaves the team: he keeps no key to the team's files, and the file's new epoch
+    // cannot go under the team key he held.
+    let e = a.event(
+        &owner,
+        EventKind::TeamMemberRemoved {
+            team,
+            member: bob.id,
+        },
+    );
+    a.append(&http, &owner_dev, e).await;
+    let (status, _) = bob_dev.call(&http, "GET", &team_wraps, None).await;
+    assert_eq!(status, 403);
+    let v = bob_dev.ok(&http, "GET", "/v1/teams/keys", None).await;
+    assert!(keys(&v).is_empty(), "withheld once he left");
+    let start = |v: u32| {
+        (
+            format!("/v1/files/{file}/epochs/1?holders=&teams={team}.{v}"),
+            json!({ "link": wrap(6), "wraps": [], "team_wraps": [{ "team": team.to_string(), "holder_key_version": v, "wrapped": wrap(7) }] }),
+        )
+    };
+    let (path, body) = start(1);
+    let (status, v) = owner_dev.call(&http, "PUT", &path, Some(body)).await;
+    assert_eq!(
+        (status, v["code"].as_str()),
+        (409, Some("team_key_stale")),
+        "{v}"
+    );
+    // The team without its grant in the path: the holders changed.
+    let (status, v) = owner_dev
+        .call(
+            &http,
+            "PUT",
+            &format!("/v1/files/{file}/epochs/1?holders="),
+            Some(json!({ "link": wrap(6), "wraps": [] })),
+        )
+        .await;
+    assert_eq!((status, v["code"].as_str()), (409, Some("holders_changed")));
+    let remaining: Vec<_> = holders.iter().copied().filter(|m| *m != bob.id).collect();
+    let (status, v) = owner_dev
+        .call(
+            &http,
+            "PUT",
+            &version_path(2, &holders),
+            Some(version_body(&holders, 2)),
+        )
+        .await;
+    assert_eq!((status, v["code"].as_str()), (409, Some("holders_changed")));
+    owner_dev
+        .ok(
+            &http,
+            "PUT",
+            &version_path(2, &remaining),
+            Some(version_body(&remaining, 2)),
+        )
+        .await;
+    let (path, body) = start(2);
+    owner_dev.ok(&http, "PUT", &path, Some(body)).await;
+    assert_eq!(
+        epochs(&anna_dev.ok(&http, "GET", &team_wraps, None).await),
+        vec![0, 1]
+    );
+    // A member joining later gets the newest team key only, by a single wrap.
+    let e = a.event(
+        &owner,
+        EventKind::TeamMemberAdded {
+            team,
+            member: bob.id,
+        },
+    );
+    a.append(&http, &owner_dev, e).await;
+    let (status, v) = owner_dev
+        .call(
+            &http,
+            "PUT",
+            &format!("/v1/teams/{team}/keys/1/{}", bob.id),
+            Some(json!({ "member_key_version": 1, "wrapped": wrap(1) })),
+        )
+        .await;
+    assert_eq!(
+        (status, v["code"].as_str()),
+        (409, Some("team_key_version"))
+    );
+    owner_dev
+        .ok(
+            &http,
+            "PUT",
+            &format!("/v1/teams/{team}/keys/2/{}", bob.id),
+            Some(json!({ "member_key_version": 1, "wrapped": wrap(2) })),
+        )
+        .await;
+    let v = bob_dev.ok(&http, "GET", "/v1/teams/keys", None).await;
+    assert!(keys(&v).contains(&(2, 1)), "{v}");
+}

@@ -6,7 +6,7 @@ use ledgerline_protocol::audit::{AuditLeaf, LogEntry, RetentionSweep, SubjectKin
 use ledgerline_protocol::checkpoint::{
     device_witness_name, open_checkpoint, open_cosigned_checkpoint, Checkpoint,
 };
-use ledgerline_protocol::ids::{DeviceId, DocumentId, FileId, FirmId, MemberId};
+use ledgerline_protocol::ids::{DeviceId, DocumentId, FileId, FirmId, MemberId, TeamId};
 use ledgerline_protocol::keys::VerifyingKey;
 use ledgerline_protocol::merkle::{self, Hash};
 use ledgerline_protocol::request::verify_signatures_batch;
@@ -1393,16 +1393,33 @@ fn check_rotation(
             let (Ok(file), Ok(epoch)) = (f.parse::<FileId>(), e.parse::<u64>()) else {
                 return Ok(());
             };
-            let holders: Vec<(MemberId, u32)> = query
-                .strip_prefix("holders=")
-                .unwrap_or("")
+            let param = |name: &str| {
+                query
+                    .split('&')
+                    .find_map(|kv| kv.strip_prefix(name)?.strip_prefix('='))
+                    .unwrap_or("")
+            };
+            let holders: Vec<(MemberId, u32)> = param("holders")
                 .split(',')
                 .filter_map(|h| {
                     let (m, v) = h.split_once('.')?;
                     Some((m.parse().ok()?, v.parse().ok()?))
                 })
                 .collect();
-            new_epoch(rotations, key_rotations, file, epoch, Some(&holders), t)
+            // Whoever reads the new key through a team holding it holds it too.
+            let through_teams: Vec<MemberId> = param("teams")
+                .split(',')
+                .filter_map(|h| h.split_once('.')?.0.parse::<TeamId>().ok())
+                .flat_map(|team| roster.team_members_at(&team, t))
+                .collect();
+            new_epoch(
+                rotations,
+                key_rotations,
+                file,
+                epoch,
+                Some((&holders, &through_teams)),
+                t,
+            )
         }
         ["", "v1", "files", f, "epochs", e, "keys", m] => {
             let (Ok(file), Ok(epoch), Ok(member)) =
@@ -1559,13 +1576,17 @@ fn check_room_session(
     Ok(())
 }
 
+/// Who holds a new epoch key, as its signed path names them: members with the version of
+/// their member key, and the members of the teams it was wrapped for.
+type NewKeyHolders<'a> = (&'a [(MemberId, u32)], &'a [MemberId]);
+
 /// A new epoch of `file` started at `t`, wrapped for `holders` when the path names them.
 fn new_epoch(
     rotations: &mut [Rotation],
     key_rotations: &[KeyRotation],
     file: FileId,
     epoch: u64,
-    holders: Option<&[(MemberId, u32)]>,
+    holders: Option<NewKeyHolders<'_>>,
     t: u64,
 ) -> Result<(), AuditError> {
     for r in rotations
@@ -1578,15 +1599,15 @@ fn new_epoch(
             since: format_ms(r.since),
             what,
         };
-        if let (Some(left), Some(h)) = (r.left, holders) {
-            if h.iter().any(|(m, _)| *m == left) {
+        if let (Some(left), Some((h, through_teams))) = (r.left, holders) {
+            if h.iter().any(|(m, _)| *m == left) || through_teams.contains(&left) {
                 return Err(bad(format!(
                     "epoch {epoch}'s key was wrapped for them at {}",
                     format_ms(t)
                 )));
             }
         }
-        if let (Some(member), Some(h)) = (r.fresh_key_of, holders) {
+        if let (Some(member), Some((h, _))) = (r.fresh_key_of, holders) {
             if let Some((_, v)) = h.iter().find(|(m, _)| *m == member) {
                 let fresh = key_rotations
                     .iter()

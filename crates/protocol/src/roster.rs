@@ -1366,6 +1366,15 @@ impl Roster {
             .collect()
     }
 
+    /// A team's members at time `t_ms`.
+    pub fn team_members_at(&self, team: &TeamId, t_ms: u64) -> Vec<MemberId> {
+        self.team_members
+            .range((*team, MemberId([0; 16]))..=(*team, MemberId([0xff; 16])))
+            .filter(|(_, v)| v.iter().any(|i| i.contains(t_ms)))
+            .map(|((_, m), _)| *m)
+            .collect()
+    }
+
     /// Files granted to a team now.
     pub fn files_of_team(&self, team: &TeamId) -> BTreeSet<FileId> {
         self.team_grants

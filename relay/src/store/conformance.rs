@@ -36,11 +36,11 @@ pub async fn roster<S: Store>(s: S) {
         Err(StoreError::Exists)
     ));
     assert_eq!(s.firms().await.expect("firms"), vec![F, G]);
-    s.append_roster_event(F, 1, b"one".to_vec(), vec![], audit())
+    s.append_roster_event(F, 1, b"one".to_vec(), RotationDue::default(), audit())
         .await
         .expect("append");
     assert!(matches!(
-        s.append_roster_event(F, 1, b"other".to_vec(), vec![], audit())
+        s.append_roster_event(F, 1, b"other".to_vec(), RotationDue::default(), audit())
             .await,
         Err(StoreError::Exists)
     ));
@@ -301,7 +301,7 @@ pub async fn wrapped_keys<S: Store>(s: S) {
     let file = FileId([3; 16]);
     let e = EpochKeyWrap {
         epoch: 0,
-        member: M1,
+        holder: Holder::Member(M1),
         holder_key_version: 1,
         wrapped: vec![2; 73],
     };
@@ -316,11 +316,15 @@ pub async fn wrapped_keys<S: Store>(s: S) {
         .await
         .expect("put");
     assert_eq!(
-        s.epoch_key_wraps(F, file, M1, 0).await.expect("get"),
+        s.epoch_key_wraps(F, file, Holder::Member(M1), 0)
+            .await
+            .expect("get"),
         vec![(2, e), (3, e1.clone())]
     );
     assert_eq!(
-        s.epoch_key_wraps(F, file, M1, 3).await.expect("since"),
+        s.epoch_key_wraps(F, file, Holder::Member(M1), 3)
+            .await
+            .expect("since"),
         vec![(3, e1.clone())]
     );
     // A replaced wrap comes again, under its new cursor.
@@ -328,13 +332,15 @@ pub async fn wrapped_keys<S: Store>(s: S) {
         .await
         .expect("again");
     assert_eq!(
-        s.epoch_key_wraps(F, file, M1, 4).await.expect("since"),
+        s.epoch_key_wraps(F, file, Holder::Member(M1), 4)
+            .await
+            .expect("since"),
         vec![(4, e1)]
     );
     // Epoch 2 starts atomically: link and wraps, or nothing.
     let e2 = |member| EpochKeyWrap {
         epoch: 2,
-        member,
+        holder: Holder::Member(member),
         holder_key_version: 1,
         wrapped: vec![7; 73],
     };
@@ -362,7 +368,9 @@ pub async fn wrapped_keys<S: Store>(s: S) {
         vec![(5, 2, vec![3; 73])]
     );
     assert_eq!(
-        s.epoch_key_wraps(F, file, M2, 0).await.expect("wraps"),
+        s.epoch_key_wraps(F, file, Holder::Member(M2), 0)
+            .await
+            .expect("wraps"),
         vec![(5, e2(M2))]
     );
     // Writes use the newest epoch; after a revocation exposed the file, the next one.
@@ -377,9 +385,18 @@ pub async fn wrapped_keys<S: Store>(s: S) {
         })
     ));
     put(1, 2).await.expect("newest epoch");
-    s.append_roster_event(F, 1, b"revoked".to_vec(), vec![file], audit())
-        .await
-        .expect("event");
+    s.append_roster_event(
+        F,
+        1,
+        b"revoked".to_vec(),
+        RotationDue {
+            files: vec![file],
+            teams: vec![],
+        },
+        audit(),
+    )
+    .await
+    .expect("event");
     assert!(matches!(
         put(2, 2).await,
         Err(StoreError::StaleEpoch { rotating: true, .. })
@@ -397,6 +414,127 @@ pub async fn wrapped_keys<S: Store>(s: S) {
     put(2, 3).await.expect("after the new epoch");
     assert_eq!(s.epoch_links(F, file, 6).await.expect("since").len(), 1);
     assert!(s.epoch_links(F, file, 100).await.expect("none").is_empty());
+}
+
+/// Team keys: versions stored whole and in order, single wraps only for the newest, wraps
+/// found by holder and cursor; an epoch key wrapped for a team only under the team's newest
+/// key, and never while a roster event has made its rotation due.
+pub async fn team_keys<S: Store>(s: S) {
+    with_firms(&s).await;
+    let team = TeamId([4; 16]);
+    let tw = |version, member| TeamKeyWrap {
+        team,
+        version,
+        member,
+        member_key_version: 1,
+        wrapped: vec![version as u8; 73],
+    };
+    assert!(matches!(
+        s.put_team_key_wrap(F, tw(1, M1), audit()).await,
+        Err(StoreError::VersionConflict { current: 0 })
+    ));
+    assert!(matches!(
+        s.put_team_key_version(F, team, 2, vec![tw(2, M1)], audit())
+            .await,
+        Err(StoreError::VersionConflict { current: 0 })
+    ));
+    assert!(matches!(
+        s.put_team_key_version(F, team, 1, vec![tw(1, M1), tw(1, M1)], audit())
+            .await,
+        Err(StoreError::Exists)
+    ));
+    assert!(s
+        .team_key_wraps_for(F, M1, 0)
+        .await
+        .expect("none")
+        .is_empty());
+    s.put_team_key_version(F, team, 1, vec![tw(1, M1)], audit())
+        .await
+        .expect("version 1");
+    s.put_team_key_wrap(F, tw(1, M2), audit())
+        .await
+        .expect("M2 joins");
+    assert_eq!(
+        s.team_key_wraps_for(F, M1, 0).await.expect("M1"),
+        vec![(0, tw(1, M1))]
+    );
+    assert_eq!(
+        s.team_key_wraps_for(F, M2, 1).await.expect("M2"),
+        vec![(1, tw(1, M2))]
+    );
+    assert!(s
+        .team_key_wraps_for(G, M1, 0)
+        .await
+        .expect("other firm")
+        .is_empty());
+    // Epoch keys under the team key: the newest version only.
+    let file = FileId([3; 16]);
+    let ew = |epoch, version| EpochKeyWrap {
+        epoch,
+        holder: Holder::Team(team),
+        holder_key_version: version,
+        wrapped: vec![9; 73],
+    };
+    assert!(matches!(
+        s.put_epoch_key_wrap(F, file, ew(0, 2), audit()).await,
+        Err(StoreError::StaleTeamKey { team: t }) if t == team
+    ));
+    s.put_epoch_key_wrap(F, file, ew(0, 1), audit())
+        .await
+        .expect("under version 1");
+    assert_eq!(
+        s.epoch_key_wraps(F, file, Holder::Team(team), 0)
+            .await
+            .expect("team wraps"),
+        vec![(2, ew(0, 1))]
+    );
+    assert!(
+        s.epoch_key_wraps(F, file, Holder::Member(MemberId(team.0)), 0)
+            .await
+            .expect("member wraps")
+            .is_empty(),
+        "a team's wrap is not a member's with the same id"
+    );
+    // A member leaves the team: its key may wrap nothing until version 2 exists.
+    s.append_roster_event(
+        F,
+        1,
+        b"left the team".to_vec(),
+        RotationDue {
+            files: vec![file],
+            teams: vec![team],
+        },
+        audit(),
+    )
+    .await
+    .expect("event");
+    let link = vec![5; 73];
+    assert!(matches!(
+        s.start_epoch(F, file, 1, link.clone(), vec![ew(1, 1)], audit())
+            .await,
+        Err(StoreError::StaleTeamKey { .. })
+    ));
+    s.put_team_key_version(F, team, 2, vec![tw(2, M1)], audit())
+        .await
+        .expect("version 2");
+    assert!(
+        matches!(
+            s.start_epoch(F, file, 1, link.clone(), vec![ew(1, 1)], audit())
+                .await,
+            Err(StoreError::StaleTeamKey { .. })
+        ),
+        "not under the old version"
+    );
+    s.start_epoch(F, file, 1, link, vec![ew(1, 2)], audit())
+        .await
+        .expect("epoch 1 under version 2");
+    assert_eq!(
+        s.epoch_key_wraps(F, file, Holder::Team(team), 0)
+            .await
+            .expect("team wraps")
+            .len(),
+        2
+    );
 }
 
 /// Documents, audit leaves, nonces and usage.
@@ -842,6 +980,11 @@ macro_rules! store_conformance_tests {
         async fn conformance_wrapped_keys() {
             let (store, _guard) = $make.await;
             $crate::store::conformance::wrapped_keys(store).await;
+        }
+        #[tokio::test]
+        async fn conformance_team_keys() {
+            let (store, _guard) = $make.await;
+            $crate::store::conformance::team_keys(store).await;
         }
         #[tokio::test]
         async fn conformance_uploads() {

@@ -6,7 +6,8 @@
 //! audit leaves. It never interprets content.
 
 pub use ledgerline_protocol::audit::SweptDocument;
-use ledgerline_protocol::ids::{DeviceId, DocumentId, FileId, FirmId, MemberId, RecordId};
+use ledgerline_protocol::ids::{DeviceId, DocumentId, FileId, FirmId, MemberId, RecordId, TeamId};
+pub use ledgerline_protocol::wrap::Holder;
 use std::future::Future;
 
 pub mod conformance;
@@ -39,9 +40,41 @@ pub enum StoreError {
         /// A revocation exposed the file's key and its new epoch is not there yet.
         rotating: bool,
     },
+    /// An epoch-key wrap under a team key that is not the team's newest, or whose
+    /// rotation a roster event made due.
+    #[error("stale team key: team {team}")]
+    StaleTeamKey {
+        /// The team.
+        team: TeamId,
+    },
     /// The backend failed.
     #[error("storage backend: {0}")]
     Backend(String),
+}
+
+/// What a roster event makes due: new epochs of these files, new versions of these
+/// teams' keys, before anything is written or wrapped under the exposed keys again.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RotationDue {
+    /// Files whose next write needs a new epoch.
+    pub files: Vec<FileId>,
+    /// Teams whose key must get a new version before it wraps an epoch key again.
+    pub teams: Vec<TeamId>,
+}
+
+/// A team key wrapped for one holder (a team member or an admin).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TeamKeyWrap {
+    /// Team.
+    pub team: TeamId,
+    /// Version of the team key.
+    pub version: u32,
+    /// Holder whose member key wraps it.
+    pub member: MemberId,
+    /// Version of that member key.
+    pub member_key_version: u32,
+    /// Wrapped key (73 bytes).
+    pub wrapped: Vec<u8>,
 }
 
 /// A to-device message waiting for its recipient.
@@ -109,14 +142,14 @@ pub struct MemberKeyWrap {
     pub wrapped: Vec<u8>,
 }
 
-/// An epoch key wrapped for a member.
+/// An epoch key wrapped for a member or a team.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EpochKeyWrap {
     /// Epoch.
     pub epoch: u64,
     /// Holder.
-    pub member: MemberId,
-    /// Version of the holder's member key.
+    pub holder: Holder,
+    /// Version of the holder's key (member key or team key).
     pub holder_key_version: u32,
     /// Wrapped key.
     pub wrapped: Vec<u8>,
@@ -234,7 +267,7 @@ pub trait Store: Send + Sync + 'static {
         firm: FirmId,
         seq: u64,
         event: Vec<u8>,
-        rotation_due: Vec<FileId>,
+        due: RotationDue,
         audit: AuditEntry,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
@@ -369,7 +402,35 @@ pub trait Store: Send + Sync + 'static {
         device: DeviceId,
         since: u64,
     ) -> impl Future<Output = Result<Vec<(u64, MemberKeyWrap)>, StoreError>> + Send;
-    /// Stores (or replaces) an epoch-key wrap.
+    /// Stores version `version` of a team's key whole: a wrap for every holder.
+    /// `VersionConflict` (with the newest version, 0 if none) unless `version` is exactly
+    /// one past the newest; clears the team's rotation due.
+    fn put_team_key_version(
+        &self,
+        firm: FirmId,
+        team: TeamId,
+        version: u32,
+        wraps: Vec<TeamKeyWrap>,
+        audit: AuditEntry,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Stores (or replaces) one wrap of the team's newest key version (for a member who
+    /// joined the team, or a new admin); `VersionConflict` if the version is not the newest.
+    fn put_team_key_wrap(
+        &self,
+        firm: FirmId,
+        wrap: TeamKeyWrap,
+        audit: AuditEntry,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Team-key wraps held by `member` stored at or after cursor `since`, with their
+    /// cursors, in cursor order.
+    fn team_key_wraps_for(
+        &self,
+        firm: FirmId,
+        member: MemberId,
+        since: u64,
+    ) -> impl Future<Output = Result<Vec<(u64, TeamKeyWrap)>, StoreError>> + Send;
+    /// Stores (or replaces) an epoch-key wrap. A team's wrap must be under the team's
+    /// newest key version with no rotation due (`StaleTeamKey`).
     fn put_epoch_key_wrap(
         &self,
         firm: FirmId,
@@ -377,20 +438,20 @@ pub trait Store: Send + Sync + 'static {
         wrap: EpochKeyWrap,
         audit: AuditEntry,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
-    /// Epoch-key wraps of a file held by a member.
-    /// Epoch-key wraps of a file held by a member, stored at or after cursor `since`, with
-    /// their cursors, in cursor order.
+    /// Epoch-key wraps of a file held by a member or a team, stored at or after cursor
+    /// `since`, with their cursors, in cursor order.
     fn epoch_key_wraps(
         &self,
         firm: FirmId,
         file: FileId,
-        member: MemberId,
+        holder: Holder,
         since: u64,
     ) -> impl Future<Output = Result<Vec<(u64, EpochKeyWrap)>, StoreError>> + Send;
     /// Starts epoch `epoch` of a file in one transaction: its chain link (wrapping the
     /// previous epoch's key) and its key wrapped for every holder. `Exists` if the epoch
     /// has a link already; `VersionConflict` (with the current epoch) unless `epoch` is
-    /// exactly one past the newest epoch with a wrap. Nothing is stored on error.
+    /// exactly one past the newest epoch with a wrap; `StaleTeamKey` for a team's wrap not
+    /// under its newest key. Nothing is stored on error.
     fn start_epoch(
         &self,
         firm: FirmId,

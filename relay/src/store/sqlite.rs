@@ -23,6 +23,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0006_rotation_due.sql"),
     include_str!("../../migrations/0007_erased_files.sql"),
     include_str!("../../migrations/0008_retention.sql"),
+    include_str!("../../migrations/0009_teams.sql"),
 ];
 const READERS: usize = 4;
 
@@ -429,6 +430,49 @@ fn is_constraint(e: &rusqlite::Error) -> bool {
     matches!(e, rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::ConstraintViolation)
 }
 
+/// A holder as stored: kind (1 member, 2 team) and id.
+fn holder_parts(h: &Holder) -> (u8, [u8; 16]) {
+    match h {
+        Holder::Member(m) => (1, m.0),
+        Holder::Team(t) => (2, t.0),
+    }
+}
+
+/// The newest version of a team's key, if any.
+fn newest_team_key(c: &Connection, firm: FirmId, team: TeamId) -> Result<Option<u32>, StoreError> {
+    c.query_row(
+        "SELECT MAX(version) FROM team_key_wraps WHERE firm = ?1 AND team = ?2",
+        params![&firm.0[..], &team.0[..]],
+        |r| r.get(0),
+    )
+    .map_err(backend)
+}
+
+/// Refuses a team's epoch-key wrap unless it is under the team's newest key and no roster
+/// event has made that key's rotation due.
+fn check_team_key(
+    tx: &rusqlite::Transaction<'_>,
+    firm: FirmId,
+    holder: &Holder,
+    version: u32,
+) -> Result<(), StoreError> {
+    let Holder::Team(team) = *holder else {
+        return Ok(());
+    };
+    let due: Option<i64> = tx
+        .query_row(
+            "SELECT min_version FROM team_rotation_due WHERE firm = ?1 AND team = ?2",
+            params![&firm.0[..], &team.0[..]],
+            |r| r.get(0),
+        )
+        .optional()
+        .map_err(backend)?;
+    if newest_team_key(tx, firm, team)? != Some(version) || due.is_some() {
+        return Err(StoreError::StaleTeamKey { team });
+    }
+    Ok(())
+}
+
 fn insert_or_exists(r: rusqlite::Result<usize>) -> Result<(), StoreError> {
     match r {
         Ok(_) => Ok(()),
@@ -494,7 +538,7 @@ impl Store for SqliteStore {
         firm: FirmId,
         seq: u64,
         event: Vec<u8>,
-        rotation_due: Vec<FileId>,
+        due: RotationDue,
         audit: AuditEntry,
     ) -> Result<(), StoreError> {
         self.write_logged(firm, audit, move |tx| {
@@ -505,8 +549,14 @@ impl Store for SqliteStore {
             let mut st = tx
                 .prepare_cached("INSERT OR REPLACE INTO rotation_due (firm, file, min_epoch) VALUES (?1, ?2, COALESCE((SELECT MAX(epoch) FROM epoch_key_wraps WHERE firm = ?1 AND file = ?2), 0) + 1)")
                 .map_err(backend)?;
-            for file in rotation_due {
+            for file in due.files {
                 st.execute(params![&firm.0[..], &file.0[..]]).map_err(backend)?;
+            }
+            let mut st = tx
+                .prepare_cached("INSERT OR REPLACE INTO team_rotation_due (firm, team, min_version) VALUES (?1, ?2, COALESCE((SELECT MAX(version) FROM team_key_wraps WHERE firm = ?1 AND team = ?2), 0) + 1)")
+                .map_err(backend)?;
+            for team in due.teams {
+                st.execute(params![&firm.0[..], &team.0[..]]).map_err(backend)?;
             }
             Ok(())
         })
@@ -890,6 +940,81 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn put_team_key_version(
+        &self,
+        firm: FirmId,
+        team: TeamId,
+        version: u32,
+        wraps: Vec<TeamKeyWrap>,
+        audit: AuditEntry,
+    ) -> Result<(), StoreError> {
+        self.write_logged(firm, audit, move |tx| {
+            let newest = newest_team_key(tx, firm, team)?.unwrap_or(0);
+            if newest.checked_add(1) != Some(version) {
+                return Err(StoreError::VersionConflict {
+                    current: u64::from(newest),
+                });
+            }
+            let cursor = i(log_size(tx, firm)?);
+            let mut st = tx
+                .prepare_cached("INSERT INTO team_key_wraps (firm, team, version, member, member_key_version, wrapped, cursor) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)")
+                .map_err(backend)?;
+            for w in wraps {
+                insert_or_exists(st.execute(params![&firm.0[..], &team.0[..], version, &w.member.0[..], w.member_key_version, w.wrapped, cursor]))?;
+            }
+            tx.execute(
+                "DELETE FROM team_rotation_due WHERE firm = ?1 AND team = ?2 AND min_version <= ?3",
+                params![&firm.0[..], &team.0[..], version],
+            )
+            .map_err(backend)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn put_team_key_wrap(
+        &self,
+        firm: FirmId,
+        w: TeamKeyWrap,
+        audit: AuditEntry,
+    ) -> Result<(), StoreError> {
+        self.write_logged(firm, audit, move |tx| {
+            let newest = newest_team_key(tx, firm, w.team)?;
+            if newest != Some(w.version) {
+                return Err(StoreError::VersionConflict {
+                    current: u64::from(newest.unwrap_or(0)),
+                });
+            }
+            tx.execute(
+                "INSERT OR REPLACE INTO team_key_wraps (firm, team, version, member, member_key_version, wrapped, cursor) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![&firm.0[..], &w.team.0[..], w.version, &w.member.0[..], w.member_key_version, w.wrapped, i(log_size(tx, firm)?)],
+            )
+            .map(|_| ())
+            .map_err(backend)
+        })
+        .await
+    }
+
+    async fn team_key_wraps_for(
+        &self,
+        firm: FirmId,
+        member: MemberId,
+        since: u64,
+    ) -> Result<Vec<(u64, TeamKeyWrap)>, StoreError> {
+        self.read(move |c| {
+            let mut st = c
+                .prepare_cached("SELECT team, version, member_key_version, wrapped, cursor FROM team_key_wraps WHERE firm = ?1 AND member = ?2 AND cursor >= ?3 ORDER BY cursor, team, version")
+                .map_err(backend)?;
+            let rows = st
+                .query_map(params![&firm.0[..], &member.0[..], i(since)], |r| {
+                    Ok((u(r.get(4)?), TeamKeyWrap { team: TeamId(id16(r.get(0)?)?), version: r.get(1)?, member, member_key_version: r.get(2)?, wrapped: r.get(3)? }))
+                })
+                .map_err(backend)?;
+            rows.collect::<Result<_, _>>().map_err(backend)
+        })
+        .await
+    }
+
     async fn put_epoch_key_wrap(
         &self,
         firm: FirmId,
@@ -898,9 +1023,11 @@ impl Store for SqliteStore {
         audit: AuditEntry,
     ) -> Result<(), StoreError> {
         self.write_logged(firm, audit, move |tx| {
+            check_team_key(tx, firm, &w.holder, w.holder_key_version)?;
+            let (kind, id) = holder_parts(&w.holder);
             tx.execute(
-                "INSERT OR REPLACE INTO epoch_key_wraps (firm, file, epoch, member, holder_key_version, wrapped, cursor) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                params![&firm.0[..], &file.0[..], i(w.epoch), &w.member.0[..], w.holder_key_version, w.wrapped, i(log_size(tx, firm)?)],
+                "INSERT OR REPLACE INTO epoch_key_wraps (firm, file, epoch, holder_kind, holder, holder_key_version, wrapped, cursor) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                params![&firm.0[..], &file.0[..], i(w.epoch), kind, &id[..], w.holder_key_version, w.wrapped, i(log_size(tx, firm)?)],
             )
             .map(|_| ())
             .map_err(backend)
@@ -912,16 +1039,17 @@ impl Store for SqliteStore {
         &self,
         firm: FirmId,
         file: FileId,
-        member: MemberId,
+        holder: Holder,
         since: u64,
     ) -> Result<Vec<(u64, EpochKeyWrap)>, StoreError> {
         self.read(move |c| {
+            let (kind, id) = holder_parts(&holder);
             let mut st = c
-                .prepare_cached("SELECT epoch, holder_key_version, wrapped, cursor FROM epoch_key_wraps WHERE firm = ?1 AND file = ?2 AND member = ?3 AND cursor >= ?4 ORDER BY cursor, epoch")
+                .prepare_cached("SELECT epoch, holder_key_version, wrapped, cursor FROM epoch_key_wraps WHERE firm = ?1 AND file = ?2 AND holder_kind = ?3 AND holder = ?4 AND cursor >= ?5 ORDER BY cursor, epoch")
                 .map_err(backend)?;
             let rows = st
-                .query_map(params![&firm.0[..], &file.0[..], &member.0[..], i(since)], |r| {
-                    Ok((u(r.get(3)?), EpochKeyWrap { epoch: u(r.get(0)?), member, holder_key_version: r.get(1)?, wrapped: r.get(2)? }))
+                .query_map(params![&firm.0[..], &file.0[..], kind, &id[..], i(since)], |r| {
+                    Ok((u(r.get(3)?), EpochKeyWrap { epoch: u(r.get(0)?), holder, holder_key_version: r.get(1)?, wrapped: r.get(2)? }))
                 })
                 .map_err(backend)?;
             rows.collect::<Result<_, _>>().map_err(backend)
@@ -957,11 +1085,15 @@ impl Store for SqliteStore {
                     current: current.unwrap_or(0),
                 });
             }
+            for w in &wraps {
+                check_team_key(tx, firm, &w.holder, w.holder_key_version)?;
+            }
             let mut st = tx
-                .prepare_cached("INSERT INTO epoch_key_wraps (firm, file, epoch, member, holder_key_version, wrapped, cursor) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)")
+                .prepare_cached("INSERT INTO epoch_key_wraps (firm, file, epoch, holder_kind, holder, holder_key_version, wrapped, cursor) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)")
                 .map_err(backend)?;
             for w in wraps {
-                insert_or_exists(st.execute(params![&firm.0[..], &file.0[..], i(epoch), &w.member.0[..], w.holder_key_version, w.wrapped, cursor]))?;
+                let (kind, id) = holder_parts(&w.holder);
+                insert_or_exists(st.execute(params![&firm.0[..], &file.0[..], i(epoch), kind, &id[..], w.holder_key_version, w.wrapped, cursor]))?;
             }
             tx.execute(
                 "DELETE FROM rotation_due WHERE firm = ?1 AND file = ?2 AND min_epoch <= ?3",
@@ -1619,6 +1751,59 @@ mod tests {
                 5
             );
         }
+    }
+
+    #[tokio::test]
+    async fn epoch_key_wraps_stored_before_teams_stay_members_wraps() {
+        const TEAMS_MIGRATION: usize = 8;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("old.sqlite3");
+        let (firm, file, member) = (FirmId([1; 16]), FileId([2; 16]), MemberId([3; 16]));
+        {
+            let mut c = open_connection(&path).expect("open");
+            let tx = c.transaction().expect("tx");
+            for sql in MIGRATIONS.iter().take(TEAMS_MIGRATION) {
+                tx.execute_batch(sql).expect("migrate");
+            }
+            for epoch in 0..3i64 {
+                tx.execute(
+                    "INSERT INTO epoch_key_wraps (firm, file, epoch, member, holder_key_version, wrapped, cursor) VALUES (?1, ?2, ?3, ?4, 1, ?5, ?6)",
+                    params![&firm.0[..], &file.0[..], epoch, &member.0[..], vec![epoch as u8; 73], epoch + 10],
+                )
+                .expect("wrap");
+            }
+            tx.pragma_update(None, "user_version", TEAMS_MIGRATION as i64)
+                .expect("version");
+            tx.commit().expect("commit");
+        }
+        let s = SqliteStore::open(&path).expect("migrated");
+        let wraps = s
+            .epoch_key_wraps(firm, file, Holder::Member(member), 11)
+            .await
+            .expect("wraps");
+        assert_eq!(
+            wraps,
+            vec![
+                (
+                    11,
+                    EpochKeyWrap {
+                        epoch: 1,
+                        holder: Holder::Member(member),
+                        holder_key_version: 1,
+                        wrapped: vec![1; 73],
+                    }
+                ),
+                (
+                    12,
+                    EpochKeyWrap {
+                        epoch: 2,
+                        holder: Holder::Member(member),
+                        holder_key_version: 1,
+                        wrapped: vec![2; 73],
+                    }
+                ),
+            ]
+        );
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
