@@ -12,7 +12,7 @@ use ledgerline_client_core::profile::{
     RotationProgress, RotationReport, Unlock, WatchEvent,
 };
 use ledgerline_client_core::profile::{today, CustomerCard, EventSpec, TaskSpec, CUSTOMER_CARD};
-use ledgerline_client_core::protocol::ids::FileId;
+use ledgerline_client_core::protocol::ids::{FileId, MemberId};
 use ledgerline_client_core::protocol::retention::RetentionPolicy;
 use ledgerline_client_core::room::RoomEvent;
 use ledgerline_client_core::store::StoreError;
@@ -124,6 +124,10 @@ enum Command {
     /// Customer files.
     #[command(subcommand)]
     File(FileCmd),
+    /// Teams of staff (payroll, VAT, …): a customer file granted to a team is read by
+    /// whoever is in it. Team names never reach the relay.
+    #[command(subcommand)]
+    Team(TeamCmd),
     /// The conversation of a customer file.
     #[command(subcommand)]
     Chat(ChatCmd),
@@ -619,9 +623,9 @@ enum FileCmd {
     },
     /// Customer files this member can see.
     List,
-    /// Give a member access (admin).
+    /// Give a member, or a team (`--team`), access (admin).
     Grant(FileMember),
-    /// End a member's access (admin); starts a new epoch.
+    /// End a member's or a team's (`--team`) access (admin); starts a new epoch.
     Remove(FileMember),
     /// Erase a customer file for good (admin; GDPR erasure): the relay deletes its
     /// ciphertext, wrapped keys and conversation, logging it; every device forgets its
@@ -640,7 +644,52 @@ struct FileMember {
     /// File name or id.
     file: String,
     /// Member name or id.
-    member: String,
+    #[arg(required_unless_present = "team")]
+    member: Option<String>,
+    /// A team (name or id) instead of a member.
+    #[arg(long, conflicts_with = "member")]
+    team: Option<String>,
+}
+
+#[derive(Subcommand, Debug)]
+enum TeamCmd {
+    /// Create a team (admin); prints its id.
+    Create {
+        /// Name (encrypted; the relay sees only a salted commitment).
+        name: String,
+    },
+    /// Rename a team (admin).
+    Rename {
+        /// Team name or id.
+        team: String,
+        /// New name.
+        name: String,
+    },
+    /// Delete a team (admin): its members lose the team's files (new epochs for them).
+    Delete {
+        /// Team name or id.
+        team: String,
+        /// Confirms.
+        #[arg(long)]
+        yes: bool,
+    },
+    /// Add a member to a team (admin): they read the team's files, history included.
+    Add {
+        /// Team name or id.
+        team: String,
+        /// Member name or id.
+        member: String,
+    },
+    /// Remove a member from a team (admin): the team key gets a new version, the team's
+    /// files they keep no other way get new epochs.
+    Remove {
+        /// Team name or id.
+        team: String,
+        /// Member name or id.
+        member: String,
+    },
+    /// The firm's teams, their members and files.
+    List,
 }
 
 #[derive(Subcommand, Debug)]
@@ -1107,6 +1156,7 @@ async fn with_profile(p: &mut Profile, command: Command, json: bool) -> Result<O
             })
         }
         Command::File(cmd) => file(p, cmd).await,
+        Command::Team(cmd) => team(p, cmd, json).await,
         Command::Chat(cmd) => chat(p, cmd).await,
         Command::Doc(cmd) => doc(p, cmd, json).await,
         Command::Room(cmd) => room(p, cmd).await,
@@ -1274,12 +1324,26 @@ async fn file(p: &mut Profile, cmd: FileCmd) -> Result<Output, Failure> {
                 json: json!({ "files": files }),
             })
         }
+        FileCmd::Grant(FileMember {
+            file: name,
+            team: Some(team),
+            ..
+        }) => {
+            p.sync().await?;
+            let (file, t) = (p.resolve_file(&name)?, p.resolve_team(&team)?);
+            p.grant_team(file, t).await?;
+            Ok(Output {
+                text: format!("Team {team} can now read and write {name}."),
+                json: json!({ "file": file, "team": t }),
+            })
+        }
         FileCmd::Grant(fm) => {
             p.sync().await?;
-            let (file, member) = (p.resolve_file(&fm.file)?, p.resolve_member(&fm.member)?);
+            let who = fm.member.unwrap_or_default();
+            let (file, member) = (p.resolve_file(&fm.file)?, p.resolve_member(&who)?);
             p.grant(file, member).await?;
             Ok(Output {
-                text: format!("{} can now read and write {}.", fm.member, fm.file),
+                text: format!("{who} can now read and write {}.", fm.file),
                 json: json!({ "file": file, "member": member }),
             })
         }
@@ -1297,16 +1361,131 @@ async fn file(p: &mut Profile, cmd: FileCmd) -> Result<Output, Failure> {
                 json: json!({ "file": id, "erased": true }),
             })
         }
+        FileCmd::Remove(FileMember {
+            file: name,
+            team: Some(team),
+            ..
+        }) => {
+            p.sync().await?;
+            let (file, t) = (p.resolve_file(&name)?, p.resolve_team(&team)?);
+            let report = p.ungrant_team(file, t, &mut |_| {}).await?;
+            Ok(rotation_output(
+                &format!("Team {team} no longer has access to {name}"),
+                &report,
+            ))
+        }
         FileCmd::Remove(fm) => {
             p.sync().await?;
-            let (file, member) = (p.resolve_file(&fm.file)?, p.resolve_member(&fm.member)?);
+            let who = fm.member.unwrap_or_default();
+            let (file, member) = (p.resolve_file(&fm.file)?, p.resolve_member(&who)?);
             let epoch = p.remove(file, member).await?;
             Ok(Output {
                 text: format!(
-                    "{} no longer has access to {}; new epoch {epoch}.",
-                    fm.member, fm.file
+                    "{who} no longer has access to {}; new epoch {epoch}.",
+                    fm.file
                 ),
                 json: json!({ "file": file, "member": member, "epoch": epoch }),
+            })
+        }
+    }
+}
+
+async fn team(p: &mut Profile, cmd: TeamCmd, json: bool) -> Result<Output, Failure> {
+    p.sync().await?;
+    match cmd {
+        TeamCmd::Create { name } => {
+            let id = p.create_team(&name).await?;
+            Ok(Output {
+                text: format!("Team {name} created: {id}"),
+                json: json!({ "team": id, "name": name.trim() }),
+            })
+        }
+        TeamCmd::Rename { team, name } => {
+            let id = p.resolve_team(&team)?;
+            p.rename_team(id, &name).await?;
+            Ok(Output {
+                text: format!("Team {team} is now {name}."),
+                json: json!({ "team": id, "name": name.trim() }),
+            })
+        }
+        TeamCmd::Delete { team, yes } => {
+            if !yes {
+                return Err(usage(
+                    "deleting a team ends its members' access to its files: add --yes",
+                ));
+            }
+            let id = p.resolve_team(&team)?;
+            let (mut cb, bar) = rotation_bar(json);
+            let report = p.delete_team(id, &mut cb).await;
+            if let Some(b) = bar {
+                b.finish_and_clear();
+            }
+            Ok(rotation_output(
+                &format!("Team {team} is deleted"),
+                &report?,
+            ))
+        }
+        TeamCmd::Add { team, member } => {
+            let (id, m) = (p.resolve_team(&team)?, p.resolve_member(&member)?);
+            p.team_add(id, m).await?;
+            Ok(Output {
+                text: format!("{member} is in team {team}: they read its files now."),
+                json: json!({ "team": id, "member": m }),
+            })
+        }
+        TeamCmd::Remove { team, member } => {
+            let (id, m) = (p.resolve_team(&team)?, p.resolve_member(&member)?);
+            let (mut cb, bar) = rotation_bar(json);
+            let report = p.team_remove(id, m, &mut cb).await;
+            if let Some(b) = bar {
+                b.finish_and_clear();
+            }
+            Ok(rotation_output(
+                &format!("{member} is no longer in team {team}"),
+                &report?,
+            ))
+        }
+        TeamCmd::List => {
+            let teams = p.teams()?;
+            let known: std::collections::BTreeMap<MemberId, Option<String>> =
+                p.members()?.into_iter().map(|m| (m.id, m.name)).collect();
+            let names = |ids: &[MemberId]| {
+                ids.iter()
+                    .map(|m| {
+                        known
+                            .get(m)
+                            .cloned()
+                            .flatten()
+                            .unwrap_or_else(|| m.to_string())
+                    })
+                    .collect::<Vec<_>>()
+            };
+            let text = teams
+                .iter()
+                .map(|t| {
+                    format!(
+                        "{}  {:<24} members: {}; files: {}",
+                        t.id,
+                        t.name.as_deref().unwrap_or("(name not received yet)"),
+                        names(&t.members).join(", "),
+                        t.files.len()
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("\n");
+            Ok(Output {
+                text: if text.is_empty() {
+                    "No teams.".into()
+                } else {
+                    text
+                },
+                json: json!({ "teams": teams.iter().map(|t| json!({
+                    "id": t.id,
+                    "name": t.name,
+                    "members": t.members,
+                    "member_names": names(&t.members),
+                    "files": t.files,
+                })).collect::<Vec<_>>() }),
             })
         }
     }
@@ -1984,14 +2163,15 @@ fn rotation_output(what: &str, r: &RotationReport) -> Output {
     Output {
         text: format!(
             "{what}: the relay refuses it from now on ({} ms).\n\
-             Rotated in {} ms: {} member keys ({} device wraps), {} customer files ({} epoch \
-             wraps and links), {} of this device's room sessions ({} Olm shares, {} ms); \
-             {} requests, {} ms wrapping.\n\
+             Rotated in {} ms: {} member keys ({} device wraps), {} team keys, {} customer \
+             files ({} epoch wraps and links), {} of this device's room sessions ({} Olm \
+             shares, {} ms); {} requests, {} ms wrapping.\n\
              Every other device starts a new room session at its next message.",
             r.refused_after_ms,
             r.total_ms,
             r.member_keys,
             r.member_key_wraps,
+            r.team_keys,
             r.files,
             r.epoch_wraps,
             r.room_sessions,

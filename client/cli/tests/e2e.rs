@@ -3198,3 +3198,131 @@ async fn a_passphrase_typed_on_a_terminal_is_not_echoed_and_is_asked_twice() {
     assert_eq!(run_with(c).await.code, 0);
     relay.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_team_reads_its_files_and_someone_who_leaves_it_reads_nothing_new() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut relay = Relay::start(&dir.path().join("relay"), "127.0.0.1:0".parse().unwrap()).await;
+    let url = relay.url();
+    let f = found(dir.path(), &url).await;
+    let cezary = dir.path().join("cezary");
+    admit(&f.owner, &cezary, &url, "Cezary Wójcik", "member").await;
+    const TEAM: &str = "Kadry i płace";
+    ok(&f.owner, &["file", "create", FILE]).await;
+    ok(
+        &f.owner,
+        &["chat", "send", FILE, "Lista płac za marzec w załączniku."],
+    )
+    .await;
+    let created = ok(&f.owner, &["team", "create", TEAM]).await;
+    let team = created["team"].as_str().unwrap().to_owned();
+    // A member may not manage teams.
+    let r = ll(&f.anna, &["team", "create", "Zespół Anny"]).await;
+    assert_eq!(r.code, 7, "{}", r.stderr);
+    for who in ["Anna Kowalczyk", "Bartek Zieliński"] {
+        ok(&f.owner, &["team", "add", TEAM, who]).await;
+    }
+    ok(&f.owner, &["file", "grant", FILE, "--team", TEAM]).await;
+    // Both read the file's history through the team, and know the team by its name.
+    for p in [&f.anna, &f.bartek] {
+        ok(p, &["sync"]).await;
+        assert_eq!(
+            bodies(&ok(p, &["chat", "read", FILE]).await),
+            vec!["Lista płac za marzec w załączniku."]
+        );
+        let list = ok(p, &["team", "list"]).await;
+        assert_eq!(list["teams"][0]["id"], team.as_str());
+        assert_eq!(list["teams"][0]["name"], TEAM, "{list}");
+        assert_eq!(
+            list["teams"][0]["member_names"].as_array().unwrap().len(),
+            2
+        );
+    }
+    ok(
+        &f.bartek,
+        &["chat", "send", FILE, "Potwierdzam, sprawdzę do piątku."],
+    )
+    .await;
+    // Bartek leaves the team: the team key gets a new version, the file a new epoch.
+    let report = ok(&f.owner, &["team", "remove", TEAM, "Bartek Zieliński"]).await;
+    assert_eq!(report["team_keys"], 1, "{report}");
+    assert_eq!(report["files"], 1, "{report}");
+    ok(
+        &f.owner,
+        &["chat", "send", FILE, "Nowe stawki od kwietnia."],
+    )
+    .await;
+    let note = ok(
+        &f.owner,
+        &["customer", "note", FILE, "Umowa zlecenie do aneksu."],
+    )
+    .await;
+    assert!(note.is_object());
+    ok(&f.anna, &["sync"]).await;
+    let anna = bodies(&ok(&f.anna, &["chat", "read", FILE]).await);
+    assert!(
+        anna.contains(&"Nowe stawki od kwietnia.".to_owned()),
+        "{anna:?}"
+    );
+    assert!(anna.contains(&"Potwierdzam, sprawdzę do piątku.".to_owned()));
+    // Bartek: refused by the relay, and nothing new reaches his device.
+    let r = ll(&f.bartek, &["sync"]).await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let r = ll(&f.bartek, &["chat", "read", FILE]).await;
+    let his = if r.code == 0 { bodies(&r.json) } else { vec![] };
+    assert!(
+        !his.contains(&"Nowe stawki od kwietnia.".to_owned()),
+        "{his:?}"
+    );
+    let r = ll(&f.bartek, &["chat", "send", FILE, "Jeszcze jedno"]).await;
+    assert_ne!(r.code, 0, "no longer a member of the file");
+    let list = ok(&f.bartek, &["team", "list"]).await;
+    assert!(
+        !list["teams"][0]["member_names"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|n| n == "Bartek Zieliński"),
+        "{list}"
+    );
+    // Someone added later reads the whole history, from before the team had the file.
+    ok(&f.owner, &["team", "add", TEAM, "Cezary Wójcik"]).await;
+    ok(&cezary, &["sync"]).await;
+    let his = bodies(&ok(&cezary, &["chat", "read", FILE]).await);
+    for text in [
+        "Lista płac za marzec w załączniku.",
+        "Potwierdzam, sprawdzę do piątku.",
+        "Nowe stawki od kwietnia.",
+    ] {
+        assert!(his.contains(&text.to_owned()), "{text}: {his:?}");
+    }
+    let timeline = ok(&cezary, &["customer", "timeline", FILE]).await;
+    assert!(
+        timeline.to_string().contains("Umowa zlecenie do aneksu."),
+        "{timeline}"
+    );
+    // The team's file goes away from the team: its members lose it, a new epoch starts.
+    let report = ok(&f.owner, &["file", "remove", FILE, "--team", TEAM]).await;
+    assert_eq!(report["files"], 1, "{report}");
+    ok(&f.owner, &["chat", "send", FILE, "Tylko dla właścicielki."]).await;
+    ok(&cezary, &["sync"]).await;
+    let r = ll(&cezary, &["chat", "read", FILE]).await;
+    let his = if r.code == 0 { bodies(&r.json) } else { vec![] };
+    assert!(
+        !his.contains(&"Tylko dla właścicielki.".to_owned()),
+        "{his:?}"
+    );
+    // The relay never saw the team's name.
+    for p in all_files(&dir.path().join("relay")) {
+        let Ok(bytes) = std::fs::read(&p) else {
+            continue;
+        };
+        let needle = TEAM.as_bytes();
+        assert!(
+            !bytes.windows(needle.len()).any(|w| w == needle),
+            "{} holds the team's name",
+            p.display()
+        );
+    }
+    relay.stop().await;
+}

@@ -34,6 +34,7 @@ mod devices;
 mod documents;
 mod offboard;
 mod retention;
+mod teams;
 mod watch;
 mod work;
 pub use audit::ExportSummary;
@@ -41,6 +42,7 @@ pub use cover::{CoverGrant, CoverView};
 pub use documents::{DocumentManifest, Phase, Progress};
 pub use offboard::{RevocationPlan, RotationProgress, RotationReport};
 pub use retention::{parse_document_year, this_year, Expired};
+pub use teams::{TeamView, TEAM_NAME_MAX};
 pub use watch::WatchEvent;
 pub use work::{
     today, AgendaItem, CustomerCard, CustomerView, EventSpec, TaskSpec, TaskView, TimelineItem,
@@ -275,6 +277,13 @@ struct FileState {
     /// The file's chain links by epoch (hex), as fetched.
     #[serde(default)]
     links: BTreeMap<u64, String>,
+    /// Incremental fetch cursors of the wraps held by this member's teams.
+    #[serde(default)]
+    team_cursors: BTreeMap<ledgerline_protocol::ids::TeamId, u64>,
+    /// Team-held wraps fetched before the team key they need: `(team, epoch, team key
+    /// version, hex wrap)`.
+    #[serde(default)]
+    team_pending: Vec<(ledgerline_protocol::ids::TeamId, u64, u32, String)>,
 }
 
 /// A room message sent but not yet confirmed by the relay.
@@ -348,6 +357,19 @@ struct LocalState {
     /// The firm's office file, once found (saves a scan of every file's card).
     #[serde(default)]
     office: Option<FileId>,
+    /// `team:version` → hex team key (this member's teams; every team's for admins).
+    #[serde(default)]
+    team_keys: BTreeMap<String, String>,
+    /// Incremental fetch cursor of this member's team-key wraps.
+    #[serde(default)]
+    team_keys_cursor: u64,
+    /// Team-key wraps fetched before the member key they need: `(team, version, member
+    /// key version, hex wrap)`.
+    #[serde(default)]
+    team_pending: Vec<(ledgerline_protocol::ids::TeamId, u32, u32, String)>,
+    /// Team names (with their commitments' salts) as an admin's directory told them.
+    #[serde(default)]
+    team_names: BTreeMap<ledgerline_protocol::ids::TeamId, teams::TeamName>,
 }
 
 /// What this profile knows of an internal room or direct chat.
@@ -1154,15 +1176,16 @@ impl Profile {
                     .push(format!("file {file} epoch {epoch}: {e}")),
             }
         }
+        if let Some(f) = self.local.files.get_mut(&file) {
+            f.pending_wraps = still;
+        }
+        self.sync_team_file_keys(file, report).await?;
         let links = self
             .local
             .files
             .get(&file)
             .map(|f| f.links.clone())
             .unwrap_or_default();
-        if let Some(f) = self.local.files.get_mut(&file) {
-            f.pending_wraps = still;
-        }
         // Older epochs through the chain, newest first.
         for (epoch, wrapped) in links.iter().rev() {
             let (Some(newer), None) = (
@@ -1566,6 +1589,10 @@ impl Profile {
         let mut devices = vec![join.request.device];
         devices.extend(self.admin_devices()?);
         self.share_member_key(member, 1, &mk, &devices).await?;
+        if role == Role::Admin {
+            // Admins hold every team key (they wrap new epochs under them).
+            self.share_team_keys_with(member).await?;
+        }
         self.announce_member(member, join.request.device)?;
         self.commit()?;
         self.flush_private(&mut SyncReport::default()).await?;
@@ -2296,6 +2323,7 @@ impl Profile {
         report.log_size = self.check_log().await?;
         self.publish_prekeys().await?;
         self.sync_member_keys(report).await?;
+        self.sync_team_keys(report).await?;
         self.commit()?;
         // An offboarding rotation an interruption left is finished before anything else.
         if let Some(r) = self.resume_rotation(&mut |_| {}).await? {

@@ -2,7 +2,7 @@
 //! [`RelayClient`] that signs every request as the device and turns the relay's answers
 //! into typed results — or into a clear error when the relay is down or misbehaves.
 
-use ledgerline_protocol::ids::{DeviceId, FileId, FirmId, MemberId, RecordId};
+use ledgerline_protocol::ids::{DeviceId, FileId, FirmId, MemberId, RecordId, TeamId};
 use ledgerline_protocol::keys::DeviceSigner;
 use ledgerline_protocol::prekeys::SignedPrekey;
 use ledgerline_protocol::request::RequestHead;
@@ -165,6 +165,19 @@ pub struct WrappedKey {
     pub version: u32,
     /// Epoch (epoch keys and links only).
     pub epoch: u64,
+    /// The wrap.
+    pub wrapped: Vec<u8>,
+}
+
+/// A team key wrapped for this member, as listed by the relay.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TeamKeyWrap {
+    /// Team.
+    pub team: TeamId,
+    /// Team-key version.
+    pub version: u32,
+    /// Version of this member's key that wraps it.
+    pub member_key_version: u32,
     /// The wrap.
     pub wrapped: Vec<u8>,
 }
@@ -825,7 +838,30 @@ impl<T: Transport> RelayClient<T> {
             Some(h) => format!("/v1/files/{file}/epochs/keys?since={since}&holder={h}"),
             None => format!("/v1/files/{file}/epochs/keys?since={since}"),
         };
-        let v = self.call(s, "GET", &path, None).await?;
+        self.epoch_keys_at(s, &path, since, holder).await
+    }
+
+    /// Epoch-key wraps of a file held by `team` (for the team's members while it holds
+    /// the file, and for admins).
+    pub async fn team_epoch_keys(
+        &self,
+        s: &impl DeviceSigner,
+        file: FileId,
+        since: u64,
+        team: TeamId,
+    ) -> Result<(Vec<WrappedKey>, u64), RelayError> {
+        let path = format!("/v1/files/{file}/epochs/keys?since={since}&team={team}");
+        self.epoch_keys_at(s, &path, since, None).await
+    }
+
+    async fn epoch_keys_at(
+        &self,
+        s: &impl DeviceSigner,
+        path: &str,
+        since: u64,
+        holder: Option<MemberId>,
+    ) -> Result<(Vec<WrappedKey>, u64), RelayError> {
+        let v = self.call(s, "GET", path, None).await?;
         let wraps = list(&v, "wraps")?
             .iter()
             .map(|w| {
@@ -842,7 +878,8 @@ impl<T: Transport> RelayClient<T> {
 
     /// Starts epoch `epoch` of a file: the link wrapping the previous epoch's key, and the
     /// new key wrapped for each holder `(member, member-key version, wrap)` — exactly the
-    /// file's members, in member order. All or nothing.
+    /// file's members, in member order — and for each team holding the file `(team,
+    /// team-key version, wrap)`, in team order. All or nothing.
     pub async fn start_epoch(
         &self,
         s: &impl DeviceSigner,
@@ -850,23 +887,125 @@ impl<T: Transport> RelayClient<T> {
         epoch: u64,
         link: &[u8],
         wraps: &[(MemberId, u32, Vec<u8>)],
+        team_wraps: &[(TeamId, u32, Vec<u8>)],
     ) -> Result<(), RelayError> {
         let holders: Vec<String> = wraps.iter().map(|(m, v, _)| format!("{m}.{v}")).collect();
         let body: Vec<Value> = wraps
             .iter()
             .map(|(m, v, w)| json!({ "member": m.to_string(), "holder_key_version": v, "wrapped": hex::encode(w) }))
             .collect();
+        let mut path = format!(
+            "/v1/files/{file}/epochs/{epoch}?holders={}",
+            holders.join(",")
+        );
+        let json = if team_wraps.is_empty() {
+            json!({ "link": hex::encode(link), "wraps": body })
+        } else {
+            let teams: Vec<String> = team_wraps
+                .iter()
+                .map(|(t, v, _)| format!("{t}.{v}"))
+                .collect();
+            path.push_str(&format!("&teams={}", teams.join(",")));
+            let team_body: Vec<Value> = team_wraps
+                .iter()
+                .map(|(t, v, w)| json!({ "team": t.to_string(), "holder_key_version": v, "wrapped": hex::encode(w) }))
+                .collect();
+            json!({ "link": hex::encode(link), "wraps": body, "team_wraps": team_body })
+        };
+        self.call(s, "PUT", &path, Some(json)).await.map(|_| ())
+    }
+
+    /// Stores a file's epoch key wrapped under a team's (newest) key.
+    pub async fn put_team_epoch_key(
+        &self,
+        s: &impl DeviceSigner,
+        file: FileId,
+        epoch: u64,
+        team: TeamId,
+        team_key_version: u32,
+        wrapped: &[u8],
+    ) -> Result<(), RelayError> {
+        self.call(
+            s,
+            "PUT",
+            &format!("/v1/files/{file}/epochs/{epoch}/teams/{team}"),
+            Some(
+                json!({ "holder_key_version": team_key_version, "wrapped": hex::encode(wrapped) }),
+            ),
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// Stores version `version` of a team's key, wrapped for each holder `(member,
+    /// member-key version, wrap)` — exactly the team's members and the admins, in member
+    /// order. All or nothing.
+    pub async fn put_team_key_version(
+        &self,
+        s: &impl DeviceSigner,
+        team: TeamId,
+        version: u32,
+        wraps: &[(MemberId, u32, Vec<u8>)],
+    ) -> Result<(), RelayError> {
+        let holders: Vec<String> = wraps.iter().map(|(m, v, _)| format!("{m}.{v}")).collect();
+        let body: Vec<Value> = wraps
+            .iter()
+            .map(|(m, v, w)| json!({ "member": m.to_string(), "member_key_version": v, "wrapped": hex::encode(w) }))
+            .collect();
         self.call(
             s,
             "PUT",
             &format!(
-                "/v1/files/{file}/epochs/{epoch}?holders={}",
+                "/v1/teams/{team}/keys/{version}?holders={}",
                 holders.join(",")
             ),
-            Some(json!({ "link": hex::encode(link), "wraps": body })),
+            Some(json!({ "wraps": body })),
         )
         .await
         .map(|_| ())
+    }
+
+    /// Stores one wrap of a team's newest key for `member`.
+    pub async fn put_team_key(
+        &self,
+        s: &impl DeviceSigner,
+        team: TeamId,
+        version: u32,
+        member: MemberId,
+        member_key_version: u32,
+        wrapped: &[u8],
+    ) -> Result<(), RelayError> {
+        self.call(
+            s,
+            "PUT",
+            &format!("/v1/teams/{team}/keys/{version}/{member}"),
+            Some(json!({ "member_key_version": member_key_version, "wrapped": hex::encode(wrapped) })),
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// This member's team-key wraps stored since `since`.
+    pub async fn team_keys(
+        &self,
+        s: &impl DeviceSigner,
+        since: u64,
+    ) -> Result<(Vec<TeamKeyWrap>, u64), RelayError> {
+        let v = self
+            .call(s, "GET", &format!("/v1/teams/keys?since={since}"), None)
+            .await?;
+        let wraps = list(&v, "wraps")?
+            .iter()
+            .map(|w| {
+                Ok(TeamKeyWrap {
+                    team: typed(w, "team")?,
+                    version: u32_field(w, "version")?,
+                    member_key_version: u32_field(w, "member_key_version")?,
+                    wrapped: hex_field(w, "wrapped")?,
+                })
+            })
+            .collect::<Result<_, RelayError>>()?;
+        Ok((wraps, next_cursor(&v, since)?))
     }
 
     /// The epoch chain links of a file.

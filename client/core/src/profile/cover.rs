@@ -192,7 +192,7 @@ impl Profile {
         if cover.ended_ms.is_none() {
             let trigger = Trigger::CoverEnded(id);
             self.check_event(trigger.event())?;
-            self.plan_rotation(trigger, &BTreeSet::new(), files.clone())
+            self.plan_rotation(trigger, &BTreeSet::new(), &BTreeSet::new(), files.clone())
                 .await?;
         }
         let devices: BTreeSet<DeviceId> = self

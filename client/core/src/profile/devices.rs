@@ -73,6 +73,9 @@ enum Private {
         /// The firm's name, for a device that joins (it has no other way to learn it).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         firm: Option<String>,
+        /// Team → name and the salt of its roster commitment.
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        teams: BTreeMap<ledgerline_protocol::ids::TeamId, super::teams::TeamName>,
     },
     /// A file room's sessions, from the admin who granted this member the file.
     ForwardedRoomKeys {
@@ -205,13 +208,7 @@ impl Profile {
                 key: seed.to_string(),
             },
         );
-        self.queue_private(
-            device,
-            &Private::Directory {
-                names: self.local.member_names.clone(),
-                firm: self.firm_name(),
-            },
-        );
+        self.queue_full_directory(device);
         self.commit()?;
         self.close_invite(invite.id()).await;
         Ok(device)
@@ -254,22 +251,35 @@ impl Profile {
             .filter(|d| *d != device && *d != self.id.device)
             .collect();
         for d in others {
-            self.queue_private(
+            self.queue_directory(
                 d,
-                &Private::Directory {
-                    names: BTreeMap::from([(member, name.clone())]),
-                    firm: None,
-                },
+                BTreeMap::from([(member, name.clone())]),
+                BTreeMap::new(),
+                None,
             );
         }
-        self.queue_private(
-            device,
-            &Private::Directory {
-                names: self.local.member_names.clone(),
-                firm: self.firm_name(),
-            },
-        );
+        self.queue_full_directory(device);
         Ok(())
+    }
+
+    /// Everything a new device should know by name: members, the firm, teams.
+    fn queue_full_directory(&mut self, device: DeviceId) {
+        self.queue_directory(
+            device,
+            self.local.member_names.clone(),
+            self.local.team_names.clone(),
+            self.firm_name(),
+        );
+    }
+
+    pub(super) fn queue_directory(
+        &mut self,
+        device: DeviceId,
+        names: BTreeMap<MemberId, String>,
+        teams: BTreeMap<ledgerline_protocol::ids::TeamId, super::teams::TeamName>,
+        firm: Option<String>,
+    ) {
+        self.queue_private(device, &Private::Directory { names, firm, teams });
     }
 
     /// Passes a file room's history (the sessions this device holds) to a member just
@@ -394,6 +404,7 @@ impl Profile {
                     let file = key.room.parse::<ledgerline_protocol::ids::FileId>().ok();
                     if !file.is_some_and(|f| {
                         r.key_holders(&f, super::now_ms()).contains(&self.id.member)
+                            || r.team_files(&self.id.member).contains(&f)
                     }) {
                         continue;
                     }
@@ -407,7 +418,7 @@ impl Profile {
                     }
                 }
             }
-            Private::Directory { names, firm } => {
+            Private::Directory { names, firm, teams } => {
                 let admin = r.member(&from).is_some_and(|m| m.role == Role::Admin);
                 if !(admin || from == self.id.member) {
                     return Err(ClientError::Integrity(
@@ -423,6 +434,12 @@ impl Profile {
                 for (m, n) in names {
                     if r.member(&m).is_some() && !n.trim().is_empty() && n.len() <= 200 {
                         self.local.member_names.insert(m, n);
+                    }
+                }
+                // A team's name is kept only if it is the one the roster committed to.
+                for (t, n) in teams {
+                    if r.team(&t).is_some_and(|s| n.matches(&t, &s.name)) {
+                        self.local.team_names.insert(t, n);
                     }
                 }
             }

@@ -12,8 +12,8 @@
 use super::{now_ms, ClientError, Profile, Result, SyncReport};
 use crate::transport::RelayError;
 use futures_util::stream::{self, StreamExt};
-use ledgerline_protocol::ids::{DeviceId, FileId, MemberId};
-use ledgerline_protocol::keys::{EpochKey, MemberKey};
+use ledgerline_protocol::ids::{DeviceId, FileId, MemberId, TeamId};
+use ledgerline_protocol::keys::{EpochKey, MemberKey, TeamKey};
 use ledgerline_protocol::roster::{EventBody, EventKind, Role};
 use ledgerline_protocol::wrap::{
     chain_epoch_key, unchain_epoch_key, unwrap_epoch_key, wrap_epoch_key, wrap_member_key,
@@ -42,6 +42,9 @@ pub(super) enum Trigger {
     FileAccessRemoved(FileId, MemberId),
     /// The `seq` of the cover's `CoverGranted` event.
     CoverEnded(u64),
+    TeamMemberRemoved(TeamId, MemberId),
+    FileTeamRemoved(FileId, TeamId),
+    TeamDeleted(TeamId),
 }
 
 impl Trigger {
@@ -54,8 +57,25 @@ impl Trigger {
                 member: *member,
             },
             Self::CoverEnded(cover) => EventKind::CoverEnded { cover: *cover },
+            Self::TeamMemberRemoved(team, member) => EventKind::TeamMemberRemoved {
+                team: *team,
+                member: *member,
+            },
+            Self::FileTeamRemoved(file, team) => EventKind::FileTeamRemoved {
+                file: *file,
+                team: *team,
+            },
+            Self::TeamDeleted(team) => EventKind::TeamDeleted { team: *team },
         }
     }
+}
+
+/// A new team key not yet stored for the team's key holders.
+#[derive(Serialize, Deserialize, Clone)]
+pub(super) struct NewTeamKey {
+    version: u32,
+    /// Hex; the local store is encrypted at rest.
+    key: String,
 }
 
 /// A new member key not yet wrapped for every device that should hold it.
@@ -73,6 +93,9 @@ pub(super) struct RotationJob {
     triggers: Vec<Trigger>,
     /// Member keys to replace.
     member_keys: BTreeMap<MemberId, NewMemberKey>,
+    /// Team keys to replace (after the member keys, before the files).
+    #[serde(default)]
+    team_keys: BTreeMap<TeamId, NewTeamKey>,
     /// Files to give a new epoch, with its key (hex).
     files: BTreeMap<FileId, String>,
     /// Totals since the job was planned, for progress and the report.
@@ -82,7 +105,10 @@ pub(super) struct RotationJob {
 
 impl RotationJob {
     pub(super) fn is_empty(&self) -> bool {
-        self.triggers.is_empty() && self.member_keys.is_empty() && self.files.is_empty()
+        self.triggers.is_empty()
+            && self.member_keys.is_empty()
+            && self.team_keys.is_empty()
+            && self.files.is_empty()
     }
 }
 
@@ -112,7 +138,10 @@ pub struct RotationReport {
     pub member_key_wraps: u64,
     /// Files given a new epoch.
     pub files: u64,
-    /// Wraps of new epoch keys under member keys, and chain links (symmetric each).
+    /// Team keys given a new version (each wrapped for the team's members and admins).
+    pub team_keys: u64,
+    /// Wraps of new epoch keys under member keys and team keys, and chain links
+    /// (symmetric each).
     pub epoch_wraps: u64,
     /// This device's outbound room sessions that had reached a revoked device, replaced
     /// by new ones shared with the remaining devices (every other device starts a new
@@ -139,6 +168,7 @@ struct Prepared {
     old: EpochKey,
     link: Vec<u8>,
     wraps: Vec<(MemberId, u32, Vec<u8>)>,
+    team_wraps: Vec<(TeamId, u32, Vec<u8>)>,
 }
 
 /// What revoking a member would do, shown before the admin confirms.
@@ -154,6 +184,8 @@ pub struct RevocationPlan {
     pub member_keys: u64,
     /// Customer files given a new epoch, with their names where known.
     pub files: Vec<(FileId, Option<String>)>,
+    /// Teams whose key gets a new version (the member's teams), with their names.
+    pub teams: Vec<(TeamId, Option<String>)>,
     /// Already revoked: confirming only finishes an interrupted rotation.
     pub already_revoked: bool,
 }
@@ -172,6 +204,12 @@ impl Profile {
         } else {
             r.exposed_by(&Trigger::MemberRemoved(member).event())
         };
+        let teams = if already_revoked {
+            BTreeSet::new()
+        } else {
+            r.teams_exposed_by(&Trigger::MemberRemoved(member).event())
+        };
+        let names = self.teams()?;
         Ok(RevocationPlan {
             member,
             name: self.local.member_names.get(&member).cloned(),
@@ -184,6 +222,16 @@ impl Profile {
             files: files
                 .into_iter()
                 .map(|f| (f, self.local.files.get(&f).and_then(|s| s.name.clone())))
+                .collect(),
+            teams: teams
+                .into_iter()
+                .map(|t| {
+                    let name = names
+                        .iter()
+                        .find(|v| v.id == t)
+                        .and_then(|v| v.name.clone());
+                    (t, name)
+                })
                 .collect(),
             already_revoked,
         })
@@ -212,8 +260,9 @@ impl Profile {
         if state.active.until.is_none() {
             let trigger = Trigger::MemberRemoved(member);
             let (holders, files) = r.exposed_by(&trigger.event());
+            let teams = r.teams_exposed_by(&trigger.event());
             self.check_event(trigger.event())?;
-            self.plan_rotation(trigger, &holders, files).await?;
+            self.plan_rotation(trigger, &holders, &teams, files).await?;
         }
         self.finish_revocation(devices, start, progress).await
     }
@@ -241,8 +290,9 @@ impl Profile {
         if d.active.until.is_none() {
             let trigger = Trigger::DeviceRevoked(device);
             let (holders, files) = r.exposed_by(&trigger.event());
+            let teams = r.teams_exposed_by(&trigger.event());
             self.check_event(trigger.event())?;
-            self.plan_rotation(trigger, &holders, files).await?;
+            self.plan_rotation(trigger, &holders, &teams, files).await?;
         }
         self.finish_revocation(vec![device], start, progress).await
     }
@@ -255,6 +305,7 @@ impl Profile {
         if self.roster()?.granted_files(&member).contains(&file) {
             self.plan_rotation(
                 Trigger::FileAccessRemoved(file, member),
+                &BTreeSet::new(),
                 &BTreeSet::new(),
                 BTreeSet::from([file]),
             )
@@ -362,16 +413,27 @@ impl Profile {
         }
     }
 
-    /// Adds to the job: the trigger, a new key for each of `holders`' member keys, a new
-    /// epoch for each of `files`; commits it before anything is sent.
+    /// Adds to the job: the trigger, a new key for each of `holders`' member keys and of
+    /// `teams`' keys, a new epoch for each of `files`; commits it before anything is sent.
     pub(super) async fn plan_rotation(
         &mut self,
         trigger: Trigger,
         holders: &BTreeSet<MemberId>,
+        teams: &BTreeSet<TeamId>,
         files: BTreeSet<FileId>,
     ) -> Result<()> {
         // The newest versions first, so that a new version is really new.
         self.sync_member_keys(&mut SyncReport::default()).await?;
+        if !teams.is_empty() {
+            self.sync_team_keys(&mut SyncReport::default()).await?;
+        }
+        let mut team_versions = Vec::new();
+        for t in teams {
+            if !self.rotation.team_keys.contains_key(t) {
+                let newest = self.newest_team_key(*t).map_or(0, |(v, _)| v);
+                team_versions.push((*t, newest + 1));
+            }
+        }
         let mut keys = Vec::new();
         for m in holders {
             if self.rotation.member_keys.contains_key(m) {
@@ -393,6 +455,16 @@ impl Profile {
                 },
             );
             job.member_keys_total += 1;
+        }
+        for (t, version) in team_versions {
+            let key = TeamKey::generate(&mut OsRng);
+            job.team_keys.insert(
+                t,
+                NewTeamKey {
+                    version,
+                    key: hex::encode(key.expose()),
+                },
+            );
         }
         for f in files {
             if let std::collections::btree_map::Entry::Vacant(slot) = job.files.entry(f) {
@@ -587,6 +659,9 @@ impl Profile {
                 Trigger::DeviceRevoked(d) => r.device(d).is_some_and(|s| s.active.until.is_none()),
                 Trigger::FileAccessRemoved(f, m) => r.granted_files(m).contains(f),
                 Trigger::CoverEnded(c) => r.cover(*c).is_some_and(|c| c.ended_ms.is_none()),
+                Trigger::TeamMemberRemoved(t, m) => r.team_members(t).contains(m),
+                Trigger::FileTeamRemoved(f, t) => r.file_teams(f).contains(t),
+                Trigger::TeamDeleted(t) => r.team(t).is_some_and(|s| s.active.until.is_none()),
             };
             if pending {
                 acknowledged = Some(self.append(t.event()).await?);
@@ -599,7 +674,7 @@ impl Profile {
 
     /// Runs the job to its end: member keys first (the new epochs are wrapped under them),
     /// then the files, with bounded concurrency and a commit every few files.
-    async fn run_rotation(
+    pub(super) async fn run_rotation(
         &mut self,
         progress: &mut dyn FnMut(&RotationProgress),
         report: &mut RotationReport,
@@ -607,6 +682,7 @@ impl Profile {
         self.append_triggers().await?;
         progress(&progress_of(&self.rotation));
         self.rotate_member_keys(report).await?;
+        self.rotate_team_keys(report).await?;
         progress(&progress_of(&self.rotation));
         for _ in 0..ROUNDS {
             if self.rotation.files.is_empty() {
@@ -677,6 +753,61 @@ impl Profile {
         Ok(())
     }
 
+    /// New versions of the exposed team keys, for the team's key holders now, each under
+    /// their (by now rotated) member key. A version another admin took meanwhile moves
+    /// ours to the next one.
+    async fn rotate_team_keys(&mut self, report: &mut RotationReport) -> Result<()> {
+        let pending: Vec<(TeamId, NewTeamKey)> = self
+            .rotation
+            .team_keys
+            .iter()
+            .map(|(t, k)| (*t, k.clone()))
+            .collect();
+        for (team, mut nk) in pending {
+            let key = super::key32(&nk.key)
+                .map(|k| TeamKey::from_bytes(*k))
+                .ok_or_else(|| ClientError::Integrity("stored team key".into()))?;
+            let mut stored = false;
+            for _ in 0..ROUNDS {
+                if self.roster()?.team_key_holders(&team).is_empty() {
+                    // Deleted meanwhile: nothing is wrapped under it again.
+                    break;
+                }
+                match self.put_team_key_version(team, nk.version, &key).await {
+                    Ok(()) => {
+                        stored = true;
+                        break;
+                    }
+                    Err(ClientError::Relay(RelayError::Refused { code, .. }))
+                        if code == "team_key_version" =>
+                    {
+                        self.sync_team_keys(&mut SyncReport::default()).await?;
+                        nk.version = self.newest_team_key(team).map_or(0, |(v, _)| v) + 1;
+                        self.rotation.team_keys.insert(team, nk.clone());
+                    }
+                    Err(ClientError::Relay(RelayError::Refused { code, .. }))
+                        if code == "holders_changed" =>
+                    {
+                        self.sync_roster(&mut SyncReport::default()).await?;
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            if stored {
+                self.set_team_key(team, nk.version, &key);
+                report.team_keys += 1;
+            } else if !self.roster()?.team_key_holders(&team).is_empty() {
+                self.commit()?;
+                return Err(ClientError::Integrity(format!(
+                    "the key of team {team} could not be given a new version (concurrent changes); run `ledgerline sync` to retry"
+                )));
+            }
+            self.rotation.team_keys.remove(&team);
+            self.commit()?;
+        }
+        Ok(())
+    }
+
     /// One round over the files left.
     async fn rotate_files(
         &mut self,
@@ -722,7 +853,14 @@ impl Profile {
                         (
                             i,
                             relay
-                                .start_epoch(account, p.file, p.epoch, &p.link, &p.wraps)
+                                .start_epoch(
+                                    account,
+                                    p.file,
+                                    p.epoch,
+                                    &p.link,
+                                    &p.wraps,
+                                    &p.team_wraps,
+                                )
                                 .await,
                         )
                     })
@@ -759,7 +897,7 @@ impl Profile {
                 if landed {
                     report.files += 1;
                     super::crash_after_epochs(report.files);
-                    report.epoch_wraps += p.wraps.len() as u64 + 1;
+                    report.epoch_wraps += (p.wraps.len() + p.team_wraps.len()) as u64 + 1;
                     if let Some(new) = self
                         .rotation
                         .files
@@ -811,12 +949,27 @@ impl Profile {
             };
             wraps.push((m, version, wrap_epoch_key(&new, &mk, &ctx, &mut OsRng)));
         }
+        let mut team_wraps = Vec::new();
+        for t in self.roster()?.file_teams(&file) {
+            let (version, tk) = self.newest_team_key(t).ok_or_else(|| {
+                ClientError::NotFound(format!("no key of team {t} here (not an admin?)"))
+            })?;
+            let ctx = EpochKeyContext {
+                firm: self.id.firm,
+                file,
+                epoch,
+                holder: Holder::Team(t),
+                holder_key_version: version,
+            };
+            team_wraps.push((t, version, wrap_epoch_key(&new, &tk, &ctx, &mut OsRng)));
+        }
         Ok(Prepared {
             file,
             epoch,
             old,
             link,
             wraps,
+            team_wraps,
         })
     }
 
@@ -884,6 +1037,9 @@ impl Profile {
                     return Ok(());
                 }
             }
+        }
+        if self.recover_epoch_through_teams(file, newest).await? {
+            return Ok(());
         }
         Err(ClientError::NotFound(format!(
             "no key of epoch {newest} of file {file} can be opened here"
