@@ -1748,7 +1748,7 @@ async fn offboarding_cuts_a_member_off_at_once_and_rotates_everything_they_held(
     assert!(landed.iter().all(|r| r[1] == "1"));
     let bartek_epochs = relay_rows(
         &data,
-        &format!("SELECT MAX(epoch) FROM epoch_key_wraps WHERE hex(member) = upper('{bartek_id}')"),
+        &format!("SELECT MAX(epoch) FROM epoch_key_wraps WHERE holder_kind = 1 AND hex(holder) = upper('{bartek_id}')"),
     );
     assert_eq!(
         bartek_epochs[0][0], "0",
@@ -1891,7 +1891,7 @@ async fn offboarding_cuts_a_member_off_at_once_and_rotates_everything_they_held(
     let newest = relay_rows(
         &data,
         &format!(
-            "SELECT holder_key_version FROM epoch_key_wraps WHERE hex(member) = upper('{anna_id}') AND hex(file) = upper('{}') ORDER BY epoch DESC LIMIT 1",
+            "SELECT holder_key_version FROM epoch_key_wraps WHERE holder_kind = 1 AND hex(holder) = upper('{anna_id}') AND hex(file) = upper('{}') ORDER BY epoch DESC LIMIT 1",
             ids[2]
         ),
     );
@@ -2152,7 +2152,7 @@ async fn an_absence_cover_opens_a_members_files_for_its_window_and_expires_by_it
     let bartek_wraps = relay_rows(
         &data,
         &format!(
-            "SELECT lower(hex(file)), epoch FROM epoch_key_wraps WHERE lower(hex(member)) = '{bartek_id}' ORDER BY file, epoch"
+            "SELECT lower(hex(file)), epoch FROM epoch_key_wraps WHERE holder_kind = 1 AND lower(hex(holder)) = '{bartek_id}' ORDER BY file, epoch"
         ),
     );
     let mut want = vec![
@@ -3128,8 +3128,11 @@ async fn on_terminal(profile: &Path, args: &[&str], answers: &[(&str, &str)]) ->
             );
             screen.extend_from_slice(&buf[..n]);
         }
-        // Answer only this prompt: the next one must appear after it.
+        // Answer only this prompt: the next one must appear after it. A person types
+        // after the prompt shows; a test could be faster than the switch to no echo that
+        // follows the prompt, so it waits for the terminal to stop echoing first.
         screen.clear();
+        wait_for_no_echo(child.id().unwrap()).await;
         stdin
             .write_all(format!("{answer}\n").as_bytes())
             .await
@@ -3144,6 +3147,33 @@ async fn on_terminal(profile: &Path, args: &[&str], answers: &[(&str, &str)]) ->
         status.code().unwrap_or(-1),
         String::from_utf8_lossy(&screen).into_owned(),
     )
+}
+
+/// Waits until the pseudo-terminal that `script` (pid `script`) gives its child has echo
+/// off, as a passphrase prompt sets it (read with `stty`; at most 10 s).
+async fn wait_for_no_echo(script: u32) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while std::time::Instant::now() < deadline {
+        let children = std::fs::read_to_string(format!("/proc/{script}/task/{script}/children"))
+            .unwrap_or_default();
+        for pid in children.split_whitespace() {
+            let Ok(tty) = std::fs::read_link(format!("/proc/{pid}/fd/0")) else {
+                continue;
+            };
+            let out = std::process::Command::new("stty")
+                .arg("-F")
+                .arg(&tty)
+                .arg("-a")
+                .output()
+                .unwrap();
+            let settings = String::from_utf8_lossy(&out.stdout);
+            if settings.split_whitespace().any(|w| w == "-echo") {
+                return;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("the terminal kept echoing: no passphrase prompt switched it off");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
