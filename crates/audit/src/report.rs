@@ -18,6 +18,10 @@ pub fn action(method: &str, path: &str) -> String {
         ("PUT", ["v1", "members", _, "keys", _, _]) => "shared a member key",
         ("GET", ["v1", "devices", "self", "member-keys"]) => "fetched member keys",
         ("PUT", ["v1", "files", _, "epochs", _, "keys", _]) => "shared a file key",
+        ("PUT", ["v1", "files", _, "epochs", _, "teams", _]) => "shared a file key with a team",
+        ("PUT", ["v1", "teams", _, "keys", _]) => "made a new team key",
+        ("PUT", ["v1", "teams", _, "keys", _, _]) => "shared a team key",
+        ("GET", ["v1", "teams", "keys"]) => "fetched team keys",
         ("GET", ["v1", "files", _, "epochs", "keys"]) => "fetched file keys",
         ("PUT", ["v1", "files", _, "epochs", _, "link"])
         | ("PUT", ["v1", "files", _, "epochs", _]) => "started a new key epoch",
@@ -87,5 +91,15 @@ mod tests {
             "read conversation history"
         );
         assert_eq!(action("DELETE", "/v1/x"), "DELETE /v1/x");
+        assert_eq!(
+            action("PUT", "/v1/teams/ab/keys/2?holders=cd.1"),
+            "made a new team key"
+        );
+        assert_eq!(action("PUT", "/v1/teams/ab/keys/2/cd"), "shared a team key");
+        assert_eq!(action("GET", "/v1/teams/keys?since=4"), "fetched team keys");
+        assert_eq!(
+            action("PUT", "/v1/files/ab/epochs/3/teams/cd"),
+            "shared a file key with a team"
+        );
     }
 }
