@@ -5,6 +5,10 @@
 //! and the raw ceilings measured in the same run (symmetric wraps and Olm encryptions).
 //!
 //!     cargo run --release -p ledgerline-bench --bin offboard-bench -- --files 1000 --rooms 100 --members 50
+//!
+//! With `--teams N` the leaver reaches the files through N teams (files granted to the
+//! teams round-robin, the leaver and `--per-file` others in each team) instead of direct
+//! grants: the revocation then also gives each team key a new version.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -43,6 +47,9 @@ struct Args {
     /// Remaining members with access to each file (besides the admin).
     #[arg(long, default_value_t = 3)]
     per_file: usize,
+    /// Reach the files through this many teams instead of direct grants (0: no teams).
+    #[arg(long, default_value_t = 0)]
+    teams: usize,
 }
 
 /// Raw ceiling: epoch-key wraps (and links, the same construction) per second.
@@ -126,8 +133,24 @@ async fn main() {
         people.len() + 1,
         setup.elapsed().as_secs_f64()
     );
+    let mut teams = Vec::new();
+    for t in 0..args.teams {
+        let team = owner.create_team(&format!("Zespół {t}")).await.unwrap();
+        owner.team_add(team, leaver).await.unwrap();
+        for k in 0..args.per_file.min(stay.len()) {
+            owner
+                .team_add(team, stay[(t * args.per_file + k) % stay.len()])
+                .await
+                .unwrap();
+        }
+        teams.push(team);
+    }
     for i in 0..args.files {
         let file = owner.create_file(&format!("Klient {i}")).await.unwrap();
+        if let Some(team) = teams.get(i % teams.len().max(1)) {
+            owner.grant_team(file, *team).await.unwrap();
+            continue;
+        }
         owner.grant(file, leaver).await.unwrap();
         for k in 0..args.per_file.min(stay.len()) {
             owner
@@ -171,6 +194,7 @@ async fn main() {
     assert!(refused, "the leaver's device must be refused");
     assert_eq!(report.files as usize, args.files, "{report:?}");
     assert_eq!(report.room_sessions as usize, args.rooms, "{report:?}");
+    assert_eq!(report.team_keys as usize, args.teams, "{report:?}");
 
     let symmetric = report.epoch_wraps as usize;
     let olm = report.olm_shares as usize;
@@ -183,8 +207,13 @@ async fn main() {
     let ceiling_ms = 1000.0 * (symmetric as f64 / raw_wraps + olm as f64 / raw_olm);
     let total_ms = total.as_secs_f64() * 1000.0;
 
+    let through = if args.teams > 0 {
+        format!(" through {} teams", args.teams)
+    } else {
+        String::new()
+    };
     println!(
-        "offboard-bench: a member with {} customer files ({} other holders each, plus the admin) \
+        "offboard-bench: a member with {} customer files{through} ({} other holders each, plus the admin) \
          and {} rooms of {} remaining devices; relay on loopback in this process",
         args.files,
         args.per_file,
@@ -202,6 +231,7 @@ async fn main() {
         "| files given a new epoch | {} ({} epoch wraps and links) |",
         report.files, report.epoch_wraps
     );
+    println!("| team keys given a new version | {} |", report.team_keys);
     println!(
         "| room sessions replaced | {} ({} Olm shares, {} ms) |",
         report.room_sessions, report.olm_shares, report.room_ms
