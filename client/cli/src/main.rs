@@ -124,6 +124,9 @@ enum Command {
     /// Customer files.
     #[command(subcommand)]
     File(FileCmd),
+    /// Reply templates: answers given again and again, with placeholders.
+    #[command(subcommand)]
+    Reply(ReplyCmd),
     /// Teams of staff (payroll, VAT, …): a customer file granted to a team is read by
     /// whoever is in it. Team names never reach the relay.
     #[command(subcommand)]
@@ -692,17 +695,69 @@ enum TeamCmd {
     List,
 }
 
+/// Values for a reply template's placeholders.
+#[derive(Args, Debug)]
+struct ReplyArgs {
+    /// Fills {termin}/{deadline}: a day, YYYY-MM-DD.
+    #[arg(long)]
+    deadline: Option<String>,
+    /// Fills {kwota}/{amount}: złoty, e.g. 1234,50.
+    #[arg(long)]
+    amount: Option<String>,
+}
+
+#[derive(Subcommand, Debug)]
+enum ReplyCmd {
+    /// The reply templates you can use: the firm's and your own.
+    List,
+    /// Add or change a template: the firm's (admins), or your own (`--personal`).
+    /// Placeholders: {klient}, {termin}, {kwota} (or {customer}, {deadline}, {amount}).
+    Set {
+        /// Name.
+        name: String,
+        /// Text with placeholders.
+        text: String,
+        /// Your own template, shown to you only.
+        #[arg(long)]
+        personal: bool,
+    },
+    /// Delete a template: the firm's (admins), or your own (`--personal`).
+    Delete {
+        /// Name.
+        name: String,
+        /// Your own template.
+        #[arg(long)]
+        personal: bool,
+    },
+    /// Show a template filled in (nothing is sent).
+    Show {
+        /// Name.
+        name: String,
+        /// Customer file whose name fills {klient}.
+        #[arg(long)]
+        customer: Option<String>,
+        #[command(flatten)]
+        values: ReplyArgs,
+    },
+}
+
 #[derive(Subcommand, Debug)]
 enum ChatCmd {
-    /// Send a message.
+    /// Send a message: a text, or a reply template filled for the customer.
     Send {
         /// Customer file or room (name or id), or @MEMBER for a direct chat.
         to: String,
         /// Text.
-        text: String,
+        #[arg(required_unless_present = "template")]
+        text: Option<String>,
         /// Reply to the message with this number.
         #[arg(long)]
         reply_to: Option<u64>,
+        /// Send reply template NAME instead of a text (`ledgerline reply list`).
+        #[arg(long, conflicts_with = "text")]
+        template: Option<String>,
+        #[command(flatten)]
+        values: ReplyArgs,
     },
     /// Change one of your messages.
     Edit {
@@ -1157,6 +1212,7 @@ async fn with_profile(p: &mut Profile, command: Command, json: bool) -> Result<O
         }
         Command::File(cmd) => file(p, cmd).await,
         Command::Team(cmd) => team(p, cmd, json).await,
+        Command::Reply(cmd) => reply(p, cmd).await,
         Command::Chat(cmd) => chat(p, cmd).await,
         Command::Doc(cmd) => doc(p, cmd, json).await,
         Command::Room(cmd) => room(p, cmd).await,
@@ -2349,13 +2405,27 @@ async fn chat(p: &mut Profile, cmd: ChatCmd) -> Result<Output, Failure> {
                 json: json!({ kind: id, "up_to": up_to }),
             });
         }
-        ChatCmd::Send { to, text, reply_to } => (
+        ChatCmd::Send {
             to,
-            RoomEvent::Text {
-                body: text,
-                reply_to,
-            },
-        ),
+            text,
+            reply_to,
+            template,
+            values,
+        } => {
+            let body = match (text, template) {
+                (Some(text), _) => text,
+                (None, Some(name)) => {
+                    sync_unless_offline(p).await?;
+                    let file = match conversation_of(p, &to).await? {
+                        Conversation::File(f) => Some(f),
+                        Conversation::Room(_) => None,
+                    };
+                    render_reply(p, &name, file, &values)?
+                }
+                (None, None) => return Err(usage("give a text or --template NAME")),
+            };
+            (to, RoomEvent::Text { body, reply_to })
+        }
         ChatCmd::Edit { to, seq, text } => (
             to,
             RoomEvent::Edit {
@@ -2372,6 +2442,81 @@ async fn chat(p: &mut Profile, cmd: ChatCmd) -> Result<Output, Failure> {
         text: format!("sent #{seq}"),
         json: json!({ kind: id, "seq": seq }),
     })
+}
+
+fn render_reply(
+    p: &Profile,
+    name: &str,
+    file: Option<FileId>,
+    v: &ReplyArgs,
+) -> Result<String, Failure> {
+    let deadline = v.deadline.as_deref().map(day_arg).transpose()?;
+    Ok(p.render_reply(name, file, deadline, v.amount.as_deref())?)
+}
+
+async fn reply(p: &mut Profile, cmd: ReplyCmd) -> Result<Output, Failure> {
+    sync_unless_offline(p).await?;
+    match cmd {
+        ReplyCmd::List => {
+            let all = p.reply_templates()?;
+            let text = all
+                .iter()
+                .map(|t| {
+                    format!(
+                        "{:<24} {:<9} {}",
+                        t.name,
+                        if t.personal { "personal" } else { "firm" },
+                        t.body.replace('\n', " ")
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("\n");
+            Ok(Output {
+                text: if text.is_empty() {
+                    "No reply templates.".into()
+                } else {
+                    text
+                },
+                json: json!({ "templates": all }),
+            })
+        }
+        ReplyCmd::Set {
+            name,
+            text,
+            personal,
+        } => {
+            p.reply_template_set(&name, &text, personal).await?;
+            Ok(Output {
+                text: format!(
+                    "Template {name} saved ({}).",
+                    if personal { "yours" } else { "the firm's" }
+                ),
+                json: json!({ "name": name.trim(), "personal": personal }),
+            })
+        }
+        ReplyCmd::Delete { name, personal } => {
+            p.reply_template_delete(&name, personal).await?;
+            Ok(Output {
+                text: format!("Template {name} deleted."),
+                json: json!({ "name": name.trim(), "deleted": true }),
+            })
+        }
+        ReplyCmd::Show {
+            name,
+            customer,
+            values,
+        } => {
+            let file = match customer {
+                Some(c) => Some(file_of(p, &c).await?),
+                None => None,
+            };
+            let text = render_reply(p, &name, file, &values)?;
+            Ok(Output {
+                json: json!({ "name": name, "text": text }),
+                text,
+            })
+        }
+    }
 }
 
 async fn room(p: &mut Profile, cmd: RoomCmd) -> Result<Output, Failure> {

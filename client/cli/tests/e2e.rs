@@ -3356,3 +3356,112 @@ async fn a_team_reads_its_files_and_someone_who_leaves_it_reads_nothing_new() {
     }
     relay.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reply_templates_are_the_firms_or_ones_own_and_fill_in_for_the_customer() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut relay = Relay::start(&dir.path().join("relay"), "127.0.0.1:0".parse().unwrap()).await;
+    let url = relay.url();
+    let f = found(dir.path(), &url).await;
+    const TEXT: &str = "Dzień dobry, {klient}: otrzymaliśmy dokumenty. VAT {kwota} do {termin}.";
+    ok(&f.owner, &["reply", "set", "Potwierdzenie", TEXT]).await;
+    // A typo in a placeholder never reaches a customer: refused when saved.
+    let r = ll(&f.owner, &["reply", "set", "Zła", "Kwota {kwot}"]).await;
+    assert_ne!(r.code, 0);
+    assert!(r.stderr.contains("{kwot}"), "{}", r.stderr);
+    ok(&f.owner, &["file", "create", FILE]).await;
+    ok(&f.owner, &["file", "grant", FILE, "Anna Kowalczyk"]).await;
+    ok(&f.anna, &["sync"]).await;
+    // A member keeps their own; the firm's are for admins to set.
+    ok(
+        &f.anna,
+        &["reply", "set", "Podpis", "Pozdrawiam, Anna", "--personal"],
+    )
+    .await;
+    let r = ll(&f.anna, &["reply", "set", "Potwierdzenie", "inaczej"]).await;
+    assert_eq!(r.code, 7, "{}", r.stderr);
+    let listed = |v: &Value| -> Vec<(String, bool)> {
+        v["templates"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| {
+                (
+                    t["name"].as_str().unwrap().to_owned(),
+                    t["personal"].as_bool().unwrap(),
+                )
+            })
+            .collect()
+    };
+    assert_eq!(
+        listed(&ok(&f.anna, &["reply", "list"]).await),
+        vec![
+            ("Podpis".to_owned(), true),
+            ("Potwierdzenie".to_owned(), false)
+        ]
+    );
+    ok(&f.bartek, &["sync"]).await;
+    assert_eq!(
+        listed(&ok(&f.bartek, &["reply", "list"]).await),
+        vec![("Potwierdzenie".to_owned(), false)],
+        "someone else's own templates are not shown"
+    );
+    // Filled for the customer and sent.
+    let r = ll(
+        &f.anna,
+        &[
+            "chat",
+            "send",
+            FILE,
+            "--template",
+            "Potwierdzenie",
+            "--deadline",
+            "2026-03-25",
+        ],
+    )
+    .await;
+    assert_ne!(r.code, 0, "the amount is missing");
+    assert!(r.stderr.contains("amount"), "{}", r.stderr);
+    ok(
+        &f.anna,
+        &[
+            "chat",
+            "send",
+            FILE,
+            "--template",
+            "Potwierdzenie",
+            "--amount",
+            "1234,5",
+            "--deadline",
+            "2026-03-25",
+        ],
+    )
+    .await;
+    ok(&f.owner, &["sync"]).await;
+    assert_eq!(
+        bodies(&ok(&f.owner, &["chat", "read", FILE]).await),
+        vec![format!(
+            "Dzień dobry, {FILE}: otrzymaliśmy dokumenty. VAT 1 234,50 zł do 25.03.2026."
+        )]
+    );
+    let shown = ok(&f.anna, &["reply", "show", "Podpis"]).await;
+    assert_eq!(shown["text"], "Pozdrawiam, Anna");
+    ok(&f.anna, &["reply", "delete", "Podpis", "--personal"]).await;
+    assert_eq!(
+        listed(&ok(&f.anna, &["reply", "list"]).await),
+        vec![("Potwierdzenie".to_owned(), false)]
+    );
+    // The relay holds the templates only encrypted.
+    for p in all_files(&dir.path().join("relay")) {
+        let Ok(bytes) = std::fs::read(&p) else {
+            continue;
+        };
+        let needle = "otrzymaliśmy dokumenty".as_bytes();
+        assert!(
+            !bytes.windows(needle.len()).any(|w| w == needle),
+            "{} holds plaintext",
+            p.display()
+        );
+    }
+    relay.stop().await;
+}

@@ -10,6 +10,7 @@ use crate::when::DEFAULT_ZONE;
 use crate::work::calendar::{due_days, occurrences, rolled};
 use crate::work::ids::{parse_nip, parse_regon};
 use crate::work::merge::{Conflict, Fields, Hlc};
+use crate::work::replies::{self, ReplyValues};
 use crate::work::templates::{builtin, DeadlineTemplate};
 use chrono::{NaiveDate, NaiveTime, TimeZone};
 use ledgerline_protocol::ids::{FileId, MemberId, RecordId};
@@ -36,6 +37,17 @@ struct ItemBody {
     kind: String,
     #[serde(flatten)]
     fields: Fields,
+}
+
+/// A reply template as this member sees it: the firm's, and their own.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct ReplyTemplate {
+    /// Name (what the sender picks it by).
+    pub name: String,
+    /// Text with placeholders (`work::replies`).
+    pub body: String,
+    /// This member's own (shown to them only); otherwise the firm's, for everyone.
+    pub personal: bool,
 }
 
 /// What a new customer's card holds.
@@ -1162,6 +1174,159 @@ impl Profile {
         )
         .await
         .map(|_| ())
+    }
+
+    /// The reply templates this member sees: the firm's and their own (their own first
+    /// where both have a name), by name.
+    pub fn reply_templates(&self) -> Result<Vec<ReplyTemplate>> {
+        let mut out: Vec<ReplyTemplate> = Vec::new();
+        for (_, f) in self.reply_rows()? {
+            if f.get("deleted") == &json!(true) {
+                continue;
+            }
+            let owner = member_of(f.get("owner"));
+            if owner.is_some_and(|o| o != self.id.member) {
+                continue;
+            }
+            let t = ReplyTemplate {
+                name: opt_text(f.get("name")).unwrap_or_default(),
+                body: opt_text(f.get("body")).unwrap_or_default(),
+                personal: owner.is_some(),
+            };
+            match out.iter_mut().find(|o| o.name == t.name) {
+                Some(o) if t.personal => *o = t,
+                Some(_) => {}
+                None => out.push(t),
+            }
+        }
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
+    }
+
+    fn reply_rows(&self) -> Result<Vec<(RecordId, Fields)>> {
+        let Some(office) = self.office_file()? else {
+            return Ok(Vec::new());
+        };
+        self.store
+            .works("reply", Some(office.as_bytes()))?
+            .iter()
+            .map(|row| Ok((RecordId(row.record), current(row)?)))
+            .collect()
+    }
+
+    /// The record of the firm's (`personal` false) or this member's template `name`.
+    fn reply_record(&self, name: &str, personal: bool) -> Result<Option<RecordId>> {
+        let owner = personal.then(|| json!(self.id.member.to_string()));
+        Ok(self
+            .reply_rows()?
+            .into_iter()
+            .find(|(_, f)| {
+                f.get("name") == &json!(name)
+                    && owner
+                        .as_ref()
+                        .map_or(f.get("owner").is_null(), |o| f.get("owner") == o)
+            })
+            .map(|(r, _)| r))
+    }
+
+    /// Adds or changes a reply template, kept encrypted in the office file: the firm's
+    /// (admins) or this member's own. A personal template is shown only to its owner; like
+    /// everything in the office file it is readable by the firm's staff devices, so it is
+    /// for wording, not secrets.
+    pub async fn reply_template_set(
+        &mut self,
+        name: &str,
+        body: &str,
+        personal: bool,
+    ) -> Result<()> {
+        if !personal {
+            self.require_admin()?;
+        }
+        let name = name.trim();
+        replies::check(name, body).map_err(|e| ClientError::Invalid(e.to_string()))?;
+        let office = if personal {
+            self.office_file()?.ok_or_else(|| {
+                ClientError::NotAllowed(
+                    "the firm has no office file yet: an admin makes it with the first firm template or office task".into(),
+                )
+            })?
+        } else {
+            self.ensure_office().await?
+        };
+        let record = self
+            .reply_record(name, personal)?
+            .unwrap_or_else(|| RecordId::random(&mut OsRng));
+        let owner = if personal {
+            json!(self.id.member.to_string())
+        } else {
+            Value::Null
+        };
+        self.edit_item(
+            office,
+            record,
+            "reply",
+            vec![
+                ("name".into(), json!(name)),
+                ("body".into(), json!(body)),
+                ("owner".into(), owner),
+                ("deleted".into(), json!(false)),
+            ],
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// Deletes the firm's (admins) or this member's template `name`.
+    pub async fn reply_template_delete(&mut self, name: &str, personal: bool) -> Result<()> {
+        if !personal {
+            self.require_admin()?;
+        }
+        let record = self.reply_record(name.trim(), personal)?.ok_or_else(|| {
+            ClientError::NotFound(format!(
+                "no {} template {name:?}",
+                if personal { "personal" } else { "firm" }
+            ))
+        })?;
+        let office = self
+            .office_file()?
+            .ok_or_else(|| ClientError::NotFound("no office file".into()))?;
+        self.edit_item(
+            office,
+            record,
+            "reply",
+            vec![("deleted".into(), json!(true))],
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// The text of template `name` for a customer file: `{klient}` is the file's name;
+    /// the deadline and amount are the sender's.
+    pub fn render_reply(
+        &self,
+        name: &str,
+        file: Option<FileId>,
+        deadline: Option<NaiveDate>,
+        amount: Option<&str>,
+    ) -> Result<String> {
+        let t = self
+            .reply_templates()?
+            .into_iter()
+            .find(|t| t.name == name.trim())
+            .ok_or_else(|| {
+                ClientError::NotFound(format!(
+                    "no reply template {name:?} (see `ledgerline reply list`)"
+                ))
+            })?;
+        let values = ReplyValues {
+            customer: file.and_then(|f| self.local.files.get(&f).and_then(|s| s.name.clone())),
+            deadline,
+            amount_grosze: amount
+                .map(replies::parse_amount)
+                .transpose()
+                .map_err(|e| ClientError::Invalid(e.to_string()))?,
+        };
+        replies::render(&t.body, &values).map_err(|e| ClientError::Invalid(e.to_string()))
     }
 
     /// Applies a deadline template to a customer file: its recurring task, due on the

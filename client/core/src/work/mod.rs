@@ -6,4 +6,5 @@
 pub mod calendar;
 pub mod ids;
 pub mod merge;
+pub mod replies;
 pub mod templates;
