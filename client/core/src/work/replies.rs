@@ -175,7 +175,7 @@ pub fn format_amount(grosze: i64) -> String {
     let zl = (g / 100).to_string();
     let mut grouped = String::new();
     for (i, c) in zl.chars().enumerate() {
-        if i > 0 && (zl.len() - i) % 3 == 0 {
+        if i > 0 && (zl.len() - i).is_multiple_of(3) {
             grouped.push(' ');
         }
         grouped.push(c);
