@@ -270,3 +270,18 @@ audit-action-downloaded-a-document = downloaded a document
 audit-action-opened-a-document = opened a document
 audit-action-opened-a-conversation-on-the-device = opened a conversation on the device
 audit-action-erased-a-customer-file = erased a customer file
+
+## Reply templates
+reply-title = Reply templates
+reply-help = Answers the office gives often. In the text: {"{"}klient{"}"} (the customer's name), {"{"}termin{"}"} (a date), {"{"}kwota{"}"} (an amount in złoty).
+reply-personal = mine
+reply-firm = the office's
+reply-only-mine = only for me
+reply-name = Name
+reply-body = Text
+reply-save = Save template
+reply-delete = Delete
+reply-pick = Reply template…
+reply-insert = Insert
+reply-deadline = Deadline
+reply-amount = Amount, e.g. 1234,50

@@ -274,3 +274,18 @@ audit-action-downloaded-a-document = pobrał(a) dokument
 audit-action-opened-a-document = otworzył(a) dokument
 audit-action-opened-a-conversation-on-the-device = otworzył(a) rozmowę na urządzeniu
 audit-action-erased-a-customer-file = usunął(ęła) teczkę klienta
+
+## Reply templates
+reply-title = Szablony odpowiedzi
+reply-help = Odpowiedzi, których biuro udziela często. W tekście: {"{"}klient{"}"} (nazwa klienta), {"{"}termin{"}"} (data), {"{"}kwota{"}"} (kwota w złotych).
+reply-personal = mój
+reply-firm = biura
+reply-only-mine = tylko dla mnie
+reply-name = Nazwa
+reply-body = Treść
+reply-save = Zapisz szablon
+reply-delete = Usuń
+reply-pick = Szablon odpowiedzi…
+reply-insert = Wstaw
+reply-deadline = Termin
+reply-amount = Kwota, np. 1234,50

@@ -154,6 +154,8 @@ pub struct Me {
     pub admitted: bool,
     /// Whether the local store's key is in the OS keyring (else a passphrase unlocks it).
     pub keyring: bool,
+    /// Whether this member is an admin of the firm now.
+    pub admin: bool,
 }
 
 /// The app's state: the relay offered for onboarding and the open profile, if any.
@@ -177,6 +179,9 @@ fn me(p: &Profile) -> Me {
         fingerprint: p.fingerprint(),
         admitted: p.admitted(),
         keyring: keystore::uses_keyring(p.dir()),
+        admin: p
+            .members()
+            .is_ok_and(|ms| ms.iter().any(|m| m.me && m.active && m.role == "admin")),
     }
 }
 

@@ -3,7 +3,7 @@
 
 use crate::commands::{file_id, with, Answer, Desk};
 use ledgerline_client_core::chrono::NaiveDate;
-use ledgerline_client_core::profile::{AgendaItem, CustomerCard, Profile, TaskView};
+use ledgerline_client_core::profile::{AgendaItem, CustomerCard, Profile, ReplyTemplate, TaskView};
 use ledgerline_client_core::protocol::ids::FileId;
 use serde::Serialize;
 use tauri::State;
@@ -125,6 +125,57 @@ pub async fn set_relay(desk: State<'_, Desk>, relay: String) -> Answer<()> {
     let relay = relay.trim().to_owned();
     with(&desk, async move |p: &mut Profile| {
         p.set_relay(&relay).await
+    })
+    .await
+}
+
+/// The reply templates this member can use: the firm's and their own.
+#[tauri::command]
+pub async fn reply_templates(desk: State<'_, Desk>) -> Answer<Vec<ReplyTemplate>> {
+    with(&desk, async |p: &mut Profile| p.reply_templates()).await
+}
+
+/// Adds or changes a reply template: the firm's (admins) or this member's own.
+#[tauri::command]
+pub async fn reply_set(
+    desk: State<'_, Desk>,
+    name: String,
+    body: String,
+    personal: bool,
+) -> Answer<()> {
+    with(&desk, async move |p: &mut Profile| {
+        p.reply_template_set(&name, &body, personal).await
+    })
+    .await
+}
+
+/// Deletes a reply template.
+#[tauri::command]
+pub async fn reply_delete(desk: State<'_, Desk>, name: String, personal: bool) -> Answer<()> {
+    with(&desk, async move |p: &mut Profile| {
+        p.reply_template_delete(&name, personal).await
+    })
+    .await
+}
+
+/// A reply template filled for a customer file (the deadline as `YYYY-MM-DD`, the amount
+/// as złoty, both only where the template needs them); nothing is sent.
+#[tauri::command]
+pub async fn reply_render(
+    desk: State<'_, Desk>,
+    name: String,
+    file: String,
+    deadline: Option<String>,
+    amount: Option<String>,
+) -> Answer<String> {
+    let file = file_id(&file)?;
+    let deadline = match deadline.filter(|d| !d.is_empty()) {
+        Some(d) => Some(day(&d)?),
+        None => None,
+    };
+    let amount = amount.filter(|a| !a.trim().is_empty());
+    with(&desk, async move |p: &mut Profile| {
+        p.render_reply(&name, Some(file), deadline, amount.as_deref())
     })
     .await
 }

@@ -480,6 +480,53 @@ async fn the_window_founds_a_firm_and_works_with_a_customer_in_polish_and_englis
     w.wait("[data-test=passphrase-changed]", |t| !t.is_empty())
         .await;
     w.shot("6a-settings").await;
+
+    // A reply template for the office (a typo in a placeholder is refused), put into the
+    // chat filled for the customer, and sent.
+    w.type_into("[data-test=reply-name]", "Błędny").await;
+    w.type_into("[data-test=reply-body]", "Kwota {kwot}").await;
+    w.click("[data-test=reply-save]").await;
+    w.wait("[data-test=error]", |t| t.contains("{kwot}")).await;
+    w.type_into("[data-test=reply-name]", "Potwierdzenie VAT")
+        .await;
+    w.type_into(
+        "[data-test=reply-body]",
+        "Dzień dobry, {klient}: VAT {kwota} do {termin}.",
+    )
+    .await;
+    w.click("[data-test=reply-save]").await;
+    w.wait("[data-test=reply-templates]", |t| {
+        t.contains("Potwierdzenie VAT") && t.contains("biura")
+    })
+    .await;
+    w.shot("6b-reply-templates").await;
+    w.click("[data-test=nav-customers]").await;
+    w.click("[data-test=tab-chat]").await;
+    w.set("[data-test=template-pick]", "Potwierdzenie VAT")
+        .await;
+    w.set("[data-test=template-deadline]", "2026-03-25").await;
+    w.set("[data-test=template-amount]", "1234,5").await;
+    w.click("[data-test=template-insert]").await;
+    const FILLED: &str = "Dzień dobry, Kowalski sp. z o.o.: VAT 1 234,50 zł do 25.03.2026.";
+    let start = Instant::now();
+    while w
+        .script(
+            "return document.querySelector('[data-test=chat-input]').value",
+            json!([]),
+        )
+        .await
+        != json!(FILLED)
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "the template was not put into the composer"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    w.shot("6c-template-in-chat").await;
+    w.click("[data-test=chat-send]").await;
+    w.wait("[data-test=messages]", |t| t.contains(FILLED)).await;
+    w.click("[data-test=nav-settings]").await;
     // …and English on request.
     w.set("[data-test=language]", "en").await;
     w.wait("[data-test=nav-customers]", |t| t.contains("Customers"))

@@ -149,6 +149,7 @@ function Settings({ me, relay, language, setLanguage, fail, refresh }) {
       ${saved ? html`<span class="ok" data-test="settings-saved">${t("settings-saved")}</span>` : null}
       <p class="muted">${t("settings-relay-help")}</p>
     </form>
+    <${ReplyTemplates} me=${me} fail=${fail} />
     <div class="card">
       <h3>${t("settings-store")}</h3>
       <p>${t(me.keyring ? "settings-store-keyring" : "settings-store-passphrase")}</p>
@@ -156,6 +157,61 @@ function Settings({ me, relay, language, setLanguage, fail, refresh }) {
       ${me.keyring ? null : html`<${ChangePassphrase} fail=${fail} />`}
     </div>
   </section>`;
+}
+
+/// Reply templates: the firm's (admins set them) and this member's own.
+function ReplyTemplates({ me, fail }) {
+  const blank = () => ({ name: "", body: "", personal: !me.admin });
+  const [all, setAll] = useState([]);
+  const [form, setForm] = useState(blank);
+  const load = () => invoke("reply_templates").then(setAll, fail);
+  useEffect(() => {
+    load();
+  }, []);
+  const save = async (e) => {
+    e.preventDefault();
+    try {
+      await invoke("reply_set", form);
+      setForm(blank());
+      load();
+    } catch (err) {
+      fail(err);
+    }
+  };
+  const remove = async (x) => {
+    try {
+      await invoke("reply_delete", { name: x.name, personal: x.personal });
+      load();
+    } catch (err) {
+      fail(err);
+    }
+  };
+  return html`<div class="card" data-test="reply-templates">
+    <h3>${t("reply-title")}</h3>
+    <p class="muted">${t("reply-help")}</p>
+    <ul class="templates-list">
+      ${all.map(
+        (x) => html`<li key=${x.name + x.personal} data-test="reply-template">
+          <b>${x.name}</b> <span class="muted">${t(x.personal ? "reply-personal" : "reply-firm")}</span>
+          <div class="body">${x.body}</div>
+          ${x.personal || me.admin
+            ? html`<button class="link" data-test="reply-delete" onClick=${() => remove(x)}>${t("reply-delete")}</button>`
+            : null}
+        </li>`,
+      )}
+    </ul>
+    <form onSubmit=${save}>
+      <${Field} label=${t("reply-name")} name="reply-name" value=${form.name} onInput=${(v) => setForm({ ...form, name: v })} />
+      <label class="field">
+        <span>${t("reply-body")}</span>
+        <textarea data-test="reply-body" value=${form.body} onInput=${(e) => setForm({ ...form, body: e.target.value })}></textarea>
+      </label>
+      ${me.admin
+        ? html`<label class="check"><input type="checkbox" data-test="reply-personal" checked=${form.personal} onChange=${(e) => setForm({ ...form, personal: e.target.checked })} /> ${t("reply-only-mine")}</label>`
+        : null}
+      <button data-test="reply-save" type="submit">${t("reply-save")}</button>
+    </form>
+  </div>`;
 }
 
 function ChangePassphrase({ fail }) {

@@ -127,10 +127,46 @@ function Chat({ file, version, fail, changed, me }) {
       : null}
     <${Transfers} name="chat-transfers" transfers=${transfers} />
     <p class="muted hint">${t("chat-drop-hint")}</p>
+    <${TemplatePicker} file=${file} fail=${fail} onText=${setText} />
     <form class="composer" onSubmit=${send}>
       <input data-test="chat-input" value=${text} placeholder=${t("chat-placeholder")} onInput=${(e) => setText(e.target.value)} />
       <button data-test="chat-send" type="submit">${t("chat-send")}</button>
     </form>
+  </div>`;
+}
+
+/// A reply template filled for this customer, put into the composer to read (and change)
+/// before sending. Asks for a deadline or an amount only when the template has them.
+function TemplatePicker({ file, fail, onText }) {
+  const [all, setAll] = useState([]);
+  const [pick, setPick] = useState("");
+  const [deadline, setDeadline] = useState("");
+  const [amount, setAmount] = useState("");
+  useEffect(() => {
+    invoke("reply_templates").then(setAll, fail);
+  }, [file]);
+  if (!all.length) return null;
+  const chosen = all.find((x) => x.name === pick);
+  const needs = (re) => !!chosen && re.test(chosen.body);
+  const insert = async () => {
+    try {
+      onText(await invoke("reply_render", { name: pick, file, deadline: deadline || null, amount: amount || null }));
+    } catch (err) {
+      fail(err);
+    }
+  };
+  return html`<div class="templates" data-test="templates">
+    <select data-test="template-pick" value=${pick} onChange=${(e) => setPick(e.target.value)}>
+      <option value="">${t("reply-pick")}</option>
+      ${all.map((x) => html`<option value=${x.name}>${x.personal ? "★ " : ""}${x.name}</option>`)}
+    </select>
+    ${needs(/\{(termin|deadline)\}/)
+      ? html`<input type="date" data-test="template-deadline" title=${t("reply-deadline")} value=${deadline} onInput=${(e) => setDeadline(e.target.value)} />`
+      : null}
+    ${needs(/\{(kwota|amount)\}/)
+      ? html`<input data-test="template-amount" placeholder=${t("reply-amount")} value=${amount} onInput=${(e) => setAmount(e.target.value)} />`
+      : null}
+    <button type="button" data-test="template-insert" disabled=${!pick} onClick=${insert}>${t("reply-insert")}</button>
   </div>`;
 }
 
