@@ -285,3 +285,11 @@ reply-pick = Reply template…
 reply-insert = Insert
 reply-deadline = Deadline
 reply-amount = Amount, e.g. 1234,50
+
+## Teams
+office-teams = Teams
+office-teams-help = A customer given to a team is open to everyone in it. Team names never reach the server.
+office-team-name = Team name
+office-team-create = Create team
+office-team-add = Add to team
+office-team-remove = Take out of the team (the team's keys and its customers' keys are replaced)

@@ -289,3 +289,11 @@ reply-pick = Szablon odpowiedzi…
 reply-insert = Wstaw
 reply-deadline = Termin
 reply-amount = Kwota, np. 1234,50
+
+## Teams
+office-teams = Zespoły
+office-teams-help = Klient przypisany zespołowi jest dostępny dla każdego, kto w nim jest. Nazwy zespołów nie trafiają na serwer.
+office-team-name = Nazwa zespołu
+office-team-create = Utwórz zespół
+office-team-add = Dodaj do zespołu
+office-team-remove = Usuń z zespołu (klucze zespołu i jego klientów zostaną wymienione)

@@ -4,7 +4,7 @@
 use crate::commands::{file_id, with, Answer, Desk};
 use ledgerline_client_core::profile::{
     parse_role, CoverView, DeviceView, InvitationView, MemberView, Profile, RevocationPlan,
-    RotationProgress, RotationReport,
+    RotationProgress, RotationReport, TeamView,
 };
 use ledgerline_client_core::protocol::ids::MemberId;
 use serde::Serialize;
@@ -35,6 +35,8 @@ pub struct Office {
     pub files: Vec<FileAccess>,
     /// Absence covers.
     pub covers: Vec<CoverView>,
+    /// Teams, their members and files.
+    pub teams: Vec<TeamView>,
     /// What an interrupted rotation left to do, if anything.
     pub rotation_pending: Option<RotationProgress>,
 }
@@ -99,6 +101,7 @@ pub async fn office(desk: State<'_, Desk>) -> Answer<Office> {
                 })
                 .collect(),
             covers: p.covers()?,
+            teams: p.teams()?,
             rotation_pending: p.rotation_pending(),
             members,
         })
@@ -149,6 +152,53 @@ pub async fn remove_access(desk: State<'_, Desk>, file: String, member: String) 
     with(&desk, async move |p: &mut Profile| {
         let m = member_id(p, &member)?;
         p.remove(file, m).await
+    })
+    .await
+}
+
+/// Creates a team; returns its id.
+#[tauri::command]
+pub async fn team_create(desk: State<'_, Desk>, name: String) -> Answer<String> {
+    with(&desk, async move |p: &mut Profile| {
+        p.create_team(&name).await.map(|t| t.to_string())
+    })
+    .await
+}
+
+/// Adds a member to a team (they read its files, history included).
+#[tauri::command]
+pub async fn team_add(desk: State<'_, Desk>, team: String, member: String) -> Answer<()> {
+    with(&desk, async move |p: &mut Profile| {
+        let (t, m) = (p.resolve_team(&team)?, member_id(p, &member)?);
+        p.team_add(t, m).await
+    })
+    .await
+}
+
+/// Takes a member out of a team: the team key and the files they keep no other way are
+/// rotated; progress as `revoke-progress` events.
+#[tauri::command]
+pub async fn team_remove(
+    app: AppHandle,
+    desk: State<'_, Desk>,
+    team: String,
+    member: String,
+) -> Answer<RotationReport> {
+    with(&desk, async move |p: &mut Profile| {
+        let (t, m) = (p.resolve_team(&team)?, member_id(p, &member)?);
+        let mut progress = rotation_progress(&app);
+        p.team_remove(t, m, &mut progress).await
+    })
+    .await
+}
+
+/// Gives a team access to a customer file.
+#[tauri::command]
+pub async fn team_grant(desk: State<'_, Desk>, file: String, team: String) -> Answer<()> {
+    let file = file_id(&file)?;
+    with(&desk, async move |p: &mut Profile| {
+        let t = p.resolve_team(&team)?;
+        p.grant_team(file, t).await
     })
     .await
 }

@@ -624,6 +624,73 @@ async fn the_owner_invites_works_with_a_colleague_shares_a_document_plans_and_re
     w.wait("[data-test=file-access]", |t| t.contains(JAN)).await;
     w.shot("7-office").await;
 
+    // A team: a second customer given to it reaches Jan through it, and no longer once
+    // he is taken out (the team's key and the customer's are replaced).
+    const TEAM: &str = "Płace";
+    const SHOP: &str = "Zakład Szewski Róża";
+    w.click("[data-test=nav-customers]").await;
+    app.add_customer(SHOP, "1234563218").await;
+    w.click("[data-test=nav-office]").await;
+    w.type_into("[data-test=team-name]", TEAM).await;
+    w.click("[data-test=team-create]").await;
+    let row = format!("[data-team='{TEAM}']");
+    w.set(&format!("{row} [data-test=team-member]"), &jan_id)
+        .await;
+    w.click(&format!("{row} [data-test=team-add]")).await;
+    w.wait(&format!("{row} [data-test=team-members]"), |t| {
+        t.contains(JAN)
+    })
+    .await;
+    w.script(
+        "const s = document.querySelector(arguments[0]);
+         s.value = [...s.options].find((o) => o.textContent === arguments[1]).value;
+         s.dispatchEvent(new Event('change', { bubbles: true }));",
+        json!([format!("{row} [data-test=team-file]"), SHOP]),
+    )
+    .await;
+    w.click(&format!("{row} [data-test=team-grant]")).await;
+    w.wait(&format!("{row} [data-test=team-files]"), |t| {
+        t.contains(SHOP)
+    })
+    .await;
+    w.shot("7b-teams").await;
+    jan.sync().await.unwrap();
+    let shop = jan.resolve_file(SHOP).expect("Jan has the team's customer");
+    // The team's name comes over Olm from the owner's device, which reaches Jan's once he
+    // has published prekeys (his first sync, just now): the window sends it at the relay's
+    // `device_ready` push, by itself.
+    let start = Instant::now();
+    while jan.teams().unwrap()[0].name.as_deref() != Some(TEAM) {
+        assert!(
+            start.elapsed() < WAIT,
+            "the team's name never reached Jan, or did not match the roster"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        jan.sync().await.unwrap();
+    }
+    w.click(&format!("{row} [data-test=team-remove]")).await;
+    w.wait(&format!("{row} [data-test=team-members]"), |t| {
+        !t.contains(JAN)
+    })
+    .await;
+    jan.sync().await.unwrap();
+    assert!(
+        !jan.files().unwrap().iter().any(|f| f.id == shop),
+        "out of the team, the customer is gone from Jan's list"
+    );
+    assert!(
+        jan.send(
+            Conversation::File(shop),
+            ledgerline_client_core::room::RoomEvent::Text {
+                body: "nie powinno dojść".into(),
+                reply_to: None,
+            },
+        )
+        .await
+        .is_err(),
+        "and he can no longer write in it"
+    );
+
     // Jan writes in the customer's chat; the owner reads it in the window and answers.
     jan.sync().await.unwrap();
     let file = jan.resolve_file(CUSTOMER).unwrap();

@@ -175,6 +175,80 @@ function Access({ office, fail, changed }) {
   </div>`;
 }
 
+/// Teams: who is in each and which customers it holds. Taking someone out rotates the
+/// team's key and files (progress like a revocation's).
+function Teams({ office, fail, changed }) {
+  const [name, setName] = useState("");
+  const [pick, setPick] = useState({});
+  const [busy, setBusy] = useState(null);
+  const names = new Map(office.members.map((m) => [m.id, m.name || short(m.id)]));
+  const files = new Map(office.files.map((f) => [f.id, f.name || short(f.id)]));
+  const staff = office.members.filter((m) => m.active && m.role !== "auditor");
+  const act = (cmd, args, key) => async () => {
+    setBusy(key || null);
+    try {
+      await invoke(cmd, args);
+      changed();
+    } catch (err) {
+      fail(err);
+    } finally {
+      setBusy(null);
+    }
+  };
+  const create = async (e) => {
+    e.preventDefault();
+    try {
+      await invoke("team_create", { name });
+      setName("");
+      changed();
+    } catch (err) {
+      fail(err);
+    }
+  };
+  const chooser = (kind, team, options) => html`<select data-test=${"team-" + kind} value=${pick[team + kind] || ""} onChange=${(e) => setPick({ ...pick, [team + kind]: e.target.value })}>
+    <option value="">—</option>
+    ${options.map(([id, label]) => html`<option value=${id}>${label}</option>`)}
+  </select>`;
+  return html`<div class="card" data-test="teams">
+    <h3>${t("office-teams")}</h3>
+    <p class="muted">${t("office-teams-help")}</p>
+    <table class="grid">
+      <tbody>
+        ${office.teams.map(
+          (tm) => html`<tr key=${tm.id} data-team=${tm.name || tm.id}>
+            <td><b>${tm.name || short(tm.id)}</b></td>
+            <td>
+              <span data-test="team-members">${tm.members.map(
+                (m) => html`<span class="chip">${names.get(m) || short(m)}
+                  ${office.admin
+                    ? html`<button class="link" data-test="team-remove" title=${t("office-team-remove")} disabled=${busy === tm.id + m} onClick=${act("team_remove", { team: tm.id, member: m }, tm.id + m)}>×</button>`
+                    : null}</span>`,
+              )}</span>
+              ${office.admin
+                ? html`${chooser("member", tm.id, staff.filter((m) => !tm.members.includes(m.id)).map((m) => [m.id, names.get(m.id)]))}
+                    <button data-test="team-add" disabled=${!pick[tm.id + "member"]} onClick=${act("team_add", { team: tm.id, member: pick[tm.id + "member"] })}>${t("office-team-add")}</button>`
+                : null}
+            </td>
+            <td>
+              <span data-test="team-files">${tm.files.map((f) => html`<span class="chip">${files.get(f) || short(f)}</span>`)}</span>
+              ${office.admin
+                ? html`${chooser("file", tm.id, office.files.filter((f) => !tm.files.includes(f.id)).map((f) => [f.id, files.get(f.id)]))}
+                    <button data-test="team-grant" disabled=${!pick[tm.id + "file"]} onClick=${act("team_grant", { team: tm.id, file: pick[tm.id + "file"] })}>${t("office-grant")}</button>`
+                : null}
+            </td>
+          </tr>`,
+        )}
+      </tbody>
+    </table>
+    ${office.admin
+      ? html`<form class="inline" onSubmit=${create}>
+          <${Field} label=${t("office-team-name")} name="team-name" value=${name} onInput=${setName} />
+          <button data-test="team-create" type="submit">${t("office-team-create")}</button>
+        </form>`
+      : null}
+  </div>`;
+}
+
 function Covers({ office, fail, changed }) {
   const [form, setForm] = useState({ absent: "", colleague: "", from: today(), until: today() });
   const members = office.members.filter((m) => m.active && m.role !== "auditor");
@@ -269,6 +343,7 @@ export function Office({ version, fail, changed }) {
       </table>
     </div>
     <${Access} office=${office} fail=${fail} changed=${changed} />
+    <${Teams} office=${office} fail=${fail} changed=${changed} />
     <${Covers} office=${office} fail=${fail} changed=${changed} />
     ${losing
       ? html`<${RevokeDevice} what=${losing} fail=${fail} done=${() => {
