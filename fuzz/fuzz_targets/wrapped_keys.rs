@@ -2,7 +2,7 @@
 
 use libfuzzer_sys::fuzz_target;
 
-use ledgerline_protocol::ids::{DeviceId, FileId, FirmId, MemberId};
+use ledgerline_protocol::ids::{DeviceId, FileId, FirmId, MemberId, TeamId};
 use ledgerline_protocol::keys::{DeviceWrapSecret, MemberKey};
 use ledgerline_protocol::wrap::*;
 
@@ -22,6 +22,14 @@ fuzz_target!(|data: &[u8]| {
         holder_key_version: 0,
     };
     let _ = unwrap_epoch_key(data, &MemberKey::from_bytes([2; 32]), &e);
+    let t = TeamKeyContext {
+        firm: FirmId([0; 16]),
+        team: TeamId([0; 16]),
+        team_key_version: 1,
+        member: MemberId([0; 16]),
+        member_key_version: 1,
+    };
+    let _ = unwrap_team_key(data, &MemberKey::from_bytes([4; 32]), &t);
     let c = EpochChainContext {
         firm: FirmId([0; 16]),
         file: FileId([0; 16]),

@@ -16,7 +16,8 @@ use ledgerline_protocol::record::RecordEnvelope;
 use ledgerline_protocol::request::SignedRequest;
 use ledgerline_protocol::roster::RosterEvent;
 use ledgerline_protocol::wrap::{
-    unwrap_epoch_key, unwrap_member_key, EpochKeyContext, Holder, MemberKeyContext,
+    unwrap_epoch_key, unwrap_member_key, unwrap_team_key, EpochKeyContext, Holder,
+    MemberKeyContext, TeamKeyContext,
 };
 use proptest::prelude::*;
 use rand_chacha::rand_core::SeedableRng;
@@ -47,6 +48,14 @@ fn all_decoders(bytes: &[u8]) {
         holder_key_version: 0,
     };
     let _ = unwrap_epoch_key(bytes, &MemberKey::from_bytes([4; 32]), &ectx);
+    let tctx = TeamKeyContext {
+        firm: FirmId([0; 16]),
+        team: TeamId([0; 16]),
+        team_key_version: 1,
+        member: MemberId([0; 16]),
+        member_key_version: 1,
+    };
+    let _ = unwrap_team_key(bytes, &MemberKey::from_bytes([5; 32]), &tctx);
 }
 
 fn vector_samples() -> Vec<Vec<u8>> {
