@@ -1455,8 +1455,13 @@ async fn erase_file<S: Store>(
             "this customer file is under legal hold: lift the hold before erasing it",
         ));
     }
-    // Who held it, for the push (before anything is gone).
-    let members = with_roster(&state, c.firm, |r| r.key_holders(&file, state.now_ms()))?;
+    // Who held it, for the push (before anything is gone): key holders and its teams'
+    // members.
+    let members = with_roster(&state, c.firm, |r| {
+        let mut m = r.key_holders(&file, state.now_ms());
+        m.extend(r.file_members(&file, state.now_ms()));
+        m
+    })?;
     let now = state.now_ms();
     let docs = state
         .store

@@ -3295,6 +3295,11 @@ async fn a_team_reads_its_files_and_someone_who_leaves_it_reads_nothing_new() {
         "{anna:?}"
     );
     assert!(anna.contains(&"Potwierdzam, sprawdzę do piątku.".to_owned()));
+    // Access through a team is ended in the team, not by a file removal that would do
+    // nothing.
+    let r = ll(&f.owner, &["file", "remove", FILE, "Anna Kowalczyk"]).await;
+    assert_eq!(r.code, 7, "{}", r.stderr);
+    assert!(r.stderr.contains("through a team"), "{}", r.stderr);
     // Bartek: refused by the relay, and nothing new reaches his device.
     let r = ll(&f.bartek, &["sync"]).await;
     assert_eq!(r.code, 0, "{}", r.stderr);

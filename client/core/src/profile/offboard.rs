@@ -302,6 +302,12 @@ impl Profile {
     /// finishes an interrupted re-key. Returns the file's epoch.
     pub async fn remove(&mut self, file: FileId, member: MemberId) -> Result<u64> {
         self.require_admin()?;
+        let r = self.roster()?;
+        if !r.granted_files(&member).contains(&file) && r.team_files(&member).contains(&file) {
+            return Err(ClientError::NotAllowed(
+                "this member reaches the file through a team, not a grant of their own: take them out of the team, or the team off the file".into(),
+            ));
+        }
         if self.roster()?.granted_files(&member).contains(&file) {
             self.plan_rotation(
                 Trigger::FileAccessRemoved(file, member),
