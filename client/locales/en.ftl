@@ -293,3 +293,10 @@ office-team-name = Team name
 office-team-create = Create team
 office-team-add = Add to team
 office-team-remove = Take out of the team (the team's keys and its customers' keys are replaced)
+
+## Offers
+timeline-kind-offer = Offer
+offer-status-draft = draft
+offer-status-sent = sent
+offer-status-accepted = accepted
+offer-status-rejected = rejected

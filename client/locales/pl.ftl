@@ -297,3 +297,10 @@ office-team-name = Nazwa zespołu
 office-team-create = Utwórz zespół
 office-team-add = Dodaj do zespołu
 office-team-remove = Usuń z zespołu (klucze zespołu i jego klientów zostaną wymienione)
+
+## Offers
+timeline-kind-offer = Oferta
+offer-status-draft = szkic
+offer-status-sent = wysłana
+offer-status-accepted = przyjęta
+offer-status-rejected = odrzucona

@@ -124,6 +124,9 @@ enum Command {
     /// Customer files.
     #[command(subcommand)]
     File(FileCmd),
+    /// Offers to leads: services, monthly or once, with VAT; exact totals.
+    #[command(subcommand)]
+    Offer(OfferCmd),
     /// Reply templates: answers given again and again, with placeholders.
     #[command(subcommand)]
     Reply(ReplyCmd),
@@ -695,6 +698,42 @@ enum TeamCmd {
     List,
 }
 
+#[derive(Subcommand, Debug)]
+enum OfferCmd {
+    /// Make an offer (a draft) to a lead or customer.
+    Add {
+        /// Lead or customer (name or id).
+        lead: String,
+        /// A service: `NAME|monthly|NET|23` or `NAME|one-off|NET|zw` (VAT 23, 8 or zw;
+        /// net in złoty, e.g. 1200,00). Repeat for each service.
+        #[arg(long = "service", required = true)]
+        services: Vec<String>,
+        /// Valid through this day, YYYY-MM-DD (default: 30 days from today).
+        #[arg(long)]
+        valid_until: Option<String>,
+    },
+    /// The offers of a lead or customer, with their totals.
+    List {
+        /// Lead or customer (name or id).
+        lead: String,
+    },
+    /// Mark an offer sent (a new or contacted lead moves to stage `offer`).
+    Send {
+        /// Offer id (or its first 6+ hex digits).
+        offer: String,
+    },
+    /// Mark an offer accepted: a lead becomes a customer, the offer stays in its file.
+    Accept {
+        /// Offer id (or its first 6+ hex digits).
+        offer: String,
+    },
+    /// Mark an offer rejected.
+    Reject {
+        /// Offer id (or its first 6+ hex digits).
+        offer: String,
+    },
+}
+
 /// Values for a reply template's placeholders.
 #[derive(Args, Debug)]
 struct ReplyArgs {
@@ -1213,6 +1252,7 @@ async fn with_profile(p: &mut Profile, command: Command, json: bool) -> Result<O
         Command::File(cmd) => file(p, cmd).await,
         Command::Team(cmd) => team(p, cmd, json).await,
         Command::Reply(cmd) => reply(p, cmd).await,
+        Command::Offer(cmd) => offer(p, cmd).await,
         Command::Chat(cmd) => chat(p, cmd).await,
         Command::Doc(cmd) => doc(p, cmd, json).await,
         Command::Room(cmd) => room(p, cmd).await,
@@ -2441,6 +2481,103 @@ async fn chat(p: &mut Profile, cmd: ChatCmd) -> Result<Output, Failure> {
     Ok(Output {
         text: format!("sent #{seq}"),
         json: json!({ kind: id, "seq": seq }),
+    })
+}
+
+async fn offer(p: &mut Profile, cmd: OfferCmd) -> Result<Output, Failure> {
+    use ledgerline_client_core::work::offers::parse_line;
+    use ledgerline_client_core::work::replies::format_amount;
+    sync_unless_offline(p).await?;
+    let (offer, to) = match cmd {
+        OfferCmd::Add {
+            lead,
+            services,
+            valid_until,
+        } => {
+            let file = file_of(p, &lead).await?;
+            let lines = services
+                .iter()
+                .map(|s| parse_line(s))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(usage)?;
+            let until = match valid_until {
+                Some(d) => day_arg(&d)?,
+                None => today() + ledgerline_client_core::chrono::Days::new(30),
+            };
+            let id = p.offer_add(file, lines, until).await?;
+            let view = p
+                .offers(file)?
+                .into_iter()
+                .find(|o| o.id == id)
+                .ok_or_else(|| usage("the offer was not kept"))?;
+            return Ok(Output {
+                text: format!(
+                    "Offer {id} (draft), valid through {until}: {} net monthly ({} gross), {} net once ({} gross).",
+                    format_amount(view.totals.monthly.total.net),
+                    format_amount(view.totals.monthly.total.gross),
+                    format_amount(view.totals.one_off.total.net),
+                    format_amount(view.totals.one_off.total.gross),
+                ),
+                json: json!(view),
+            });
+        }
+        OfferCmd::List { lead } => {
+            let file = file_of(p, &lead).await?;
+            let all = p.offers(file)?;
+            let text = all
+                .iter()
+                .map(|o| {
+                    let mut s = format!(
+                        "{}  {:<9} valid through {}{}\n",
+                        o.id,
+                        o.status,
+                        o.valid_until.map(|d| d.to_string()).unwrap_or_default(),
+                        if o.expired { " (expired)" } else { "" }
+                    );
+                    for l in &o.lines {
+                        s.push_str(&format!(
+                            "    {:<40} {:>16} {:<8} VAT {}\n",
+                            l.service,
+                            format_amount(l.net),
+                            match l.billing {
+                                ledgerline_client_core::work::offers::Billing::Monthly => "monthly",
+                                ledgerline_client_core::work::offers::Billing::OneOff => "once",
+                            },
+                            l.vat.label()
+                        ));
+                    }
+                    for (what, sum) in [("monthly", &o.totals.monthly), ("once", &o.totals.one_off)]
+                    {
+                        if !sum.rates.is_empty() {
+                            s.push_str(&format!(
+                                "    {what}: net {}, VAT {}, gross {}\n",
+                                format_amount(sum.total.net),
+                                format_amount(sum.total.vat),
+                                format_amount(sum.total.gross)
+                            ));
+                        }
+                    }
+                    s
+                })
+                .collect::<String>();
+            return Ok(Output {
+                text: if text.is_empty() {
+                    "No offers.".into()
+                } else {
+                    text.trim_end().to_owned()
+                },
+                json: json!({ "offers": all }),
+            });
+        }
+        OfferCmd::Send { offer } => (offer, "sent"),
+        OfferCmd::Accept { offer } => (offer, "accepted"),
+        OfferCmd::Reject { offer } => (offer, "rejected"),
+    };
+    let (file, id) = p.resolve_offer(&offer)?;
+    p.offer_status(file, id, to).await?;
+    Ok(Output {
+        text: format!("Offer {id} is {to}."),
+        json: json!({ "offer": id, "file": file, "status": to }),
     })
 }
 

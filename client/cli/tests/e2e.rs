@@ -3470,3 +3470,118 @@ async fn reply_templates_are_the_firms_or_ones_own_and_fill_in_for_the_customer(
     }
     relay.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_offer_to_a_lead_is_totalled_exactly_sent_and_accepted_into_a_customer() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut relay = Relay::start(&dir.path().join("relay"), "127.0.0.1:0".parse().unwrap()).await;
+    let url = relay.url();
+    let f = found(dir.path(), &url).await;
+    const LEAD: &str = "Hurtownia Łącka sp.j.";
+    ok(&f.owner, &["lead", "add", LEAD]).await;
+    ok(&f.owner, &["file", "grant", LEAD, "Anna Kowalczyk"]).await;
+    // Refused before anything is kept: a rate that does not exist, a validity in the past.
+    let r = ll(
+        &f.owner,
+        &["offer", "add", LEAD, "--service", "Księgi|monthly|100|7"],
+    )
+    .await;
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    let r = ll(
+        &f.owner,
+        &[
+            "offer",
+            "add",
+            LEAD,
+            "--service",
+            "Księgi|monthly|100|23",
+            "--valid-until",
+            "2020-01-01",
+        ],
+    )
+    .await;
+    assert_ne!(r.code, 0);
+    let made = ok(
+        &f.owner,
+        &[
+            "offer",
+            "add",
+            LEAD,
+            "--service",
+            "Pełna księgowość (do 40 dokumentów)|monthly|1 399,99|23",
+            "--service",
+            "Kadry i płace, 3 osoby|monthly|300|zw",
+            "--service",
+            "Wdrożenie i przejęcie dokumentacji|one-off|500|8",
+            "--valid-until",
+            "2099-12-31",
+        ],
+    )
+    .await;
+    let id = made["id"].as_str().unwrap().to_owned();
+    assert_eq!(made["status"], "draft");
+    // 1 399,99 × 23 % = 321,9977 → 322,00; zw. adds nothing; 500 × 8 % = 40.
+    let monthly = &made["totals"]["monthly"]["total"];
+    assert_eq!(
+        (
+            monthly["net"].as_i64(),
+            monthly["vat"].as_i64(),
+            monthly["gross"].as_i64()
+        ),
+        (Some(169_999), Some(32_200), Some(202_199)),
+        "{made}"
+    );
+    let once = &made["totals"]["one_off"]["total"];
+    assert_eq!(
+        (
+            once["net"].as_i64(),
+            once["vat"].as_i64(),
+            once["gross"].as_i64()
+        ),
+        (Some(50_000), Some(4_000), Some(54_000))
+    );
+    // Anna, with access, sees the same offer and totals.
+    ok(&f.anna, &["sync"]).await;
+    let seen = ok(&f.anna, &["offer", "list", LEAD]).await;
+    assert_eq!(seen["offers"][0]["id"], id.as_str());
+    assert_eq!(seen["offers"][0]["totals"], made["totals"]);
+    // A draft is not accepted; sent, the lead moves to stage `offer`; accepted, it is a
+    // customer with the offer in its file.
+    let r = ll(&f.owner, &["offer", "accept", &id[..8]]).await;
+    assert_ne!(r.code, 0);
+    assert!(r.stderr.contains("draft"), "{}", r.stderr);
+    ok(&f.owner, &["offer", "send", &id[..8]]).await;
+    let l = ok(&f.owner, &["customer", "list"]).await;
+    assert_eq!(customer_of(&l, LEAD)["stage"], "offer");
+    ok(&f.anna, &["sync"]).await;
+    ok(&f.anna, &["offer", "accept", &id]).await;
+    ok(&f.owner, &["sync"]).await;
+    let l = ok(&f.owner, &["customer", "list"]).await;
+    assert_eq!(customer_of(&l, LEAD)["kind"], "customer");
+    assert_eq!(customer_of(&l, LEAD)["stage"], "won");
+    let listed = ok(&f.owner, &["offer", "list", LEAD]).await;
+    assert_eq!(listed["offers"][0]["status"], "accepted");
+    let t = ok(&f.owner, &["customer", "timeline", LEAD]).await;
+    assert!(
+        t.to_string()
+            .contains("1 699,99 zł netto miesięcznie, 500,00 zł netto jednorazowo"),
+        "{t}"
+    );
+    // Final: an accepted offer is not rejected later.
+    let r = ll(&f.owner, &["offer", "reject", &id]).await;
+    assert_ne!(r.code, 0);
+    // The relay never saw a service.
+    for p in all_files(&dir.path().join("relay")) {
+        let Ok(bytes) = std::fs::read(&p) else {
+            continue;
+        };
+        for needle in ["Pełna księgowość", "Wdrożenie i przejęcie"] {
+            assert!(
+                !bytes.windows(needle.len()).any(|w| w == needle.as_bytes()),
+                "{} holds {needle:?}",
+                p.display()
+            );
+        }
+    }
+    relay.stop().await;
+}

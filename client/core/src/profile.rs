@@ -45,8 +45,8 @@ pub use retention::{parse_document_year, this_year, Expired};
 pub use teams::{TeamView, TEAM_NAME_MAX};
 pub use watch::WatchEvent;
 pub use work::{
-    today, AgendaItem, CustomerCard, CustomerView, EventSpec, ReplyTemplate, TaskSpec, TaskView,
-    TimelineItem, CUSTOMER_CARD,
+    today, AgendaItem, CustomerCard, CustomerView, EventSpec, OfferView, ReplyTemplate, TaskSpec,
+    TaskView, TimelineItem, CUSTOMER_CARD,
 };
 
 /// The store file inside a profile directory.

@@ -92,6 +92,18 @@ struct Driver {
 
 impl Driver {
     async fn call(&self, method: &str, path: &str, body: Option<Value>) -> Value {
+        self.try_call(method, path, body)
+            .await
+            .unwrap_or_else(|e| panic!("webdriver {method} {path}: {e}"))
+    }
+
+    /// A WebDriver call; its error (`{"error", "message"}`) as the `Err`.
+    async fn try_call(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<Value, Value> {
         let url = format!("{}{path}", self.base);
         let req = match method {
             "GET" => self.http.get(url),
@@ -100,9 +112,9 @@ impl Driver {
         };
         let v: Value = req.send().await.unwrap().json().await.unwrap();
         if v["value"]["error"].is_string() {
-            panic!("webdriver {method} {path}: {}", v["value"]);
+            return Err(v["value"].clone());
         }
-        v["value"].clone()
+        Ok(v["value"].clone())
     }
 
     async fn find(&self, css: &str) -> Option<String> {
@@ -129,9 +141,16 @@ impl Driver {
         let start = Instant::now();
         loop {
             if let Some(id) = self.find(css).await {
-                let text = self.call("GET", &format!("/element/{id}/text"), None).await;
-                if ok(text.as_str().unwrap_or_default()) {
-                    return id;
+                // The view may re-render between finding the element and reading it (a
+                // push brought news): a stale element is looked up again.
+                match self
+                    .try_call("GET", &format!("/element/{id}/text"), None)
+                    .await
+                {
+                    Ok(text) if ok(text.as_str().unwrap_or_default()) => return id,
+                    Ok(_) => {}
+                    Err(e) if e["error"] == "stale element reference" => {}
+                    Err(e) => panic!("webdriver text of {css}: {e}"),
                 }
             }
             if start.elapsed() > WAIT {
@@ -177,27 +196,49 @@ impl Driver {
     }
 
     async fn click(&self, css: &str) {
-        let id = self.wait(css, |_| true).await;
-        // In the middle of the view first: a click at the very edge can miss.
-        self.script(
-            "const e = document.querySelector(arguments[0]); if (e) e.scrollIntoView({ block: 'center' });",
-            json!([css]),
-        )
-        .await;
-        self.call("POST", &format!("/element/{id}/click"), None)
+        self.on_element(css, async |id| {
+            // In the middle of the view first: a click at the very edge can miss.
+            self.script(
+                "const e = document.querySelector(arguments[0]); if (e) e.scrollIntoView({ block: 'center' });",
+                json!([css]),
+            )
             .await;
+            self.try_call("POST", &format!("/element/{id}/click"), None)
+                .await
+                .map(|_| ())
+        })
+        .await;
     }
 
     async fn type_into(&self, css: &str, text: &str) {
-        let id = self.wait(css, |_| true).await;
-        self.call("POST", &format!("/element/{id}/clear"), None)
-            .await;
-        self.call(
-            "POST",
-            &format!("/element/{id}/value"),
-            Some(json!({ "text": text })),
-        )
+        self.on_element(css, async |id| {
+            self.try_call("POST", &format!("/element/{id}/clear"), None)
+                .await?;
+            self.try_call(
+                "POST",
+                &format!("/element/{id}/value"),
+                Some(json!({ "text": text })),
+            )
+            .await
+            .map(|_| ())
+        })
         .await;
+    }
+
+    /// Finds `css` and acts on it; an element the view replaced meanwhile (stale) is
+    /// looked up again, a few times.
+    async fn on_element(&self, css: &str, act: impl AsyncFn(&str) -> Result<(), Value>) {
+        for _ in 0..5 {
+            let id = self.wait(css, |_| true).await;
+            match act(&id).await {
+                Ok(()) => return,
+                Err(e) if e["error"] == "stale element reference" => {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(e) => panic!("webdriver on {css}: {e}"),
+            }
+        }
+        panic!("{css} kept being replaced while the test acted on it");
     }
 
     /// Runs `script` in the window (with `args`) and returns its value.

@@ -10,6 +10,7 @@ use crate::when::DEFAULT_ZONE;
 use crate::work::calendar::{due_days, occurrences, rolled};
 use crate::work::ids::{parse_nip, parse_regon};
 use crate::work::merge::{Conflict, Fields, Hlc};
+use crate::work::offers::{totals, OfferLine, OfferTotals};
 use crate::work::replies::{self, ReplyValues};
 use crate::work::templates::{builtin, DeadlineTemplate};
 use chrono::{NaiveDate, NaiveTime, TimeZone};
@@ -48,6 +49,29 @@ pub struct ReplyTemplate {
     pub body: String,
     /// This member's own (shown to them only); otherwise the firm's, for everyone.
     pub personal: bool,
+}
+
+/// An offer as this profile shows it (`protocol-spec/work.md`, "Offer").
+#[derive(Debug, Clone, Serialize)]
+pub struct OfferView {
+    /// Record id.
+    pub id: RecordId,
+    /// The lead's (or customer's) file.
+    pub file: FileId,
+    /// Services offered.
+    pub lines: Vec<OfferLine>,
+    /// Valid through this day.
+    pub valid_until: Option<NaiveDate>,
+    /// `draft`, `sent`, `accepted` or `rejected`.
+    pub status: String,
+    /// Sent, and its validity has passed.
+    pub expired: bool,
+    /// Totals in grosze, monthly and one-off apart.
+    pub totals: OfferTotals,
+    /// Who made it.
+    pub author: Option<MemberId>,
+    /// When.
+    pub created_ms: u64,
 }
 
 /// What a new customer's card holds.
@@ -808,10 +832,10 @@ impl Profile {
             [one] => Ok((FileId(one.file), RecordId(one.record))),
             [] => Err(ClientError::NotFound(format!(
                 "no {kind} {id_or_prefix:?} (see `ledgerline {}`)",
-                if kind == "task" {
-                    "task list"
-                } else {
-                    "cal agenda"
+                match kind {
+                    "task" => "task list",
+                    "offer" => "offer list LEAD",
+                    _ => "cal agenda",
                 }
             ))),
             _ => Err(ClientError::Invalid(format!(
@@ -1174,6 +1198,124 @@ impl Profile {
         )
         .await
         .map(|_| ())
+    }
+
+    /// Makes an offer (status `draft`) in a lead's or customer's file.
+    pub async fn offer_add(
+        &mut self,
+        file: FileId,
+        lines: Vec<OfferLine>,
+        valid_until: NaiveDate,
+    ) -> Result<RecordId> {
+        if lines.is_empty() || lines.len() > 100 {
+            return Err(ClientError::Invalid(
+                "an offer has 1 to 100 services".into(),
+            ));
+        }
+        if valid_until < today() {
+            return Err(ClientError::Invalid(
+                "an offer's validity cannot end in the past".into(),
+            ));
+        }
+        if self.item(file, CUSTOMER_CARD)?.is_none() {
+            return Err(ClientError::NotFound(
+                "offers are made to a lead or a customer (this file has no card)".into(),
+            ));
+        }
+        let record = RecordId::random(&mut OsRng);
+        self.edit_item(
+            file,
+            record,
+            "offer",
+            vec![
+                ("lines".into(), json!(lines)),
+                ("valid_until".into(), json!(valid_until.to_string())),
+                ("status".into(), json!("draft")),
+                ("author".into(), json!(self.id.member.to_string())),
+                ("created_ms".into(), json!(now_ms())),
+            ],
+        )
+        .await?;
+        Ok(record)
+    }
+
+    /// The offers of a file, newest first.
+    pub fn offers(&self, file: FileId) -> Result<Vec<OfferView>> {
+        let today = today();
+        let mut out = Vec::new();
+        for row in self.store.works("offer", Some(file.as_bytes()))? {
+            let f = current(&row)?;
+            let lines: Vec<OfferLine> =
+                serde_json::from_value(f.get("lines").clone()).unwrap_or_default();
+            let valid_until = day_of(f.get("valid_until"));
+            let status = opt_text(f.get("status")).unwrap_or_else(|| "draft".into());
+            out.push(OfferView {
+                id: RecordId(row.record),
+                file,
+                totals: totals(&lines),
+                lines,
+                expired: status == "sent" && valid_until.is_some_and(|d| d < today),
+                valid_until,
+                status,
+                author: member_of(f.get("author")),
+                created_ms: f.get("created_ms").as_u64().unwrap_or(0),
+            });
+        }
+        out.sort_by_key(|o| std::cmp::Reverse(o.created_ms));
+        Ok(out)
+    }
+
+    /// Resolves an offer by id or unique prefix (6+ hex digits).
+    pub fn resolve_offer(&self, id_or_prefix: &str) -> Result<(FileId, RecordId)> {
+        self.resolve_item("offer", id_or_prefix)
+    }
+
+    /// Moves an offer on: `draft` → `sent` (a lead in stage new or contacted moves to
+    /// `offer`) → `accepted` (a lead becomes a customer, the offer staying in its file) or
+    /// `rejected`; a draft may be rejected too. An expired offer is not accepted.
+    pub async fn offer_status(&mut self, file: FileId, offer: RecordId, to: &str) -> Result<()> {
+        let view = self
+            .offers(file)?
+            .into_iter()
+            .find(|o| o.id == offer)
+            .ok_or_else(|| ClientError::NotFound("no such offer in this file".into()))?;
+        let allowed = matches!(
+            (view.status.as_str(), to),
+            ("draft", "sent") | ("draft", "rejected") | ("sent", "accepted") | ("sent", "rejected")
+        );
+        if !allowed {
+            return Err(ClientError::Invalid(format!(
+                "an offer that is {} cannot become {to}",
+                view.status
+            )));
+        }
+        if to == "accepted" && view.expired {
+            return Err(ClientError::Invalid(
+                "this offer's validity has passed: make a new one".into(),
+            ));
+        }
+        self.edit_item(
+            file,
+            offer,
+            "offer",
+            vec![
+                ("status".into(), json!(to)),
+                (format!("{to}_ms"), json!(now_ms())),
+            ],
+        )
+        .await?;
+        let card = self.item(file, CUSTOMER_CARD)?.map(|(_, c)| c);
+        let lead = card
+            .as_ref()
+            .is_some_and(|c| c.get("kind") == &json!("lead"));
+        let stage = card.as_ref().and_then(|c| opt_text(c.get("stage")));
+        if lead && to == "sent" && matches!(stage.as_deref(), Some("new" | "contacted")) {
+            self.lead_stage(file, "offer").await?;
+        }
+        if lead && to == "accepted" {
+            self.lead_convert(file).await?;
+        }
+        Ok(())
     }
 
     /// The reply templates this member sees: the firm's and their own (their own first
@@ -1640,6 +1782,19 @@ impl Profile {
                 });
             }
         }
+        for o in self.offers(file)? {
+            let title = offer_title(&o.totals);
+            items.push(TimelineItem {
+                at_ms: o.created_ms,
+                kind: "offer".into(),
+                member: o.author,
+                text: format!("{title} [{}]", o.status),
+                title,
+                status: Some(o.status),
+                reference: o.id.to_string(),
+                cursor: String::new(),
+            });
+        }
         for d in self.documents(file) {
             items.push(TimelineItem {
                 at_ms: d.uploaded_ms,
@@ -1750,6 +1905,25 @@ fn parse(text: &Option<String>) -> Result<Fields> {
 }
 
 /// An item as it stands here: the pending edit, else the relay's version.
+/// An offer in a line, as the timeline shows it (in Polish, as the offer itself is).
+fn offer_title(t: &OfferTotals) -> String {
+    use crate::work::replies::format_amount;
+    let mut parts = Vec::new();
+    if !t.monthly.rates.is_empty() {
+        parts.push(format!(
+            "{} netto miesięcznie",
+            format_amount(t.monthly.total.net)
+        ));
+    }
+    if !t.one_off.rates.is_empty() {
+        parts.push(format!(
+            "{} netto jednorazowo",
+            format_amount(t.one_off.total.net)
+        ));
+    }
+    parts.join(", ")
+}
+
 fn current(row: &WorkRow) -> Result<Fields> {
     parse(if row.pending.is_some() {
         &row.pending

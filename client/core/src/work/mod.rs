@@ -6,5 +6,6 @@
 pub mod calendar;
 pub mod ids;
 pub mod merge;
+pub mod offers;
 pub mod replies;
 pub mod templates;

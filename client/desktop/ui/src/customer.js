@@ -33,7 +33,9 @@ function Timeline({ file, version, fail, changed }) {
           <span class="when">${when(i.at_ms)}</span>
           <span class="kind">${t("timeline-kind-" + i.kind)}</span>
           <span class="text">${i.title}</span>
-          ${i.status ? html`<span class="status">${t(i.status === "done" ? "task-done" : "task-open")}</span>` : null}
+          ${i.status
+            ? html`<span class="status">${t(i.kind === "offer" ? "offer-status-" + i.status : i.status === "done" ? "task-done" : "task-open")}</span>`
+            : null}
         </li>`,
       )}
   </ol>`;
