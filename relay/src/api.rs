@@ -1370,17 +1370,44 @@ async fn put_epoch_key<S: Store>(
             "the holder has no access to this customer file",
         ));
     }
-    if s.body.wrapped.0.len() != SYMMETRIC_WRAP_LEN {
+    store_epoch_wrap(
+        &state,
+        c,
+        file,
+        epoch,
+        Holder::Member(member),
+        s.body,
+        vec![member],
+    )
+    .await
+}
+
+/// Stores one epoch-key wrap (73 bytes) for `holder`, logged with the file and the
+/// holder as subjects, and tells `readers`' devices a key for the file arrived.
+async fn store_epoch_wrap<S: Store>(
+    state: &AppState<S>,
+    c: &Caller,
+    file: FileId,
+    epoch: u64,
+    holder: Holder,
+    body: PutEpochKey,
+    readers: Vec<MemberId>,
+) -> Result<StatusCode, ApiError> {
+    if body.wrapped.0.len() != SYMMETRIC_WRAP_LEN {
         return Err(ApiError::bad_request(
             "bad_wrapped_key",
             format!("a wrapped epoch key is {SYMMETRIC_WRAP_LEN} bytes"),
         ));
     }
+    let who = match holder {
+        Holder::Member(m) => (SubjectKind::Member, m.0),
+        Holder::Team(t) => (SubjectKind::Team, t.0),
+    };
     let w = EpochKeyWrap {
         epoch,
-        holder: Holder::Member(member),
-        holder_key_version: s.body.holder_key_version,
-        wrapped: s.body.wrapped.0,
+        holder,
+        holder_key_version: body.holder_key_version,
+        wrapped: body.wrapped.0,
     };
     state
         .store
@@ -1388,17 +1415,13 @@ async fn put_epoch_key<S: Store>(
             c.firm,
             file,
             w,
-            entry(
-                c,
-                state.now_ms(),
-                &[(SubjectKind::File, file.0), (SubjectKind::Member, member.0)],
-            ),
+            entry(c, state.now_ms(), &[(SubjectKind::File, file.0), who]),
         )
         .await
         .map_err(store_err)?;
-    let devices = devices_of(&state, c.firm, [member])?;
+    let devices = devices_of(state, c.firm, readers)?;
     push_to(
-        &state,
+        state,
         c.firm,
         &devices,
         &json!({ "type": "epoch_key", "file": file, "epoch": epoch }),

@@ -665,6 +665,22 @@ async fn killed_clients_and_bad_relays_lose_nothing() {
     relay.stop().await;
 }
 
+/// Fails if any file under the relay's data directory holds one of `needles`.
+fn assert_relay_never_saw(relay: &Path, needles: &[&str]) {
+    for p in all_files(relay) {
+        let Ok(bytes) = std::fs::read(&p) else {
+            continue;
+        };
+        for needle in needles {
+            assert!(
+                !bytes.windows(needle.len()).any(|w| w == needle.as_bytes()),
+                "{} holds {needle:?}",
+                p.display()
+            );
+        }
+    }
+}
+
 fn all_files(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     if let Ok(entries) = std::fs::read_dir(dir) {
@@ -3348,17 +3364,7 @@ async fn a_team_reads_its_files_and_someone_who_leaves_it_reads_nothing_new() {
         "{his:?}"
     );
     // The relay never saw the team's name.
-    for p in all_files(&dir.path().join("relay")) {
-        let Ok(bytes) = std::fs::read(&p) else {
-            continue;
-        };
-        let needle = TEAM.as_bytes();
-        assert!(
-            !bytes.windows(needle.len()).any(|w| w == needle),
-            "{} holds the team's name",
-            p.display()
-        );
-    }
+    assert_relay_never_saw(&dir.path().join("relay"), &[TEAM]);
     relay.stop().await;
 }
 
@@ -3457,17 +3463,7 @@ async fn reply_templates_are_the_firms_or_ones_own_and_fill_in_for_the_customer(
         vec![("Potwierdzenie".to_owned(), false)]
     );
     // The relay holds the templates only encrypted.
-    for p in all_files(&dir.path().join("relay")) {
-        let Ok(bytes) = std::fs::read(&p) else {
-            continue;
-        };
-        let needle = "otrzymaliśmy dokumenty".as_bytes();
-        assert!(
-            !bytes.windows(needle.len()).any(|w| w == needle),
-            "{} holds plaintext",
-            p.display()
-        );
-    }
+    assert_relay_never_saw(&dir.path().join("relay"), &["otrzymaliśmy dokumenty"]);
     relay.stop().await;
 }
 
@@ -3571,17 +3567,9 @@ async fn an_offer_to_a_lead_is_totalled_exactly_sent_and_accepted_into_a_custome
     let r = ll(&f.owner, &["offer", "reject", &id]).await;
     assert_ne!(r.code, 0);
     // The relay never saw a service.
-    for p in all_files(&dir.path().join("relay")) {
-        let Ok(bytes) = std::fs::read(&p) else {
-            continue;
-        };
-        for needle in ["Pełna księgowość", "Wdrożenie i przejęcie"] {
-            assert!(
-                !bytes.windows(needle.len()).any(|w| w == needle.as_bytes()),
-                "{} holds {needle:?}",
-                p.display()
-            );
-        }
-    }
+    assert_relay_never_saw(
+        &dir.path().join("relay"),
+        &["Pełna księgowość", "Wdrożenie i przejęcie"],
+    );
     relay.stop().await;
 }

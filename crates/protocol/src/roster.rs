@@ -991,25 +991,12 @@ impl Roster {
                     self.members.get(member).map(|m| m.role) != Some(Role::Auditor),
                     RosterError::Unauthorized { seq },
                 )?;
-                let intervals = self.grants.entry((*file, *member)).or_default();
-                if intervals.last().is_some_and(|i| i.until.is_none()) {
-                    return Err(RosterError::Duplicate { seq });
-                }
-                intervals.push(Interval {
-                    from: now,
-                    until: None,
-                });
+                open_interval(self.grants.entry((*file, *member)).or_default(), now, seq)?;
             }
             EventKind::FileAccessRemoved { file, member } => {
                 require(signer_is_admin, RosterError::Unauthorized { seq })?;
                 self.active_member(member, seq)?;
-                let open = self
-                    .grants
-                    .get_mut(&(*file, *member))
-                    .and_then(|v| v.last_mut())
-                    .filter(|i| i.until.is_none())
-                    .ok_or(RosterError::Unknown { seq })?;
-                open.until = Some(now);
+                close_interval(self.grants.get_mut(&(*file, *member)), now, seq)?;
             }
             EventKind::CoverGranted {
                 absent,

@@ -44,7 +44,7 @@ fn check_len(wrapped: &[u8]) -> Result<(), ApiError> {
     } else {
         Err(ApiError::bad_request(
             "bad_wrapped_key",
-            format!("a wrapped team or epoch key is {SYMMETRIC_WRAP_LEN} bytes"),
+            format!("a wrapped team key is {SYMMETRIC_WRAP_LEN} bytes"),
         ))
     }
 }
@@ -141,10 +141,21 @@ pub(super) async fn put_team_key_version<S: Store>(
         )
         .await
         .map_err(team_key_conflict)?;
-    let devices = devices_of(&state, c.firm, expected)?;
+    push_team_key(&state, c.firm, expected, team, version)
+}
+
+/// Tells `holders`' devices a version of `team`'s key is there for them.
+fn push_team_key<S: Store>(
+    state: &AppState<S>,
+    firm: FirmId,
+    holders: Vec<MemberId>,
+    team: TeamId,
+    version: u32,
+) -> Result<StatusCode, ApiError> {
+    let devices = devices_of(state, firm, holders)?;
     push_to(
-        &state,
-        c.firm,
+        state,
+        firm,
         &devices,
         &json!({ "type": "team_key", "team": team, "version": version }),
     );
@@ -195,14 +206,7 @@ pub(super) async fn put_team_key_wrap<S: Store>(
         )
         .await
         .map_err(team_key_conflict)?;
-    let devices = devices_of(&state, c.firm, [member])?;
-    push_to(
-        &state,
-        c.firm,
-        &devices,
-        &json!({ "type": "team_key", "team": team, "version": version }),
-    );
-    Ok(StatusCode::NO_CONTENT)
+    push_team_key(&state, c.firm, vec![member], team, version)
 }
 
 /// `GET /v1/teams/keys?since=CURSOR`: the caller's member's team-key wraps stored at or
@@ -236,20 +240,13 @@ pub(super) async fn get_team_keys<S: Store>(
     Ok(Json(json!({ "wraps": wraps, "next": next })))
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct TeamEpochKey {
-    holder_key_version: u32,
-    wrapped: Hex,
-}
-
 /// `PUT /v1/files/{file}/epochs/{epoch}/teams/{team}`: a file's epoch key wrapped under
 /// the key of a team that holds the file (when the file is granted to the team), under the
 /// team's newest key version.
 pub(super) async fn put_team_epoch_key<S: Store>(
     State(state): State<AppState<S>>,
     P((file, epoch, team)): P<(FileId, u64, TeamId)>,
-    s: SignedJson<TeamEpochKey>,
+    s: SignedJson<PutEpochKey>,
 ) -> Result<StatusCode, ApiError> {
     let c = &s.caller;
     require_file_access_or_admin(&state, c, file)?;
@@ -258,34 +255,15 @@ pub(super) async fn put_team_epoch_key<S: Store>(
             "the team has no access to this customer file",
         ));
     }
-    check_len(&s.body.wrapped.0)?;
-    let w = EpochKeyWrap {
-        epoch,
-        holder: Holder::Team(team),
-        holder_key_version: s.body.holder_key_version,
-        wrapped: s.body.wrapped.0,
-    };
-    state
-        .store
-        .put_epoch_key_wrap(
-            c.firm,
-            file,
-            w,
-            entry(
-                c,
-                state.now_ms(),
-                &[(SubjectKind::File, file.0), (SubjectKind::Team, team.0)],
-            ),
-        )
-        .await
-        .map_err(store_err)?;
     let members = with_roster(&state, c.firm, |r| r.team_members(&team))?;
-    let devices = devices_of(&state, c.firm, members)?;
-    push_to(
+    store_epoch_wrap(
         &state,
-        c.firm,
-        &devices,
-        &json!({ "type": "epoch_key", "file": file, "epoch": epoch }),
-    );
-    Ok(StatusCode::NO_CONTENT)
+        c,
+        file,
+        epoch,
+        Holder::Team(team),
+        s.body,
+        members.into_iter().collect(),
+    )
+    .await
 }
