@@ -717,10 +717,24 @@ enum OfferCmd {
         /// Lead or customer (name or id).
         lead: String,
     },
-    /// Mark an offer sent (a new or contacted lead moves to stage `offer`).
+    /// Send an offer: its PDF is stored encrypted in the file, the offer is marked sent
+    /// (a new or contacted lead moves to stage `offer`).
     Send {
         /// Offer id (or its first 6+ hex digits).
         offer: String,
+        /// Language of the PDF: pl or en.
+        #[arg(long, default_value = "pl")]
+        lang: String,
+    },
+    /// Write an offer's PDF (any status, a draft to review too) to a file of yours.
+    Pdf {
+        /// Offer id (or its first 6+ hex digits).
+        offer: String,
+        /// Where to write it (owner-only, replaced whole).
+        out: PathBuf,
+        /// Language: pl or en.
+        #[arg(long, default_value = "pl")]
+        lang: String,
     },
     /// Mark an offer accepted: a lead becomes a customer, the offer stays in its file.
     Accept {
@@ -2569,7 +2583,35 @@ async fn offer(p: &mut Profile, cmd: OfferCmd) -> Result<Output, Failure> {
                 json: json!({ "offers": all }),
             });
         }
-        OfferCmd::Send { offer } => (offer, "sent"),
+        OfferCmd::Send { offer, lang } => {
+            let lang = offer_lang(&lang)?;
+            let (file, id) = p.resolve_offer(&offer)?;
+            let pdf = p.offer_send(file, id, lang).await?;
+            let name = p
+                .documents(file)
+                .into_iter()
+                .find(|m| m.document == pdf)
+                .map(|m| m.name)
+                .unwrap_or_default();
+            return Ok(Output {
+                text: format!("Offer {id} is sent; its PDF is in the file as {name:?}."),
+                json: json!({ "offer": id, "file": file, "status": "sent", "document": pdf, "name": name }),
+            });
+        }
+        OfferCmd::Pdf { offer, out, lang } => {
+            let lang = offer_lang(&lang)?;
+            let (file, id) = p.resolve_offer(&offer)?;
+            let (name, bytes) = p.offer_pdf(file, id, lang)?;
+            write_private(&out, &bytes)?;
+            return Ok(Output {
+                text: format!(
+                    "Offer {id} written to {} ({} bytes).",
+                    out.display(),
+                    bytes.len()
+                ),
+                json: json!({ "offer": id, "file": file, "path": out, "name": name, "size": bytes.len() }),
+            });
+        }
         OfferCmd::Accept { offer } => (offer, "accepted"),
         OfferCmd::Reject { offer } => (offer, "rejected"),
     };
@@ -2579,6 +2621,11 @@ async fn offer(p: &mut Profile, cmd: OfferCmd) -> Result<Output, Failure> {
         text: format!("Offer {id} is {to}."),
         json: json!({ "offer": id, "file": file, "status": to }),
     })
+}
+
+fn offer_lang(s: &str) -> Result<ledgerline_client_core::work::offer_pdf::Lang, Failure> {
+    ledgerline_client_core::work::offer_pdf::Lang::parse(s)
+        .ok_or_else(|| usage(format!("{s:?} is not a language: pl or en")))
 }
 
 fn render_reply(

@@ -3546,10 +3546,58 @@ async fn an_offer_to_a_lead_is_totalled_exactly_sent_and_accepted_into_a_custome
     let r = ll(&f.owner, &["offer", "accept", &id[..8]]).await;
     assert_ne!(r.code, 0);
     assert!(r.stderr.contains("draft"), "{}", r.stderr);
-    ok(&f.owner, &["offer", "send", &id[..8]]).await;
+    // A draft's PDF can be reviewed before it goes.
+    let draft_pdf = dir.path().join("draft.pdf");
+    ok(
+        &f.owner,
+        &[
+            "offer",
+            "pdf",
+            &id[..8],
+            draft_pdf.to_str().unwrap(),
+            "--lang",
+            "en",
+        ],
+    )
+    .await;
+    let draft = pdf_extract::extract_text(&draft_pdf).unwrap();
+    assert!(draft.contains("Monthly fees"), "{draft}");
+    let r = ll(&f.owner, &["offer", "send", &id[..8], "--lang", "xx"]).await;
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    let sent = ok(&f.owner, &["offer", "send", &id[..8]]).await;
+    assert_eq!(sent["name"], format!("Oferta {}.pdf", &id[..8]));
     let l = ok(&f.owner, &["customer", "list"]).await;
     assert_eq!(customer_of(&l, LEAD)["stage"], "offer");
     ok(&f.anna, &["sync"]).await;
+    // The PDF sent is in the lead's file, encrypted: Anna downloads and reads it.
+    let pdf = dir.path().join("sent.pdf");
+    ok(
+        &f.anna,
+        &[
+            "doc",
+            "download",
+            LEAD,
+            sent["document"].as_str().unwrap(),
+            "--out",
+            pdf.to_str().unwrap(),
+        ],
+    )
+    .await;
+    let text = pdf_extract::extract_text(&pdf).unwrap();
+    let flat = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    for needle in [
+        LEAD,
+        "Pełna księgowość (do 40 dokumentów)",
+        "Wdrożenie i przejęcie dokumentacji",
+        "Opłaty miesięczne",
+        "1 699,99",
+        "2 021,99",
+        "540,00",
+    ] {
+        assert!(flat.contains(needle), "{needle:?} not in {flat:?}");
+    }
+    let listed = ok(&f.anna, &["offer", "list", LEAD]).await;
+    assert_eq!(listed["offers"][0]["pdf"], sent["document"]);
     ok(&f.anna, &["offer", "accept", &id]).await;
     ok(&f.owner, &["sync"]).await;
     let l = ok(&f.owner, &["customer", "list"]).await;
@@ -3569,7 +3617,12 @@ async fn an_offer_to_a_lead_is_totalled_exactly_sent_and_accepted_into_a_custome
     // The relay never saw a service.
     assert_relay_never_saw(
         &dir.path().join("relay"),
-        &["Pełna księgowość", "Wdrożenie i przejęcie"],
+        &[
+            "Pełna księgowość",
+            "Wdrożenie i przejęcie",
+            "Oferta ",
+            "Opłaty",
+        ],
     );
     relay.stop().await;
 }

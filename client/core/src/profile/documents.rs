@@ -92,6 +92,10 @@ pub(super) struct PendingUpload {
     share: String,
     salt: String,
     source: PathBuf,
+    /// A document the client made itself (an offer's PDF), hex, in place of `source`:
+    /// kept in the encrypted store like the rest, so no plaintext copy lands on disk.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    inline: Option<String>,
     manifest: DocumentManifest,
 }
 
@@ -106,6 +110,9 @@ impl Drop for PendingUpload {
     fn drop(&mut self) {
         self.share.zeroize();
         self.salt.zeroize();
+        if let Some(inline) = self.inline.as_mut() {
+            inline.zeroize();
+        }
     }
 }
 
@@ -148,6 +155,47 @@ impl Profile {
             Some(y) => super::parse_document_year(&y.to_string())?,
             None => super::this_year(),
         };
+        self.check_upload(file).await?;
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .ok_or_else(|| ClientError::Invalid("the document needs a UTF-8 file name".into()))?
+            .to_owned();
+        let source = std::fs::canonicalize(path).map_err(|e| io("cannot read", path, e))?;
+        let size = std::fs::metadata(&source)
+            .map_err(|e| io("cannot read", path, e))?
+            .len();
+        self.start_upload(file, name, size, year, source, None, progress)
+            .await
+    }
+
+    /// Encrypts a document the client made (`bytes`, named `name`) and uploads it to
+    /// `file`, as [`Profile::upload_document`] does a file on disk.
+    pub async fn upload_bytes(
+        &mut self,
+        file: FileId,
+        name: &str,
+        bytes: &[u8],
+        year: u16,
+        progress: Progress,
+    ) -> Result<DocumentManifest> {
+        let year = super::parse_document_year(&year.to_string())?;
+        self.check_upload(file).await?;
+        let size = bytes.len() as u64;
+        self.start_upload(
+            file,
+            name.to_owned(),
+            size,
+            year,
+            PathBuf::new(),
+            Some(hex::encode(bytes)),
+            progress,
+        )
+        .await
+    }
+
+    /// The uploader may write to the file, and holds its newest epoch key.
+    async fn check_upload(&mut self, file: FileId) -> Result<()> {
         if !self
             .roster()?
             .file_members(&file, now_ms())
@@ -160,18 +208,23 @@ impl Profile {
         // The newest epoch: a document under a retired key would be refused at the end.
         self.sync_file_keys(file, &mut SyncReport::default())
             .await?;
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn start_upload(
+        &mut self,
+        file: FileId,
+        name: String,
+        size: u64,
+        year: u16,
+        source: PathBuf,
+        inline: Option<String>,
+        progress: Progress,
+    ) -> Result<DocumentManifest> {
         let (epoch, _) = self
             .current_epoch(file)
             .ok_or_else(|| ClientError::NotAllowed("no key for this file yet".into()))?;
-        let name = path
-            .file_name()
-            .and_then(|n| n.to_str())
-            .ok_or_else(|| ClientError::Invalid("the document needs a UTF-8 file name".into()))?
-            .to_owned();
-        let source = std::fs::canonicalize(path).map_err(|e| io("cannot read", path, e))?;
-        let size = std::fs::metadata(&source)
-            .map_err(|e| io("cannot read", path, e))?
-            .len();
         let document = DocumentId::random(&mut OsRng);
         let mut share = Zeroizing::new([0u8; 32]);
         OsRng.fill_bytes(share.as_mut());
@@ -195,6 +248,7 @@ impl Profile {
             share: hex::encode(share.as_ref()),
             salt: hex::encode(salt.as_ref()),
             source,
+            inline,
             manifest,
         });
         self.commit()?;
@@ -314,7 +368,14 @@ impl Profile {
         // Two stages on two threads, a part apart: encryption, then the part's SHA-256.
         let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<(Vec<u8>, [u8; 32])>>(1);
         let (sealed_tx, sealed_rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(0);
-        let source = up.source.clone();
+        let source = match &up.inline {
+            Some(h) => {
+                Source::Bytes(Zeroizing::new(hex::decode(h).map_err(|_| {
+                    ClientError::Integrity("stored upload contents".into())
+                })?))
+            }
+            None => Source::Path(up.source.clone()),
+        };
         let (size, part_size) = (up.manifest.size, up.manifest.part_size);
         let failed = tx.clone();
         let worker = tokio::task::spawn_blocking(move || {
@@ -410,7 +471,7 @@ impl Profile {
             .map(|u| {
                 (
                     u.manifest.document,
-                    u.source.exists() || !u.manifest.root.is_empty(),
+                    u.inline.is_some() || u.source.exists() || !u.manifest.root.is_empty(),
                 )
             })
             .collect();
@@ -619,17 +680,30 @@ impl Profile {
 /// Encrypts `size` bytes of `source` with `salt` and hands out parts of `part_size`
 /// ciphertext bytes (the last part shorter). Each chunk is read straight into the part and
 /// sealed where it lies.
+/// Where an upload's plaintext comes from.
+enum Source {
+    /// A file on disk, read once, chunk by chunk.
+    Path(PathBuf),
+    /// A document the client made, held in memory (small: an offer's PDF).
+    Bytes(Zeroizing<Vec<u8>>),
+}
+
 fn encrypt_parts(
     key: &DocumentKey,
     salt: [u8; 32],
-    source: &Path,
+    source: &Source,
     size: u64,
     part_size: u64,
     tx: &std::sync::mpsc::SyncSender<Vec<u8>>,
 ) -> Result<()> {
     let part_size = usize::try_from(part_size).unwrap_or(usize::MAX);
     let capacity = part_size + DOCUMENT_CHUNK_SIZE + TAG_SIZE;
-    let mut input = std::fs::File::open(source).map_err(|e| io("cannot read", source, e))?;
+    let mut input: Box<dyn Read> = match source {
+        Source::Path(path) => {
+            Box::new(std::fs::File::open(path).map_err(|e| io("cannot read", path, e))?)
+        }
+        Source::Bytes(bytes) => Box::new(std::io::Cursor::new(bytes.as_slice())),
+    };
     let (mut enc, header) = StreamEncryptor::with_salt(key, salt);
     let mut part = Vec::with_capacity(capacity);
     part.extend_from_slice(&header);

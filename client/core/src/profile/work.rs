@@ -10,14 +10,16 @@ use crate::when::DEFAULT_ZONE;
 use crate::work::calendar::{due_days, occurrences, rolled};
 use crate::work::ids::{parse_nip, parse_regon};
 use crate::work::merge::{Conflict, Fields, Hlc};
+use crate::work::offer_pdf::{self, Lang, OfferDocument};
 use crate::work::offers::{totals, OfferLine, OfferTotals};
 use crate::work::replies::{self, ReplyValues};
 use crate::work::templates::{builtin, DeadlineTemplate};
 use chrono::{NaiveDate, NaiveTime, TimeZone};
-use ledgerline_protocol::ids::{FileId, MemberId, RecordId};
+use ledgerline_protocol::ids::{DocumentId, FileId, MemberId, RecordId};
 use rand_core::OsRng;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
+use zeroize::Zeroizing;
 
 /// The record holding a file's customer (or lead) card.
 pub const CUSTOMER_CARD: RecordId = RecordId([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]);
@@ -72,6 +74,8 @@ pub struct OfferView {
     pub author: Option<MemberId>,
     /// When.
     pub created_ms: u64,
+    /// The PDF stored in the file when it was sent.
+    pub pdf: Option<DocumentId>,
 }
 
 /// What a new customer's card holds.
@@ -348,7 +352,7 @@ impl Profile {
                 return Ok(true);
             };
             let version = row.version + 1;
-            let body = zeroize::Zeroizing::new(pending.clone().into_bytes());
+            let body = Zeroizing::new(pending.clone().into_bytes());
             match self.put_sealed_record(file, record, version, &body).await {
                 Ok(()) => {
                     row.version = version;
@@ -1259,6 +1263,7 @@ impl Profile {
                 status,
                 author: member_of(f.get("author")),
                 created_ms: f.get("created_ms").as_u64().unwrap_or(0),
+                pdf: opt_text(f.get("pdf")).and_then(|d| d.parse().ok()),
             });
         }
         out.sort_by_key(|o| std::cmp::Reverse(o.created_ms));
@@ -1270,9 +1275,94 @@ impl Profile {
         self.resolve_item("offer", id_or_prefix)
     }
 
+    /// An offer rendered to PDF in `lang`: the name it is stored under and its bytes
+    /// (`protocol-spec/work.md`, "Offer document").
+    pub fn offer_pdf(
+        &self,
+        file: FileId,
+        offer: RecordId,
+        lang: Lang,
+    ) -> Result<(String, Zeroizing<Vec<u8>>)> {
+        let view = self
+            .offers(file)?
+            .into_iter()
+            .find(|o| o.id == offer)
+            .ok_or_else(|| ClientError::NotFound("no such offer in this file".into()))?;
+        let (_, card) = self
+            .item(file, CUSTOMER_CARD)?
+            .ok_or_else(|| ClientError::NotFound("this file has no card".into()))?;
+        let customer = opt_text(card.get("name")).unwrap_or_default();
+        let nip = opt_text(card.get("nip"));
+        let firm = self.firm_name().unwrap_or_default();
+        let number = offer_number(offer);
+        let issued = i64::try_from(view.created_ms)
+            .ok()
+            .and_then(chrono::DateTime::from_timestamp_millis)
+            .map(|t| t.with_timezone(&DEFAULT_ZONE).date_naive())
+            .unwrap_or_else(today);
+        let bytes = offer_pdf::render(&OfferDocument {
+            lang,
+            firm: &firm,
+            customer: &customer,
+            nip: nip.as_deref(),
+            number: &number,
+            issued,
+            valid_until: view.valid_until.unwrap_or(issued),
+            lines: &view.lines,
+        })
+        .map_err(ClientError::Invalid)?;
+        Ok((offer_pdf::file_name(lang, &number), Zeroizing::new(bytes)))
+    }
+
+    /// Sends an offer: renders it to PDF in `lang`, stores the PDF encrypted in the file
+    /// (once: a retry after a failure reuses it) and marks the offer `sent`. Returns the
+    /// stored document.
+    pub async fn offer_send(
+        &mut self,
+        file: FileId,
+        offer: RecordId,
+        lang: Lang,
+    ) -> Result<DocumentId> {
+        let view = self
+            .offers(file)?
+            .into_iter()
+            .find(|o| o.id == offer)
+            .ok_or_else(|| ClientError::NotFound("no such offer in this file".into()))?;
+        if view.status != "draft" {
+            return Err(ClientError::Invalid(format!(
+                "an offer that is {} cannot become sent",
+                view.status
+            )));
+        }
+        let stored = view
+            .pdf
+            .filter(|d| self.documents(file).iter().any(|m| m.document == *d));
+        let pdf = match stored {
+            Some(d) => d,
+            None => {
+                let (name, bytes) = self.offer_pdf(file, offer, lang)?;
+                let year = u16::try_from(chrono::Datelike::year(&today())).unwrap_or(2000);
+                let m = self
+                    .upload_bytes(file, &name, &bytes, year, std::sync::Arc::new(|_, _, _| {}))
+                    .await?;
+                self.edit_item(
+                    file,
+                    offer,
+                    "offer",
+                    vec![("pdf".into(), json!(m.document))],
+                )
+                .await?;
+                m.document
+            }
+        };
+        self.offer_status(file, offer, "sent").await?;
+        Ok(pdf)
+    }
+
     /// Moves an offer on: `draft` → `sent` (a lead in stage new or contacted moves to
     /// `offer`) → `accepted` (a lead becomes a customer, the offer staying in its file) or
     /// `rejected`; a draft may be rejected too. An expired offer is not accepted.
+    /// [`Profile::offer_send`] sends an offer with its PDF.
     pub async fn offer_status(&mut self, file: FileId, offer: RecordId, to: &str) -> Result<()> {
         let view = self
             .offers(file)?
@@ -1950,6 +2040,12 @@ fn history(what: &str, by: &str, comment: Option<&str>) -> (String, Value) {
         format!("h:{}:{}", now_ms(), hex::encode(tag)),
         json!({ "what": what, "by": by, "comment": comment }),
     )
+}
+
+/// An offer's number as people quote it: the first eight hex digits of its id (which
+/// `offer send|accept|reject` accept as a prefix).
+pub fn offer_number(offer: RecordId) -> String {
+    offer.to_string().chars().take(8).collect()
 }
 
 /// Today in Europe/Warsaw.

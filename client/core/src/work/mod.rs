@@ -6,6 +6,7 @@
 pub mod calendar;
 pub mod ids;
 pub mod merge;
+pub mod offer_pdf;
 pub mod offers;
 pub mod replies;
 pub mod templates;
