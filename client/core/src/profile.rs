@@ -487,8 +487,12 @@ pub struct FileView {
     pub name: Option<String>,
     /// Current epoch this profile holds a key for.
     pub epoch: Option<u64>,
-    /// Members with access.
+    /// Members with access: by a grant, through a team, or covering for someone.
     pub members: Vec<MemberId>,
+    /// Of those, the members granted the file themselves (whom `file remove` takes out).
+    pub granted: Vec<MemberId>,
+    /// Teams granted the file.
+    pub teams: Vec<ledgerline_protocol::ids::TeamId>,
 }
 
 /// A chat message as `chat read` shows it.
@@ -1492,11 +1496,20 @@ impl Profile {
         Ok(r.files_of(&self.id.member, now)
             .into_iter()
             .filter(|f| !self.local.erased.contains(f))
-            .map(|f| FileView {
-                id: f,
-                name: self.local.files.get(&f).and_then(|s| s.name.clone()),
-                epoch: self.current_epoch(f).map(|(e, _)| e),
-                members: r.file_members(&f, now).into_iter().collect(),
+            .map(|f| {
+                let members: Vec<MemberId> = r.file_members(&f, now).into_iter().collect();
+                FileView {
+                    id: f,
+                    name: self.local.files.get(&f).and_then(|s| s.name.clone()),
+                    epoch: self.current_epoch(f).map(|(e, _)| e),
+                    granted: members
+                        .iter()
+                        .filter(|m| r.granted_files(m).contains(&f))
+                        .copied()
+                        .collect(),
+                    teams: r.file_teams(&f).into_iter().collect(),
+                    members,
+                }
             })
             .collect())
     }

@@ -48,8 +48,12 @@ pub struct FileAccess {
     pub id: String,
     /// Its name, where this device knows it.
     pub name: Option<String>,
-    /// Members with access.
+    /// Members with access (granted, through a team, or covering).
     pub members: Vec<MemberId>,
+    /// Members granted it themselves: the ones an admin removes here.
+    pub granted: Vec<MemberId>,
+    /// Teams granted it.
+    pub teams: Vec<String>,
 }
 
 /// A rotation's progress, sent to the window as `revoke-progress` events.
@@ -98,6 +102,8 @@ pub async fn office(desk: State<'_, Desk>) -> Answer<Office> {
                     id: f.id.to_string(),
                     name: f.name,
                     members: f.members,
+                    granted: f.granted,
+                    teams: f.teams.iter().map(ToString::to_string).collect(),
                 })
                 .collect(),
             covers: p.covers()?,

@@ -3,9 +3,13 @@
 
 use crate::commands::{file_id, with, Answer, Desk};
 use ledgerline_client_core::chrono::NaiveDate;
-use ledgerline_client_core::profile::{AgendaItem, CustomerCard, Profile, ReplyTemplate, TaskView};
-use ledgerline_client_core::protocol::ids::FileId;
-use serde::Serialize;
+use ledgerline_client_core::profile::{
+    AgendaItem, CustomerCard, OfferView, Profile, ReplyTemplate, TaskView,
+};
+use ledgerline_client_core::protocol::ids::{DocumentId, FileId, RecordId};
+use ledgerline_client_core::work::offer_pdf::Lang;
+use ledgerline_client_core::work::offers::line_of;
+use serde::{Deserialize, Serialize};
 use tauri::State;
 
 fn day(d: &str) -> Answer<NaiveDate> {
@@ -72,6 +76,70 @@ pub async fn lead_convert(desk: State<'_, Desk>, file: String) -> Answer<()> {
     let file = file_id(&file)?;
     with(&desk, async move |p: &mut Profile| {
         p.lead_convert(file).await
+    })
+    .await
+}
+
+/// The offers of a lead's or customer's file, newest first.
+#[tauri::command]
+pub async fn offers(desk: State<'_, Desk>, file: String) -> Answer<Vec<OfferView>> {
+    let file = file_id(&file)?;
+    with(&desk, async move |p: &mut Profile| p.offers(file)).await
+}
+
+/// A service as the offer form sends it: text as typed.
+#[derive(Debug, Deserialize)]
+pub struct LineInput {
+    service: String,
+    billing: String,
+    net: String,
+    vat: String,
+}
+
+/// Makes an offer (a draft) valid through `valid_until` (`YYYY-MM-DD`).
+#[tauri::command]
+pub async fn offer_add(
+    desk: State<'_, Desk>,
+    file: String,
+    lines: Vec<LineInput>,
+    valid_until: String,
+) -> Answer<RecordId> {
+    let file = file_id(&file)?;
+    let until = day(&valid_until)?;
+    let lines = lines
+        .iter()
+        .enumerate()
+        .map(|(i, l)| {
+            line_of(&l.service, &l.billing, &l.net, &l.vat).map_err(|e| format!("{}: {e}", i + 1))
+        })
+        .collect::<Answer<Vec<_>>>()?;
+    with(&desk, async move |p: &mut Profile| {
+        p.sync().await?;
+        p.offer_add(file, lines, until).await
+    })
+    .await
+}
+
+/// Moves an offer on: `sent` (its PDF, in `lang`, is stored in the file), `accepted`
+/// or `rejected`.
+#[tauri::command]
+pub async fn offer_status(
+    desk: State<'_, Desk>,
+    offer: String,
+    to: String,
+    lang: Option<String>,
+) -> Answer<Option<DocumentId>> {
+    let lang = match lang.as_deref() {
+        Some(l) => Lang::parse(l).ok_or_else(|| format!("{l:?} is not a language"))?,
+        None => Lang::Pl,
+    };
+    with(&desk, async move |p: &mut Profile| {
+        p.sync().await?;
+        let (file, id) = p.resolve_offer(&offer)?;
+        if to == "sent" {
+            return p.offer_send(file, id, lang).await.map(Some);
+        }
+        p.offer_status(file, id, &to).await.map(|()| None)
     })
     .await
 }

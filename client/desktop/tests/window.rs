@@ -694,6 +694,24 @@ async fn the_owner_invites_works_with_a_colleague_shares_a_document_plans_and_re
         t.contains(SHOP)
     })
     .await;
+    // The access table tells access through the team from a grant: the team is named,
+    // Jan is listed without the × that ends a grant.
+    w.wait_dom("[data-test=file-access]", |t| {
+        t.contains(&format!("zespół {TEAM}"))
+    })
+    .await;
+    let via = w
+        .script(
+            "const row = [...document.querySelectorAll('[data-test=file-access] tr')].find((r) => r.textContent.includes(arguments[0]));
+             return [...row.querySelectorAll('[data-test=access-via]')].map((c) => c.textContent.trim());",
+            json!([SHOP]),
+        )
+        .await;
+    assert_eq!(
+        via,
+        json!([JAN]),
+        "Jan reaches {SHOP} through the team only"
+    );
     w.shot("7b-teams").await;
     jan.sync().await.unwrap();
     let shop = jan.resolve_file(SHOP).expect("Jan has the team's customer");
@@ -1080,6 +1098,47 @@ async fn the_owner_invites_works_with_a_colleague_shares_a_document_plans_and_re
     w.wait("[data-test=leads]", |t| !t.contains(LEAD)).await;
     w.wait("[data-test=customer-list]", |t| {
         t.contains(LEAD) && !t.contains("potencjalny")
+    })
+    .await;
+
+    // An offer to a second lead: made, sent (its PDF lands in the lead's documents),
+    // accepted (the lead becomes a customer).
+    const LEAD2: &str = "Piekarnia Żytnia";
+    w.type_into("[data-test=lead-name]", LEAD2).await;
+    w.click("[data-test=lead-add]").await;
+    w.wait("[data-test=customer-list]", |t| t.contains(LEAD2))
+        .await;
+    w.script(
+        "[...document.querySelectorAll('[data-test=customer-list] button')].find((b) => b.textContent.includes(arguments[0])).click();",
+        json!([LEAD2]),
+    )
+    .await;
+    w.wait("[data-test=customer-title]", |t| t == LEAD2).await;
+    w.click("[data-test=tab-offers]").await;
+    w.type_into("[data-test=offer-service]", "Pełna księgowość")
+        .await;
+    w.type_into("[data-test=offer-net]", "1 000,00").await;
+    w.click("[data-test=offer-add]").await;
+    // 1 000,00 net at 23 %: 230,00 VAT, 1 230,00 gross, computed by client/core.
+    w.wait("[data-test=offer]", |t| {
+        t.contains("1\u{a0}230,00\u{a0}zł") && t.contains("szkic")
+    })
+    .await;
+    w.click("[data-test=offer-send]").await;
+    w.wait("[data-test=offer-pdf]", |_| true).await;
+    w.wait("[data-test=offer]", |t| t.contains("wysłana")).await;
+    w.shot("14-offer").await;
+    w.click("[data-test=tab-documents]").await;
+    w.wait("[data-test=documents]", |t| {
+        t.contains("Oferta ") && t.contains(".pdf")
+    })
+    .await;
+    w.click("[data-test=tab-offers]").await;
+    w.click("[data-test=offer-accept]").await;
+    w.wait("[data-test=offer]", |t| t.contains("przyjęta"))
+        .await;
+    w.wait("[data-test=customer-list]", |t| {
+        t.contains(LEAD2) && !t.contains("potencjalny")
     })
     .await;
 

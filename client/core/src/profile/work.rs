@@ -11,7 +11,7 @@ use crate::work::calendar::{due_days, occurrences, rolled};
 use crate::work::ids::{parse_nip, parse_regon};
 use crate::work::merge::{Conflict, Fields, Hlc};
 use crate::work::offer_pdf::{self, Lang, OfferDocument};
-use crate::work::offers::{totals, OfferLine, OfferTotals};
+use crate::work::offers::{line_amounts, totals, Amounts, OfferLine, OfferTotals};
 use crate::work::replies::{self, ReplyValues};
 use crate::work::templates::{builtin, DeadlineTemplate};
 use chrono::{NaiveDate, NaiveTime, TimeZone};
@@ -68,6 +68,8 @@ pub struct OfferView {
     pub status: String,
     /// Sent, and its validity has passed.
     pub expired: bool,
+    /// Each line's own net, VAT (rounded on the line) and gross, in line order.
+    pub line_amounts: Vec<Amounts>,
     /// Totals in grosze, monthly and one-off apart.
     pub totals: OfferTotals,
     /// Who made it.
@@ -1257,6 +1259,7 @@ impl Profile {
                 id: RecordId(row.record),
                 file,
                 totals: totals(&lines),
+                line_amounts: lines.iter().map(line_amounts).collect(),
                 lines,
                 expired: status == "sent" && valid_until.is_some_and(|d| d < today),
                 valid_until,

@@ -192,11 +192,18 @@ pub fn parse_line(s: &str) -> Result<OfferLine, String> {
             "{s:?}: a service is NAME|monthly or one-off|NET PRICE|23, 8 or zw"
         ));
     };
+    line_of(service, billing, net, vat)
+}
+
+/// A line from what someone typed: the service's name, `monthly` or `one-off`, the net
+/// price in złoty (`1 200,00`) and `23`, `8` or `zw`.
+pub fn line_of(service: &str, billing: &str, net: &str, vat: &str) -> Result<OfferLine, String> {
+    let service = service.trim();
     if service.is_empty() || service.len() > 200 {
         return Err("a service name is 1 to 200 bytes".into());
     }
     Ok(OfferLine {
-        service: (*service).to_owned(),
+        service: service.to_owned(),
         billing: Billing::parse(billing)
             .ok_or_else(|| format!("{billing:?}: billing is monthly or one-off"))?,
         net: super::replies::parse_amount(net).map_err(|e| e.to_string())?,

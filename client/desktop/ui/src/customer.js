@@ -1,6 +1,6 @@
 // A customer: everything about them in one place (timeline, chat, documents, tasks).
 import { useEffect, useRef, useState } from "./vendor/hooks.module.js";
-import { Bar, Field, bytes, html, invoke, listen, t, when } from "./ui.js";
+import { Bar, Field, addDays, bytes, html, invoke, listen, money, t, today, when } from "./ui.js";
 
 function Timeline({ file, version, fail, changed }) {
   const [items, setItems] = useState(null);
@@ -347,7 +347,123 @@ function Tasks({ file, version, fail, changed }) {
   </div>`;
 }
 
-const TABS = { timeline: Timeline, chat: Chat, documents: Documents, tasks: Tasks };
+const emptyLine = () => ({ service: "", billing: "monthly", net: "", vat: "23" });
+
+/// One kind of billing's summary: net, VAT and gross, per rate and in total.
+function OfferSummary({ label, sum }) {
+  if (!sum.rates.length) return null;
+  return html`<tr class="sum">
+    <th colspan="2">${label}</th>
+    <td>${money(sum.total.net)}</td>
+    <td>${sum.rates.map((r) => r.rate).join(", ")}</td>
+    <td>${money(sum.total.vat)}</td>
+    <td>${money(sum.total.gross)}</td>
+  </tr>`;
+}
+
+/// Offers to a lead (or customer): made here as drafts, sent (the PDF goes into the
+/// file's documents), accepted (a lead becomes a customer) or rejected.
+function Offers({ file, version, fail, changed }) {
+  const [offers, setOffers] = useState(null);
+  const [lines, setLines] = useState([emptyLine()]);
+  const [until, setUntil] = useState(addDays(today(), 30));
+  useEffect(() => {
+    invoke("offers", { file }).then(setOffers, fail);
+  }, [file, version]);
+  const setLine = (i, k) => (v) => setLines(lines.map((l, j) => (j === i ? { ...l, [k]: v } : l)));
+  const add = async (e) => {
+    e.preventDefault();
+    try {
+      await invoke("offer_add", { file, lines, validUntil: until });
+      setLines([emptyLine()]);
+      changed();
+    } catch (err) {
+      fail(err);
+    }
+  };
+  const move = (offer, to) => async () => {
+    try {
+      await invoke("offer_status", { offer, to, lang: document.documentElement.lang });
+      changed();
+    } catch (err) {
+      fail(err);
+    }
+  };
+  const select = (name, value, onInput, options) => html`<select data-test=${name} value=${value} onChange=${(e) => onInput(e.target.value)}>
+    ${options.map(([v, label]) => html`<option value=${v}>${label}</option>`)}
+  </select>`;
+  return html`<div class="offers">
+    <form class="offer-form" onSubmit=${add}>
+      ${lines.map(
+        (l, i) => html`<div class="inline offer-line" key=${i}>
+          <${Field} label=${t("offer-service")} name="offer-service" value=${l.service} onInput=${setLine(i, "service")} />
+          <label class="field"><span>${t("offer-billing")}</span>
+            ${select("offer-billing", l.billing, setLine(i, "billing"), [
+              ["monthly", t("offer-billing-monthly")],
+              ["one-off", t("offer-billing-once")],
+            ])}
+          </label>
+          <${Field} label=${t("offer-net")} name="offer-net" value=${l.net} placeholder="1 200,00" onInput=${setLine(i, "net")} />
+          <label class="field"><span>${t("offer-vat")}</span>
+            ${select("offer-vat", l.vat, setLine(i, "vat"), [
+              ["23", "23%"],
+              ["8", "8%"],
+              ["zw", "zw."],
+            ])}
+          </label>
+          ${lines.length > 1
+            ? html`<button type="button" class="link" title=${t("offer-line-remove")} onClick=${() => setLines(lines.filter((_, j) => j !== i))}>×</button>`
+            : null}
+        </div>`,
+      )}
+      <div class="inline">
+        <button type="button" data-test="offer-line-add" onClick=${() => setLines([...lines, emptyLine()])}>${t("offer-line-add")}</button>
+        <${Field} label=${t("offer-valid-until")} name="offer-valid-until" type="date" value=${until} onInput=${setUntil} />
+        <button data-test="offer-add" type="submit">${t("offer-add-submit")}</button>
+      </div>
+    </form>
+    ${offers && !offers.length ? html`<p class="muted">${t("offer-none")}</p>` : null}
+    ${(offers || []).map(
+      (o) => html`<article class="offer" key=${o.id} data-test="offer" data-status=${o.status}>
+        <header>
+          <strong>${t("offer-number", { number: o.id.slice(0, 8) })}</strong>
+          <span class="status">${t("offer-status-" + o.status)}</span>
+          <span class="muted">${t("offer-valid-through", { day: o.valid_until || "" })}${o.expired ? " · " + t("offer-expired") : ""}</span>
+        </header>
+        <table class="grid">
+          <thead><tr>
+            <th>${t("offer-service")}</th><th>${t("offer-billing")}</th><th>${t("offer-net")}</th>
+            <th>${t("offer-vat")}</th><th>${t("offer-vat-amount")}</th><th>${t("offer-gross")}</th>
+          </tr></thead>
+          <tbody>
+            ${o.lines.map(
+              (l, i) => html`<tr>
+                <td>${l.service}</td>
+                <td>${t(l.billing === "monthly" ? "offer-billing-monthly" : "offer-billing-once")}</td>
+                <td>${money(l.net)}</td>
+                <td>${l.vat === "zw" ? "zw." : l.vat + "%"}</td>
+                <td>${money(o.line_amounts[i].vat)}</td>
+                <td>${money(o.line_amounts[i].gross)}</td>
+              </tr>`,
+            )}
+            <${OfferSummary} label=${t("offer-total-monthly")} sum=${o.totals.monthly} />
+            <${OfferSummary} label=${t("offer-total-once")} sum=${o.totals.one_off} />
+          </tbody>
+        </table>
+        <div class="actions">
+          ${o.status === "draft" ? html`<button data-test="offer-send" onClick=${move(o.id, "sent")}>${t("offer-send")}</button>` : null}
+          ${o.status === "sent" && !o.expired ? html`<button data-test="offer-accept" onClick=${move(o.id, "accepted")}>${t("offer-accept")}</button>` : null}
+          ${o.status === "draft" || o.status === "sent"
+            ? html`<button class="secondary" data-test="offer-reject" onClick=${move(o.id, "rejected")}>${t("offer-reject")}</button>`
+            : null}
+          ${o.pdf ? html`<span class="muted" data-test="offer-pdf">${t("offer-pdf-stored")}</span>` : null}
+        </div>
+      </article>`,
+    )}
+  </div>`;
+}
+
+const TABS = { timeline: Timeline, chat: Chat, documents: Documents, tasks: Tasks, offers: Offers };
 
 export function Customer({ customer, version, fail, changed, me }) {
   const [tab, setTab] = useState("timeline");

@@ -137,6 +137,7 @@ function RevokeDevice({ what, fail, done }) {
 function Access({ office, fail, changed }) {
   const [pick, setPick] = useState({});
   const names = new Map(office.members.map((m) => [m.id, m.name || short(m.id)]));
+  const teams = new Map(office.teams.map((tm) => [tm.id, tm.name]));
   const act = (cmd, args) => async () => {
     try {
       await invoke(cmd, args);
@@ -154,16 +155,21 @@ function Access({ office, fail, changed }) {
           (f) => html`<tr key=${f.id}>
             <td>${f.name || short(f.id)}</td>
             <td>
-              ${f.members.map(
-                (m) => html`<span class="chip">${names.get(m) || short(m)}
-                  ${office.admin ? html`<button class="link" title=${t("office-remove-access")} onClick=${act("remove_access", { file: f.id, member: m })}>×</button>` : null}</span>`,
+              ${f.teams.map(
+                (id) => html`<span class="chip team" data-test="access-team">${t("office-access-team", { team: teams.get(id) || short(id) })}</span>`,
+              )}
+              ${f.members.map((m) =>
+                f.granted.includes(m)
+                  ? html`<span class="chip">${names.get(m) || short(m)}
+                      ${office.admin ? html`<button class="link" title=${t("office-remove-access")} onClick=${act("remove_access", { file: f.id, member: m })}>×</button>` : null}</span>`
+                  : html`<span class="chip via" data-test="access-via" title=${t("office-access-via")}>${names.get(m) || short(m)}</span>`,
               )}
             </td>
             <td>
               ${office.admin
                 ? html`<select data-test="grant-member" value=${pick[f.id] || ""} onChange=${(e) => setPick({ ...pick, [f.id]: e.target.value })}>
                       <option value="">—</option>
-                      ${active.filter((m) => !f.members.includes(m.id)).map((m) => html`<option value=${m.id}>${names.get(m.id)}</option>`)}
+                      ${active.filter((m) => !f.granted.includes(m.id)).map((m) => html`<option value=${m.id}>${names.get(m.id)}</option>`)}
                     </select>
                     <button data-test="grant" disabled=${!pick[f.id]} onClick=${act("grant", { file: f.id, member: pick[f.id] })}>${t("office-grant")}</button>`
                 : null}

@@ -78,6 +78,14 @@ export const bytes = (n) => {
   return `${n.toFixed(i ? 1 : 0)} ${units[i]}`;
 };
 
+/// Grosze as Polish invoices write them: `1 234,50 zł` (integer arithmetic only).
+export const money = (grosze) => {
+  const sign = grosze < 0 ? "-" : "";
+  const g = Math.abs(grosze);
+  const zl = String(Math.floor(g / 100)).replace(/\B(?=(\d{3})+(?!\d))/g, "\u00a0");
+  return `${sign}${zl},${String(g % 100).padStart(2, "0")}\u00a0zł`;
+};
+
 // ---- pieces ------------------------------------------------------------------------
 export function Field({ label, name, value, onInput, type = "text", placeholder }) {
   return html`<label class="field">
