@@ -3564,7 +3564,18 @@ async fn an_offer_to_a_lead_is_totalled_exactly_sent_and_accepted_into_a_custome
     assert!(draft.contains("Monthly fees"), "{draft}");
     let r = ll(&f.owner, &["offer", "send", &id[..8], "--lang", "xx"]).await;
     assert_eq!(r.code, 2, "{}", r.stderr);
+    // Killed once the PDF's part reached the relay: the next `offer send` finishes that
+    // upload (its sync) and uses it; the file holds one PDF of the offer, not two.
+    let mut c = command(&f.owner, &["offer", "send", &id[..8]]);
+    c.env("LEDGERLINE_CRASH_AFTER_UPLOAD_BYTES", "1");
+    assert_ne!(run_with(c).await.code, 0);
     let sent = ok(&f.owner, &["offer", "send", &id[..8]]).await;
+    let docs = ok(&f.owner, &["doc", "list", LEAD]).await;
+    assert_eq!(
+        docs.to_string().matches("Oferta ").count(),
+        1,
+        "one PDF of the offer: {docs}"
+    );
     assert_eq!(sent["name"], format!("Oferta {}.pdf", &id[..8]));
     let l = ok(&f.owner, &["customer", "list"]).await;
     assert_eq!(customer_of(&l, LEAD)["stage"], "offer");

@@ -1337,27 +1337,29 @@ impl Profile {
                 view.status
             )));
         }
+        // Stored already: by the offer's own record, or — when a crash came between the
+        // upload (which `sync` finished) and that record — by its name: rendering is
+        // deterministic, so the same offer and language gave the same document.
+        let name = offer_pdf::file_name(lang, &offer_number(offer));
+        let docs = self.documents(file);
         let stored = view
             .pdf
-            .filter(|d| self.documents(file).iter().any(|m| m.document == *d));
+            .filter(|d| docs.iter().any(|m| m.document == *d))
+            .or_else(|| docs.iter().find(|m| m.name == name).map(|m| m.document));
         let pdf = match stored {
             Some(d) => d,
             None => {
                 let (name, bytes) = self.offer_pdf(file, offer, lang)?;
                 let year = u16::try_from(chrono::Datelike::year(&today())).unwrap_or(2000);
-                let m = self
-                    .upload_bytes(file, &name, &bytes, year, std::sync::Arc::new(|_, _, _| {}))
-                    .await?;
-                self.edit_item(
-                    file,
-                    offer,
-                    "offer",
-                    vec![("pdf".into(), json!(m.document))],
-                )
-                .await?;
-                m.document
+                self.upload_bytes(file, &name, &bytes, year, std::sync::Arc::new(|_, _, _| {}))
+                    .await?
+                    .document
             }
         };
+        if view.pdf != Some(pdf) {
+            self.edit_item(file, offer, "offer", vec![("pdf".into(), json!(pdf))])
+                .await?;
+        }
         self.offer_status(file, offer, "sent").await?;
         Ok(pdf)
     }

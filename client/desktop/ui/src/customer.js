@@ -347,6 +347,7 @@ function Tasks({ file, version, fail, changed }) {
   </div>`;
 }
 
+const rateLabel = (r) => (r === "zw" ? "zw." : r + "%");
 const emptyLine = () => ({ service: "", billing: "monthly", net: "", vat: "23" });
 
 /// One kind of billing's summary: net, VAT and gross, per rate and in total.
@@ -355,7 +356,7 @@ function OfferSummary({ label, sum }) {
   return html`<tr class="sum">
     <th colspan="2">${label}</th>
     <td>${money(sum.total.net)}</td>
-    <td>${sum.rates.map((r) => r.rate).join(", ")}</td>
+    <td>${sum.rates.map((r) => rateLabel(r.rate)).join(", ")}</td>
     <td>${money(sum.total.vat)}</td>
     <td>${money(sum.total.gross)}</td>
   </tr>`;
@@ -417,7 +418,7 @@ function Offers({ file, version, fail, changed }) {
         </div>`,
       )}
       <div class="inline">
-        <button type="button" data-test="offer-line-add" onClick=${() => setLines([...lines, emptyLine()])}>${t("offer-line-add")}</button>
+        <button type="button" class="secondary" data-test="offer-line-add" onClick=${() => setLines([...lines, emptyLine()])}>${t("offer-line-add")}</button>
         <${Field} label=${t("offer-valid-until")} name="offer-valid-until" type="date" value=${until} onInput=${setUntil} />
         <button data-test="offer-add" type="submit">${t("offer-add-submit")}</button>
       </div>
@@ -441,7 +442,7 @@ function Offers({ file, version, fail, changed }) {
                 <td>${l.service}</td>
                 <td>${t(l.billing === "monthly" ? "offer-billing-monthly" : "offer-billing-once")}</td>
                 <td>${money(l.net)}</td>
-                <td>${l.vat === "zw" ? "zw." : l.vat + "%"}</td>
+                <td>${rateLabel(l.vat)}</td>
                 <td>${money(o.line_amounts[i].vat)}</td>
                 <td>${money(o.line_amounts[i].gross)}</td>
               </tr>`,
