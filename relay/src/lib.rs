@@ -14,6 +14,7 @@
 //! | [`auth`] | signed-request verification and extractors |
 //! | [`store`] | the storage trait, its SQLite backend and conformance suite |
 //! | [`blobs`] | document blobs on disk |
+//! | [`backup`] | backup and restore of the data directory, consistent while serving |
 //! | [`hub`] | WebSocket connections and pushes |
 //! | [`metrics`] | Prometheus metrics |
 //! | [`retention`] | the retention sweeper |
@@ -21,6 +22,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod backup;
 pub mod blobs;
 pub mod config;
 pub mod error;

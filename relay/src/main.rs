@@ -4,6 +4,7 @@ use clap::{Parser, Subcommand};
 use ledgerline_relay::config::ServeArgs;
 use ledgerline_relay::state::AppState;
 use ledgerline_relay::store::sqlite::SqliteStore;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 /// Ledgerline's blind relay: stores only ciphertext, wrapped keys and signed audit entries;
@@ -18,12 +19,124 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the relay (embedded SQLite and a blob directory under --data).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
+    /// Back up the data directory into a new directory, while the relay serves
+    /// (a consistent database snapshot, the blobs it names, the log key).
+    Backup {
+        /// TOML configuration file (its `data_dir`).
+        #[arg(long, env = "LEDGERLINE_CONFIG", value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// Data directory [default: from the configuration, else ./ledgerline-data].
+        #[arg(long = "data", env = "LEDGERLINE_DATA", value_name = "DIR")]
+        data_dir: Option<PathBuf>,
+        /// Where the backup goes (absent or empty; made owner-only).
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        /// Print the backup's manifest as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Restore a backup as a new data directory (checked first; never over existing data).
+    /// Start the relay on it afterwards.
+    Restore {
+        /// TOML configuration file (its `data_dir`).
+        #[arg(long, env = "LEDGERLINE_CONFIG", value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// Data directory to create [default: from the configuration, else ./ledgerline-data].
+        #[arg(long = "data", env = "LEDGERLINE_DATA", value_name = "DIR")]
+        data_dir: Option<PathBuf>,
+        /// The backup directory.
+        #[arg(long, value_name = "DIR")]
+        from: PathBuf,
+        /// Print the restored backup's manifest as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// The data directory the flags and configuration name.
+fn data_dir(config: Option<PathBuf>, data_dir: Option<PathBuf>) -> Result<PathBuf, String> {
+    ServeArgs {
+        config,
+        data_dir,
+        ..Default::default()
+    }
+    .resolve()
+    .map(|c| c.data_dir)
+    .map_err(|e| e.to_string())
+}
+
+fn backup_command(command: Command) -> ExitCode {
+    use ledgerline_relay::backup::{backup, restore, BackupError};
+    let (result, json) = match command {
+        Command::Backup {
+            config,
+            data_dir: data,
+            out,
+            json,
+        } => match data_dir(config, data) {
+            Ok(data) => (backup(&data, &out), json),
+            Err(e) => (Err(BackupError::Usage(e)), json),
+        },
+        Command::Restore {
+            config,
+            data_dir: data,
+            from,
+            json,
+        } => match data_dir(config, data) {
+            Ok(data) => (restore(&from, &data), json),
+            Err(e) => (Err(BackupError::Usage(e)), json),
+        },
+        Command::Serve(_) => return ExitCode::from(2),
+    };
+    match result {
+        Ok(m) => {
+            if json {
+                println!("{}", serde_json::to_string(&m).unwrap_or_default());
+            } else {
+                println!(
+                    "{} documents ({} bytes of blobs), {} uploads in progress, schema {}{}",
+                    m.documents,
+                    m.blob_bytes,
+                    m.uploads,
+                    m.schema_version,
+                    if m.missing_blobs.is_empty() {
+                        String::new()
+                    } else {
+                        format!(
+                            "; {} documents deleted while the backup ran are not in it",
+                            m.missing_blobs.len()
+                        )
+                    }
+                );
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            let (code, exit) = match &e {
+                BackupError::Usage(_) => ("usage", 2),
+                BackupError::Damaged { .. } => ("damaged", 5),
+                BackupError::Io { .. } => ("io", 1),
+            };
+            if json {
+                eprintln!(
+                    "{}",
+                    serde_json::json!({ "error": { "code": code, "message": e.to_string() } })
+                );
+            } else {
+                eprintln!("error: {e}");
+            }
+            ExitCode::from(exit)
+        }
+    }
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let Command::Serve(args) = cli.command;
+    let args = match cli.command {
+        Command::Serve(args) => args,
+        other => return backup_command(other),
+    };
     let config = match args.resolve() {
         Ok(c) => c,
         Err(e) => {

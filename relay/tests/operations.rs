@@ -257,3 +257,101 @@ fn command_line_documents_every_option_and_refuses_bad_config() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+/// `ledgerline-relay backup` and `restore` as an operator runs them: JSON manifests, exit
+/// codes scripts can trust (2 wrong use, 5 damaged backup), the data directory from the
+/// configuration file, and a relay that starts on the restored directory with its firms.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backup_and_restore_on_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let relay = Relay::start(&data, &[]);
+    let http = client();
+    let a = Firm::create(&http, &relay.base, 22).await;
+    let before = a
+        .owner_device
+        .ok(&http, "GET", "/v1/roster?since=0", None)
+        .await;
+    let run = |args: &[&std::ffi::OsStr]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_ledgerline-relay"))
+            .args(args)
+            .env_remove("LEDGERLINE_DATA")
+            .env_remove("LEDGERLINE_CONFIG")
+            .output()
+            .unwrap()
+    };
+    let os = |s: &str| std::ffi::OsString::from(s);
+    let out = dir.path().join("backup");
+    let backup_args = [
+        os("backup"),
+        os("--data"),
+        data.clone().into(),
+        os("--out"),
+        out.clone().into(),
+        os("--json"),
+    ];
+    let args: Vec<&std::ffi::OsStr> = backup_args.iter().map(|s| s.as_os_str()).collect();
+    let o = run(&args);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let m: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(m["format"], 1);
+    assert_eq!(m["database_sha256"].as_str().unwrap().len(), 64);
+    // Again into the same place: wrong use, said in JSON on stderr.
+    let o = run(&args);
+    assert_eq!(o.status.code(), Some(2));
+    let e: Value = serde_json::from_slice(&o.stderr).unwrap();
+    assert_eq!(e["error"]["code"], "usage");
+    // Never over the live data directory.
+    let o = run(&[
+        os("restore").as_os_str(),
+        os("--from").as_os_str(),
+        out.as_os_str(),
+        os("--data").as_os_str(),
+        data.as_os_str(),
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("holds data"));
+    // A manifest that does not match the database: damaged, exit 5, nothing written.
+    let bad = dir.path().join("bad");
+    std::fs::create_dir_all(bad.join("blobs")).unwrap();
+    for name in ["relay.sqlite3", "MANIFEST.json"] {
+        std::fs::copy(out.join(name), bad.join(name)).unwrap();
+    }
+    let mut mf: Value =
+        serde_json::from_slice(&std::fs::read(bad.join("MANIFEST.json")).unwrap()).unwrap();
+    mf["database_sha256"] = json!("00".repeat(32));
+    std::fs::write(bad.join("MANIFEST.json"), mf.to_string()).unwrap();
+    let never = dir.path().join("never");
+    let o = run(&[
+        os("restore").as_os_str(),
+        os("--from").as_os_str(),
+        bad.as_os_str(),
+        os("--data").as_os_str(),
+        never.as_os_str(),
+    ]);
+    assert_eq!(o.status.code(), Some(5));
+    assert!(!never.exists());
+    // The configuration names where the restored data goes.
+    drop(relay);
+    let restored = dir.path().join("restored");
+    let toml = dir.path().join("relay.toml");
+    std::fs::write(
+        &toml,
+        format!("data_dir = {:?}\n", restored.to_str().unwrap()),
+    )
+    .unwrap();
+    let o = run(&[
+        os("restore").as_os_str(),
+        os("--config").as_os_str(),
+        toml.as_os_str(),
+        os("--from").as_os_str(),
+        out.as_os_str(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let relay = Relay::start(&restored, &[]);
+    let mut owner = a.owner_device.clone();
+    owner.base = relay.base.clone();
+    let after = owner.ok(&http, "GET", "/v1/roster?since=0", None).await;
+    assert_eq!(after, before, "the firm's roster came back whole");
+    drop(relay);
+}

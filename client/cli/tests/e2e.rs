@@ -3637,3 +3637,131 @@ async fn an_offer_to_a_lead_is_totalled_exactly_sent_and_accepted_into_a_custome
     );
     relay.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relay_backed_up_while_serving_restores_whole_and_never_over_data() {
+    use ledgerline_relay::backup::{backup, restore, BackupError};
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("relay");
+    let mut relay = Relay::start(&data, "127.0.0.1:0".parse().unwrap()).await;
+    let url = relay.url();
+    let f = found(dir.path(), &url).await;
+    ok(&f.owner, &["file", "create", FILE]).await;
+    ok(&f.owner, &["file", "grant", FILE, "Anna Kowalczyk"]).await;
+    ok(&f.owner, &["chat", "send", FILE, "Przed kopią zapasową"]).await;
+    let src = dir.path().join("bilans 2025.csv");
+    let content: Vec<u8> = (0..(5u32 << 20)).map(|i| (i % 251) as u8).collect();
+    std::fs::write(&src, &content).unwrap();
+    let up = ok(&f.owner, &["doc", "upload", FILE, src.to_str().unwrap()]).await;
+    let document = up["document"].as_str().unwrap().to_owned();
+
+    // The backup runs while the relay serves and a client writes at the same moment.
+    let mut during = command(&f.owner, &["chat", "send", FILE, "W trakcie kopii"])
+        .spawn()
+        .unwrap();
+    let out = dir.path().join("kopia");
+    let (d, o) = (data.clone(), out.clone());
+    let m = tokio::task::spawn_blocking(move || backup(&d, &o))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(during.wait().await.unwrap().success());
+    assert_eq!((m.documents, m.missing_blobs.len()), (1, 0), "{m:?}");
+    assert!(m.blob_bytes > 5 << 20);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&out).unwrap().permissions().mode();
+        assert_eq!(mode & 0o077, 0, "the backup holds the log key: owner-only");
+    }
+    // A second backup into the same directory is refused, the first left as it was.
+    let (d, o) = (data.clone(), out.clone());
+    let again = tokio::task::spawn_blocking(move || backup(&d, &o))
+        .await
+        .unwrap();
+    assert!(matches!(again, Err(BackupError::Usage(_))), "{again:?}");
+    ok(&f.owner, &["chat", "send", FILE, "Po kopii zapasowej"]).await;
+    // A download after the backup: an access-log entry, and a checkpoint the owner's
+    // device accepts, that the restored relay will not have.
+    let seen = dir.path().join("bilans po kopii.csv");
+    ok(
+        &f.owner,
+        &[
+            "doc",
+            "download",
+            FILE,
+            &document,
+            "--out",
+            seen.to_str().unwrap(),
+        ],
+    )
+    .await;
+    let addr = relay.addr;
+    relay.stop().await;
+
+    // Never over existing data; a damaged backup is refused before anything is written.
+    assert!(matches!(restore(&out, &data), Err(BackupError::Usage(_))));
+    let bad = dir.path().join("kopia-uszkodzona");
+    std::fs::create_dir_all(&bad).unwrap();
+    for p in all_files(&out) {
+        let to = bad.join(p.strip_prefix(&out).unwrap());
+        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+        std::fs::copy(&p, &to).unwrap();
+    }
+    let blob = all_files(&bad.join("blobs"))
+        .into_iter()
+        .max_by_key(|p| std::fs::metadata(p).unwrap().len())
+        .unwrap();
+    let len = std::fs::metadata(&blob).unwrap().len();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&blob)
+        .unwrap()
+        .set_len(len - 1)
+        .unwrap();
+    let nowhere = dir.path().join("nie-powinno-powstac");
+    let r = restore(&bad, &nowhere);
+    assert!(
+        matches!(&r, Err(BackupError::Damaged { why, .. }) if why.contains("bytes")),
+        "{r:?}"
+    );
+    assert!(!nowhere.exists());
+
+    // Restored into a new directory, the relay serves what the backup held: Anna reads
+    // the conversation from before it and downloads the document, byte for byte.
+    let restored = dir.path().join("relay-odtworzony");
+    let m2 = restore(&out, &restored).unwrap();
+    assert_eq!(m2, m);
+    let mut relay = Relay::start(&restored, addr).await;
+    let read = ok(&f.anna, &["chat", "read", FILE]).await;
+    let said = bodies(&read);
+    assert!(
+        said.contains(&"Przed kopią zapasową".to_owned()),
+        "{said:?}"
+    );
+    // What came after the backup is not on the restored relay (clients noticing that and
+    // sending it again is the rest of the recovery work).
+    assert!(!said.contains(&"Po kopii zapasowej".to_owned()), "{said:?}");
+    let back = dir.path().join("bilans z kopii.csv");
+    ok(
+        &f.anna,
+        &[
+            "doc",
+            "download",
+            FILE,
+            &document,
+            "--out",
+            back.to_str().unwrap(),
+        ],
+    )
+    .await;
+    assert!(std::fs::read(&back).unwrap() == content);
+    // The owner's device saw a longer access log than the restored relay now extends:
+    // it says so at its next sync (an integrity failure, exit 5), never silently.
+    let told = ll(&f.owner, &["sync"]).await;
+    assert_eq!(told.code, 5, "{}", told.stderr);
+    assert!(told.stderr.contains("older backup"), "{}", told.stderr);
+    relay.stop().await;
+    // The backup is as blind as the relay.
+    assert_relay_never_saw(&out, &["Przed kopią", "W trakcie kopii", "bilans 2025"]);
+}

@@ -8,6 +8,11 @@
 //! proven to be in such a checkpoint.
 
 use super::{now_ms, ClientError, Profile, Result};
+
+/// What a rollback or fork means to the person reading it.
+const LOST_HISTORY: &str = ". The relay no longer holds history it acknowledged (a relay \
+    restored from an older backup looks like this; protocol-spec/operations.md): this \
+    device keeps what it has; tell the firm's administrator";
 use crate::transport::{RelayError, Release};
 use ledgerline_audit::{names_ad, Header, Line, NameMap, SealedNames, FORMAT};
 use ledgerline_protocol::audit::{AuditLeaf, LogEntry};
@@ -177,7 +182,7 @@ impl Profile {
         if cp.size() < view.size {
             return Err(integrity(format!(
                 "rollback: the relay shows the audit log with {} entries, this device saw {} \
-                 before",
+                 before{LOST_HISTORY}",
                 cp.size(),
                 view.size
             )));
@@ -185,7 +190,7 @@ impl Profile {
         if cp.size() == view.size {
             if *cp.root() != last_root {
                 return Err(integrity(format!(
-                    "fork: the relay shows two different audit logs of {} entries",
+                    "fork: the relay shows two different audit logs of {} entries{LOST_HISTORY}",
                     cp.size()
                 )));
             }
@@ -201,7 +206,7 @@ impl Profile {
         verify_consistency(view.size, cp.size(), &last_root, cp.root(), &proof).map_err(|e| {
             integrity(format!(
                 "fork: the audit log of {} entries does not extend the one of {} this device \
-                 saw ({e})",
+                 saw ({e}){LOST_HISTORY}",
                 cp.size(),
                 view.size
             ))
