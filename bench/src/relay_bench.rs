@@ -1,9 +1,12 @@
 //! `relay-bench`: "send a Megolm message to a 10-device room and push it to all", against
 //! the real relay (in process, over loopback HTTP and WebSocket, SQLite with
-//! `synchronous = FULL`). Prints a table; the raw ceiling — SQLite inserts of the same row
-//! size, one fsync'd transaction each, measured in the same run — gives the ratio.
+//! `synchronous = FULL`). `--rooms N` connects N firms of `--devices` devices, each with
+//! one room, every device on its own WebSocket, messages spread over the rooms. Prints a
+//! table; the raw ceiling — SQLite inserts of the same row size, one fsync'd transaction
+//! each, measured in the same run — gives the ratio.
 //!
 //!     cargo run --release -p ledgerline-bench --bin relay-bench -- --messages 3000
+//!     cargo run --release -p ledgerline-bench --bin relay-bench -- --messages 10000 --rooms 100
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -13,6 +16,7 @@
 
 #[path = "../../relay/tests/common/fixture.rs"]
 mod fixture;
+mod rss;
 
 use clap::Parser;
 use fixture::*;
@@ -39,9 +43,12 @@ struct Args {
     /// Paced rate of the light-load scenario (messages per second).
     #[arg(long, default_value_t = 200)]
     rate: u32,
-    /// Devices in the room.
+    /// Devices in each room.
     #[arg(long, default_value_t = 10)]
     devices: usize,
+    /// Rooms, each in its own firm of `--devices` devices (all connected at once).
+    #[arg(long, default_value_t = 1)]
+    rooms: usize,
     /// Ciphertext size in bytes (a Megolm message of ~200 B plaintext is ~290 B).
     #[arg(long, default_value_t = 290)]
     size: usize,
@@ -53,6 +60,28 @@ struct Outcome {
     elapsed: Duration,
     ack: Vec<Duration>,
     delivered: Vec<Duration>,
+    /// Process CPU seconds (relay and generator) per wall second.
+    cpu: f64,
+}
+
+/// User + system CPU seconds of this process so far (Linux `/proc`; 0 elsewhere).
+fn cpu_seconds() -> f64 {
+    std::fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|s| {
+            // Fields after the command name (which may hold spaces) in parentheses.
+            let rest = s.rsplit_once(')')?.1.split_whitespace().collect::<Vec<_>>();
+            let utime: f64 = rest.get(11)?.parse().ok()?;
+            let stime: f64 = rest.get(12)?.parse().ok()?;
+            Some((utime + stime) / 100.0)
+        })
+        .unwrap_or(0.0)
+}
+
+/// A room and the devices in it.
+struct Group {
+    devices: Vec<Device>,
+    room: String,
 }
 
 fn pct(v: &mut [Duration], p: f64) -> Duration {
@@ -97,8 +126,7 @@ fn sqlite_ceiling(rows: usize, size: usize, per_txn: usize) -> f64 {
 async fn scenario(
     label: &str,
     args: &Args,
-    devices: &[Device],
-    room: &str,
+    groups: &[Group],
     addr: std::net::SocketAddr,
     pace: Option<u32>,
     concurrency: usize,
@@ -106,50 +134,61 @@ async fn scenario(
     let http = client();
     let n = args.messages;
     // Every device listens; the push of message i is recognised by its ciphertext prefix.
+    // Message i goes to room i mod rooms.
     let delivered: Arc<Mutex<HashMap<usize, (usize, Instant)>>> =
         Arc::new(Mutex::new(HashMap::new()));
     let mut readers = Vec::new();
-    for d in devices {
-        let mut ws = websocket(d, addr).await;
-        let delivered = delivered.clone();
-        let total = devices.len();
-        readers.push(tokio::spawn(async move {
-            let mut seen = 0;
-            while seen < n {
-                let Ok(Some(Ok(msg))) =
-                    tokio::time::timeout(Duration::from_secs(30), ws.next()).await
-                else {
-                    break;
-                };
-                let tokio_tungstenite::tungstenite::Message::Text(t) = msg else {
-                    continue;
-                };
-                let v: serde_json::Value = serde_json::from_str(&t).unwrap();
-                if v["type"] != "room_message" {
-                    continue;
+    for (g, group) in groups.iter().enumerate() {
+        let mine = (0..n).filter(|i| i % groups.len() == g).count();
+        for d in &group.devices {
+            let mut ws = websocket(d, addr).await;
+            let delivered = delivered.clone();
+            let total = group.devices.len();
+            readers.push(tokio::spawn(async move {
+                let mut seen = 0;
+                while seen < mine {
+                    let Ok(Some(Ok(msg))) =
+                        tokio::time::timeout(Duration::from_secs(30), ws.next()).await
+                    else {
+                        break;
+                    };
+                    let tokio_tungstenite::tungstenite::Message::Text(t) = msg else {
+                        continue;
+                    };
+                    let v: serde_json::Value = serde_json::from_str(&t).unwrap();
+                    if v["type"] != "room_message" {
+                        continue;
+                    }
+                    let idx = usize::from_str_radix(&v["ciphertext"].as_str().unwrap()[..16], 16)
+                        .unwrap();
+                    let mut m = delivered.lock().unwrap();
+                    let e = m.entry(idx).or_insert((0, Instant::now()));
+                    e.0 += 1;
+                    if e.0 == total {
+                        e.1 = Instant::now();
+                    }
+                    seen += 1;
                 }
-                let idx =
-                    usize::from_str_radix(&v["ciphertext"].as_str().unwrap()[..16], 16).unwrap();
-                let mut m = delivered.lock().unwrap();
-                let e = m.entry(idx).or_insert((0, Instant::now()));
-                e.0 += 1;
-                if e.0 == total {
-                    e.1 = Instant::now();
-                }
-                seen += 1;
-            }
-        }));
+            }));
+        }
     }
+    let sizes: Arc<Vec<usize>> = Arc::new(groups.iter().map(|g| g.devices.len()).collect());
+    let routes: Arc<Vec<(Vec<Device>, String)>> = Arc::new(
+        groups
+            .iter()
+            .map(|g| (g.devices.clone(), g.room.clone()))
+            .collect(),
+    );
+    let cpu0 = cpu_seconds();
     let sent_at: Arc<Mutex<Vec<Option<Instant>>>> = Arc::new(Mutex::new(vec![None; n]));
     let acks: Arc<Mutex<Vec<Duration>>> = Arc::new(Mutex::new(Vec::new()));
     let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let start = Instant::now();
     let mut senders = Vec::new();
     for w in 0..concurrency {
-        let (http, sender, room, sent_at, acks, next) = (
+        let (http, routes, sent_at, acks, next) = (
             http.clone(),
-            devices[w % devices.len()].clone(),
-            room.to_owned(),
+            routes.clone(),
             sent_at.clone(),
             acks.clone(),
             next.clone(),
@@ -166,6 +205,8 @@ async fn scenario(
                     let due = start + Duration::from_secs_f64(i as f64 / f64::from(rate));
                     tokio::time::sleep_until(due.into()).await;
                 }
+                let (devices, room) = &routes[i % routes.len()];
+                let sender = &devices[w % devices.len()];
                 let mut ct = vec![0u8; size];
                 rng.fill_bytes(&mut ct);
                 ct[..8].copy_from_slice(&(i as u64).to_be_bytes());
@@ -186,10 +227,11 @@ async fn scenario(
         r.await.unwrap();
     }
     let elapsed = start.elapsed();
+    let cpu = (cpu_seconds() - cpu0) / elapsed.as_secs_f64();
     let sent_at = sent_at.lock().unwrap();
     let mut lat = Vec::new();
     for (i, (count, t)) in delivered.lock().unwrap().iter() {
-        if *count == devices.len() {
+        if *count == sizes[*i % sizes.len()] {
             if let Some(t0) = sent_at[*i] {
                 lat.push(t.saturating_duration_since(t0));
             }
@@ -202,6 +244,7 @@ async fn scenario(
         elapsed,
         ack,
         delivered: lat,
+        cpu,
     }
 }
 
@@ -226,60 +269,73 @@ async fn main() -> anyhow::Result<()> {
     }));
     let base = format!("http://{addr}");
     let http = client();
-    let mut firm = Firm::create(&http, &base, 1).await;
-    let mut devices = vec![firm.owner_device.clone()];
-    let mut members = vec![firm.owner.id];
-    for _ in 1..args.devices {
-        let (p, d) = firm
-            .add_member(&http, ledgerline_protocol::roster::Role::Member)
-            .await;
-        members.push(p.id);
-        devices.push(d);
+    // One firm per room, as offices are: `devices` members with a device each.
+    let mut firms = Vec::new();
+    for f in 0..args.rooms.max(1) {
+        let mut firm = Firm::create(&http, &base, 1 + f as u64).await;
+        let mut devices = vec![firm.owner_device.clone()];
+        let mut members = vec![firm.owner.id];
+        for _ in 1..args.devices {
+            let (p, d) = firm
+                .add_member(&http, ledgerline_protocol::roster::Role::Member)
+                .await;
+            members.push(p.id);
+            devices.push(d);
+        }
+        firms.push((firm, devices, members));
     }
-    let room = hex::encode(firm.random16());
-    firm.owner_device
-        .ok(
-            &http,
-            "POST",
-            "/v1/rooms",
-            Some(json!({ "room": room, "members": members })),
-        )
-        .await;
+    let rooms = |firms: &mut Vec<(Firm, Vec<Device>, Vec<_>)>| {
+        let http = http.clone();
+        let mut out = Vec::new();
+        for (firm, devices, members) in firms.iter_mut() {
+            let room = hex::encode(firm.random16());
+            out.push((
+                firm.owner_device.clone(),
+                json!({ "room": room, "members": members }),
+                Group {
+                    devices: devices.clone(),
+                    room,
+                },
+            ));
+        }
+        async move {
+            let mut groups = Vec::new();
+            for (owner, body, group) in out {
+                owner.ok(&http, "POST", "/v1/rooms", Some(body)).await;
+                groups.push(group);
+            }
+            groups
+        }
+    };
+    let connected = args.rooms.max(1) * args.devices;
 
     let mut outcomes = Vec::new();
+    rss::reset_peak_rss();
+    let groups = rooms(&mut firms).await;
     outcomes.push(
         scenario(
             &format!("saturated, {} senders", args.concurrency),
             &args,
-            &devices,
-            &room,
+            &groups,
             addr,
             None,
             args.concurrency,
         )
         .await,
     );
-    let room2 = hex::encode(firm.random16());
-    firm.owner_device
-        .ok(
-            &http,
-            "POST",
-            "/v1/rooms",
-            Some(json!({ "room": room2, "members": members })),
-        )
-        .await;
+    let groups = rooms(&mut firms).await;
     outcomes.push(
         scenario(
             &format!("paced at {} msg/s", args.rate),
             &args,
-            &devices,
-            &room2,
+            &groups,
             addr,
             Some(args.rate),
             8,
         )
         .await,
     );
+    let peak = rss::peak_rss_mib();
     let ceiling = tokio::task::spawn_blocking({
         let (n, size) = (args.messages.min(3000), args.size);
         move || sqlite_ceiling(n, size, 1)
@@ -291,14 +347,14 @@ async fn main() -> anyhow::Result<()> {
     })
     .await?;
 
-    println!("relay-bench: {}-device room, {} B Megolm-sized ciphertext, SQLite WAL synchronous=FULL, loopback, load generator in process", args.devices, args.size);
+    println!("relay-bench: {} connected devices in {} rooms of {} (one firm each), {} B Megolm-sized ciphertext, SQLite WAL synchronous=FULL, loopback, load generator in process", connected, args.rooms.max(1), args.devices, args.size);
     println!();
-    println!("| scenario | messages | accepted msg/s | deliveries/s | ack p50 | ack p99 | send→last recipient p50 | p99 | ratio to ceiling |");
-    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("| scenario | messages | accepted msg/s | deliveries/s | ack p50 | ack p99 | send→last recipient p50 | p99 | p999 | CPU (cores, relay + generator) | ratio to ceiling |");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for mut o in outcomes {
         let rate = o.sent as f64 / o.elapsed.as_secs_f64();
         println!(
-            "| {} | {} | {:.0} | {:.0} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {:.0} | {:.0} | {} | {} | {} | {} | {} | {:.2} | {} |",
             o.label,
             o.sent,
             rate,
@@ -307,6 +363,8 @@ async fn main() -> anyhow::Result<()> {
             ms(pct(&mut o.ack, 0.99)),
             ms(pct(&mut o.delivered, 0.50)),
             ms(pct(&mut o.delivered, 0.99)),
+            ms(pct(&mut o.delivered, 0.999)),
+            o.cpu,
             if o.label.starts_with("paced") {
                 "n/a (paced)".to_owned()
             } else {
@@ -319,8 +377,12 @@ async fn main() -> anyhow::Result<()> {
             "every message must reach every device"
         );
     }
-    println!("| raw ceiling: SQLite insert, 1 fsync'd txn each, same row size | {} | {:.0} | | | | | | 1.00 |", args.messages.min(3000), ceiling);
-    println!("| raw ceiling: SQLite insert, 100 per fsync'd txn (group commit bound) | {} | {:.0} | | | | | | |", args.messages.min(3000) * 10, batched);
+    println!("| raw ceiling: SQLite insert, 1 fsync'd txn each, same row size | {} | {:.0} | | | | | | | | 1.00 |", args.messages.min(3000), ceiling);
+    println!("| raw ceiling: SQLite insert, 100 per fsync'd txn (group commit bound) | {} | {:.0} | | | | | | | | |", args.messages.min(3000) * 10, batched);
+    println!();
+    println!(
+        "peak RSS of the process (relay, generator and {connected} WebSockets): {peak:.1} MiB"
+    );
     let _ = stop_tx.send(());
     server.await??;
     Ok(())

@@ -2722,6 +2722,9 @@ async fn delete_invite<S: Store>(
 
 // ---------------------------------------------------------------- WebSocket
 
+/// Read buffer of a WebSocket connection.
+const WS_READ_BUFFER: usize = 8 * 1024;
+
 async fn websocket<S: Store>(
     State(state): State<AppState<S>>,
     ws: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
@@ -2731,8 +2734,12 @@ async fn websocket<S: Store>(
     let ws = ws.map_err(|_| {
         ApiError::bad_request("websocket_required", "this route needs a WebSocket upgrade")
     })?;
+    // Clients send the relay little on this channel (it pushes; they write over HTTP):
+    // an 8 KiB read buffer instead of tungstenite's 128 KiB keeps a thousand connections
+    // at a few MiB instead of over a hundred (BENCHMARKS.md, relay-bench --rooms).
     Ok(ws
         .max_message_size(64 * 1024)
+        .read_buffer_size(WS_READ_BUFFER)
         .on_upgrade(move |socket| serve_socket(state, c.firm, c.device, socket)))
 }
 

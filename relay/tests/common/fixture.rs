@@ -340,7 +340,11 @@ pub async fn websocket(
     for (k, v) in s.headers {
         req.headers_mut().insert(k, v.parse().unwrap());
     }
-    let (ws, _) = tokio_tungstenite::connect_async(req)
+    // A small read buffer (pushes are small): the benches' thousand connections then
+    // weigh little beside the relay's own.
+    let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
+        .read_buffer_size(8 * 1024);
+    let (ws, _) = tokio_tungstenite::connect_async_with_config(req, Some(config), false)
         .await
         .expect("websocket");
     ws
