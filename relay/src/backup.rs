@@ -78,15 +78,8 @@ pub enum BackupError {
     },
 }
 
-fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> BackupError {
-    let what = what.into();
-    move |e| BackupError::Io {
-        what,
-        why: e.to_string(),
-    }
-}
-
-fn sql(what: impl Into<String>) -> impl FnOnce(rusqlite::Error) -> BackupError {
+/// A disk or SQLite failure while doing `what`.
+fn io<E: std::fmt::Display>(what: impl Into<String>) -> impl FnOnce(E) -> BackupError {
     let what = what.into();
     move |e| BackupError::Io {
         what,
@@ -151,26 +144,17 @@ fn file_sha256(path: &Path) -> Result<String, BackupError> {
     Ok(hex::encode(h.finalize()))
 }
 
-/// `(firm hex, document hex)` of every document, and of every upload in progress.
-type Names = Vec<(String, String)>;
-
-fn blob_names(db: &Connection) -> Result<(Names, Names), BackupError> {
-    let names = |table: &str| -> Result<Names, BackupError> {
-        let mut st = db
-            .prepare(&format!("SELECT firm, document FROM {table}"))
-            .map_err(sql(format!("cannot read {table}")))?;
-        let rows = st
-            .query_map([], |r| {
-                Ok((
-                    hex::encode(r.get::<_, Vec<u8>>(0)?),
-                    hex::encode(r.get::<_, Vec<u8>>(1)?),
-                ))
-            })
-            .map_err(sql(format!("cannot read {table}")))?;
-        rows.collect::<Result<_, _>>()
-            .map_err(sql(format!("cannot read {table}")))
-    };
-    Ok((names("documents")?, names("uploads")?))
+/// `(firm hex, document hex, size)` of every row of `table` (`documents` or `uploads`).
+fn blobs_in(db: &Connection, table: &str) -> rusqlite::Result<Vec<(String, String, u64)>> {
+    let mut st = db.prepare(&format!("SELECT firm, document, size FROM {table}"))?;
+    let rows = st.query_map([], |r| {
+        Ok((
+            hex::encode(r.get::<_, Vec<u8>>(0)?),
+            hex::encode(r.get::<_, Vec<u8>>(1)?),
+            u64::try_from(r.get::<_, i64>(2)?).unwrap_or(0),
+        ))
+    })?;
+    rows.collect()
 }
 
 fn integrity(db: &Connection) -> Result<(), String> {
@@ -200,17 +184,17 @@ pub fn backup(data: &Path, out: &Path) -> Result<Manifest, BackupError> {
         &source,
         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )
-    .map_err(sql(format!("cannot open {}", source.display())))?;
+    .map_err(io(format!("cannot open {}", source.display())))?;
     src.busy_timeout(Duration::from_secs(10))
-        .map_err(sql("cannot set a busy timeout"))?;
+        .map_err(io("cannot set a busy timeout"))?;
     {
-        let mut dst = Connection::open(&target)
-            .map_err(sql(format!("cannot create {}", target.display())))?;
-        let b = Backup::new(&src, &mut dst).map_err(sql("cannot start the database backup"))?;
+        let mut dst =
+            Connection::open(&target).map_err(io(format!("cannot create {}", target.display())))?;
+        let b = Backup::new(&src, &mut dst).map_err(io("cannot start the database backup"))?;
         // Every page in one step: one read transaction, one consistent snapshot.
         let mut tries = 0;
         loop {
-            match b.step(-1).map_err(sql("database backup"))? {
+            match b.step(-1).map_err(io("database backup"))? {
                 StepResult::Done => break,
                 StepResult::Busy | StepResult::Locked if tries < 100 => {
                     tries += 1;
@@ -232,15 +216,16 @@ pub fn backup(data: &Path, out: &Path) -> Result<Manifest, BackupError> {
         }
     }
     let created_ms = now_ms();
-    let dst = Connection::open(&target).map_err(sql("cannot reopen the backup"))?;
+    let dst = Connection::open(&target).map_err(io("cannot reopen the backup"))?;
     integrity(&dst).map_err(|why| BackupError::Io {
         what: "the database copy".into(),
         why,
     })?;
     let schema_version: i64 = dst
         .pragma_query_value(None, "user_version", |r| r.get(0))
-        .map_err(sql("cannot read the schema version"))?;
-    let (documents, uploads) = blob_names(&dst)?;
+        .map_err(io("cannot read the schema version"))?;
+    let documents = blobs_in(&dst, "documents").map_err(io("cannot read documents"))?;
+    let uploads = blobs_in(&dst, "uploads").map_err(io("cannot read uploads"))?;
     drop(dst);
     std::fs::File::open(&target)
         .and_then(|f| f.sync_all())
@@ -257,7 +242,7 @@ pub fn backup(data: &Path, out: &Path) -> Result<Manifest, BackupError> {
         missing_blobs: Vec::new(),
         database_sha256: file_sha256(&target)?,
     };
-    for (firm, doc) in &documents {
+    for (firm, doc, _) in &documents {
         let from = blobs.join(firm).join(doc);
         match copy_synced(&from, &out.join(BLOBS).join(firm).join(doc)) {
             Ok(n) => {
@@ -271,7 +256,7 @@ pub fn backup(data: &Path, out: &Path) -> Result<Manifest, BackupError> {
             Err(e) => return Err(io(format!("cannot copy {}", from.display()))(e)),
         }
     }
-    for (firm, doc) in &uploads {
+    for (firm, doc, _) in &uploads {
         let name = format!("{firm}-{doc}");
         let from = blobs.join("uploads").join(&name);
         match copy_synced(&from, &out.join(BLOBS).join("uploads").join(&name)) {
@@ -332,22 +317,7 @@ pub fn restore(from: &Path, data: &Path) -> Result<Manifest, BackupError> {
     let conn = Connection::open_with_flags(&db, OpenFlags::SQLITE_OPEN_READ_ONLY)
         .map_err(|e| damaged(e.to_string()))?;
     integrity(&conn).map_err(damaged)?;
-    let sizes: Vec<(String, String, u64)> = {
-        let mut st = conn
-            .prepare("SELECT firm, document, size FROM documents")
-            .map_err(|e| damaged(e.to_string()))?;
-        let rows = st
-            .query_map([], |r| {
-                Ok((
-                    hex::encode(r.get::<_, Vec<u8>>(0)?),
-                    hex::encode(r.get::<_, Vec<u8>>(1)?),
-                    u64::try_from(r.get::<_, i64>(2)?).unwrap_or(0),
-                ))
-            })
-            .map_err(|e| damaged(e.to_string()))?;
-        rows.collect::<Result<_, _>>()
-            .map_err(|e| damaged(e.to_string()))?
-    };
+    let sizes = blobs_in(&conn, "documents").map_err(|e| damaged(e.to_string()))?;
     drop(conn);
     for (firm, doc, size) in &sizes {
         if m.missing_blobs.contains(doc) {

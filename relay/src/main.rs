@@ -23,70 +23,66 @@ enum Command {
     /// Back up the data directory into a new directory, while the relay serves
     /// (a consistent database snapshot, the blobs it names, the log key).
     Backup {
-        /// TOML configuration file (its `data_dir`).
-        #[arg(long, env = "LEDGERLINE_CONFIG", value_name = "FILE")]
-        config: Option<PathBuf>,
-        /// Data directory [default: from the configuration, else ./ledgerline-data].
-        #[arg(long = "data", env = "LEDGERLINE_DATA", value_name = "DIR")]
-        data_dir: Option<PathBuf>,
+        #[command(flatten)]
+        data: DataArgs,
         /// Where the backup goes (absent or empty; made owner-only).
         #[arg(long, value_name = "DIR")]
         out: PathBuf,
-        /// Print the backup's manifest as JSON.
-        #[arg(long)]
-        json: bool,
     },
     /// Restore a backup as a new data directory (checked first; never over existing data).
     /// Start the relay on it afterwards.
     Restore {
-        /// TOML configuration file (its `data_dir`).
-        #[arg(long, env = "LEDGERLINE_CONFIG", value_name = "FILE")]
-        config: Option<PathBuf>,
-        /// Data directory to create [default: from the configuration, else ./ledgerline-data].
-        #[arg(long = "data", env = "LEDGERLINE_DATA", value_name = "DIR")]
-        data_dir: Option<PathBuf>,
+        #[command(flatten)]
+        data: DataArgs,
         /// The backup directory.
         #[arg(long, value_name = "DIR")]
         from: PathBuf,
-        /// Print the restored backup's manifest as JSON.
-        #[arg(long)]
-        json: bool,
     },
 }
 
-/// The data directory the flags and configuration name.
-fn data_dir(config: Option<PathBuf>, data_dir: Option<PathBuf>) -> Result<PathBuf, String> {
-    ServeArgs {
-        config,
-        data_dir,
-        ..Default::default()
+/// Which data directory `backup` reads or `restore` creates, and how to answer.
+#[derive(Debug, clap::Args)]
+struct DataArgs {
+    /// TOML configuration file (its `data_dir`).
+    #[arg(long, env = "LEDGERLINE_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Data directory [default: from the configuration, else ./ledgerline-data].
+    #[arg(long = "data", env = "LEDGERLINE_DATA", value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// Print the manifest (or the error) as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+impl DataArgs {
+    /// The data directory the flags and configuration name.
+    fn resolve(&self) -> Result<PathBuf, String> {
+        ServeArgs {
+            config: self.config.clone(),
+            data_dir: self.data_dir.clone(),
+            ..Default::default()
+        }
+        .resolve()
+        .map(|c| c.data_dir)
+        .map_err(|e| e.to_string())
     }
-    .resolve()
-    .map(|c| c.data_dir)
-    .map_err(|e| e.to_string())
 }
 
 fn backup_command(command: Command) -> ExitCode {
     use ledgerline_relay::backup::{backup, restore, BackupError};
     let (result, json) = match command {
-        Command::Backup {
-            config,
-            data_dir: data,
-            out,
-            json,
-        } => match data_dir(config, data) {
-            Ok(data) => (backup(&data, &out), json),
-            Err(e) => (Err(BackupError::Usage(e)), json),
-        },
-        Command::Restore {
-            config,
-            data_dir: data,
-            from,
-            json,
-        } => match data_dir(config, data) {
-            Ok(data) => (restore(&from, &data), json),
-            Err(e) => (Err(BackupError::Usage(e)), json),
-        },
+        Command::Backup { data, out } => (
+            data.resolve()
+                .map_err(BackupError::Usage)
+                .and_then(|d| backup(&d, &out)),
+            data.json,
+        ),
+        Command::Restore { data, from } => (
+            data.resolve()
+                .map_err(BackupError::Usage)
+                .and_then(|d| restore(&from, &d)),
+            data.json,
+        ),
         Command::Serve(_) => return ExitCode::from(2),
     };
     match result {

@@ -2519,11 +2519,7 @@ async fn offer(p: &mut Profile, cmd: OfferCmd) -> Result<Output, Failure> {
                 None => today() + ledgerline_client_core::chrono::Days::new(30),
             };
             let id = p.offer_add(file, lines, until).await?;
-            let view = p
-                .offers(file)?
-                .into_iter()
-                .find(|o| o.id == id)
-                .ok_or_else(|| usage("the offer was not kept"))?;
+            let view = p.offer(file, id)?;
             return Ok(Output {
                 text: format!(
                     "Offer {id} (draft), valid through {until}: {} net monthly ({} gross), {} net once ({} gross).",

@@ -677,9 +677,6 @@ impl Profile {
     }
 }
 
-/// Encrypts `size` bytes of `source` with `salt` and hands out parts of `part_size`
-/// ciphertext bytes (the last part shorter). Each chunk is read straight into the part and
-/// sealed where it lies.
 /// Where an upload's plaintext comes from.
 enum Source {
     /// A file on disk, read once, chunk by chunk.
@@ -688,6 +685,9 @@ enum Source {
     Bytes(Zeroizing<Vec<u8>>),
 }
 
+/// Encrypts `size` bytes of `source` with `salt` and hands out parts of `part_size`
+/// ciphertext bytes (the last part shorter). Each chunk is read straight into the part and
+/// sealed where it lies.
 fn encrypt_parts(
     key: &DocumentKey,
     salt: [u8; 32],

@@ -1286,18 +1286,26 @@ impl Profile {
         offer: RecordId,
         lang: Lang,
     ) -> Result<(String, Zeroizing<Vec<u8>>)> {
-        let view = self
-            .offers(file)?
+        self.render_offer(&self.offer(file, offer)?, lang)
+    }
+
+    /// One offer of a file.
+    pub fn offer(&self, file: FileId, offer: RecordId) -> Result<OfferView> {
+        self.offers(file)?
             .into_iter()
             .find(|o| o.id == offer)
-            .ok_or_else(|| ClientError::NotFound("no such offer in this file".into()))?;
+            .ok_or_else(|| ClientError::NotFound("no such offer in this file".into()))
+    }
+
+    fn render_offer(&self, view: &OfferView, lang: Lang) -> Result<(String, Zeroizing<Vec<u8>>)> {
+        let file = view.file;
         let (_, card) = self
             .item(file, CUSTOMER_CARD)?
             .ok_or_else(|| ClientError::NotFound("this file has no card".into()))?;
         let customer = opt_text(card.get("name")).unwrap_or_default();
         let nip = opt_text(card.get("nip"));
         let firm = self.firm_name().unwrap_or_default();
-        let number = offer_number(offer);
+        let number = offer_number(view.id);
         let issued = i64::try_from(view.created_ms)
             .ok()
             .and_then(chrono::DateTime::from_timestamp_millis)
@@ -1326,11 +1334,7 @@ impl Profile {
         offer: RecordId,
         lang: Lang,
     ) -> Result<DocumentId> {
-        let view = self
-            .offers(file)?
-            .into_iter()
-            .find(|o| o.id == offer)
-            .ok_or_else(|| ClientError::NotFound("no such offer in this file".into()))?;
+        let view = self.offer(file, offer)?;
         if view.status != "draft" {
             return Err(ClientError::Invalid(format!(
                 "an offer that is {} cannot become sent",
@@ -1349,8 +1353,8 @@ impl Profile {
         let pdf = match stored {
             Some(d) => d,
             None => {
-                let (name, bytes) = self.offer_pdf(file, offer, lang)?;
-                let year = u16::try_from(chrono::Datelike::year(&today())).unwrap_or(2000);
+                let (name, bytes) = self.render_offer(&view, lang)?;
+                let year = super::this_year();
                 self.upload_bytes(file, &name, &bytes, year, std::sync::Arc::new(|_, _, _| {}))
                     .await?
                     .document
@@ -1369,11 +1373,7 @@ impl Profile {
     /// `rejected`; a draft may be rejected too. An expired offer is not accepted.
     /// [`Profile::offer_send`] sends an offer with its PDF.
     pub async fn offer_status(&mut self, file: FileId, offer: RecordId, to: &str) -> Result<()> {
-        let view = self
-            .offers(file)?
-            .into_iter()
-            .find(|o| o.id == offer)
-            .ok_or_else(|| ClientError::NotFound("no such offer in this file".into()))?;
+        let view = self.offer(file, offer)?;
         let allowed = matches!(
             (view.status.as_str(), to),
             ("draft", "sent") | ("draft", "rejected") | ("sent", "accepted") | ("sent", "rejected")
@@ -1999,7 +1999,6 @@ fn parse(text: &Option<String>) -> Result<Fields> {
     }
 }
 
-/// An item as it stands here: the pending edit, else the relay's version.
 /// An offer in a line, as the timeline shows it (in Polish, as the offer itself is).
 fn offer_title(t: &OfferTotals) -> String {
     use crate::work::replies::format_amount;
@@ -2019,6 +2018,7 @@ fn offer_title(t: &OfferTotals) -> String {
     parts.join(", ")
 }
 
+/// An item as it stands here: the pending edit, else the relay's version.
 fn current(row: &WorkRow) -> Result<Fields> {
     parse(if row.pending.is_some() {
         &row.pending

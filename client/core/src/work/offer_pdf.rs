@@ -9,7 +9,7 @@
 //! the text reads back (search, copy, accessibility). The output depends only on the
 //! input: no clock, no randomness — the same offer renders to the same bytes.
 
-use super::offers::{line_amounts, totals, Billing, OfferLine, Summary, VatRate};
+use super::offers::{line_amounts, totals, Billing, OfferLine, Summary};
 use super::replies::format_amount;
 use chrono::NaiveDate;
 use krilla::geom::{PathBuilder, Point, Rect};
@@ -168,10 +168,6 @@ fn date(lang: Lang, d: NaiveDate) -> String {
 /// Amounts in the table: grouped złoty and grosze, the currency said once.
 fn money(grosze: i64) -> String {
     format_amount(grosze).trim_end_matches(" zł").to_owned()
-}
-
-fn rate_label(r: VatRate) -> &'static str {
-    r.label()
 }
 
 /// One thing drawn on a page, in points from the top-left corner (`y` is the baseline).
@@ -381,7 +377,7 @@ fn summary_block(out: &mut Layout<'_>, l: &Labels, title: &str, s: &Summary) {
     out.rule_from(from, 0.5);
     out.y += LEADING;
     for r in &s.rates {
-        out.cell(2, BODY, false, rate_label(r.rate));
+        out.cell(2, BODY, false, r.rate.label());
         out.cell(3, BODY, false, &money(r.amounts.net));
         out.cell(5, BODY, false, &money(r.amounts.vat));
         out.cell(6, BODY, false, &money(r.amounts.gross));
@@ -456,7 +452,7 @@ fn layout(o: &OfferDocument<'_>, measure: &Measure<'_>) -> Vec<Vec<Op>> {
             },
         );
         out.cell(3, BODY, false, &money(a.net));
-        out.cell(4, BODY, false, rate_label(line.vat));
+        out.cell(4, BODY, false, line.vat.label());
         out.cell(5, BODY, false, &money(a.vat));
         out.cell(6, BODY, false, &money(a.gross));
         for (n, part) in wrapped.iter().enumerate() {
@@ -576,6 +572,7 @@ pub fn render(o: &OfferDocument<'_>) -> Result<Vec<u8>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::work::offers::VatRate;
 
     fn line(service: &str, billing: Billing, net: i64, vat: VatRate) -> OfferLine {
         OfferLine {
