@@ -41,6 +41,7 @@ pub const RELEASE_SHARE_HEADER: &str = ledgerline_protocol::constants::headers::
 const DEFAULT_PAGE: u32 = 100;
 
 mod audit;
+mod backup;
 mod teams;
 
 /// The relay's routes.
@@ -130,6 +131,16 @@ pub fn router<S: Store>(state: AppState<S>) -> Router {
             "/v1/invites/{invite}/requests",
             post(post_join_request::<S>).get(get_join_requests::<S>),
         )
+        .route(
+            "/v1/backup/key",
+            get(backup::get_backup_key::<S>).put(backup::put_backup_key::<S>),
+        )
+        .route(
+            "/v1/backup/items",
+            get(backup::get_items::<S>).put(backup::put_items::<S>),
+        )
+        .route("/v1/recovery/{id}", get(backup::get_recovery::<S>))
+        .route("/v1/recovery/{id}/device", post(backup::post_device::<S>))
         .route("/v1/ws", get(websocket::<S>))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -567,8 +578,19 @@ async fn append_roster<S: Store>(
     State(state): State<AppState<S>>,
     s: SignedJson<AppendEvent>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let c = &s.caller;
     let event = decode_event(&s.body.event.0)?;
+    append_event(&state, &s.caller, event, s.body.event.0).await
+}
+
+/// Appends a decoded roster event (its bytes as sent) for `c`: checks, stores with its
+/// audit entry, then cuts off what it revokes and tells every device.
+async fn append_event<S: Store>(
+    state: &AppState<S>,
+    c: &Caller,
+    event: RosterEvent,
+    bytes: Vec<u8>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let state = state.clone();
     let fs = roster_of(&state, c.firm)?;
     let _guard = fs.append.lock().await;
     let mut next = fs
@@ -604,7 +626,7 @@ async fn append_roster<S: Store>(
         .append_roster_event(
             c.firm,
             seq,
-            s.body.event.0,
+            bytes,
             RotationDue {
                 files: exposed.into_iter().collect(),
                 teams: teams_exposed.into_iter().collect(),

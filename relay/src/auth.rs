@@ -222,6 +222,61 @@ impl<S: Store, T: DeserializeOwned + Send> FromRequest<AppState<S>> for SignedJs
     }
 }
 
+/// A signed request from a device the roster does not list yet, body read but nothing
+/// verified: the handler finds the key in the body (a device certifying itself with its
+/// member's master key, `protocol-spec/recovery.md`) and calls [`Unlisted::verify`].
+#[derive(Debug)]
+pub struct Unlisted {
+    /// The parsed signature headers.
+    pub request: SignedRequest,
+    /// The body as sent.
+    pub body: Vec<u8>,
+}
+
+impl Unlisted {
+    /// Verifies the request under `key` (freshness, body hash, signature, replay) and
+    /// applies the device's rate limit; returns the caller.
+    pub fn verify<S: Store>(
+        self,
+        state: &AppState<S>,
+        key: &ledgerline_protocol::keys::VerifyingKey,
+        member: MemberId,
+        role: Role,
+    ) -> Result<Caller, ApiError> {
+        state
+            .verifier
+            .lock()
+            .map_err(|_| ApiError::internal("verifier lock", "poisoned"))?
+            .verify(&self.request, key, &self.body, state.now_ms())
+            .map_err(request_error)?;
+        let caller = Caller {
+            firm: self.request.head.firm,
+            device: self.request.head.device,
+            member,
+            role,
+            request: self.request,
+        };
+        rate_limit(state, &caller)?;
+        Ok(caller)
+    }
+}
+
+impl<S: Store> FromRequest<AppState<S>> for Unlisted {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &AppState<S>) -> Result<Self, ApiError> {
+        let (parts, body) = req.into_parts();
+        let request = parse_request(&parts)?;
+        let body = read_body(
+            body,
+            state.config.max_body_bytes,
+            Duration::from_millis(state.config.body_timeout_ms),
+        )
+        .await?;
+        Ok(Self { request, body })
+    }
+}
+
 /// A signed request without a body.
 #[derive(Debug)]
 pub struct Signed {

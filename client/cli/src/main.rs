@@ -100,6 +100,9 @@ enum Command {
     /// Devices: list them, or link a new device of your own.
     #[command(subcommand)]
     Device(DeviceCmd),
+    /// Your key backup: every key you hold, sealed to your recovery key, kept by the relay.
+    #[command(subcommand)]
+    Backup(BackupCmd),
     /// Absence cover: a colleague works in an absent member's files for a time (admin).
     #[command(subcommand)]
     Cover(CoverCmd),
@@ -349,6 +352,28 @@ enum DeviceCmd {
         /// Device id, or its first 8+ hex digits (see `ledgerline device list`).
         device: String,
     },
+    /// On a new device, after losing your only one: become your member again with your
+    /// recovery key. Your other devices are revoked; your whole history reads again.
+    Recover {
+        /// Relay URL.
+        #[arg(long)]
+        relay: String,
+        /// The recovery key you were shown when you joined (asked for on a terminal when
+        /// omitted; or set LEDGERLINE_RECOVERY_KEY).
+        #[arg(long)]
+        recovery_key: Option<String>,
+        /// Keep your other devices (only if you still have them: a lost one must go).
+        #[arg(long)]
+        keep_devices: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum BackupCmd {
+    /// What the backup holds from this device.
+    Status,
+    /// Make a new recovery key (the old one stops working); printed once.
+    NewKey,
 }
 
 /// A customer card's details (all optional, repeatable where a list).
@@ -918,6 +943,16 @@ impl From<ClientError> for Failure {
     }
 }
 
+/// The recovery key as shown once, with what it is for.
+fn recovery_text(key: Option<&str>) -> String {
+    key.map(|k| {
+        format!(
+            "\n\nYour recovery key (write it down and keep it safe; it is shown only now):\n\n    {k}\n\nWith it you read your whole history on a new device if you lose this one:\n`ledgerline device recover --relay URL`."
+        )
+    })
+    .unwrap_or_default()
+}
+
 fn usage(message: impl Into<String>) -> Failure {
     Failure {
         exit: 2,
@@ -1049,27 +1084,32 @@ async fn run(cli: Cli) -> Result<Output, Failure> {
     let json = cli.json;
     match cli.command {
         Command::Firm(FirmCmd::Create { relay, firm, me }) => {
-            let p = Profile::create_firm(&dir, unlock(&dir, true, no_keyring)?, &relay, &firm, &me)
-                .await?;
+            let mut p =
+                Profile::create_firm(&dir, unlock(&dir, true, no_keyring)?, &relay, &firm, &me)
+                    .await?;
+            let recovery = p.take_recovery_key();
             Ok(Output {
                 text: format!(
-                    "Founded {firm} as its owner.\nfirm:        {}\nmember:      {}\ndevice:      {}\nfingerprint: {}",
+                    "Founded {firm} as its owner.\nfirm:        {}\nmember:      {}\ndevice:      {}\nfingerprint: {}{}",
                     p.firm(),
                     p.member(),
                     p.device(),
-                    p.fingerprint().unwrap_or_default()
+                    p.fingerprint().unwrap_or_default(),
+                    recovery_text(recovery.as_deref().map(String::as_str))
                 ),
-                json: json!({ "firm": p.firm(), "member": p.member(), "device": p.device(), "fingerprint": p.fingerprint() }),
+                json: json!({ "firm": p.firm(), "member": p.member(), "device": p.device(), "fingerprint": p.fingerprint(), "recovery_key": recovery.as_deref() }),
             })
         }
         Command::Join { relay, code, me } => {
-            let (p, fp) =
+            let (mut p, fp) =
                 Profile::join(&dir, unlock(&dir, true, no_keyring)?, &relay, &code, &me).await?;
+            let recovery = p.take_recovery_key();
             Ok(Output {
                 text: format!(
-                    "Join request sent. Read this fingerprint to the admin who invited you:\n\n    {fp}\n\nThen run `ledgerline sync`."
+                    "Join request sent. Read this fingerprint to the admin who invited you:\n\n    {fp}\n\nThen run `ledgerline sync`.{}",
+                    recovery_text(recovery.as_deref().map(String::as_str))
                 ),
-                json: json!({ "firm": p.firm(), "member": p.member(), "device": p.device(), "fingerprint": fp }),
+                json: json!({ "firm": p.firm(), "member": p.member(), "device": p.device(), "fingerprint": fp, "recovery_key": recovery.as_deref() }),
             })
         }
         Command::Device(DeviceCmd::Join { relay, code, me }) => {
@@ -1081,6 +1121,39 @@ async fn run(cli: Cli) -> Result<Output, Failure> {
                     "Link request sent. Compare this fingerprint on your other device:\n\n    {fp}\n\nThen run `ledgerline sync` here."
                 ),
                 json: json!({ "firm": p.firm(), "device": p.device(), "fingerprint": fp }),
+            })
+        }
+        Command::Device(DeviceCmd::Recover {
+            relay,
+            recovery_key,
+            keep_devices,
+        }) => {
+            let key = match recovery_key.or_else(|| std::env::var("LEDGERLINE_RECOVERY_KEY").ok()) {
+                Some(k) => zeroize::Zeroizing::new(k),
+                None if std::io::stdin().is_terminal() => {
+                    zeroize::Zeroizing::new(read_line("Recovery key: ")?)
+                }
+                None => return Err(usage("pass --recovery-key or set LEDGERLINE_RECOVERY_KEY")),
+            };
+            let (p, r) = Profile::recover(
+                &dir,
+                unlock(&dir, true, no_keyring)?,
+                &relay,
+                &key,
+                keep_devices,
+            )
+            .await?;
+            Ok(Output {
+                text: format!(
+                    "Recovered {} on this new device {}.\nRestored {} member keys and {} conversation keys; revoked {} other device(s).\nfingerprint: {}",
+                    r.name,
+                    r.device,
+                    r.member_keys,
+                    r.room_keys,
+                    r.revoked_devices.len(),
+                    p.fingerprint().unwrap_or_default()
+                ),
+                json: serde_json::to_value(&r).unwrap_or_default(),
             })
         }
         Command::Audit(AuditCmd::Verify {
@@ -1225,7 +1298,38 @@ async fn with_profile(p: &mut Profile, command: Command, json: bool) -> Result<O
                 json: json!({ "members": members }),
             })
         }
-        Command::Device(DeviceCmd::Join { .. }) => Err(usage("a profile already exists here")),
+        Command::Device(DeviceCmd::Join { .. } | DeviceCmd::Recover { .. }) => {
+            Err(usage("a profile already exists here"))
+        }
+        Command::Backup(BackupCmd::Status) => {
+            p.sync().await?;
+            let st = p.backup_status();
+            Ok(Output {
+                text: if st.enabled {
+                    format!(
+                        "Key backup: on{}; {} items from this device, {} conversation keys waiting.",
+                        if st.registered { "" } else { " (registered at the next sync after approval)" },
+                        st.items,
+                        st.pending_room_keys
+                    )
+                } else {
+                    "Key backup: off. Run `ledgerline backup new-key` to make a recovery key."
+                        .into()
+                },
+                json: serde_json::to_value(&st).unwrap_or_default(),
+            })
+        }
+        Command::Backup(BackupCmd::NewKey) => {
+            p.sync().await?;
+            let key = p.new_recovery_key().await?;
+            Ok(Output {
+                text: format!(
+                    "New recovery key; the old one no longer works.{}",
+                    recovery_text(Some(&key))
+                ),
+                json: json!({ "recovery_key": key.as_str() }),
+            })
+        }
         Command::Device(DeviceCmd::Link) => {
             p.sync().await?;
             let code = p.link_device().await?;

@@ -3765,3 +3765,243 @@ async fn a_relay_backed_up_while_serving_restores_whole_and_never_over_data() {
     // The backup is as blind as the relay.
     assert_relay_never_saw(&out, &["Przed kopią", "W trakcie kopii", "bilans 2025"]);
 }
+
+/// A typo of a recovery key: one character replaced by another of the base58 alphabet.
+fn typo_of(key: &str) -> String {
+    let mut c: Vec<char> = key.chars().collect();
+    c[6] = if c[6] == 'x' { 'y' } else { 'x' };
+    c.into_iter().collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_who_loses_their_only_device_reads_everything_again_with_the_recovery_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let relay = Relay::start(&dir.path().join("relay"), "127.0.0.1:0".parse().unwrap()).await;
+    let url = relay.url();
+    let f = found(dir.path(), &url).await;
+    // Celina joins: the join shows her recovery key, once.
+    let celina = dir.path().join("celina");
+    let code = ok(&f.owner, &["invite", "create", "--name", "Celina Wójcik"]).await["code"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let joined = ok(
+        &celina,
+        &[
+            "join",
+            "--relay",
+            &url,
+            "--code",
+            &code,
+            "--me",
+            "Celina Wójcik",
+        ],
+    )
+    .await;
+    let key = joined["recovery_key"].as_str().unwrap().to_owned();
+    assert!((12..=13).contains(&key.split(' ').count()), "{key}");
+    let fp = joined["fingerprint"].as_str().unwrap().to_owned();
+    ok(
+        &f.owner,
+        &["approve", "Celina Wójcik", "--fingerprint", &fp],
+    )
+    .await;
+    ok(&celina, &["sync"]).await;
+
+    // Her history: chat both ways, a direct chat, a note, documents both ways.
+    ok(&f.owner, &["file", "create", FILE]).await;
+    ok(&f.owner, &["file", "grant", FILE, "Celina Wójcik"]).await;
+    ok(
+        &f.owner,
+        &[
+            "chat",
+            "send",
+            FILE,
+            "Dzień dobry, Celino: bilans do piątku.",
+        ],
+    )
+    .await;
+    ok(&celina, &["sync"]).await;
+    ok(
+        &celina,
+        &["chat", "send", FILE, "Przyjęłam, bilans będzie w czwartek."],
+    )
+    .await;
+    ok(
+        &celina,
+        &[
+            "chat",
+            "send",
+            "@Ewa Nowak",
+            "Prywatnie: biorę urlop w maju.",
+        ],
+    )
+    .await;
+    ok(
+        &celina,
+        &[
+            "customer",
+            "note",
+            FILE,
+            "Klient prosi o korektę VAT-7 za marzec.",
+        ],
+    )
+    .await;
+    let src = dir.path().join("wyciąg marzec.csv");
+    let content: Vec<u8> = (0..300_000u32).map(|i| (i % 241) as u8).collect();
+    std::fs::write(&src, &content).unwrap();
+    let up = ok(&celina, &["doc", "upload", FILE, src.to_str().unwrap()]).await;
+    let document = up["document"].as_str().unwrap().to_owned();
+    ok(&f.owner, &["sync"]).await;
+    ok(
+        &f.owner,
+        &["chat", "send", FILE, "Dziękuję, sprawdzę wyciąg."],
+    )
+    .await;
+    ok(&celina, &["sync"]).await;
+    let status = ok(&celina, &["backup", "status"]).await;
+    assert_eq!(status["enabled"], true, "{status}");
+    assert_eq!(status["registered"], true, "{status}");
+    assert_eq!(status["pending_room_keys"], 0, "{status}");
+    let before = bodies(&ok(&celina, &["chat", "read", FILE]).await);
+    assert_eq!(before.len(), 3, "{before:?}");
+
+    // The laptop is stolen: a copy of its profile stays with the thief; Celina has nothing.
+    let stolen = dir.path().join("stolen");
+    copy_dir(&celina, &stolen);
+    std::fs::remove_dir_all(&celina).unwrap();
+
+    // A mistyped key, and a well-formed key of no one's backup: clear errors, nothing made.
+    let fresh = dir.path().join("celina-nowy");
+    let r = ll(
+        &fresh,
+        &[
+            "device",
+            "recover",
+            "--relay",
+            &url,
+            "--recovery-key",
+            &typo_of(&key),
+        ],
+    )
+    .await;
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stderr.contains("typo"), "{}", r.stderr);
+    // A key that was real but reaches no backup any more: its member made a new one.
+    let spare = dir.path().join("spare");
+    let create = [
+        "firm",
+        "create",
+        "--relay",
+        &url,
+        "--firm",
+        "Inne biuro",
+        "--me",
+        "Ktoś",
+    ];
+    let unknown = ok(&spare, &create).await["recovery_key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let renewed = ok(&spare, &["backup", "new-key"]).await["recovery_key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_ne!(renewed, unknown);
+    std::fs::remove_dir_all(&spare).unwrap();
+    let devices_before = ok(&f.owner, &["device", "list"]).await;
+    let r = ll(
+        &fresh,
+        &[
+            "device",
+            "recover",
+            "--relay",
+            &url,
+            "--recovery-key",
+            &unknown,
+        ],
+    )
+    .await;
+    assert_eq!(r.code, 6, "{}", r.stderr);
+    assert!(r.stderr.contains("no key backup"), "{}", r.stderr);
+    assert!(
+        !fresh.exists(),
+        "a refused recovery leaves no profile behind"
+    );
+    assert_eq!(ok(&f.owner, &["device", "list"]).await, devices_before);
+
+    // The right key on a fresh profile.
+    let rec = ok(
+        &fresh,
+        &["device", "recover", "--relay", &url, "--recovery-key", &key],
+    )
+    .await;
+    assert_eq!(rec["name"], "Celina Wójcik", "{rec}");
+    assert_eq!(rec["revoked_devices"].as_array().unwrap().len(), 1, "{rec}");
+    assert!(rec["room_keys"].as_u64().unwrap() >= 3, "{rec}");
+    assert!(rec["member_keys"].as_u64().unwrap() >= 1, "{rec}");
+    assert_eq!(
+        bodies(&ok(&fresh, &["chat", "read", FILE]).await),
+        [
+            "Dzień dobry, Celino: bilans do piątku.",
+            "Przyjęłam, bilans będzie w czwartek.",
+            "Dziękuję, sprawdzę wyciąg."
+        ]
+    );
+    let timeline = ok(&fresh, &["customer", "timeline", FILE])
+        .await
+        .to_string();
+    assert!(timeline.contains("korektę VAT-7"), "{timeline}");
+    let out = dir.path().join("pobrany.csv");
+    ok(
+        &fresh,
+        &[
+            "doc",
+            "download",
+            FILE,
+            &document,
+            "--out",
+            out.to_str().unwrap(),
+        ],
+    )
+    .await;
+    assert_eq!(std::fs::read(&out).unwrap(), content);
+
+    // The stolen copy is refused by the relay at once.
+    let r = ll(&stolen, &["sync"]).await;
+    assert_eq!(r.code, 4, "{}", r.stderr);
+    assert!(r.stderr.contains("revoked"), "{}", r.stderr);
+    // The owner's device rotates what the lost device could open; then Celina writes in
+    // her file again and the others read her. Before that, her file takes no writes: the
+    // relay waits for the new epoch.
+    let r = ll(&fresh, &["customer", "note", FILE, "Za wcześnie."]).await;
+    assert_ne!(r.code, 0, "{}", r.stderr);
+    let s = ok(&f.owner, &["sync"]).await;
+    assert_eq!(s["rotated_files"], 1, "{s}");
+    ok(&fresh, &["sync"]).await;
+    ok(&fresh, &["customer", "note", FILE, "Korekta wysłana."]).await;
+    ok(&fresh, &["chat", "send", FILE, "Wracam z nowego laptopa."]).await;
+    ok(&f.owner, &["sync"]).await;
+    assert_eq!(
+        bodies(&ok(&f.owner, &["chat", "read", FILE]).await)
+            .last()
+            .unwrap(),
+        "Wracam z nowego laptopa."
+    );
+    let timeline = ok(&f.owner, &["customer", "timeline", FILE])
+        .await
+        .to_string();
+    assert!(timeline.contains("Korekta wysłana."), "{timeline}");
+    // The owner's device told the new one every name; the direct chat reads too.
+    let names = read_names(&ok(&fresh, &["chat", "read", FILE]).await);
+    assert!(names.contains("Ewa Nowak"), "{names:?}");
+    assert_eq!(
+        bodies(&ok(&fresh, &["chat", "read", "@Ewa Nowak"]).await),
+        ["Prywatnie: biorę urlop w maju."]
+    );
+    // The relay never saw the key, the backup's contents or the conversation.
+    assert_relay_never_saw(
+        &dir.path().join("relay"),
+        &[&key, "urlop w maju", "korektę VAT-7", "Celina Wójcik"],
+    );
+}

@@ -33,6 +33,7 @@ mod cover;
 mod devices;
 mod documents;
 mod offboard;
+mod recovery;
 mod retention;
 mod teams;
 mod watch;
@@ -41,6 +42,7 @@ pub use audit::ExportSummary;
 pub use cover::{CoverGrant, CoverView};
 pub use documents::{DocumentManifest, Phase, Progress};
 pub use offboard::{RevocationPlan, RotationProgress, RotationReport};
+pub use recovery::{BackupStatus, RecoveryReport};
 pub use retention::{parse_document_year, this_year, Expired};
 pub use teams::{TeamView, TEAM_NAME_MAX};
 pub use watch::WatchEvent;
@@ -370,6 +372,9 @@ struct LocalState {
     /// Team names (with their commitments' salts) as an admin's directory told them.
     #[serde(default)]
     team_names: BTreeMap<ledgerline_protocol::ids::TeamId, teams::TeamName>,
+    /// The member's key backup as this device seals to it.
+    #[serde(default)]
+    backup: Option<recovery::BackupState>,
 }
 
 /// What this profile knows of an internal room or direct chat.
@@ -577,6 +582,10 @@ pub struct Profile {
     relay: RelayClient<HttpTransport>,
     /// Decrypted messages to write with the next commit.
     page: Vec<(StoredMessage, Option<String>)>,
+    /// A recovery key made at onboarding, until the caller shows it (never stored).
+    fresh_recovery_key: Option<Zeroizing<String>>,
+    /// Whether this process asked the relay for the member's backup key already.
+    backup_checked: bool,
 }
 
 impl std::fmt::Debug for Profile {
@@ -624,6 +633,8 @@ impl Profile {
             rotation: offboard::RotationJob::default(),
             relay,
             page: Vec::new(),
+            fresh_recovery_key: None,
+            backup_checked: false,
         })
     }
 
@@ -657,9 +668,11 @@ impl Profile {
         // The owner's member key, wrapped for the owner's device.
         let mk = MemberKey::generate(rng);
         p.local_member_key_insert(member, 1, &mk);
+        p.prepare_recovery_key()?;
         p.commit()?;
         p.share_member_key(member, 1, &mk, &[p.id.device]).await?;
         p.publish_prekeys().await?;
+        p.sync_backup().await?;
         p.commit()?;
         Ok(p)
     }
@@ -688,6 +701,8 @@ impl Profile {
         local.inviter = Some(hex::encode(invite.inviter()));
         local.member_names.insert(member, me.to_owned());
         let mut p = Self::assemble(dir, store, id, account, local)?;
+        // The backup key is registered at the first sync after approval.
+        p.prepare_recovery_key()?;
         // Keys are safe on disk before the request leaves.
         p.commit()?;
         p.relay.post_join_request(invite.id(), &sealed).await?;
@@ -1034,7 +1049,24 @@ impl Profile {
             })
             .collect::<Result<Vec<_>>>()?;
         report.roster_events += events.len();
+        let self_revoked = events.iter().any(|e| match &e.body.kind {
+            EventKind::DeviceRevoked { device } => self
+                .roster
+                .as_ref()
+                .and_then(|r| r.device(device))
+                .is_some_and(|d| d.member == e.body.signer),
+            _ => false,
+        });
+        let before = if self_revoked && self.require_admin().is_ok() {
+            self.roster.clone()
+        } else {
+            None
+        };
         self.accept_roster(&events)?;
+        self.welcome_self_certified(&events);
+        if let Some(before) = before {
+            self.plan_for_self_revocations(&before, &events).await?;
+        }
         if let Some(fp) = self.local.inviter.clone() {
             let mut inviter = [0u8; FINGERPRINT_LEN];
             hex::decode_to_slice(&fp, &mut inviter)
@@ -2385,6 +2417,8 @@ impl Profile {
         // The outbox goes last: every own message the relay already has was seen above.
         self.flush_outbox(report).await?;
         report.work_sent = self.flush_work().await?;
+        // Every room session this device holds now, in the member's key backup.
+        self.sync_backup().await?;
         report.expired = self.apply_retention()?;
         report.waiting = self.timeline.waiting();
         Ok(())

@@ -576,6 +576,21 @@ impl Timeline {
             .collect()
     }
 
+    /// Ids of every inbound session this device holds.
+    pub fn session_ids(&self) -> impl Iterator<Item = &str> {
+        self.inbound.keys().map(String::as_str)
+    }
+
+    /// One session exported at its first known index (for the key backup).
+    pub fn export_session(&self, session_id: &str) -> Option<ForwardedKey> {
+        self.inbound.get(session_id).map(|i| ForwardedKey {
+            room: hex::encode(i.room),
+            session_id: session_id.to_owned(),
+            session_key: i.session.export_at_first_known_index().to_base64(),
+            owner: i.owner,
+        })
+    }
+
     /// Accepts a forwarded session (the caller checked that the forwarder may); returns
     /// the waiting messages it now decrypts. A session already held is left as it is.
     pub fn add_forwarded_key(

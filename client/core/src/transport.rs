@@ -272,6 +272,46 @@ fn typed<T: DeserializeOwned>(v: &Value, field: &str) -> Result<T, RelayError> {
         .map_err(|_| RelayError::Garbage(format!("field {field} has the wrong shape")))
 }
 
+/// A member's backup key as the relay returns it (verify the signature before use).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackupKeyInfo {
+    /// Recovery id.
+    pub recovery_id: [u8; 16],
+    /// X25519 backup key.
+    pub key: [u8; 32],
+    /// Master-key signature.
+    pub signature: [u8; 64],
+}
+
+/// What the relay holds for a recovery id.
+#[derive(Debug, Clone)]
+pub struct RecoveryInfo {
+    /// Firm.
+    pub firm: FirmId,
+    /// Member.
+    pub member: ledgerline_protocol::ids::MemberId,
+    /// The member's backup key.
+    pub key: BackupKeyInfo,
+    /// The sealed identity item.
+    pub identity: Vec<u8>,
+    /// The firm's roster events.
+    pub roster: Vec<Vec<u8>>,
+}
+
+fn fixed_field<const N: usize>(v: &Value, field: &str) -> Result<[u8; N], RelayError> {
+    hex_field(v, field)?
+        .try_into()
+        .map_err(|_| RelayError::Garbage(format!("field {field} has the wrong length")))
+}
+
+fn backup_key_of(v: &Value) -> Result<BackupKeyInfo, RelayError> {
+    Ok(BackupKeyInfo {
+        recovery_id: fixed_field(v, "recovery_id")?,
+        key: fixed_field(v, "backup_key")?,
+        signature: fixed_field(v, "signature")?,
+    })
+}
+
 /// The relay API, signed as one device of one firm.
 #[derive(Debug, Clone)]
 pub struct RelayClient<T> {
@@ -412,6 +452,137 @@ impl<T: Transport> RelayClient<T> {
             )
             .await?;
         typed(&v, "firm")
+    }
+
+    /// What a fresh device needs to recover a member (`protocol-spec/recovery.md`):
+    /// unauthenticated, the recovery id is the credential.
+    pub async fn recovery(&self, recovery_id: [u8; 16]) -> Result<RecoveryInfo, RelayError> {
+        let v = self
+            .exchange(
+                "GET",
+                &format!("/v1/recovery/{}", hex::encode(recovery_id)),
+                vec![],
+                vec![],
+            )
+            .await?;
+        let roster = list(&v, "roster")?
+            .iter()
+            .map(|e| {
+                e.as_str()
+                    .and_then(|s| hex::decode(s).ok())
+                    .ok_or_else(|| RelayError::Garbage("roster event is not hex".into()))
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(RecoveryInfo {
+            firm: typed(&v, "firm")?,
+            member: typed(&v, "member")?,
+            key: backup_key_of(&v)?,
+            identity: hex_field(&v, "identity")?,
+            roster,
+        })
+    }
+
+    /// Adds this (new) device to the roster with a `DeviceAdded` event its member signed,
+    /// under the backup's recovery id.
+    pub async fn recovery_device(
+        &self,
+        s: &impl DeviceSigner,
+        recovery_id: [u8; 16],
+        event: &[u8],
+    ) -> Result<u64, RelayError> {
+        let v = self
+            .call(
+                s,
+                "POST",
+                &format!("/v1/recovery/{}/device", hex::encode(recovery_id)),
+                Some(json!({ "event": hex::encode(event) })),
+            )
+            .await?;
+        uint(&v, "seq")
+    }
+
+    /// Sets the caller's member's backup key.
+    pub async fn put_backup_key(
+        &self,
+        s: &impl DeviceSigner,
+        key: &BackupKeyInfo,
+    ) -> Result<(), RelayError> {
+        self.call(
+            s,
+            "PUT",
+            "/v1/backup/key",
+            Some(json!({
+                "recovery_id": hex::encode(key.recovery_id),
+                "backup_key": hex::encode(key.key),
+                "signature": hex::encode(key.signature),
+            })),
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// The caller's member's backup key, if there is one.
+    pub async fn backup_key(
+        &self,
+        s: &impl DeviceSigner,
+    ) -> Result<Option<BackupKeyInfo>, RelayError> {
+        match self.call(s, "GET", "/v1/backup/key", None).await {
+            Ok(v) => backup_key_of(&v).map(Some),
+            Err(RelayError::Refused { status: 404, .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Adds items `(kind, id, sealed)` sealed to `sealed_to`.
+    pub async fn put_backup_items(
+        &self,
+        s: &impl DeviceSigner,
+        sealed_to: [u8; 32],
+        items: &[(u8, Vec<u8>, Vec<u8>)],
+    ) -> Result<(), RelayError> {
+        let items: Vec<Value> = items
+            .iter()
+            .map(|(k, id, sealed)| json!({ "kind": k, "id": hex::encode(id), "sealed": hex::encode(sealed) }))
+            .collect();
+        self.call(
+            s,
+            "PUT",
+            "/v1/backup/items",
+            Some(json!({ "backup_key": hex::encode(sealed_to), "items": items })),
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// A page of the caller's member's backup items after `after`, and the next position.
+    pub async fn backup_items(
+        &self,
+        s: &impl DeviceSigner,
+        after: u64,
+    ) -> Result<(Vec<(u8, Vec<u8>, Vec<u8>)>, Option<u64>), RelayError> {
+        let v = self
+            .call(s, "GET", &format!("/v1/backup/items?after={after}"), None)
+            .await?;
+        let items = list(&v, "items")?
+            .iter()
+            .map(|it| {
+                Ok((
+                    u8::try_from(uint(it, "kind")?)
+                        .map_err(|_| RelayError::Garbage("item kind".into()))?,
+                    hex_field(it, "id")?,
+                    hex_field(it, "sealed")?,
+                ))
+            })
+            .collect::<Result<_, RelayError>>()?;
+        let next = match field_of(&v, "next") {
+            Value::Null => None,
+            n => Some(
+                n.as_u64()
+                    .filter(|n| *n > after)
+                    .ok_or_else(|| RelayError::Garbage("backup cursor went back".into()))?,
+            ),
+        };
+        Ok((items, next))
     }
 
     /// Drops a sealed join request (unauthenticated: the joiner has no device yet).

@@ -27,6 +27,16 @@ pub const CTX_INVITE_CODE: &str = "ledgerline/v1/invite-code";
 pub const CTX_INVITE_ID: &str = "ledgerline/v1/invite-id";
 /// Hash context of a multipart document's parts root (`documents.md`).
 pub const CTX_DOCUMENT_PARTS: &str = "ledgerline/v1/document-parts";
+/// Signing context of a member's backup key, by their master key (`recovery.md`).
+pub const CTX_BACKUP_KEY: &str = "ledgerline/v1/backup-key";
+/// Hash context of a recovery key's checksum (`recovery.md`).
+pub const CTX_RECOVERY_KEY: &str = "ledgerline/v1/recovery-key";
+/// HKDF info of the X25519 backup secret derived from a recovery key (`recovery.md`).
+pub const INFO_BACKUP_SECRET: &str = "ledgerline/v1/backup-secret";
+/// HKDF info of the recovery id the relay files a backup under (`recovery.md`).
+pub const INFO_RECOVERY_ID: &str = "ledgerline/v1/recovery-id";
+/// HKDF info of the key that seals one backup item to a backup key (`recovery.md`).
+pub const INFO_BACKUP_ITEM: &str = "ledgerline/v1/backup-item";
 /// Hash context of a team name's commitment in the roster (`roster.md`).
 pub const CTX_TEAM_NAME: &str = "ledgerline/v1/team-name";
 /// HKDF info of the key that seals join requests (`invites.md`).

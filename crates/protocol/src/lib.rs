@@ -22,6 +22,7 @@
 //! | [`document`] | chunked document streams, accountable document keys | `protocol-spec/documents.md` |
 //! | [`merkle`] | RFC 6962 hashing, inclusion and consistency proofs | `protocol-spec/audit-log.md` |
 //! | [`audit`] | audit-log leaves | `protocol-spec/audit-log.md` |
+//! | [`recovery`] | recovery keys, key backup items, backup-key signatures | `protocol-spec/recovery.md` |
 //! | [`retention`] | retention policies and what they allow the relay to delete | `protocol-spec/retention.md` |
 //! | [`checkpoint`] | C2SP checkpoints, signed notes, witness cosignatures | `protocol-spec/checkpoints.md` |
 //!
@@ -59,6 +60,7 @@ pub mod keys;
 pub mod merkle;
 pub mod prekeys;
 pub mod record;
+pub mod recovery;
 pub mod request;
 pub mod retention;
 pub mod roster;

@@ -143,7 +143,7 @@ pub fn open_sealed(
 /// `version || E || ChaCha20-Poly1305(kek, 0, ad, plaintext)`, `E` a fresh X25519 key and
 /// `kek = HKDF-SHA256(salt = E || recipient, X25519(e, recipient), info)`. A fresh key per
 /// message makes the fixed nonce safe.
-fn seal_ephemeral<R: RngCore + CryptoRng>(
+pub(crate) fn seal_ephemeral<R: RngCore + CryptoRng>(
     info: &str,
     plaintext: &[u8],
     recipient: &WrapPublicKey,
@@ -162,7 +162,7 @@ fn seal_ephemeral<R: RngCore + CryptoRng>(
     out
 }
 
-fn open_ephemeral(
+pub(crate) fn open_ephemeral(
     info: &str,
     sealed: &[u8],
     secret: &DeviceWrapSecret,

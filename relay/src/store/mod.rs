@@ -62,6 +62,28 @@ pub struct RotationDue {
     pub teams: Vec<TeamId>,
 }
 
+/// A member's backup key as the relay stores it (`protocol-spec/recovery.md`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackupKey {
+    /// Where a fresh device finds the backup (derived from the recovery key).
+    pub recovery_id: [u8; 16],
+    /// The X25519 public key items are sealed to.
+    pub key: [u8; 32],
+    /// The member's master-key signature over it.
+    pub signature: [u8; 64],
+}
+
+/// One sealed backup item.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackupItem {
+    /// Kind (`recovery::ItemKind`).
+    pub kind: u8,
+    /// Id within the kind.
+    pub item: Vec<u8>,
+    /// Sealed to the backup key.
+    pub sealed: Vec<u8>,
+}
+
 /// A team key wrapped for one holder (a team member or an admin).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TeamKeyWrap {
@@ -641,6 +663,44 @@ pub trait Store: Send + Sync + 'static {
         &self,
         invite: [u8; 16],
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Sets `member`'s backup key, dropping the items sealed to a previous one;
+    /// `Exists` if another member's backup has this recovery id.
+    fn put_backup_key(
+        &self,
+        firm: FirmId,
+        member: MemberId,
+        key: BackupKey,
+        audit: AuditEntry,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// `member`'s backup key.
+    fn backup_key(
+        &self,
+        firm: FirmId,
+        member: MemberId,
+    ) -> impl Future<Output = Result<Option<BackupKey>, StoreError>> + Send;
+    /// The member whose backup has this recovery id, and its key.
+    fn backup_by_recovery_id(
+        &self,
+        recovery_id: [u8; 16],
+    ) -> impl Future<Output = Result<Option<(FirmId, MemberId, BackupKey)>, StoreError>> + Send;
+    /// Adds items sealed to `sealed_to`; an item already held is kept as it is.
+    /// `NotFound` if `sealed_to` is not the member's backup key (any more).
+    fn put_backup_items(
+        &self,
+        firm: FirmId,
+        member: MemberId,
+        sealed_to: [u8; 32],
+        items: Vec<BackupItem>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Up to `limit` items of `member`'s backup after position `after`, with positions.
+    fn backup_items(
+        &self,
+        firm: FirmId,
+        member: MemberId,
+        after: u64,
+        limit: u32,
+    ) -> impl Future<Output = Result<Vec<(u64, BackupItem)>, StoreError>> + Send;
 
     /// Persists the replay window `(device, nonce, expires_ms)` (at shutdown).
     fn save_nonces(

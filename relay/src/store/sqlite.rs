@@ -24,6 +24,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0007_erased_files.sql"),
     include_str!("../../migrations/0008_retention.sql"),
     include_str!("../../migrations/0009_teams.sql"),
+    include_str!("../../migrations/0010_backup.sql"),
 ];
 const READERS: usize = 4;
 
@@ -431,6 +432,22 @@ fn is_constraint(e: &rusqlite::Error) -> bool {
 }
 
 /// A holder as stored: kind (1 member, 2 team) and id.
+fn backup_key_row(r: &rusqlite::Row<'_>, at: usize) -> Result<BackupKey, rusqlite::Error> {
+    let sig: Vec<u8> = r.get(at + 2)?;
+    let signature: [u8; 64] = sig.try_into().map_err(|_| {
+        rusqlite::Error::FromSqlConversionFailure(
+            at + 2,
+            rusqlite::types::Type::Blob,
+            "signature length".into(),
+        )
+    })?;
+    Ok(BackupKey {
+        recovery_id: id16(r.get(at)?)?,
+        key: id32(r.get(at + 1)?)?,
+        signature,
+    })
+}
+
 fn holder_parts(h: &Holder) -> (u8, [u8; 16]) {
     match h {
         Holder::Member(m) => (1, m.0),
@@ -1631,6 +1648,129 @@ impl Store for SqliteStore {
             )
             .map_err(backend)?;
             Ok(())
+        })
+        .await
+    }
+
+    async fn put_backup_key(
+        &self,
+        firm: FirmId,
+        member: MemberId,
+        key: BackupKey,
+        audit: AuditEntry,
+    ) -> Result<(), StoreError> {
+        self.write_logged(firm, audit, move |tx| {
+            let same: Option<Vec<u8>> = tx
+                .query_row(
+                    "SELECT backup_key FROM backup_keys WHERE firm = ?1 AND member = ?2",
+                    params![&firm.0[..], &member.0[..]],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(backend)?;
+            if same.as_deref() != Some(&key.key[..]) {
+                tx.execute(
+                    "DELETE FROM backup_items WHERE firm = ?1 AND member = ?2",
+                    params![&firm.0[..], &member.0[..]],
+                )
+                .map_err(backend)?;
+            }
+            insert_or_exists(tx.execute(
+                "INSERT INTO backup_keys (firm, member, recovery_id, backup_key, signature) VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT (firm, member) DO UPDATE SET recovery_id = excluded.recovery_id, backup_key = excluded.backup_key, signature = excluded.signature",
+                params![&firm.0[..], &member.0[..], &key.recovery_id[..], &key.key[..], &key.signature[..]],
+            ))
+        })
+        .await
+    }
+
+    async fn backup_key(
+        &self,
+        firm: FirmId,
+        member: MemberId,
+    ) -> Result<Option<BackupKey>, StoreError> {
+        self.read(move |c| {
+            c.query_row(
+                "SELECT recovery_id, backup_key, signature FROM backup_keys WHERE firm = ?1 AND member = ?2",
+                params![&firm.0[..], &member.0[..]],
+                |r| backup_key_row(r, 0),
+            )
+            .optional()
+            .map_err(backend)
+        })
+        .await
+    }
+
+    async fn backup_by_recovery_id(
+        &self,
+        recovery_id: [u8; 16],
+    ) -> Result<Option<(FirmId, MemberId, BackupKey)>, StoreError> {
+        self.read(move |c| {
+            c.query_row(
+                "SELECT firm, member, recovery_id, backup_key, signature FROM backup_keys WHERE recovery_id = ?1",
+                params![&recovery_id[..]],
+                |r| {
+                    Ok((
+                        FirmId(id16(r.get(0)?)?),
+                        MemberId(id16(r.get(1)?)?),
+                        backup_key_row(r, 2)?,
+                    ))
+                },
+            )
+            .optional()
+            .map_err(backend)
+        })
+        .await
+    }
+
+    async fn put_backup_items(
+        &self,
+        firm: FirmId,
+        member: MemberId,
+        sealed_to: [u8; 32],
+        items: Vec<BackupItem>,
+    ) -> Result<(), StoreError> {
+        self.write(move |tx| {
+            let current: Option<Vec<u8>> = tx
+                .query_row(
+                    "SELECT backup_key FROM backup_keys WHERE firm = ?1 AND member = ?2",
+                    params![&firm.0[..], &member.0[..]],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(backend)?;
+            if current.as_deref() != Some(&sealed_to[..]) {
+                return Err(StoreError::NotFound);
+            }
+            let mut st = tx
+                .prepare_cached("INSERT INTO backup_items (firm, member, kind, item, sealed) VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT DO NOTHING")
+                .map_err(backend)?;
+            for it in items {
+                st.execute(params![&firm.0[..], &member.0[..], it.kind, it.item, it.sealed])
+                    .map_err(backend)?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn backup_items(
+        &self,
+        firm: FirmId,
+        member: MemberId,
+        after: u64,
+        limit: u32,
+    ) -> Result<Vec<(u64, BackupItem)>, StoreError> {
+        self.read(move |c| {
+            let mut st = c
+                .prepare_cached("SELECT seq, kind, item, sealed FROM backup_items WHERE firm = ?1 AND member = ?2 AND seq > ?3 ORDER BY seq LIMIT ?4")
+                .map_err(backend)?;
+            let rows = st
+                .query_map(params![&firm.0[..], &member.0[..], i(after), limit], |r| {
+                    Ok((u(r.get(0)?), BackupItem { kind: r.get(1)?, item: r.get(2)?, sealed: r.get(3)? }))
+                })
+                .map_err(backend)?;
+            rows.collect::<Result<_, _>>().map_err(backend)
         })
         .await
     }

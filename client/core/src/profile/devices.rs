@@ -238,6 +238,24 @@ impl Profile {
         Ok(())
     }
 
+    /// On an admin's device: a device its member certified alone (linked, or recovered
+    /// with the recovery key) hears every name from an admin too.
+    pub(super) fn welcome_self_certified(
+        &mut self,
+        events: &[ledgerline_protocol::roster::RosterEvent],
+    ) {
+        if self.require_admin().is_err() {
+            return;
+        }
+        for e in events {
+            if let EventKind::DeviceAdded(cert) = &e.body.kind {
+                if e.body.signer == cert.member && cert.member != self.id.member {
+                    self.queue_full_directory(cert.device);
+                }
+            }
+        }
+    }
+
     /// Tells everyone a new member's name, and the new member everyone's (admins only
     /// approve members, so the directory comes from an admin).
     pub(super) fn announce_member(&mut self, member: MemberId, device: DeviceId) -> Result<()> {
@@ -263,7 +281,7 @@ impl Profile {
     }
 
     /// Everything a new device should know by name: members, the firm, teams.
-    fn queue_full_directory(&mut self, device: DeviceId) {
+    pub(super) fn queue_full_directory(&mut self, device: DeviceId) {
         self.queue_directory(
             device,
             self.local.member_names.clone(),

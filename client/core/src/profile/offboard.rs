@@ -14,7 +14,7 @@ use crate::transport::RelayError;
 use futures_util::stream::{self, StreamExt};
 use ledgerline_protocol::ids::{DeviceId, FileId, MemberId, TeamId};
 use ledgerline_protocol::keys::{EpochKey, MemberKey, TeamKey};
-use ledgerline_protocol::roster::{EventBody, EventKind, Role};
+use ledgerline_protocol::roster::{EventBody, EventKind, Role, Roster, RosterEvent};
 use ledgerline_protocol::wrap::{
     chain_epoch_key, unchain_epoch_key, unwrap_epoch_key, wrap_epoch_key, wrap_member_key,
     EpochChainContext, EpochKeyContext, Holder, MemberKeyContext,
@@ -364,6 +364,52 @@ impl Profile {
         r.clone()
             .apply(&event)
             .map_err(|e| ClientError::NotAllowed(format!("the roster refuses this: {e}")))
+    }
+
+    /// A member who recovered with their recovery key revoked their own old devices
+    /// (`protocol-spec/recovery.md`): the relay cut those off at once, but only an admin
+    /// holds the keys to rotate what they could open. The firm's *designated* admin (the
+    /// active admin with the smallest member id that has an active device; one, so that two
+    /// admins never race for the same new versions) plans that rotation here; the sync
+    /// that follows runs it. `before` is the roster before `events`.
+    pub(super) async fn plan_for_self_revocations(
+        &mut self,
+        before: &Roster,
+        events: &[RosterEvent],
+    ) -> Result<()> {
+        let r = self.roster()?;
+        let designated = r
+            .members()
+            .filter(|(id, m)| {
+                m.role == Role::Admin
+                    && m.active.until.is_none()
+                    && r.active_devices(id).next().is_some()
+            })
+            .map(|(id, _)| *id)
+            .min();
+        if designated != Some(self.id.member) {
+            return Ok(());
+        }
+        let mut at = before.clone();
+        let mut plans = Vec::new();
+        for e in events {
+            if let EventKind::DeviceRevoked { device } = &e.body.kind {
+                let by_admin = at
+                    .member(&e.body.signer)
+                    .is_some_and(|m| m.role == Role::Admin);
+                if !by_admin {
+                    let (holders, files) = at.exposed_by(&e.body.kind);
+                    let teams = at.teams_exposed_by(&e.body.kind);
+                    plans.push((Trigger::DeviceRevoked(*device), holders, teams, files));
+                }
+            }
+            at.apply(e)
+                .map_err(|err| ClientError::Integrity(format!("roster: {err}")))?;
+        }
+        for (trigger, holders, teams, files) in plans {
+            self.plan_rotation(trigger, &holders, &teams, files).await?;
+        }
+        Ok(())
     }
 
     /// Finishes a rotation an interruption left (at every sync of an admin's device).
