@@ -24,6 +24,11 @@ fn every_constant_is_in_the_spec() {
         ("CTX_RECORD", CTX_RECORD),
         ("CTX_INVITE_CODE", CTX_INVITE_CODE),
         ("CTX_INVITE_ID", CTX_INVITE_ID),
+        ("CTX_BACKUP_KEY", CTX_BACKUP_KEY),
+        ("CTX_RECOVERY_KEY", CTX_RECOVERY_KEY),
+        ("INFO_BACKUP_SECRET", INFO_BACKUP_SECRET),
+        ("INFO_RECOVERY_ID", INFO_RECOVERY_ID),
+        ("INFO_BACKUP_ITEM", INFO_BACKUP_ITEM),
         ("INFO_INVITE_KEY", INFO_INVITE_KEY),
         ("INFO_MEMBER_KEY_WRAP", INFO_MEMBER_KEY_WRAP),
         ("INFO_KEK_EPOCH_KEY", INFO_KEK_EPOCH_KEY),
@@ -76,6 +81,7 @@ fn every_construction_and_vector_file_is_specified() {
         "audit-log.md",
         "checkpoints.md",
         "relay-api.md",
+        "recovery.md",
         "test-vectors.md",
     ] {
         assert!(

@@ -945,6 +945,92 @@ pub async fn retention_sweep<S: Store>(s: S) {
     assert_eq!(s.audit_size(F).await.expect("size"), size);
 }
 
+/// One backup key per member; a new key drops the old items; items are immutable, paged
+/// in order, only under the current key; recovery ids are unique and find their member.
+pub async fn key_backup<S: Store>(s: S) {
+    with_firms(&s).await;
+    let key = |n: u8| BackupKey {
+        recovery_id: [n; 16],
+        key: [n; 32],
+        signature: [n; 64],
+    };
+    let item = |kind: u8, id: &[u8], sealed: u8| BackupItem {
+        kind,
+        item: id.to_vec(),
+        sealed: vec![sealed; 60],
+    };
+    assert_eq!(s.backup_key(F, M1).await.expect("none"), None);
+    assert!(matches!(
+        s.put_backup_items(F, M1, [1; 32], vec![item(3, b"s1", 1)])
+            .await,
+        Err(StoreError::NotFound)
+    ));
+    s.put_backup_key(F, M1, key(1), audit()).await.expect("key");
+    assert_eq!(s.backup_key(F, M1).await.expect("key"), Some(key(1)));
+    assert_eq!(
+        s.backup_by_recovery_id([1; 16]).await.expect("by id"),
+        Some((F, M1, key(1)))
+    );
+    assert!(matches!(
+        s.put_backup_key(G, M2, key(1), audit()).await,
+        Err(StoreError::Exists)
+    ));
+    s.put_backup_items(F, M1, [1; 32], vec![item(1, b"", 1), item(3, b"s1", 1)])
+        .await
+        .expect("items");
+    // The same item again is ignored; a new one is added after.
+    s.put_backup_items(F, M1, [1; 32], vec![item(3, b"s1", 9), item(3, b"s2", 2)])
+        .await
+        .expect("items");
+    assert!(matches!(
+        s.put_backup_items(F, M1, [2; 32], vec![item(3, b"s3", 3)])
+            .await,
+        Err(StoreError::NotFound)
+    ));
+    let all = s.backup_items(F, M1, 0, 100).await.expect("items");
+    let got: Vec<(u8, Vec<u8>, u8)> = all
+        .iter()
+        .map(|(_, i)| (i.kind, i.item.clone(), i.sealed[0]))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (1, vec![], 1),
+            (3, b"s1".to_vec(), 1),
+            (3, b"s2".to_vec(), 2)
+        ]
+    );
+    let first = s.backup_items(F, M1, 0, 2).await.expect("page");
+    assert_eq!(first.len(), 2);
+    let rest = s.backup_items(F, M1, first[1].0, 2).await.expect("page");
+    assert_eq!(rest.len(), 1);
+    assert_eq!(rest[0].1.item, b"s2".to_vec());
+    assert!(s
+        .backup_items(G, M1, 0, 100)
+        .await
+        .expect("other firm")
+        .is_empty());
+    // The same key again keeps the items; a new key drops them and frees the old id.
+    s.put_backup_key(F, M1, key(1), audit())
+        .await
+        .expect("same");
+    assert_eq!(s.backup_items(F, M1, 0, 100).await.expect("kept").len(), 3);
+    s.put_backup_key(F, M1, key(2), audit()).await.expect("new");
+    assert!(s
+        .backup_items(F, M1, 0, 100)
+        .await
+        .expect("dropped")
+        .is_empty());
+    assert_eq!(
+        s.backup_by_recovery_id([1; 16]).await.expect("old id"),
+        None
+    );
+    assert_eq!(
+        s.backup_by_recovery_id([2; 16]).await.expect("new id"),
+        Some((F, M1, key(2)))
+    );
+}
+
 /// Runs the conformance suite against a backend: `store_conformance_tests!(make())` where
 /// `make()` is an async expression yielding `(fresh store, guard)`; the guard (e.g. a
 /// temporary directory) lives until the test ends.
@@ -1005,6 +1091,11 @@ macro_rules! store_conformance_tests {
         async fn conformance_retention_sweep() {
             let (store, _guard) = $make.await;
             $crate::store::conformance::retention_sweep(store).await;
+        }
+        #[tokio::test]
+        async fn conformance_key_backup() {
+            let (store, _guard) = $make.await;
+            $crate::store::conformance::key_backup(store).await;
         }
         #[tokio::test]
         async fn conformance_erasure() {
