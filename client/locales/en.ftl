@@ -15,6 +15,9 @@ onboarding-create-submit = Found
 onboarding-join-submit = Join
 onboarding-fingerprint = This device's fingerprint
 onboarding-fingerprint-help = Read it out to the admin, who compares it and approves you.
+onboarding-recovery = Your recovery key
+onboarding-recovery-help = Write it down and keep it somewhere safe (e.g. the office safe). It is shown only now. If you lose this device, this key brings your whole history back on a new one: ledgerline device recover.
+onboarding-recovery-saved = I have written it down — continue
 onboarding-working = One moment…
 onboarding-continue = Continue
 

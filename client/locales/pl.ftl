@@ -15,6 +15,9 @@ onboarding-create-submit = Załóż
 onboarding-join-submit = Dołącz
 onboarding-fingerprint = Odcisk tego urządzenia
 onboarding-fingerprint-help = Przeczytaj go administratorowi, który porówna go u siebie i zatwierdzi Twoje dołączenie.
+onboarding-recovery = Twój klucz odzyskiwania
+onboarding-recovery-help = Zapisz go i przechowuj w bezpiecznym miejscu (np. w sejfie biura). Pokazujemy go tylko teraz. Gdy stracisz to urządzenie, ten klucz przywróci całą Twoją historię na nowym: ledgerline device recover.
+onboarding-recovery-saved = Zapisałem klucz — dalej
 onboarding-working = Chwileczkę…
 onboarding-continue = Dalej
 

@@ -234,7 +234,8 @@ pub async fn change_passphrase(desk: State<'_, Desk>, old: String, new: String) 
     .await
 }
 
-/// Founds a firm: this device's member is its owner.
+/// Founds a firm: this device's member is its owner. Returns the member's recovery key,
+/// to show once.
 #[tauri::command]
 pub async fn create_firm(
     desk: State<'_, Desk>,
@@ -242,7 +243,7 @@ pub async fn create_firm(
     firm: String,
     me: String,
     passphrase: Option<String>,
-) -> Answer<()> {
+) -> Answer<String> {
     let (firm, me) = (firm.trim().to_owned(), me.trim().to_owned());
     if firm.is_empty() || me.is_empty() {
         return Err("the office's name and yours are both needed".into());
@@ -252,11 +253,19 @@ pub async fn create_firm(
         let mut p = Profile::create_firm(&dir, unlock(&dir, true, passphrase)?, &relay, &firm, &me)
             .await
             .map_err(text)?;
+        let recovery = p.take_recovery_key();
         p.sync().await.map_err(text)?;
         *slot = Some(p);
-        Ok(())
+        Ok(recovery.map(|k| k.to_string()).unwrap_or_default())
     })
     .await
+}
+
+/// What joining shows: the fingerprint to read out, and the recovery key (once).
+#[derive(serde::Serialize)]
+pub struct Joined {
+    fingerprint: String,
+    recovery_key: String,
 }
 
 /// Joins with an invitation code; returns the fingerprint to read out to the admin.
@@ -267,10 +276,10 @@ pub async fn join_firm(
     code: String,
     me: String,
     passphrase: Option<String>,
-) -> Answer<String> {
+) -> Answer<Joined> {
     let dir = desk.dir.clone();
     desk.on(async move |slot: &mut Option<Profile>| {
-        let (p, fingerprint) = Profile::join(
+        let (mut p, fingerprint) = Profile::join(
             &dir,
             unlock(&dir, true, passphrase)?,
             &relay,
@@ -279,8 +288,15 @@ pub async fn join_firm(
         )
         .await
         .map_err(text)?;
+        let recovery_key = p
+            .take_recovery_key()
+            .map(|k| k.to_string())
+            .unwrap_or_default();
         *slot = Some(p);
-        Ok(fingerprint)
+        Ok(Joined {
+            fingerprint,
+            recovery_key,
+        })
     })
     .await
 }

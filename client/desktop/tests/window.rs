@@ -429,6 +429,14 @@ impl App {
         w.type_into("[data-test=me]", "Ewa Nowak").await;
         w.shot("1-onboarding").await;
         w.click("[data-test=onboarding-submit]").await;
+        // The recovery key, once: 12 or 13 groups of four base58 characters.
+        w.wait("[data-test=recovery-key]", |t| {
+            (12..=13).contains(&t.split(' ').count())
+                && t.chars().all(|c| c == ' ' || c.is_ascii_alphanumeric())
+        })
+        .await;
+        w.shot("1b-recovery-key").await;
+        w.click("[data-test=recovery-saved]").await;
         w.wait("[data-test=signed-in]", |t| {
             t.contains("Ewa Nowak") && t.contains("Biuro Rachunkowe Nowak")
         })
@@ -1347,6 +1355,10 @@ async fn a_new_colleague_joins_in_the_window_after_the_owner_compares_the_finger
         .as_str()
         .unwrap()
         .to_owned();
+    w.wait("[data-test=recovery-key]", |t| {
+        (12..=13).contains(&t.split(' ').count())
+    })
+    .await;
     w.shot("17-join-fingerprint").await;
     // Until approved, the window waits (and says so).
     w.click("[data-test=after-join-sync]").await;

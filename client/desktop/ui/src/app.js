@@ -16,6 +16,7 @@ function Onboarding({ relay, needsPassphrase, onDone, fail }) {
   const [form, setForm] = useState({ relay, firm: "", me: "", code: "", pass: "", pass2: "" });
   const [busy, setBusy] = useState(false);
   const [fingerprint, setFingerprint] = useState(null);
+  const [recovery, setRecovery] = useState(null);
   const set = (k) => (v) => setForm({ ...form, [k]: v });
 
   const submit = async (e) => {
@@ -28,11 +29,13 @@ function Onboarding({ relay, needsPassphrase, onDone, fail }) {
     setBusy(true);
     try {
       if (mode === "create") {
-        await invoke("create_firm", { relay: form.relay, firm: form.firm, me: form.me, passphrase });
-        onDone();
+        const key = await invoke("create_firm", { relay: form.relay, firm: form.firm, me: form.me, passphrase });
+        if (key) setRecovery(key);
+        else onDone();
       } else {
-        const fp = await invoke("join_firm", { relay: form.relay, code: form.code, me: form.me, passphrase });
-        setFingerprint(fp);
+        const joined = await invoke("join_firm", { relay: form.relay, code: form.code, me: form.me, passphrase });
+        setRecovery(joined.recovery_key || null);
+        setFingerprint(joined.fingerprint);
       }
     } catch (err) {
       fail(err);
@@ -41,12 +44,27 @@ function Onboarding({ relay, needsPassphrase, onDone, fail }) {
     }
   };
 
+  // The recovery key is shown once, here; the app keeps it nowhere.
+  const recoveryCard = recovery
+    ? html`<div class="recovery">
+        <h2>${t("onboarding-recovery")}</h2>
+        <p class="fingerprint" data-test="recovery-key">${recovery}</p>
+        <p>${t("onboarding-recovery-help")}</p>
+      </div>`
+    : null;
   if (fingerprint) {
     return html`<section class="card onboarding">
       <h2>${t("onboarding-fingerprint")}</h2>
       <p class="fingerprint" data-test="fingerprint">${fingerprint}</p>
       <p>${t("onboarding-fingerprint-help")}</p>
+      ${recoveryCard}
       <button data-test="after-join-sync" onClick=${onDone}>${t("onboarding-continue")}</button>
+    </section>`;
+  }
+  if (recovery) {
+    return html`<section class="card onboarding">
+      ${recoveryCard}
+      <button data-test="recovery-saved" onClick=${onDone}>${t("onboarding-recovery-saved")}</button>
     </section>`;
   }
   return html`<section class="card onboarding">
