@@ -268,6 +268,18 @@ pub struct Joined {
     recovery_key: String,
 }
 
+impl std::fmt::Debug for Joined {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Joined {{ fingerprint: {}, recovery_key: [redacted] }}", self.fingerprint)
+    }
+}
+
+impl Drop for Joined {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.recovery_key);
+    }
+}
+
 /// Joins with an invitation code; returns the fingerprint to read out to the admin.
 #[tauri::command]
 pub async fn join_firm(
