@@ -270,7 +270,11 @@ pub struct Joined {
 
 impl std::fmt::Debug for Joined {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Joined {{ fingerprint: {}, recovery_key: [redacted] }}", self.fingerprint)
+        write!(
+            f,
+            "Joined {{ fingerprint: {}, recovery_key: [redacted] }}",
+            self.fingerprint
+        )
     }
 }
 
