@@ -29,6 +29,7 @@ mod invite;
 mod merkle;
 mod prekey;
 mod record;
+mod recovery;
 mod request;
 mod roster;
 mod wrap;
@@ -105,6 +106,11 @@ pub const CONSTRUCTIONS: &[Construction] = &[
         file: "checkpoint.json",
         generate: checkpoint::generate,
         check: checkpoint::check,
+    },
+    Construction {
+        file: "recovery.json",
+        generate: recovery::generate,
+        check: recovery::check,
     },
 ];
 
