@@ -395,11 +395,14 @@ async fn a_firm_works_end_to_end_through_the_cli() {
         4
     );
     ok(&f.owner, &["chat", "send", FILE, "Dla obu urządzeń Anny"]).await;
-    assert_eq!(
-        bodies(&ok(&anna2, &["chat", "read", FILE]).await)
-            .last()
-            .unwrap(),
-        "Dla obu urządzeń Anny"
+    let on_laptop = bodies(&ok(&anna2, &["chat", "read", FILE]).await);
+    assert_eq!(on_laptop.last().unwrap(), "Dla obu urządzeń Anny");
+    // The history from before the laptop was linked reads there too: her first device
+    // passed on every session it held.
+    assert!(
+        on_laptop.contains(&"Pani Anno, proszę o deklarację VAT-7".to_owned())
+            && on_laptop.contains(&"Zrobione, wysyłam jutro".to_owned()),
+        "{on_laptop:?}"
     );
     ok(&anna2, &["chat", "send", FILE, "Z laptopa"]).await;
     assert_eq!(

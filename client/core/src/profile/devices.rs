@@ -209,6 +209,20 @@ impl Profile {
             },
         );
         self.queue_full_directory(device);
+        // Every conversation's history this device can read, for the new device to read.
+        let sessions: Vec<String> = self.timeline.session_ids().map(str::to_owned).collect();
+        let keys: Vec<crate::room::ForwardedKey> = sessions
+            .iter()
+            .filter_map(|sid| self.timeline.export_session(sid))
+            .collect();
+        for chunk in keys.chunks(FORWARDED_KEYS_PER_MESSAGE) {
+            self.queue_private(
+                device,
+                &Private::ForwardedRoomKeys {
+                    keys: chunk.to_vec(),
+                },
+            );
+        }
         self.commit()?;
         self.close_invite(invite.id()).await;
         Ok(device)
@@ -412,19 +426,32 @@ impl Profile {
                 self.master = Some(master);
             }
             Private::ForwardedRoomKeys { keys } => {
-                // From an admin, for a file this member has access to now.
-                if r.member(&from).is_none_or(|m| m.role != Role::Admin) {
+                // From an admin, for a file this member has access to now; or from one of
+                // this member's own devices, for every conversation it reads (linking).
+                let own = from == self.id.member;
+                if !own && r.member(&from).is_none_or(|m| m.role != Role::Admin) {
                     return Err(ClientError::Integrity(
-                        "forwarded room keys from a device that is not an admin's".into(),
+                        "forwarded room keys from a device that is neither an admin's nor this member's".into(),
                     ));
                 }
                 for key in keys {
                     let file = key.room.parse::<ledgerline_protocol::ids::FileId>().ok();
-                    if !file.is_some_and(|f| {
-                        r.key_holders(&f, super::now_ms()).contains(&self.id.member)
-                            || r.team_files(&self.id.member).contains(&f)
-                    }) {
+                    let is_file = file.is_some_and(|f| r.files().contains(&f));
+                    let allowed = if is_file {
+                        file.is_some_and(|f| {
+                            r.key_holders(&f, super::now_ms()).contains(&self.id.member)
+                                || r.team_files(&self.id.member).contains(&f)
+                        })
+                    } else {
+                        // An internal room or direct chat: only the member's own devices
+                        // pass on its sessions (the relay still decides what it serves).
+                        own
+                    };
+                    if !allowed {
                         continue;
+                    }
+                    if !is_file {
+                        self.local.rooms.entry(key.room.clone()).or_default();
                     }
                     let decrypted = self
                         .timeline
