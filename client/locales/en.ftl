@@ -16,8 +16,12 @@ onboarding-join-submit = Join
 onboarding-fingerprint = This device's fingerprint
 onboarding-fingerprint-help = Read it out to the admin, who compares it and approves you.
 onboarding-recovery = Your recovery key
-onboarding-recovery-help = Write it down and keep it somewhere safe (e.g. the office safe). It is shown only now. If you lose this device, this key brings your whole history back on a new one: ledgerline device recover.
+onboarding-recovery-help = Write it down and keep it somewhere safe (e.g. the office safe). It is shown only now. If you lose this device, this key brings your whole history back on a new one ("Recover" when the app first starts).
 onboarding-recovery-saved = I have written it down — continue
+onboarding-recover = Recover
+onboarding-recover-help = Lost your device? Enter the recovery key you wrote down when you joined. Your previous devices are cut off, and your whole history comes back to this one.
+onboarding-recovery-input = Recovery key
+onboarding-recover-submit = Recover my account
 onboarding-working = One moment…
 onboarding-continue = Continue
 

@@ -16,8 +16,12 @@ onboarding-join-submit = Dołącz
 onboarding-fingerprint = Odcisk tego urządzenia
 onboarding-fingerprint-help = Przeczytaj go administratorowi, który porówna go u siebie i zatwierdzi Twoje dołączenie.
 onboarding-recovery = Twój klucz odzyskiwania
-onboarding-recovery-help = Zapisz go i przechowuj w bezpiecznym miejscu (np. w sejfie biura). Pokazujemy go tylko teraz. Gdy stracisz to urządzenie, ten klucz przywróci całą Twoją historię na nowym: ledgerline device recover.
+onboarding-recovery-help = Zapisz go i przechowuj w bezpiecznym miejscu (np. w sejfie biura). Pokazujemy go tylko teraz. Gdy stracisz to urządzenie, ten klucz przywróci całą Twoją historię na nowym („Odzyskaj konto” przy pierwszym uruchomieniu).
 onboarding-recovery-saved = Zapisałem klucz — dalej
+onboarding-recover = Odzyskaj konto
+onboarding-recover-help = Straciłeś urządzenie? Wpisz klucz odzyskiwania, który zapisałeś przy dołączaniu. Twoje poprzednie urządzenia zostaną odłączone, a cała historia wróci na to urządzenie.
+onboarding-recovery-input = Klucz odzyskiwania
+onboarding-recover-submit = Odzyskaj moje konto
 onboarding-working = Chwileczkę…
 onboarding-continue = Dalej
 

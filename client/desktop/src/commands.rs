@@ -317,6 +317,33 @@ pub async fn join_firm(
     .await
 }
 
+/// Recovers the member whose recovery key this is on this (new) device: their other
+/// devices are revoked and their whole history reads again.
+#[tauri::command]
+pub async fn recover_member(
+    desk: State<'_, Desk>,
+    relay: String,
+    recovery_key: String,
+    passphrase: Option<String>,
+) -> Answer<ledgerline_client_core::profile::RecoveryReport> {
+    let dir = desk.dir.clone();
+    let key = Zeroizing::new(recovery_key);
+    desk.on(async move |slot: &mut Option<Profile>| {
+        let (p, report) = Profile::recover(
+            &dir,
+            unlock(&dir, true, passphrase)?,
+            relay.trim(),
+            &key,
+            false,
+        )
+        .await
+        .map_err(text)?;
+        *slot = Some(p);
+        Ok(report)
+    })
+    .await
+}
+
 /// Runs `f` with the open profile.
 pub(crate) async fn with<T, F>(desk: &Desk, f: F) -> Answer<T>
 where

@@ -64,6 +64,7 @@ pub fn run(args: Args) -> std::process::ExitCode {
             commands::change_passphrase,
             commands::create_firm,
             commands::join_firm,
+            commands::recover_member,
             commands::sync,
             commands::live_state,
             commands::customers,

@@ -1355,10 +1355,17 @@ async fn a_new_colleague_joins_in_the_window_after_the_owner_compares_the_finger
         .as_str()
         .unwrap()
         .to_owned();
-    w.wait("[data-test=recovery-key]", |t| {
-        (12..=13).contains(&t.split(' ').count())
-    })
-    .await;
+    let rk = w
+        .wait("[data-test=recovery-key]", |t| {
+            (12..=13).contains(&t.split(' ').count())
+        })
+        .await;
+    let recovery_key = w
+        .call("GET", &format!("/element/{rk}/text"), None)
+        .await
+        .as_str()
+        .unwrap()
+        .to_owned();
     w.shot("17-join-fingerprint").await;
     // Until approved, the window waits (and says so).
     w.click("[data-test=after-join-sync]").await;
@@ -1428,5 +1435,34 @@ async fn a_new_colleague_joins_in_the_window_after_the_owner_compares_the_finger
     w.wait("[data-test=customer-list]", |t| t.contains(CUSTOMER))
         .await;
     drop(app.close_with(JANS).await);
+
+    // The laptop dies: nothing of Jan's profile is left. On the new one, the window
+    // recovers him with the recovery key it showed when he joined.
+    std::fs::remove_dir_all(&app.profile).unwrap();
+    app.relaunch().await;
+    let w = &app.w;
+    w.wait("[data-test=mode-recover]", |t| t.contains("Odzyskaj"))
+        .await;
+    w.click("[data-test=mode-recover]").await;
+    w.type_into("[data-test=recovery]", &recovery_key).await;
+    w.type_into("[data-test=pass]", "nowe-haslo-jana").await;
+    w.type_into("[data-test=pass2]", "nowe-haslo-jana").await;
+    w.shot("19-recover").await;
+    w.click("[data-test=onboarding-submit]").await;
+    w.wait("[data-test=customer-list]", |t| t.contains(CUSTOMER))
+        .await;
+    w.click("[data-test=customer-list] button").await;
+    w.click("[data-test=tab-chat]").await;
+    w.wait("[data-test=messages]", |t| t.contains(HELLO)).await;
+    // The owner's device hears of the new device: names for it, new keys for Jan's files.
+    owner.sync().await.unwrap();
+    w.wait("[data-test=signed-in]", |t| t.contains("Jan Kowalczyk"))
+        .await;
+    w.shot("20-recovered").await;
+    let devices = owner.devices().unwrap();
+    let jans: Vec<_> = devices.iter().filter(|d| d.member == jan).collect();
+    assert_eq!(jans.len(), 2, "{devices:?}");
+    assert_eq!(jans.iter().filter(|d| d.active).count(), 1, "{devices:?}");
+    drop(app.close_with("nowe-haslo-jana").await);
     app.relay.stop().await.unwrap();
 }

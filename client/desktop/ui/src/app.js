@@ -13,7 +13,7 @@ import { Audit } from "./audit.js";
 // ---- onboarding --------------------------------------------------------------------
 function Onboarding({ relay, needsPassphrase, onDone, fail }) {
   const [mode, setMode] = useState("create");
-  const [form, setForm] = useState({ relay, firm: "", me: "", code: "", pass: "", pass2: "" });
+  const [form, setForm] = useState({ relay, firm: "", me: "", code: "", recovery: "", pass: "", pass2: "" });
   const [busy, setBusy] = useState(false);
   const [fingerprint, setFingerprint] = useState(null);
   const [recovery, setRecovery] = useState(null);
@@ -28,7 +28,10 @@ function Onboarding({ relay, needsPassphrase, onDone, fail }) {
     const passphrase = needsPassphrase ? form.pass : null;
     setBusy(true);
     try {
-      if (mode === "create") {
+      if (mode === "recover") {
+        await invoke("recover_member", { relay: form.relay, recoveryKey: form.recovery, passphrase });
+        onDone();
+      } else if (mode === "create") {
         const key = await invoke("create_firm", { relay: form.relay, firm: form.firm, me: form.me, passphrase });
         if (key) setRecovery(key);
         else onDone();
@@ -77,20 +80,26 @@ function Onboarding({ relay, needsPassphrase, onDone, fail }) {
       <button data-test="mode-join" class=${mode === "join" ? "on" : ""} onClick=${() => setMode("join")}>
         ${t("onboarding-join")}
       </button>
+      <button data-test="mode-recover" class=${mode === "recover" ? "on" : ""} onClick=${() => setMode("recover")}>
+        ${t("onboarding-recover")}
+      </button>
     </div>
     <form onSubmit=${submit}>
       <${Field} label=${t("onboarding-relay")} name="relay" value=${form.relay} onInput=${set("relay")} />
       ${mode === "create"
         ? html`<${Field} label=${t("onboarding-firm")} name="firm" value=${form.firm} onInput=${set("firm")} />`
-        : html`<${Field} label=${t("onboarding-code")} name="code" value=${form.code} onInput=${set("code")} />`}
-      <${Field} label=${t("onboarding-me")} name="me" value=${form.me} onInput=${set("me")} />
+        : mode === "join"
+          ? html`<${Field} label=${t("onboarding-code")} name="code" value=${form.code} onInput=${set("code")} />`
+          : html`<p class="muted">${t("onboarding-recover-help")}</p>
+              <${Field} label=${t("onboarding-recovery-input")} name="recovery" value=${form.recovery} onInput=${set("recovery")} />`}
+      ${mode === "recover" ? null : html`<${Field} label=${t("onboarding-me")} name="me" value=${form.me} onInput=${set("me")} />`}
       ${needsPassphrase
         ? html`<p class="muted">${t("passphrase-why")}</p>
             <${Field} label=${t("passphrase-new")} name="pass" type="password" value=${form.pass} onInput=${set("pass")} />
             <${Field} label=${t("passphrase-repeat")} name="pass2" type="password" value=${form.pass2} onInput=${set("pass2")} />`
         : null}
       <button data-test="onboarding-submit" type="submit" disabled=${busy}>
-        ${busy ? t("onboarding-working") : t(mode === "create" ? "onboarding-create-submit" : "onboarding-join-submit")}
+        ${busy ? t("onboarding-working") : t(mode === "create" ? "onboarding-create-submit" : mode === "join" ? "onboarding-join-submit" : "onboarding-recover-submit")}
       </button>
     </form>
   </section>`;
