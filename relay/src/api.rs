@@ -327,7 +327,7 @@ fn roster_subjects(roster: &Roster, kind: &EventKind) -> Vec<(SubjectKind, [u8; 
             })
             .unwrap_or_default(),
         EventKind::RetentionSet { file, .. } => vec![(SubjectKind::File, file.0)],
-        EventKind::LogKeySet { .. } => vec![],
+        EventKind::LogKeySet { .. } | EventKind::RecoveryPolicySet { .. } => vec![],
         EventKind::TeamCreated { team, .. }
         | EventKind::TeamRenamed { team, .. }
         | EventKind::TeamDeleted { team } => vec![(SubjectKind::Team, team.0)],

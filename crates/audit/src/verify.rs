@@ -485,6 +485,10 @@ fn describe(kind: &EventKind) -> String {
         EventKind::FileTeamRemoved { file, team } => {
             format!("removed team {team} from file {file}")
         }
+        EventKind::RecoveryPolicySet { admin_assisted } => format!(
+            "turned admin-assisted recovery {}",
+            if *admin_assisted { "on" } else { "off" }
+        ),
         EventKind::RetentionSet { file, policy } => format!(
             "set the retention of file {file}: chat {} months, documents {} years{}",
             policy.chat_months,

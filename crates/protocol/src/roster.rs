@@ -237,6 +237,13 @@ pub enum EventKind {
         /// Team.
         team: TeamId,
     },
+    /// The firm's recovery policy from now on (`protocol-spec/recovery.md`): with
+    /// `admin_assisted`, members' devices seal each new recovery key to the admins' devices,
+    /// so that an admin can reprovision a member who lost both device and key.
+    RecoveryPolicySet {
+        /// Admin-assisted recovery on or off.
+        admin_assisted: bool,
+    },
 }
 
 /// The commitment a roster keeps to a team's name:
@@ -274,6 +281,7 @@ impl EventKind {
             Self::TeamMemberRemoved { .. } => 17,
             Self::FileTeamGranted { .. } => 18,
             Self::FileTeamRemoved { .. } => 19,
+            Self::RecoveryPolicySet { .. } => 20,
         }
     }
 
@@ -346,6 +354,9 @@ impl EventKind {
             }
             Self::FileTeamGranted { file, team } | Self::FileTeamRemoved { file, team } => {
                 w.fixed(&file.0).fixed(&team.0);
+            }
+            Self::RecoveryPolicySet { admin_assisted } => {
+                w.u8(u8::from(*admin_assisted));
             }
         }
     }
@@ -438,6 +449,13 @@ impl EventKind {
             19 => Self::FileTeamRemoved {
                 file: FileId(r.array("file")?),
                 team: team(r)?,
+            },
+            20 => Self::RecoveryPolicySet {
+                admin_assisted: match r.u8("admin_assisted")? {
+                    0 => false,
+                    1 => true,
+                    _ => return Err(DecodeError::InvalidValue("admin_assisted")),
+                },
             },
             _ => return Err(DecodeError::InvalidValue("kind")),
         })
@@ -762,6 +780,8 @@ pub struct Roster {
     log_keys: Vec<(u64, VerifyingKey)>,
     /// Retention policies per file, in order: `(seq, time, policy)`.
     retention: BTreeMap<FileId, Vec<(u64, u64, RetentionPolicy)>>,
+    /// Whether admins may reprovision members (`RecoveryPolicySet`).
+    admin_assisted_recovery: bool,
     owner: MemberId,
 }
 
@@ -815,6 +835,7 @@ impl Roster {
             covers: BTreeMap::new(),
             retention: BTreeMap::new(),
             log_keys: Vec::new(),
+            admin_assisted_recovery: false,
             owner: b.signer,
         })
     }
@@ -1048,6 +1069,13 @@ impl Roster {
                     return Err(RosterError::Duplicate { seq });
                 }
                 history.push((seq, now, *policy));
+            }
+            EventKind::RecoveryPolicySet { admin_assisted } => {
+                require(signer_is_admin, RosterError::Unauthorized { seq })?;
+                if self.admin_assisted_recovery == *admin_assisted {
+                    return Err(RosterError::Duplicate { seq });
+                }
+                self.admin_assisted_recovery = *admin_assisted;
             }
             EventKind::LogKeySet { key } => {
                 require(signer_is_admin, RosterError::Unauthorized { seq })?;
@@ -1451,6 +1479,11 @@ impl Roster {
     /// Every absence cover, by the `seq` of its `CoverGranted` event.
     pub fn covers(&self) -> impl Iterator<Item = (u64, &Cover)> {
         self.covers.iter().map(|(seq, c)| (*seq, c))
+    }
+
+    /// Whether the firm's policy lets admins reprovision members (`RecoveryPolicySet`).
+    pub fn admin_assisted_recovery(&self) -> bool {
+        self.admin_assisted_recovery
     }
 
     /// The relay's audit-log key as the newest LogKeySet records it.

@@ -733,6 +733,7 @@ pub(crate) fn generate(rng: &mut ChaCha20Rng) -> Value {
     retention(&s, &mut t);
     log_keys(rng, &s, &mut t);
     teams(rng, &s, &mut t);
+    recovery_policy(&s, &mut t);
 
     file(
         "LEDGERLINE-ROSTER-V1",
@@ -994,6 +995,51 @@ fn log_keys(rng: &mut ChaCha20Rng, s: &Scenario, t: &mut Tests) {
         &chain,
         &s.owner,
         EventKind::LogKeySet { key: k2 },
+    );
+}
+
+/// The firm's recovery policy (`protocol-spec/recovery.md`).
+fn recovery_policy(s: &Scenario, t: &mut Tests) {
+    let base = s.chain(11, &[]);
+    let mut chain = base.clone();
+    chain.push(s.after(
+        &chain,
+        6_100,
+        &s.owner,
+        EventKind::RecoveryPolicySet {
+            admin_assisted: true,
+        },
+    ));
+    let mut fields = case(&chain);
+    fields["head"] = json!(h(&chain[chain.len() - 1].hash()));
+    fields["queries"] = json!([]);
+    fields["adminAssistedRecovery"] = json!(true);
+    t.push(
+        "admin-assisted recovery turned on by an admin",
+        Expect::Valid,
+        fields,
+    );
+    let mut bad =
+        |comment: &str, class: &'static str, chain: &[RosterEvent], who: &Person, kind| {
+            refused(t, s, comment, class, chain, who, kind)
+        };
+    bad(
+        "recovery policy set by a non-admin",
+        "NonAdminSigner",
+        &base,
+        &s.bartek,
+        EventKind::RecoveryPolicySet {
+            admin_assisted: true,
+        },
+    );
+    bad(
+        "the recovery policy in force set again",
+        "Duplicate",
+        &chain,
+        &s.owner,
+        EventKind::RecoveryPolicySet {
+            admin_assisted: true,
+        },
     );
 }
 
@@ -1285,6 +1331,11 @@ pub(crate) fn check(v: &Value) -> Result<Counts, String> {
             let got = roster.was_allowed_to_read(&device, &file, uint(q, "timeMs")?);
             if Some(got) != q["allowed"].as_bool() {
                 return Err(format!("query {q} answered {got}"));
+            }
+        }
+        if let Some(want) = t["adminAssistedRecovery"].as_bool() {
+            if roster.admin_assisted_recovery() != want {
+                return Err(format!("admin-assisted recovery is not {want}"));
             }
         }
         if let Some(want) = t["logKey"].as_str() {
