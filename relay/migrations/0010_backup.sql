@@ -22,3 +22,14 @@ CREATE TABLE backup_items (
     UNIQUE (firm, member, kind, item)
 );
 CREATE INDEX backup_items_by_member ON backup_items (firm, member, seq);
+
+-- Admin-assisted recovery: a member's recovery key sealed to each admin device, valid
+-- while the backup key it opens is the member's current one.
+CREATE TABLE backup_escrow (
+    firm       BLOB NOT NULL,
+    member     BLOB NOT NULL,
+    device     BLOB NOT NULL,
+    backup_key BLOB NOT NULL,
+    sealed     BLOB NOT NULL,
+    PRIMARY KEY (firm, member, device)
+) WITHOUT ROWID;

@@ -139,6 +139,8 @@ pub fn router<S: Store>(state: AppState<S>) -> Router {
             "/v1/backup/items",
             get(backup::get_items::<S>).put(backup::put_items::<S>),
         )
+        .route("/v1/backup/escrow", put(backup::put_escrow::<S>))
+        .route("/v1/backup/escrow/{member}", get(backup::get_escrow::<S>))
         .route("/v1/recovery/{id}", get(backup::get_recovery::<S>))
         .route("/v1/recovery/{id}/device", post(backup::post_device::<S>))
         .route("/v1/ws", get(websocket::<S>))

@@ -230,6 +230,13 @@ enum FirmCmd {
         #[arg(long)]
         me: String,
     },
+    /// Admin-assisted recovery on or off (admin): with it on, members' devices seal each
+    /// new recovery key to the admins' devices, so that an admin can reprovision a member
+    /// who lost both device and recovery key (`member reprovision`).
+    RecoveryPolicy {
+        /// `on` or `off`.
+        state: String,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -255,6 +262,17 @@ enum MemberCmd {
     Revoke {
         /// Member name or id.
         member: String,
+    },
+    /// Admin-assisted recovery of a member who lost their device and their recovery key.
+    /// Without --fingerprint: prints a link code for the member's new device (`device join`).
+    /// With it: admits that device after comparing fingerprints, revokes the member's
+    /// other devices (with the full rotation) and sends it the key to restore from.
+    Reprovision {
+        /// Member name or id.
+        member: String,
+        /// The fingerprint the new device shows.
+        #[arg(long)]
+        fingerprint: Option<String>,
     },
 }
 
@@ -1219,7 +1237,58 @@ async fn run(cli: Cli) -> Result<Output, Failure> {
 
 async fn with_profile(p: &mut Profile, command: Command, json: bool) -> Result<Output, Failure> {
     match command {
+        Command::Firm(FirmCmd::RecoveryPolicy { state }) => {
+            let on = match state.as_str() {
+                "on" => true,
+                "off" => false,
+                _ => return Err(usage("recovery-policy takes `on` or `off`")),
+            };
+            p.sync().await?;
+            p.set_recovery_policy(on).await?;
+            Ok(Output {
+                text: if on {
+                    "Admin-assisted recovery is on. Members who joined before escrow their recovery key with `ledgerline backup new-key`.".into()
+                } else {
+                    "Admin-assisted recovery is off.".into()
+                },
+                json: json!({ "admin_assisted": on }),
+            })
+        }
         Command::Firm(_) | Command::Join { .. } => Err(usage("a profile already exists here")),
+        Command::Member(MemberCmd::Reprovision {
+            member,
+            fingerprint,
+        }) => {
+            p.sync().await?;
+            let m = p.resolve_member(&member)?;
+            match fingerprint {
+                None => {
+                    let code = p.reprovision_start(m).await?;
+                    Ok(Output {
+                        text: format!("Link code for {member}'s new device (give it over a channel you trust):\n\n    {code}\n\nOn the new device: `ledgerline device join --relay URL --code CODE --me NAME`; then compare its fingerprint and run `ledgerline member reprovision {member:?} --fingerprint FP`."),
+                        json: json!({ "member": m, "code": code }),
+                    })
+                }
+                Some(fp) => {
+                    let (mut cb, bar) = rotation_bar(json);
+                    let done = p.reprovision_finish(m, &fp, &mut cb).await;
+                    if let Some(b) = bar {
+                        b.finish_and_clear();
+                    }
+                    let (device, report) = done?;
+                    let mut out = rotation_output(
+                        &format!(
+                            "{member} has a new device {device}; their other devices are revoked"
+                        ),
+                        &report,
+                    );
+                    if let Some(o) = out.json.as_object_mut() {
+                        o.insert("device".into(), json!(device));
+                    }
+                    Ok(out)
+                }
+            }
+        }
         Command::Invite(InviteCmd::Create { name, role }) => {
             let role = parse_role(&role).ok_or_else(|| usage("unknown role"))?;
             p.sync().await?;

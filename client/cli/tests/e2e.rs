@@ -4008,3 +4008,172 @@ async fn a_member_who_loses_their_only_device_reads_everything_again_with_the_re
         &[&key, "urlop w maju", "korektę VAT-7", "Celina Wójcik"],
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_reprovisions_a_member_who_lost_device_and_key_and_the_log_shows_who() {
+    let dir = tempfile::tempdir().unwrap();
+    let relay = Relay::start(&dir.path().join("relay"), "127.0.0.1:0".parse().unwrap()).await;
+    let url = relay.url();
+    let f = found(dir.path(), &url).await;
+    // Not before the policy: an admin cannot reach anyone's key.
+    let r = ll(&f.owner, &["member", "reprovision", "Anna Kowalczyk"]).await;
+    assert_eq!(r.code, 7, "{}", r.stderr);
+    assert!(r.stderr.contains("policy"), "{}", r.stderr);
+    let r = ll(&f.anna, &["firm", "recovery-policy", "on"]).await;
+    assert_eq!(r.code, 7, "only admins set the policy: {}", r.stderr);
+    ok(&f.owner, &["firm", "recovery-policy", "on"]).await;
+    // Anna joined before the policy: nothing escrowed until she makes a new key.
+    let r = ll(&f.owner, &["member", "reprovision", "Anna Kowalczyk"]).await;
+    assert_eq!(r.code, 6, "{}", r.stderr);
+    assert!(r.stderr.contains("backup new-key"), "{}", r.stderr);
+
+    // Dorota joins under the policy: her recovery key goes to the admin's device sealed.
+    let dorota = dir.path().join("dorota");
+    admit(&f.owner, &dorota, &url, "Dorota Lis", "member").await;
+    ok(&f.owner, &["file", "create", FILE]).await;
+    ok(&f.owner, &["file", "grant", FILE, "Dorota Lis"]).await;
+    ok(
+        &f.owner,
+        &["chat", "send", FILE, "Dorota, proszę o listę płac."],
+    )
+    .await;
+    ok(&dorota, &["sync"]).await;
+    ok(
+        &dorota,
+        &["chat", "send", FILE, "Lista płac jest w dokumentach."],
+    )
+    .await;
+    ok(
+        &dorota,
+        &["customer", "note", FILE, "Płace za październik zamknięte."],
+    )
+    .await;
+    let src = dir.path().join("lista płac.csv");
+    std::fs::write(&src, "Jan;5000,00\nMaria;6200,00\n").unwrap();
+    let document = ok(&dorota, &["doc", "upload", FILE, src.to_str().unwrap()]).await["document"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    ok(&dorota, &["sync"]).await;
+    let dorota_id = ok(&dorota, &["whoami"]).await["member"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // Her laptop is gone, and so is the paper with her recovery key.
+    std::fs::remove_dir_all(&dorota).unwrap();
+    let code = ok(&f.owner, &["member", "reprovision", "Dorota Lis"]).await["code"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let fresh = dir.path().join("dorota-nowy");
+    let fp = ok(
+        &fresh,
+        &[
+            "device",
+            "join",
+            "--relay",
+            &url,
+            "--code",
+            &code,
+            "--me",
+            "Dorota Lis",
+        ],
+    )
+    .await["fingerprint"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = ll(
+        &f.owner,
+        &[
+            "member",
+            "reprovision",
+            "Dorota Lis",
+            "--fingerprint",
+            "1111 1111 1111 1111 1111",
+        ],
+    )
+    .await;
+    assert_eq!(
+        r.code, 6,
+        "a wrong fingerprint matches nothing: {}",
+        r.stderr
+    );
+    let done = ok(
+        &f.owner,
+        &["member", "reprovision", "Dorota Lis", "--fingerprint", &fp],
+    )
+    .await;
+    assert_eq!(
+        done["revoked_devices"].as_array().unwrap().len(),
+        1,
+        "{done}"
+    );
+    assert!(done["files"].as_u64().unwrap() >= 1, "{done}");
+    let device = done["device"].as_str().unwrap().to_owned();
+    ok(&fresh, &["sync"]).await; // in the roster: prekeys out
+    ok(&f.owner, &["sync"]).await; // the recovery key and names go over Olm
+    ok(&fresh, &["sync"]).await; // restores the backup, then reads
+    let who = ok(&fresh, &["whoami"]).await;
+    assert_eq!(who["member"], dorota_id.as_str(), "{who}");
+    assert_eq!(
+        bodies(&ok(&fresh, &["chat", "read", FILE]).await),
+        [
+            "Dorota, proszę o listę płac.",
+            "Lista płac jest w dokumentach."
+        ]
+    );
+    let timeline = ok(&fresh, &["customer", "timeline", FILE])
+        .await
+        .to_string();
+    assert!(timeline.contains("Płace za październik"), "{timeline}");
+    let out = dir.path().join("pobrana lista.csv");
+    ok(
+        &fresh,
+        &[
+            "doc",
+            "download",
+            FILE,
+            &document,
+            "--out",
+            out.to_str().unwrap(),
+        ],
+    )
+    .await;
+    assert_eq!(
+        std::fs::read_to_string(&out).unwrap(),
+        "Jan;5000,00\nMaria;6200,00\n"
+    );
+    // She holds her master key again: she can link a device of her own.
+    ok(&fresh, &["device", "link"]).await;
+    // She works on: a new note in her file (re-keyed by the owner) reaches the owner.
+    ok(&fresh, &["customer", "note", FILE, "Nowy laptop działa."]).await;
+    ok(&f.owner, &["sync"]).await;
+    let timeline = ok(&f.owner, &["customer", "timeline", FILE])
+        .await
+        .to_string();
+    assert!(timeline.contains("Nowy laptop działa."), "{timeline}");
+
+    // The access log says who did it: the owner added Dorota's new device.
+    let owner_id = ok(&f.owner, &["whoami"]).await["member"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (run, rows, summary) = audit_now(&f.owner, dir.path(), "reprovision.jsonl").await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(summary.is_some());
+    let added = format!("added device {device} of member {dorota_id}");
+    assert!(
+        rows.iter()
+            .any(|v| v["row"]["member"] == owner_id.as_str() && v["row"]["action"] == added),
+        "{rows:?}"
+    );
+    assert!(rows
+        .iter()
+        .any(|v| v["row"]["action"] == "turned admin-assisted recovery on"));
+    assert_relay_never_saw(
+        &dir.path().join("relay"),
+        &["Płace za październik", "Jan;5000", "Dorota Lis"],
+    );
+}

@@ -375,6 +375,9 @@ struct LocalState {
     /// The member's key backup as this device seals to it.
     #[serde(default)]
     backup: Option<recovery::BackupState>,
+    /// A recovery key an admin sent for reprovisioning, until the backup is restored.
+    #[serde(default)]
+    pending_restore: Option<String>,
 }
 
 /// What this profile knows of an internal room or direct chat.
@@ -2379,6 +2382,8 @@ impl Profile {
         // New members of staff get the office file.
         self.grant_office_to_staff().await?;
         self.sync_to_device(report).await?;
+        // A reprovisioned device restores its member's backup before reading anything.
+        self.finish_reprovision().await?;
         let files = self.roster()?.files_of(&self.id.member, now_ms());
         for file in files {
             if self.local.erased.contains(&file) {

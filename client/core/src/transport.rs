@@ -554,6 +554,39 @@ impl<T: Transport> RelayClient<T> {
         .map(|_| ())
     }
 
+    /// Stores the caller's member's recovery key sealed to admin devices.
+    pub async fn put_escrow(
+        &self,
+        s: &impl DeviceSigner,
+        sealed_to: [u8; 32],
+        entries: &[(DeviceId, Vec<u8>)],
+    ) -> Result<(), RelayError> {
+        let entries: Vec<Value> = entries
+            .iter()
+            .map(|(d, sealed)| json!({ "device": d, "sealed": hex::encode(sealed) }))
+            .collect();
+        self.call(
+            s,
+            "PUT",
+            "/v1/backup/escrow",
+            Some(json!({ "backup_key": hex::encode(sealed_to), "entries": entries })),
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// `member`'s recovery key as sealed to this (admin) device.
+    pub async fn escrow(
+        &self,
+        s: &impl DeviceSigner,
+        member: ledgerline_protocol::ids::MemberId,
+    ) -> Result<Vec<u8>, RelayError> {
+        let v = self
+            .call(s, "GET", &format!("/v1/backup/escrow/{member}"), None)
+            .await?;
+        hex_field(&v, "sealed")
+    }
+
     /// A page of the caller's member's backup items after `after`, and the next position.
     pub async fn backup_items(
         &self,

@@ -35,6 +35,8 @@ pub const CTX_RECOVERY_KEY: &str = "ledgerline/v1/recovery-key";
 pub const INFO_BACKUP_SECRET: &str = "ledgerline/v1/backup-secret";
 /// HKDF info of the recovery id the relay files a backup under (`recovery.md`).
 pub const INFO_RECOVERY_ID: &str = "ledgerline/v1/recovery-id";
+/// HKDF info of the key that seals a recovery key to an admin's device (`recovery.md`).
+pub const INFO_RECOVERY_ESCROW: &str = "ledgerline/v1/recovery-escrow";
 /// HKDF info of the key that seals one backup item to a backup key (`recovery.md`).
 pub const INFO_BACKUP_ITEM: &str = "ledgerline/v1/backup-item";
 /// Hash context of a team name's commitment in the roster (`roster.md`).

@@ -13,11 +13,12 @@
 //! The relay stores backup items and never holds a key that opens them.
 
 use crate::constants::{
-    CTX_BACKUP_KEY, CTX_RECOVERY_KEY, INFO_BACKUP_ITEM, INFO_BACKUP_SECRET, INFO_RECOVERY_ID,
+    CTX_BACKUP_KEY, CTX_RECOVERY_KEY, INFO_BACKUP_ITEM, INFO_BACKUP_SECRET, INFO_RECOVERY_ESCROW,
+    INFO_RECOVERY_ID,
 };
 use crate::crypto;
 use crate::encoding::Writer;
-use crate::ids::{FirmId, MemberId};
+use crate::ids::{DeviceId, FirmId, MemberId};
 use crate::keys::{DeviceWrapSecret, MasterSigningKey, WrapPublicKey};
 use crate::wrap::{open_ephemeral, seal_ephemeral, UnwrapError};
 use crate::PROTOCOL_VERSION;
@@ -246,6 +247,57 @@ pub fn open_item(
     )
 }
 
+/// Associated data of a recovery key sealed to an admin's device:
+/// `version || firm || member || admin device`.
+fn escrow_ad(firm: FirmId, member: MemberId, device: DeviceId) -> Vec<u8> {
+    Writer::new()
+        .u8(PROTOCOL_VERSION)
+        .fixed(&firm.0)
+        .fixed(&member.0)
+        .fixed(&device.0)
+        .finish()
+}
+
+/// Seals `member`'s recovery key to one admin device (admin-assisted recovery): the
+/// construction of [`seal_item`] with `INFO_RECOVERY_ESCROW` and the escrow's context.
+pub fn seal_escrow<R: RngCore + CryptoRng>(
+    key: &RecoveryKey,
+    admin_device_key: &WrapPublicKey,
+    firm: FirmId,
+    member: MemberId,
+    admin_device: DeviceId,
+    rng: &mut R,
+) -> Vec<u8> {
+    seal_ephemeral(
+        INFO_RECOVERY_ESCROW,
+        &key.0[..],
+        admin_device_key,
+        &escrow_ad(firm, member, admin_device),
+        rng,
+    )
+}
+
+/// Opens, on the admin device it was sealed to, `member`'s escrowed recovery key.
+pub fn open_escrow(
+    sealed: &[u8],
+    device_secret: &DeviceWrapSecret,
+    firm: FirmId,
+    member: MemberId,
+    admin_device: DeviceId,
+) -> Result<RecoveryKey, UnwrapError> {
+    let pt = open_ephemeral(
+        INFO_RECOVERY_ESCROW,
+        sealed,
+        device_secret,
+        &escrow_ad(firm, member, admin_device),
+    )?;
+    let bytes: [u8; RECOVERY_KEY_LEN] = pt
+        .as_slice()
+        .try_into()
+        .map_err(|_| UnwrapError::AuthFailed)?;
+    Ok(RecoveryKey::from_bytes(bytes))
+}
+
 /// What a member's master key signs about their backup key:
 /// `version || firm || member || backup key || recovery id`.
 fn backup_key_bytes(
@@ -366,6 +418,32 @@ mod tests {
             open_item(&sealed[..20], &k, &c),
             Err(UnwrapError::Malformed(_))
         ));
+    }
+
+    #[test]
+    fn an_escrowed_key_opens_only_on_its_admin_device_for_its_member() {
+        let mut rng = ChaCha20Rng::seed_from_u64(10);
+        let k = RecoveryKey::generate(&mut rng);
+        let admin = DeviceWrapSecret::generate(&mut rng);
+        let (f, m, d) = (FirmId([1; 16]), MemberId([2; 16]), DeviceId([3; 16]));
+        let sealed = seal_escrow(&k, &admin.public_key(), f, m, d, &mut rng);
+        assert_eq!(
+            open_escrow(&sealed, &admin, f, m, d).unwrap().as_bytes(),
+            k.as_bytes()
+        );
+        let other = DeviceWrapSecret::generate(&mut rng);
+        assert_eq!(
+            open_escrow(&sealed, &other, f, m, d).unwrap_err(),
+            UnwrapError::AuthFailed
+        );
+        assert_eq!(
+            open_escrow(&sealed, &admin, f, MemberId([4; 16]), d).unwrap_err(),
+            UnwrapError::AuthFailed
+        );
+        assert_eq!(
+            open_escrow(&sealed, &admin, f, m, DeviceId([5; 16])).unwrap_err(),
+            UnwrapError::AuthFailed
+        );
     }
 
     #[test]

@@ -160,6 +160,109 @@ pub(super) async fn put_items<S: Store>(
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+pub(super) struct EscrowEntry {
+    device: DeviceId,
+    sealed: Hex,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct PutEscrow {
+    backup_key: Hex,
+    entries: Vec<EscrowEntry>,
+}
+
+/// `PUT /v1/backup/escrow`: the caller's member's recovery key sealed to admin devices,
+/// while the firm's policy allows admin-assisted recovery; every entry for an active
+/// admin's active device.
+pub(super) async fn put_escrow<S: Store>(
+    State(state): State<AppState<S>>,
+    s: SignedJson<PutEscrow>,
+) -> Result<StatusCode, ApiError> {
+    let c = &s.caller;
+    let sealed_to = fixed(s.body.backup_key, "backup_key")?;
+    if s.body.entries.len() > MAX_ITEMS {
+        return Err(ApiError::bad_request(
+            "too_many_items",
+            format!("at most {MAX_ITEMS} entries"),
+        ));
+    }
+    let (policy, admins) = with_roster(&state, c.firm, |r| {
+        let admins: std::collections::BTreeSet<DeviceId> = r
+            .members()
+            .filter(|(_, m)| m.role == Role::Admin && m.active.until.is_none())
+            .flat_map(|(id, _)| r.active_devices(id).map(|(d, _)| *d).collect::<Vec<_>>())
+            .collect();
+        (r.admin_assisted_recovery(), admins)
+    })?;
+    if !policy {
+        return Err(ApiError::forbidden(
+            "the firm's policy does not allow admin-assisted recovery",
+        ));
+    }
+    let mut entries = Vec::with_capacity(s.body.entries.len());
+    for e in s.body.entries {
+        if !admins.contains(&e.device) {
+            return Err(ApiError::bad_request(
+                "unknown_device",
+                "an escrow entry is for a device that is not an active admin's",
+            ));
+        }
+        if e.sealed.0.len() != 1 + 32 + 32 + 16 {
+            return Err(ApiError::bad_request(
+                "bad_item",
+                "a sealed recovery key is 81 bytes",
+            ));
+        }
+        entries.push((e.device, e.sealed.0));
+    }
+    state
+        .store
+        .put_escrow(c.firm, c.member, sealed_to, entries)
+        .await
+        .map_err(|e| match e {
+            StoreError::NotFound => ApiError::conflict(
+                "backup_key_changed",
+                "the escrow is for a backup key that is not the member's current one",
+            ),
+            other => store_err(other),
+        })?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `GET /v1/backup/escrow/{member}`: an admin's device fetches the member's recovery key
+/// as sealed to it, while the policy allows admin-assisted recovery. Audited: an admin
+/// about to act as the member.
+pub(super) async fn get_escrow<S: Store>(
+    State(state): State<AppState<S>>,
+    P(member): P<MemberId>,
+    s: Signed,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let c = &s.caller;
+    if c.role != Role::Admin {
+        return Err(ApiError::forbidden("only admins reprovision members"));
+    }
+    if !with_roster(&state, c.firm, |r| r.admin_assisted_recovery())? {
+        return Err(ApiError::forbidden(
+            "the firm's policy does not allow admin-assisted recovery",
+        ));
+    }
+    let sealed = state
+        .store
+        .escrow(c.firm, member, c.device)
+        .await
+        .map_err(store_err)?
+        .ok_or_else(|| {
+            ApiError::not_found(
+                "no recovery key of this member is escrowed for this device (the member runs `ledgerline backup new-key` while the policy is on)",
+            )
+        })?;
+    log_read(&state, c, &[(SubjectKind::Member, member.0)]).await?;
+    Ok(Json(json!({ "sealed": hex::encode(sealed) })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 pub(super) struct After {
     after: Option<u64>,
 }

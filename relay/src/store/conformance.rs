@@ -1010,10 +1010,25 @@ pub async fn key_backup<S: Store>(s: S) {
         .await
         .expect("other firm")
         .is_empty());
-    // The same key again keeps the items; a new key drops them and frees the old id.
+    // Escrow: per admin device, under the current key only.
+    assert!(matches!(
+        s.put_escrow(F, M1, [2; 32], vec![(D1, vec![1; 80])]).await,
+        Err(StoreError::NotFound)
+    ));
+    s.put_escrow(F, M1, [1; 32], vec![(D1, vec![1; 80]), (D2, vec![2; 80])])
+        .await
+        .expect("escrow");
+    assert_eq!(
+        s.escrow(F, M1, D2).await.expect("escrow"),
+        Some(vec![2; 80])
+    );
+    assert_eq!(s.escrow(F, M2, D2).await.expect("none"), None);
+    // The same key again keeps the items and the escrow; a new key drops both and frees
+    // the old id.
     s.put_backup_key(F, M1, key(1), audit())
         .await
         .expect("same");
+    assert!(s.escrow(F, M1, D1).await.expect("kept").is_some());
     assert_eq!(s.backup_items(F, M1, 0, 100).await.expect("kept").len(), 3);
     s.put_backup_key(F, M1, key(2), audit()).await.expect("new");
     assert!(s
@@ -1021,6 +1036,7 @@ pub async fn key_backup<S: Store>(s: S) {
         .await
         .expect("dropped")
         .is_empty());
+    assert_eq!(s.escrow(F, M1, D1).await.expect("dropped"), None);
     assert_eq!(
         s.backup_by_recovery_id([1; 16]).await.expect("old id"),
         None

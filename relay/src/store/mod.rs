@@ -693,6 +693,22 @@ pub trait Store: Send + Sync + 'static {
         sealed_to: [u8; 32],
         items: Vec<BackupItem>,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Stores `member`'s recovery key sealed to admin devices `(device, sealed)`, replacing
+    /// what those devices held; `NotFound` unless `sealed_to` is the current backup key.
+    fn put_escrow(
+        &self,
+        firm: FirmId,
+        member: MemberId,
+        sealed_to: [u8; 32],
+        entries: Vec<(DeviceId, Vec<u8>)>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// `member`'s recovery key as sealed to `device`, if escrowed under the current key.
+    fn escrow(
+        &self,
+        firm: FirmId,
+        member: MemberId,
+        device: DeviceId,
+    ) -> impl Future<Output = Result<Option<Vec<u8>>, StoreError>> + Send;
     /// Up to `limit` items of `member`'s backup after position `after`, with positions.
     fn backup_items(
         &self,

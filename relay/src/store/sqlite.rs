@@ -1669,11 +1669,13 @@ impl Store for SqliteStore {
                 .optional()
                 .map_err(backend)?;
             if same.as_deref() != Some(&key.key[..]) {
-                tx.execute(
-                    "DELETE FROM backup_items WHERE firm = ?1 AND member = ?2",
-                    params![&firm.0[..], &member.0[..]],
-                )
-                .map_err(backend)?;
+                for table in ["backup_items", "backup_escrow"] {
+                    tx.execute(
+                        &format!("DELETE FROM {table} WHERE firm = ?1 AND member = ?2"),
+                        params![&firm.0[..], &member.0[..]],
+                    )
+                    .map_err(backend)?;
+                }
             }
             insert_or_exists(tx.execute(
                 "INSERT INTO backup_keys (firm, member, recovery_id, backup_key, signature) VALUES (?1, ?2, ?3, ?4, ?5)
@@ -1750,6 +1752,56 @@ impl Store for SqliteStore {
                     .map_err(backend)?;
             }
             Ok(())
+        })
+        .await
+    }
+
+    async fn put_escrow(
+        &self,
+        firm: FirmId,
+        member: MemberId,
+        sealed_to: [u8; 32],
+        entries: Vec<(DeviceId, Vec<u8>)>,
+    ) -> Result<(), StoreError> {
+        self.write(move |tx| {
+            let current: Option<Vec<u8>> = tx
+                .query_row(
+                    "SELECT backup_key FROM backup_keys WHERE firm = ?1 AND member = ?2",
+                    params![&firm.0[..], &member.0[..]],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(backend)?;
+            if current.as_deref() != Some(&sealed_to[..]) {
+                return Err(StoreError::NotFound);
+            }
+            let mut st = tx
+                .prepare_cached("INSERT OR REPLACE INTO backup_escrow (firm, member, device, backup_key, sealed) VALUES (?1, ?2, ?3, ?4, ?5)")
+                .map_err(backend)?;
+            for (device, sealed) in entries {
+                st.execute(params![&firm.0[..], &member.0[..], &device.0[..], &sealed_to[..], sealed])
+                    .map_err(backend)?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn escrow(
+        &self,
+        firm: FirmId,
+        member: MemberId,
+        device: DeviceId,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        self.read(move |c| {
+            c.query_row(
+                "SELECT e.sealed FROM backup_escrow e JOIN backup_keys k ON k.firm = e.firm AND k.member = e.member AND k.backup_key = e.backup_key
+                 WHERE e.firm = ?1 AND e.member = ?2 AND e.device = ?3",
+                params![&firm.0[..], &member.0[..], &device.0[..]],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(backend)
         })
         .await
     }

@@ -77,6 +77,14 @@ enum Private {
         #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
         teams: BTreeMap<ledgerline_protocol::ids::TeamId, super::teams::TeamName>,
     },
+    /// The member's recovery key, from the admin who reprovisioned this device (the firm's
+    /// policy allows it): the device restores the member's key backup with it.
+    Reprovision {
+        /// Member.
+        member: MemberId,
+        /// The recovery key's text.
+        recovery_key: String,
+    },
     /// A file room's sessions, from the admin who granted this member the file.
     ForwardedRoomKeys {
         /// The sessions.
@@ -144,15 +152,16 @@ impl Profile {
         Ok((p, fp))
     }
 
-    /// On the linking device: admits the new device whose fingerprint the member read.
-    pub async fn approve_device(&mut self, told_fingerprint: &str) -> Result<DeviceId> {
-        let master = self.master()?.clone();
-        // The roster event goes on top of the newest roster, not a stale copy.
-        self.sync_roster(&mut SyncReport::default()).await?;
+    /// The link request, among this device's open invitations of `role`, whose device
+    /// fingerprint is the one read out: `(invitation index, invitation, device, keys)`.
+    pub(super) async fn find_link_request(
+        &self,
+        role: &str,
+        told_fingerprint: &str,
+    ) -> Result<(usize, Invite, DeviceId, DeviceKeys)> {
         let now = now_ms();
-        let mut found = None;
-        'invites: for (i, inv) in self.local.invites.iter().enumerate() {
-            if inv.expires_ms < now || inv.role != DEVICE_INVITE {
+        for (i, inv) in self.local.invites.iter().enumerate() {
+            if inv.expires_ms < now || inv.role != role {
                 continue;
             }
             let invite = Invite::parse(&inv.code)
@@ -171,16 +180,23 @@ impl Profile {
                     wrap: WrapPublicKey::from(hex32(&req.wrap_key)?),
                 };
                 if norm(&fingerprint_text(&fingerprint(&keys.signing))) == norm(told_fingerprint) {
-                    found = Some((i, invite.clone(), req.device, keys));
-                    break 'invites;
+                    return Ok((i, invite.clone(), req.device, keys));
                 }
             }
         }
-        let (index, invite, device, keys) = found.ok_or_else(|| {
-            ClientError::NotFound(
-                "no link request with that fingerprint (has the new device run `ledgerline device join`?)".into(),
-            )
-        })?;
+        Err(ClientError::NotFound(
+            "no link request with that fingerprint (has the new device run `ledgerline device join`?)".into(),
+        ))
+    }
+
+    /// On the linking device: admits the new device whose fingerprint the member read.
+    pub async fn approve_device(&mut self, told_fingerprint: &str) -> Result<DeviceId> {
+        let master = self.master()?.clone();
+        // The roster event goes on top of the newest roster, not a stale copy.
+        self.sync_roster(&mut SyncReport::default()).await?;
+        let (index, invite, device, keys) = self
+            .find_link_request(DEVICE_INVITE, told_fingerprint)
+            .await?;
         let cert = DeviceCertificate::issue(self.id.firm, self.id.member, device, keys, &master);
         self.append(EventKind::DeviceAdded(cert)).await?;
         self.local.invites.remove(index);
@@ -241,7 +257,17 @@ impl Profile {
         let m = r
             .member(&member)
             .ok_or_else(|| ClientError::Integrity("the device's member is unknown".into()))?;
-        if fingerprint(&m.master_key) != *inviter {
+        // Linked by the member's own device (the code carries the member's fingerprint),
+        // or reprovisioned by an admin (the code carries that admin's, who appended the
+        // certificate; `protocol-spec/recovery.md`).
+        let by_admin = r.admin_assisted_recovery()
+            && self.events.iter().any(|e| {
+                matches!(&e.body.kind, EventKind::DeviceAdded(c) if c.device == self.id.device)
+                    && r.member(&e.body.signer).is_some_and(|a| {
+                        a.role == Role::Admin && fingerprint(&a.master_key) == *inviter
+                    })
+            });
+        if fingerprint(&m.master_key) != *inviter && !by_admin {
             return Err(ClientError::Integrity(format!(
                 "this device was certified by a member whose fingerprint is not the code's {}",
                 fingerprint_text(inviter)
@@ -345,6 +371,17 @@ impl Profile {
         Ok(())
     }
 
+    /// Hands the member's recovery key to their reprovisioned device over Olm.
+    pub(super) fn queue_reprovision(&mut self, device: DeviceId, member: MemberId, key: &str) {
+        self.queue_private(
+            device,
+            &Private::Reprovision {
+                member,
+                recovery_key: key.to_owned(),
+            },
+        );
+    }
+
     fn queue_private(&mut self, device: DeviceId, payload: &Private) {
         self.local.private_outbox.push(PrivatePayload {
             device,
@@ -408,6 +445,21 @@ impl Profile {
             .map(|d| d.member)
             .ok_or_else(|| ClientError::Integrity("sender not in the roster".into()))?;
         match payload {
+            Private::Reprovision {
+                member,
+                mut recovery_key,
+            } => {
+                let admin = r.member(&from).is_some_and(|m| m.role == Role::Admin);
+                if !admin || !r.admin_assisted_recovery() || member != self.id.member {
+                    recovery_key.zeroize();
+                    return Err(ClientError::Integrity(
+                        "a recovery key from a device that may not reprovision this member".into(),
+                    ));
+                }
+                // Restored at this sync's end (it needs the relay); kept encrypted at rest
+                // until then.
+                self.local.pending_restore = Some(std::mem::take(&mut recovery_key));
+            }
             Private::MasterKey { member, mut key } => {
                 let seed = key32(&key);
                 key.zeroize();

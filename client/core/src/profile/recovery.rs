@@ -14,7 +14,8 @@ use crate::transport::{BackupKeyInfo, RelayError};
 use ledgerline_protocol::ids::{DeviceId, MemberId};
 use ledgerline_protocol::keys::{MasterSigningKey, MemberKey, WrapPublicKey};
 use ledgerline_protocol::recovery::{
-    open_item, seal_item, sign_backup_key, verify_backup_key, ItemContext, ItemKind, RecoveryKey,
+    open_escrow, open_item, seal_escrow, seal_item, sign_backup_key, verify_backup_key,
+    ItemContext, ItemKind, RecoveryKey,
 };
 use ledgerline_protocol::roster::{DeviceCertificate, EventBody, EventKind, Roster, RosterEvent};
 use rand_core::OsRng;
@@ -39,6 +40,10 @@ pub(super) struct BackupState {
     registered: bool,
     /// Items this device knows the backup holds: `kind:hex id`.
     done: BTreeSet<String>,
+    /// A new recovery key (hex), kept only until this device knows whether the firm's
+    /// policy wants it escrowed for the admins (the first sync in the roster), then erased.
+    #[serde(default)]
+    pending_key: Option<String>,
 }
 
 impl BackupState {
@@ -49,6 +54,7 @@ impl BackupState {
             signature: hex::encode(k.signature),
             registered,
             done: BTreeSet::new(),
+            pending_key: None,
         }
     }
 
@@ -149,7 +155,9 @@ impl Profile {
             key: *public.as_bytes(),
             signature: sign_backup_key(master, self.id.firm, self.id.member, &public, &key.id()),
         };
-        self.local.backup = Some(BackupState::from_info(&info, false));
+        let mut state = BackupState::from_info(&info, false);
+        state.pending_key = Some(hex::encode(key.as_bytes()));
+        self.local.backup = Some(state);
         let text = key.to_text();
         self.fresh_recovery_key = Some(text.clone());
         Ok(text)
@@ -240,6 +248,7 @@ impl Profile {
             }
             self.commit()?;
         }
+        self.escrow_pending().await?;
         for attempt in 0..2 {
             match self.upload_items().await {
                 Err(ClientError::Relay(RelayError::Refused {
@@ -254,6 +263,204 @@ impl Profile {
             }
         }
         Ok(())
+    }
+
+    /// A new recovery key waits for the roster's word: under an admin-assisted policy it is
+    /// sealed to every active admin device and stored on the relay; then (either way) it is
+    /// erased from this device.
+    async fn escrow_pending(&mut self) -> Result<()> {
+        let Some(b) = self.local.backup.clone() else {
+            return Ok(());
+        };
+        let Some(pending) = b.pending_key.as_deref() else {
+            return Ok(());
+        };
+        let r = self.roster()?;
+        if r.admin_assisted_recovery() {
+            let bytes = key32(pending)
+                .ok_or_else(|| ClientError::Integrity("stored recovery key".into()))?;
+            let key = RecoveryKey::from_bytes(*bytes);
+            let mut entries = Vec::new();
+            for (id, m) in r.members() {
+                if m.role != ledgerline_protocol::roster::Role::Admin || m.active.until.is_some() {
+                    continue;
+                }
+                for (d, state) in r.active_devices(id) {
+                    entries.push((
+                        *d,
+                        seal_escrow(
+                            &key,
+                            &state.keys.wrap,
+                            self.id.firm,
+                            self.id.member,
+                            *d,
+                            &mut OsRng,
+                        ),
+                    ));
+                }
+            }
+            self.relay
+                .put_escrow(&self.account, b.info()?.key, &entries)
+                .await?;
+        }
+        if let Some(b) = self.local.backup.as_mut() {
+            if let Some(mut k) = b.pending_key.take() {
+                k.zeroize();
+            }
+        }
+        self.commit()
+    }
+
+    /// Turns admin-assisted recovery on or off for the firm (admin). Members escrow their
+    /// recovery key when they next make one (`backup new-key`) or join.
+    pub async fn set_recovery_policy(&mut self, admin_assisted: bool) -> Result<()> {
+        self.require_admin()?;
+        self.sync_roster(&mut super::SyncReport::default()).await?;
+        if self.roster()?.admin_assisted_recovery() == admin_assisted {
+            return Ok(());
+        }
+        self.append(EventKind::RecoveryPolicySet { admin_assisted })
+            .await?;
+        Ok(())
+    }
+
+    /// This member's recovery key as escrowed for this admin device.
+    async fn escrowed_key(&mut self, member: MemberId) -> Result<RecoveryKey> {
+        self.require_admin()?;
+        if !self.roster()?.admin_assisted_recovery() {
+            return Err(ClientError::NotAllowed(
+                "the firm's policy does not allow admin-assisted recovery (`ledgerline firm recovery-policy on`)".into(),
+            ));
+        }
+        let sealed = match self.relay.escrow(&self.account, member).await {
+            Err(RelayError::Refused { status: 404, .. }) => {
+                return Err(ClientError::NotFound(
+                    "no recovery key of this member is escrowed for this device: the member makes a new one (`ledgerline backup new-key`) while the policy is on".into(),
+                ))
+            }
+            other => other?,
+        };
+        open_escrow(
+            &sealed,
+            self.account.wrap_secret(),
+            self.id.firm,
+            member,
+            self.id.device,
+        )
+        .map_err(|e| ClientError::Integrity(format!("the escrowed recovery key: {e}")))
+    }
+
+    /// Admin-assisted recovery, first step: checks that this device can open the member's
+    /// escrowed recovery key, and opens a link code (with this admin's fingerprint) for the
+    /// member's new device, which runs `ledgerline device join` with it.
+    pub async fn reprovision_start(&mut self, member: MemberId) -> Result<String> {
+        self.sync_roster(&mut super::SyncReport::default()).await?;
+        if member == self.id.member {
+            return Err(ClientError::NotAllowed(
+                "recover your own account with your recovery key, or ask another admin".into(),
+            ));
+        }
+        self.escrowed_key(member).await?;
+        let name = self
+            .local
+            .member_names
+            .get(&member)
+            .cloned()
+            .unwrap_or_else(|| member.to_string());
+        self.open_invite(&name, &reprovision_role(member)).await
+    }
+
+    /// Admin-assisted recovery, second step: admits the new device whose fingerprint the
+    /// member read out — certified with the member's master key from their backup, in a
+    /// roster event this admin signs — revokes the member's other devices (with the full
+    /// rotation), and hands the new device the recovery key over Olm to restore from.
+    pub async fn reprovision_finish(
+        &mut self,
+        member: MemberId,
+        told_fingerprint: &str,
+        progress: &mut dyn FnMut(&super::RotationProgress),
+    ) -> Result<(DeviceId, super::RotationReport)> {
+        self.sync_roster(&mut super::SyncReport::default()).await?;
+        let key = self.escrowed_key(member).await?;
+        let (index, invite, device, keys) = self
+            .find_link_request(&reprovision_role(member), told_fingerprint)
+            .await?;
+        let info = self.relay.recovery(key.id()).await?;
+        if info.member != member || info.firm != self.id.firm {
+            return Err(ClientError::Integrity(
+                "the relay answered with another member's backup".into(),
+            ));
+        }
+        let ctx = ItemContext {
+            firm: info.firm,
+            member,
+            kind: ItemKind::Identity,
+            id: &[],
+        };
+        let plain = open_item(&info.identity, &key, &ctx)
+            .map_err(|e| ClientError::Integrity(format!("the backup's identity item: {e}")))?;
+        let identity: IdentityItem = serde_json::from_slice(&plain)
+            .map_err(|_| ClientError::Integrity("the backup's identity item".into()))?;
+        let seed =
+            key32(&identity.master).ok_or_else(|| ClientError::Integrity("master key".into()))?;
+        let master = MasterSigningKey::from_bytes(&seed);
+        if self.roster()?.member(&member).map(|m| m.master_key) != Some(master.verifying_key()) {
+            return Err(ClientError::Integrity(
+                "the backup's master key is not the member's in the roster".into(),
+            ));
+        }
+        let cert = DeviceCertificate::issue(self.id.firm, member, device, keys, &master);
+        self.append(EventKind::DeviceAdded(cert)).await?;
+        self.local.invites.remove(index);
+        self.queue_reprovision(device, member, &key.to_text());
+        self.queue_full_directory(device);
+        self.commit()?;
+        self.close_invite(invite.id()).await;
+        let others: Vec<DeviceId> = self
+            .roster()?
+            .active_devices(&member)
+            .map(|(d, _)| *d)
+            .filter(|d| *d != device)
+            .collect();
+        let mut report = super::RotationReport::default();
+        for d in others {
+            let r = self.revoke_device(d, progress).await?;
+            report.revoked_devices.extend(r.revoked_devices);
+            report.member_keys += r.member_keys;
+            report.files += r.files;
+        }
+        Ok((device, report))
+    }
+
+    /// On a reprovisioned device: restores the member's backup with the recovery key an
+    /// admin sent, after checking it opens the member's own signed backup key.
+    pub(super) async fn finish_reprovision(&mut self) -> Result<()> {
+        let Some(text) = self.local.pending_restore.clone().map(Zeroizing::new) else {
+            return Ok(());
+        };
+        let key = RecoveryKey::parse(&text)
+            .map_err(|e| ClientError::Integrity(format!("the admin's recovery key: {e}")))?;
+        if !self.fetch_backup_key().await? {
+            return Err(ClientError::NotFound(
+                "this member has no key backup".into(),
+            ));
+        }
+        let relay_key = self
+            .local
+            .backup
+            .as_ref()
+            .map(BackupState::info)
+            .transpose()?;
+        if relay_key.map(|k| k.key) != Some(*key.backup_key().as_bytes()) {
+            return Err(ClientError::Integrity(
+                "the recovery key the admin sent does not open this member's backup".into(),
+            ));
+        }
+        self.restore(&key).await?;
+        if let Some(mut t) = self.local.pending_restore.take() {
+            t.zeroize();
+        }
+        self.commit()
     }
 
     /// Seals and uploads the items the backup lacks, in batches; commits after each.
@@ -494,6 +701,22 @@ impl Profile {
                 let plain = open_item(&sealed, key, &ctx)
                     .map_err(|e| ClientError::Integrity(format!("a backup item: {e}")))?;
                 match kind {
+                    ItemKind::Identity if self.master.is_none() => {
+                        let identity: IdentityItem = serde_json::from_slice(&plain)
+                            .map_err(|_| ClientError::Integrity("identity item".into()))?;
+                        let seed = key32(&identity.master)
+                            .ok_or_else(|| ClientError::Integrity("master key".into()))?;
+                        let master = MasterSigningKey::from_bytes(&seed);
+                        if self.roster()?.member(&self.id.member).map(|m| m.master_key)
+                            != Some(master.verifying_key())
+                        {
+                            return Err(ClientError::Integrity(
+                                "the backup's master key is not the member's in the roster".into(),
+                            ));
+                        }
+                        self.id.master = hex::encode(*master.to_bytes());
+                        self.master = Some(master);
+                    }
                     ItemKind::Identity => {}
                     ItemKind::MemberKey => {
                         let version = <[u8; 4]>::try_from(&id[..])
@@ -513,9 +736,6 @@ impl Profile {
                                 "a room key item under another session's id".into(),
                             ));
                         }
-                        self.timeline
-                            .add_forwarded_key(&k)
-                            .map_err(|e| ClientError::Integrity(format!("room key item: {e}")))?;
                         // An internal room or direct chat: known again, its history fetched
                         // at the next sync.
                         let is_file = k
@@ -526,6 +746,16 @@ impl Profile {
                             });
                         if !is_file {
                             self.local.rooms.entry(k.room.clone()).or_default();
+                        }
+                        let decrypted = self
+                            .timeline
+                            .add_forwarded_key(&k)
+                            .map_err(|e| ClientError::Integrity(format!("room key item: {e}")))?;
+                        // Messages fetched before the key came now read.
+                        for d in decrypted.into_iter().flatten() {
+                            self.apply_room_profile(d.room, d.sender, &d.event);
+                            self.page
+                                .push(super::stored(&d.event, d.room, d.seq, d.sender, 0));
                         }
                         room_keys += 1;
                     }
@@ -542,6 +772,11 @@ impl Profile {
         }
         Ok((member_keys, room_keys))
     }
+}
+
+/// The invitation role of a reprovisioning link for `member`.
+fn reprovision_role(member: MemberId) -> String {
+    format!("reprovision:{member}")
 }
 
 fn roster_of(events: &[RosterEvent]) -> Result<Roster> {
