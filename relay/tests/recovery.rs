@@ -261,3 +261,118 @@ async fn backup_and_recovery_routes_accept_only_what_the_member_signed() {
         .unwrap();
     assert_eq!(r.status().as_u16(), 404);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_escrow_follows_the_firms_policy_and_reaches_only_admin_devices() {
+    use ledgerline_protocol::recovery::{open_escrow, seal_escrow};
+    let dir = tempfile::tempdir().unwrap();
+    let relay = Relay::start(&dir.path().join("data"), &[]);
+    let http = client();
+    let mut a = Firm::create(&http, &relay.base, 32).await;
+    let (anna, anna_dev) = a.add_member(&http, Role::Member).await;
+    let (_, bartek_dev) = a.add_member(&http, Role::Member).await;
+    let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(6);
+    let key = RecoveryKey::generate(&mut rng);
+    let sig = sign_backup_key(&anna.master, a.id, anna.id, &key.backup_key(), &key.id());
+    let bk = hex::encode(key.backup_key().as_bytes());
+    let (s, v) = anna_dev
+        .call(
+            &http,
+            "PUT",
+            "/v1/backup/key",
+            Some(json!({ "recovery_id": hex::encode(key.id()), "backup_key": bk, "signature": hex::encode(sig) })),
+        )
+        .await;
+    assert_eq!(s, 204, "{v}");
+    let owner = a.owner_device.clone();
+    let sealed = seal_escrow(
+        &key,
+        &owner.wrap.public_key(),
+        a.id,
+        anna.id,
+        owner.id,
+        &mut rng,
+    );
+    let escrow = |device: &Device, sealed: &[u8]| json!({ "backup_key": bk, "entries": [{ "device": device.id, "sealed": hex::encode(sealed) }] });
+    let get = format!("/v1/backup/escrow/{}", anna.id);
+    // Policy off: neither stored nor handed out.
+    let (s, v) = anna_dev
+        .call(
+            &http,
+            "PUT",
+            "/v1/backup/escrow",
+            Some(escrow(&owner, &sealed)),
+        )
+        .await;
+    assert_eq!((s, code(&v)), (403, "forbidden"), "{v}");
+    let (s, v) = owner.call(&http, "GET", &get, None).await;
+    assert_eq!((s, code(&v)), (403, "forbidden"), "{v}");
+    // A member cannot turn it on; an admin can.
+    let on = a.event(
+        &anna,
+        EventKind::RecoveryPolicySet {
+            admin_assisted: true,
+        },
+    );
+    let (s, v) = anna_dev
+        .call(
+            &http,
+            "POST",
+            "/v1/roster",
+            Some(json!({ "event": hex::encode(on.to_bytes()) })),
+        )
+        .await;
+    assert_eq!((s, code(&v)), (400, "roster_rejected"), "{v}");
+    let on = a.event(
+        &a.owner_clone(),
+        EventKind::RecoveryPolicySet {
+            admin_assisted: true,
+        },
+    );
+    a.append(&http, &owner, on).await;
+    // Only for admin devices, only 81 bytes, only under the current key.
+    let (s, v) = anna_dev
+        .call(
+            &http,
+            "PUT",
+            "/v1/backup/escrow",
+            Some(escrow(&bartek_dev, &sealed)),
+        )
+        .await;
+    assert_eq!((s, code(&v)), (400, "unknown_device"), "{v}");
+    let (s, v) = anna_dev
+        .call(
+            &http,
+            "PUT",
+            "/v1/backup/escrow",
+            Some(escrow(&owner, &sealed[..40])),
+        )
+        .await;
+    assert_eq!((s, code(&v)), (400, "bad_item"), "{v}");
+    let mut stale = escrow(&owner, &sealed);
+    stale["backup_key"] = json!(hex::encode([9u8; 32]));
+    let (s, v) = anna_dev
+        .call(&http, "PUT", "/v1/backup/escrow", Some(stale))
+        .await;
+    assert_eq!((s, code(&v)), (409, "backup_key_changed"), "{v}");
+    let (s, v) = anna_dev
+        .call(
+            &http,
+            "PUT",
+            "/v1/backup/escrow",
+            Some(escrow(&owner, &sealed)),
+        )
+        .await;
+    assert_eq!(s, 204, "{v}");
+    // Only admins fetch it, each their own device's entry; it opens there only.
+    let (s, v) = bartek_dev.call(&http, "GET", &get, None).await;
+    assert_eq!((s, code(&v)), (403, "forbidden"), "{v}");
+    let (s, v) = owner.call(&http, "GET", &get, None).await;
+    assert_eq!(s, 200, "{v}");
+    let got = hex::decode(v["sealed"].as_str().unwrap()).unwrap();
+    let opened = open_escrow(&got, &owner.wrap, a.id, anna.id, owner.id).unwrap();
+    assert_eq!(opened.as_bytes(), key.as_bytes());
+    let second = a.add_device(&http, &a.owner_clone()).await;
+    let (s, _) = second.call(&http, "GET", &get, None).await;
+    assert_eq!(s, 404, "nothing was sealed to the admin's later device");
+}
