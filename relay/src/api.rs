@@ -1175,11 +1175,16 @@ async fn get_messages<S: Store>(
     if !msgs.is_empty() {
         log_read(&state, c, &[(SubjectKind::Room, room)]).await?;
     }
+    let next = state
+        .store
+        .room_next_seq(c.firm, room)
+        .await
+        .map_err(store_err)?;
     let msgs: Vec<_> = msgs
         .into_iter()
         .map(|m| json!({ "seq": m.seq, "sender": m.sender, "ciphertext": hex::encode(m.ciphertext), "created_ms": m.created_ms }))
         .collect();
-    Ok(Json(json!({ "messages": msgs })))
+    Ok(Json(json!({ "messages": msgs, "next": next })))
 }
 
 // ---------------------------------------------------------------- records

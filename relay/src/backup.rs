@@ -352,6 +352,7 @@ pub fn restore(from: &Path, data: &Path) -> Result<Manifest, BackupError> {
     private_dir(&staging)?;
     copy_tree(from, &staging)?;
     std::fs::remove_file(staging.join(MANIFEST)).map_err(io("cannot drop the manifest copy"))?;
+    never_reuse_numbers(&staging.join(DATABASE))?;
     sync_dir(&staging)?;
     if data.exists() {
         std::fs::remove_dir(data).map_err(io(format!("cannot replace {}", data.display())))?;
@@ -364,6 +365,32 @@ pub fn restore(from: &Path, data: &Path) -> Result<Manifest, BackupError> {
         sync_dir(parent)?;
     }
     Ok(m)
+}
+
+/// How far a restore moves every sequence a client keeps a cursor on.
+pub const RESTORE_SEQ_GAP: i64 = 1 << 32;
+
+/// A restored relay is behind what it acknowledged before. It must never hand out a room
+/// sequence number or a to-device id again that a device may already hold (a device's
+/// cursor past the restored end would skip every new message): each room's next number and
+/// each AUTOINCREMENT counter move ahead by [`RESTORE_SEQ_GAP`]. Clients read a jump that
+/// large as "the relay lost what it acknowledged" (`protocol-spec/operations.md`).
+fn never_reuse_numbers(db: &Path) -> Result<(), BackupError> {
+    let conn = Connection::open(db).map_err(io(format!("cannot open {}", db.display())))?;
+    conn.execute_batch(&format!(
+        "BEGIN;
+         UPDATE rooms SET next_seq = next_seq + {RESTORE_SEQ_GAP};
+         UPDATE sqlite_sequence SET seq = seq + {RESTORE_SEQ_GAP};
+         INSERT INTO sqlite_sequence (name, seq)
+             SELECT t, {RESTORE_SEQ_GAP} FROM (SELECT 'to_device' AS t UNION ALL SELECT 'backup_items')
+             WHERE t NOT IN (SELECT name FROM sqlite_sequence);
+         COMMIT;"
+    ))
+    .map_err(io("cannot move the restored sequences ahead"))?;
+    drop(conn);
+    let file = std::fs::File::open(db).map_err(io("cannot reopen the restored database"))?;
+    file.sync_all()
+        .map_err(io("cannot sync the restored database"))
 }
 
 fn copy_tree(from: &Path, to: &Path) -> Result<(), BackupError> {

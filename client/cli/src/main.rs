@@ -160,6 +160,10 @@ enum Command {
         /// SIGTERM; one line (or JSON object) per event.
         #[arg(long)]
         watch: bool,
+        /// The relay was restored from a backup: accept its (shorter) access log, say what
+        /// it lost, and send again what this device wrote that it no longer has.
+        #[arg(long, conflicts_with = "watch")]
+        after_restore: bool,
     },
     /// This profile: firm, member, device, fingerprint.
     Whoami,
@@ -1459,7 +1463,24 @@ async fn with_profile(p: &mut Profile, command: Command, json: bool) -> Result<O
                 json: json!({ "results": list }),
             })
         }
-        Command::Sync { watch: true } => {
+        Command::Sync {
+            after_restore: true,
+            ..
+        } => {
+            let r = p.after_restore().await?;
+            Ok(Output {
+                text: format!(
+                    "The relay was restored: this device had seen {} access-log entries; the relay still holds the first {} of them and now has {}.\nSent again: {} roster event(s), {} message(s). Tell your colleagues to run `ledgerline sync --after-restore` too.",
+                    r.log_was,
+                    r.log_kept,
+                    r.log_now,
+                    r.roster_events,
+                    r.sync.resent
+                ),
+                json: serde_json::to_value(&r).unwrap_or_default(),
+            })
+        }
+        Command::Sync { watch: true, .. } => {
             let stop = async {
                 #[cfg(unix)]
                 {
@@ -1507,7 +1528,7 @@ async fn with_profile(p: &mut Profile, command: Command, json: bool) -> Result<O
                 json: json!({ "event": "stopped" }),
             })
         }
-        Command::Sync { watch: false } => {
+        Command::Sync { watch: false, .. } => {
             let r = p.sync().await?;
             let mut text = format!(
                 "roster events: {}, room keys: {}, messages: {}, waiting for keys: {}, sent from outbox: {}, audit log: {} entries (verified)",

@@ -3684,6 +3684,8 @@ async fn a_relay_backed_up_while_serving_restores_whole_and_never_over_data() {
         .unwrap();
     assert!(matches!(again, Err(BackupError::Usage(_))), "{again:?}");
     ok(&f.owner, &["chat", "send", FILE, "Po kopii zapasowej"]).await;
+    // A roster change after the backup, too.
+    ok(&f.owner, &["retention", "set", FILE, "--chat-months", "24"]).await;
     // A download after the backup: an access-log entry, and a checkpoint the owner's
     // device accepts, that the restored relay will not have.
     let seen = dir.path().join("bilans po kopii.csv");
@@ -3742,8 +3744,7 @@ async fn a_relay_backed_up_while_serving_restores_whole_and_never_over_data() {
         said.contains(&"Przed kopią zapasową".to_owned()),
         "{said:?}"
     );
-    // What came after the backup is not on the restored relay (clients noticing that and
-    // sending it again is the rest of the recovery work).
+    // What came after the backup is not on the restored relay (yet).
     assert!(!said.contains(&"Po kopii zapasowej".to_owned()), "{said:?}");
     let back = dir.path().join("bilans z kopii.csv");
     ok(
@@ -3764,6 +3765,45 @@ async fn a_relay_backed_up_while_serving_restores_whole_and_never_over_data() {
     let told = ll(&f.owner, &["sync"]).await;
     assert_eq!(told.code, 5, "{}", told.stderr);
     assert!(told.stderr.contains("older backup"), "{}", told.stderr);
+    assert!(told.stderr.contains("--after-restore"), "{}", told.stderr);
+    // The owner accepts the restored relay: the report says what it lost, and the owner's
+    // device sends again what it wrote after the backup — the message and the roster event.
+    let after = ok(&f.owner, &["sync", "--after-restore"]).await;
+    // (The restored log has grown since, with Anna's reads: a fork of what the owner saw.)
+    let kept = after["log_kept"].as_u64().unwrap();
+    assert!(
+        kept > 0 && kept < after["log_was"].as_u64().unwrap(),
+        "{after}"
+    );
+    assert_eq!(after["roster_events"], 1, "{after}");
+    assert!(after["sync"]["resent"].as_u64().unwrap() >= 1, "{after}");
+    // Anna reads it now; the owner sees it once; the relay has the retention policy again.
+    let said = bodies(&ok(&f.anna, &["chat", "read", FILE]).await);
+    assert!(
+        said.contains(&"Po kopii zapasowej".to_owned())
+            && said.contains(&"Przed kopią zapasową".to_owned()),
+        "{said:?}"
+    );
+    let mine = bodies(&ok(&f.owner, &["chat", "read", FILE]).await);
+    assert_eq!(
+        mine.iter().filter(|b| *b == "Po kopii zapasowej").count(),
+        1,
+        "{mine:?}"
+    );
+    let shown = ok(&f.anna, &["retention", "show", FILE]).await;
+    assert_eq!(shown["files"][0]["policy"]["chat_months"], 24, "{shown}");
+    // New messages flow both ways in the relay's new numbering.
+    ok(&f.anna, &["chat", "send", FILE, "Po odtworzeniu"]).await;
+    assert_eq!(
+        bodies(&ok(&f.owner, &["chat", "read", FILE]).await)
+            .last()
+            .unwrap(),
+        "Po odtworzeniu"
+    );
+    // A second `--after-restore` finds nothing more to send.
+    let again = ok(&f.owner, &["sync", "--after-restore"]).await;
+    assert_eq!(again["roster_events"], 0, "{again}");
+    assert_eq!(again["sync"]["resent"], 0, "{again}");
     relay.stop().await;
     // The backup is as blind as the relay.
     assert_relay_never_saw(&out, &["Przed kopią", "W trakcie kopii", "bilans 2025"]);

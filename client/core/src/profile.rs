@@ -38,7 +38,7 @@ mod retention;
 mod teams;
 mod watch;
 mod work;
-pub use audit::ExportSummary;
+pub use audit::{ExportSummary, RestoreReport};
 pub use cover::{CoverGrant, CoverView};
 pub use documents::{DocumentManifest, Phase, Progress};
 pub use offboard::{RevocationPlan, RotationProgress, RotationReport};
@@ -62,6 +62,10 @@ pub const INVITE_TTL_MS: u64 = 7 * 24 * 3600 * 1000;
 /// Room messages fetched (and committed) per page while syncing; the relay's default
 /// `max_page`.
 pub const SYNC_PAGE: u32 = 500;
+/// How far a restored relay moves its room numbering ahead (`ledgerline-relay restore`).
+const RESTORE_GAP: u64 = 1 << 32;
+/// A jump at least this large past a device's cursor means the relay was restored.
+const RESTORE_JUMP: u64 = 1 << 31;
 /// The record that holds a customer file's profile (its name).
 pub const FILE_PROFILE_RECORD: RecordId = RecordId([0; 16]);
 
@@ -557,6 +561,9 @@ pub struct SyncReport {
     pub work_sent: usize,
     /// What retention policies deleted from this device in this sync.
     pub expired: retention::Expired,
+    /// This device's messages a restored relay had lost, posted again.
+    #[serde(default)]
+    pub resent: usize,
     /// Problems that did not stop the sync (bad data from a peer, skipped).
     pub warnings: Vec<String>,
 }
@@ -1765,6 +1772,7 @@ impl Profile {
                 self.local
                     .outbox
                     .retain(|o| o.ciphertext != hex::encode(&ciphertext));
+                self.store.put_sent(&room, seq, &ciphertext)?;
                 self.commit()?;
                 Ok(seq)
             }
@@ -2172,18 +2180,31 @@ impl Profile {
                 .copied()
                 .unwrap_or(1)
                 .max(1);
-            let page = self
+            let (page, next) = self
                 .relay
-                .messages(&self.account, room, from, SYNC_PAGE)
+                .messages_page(&self.account, room, from, SYNC_PAGE)
                 .await?;
+            // A restored relay numbers on far past what it had lost
+            // (`protocol-spec/operations.md`): this device's lost messages go again, then
+            // reading continues in the new numbering.
+            let ahead = page.first().map(|m| m.seq).or(next);
+            if let Some(start) = ahead.filter(|s| *s >= from.saturating_add(RESTORE_JUMP)) {
+                report.resent += self.repost_lost(room, start).await?;
+                self.local.room_cursors.insert(key.clone(), start);
+                self.commit()?;
+                continue;
+            }
             let Some(last) = page.last().map(|m| m.seq) else {
                 return Ok(());
             };
             for m in page {
-                if m.sender == self.id.device && !self.local.outbox.is_empty() {
-                    // Our own message reached the relay: never send it again.
-                    let hexct = hex::encode(&m.ciphertext);
-                    self.local.outbox.retain(|o| o.ciphertext != hexct);
+                if m.sender == self.id.device {
+                    if !self.local.outbox.is_empty() {
+                        // Our own message reached the relay: never send it again.
+                        let hexct = hex::encode(&m.ciphertext);
+                        self.local.outbox.retain(|o| o.ciphertext != hexct);
+                    }
+                    self.store.put_sent(&room, m.seq, &m.ciphertext)?;
                 }
                 match self.timeline.receive(room, m.seq, m.sender, &m.ciphertext) {
                     Ok(Received::Decrypted(d)) => {
@@ -2201,6 +2222,9 @@ impl Profile {
                         },
                         None,
                     )),
+                    // The same message at a second position: posted again after a relay
+                    // restore (this device holds it already), or replayed; shown once.
+                    Err(crate::room::RoomError::Replayed) => {}
                     Err(e) => report
                         .warnings
                         .push(format!("message {} of room {key}: {e}", m.seq)),
@@ -2300,6 +2324,20 @@ impl Profile {
         Ok(())
     }
 
+    /// Posts again, as they were, this device's messages of `room` that a restored relay
+    /// lost: those it had numbered from the restored end up to `start`, where the relay's
+    /// new numbering begins ([`RESTORE_JUMP`]). Returns how many.
+    async fn repost_lost(&mut self, room: [u8; 16], start: u64) -> Result<usize> {
+        let restored_end = start.saturating_sub(RESTORE_GAP);
+        let lost = self.store.sent_between(&room, restored_end, start)?;
+        for (old, ct) in &lost {
+            let seq = self.relay.send_message(&self.account, room, ct).await?;
+            self.store.forget_sent(&room, *old)?;
+            self.store.put_sent(&room, seq, ct)?;
+        }
+        Ok(lost.len())
+    }
+
     async fn flush_outbox(&mut self, report: &mut SyncReport) -> Result<()> {
         while let Some(o) = self.local.outbox.first().cloned() {
             let mut room = [0u8; 16];
@@ -2309,7 +2347,8 @@ impl Profile {
                 continue;
             };
             let ct = self.reseal_if_replaced(room, &o, ct, report).await?;
-            self.relay.send_message(&self.account, room, &ct).await?;
+            let seq = self.relay.send_message(&self.account, room, &ct).await?;
+            self.store.put_sent(&room, seq, &ct)?;
             self.local.outbox.remove(0);
             self.commit()?;
             report.sent += 1;

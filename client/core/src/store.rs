@@ -14,6 +14,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0002_checkpoints.sql"),
     include_str!("../migrations/0003_roster.sql"),
     include_str!("../migrations/0004_work_items.sql"),
+    include_str!("../migrations/0005_sent.sql"),
 ];
 
 /// Argon2id cost: 64 MiB, 3 passes, 1 lane (OWASP's second recommended profile).
@@ -224,6 +225,56 @@ impl LocalStore {
             .query_map([], |r| Ok((r.get::<_, i64>(0)? as u64, r.get(1)?)))
             .map_err(sql)?;
         rows.collect::<Result<_, _>>().map_err(sql)
+    }
+
+    /// Journals a message this device sent, at the position the relay gave it.
+    pub fn put_sent(
+        &mut self,
+        room: &[u8; 16],
+        seq: u64,
+        ciphertext: &[u8],
+    ) -> Result<(), StoreError> {
+        let seq = i64::try_from(seq).map_err(|_| StoreError::Sqlite("seq out of range".into()))?;
+        self.conn
+            .prepare_cached(
+                "INSERT OR REPLACE INTO sent (room, seq, ciphertext) VALUES (?1, ?2, ?3)",
+            )
+            .and_then(|mut st| st.execute(params![&room[..], seq, ciphertext]))
+            .map(|_| ())
+            .map_err(sql)
+    }
+
+    /// This device's sent messages in `room` at positions `from..to`, in order.
+    pub fn sent_between(
+        &self,
+        room: &[u8; 16],
+        from: u64,
+        to: u64,
+    ) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
+        let (from, to) = (
+            i64::try_from(from).unwrap_or(i64::MAX),
+            i64::try_from(to).unwrap_or(i64::MAX),
+        );
+        let mut st = self
+            .conn
+            .prepare_cached("SELECT seq, ciphertext FROM sent WHERE room = ?1 AND seq >= ?2 AND seq < ?3 ORDER BY seq")
+            .map_err(sql)?;
+        let rows = st
+            .query_map(params![&room[..], from, to], |r| {
+                Ok((u64::try_from(r.get::<_, i64>(0)?).unwrap_or(0), r.get(1)?))
+            })
+            .map_err(sql)?;
+        rows.collect::<Result<_, _>>().map_err(sql)
+    }
+
+    /// Forgets a journaled message (posted again at a new position, or expired).
+    pub fn forget_sent(&mut self, room: &[u8; 16], seq: u64) -> Result<(), StoreError> {
+        let seq = i64::try_from(seq).map_err(|_| StoreError::Sqlite("seq out of range".into()))?;
+        self.conn
+            .prepare_cached("DELETE FROM sent WHERE room = ?1 AND seq = ?2")
+            .and_then(|mut st| st.execute(params![&room[..], seq]))
+            .map(|_| ())
+            .map_err(sql)
     }
 
     /// Stores a decrypted message and indexes its text; a message already stored at the

@@ -862,6 +862,18 @@ impl<T: Transport> RelayClient<T> {
         from: u64,
         limit: u32,
     ) -> Result<Vec<RoomMessage>, RelayError> {
+        Ok(self.messages_page(s, room, from, limit).await?.0)
+    }
+
+    /// A page of messages and the number the room's next message will get (a relay that
+    /// does not say: `None`).
+    pub async fn messages_page(
+        &self,
+        s: &impl DeviceSigner,
+        room: [u8; 16],
+        from: u64,
+        limit: u32,
+    ) -> Result<(Vec<RoomMessage>, Option<u64>), RelayError> {
         let v = self
             .call(
                 s,
@@ -874,7 +886,8 @@ impl<T: Transport> RelayClient<T> {
             )
             .await?;
         let list = list(&v, "messages")?;
-        list.iter()
+        let page = list
+            .iter()
             .map(|m| {
                 Ok(RoomMessage {
                     seq: uint(m, "seq")?,
@@ -883,7 +896,8 @@ impl<T: Transport> RelayClient<T> {
                     created_ms: field_of(m, "created_ms").as_u64().unwrap_or(0),
                 })
             })
-            .collect()
+            .collect::<Result<_, RelayError>>()?;
+        Ok((page, field_of(&v, "next").as_u64()))
     }
 
     /// Opens (or resumes) a multipart document upload; returns the SHA-256 of each part

@@ -40,6 +40,23 @@ fn all_decoders(bytes: &[u8]) {
         key_version: 0,
     };
     let _ = unwrap_member_key(bytes, &secret, &ctx);
+    // Backup and recovery: a recovery key's text, a backup item, an escrow.
+    let _ = ledgerline_protocol::recovery::RecoveryKey::parse(&String::from_utf8_lossy(bytes));
+    let rk = ledgerline_protocol::recovery::RecoveryKey::from_bytes([5; 32]);
+    let ictx = ledgerline_protocol::recovery::ItemContext {
+        firm: FirmId([0; 16]),
+        member: MemberId([0; 16]),
+        kind: ledgerline_protocol::recovery::ItemKind::RoomKey,
+        id: b"s",
+    };
+    let _ = ledgerline_protocol::recovery::open_item(bytes, &rk, &ictx);
+    let _ = ledgerline_protocol::recovery::open_escrow(
+        bytes,
+        &secret,
+        FirmId([0; 16]),
+        MemberId([0; 16]),
+        DeviceId([0; 16]),
+    );
     let ectx = EpochKeyContext {
         firm: FirmId([0; 16]),
         file: FileId([0; 16]),

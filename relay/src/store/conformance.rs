@@ -214,6 +214,12 @@ pub async fn rooms<S: Store>(s: S) {
     let page = s.messages(F, [7; 16], 2, 2).await.expect("page");
     assert_eq!(page.iter().map(|m| m.seq).collect::<Vec<_>>(), vec![2, 3]);
     assert_eq!(page[0].ciphertext, vec![2]);
+    assert_eq!(s.room_next_seq(F, [7; 16]).await.expect("next"), 6);
+    assert_eq!(s.room_next_seq(F, [9; 16]).await.expect("next"), 1);
+    assert!(matches!(
+        s.room_next_seq(F, [6; 16]).await,
+        Err(StoreError::NotFound)
+    ));
 }
 
 /// Records take version n+1 only; changes list by cursor.

@@ -693,6 +693,12 @@ pub trait Store: Send + Sync + 'static {
         sealed_to: [u8; 32],
         items: Vec<BackupItem>,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// The sequence number the room's next message will get (`NotFound` for no room).
+    fn room_next_seq(
+        &self,
+        firm: FirmId,
+        room: RoomId,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
     /// Stores `member`'s recovery key sealed to admin devices `(device, sealed)`, replacing
     /// what those devices held; `NotFound` unless `sealed_to` is the current backup key.
     fn put_escrow(

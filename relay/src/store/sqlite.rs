@@ -1756,6 +1756,21 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn room_next_seq(&self, firm: FirmId, room: RoomId) -> Result<u64, StoreError> {
+        self.read(move |c| {
+            c.query_row(
+                "SELECT next_seq FROM rooms WHERE firm = ?1 AND room = ?2",
+                params![&firm.0[..], &room[..]],
+                |r| r.get::<_, i64>(0),
+            )
+            .optional()
+            .map_err(backend)?
+            .map(u)
+            .ok_or(StoreError::NotFound)
+        })
+        .await
+    }
+
     async fn put_escrow(
         &self,
         firm: FirmId,

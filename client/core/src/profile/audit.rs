@@ -9,10 +9,28 @@
 
 use super::{now_ms, ClientError, Profile, Result};
 
+/// What accepting a restored relay found and did.
+#[derive(Debug, Clone, Serialize)]
+pub struct RestoreReport {
+    /// Entries in the access log this device had seen.
+    pub log_was: u64,
+    /// Entries in the restored relay's log.
+    pub log_now: u64,
+    /// Of the entries this device had seen, how many the restored log provably still
+    /// holds (the largest checkpoint it had accepted that the new log extends).
+    pub log_kept: u64,
+    /// Roster events the relay had lost, appended again.
+    pub roster_events: u64,
+    /// The sync that followed (its `resent`: this device's messages posted again).
+    pub sync: super::SyncReport,
+}
+
 /// What a rollback or fork means to the person reading it.
 const LOST_HISTORY: &str = ". The relay no longer holds history it acknowledged (a relay \
     restored from an older backup looks like this; protocol-spec/operations.md): this \
-    device keeps what it has; tell the firm's administrator";
+    device keeps what it has. If the firm's administrator restored the relay, run \
+    `ledgerline sync --after-restore` to accept its state and send again what this device \
+    wrote";
 use crate::transport::{RelayError, Release};
 use ledgerline_audit::{names_ad, Header, Line, NameMap, SealedNames, FORMAT};
 use ledgerline_protocol::audit::{AuditLeaf, LogEntry};
@@ -162,6 +180,93 @@ impl Profile {
         self.store.put_checkpoint(size, &cosigned, now_ms(), true)?;
         self.local.witnessed = size;
         Ok(())
+    }
+
+    /// After the relay was restored from a backup: accepts its (shorter or different) log
+    /// under the pinned key and records what was lost, fetches again everything counted
+    /// in log positions, appends again the roster events it lost (this device holds them,
+    /// signed), then syncs — where each room posts this device's lost messages again.
+    pub async fn after_restore(&mut self) -> Result<RestoreReport> {
+        let head = self.relay.audit_head(&self.account).await?;
+        let view =
+            self.local.log.clone().ok_or_else(|| {
+                integrity("the audit log is not pinned yet: run `ledgerline sync`")
+            })?;
+        if view.origin != head.origin || view.log_key != hex::encode(head.log_key) {
+            return Err(integrity(format!(
+                "the relay presents the audit log as {} with another key: that is not a restore \
+                 of this firm's relay, and is not accepted",
+                head.origin
+            )));
+        }
+        let key = pinned_key(&view)?;
+        let cp = open_checkpoint(head.checkpoint.as_bytes(), &view.origin, &key)
+            .map_err(|e| integrity(format!("audit checkpoint refused: {e}")))?;
+        // The roster: the relay's must be a prefix of this device's (or extend it).
+        let theirs = self.relay.roster(&self.account, 0).await?;
+        for (i, (a, b)) in theirs.iter().zip(self.events.iter()).enumerate() {
+            if *a != b.to_bytes() {
+                return Err(integrity(format!(
+                    "the relay's roster differs from this device's at event {i}: not a restore \
+                     of what this device saw"
+                )));
+            }
+        }
+        let mut roster_events = 0;
+        let mine: Vec<Vec<u8>> = self
+            .events
+            .iter()
+            .skip(theirs.len())
+            .map(|e| e.to_bytes())
+            .collect();
+        for e in mine {
+            self.relay.append_roster(&self.account, &e).await?;
+            roster_events += 1;
+        }
+        // How much of the log this device saw the relay still holds: the largest
+        // checkpoint it accepted before that the relay's log provably extends.
+        let mut kept = 0;
+        let mut archived = self.store.checkpoints()?;
+        archived.retain(|(size, _)| *size <= cp.size() && *size > 0);
+        for (size, note) in archived.iter().rev().take(32) {
+            let Ok(old) = open_checkpoint(note.as_bytes(), &view.origin, &key) else {
+                continue;
+            };
+            let proof = self
+                .relay
+                .audit_consistency(&self.account, *size, cp.size())
+                .await?;
+            if verify_consistency(*size, cp.size(), old.root(), cp.root(), &proof).is_ok() {
+                kept = *size;
+                break;
+            }
+        }
+        let report = RestoreReport {
+            log_was: view.size,
+            log_now: cp.size(),
+            log_kept: kept,
+            roster_events,
+            sync: super::SyncReport::default(),
+        };
+        self.store
+            .put_checkpoint(cp.size(), &head.checkpoint, now_ms(), false)?;
+        self.local.log = Some(LogView {
+            size: cp.size(),
+            root: hex::encode(cp.root()),
+            ..view
+        });
+        // Everything counted in log positions is fetched again from the start.
+        for f in self.local.files.values_mut() {
+            f.records = 0;
+            f.keys_cursor = 0;
+            f.links_cursor = 0;
+            f.team_cursors.clear();
+        }
+        self.local.member_keys_cursor = 0;
+        self.local.team_keys_cursor = 0;
+        self.commit()?;
+        let sync = self.sync().await?;
+        Ok(RestoreReport { sync, ..report })
     }
 
     /// Accepts a checkpoint note: signed by the pinned key, no smaller than the last one
