@@ -297,15 +297,11 @@ pub(super) async fn get_items<S: Store>(
     Ok(Json(items_json(items)))
 }
 
-fn recovery_id(s: &str) -> Result<[u8; 16], ApiError> {
-    path_id16(s)
-}
-
 async fn backup_of<S: Store>(
     state: &AppState<S>,
     id: &str,
 ) -> Result<(FirmId, MemberId, BackupKey), ApiError> {
-    let id = recovery_id(id)?;
+    let id = path_id16(id)?;
     let found = state
         .store
         .backup_by_recovery_id(id)
@@ -338,11 +334,9 @@ pub(super) async fn get_recovery<S: Store>(
     let (firm, member, key) = backup_of(&state, &id).await?;
     let identity = state
         .store
-        .backup_items(firm, member, 0, MAX_ITEMS as u32)
+        .backup_item(firm, member, ItemKind::Identity as u8, Vec::new())
         .await
         .map_err(store_err)?
-        .into_iter()
-        .find(|(_, it)| it.kind == ItemKind::Identity as u8)
         .ok_or_else(|| {
             ApiError::not_found("the backup holds no identity yet: a device must sync first")
         })?;
@@ -360,7 +354,7 @@ pub(super) async fn get_recovery<S: Store>(
         "signature": hex::encode(key.signature),
         "firm": firm,
         "member": member,
-        "identity": hex::encode(&identity.1.sealed),
+        "identity": hex::encode(&identity),
         "roster": roster,
     })))
 }

@@ -1006,6 +1006,14 @@ pub async fn key_backup<S: Store>(s: S) {
             (3, b"s2".to_vec(), 2)
         ]
     );
+    assert_eq!(
+        s.backup_item(F, M1, 3, b"s1".to_vec()).await.expect("item"),
+        Some(vec![1; 60])
+    );
+    assert_eq!(
+        s.backup_item(F, M1, 3, b"s9".to_vec()).await.expect("none"),
+        None
+    );
     let first = s.backup_items(F, M1, 0, 2).await.expect("page");
     assert_eq!(first.len(), 2);
     let rest = s.backup_items(F, M1, first[1].0, 2).await.expect("page");

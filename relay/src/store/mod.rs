@@ -699,6 +699,14 @@ pub trait Store: Send + Sync + 'static {
         firm: FirmId,
         room: RoomId,
     ) -> impl Future<Output = Result<u64, StoreError>> + Send;
+    /// One sealed item of `member`'s backup.
+    fn backup_item(
+        &self,
+        firm: FirmId,
+        member: MemberId,
+        kind: u8,
+        item: Vec<u8>,
+    ) -> impl Future<Output = Result<Option<Vec<u8>>, StoreError>> + Send;
     /// Stores `member`'s recovery key sealed to admin devices `(device, sealed)`, replacing
     /// what those devices held; `NotFound` unless `sealed_to` is the current backup key.
     fn put_escrow(

@@ -432,6 +432,21 @@ fn is_constraint(e: &rusqlite::Error) -> bool {
 }
 
 /// A holder as stored: kind (1 member, 2 team) and id.
+/// The member's current backup key, if any.
+fn backup_key_of(
+    c: &Connection,
+    firm: FirmId,
+    member: MemberId,
+) -> Result<Option<Vec<u8>>, StoreError> {
+    c.query_row(
+        "SELECT backup_key FROM backup_keys WHERE firm = ?1 AND member = ?2",
+        params![&firm.0[..], &member.0[..]],
+        |r| r.get(0),
+    )
+    .optional()
+    .map_err(backend)
+}
+
 fn backup_key_row(r: &rusqlite::Row<'_>, at: usize) -> Result<BackupKey, rusqlite::Error> {
     let sig: Vec<u8> = r.get(at + 2)?;
     let signature: [u8; 64] = sig.try_into().map_err(|_| {
@@ -1660,14 +1675,7 @@ impl Store for SqliteStore {
         audit: AuditEntry,
     ) -> Result<(), StoreError> {
         self.write_logged(firm, audit, move |tx| {
-            let same: Option<Vec<u8>> = tx
-                .query_row(
-                    "SELECT backup_key FROM backup_keys WHERE firm = ?1 AND member = ?2",
-                    params![&firm.0[..], &member.0[..]],
-                    |r| r.get(0),
-                )
-                .optional()
-                .map_err(backend)?;
+            let same = backup_key_of(tx, firm, member)?;
             if same.as_deref() != Some(&key.key[..]) {
                 for table in ["backup_items", "backup_escrow"] {
                     tx.execute(
@@ -1733,14 +1741,7 @@ impl Store for SqliteStore {
         items: Vec<BackupItem>,
     ) -> Result<(), StoreError> {
         self.write(move |tx| {
-            let current: Option<Vec<u8>> = tx
-                .query_row(
-                    "SELECT backup_key FROM backup_keys WHERE firm = ?1 AND member = ?2",
-                    params![&firm.0[..], &member.0[..]],
-                    |r| r.get(0),
-                )
-                .optional()
-                .map_err(backend)?;
+            let current = backup_key_of(tx, firm, member)?;
             if current.as_deref() != Some(&sealed_to[..]) {
                 return Err(StoreError::NotFound);
             }
@@ -1771,6 +1772,25 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn backup_item(
+        &self,
+        firm: FirmId,
+        member: MemberId,
+        kind: u8,
+        item: Vec<u8>,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        self.read(move |c| {
+            c.query_row(
+                "SELECT sealed FROM backup_items WHERE firm = ?1 AND member = ?2 AND kind = ?3 AND item = ?4",
+                params![&firm.0[..], &member.0[..], kind, item],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(backend)
+        })
+        .await
+    }
+
     async fn put_escrow(
         &self,
         firm: FirmId,
@@ -1779,14 +1799,7 @@ impl Store for SqliteStore {
         entries: Vec<(DeviceId, Vec<u8>)>,
     ) -> Result<(), StoreError> {
         self.write(move |tx| {
-            let current: Option<Vec<u8>> = tx
-                .query_row(
-                    "SELECT backup_key FROM backup_keys WHERE firm = ?1 AND member = ?2",
-                    params![&firm.0[..], &member.0[..]],
-                    |r| r.get(0),
-                )
-                .optional()
-                .map_err(backend)?;
+            let current = backup_key_of(tx, firm, member)?;
             if current.as_deref() != Some(&sealed_to[..]) {
                 return Err(StoreError::NotFound);
             }

@@ -281,22 +281,17 @@ impl Profile {
                 .ok_or_else(|| ClientError::Integrity("stored recovery key".into()))?;
             let key = RecoveryKey::from_bytes(*bytes);
             let mut entries = Vec::new();
-            for (id, m) in r.members() {
-                if m.role != ledgerline_protocol::roster::Role::Admin || m.active.until.is_some() {
-                    continue;
-                }
-                for (d, state) in r.active_devices(id) {
-                    entries.push((
-                        *d,
-                        seal_escrow(
-                            &key,
-                            &state.keys.wrap,
-                            self.id.firm,
-                            self.id.member,
-                            *d,
-                            &mut OsRng,
-                        ),
-                    ));
+            for d in self.admin_devices()? {
+                if let Some(state) = r.device(&d) {
+                    let sealed = seal_escrow(
+                        &key,
+                        &state.keys.wrap,
+                        self.id.firm,
+                        self.id.member,
+                        d,
+                        &mut OsRng,
+                    );
+                    entries.push((d, sealed));
                 }
             }
             self.relay
@@ -322,6 +317,17 @@ impl Profile {
         self.append(EventKind::RecoveryPolicySet { admin_assisted })
             .await?;
         Ok(())
+    }
+
+    /// A master key from a backup must be the member's in the roster.
+    fn check_master(&self, member: MemberId, master: &MasterSigningKey) -> Result<()> {
+        if self.roster()?.member(&member).map(|m| m.master_key) == Some(master.verifying_key()) {
+            Ok(())
+        } else {
+            Err(ClientError::Integrity(
+                "the backup's master key is not the member's in the roster".into(),
+            ))
+        }
     }
 
     /// This member's recovery key as escrowed for this admin device.
@@ -391,24 +397,8 @@ impl Profile {
                 "the relay answered with another member's backup".into(),
             ));
         }
-        let ctx = ItemContext {
-            firm: info.firm,
-            member,
-            kind: ItemKind::Identity,
-            id: &[],
-        };
-        let plain = open_item(&info.identity, &key, &ctx)
-            .map_err(|e| ClientError::Integrity(format!("the backup's identity item: {e}")))?;
-        let identity: IdentityItem = serde_json::from_slice(&plain)
-            .map_err(|_| ClientError::Integrity("the backup's identity item".into()))?;
-        let seed =
-            key32(&identity.master).ok_or_else(|| ClientError::Integrity("master key".into()))?;
-        let master = MasterSigningKey::from_bytes(&seed);
-        if self.roster()?.member(&member).map(|m| m.master_key) != Some(master.verifying_key()) {
-            return Err(ClientError::Integrity(
-                "the backup's master key is not the member's in the roster".into(),
-            ));
-        }
+        let (master, _) = open_identity(&info.identity, &key, info.firm, member)?;
+        self.check_master(member, &master)?;
         let cert = DeviceCertificate::issue(self.id.firm, member, device, keys, &master);
         self.append(EventKind::DeviceAdded(cert)).await?;
         self.local.invites.remove(index);
@@ -572,19 +562,7 @@ impl Profile {
                 "the relay answered with another member's backup".into(),
             ));
         }
-        let ctx = ItemContext {
-            firm: info.firm,
-            member: info.member,
-            kind: ItemKind::Identity,
-            id: &[],
-        };
-        let plain = open_item(&info.identity, &key, &ctx)
-            .map_err(|e| ClientError::Integrity(format!("the backup's identity item: {e}")))?;
-        let identity: IdentityItem = serde_json::from_slice(&plain)
-            .map_err(|_| ClientError::Integrity("the backup's identity item".into()))?;
-        let seed =
-            key32(&identity.master).ok_or_else(|| ClientError::Integrity("master key".into()))?;
-        let master = MasterSigningKey::from_bytes(&seed);
+        let (master, name) = open_identity(&info.identity, &key, info.firm, info.member)?;
         // The roster, checked event by event: the member must be in it, active, with the
         // master key the backup holds, and must have signed this backup key.
         let events = info
@@ -639,13 +617,11 @@ impl Profile {
             info.firm,
             info.member,
             account.device(),
-            &identity.name,
+            &name,
             Some(&master),
         );
         let mut local = LocalState::default();
-        local
-            .member_names
-            .insert(info.member, identity.name.clone());
+        local.member_names.insert(info.member, name.clone());
         local.backup = Some(BackupState::from_info(&info.key, true));
         let mut p = Self::assemble(dir, store, id, account, local)?;
         p.accept_roster(&events)?;
@@ -672,7 +648,7 @@ impl Profile {
         p.sync().await?;
         let report = RecoveryReport {
             member: info.member,
-            name: identity.name.clone(),
+            name: name.clone(),
             device: p.id.device,
             revoked_devices: revoked,
             member_keys,
@@ -702,18 +678,8 @@ impl Profile {
                     .map_err(|e| ClientError::Integrity(format!("a backup item: {e}")))?;
                 match kind {
                     ItemKind::Identity if self.master.is_none() => {
-                        let identity: IdentityItem = serde_json::from_slice(&plain)
-                            .map_err(|_| ClientError::Integrity("identity item".into()))?;
-                        let seed = key32(&identity.master)
-                            .ok_or_else(|| ClientError::Integrity("master key".into()))?;
-                        let master = MasterSigningKey::from_bytes(&seed);
-                        if self.roster()?.member(&self.id.member).map(|m| m.master_key)
-                            != Some(master.verifying_key())
-                        {
-                            return Err(ClientError::Integrity(
-                                "the backup's master key is not the member's in the roster".into(),
-                            ));
-                        }
+                        let (master, _) = identity_of(&plain)?;
+                        self.check_master(self.id.member, &master)?;
                         self.id.master = hex::encode(*master.to_bytes());
                         self.master = Some(master);
                     }
@@ -772,6 +738,33 @@ impl Profile {
         }
         Ok((member_keys, room_keys))
     }
+}
+
+/// The master key and name an identity item holds.
+fn identity_of(plain: &[u8]) -> Result<(MasterSigningKey, String)> {
+    let identity: IdentityItem = serde_json::from_slice(plain)
+        .map_err(|_| ClientError::Integrity("the backup's identity item".into()))?;
+    let seed =
+        key32(&identity.master).ok_or_else(|| ClientError::Integrity("master key".into()))?;
+    Ok((MasterSigningKey::from_bytes(&seed), identity.name.clone()))
+}
+
+/// Opens a backup's sealed identity item with the recovery key.
+fn open_identity(
+    sealed: &[u8],
+    key: &RecoveryKey,
+    firm: ledgerline_protocol::ids::FirmId,
+    member: MemberId,
+) -> Result<(MasterSigningKey, String)> {
+    let ctx = ItemContext {
+        firm,
+        member,
+        kind: ItemKind::Identity,
+        id: &[],
+    };
+    let plain = open_item(sealed, key, &ctx)
+        .map_err(|e| ClientError::Integrity(format!("the backup's identity item: {e}")))?;
+    identity_of(&plain)
 }
 
 /// The invitation role of a reprovisioning link for `member`.
