@@ -376,10 +376,19 @@ pub const RESTORE_SEQ_GAP: i64 = 1 << 32;
 /// each AUTOINCREMENT counter move ahead by [`RESTORE_SEQ_GAP`]. Clients read a jump that
 /// large as "the relay lost what it acknowledged" (`protocol-spec/operations.md`).
 fn never_reuse_numbers(db: &Path) -> Result<(), BackupError> {
+    // A backup of an older relay is brought to this relay's schema first (it has the
+    // sequence floor then).
+    drop(
+        crate::store::sqlite::SqliteStore::open(db).map_err(|e| BackupError::Io {
+            what: "cannot bring the restored database to this relay's schema".into(),
+            why: e.to_string(),
+        })?,
+    );
     let conn = Connection::open(db).map_err(io(format!("cannot open {}", db.display())))?;
     conn.execute_batch(&format!(
         "BEGIN;
          UPDATE rooms SET next_seq = next_seq + {RESTORE_SEQ_GAP};
+         UPDATE seq_floor SET next_seq = next_seq + {RESTORE_SEQ_GAP};
          UPDATE sqlite_sequence SET seq = seq + {RESTORE_SEQ_GAP};
          INSERT INTO sqlite_sequence (name, seq)
              SELECT t, {RESTORE_SEQ_GAP} FROM (SELECT 'to_device' AS t UNION ALL SELECT 'backup_items')

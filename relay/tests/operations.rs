@@ -267,7 +267,7 @@ async fn backup_and_restore_on_the_command_line() {
     let data = dir.path().join("data");
     let relay = Relay::start(&data, &[]);
     let http = client();
-    let a = Firm::create(&http, &relay.base, 22).await;
+    let mut a = Firm::create(&http, &relay.base, 22).await;
     let before = a
         .owner_device
         .ok(&http, "GET", "/v1/roster?since=0", None)
@@ -353,5 +353,29 @@ async fn backup_and_restore_on_the_command_line() {
     owner.base = relay.base.clone();
     let after = owner.ok(&http, "GET", "/v1/roster?since=0", None).await;
     assert_eq!(after, before, "the firm's roster came back whole");
+    // A room created on the restored relay (again, perhaps: one the backup lacked) numbers
+    // its messages past the restore gap, never where a device's cursor may already stand.
+    let room = hex::encode(a.random16());
+    owner
+        .ok(
+            &http,
+            "POST",
+            "/v1/rooms",
+            Some(json!({ "room": room, "members": [a.owner.id] })),
+        )
+        .await;
+    let v = owner
+        .ok(
+            &http,
+            "POST",
+            &format!("/v1/rooms/{room}/messages"),
+            Some(json!({ "ciphertext": "ff01" })),
+        )
+        .await;
+    assert_eq!(
+        v["seq"].as_u64(),
+        Some(ledgerline_relay::backup::RESTORE_SEQ_GAP as u64 + 1),
+        "{v}"
+    );
     drop(relay);
 }

@@ -1468,15 +1468,26 @@ async fn with_profile(p: &mut Profile, command: Command, json: bool) -> Result<O
             ..
         } => {
             let r = p.after_restore().await?;
+            let mut text = format!(
+                "The relay was restored: this device had seen {} access-log entries; the relay still holds the first {} of them and now has {}.\nSent again: {} roster event(s), {} message(s), {} work item(s) (of {} compared), {} file name(s), {} file room(s) and key(s); {} erasure(s) done again.",
+                r.log_was,
+                r.log_kept,
+                r.log_now,
+                r.roster_events,
+                r.sync.resent,
+                r.sync.work_sent,
+                r.given_back.items_checked,
+                r.given_back.file_names_resent,
+                r.given_back.file_keys_resent,
+                r.given_back.erasures_redone
+            );
+            lost_documents(&mut text, &r.given_back.documents_lost);
+            for w in &r.sync.warnings {
+                text.push_str(&format!("\nwarning: {w}"));
+            }
+            text.push_str("\nTell your colleagues to run `ledgerline sync --after-restore` too.");
             Ok(Output {
-                text: format!(
-                    "The relay was restored: this device had seen {} access-log entries; the relay still holds the first {} of them and now has {}.\nSent again: {} roster event(s), {} message(s). Tell your colleagues to run `ledgerline sync --after-restore` too.",
-                    r.log_was,
-                    r.log_kept,
-                    r.log_now,
-                    r.roster_events,
-                    r.sync.resent
-                ),
+                text,
                 json: serde_json::to_value(&r).unwrap_or_default(),
             })
         }
@@ -1539,6 +1550,13 @@ async fn with_profile(p: &mut Profile, command: Command, json: bool) -> Result<O
                     "\nfinished an interrupted offboarding rotation: {} customer files re-keyed",
                     r.rotated_files
                 ));
+            }
+            if let Some(g) = &r.restored {
+                text.push_str(&format!(
+                    "\nthe relay was restored from a backup: sent again {} message(s), {} work item(s), {} file name(s), {} file room(s) and key(s), {} room(s)",
+                    r.resent, r.work_sent, g.file_names_resent, g.file_keys_resent, g.rooms_recreated
+                ));
+                lost_documents(&mut text, &g.documents_lost);
             }
             for w in &r.warnings {
                 text.push_str(&format!("\nwarning: {w}"));
@@ -3109,5 +3127,19 @@ fn csv_field(s: &str) -> String {
         format!("\"{}\"", s.replace('"', "\"\""))
     } else {
         s.to_owned()
+    }
+}
+
+/// Names the documents a restored relay lost (local output only).
+fn lost_documents(text: &mut String, lost: &[ledgerline_client_core::profile::LostDocument]) {
+    if lost.is_empty() {
+        return;
+    }
+    text.push_str("\nDocuments the relay lost (upload them again if you have them):");
+    for d in lost {
+        text.push_str(&format!(
+            "\n  {} ({} bytes, file {})",
+            d.name, d.size, d.file
+        ));
     }
 }

@@ -3651,12 +3651,27 @@ async fn a_relay_backed_up_while_serving_restores_whole_and_never_over_data() {
     let f = found(dir.path(), &url).await;
     ok(&f.owner, &["file", "create", FILE]).await;
     ok(&f.owner, &["file", "grant", FILE, "Anna Kowalczyk"]).await;
+    ok(&f.owner, &["file", "grant", FILE, "Bartek Zieliński"]).await;
     ok(&f.owner, &["chat", "send", FILE, "Przed kopią zapasową"]).await;
+    // Bartek's device reads up to here, then stays off until after the restore.
+    ok(&f.bartek, &["sync"]).await;
     let src = dir.path().join("bilans 2025.csv");
     let content: Vec<u8> = (0..(5u32 << 20)).map(|i| (i % 251) as u8).collect();
     std::fs::write(&src, &content).unwrap();
     let up = ok(&f.owner, &["doc", "upload", FILE, src.to_str().unwrap()]).await;
     let document = up["document"].as_str().unwrap().to_owned();
+    let vat = ok(
+        &f.owner,
+        &[
+            "task",
+            "add",
+            "Deklaracja VAT-7 za październik",
+            "--customer",
+            FILE,
+        ],
+    )
+    .await;
+    let vat = vat["task"].as_str().unwrap().to_owned();
 
     // The backup runs while the relay serves and a client writes at the same moment.
     let mut during = command(&f.owner, &["chat", "send", FILE, "W trakcie kopii"])
@@ -3684,8 +3699,43 @@ async fn a_relay_backed_up_while_serving_restores_whole_and_never_over_data() {
         .unwrap();
     assert!(matches!(again, Err(BackupError::Usage(_))), "{again:?}");
     ok(&f.owner, &["chat", "send", FILE, "Po kopii zapasowej"]).await;
-    // A roster change after the backup, too.
+    // Anna's first words in the file, after the backup: her session's key share is lost
+    // with the relay's data, too.
+    ok(&f.anna, &["chat", "send", FILE, "Anna po kopii"]).await;
+    // A roster change after the backup, too; a new note, a task done (a second version
+    // of an item the backup holds at its first) and a document.
     ok(&f.owner, &["retention", "set", FILE, "--chat-months", "24"]).await;
+    ok(&f.owner, &["customer", "note", FILE, "Notatka po kopii"]).await;
+    ok(&f.owner, &["task", "done", &vat]).await;
+    let late = dir.path().join("faktura po kopii.pdf");
+    std::fs::write(&late, vec![0x25u8; 40_000]).unwrap();
+    ok(&f.owner, &["doc", "upload", FILE, late.to_str().unwrap()]).await;
+    ok(&f.owner, &["file", "create", "Nowy klient po kopii"]).await;
+    ok(
+        &f.owner,
+        &["file", "grant", "Nowy klient po kopii", "Anna Kowalczyk"],
+    )
+    .await;
+    ok(
+        &f.owner,
+        &[
+            "chat",
+            "send",
+            "Nowy klient po kopii",
+            "Witamy nowego klienta",
+        ],
+    )
+    .await;
+    ok(
+        &f.owner,
+        &[
+            "customer",
+            "note",
+            "Nowy klient po kopii",
+            "Umowa podpisana",
+        ],
+    )
+    .await;
     // A download after the backup: an access-log entry, and a checkpoint the owner's
     // device accepts, that the restored relay will not have.
     let seen = dir.path().join("bilans po kopii.csv");
@@ -3738,14 +3788,29 @@ async fn a_relay_backed_up_while_serving_restores_whole_and_never_over_data() {
     let m2 = restore(&out, &restored).unwrap();
     assert_eq!(m2, m);
     let mut relay = Relay::start(&restored, addr).await;
+    // Anna's device saw a longer access log than the restored one: told, never silent;
+    // she accepts the restored relay, and her message goes again with its key.
+    let told = ll(&f.anna, &["chat", "read", FILE]).await;
+    assert_eq!(told.code, 5, "{}", told.stderr);
+    let hers = ok(&f.anna, &["sync", "--after-restore"]).await;
+    assert_eq!(hers["sync"]["resent"], 1, "{hers}");
+    assert_eq!(hers["roster_events"], 0, "{hers}");
     let read = ok(&f.anna, &["chat", "read", FILE]).await;
     let said = bodies(&read);
     assert!(
         said.contains(&"Przed kopią zapasową".to_owned()),
         "{said:?}"
     );
-    // What came after the backup is not on the restored relay (yet).
-    assert!(!said.contains(&"Po kopii zapasowej".to_owned()), "{said:?}");
+    assert_eq!(
+        said.iter().filter(|b| *b == "Anna po kopii").count(),
+        1,
+        "{said:?}"
+    );
+    let tasks = ok(&f.anna, &["task", "list", "--customer", FILE]).await;
+    let t = task_of(&tasks, "Deklaracja VAT-7 za październik");
+    assert_ne!(t["status"], "done", "{t}");
+    // Anna works on that task on the restored relay before the owner's device comes back.
+    ok(&f.anna, &["task", "attach", &vat, "bilans 2025.csv"]).await;
     let back = dir.path().join("bilans z kopii.csv");
     ok(
         &f.anna,
@@ -3775,8 +3840,40 @@ async fn a_relay_backed_up_while_serving_restores_whole_and_never_over_data() {
         kept > 0 && kept < after["log_was"].as_u64().unwrap(),
         "{after}"
     );
-    assert_eq!(after["roster_events"], 1, "{after}");
+    // The retention policy, the new file and Anna's access to it.
+    assert_eq!(after["roster_events"], 3, "{after}");
     assert!(after["sync"]["resent"].as_u64().unwrap() >= 1, "{after}");
+    // The work items it wrote after the backup go again: the two new notes and the task's
+    // second version; the document uploaded after it is named as lost, not kept listed.
+    assert!(after["items_checked"].as_u64().unwrap() >= 3, "{after}");
+    assert_eq!(after["sync"]["work_sent"], 3, "{after}");
+    assert_eq!(after["file_names_resent"], 1, "{after}");
+    let lost = after["documents_lost"].as_array().unwrap();
+    assert_eq!(lost.len(), 1, "{after}");
+    assert_eq!(lost[0]["name"], "faktura po kopii.pdf", "{after}");
+    let listed = ok(&f.owner, &["doc", "list", FILE]).await.to_string();
+    assert!(!listed.contains("faktura po kopii"), "{listed}");
+    assert!(listed.contains("bilans 2025"), "{listed}");
+    // The task carries both: the owner's `done` the relay had lost and Anna's attachment.
+    // The customer file created after the backup is whole again for Anna: its room and
+    // keys, its conversation, its note.
+    assert!(after["file_keys_resent"].as_u64().unwrap() >= 3, "{after}");
+    let new = bodies(&ok(&f.anna, &["chat", "read", "Nowy klient po kopii"]).await);
+    assert_eq!(new, ["Witamy nowego klienta"], "{new:?}");
+    let timeline = ok(&f.anna, &["customer", "timeline", "Nowy klient po kopii"]).await;
+    assert!(
+        timeline.to_string().contains("Umowa podpisana"),
+        "{timeline}"
+    );
+    let tasks = ok(&f.anna, &["task", "list", "--customer", FILE]).await;
+    let t = task_of(&tasks, "Deklaracja VAT-7 za październik");
+    assert_eq!(t["status"], "done", "{t}");
+    assert_eq!(t["attachments"][0][1], "bilans 2025.csv", "{t}");
+    let timeline = ok(&f.anna, &["customer", "timeline", FILE]).await;
+    assert!(
+        timeline.to_string().contains("Notatka po kopii"),
+        "{timeline}"
+    );
     // Anna reads it now; the owner sees it once; the relay has the retention policy again.
     let said = bodies(&ok(&f.anna, &["chat", "read", FILE]).await);
     assert!(
@@ -3785,11 +3882,28 @@ async fn a_relay_backed_up_while_serving_restores_whole_and_never_over_data() {
         "{said:?}"
     );
     let mine = bodies(&ok(&f.owner, &["chat", "read", FILE]).await);
-    assert_eq!(
-        mine.iter().filter(|b| *b == "Po kopii zapasowej").count(),
-        1,
-        "{mine:?}"
-    );
+    for said in ["Po kopii zapasowej", "Anna po kopii"] {
+        assert_eq!(
+            mine.iter().filter(|b| *b == said).count(),
+            1,
+            "{said}: {mine:?}"
+        );
+    }
+    // Bartek, off since before the backup, reads everything anyone still had — Anna's
+    // message too, whose first key share the relay lost: her device shared it again.
+    let his = bodies(&ok(&f.bartek, &["chat", "read", FILE]).await);
+    for said in [
+        "Przed kopią zapasową",
+        "W trakcie kopii",
+        "Po kopii zapasowej",
+        "Anna po kopii",
+    ] {
+        assert_eq!(
+            his.iter().filter(|b| *b == said).count(),
+            1,
+            "{said}: {his:?}"
+        );
+    }
     let shown = ok(&f.anna, &["retention", "show", FILE]).await;
     assert_eq!(shown["files"][0]["policy"]["chat_months"], 24, "{shown}");
     // New messages flow both ways in the relay's new numbering.
@@ -3804,6 +3918,54 @@ async fn a_relay_backed_up_while_serving_restores_whole_and_never_over_data() {
     let again = ok(&f.owner, &["sync", "--after-restore"]).await;
     assert_eq!(again["roster_events"], 0, "{again}");
     assert_eq!(again["sync"]["resent"], 0, "{again}");
+    assert_eq!(again["sync"]["work_sent"], 0, "{again}");
+    assert_eq!(again["documents_lost"], serde_json::json!([]), "{again}");
+    // Anna's second pass finds nothing more to send either.
+    let hers = ok(&f.anna, &["sync", "--after-restore"]).await;
+    assert_eq!(hers["sync"]["work_sent"], 0, "{hers}");
+    assert_eq!(hers["sync"]["resent"], 0, "{hers}");
+    assert_eq!(hers["roster_events"], 0, "{hers}");
+
+    // A second restore, from a backup taken in a quiet moment: Bartek's device, in step
+    // with it, writes a note and a message, and never sees the access log grow past the
+    // backup — no rollback to report. Its next plain sync reads the restore from the
+    // rooms' numbering and gives both back on its own.
+    ok(&f.bartek, &["sync"]).await;
+    let out2 = dir.path().join("kopia-2");
+    let (d, o) = (restored.clone(), out2.clone());
+    tokio::task::spawn_blocking(move || backup(&d, &o))
+        .await
+        .unwrap()
+        .unwrap();
+    ok(&f.bartek, &["customer", "note", FILE, "Notatka Bartka"]).await;
+    ok(
+        &f.bartek,
+        &["chat", "send", FILE, "Bartek po drugiej kopii"],
+    )
+    .await;
+    relay.stop().await;
+    let restored2 = dir.path().join("relay-odtworzony-2");
+    restore(&out2, &restored2).unwrap();
+    let mut relay = Relay::start(&restored2, addr).await;
+    let his = ok(&f.bartek, &["sync"]).await;
+    let given = &his["restored"];
+    assert!(given.is_object(), "{his}");
+    assert_eq!(his["resent"], 1, "{his}");
+    assert_eq!(his["work_sent"], 1, "{his}");
+    assert_eq!(given["documents_lost"], serde_json::json!([]), "{his}");
+    let timeline = ok(&f.anna, &["customer", "timeline", FILE]).await;
+    assert!(
+        timeline.to_string().contains("Notatka Bartka"),
+        "{timeline}"
+    );
+    let said = bodies(&ok(&f.anna, &["chat", "read", FILE]).await);
+    assert!(
+        said.contains(&"Bartek po drugiej kopii".to_owned()),
+        "{said:?}"
+    );
+    // Once given back, a sync is an ordinary one again.
+    let again = ok(&f.bartek, &["sync"]).await;
+    assert!(again.get("restored").is_none(), "{again}");
     relay.stop().await;
     // The backup is as blind as the relay.
     assert_relay_never_saw(&out, &["Przed kopią", "W trakcie kopii", "bilans 2025"]);

@@ -38,7 +38,7 @@ mod retention;
 mod teams;
 mod watch;
 mod work;
-pub use audit::{ExportSummary, RestoreReport};
+pub use audit::{ExportSummary, LostDocument, Reconciled, RestoreReport};
 pub use cover::{CoverGrant, CoverView};
 pub use documents::{DocumentManifest, Phase, Progress};
 pub use offboard::{RevocationPlan, RotationProgress, RotationReport};
@@ -382,6 +382,10 @@ struct LocalState {
     /// A recovery key an admin sent for reprovisioning, until the backup is restored.
     #[serde(default)]
     pending_restore: Option<String>,
+    /// A sync found signs of a relay restored from a backup (a room's numbering jumped, a
+    /// file's room gone): the next sync gives back what the relay lost.
+    #[serde(default)]
+    restore_noticed: bool,
 }
 
 /// What this profile knows of an internal room or direct chat.
@@ -566,6 +570,9 @@ pub struct SyncReport {
     pub resent: usize,
     /// Problems that did not stop the sync (bad data from a peer, skipped).
     pub warnings: Vec<String>,
+    /// The relay was found restored from a backup: what this device gave back.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub restored: Option<audit::Reconciled>,
 }
 
 /// A joined (or founded) profile, open.
@@ -596,6 +603,8 @@ pub struct Profile {
     fresh_recovery_key: Option<Zeroizing<String>>,
     /// Whether this process asked the relay for the member's backup key already.
     backup_checked: bool,
+    /// While accepting a restored relay: every record it still lists, by file.
+    restore_seen: Option<audit::RestoreSeen>,
 }
 
 impl std::fmt::Debug for Profile {
@@ -645,6 +654,7 @@ impl Profile {
             page: Vec::new(),
             fresh_recovery_key: None,
             backup_checked: false,
+            restore_seen: None,
         })
     }
 
@@ -1405,11 +1415,31 @@ impl Profile {
         ))
     }
 
+    /// Fetches a file's records changed since its cursor, page after page.
     async fn sync_records(&mut self, file: FileId, report: &mut SyncReport) -> Result<()> {
-        let since = self.local.files.get(&file).map_or(0, |f| f.records);
-        let (records, next) = self.relay.records(&self.account, file, since).await?;
+        loop {
+            let since = self.local.files.get(&file).map_or(0, |f| f.records);
+            let (records, next) = self.relay.records(&self.account, file, since).await?;
+            let last = records.len() < crate::transport::RECORDS_PAGE || next <= since;
+            self.receive_records(file, records, report)?;
+            self.local.files.entry(file).or_default().records = next;
+            if last {
+                return Ok(());
+            }
+        }
+    }
+
+    fn receive_records(
+        &mut self,
+        file: FileId,
+        records: Vec<crate::transport::ListedRecord>,
+        report: &mut SyncReport,
+    ) -> Result<()> {
         report.records += records.len();
         for rec in records {
+            if let Some(seen) = self.restore_seen.as_mut() {
+                seen.records.insert((file, rec.record));
+            }
             let opened = RecordEnvelope::from_bytes(&rec.envelope)
                 .map_err(|e| e.to_string())
                 .and_then(|env| {
@@ -1444,6 +1474,9 @@ impl Profile {
                         }
                     } else if let Ok(m) = serde_json::from_slice::<DocumentManifest>(&plain) {
                         if m.kind == "document" {
+                            if let Some(seen) = self.restore_seen.as_mut() {
+                                seen.documents.insert(m.document);
+                            }
                             self.remember_document(file, &m)?;
                         }
                     } else if rec.record == FILE_PROFILE_RECORD {
@@ -1463,7 +1496,6 @@ impl Profile {
                     .push(format!("file {file} record {}: {e}", rec.record)),
             }
         }
-        self.local.files.entry(file).or_default().records = next;
         Ok(())
     }
 
@@ -2189,6 +2221,7 @@ impl Profile {
             // reading continues in the new numbering.
             let ahead = page.first().map(|m| m.seq).or(next);
             if let Some(start) = ahead.filter(|s| *s >= from.saturating_add(RESTORE_JUMP)) {
+                self.local.restore_noticed = true;
                 report.resent += self.repost_lost(room, start).await?;
                 self.local.room_cursors.insert(key.clone(), start);
                 self.commit()?;
@@ -2335,6 +2368,10 @@ impl Profile {
             self.store.forget_sent(&room, *old)?;
             self.store.put_sent(&room, seq, ct)?;
         }
+        if !lost.is_empty() {
+            // Their keys' first share may be lost with them.
+            self.reshare_own_sessions(room).await?;
+        }
         Ok(lost.len())
     }
 
@@ -2439,6 +2476,14 @@ impl Profile {
                 Err(ClientError::Relay(RelayError::Refused { status: 410, .. })) => {
                     self.forget_file(file)?;
                 }
+                // A file of the roster whose room the relay does not know: it lost it (a
+                // restore from a backup older than the file).
+                Err(ClientError::Relay(RelayError::Refused { status: 404, .. })) => {
+                    self.local.restore_noticed = true;
+                    report
+                        .warnings
+                        .push(format!("file {file}: the relay has lost its conversation"));
+                }
                 other => other?,
             }
         }
@@ -2449,6 +2494,10 @@ impl Profile {
                 match self.sync_room(room, report).await {
                     // Taken out of the room: keep what we have, stop fetching.
                     Err(ClientError::Relay(RelayError::Refused { status: 403, .. })) => {}
+                    // Lost by a relay restored from an older backup.
+                    Err(ClientError::Relay(RelayError::Refused { status: 404, .. })) => {
+                        self.local.restore_noticed = true;
+                    }
                     other => other?,
                 }
             }
@@ -2480,6 +2529,12 @@ impl Profile {
     pub async fn sync(&mut self) -> Result<SyncReport> {
         let mut report = SyncReport::default();
         self.sync_inner(&mut report).await?;
+        // The relay was restored from a backup and this device's view of the access log
+        // still fits it (else the sync failed above: `after_restore`): it gives back what
+        // the relay lost, on its own.
+        if self.local.restore_noticed && self.restore_seen.is_none() {
+            report.restored = Some(self.reconcile_restored(&mut report).await?);
+        }
         Ok(report)
     }
 

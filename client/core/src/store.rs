@@ -488,6 +488,20 @@ impl LocalStore {
         Ok(gone)
     }
 
+    /// After a relay restore: every work item of `file` becomes a local edit of its newest
+    /// state here, with no known relay version (version 0, no body, no base), so that the
+    /// next sync learns the relay's version anew and sends whatever the relay lost.
+    /// Returns how many items.
+    pub fn reopen_works(&self, file: &[u8; 16]) -> Result<usize, StoreError> {
+        self.conn
+            .execute(
+                "UPDATE work_items SET pending = COALESCE(pending, body), body = NULL, \
+                 base = NULL, version = 0 WHERE file = ?1",
+                params![&file[..]],
+            )
+            .map_err(sql)
+    }
+
     /// Work items with a local edit the relay has not accepted yet.
     pub fn works_pending(&self) -> Result<Vec<WorkRow>, StoreError> {
         self.work_where("pending IS NOT NULL", params![])

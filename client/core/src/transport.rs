@@ -112,6 +112,9 @@ impl Transport for HttpTransport {
     }
 }
 
+/// Records asked for per page; a shorter page is the last one.
+pub const RECORDS_PAGE: usize = 500;
+
 /// How often a rate-limited call is retried (pauses 0.2 s, 0.4 s, ... 3.2 s).
 pub const RATE_LIMIT_RETRIES: usize = 5;
 
@@ -1285,7 +1288,7 @@ impl<T: Transport> RelayClient<T> {
             .call(
                 s,
                 "GET",
-                &format!("/v1/files/{file}/records?since={since}&limit=500"),
+                &format!("/v1/files/{file}/records?since={since}&limit={RECORDS_PAGE}"),
                 None,
             )
             .await?;

@@ -25,6 +25,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0008_retention.sql"),
     include_str!("../../migrations/0009_teams.sql"),
     include_str!("../../migrations/0010_backup.sql"),
+    include_str!("../../migrations/0011_seq_floor.sql"),
 ];
 const READERS: usize = 4;
 
@@ -741,7 +742,8 @@ impl Store for SqliteStore {
     ) -> Result<(), StoreError> {
         self.write_logged(firm, audit, move |tx| {
             insert_or_exists(tx.execute(
-                "INSERT INTO rooms (firm, room, file, created_by) VALUES (?1, ?2, ?3, ?4)",
+                "INSERT INTO rooms (firm, room, file, created_by, next_seq) \
+                 VALUES (?1, ?2, ?3, ?4, (SELECT next_seq FROM seq_floor WHERE id = 1))",
                 params![
                     &firm.0[..],
                     &room.id[..],

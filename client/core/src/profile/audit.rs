@@ -7,7 +7,7 @@
 //! never ignored. A document's release share is used only after its own log entry is
 //! proven to be in such a checkpoint.
 
-use super::{now_ms, ClientError, Profile, Result};
+use super::{now_ms, ClientError, Profile, Result, FILE_PROFILE_RECORD};
 
 /// What accepting a restored relay found and did.
 #[derive(Debug, Clone, Serialize)]
@@ -21,8 +21,58 @@ pub struct RestoreReport {
     pub log_kept: u64,
     /// Roster events the relay had lost, appended again.
     pub roster_events: u64,
-    /// The sync that followed (its `resent`: this device's messages posted again).
+    /// What this device gave back besides.
+    #[serde(flatten)]
+    pub given_back: Reconciled,
+    /// The sync that followed (its `resent`: this device's messages posted again; its
+    /// `work_sent`: work items sent again).
     pub sync: super::SyncReport,
+}
+
+/// What a device gave back to a relay restored from a backup (besides its lost messages,
+/// which each room's sync posts again) — after `--after-restore`, or on its own when a
+/// sync finds a room's numbering jumped (protocol-spec/operations.md).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Reconciled {
+    /// Work items (notes, tasks, cards, events...) held here, compared with the relay's
+    /// versions; those the relay lost or holds older are sent again by the sync (its
+    /// `work_sent`).
+    pub items_checked: usize,
+    /// Customer-file names the relay had lost, written again.
+    pub file_names_resent: usize,
+    /// (Admins) Rooms, key epochs and members' wrapped file keys the relay had lost, given
+    /// back from this device's keys.
+    pub file_keys_resent: usize,
+    /// (Admins) Erasures the relay had lost, done again.
+    pub erasures_redone: usize,
+    /// Internal rooms and direct chats the relay had lost, created again.
+    pub rooms_recreated: usize,
+    /// Documents whose upload the relay lost with its data: they can no longer be
+    /// downloaded and are taken off this device's lists; someone who has the file must
+    /// upload it again. (Names are shown here only, on this device.)
+    pub documents_lost: Vec<LostDocument>,
+}
+
+/// A document the restored relay no longer holds.
+#[derive(Debug, Clone, Serialize)]
+pub struct LostDocument {
+    /// Its customer file.
+    pub file: FileId,
+    /// The document.
+    pub document: DocumentId,
+    /// Its name, as uploaded.
+    pub name: String,
+    /// Its size in bytes.
+    pub size: u64,
+}
+
+/// While accepting a restored relay: what its records still hold.
+#[derive(Debug, Default)]
+pub(super) struct RestoreSeen {
+    /// Records listed, by file.
+    pub records: BTreeSet<(FileId, RecordId)>,
+    /// Documents whose manifest was listed.
+    pub documents: BTreeSet<DocumentId>,
 }
 
 /// What a rollback or fork means to the person reading it.
@@ -36,7 +86,7 @@ use ledgerline_audit::{names_ad, Header, Line, NameMap, SealedNames, FORMAT};
 use ledgerline_protocol::audit::{AuditLeaf, LogEntry};
 use ledgerline_protocol::checkpoint::{cosign_as_device, open_checkpoint, Checkpoint};
 use ledgerline_protocol::ids::{DeviceId, MemberId};
-use ledgerline_protocol::ids::{DocumentId, FileId};
+use ledgerline_protocol::ids::{DocumentId, FileId, RecordId};
 use ledgerline_protocol::keys::WrapPublicKey;
 use ledgerline_protocol::keys::{DeviceSigner, VerifyingKey};
 use ledgerline_protocol::merkle::leaf_hash;
@@ -45,7 +95,7 @@ use ledgerline_protocol::roster::{EventKind, Role, Roster};
 use ledgerline_protocol::wrap::{open_sealed, seal_to_device};
 use rand_core::OsRng;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 /// Entries fetched per request while exporting.
@@ -241,13 +291,7 @@ impl Profile {
                 break;
             }
         }
-        let report = RestoreReport {
-            log_was: view.size,
-            log_now: cp.size(),
-            log_kept: kept,
-            roster_events,
-            sync: super::SyncReport::default(),
-        };
+        let view_size = view.size;
         self.store
             .put_checkpoint(cp.size(), &head.checkpoint, now_ms(), false)?;
         self.local.log = Some(LogView {
@@ -255,6 +299,30 @@ impl Profile {
             root: hex::encode(cp.root()),
             ..view
         });
+        self.commit()?;
+        let mut sync = super::SyncReport::default();
+        let given_back = self.reconcile_restored(&mut sync).await?;
+        Ok(RestoreReport {
+            log_was: view_size,
+            log_now: cp.size(),
+            log_kept: kept,
+            roster_events,
+            given_back,
+            sync,
+        })
+    }
+
+    /// Gives a relay restored from a backup what this device holds that it lost, besides
+    /// messages (each room's sync posts those again): everything counted in log positions
+    /// is fetched again; an admin's device gives back erasures, files' rooms and keys;
+    /// internal rooms are created again; every work item is compared with the relay's
+    /// version and sent again where the relay lost it; lost file names are written again,
+    /// lost documents reported. Runs a sync (into `report`). Harmless to repeat.
+    pub(super) async fn reconcile_restored(
+        &mut self,
+        report: &mut super::SyncReport,
+    ) -> Result<Reconciled> {
+        let mut fix = Reconciled::default();
         // Everything counted in log positions is fetched again from the start.
         for f in self.local.files.values_mut() {
             f.records = 0;
@@ -264,9 +332,103 @@ impl Profile {
         }
         self.local.member_keys_cursor = 0;
         self.local.team_keys_cursor = 0;
+        // An admin's device erases again what was erased after the backup (a restore must
+        // not bring back ciphertext the firm had deleted) and gives back the files' rooms
+        // and keys the relay lost (files created, re-keyed or granted after the backup).
+        if self.require_admin().is_ok() {
+            let erased: Vec<FileId> = self.local.erased.iter().copied().collect();
+            for file in erased {
+                match self.relay.erase_file(&self.account, file).await {
+                    Ok(()) => fix.erasures_redone += 1,
+                    Err(RelayError::Refused {
+                        status: 404 | 410, ..
+                    }) => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            let all: Vec<FileId> = self
+                .roster()?
+                .files()
+                .into_iter()
+                .filter(|f| !self.local.erased.contains(f))
+                .collect();
+            for file in all {
+                fix.file_keys_resent += self.restore_file_keys(file).await?;
+            }
+        }
+        // Internal rooms and direct chats, with the members this device knows.
+        let rooms: Vec<(String, Vec<MemberId>)> = self
+            .local
+            .rooms
+            .iter()
+            .map(|(r, s)| (r.clone(), s.members.clone()))
+            .collect();
+        for (hex_room, members) in rooms {
+            let mut room = [0u8; 16];
+            if members.is_empty() || hex::decode_to_slice(&hex_room, &mut room).is_err() {
+                continue;
+            }
+            match self
+                .relay
+                .create_room(&self.account, room, None, &members)
+                .await
+            {
+                Ok(()) => fix.rooms_recreated += 1,
+                // There still, or no longer ours to create: the relay decides.
+                Err(RelayError::Refused { .. }) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        // Every work item held here is compared anew with the relay's version: what the
+        // relay lost, or holds older, leaves again with the sync (`flush_work`).
+        let files: Vec<FileId> = self
+            .roster()?
+            .files_of(&self.id.member, now_ms())
+            .into_iter()
+            .filter(|f| !self.local.erased.contains(f))
+            .collect();
+        for file in &files {
+            fix.items_checked += self.store.reopen_works(file.as_bytes())?;
+        }
         self.commit()?;
-        let sync = self.sync().await?;
-        Ok(RestoreReport { sync, ..report })
+        self.restore_seen = Some(RestoreSeen::default());
+        let synced = self.sync_inner(report).await;
+        let seen = self.restore_seen.take().unwrap_or_default();
+        synced?;
+        for file in &files {
+            // The file's name, when the relay lost it and this device knows it.
+            let name = self.local.files.get(file).and_then(|f| f.name.clone());
+            if let Some(name) = name {
+                if !seen.records.contains(&(*file, FILE_PROFILE_RECORD)) {
+                    match self.write_file_profile(*file, &name, 1).await {
+                        Ok(()) => fix.file_names_resent += 1,
+                        Err(e) => report.warnings.push(format!("file {file}: {e}")),
+                    }
+                }
+            }
+            // Documents the relay no longer lists: named in the report, then forgotten.
+            let Some(docs) = self.local.documents.get_mut(file) else {
+                continue;
+            };
+            let mut refs = Vec::new();
+            docs.retain(|id, m| {
+                let kept = seen.documents.contains(id);
+                if !kept {
+                    refs.push(format!("{file}:{id}"));
+                    fix.documents_lost.push(LostDocument {
+                        file: *file,
+                        document: *id,
+                        name: m.name.clone(),
+                        size: m.size,
+                    });
+                }
+                kept
+            });
+            self.store.forget_expired(file.as_bytes(), None, &refs)?;
+        }
+        self.local.restore_noticed = false;
+        self.commit()?;
+        Ok(fix)
     }
 
     /// Accepts a checkpoint note: signed by the pinned key, no smaller than the last one

@@ -11,9 +11,11 @@
 //! devices.
 
 use super::{
-    key32, now_ms, ClientError, Identity, LocalState, Profile, Result, SyncReport, Unlock,
+    key32, now_ms, ClientError, Conversation, Identity, LocalState, Profile, Result, SyncReport,
+    Unlock,
 };
 use crate::device::DeviceAccount;
+use crate::room::ForwardedKey;
 use ledgerline_protocol::ids::{DeviceId, MemberId};
 use ledgerline_protocol::invite::{fingerprint, fingerprint_text, Invite, FINGERPRINT_LEN};
 use ledgerline_protocol::keys::{verifying_key_from_bytes, MasterSigningKey, WrapPublicKey};
@@ -371,6 +373,43 @@ impl Profile {
         Ok(())
     }
 
+    /// After a relay restore lost this device's messages in `room` and their keys' first
+    /// share: its own sessions of the room, from their first known index, to every device
+    /// of the room's audience now (the relay lost the to-device messages too).
+    pub(super) async fn reshare_own_sessions(&mut self, room: [u8; 16]) -> Result<()> {
+        let me = self.id.device;
+        let keys: Vec<ForwardedKey> = self
+            .timeline
+            .export_room(room)
+            .into_iter()
+            .filter(|k| k.owner == me)
+            .collect();
+        if keys.is_empty() {
+            return Ok(());
+        }
+        let to = if self.local.rooms.contains_key(&hex::encode(room)) {
+            Conversation::Room(room)
+        } else {
+            Conversation::File(ledgerline_protocol::ids::FileId(room))
+        };
+        let devices = match self.audience(to, false).await {
+            Ok(d) => d,
+            Err(ClientError::NotAllowed(_) | ClientError::NotFound(_)) => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        for d in devices.into_iter().filter(|d| *d != me) {
+            for chunk in keys.chunks(FORWARDED_KEYS_PER_MESSAGE) {
+                self.queue_private(
+                    d,
+                    &Private::ForwardedRoomKeys {
+                        keys: chunk.to_vec(),
+                    },
+                );
+            }
+        }
+        Ok(())
+    }
+
     /// Hands the member's recovery key to their reprovisioned device over Olm.
     pub(super) fn queue_reprovision(&mut self, device: DeviceId, member: MemberId, key: &str) {
         self.queue_private(
@@ -479,11 +518,14 @@ impl Profile {
             }
             Private::ForwardedRoomKeys { keys } => {
                 // From an admin, for a file this member has access to now; or from one of
-                // this member's own devices, for every conversation it reads (linking).
+                // this member's own devices, for every conversation it reads (linking); or
+                // from the very device whose sessions they are, sharing them again (after a
+                // relay restore lost its first share): no more than its own first share.
                 let own = from == self.id.member;
-                if !own && r.member(&from).is_none_or(|m| m.role != Role::Admin) {
+                let its_own = keys.iter().all(|k| k.owner == sender);
+                if !own && !its_own && r.member(&from).is_none_or(|m| m.role != Role::Admin) {
                     return Err(ClientError::Integrity(
-                        "forwarded room keys from a device that is neither an admin's nor this member's".into(),
+                        "forwarded room keys from a device that is neither an admin's, nor this member's, nor the sessions' own".into(),
                     ));
                 }
                 for key in keys {
@@ -496,8 +538,9 @@ impl Profile {
                         })
                     } else {
                         // An internal room or direct chat: only the member's own devices
-                        // pass on its sessions (the relay still decides what it serves).
-                        own
+                        // pass on its sessions, or the session's device for a room this
+                        // device is in (the relay still decides what it serves).
+                        own || (its_own && self.local.rooms.contains_key(&key.room))
                     };
                     if !allowed {
                         continue;

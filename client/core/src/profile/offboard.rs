@@ -973,7 +973,18 @@ impl Profile {
         let (current, old) = self
             .current_epoch(file)
             .ok_or_else(|| ClientError::NotFound(format!("no key of file {file} here")))?;
-        let epoch = current + 1;
+        self.prepare_epoch_at(file, current + 1, new, old)
+    }
+
+    /// The link and wraps of `file`'s epoch `epoch` (key `new`, after `old`), for its
+    /// members now.
+    fn prepare_epoch_at(
+        &self,
+        file: FileId,
+        epoch: u64,
+        new: EpochKey,
+        old: EpochKey,
+    ) -> Result<Prepared> {
         // The new key wraps the old one (never the reverse: whoever held the old key
         // must learn nothing of the new).
         let link = chain_epoch_key(
@@ -1052,6 +1063,74 @@ impl Profile {
             self.recover_epoch(p.file).await?;
         }
         Ok(ours)
+    }
+
+    /// After a relay restore (admins): gives the relay back what it lost of a file this
+    /// device holds the keys of — its conversation room, the epochs started after the
+    /// backup (each linked to the one before, wrapped for the file's members now) and the
+    /// newest epoch's key for every member who holds the file and has no wrap of it.
+    /// Returns how many pieces went again.
+    pub(super) async fn restore_file_keys(&mut self, file: FileId) -> Result<usize> {
+        let Some((mine, _)) = self.current_epoch(file) else {
+            return Ok(0);
+        };
+        let mut sent = 0;
+        match self
+            .relay
+            .create_room(&self.account, *file.as_bytes(), Some(file), &[])
+            .await
+        {
+            Ok(()) => sent += 1,
+            Err(RelayError::Refused { status: 409, .. }) => {}
+            Err(e) => return Err(e.into()),
+        }
+        let (links, _) = self.relay.epoch_links(&self.account, file, 0).await?;
+        let theirs = links.iter().map(|l| l.epoch).max().unwrap_or(0);
+        for epoch in theirs.saturating_add(1)..=mine {
+            let (Some(new), Some(old)) =
+                (self.epoch_key(file, epoch), self.epoch_key(file, epoch - 1))
+            else {
+                return Err(ClientError::Integrity(format!(
+                    "this device lacks a key of file {file} between epochs {theirs} and {mine}"
+                )));
+            };
+            let p = self.prepare_epoch_at(file, epoch, new, old)?;
+            match self
+                .relay
+                .start_epoch(&self.account, file, epoch, &p.link, &p.wraps, &p.team_wraps)
+                .await
+            {
+                Ok(()) => sent += 1,
+                Err(RelayError::Refused { code, .. }) if code == "epoch_exists" => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        let Some(current) = self.epoch_key(file, mine) else {
+            return Ok(sent);
+        };
+        for holder in self.roster()?.key_holders(&file, now_ms()) {
+            let asked = (holder != self.id.member).then_some(holder);
+            let (wraps, _) = self.relay.epoch_keys(&self.account, file, 0, asked).await?;
+            if wraps.iter().any(|w| w.epoch == mine) {
+                continue;
+            }
+            let Some((version, mk)) = self.member_key(holder) else {
+                continue;
+            };
+            let ctx = EpochKeyContext {
+                firm: self.id.firm,
+                file,
+                epoch: mine,
+                holder: Holder::Member(holder),
+                holder_key_version: version,
+            };
+            let wrapped = wrap_epoch_key(&current, &mk, &ctx, &mut OsRng);
+            self.relay
+                .put_epoch_key(&self.account, file, mine, holder, version, &wrapped)
+                .await?;
+            sent += 1;
+        }
+        Ok(sent)
     }
 
     /// Learns a file's newest epoch and its key from the relay: through this member's

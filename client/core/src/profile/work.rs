@@ -390,6 +390,15 @@ impl Profile {
             return Ok(());
         }
         let (pending, body) = (parse(&row.pending)?, parse(&row.body)?);
+        if row.base.is_none() {
+            // No common ancestor known (after a relay restore, `reopen_works`): the later
+            // edit of each field wins; nothing is sent when the relay has it all.
+            let merged = Fields::merge_unrelated(&pending, &body);
+            row.pending = (merged != body).then(|| item_json(&row.kind, &merged));
+            row.base = row.pending.as_ref().and(row.body.clone());
+            self.store.put_work(&row)?;
+            return Ok(());
+        }
         if pending == body {
             // Our own edit, landed before an interruption.
             row.pending = None;
@@ -467,7 +476,12 @@ impl Profile {
         for row in self.store.works_pending()? {
             let (file, record) = (FileId(row.file), RecordId(row.record));
             self.merge_pending(file, record)?;
-            if self.push_item(file, record).await? {
+            // A merge may find that the relay holds the edit already: nothing to send.
+            let waiting = self
+                .store
+                .work(file.as_bytes(), record.as_bytes())?
+                .is_some_and(|r| r.pending.is_some());
+            if waiting && self.push_item(file, record).await? {
                 sent += 1;
             }
         }

@@ -111,6 +111,37 @@ impl Fields {
         format!("d:{}-{}-{}", c.at.ms, c.at.n, c.at.dev)
     }
 
+    /// Merges an item's state kept on a device (`ours`, with edits the relay lost in a
+    /// restore) with the relay's version (`theirs`) when no common ancestor is known: per
+    /// field the later edit wins (last writer wins), conflicts of both sides are kept.
+    /// Without the ancestor a later edit that knew of ours cannot be told from one that
+    /// did not, so no new conflict is made up (protocol-spec/operations.md).
+    pub fn merge_unrelated(ours: &Fields, theirs: &Fields) -> Fields {
+        let mut out = Fields {
+            fields: theirs.fields.clone(),
+            conflicts: ours
+                .conflicts
+                .iter()
+                .chain(theirs.conflicts.iter())
+                .cloned()
+                .collect(),
+        };
+        for (name, o) in &ours.fields {
+            let theirs_wins = out.fields.get(name).is_some_and(|t| {
+                // One clock reading names one edit; the larger value wins everywhere alike.
+                let (tv, ov) = (t.v.to_string(), o.v.to_string());
+                t.at > o.at || (t.at == o.at && tv >= ov)
+            });
+            if !theirs_wins {
+                out.fields.insert(name.clone(), o.clone());
+            }
+        }
+        out.conflicts
+            .sort_by(|x, y| (&x.field, &x.at, &x.won).cmp(&(&y.field, &y.at, &y.won)));
+        out.conflicts.dedup();
+        out
+    }
+
     /// A field's value (`Null` when absent).
     pub fn get(&self, name: &str) -> &serde_json::Value {
         self.fields
@@ -186,6 +217,43 @@ mod tests {
             n: 0,
             dev: dev.into(),
         }
+    }
+
+    #[test]
+    fn after_a_restore_each_field_keeps_its_later_edit() {
+        let mut relay = Fields::default();
+        relay.set("title", json!("VAT"), hlc(1, "aa"));
+        relay.set("status", json!("open"), hlc(2, "aa"));
+        // What a device kept: the relay's state plus edits the restore lost.
+        let mut kept = relay.clone();
+        kept.set("status", json!("done"), hlc(5, "aa"));
+        kept.set("note", json!("zapłacono"), hlc(6, "aa"));
+        assert_eq!(Fields::merge_unrelated(&kept, &relay), kept);
+        assert_eq!(Fields::merge_unrelated(&relay, &relay), relay);
+        // The relay already has it all (another device sent it first): nothing changes.
+        assert_eq!(Fields::merge_unrelated(&relay, &kept), kept);
+        // Someone edited on the restored relay meanwhile: each field keeps its later edit.
+        let mut later = relay.clone();
+        later.set("title", json!("VAT-7"), hlc(7, "bb"));
+        later.set("status", json!("in progress"), hlc(8, "bb"));
+        let m = Fields::merge_unrelated(&kept, &later);
+        assert_eq!(m.get("title"), &json!("VAT-7"));
+        assert_eq!(m.get("note"), &json!("zapłacono"));
+        assert_eq!(m.get("status"), &json!("in progress"));
+        assert!(m.open_conflicts().is_empty(), "{m:?}");
+        // Both sides' open conflicts stay; merging again changes nothing; the order of the
+        // sides does not matter.
+        let mut disputed = later.clone();
+        disputed.conflicts.push(Conflict {
+            field: "title".into(),
+            v: json!("VAT-UE"),
+            at: hlc(7, "cc"),
+            won: hlc(7, "bb"),
+        });
+        let m = Fields::merge_unrelated(&kept, &disputed);
+        assert_eq!(m.open_conflicts().len(), 1);
+        assert_eq!(Fields::merge_unrelated(&kept, &m), m);
+        assert_eq!(m, Fields::merge_unrelated(&disputed, &kept));
     }
 
     #[test]
