@@ -3858,6 +3858,8 @@ async fn a_relay_backed_up_while_serving_restores_whole_and_never_over_data() {
     // The customer file created after the backup is whole again for Anna: its room and
     // keys, its conversation, its note.
     assert!(after["file_keys_resent"].as_u64().unwrap() >= 3, "{after}");
+    // Each member's key, for the member's device and the owner's (escrow): 1 + 2 + 2.
+    assert_eq!(after["member_key_wraps"], 5, "{after}");
     let new = bodies(&ok(&f.anna, &["chat", "read", "Nowy klient po kopii"]).await);
     assert_eq!(new, ["Witamy nowego klienta"], "{new:?}");
     let timeline = ok(&f.anna, &["customer", "timeline", "Nowy klient po kopii"]).await;

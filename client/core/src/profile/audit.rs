@@ -47,6 +47,8 @@ pub struct Reconciled {
     pub erasures_redone: usize,
     /// Internal rooms and direct chats the relay had lost, created again.
     pub rooms_recreated: usize,
+    /// Member keys wrapped again for their members' and the admins' devices.
+    pub member_key_wraps: usize,
     /// Documents whose upload the relay lost with its data: they can no longer be
     /// downloaded and are taken off this device's lists; someone who has the file must
     /// upload it again. (Names are shown here only, on this device.)
@@ -355,6 +357,33 @@ impl Profile {
             for file in all {
                 fix.file_keys_resent += self.restore_file_keys(file).await?;
             }
+        }
+        // Member keys: this member's (every active member's, on an admin's device) newest
+        // key wrapped again for the member's devices and the admins' (escrow) — a key
+        // rotated, or a member who joined, after the backup, else unreadable to them.
+        let admin = self.require_admin().is_ok();
+        let holders: Vec<MemberId> = {
+            let r = self.roster()?;
+            r.members()
+                .filter(|(id, m)| m.active.until.is_none() && (admin || **id == self.id.member))
+                .map(|(id, _)| *id)
+                .collect()
+        };
+        let admins = self.admin_devices()?;
+        for member in holders {
+            let Some((version, key)) = self.member_key(member) else {
+                continue;
+            };
+            let mut devices: BTreeSet<DeviceId> = self
+                .roster()?
+                .active_devices(&member)
+                .map(|(d, _)| *d)
+                .collect();
+            devices.extend(admins.iter().copied());
+            let devices: Vec<DeviceId> = devices.into_iter().collect();
+            self.share_member_key(member, version, &key, &devices)
+                .await?;
+            fix.member_key_wraps += devices.len();
         }
         // Internal rooms and direct chats, with the members this device knows.
         let rooms: Vec<(String, Vec<MemberId>)> = self
