@@ -3716,6 +3716,24 @@ async fn a_relay_backed_up_while_serving_restores_whole_and_never_over_data() {
         &["file", "grant", "Nowy klient po kopii", "Anna Kowalczyk"],
     )
     .await;
+    // Bartek (still offline) gets that file through a team made after the backup.
+    ok(&f.owner, &["team", "create", "Zespół po kopii"]).await;
+    ok(
+        &f.owner,
+        &["team", "add", "Zespół po kopii", "Bartek Zieliński"],
+    )
+    .await;
+    ok(
+        &f.owner,
+        &[
+            "file",
+            "grant",
+            "Nowy klient po kopii",
+            "--team",
+            "Zespół po kopii",
+        ],
+    )
+    .await;
     ok(
         &f.owner,
         &[
@@ -3840,8 +3858,10 @@ async fn a_relay_backed_up_while_serving_restores_whole_and_never_over_data() {
         kept > 0 && kept < after["log_was"].as_u64().unwrap(),
         "{after}"
     );
-    // The retention policy, the new file and Anna's access to it.
-    assert_eq!(after["roster_events"], 3, "{after}");
+    // The retention policy, the new file, Anna's access to it, the team, Bartek in it,
+    // the team's access to the file.
+    assert_eq!(after["roster_events"], 6, "{after}");
+    assert!(after["team_keys_resent"].as_u64().unwrap() >= 2, "{after}");
     assert!(after["sync"]["resent"].as_u64().unwrap() >= 1, "{after}");
     // The work items it wrote after the backup go again: the two new notes and the task's
     // second version; the document uploaded after it is named as lost, not kept listed.
@@ -3891,8 +3911,12 @@ async fn a_relay_backed_up_while_serving_restores_whole_and_never_over_data() {
             "{said}: {mine:?}"
         );
     }
-    // Bartek, off since before the backup, reads everything anyone still had — Anna's
-    // message too, whose first key share the relay lost: her device shared it again.
+    // Bartek, off since before the backup, reads the file he got through the team after
+    // it: team key, the file's key for the team and the room key all given back.
+    let new = bodies(&ok(&f.bartek, &["chat", "read", "Nowy klient po kopii"]).await);
+    assert_eq!(new, ["Witamy nowego klienta"], "{new:?}");
+    // He reads everything anyone still had — Anna's message too, whose first key share
+    // the relay lost: her device shared it again.
     let his = bodies(&ok(&f.bartek, &["chat", "read", FILE]).await);
     for said in [
         "Przed kopią zapasową",

@@ -49,6 +49,8 @@ pub struct Reconciled {
     pub rooms_recreated: usize,
     /// Member keys wrapped again for their members' and the admins' devices.
     pub member_key_wraps: usize,
+    /// (Admins) Team key versions and wraps given back.
+    pub team_keys_resent: usize,
     /// Documents whose upload the relay lost with its data: they can no longer be
     /// downloaded and are taken off this device's lists; someone who has the file must
     /// upload it again. (Names are shown here only, on this device.)
@@ -354,6 +356,7 @@ impl Profile {
                 .into_iter()
                 .filter(|f| !self.local.erased.contains(f))
                 .collect();
+            fix.team_keys_resent = self.restore_team_keys().await?;
             for file in all {
                 fix.file_keys_resent += self.restore_file_keys(file).await?;
             }

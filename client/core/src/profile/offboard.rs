@@ -1108,6 +1108,30 @@ impl Profile {
         let Some(current) = self.epoch_key(file, mine) else {
             return Ok(sent);
         };
+        // The newest epoch for the file's teams (idempotent: one wrap per team and epoch).
+        for team in self.roster()?.file_teams(&file) {
+            let Some((version, tk)) = self.newest_team_key(team) else {
+                continue;
+            };
+            let ctx = EpochKeyContext {
+                firm: self.id.firm,
+                file,
+                epoch: mine,
+                holder: Holder::Team(team),
+                holder_key_version: version,
+            };
+            let wrapped = wrap_epoch_key(&current, &tk, &ctx, &mut OsRng);
+            match self
+                .relay
+                .put_team_epoch_key(&self.account, file, mine, team, version, &wrapped)
+                .await
+            {
+                Ok(()) => sent += 1,
+                // A rotation due (the relay wants a newer team key first): left to it.
+                Err(RelayError::Refused { .. }) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
         for holder in self.roster()?.key_holders(&file, now_ms()) {
             let asked = (holder != self.id.member).then_some(holder);
             let (wraps, _) = self.relay.epoch_keys(&self.account, file, 0, asked).await?;

@@ -419,6 +419,57 @@ impl Profile {
             .await?)
     }
 
+    /// After a relay restore (admins): every team key version this device holds that the
+    /// relay lost goes again, in order, for the team's key holders now; the newest one is
+    /// wrapped again for each holder (a member added after the backup). Returns how many
+    /// versions and wraps went.
+    pub(super) async fn restore_team_keys(&mut self) -> Result<usize> {
+        let mut sent = 0;
+        let teams: Vec<TeamId> = self.teams()?.into_iter().map(|t| t.id).collect();
+        for team in teams {
+            let Some((newest, newest_key)) = self.newest_team_key(team) else {
+                continue;
+            };
+            for version in 1..=newest {
+                let Some(key) = self.team_key(team, version) else {
+                    continue;
+                };
+                match self.put_team_key_version(team, version, &key).await {
+                    Ok(()) => sent += 1,
+                    // There already; or a team deleted meanwhile.
+                    Err(ClientError::Relay(RelayError::Refused { code, .. }))
+                        if code == "team_key_version" => {}
+                    Err(ClientError::NotFound(_)) => break,
+                    Err(e) => return Err(e),
+                }
+            }
+            for member in self.roster()?.team_key_holders(&team) {
+                let Some((mkv, mk)) = self.member_key(member) else {
+                    continue;
+                };
+                let ctx = TeamKeyContext {
+                    firm: self.id.firm,
+                    team,
+                    team_key_version: newest,
+                    member,
+                    member_key_version: mkv,
+                };
+                let wrapped = wrap_team_key(&newest_key, &mk, &ctx, &mut OsRng);
+                match self
+                    .relay
+                    .put_team_key(&self.account, team, newest, member, mkv, &wrapped)
+                    .await
+                {
+                    Ok(()) => sent += 1,
+                    // A rotation due (the relay wants a newer team key first): left to it.
+                    Err(RelayError::Refused { .. }) => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        }
+        Ok(sent)
+    }
+
     /// Wraps every team's newest key for `member` (a new admin).
     pub(super) async fn share_team_keys_with(&mut self, member: MemberId) -> Result<()> {
         self.sync_team_keys(&mut SyncReport::default()).await?;
