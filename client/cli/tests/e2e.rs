@@ -3851,7 +3851,16 @@ async fn a_relay_backed_up_while_serving_restores_whole_and_never_over_data() {
     assert!(told.stderr.contains("--after-restore"), "{}", told.stderr);
     // The owner accepts the restored relay: the report says what it lost, and the owner's
     // device sends again what it wrote after the backup — the message and the roster event.
+    let backed_up = |data: &Path| relay_rows(data, "SELECT count(*) FROM backup_items");
+    let items_before = backed_up(&restored);
     let after = ok(&f.owner, &["sync", "--after-restore"]).await;
+    // The owner's key backup goes again whole: the room keys made after the backup (the
+    // new file's conversation) are in it again.
+    let items_after = backed_up(&restored);
+    assert!(
+        items_after[0][0].parse::<u64>().unwrap() > items_before[0][0].parse::<u64>().unwrap(),
+        "{items_before:?} {items_after:?}"
+    );
     // (The restored log has grown since, with Anna's reads: a fork of what the owner saw.)
     let kept = after["log_kept"].as_u64().unwrap();
     assert!(

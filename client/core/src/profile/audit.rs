@@ -422,6 +422,8 @@ impl Profile {
         for file in &files {
             fix.items_checked += self.store.reopen_works(file.as_bytes())?;
         }
+        // The member's key backup goes again whole with the sync below.
+        self.restore_backup().await?;
         self.commit()?;
         self.restore_seen = Some(RestoreSeen::default());
         let synced = self.sync_inner(report).await;

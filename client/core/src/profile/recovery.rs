@@ -222,6 +222,36 @@ impl Profile {
         Ok(true)
     }
 
+    /// After a relay restore: the member's key backup is uploaded again whole at the sync
+    /// that follows (the relay lost what came after its backup). The backup key is
+    /// registered again when the relay lost it; one the relay holds (verified against the
+    /// member's master key) is adopted, as at any sync.
+    pub(super) async fn restore_backup(&mut self) -> Result<()> {
+        if self.local.backup.is_none() {
+            return Ok(());
+        }
+        match self.relay.backup_key(&self.account).await? {
+            None => {
+                if let Some(b) = self.local.backup.as_mut() {
+                    b.registered = false;
+                    b.done.clear();
+                }
+            }
+            Some(k) => {
+                self.check_backup_key(&k)?;
+                let Some(b) = self.local.backup.as_mut() else {
+                    return Ok(());
+                };
+                if b.info().ok().as_ref() == Some(&k) {
+                    b.done.clear();
+                } else {
+                    *b = BackupState::from_info(&k, true);
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// At sync: registers the backup key if the relay lacks it, then seals and uploads
     /// what this device holds that the backup does not.
     pub(super) async fn sync_backup(&mut self) -> Result<()> {
