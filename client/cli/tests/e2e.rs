@@ -91,6 +91,11 @@ struct Run {
     stderr: String,
 }
 
+thread_local! {
+    /// How far ahead this test's client processes run their clocks (simulated time).
+    static CLIENT_CLOCK_AHEAD_MS: std::cell::Cell<i64> = const { std::cell::Cell::new(0) };
+}
+
 fn command(profile: &Path, args: &[&str]) -> tokio::process::Command {
     let mut c = tokio::process::Command::new(env!("CARGO_BIN_EXE_ledgerline"));
     c.arg("--profile")
@@ -101,6 +106,10 @@ fn command(profile: &Path, args: &[&str]) -> tokio::process::Command {
         .env_remove("LEDGERLINE_RELAY")
         .stdin(std::process::Stdio::null())
         .kill_on_drop(true);
+    let ahead = CLIENT_CLOCK_AHEAD_MS.with(std::cell::Cell::get);
+    if ahead != 0 {
+        c.env("LEDGERLINE_CLOCK_OFFSET_MS", ahead.to_string());
+    }
     c
 }
 
@@ -3698,6 +3707,13 @@ async fn a_relay_backed_up_while_serving_restores_whole_and_never_over_data() {
         .await
         .unwrap();
     assert!(matches!(again, Err(BackupError::Usage(_))), "{again:?}");
+    // An hour passes (simulated: the relay and every client run their clocks an hour
+    // ahead from here on) before the writes the restore will lose.
+    const HOUR_MS: i64 = 3_600_000;
+    let addr = relay.addr;
+    relay.stop().await;
+    let mut relay = Relay::start_later(&data, addr, HOUR_MS).await;
+    CLIENT_CLOCK_AHEAD_MS.with(|c| c.set(HOUR_MS));
     ok(&f.owner, &["chat", "send", FILE, "Po kopii zapasowej"]).await;
     // Anna's first words in the file, after the backup: her session's key share is lost
     // with the relay's data, too.
@@ -3805,7 +3821,7 @@ async fn a_relay_backed_up_while_serving_restores_whole_and_never_over_data() {
     let restored = dir.path().join("relay-odtworzony");
     let m2 = restore(&out, &restored).unwrap();
     assert_eq!(m2, m);
-    let mut relay = Relay::start(&restored, addr).await;
+    let mut relay = Relay::start_later(&restored, addr, HOUR_MS).await;
     // Anna's device saw a longer access log than the restored one: told, never silent;
     // she accepts the restored relay, and her message goes again with its key.
     let told = ll(&f.anna, &["chat", "read", FILE]).await;
@@ -3981,7 +3997,7 @@ async fn a_relay_backed_up_while_serving_restores_whole_and_never_over_data() {
     relay.stop().await;
     let restored2 = dir.path().join("relay-odtworzony-2");
     restore(&out2, &restored2).unwrap();
-    let mut relay = Relay::start(&restored2, addr).await;
+    let mut relay = Relay::start_later(&restored2, addr, HOUR_MS).await;
     let his = ok(&f.bartek, &["sync"]).await;
     let given = &his["restored"];
     assert!(given.is_object(), "{his}");
