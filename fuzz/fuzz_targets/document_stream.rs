@@ -2,9 +2,6 @@
 
 use libfuzzer_sys::fuzz_target;
 
-use ledgerline_protocol::document::decrypt_document;
-use ledgerline_protocol::keys::DocumentKey;
-
-fuzz_target!(|data: &[u8]| {
-    let _ = decrypt_document(&DocumentKey::from_bytes([7; 32]), data);
-});
+// The body lives in ledgerline-vectors (crates/vectors/src/fuzzing.rs), where CI replays
+// regression inputs and the test vectors through it.
+fuzz_target!(|data: &[u8]| ledgerline_vectors::fuzzing::document_stream(data));

@@ -34,6 +34,8 @@ mod request;
 mod roster;
 mod wrap;
 
+pub mod fuzzing;
+
 /// One vector file: its name, and its generator and checker.
 #[derive(Debug, Clone, Copy)]
 pub struct Construction {

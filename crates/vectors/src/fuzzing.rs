@@ -1,0 +1,151 @@
+//! The bodies of the fuzz targets (`fuzz/fuzz_targets/`), shared with the test that
+//! replays inputs through them in every CI run (`tests/fuzz_replay.rs`): the regression
+//! inputs under `fuzz/regressions/<target>/`, every byte string of the test vectors, and
+//! deterministic mutations of them. A body panics only when a decoder breaks a promise
+//! (a panic on untrusted input, or a decoding that is not canonical).
+
+use ledgerline_protocol::checkpoint::{open_checkpoint, Checkpoint};
+use ledgerline_protocol::document::decrypt_document;
+use ledgerline_protocol::ids::{DeviceId, FileId, FirmId, MemberId, TeamId};
+use ledgerline_protocol::keys::{
+    DeviceWrapSecret, DocumentKey, EpochKey, LogSigningKey, MemberKey,
+};
+use ledgerline_protocol::recovery::{open_escrow, open_item, ItemContext, ItemKind, RecoveryKey};
+use ledgerline_protocol::wrap::{
+    open_sealed, unchain_epoch_key, unwrap_epoch_key, unwrap_member_key, unwrap_team_key,
+    EpochChainContext, EpochKeyContext, Holder, MemberKeyContext, TeamKeyContext,
+};
+
+/// A fuzz target: its name (the file under `fuzz/fuzz_targets/`) and body.
+pub type Target = (&'static str, fn(&[u8]));
+
+/// Every fuzz target.
+pub const TARGETS: &[Target] = &[
+    ("audit_bundle", audit_bundle),
+    ("audit_leaf", audit_leaf),
+    ("checkpoint_note", checkpoint_note),
+    ("document_stream", document_stream),
+    ("record_envelope", record_envelope),
+    ("recovery", recovery),
+    ("roster_event", roster_event),
+    ("sealed_to_device", sealed_to_device),
+    ("signed_request", signed_request),
+    ("wrapped_keys", wrapped_keys),
+];
+
+/// An audit bundle is whatever the auditor was handed: the verifier answers every input
+/// with a verdict, never a panic.
+pub fn audit_bundle(data: &[u8]) {
+    let mut v = ledgerline_audit::Verifier::new(ledgerline_audit::Options::default());
+    for line in data.split(|b| *b == b'\n') {
+        let Ok(text) = std::str::from_utf8(line) else {
+            return;
+        };
+        if v.line(text).is_err() {
+            return;
+        }
+    }
+    let _ = v.finish();
+}
+
+/// Audit leaves decode canonically.
+pub fn audit_leaf(data: &[u8]) {
+    if let Ok(l) = ledgerline_protocol::audit::AuditLeaf::from_bytes(data) {
+        assert_eq!(l.to_bytes(), data, "decoding must be canonical");
+    }
+}
+
+/// Checkpoint notes (C2SP signed notes) from a relay.
+pub fn checkpoint_note(data: &[u8]) {
+    let _ = Checkpoint::parse_body(data);
+    let key = LogSigningKey::from_bytes(&[7; 32]).verifying_key();
+    let _ = open_checkpoint(data, "relay.example/log", &key);
+}
+
+/// A document's encrypted stream, as downloaded.
+pub fn document_stream(data: &[u8]) {
+    let _ = decrypt_document(&DocumentKey::from_bytes([7; 32]), data);
+}
+
+/// Record envelopes decode canonically.
+pub fn record_envelope(data: &[u8]) {
+    if let Ok(e) = ledgerline_protocol::record::RecordEnvelope::from_bytes(data) {
+        assert_eq!(e.to_bytes(), data, "decoding must be canonical");
+    }
+}
+
+/// What a relay (or a typist) hands a recovering device: a recovery key's text, a sealed
+/// backup item, an escrowed key.
+pub fn recovery(data: &[u8]) {
+    let _ = RecoveryKey::parse(&String::from_utf8_lossy(data));
+    let key = RecoveryKey::from_bytes([7; 32]);
+    let ctx = ItemContext {
+        firm: FirmId([1; 16]),
+        member: MemberId([2; 16]),
+        kind: ItemKind::RoomKey,
+        id: b"session",
+    };
+    let _ = open_item(data, &key, &ctx);
+    let secret = DeviceWrapSecret::from_bytes([9; 32]);
+    let _ = open_escrow(
+        data,
+        &secret,
+        FirmId([1; 16]),
+        MemberId([2; 16]),
+        DeviceId([3; 16]),
+    );
+}
+
+/// Roster events decode canonically; a genesis candidate is checked.
+pub fn roster_event(data: &[u8]) {
+    if let Ok(e) = ledgerline_protocol::roster::RosterEvent::from_bytes(data) {
+        assert_eq!(e.to_bytes(), data, "decoding must be canonical");
+        let _ = ledgerline_protocol::roster::Roster::from_genesis(&e);
+    }
+}
+
+/// Payloads sealed to a device (to-device envelopes, release shares).
+pub fn sealed_to_device(data: &[u8]) {
+    let secret = DeviceWrapSecret::from_bytes([7; 32]);
+    let _ = open_sealed(data, &secret, b"fuzz");
+}
+
+/// Signed requests decode canonically.
+pub fn signed_request(data: &[u8]) {
+    if let Ok(r) = ledgerline_protocol::request::SignedRequest::from_bytes(data) {
+        assert_eq!(r.to_bytes(), data, "decoding must be canonical");
+    }
+}
+
+/// Wrapped member, epoch and team keys, and epoch chain links.
+pub fn wrapped_keys(data: &[u8]) {
+    let ctx = MemberKeyContext {
+        firm: FirmId([0; 16]),
+        member: MemberId([0; 16]),
+        device: DeviceId([0; 16]),
+        key_version: 0,
+    };
+    let _ = unwrap_member_key(data, &DeviceWrapSecret::from_bytes([1; 32]), &ctx);
+    let e = EpochKeyContext {
+        firm: FirmId([0; 16]),
+        file: FileId([0; 16]),
+        epoch: 1,
+        holder: Holder::Member(MemberId([0; 16])),
+        holder_key_version: 0,
+    };
+    let _ = unwrap_epoch_key(data, &MemberKey::from_bytes([2; 32]), &e);
+    let t = TeamKeyContext {
+        firm: FirmId([0; 16]),
+        team: TeamId([0; 16]),
+        team_key_version: 1,
+        member: MemberId([0; 16]),
+        member_key_version: 1,
+    };
+    let _ = unwrap_team_key(data, &MemberKey::from_bytes([4; 32]), &t);
+    let c = EpochChainContext {
+        firm: FirmId([0; 16]),
+        file: FileId([0; 16]),
+        epoch: 1,
+    };
+    let _ = unchain_epoch_key(data, &EpochKey::from_bytes([3; 32]), &c);
+}
