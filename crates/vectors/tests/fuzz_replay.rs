@@ -81,7 +81,10 @@ fn mutations(input: &[u8], rng: &mut ChaCha20Rng) -> Vec<Vec<u8>> {
 #[test]
 fn every_fuzz_target_survives_the_regressions_the_vectors_and_their_mutations() {
     let seeds = vector_inputs();
-    assert!(seeds.len() > 500, "the test vectors are where they should be");
+    assert!(
+        seeds.len() > 500,
+        "the test vectors are where they should be"
+    );
     let mut rng = ChaCha20Rng::seed_from_u64(0x1ed6e71e);
     let mut inputs: Vec<Vec<u8>> = Vec::new();
     for s in &seeds {
@@ -124,10 +127,13 @@ fn every_fuzz_target_is_listed_and_has_its_binary() {
         })
         .collect();
     let on_disk: BTreeSet<&str> = on_disk.iter().map(String::as_str).collect();
-    assert_eq!(listed, on_disk, "fuzz/fuzz_targets and fuzzing::TARGETS differ");
+    assert_eq!(
+        listed, on_disk,
+        "fuzz/fuzz_targets and fuzzing::TARGETS differ"
+    );
     for name in &listed {
-        let body = std::fs::read_to_string(root().join(format!("fuzz/fuzz_targets/{name}.rs")))
-            .unwrap();
+        let body =
+            std::fs::read_to_string(root().join(format!("fuzz/fuzz_targets/{name}.rs"))).unwrap();
         assert!(
             body.contains(&format!("fuzzing::{name}(data)")),
             "{name}.rs does not run fuzzing::{name}"
