@@ -246,6 +246,7 @@ fn store_err(e: StoreError) -> ApiError {
             ),
         ),
         StoreError::NotFound => ApiError::not_found("not found"),
+        StoreError::Full => ApiError::storage_full(),
         StoreError::Backend(m) => ApiError::internal("store", m),
     }
 }

@@ -64,13 +64,30 @@ impl ApiError {
         Self::new(StatusCode::CONFLICT, code, message)
     }
 
-    /// 500 `internal`: the details go to the log, not to the client.
-    pub fn internal(context: &str, err: impl std::fmt::Display) -> Self {
+    /// 500 `internal`: the details go to the log, not to the client. A full disk is told
+    /// as such ([`ApiError::storage_full`]).
+    pub fn internal(context: &str, err: impl std::fmt::Display + 'static) -> Self {
+        if crate::store::is_storage_full(&err) {
+            return Self::storage_full();
+        }
         tracing::error!(%context, error = %err, "internal error");
         Self::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "internal",
             "internal error; see the relay log",
+        )
+    }
+
+    /// 507 `storage_full`: the data directory's disk is full; the write was not stored
+    /// (the transaction rolled back, a partial blob is not kept) and may be retried.
+    pub fn storage_full() -> Self {
+        tracing::error!(
+            "the data directory's disk is full: writes are refused until space is freed"
+        );
+        Self::new(
+            StatusCode::INSUFFICIENT_STORAGE,
+            "storage_full",
+            "the relay's disk is full: nothing was stored. Tell the relay's operator, then try again",
         )
     }
 }

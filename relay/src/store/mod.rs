@@ -17,7 +17,7 @@ pub mod sqlite;
 pub type RoomId = [u8; 16];
 
 /// Why a store operation failed.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     /// The thing exists already (firm, room, roster position, document).
     #[error("already exists")]
@@ -47,9 +47,29 @@ pub enum StoreError {
         /// The team.
         team: TeamId,
     },
+    /// The disk under the store is full: nothing of the write was stored.
+    #[error("the relay's disk is full")]
+    Full,
     /// The backend failed.
     #[error("storage backend: {0}")]
     Backend(String),
+}
+
+/// Whether an error means the disk takes no more: SQLite's `SQLITE_FULL` or
+/// `SQLITE_IOERR_WRITE` (what SQLite reports for `ENOSPC` and for `EFBIG`, a file that may
+/// grow no larger), or such an I/O error from the blob store.
+pub fn is_storage_full(err: &dyn std::any::Any) -> bool {
+    if let Some(rusqlite::Error::SqliteFailure(e, _)) = err.downcast_ref::<rusqlite::Error>() {
+        return e.code == rusqlite::ErrorCode::DiskFull
+            || e.extended_code == rusqlite::ffi::SQLITE_IOERR_WRITE;
+    }
+    if let Some(e) = err.downcast_ref::<std::io::Error>() {
+        return matches!(
+            e.kind(),
+            std::io::ErrorKind::StorageFull | std::io::ErrorKind::FileTooLarge
+        );
+    }
+    matches!(err.downcast_ref::<StoreError>(), Some(StoreError::Full))
 }
 
 /// What a roster event makes due: new epochs of these files, new versions of these

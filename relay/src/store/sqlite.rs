@@ -116,7 +116,7 @@ const MAX_GROUP: usize = 512;
 /// committed.
 trait WriteJob: Send {
     fn run(&mut self, tx: &rusqlite::Transaction<'_>) -> bool;
-    fn finish(self: Box<Self>, committed: Result<(), String>);
+    fn finish(self: Box<Self>, committed: Result<(), StoreError>);
 }
 
 struct Job<T, F> {
@@ -141,12 +141,13 @@ where
         ok
     }
 
-    fn finish(mut self: Box<Self>, committed: Result<(), String>) {
+    fn finish(mut self: Box<Self>, committed: Result<(), StoreError>) {
         let result = match (committed, self.out.take()) {
             (Ok(()), Some(out)) => out,
             (Ok(()), None) => Err(StoreError::Backend("job did not run".into())),
             // The job's own error explains more than the failed commit that followed it.
             (Err(_), Some(Err(e))) => Err(e),
+            (Err(StoreError::Full), _) => Err(StoreError::Full),
             (Err(e), _) => Err(StoreError::Backend(format!("commit failed: {e}"))),
         };
         if let Some(reply) = self.reply.take() {
@@ -172,21 +173,19 @@ fn writer_loop(mut conn: Connection, jobs: std::sync::mpsc::Receiver<Box<dyn Wri
     }
 }
 
-fn run_group(conn: &mut Connection, group: &mut [Box<dyn WriteJob>]) -> Result<(), String> {
+fn run_group(conn: &mut Connection, group: &mut [Box<dyn WriteJob>]) -> Result<(), StoreError> {
     let tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
-        .map_err(|e| e.to_string())?;
+        .map_err(backend)?;
     for job in group.iter_mut() {
-        tx.execute_batch("SAVEPOINT job")
-            .map_err(|e| e.to_string())?;
+        tx.execute_batch("SAVEPOINT job").map_err(backend)?;
         let ok = job.run(&tx);
         if !ok {
-            tx.execute_batch("ROLLBACK TO job")
-                .map_err(|e| e.to_string())?;
+            tx.execute_batch("ROLLBACK TO job").map_err(backend)?;
         }
-        tx.execute_batch("RELEASE job").map_err(|e| e.to_string())?;
+        tx.execute_batch("RELEASE job").map_err(backend)?;
     }
-    tx.commit().map_err(|e| e.to_string())
+    tx.commit().map_err(backend)
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -282,7 +281,10 @@ fn hash_existing_audit_leaves(tx: &Connection) -> Result<(), StoreError> {
     Ok(())
 }
 
-fn backend(e: impl std::fmt::Display) -> StoreError {
+fn backend(e: impl std::fmt::Display + 'static) -> StoreError {
+    if super::is_storage_full(&e) {
+        return StoreError::Full;
+    }
     StoreError::Backend(e.to_string())
 }
 

@@ -26,13 +26,34 @@ pub struct Relay {
 
 impl Relay {
     pub fn start(data: &Path, extra: &[&str]) -> Self {
+        Self::start_command(
+            data,
+            extra,
+            Command::new(env!("CARGO_BIN_EXE_ledgerline-relay")),
+        )
+    }
+
+    /// The relay with every file it writes limited to `bytes` (`RLIMIT_FSIZE`, through
+    /// util-linux's `prlimit`; `SIGXFSZ` ignored, so a write past it fails with `EFBIG`
+    /// like one on a full disk): the disk-full fault.
+    pub fn start_with_file_limit(data: &Path, extra: &[&str], bytes: u64) -> Self {
+        let mut c = Command::new("sh");
+        c.arg("-c")
+            .arg(format!(
+                "trap '' XFSZ; exec prlimit --fsize={bytes} -- \"$0\" \"$@\""
+            ))
+            .arg(env!("CARGO_BIN_EXE_ledgerline-relay"));
+        Self::start_command(data, extra, c)
+    }
+
+    fn start_command(data: &Path, extra: &[&str], mut command: Command) -> Self {
         let log = data.with_extension("log");
         let stderr = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(&log)
             .unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_ledgerline-relay"))
+        let mut child = command
             .arg("serve")
             .arg("--listen")
             .arg("127.0.0.1:0")
