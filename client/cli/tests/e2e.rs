@@ -708,6 +708,68 @@ fn all_files(dir: &Path) -> Vec<PathBuf> {
     out
 }
 
+/// A loopback proxy to `relay` that cuts a connection once it has passed `after` bytes of
+/// answer to a request whose first line holds `needle` (the connection drops mid-answer,
+/// as on a network that fails).
+async fn cutting_proxy(relay: SocketAddr, needle: &'static [u8], after: usize) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut client, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let Ok(mut upstream) = tokio::net::TcpStream::connect(relay).await else {
+                    return;
+                };
+                let (mut cr, mut cw) = client.split();
+                let (mut ur, mut uw) = upstream.split();
+                let armed = std::sync::atomic::AtomicBool::new(false);
+                let up = async {
+                    let mut buf = vec![0u8; 64 * 1024];
+                    loop {
+                        let n = cr.read(&mut buf).await.unwrap_or(0);
+                        if n == 0 {
+                            break;
+                        }
+                        let chunk = &buf[..n];
+                        let line_end = chunk.iter().position(|b| *b == b'\r').unwrap_or(n);
+                        if chunk[..line_end].windows(needle.len()).any(|w| w == needle) {
+                            armed.store(true, std::sync::atomic::Ordering::SeqCst);
+                        }
+                        if uw.write_all(chunk).await.is_err() {
+                            break;
+                        }
+                    }
+                };
+                let down = async {
+                    let mut buf = vec![0u8; 16 * 1024];
+                    let mut passed = 0usize;
+                    loop {
+                        let n = ur.read(&mut buf).await.unwrap_or(0);
+                        if n == 0 {
+                            break;
+                        }
+                        if armed.load(std::sync::atomic::Ordering::SeqCst) {
+                            passed += n;
+                            if passed > after {
+                                break;
+                            }
+                        }
+                        if cw.write_all(&buf[..n]).await.is_err() {
+                            break;
+                        }
+                    }
+                };
+                // Whichever side ends first ends the connection: a cut answer is a reset.
+                tokio::select! {
+                    () = up => {}
+                    () = down => {}
+                }
+            });
+        }
+    });
+    format!("http://{addr}")
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn documents_stream_survive_crashes_and_refuse_tampering() {
     let dir = tempfile::tempdir().unwrap();
@@ -744,6 +806,44 @@ async fn documents_stream_survive_crashes_and_refuse_tampering() {
     .await;
     assert_eq!(got["root"], up["root"]);
     assert_eq!(std::fs::read(&out).unwrap(), data);
+    // The connection cut in the middle of the download: a clear error, and neither the
+    // file nor a partial one is left; the next try gets it whole.
+    let cut = cutting_proxy(relay.addr, b"/documents/", 64 * 1024).await;
+    let out2 = dir.path().join("anna-przerwane.pdf");
+    let mut c = command(
+        &f.anna,
+        &[
+            "doc",
+            "download",
+            FILE,
+            "Deklaracja VAT-7 03-2026.pdf",
+            "--out",
+            out2.to_str().unwrap(),
+        ],
+    );
+    c.env("LEDGERLINE_RELAY", &cut);
+    let r = run_with(c).await;
+    // Exit 3, like any relay that cannot be reached: the answer ended early.
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert!(r.stderr.contains("relay_unreachable"), "{}", r.stderr);
+    assert!(!out2.exists(), "no file from a cut download");
+    assert!(
+        !dir.path().join("anna-przerwane.pdf.partial").exists(),
+        "no partial file left"
+    );
+    ok(
+        &f.anna,
+        &[
+            "doc",
+            "download",
+            FILE,
+            "Deklaracja VAT-7 03-2026.pdf",
+            "--out",
+            out2.to_str().unwrap(),
+        ],
+    )
+    .await;
+    assert_eq!(std::fs::read(&out2).unwrap(), data);
     assert!(ok(&f.anna, &["search", "deklaracja"]).await["results"]
         .as_array()
         .unwrap()
