@@ -44,6 +44,37 @@ mod audit;
 mod backup;
 mod teams;
 
+/// Decodes `data` as every JSON request body the relay accepts, the way a handler does
+/// (`parse_json`): malformed input is an error, never a panic. The body of the fuzz target
+/// `relay_bodies` and of its CI replay (`tests/rejections.rs`); not part of the API.
+#[doc(hidden)]
+pub fn decode_request_bodies(data: &[u8]) {
+    fn one<T: serde::de::DeserializeOwned>(data: &[u8]) {
+        let _ = parse_json::<T>(data);
+    }
+    one::<AppendEvent>(data);
+    one::<PutPrekeys>(data);
+    one::<Claim>(data);
+    one::<SendToDevice>(data);
+    one::<Ack>(data);
+    one::<CreateRoom>(data);
+    one::<RoomMembers>(data);
+    one::<SendMessage>(data);
+    one::<PutRecord>(data);
+    one::<Wrapped>(data);
+    one::<PutEpochKey>(data);
+    one::<StartEpoch>(data);
+    one::<BeginUpload>(data);
+    one::<CompleteUpload>(data);
+    one::<CreateInvite>(data);
+    one::<audit::Cosigned>(data);
+    one::<backup::PutKey>(data);
+    one::<backup::PutItems>(data);
+    one::<backup::PutEscrow>(data);
+    one::<teams::TeamKeyVersion>(data);
+    one::<teams::OneTeamWrap>(data);
+}
+
 /// The relay's routes.
 pub fn router<S: Store>(state: AppState<S>) -> Router {
     Router::new()

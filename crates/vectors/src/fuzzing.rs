@@ -15,6 +15,8 @@ use ledgerline_protocol::wrap::{
     open_sealed, unchain_epoch_key, unwrap_epoch_key, unwrap_member_key, unwrap_team_key,
     EpochChainContext, EpochKeyContext, Holder, MemberKeyContext, TeamKeyContext,
 };
+use rand_chacha::rand_core::RngCore;
+use rand_chacha::ChaCha20Rng;
 
 /// A fuzz target: its name (the file under `fuzz/fuzz_targets/`) and body.
 pub type Target = (&'static str, fn(&[u8]));
@@ -190,4 +192,36 @@ pub fn wrapped_keys(data: &[u8]) {
         epoch: 1,
     };
     let _ = unchain_epoch_key(data, &EpochKey::from_bytes([3; 32]), &c);
+}
+
+/// A few deterministic mutations of `input` (none for large inputs: their prefixes and
+/// flips are covered by the smaller ones and would only cost time).
+pub fn mutations(input: &[u8], rng: &mut ChaCha20Rng) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    let n = input.len();
+    if n == 0 || n > 16 * 1024 {
+        return out;
+    }
+    for cut in [1, n / 2, n - 1] {
+        out.push(input[..cut].to_vec());
+    }
+    let pick = |rng: &mut ChaCha20Rng| (rng.next_u32() as usize) % n;
+    for _ in 0..3 {
+        let mut m = input.to_vec();
+        let i = pick(rng);
+        m[i] ^= 1 << (rng.next_u32() % 8);
+        out.push(m);
+    }
+    let mut longer = input.to_vec();
+    longer.insert(pick(rng), (rng.next_u32() & 0xff) as u8);
+    out.push(longer);
+    let mut shorter = input.to_vec();
+    shorter.remove(pick(rng));
+    out.push(shorter);
+    // A length or count field set to its largest value: the classic over-read.
+    let mut huge = input.to_vec();
+    let i = pick(rng);
+    huge[i] = 0xff;
+    out.push(huge);
+    out
 }
