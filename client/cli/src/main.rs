@@ -1485,7 +1485,7 @@ async fn with_profile(p: &mut Profile, command: Command, json: bool) -> Result<O
             for w in &r.sync.warnings {
                 text.push_str(&format!("\nwarning: {w}"));
             }
-            text.push_str("\nTell your colleagues to run `ledgerline sync --after-restore` too.");
+            text.push_str("\nColleagues whose devices now stop with exit 5 run `ledgerline sync --after-restore` too; the others give back what they hold at their next sync.");
             Ok(Output {
                 text,
                 json: serde_json::to_value(&r).unwrap_or_default(),
