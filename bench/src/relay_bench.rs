@@ -123,6 +123,76 @@ fn sqlite_ceiling(rows: usize, size: usize, per_txn: usize) -> f64 {
     rows as f64 / start.elapsed().as_secs_f64()
 }
 
+/// Backfill: one device reads a room's whole history in pages of `page` over signed HTTP
+/// (a device catching up), then the raw ceiling reads the same pages straight from the
+/// relay's SQLite file with the relay's own query. Each is timed on its second pass (page
+/// cache warm). Returns (messages, HTTP msg/s, raw msg/s).
+async fn backfill(
+    http: &reqwest::Client,
+    device: &Device,
+    room: &str,
+    db: &std::path::Path,
+    page: usize,
+) -> (usize, f64, f64) {
+    let mut over_http = 0.0;
+    let mut n = 0;
+    for _ in 0..2 {
+        let start = Instant::now();
+        let (mut from, mut got) = (1u64, 0usize);
+        loop {
+            let v = device
+                .ok(
+                    http,
+                    "GET",
+                    &format!("/v1/rooms/{room}/messages?from={from}&limit={page}"),
+                    None,
+                )
+                .await;
+            let msgs = v["messages"].as_array().unwrap();
+            let Some(last) = msgs.last() else { break };
+            got += msgs.len();
+            from = last["seq"].as_u64().unwrap() + 1;
+        }
+        over_http = got as f64 / start.elapsed().as_secs_f64();
+        n = got;
+    }
+    let (firm, room_bytes) = (device.firm, hex::decode(room).unwrap());
+    let db = db.to_owned();
+    let raw = tokio::task::spawn_blocking(move || {
+        let c = rusqlite::Connection::open_with_flags(
+            &db,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+        )
+        .unwrap();
+        let mut st = c
+            .prepare_cached("SELECT seq, sender, ciphertext, created_ms FROM room_messages WHERE firm = ?1 AND room = ?2 AND seq >= ?3 ORDER BY seq LIMIT ?4")
+            .unwrap();
+        let mut rate = 0.0;
+        for _ in 0..2 {
+            let start = Instant::now();
+            let (mut from, mut got) = (1i64, 0usize);
+            loop {
+                let rows: Vec<(i64, Vec<u8>, Vec<u8>, i64)> = st
+                    .query_map(
+                        rusqlite::params![&firm.0[..], &room_bytes[..], from, page as i64],
+                        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+                    )
+                    .unwrap()
+                    .collect::<Result<_, _>>()
+                    .unwrap();
+                let Some(last) = rows.last() else { break };
+                got += rows.len();
+                from = last.0 + 1;
+            }
+            rate = got as f64 / start.elapsed().as_secs_f64();
+        }
+        rate
+    })
+    .await
+    .unwrap();
+    (n, over_http, raw)
+}
+
 async fn scenario(
     label: &str,
     args: &Args,
@@ -260,7 +330,8 @@ async fn main() -> anyhow::Result<()> {
         log: "warn".into(),
         ..Config::default()
     };
-    let store = SqliteStore::open(&config.database_path())?;
+    let db_path = config.database_path();
+    let store = SqliteStore::open(&db_path)?;
     let (listener, addr) = ledgerline_relay::server::bind(&config).await?;
     let state = AppState::load(config, store).await?;
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
@@ -312,6 +383,7 @@ async fn main() -> anyhow::Result<()> {
     let mut outcomes = Vec::new();
     rss::reset_peak_rss();
     let groups = rooms(&mut firms).await;
+    let history = (groups[0].devices[1].clone(), groups[0].room.clone());
     outcomes.push(
         scenario(
             &format!("saturated, {} senders", args.concurrency),
@@ -383,6 +455,19 @@ async fn main() -> anyhow::Result<()> {
     println!(
         "peak RSS of the process (relay, generator and {connected} WebSockets): {peak:.1} MiB"
     );
+    println!();
+    println!("| backfill | page | messages | msg/s | ratio to raw |");
+    println!("|---|---:|---:|---:|---:|");
+    for page in [100, 500] {
+        let (read, over_http, raw) = backfill(&http, &history.0, &history.1, &db_path, page).await;
+        println!(
+            "| signed HTTP `GET …/messages` (one device, sequential) | {page} | {read} | {over_http:.0} | {:.2} |",
+            over_http / raw
+        );
+        println!(
+            "| raw ceiling: the relay's query on its SQLite file | {page} | {read} | {raw:.0} | 1.00 |"
+        );
+    }
     let _ = stop_tx.send(());
     server.await??;
     Ok(())
