@@ -21,19 +21,6 @@ use serde_json::json;
 use serde_json::Value;
 use sha2::Digest;
 
-fn hashes(v: &Value) -> Vec<[u8; 32]> {
-    v.as_array()
-        .unwrap()
-        .iter()
-        .map(|h| {
-            hex::decode(h.as_str().unwrap())
-                .unwrap()
-                .try_into()
-                .unwrap()
-        })
-        .collect()
-}
-
 /// What a client pins on first contact.
 struct Pinned {
     origin: String,
@@ -78,13 +65,7 @@ async fn release(
     let entry = hex::decode(v["entry"].as_str().unwrap()).unwrap();
     let leaf = AuditLeaf::from_bytes(&entry).unwrap();
     // The entry holds exactly the request this device signed.
-    let sig = s
-        .headers
-        .iter()
-        .find(|(k, _)| *k == "ledgerline-signature")
-        .map(|(_, v)| v.clone())
-        .unwrap();
-    assert_eq!(hex::encode(leaf.request.signature), sig);
+    assert_eq!(hex::encode(leaf.request.signature), s.signature());
     assert_eq!(leaf.request.head.device, dev.id);
     let cp = pinned.open(&v["checkpoint"]);
     assert!(cp.size() > index);
@@ -92,7 +73,7 @@ async fn release(
         &leaf.leaf_hash(),
         index,
         cp.size(),
-        &hashes(&v["inclusion"]),
+        &proof_hashes(&v["inclusion"]),
         cp.root(),
     )
     .unwrap_or_else(|e| panic!("inclusion of {index} in {}: {e}", cp.size()));
@@ -154,7 +135,7 @@ async fn releases_come_with_proof_and_the_log_stays_consistent_across_restarts()
         cp2.size(),
         cp0.root(),
         cp2.root(),
-        &hashes(&v["proof"]),
+        &proof_hashes(&v["proof"]),
     )
     .unwrap();
 
@@ -217,7 +198,7 @@ async fn releases_come_with_proof_and_the_log_stays_consistent_across_restarts()
         cp3.size(),
         cp2.root(),
         cp3.root(),
-        &hashes(&v["proof"]),
+        &proof_hashes(&v["proof"]),
     )
     .unwrap();
 

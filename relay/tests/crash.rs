@@ -38,27 +38,6 @@ struct Acked {
     signatures: Vec<String>,
 }
 
-fn signature(s: &Signed) -> String {
-    s.headers
-        .iter()
-        .find(|(k, _)| *k == "ledgerline-signature")
-        .map(|(_, v)| v.clone())
-        .unwrap()
-}
-
-fn hashes(v: &Value) -> Vec<[u8; 32]> {
-    v.as_array()
-        .unwrap()
-        .iter()
-        .map(|h| {
-            hex::decode(h.as_str().unwrap())
-                .unwrap()
-                .try_into()
-                .unwrap()
-        })
-        .collect()
-}
-
 /// The relay's checkpoint, opened under the pinned key, and consistent with `before`.
 async fn checkpoint(
     http: &reqwest::Client,
@@ -85,7 +64,7 @@ async fn checkpoint(
             cp.size(),
             old.root(),
             cp.root(),
-            &hashes(&v["proof"]),
+            &proof_hashes(&v["proof"]),
         )
         .unwrap_or_else(|e| panic!("log of {} not consistent after kill -9: {e}", cp.size()));
     }
@@ -166,7 +145,7 @@ async fn kill_9_under_load_loses_no_acknowledged_write() {
                                 .unwrap();
                         let s =
                             owner.sign("PUT", &format!("/v1/files/{file}/records/{record}"), &body);
-                        let sig = signature(&s);
+                        let sig = s.signature();
                         match send(s).await {
                             Some((200, _)) => {
                                 let mut a = acked.lock().unwrap();
@@ -190,7 +169,7 @@ async fn kill_9_under_load_loses_no_acknowledged_write() {
                         let mut s = owner.sign("PUT", &path, &blob);
                         s.headers
                             .push(("ledgerline-release-share", hex::encode(share)));
-                        let sig = signature(&s);
+                        let sig = s.signature();
                         match send(s).await {
                             Some((201, _)) => {
                                 let mut a = acked.lock().unwrap();
@@ -204,7 +183,7 @@ async fn kill_9_under_load_loses_no_acknowledged_write() {
                         let ct = format!("{round:02x}{w:02x}{i:08x}");
                         let body = serde_json::to_vec(&json!({ "ciphertext": ct })).unwrap();
                         let s = owner.sign("POST", &format!("/v1/rooms/{room}/messages"), &body);
-                        let sig = signature(&s);
+                        let sig = s.signature();
                         match send(s).await {
                             Some((200, v)) => {
                                 let mut a = acked.lock().unwrap();

@@ -50,6 +50,31 @@ pub struct Signed {
     pub body: Vec<u8>,
 }
 
+impl Signed {
+    /// The request's signature (hex), as the audit log records it.
+    pub fn signature(&self) -> String {
+        self.headers
+            .iter()
+            .find(|(k, _)| *k == "ledgerline-signature")
+            .map(|(_, v)| v.clone())
+            .unwrap()
+    }
+}
+
+/// The hashes of a proof as the relay answers them (a JSON array of hex).
+pub fn proof_hashes(v: &Value) -> Vec<[u8; 32]> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|h| {
+            hex::decode(h.as_str().unwrap())
+                .unwrap()
+                .try_into()
+                .unwrap()
+        })
+        .collect()
+}
+
 impl Device {
     pub fn sign_at(&self, method: &str, path: &str, body: &[u8], ts: u64) -> Signed {
         let mut rng = ChaCha20Rng::from_entropy();

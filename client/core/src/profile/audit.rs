@@ -339,7 +339,8 @@ impl Profile {
         // An admin's device erases again what was erased after the backup (a restore must
         // not bring back ciphertext the firm had deleted) and gives back the files' rooms
         // and keys the relay lost (files created, re-keyed or granted after the backup).
-        if self.require_admin().is_ok() {
+        let admin = self.require_admin().is_ok();
+        if admin {
             let erased: Vec<FileId> = self.local.erased.iter().copied().collect();
             for file in erased {
                 match self.relay.erase_file(&self.account, file).await {
@@ -364,7 +365,6 @@ impl Profile {
         // Member keys: this member's (every active member's, on an admin's device) newest
         // key wrapped again for the member's devices and the admins' (escrow) — a key
         // rotated, or a member who joined, after the backup, else unreadable to them.
-        let admin = self.require_admin().is_ok();
         let holders: Vec<MemberId> = {
             let r = self.roster()?;
             r.members()
