@@ -21,11 +21,13 @@ use ledgerline_protocol::audit::{AuditLeaf, Subject, SubjectKind};
 use ledgerline_protocol::constants::{
     DOCUMENT_PARTS_IN_FLIGHT, DOCUMENT_PART_MAX, DOCUMENT_PART_MIN, TAG_SIZE,
 };
-use ledgerline_protocol::document::{parts_root, HEADER_LEN};
+use ledgerline_protocol::document::{parts_root, CONVERSATION_EPOCH, HEADER_LEN};
 use ledgerline_protocol::ids::{DeviceId, DocumentId, FileId, FirmId, MemberId, RecordId, TeamId};
 use ledgerline_protocol::prekeys::SignedPrekey;
 use ledgerline_protocol::record::RecordEnvelope;
-use ledgerline_protocol::roster::{EventKind, Role, Roster, RosterError, RosterEvent};
+use ledgerline_protocol::roster::{
+    conversation_room, EventKind, Role, Roster, RosterError, RosterEvent,
+};
 use ledgerline_protocol::wrap::{MEMBER_KEY_WRAP_LEN, SYMMETRIC_WRAP_LEN};
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::json;
@@ -336,6 +338,9 @@ fn roster_subjects(roster: &Roster, kind: &EventKind) -> Vec<(SubjectKind, [u8; 
         EventKind::MemberAdded { member, .. }
         | EventKind::MemberRemoved { member }
         | EventKind::RoleChanged { member, .. } => vec![(SubjectKind::Member, member.0)],
+        EventKind::GuestAdded { member, file, .. } => {
+            vec![(SubjectKind::Member, member.0), (SubjectKind::File, file.0)]
+        }
         EventKind::DeviceAdded(cert) => vec![
             (SubjectKind::Member, cert.member.0),
             (SubjectKind::Device, cert.device.0),
@@ -450,6 +455,71 @@ fn require_file_access<S: Store>(
     } else {
         Err(ApiError::forbidden("no access to this customer file"))
     }
+}
+
+/// A guest's one file (`protocol-spec/guests.md`); `None` for staff and auditors.
+fn guest_file<S: Store>(state: &AppState<S>, c: &Caller) -> Result<Option<FileId>, ApiError> {
+    if c.role != Role::Guest {
+        return Ok(None);
+    }
+    with_roster(state, c.firm, |r| r.guest_file(&c.member))?
+        .map(Some)
+        .ok_or_else(|| ApiError::internal("guest", "a guest without a file"))
+}
+
+fn guest_refused() -> ApiError {
+    ApiError::new(
+        StatusCode::FORBIDDEN,
+        "guest_forbidden",
+        "a guest may use only their own conversation and its documents",
+    )
+}
+
+/// Documents: staff with access to the file reach all of them; a guest only those of
+/// their own file's conversation (uploaded under [`CONVERSATION_EPOCH`]).
+fn require_document_access<S: Store>(
+    state: &AppState<S>,
+    c: &Caller,
+    file: FileId,
+    epoch: u64,
+) -> Result<(), ApiError> {
+    match guest_file(state, c)? {
+        None => require_file_access(state, c, file),
+        Some(own) => {
+            require_not_erased(state, c.firm, file)?;
+            if own == file && epoch == CONVERSATION_EPOCH {
+                Ok(())
+            } else {
+                Err(guest_refused())
+            }
+        }
+    }
+}
+
+/// The members a guest may exchange Olm messages with: the people in their conversation.
+/// `None` for staff (anybody in the firm).
+fn guest_peers<S: Store>(
+    state: &AppState<S>,
+    c: &Caller,
+) -> Result<Option<std::collections::BTreeSet<MemberId>>, ApiError> {
+    match guest_file(state, c)? {
+        None => Ok(None),
+        Some(file) => with_roster(state, c.firm, |r| {
+            Some(r.conversation_members(&file, state.now_ms()))
+        }),
+    }
+}
+
+/// Whether `device` belongs to one of `peers`.
+fn device_among<S: Store>(
+    state: &AppState<S>,
+    firm: FirmId,
+    device: &DeviceId,
+    peers: &std::collections::BTreeSet<MemberId>,
+) -> Result<bool, ApiError> {
+    with_roster(state, firm, |r| {
+        r.device(device).is_some_and(|d| peers.contains(&d.member))
+    })
 }
 
 /// Active devices of the given members.
@@ -782,8 +852,14 @@ async fn claim_prekeys<S: Store>(
         ));
     }
     let now = state.now_ms();
+    let peers = guest_peers(&state, c)?;
     let mut out = BTreeMap::new();
     for d in s.body.devices {
+        if let Some(p) = &peers {
+            if !device_among(&state, c.firm, &d, p)? {
+                return Err(guest_refused());
+            }
+        }
         let active = with_roster(&state, c.firm, |r| r.device_active_at(&d, now))?;
         let key = if active {
             state
@@ -838,6 +914,13 @@ async fn send_to_device<S: Store>(
             "unknown_recipient",
             "a recipient is not an active device of this firm",
         ));
+    }
+    if let Some(p) = guest_peers(&state, c)? {
+        for m in &s.body.messages {
+            if !device_among(&state, c.firm, &m.device, &p)? {
+                return Err(guest_refused());
+            }
+        }
     }
     let msgs: Vec<(DeviceId, Vec<u8>)> = s
         .body
@@ -944,6 +1027,11 @@ fn room_members<S: Store>(
     room: &Room,
 ) -> Result<Vec<MemberId>, ApiError> {
     match room.file {
+        Some(f) if room.id == conversation_room(&firm, &f) => with_roster(state, firm, |r| {
+            r.conversation_members(&f, state.now_ms())
+                .into_iter()
+                .collect()
+        }),
         Some(f) => with_roster(state, firm, |r| {
             r.file_members(&f, state.now_ms()).into_iter().collect()
         }),
@@ -989,7 +1077,17 @@ async fn create_room<S: Store>(
                     "a file room's members follow file access; give no member list",
                 ));
             }
-            require_file_access(&state, c, file)?;
+            match guest_file(&state, c)? {
+                // A guest may open their conversation only (the one room of their file
+                // they are a member of).
+                Some(own) => {
+                    require_not_erased(&state, c.firm, file)?;
+                    if own != file || id != conversation_room(&c.firm, &file) {
+                        return Err(guest_refused());
+                    }
+                }
+                None => require_file_access(&state, c, file)?,
+            }
             Room {
                 id,
                 file: Some(file),
@@ -997,6 +1095,7 @@ async fn create_room<S: Store>(
                 members: vec![],
             }
         }
+        None if c.role == Role::Guest => return Err(guest_refused()),
         None => {
             let members = checked_members(&state, c.firm, s.body.members)?;
             if !members.contains(&c.member) {
@@ -1074,6 +1173,17 @@ fn checked_members<S: Store>(
         return Err(ApiError::bad_request(
             "unknown_member",
             "a member is not an active member of this firm",
+        ));
+    }
+    let any_guest = with_roster(state, firm, |r| {
+        members
+            .iter()
+            .any(|m| r.member(m).is_some_and(|s| s.role == Role::Guest))
+    })?;
+    if any_guest {
+        return Err(ApiError::bad_request(
+            "guest_member",
+            "a guest is in their file's conversation only, never in an internal room",
         ));
     }
     Ok(members)
@@ -1700,6 +1810,12 @@ async fn start_epoch<S: Store>(
 ) -> Result<StatusCode, ApiError> {
     let c = &s.caller;
     require_file_access_or_admin(&state, c, file)?;
+    if epoch == CONVERSATION_EPOCH {
+        return Err(ApiError::bad_request(
+            "bad_epoch",
+            "this epoch number is reserved for conversation documents",
+        ));
+    }
     if epoch == 0 {
         return Err(ApiError::bad_request(
             "bad_epoch",
@@ -1876,7 +1992,7 @@ async fn upload_document<S: Store>(
         expected_sha256,
         headers,
     } = up;
-    require_file_access(&state, &c, file)?;
+    require_document_access(&state, &c, file, q.epoch)?;
     let share = release_share(&headers, &q.share_sha256)?;
     let year = document_year(q.year, state.now_ms())?;
     if state
@@ -2032,7 +2148,7 @@ async fn begin_upload<S: Store>(
     s: SignedJson<BeginUpload>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let c = &s.caller;
-    require_file_access(&state, c, file)?;
+    require_document_access(&state, c, file, s.body.epoch)?;
     let year = document_year(q.year, state.now_ms())?;
     let b = &s.body;
     let share = release_share(&headers, &b.share_sha256)?;
@@ -2136,7 +2252,9 @@ async fn open_upload<S: Store>(
     file: FileId,
     document: DocumentId,
 ) -> Result<(crate::store::UploadSession, Vec<[u8; 32]>), ApiError> {
-    require_file_access(state, c, file)?;
+    if c.role != Role::Guest {
+        require_file_access(state, c, file)?;
+    }
     let (u, parts) = state
         .store
         .upload(c.firm, document)
@@ -2144,6 +2262,7 @@ async fn open_upload<S: Store>(
         .map_err(store_err)?
         .filter(|(u, _)| u.file == file)
         .ok_or_else(|| ApiError::not_found("no upload of this document is open"))?;
+    require_document_access(state, c, file, u.epoch)?;
     if u.uploaded_by != c.device {
         return Err(ApiError::forbidden(
             "only the device that began an upload continues it",
@@ -2531,14 +2650,20 @@ async fn document_for<S: Store>(
     file: FileId,
     document: DocumentId,
 ) -> Result<crate::store::DocumentMeta, ApiError> {
-    require_file_access(state, c, file)?;
-    state
+    if c.role != Role::Guest {
+        require_file_access(state, c, file)?;
+    } else if guest_file(state, c)? != Some(file) {
+        return Err(guest_refused());
+    }
+    let meta = state
         .store
         .document(c.firm, document)
         .await
         .map_err(store_err)?
         .filter(|m| m.file == file)
-        .ok_or_else(|| ApiError::not_found("no such document in this customer file"))
+        .ok_or_else(|| ApiError::not_found("no such document in this customer file"))?;
+    require_document_access(state, c, file, meta.epoch)?;
+    Ok(meta)
 }
 
 async fn download_document<S: Store>(

@@ -114,6 +114,54 @@ fn identify<S: Store>(
     Ok((caller, device.keys.signing))
 }
 
+/// The routes a guest's device may use (`protocol-spec/guests.md`): its roster, its own
+/// devices and prekeys, Olm messages, rooms and documents (each handler then holds the
+/// guest to their one conversation), reporting an opened room, and the push channel.
+/// Everything else is `403 guest_forbidden`, so a route added later is closed to guests
+/// until somebody opens it here on purpose.
+const GUEST_ROUTES: &[(&str, &str)] = &[
+    ("GET", "/v1/roster"),
+    ("POST", "/v1/roster"),
+    ("PUT", "/v1/devices/self/prekeys"),
+    ("POST", "/v1/prekeys/claim"),
+    ("POST", "/v1/to-device"),
+    ("GET", "/v1/to-device"),
+    ("POST", "/v1/to-device/ack"),
+    ("POST", "/v1/rooms"),
+    ("GET", "/v1/rooms/{room}"),
+    ("POST", "/v1/rooms/{room}/messages"),
+    ("GET", "/v1/rooms/{room}/messages"),
+    ("PUT", "/v1/files/{file}/documents/{document}"),
+    ("GET", "/v1/files/{file}/documents/{document}"),
+    ("POST", "/v1/files/{file}/documents/{document}/release"),
+    ("POST", "/v1/files/{file}/uploads/{document}"),
+    ("PUT", "/v1/files/{file}/uploads/{document}/parts/{n}"),
+    ("POST", "/v1/files/{file}/uploads/{document}/complete"),
+    ("POST", "/v1/audit/opened"),
+    ("GET", "/v1/ws"),
+];
+
+/// Refuses a guest's request on a route not in [`GUEST_ROUTES`].
+fn guest_gate(parts: &Parts, c: &Caller) -> Result<(), ApiError> {
+    if c.role != Role::Guest {
+        return Ok(());
+    }
+    let route = parts
+        .extensions
+        .get::<axum::extract::MatchedPath>()
+        .map(axum::extract::MatchedPath::as_str);
+    let method = parts.method.as_str();
+    if route.is_some_and(|r| GUEST_ROUTES.contains(&(method, r))) {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "guest_forbidden",
+            "a guest may use only their own conversation and its documents",
+        ))
+    }
+}
+
 fn rate_limit<S: Store>(state: &AppState<S>, c: &Caller) -> Result<(), ApiError> {
     if state.limiter.allow(c.firm, c.device) {
         Ok(())
@@ -161,6 +209,7 @@ async fn authenticate<S: Store>(
     let (parts, body) = req.into_parts();
     let signed = parse_request(&parts)?;
     let (caller, key) = identify(state, signed)?;
+    guest_gate(&parts, &caller)?;
     let body = read_body(
         body,
         state.config.max_body_bytes,
@@ -334,6 +383,7 @@ impl<S: Store> FromRequest<AppState<S>> for SignedUpload {
         let (parts, body) = req.into_parts();
         let signed = parse_request(&parts)?;
         let (caller, key) = identify(state, signed)?;
+        guest_gate(&parts, &caller)?;
         check_fresh(
             caller.request.head.timestamp_ms,
             state.now_ms(),

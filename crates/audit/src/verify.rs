@@ -443,6 +443,9 @@ fn describe(kind: &EventKind) -> String {
         EventKind::MemberAdded { member, role, .. } => {
             format!("added member {member} as {}", role_word(*role))
         }
+        EventKind::GuestAdded { member, file, .. } => {
+            format!("added guest {member} to the conversation of file {file}")
+        }
         EventKind::MemberRemoved { member } => format!("revoked member {member}"),
         EventKind::DeviceAdded(c) => format!("added device {} of member {}", c.device, c.member),
         EventKind::DeviceRevoked { device } => format!("revoked device {device}"),
@@ -507,6 +510,7 @@ fn role_word(r: Role) -> &'static str {
         Role::Admin => "admin",
         Role::Member => "member",
         Role::Auditor => "auditor",
+        Role::Guest => "guest",
     }
 }
 

@@ -41,6 +41,8 @@ pub const INFO_RECOVERY_ESCROW: &str = "ledgerline/v1/recovery-escrow";
 pub const INFO_BACKUP_ITEM: &str = "ledgerline/v1/backup-item";
 /// Hash context of a team name's commitment in the roster (`roster.md`).
 pub const CTX_TEAM_NAME: &str = "ledgerline/v1/team-name";
+/// The id of a customer file's conversation room with its guests (`guests.md`).
+pub const CTX_CONVERSATION_ROOM: &str = "ledgerline/v1/conversation-room";
 /// HKDF info of the key that seals join requests (`invites.md`).
 pub const INFO_INVITE_KEY: &str = "ledgerline/v1/invite-key";
 

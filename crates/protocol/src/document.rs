@@ -24,6 +24,12 @@ use zeroize::Zeroizing;
 
 /// Stream header: magic, then a 32-byte random salt.
 pub const HEADER_LEN: usize = 4 + 32;
+/// The epoch number a document shared in a customer conversation is uploaded under
+/// (`protocol-spec/guests.md`): its key comes from a secret in the conversation, not from
+/// an epoch key, and it is the only kind of document a guest may reach. A file's epochs
+/// count up from 0 by one and never come near it; it is the largest value a signed 64-bit
+/// database column holds, so every store keeps it as it is.
+pub const CONVERSATION_EPOCH: u64 = (1 << 63) - 1;
 /// Ciphertext size of every chunk but the last.
 pub const SEALED_CHUNK_LEN: usize = DOCUMENT_CHUNK_SIZE + TAG_SIZE;
 

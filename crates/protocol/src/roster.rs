@@ -5,7 +5,9 @@
 //! refusing the first event that breaks a rule, and then answers membership questions,
 //! including "was device D allowed to read file F at time T".
 
-use crate::constants::{CTX_DEVICE_CERT, CTX_ROSTER_EVENT, CTX_ROSTER_HASH, CTX_TEAM_NAME};
+use crate::constants::{
+    CTX_CONVERSATION_ROOM, CTX_DEVICE_CERT, CTX_ROSTER_EVENT, CTX_ROSTER_HASH, CTX_TEAM_NAME,
+};
 use crate::crypto;
 use crate::encoding::{DecodeError, Reader, Writer};
 use crate::ids::{DeviceId, FileId, FirmId, MemberId, TeamId};
@@ -27,9 +29,21 @@ pub enum Role {
     Member = 2,
     /// Reads the access log and its checkpoints; never granted a customer file.
     Auditor = 3,
+    /// One of the firm's customers, bound to one customer file's conversation for good
+    /// (`EventKind::GuestAdded`); never granted a file, a team or a cover, and never made
+    /// by `MemberAdded` or `RoleChanged` (the role byte 4 does not decode there).
+    Guest = 4,
 }
 
 impl Role {
+    /// Whether a member of this role may be granted files, join teams and cover for
+    /// somebody: staff (admins and members), not auditors or guests.
+    pub fn may_hold_files(self) -> bool {
+        matches!(self, Self::Admin | Self::Member)
+    }
+
+    /// The role byte of `MemberAdded` and `RoleChanged`: a guest comes only from
+    /// `GuestAdded`, so 4 does not decode there.
     fn from_u8(v: u8) -> Result<Self, DecodeError> {
         match v {
             1 => Ok(Self::Admin),
@@ -124,6 +138,15 @@ pub enum EventKind {
         master_key: VerifyingKey,
         /// Their role.
         role: Role,
+    },
+    /// A customer joins as a guest of one file's conversation (`protocol-spec/guests.md`).
+    GuestAdded {
+        /// New member (role guest).
+        member: MemberId,
+        /// Their master public key.
+        master_key: VerifyingKey,
+        /// The one customer file whose conversation they may join.
+        file: FileId,
     },
     /// A person leaves; final.
     MemberRemoved {
@@ -246,6 +269,17 @@ pub enum EventKind {
     },
 }
 
+/// The room id of a customer file's conversation with its guests:
+/// the first 16 bytes of `SHA-256(CTX_CONVERSATION_ROOM || 0x00 || firm || file)`.
+/// Everyone derives it, so nobody has to tell a guest where their conversation is, and the
+/// relay recognises the one file room guests may enter.
+pub fn conversation_room(firm: &FirmId, file: &FileId) -> [u8; 16] {
+    let h = crypto::sha256(&[CTX_CONVERSATION_ROOM.as_bytes(), &[0], &firm.0, &file.0]);
+    let mut id = [0u8; 16];
+    id.copy_from_slice(&h[..16]);
+    id
+}
+
 /// The commitment a roster keeps to a team's name:
 /// `SHA-256(CTX_TEAM_NAME || 0x00 || team || salt || name)`. The name and the 16-byte salt
 /// travel encrypted between devices; a device shows a name only if it matches the roster.
@@ -282,6 +316,7 @@ impl EventKind {
             Self::FileTeamGranted { .. } => 18,
             Self::FileTeamRemoved { .. } => 19,
             Self::RecoveryPolicySet { .. } => 20,
+            Self::GuestAdded { .. } => 21,
         }
     }
 
@@ -299,6 +334,15 @@ impl EventKind {
                 w.fixed(&member.0)
                     .fixed(master_key.as_bytes())
                     .u8(*role as u8);
+            }
+            Self::GuestAdded {
+                member,
+                master_key,
+                file,
+            } => {
+                w.fixed(&member.0)
+                    .fixed(master_key.as_bytes())
+                    .fixed(&file.0);
             }
             Self::MemberRemoved { member } => {
                 w.fixed(&member.0);
@@ -456,6 +500,11 @@ impl EventKind {
                     1 => true,
                     _ => return Err(DecodeError::InvalidValue("admin_assisted")),
                 },
+            },
+            21 => Self::GuestAdded {
+                member: member(r)?,
+                master_key: key(r, "master_key")?,
+                file: FileId(r.array("file")?),
             },
             _ => return Err(DecodeError::InvalidValue("kind")),
         })
@@ -684,6 +733,8 @@ pub struct MemberState {
     pub role: Role,
     /// Membership.
     pub active: Interval,
+    /// For a guest, the one file whose conversation they may join.
+    pub guest_of: Option<FileId>,
 }
 
 /// A device as the folded roster knows it.
@@ -819,6 +870,7 @@ impl Roster {
                     from: b.timestamp_ms,
                     until: None,
                 },
+                guest_of: None,
             },
         );
         Ok(Self {
@@ -904,14 +956,11 @@ impl Roster {
                 master_key,
                 role,
             } => {
-                require(signer_is_admin, RosterError::Unauthorized { seq })?;
-                if let Some(m) = self.members.get(member) {
-                    return Err(if m.active.until.is_some() {
-                        RosterError::AfterRevocation { seq }
-                    } else {
-                        RosterError::Duplicate { seq }
-                    });
-                }
+                require(
+                    signer_is_admin && *role != Role::Guest,
+                    RosterError::Unauthorized { seq },
+                )?;
+                self.new_member(member, seq)?;
                 self.members.insert(
                     *member,
                     MemberState {
@@ -921,6 +970,29 @@ impl Roster {
                             from: now,
                             until: None,
                         },
+                        guest_of: None,
+                    },
+                );
+            }
+            EventKind::GuestAdded {
+                member,
+                master_key,
+                file,
+            } => {
+                require(signer_is_admin, RosterError::Unauthorized { seq })?;
+                self.new_member(member, seq)?;
+                // A guest joins a file the firm has: one granted to somebody at some time.
+                require(self.files().contains(file), RosterError::Unknown { seq })?;
+                self.members.insert(
+                    *member,
+                    MemberState {
+                        master_key: *master_key,
+                        role: Role::Guest,
+                        active: Interval {
+                            from: now,
+                            until: None,
+                        },
+                        guest_of: Some(*file),
                     },
                 );
             }
@@ -995,6 +1067,12 @@ impl Roster {
             EventKind::RoleChanged { member, role } => {
                 require(signer_is_admin, RosterError::Unauthorized { seq })?;
                 let current = self.active_member(member, seq)?.role;
+                // A guest stays a guest and nobody becomes one: a guest's key never held
+                // anything of the firm's but one conversation.
+                require(
+                    current != Role::Guest && *role != Role::Guest,
+                    RosterError::Unauthorized { seq },
+                )?;
                 if current == *role {
                     return Err(RosterError::Duplicate { seq });
                 }
@@ -1009,7 +1087,9 @@ impl Roster {
                 require(signer_is_admin, RosterError::Unauthorized { seq })?;
                 self.active_member(member, seq)?;
                 require(
-                    self.members.get(member).map(|m| m.role) != Some(Role::Auditor),
+                    self.members
+                        .get(member)
+                        .is_some_and(|m| m.role.may_hold_files()),
                     RosterError::Unauthorized { seq },
                 )?;
                 open_interval(self.grants.entry((*file, *member)).or_default(), now, seq)?;
@@ -1026,9 +1106,12 @@ impl Roster {
                 until_ms,
             } => {
                 require(signer_is_admin, RosterError::Unauthorized { seq })?;
-                self.active_member(absent, seq)?;
+                let absent_role = self.active_member(absent, seq)?.role;
                 let role = self.active_member(colleague, seq)?.role;
-                require(role != Role::Auditor, RosterError::Unauthorized { seq })?;
+                require(
+                    role.may_hold_files() && absent_role.may_hold_files(),
+                    RosterError::Unauthorized { seq },
+                )?;
                 require(
                     absent != colleague && from_ms < until_ms && now < *until_ms,
                     RosterError::BadCover { seq },
@@ -1135,7 +1218,7 @@ impl Roster {
                 require(signer_is_admin, RosterError::Unauthorized { seq })?;
                 self.active_team(team, seq)?;
                 let role = self.active_member(member, seq)?.role;
-                require(role != Role::Auditor, RosterError::Unauthorized { seq })?;
+                require(role.may_hold_files(), RosterError::Unauthorized { seq })?;
                 open_interval(
                     self.team_members.entry((*team, *member)).or_default(),
                     now,
@@ -1166,6 +1249,15 @@ impl Roster {
         self.len += 1;
         self.last_time = now;
         Ok(())
+    }
+
+    /// A member id not seen before (ids are never reused).
+    fn new_member(&self, member: &MemberId, seq: u64) -> Result<(), RosterError> {
+        match self.members.get(member) {
+            Some(m) if m.active.until.is_some() => Err(RosterError::AfterRevocation { seq }),
+            Some(_) => Err(RosterError::Duplicate { seq }),
+            None => Ok(()),
+        }
     }
 
     fn active_member(&self, member: &MemberId, seq: u64) -> Result<&MemberState, RosterError> {
@@ -1741,6 +1833,28 @@ impl Roster {
             .collect()
     }
 
+    /// The active guests of a file's conversation.
+    pub fn guests_of(&self, file: &FileId) -> BTreeSet<MemberId> {
+        self.members
+            .iter()
+            .filter(|(_, m)| m.guest_of == Some(*file) && m.active.until.is_none())
+            .map(|(id, _)| *id)
+            .collect()
+    }
+
+    /// The file a member is a guest of, if they are a guest.
+    pub fn guest_file(&self, member: &MemberId) -> Option<FileId> {
+        self.members.get(member).and_then(|m| m.guest_of)
+    }
+
+    /// Who is in a file's customer conversation at `now_ms`: the file's members and its
+    /// active guests (`protocol-spec/guests.md`).
+    pub fn conversation_members(&self, file: &FileId, now_ms: u64) -> BTreeSet<MemberId> {
+        let mut all = self.file_members(file, now_ms);
+        all.extend(self.guests_of(file));
+        all
+    }
+
     /// Members who were ever granted a file (open grant or ended).
     pub fn ever_granted(&self, file: &FileId) -> BTreeSet<MemberId> {
         self.grants
@@ -1944,6 +2058,110 @@ mod tests {
             self.push(t, EventKind::DeviceAdded(cert)).unwrap();
             id
         }
+    }
+
+    #[test]
+    fn guests_are_bound_to_one_file_and_hold_nothing_else() {
+        let mut f = Firm::new();
+        let (anna, _) = f.add_member(2000, Role::Member);
+        let (a, b) = (FileId([0xa; 16]), FileId([0xb; 16]));
+        f.push(
+            3000,
+            EventKind::FileAccessGranted {
+                file: a,
+                member: anna,
+            },
+        )
+        .unwrap();
+        let guest = MemberId([0x6; 16]);
+        let key = MasterSigningKey::generate(&mut f.rng);
+        let added = |file| EventKind::GuestAdded {
+            member: guest,
+            master_key: key.verifying_key(),
+            file,
+        };
+        // Only a file the firm has.
+        assert!(matches!(
+            f.push(4000, added(b)),
+            Err(RosterError::Unknown { .. })
+        ));
+        f.push(4000, added(a)).unwrap();
+        let laptop = f.add_device(4100, guest, &key);
+        assert_eq!(f.roster.member(&guest).unwrap().role, Role::Guest);
+        assert_eq!(f.roster.guest_file(&guest), Some(a));
+        assert_eq!(f.roster.guests_of(&a), BTreeSet::from([guest]));
+        assert_eq!(f.roster.file_members(&a, 5000), BTreeSet::from([anna]));
+        assert_eq!(
+            f.roster.conversation_members(&a, 5000),
+            BTreeSet::from([anna, guest])
+        );
+        assert!(!f.roster.was_allowed_to_read(&laptop, &a, 5000));
+        // Nothing else may ever come to a guest.
+        for kind in [
+            EventKind::FileAccessGranted {
+                file: a,
+                member: guest,
+            },
+            EventKind::RoleChanged {
+                member: guest,
+                role: Role::Member,
+            },
+            EventKind::RoleChanged {
+                member: anna,
+                role: Role::Guest,
+            },
+            EventKind::MemberAdded {
+                member: MemberId([0x7; 16]),
+                master_key: key.verifying_key(),
+                role: Role::Guest,
+            },
+            EventKind::CoverGranted {
+                absent: anna,
+                colleague: guest,
+                from_ms: 5000,
+                until_ms: 9000,
+            },
+        ] {
+            assert!(
+                matches!(
+                    f.push(5000, kind.clone()),
+                    Err(RosterError::Unauthorized { .. })
+                ),
+                "{kind:?}"
+            );
+        }
+        // The id is taken, also by a second GuestAdded.
+        assert!(matches!(
+            f.push(5000, added(a)),
+            Err(RosterError::Duplicate { .. })
+        ));
+        // The role byte 4 does not decode in MemberAdded.
+        let mut forged = f
+            .body(
+                5000,
+                f.owner.0,
+                EventKind::MemberAdded {
+                    member: MemberId([0x8; 16]),
+                    master_key: key.verifying_key(),
+                    role: Role::Member,
+                },
+            )
+            .sign(&f.owner.1)
+            .to_bytes();
+        let role_at = forged.len() - 64 - 1;
+        forged[role_at] = 4;
+        assert!(RosterEvent::from_bytes(&forged).is_err());
+        // Removing the guest ends their conversation; no file key is exposed by it.
+        let remove = EventKind::MemberRemoved { member: guest };
+        assert_eq!(
+            f.roster.exposed_by(&remove),
+            (BTreeSet::new(), BTreeSet::new())
+        );
+        f.push(6000, remove).unwrap();
+        assert!(f.roster.guests_of(&a).is_empty());
+        // Encoding round trip of the new kind.
+        let e = f.body(7000, f.owner.0, added(a)).sign(&f.owner.1);
+        assert_eq!(RosterEvent::from_bytes(&e.to_bytes()).unwrap(), e);
     }
 
     #[test]

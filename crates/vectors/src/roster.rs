@@ -734,6 +734,7 @@ pub(crate) fn generate(rng: &mut ChaCha20Rng) -> Value {
     log_keys(rng, &s, &mut t);
     teams(rng, &s, &mut t);
     recovery_policy(&s, &mut t);
+    guests(rng, &s, &mut t);
 
     file(
         "LEDGERLINE-ROSTER-V1",
@@ -1039,6 +1040,82 @@ fn recovery_policy(s: &Scenario, t: &mut Tests) {
         &s.owner,
         EventKind::RecoveryPolicySet {
             admin_assisted: true,
+        },
+    );
+}
+
+/// Guests (`protocol-spec/guests.md`): a customer bound to f1's conversation, with a
+/// device of their own, who may not be granted anything else.
+fn guests(rng: &mut ChaCha20Rng, s: &Scenario, t: &mut Tests) {
+    let guest = Person {
+        id: MemberId::random(rng),
+        key: MasterSigningKey::generate(rng),
+    };
+    let tablet = DeviceId::random(rng);
+    let added = |file: FileId| EventKind::GuestAdded {
+        member: guest.id,
+        master_key: guest.key.verifying_key(),
+        file,
+    };
+    let base = s.chain(11, &[]);
+    let mut chain = base.clone();
+    chain.push(s.after(&chain, 6_100, &s.owner, added(s.f1)));
+    let joined = chain.clone();
+    let cert = s.cert(rng, &guest, tablet, &guest.key);
+    chain.push(s.after(&chain, 6_200, &guest, EventKind::DeviceAdded(cert)));
+    let mut fields = case(&chain);
+    fields["head"] = json!(h(&chain[chain.len() - 1].hash()));
+    fields["queries"] = json!([
+        { "device": h(&tablet.0), "file": h(&s.f1.0), "timeMs": 6_300, "allowed": false },
+    ]);
+    t.push(
+        "a guest of f1 adds their own device and may read no file's records",
+        Expect::Valid,
+        fields,
+    );
+    let mut bad =
+        |comment: &str, class: &'static str, chain: &[RosterEvent], who: &Person, kind| {
+            refused(t, s, comment, class, chain, who, kind)
+        };
+    bad(
+        "a guest added by a non-admin",
+        "NonAdminSigner",
+        &base,
+        &s.bartek,
+        added(s.f1),
+    );
+    bad(
+        "a guest of a file the roster never granted",
+        "UnknownSubject",
+        &base,
+        &s.owner,
+        added(FileId([0xee; 16])),
+    );
+    bad(
+        "a guest added twice",
+        "Duplicate",
+        &joined,
+        &s.owner,
+        added(s.f1),
+    );
+    bad(
+        "a file granted to a guest",
+        "NonAdminSigner",
+        &joined,
+        &s.owner,
+        EventKind::FileAccessGranted {
+            file: s.f2,
+            member: guest.id,
+        },
+    );
+    bad(
+        "a guest made a member",
+        "NonAdminSigner",
+        &joined,
+        &s.owner,
+        EventKind::RoleChanged {
+            member: guest.id,
+            role: Role::Member,
         },
     );
 }

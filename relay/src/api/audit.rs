@@ -255,6 +255,10 @@ pub(super) async fn post_opened<S: Store>(
         .await
         .map_err(store_err)?
         .ok_or_else(|| ApiError::not_found("no such room"))?;
+    // A guest reports their own conversation only (every room they can read).
+    if c.role == Role::Guest {
+        super::load_room_for(&state, c, room).await?;
+    }
     let mut about = vec![(SubjectKind::Room, room)];
     about.extend(r.file.map(|f| (SubjectKind::File, f.0)));
     let index = state

@@ -293,6 +293,30 @@ impl Firm {
         (p, d)
     }
 
+    /// Adds a guest of `file`'s conversation with one device of their own (the device
+    /// event signed by the guest, as a guest's client does).
+    pub async fn add_guest(&mut self, client: &reqwest::Client, file: FileId) -> (Person, Device) {
+        let p = Person {
+            id: MemberId::random(&mut self.rng),
+            master: MasterSigningKey::generate(&mut self.rng),
+        };
+        let e = self.event(
+            &self.owner_clone(),
+            EventKind::GuestAdded {
+                member: p.id,
+                master_key: p.master.verifying_key(),
+                file,
+            },
+        );
+        let owner_dev = self.owner_device.clone();
+        self.append(client, &owner_dev, e).await;
+        let d = new_device(&mut self.rng, self.id, p.id, &self.base);
+        let cert = certify(self.id, &p, &d);
+        let e = self.event(&p, EventKind::DeviceAdded(cert));
+        self.append(client, &owner_dev, e).await;
+        (p, d)
+    }
+
     pub async fn add_device(&mut self, client: &reqwest::Client, p: &Person) -> Device {
         let d = new_device(&mut self.rng, self.id, p.id, &self.base);
         let cert = certify(self.id, p, &d);
