@@ -116,7 +116,9 @@ fn identify<S: Store>(
 
 /// The routes a guest's device may use (`protocol-spec/guests.md`): its roster, its own
 /// devices and prekeys, Olm messages, rooms and documents (each handler then holds the
-/// guest to their one conversation), reporting an opened room, and the push channel.
+/// guest to their one conversation), the log's checkpoints and consistency proofs (a
+/// guest's client verifies that its own downloads are on the record, and that the log it
+/// saw is never rewritten), reporting an opened room, and the push channel.
 /// Everything else is `403 guest_forbidden`, so a route added later is closed to guests
 /// until somebody opens it here on purpose.
 const GUEST_ROUTES: &[(&str, &str)] = &[
@@ -137,6 +139,8 @@ const GUEST_ROUTES: &[(&str, &str)] = &[
     ("POST", "/v1/files/{file}/uploads/{document}"),
     ("PUT", "/v1/files/{file}/uploads/{document}/parts/{n}"),
     ("POST", "/v1/files/{file}/uploads/{document}/complete"),
+    ("GET", "/v1/audit/checkpoint"),
+    ("GET", "/v1/audit/consistency"),
     ("POST", "/v1/audit/opened"),
     ("GET", "/v1/ws"),
 ];

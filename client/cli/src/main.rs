@@ -143,6 +143,13 @@ enum Command {
     /// Internal rooms (team conversations) and direct chats.
     #[command(subcommand)]
     Room(RoomCmd),
+    /// Guests: a customer invited into their own file's conversation, and nowhere else.
+    #[command(subcommand)]
+    Guest(GuestCmd),
+    /// A customer file's conversation with its guests (the customer's people): messages,
+    /// internal notes to staff, shared documents. A guest leaves out --file.
+    #[command(subcommand, visible_alias = "conv")]
+    Conversation(ConversationCmd),
     /// Documents of a customer file (encrypted on this device, streamed).
     #[command(subcommand)]
     Doc(DocCmd),
@@ -888,6 +895,78 @@ enum ChatCmd {
 }
 
 #[derive(Subcommand, Debug)]
+enum GuestCmd {
+    /// Invite a customer's person into the file's conversation (admin): prints a one-time
+    /// code to hand over; they run `ledgerline join`, you run `ledgerline approve NAME`.
+    Invite {
+        /// Customer file (name or id).
+        file: String,
+        /// The guest's name.
+        #[arg(long)]
+        name: String,
+        /// Hours the code stays valid (1 to 720).
+        #[arg(long, default_value_t = 168)]
+        hours: u64,
+    },
+    /// Guests of every file, as the roster lists them.
+    List,
+    /// Revoke a guest (admin): their devices are refused at once.
+    Revoke {
+        /// Guest name or id.
+        guest: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum ConversationCmd {
+    /// Send a message to the customer (or, with --internal, to staff only).
+    Send {
+        /// Text.
+        text: String,
+        /// Customer file (name or id); a guest's is their own.
+        #[arg(long)]
+        file: Option<String>,
+        /// Visible to staff only: goes to the file's staff room, never to the customer.
+        #[arg(long)]
+        internal: bool,
+        /// Reply to the message with this number.
+        #[arg(long)]
+        reply_to: Option<u64>,
+    },
+    /// Sync, then print the conversation (staff also see internal messages, marked).
+    Read {
+        /// Customer file (name or id); a guest's is their own.
+        #[arg(long)]
+        file: Option<String>,
+    },
+    /// Share a document in the conversation (a guest's upload lands in the file here).
+    Share {
+        /// The document to encrypt and upload.
+        path: PathBuf,
+        /// Customer file (name or id); a guest's is their own.
+        #[arg(long)]
+        file: Option<String>,
+    },
+    /// Documents shared in the conversation.
+    Docs {
+        /// Customer file (name or id); a guest's is their own.
+        #[arg(long)]
+        file: Option<String>,
+    },
+    /// Download a document shared in the conversation.
+    Download {
+        /// Document name or id.
+        doc: String,
+        /// Where to write it.
+        #[arg(long)]
+        out: PathBuf,
+        /// Customer file (name or id); a guest's is their own.
+        #[arg(long)]
+        file: Option<String>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
 enum RoomCmd {
     /// Create an internal room (its name and members are encrypted).
     Create {
@@ -1447,6 +1526,8 @@ async fn with_profile(p: &mut Profile, command: Command, json: bool) -> Result<O
         Command::Chat(cmd) => chat(p, cmd).await,
         Command::Doc(cmd) => doc(p, cmd, json).await,
         Command::Room(cmd) => room(p, cmd).await,
+        Command::Guest(cmd) => guest(p, cmd, json).await,
+        Command::Conversation(cmd) => conversation(p, cmd, json).await,
         Command::Search { query, limit } => {
             let hits = p.search(&query, limit)?;
             let text = hits
@@ -2593,6 +2674,203 @@ async fn doc(p: &mut Profile, cmd: DocCmd, json: bool) -> Result<Output, Failure
     }
 }
 
+async fn guest(p: &mut Profile, cmd: GuestCmd, json: bool) -> Result<Output, Failure> {
+    match cmd {
+        GuestCmd::Invite { file, name, hours } => {
+            if !(1..=720).contains(&hours) {
+                return Err(usage("--hours is 1 to 720 (30 days)"));
+            }
+            p.sync().await?;
+            p.may_invite_guests()?;
+            let file = file_of(p, &file).await?;
+            let code = p.invite_guest(file, &name, hours * 3600 * 1000).await?;
+            Ok(Output {
+                text: format!("Guest invitation for {name} (give it over a channel you trust; valid {hours} h):\n\n    {code}\n\nWhen {name} has joined, compare fingerprints and run `ledgerline approve {name:?}`."),
+                json: json!({ "name": name, "code": code, "file": file, "expires_in_hours": hours }),
+            })
+        }
+        GuestCmd::List => {
+            p.sync().await?;
+            let guests = p.guests()?;
+            let text = guests
+                .iter()
+                .map(|g| {
+                    format!(
+                        "{}  {}  {}{}",
+                        g.id,
+                        g.name.as_deref().unwrap_or("?"),
+                        g.file_name.clone().unwrap_or_else(|| g.file.to_string()),
+                        if g.active { "" } else { "  (revoked)" }
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("\n");
+            Ok(Output {
+                text,
+                json: json!({ "guests": guests }),
+            })
+        }
+        GuestCmd::Revoke { guest } => {
+            p.sync().await?;
+            let m = p.resolve_member(&guest)?;
+            if !p.is_guest_member(&m) {
+                return Err(usage(format!(
+                    "{guest} is not a guest (use `ledgerline member revoke` for staff)"
+                )));
+            }
+            let (mut cb, bar) = rotation_bar(json);
+            let report = p.revoke_member(m, &mut cb).await;
+            if let Some(b) = bar {
+                b.finish_and_clear();
+            }
+            Ok(rotation_output(&format!("{guest} is revoked"), &report?))
+        }
+    }
+}
+
+/// The file of a conversation command: a guest's own, or the one named (staff).
+async fn conversation_file(p: &mut Profile, file: Option<String>) -> Result<FileId, Failure> {
+    if p.guest_file().is_none() && file.is_none() {
+        // A guest admitted since the last sync learns it here.
+        p.sync().await?;
+    }
+    match (p.guest_file(), file) {
+        (Some(own), None) => Ok(own),
+        (Some(own), Some(named)) => {
+            if named.parse::<FileId>().ok() == Some(own) {
+                Ok(own)
+            } else {
+                Err(usage("a guest has one conversation: leave out --file"))
+            }
+        }
+        (None, Some(named)) => file_of(p, &named).await,
+        (None, None) => Err(usage("name the customer file with --file")),
+    }
+}
+
+async fn conversation(
+    p: &mut Profile,
+    cmd: ConversationCmd,
+    json: bool,
+) -> Result<Output, Failure> {
+    match cmd {
+        ConversationCmd::Send {
+            text,
+            file,
+            internal,
+            reply_to,
+        } => {
+            let file = conversation_file(p, file).await?;
+            if internal && p.is_guest() {
+                return Err(usage("a guest's messages always go to the conversation"));
+            }
+            let to = if internal {
+                Conversation::File(file)
+            } else {
+                p.customer_conversation(file)
+            };
+            let event = RoomEvent::Text {
+                body: text,
+                reply_to,
+            };
+            let seq = p.send(to, event).await?;
+            Ok(Output {
+                text: format!("sent #{seq}{}", if internal { " (internal)" } else { "" }),
+                json: json!({ "file": file, "seq": seq, "internal": internal }),
+            })
+        }
+        ConversationCmd::Read { file } => {
+            let offline = match p.sync().await {
+                Err(ClientError::Relay(RelayError::Unreachable(e))) => Some(e),
+                other => other.map(|_| None)?,
+            };
+            let file = conversation_file(p, file).await?;
+            let messages = p.customer_view(file)?;
+            p.record_opened(p.customer_conversation(file)).await?;
+            if let Some(e) = &offline {
+                eprintln!("ledgerline: relay unreachable ({e}); showing what this device has");
+            }
+            let text = messages
+                .iter()
+                .map(|c| {
+                    let m = &c.message;
+                    let who = m
+                        .name
+                        .clone()
+                        .unwrap_or_else(|| m.sender.to_string().chars().take(8).collect());
+                    let body = if m.deleted {
+                        "(deleted)".to_owned()
+                    } else if m.waiting_for_key {
+                        "(waiting for the key)".to_owned()
+                    } else if m.attachment.is_some() {
+                        format!("[document] {}", m.body.clone().unwrap_or_default())
+                    } else {
+                        m.body.clone().unwrap_or_default()
+                    };
+                    format!(
+                        "{}#{} {}: {}",
+                        if c.internal { "[internal] " } else { "" },
+                        m.seq,
+                        who,
+                        body
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("\n");
+            Ok(Output {
+                text,
+                json: json!({ "file": file, "messages": messages }),
+            })
+        }
+        ConversationCmd::Share { path, file } => {
+            let file = conversation_file(p, file).await?;
+            let (cb, bar) = progress_bar(json);
+            let m = p.share_document(file, &path, cb).await;
+            if let Some(b) = bar {
+                b.finish_and_clear();
+            }
+            let m = m?;
+            Ok(Output {
+                text: format!("shared {} ({} bytes) as {}", m.name, m.size, m.document),
+                json: manifest_json(&m),
+            })
+        }
+        ConversationCmd::Docs { file } => {
+            p.sync().await?;
+            let file = conversation_file(p, file).await?;
+            let docs = p.shared_documents(file)?;
+            let text = docs
+                .iter()
+                .map(|m| format!("{}  {:>12}  {}", m.document, m.size, m.name))
+                .collect::<Vec<_>>()
+                .join("\n");
+            Ok(Output {
+                text,
+                json: json!({ "documents": docs.iter().map(manifest_json).collect::<Vec<_>>() }),
+            })
+        }
+        ConversationCmd::Download { doc, out, file } => {
+            p.sync().await?;
+            let file = conversation_file(p, file).await?;
+            let (cb, bar) = progress_bar(json);
+            let m = p.download_shared(file, &doc, &out, cb).await;
+            if let Some(b) = bar {
+                b.finish_and_clear();
+            }
+            let m = m?;
+            Ok(Output {
+                text: format!(
+                    "{} → {} ({} bytes, SHA-256 verified)",
+                    m.name,
+                    out.display(),
+                    m.size
+                ),
+                json: manifest_json(&m),
+            })
+        }
+    }
+}
+
 /// Resolves a conversation, syncing once if this profile does not know it yet.
 async fn conversation_of(p: &mut Profile, target: &str) -> Result<Conversation, Failure> {
     match p.resolve_conversation(target).await {
@@ -2607,6 +2885,7 @@ async fn conversation_of(p: &mut Profile, target: &str) -> Result<Conversation, 
 fn conversation_json(c: Conversation) -> (&'static str, String) {
     match c {
         Conversation::File(f) => ("file", f.to_hex()),
+        Conversation::Customer { room, .. } => ("conversation", hex::encode(room)),
         Conversation::Room(r) => ("room", hex::encode(r)),
     }
 }
@@ -2683,7 +2962,7 @@ async fn chat(p: &mut Profile, cmd: ChatCmd) -> Result<Output, Failure> {
                 (None, Some(name)) => {
                     sync_unless_offline(p).await?;
                     let file = match conversation_of(p, &to).await? {
-                        Conversation::File(f) => Some(f),
+                        Conversation::File(f) | Conversation::Customer { file: f, .. } => Some(f),
                         Conversation::Room(_) => None,
                     };
                     render_reply(p, &name, file, &values)?

@@ -4530,3 +4530,329 @@ async fn an_admin_reprovisions_a_member_who_lost_device_and_key_and_the_log_show
         &["Płace za październik", "Jan;5000", "Dorota Lis"],
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_guest_talks_and_shares_in_their_conversation_and_reaches_nothing_else() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("relay");
+    let mut relay = Relay::start(&data, "127.0.0.1:0".parse().unwrap()).await;
+    let url = relay.url();
+    let f = found(dir.path(), &url).await;
+    let file = ok(&f.owner, &["file", "create", FILE]).await["file"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    ok(&f.owner, &["file", "grant", FILE, "Anna Kowalczyk"]).await;
+    let other = ok(&f.owner, &["file", "create", "Inny Klient S.A."]).await["file"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    ok(
+        &f.owner,
+        &["file", "grant", "Inny Klient S.A.", "Bartek Zieliński"],
+    )
+    .await;
+    // Internal work in the file: a note and a staff-room message.
+    ok(
+        &f.anna,
+        &["customer", "note", FILE, "Notatka wewnętrzna: zaległy VAT"],
+    )
+    .await;
+    ok(
+        &f.anna,
+        &["chat", "send", FILE, "Wewnętrznie: klient płaci późno"],
+    )
+    .await;
+    ok(
+        &f.bartek,
+        &["chat", "send", "Inny Klient S.A.", "Sprawa innego klienta"],
+    )
+    .await;
+
+    // The owner invites the customer's person; the code carries the office's fingerprint.
+    let bad = ll(
+        &f.owner,
+        &[
+            "guest",
+            "invite",
+            FILE,
+            "--name",
+            "Jan Kowalski",
+            "--hours",
+            "0",
+        ],
+    )
+    .await;
+    assert_eq!(bad.code, 2, "{}", bad.stderr);
+    let code = ok(
+        &f.owner,
+        &["guest", "invite", FILE, "--name", "Jan Kowalski"],
+    )
+    .await["code"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let guest = dir.path().join("guest");
+    let fp = ok(
+        &guest,
+        &[
+            "join",
+            "--relay",
+            &url,
+            "--code",
+            &code,
+            "--me",
+            "Jan Kowalski",
+        ],
+    )
+    .await["fingerprint"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    ok(&f.owner, &["approve", "Jan Kowalski", "--fingerprint", &fp]).await;
+    ok(&guest, &["sync"]).await;
+    let guests = ok(&f.owner, &["guest", "list"]).await;
+    assert_eq!(guests["guests"][0]["name"], "Jan Kowalski");
+    assert_eq!(guests["guests"][0]["file"], file.as_str());
+
+    // Anna writes to the customer, and an internal remark beside it.
+    ok(
+        &f.anna,
+        &[
+            "conversation",
+            "send",
+            "--file",
+            FILE,
+            "Dzień dobry, prosimy o fakturę za marzec",
+        ],
+    )
+    .await;
+    ok(
+        &f.anna,
+        &[
+            "conversation",
+            "send",
+            "--file",
+            FILE,
+            "--internal",
+            "Uwaga: klient zalega z płatnością",
+        ],
+    )
+    .await;
+    let read = ok(&guest, &["conversation", "read"]).await;
+    assert_eq!(
+        bodies(&read),
+        vec!["Dzień dobry, prosimy o fakturę za marzec"]
+    );
+    assert_eq!(
+        read_names(&read),
+        BTreeSet::from(["Anna Kowalczyk".to_owned()])
+    );
+    // The guest answers and uploads an invoice into the conversation.
+    ok(
+        &guest,
+        &["conversation", "send", "Przesyłam fakturę FV/03/2026"],
+    )
+    .await;
+    let invoice: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+    let path = dir.path().join("FV-03-2026 Kowalski.pdf");
+    std::fs::write(&path, &invoice).unwrap();
+    let shared = ok(&guest, &["conversation", "share", path.to_str().unwrap()]).await;
+    assert_eq!(shared["size"], 300_000);
+
+    // Anna sees the customer's side and her internal remark, marked; downloads the invoice.
+    let read = ok(&f.anna, &["conversation", "read", "--file", FILE]).await;
+    let seen: Vec<(String, bool)> = read["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            (
+                m["body"].as_str().unwrap_or("").to_owned(),
+                m["internal"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    for expected in [
+        ("Dzień dobry, prosimy o fakturę za marzec", false),
+        ("Uwaga: klient zalega z płatnością", true),
+        ("Wewnętrznie: klient płaci późno", true),
+        ("Przesyłam fakturę FV/03/2026", false),
+        ("FV-03-2026 Kowalski.pdf", false),
+    ] {
+        assert!(
+            seen.contains(&(expected.0.to_owned(), expected.1)),
+            "{expected:?} in {seen:?}"
+        );
+    }
+    let docs = ok(&f.anna, &["conversation", "docs", "--file", FILE]).await;
+    assert_eq!(docs["documents"][0]["name"], "FV-03-2026 Kowalski.pdf");
+    let out = dir.path().join("from-guest.pdf");
+    ok(
+        &f.anna,
+        &[
+            "conversation",
+            "download",
+            "FV-03-2026 Kowalski.pdf",
+            "--file",
+            FILE,
+            "--out",
+            out.to_str().unwrap(),
+        ],
+    )
+    .await;
+    assert_eq!(std::fs::read(&out).unwrap(), invoice);
+    // The customer's messages are in the file's timeline.
+    let timeline = ok(&f.anna, &["customer", "timeline", FILE]).await;
+    assert!(timeline
+        .to_string()
+        .contains("Przesyłam fakturę FV/03/2026"));
+
+    // A document Anna shares reaches the guest.
+    let pit = dir.path().join("PIT-11 2025.pdf");
+    std::fs::write(&pit, b"PIT-11 za rok 2025 dla Jana Kowalskiego").unwrap();
+    ok(
+        &f.anna,
+        &[
+            "conversation",
+            "share",
+            "--file",
+            FILE,
+            pit.to_str().unwrap(),
+        ],
+    )
+    .await;
+    let got = dir.path().join("got.pdf");
+    ok(
+        &guest,
+        &[
+            "conversation",
+            "download",
+            "PIT-11 2025.pdf",
+            "--out",
+            got.to_str().unwrap(),
+        ],
+    )
+    .await;
+    assert_eq!(
+        std::fs::read(&got).unwrap(),
+        b"PIT-11 za rok 2025 dla Jana Kowalskiego"
+    );
+
+    // Nothing else: no internal message, note or other customer on the guest's device,
+    // no names beyond their conversation, and the relay refuses the rest.
+    for needle in [
+        "zalega",
+        "płaci późno",
+        "Notatka",
+        "innego klienta",
+        "Inny Klient",
+    ] {
+        let hits = ok(&guest, &["search", needle]).await;
+        assert!(
+            hits["results"].as_array().unwrap().is_empty(),
+            "{needle}: {hits}"
+        );
+    }
+    let members = ok(&guest, &["member", "list"]).await;
+    let known = names(&members, "members", "name");
+    assert!(!known.contains("Bartek Zieliński"), "{known:?}");
+    for args in [
+        vec!["chat", "read", &file],
+        vec!["chat", "read", &other],
+        vec!["doc", "list", &file],
+        vec!["customer", "timeline", &file],
+    ] {
+        let r = ll(&guest, &args).await;
+        assert_ne!(r.code, 0, "{args:?}: {}", r.json);
+    }
+    let r = ll(&guest, &["conversation", "read", "--file", &other]).await;
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    let r = ll(&guest, &["conversation", "send", "--internal", "x"]).await;
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    let r = ll(&guest, &["guest", "invite", &file, "--name", "Ktoś"]).await;
+    assert_eq!(r.code, 7, "{}", r.stderr);
+
+    // Revoked: the guest is cut off at once; the conversation goes on without them.
+    ok(&f.owner, &["guest", "revoke", "Jan Kowalski"]).await;
+    let r = ll(&guest, &["sync"]).await;
+    assert_ne!(r.code, 0);
+    ok(
+        &f.anna,
+        &[
+            "conversation",
+            "send",
+            "--file",
+            FILE,
+            "Po odwołaniu dostępu",
+        ],
+    )
+    .await;
+    assert!(
+        bodies(&ok(&f.anna, &["conversation", "read", "--file", FILE]).await)
+            .contains(&"Po odwołaniu dostępu".to_owned())
+    );
+
+    // The relay never held a word, a name or a byte of it in the clear.
+    let addr = relay.addr;
+    relay.stop().await;
+    assert_relay_never_saw(
+        &data,
+        &[
+            "prosimy o fakturę",
+            "Przesyłam fakturę",
+            "FV-03-2026 Kowalski.pdf",
+            "PIT-11 za rok 2025",
+            "Jan Kowalski",
+            "zalega z płatnością",
+        ],
+    );
+    let needle = &invoice[1000..1064];
+    for p in all_files(&data) {
+        let bytes = std::fs::read(&p).unwrap();
+        assert!(
+            !bytes.windows(needle.len()).any(|w| w == needle),
+            "{}",
+            p.display()
+        );
+    }
+
+    // An unused guest invitation expires: an hour and a half later its code admits nobody.
+    let mut relay = Relay::start(&data, addr).await;
+    let late = ok(
+        &f.owner,
+        &[
+            "guest",
+            "invite",
+            FILE,
+            "--name",
+            "Spóźniony",
+            "--hours",
+            "1",
+        ],
+    )
+    .await["code"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    relay.stop().await;
+    let ahead = 90 * 60 * 1000;
+    let relay = Relay::start_later(&data, addr, ahead).await;
+    CLIENT_CLOCK_AHEAD_MS.with(|c| c.set(ahead));
+    let r = ll(
+        &dir.path().join("late"),
+        &[
+            "join",
+            "--relay",
+            &relay.url(),
+            "--code",
+            &late,
+            "--me",
+            "Spóźniony",
+        ],
+    )
+    .await;
+    CLIENT_CLOCK_AHEAD_MS.with(|c| c.set(0));
+    assert_eq!(r.code, 4, "{}", r.stderr);
+    assert!(r.stderr.contains("no open invitation"), "{}", r.stderr);
+}

@@ -7,7 +7,7 @@
 //! joiner checks that the roster gives the inviter the fingerprint printed in the code.
 
 use crate::device::DeviceAccount;
-use ledgerline_protocol::ids::{DeviceId, FirmId, MemberId};
+use ledgerline_protocol::ids::{DeviceId, FileId, FirmId, MemberId};
 use ledgerline_protocol::invite::{fingerprint, fingerprint_text, Invite, FINGERPRINT_LEN};
 use ledgerline_protocol::keys::{verifying_key_from_bytes, MasterSigningKey, WrapPublicKey};
 use ledgerline_protocol::roster::{
@@ -186,15 +186,25 @@ pub fn open_join_request(
     })
 }
 
+/// What an approval admits the joiner as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admit {
+    /// A member of the firm with this role.
+    Member(Role),
+    /// A guest of this customer file's conversation.
+    Guest(FileId),
+}
+
 /// After the fingerprint comparison, the roster events that admit the joiner:
-/// `MemberAdded` and `DeviceAdded`, signed by the approving admin, extending `roster`.
+/// `MemberAdded` (or `GuestAdded`, for a guest of a file) and `DeviceAdded`, signed by
+/// the approving admin, extending `roster`.
 pub fn approve(
     join: &VerifiedJoin,
     told_fingerprint: &str,
     roster: &Roster,
     admin: MemberId,
     admin_key: &MasterSigningKey,
-    role: Role,
+    admit: Admit,
     now_ms: u64,
 ) -> Result<Vec<RosterEvent>, OnboardingError> {
     let norm = |s: &str| {
@@ -215,10 +225,17 @@ pub fn approve(
         prev: roster.head(),
         timestamp_ms: now_ms,
         signer: admin,
-        kind: EventKind::MemberAdded {
-            member: join.request.member,
-            master_key: join.master,
-            role,
+        kind: match admit {
+            Admit::Guest(file) => EventKind::GuestAdded {
+                member: join.request.member,
+                master_key: join.master,
+                file,
+            },
+            Admit::Member(role) => EventKind::MemberAdded {
+                member: join.request.member,
+                master_key: join.master,
+                role,
+            },
         },
     }
     .sign(admin_key);

@@ -17,7 +17,9 @@ use ledgerline_protocol::ids::{DeviceId, FileId, FirmId, MemberId, RecordId};
 use ledgerline_protocol::invite::{fingerprint, fingerprint_text, Invite, FINGERPRINT_LEN};
 use ledgerline_protocol::keys::{EpochKey, MasterSigningKey, MemberKey};
 use ledgerline_protocol::record::{open_record, seal_record, RecordEnvelope, RecordHeader};
-use ledgerline_protocol::roster::{EventBody, EventKind, Role, Roster, RosterEvent};
+use ledgerline_protocol::roster::{
+    conversation_room, EventBody, EventKind, Role, Roster, RosterEvent,
+};
 use ledgerline_protocol::wrap::{
     unchain_epoch_key, unwrap_epoch_key, unwrap_member_key, wrap_epoch_key, wrap_member_key,
     EpochChainContext, EpochKeyContext, Holder, MemberKeyContext,
@@ -32,6 +34,7 @@ mod audit;
 mod cover;
 mod devices;
 mod documents;
+mod guests;
 mod offboard;
 mod recovery;
 mod retention;
@@ -257,9 +260,12 @@ impl Drop for Identity {
 struct PendingInvite {
     code: String,
     name: String,
-    /// `admin`, `member` or `auditor`.
+    /// `admin`, `member`, `auditor` or `guest`.
     role: String,
     expires_ms: u64,
+    /// For a guest: the file whose conversation they join.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    file: Option<FileId>,
 }
 
 /// What this profile knows of a customer file.
@@ -386,6 +392,9 @@ struct LocalState {
     /// file's room gone): the next sync gives back what the relay lost.
     #[serde(default)]
     restore_noticed: bool,
+    /// Customer files whose conversation room this device knows the relay has.
+    #[serde(default)]
+    conversations: BTreeSet<FileId>,
 }
 
 /// What this profile knows of an internal room or direct chat.
@@ -397,11 +406,19 @@ struct RoomState {
     direct: bool,
 }
 
-/// Where a message goes: a customer file's room, or an internal room / direct chat.
+/// Where a message goes: a customer file's room, its conversation with the customer, or
+/// an internal room / direct chat.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Conversation {
-    /// A customer file's room (room id = file id).
+    /// A customer file's staff room (room id = file id): internal to the office.
     File(FileId),
+    /// A customer file's conversation with its guests (`protocol-spec/guests.md`).
+    Customer {
+        /// The file.
+        file: FileId,
+        /// Its conversation room ([`conversation_room`]).
+        room: [u8; 16],
+    },
     /// An internal room or direct chat.
     Room([u8; 16]),
 }
@@ -411,7 +428,15 @@ impl Conversation {
     pub fn room_id(&self) -> [u8; 16] {
         match self {
             Self::File(f) => *f.as_bytes(),
-            Self::Room(r) => *r,
+            Self::Customer { room, .. } | Self::Room(room) => *room,
+        }
+    }
+
+    /// The customer conversation of `file` in `firm`.
+    pub fn customer(firm: &ledgerline_protocol::ids::FirmId, file: FileId) -> Self {
+        Self::Customer {
+            file,
+            room: conversation_room(firm, &file),
         }
     }
 }
@@ -1599,8 +1624,20 @@ impl Profile {
     /// Opens an invitation mailbox whose code carries this member's fingerprint, and
     /// remembers the code (for approving, later) as `role` (a roster role or a device link).
     async fn open_invite(&mut self, name: &str, role: &str) -> Result<String> {
+        self.open_invite_for(name, role, None, INVITE_TTL_MS).await
+    }
+
+    /// [`Profile::open_invite`] for a guest of `file` (or anyone, with `None`), open for
+    /// `ttl_ms`.
+    async fn open_invite_for(
+        &mut self,
+        name: &str,
+        role: &str,
+        file: Option<FileId>,
+        ttl_ms: u64,
+    ) -> Result<String> {
         let invite = Invite::generate(&self.master()?.verifying_key(), &mut OsRng);
-        let expires_ms = now_ms() + INVITE_TTL_MS;
+        let expires_ms = now_ms() + ttl_ms;
         self.relay
             .create_invite(&self.account, invite.id(), expires_ms)
             .await?;
@@ -1610,6 +1647,7 @@ impl Profile {
             name: name.to_owned(),
             role: role.to_owned(),
             expires_ms,
+            file,
         });
         self.commit()?;
         Ok(code)
@@ -1635,9 +1673,13 @@ impl Profile {
                     continue;
                 };
                 if inv.name == name || join.request.name == name {
-                    let role = parse_role(&inv.role)
-                        .ok_or_else(|| ClientError::Integrity("stored invitation role".into()))?;
-                    found = Some((i, invite.clone(), join, role));
+                    let role = match (inv.role.as_str(), inv.file) {
+                        ("guest", Some(_)) => Role::Guest,
+                        (other, _) => parse_role(other).ok_or_else(|| {
+                            ClientError::Integrity("stored invitation role".into())
+                        })?,
+                    };
+                    found = Some((i, invite.clone(), join, role, inv.file));
                     break;
                 }
             }
@@ -1645,7 +1687,7 @@ impl Profile {
                 break;
             }
         }
-        let (index, invite, join, role) = found.ok_or_else(|| {
+        let (index, invite, join, role, guest_of) = found.ok_or_else(|| {
             ClientError::NotFound(format!(
                 "no join request from {name:?} on an open invitation (has the joiner run `ledgerline join`?)"
             ))
@@ -1656,7 +1698,10 @@ impl Profile {
             self.roster()?,
             self.id.member,
             self.master()?,
-            role,
+            match guest_of {
+                Some(file) if role == Role::Guest => onboarding::Admit::Guest(file),
+                _ => onboarding::Admit::Member(role),
+            },
             now.max(last_time(&self.events)),
         )?;
         for e in &events {
@@ -1670,12 +1715,15 @@ impl Profile {
             .member_names
             .insert(member, join.request.name.clone());
         self.local.invites.remove(index);
-        let mk = MemberKey::generate(&mut OsRng);
-        self.local_member_key_insert(member, 1, &mk);
-        self.commit()?;
-        let mut devices = vec![join.request.device];
-        devices.extend(self.admin_devices()?);
-        self.share_member_key(member, 1, &mk, &devices).await?;
+        // A guest holds no member key: nothing of the firm is ever wrapped for them.
+        if role != Role::Guest {
+            let mk = MemberKey::generate(&mut OsRng);
+            self.local_member_key_insert(member, 1, &mk);
+            self.commit()?;
+            let mut devices = vec![join.request.device];
+            devices.extend(self.admin_devices()?);
+            self.share_member_key(member, 1, &mk, &devices).await?;
+        }
         if role == Role::Admin {
             // Admins hold every team key (they wrap new epochs under them).
             self.share_team_keys_with(member).await?;
@@ -1778,6 +1826,9 @@ impl Profile {
             Err(e) => return Err(e),
         };
         let room = to.room_id();
+        if let (Conversation::Customer { file, .. }, false) = (to, offline) {
+            self.open_conversation(file).await?;
+        }
         let devices = self.audience(to, offline).await?;
         self.ensure_session(room, &devices, offline, &mut report)
             .await?;
@@ -1886,6 +1937,9 @@ impl Profile {
     /// (encrypted, signed) profile names — the relay cannot add a listener.
     async fn audience(&mut self, to: Conversation, offline: bool) -> Result<BTreeSet<DeviceId>> {
         let members: BTreeSet<MemberId> = match to {
+            Conversation::Customer { file, .. } => {
+                self.roster()?.conversation_members(&file, now_ms())
+            }
             Conversation::File(file) => {
                 let m = self.roster()?.file_members(&file, now_ms());
                 if !m.contains(&self.id.member) {
@@ -2315,11 +2369,7 @@ impl Profile {
                 continue;
             }
             // Only devices still allowed in the room, and only this session's audience.
-            let conv = if self.local.rooms.contains_key(&room_hex) {
-                Conversation::Room(room)
-            } else {
-                Conversation::File(FileId(room))
-            };
+            let conv = self.conversation_of_room(room);
             let allowed = match self.audience(conv, false).await {
                 Ok(a) => a,
                 Err(ClientError::Relay(e)) => return Err(e.into()),
@@ -2408,11 +2458,7 @@ impl Profile {
         };
         let current = self.outbound.get(&room).map(OutboundRoom::session_id);
         let queued = crate::room::session_id_of(&ct);
-        let to = if self.local.rooms.contains_key(&o.room) {
-            Conversation::Room(room)
-        } else {
-            Conversation::File(FileId(room))
-        };
+        let to = self.conversation_of_room(room);
         let devices = match self.audience(to, false).await {
             Ok(d) => d,
             // No longer allowed in: the relay refuses it, as it should.
@@ -2444,6 +2490,9 @@ impl Profile {
 
     async fn sync_inner(&mut self, report: &mut SyncReport) -> Result<()> {
         self.sync_roster(report).await?;
+        if let Some(file) = self.guest_file() {
+            return self.sync_as_guest(file, report).await;
+        }
         report.log_size = self.check_log().await?;
         self.publish_prekeys().await?;
         self.sync_member_keys(report).await?;
@@ -2487,6 +2536,7 @@ impl Profile {
                 other => other?,
             }
         }
+        self.sync_conversations(report).await?;
         let rooms: Vec<String> = self.local.rooms.keys().cloned().collect();
         for hex_room in rooms {
             let mut room = [0u8; 16];
@@ -2578,9 +2628,10 @@ impl Profile {
                 text => {
                     let (body, reply_to, attachment) = match text {
                         Some(RoomEvent::Text { body, reply_to }) => (Some(body), reply_to, None),
-                        Some(RoomEvent::Attachment { document, name }) => {
-                            (Some(name), None, Some(document))
-                        }
+                        Some(
+                            RoomEvent::Attachment { document, name }
+                            | RoomEvent::SharedDocument { document, name, .. },
+                        ) => (Some(name), None, Some(document)),
                         _ => (None, None, None),
                     };
                     index.insert(m.seq, out.len());
@@ -2622,6 +2673,7 @@ fn role_name(r: Role) -> &'static str {
         Role::Admin => "admin",
         Role::Member => "member",
         Role::Auditor => "auditor",
+        Role::Guest => "guest",
     }
 }
 
@@ -2698,7 +2750,9 @@ pub(crate) fn stored(
 ) -> (StoredMessage, Option<String>) {
     let text = match event {
         RoomEvent::Text { body, .. } | RoomEvent::Edit { body, .. } => Some(body.clone()),
-        RoomEvent::Attachment { name, .. } => Some(name.clone()),
+        RoomEvent::Attachment { name, .. } | RoomEvent::SharedDocument { name, .. } => {
+            Some(name.clone())
+        }
         _ => None,
     };
     (

@@ -71,6 +71,44 @@ pub enum RoomEvent {
         #[serde(default)]
         direct: bool,
     },
+    /// A document shared in a customer conversation (`protocol-spec/guests.md`): uploaded
+    /// under the conversation epoch, its key derived from `key` and the release share.
+    /// Everything a reader needs is here, since a guest reads no record of the file.
+    SharedDocument {
+        /// The document.
+        document: ledgerline_protocol::ids::DocumentId,
+        /// File name as uploaded.
+        name: String,
+        /// Plaintext size.
+        size: u64,
+        /// Ciphertext size (the blob).
+        ciphertext_size: u64,
+        /// Part size of the upload.
+        part_size: u64,
+        /// Hex parts root of the ciphertext.
+        root: String,
+        /// The year the document concerns.
+        year: u16,
+        /// The document's 32-byte secret (hex): the key material in place of an epoch key.
+        key: SecretHex,
+    },
+}
+
+/// A secret in hex inside a room event: never printed, zeroized when dropped.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct SecretHex(pub String);
+
+impl std::fmt::Debug for SecretHex {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SecretHex(..)")
+    }
+}
+
+impl Drop for SecretHex {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.0);
+    }
 }
 
 /// A room key as shared over Olm (the to-device plaintext), JSON.

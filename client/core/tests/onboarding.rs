@@ -12,7 +12,7 @@ use common::{now, start_relay};
 use ledgerline_client_core::device::DeviceAccount;
 use ledgerline_client_core::onboarding::{
     approve, check_inviter, found_firm, joiner_fingerprint, open_join_request, seal_join_request,
-    OnboardingError,
+    Admit, OnboardingError,
 };
 use ledgerline_client_core::transport::{HttpTransport, RelayClient, RelayError};
 use ledgerline_protocol::ids::{FirmId, MemberId};
@@ -94,7 +94,7 @@ async fn found_invite_join_approve() {
         &roster,
         owner,
         &owner_key,
-        Role::Member,
+        Admit::Member(Role::Member),
         now(),
     );
     assert!(matches!(
@@ -107,7 +107,7 @@ async fn found_invite_join_approve() {
         &roster,
         owner,
         &owner_key,
-        Role::Member,
+        Admit::Member(Role::Member),
         now(),
     )
     .unwrap()

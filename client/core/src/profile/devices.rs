@@ -11,8 +11,7 @@
 //! devices.
 
 use super::{
-    key32, now_ms, ClientError, Conversation, Identity, LocalState, Profile, Result, SyncReport,
-    Unlock,
+    key32, now_ms, ClientError, Identity, LocalState, Profile, Result, SyncReport, Unlock,
 };
 use crate::device::DeviceAccount;
 use crate::room::ForwardedKey;
@@ -339,6 +338,25 @@ impl Profile {
         teams: BTreeMap<ledgerline_protocol::ids::TeamId, super::teams::TeamName>,
         firm: Option<String>,
     ) {
+        // A guest's device hears the names of the people in their conversation only, and
+        // of no team (`protocol-spec/guests.md`).
+        let guest_of = self.roster.as_ref().and_then(|r| {
+            let member = r.device(&device)?.member;
+            Some((r.guest_file(&member)?, r))
+        });
+        let (names, teams) = match guest_of {
+            Some((file, r)) => {
+                let people = r.conversation_members(&file, now_ms());
+                (
+                    names
+                        .into_iter()
+                        .filter(|(m, _)| people.contains(m))
+                        .collect(),
+                    BTreeMap::new(),
+                )
+            }
+            None => (names, teams),
+        };
         self.queue_private(device, &Private::Directory { names, firm, teams });
     }
 
@@ -387,11 +405,7 @@ impl Profile {
         if keys.is_empty() {
             return Ok(());
         }
-        let to = if self.local.rooms.contains_key(&hex::encode(room)) {
-            Conversation::Room(room)
-        } else {
-            Conversation::File(ledgerline_protocol::ids::FileId(room))
-        };
+        let to = self.conversation_of_room(room);
         let devices = match self.audience(to, false).await {
             Ok(d) => d,
             Err(ClientError::NotAllowed(_) | ClientError::NotFound(_)) => return Ok(()),

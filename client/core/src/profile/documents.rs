@@ -11,12 +11,13 @@
 //! `OUT.partial` and renames only after the final chunk and the parts root verified.
 
 use super::{now_ms, ClientError, Profile, Result, SyncReport};
+use crate::room::RoomEvent;
 use crate::transport::RelayError;
 use futures_util::StreamExt;
 use ledgerline_protocol::constants::{DOCUMENT_CHUNK_SIZE, DOCUMENT_PARTS_IN_FLIGHT, TAG_SIZE};
 use ledgerline_protocol::document::{
     ciphertext_len, document_key, parts_root, DocumentContext, StreamDecryptor, StreamEncryptor,
-    HEADER_LEN,
+    CONVERSATION_EPOCH, HEADER_LEN,
 };
 use ledgerline_protocol::ids::{DocumentId, FileId, RecordId};
 use ledgerline_protocol::keys::{DocumentKey, EpochKey, ReleaseShare};
@@ -97,6 +98,10 @@ pub(super) struct PendingUpload {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     inline: Option<String>,
     manifest: DocumentManifest,
+    /// A document shared in a customer conversation: its secret (hex), in place of an
+    /// epoch key (`protocol-spec/guests.md`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    secret: Option<String>,
 }
 
 impl PendingUpload {
@@ -112,6 +117,9 @@ impl Drop for PendingUpload {
         self.salt.zeroize();
         if let Some(inline) = self.inline.as_mut() {
             inline.zeroize();
+        }
+        if let Some(secret) = self.secret.as_mut() {
+            secret.zeroize();
         }
     }
 }
@@ -250,6 +258,50 @@ impl Profile {
             source,
             inline,
             manifest,
+            secret: None,
+        });
+        self.commit()?;
+        self.finish_upload(document, progress).await
+    }
+
+    /// Begins the upload of a document shared in `file`'s customer conversation: a fresh
+    /// 32-byte secret takes the epoch key's place.
+    pub(super) async fn start_shared_upload(
+        &mut self,
+        file: FileId,
+        name: String,
+        size: u64,
+        source: PathBuf,
+        progress: Progress,
+    ) -> Result<DocumentManifest> {
+        let document = DocumentId::random(&mut OsRng);
+        let mut secret = Zeroizing::new([0u8; 32]);
+        OsRng.fill_bytes(secret.as_mut());
+        let mut share = Zeroizing::new([0u8; 32]);
+        OsRng.fill_bytes(share.as_mut());
+        let mut salt = Zeroizing::new([0u8; 32]);
+        OsRng.fill_bytes(salt.as_mut());
+        let manifest = DocumentManifest {
+            kind: "document".into(),
+            document,
+            name,
+            size,
+            ciphertext_size: ciphertext_len(size),
+            part_size: PART_SIZE,
+            root: String::new(),
+            epoch: CONVERSATION_EPOCH,
+            uploaded_ms: now_ms(),
+            year: Some(super::this_year()),
+        };
+        self.local.uploads.push(PendingUpload {
+            file,
+            record: RecordId::random(&mut OsRng),
+            share: hex::encode(share.as_ref()),
+            salt: hex::encode(salt.as_ref()),
+            source,
+            inline: None,
+            manifest,
+            secret: Some(hex::encode(secret.as_ref())),
         });
         self.commit()?;
         self.finish_upload(document, progress).await
@@ -276,9 +328,17 @@ impl Profile {
         hex::decode_to_slice(&up.share, share.as_mut())
             .and_then(|()| hex::decode_to_slice(&up.salt, salt.as_mut()))
             .map_err(|_| ClientError::Integrity("stored upload secrets".into()))?;
-        let ek = self
-            .epoch_key(up.file, up.manifest.epoch)
-            .ok_or_else(|| ClientError::NotAllowed("no key for the upload's epoch".into()))?;
+        let ek = match &up.secret {
+            Some(hex_secret) => {
+                let mut secret = Zeroizing::new([0u8; 32]);
+                hex::decode_to_slice(hex_secret, secret.as_mut())
+                    .map_err(|_| ClientError::Integrity("stored upload secrets".into()))?;
+                EpochKey::from_bytes(*secret)
+            }
+            None => self
+                .epoch_key(up.file, up.manifest.epoch)
+                .ok_or_else(|| ClientError::NotAllowed("no key for the upload's epoch".into()))?,
+        };
         let key = doc_key(self, &ek, &share, up.file, &up.manifest);
         let m = up.manifest.clone();
         let begun = self
@@ -338,6 +398,31 @@ impl Profile {
                 }
                 Err(e) => return Err(e.into()),
             }
+        }
+        if let Some(secret) = up.secret.clone() {
+            // A conversation's document is announced in the conversation, where its
+            // readers are; no record of the file names it.
+            let m = &up.manifest;
+            let event = RoomEvent::SharedDocument {
+                document,
+                name: m.name.clone(),
+                size: m.size,
+                ciphertext_size: m.ciphertext_size,
+                part_size: m.part_size,
+                root: m.root.clone(),
+                year: m.year(),
+                key: crate::room::SecretHex(secret),
+            };
+            let to = self.customer_conversation(up.file);
+            match self.send(to, event).await {
+                Ok(_) | Err(ClientError::Queued(_)) => {}
+                Err(e) => return Err(e),
+            }
+            self.local
+                .uploads
+                .retain(|u| u.manifest.document != document);
+            self.commit()?;
+            return Ok(up.manifest.clone());
         }
         let body = Zeroizing::new(serde_json::to_vec(&up.manifest).unwrap_or_default());
         match self.put_sealed_record(up.file, up.record, 1, &body).await {
@@ -548,6 +633,24 @@ impl Profile {
             .and_then(|d| d.get(&document))
             .cloned()
             .ok_or_else(|| ClientError::NotFound("unknown document".into()))?;
+        let ek = self
+            .epoch_key(file, m.epoch)
+            .ok_or_else(|| ClientError::NotAllowed("no key for the document's epoch".into()))?;
+        self.download_with_key(file, m, ek, out, progress).await
+    }
+
+    /// Releases (logged, with proof), downloads, checks against `m` and decrypts a
+    /// document whose key material is `ek` (an epoch key, or a conversation document's
+    /// secret).
+    pub(super) async fn download_with_key(
+        &mut self,
+        file: FileId,
+        m: DocumentManifest,
+        ek: EpochKey,
+        out: &Path,
+        progress: Progress,
+    ) -> Result<DocumentManifest> {
+        let document = m.document;
         let release = self
             .relay
             .release_document(&self.account, file, document)
@@ -559,9 +662,6 @@ impl Profile {
                 release.epoch, m.epoch
             )));
         }
-        let ek = self
-            .epoch_key(file, m.epoch)
-            .ok_or_else(|| ClientError::NotAllowed("no key for the document's epoch".into()))?;
         let key = doc_key(self, &ek, &release.share, file, &m);
         let mut stream = self
             .relay

@@ -1836,13 +1836,23 @@ impl Profile {
         limit: usize,
     ) -> Result<Vec<TimelineItem>> {
         let mut items = Vec::new();
-        for m in self.conversation(Conversation::File(file))? {
+        // The staff room ("message") and the conversation with the customer's guests
+        // ("conversation"), each message once.
+        let rooms = [
+            ("message", Conversation::File(file)),
+            ("conversation", self.customer_conversation(file)),
+        ];
+        let mut messages = Vec::new();
+        for (kind, conv) in rooms {
+            messages.extend(self.conversation(conv)?.into_iter().map(|m| (kind, m)));
+        }
+        for (kind, m) in messages {
             if m.deleted || m.waiting_for_key {
                 continue;
             }
             items.push(TimelineItem {
                 at_ms: m.created_ms,
-                kind: "message".into(),
+                kind: kind.into(),
                 member: m.member,
                 text: m.body.clone().unwrap_or_default(),
                 title: m.body.clone().unwrap_or_default(),
