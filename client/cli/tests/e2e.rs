@@ -4739,6 +4739,14 @@ async fn a_guest_talks_and_shares_in_their_conversation_and_reaches_nothing_else
         b"PIT-11 za rok 2025 dla Jana Kowalskiego"
     );
 
+    // A colleague granted the file later reads the conversation from its start.
+    ok(&f.owner, &["file", "grant", FILE, "Bartek Zieliński"]).await;
+    let late = ok(&f.bartek, &["conversation", "read", "--file", FILE]).await;
+    assert!(
+        bodies(&late).contains(&"Przesyłam fakturę FV/03/2026".to_owned()),
+        "{late}"
+    );
+
     // Nothing else: no internal message, note or other customer on the guest's device,
     // no names beyond their conversation, and the relay refuses the rest.
     for needle in [

@@ -367,7 +367,12 @@ impl Profile {
         file: ledgerline_protocol::ids::FileId,
         member: MemberId,
     ) -> Result<()> {
-        let keys = self.timeline.export_room(*file.as_bytes());
+        // The staff room's history, and the customer conversation's.
+        let mut keys = self.timeline.export_room(*file.as_bytes());
+        keys.extend(
+            self.timeline
+                .export_room(self.customer_conversation(file).room_id()),
+        );
         if keys.is_empty() {
             return Ok(());
         }
@@ -542,10 +547,20 @@ impl Profile {
                         "forwarded room keys from a device that is neither an admin's, nor this member's, nor the sessions' own".into(),
                     ));
                 }
+                let now = super::now_ms();
+                let conversations = self.conversation_files();
                 for key in keys {
                     let file = key.room.parse::<ledgerline_protocol::ids::FileId>().ok();
                     let is_file = file.is_some_and(|f| r.files().contains(&f));
-                    let allowed = if is_file {
+                    // A customer conversation: for a member of it, from an admin or the
+                    // member's own device, or from the session's own device.
+                    let conversation = conversations.iter().copied().find(|f| {
+                        hex::encode(self.customer_conversation(*f).room_id()) == key.room
+                    });
+                    let allowed = if let Some(f) = conversation {
+                        r.conversation_members(&f, now).contains(&self.id.member)
+                            && (own || its_own || r.file_members(&f, now).contains(&self.id.member))
+                    } else if is_file {
                         file.is_some_and(|f| {
                             r.key_holders(&f, super::now_ms()).contains(&self.id.member)
                                 || r.team_files(&self.id.member).contains(&f)
@@ -559,7 +574,7 @@ impl Profile {
                     if !allowed {
                         continue;
                     }
-                    if !is_file {
+                    if !is_file && conversation.is_none() {
                         self.local.rooms.entry(key.room.clone()).or_default();
                     }
                     let decrypted = self
