@@ -332,3 +332,18 @@ offer-send = Send (PDF to documents)
 offer-accept = Mark accepted
 offer-reject = Mark rejected
 offer-pdf-stored = The offer's PDF is in the customer's documents.
+
+## Conversation with the customer (guests)
+tab-conversation = Customer
+timeline-kind-conversation = Customer conversation
+conversation-staff-help = The conversation with the customer's people (guests). Internal messages are seen by the office only.
+conversation-internal = internal
+conversation-internal-only = Office only
+conversation-internal-placeholder = Internal remark (the customer will not see it)…
+conversation-drop-hint = Drop a file on the conversation to encrypt it and share it here.
+guest-invite = Invite a guest
+guest-invite-name = The guest's full name
+guest-invite-code = Invitation code (valid 7 days) — hand it over a channel you trust:
+guest-signed-in = { $me } · guest of { $firm }
+guest-title = Conversation with { $firm }
+guest-help = Here you write with your accounting office and exchange documents. Everything is encrypted on your device.

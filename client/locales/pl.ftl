@@ -336,3 +336,18 @@ offer-send = Wyślij (PDF do dokumentów)
 offer-accept = Oznacz jako przyjętą
 offer-reject = Oznacz jako odrzuconą
 offer-pdf-stored = PDF oferty jest w dokumentach klienta.
+
+## Rozmowa z klientem (goście)
+tab-conversation = Klient
+timeline-kind-conversation = Rozmowa z klientem
+conversation-staff-help = Rozmowa z osobami po stronie klienta (goście). Wiadomości wewnętrzne widzi tylko biuro.
+conversation-internal = wewnętrzna
+conversation-internal-only = Tylko dla biura
+conversation-internal-placeholder = Uwaga wewnętrzna (klient jej nie zobaczy)…
+conversation-drop-hint = Upuść plik na rozmowę, aby go zaszyfrować i udostępnić w tej rozmowie.
+guest-invite = Zaproś gościa
+guest-invite-name = Imię i nazwisko gościa
+guest-invite-code = Kod zaproszenia (ważny 7 dni) — przekaż go zaufanym kanałem:
+guest-signed-in = { $me } · gość biura { $firm }
+guest-title = Rozmowa z biurem { $firm }
+guest-help = Tu piszesz z biurem rachunkowym i wymieniasz dokumenty. Wszystko jest szyfrowane na Twoim urządzeniu.

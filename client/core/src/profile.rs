@@ -44,6 +44,7 @@ mod work;
 pub use audit::{ExportSummary, LostDocument, Reconciled, RestoreReport};
 pub use cover::{CoverGrant, CoverView};
 pub use documents::{DocumentManifest, Phase, Progress};
+pub use guests::{CustomerMessage, GuestView, MAX_GUEST_INVITE_TTL_MS};
 pub use offboard::{RevocationPlan, RotationProgress, RotationReport};
 pub use recovery::{BackupStatus, RecoveryReport};
 pub use retention::{parse_document_year, this_year, Expired};

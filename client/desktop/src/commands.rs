@@ -156,6 +156,8 @@ pub struct Me {
     pub keyring: bool,
     /// Whether this member is an admin of the firm now.
     pub admin: bool,
+    /// Whether this member is a guest (the window shows their one conversation only).
+    pub guest: bool,
 }
 
 /// The app's state: the relay offered for onboarding and the open profile, if any.
@@ -182,6 +184,7 @@ fn me(p: &Profile) -> Me {
         admin: p
             .members()
             .is_ok_and(|ms| ms.iter().any(|m| m.me && m.active && m.role == "admin")),
+        guest: p.is_guest(),
     }
 }
 

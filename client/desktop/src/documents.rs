@@ -25,7 +25,7 @@ pub struct TransferProgress {
 }
 
 /// Progress that reaches the window at most once per percent (and always at the end).
-fn progress(app: AppHandle, token: String) -> Progress {
+pub(crate) fn progress(app: AppHandle, token: String) -> Progress {
     let last = AtomicU64::new(u64::MAX);
     Arc::new(move |phase, done, total| {
         let percent = done.saturating_mul(100).checked_div(total).unwrap_or(100);
@@ -252,7 +252,7 @@ pub async fn choose_save(app: AppHandle, name: String) -> Answer<Option<String>>
 
 /// `dir/name`, or `dir/name (2).ext`… if taken. A name from a manifest is the uploader's:
 /// only its last component is used, so it cannot point outside `dir`.
-fn free_name(dir: &Path, name: &str) -> PathBuf {
+pub(crate) fn free_name(dir: &Path, name: &str) -> PathBuf {
     let base = Path::new(name)
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())

@@ -7,6 +7,7 @@ pub mod admin;
 pub mod audit;
 pub mod commands;
 pub mod documents;
+pub mod guests;
 pub mod live;
 pub mod work;
 
@@ -74,6 +75,11 @@ pub fn run(args: Args) -> std::process::ExitCode {
             commands::chat_send,
             commands::chat_edit,
             commands::chat_delete,
+            guests::conversation_read,
+            guests::conversation_send,
+            guests::conversation_share,
+            guests::conversation_download,
+            guests::guest_invite,
             commands::tasks,
             commands::task_add,
             commands::note_add,

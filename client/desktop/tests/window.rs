@@ -1466,3 +1466,283 @@ async fn a_new_colleague_joins_in_the_window_after_the_owner_compares_the_finger
     drop(app.close_with("nowe-haslo-jana").await);
     app.relay.stop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_guest_joins_in_the_window_and_sees_only_their_conversation() {
+    const CUSTOMER: &str = "Piekarnia Złoty Kłos s.c.";
+    const HELLO: &str = "Dzień dobry, prosimy o wyciąg bankowy za maj";
+    const INTERNAL: &str = "Wewnętrznie: klient zalega z ZUS";
+    const REPLY: &str = "Przesyłam wyciąg, pozdrawiam";
+    const MARTAS: &str = "haslo-marty-do-tabletu";
+    let mut app = App::start_with(false).await;
+    let w = &app.w;
+    let mut owner = Profile::create_firm(
+        &app.dir.path().join("owner"),
+        Unlock::Passphrase("haslo-wlascicielki".to_owned().into()),
+        &app.relay_url,
+        "Biuro Rachunkowe Nowak",
+        "Ewa Nowak",
+    )
+    .await
+    .unwrap();
+    owner.sync().await.unwrap();
+    let file = owner
+        .customer_add(CUSTOMER, &Default::default())
+        .await
+        .unwrap();
+    let other = owner
+        .customer_add("Inny Klient S.A.", &Default::default())
+        .await
+        .unwrap();
+    owner
+        .send(
+            Conversation::File(other),
+            ledgerline_client_core::room::RoomEvent::Text {
+                body: "Sprawa innego klienta".into(),
+                reply_to: None,
+            },
+        )
+        .await
+        .unwrap();
+    let code = owner
+        .invite_guest(file, "Marta Kłos", 24 * 3600 * 1000)
+        .await
+        .unwrap();
+
+    // Marta joins in the window with the code, as any joiner does.
+    w.click("[data-test=mode-join]").await;
+    w.type_into("[data-test=code]", &code).await;
+    w.type_into("[data-test=me]", "Marta Kłos").await;
+    w.type_into("[data-test=pass]", MARTAS).await;
+    w.type_into("[data-test=pass2]", MARTAS).await;
+    w.click("[data-test=onboarding-submit]").await;
+    let fp = w.wait("[data-test=fingerprint]", |t| !t.is_empty()).await;
+    let fingerprint = w
+        .call("GET", &format!("/element/{fp}/text"), None)
+        .await
+        .as_str()
+        .unwrap()
+        .to_owned();
+    w.click("[data-test=after-join-sync]").await;
+    w.wait("[data-test=waiting]", |t| {
+        t.contains("Czekamy na zatwierdzenie")
+    })
+    .await;
+    let marta = owner.approve("Marta Kłos", &fingerprint).await.unwrap();
+    assert!(owner.is_guest_member(&marta));
+
+    // By itself, the window becomes the guest's: one conversation, nothing of the office.
+    w.wait("[data-test=guest-main]", |t| t.contains("Rozmowa z biurem"))
+        .await;
+    for css in [
+        "[data-test=nav-customers]",
+        "[data-test=customer-list]",
+        "[data-test=nav-office]",
+        "[data-test=conversation-internal]",
+    ] {
+        assert!(w.find(css).await.is_none(), "{css} is shown to a guest");
+    }
+    owner
+        .send(
+            owner.customer_conversation(file),
+            ledgerline_client_core::room::RoomEvent::Text {
+                body: HELLO.into(),
+                reply_to: None,
+            },
+        )
+        .await
+        .unwrap();
+    owner
+        .send(
+            Conversation::File(file),
+            ledgerline_client_core::room::RoomEvent::Text {
+                body: INTERNAL.into(),
+                reply_to: None,
+            },
+        )
+        .await
+        .unwrap();
+    // The window's first keys reach the owner's profile with a push; it sends what waited.
+    owner.sync().await.unwrap();
+    w.wait("[data-test=conversation-messages]", |t| {
+        t.contains(HELLO) && t.contains("Ewa Nowak")
+    })
+    .await;
+
+    // Marta answers and drops a bank statement on the conversation.
+    w.type_into("[data-test=conversation-input]", REPLY).await;
+    w.click("[data-test=conversation-send]").await;
+    w.wait("[data-test=conversation-messages]", |t| t.contains(REPLY))
+        .await;
+    let statement = app.dir.path().join("wyciag-05-2026.csv");
+    std::fs::write(&statement, "data;kwota\n2026-05-31;-1234,56\n").unwrap();
+    w.script(
+        "window.__TAURI__.event.emit('tauri://drag-drop', { paths: [arguments[0]], position: { x: 200, y: 200 } });",
+        json!([statement.to_str().unwrap()]),
+    )
+    .await;
+    w.wait(
+        "[data-test=conversation-messages] [data-test=shared-document]",
+        |t| t.contains("wyciag-05-2026.csv"),
+    )
+    .await;
+    w.shot("19-guest-conversation").await;
+    // Nothing internal ever reached the window.
+    let shown = w
+        .script("return document.body.textContent;", json!([]))
+        .await;
+    let shown = shown.as_str().unwrap();
+    for secret in [INTERNAL, "Sprawa innego klienta", "Inny Klient", CUSTOMER] {
+        assert!(!shown.contains(secret), "{secret} is shown to a guest");
+    }
+
+    // The office reads her answer and downloads the statement; shares a document back.
+    owner.sync().await.unwrap();
+    let seen = owner.customer_view(file).unwrap();
+    assert!(seen
+        .iter()
+        .any(|m| !m.internal && m.message.body.as_deref() == Some(REPLY)));
+    let out = app.dir.path().join("ewa-wyciag.csv");
+    owner
+        .download_shared(
+            file,
+            "wyciag-05-2026.csv",
+            &out,
+            std::sync::Arc::new(|_, _, _| {}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        std::fs::read_to_string(&out).unwrap(),
+        "data;kwota\n2026-05-31;-1234,56\n"
+    );
+    let pit = app.dir.path().join("PIT-36 2025.txt");
+    std::fs::write(&pit, "PIT-36 za 2025: do zapłaty 4 321 zł").unwrap();
+    owner
+        .share_document(file, &pit, std::sync::Arc::new(|_, _, _| {}))
+        .await
+        .unwrap();
+    w.click("[data-test=sync]").await;
+    w.wait("[data-test=conversation-messages]", |t| {
+        t.contains("PIT-36 2025.txt")
+    })
+    .await;
+    // The last shared document's download button: into the guest's Downloads.
+    w.script(
+        "const b = [...document.querySelectorAll('[data-test=shared-download]')]; b[b.length - 1].click();",
+        json!([]),
+    )
+    .await;
+    w.wait("[data-test=conversation-transfers]", |t| {
+        t.contains("Zapisano")
+    })
+    .await;
+    // (Downloads is HOME here, which holds the original: a new name.)
+    let downloaded = app.dir.path().join("PIT-36 2025 (2).txt");
+    assert_eq!(
+        std::fs::read_to_string(&downloaded).unwrap(),
+        "PIT-36 za 2025: do zapłaty 4 321 zł"
+    );
+
+    // Revoked, the window gets nothing more.
+    owner.revoke_member(marta, &mut |_| {}).await.unwrap();
+    w.click("[data-test=sync]").await;
+    w.wait("[data-test=error]", |t| !t.is_empty()).await;
+    app.relaunch().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_office_invites_a_guest_and_writes_to_them_or_internally_in_the_customer_tab() {
+    const CUSTOMER: &str = "Kwiaciarnia Róża sp. z o.o.";
+    const GUEST: &str = "Zofia Róża";
+    const TO_GUEST: &str = "Prosimy o podpisanie pełnomocnictwa UPL-1";
+    const INTERNAL: &str = "Notatka dla biura: pełnomocnictwo wygasa w czerwcu";
+    const FROM_GUEST: &str = "Podpisane, w załączniku skan";
+    let app = App::start().await;
+    let w = &app.w;
+    app.found().await;
+    app.add_customer(CUSTOMER, "5260250995").await;
+
+    // The owner invites the customer's person from the customer's "Klient" tab.
+    w.click("[data-test=tab-conversation]").await;
+    w.type_into("[data-test=guest-name]", GUEST).await;
+    w.click("[data-test=guest-invite]").await;
+    let code_el = w
+        .wait("[data-test=guest-code]", |t| t.starts_with("LL-"))
+        .await;
+    let code = w
+        .call("GET", &format!("/element/{code_el}/text"), None)
+        .await
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (mut zofia, fingerprint) = Profile::join(
+        &app.dir.path().join("zofia"),
+        Unlock::Passphrase("haslo-zofii".to_owned().into()),
+        &app.relay_url,
+        &code,
+        GUEST,
+    )
+    .await
+    .unwrap();
+    w.click("[data-test=nav-office]").await;
+    w.type_into("[data-test=approve-name]", GUEST).await;
+    w.type_into("[data-test=approve-fingerprint]", &fingerprint)
+        .await;
+    w.click("[data-test=approve]").await;
+    w.wait("[data-test=members]", |t| t.contains(GUEST)).await;
+    zofia.sync().await.unwrap();
+    let file = zofia.guest_file().expect("a guest of the customer's file");
+
+    // To the guest, and internally: the tab shows both, the internal one marked.
+    w.click("[data-test=nav-customers]").await;
+    w.click("[data-test=customer-list] button").await;
+    w.click("[data-test=tab-conversation]").await;
+    w.type_into("[data-test=conversation-input]", TO_GUEST)
+        .await;
+    w.click("[data-test=conversation-send]").await;
+    w.wait("[data-test=conversation-messages]", |t| {
+        t.contains(TO_GUEST)
+    })
+    .await;
+    w.click("[data-test=conversation-internal]").await;
+    w.type_into("[data-test=conversation-input]", INTERNAL)
+        .await;
+    w.click("[data-test=conversation-send]").await;
+    w.wait("[data-test=conversation-messages]", |t| {
+        t.contains(INTERNAL) && t.contains("wewnętrzna")
+    })
+    .await;
+    w.shot("20-customer-tab").await;
+
+    // The guest reads the first only, and answers; the window shows the answer.
+    zofia.sync().await.unwrap();
+    let seen: Vec<String> = zofia
+        .customer_view(file)
+        .unwrap()
+        .into_iter()
+        .filter_map(|m| m.message.body)
+        .collect();
+    assert_eq!(seen, vec![TO_GUEST.to_owned()]);
+    zofia
+        .send(
+            zofia.customer_conversation(file),
+            ledgerline_client_core::room::RoomEvent::Text {
+                body: FROM_GUEST.into(),
+                reply_to: None,
+            },
+        )
+        .await
+        .unwrap();
+    w.click("[data-test=sync]").await;
+    w.wait("[data-test=conversation-messages]", |t| {
+        t.contains(FROM_GUEST) && t.contains(GUEST)
+    })
+    .await;
+    // In the timeline too.
+    w.click("[data-test=tab-timeline]").await;
+    w.wait("[data-test=timeline]", |t| {
+        t.contains(FROM_GUEST) && t.to_lowercase().contains("rozmowa z klientem")
+    })
+    .await;
+}

@@ -9,6 +9,7 @@ import { Customer } from "./customer.js";
 import { Board, Calendar, Leads, SearchResults } from "./work.js";
 import { Office } from "./office.js";
 import { Audit } from "./audit.js";
+import { GuestMain } from "./guest.js";
 
 // ---- onboarding --------------------------------------------------------------------
 function Onboarding({ relay, needsPassphrase, onDone, fail }) {
@@ -339,7 +340,7 @@ function Main({ state, language, setLanguage, fail, refresh }) {
   if (global.trim().length >= 2) content = html`<${SearchResults} query=${global} fail=${fail} open=${open} />`;
   else if (section === "customers")
     content = current
-      ? html`<${Customer} key=${current.file} customer=${current} me=${me.member} ...${props} />`
+      ? html`<${Customer} key=${current.file} customer=${current} me=${me.member} profile=${me} ...${props} />`
       : html`<p class="muted">${t("customer-pick")}</p>`;
   else if (section === "leads") content = html`<${Leads} customers=${customers} ...${props} />`;
   else if (section === "board") content = html`<${Board} ...${props} />`;
@@ -419,6 +420,8 @@ function App() {
       ? html`<${Unlock} onDone=${refresh} fail=${fail} />`
       : state.profile && !state.profile.admitted
       ? html`<${Waiting} me=${state.profile} refresh=${refresh} />`
+      : state.profile && state.profile.guest
+      ? html`<${GuestMain} state=${state} language=${language} setLanguage=${setLanguage} fail=${fail} refresh=${refresh} />`
       : state.profile
       ? html`<${Main} state=${state} language=${language} setLanguage=${setLanguage} fail=${fail} refresh=${refresh} />`
       : html`<${Onboarding} relay=${state.relay} needsPassphrase=${state.needs_passphrase} onDone=${refresh} fail=${fail} />`}`;

@@ -464,11 +464,112 @@ function Offers({ file, version, fail, changed }) {
   </div>`;
 }
 
-const TABS = { timeline: Timeline, chat: Chat, documents: Documents, tasks: Tasks, offers: Offers };
+/// The conversation with the customer's guests (`protocol-spec/guests.md`): for staff
+/// (`staff`) the customer's side and the file's internal messages, marked, with a switch
+/// to write internally; for a guest (no `file`: theirs is the roster's) their side only.
+/// Files dropped here are shared in the conversation (encrypted, readable by its guests).
+export function Conversation({ file, staff, version, fail, changed, profile }) {
+  const [messages, setMessages] = useState(null);
+  const [text, setText] = useState("");
+  const [internal, setInternal] = useState(false);
+  const [transfers, run] = useTransfers(fail);
+  const args = file ? { file } : {};
+  useEffect(() => {
+    invoke("conversation_read", args).then(setMessages, fail);
+  }, [file, version]);
+  const share = async (path) => {
+    if (await run("share", baseName(path), "conversation_share", { ...args, path }, () => t("doc-uploaded"))) changed();
+  };
+  const over = useDrop((paths) => paths.forEach(share));
+  const fetchDoc = (m) =>
+    run("get", m.body, "conversation_download", { ...args, document: m.attachment }, (where) => t("doc-saved", { path: where }));
+  const send = async (e) => {
+    e.preventDefault();
+    if (!text.trim()) return;
+    try {
+      await invoke("conversation_send", { ...args, text, internal: Boolean(staff && internal) });
+      setText("");
+      changed();
+    } catch (err) {
+      fail(err);
+    }
+  };
+  return html`<div class=${"chat conversation" + (over ? " over" : "")}>
+    ${staff ? html`<p class="muted">${t("conversation-staff-help")}</p>` : null}
+    ${staff && profile && profile.admin ? html`<${GuestInvite} file=${file} fail=${fail} />` : null}
+    ${messages && !messages.length ? html`<p class="muted">${t("chat-empty")}</p>` : null}
+    <ol class="messages" data-test="conversation-messages">
+      ${(messages || []).map(
+        (m) => html`<li key=${(m.internal ? "i" : "c") + m.seq} class=${m.internal ? "internal" : ""}>
+          <span class="who">${m.name || ""}</span>
+          <span class="when">${when(m.created_ms)}</span>
+          ${m.internal ? html`<span class="badge" data-test="internal-badge">${t("conversation-internal")}</span>` : null}
+          <div class="body">
+            ${m.deleted
+              ? t("chat-deleted")
+              : m.waiting_for_key
+                ? t("chat-waiting")
+                : m.attachment && !m.internal
+                  ? html`<span class="attachment" data-test="shared-document">📎 ${m.body}</span>
+                      <button class="link" data-test="shared-download" onClick=${() => fetchDoc(m)}>${t("doc-download")}</button>`
+                  : m.body}
+          </div>
+        </li>`,
+      )}
+    </ol>
+    <${Transfers} name="conversation-transfers" transfers=${transfers} />
+    <p class="muted hint">${t("conversation-drop-hint")}</p>
+    <button class="secondary" data-test="conversation-choose" onClick=${async () => {
+      try {
+        for (const path of await invoke("choose_files")) share(path);
+      } catch (err) {
+        fail(err);
+      }
+    }}>${t("doc-choose")}</button>
+    <form class="composer" onSubmit=${send}>
+      <input data-test="conversation-input" value=${text} placeholder=${t(internal ? "conversation-internal-placeholder" : "chat-placeholder")} onInput=${(e) => setText(e.target.value)} />
+      ${staff
+        ? html`<label class="check"><input type="checkbox" data-test="conversation-internal" checked=${internal} onChange=${(e) => setInternal(e.target.checked)} /> ${t("conversation-internal-only")}</label>`
+        : null}
+      <button data-test="conversation-send" type="submit">${t("chat-send")}</button>
+    </form>
+  </div>`;
+}
 
-export function Customer({ customer, version, fail, changed, me }) {
+/// An admin brings a customer's person into the conversation: a one-time code to hand over.
+function GuestInvite({ file, fail }) {
+  const [name, setName] = useState("");
+  const [code, setCode] = useState(null);
+  const invite = async (e) => {
+    e.preventDefault();
+    try {
+      setCode(await invoke("guest_invite", { file, name, hours: 168 }));
+      setName("");
+    } catch (err) {
+      fail(err);
+    }
+  };
+  return html`<form class="guest-invite" onSubmit=${invite}>
+    <${Field} label=${t("guest-invite-name")} name="guest-name" value=${name} onInput=${setName} />
+    <button data-test="guest-invite" type="submit">${t("guest-invite")}</button>
+    ${code
+      ? html`<p>${t("guest-invite-code")}</p><p class="fingerprint" data-test="guest-code">${code}</p>`
+      : null}
+  </form>`;
+}
+
+const TABS = {
+  timeline: Timeline,
+  chat: Chat,
+  conversation: (props) => html`<${Conversation} staff=${true} ...${props} />`,
+  documents: Documents,
+  tasks: Tasks,
+  offers: Offers,
+};
+
+export function Customer({ customer, version, fail, changed, me, profile }) {
   const [tab, setTab] = useState("timeline");
-  const props = { file: customer.file, version, fail, changed, me };
+  const props = { file: customer.file, version, fail, changed, me, profile };
   const View = TABS[tab];
   return html`<section class="customer">
     <header>
