@@ -1710,7 +1710,7 @@ async fn the_office_invites_a_guest_and_writes_to_them_or_internally_in_the_cust
         .await;
     w.click("[data-test=conversation-send]").await;
     w.wait("[data-test=conversation-messages]", |t| {
-        t.contains(INTERNAL) && t.contains("wewnętrzna")
+        t.contains(INTERNAL) && t.to_lowercase().contains("wewnętrzna")
     })
     .await;
     w.shot("20-customer-tab").await;
