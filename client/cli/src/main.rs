@@ -2613,6 +2613,19 @@ fn progress_bar(json: bool) -> (Progress, Option<indicatif::ProgressBar>) {
     (cb, Some(bar))
 }
 
+/// What a finished download prints.
+fn downloaded(m: &DocumentManifest, out: &std::path::Path) -> Output {
+    Output {
+        text: format!(
+            "{} → {} ({} bytes, SHA-256 verified)",
+            m.name,
+            out.display(),
+            m.size
+        ),
+        json: manifest_json(m),
+    }
+}
+
 fn manifest_json(m: &DocumentManifest) -> Value {
     json!({ "document": m.document, "name": m.name, "size": m.size, "root": m.root, "epoch": m.epoch, "uploaded_ms": m.uploaded_ms, "year": m.year() })
 }
@@ -2646,16 +2659,7 @@ async fn doc(p: &mut Profile, cmd: DocCmd, json: bool) -> Result<Output, Failure
             if let Some(b) = bar {
                 b.finish_and_clear();
             }
-            let m = m?;
-            Ok(Output {
-                text: format!(
-                    "{} → {} ({} bytes, SHA-256 verified)",
-                    m.name,
-                    out.display(),
-                    m.size
-                ),
-                json: manifest_json(&m),
-            })
+            Ok(downloaded(&m?, &out))
         }
         DocCmd::List { file } => {
             let file = file_of(p, &file).await?;
@@ -2857,16 +2861,7 @@ async fn conversation(
             if let Some(b) = bar {
                 b.finish_and_clear();
             }
-            let m = m?;
-            Ok(Output {
-                text: format!(
-                    "{} → {} ({} bytes, SHA-256 verified)",
-                    m.name,
-                    out.display(),
-                    m.size
-                ),
-                json: manifest_json(&m),
-            })
+            Ok(downloaded(&m?, &out))
         }
     }
 }

@@ -2489,6 +2489,17 @@ impl Profile {
         Ok(fresh)
     }
 
+    /// What waits to go out, after a sync read everything in: openings for the log, late
+    /// room keys, private payloads, interrupted uploads, then the outbox.
+    async fn send_pending(&mut self, report: &mut SyncReport) -> Result<()> {
+        self.flush_opened().await?;
+        self.deliver_late_keys(report).await?;
+        self.flush_private(report).await?;
+        report.uploads_finished = self.resume_uploads(report).await?;
+        // The outbox goes last: every own message the relay already has was seen above.
+        self.flush_outbox(report).await
+    }
+
     async fn sync_inner(&mut self, report: &mut SyncReport) -> Result<()> {
         self.sync_roster(report).await?;
         if let Some(file) = self.guest_file() {
@@ -2554,12 +2565,7 @@ impl Profile {
             }
         }
         self.commit()?;
-        self.flush_opened().await?;
-        self.deliver_late_keys(report).await?;
-        self.flush_private(report).await?;
-        report.uploads_finished = self.resume_uploads(report).await?;
-        // The outbox goes last: every own message the relay already has was seen above.
-        self.flush_outbox(report).await?;
+        self.send_pending(report).await?;
         report.work_sent = self.flush_work().await?;
         // Every room session this device holds now, in the member's key backup.
         self.sync_backup().await?;

@@ -146,17 +146,11 @@ pub async fn doc_download(
     token: String,
 ) -> Answer<String> {
     let file = file_id(&file)?;
-    let dir = app
-        .path()
-        .download_dir()
-        .or_else(|_| app.path().home_dir())
-        .map_err(|e| format!("no Downloads folder: {e}"))?;
+    let dir = downloads(&app)?;
     let progress = progress(app, token);
     with(&desk, async move |p: &mut Profile| {
         let m = manifest(p, file, &document)?;
-        std::fs::create_dir_all(&dir)
-            .map_err(|e| ClientError::Invalid(format!("cannot create {}: {e}", dir.display())))?;
-        let out = free_name(&dir, &m.name);
+        let out = landing(&dir, &m.name)?;
         p.download_document(file, m.document, &out, progress)
             .await?;
         Ok(out.display().to_string())
@@ -250,9 +244,24 @@ pub async fn choose_save(app: AppHandle, name: String) -> Answer<Option<String>>
         .map(|p| p.display().to_string()))
 }
 
+/// The user's Downloads folder (their home where there is none).
+pub(crate) fn downloads(app: &AppHandle) -> Answer<PathBuf> {
+    app.path()
+        .download_dir()
+        .or_else(|_| app.path().home_dir())
+        .map_err(|e| format!("no Downloads folder: {e}"))
+}
+
+/// Where a download named `name` lands in `dir` (created if missing): a free name.
+pub(crate) fn landing(dir: &Path, name: &str) -> Result<PathBuf, ClientError> {
+    std::fs::create_dir_all(dir)
+        .map_err(|e| ClientError::Invalid(format!("cannot create {}: {e}", dir.display())))?;
+    Ok(free_name(dir, name))
+}
+
 /// `dir/name`, or `dir/name (2).ext`… if taken. A name from a manifest is the uploader's:
 /// only its last component is used, so it cannot point outside `dir`.
-pub(crate) fn free_name(dir: &Path, name: &str) -> PathBuf {
+fn free_name(dir: &Path, name: &str) -> PathBuf {
     let base = Path::new(name)
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())

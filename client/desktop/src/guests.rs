@@ -3,13 +3,13 @@
 //! the roster binds them to.
 
 use crate::commands::{file_id, with, Answer, Desk};
-use crate::documents::{free_name, progress};
+use crate::documents::{downloads, landing, progress};
 use ledgerline_client_core::profile::{ClientError, CustomerMessage, DocumentManifest, Profile};
 use ledgerline_client_core::protocol::ids::FileId;
 use ledgerline_client_core::room::RoomEvent;
 use ledgerline_client_core::transport::RelayError;
 use std::path::PathBuf;
-use tauri::{AppHandle, Manager, State};
+use tauri::{AppHandle, State};
 
 /// The file of a conversation command: a guest's own (whatever the window says), or the
 /// one named (staff).
@@ -111,11 +111,7 @@ pub async fn conversation_download(
     document: String,
     token: String,
 ) -> Answer<String> {
-    let dir = app
-        .path()
-        .download_dir()
-        .or_else(|_| app.path().home_dir())
-        .map_err(|e| format!("no Downloads folder: {e}"))?;
+    let dir = downloads(&app)?;
     let progress = progress(app, token);
     with(&desk, async move |p: &mut Profile| {
         let file = conversation_file(p, file.as_deref())?;
@@ -124,9 +120,7 @@ pub async fn conversation_download(
             .into_iter()
             .find(|m| m.document.to_string() == document)
             .ok_or_else(|| ClientError::NotFound("no such shared document".into()))?;
-        std::fs::create_dir_all(&dir)
-            .map_err(|e| ClientError::Invalid(format!("cannot create {}: {e}", dir.display())))?;
-        let out = free_name(&dir, &m.name);
+        let out = landing(&dir, &m.name)?;
         p.download_shared(file, &m.document.to_string(), &out, progress)
             .await?;
         Ok(out.display().to_string())

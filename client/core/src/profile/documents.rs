@@ -82,6 +82,14 @@ impl DocumentManifest {
     }
 }
 
+/// What a new upload's document key comes from.
+enum Under {
+    /// The file's current epoch key.
+    Epoch,
+    /// A conversation document's fresh secret (`protocol-spec/guests.md`).
+    Conversation(Zeroizing<[u8; 32]>),
+}
+
 /// Part size of uploads (4 MiB: a few parts in flight stay far below the memory budget).
 pub const PART_SIZE: u64 = 4 << 20;
 
@@ -230,9 +238,33 @@ impl Profile {
         inline: Option<String>,
         progress: Progress,
     ) -> Result<DocumentManifest> {
-        let (epoch, _) = self
-            .current_epoch(file)
-            .ok_or_else(|| ClientError::NotAllowed("no key for this file yet".into()))?;
+        let under = Under::Epoch;
+        self.start_upload_under(file, name, size, year, source, inline, under, progress)
+            .await
+    }
+
+    /// Records a pending upload (its secrets in the encrypted store first) and runs it.
+    #[allow(clippy::too_many_arguments)]
+    async fn start_upload_under(
+        &mut self,
+        file: FileId,
+        name: String,
+        size: u64,
+        year: u16,
+        source: PathBuf,
+        inline: Option<String>,
+        under: Under,
+        progress: Progress,
+    ) -> Result<DocumentManifest> {
+        let (epoch, secret) = match under {
+            Under::Epoch => {
+                let (epoch, _) = self
+                    .current_epoch(file)
+                    .ok_or_else(|| ClientError::NotAllowed("no key for this file yet".into()))?;
+                (epoch, None)
+            }
+            Under::Conversation(secret) => (CONVERSATION_EPOCH, Some(hex::encode(secret.as_ref()))),
+        };
         let document = DocumentId::random(&mut OsRng);
         let mut share = Zeroizing::new([0u8; 32]);
         OsRng.fill_bytes(share.as_mut());
@@ -258,7 +290,7 @@ impl Profile {
             source,
             inline,
             manifest,
-            secret: None,
+            secret,
         });
         self.commit()?;
         self.finish_upload(document, progress).await
@@ -274,37 +306,12 @@ impl Profile {
         source: PathBuf,
         progress: Progress,
     ) -> Result<DocumentManifest> {
-        let document = DocumentId::random(&mut OsRng);
         let mut secret = Zeroizing::new([0u8; 32]);
         OsRng.fill_bytes(secret.as_mut());
-        let mut share = Zeroizing::new([0u8; 32]);
-        OsRng.fill_bytes(share.as_mut());
-        let mut salt = Zeroizing::new([0u8; 32]);
-        OsRng.fill_bytes(salt.as_mut());
-        let manifest = DocumentManifest {
-            kind: "document".into(),
-            document,
-            name,
-            size,
-            ciphertext_size: ciphertext_len(size),
-            part_size: PART_SIZE,
-            root: String::new(),
-            epoch: CONVERSATION_EPOCH,
-            uploaded_ms: now_ms(),
-            year: Some(super::this_year()),
-        };
-        self.local.uploads.push(PendingUpload {
-            file,
-            record: RecordId::random(&mut OsRng),
-            share: hex::encode(share.as_ref()),
-            salt: hex::encode(salt.as_ref()),
-            source,
-            inline: None,
-            manifest,
-            secret: Some(hex::encode(secret.as_ref())),
-        });
-        self.commit()?;
-        self.finish_upload(document, progress).await
+        let year = super::this_year();
+        let under = Under::Conversation(secret);
+        self.start_upload_under(file, name, size, year, source, None, under, progress)
+            .await
     }
 
     /// Sends what the relay does not hold yet, completes, writes the manifest, forgets

@@ -313,11 +313,7 @@ impl Profile {
             other => other?,
         }
         self.commit()?;
-        self.flush_opened().await?;
-        self.deliver_late_keys(report).await?;
-        self.flush_private(report).await?;
-        report.uploads_finished = self.resume_uploads(report).await?;
-        self.flush_outbox(report).await?;
+        self.send_pending(report).await?;
         report.waiting = self.timeline.waiting();
         Ok(())
     }
