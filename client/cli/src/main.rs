@@ -2613,6 +2613,18 @@ fn progress_bar(json: bool) -> (Progress, Option<indicatif::ProgressBar>) {
     (cb, Some(bar))
 }
 
+/// A list of documents: id, size and name per line.
+fn document_list(docs: &[DocumentManifest]) -> Output {
+    Output {
+        text: docs
+            .iter()
+            .map(|m| format!("{}  {:>12}  {}", m.document, m.size, m.name))
+            .collect::<Vec<_>>()
+            .join("\n"),
+        json: json!({ "documents": docs.iter().map(manifest_json).collect::<Vec<_>>() }),
+    }
+}
+
 /// What a finished download prints.
 fn downloaded(m: &DocumentManifest, out: &std::path::Path) -> Output {
     Output {
@@ -2665,15 +2677,7 @@ async fn doc(p: &mut Profile, cmd: DocCmd, json: bool) -> Result<Output, Failure
             let file = file_of(p, &file).await?;
             p.sync().await?;
             let docs = p.documents(file);
-            let text = docs
-                .iter()
-                .map(|m| format!("{}  {:>12}  {}", m.document, m.size, m.name))
-                .collect::<Vec<_>>()
-                .join("\n");
-            Ok(Output {
-                text,
-                json: json!({ "documents": docs.iter().map(manifest_json).collect::<Vec<_>>() }),
-            })
+            Ok(document_list(&docs))
         }
     }
 }
@@ -2843,15 +2847,7 @@ async fn conversation(
             p.sync().await?;
             let file = conversation_file(p, file).await?;
             let docs = p.shared_documents(file)?;
-            let text = docs
-                .iter()
-                .map(|m| format!("{}  {:>12}  {}", m.document, m.size, m.name))
-                .collect::<Vec<_>>()
-                .join("\n");
-            Ok(Output {
-                text,
-                json: json!({ "documents": docs.iter().map(manifest_json).collect::<Vec<_>>() }),
-            })
+            Ok(document_list(&docs))
         }
         ConversationCmd::Download { doc, out, file } => {
             p.sync().await?;
