@@ -2676,7 +2676,7 @@ async fn doc(p: &mut Profile, cmd: DocCmd, json: bool) -> Result<Output, Failure
         DocCmd::List { file } => {
             let file = file_of(p, &file).await?;
             p.sync().await?;
-            let docs = p.documents(file);
+            let docs = p.documents(file)?;
             Ok(document_list(&docs))
         }
     }
@@ -3066,7 +3066,7 @@ async fn offer(p: &mut Profile, cmd: OfferCmd) -> Result<Output, Failure> {
             let (file, id) = p.resolve_offer(&offer)?;
             let pdf = p.offer_send(file, id, lang).await?;
             let name = p
-                .documents(file)
+                .documents(file)?
                 .into_iter()
                 .find(|m| m.document == pdf)
                 .map(|m| m.name)

@@ -4702,6 +4702,27 @@ async fn a_guest_talks_and_shares_in_their_conversation_and_reaches_nothing_else
     )
     .await;
     assert_eq!(std::fs::read(&out).unwrap(), invoice);
+    // What the customer sent is among the file's documents too (its inbox), and opens
+    // from there.
+    let listed = ok(&f.anna, &["doc", "list", FILE]).await;
+    assert!(
+        listed.to_string().contains("FV-03-2026 Kowalski.pdf"),
+        "{listed}"
+    );
+    let again = dir.path().join("from-guest-again.pdf");
+    ok(
+        &f.anna,
+        &[
+            "doc",
+            "download",
+            FILE,
+            "FV-03-2026 Kowalski.pdf",
+            "--out",
+            again.to_str().unwrap(),
+        ],
+    )
+    .await;
+    assert_eq!(std::fs::read(&again).unwrap(), invoice);
     // The customer's messages are in the file's timeline.
     let timeline = ok(&f.anna, &["customer", "timeline", FILE]).await;
     assert!(timeline

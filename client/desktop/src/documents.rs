@@ -60,7 +60,7 @@ pub async fn documents(desk: State<'_, Desk>, file: String) -> Answer<Vec<Docume
     let file = file_id(&file)?;
     with(&desk, async move |p: &mut Profile| {
         open_file(p, file).await?;
-        let mut docs = p.documents(file);
+        let mut docs = p.documents(file)?;
         docs.sort_by_key(|d| std::cmp::Reverse(d.uploaded_ms));
         Ok(docs)
     })
@@ -102,7 +102,7 @@ fn upload_args(
 /// The manifest of `document` (an id or a name) in `file`.
 fn manifest(p: &Profile, file: FileId, document: &str) -> Result<DocumentManifest, ClientError> {
     let id = p.resolve_document(file, document)?;
-    p.documents(file)
+    p.documents(file)?
         .into_iter()
         .find(|d| d.document == id)
         .ok_or_else(|| ClientError::NotFound("unknown document".into()))

@@ -591,18 +591,26 @@ impl Profile {
         Ok(done)
     }
 
-    /// Documents of a file this profile knows (from synced manifests).
-    pub fn documents(&self, file: FileId) -> Vec<DocumentManifest> {
-        self.local
+    /// Documents of a file this profile knows: from synced manifests, and those shared in
+    /// the customer conversation (what the customer's guests sent lands here too).
+    pub fn documents(&self, file: FileId) -> Result<Vec<DocumentManifest>> {
+        let mut docs: Vec<DocumentManifest> = self
+            .local
             .documents
             .get(&file)
             .map(|d| d.values().cloned().collect())
-            .unwrap_or_default()
+            .unwrap_or_default();
+        for shared in self.shared_documents(file)? {
+            if !docs.iter().any(|d| d.document == shared.document) {
+                docs.push(shared);
+            }
+        }
+        Ok(docs)
     }
 
     /// Resolves a document of `file` by id or name.
     pub fn resolve_document(&self, file: FileId, name_or_id: &str) -> Result<DocumentId> {
-        let docs = self.documents(file);
+        let docs = self.documents(file)?;
         if let Ok(id) = name_or_id.parse::<DocumentId>() {
             if docs.iter().any(|d| d.document == id) {
                 return Ok(id);
@@ -633,13 +641,18 @@ impl Profile {
         out: &Path,
         progress: Progress,
     ) -> Result<DocumentManifest> {
-        let m = self
+        let Some(m) = self
             .local
             .documents
             .get(&file)
             .and_then(|d| d.get(&document))
             .cloned()
-            .ok_or_else(|| ClientError::NotFound("unknown document".into()))?;
+        else {
+            // Shared in the customer conversation: its key comes from there.
+            return self
+                .download_shared(file, &document.to_string(), out, progress)
+                .await;
+        };
         let ek = self
             .epoch_key(file, m.epoch)
             .ok_or_else(|| ClientError::NotAllowed("no key for the document's epoch".into()))?;

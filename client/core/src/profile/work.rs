@@ -995,7 +995,7 @@ impl Profile {
         self.task(file, task)?;
         let id = self.resolve_document(file, document)?;
         let name = self
-            .documents(file)
+            .documents(file)?
             .into_iter()
             .find(|d| d.document == id)
             .map(|d| d.name)
@@ -1359,7 +1359,7 @@ impl Profile {
         // upload (which `sync` finished) and that record — by its name: rendering is
         // deterministic, so the same offer and language gave the same document.
         let name = offer_pdf::file_name(lang, &offer_number(offer));
-        let docs = self.documents(file);
+        let docs = self.documents(file)?;
         let stored = view
             .pdf
             .filter(|d| docs.iter().any(|m| m.document == *d))
@@ -1914,7 +1914,7 @@ impl Profile {
                 cursor: String::new(),
             });
         }
-        for d in self.documents(file) {
+        for d in self.documents(file)? {
             items.push(TimelineItem {
                 at_ms: d.uploaded_ms,
                 kind: "document".into(),
