@@ -1056,6 +1056,10 @@ async fn load_room_for<S: Store>(
         .await
         .map_err(store_err)?
         .ok_or_else(|| ApiError::not_found("no such room"))?;
+    // A customer file's rooms (staff room and conversation) end with the file.
+    if let Some(file) = r.file {
+        require_not_erased(state, c.firm, file)?;
+    }
     let members = room_members(state, c.firm, &r)?;
     if !members.contains(&c.member) {
         return Err(ApiError::forbidden("not a member of this room"));

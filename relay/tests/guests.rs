@@ -369,6 +369,21 @@ async fn a_guest_reaches_their_conversation_and_nothing_else() {
         );
     }
 
+    // Erasing the other file takes its conversation with it: `410 erased` from then on.
+    let (status, _) = owner_dev
+        .call(&http, "DELETE", &format!("/v1/files/{other}"), None)
+        .await;
+    assert_eq!(status, 204);
+    let (status, v) = bartek_dev
+        .call(
+            &http,
+            "GET",
+            &format!("/v1/rooms/{theirs}/messages?from=1"),
+            None,
+        )
+        .await;
+    assert_eq!((status, v["code"].as_str()), (410, Some("erased")), "{v}");
+
     // Revoking the guest ends it at once.
     firm.clock += 1;
     let e = firm.event(

@@ -1586,6 +1586,13 @@ impl Profile {
             .outbox
             .retain(|o| o.room != hex::encode(file.as_bytes()));
         self.store.forget_file(file.as_bytes())?;
+        // Its customer conversation goes with it.
+        let conversation = self.customer_conversation(file).room_id();
+        self.store
+            .forget_expired(&conversation, Some(u64::MAX), &[])?;
+        self.local.room_cursors.remove(&hex::encode(conversation));
+        self.outbound.remove(&conversation);
+        self.local.conversations.remove(&file);
         self.commit()
     }
 

@@ -801,6 +801,18 @@ pub async fn erasure<S: Store>(s: S) {
             year: 2020,
         };
         s.put_document(F, meta, 1, audit()).await.expect("doc");
+        // The file's customer conversation (`protocol-spec/guests.md`).
+        let conversation = ledgerline_protocol::roster::conversation_room(&F, &f);
+        let room = Room {
+            id: conversation,
+            file: Some(f),
+            created_by: M1,
+            members: vec![],
+        };
+        s.create_room(F, room, audit()).await.expect("room");
+        s.append_message(F, conversation, D1, vec![1], 1, audit())
+            .await
+            .expect("message");
     }
     let before = s.audit_size(F).await.expect("size");
     let docs = s
@@ -827,6 +839,18 @@ pub async fn erasure<S: Store>(s: S) {
         .await
         .expect("doc")
         .is_some());
+    let talk = |f: &FileId| ledgerline_protocol::roster::conversation_room(&F, f);
+    assert!(
+        s.messages(F, talk(&file), 0, 10)
+            .await
+            .expect("m")
+            .is_empty(),
+        "the customer conversation goes with the file"
+    );
+    assert_eq!(
+        s.messages(F, talk(&other), 0, 10).await.expect("m").len(),
+        1
+    );
     assert_eq!(s.erased_files(F).await.expect("erased"), vec![file]);
     assert!(s.erased_files(G).await.expect("erased").is_empty());
     assert!(matches!(
@@ -873,6 +897,20 @@ pub async fn retention_sweep<S: Store>(s: S) {
             s.put_document(F, meta, 1, audit()).await.expect("doc");
         }
     }
+    // The file's customer conversation: one old message, one new.
+    let conversation = ledgerline_protocol::roster::conversation_room(&F, &file);
+    let room = Room {
+        id: conversation,
+        file: Some(file),
+        created_by: M1,
+        members: vec![],
+    };
+    s.create_room(F, room, audit()).await.expect("room");
+    for t in [150, 400] {
+        s.append_message(F, conversation, D1, vec![1], t, audit())
+            .await
+            .expect("message");
+    }
     let plan = SweepPlan {
         file,
         chat_before_ms: Some(250),
@@ -886,7 +924,8 @@ pub async fn retention_sweep<S: Store>(s: S) {
     let first = s.sweep_file(F, plan, leaf(b"one")).await.expect("sweep");
     assert_eq!(
         (first.messages, first.through_seq, first.chat_before_ms),
-        (2, 2, 250)
+        (3, 2, 250),
+        "two of the staff room, one of the conversation"
     );
     assert_eq!(
         first.documents,
@@ -897,7 +936,12 @@ pub async fn retention_sweep<S: Store>(s: S) {
     );
     assert_eq!(s.audit_size(F).await.expect("size"), before + 1);
     let logged = s.audit_leaves(F, before, 1).await.expect("leaves");
-    assert_eq!(logged, vec![[&b"one"[..], &2u64.to_be_bytes()].concat()]);
+    assert_eq!(logged, vec![[&b"one"[..], &3u64.to_be_bytes()].concat()]);
+    let talk = s.messages(F, conversation, 0, 10).await.expect("messages");
+    assert_eq!(
+        talk.iter().map(|m| m.created_ms).collect::<Vec<_>>(),
+        vec![400]
+    );
     let left = s.messages(F, file.0, 0, 10).await.expect("messages");
     assert_eq!(
         left.iter().map(|m| m.created_ms).collect::<Vec<_>>(),

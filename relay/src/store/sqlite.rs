@@ -7,6 +7,7 @@
 //! the commit that holds it, so durability is per write while the fsync cost is shared.
 
 use super::*;
+use ledgerline_protocol::roster::conversation_room;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -1191,6 +1192,12 @@ impl Store for SqliteStore {
                 tx.execute(sql, params![&firm.0[..], &file.0[..]])
                     .map_err(backend)?;
             }
+            // The customer conversation goes with the file.
+            tx.execute(
+                "DELETE FROM room_messages WHERE firm = ?1 AND room = ?2",
+                params![&firm.0[..], &conversation_room(&firm, &file)[..]],
+            )
+            .map_err(backend)?;
             Ok(docs)
         })
         .await
@@ -1214,21 +1221,26 @@ impl Store for SqliteStore {
                 return Ok(swept);
             }
             if let Some(before) = plan.chat_before_ms {
-                let (n, through): (i64, i64) = tx
-                    .query_row(
-                        "SELECT COUNT(*), COALESCE(MAX(seq), 0) FROM room_messages WHERE firm = ?1 AND room = ?2 AND created_ms < ?3",
-                        params![f, file, i(before)],
-                        |r| Ok((r.get(0)?, r.get(1)?)),
-                    )
-                    .map_err(backend)?;
-                if n > 0 {
-                    tx.execute(
-                        "DELETE FROM room_messages WHERE firm = ?1 AND room = ?2 AND created_ms < ?3",
-                        params![f, file, i(before)],
-                    )
-                    .map_err(backend)?;
-                    (swept.messages, swept.through_seq, swept.chat_before_ms) =
-                        (u(n), u(through), before);
+                // The file's staff room and its customer conversation (`guests.md`).
+                let conversation = conversation_room(&firm, &plan.file);
+                for room in [file, &conversation[..]] {
+                    let (n, through): (i64, i64) = tx
+                        .query_row(
+                            "SELECT COUNT(*), COALESCE(MAX(seq), 0) FROM room_messages WHERE firm = ?1 AND room = ?2 AND created_ms < ?3",
+                            params![f, room, i(before)],
+                            |r| Ok((r.get(0)?, r.get(1)?)),
+                        )
+                        .map_err(backend)?;
+                    if n > 0 {
+                        tx.execute(
+                            "DELETE FROM room_messages WHERE firm = ?1 AND room = ?2 AND created_ms < ?3",
+                            params![f, room, i(before)],
+                        )
+                        .map_err(backend)?;
+                        swept.messages += u(n);
+                        swept.through_seq = swept.through_seq.max(u(through));
+                        swept.chat_before_ms = before;
+                    }
                 }
             }
             if let Some(last) = plan.docs_through_year {

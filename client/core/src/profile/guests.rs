@@ -310,10 +310,15 @@ impl Profile {
         match self.sync_room(room, report).await {
             // Nobody has opened the conversation yet.
             Err(ClientError::Relay(RelayError::Refused { status: 404, .. })) => {}
+            // The office erased the file: the conversation went with it.
+            Err(ClientError::Relay(RelayError::Refused { status: 410, .. })) => {
+                self.forget_file(file)?;
+            }
             other => other?,
         }
         self.commit()?;
         self.send_pending(report).await?;
+        report.expired = self.apply_retention()?;
         report.waiting = self.timeline.waiting();
         Ok(())
     }

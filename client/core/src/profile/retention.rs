@@ -76,9 +76,11 @@ impl Profile {
                 }
             }
             expired.documents += refs.len() as u64;
-            expired.messages +=
-                self.store
-                    .forget_expired(file.as_bytes(), policy.chat_before_ms(now), &refs)?;
+            let before = policy.chat_before_ms(now);
+            expired.messages += self.store.forget_expired(file.as_bytes(), before, &refs)?;
+            // The file's customer conversation keeps no longer (`guests.md`).
+            let conversation = self.customer_conversation(file).room_id();
+            expired.messages += self.store.forget_expired(&conversation, before, &[])?;
         }
         if expired != Expired::default() {
             self.commit()?;
