@@ -4821,6 +4821,20 @@ async fn a_guest_talks_and_shares_in_their_conversation_and_reaches_nothing_else
         bodies(&ok(&f.anna, &["conversation", "read", "--file", FILE]).await)
             .contains(&"Po odwołaniu dostępu".to_owned())
     );
+    // The access log says who did what, and proves the conversation moved to new
+    // sessions once the guest was out.
+    let bundle = dir.path().join("guest-audit.jsonl");
+    ok(
+        &f.owner,
+        &["audit", "export", "--out", bundle.to_str().unwrap()],
+    )
+    .await;
+    let (verified, rows) = verify_bundle(&f.owner, &bundle).await;
+    assert_eq!(verified.code, 0, "{}", verified.stderr);
+    assert!(
+        rows.iter().any(|r| r.to_string().contains("added guest")),
+        "the report names the guest's admission"
+    );
 
     // The relay never held a word, a name or a byte of it in the clear.
     let addr = relay.addr;

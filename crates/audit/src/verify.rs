@@ -10,7 +10,7 @@ use ledgerline_protocol::ids::{DeviceId, DocumentId, FileId, FirmId, MemberId, T
 use ledgerline_protocol::keys::VerifyingKey;
 use ledgerline_protocol::merkle::{self, Hash};
 use ledgerline_protocol::request::verify_signatures_batch;
-use ledgerline_protocol::roster::{EventKind, Role, Roster, RosterEvent};
+use ledgerline_protocol::roster::{conversation_room, EventKind, Role, Roster, RosterEvent};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
@@ -397,6 +397,8 @@ struct Completeness {
     /// Revocations in the roster inside the whole entries (a device revoked, a member
     /// removed): (time, member). Judged in every internal room the member was in then.
     revocations: Vec<(u64, MemberId)>,
+    /// Customer conversations (`protocol-spec/guests.md`): room id → its file.
+    conversations: HashMap<[u8; 16], FileId>,
 }
 
 impl Completeness {
@@ -821,6 +823,11 @@ impl Verifier {
                     .map(|(_, m, t)| (t, m))
                     .chain(roster.removals().into_iter().map(|(m, t)| (t, m)))
                     .filter(|(t, _)| *t >= from)
+                    .collect();
+                self.completeness.conversations = roster
+                    .files()
+                    .into_iter()
+                    .map(|f| (conversation_room(&roster.firm(), &f), f))
                     .collect();
             }
         }
@@ -1334,6 +1341,7 @@ fn check_rotation(
         room_members,
         room_removals,
         revocations,
+        conversations,
     } = c;
     // Reads change no key: most entries end here, before any parsing.
     if method != "POST" && method != "PUT" {
@@ -1346,6 +1354,16 @@ fn check_rotation(
             let Some((id, tag, first)) = note_session(room_sessions, room, query, t) else {
                 return Ok(());
             };
+            // A customer conversation: the file's staff who left it, and its guests.
+            if let Some(file) = conversations.get(&id) {
+                check_room_session(rotations, *file, &tag, first, t)?;
+                let guests: Vec<(u64, MemberId)> = revocations
+                    .iter()
+                    .filter(|(_, m)| roster.guest_file(m) == Some(*file))
+                    .copied()
+                    .collect();
+                return check_removals(&guests, id, &tag, first, t);
+            }
             check_room_session(rotations, FileId(id), &tag, first, t)?;
             return check_internal_room(
                 room_members,
@@ -1535,15 +1553,28 @@ fn check_internal_room(
         .get(&room)
         .map(Vec::as_slice)
         .unwrap_or_default();
-    let ends = removed.iter().chain(
-        revocations
-            .iter()
-            .filter(|(since, m)| member_then(*since, m)),
-    );
-    if let Some((since, member)) = ends
-        .into_iter()
-        .find(|(since, _)| first < *since && t >= *since)
-    {
+    let ends: Vec<(u64, MemberId)> = removed
+        .iter()
+        .chain(
+            revocations
+                .iter()
+                .filter(|(since, m)| member_then(*since, m)),
+        )
+        .copied()
+        .collect();
+    check_removals(&ends, room, tag, first, t)
+}
+
+/// A message at `t` under a session first seen at `first` in `room`: none of `ends`
+/// (time, member who could read the room's sessions until then) may fall in between.
+fn check_removals(
+    ends: &[(u64, MemberId)],
+    room: [u8; 16],
+    tag: &str,
+    first: u64,
+    t: u64,
+) -> Result<(), AuditError> {
+    if let Some((since, member)) = ends.iter().find(|(since, _)| first < *since && t >= *since) {
         return Err(AuditError::RoomNotRotated {
             room: hex::encode(room),
             member: *member,

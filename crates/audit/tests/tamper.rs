@@ -962,3 +962,68 @@ fn an_internal_room_must_move_to_a_new_session_after_a_members_device_is_revoked
         "{e}"
     );
 }
+
+/// A customer file with a guest: the owner writes in the file's customer conversation
+/// under one session, the guest is removed at T0+70 s, and the owner writes again under
+/// `after_tag`.
+fn conversation_after_guest(after_tag: &str) -> Result<(Summary, Vec<Row>), AuditError> {
+    use ledgerline_protocol::ids::FileId;
+    let mut w = World::new();
+    let file = FileId([0x46; 16]);
+    let owner = w.owner.clone();
+    w.event(
+        &owner,
+        T0 + 60_000,
+        EventKind::FileAccessGranted {
+            file,
+            member: owner.0,
+        },
+    );
+    let guest = (
+        MemberId::random(&mut w.rng),
+        MasterSigningKey::generate(&mut w.rng),
+    );
+    w.event(
+        &owner,
+        T0 + 61_000,
+        EventKind::GuestAdded {
+            member: guest.0,
+            master_key: guest.1.verifying_key(),
+            file,
+        },
+    );
+    w.event(
+        &owner,
+        T0 + 70_000,
+        EventKind::MemberRemoved { member: guest.0 },
+    );
+    // Anna's device was revoked at T0+50 s: her member key gets a new version.
+    let (anna, owner_dev) = (w.anna.0, w.devices[0].0);
+    let rotated = w.leaf(
+        0,
+        "PUT",
+        &format!("/v1/members/{}/keys/2/{owner_dev}", anna.to_hex()),
+        T0 + 55_000,
+    );
+    w.leaves.push(rotated);
+    let room = hex::encode(ledgerline_protocol::roster::conversation_room(
+        &w.firm, &file,
+    ));
+    let path = |tag: &str| format!("/v1/rooms/{room}/messages?session={tag}");
+    let before = "44".repeat(16);
+    let l = signed_leaf(&mut w, 0, "POST", &path(&before), T0 + 65_000, b"");
+    w.leaves.push(l);
+    let l = signed_leaf(&mut w, 0, "POST", &path(after_tag), T0 + 72_000, b"");
+    w.leaves.push(l);
+    let n = w.leaves.len();
+    let cps = vec![w.checkpoint(n)];
+    run(&bundle(&w, &cps, n as u64, 0..n), Options::default())
+}
+
+#[test]
+fn a_customer_conversation_moves_to_a_new_session_when_a_guest_is_removed() {
+    conversation_after_guest(&"55".repeat(16)).unwrap();
+    let e = conversation_after_guest(&"44".repeat(16)).unwrap_err();
+    assert!(matches!(e, AuditError::RoomNotRotated { .. }), "{e}");
+    assert_eq!(e.class(), "incomplete_rotation");
+}
