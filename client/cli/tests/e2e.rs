@@ -4760,8 +4760,16 @@ async fn a_guest_talks_and_shares_in_their_conversation_and_reaches_nothing_else
         b"PIT-11 za rok 2025 dla Jana Kowalskiego"
     );
 
-    // A colleague granted the file later reads the conversation from its start.
+    // The guest knows by name the people of their conversation, and nobody else.
+    let known = names(&ok(&guest, &["member", "list"]).await, "members", "name");
+    assert!(known.contains("Anna Kowalczyk"), "{known:?}");
+    assert!(!known.contains("Bartek Zieliński"), "{known:?}");
+
+    // A colleague granted the file later reads the conversation from its start, and the
+    // guest learns who joined it.
     ok(&f.owner, &["file", "grant", FILE, "Bartek Zieliński"]).await;
+    let known = names(&ok(&guest, &["member", "list"]).await, "members", "name");
+    assert!(known.contains("Bartek Zieliński"), "{known:?}");
     let late = ok(&f.bartek, &["conversation", "read", "--file", FILE]).await;
     assert!(
         bodies(&late).contains(&"Przesyłam fakturę FV/03/2026".to_owned()),
@@ -4783,9 +4791,6 @@ async fn a_guest_talks_and_shares_in_their_conversation_and_reaches_nothing_else
             "{needle}: {hits}"
         );
     }
-    let members = ok(&guest, &["member", "list"]).await;
-    let known = names(&members, "members", "name");
-    assert!(!known.contains("Bartek Zieliński"), "{known:?}");
     for args in [
         vec!["chat", "read", &file],
         vec!["chat", "read", &other],

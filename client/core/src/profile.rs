@@ -1552,6 +1552,8 @@ impl Profile {
             .await?;
         // The file's conversation so far, for the new member's devices.
         self.forward_history(file, member)?;
+        // The file's guests see who joined their conversation, by name.
+        self.introduce_to_guests(file, member)?;
         self.commit()?;
         self.flush_private(&mut SyncReport::default()).await
     }

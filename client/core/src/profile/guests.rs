@@ -343,6 +343,29 @@ impl Profile {
         Ok(())
     }
 
+    /// Tells the devices of `file`'s guests the name of `member`, who just joined the
+    /// file (and so their conversation).
+    pub(super) fn introduce_to_guests(&mut self, file: FileId, member: MemberId) -> Result<()> {
+        let Some(name) = self.local.member_names.get(&member).cloned() else {
+            return Ok(());
+        };
+        let r = self.roster()?;
+        let devices: Vec<ledgerline_protocol::ids::DeviceId> = r
+            .guests_of(&file)
+            .iter()
+            .flat_map(|g| r.active_devices(g).map(|(d, _)| *d).collect::<Vec<_>>())
+            .collect();
+        for d in devices {
+            self.queue_directory(
+                d,
+                std::collections::BTreeMap::from([(member, name.clone())]),
+                std::collections::BTreeMap::new(),
+                None,
+            );
+        }
+        Ok(())
+    }
+
     /// Whether `member` is a guest (for the views that must not mix them with staff).
     pub fn is_guest_member(&self, member: &MemberId) -> bool {
         self.roster
