@@ -26,6 +26,7 @@ fn every_constant_is_in_the_spec() {
         ("CTX_INVITE_ID", CTX_INVITE_ID),
         ("CTX_BACKUP_KEY", CTX_BACKUP_KEY),
         ("CTX_RECOVERY_KEY", CTX_RECOVERY_KEY),
+        ("CTX_CONVERSATION_ROOM", CTX_CONVERSATION_ROOM),
         ("INFO_BACKUP_SECRET", INFO_BACKUP_SECRET),
         ("INFO_RECOVERY_ID", INFO_RECOVERY_ID),
         ("INFO_BACKUP_ITEM", INFO_BACKUP_ITEM),
@@ -52,6 +53,10 @@ fn every_constant_is_in_the_spec() {
         "| `DOCUMENT_CHUNK_SIZE` | `{DOCUMENT_CHUNK_SIZE}` |"
     )));
     assert!(text.contains(&format!("| `TAG_SIZE` | `{TAG_SIZE}` |")));
+    assert!(text.contains(&format!(
+        "| `CONVERSATION_EPOCH` | `{}` (",
+        ledgerline_protocol::document::CONVERSATION_EPOCH
+    )));
     assert!(text.contains(&format!(
         "| `DEFAULT_MAX_SKEW_MS` | `{}` |",
         ledgerline_protocol::request::DEFAULT_MAX_SKEW_MS
@@ -83,6 +88,7 @@ fn every_construction_and_vector_file_is_specified() {
         "checkpoints.md",
         "relay-api.md",
         "recovery.md",
+        "guests.md",
         "test-vectors.md",
     ] {
         assert!(
