@@ -17,6 +17,7 @@
 #[path = "../../relay/tests/common/fixture.rs"]
 mod fixture;
 mod rss;
+mod stats;
 
 use clap::Parser;
 use fixture::*;
@@ -26,6 +27,7 @@ use ledgerline_relay::state::AppState;
 use ledgerline_relay::store::sqlite::SqliteStore;
 use rand_chacha::rand_core::{RngCore, SeedableRng};
 use serde_json::json;
+use stats::pct;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -82,15 +84,6 @@ fn cpu_seconds() -> f64 {
 struct Group {
     devices: Vec<Device>,
     room: String,
-}
-
-fn pct(v: &mut [Duration], p: f64) -> Duration {
-    if v.is_empty() {
-        return Duration::ZERO;
-    }
-    v.sort();
-    let i = ((v.len() as f64 - 1.0) * p).round() as usize;
-    v[i.min(v.len() - 1)]
 }
 
 fn ms(d: Duration) -> String {

@@ -16,10 +16,13 @@
     clippy::indexing_slicing
 )]
 
+mod stats;
+
 use base64::Engine;
 use clap::Parser;
 use rand_chacha::rand_core::{RngCore, SeedableRng};
 use serde_json::{json, Value};
+use stats::pct;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -103,22 +106,13 @@ struct Outcome {
     delivered: Vec<Duration>,
 }
 
-fn pct(v: &mut [Duration], p: f64) -> Duration {
-    if v.is_empty() {
-        return Duration::ZERO;
-    }
-    v.sort();
-    let i = ((v.len() as f64 - 1.0) * p).round() as usize;
-    v[i.min(v.len() - 1)]
-}
-
 fn ms(d: Duration) -> String {
     format!("{:.1}", d.as_secs_f64() * 1000.0)
 }
 
 /// The event filter of every member's sync: the room's timeline, nothing else.
 fn filter() -> String {
-    let f = json!({
+    json!({
         "presence": { "types": [] },
         "account_data": { "types": [] },
         "room": {
@@ -127,22 +121,23 @@ fn filter() -> String {
             "account_data": { "types": [] },
             "timeline": { "limit": 500, "types": ["m.room.encrypted"] }
         }
-    });
-    let text = f.to_string();
-    let mut out = String::new();
-    for b in text.bytes() {
-        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
+    })
+    .to_string()
+}
+
+/// The `/sync` URL with its query (`since` absent on the first call).
+fn sync_url(base: &str, filter: &str, timeout_ms: u32, since: Option<&str>) -> String {
+    let timeout = timeout_ms.to_string();
+    let mut query = vec![("filter", filter), ("timeout", timeout.as_str())];
+    query.extend(since.map(|s| ("since", s)));
+    reqwest::Url::parse_with_params(&format!("{base}/_matrix/client/v3/sync"), &query)
+        .unwrap()
+        .to_string()
 }
 
 /// An initial sync: the token to continue from.
 async fn first_batch(http: &reqwest::Client, base: &str, u: &User, filter: &str) -> String {
-    let url = format!("{base}/_matrix/client/v3/sync?filter={filter}&timeout=0");
+    let url = sync_url(base, filter, 0, None);
     let (status, v) = call(http, reqwest::Method::GET, &url, Some(&u.token), None).await;
     assert_eq!(status, 200, "sync: {v}");
     v["next_batch"].as_str().unwrap().to_owned()
@@ -184,9 +179,7 @@ async fn scenario(
             let mut since = since;
             let mut seen = 0;
             while seen < n && !done.load(Ordering::Relaxed) {
-                let url = format!(
-                    "{base}/_matrix/client/v3/sync?filter={filter}&timeout=5000&since={since}"
-                );
+                let url = sync_url(&base, &filter, 5000, Some(&since));
                 let (status, v) =
                     call(&http, reqwest::Method::GET, &url, Some(&u.token), None).await;
                 assert_eq!(status, 200, "sync: {v}");
