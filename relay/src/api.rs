@@ -483,16 +483,36 @@ fn require_document_access<S: Store>(
     file: FileId,
     epoch: u64,
 ) -> Result<(), ApiError> {
+    require_document_file(state, c, file)?;
+    require_document_epoch(c, epoch)
+}
+
+/// The file half of [`require_document_access`], checked before a document or upload is
+/// looked up: staff need access to the file, a guest must be its guest.
+fn require_document_file<S: Store>(
+    state: &AppState<S>,
+    c: &Caller,
+    file: FileId,
+) -> Result<(), ApiError> {
     match guest_file(state, c)? {
         None => require_file_access(state, c, file),
         Some(own) => {
             require_not_erased(state, c.firm, file)?;
-            if own == file && epoch == CONVERSATION_EPOCH {
+            if own == file {
                 Ok(())
             } else {
                 Err(guest_refused())
             }
         }
+    }
+}
+
+/// The epoch half: a guest reaches conversation documents only.
+fn require_document_epoch(c: &Caller, epoch: u64) -> Result<(), ApiError> {
+    if c.role == Role::Guest && epoch != CONVERSATION_EPOCH {
+        Err(guest_refused())
+    } else {
+        Ok(())
     }
 }
 
@@ -2256,9 +2276,7 @@ async fn open_upload<S: Store>(
     file: FileId,
     document: DocumentId,
 ) -> Result<(crate::store::UploadSession, Vec<[u8; 32]>), ApiError> {
-    if c.role != Role::Guest {
-        require_file_access(state, c, file)?;
-    }
+    require_document_file(state, c, file)?;
     let (u, parts) = state
         .store
         .upload(c.firm, document)
@@ -2266,7 +2284,7 @@ async fn open_upload<S: Store>(
         .map_err(store_err)?
         .filter(|(u, _)| u.file == file)
         .ok_or_else(|| ApiError::not_found("no upload of this document is open"))?;
-    require_document_access(state, c, file, u.epoch)?;
+    require_document_epoch(c, u.epoch)?;
     if u.uploaded_by != c.device {
         return Err(ApiError::forbidden(
             "only the device that began an upload continues it",
@@ -2654,11 +2672,7 @@ async fn document_for<S: Store>(
     file: FileId,
     document: DocumentId,
 ) -> Result<crate::store::DocumentMeta, ApiError> {
-    if c.role != Role::Guest {
-        require_file_access(state, c, file)?;
-    } else if guest_file(state, c)? != Some(file) {
-        return Err(guest_refused());
-    }
+    require_document_file(state, c, file)?;
     let meta = state
         .store
         .document(c.firm, document)
@@ -2666,7 +2680,7 @@ async fn document_for<S: Store>(
         .map_err(store_err)?
         .filter(|m| m.file == file)
         .ok_or_else(|| ApiError::not_found("no such document in this customer file"))?;
-    require_document_access(state, c, file, meta.epoch)?;
+    require_document_epoch(c, meta.epoch)?;
     Ok(meta)
 }
 

@@ -181,7 +181,8 @@ impl Profile {
         let size = std::fs::metadata(&source)
             .map_err(|e| io("cannot read", path, e))?
             .len();
-        self.start_upload(file, name, size, year, source, None, progress)
+        let under = Under::Epoch;
+        self.start_upload(file, name, size, year, source, None, under, progress)
             .await
     }
 
@@ -205,6 +206,7 @@ impl Profile {
             year,
             PathBuf::new(),
             Some(hex::encode(bytes)),
+            Under::Epoch,
             progress,
         )
         .await
@@ -227,25 +229,9 @@ impl Profile {
         Ok(())
     }
 
-    #[allow(clippy::too_many_arguments)]
-    async fn start_upload(
-        &mut self,
-        file: FileId,
-        name: String,
-        size: u64,
-        year: u16,
-        source: PathBuf,
-        inline: Option<String>,
-        progress: Progress,
-    ) -> Result<DocumentManifest> {
-        let under = Under::Epoch;
-        self.start_upload_under(file, name, size, year, source, inline, under, progress)
-            .await
-    }
-
     /// Records a pending upload (its secrets in the encrypted store first) and runs it.
     #[allow(clippy::too_many_arguments)]
-    async fn start_upload_under(
+    async fn start_upload(
         &mut self,
         file: FileId,
         name: String,
@@ -310,7 +296,7 @@ impl Profile {
         OsRng.fill_bytes(secret.as_mut());
         let year = super::this_year();
         let under = Under::Conversation(secret);
-        self.start_upload_under(file, name, size, year, source, None, under, progress)
+        self.start_upload(file, name, size, year, source, None, under, progress)
             .await
     }
 
