@@ -104,7 +104,9 @@ async fn health_and_metrics() {
     let http = client();
     let mut a = Firm::create(&http, &relay.base, 22).await;
     let (_p, dev) = a.add_member(&http, Role::Member).await;
-    let _ws = websocket(&dev, relay.addr).await;
+    let mut ws = websocket(&dev, relay.addr).await;
+    // The relay says hello once the socket is registered: only then does it count.
+    assert_eq!(next_event(&mut ws).await.unwrap()["type"], "hello");
     let v: Value = http
         .get(format!("{}/healthz", relay.base))
         .send()
