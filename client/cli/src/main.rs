@@ -6,10 +6,12 @@
 use clap::{Args, Parser, Subcommand};
 use ledgerline_client_core::chrono::NaiveDate;
 use ledgerline_client_core::keystore;
+use ledgerline_client_core::mail::imap::MailboxConfig;
+use ledgerline_client_core::mail::sort::{Rule, RuleOn};
 use ledgerline_client_core::onboarding::OnboardingError;
 use ledgerline_client_core::profile::{
-    parse_role, ClientError, Conversation, DocumentManifest, Phase, Profile, Progress,
-    RotationProgress, RotationReport, Unlock, WatchEvent,
+    parse_role, ClientError, Conversation, DocumentManifest, Phase, PlacedMail, Profile, Progress,
+    RotationProgress, RotationReport, RuleView, Unlock, WatchEvent,
 };
 use ledgerline_client_core::profile::{today, CustomerCard, EventSpec, TaskSpec, CUSTOMER_CARD};
 use ledgerline_client_core::protocol::ids::{FileId, MemberId};
@@ -37,6 +39,7 @@ Exit codes:
   6   not found (profile, file, member, join request)
   7   not allowed (not an admin, not yet approved, no access)
   8   wrong store passphrase or key, or the OS keyring failed
+  9   the mail server is unreachable or refused the login (`mail`)
   75  queued: the message or edit is kept on this device; `ledgerline sync` sends it
 
 Environment:
@@ -44,7 +47,9 @@ Environment:
   LEDGERLINE_RELAY       relay URL for this run (instead of --use-relay)
   LEDGERLINE_PASSPHRASE  passphrase of the encrypted local store; without it a new profile
                          keeps a random key in the OS keyring, else the passphrase is asked
-  LEDGERLINE_CA_FILE     PEM file of extra CA certificates for an https:// relay";
+  LEDGERLINE_CA_FILE     PEM file of extra CA certificates for an https:// relay
+  LEDGERLINE_MAIL_PASSWORD  the mailbox password for `mail connect` (else
+                         --password-stdin, else it is asked)";
 
 /// Ledgerline client: end-to-end encrypted chat and customer files for accounting offices.
 #[derive(Parser, Debug)]
@@ -153,6 +158,10 @@ enum Command {
     /// Documents of a customer file (encrypted on this device, streamed).
     #[command(subcommand)]
     Doc(DocCmd),
+    /// Mail intake: the office's mailbox read here over IMAP, each message sorted into its
+    /// customer's file (encrypted like any record), attachments as documents.
+    #[command(subcommand)]
+    Mail(MailCmd),
     /// Full-text search over this device's decrypted data.
     Search {
         /// Words to find (prefixes match; Polish diacritics optional).
@@ -895,6 +904,97 @@ enum ChatCmd {
 }
 
 #[derive(Subcommand, Debug)]
+enum MailCmd {
+    /// Connect a mailbox (IMAP over TLS): the login is checked, the password goes to the
+    /// OS keyring (never to the relay).
+    Connect {
+        /// IMAP server.
+        #[arg(long)]
+        host: String,
+        /// Port of IMAP over TLS.
+        #[arg(long, default_value_t = 993)]
+        port: u16,
+        /// Login (often the address).
+        #[arg(long)]
+        user: String,
+        /// Folder to read.
+        #[arg(long, default_value = "INBOX")]
+        folder: String,
+        /// PEM file of an extra CA the server's certificate chains to.
+        #[arg(long)]
+        ca_file: Option<PathBuf>,
+        /// Read the password from the first line of stdin.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Mailboxes this device reads.
+    List,
+    /// Stop reading a mailbox (what it imported stays).
+    Disconnect {
+        /// Mailbox (`user@host/folder`, as `mail list` shows it).
+        mailbox: String,
+    },
+    /// Read new mail from every mailbox, sort it, store it in customer files.
+    Fetch,
+    /// Mail no rule placed.
+    Inbox,
+    /// Put an inbox message in a customer file; --rule also adds a rule for such mail and
+    /// applies it to the rest of the inbox.
+    Assign {
+        /// Inbox message id (or its start).
+        id: String,
+        /// Customer file (name or id).
+        file: String,
+        /// Add a rule from this message: from (its sender), domain (the sender's domain) or
+        /// subject.
+        #[arg(long)]
+        rule: Option<String>,
+        /// Category (invoice, bank_statement, tax_office, payroll, other).
+        #[arg(long)]
+        category: Option<String>,
+    },
+    /// The firm's sorting rules, in the order they apply.
+    Rules,
+    /// Add a firm rule.
+    RuleAdd {
+        /// What it looks at: from, domain, subject, attachment.
+        on: String,
+        /// What it looks for.
+        pattern: String,
+        /// Customer file the mail goes to (name or id).
+        #[arg(long)]
+        file: Option<String>,
+        /// Category it gets.
+        #[arg(long)]
+        category: Option<String>,
+    },
+    /// Remove a firm rule.
+    RuleRemove {
+        /// Rule id (or its start).
+        id: String,
+    },
+    /// Mail of a customer file, newest first.
+    Read {
+        /// Customer file (name or id).
+        file: String,
+    },
+    /// One mail, whole.
+    Show {
+        /// Mail id (or its start).
+        id: String,
+    },
+    /// Change a mail's category.
+    Categorise {
+        /// Mail id (or its start).
+        id: String,
+        /// invoice, bank_statement, tax_office, payroll, other.
+        category: String,
+    },
+    /// Mailboxes, where reading stands, and messages that could not be read.
+    Status,
+}
+
+#[derive(Subcommand, Debug)]
 enum GuestCmd {
     /// Invite a customer's person into the file's conversation (admin): prints a one-time
     /// code to hand over; they run `ledgerline join`, you run `ledgerline approve NAME`.
@@ -1035,6 +1135,7 @@ impl From<ClientError> for Failure {
             ClientError::Store(_) => (1, "store"),
             ClientError::Invalid(_) => (1, "invalid"),
             ClientError::Queued(_) => (75, "queued"),
+            ClientError::Mail(_) => (9, "mail_server"),
         };
         Self {
             exit,
@@ -1527,6 +1628,7 @@ async fn with_profile(p: &mut Profile, command: Command, json: bool) -> Result<O
         Command::Doc(cmd) => doc(p, cmd, json).await,
         Command::Room(cmd) => room(p, cmd).await,
         Command::Guest(cmd) => guest(p, cmd, json).await,
+        Command::Mail(cmd) => mail(p, cmd, json).await,
         Command::Conversation(cmd) => conversation(p, cmd, json).await,
         Command::Search { query, limit } => {
             let hits = p.search(&query, limit)?;
@@ -2680,6 +2782,380 @@ async fn doc(p: &mut Profile, cmd: DocCmd, json: bool) -> Result<Output, Failure
             Ok(document_list(&docs))
         }
     }
+}
+
+fn mail_when(ms: u64) -> String {
+    i64::try_from(ms)
+        .ok()
+        .and_then(|ms| {
+            ledgerline_client_core::chrono::TimeZone::timestamp_millis_opt(&DEFAULT_ZONE, ms)
+                .single()
+        })
+        .map(|t| t.format("%Y-%m-%d %H:%M").to_string())
+        .unwrap_or_default()
+}
+
+fn placed_line(m: &PlacedMail) -> String {
+    format!(
+        "{}  → {}  [{}]  ({}){}",
+        &m.id.to_string()[..12],
+        m.file_name.clone().unwrap_or_else(|| m.file.to_string()),
+        m.category,
+        m.reason,
+        if m.queued { "  (queued)" } else { "" }
+    )
+}
+
+async fn mail(p: &mut Profile, cmd: MailCmd, json: bool) -> Result<Output, Failure> {
+    match cmd {
+        MailCmd::Connect {
+            host,
+            port,
+            user,
+            folder,
+            ca_file,
+            password_stdin,
+        } => {
+            let password = if password_stdin {
+                let mut line = Zeroizing::new(String::new());
+                std::io::stdin()
+                    .read_line(&mut line)
+                    .map_err(|e| usage(format!("cannot read stdin: {e}")))?;
+                Zeroizing::new(line.trim_end_matches(['\r', '\n']).to_owned())
+            } else if let Ok(pw) = std::env::var("LEDGERLINE_MAIL_PASSWORD") {
+                Zeroizing::new(pw)
+            } else if std::io::stdin().is_terminal() {
+                read_secret(&format!("Password of {user} at {host}: "))?
+            } else {
+                return Err(usage(
+                    "give the password with --password-stdin or LEDGERLINE_MAIL_PASSWORD",
+                ));
+            };
+            if password.is_empty() {
+                return Err(usage("the password is empty"));
+            }
+            let config = MailboxConfig {
+                host,
+                port,
+                user,
+                folder,
+                ca_file: ca_file.map(|f| std::fs::canonicalize(&f).unwrap_or(f)),
+            };
+            let m = p.mail_connect(config, &password).await?;
+            Ok(Output {
+                text: format!(
+                    "Connected {} (password kept in the {}). `ledgerline mail fetch` reads it.",
+                    m.label, m.password_in
+                ),
+                json: json!(m),
+            })
+        }
+        MailCmd::List => {
+            let boxes = p.mailboxes()?;
+            Ok(Output {
+                text: boxes
+                    .iter()
+                    .map(|m| {
+                        format!(
+                            "{}  (read to UID {}, password in the {})",
+                            m.label, m.last_uid, m.password_in
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+                json: json!({ "mailboxes": boxes }),
+            })
+        }
+        MailCmd::Disconnect { mailbox } => {
+            p.mail_disconnect(&mailbox)?;
+            Ok(Output {
+                text: format!("{mailbox} is no longer read; its password is forgotten."),
+                json: json!({ "disconnected": mailbox }),
+            })
+        }
+        MailCmd::Fetch => {
+            p.sync().await?;
+            let bar = (!json && std::io::stderr().is_terminal()).then(|| {
+                let b = indicatif::ProgressBar::new(0);
+                b.set_style(
+                    indicatif::ProgressStyle::with_template("mail [{bar:40}] {pos}/{len}")
+                        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+                        .progress_chars("=> "),
+                );
+                b
+            });
+            let b = bar.clone();
+            let report = p
+                .mail_fetch(&move |done, total| {
+                    if let Some(b) = &b {
+                        b.set_length(total);
+                        b.set_position(done);
+                    }
+                })
+                .await;
+            if let Some(b) = bar {
+                b.finish_and_clear();
+            }
+            let r = report?;
+            let mut text = format!(
+                "{} new message(s) read: {} into customer files, {} to the inbox, {} seen before, {} unreadable.",
+                r.read,
+                r.imported.len(),
+                r.inbox,
+                r.duplicates,
+                r.failed.len()
+            );
+            for m in &r.imported {
+                text.push_str(&format!("\n  {}", placed_line(m)));
+            }
+            for f in &r.failed {
+                text.push_str(&format!(
+                    "\n  unreadable: {} UID {}: {}",
+                    f.mailbox, f.uid, f.reason
+                ));
+            }
+            for m in &r.uid_validity_changed {
+                text.push_str(&format!("\n  {m}: the server renumbered the folder (UIDVALIDITY); read again, nothing imported twice"));
+            }
+            for (m, e) in &r.unreachable {
+                text.push_str(&format!("\n  {m}: {e}"));
+            }
+            if let Some(stop) = &r.stopped {
+                // What was read is kept; the rest comes at the next fetch.
+                if json {
+                    println!("{}", json!(r));
+                }
+                return Err(Failure {
+                    exit: 3,
+                    code: "relay_unreachable",
+                    message: format!(
+                        "{text}\nstopped: {stop}; `ledgerline mail fetch` goes on from here"
+                    ),
+                });
+            }
+            if r.inbox > 0 {
+                text.push_str("\n`ledgerline mail inbox` lists the mail no rule placed.");
+            }
+            Ok(Output {
+                text,
+                json: json!(r),
+            })
+        }
+        MailCmd::Inbox => {
+            let inbox = p.mail_inbox()?;
+            Ok(Output {
+                text: inbox
+                    .iter()
+                    .map(|m| {
+                        format!(
+                            "{}  {}  {}  {}  [{}]  ({}){}",
+                            m.id,
+                            m.date_ms.map(mail_when).unwrap_or_default(),
+                            m.from,
+                            m.subject,
+                            m.category,
+                            m.reason,
+                            if m.attachments.is_empty() {
+                                String::new()
+                            } else {
+                                format!("  📎 {}", m.attachments.join(", "))
+                            }
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+                json: json!({ "inbox": inbox }),
+            })
+        }
+        MailCmd::Assign {
+            id,
+            file,
+            rule,
+            category,
+        } => {
+            let rule = rule
+                .map(|r| r.parse::<RuleOn>())
+                .transpose()
+                .map_err(usage)?;
+            let file = file_of(p, &file).await?;
+            let r = p.mail_assign(&id, file, rule, category).await?;
+            let mut text = format!("Assigned: {}", placed_line(&r.placed));
+            if let Some(rule) = &r.rule {
+                text.push_str(&format!(
+                    "\nNew rule {}: {} {:?}",
+                    &rule.id[..12],
+                    on_word(rule.rule.on),
+                    rule.rule.pattern
+                ));
+            }
+            for m in &r.also_placed {
+                text.push_str(&format!("\nAlso placed by the rule: {}", placed_line(m)));
+            }
+            Ok(Output {
+                text,
+                json: json!(r),
+            })
+        }
+        MailCmd::Rules => {
+            p.sync().await?;
+            let rules = p.mail_rules()?;
+            Ok(Output {
+                text: rules.iter().map(rule_line).collect::<Vec<_>>().join("\n"),
+                json: json!({ "rules": rules }),
+            })
+        }
+        MailCmd::RuleAdd {
+            on,
+            pattern,
+            file,
+            category,
+        } => {
+            let on: RuleOn = on.parse().map_err(usage)?;
+            let file = match file {
+                Some(f) => Some(file_of(p, &f).await?),
+                None => None,
+            };
+            let r = p
+                .mail_rule_add(Rule {
+                    on,
+                    pattern,
+                    file,
+                    category,
+                })
+                .await?;
+            Ok(Output {
+                text: format!("Rule added: {}", rule_line(&r)),
+                json: json!(r),
+            })
+        }
+        MailCmd::RuleRemove { id } => {
+            p.sync().await?;
+            p.mail_rule_remove(&id).await?;
+            Ok(Output {
+                text: "Rule removed.".into(),
+                json: json!({ "removed": id }),
+            })
+        }
+        MailCmd::Read { file } => {
+            let file = file_of(p, &file).await?;
+            p.sync().await?;
+            let mails = p.mails(file)?;
+            Ok(Output {
+                text: mails
+                    .iter()
+                    .map(|m| {
+                        format!(
+                            "{}  {}  {}  {}  [{}]{}",
+                            &m.id.to_string()[..12],
+                            mail_when(m.date_ms),
+                            m.from_name.clone().unwrap_or_else(|| m.from.clone()),
+                            m.subject,
+                            m.category,
+                            if m.attachments.is_empty() {
+                                String::new()
+                            } else {
+                                format!("  📎 {}", m.attachments.len())
+                            }
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+                json: json!({ "mail": mails }),
+            })
+        }
+        MailCmd::Show { id } => {
+            let m = p.mail(&id)?;
+            let mut text = format!(
+                "From: {}{}\nDate: {}\nSubject: {}\nCategory: {} ({})\n",
+                m.from_name
+                    .as_ref()
+                    .map(|n| format!("{n} "))
+                    .unwrap_or_default(),
+                format_args!("<{}>", m.from),
+                mail_when(m.date_ms),
+                m.subject,
+                m.category,
+                m.reason
+            );
+            for (doc, name) in &m.attachments {
+                text.push_str(&format!("Attachment: {name}  ({doc})\n"));
+            }
+            for w in &m.warnings {
+                text.push_str(&format!("Note: {w}\n"));
+            }
+            text.push('\n');
+            text.push_str(&m.text);
+            Ok(Output {
+                text,
+                json: json!(m),
+            })
+        }
+        MailCmd::Categorise { id, category } => {
+            p.mail_categorise(&id, &category).await?;
+            Ok(Output {
+                text: format!("Category set to {category}."),
+                json: json!({ "id": id, "category": category }),
+            })
+        }
+        MailCmd::Status => {
+            let boxes = p.mailboxes()?;
+            let failed = p.mail_failures()?;
+            let inbox = p.mail_inbox()?.len();
+            let mut text = boxes
+                .iter()
+                .map(|m| {
+                    format!(
+                        "{}  UIDVALIDITY {}  read to UID {}",
+                        m.label,
+                        m.uid_validity
+                            .map(|v| v.to_string())
+                            .unwrap_or_else(|| "-".into()),
+                        m.last_uid
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("\n");
+            text.push_str(&format!("\n{inbox} message(s) in the inbox."));
+            for f in &failed {
+                text.push_str(&format!(
+                    "\nunreadable: {} UID {}: {}",
+                    f.mailbox, f.uid, f.reason
+                ));
+            }
+            Ok(Output {
+                text,
+                json: json!({ "mailboxes": boxes, "inbox": inbox, "failed": failed }),
+            })
+        }
+    }
+}
+
+fn on_word(on: RuleOn) -> &'static str {
+    match on {
+        RuleOn::From => "from",
+        RuleOn::Domain => "domain",
+        RuleOn::Subject => "subject",
+        RuleOn::Attachment => "attachment",
+    }
+}
+
+fn rule_line(r: &RuleView) -> String {
+    let mut s = format!(
+        "{}  {} {:?}",
+        &r.id[..12],
+        on_word(r.rule.on),
+        r.rule.pattern
+    );
+    if let Some(f) = r.rule.file {
+        s.push_str(&format!(
+            " → {}",
+            r.file_name.clone().unwrap_or_else(|| f.to_string())
+        ));
+    }
+    if let Some(c) = &r.rule.category {
+        s.push_str(&format!(" [{c}]"));
+    }
+    s
 }
 
 async fn guest(p: &mut Profile, cmd: GuestCmd, json: bool) -> Result<Output, Failure> {

@@ -105,6 +105,42 @@ pub fn forget(dir: &Path) -> Result<(), KeystoreError> {
         .map_err(|e| KeystoreError::Unavailable(e.to_string()))
 }
 
+/// Keeps another secret of this profile (a mailbox password) under `account`.
+pub fn put_secret(account: &str, secret: &str) -> Result<(), KeystoreError> {
+    let e = entry(account)?;
+    e.set_password(secret)
+        .map_err(|e| KeystoreError::Unavailable(e.to_string()))?;
+    let back = Zeroizing::new(
+        e.get_password()
+            .map_err(|e| KeystoreError::Unavailable(e.to_string()))?,
+    );
+    if back.as_str() != secret {
+        return Err(KeystoreError::Unavailable(
+            "the keyring did not keep the secret".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Reads a secret kept with [`put_secret`].
+pub fn secret(account: &str) -> Result<Zeroizing<String>, KeystoreError> {
+    entry(account)?
+        .get_password()
+        .map(Zeroizing::new)
+        .map_err(|e| match e {
+            keyring::Error::NoEntry => KeystoreError::Missing(account.to_owned()),
+            other => KeystoreError::Unavailable(other.to_string()),
+        })
+}
+
+/// Deletes a secret kept with [`put_secret`] (absent is fine).
+pub fn forget_secret(account: &str) -> Result<(), KeystoreError> {
+    match entry(account)?.delete_credential() {
+        Ok(()) | Err(keyring::Error::NoEntry) => Ok(()),
+        Err(e) => Err(KeystoreError::Unavailable(e.to_string())),
+    }
+}
+
 // ---------------------------------------------------------------- passphrase
 
 /// The file holding a passphrase profile's store key, wrapped under the passphrase.

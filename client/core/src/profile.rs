@@ -35,6 +35,7 @@ mod cover;
 mod devices;
 mod documents;
 mod guests;
+mod mail;
 mod offboard;
 mod recovery;
 mod retention;
@@ -45,6 +46,9 @@ pub use audit::{ExportSummary, LostDocument, Reconciled, RestoreReport};
 pub use cover::{CoverGrant, CoverView};
 pub use documents::{DocumentManifest, Phase, Progress};
 pub use guests::{CustomerMessage, GuestView, MAX_GUEST_INVITE_TTL_MS};
+pub use mail::{
+    AssignReport, FailedMail, InboxView, MailReport, MailView, MailboxView, PlacedMail, RuleView,
+};
 pub use offboard::{RevocationPlan, RotationProgress, RotationReport};
 pub use recovery::{BackupStatus, RecoveryReport};
 pub use retention::{parse_document_year, this_year, Expired};
@@ -101,6 +105,9 @@ pub enum ClientError {
     /// The request itself is wrong (bad code, a profile that already exists...).
     #[error("{0}")]
     Invalid(String),
+    /// A mail server could not be reached or refused the login.
+    #[error(transparent)]
+    Mail(#[from] crate::mail::imap::ImapError),
     /// The message is safe in the outbox but the relay did not take it yet.
     #[error("queued: {0}; `ledgerline sync` sends it when the relay is back")]
     Queued(String),

@@ -15,6 +15,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0003_roster.sql"),
     include_str!("../migrations/0004_work_items.sql"),
     include_str!("../migrations/0005_sent.sql"),
+    include_str!("../migrations/0006_mail.sql"),
 ];
 
 /// Argon2id cost: 64 MiB, 3 passes, 1 lane (OWASP's second recommended profile).
@@ -614,6 +615,223 @@ impl LocalStore {
                     body: r.get(2)?,
                 })
             })
+            .map_err(sql)?;
+        rows.collect::<Result<_, _>>().map_err(sql)
+    }
+}
+
+/// A mailbox this device reads (`migrations/0006_mail.sql`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MailboxRow {
+    /// `user@host/folder`.
+    pub label: String,
+    /// The connection settings (JSON).
+    pub config: String,
+    /// The password, only when the OS has no keyring.
+    pub secret: Option<String>,
+    /// The folder's UIDVALIDITY when last read.
+    pub uid_validity: Option<u32>,
+    /// The highest UID read under it.
+    pub last_uid: u32,
+}
+
+/// A message of the mail inbox (no rule placed it).
+#[derive(Clone, PartialEq, Eq)]
+pub struct InboxRow {
+    /// Its digest.
+    pub digest: [u8; 32],
+    /// The mailbox it came from.
+    pub mailbox: String,
+    /// The raw message.
+    pub raw: Vec<u8>,
+    /// Why no customer file was found.
+    pub reason: String,
+    /// When it was read.
+    pub at_ms: u64,
+}
+
+impl std::fmt::Debug for InboxRow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // A customer's mail never reaches a log line.
+        f.debug_struct("InboxRow")
+            .field("digest", &hex::encode(&self.digest[..8]))
+            .field("len", &self.raw.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Mail intake state (`migrations/0006_mail.sql`).
+impl LocalStore {
+    /// Adds or replaces a mailbox; a replaced one keeps where its reading stands.
+    pub fn put_mailbox(
+        &self,
+        label: &str,
+        config: &str,
+        secret: Option<&str>,
+    ) -> Result<(), StoreError> {
+        self.conn
+            .execute(
+                "INSERT INTO mailboxes (label, config, secret) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (label) DO UPDATE SET config = ?2, secret = ?3",
+                params![label, config, secret],
+            )
+            .map(|_| ())
+            .map_err(sql)
+    }
+
+    /// The mailboxes, by label.
+    pub fn mailboxes(&self) -> Result<Vec<MailboxRow>, StoreError> {
+        let mut st = self
+            .conn
+            .prepare("SELECT label, config, secret, uid_validity, last_uid FROM mailboxes ORDER BY label")
+            .map_err(sql)?;
+        let rows = st
+            .query_map([], |r| {
+                Ok(MailboxRow {
+                    label: r.get(0)?,
+                    config: r.get(1)?,
+                    secret: r.get(2)?,
+                    uid_validity: r.get(3)?,
+                    last_uid: r.get(4)?,
+                })
+            })
+            .map_err(sql)?;
+        rows.collect::<Result<_, _>>().map_err(sql)
+    }
+
+    /// Removes a mailbox (what it imported stays).
+    pub fn forget_mailbox(&self, label: &str) -> Result<bool, StoreError> {
+        self.conn
+            .execute("DELETE FROM mailboxes WHERE label = ?1", params![label])
+            .map(|n| n > 0)
+            .map_err(sql)
+    }
+
+    /// Records where reading a mailbox stands.
+    pub fn mailbox_read_to(
+        &self,
+        label: &str,
+        uid_validity: u32,
+        last_uid: u32,
+    ) -> Result<(), StoreError> {
+        self.conn
+            .execute(
+                "UPDATE mailboxes SET uid_validity = ?2, last_uid = ?3 WHERE label = ?1",
+                params![label, uid_validity, last_uid],
+            )
+            .map(|_| ())
+            .map_err(sql)
+    }
+
+    /// Where a message went, if it was read before; and the attachments uploaded so far
+    /// when its import is unfinished.
+    pub fn mail_seen(
+        &self,
+        digest: &[u8; 32],
+    ) -> Result<Option<(String, Option<String>)>, StoreError> {
+        self.conn
+            .query_row(
+                "SELECT placed, docs FROM mail_seen WHERE digest = ?1",
+                params![&digest[..]],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()
+            .map_err(sql)
+    }
+
+    /// Records where a message went (`docs`: attachments uploaded so far, while
+    /// `placed` is `importing:…`).
+    pub fn put_mail_seen(
+        &self,
+        digest: &[u8; 32],
+        placed: &str,
+        docs: Option<&str>,
+        at_ms: u64,
+    ) -> Result<(), StoreError> {
+        self.conn
+            .execute(
+                "INSERT OR REPLACE INTO mail_seen (digest, placed, docs, at_ms) VALUES (?1, ?2, ?3, ?4)",
+                params![&digest[..], placed, docs, at_ms as i64],
+            )
+            .map(|_| ())
+            .map_err(sql)
+    }
+
+    /// Puts a message in the mail inbox.
+    pub fn put_inbox(&self, row: &InboxRow) -> Result<(), StoreError> {
+        self.conn
+            .execute(
+                "INSERT OR REPLACE INTO mail_inbox (digest, mailbox, raw, reason, at_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![&row.digest[..], row.mailbox, row.raw, row.reason, row.at_ms as i64],
+            )
+            .map(|_| ())
+            .map_err(sql)
+    }
+
+    /// The mail inbox, oldest first.
+    pub fn inbox(&self) -> Result<Vec<InboxRow>, StoreError> {
+        let mut st = self
+            .conn
+            .prepare(
+                "SELECT digest, mailbox, raw, reason, at_ms FROM mail_inbox ORDER BY at_ms, digest",
+            )
+            .map_err(sql)?;
+        let rows = st
+            .query_map([], |r| {
+                let d: Vec<u8> = r.get(0)?;
+                let mut digest = [0u8; 32];
+                if d.len() == 32 {
+                    digest.copy_from_slice(&d);
+                }
+                Ok(InboxRow {
+                    digest,
+                    mailbox: r.get(1)?,
+                    raw: r.get(2)?,
+                    reason: r.get(3)?,
+                    at_ms: r.get::<_, i64>(4)? as u64,
+                })
+            })
+            .map_err(sql)?;
+        rows.collect::<Result<_, _>>().map_err(sql)
+    }
+
+    /// Takes a message out of the inbox.
+    pub fn forget_inbox(&self, digest: &[u8; 32]) -> Result<(), StoreError> {
+        self.conn
+            .execute(
+                "DELETE FROM mail_inbox WHERE digest = ?1",
+                params![&digest[..]],
+            )
+            .map(|_| ())
+            .map_err(sql)
+    }
+
+    /// Records a message that could not be read.
+    pub fn put_mail_failed(
+        &self,
+        mailbox: &str,
+        uid_validity: u32,
+        uid: u32,
+        reason: &str,
+        at_ms: u64,
+    ) -> Result<(), StoreError> {
+        self.conn
+            .execute(
+                "INSERT OR REPLACE INTO mail_failed (mailbox, uid_validity, uid, reason, at_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![mailbox, uid_validity, uid, reason, at_ms as i64],
+            )
+            .map(|_| ())
+            .map_err(sql)
+    }
+
+    /// Messages that could not be read: mailbox, UID, reason, newest first.
+    pub fn mail_failed(&self) -> Result<Vec<(String, u32, String)>, StoreError> {
+        let mut st = self
+            .conn
+            .prepare("SELECT mailbox, uid, reason FROM mail_failed ORDER BY at_ms DESC, uid DESC")
+            .map_err(sql)?;
+        let rows = st
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
             .map_err(sql)?;
         rows.collect::<Result<_, _>>().map_err(sql)
     }

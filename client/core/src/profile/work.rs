@@ -194,7 +194,7 @@ pub struct TaskView {
 pub struct TimelineItem {
     /// Milliseconds since the Unix epoch.
     pub at_ms: u64,
-    /// `message`, `note`, `task`, `document`.
+    /// `message`, `conversation`, `note`, `task`, `event`, `offer`, `mail`, `document`.
     pub kind: String,
     /// Who (member), when known.
     pub member: Option<MemberId>,
@@ -203,7 +203,7 @@ pub struct TimelineItem {
     /// The item's own text without decorations (a task's or event's title, a note's text,
     /// a message, a document's name), for a view that words the rest itself.
     pub title: String,
-    /// A task's status (`open`, `done`).
+    /// A task's status (`open`, `done`); a mail's category.
     pub status: Option<String>,
     /// Id of the item (message seq, record id, document id).
     pub reference: String,
@@ -246,7 +246,7 @@ pub struct AgendaItem {
     pub rolled_days: u32,
 }
 
-fn text_list(v: &Value) -> Vec<String> {
+pub(super) fn text_list(v: &Value) -> Vec<String> {
     v.as_array()
         .map(|a| {
             a.iter()
@@ -261,7 +261,7 @@ fn at<'a>(v: &'a Value, key: &str) -> &'a Value {
     v.get(key).unwrap_or(&Value::Null)
 }
 
-fn opt_text(v: &Value) -> Option<String> {
+pub(super) fn opt_text(v: &Value) -> Option<String> {
     v.as_str().map(str::to_owned)
 }
 
@@ -286,7 +286,7 @@ impl Profile {
     }
 
     /// The current state of an item here: the pending edit, else the relay's version.
-    fn item(&self, file: FileId, record: RecordId) -> Result<Option<(WorkRow, Fields)>> {
+    pub(super) fn item(&self, file: FileId, record: RecordId) -> Result<Option<(WorkRow, Fields)>> {
         let Some(row) = self.store.work(file.as_bytes(), record.as_bytes())? else {
             return Ok(None);
         };
@@ -1901,6 +1901,20 @@ impl Profile {
                 });
             }
         }
+        for row in self.store.works("mail", Some(file.as_bytes()))? {
+            let f = current(&row)?;
+            let (text, title) = super::mail::mail_line(&f);
+            items.push(TimelineItem {
+                at_ms: f.get("date_ms").as_u64().unwrap_or(0),
+                kind: "mail".into(),
+                member: member_of(f.get("author")),
+                text,
+                title,
+                status: opt_text(f.get("category")),
+                reference: RecordId(row.record).to_string(),
+                cursor: String::new(),
+            });
+        }
         for o in self.offers(file)? {
             let title = offer_title(&o.totals);
             items.push(TimelineItem {
@@ -2043,7 +2057,7 @@ fn offer_title(t: &OfferTotals) -> String {
 }
 
 /// An item as it stands here: the pending edit, else the relay's version.
-fn current(row: &WorkRow) -> Result<Fields> {
+pub(super) fn current(row: &WorkRow) -> Result<Fields> {
     parse(if row.pending.is_some() {
         &row.pending
     } else {
