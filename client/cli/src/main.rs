@@ -2874,7 +2874,12 @@ async fn mail(p: &mut Profile, cmd: MailCmd, json: bool) -> Result<Output, Failu
             })
         }
         MailCmd::Fetch => {
-            p.sync().await?;
+            // Fresh rules and customer cards first; without the relay the mail is still
+            // read, and the fetch stops (resumably) at the first message bound for a file.
+            match p.sync().await {
+                Ok(_) | Err(ClientError::Relay(RelayError::Unreachable(_))) => {}
+                Err(e) => return Err(e.into()),
+            }
             let bar = (!json && std::io::stderr().is_terminal()).then(|| {
                 let b = indicatif::ProgressBar::new(0);
                 b.set_style(
@@ -2977,6 +2982,11 @@ async fn mail(p: &mut Profile, cmd: MailCmd, json: bool) -> Result<Output, Failu
                 .map(|r| r.parse::<RuleOn>())
                 .transpose()
                 .map_err(usage)?;
+            if rule == Some(RuleOn::Attachment) {
+                return Err(usage(
+                    "--rule is from (this sender), domain (the sender's domain) or subject",
+                ));
+            }
             let file = file_of(p, &file).await?;
             let r = p.mail_assign(&id, file, rule, category).await?;
             let mut text = format!("Assigned: {}", placed_line(&r.placed));

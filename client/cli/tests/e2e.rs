@@ -12,7 +12,7 @@
 
 use ledgerline_relay::config::Config;
 use ledgerline_relay::server::Running;
-use serde_json::Value;
+use serde_json::{json, Value};
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -4903,4 +4903,584 @@ async fn a_guest_talks_and_shares_in_their_conversation_and_reaches_nothing_else
     CLIENT_CLOCK_AHEAD_MS.with(|c| c.set(0));
     assert_eq!(r.code, 4, "{}", r.stderr);
     assert!(r.stderr.contains("no open invitation"), "{}", r.stderr);
+}
+
+/// A real IMAP server (Debian's `dovecot-imapd`) on loopback with implicit TLS, a
+/// throwaway configuration, one user and a Maildir the test writes messages into.
+struct Dovecot {
+    child: std::process::Child,
+    port: u16,
+    ca: PathBuf,
+    maildir: PathBuf,
+    mail_uid: u32,
+    next: u32,
+}
+
+const MAIL_USER: &str = "biuro@example.pl";
+const MAIL_PASSWORD: &str = "hasło-do-skrzynki 7";
+
+impl Dovecot {
+    fn start(dir: &Path) -> Self {
+        assert!(
+            Path::new("/usr/sbin/dovecot").exists(),
+            "the mail tests need Debian's dovecot-imapd (`.ci/run` installs it)"
+        );
+        std::fs::create_dir_all(dir).unwrap();
+        let cert = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+        let (ca, key) = (dir.join("imap.pem"), dir.join("imap.key"));
+        std::fs::write(&ca, cert.cert.pem()).unwrap();
+        std::fs::write(&key, cert.signing_key.serialize_pem()).unwrap();
+        std::fs::write(
+            dir.join("users"),
+            format!("{MAIL_USER}:{{PLAIN}}{MAIL_PASSWORD}\n"),
+        )
+        .unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        // As root, Dovecot runs its own services as its own users and the mail as nobody;
+        // as anyone else, all of it as that user.
+        let me = |flag: &str| {
+            String::from_utf8(
+                std::process::Command::new("id")
+                    .arg(flag)
+                    .output()
+                    .unwrap()
+                    .stdout,
+            )
+            .unwrap()
+            .trim()
+            .to_owned()
+        };
+        let (uid, name) = (me("-u").parse::<u32>().unwrap(), me("-un"));
+        let (internal, login, mail_uid) = if uid == 0 {
+            ("dovecot".to_owned(), "dovenull".to_owned(), 65534)
+        } else {
+            (name.clone(), name, uid)
+        };
+        let home = dir.join("home");
+        let maildir = home.join("biuro").join("Maildir");
+        for sub in ["new", "cur", "tmp"] {
+            std::fs::create_dir_all(maildir.join(sub)).unwrap();
+        }
+        for d in ["run", "state"] {
+            std::fs::create_dir_all(dir.join(d)).unwrap();
+        }
+        let d = dir.display();
+        let conf = format!(
+            "base_dir = {d}/run\nstate_dir = {d}/state\nlog_path = {d}/dovecot.log\n\
+protocols = imap\nlisten = 127.0.0.1\nssl = required\nssl_cert = <{d}/imap.pem\nssl_key = <{d}/imap.key\n\
+auth_mechanisms = plain\ndisable_plaintext_auth = no\ndefault_internal_user = {internal}\n\
+default_login_user = {login}\nfirst_valid_uid = 1\n\
+service imap-login {{\n  inet_listener imap {{\n    port = 0\n  }}\n  inet_listener imaps {{\n    port = {port}\n    ssl = yes\n  }}\n  chroot =\n}}\n\
+service anvil {{\n  chroot =\n}}\n\
+passdb {{\n  driver = passwd-file\n  args = scheme=PLAIN username_format=%u {d}/users\n}}\n\
+userdb {{\n  driver = static\n  args = uid={mail_uid} gid={mail_uid} home={d}/home/%n\n}}\n\
+mail_location = maildir:~/Maildir\n"
+        );
+        std::fs::write(dir.join("dovecot.conf"), conf).unwrap();
+        let me = Self {
+            child: std::process::Command::new("/usr/sbin/dovecot")
+                .args(["-F", "-c"])
+                .arg(dir.join("dovecot.conf"))
+                .stdin(std::process::Stdio::null())
+                .spawn()
+                .unwrap(),
+            port,
+            ca,
+            maildir,
+            mail_uid,
+            next: 0,
+        };
+        me.own(&home);
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "dovecot did not start: {}",
+                std::fs::read_to_string(dir.join("dovecot.log")).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        me
+    }
+
+    /// Hands a path (recursively) to the mail user.
+    fn own(&self, p: &Path) {
+        std::os::unix::fs::chown(p, Some(self.mail_uid), Some(self.mail_uid)).unwrap();
+        if p.is_dir() {
+            for e in std::fs::read_dir(p).unwrap().flatten() {
+                self.own(&e.path());
+            }
+        }
+    }
+
+    /// Delivers a message (as a local delivery agent does: into `new/`).
+    fn deliver(&mut self, raw: &[u8]) {
+        self.next += 1;
+        let name = format!("17000000{:02}.M{}P1.ledgerline-test", self.next, self.next);
+        let tmp = self.maildir.join("tmp").join(&name);
+        std::fs::write(&tmp, raw).unwrap();
+        self.own(&tmp);
+        std::fs::rename(&tmp, self.maildir.join("new").join(&name)).unwrap();
+    }
+
+    /// Makes the server renumber the folder (a new UIDVALIDITY), as after a server move.
+    fn renumber(&self) {
+        for e in std::fs::read_dir(&self.maildir).unwrap().flatten() {
+            let n = e.file_name().to_string_lossy().into_owned();
+            if n.starts_with("dovecot") {
+                std::fs::remove_file(e.path()).unwrap();
+            }
+        }
+        // UIDVALIDITY is the time in seconds: make sure a new second has begun.
+        std::thread::sleep(Duration::from_millis(1100));
+    }
+}
+
+impl Drop for Dovecot {
+    fn drop(&mut self) {
+        // SIGTERM: the master stops its services before it exits.
+        let _ = std::process::Command::new("kill")
+            .arg(self.child.id().to_string())
+            .status();
+        let _ = self.child.wait();
+    }
+}
+
+/// An RFC 2047 encoded word (base64, UTF-8).
+fn word(s: &str) -> String {
+    use base64::Engine;
+    format!(
+        "=?UTF-8?B?{}?=",
+        base64::engine::general_purpose::STANDARD.encode(s)
+    )
+}
+
+/// A base64 attachment part.
+fn attachment_part(name: &str, mime: &str, bytes: &[u8]) -> String {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(bytes);
+    let lines: Vec<&str> = b64
+        .as_bytes()
+        .chunks(76)
+        .map(|c| std::str::from_utf8(c).unwrap())
+        .collect();
+    format!(
+        "--GRANICA\r\nContent-Type: {mime}; name=\"{n}\"\r\nContent-Disposition: attachment; filename=\"{n}\"\r\nContent-Transfer-Encoding: base64\r\n\r\n{}\r\n",
+        lines.join("\r\n"),
+        n = word(name)
+    )
+}
+
+/// A realistic invoice PDF stand-in: a PDF header and every byte value (binary-exact).
+fn pdf_bytes(tag: &str) -> Vec<u8> {
+    let mut b = format!("%PDF-1.4\n% {tag}\n").into_bytes();
+    b.extend((0..=255u8).cycle().take(3000));
+    b.extend_from_slice(b"\n%%EOF\n");
+    b
+}
+
+const JPK_XML: &str = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<JPK xmlns=\"http://crd.gov.pl/wzor/2021/12/27/11148/\"><Naglowek><KodFormularza>JPK_VAT</KodFormularza></Naglowek><Podmiot1><NIP>7740001454</NIP><PelnaNazwa>Nowak Budownictwo Spółka z o.o.</PelnaNazwa></Podmiot1></JPK>\n";
+
+/// The test corpus: Polish names and subjects in the encodings Polish mail uses.
+fn corpus() -> Vec<(&'static str, Vec<u8>)> {
+    // 1. The customer's own address; UTF-8 subject as an encoded word, ISO-8859-2 body
+    //    in quoted-printable, a PDF and an FA(3) XML attached.
+    let invoice = format!(
+        "From: {} <ksiegowosc@kowalski.pl>\r\nTo: {MAIL_USER}\r\nSubject: {}\r\nDate: Mon, 2 Nov 2026 10:00:00 +0100\r\nMessage-ID: <fv-2026-10-15@kowalski.pl>\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"GRANICA\"\r\n\r\n\
+--GRANICA\r\nContent-Type: text/plain; charset=ISO-8859-2\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\nW za=B3=B1czeniu przesy=B3am faktur=EA za pa=BCdziernik. Pozdrawiam, Gra=BFyna\r\n{}{}--GRANICA--\r\n",
+        word("Grażyna Kowalska"),
+        word("Faktura VAT FV/2026/10/15 za październik"),
+        attachment_part("FV_2026_10_15.pdf", "application/pdf", &pdf_bytes("faktura kowalski")),
+        attachment_part("FV_2026_10_15.xml", "application/xml", b"<Faktura><Fa><P_15>1230.00</P_15></Fa></Faktura>\n"),
+    );
+    // 2. Another person at the second customer's domain; Windows-1250 subject and body.
+    let mut payroll = b"From: Kadry Nowak <kadry@nowak-bud.pl>\r\nTo: biuro@example.pl\r\nSubject: =?windows-1250?Q?Lista_p=B3ac_za_pa=9Fdziernik?=\r\nDate: Tue, 3 Nov 2026 09:15:00 +0100\r\nContent-Type: text/plain; charset=windows-1250\r\nContent-Transfer-Encoding: 8bit\r\n\r\n".to_vec();
+    payroll.extend_from_slice(
+        b"Prosz\xea o przygotowanie listy p\xb3ac. \x8cwiadczenia bez zmian.\r\n",
+    );
+    // 3. A bank (unknown sender), HTML-only body, the customer's NIP in a JPK's name.
+    let bank = format!(
+        "From: PKO BP <powiadomienia@pkobp.pl>\r\nTo: {MAIL_USER}\r\nSubject: {}\r\nDate: Wed, 4 Nov 2026 07:00:00 +0100\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"GRANICA\"\r\n\r\n\
+--GRANICA\r\nContent-Type: text/html; charset=UTF-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n<html><body><p>Szanowni Pa=C5=84stwo,</p><p>w za=C5=82=C4=85czeniu <b>wyci=C4=85g</b>.</p><script>x()</script></body></html>\r\n{}--GRANICA--\r\n",
+        word("Wyciąg z rachunku 10/2026"),
+        attachment_part("JPK_WB_7740001454_2026-10.xml", "application/xml", JPK_XML.as_bytes()),
+    );
+    // 4. The tax office, the first customer's NIP written with dashes in the subject.
+    let tax = format!(
+        "From: e-Urząd Skarbowy <powiadomienia@mf.gov.pl>\r\nTo: {MAIL_USER}\r\nSubject: {}\r\nDate: Thu, 5 Nov 2026 12:00:00 +0100\r\nContent-Type: text/plain; charset=UTF-8\r\nContent-Transfer-Encoding: base64\r\n\r\n{}\r\n",
+        word("Wezwanie do złożenia wyjaśnień — NIP 526-025-02-74"),
+        {
+            use base64::Engine;
+            base64::engine::general_purpose::STANDARD.encode("Prosimy o wyjaśnienia w terminie 7 dni.")
+        }
+    );
+    // 5. A stranger on a webmail domain: nothing places it.
+    let stranger = format!(
+        "From: Zbigniew Wiśniewski <z.wisniewski@gmail.com>\r\nTo: {MAIL_USER}\r\nSubject: {}\r\nDate: Fri, 6 Nov 2026 18:30:00 +0100\r\nContent-Type: text/plain; charset=UTF-8\r\n\r\nDzień dobry, czy prowadzą Państwo księgowość spółek?\r\n",
+        word("Pytanie o ofertę księgową"),
+    );
+    // 6. Not an e-mail at all.
+    let garbage = b"\x00\x01\x02\x03 to nie jest list \xff\xfe".to_vec();
+    vec![
+        ("invoice", invoice.into_bytes()),
+        ("payroll", payroll),
+        ("bank", bank.into_bytes()),
+        ("tax", tax.into_bytes()),
+        ("stranger", stranger.into_bytes()),
+        ("garbage", garbage),
+    ]
+}
+
+fn placed<'a>(report: &'a Value, subject_file: &str) -> Vec<&'a Value> {
+    report["imported"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["file_name"] == subject_file)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mail_is_fetched_sorted_and_stored_encrypted_in_customer_files() {
+    const K: &str = "Kowalski sp. z o.o.";
+    const N: &str = "Nowak Budownictwo";
+    let dir = tempfile::tempdir().unwrap();
+    let mut relay = Relay::start(&dir.path().join("relay"), "127.0.0.1:0".parse().unwrap()).await;
+    let url = relay.url();
+    let f = found(dir.path(), &url).await;
+    ok(
+        &f.owner,
+        &[
+            "customer",
+            "add",
+            K,
+            "--nip",
+            "526-025-02-74",
+            "--email",
+            "ksiegowosc@kowalski.pl",
+        ],
+    )
+    .await;
+    ok(
+        &f.owner,
+        &[
+            "customer",
+            "add",
+            N,
+            "--nip",
+            "7740001454",
+            "--email",
+            "biuro@nowak-bud.pl",
+        ],
+    )
+    .await;
+    ok(&f.owner, &["file", "grant", K, "Anna Kowalczyk"]).await;
+
+    let mut imap = Dovecot::start(&dir.path().join("imap"));
+    let corpus = corpus();
+    for (_, raw) in &corpus {
+        imap.deliver(raw);
+    }
+    let port = imap.port.to_string();
+    let ca = imap.ca.to_str().unwrap().to_owned();
+    let connect = |password: &str, ca: Option<&str>| {
+        let mut args = vec![
+            "mail",
+            "connect",
+            "--host",
+            "localhost",
+            "--port",
+            &port,
+            "--user",
+            MAIL_USER,
+        ];
+        if let Some(ca) = ca {
+            args.extend(["--ca-file", ca]);
+        }
+        let mut c = command(&f.owner, &args);
+        c.env("LEDGERLINE_MAIL_PASSWORD", password);
+        run_with(c)
+    };
+    // The server's certificate is checked: without the office's CA, no connection.
+    let r = connect(MAIL_PASSWORD, None).await;
+    assert_eq!(r.code, 9, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("mail_server") && r.stderr.contains("TLS"),
+        "{}",
+        r.stderr
+    );
+    // A wrong password: a clear refusal, nothing kept, the password never echoed.
+    let r = connect("złe hasło", Some(&ca)).await;
+    assert_eq!(r.code, 9, "{}", r.stderr);
+    assert!(r.stderr.contains("refused the login"), "{}", r.stderr);
+    assert!(!r.stderr.contains("złe hasło"));
+    assert_eq!(
+        ok(&f.owner, &["mail", "list"]).await["mailboxes"],
+        json!([])
+    );
+    let r = connect(MAIL_PASSWORD, Some(&ca)).await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let label = r.json["label"].as_str().unwrap().to_owned();
+    assert_eq!(label, format!("{MAIL_USER}@localhost/INBOX"));
+    assert!(["keyring", "local store"].contains(&r.json["password_in"].as_str().unwrap()));
+
+    // First fetch: five messages read and sorted, the garbage reported, the rest imported.
+    let rep = ok(&f.owner, &["mail", "fetch"]).await;
+    assert_eq!(rep["read"], 6, "{rep}");
+    assert_eq!(rep["inbox"], 1, "{rep}");
+    assert_eq!(rep["duplicates"], 0);
+    let failed = rep["failed"].as_array().unwrap();
+    assert_eq!(failed.len(), 1, "{rep}");
+    assert!(
+        failed[0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("not an e-mail message"),
+        "{rep}"
+    );
+    let k_mail = placed(&rep, K);
+    let n_mail = placed(&rep, N);
+    assert_eq!(k_mail.len(), 2, "{rep}");
+    assert_eq!(n_mail.len(), 2, "{rep}");
+    let reasons: BTreeSet<(String, String)> = rep["imported"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            (
+                m["reason"].as_str().unwrap().to_owned(),
+                m["category"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    let expected: BTreeSet<(String, String)> = [
+        ("sender's address", "invoice"),
+        ("sender's domain nowak-bud.pl", "payroll"),
+        (
+            "NIP in the subject or an attachment's name",
+            "bank_statement",
+        ),
+        ("NIP in the subject or an attachment's name", "tax_office"),
+    ]
+    .iter()
+    .map(|(a, b)| ((*a).to_owned(), (*b).to_owned()))
+    .collect();
+    assert_eq!(reasons, expected);
+    // Read again: nothing new.
+    let again = ok(&f.owner, &["mail", "fetch"]).await;
+    assert_eq!(
+        (
+            again["read"].as_u64(),
+            again["imported"].as_array().unwrap().len()
+        ),
+        (Some(0), 0)
+    );
+
+    // Anna, granted the first customer, reads its mail on her own device: decoded, with the
+    // attachment byte for byte; the timeline and search have it.
+    let read = ok(&f.anna, &["mail", "read", K]).await;
+    let mails = read["mail"].as_array().unwrap();
+    assert_eq!(mails.len(), 2, "{read}");
+    let inv = mails.iter().find(|m| m["category"] == "invoice").unwrap();
+    assert_eq!(inv["subject"], "Faktura VAT FV/2026/10/15 za październik");
+    assert_eq!(inv["from_name"], "Grażyna Kowalska");
+    assert_eq!(
+        inv["text"],
+        "W załączeniu przesyłam fakturę za październik. Pozdrawiam, Grażyna"
+    );
+    let atts = inv["attachments"].as_array().unwrap();
+    assert_eq!(atts.len(), 2);
+    let pdf = atts.iter().find(|a| a[1] == "FV_2026_10_15.pdf").unwrap();
+    let out = dir.path().join("faktura.pdf");
+    ok(
+        &f.anna,
+        &[
+            "doc",
+            "download",
+            K,
+            pdf[0].as_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ],
+    )
+    .await;
+    assert_eq!(std::fs::read(&out).unwrap(), pdf_bytes("faktura kowalski"));
+    let tax = mails
+        .iter()
+        .find(|m| m["category"] == "tax_office")
+        .unwrap();
+    assert_eq!(tax["text"], "Prosimy o wyjaśnienia w terminie 7 dni.");
+    let shown = ok(
+        &f.anna,
+        &["mail", "show", &inv["id"].as_str().unwrap()[..10]],
+    )
+    .await;
+    assert_eq!(shown["digest"], Value::Null, "the digest is not shown");
+    assert_eq!(shown["subject"], inv["subject"]);
+    let timeline = ok(&f.anna, &["customer", "timeline", K]).await;
+    assert!(
+        timeline["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|i| i["kind"] == "mail" && i["title"] == inv["subject"]),
+        "{timeline}"
+    );
+    let hits = ok(&f.anna, &["search", "przesyłam"]).await;
+    assert_eq!(hits["results"].as_array().unwrap().len(), 1, "{hits}");
+    // The bank's HTML became text; the script is gone.
+    let nowak = ok(&f.owner, &["mail", "read", N]).await;
+    let bank = nowak["mail"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["category"] == "bank_statement")
+        .unwrap();
+    assert!(bank["text"].as_str().unwrap().contains("wyciąg"), "{bank}");
+    assert!(!bank["text"].as_str().unwrap().contains("<"), "{bank}");
+    let pay = nowak["mail"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["category"] == "payroll")
+        .unwrap();
+    assert_eq!(pay["subject"], "Lista płac za październik");
+    assert_eq!(
+        pay["text"],
+        "Proszę o przygotowanie listy płac. Świadczenia bez zmian."
+    );
+    // Bartek has neither file: none of it reaches him.
+    let r = ll(&f.bartek, &["mail", "read", K]).await;
+    assert_ne!(r.code, 0);
+    assert!(ok(&f.bartek, &["search", "przesyłam"]).await["results"]
+        .as_array()
+        .unwrap()
+        .is_empty());
+
+    // The inbox: the stranger's question. A second message from them arrives; assigning the
+    // first with a rule places the second too.
+    let inbox = ok(&f.owner, &["mail", "inbox"]).await;
+    let items = inbox["inbox"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "{inbox}");
+    assert_eq!(items[0]["subject"], "Pytanie o ofertę księgową");
+    assert_eq!(items[0]["reason"], "no match");
+    let first = items[0]["id"].as_str().unwrap().to_owned();
+    imap.deliver(
+        format!(
+            "From: z.wisniewski@gmail.com\r\nTo: {MAIL_USER}\r\nSubject: {}\r\nDate: Mon, 9 Nov 2026 08:00:00 +0100\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"GRANICA\"\r\n\r\n--GRANICA\r\nContent-Type: text/plain; charset=UTF-8\r\n\r\nPrzesyłam dokumenty.\r\n{}--GRANICA--\r\n",
+            word("Dokumenty za listopad"),
+            attachment_part("umowa.pdf", "application/pdf", &pdf_bytes("umowa")),
+        )
+        .as_bytes(),
+    );
+    let rep = ok(&f.owner, &["mail", "fetch"]).await;
+    assert_eq!(
+        (rep["read"].as_u64(), rep["inbox"].as_u64()),
+        (Some(1), Some(1)),
+        "{rep}"
+    );
+    let r = ll(
+        &f.owner,
+        &["mail", "assign", &first, K, "--rule", "attachment"],
+    )
+    .await;
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    let assigned = ok(&f.owner, &["mail", "assign", &first, K, "--rule", "from"]).await;
+    assert_eq!(assigned["placed"]["file_name"], K);
+    assert_eq!(assigned["rule"]["on"], "from");
+    assert_eq!(assigned["rule"]["pattern"], "z.wisniewski@gmail.com");
+    assert_eq!(
+        assigned["also_placed"].as_array().unwrap().len(),
+        1,
+        "{assigned}"
+    );
+    assert_eq!(assigned["also_placed"][0]["attachments"], 1);
+    assert_eq!(ok(&f.owner, &["mail", "inbox"]).await["inbox"], json!([]));
+    // The rule is the firm's: Anna's device sorts by it too.
+    let rules = ok(&f.anna, &["mail", "rules"]).await;
+    assert_eq!(rules["rules"].as_array().unwrap().len(), 1, "{rules}");
+    assert_eq!(
+        ok(&f.anna, &["mail", "read", K]).await["mail"]
+            .as_array()
+            .unwrap()
+            .len(),
+        4
+    );
+
+    // The server renumbers the folder (new UIDVALIDITY): everything is read again and
+    // nothing is imported twice.
+    imap.renumber();
+    let rep = ok(&f.owner, &["mail", "fetch"]).await;
+    assert_eq!(rep["uid_validity_changed"], json!([label]), "{rep}");
+    assert_eq!(rep["read"], 7, "{rep}");
+    assert_eq!(rep["duplicates"], 6, "{rep}");
+    assert_eq!(rep["imported"], json!([]), "{rep}");
+    assert_eq!(rep["inbox"], 0, "{rep}");
+    assert_eq!(
+        ok(&f.owner, &["mail", "read", K]).await["mail"]
+            .as_array()
+            .unwrap()
+            .len(),
+        4
+    );
+    let status = ok(&f.owner, &["mail", "status"]).await;
+    assert!(!status["failed"].as_array().unwrap().is_empty(), "{status}");
+
+    // The relay goes away mid-fetch: the fetch stops with a clear error and reads the
+    // message again next time; nothing is lost or doubled.
+    imap.deliver(
+        format!(
+            "From: ksiegowosc@kowalski.pl\r\nTo: {MAIL_USER}\r\nSubject: {}\r\nDate: Tue, 10 Nov 2026 08:00:00 +0100\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"GRANICA\"\r\n\r\n--GRANICA\r\nContent-Type: text/plain; charset=UTF-8\r\n\r\nKorekta w załączniku.\r\n{}--GRANICA--\r\n",
+            word("Faktura korygująca KOR/2026/11/01"),
+            attachment_part("KOR_2026_11_01.pdf", "application/pdf", &pdf_bytes("korekta")),
+        )
+        .as_bytes(),
+    );
+    relay.stop().await;
+    let r = ll(&f.owner, &["mail", "fetch"]).await;
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert!(r.stderr.contains("mail fetch` goes on from here"), "{}", r.stderr);
+    assert_eq!(r.json["read"], 1, "the report is printed too");
+    relay.restart().await;
+    let rep = ok(&f.owner, &["mail", "fetch"]).await;
+    assert_eq!(rep["read"], 1, "{rep}");
+    assert_eq!(placed(&rep, K).len(), 1, "{rep}");
+    assert_eq!(ok(&f.owner, &["mail", "fetch"]).await["read"], 0);
+    let k = ok(&f.anna, &["mail", "read", K]).await;
+    assert_eq!(k["mail"].as_array().unwrap().len(), 5, "{k}");
+    let docs = ok(&f.anna, &["doc", "list", K]).await;
+    let kor = docs["documents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["name"] == "KOR_2026_11_01.pdf")
+        .count();
+    assert_eq!(kor, 1, "{docs}");
+
+    // The relay never saw a word of it, nor the password.
+    drop(imap);
+    assert_relay_never_saw(
+        &relay.dir,
+        &[
+            "Faktura VAT",
+            "październik",
+            "ksiegowosc@kowalski.pl",
+            "kowalski.pl",
+            "nowak-bud.pl",
+            "z.wisniewski",
+            "FV_2026_10_15",
+            "JPK_WB",
+            "Nowak Budownictwo Sp",
+            "faktura kowalski",
+            "Prosimy o wyja",
+            "wyciąg",
+            "biuro@example.pl",
+            MAIL_PASSWORD,
+            "imap.pem",
+        ],
+    );
 }
