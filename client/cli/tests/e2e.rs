@@ -5443,7 +5443,11 @@ async fn mail_is_fetched_sorted_and_stored_encrypted_in_customer_files() {
     relay.stop().await;
     let r = ll(&f.owner, &["mail", "fetch"]).await;
     assert_eq!(r.code, 3, "{}", r.stderr);
-    assert!(r.stderr.contains("mail fetch` goes on from here"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("mail fetch` goes on from here"),
+        "{}",
+        r.stderr
+    );
     assert_eq!(r.json["read"], 1, "the report is printed too");
     relay.restart().await;
     let rep = ok(&f.owner, &["mail", "fetch"]).await;

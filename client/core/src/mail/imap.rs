@@ -190,11 +190,9 @@ impl Session {
             let f = f.map_err(|e| ImapError::Protocol(format!("UID FETCH {uid}: {e}")))?;
             if f.uid == Some(uid) {
                 if let Some(body) = f.body() {
-                    if body.len() > MAX_MESSAGE_BYTES {
-                        // Parsing reports it; no need to hold more than the limit.
-                        return Ok(Some(body[..=MAX_MESSAGE_BYTES].to_vec()));
-                    }
-                    return Ok(Some(body.to_vec()));
+                    // Parsing reports a message over the limit; no need to hold more of it.
+                    let kept = body.get(..=MAX_MESSAGE_BYTES).unwrap_or(body);
+                    return Ok(Some(kept.to_vec()));
                 }
             }
         }

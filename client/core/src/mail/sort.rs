@@ -333,39 +333,47 @@ pub fn nips_in(m: &ParsedMail) -> Vec<String> {
     let texts =
         std::iter::once(m.subject.as_str()).chain(m.attachments.iter().map(|a| a.name.as_str()));
     for t in texts {
-        let chars: Vec<char> = t.chars().collect();
-        let mut i = 0;
-        while i < chars.len() {
-            if !chars[i].is_ascii_digit() || (i > 0 && chars[i - 1].is_ascii_digit()) {
-                i += 1;
-                continue;
-            }
-            // Collect digits with single separators between them.
-            let mut digits = String::new();
-            let mut j = i;
-            while j < chars.len() && digits.len() < 11 {
-                let c = chars[j];
-                if c.is_ascii_digit() {
-                    digits.push(c);
-                    j += 1;
-                } else if (c == '-' || c == ' ')
-                    && j + 1 < chars.len()
-                    && chars[j + 1].is_ascii_digit()
-                    && !digits.is_empty()
-                {
-                    j += 1;
-                } else {
-                    break;
+        // Runs of digit groups joined by single dashes or spaces: `12 526-025-02-74` is
+        // the groups [12, 526, 025, 02, 74]; any consecutive groups making ten digits are
+        // a candidate.
+        let mut runs: Vec<Vec<String>> = Vec::new();
+        let mut groups: Vec<String> = Vec::new();
+        let mut group = String::new();
+        let mut after_separator = false;
+        for c in t.chars().chain(std::iter::once('\n')) {
+            if c.is_ascii_digit() {
+                group.push(c);
+                after_separator = false;
+            } else if (c == '-' || c == ' ') && !group.is_empty() && !after_separator {
+                groups.push(std::mem::take(&mut group));
+                after_separator = true;
+            } else {
+                if !group.is_empty() {
+                    groups.push(std::mem::take(&mut group));
                 }
+                if !groups.is_empty() {
+                    runs.push(std::mem::take(&mut groups));
+                }
+                after_separator = false;
             }
-            if digits.len() == 10 {
-                if let Ok(n) = parse_nip(&digits) {
-                    if !out.contains(&n) {
-                        out.push(n);
+        }
+        for run in runs {
+            for start in 0..run.len() {
+                let mut digits = String::new();
+                for g in run.iter().skip(start) {
+                    digits.push_str(g);
+                    if digits.len() >= 10 {
+                        break;
+                    }
+                }
+                if digits.len() == 10 {
+                    if let Ok(n) = parse_nip(&digits) {
+                        if !out.contains(&n) {
+                            out.push(n);
+                        }
                     }
                 }
             }
-            i = j.max(i + 1);
         }
     }
     out
@@ -432,7 +440,17 @@ mod tests {
         assert_eq!(p.file, None);
         assert_eq!(p.reason, "no match");
         // NIP in the subject (grouped, with PL), or in an attachment's name.
-        let p = place(&mail("x@y.pl", "Faktura dla PL526-025-02-74", &[]), &[], &c);
+        let p = place(
+            &mail("x@y.pl", "Faktura 12 dla PL526-025-02-74", &[]),
+            &[],
+            &c,
+        );
+        assert_eq!(p.file, Some(FileId([1; 16])));
+        let p = place(
+            &mail("x@y.pl", "FV 3/2026 NIP 526 025 02 74.", &[]),
+            &[],
+            &c,
+        );
         assert_eq!(p.file, Some(FileId([1; 16])));
         let p = place(
             &mail("x@y.pl", "Dokumenty", &["JPK_VAT_7740001454_2026-10.xml"]),

@@ -190,7 +190,8 @@ impl Profile {
     /// The keyring entry of a mailbox's password (per device and mailbox).
     fn mail_account(&self, label: &str) -> String {
         let h = Sha256::digest(label.as_bytes());
-        format!("mail-{}-{}", self.id.device, hex::encode(&h[..8]))
+        let short: String = hex::encode(h).chars().take(16).collect();
+        format!("mail-{}-{short}", self.id.device)
     }
 
     /// Checks the login, then keeps the mailbox (password in the OS keyring; in the
@@ -463,7 +464,7 @@ impl Profile {
                 now_ms(),
             )?;
         }
-        let record = self.mail_record_id(file, &mail.digest);
+        let record = self.mail_record_id(file, &mail.digest)?;
         let received = now_ms();
         let mut queued = false;
         if self.item(file, record)?.is_none() {
@@ -512,14 +513,14 @@ impl Profile {
 
     /// A mail record's id: keyed by a secret of this device, so the relay cannot test
     /// whether a message it has a copy of reached this firm.
-    fn mail_record_id(&mut self, file: FileId, digest: &[u8; 32]) -> RecordId {
-        let key = match self.store.state("mail_key").ok().flatten() {
-            Some(k) => k,
+    fn mail_record_id(&mut self, file: FileId, digest: &[u8; 32]) -> Result<RecordId> {
+        let key = match self.store.state("mail_key")? {
+            Some(k) => Zeroizing::new(k),
             None => {
-                let mut k = [0u8; 32];
-                OsRng.fill_bytes(&mut k);
-                let k = hex::encode(k);
-                let _ = self.store.put_state("mail_key", &k);
+                let mut k = Zeroizing::new([0u8; 32]);
+                OsRng.fill_bytes(k.as_mut());
+                let k = Zeroizing::new(hex::encode(k.as_ref()));
+                self.store.put_state("mail_key", &k)?;
                 k
             }
         };
@@ -528,10 +529,12 @@ impl Profile {
         h.update(key.as_bytes());
         h.update(file.as_bytes());
         h.update(digest);
-        let out = h.finalize();
+        let out: [u8; 32] = h.finalize().into();
         let mut id = [0u8; 16];
-        id.copy_from_slice(&out[..16]);
-        RecordId(id)
+        for (d, s) in id.iter_mut().zip(out) {
+            *d = s;
+        }
+        Ok(RecordId(id))
     }
 
     /// Customers as the sorter sees them: card addresses, contacts' addresses, NIP.
@@ -803,7 +806,7 @@ impl Profile {
         for row in self.store.works("mail", Some(file.as_bytes()))? {
             out.push(mail_view(file, RecordId(row.record), &current(&row)?));
         }
-        out.sort_by(|a, b| (b.date_ms, b.id).cmp(&(a.date_ms, a.id)));
+        out.sort_by_key(|m| std::cmp::Reverse((m.date_ms, m.id)));
         Ok(out)
     }
 
