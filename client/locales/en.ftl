@@ -347,3 +347,12 @@ guest-invite-code = Invitation code (valid 7 days) — hand it over a channel yo
 guest-signed-in = { $me } · guest of { $firm }
 guest-title = Conversation with { $firm }
 guest-help = Here you write with your accounting office and exchange documents. Everything is encrypted on your device.
+
+## Mail intake
+timeline-kind-mail = E-mail
+search-kind-mail = e-mail
+mail-category-invoice = Invoice
+mail-category-bank_statement = Bank statement
+mail-category-tax_office = Tax office
+mail-category-payroll = Payroll
+mail-category-other = Other

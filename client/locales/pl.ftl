@@ -351,3 +351,12 @@ guest-invite-code = Kod zaproszenia (ważny 7 dni) — przekaż go zaufanym kana
 guest-signed-in = { $me } · gość biura { $firm }
 guest-title = Rozmowa z biurem { $firm }
 guest-help = Tu piszesz z biurem rachunkowym i wymieniasz dokumenty. Wszystko jest szyfrowane na Twoim urządzeniu.
+
+## Mail intake
+timeline-kind-mail = E-mail
+search-kind-mail = e-mail
+mail-category-invoice = Faktura
+mail-category-bank_statement = Wyciąg bankowy
+mail-category-tax_office = Urząd skarbowy
+mail-category-payroll = Kadry i płace
+mail-category-other = Inne

@@ -5430,6 +5430,37 @@ async fn mail_is_fetched_sorted_and_stored_encrypted_in_customer_files() {
     let status = ok(&f.owner, &["mail", "status"]).await;
     assert!(!status["failed"].as_array().unwrap().is_empty(), "{status}");
 
+    // Mail from a customer not on file yet waits in the inbox; once their card exists,
+    // the next fetch places it.
+    imap.deliver(
+        format!(
+            "From: Marta Lis <marta@lis-transport.pl>\r\nTo: {MAIL_USER}\r\nSubject: {}\r\nDate: Tue, 10 Nov 2026 07:00:00 +0100\r\nContent-Type: text/plain; charset=UTF-8\r\n\r\nW załączeniu umowa.\r\n",
+            word("Umowa o prowadzenie księgowości"),
+        )
+        .as_bytes(),
+    );
+    let rep = ok(&f.owner, &["mail", "fetch"]).await;
+    assert_eq!(
+        (rep["read"].as_u64(), rep["inbox"].as_u64()),
+        (Some(1), Some(1)),
+        "{rep}"
+    );
+    ok(
+        &f.owner,
+        &[
+            "customer",
+            "add",
+            "Lis Transport",
+            "--email",
+            "marta@lis-transport.pl",
+        ],
+    )
+    .await;
+    let rep = ok(&f.owner, &["mail", "fetch"]).await;
+    assert_eq!(rep["read"], 0, "{rep}");
+    assert_eq!(placed(&rep, "Lis Transport").len(), 1, "{rep}");
+    assert_eq!(ok(&f.owner, &["mail", "inbox"]).await["inbox"], json!([]));
+
     // The relay goes away mid-fetch: the fetch stops with a clear error and reads the
     // message again next time; nothing is lost or doubled.
     imap.deliver(

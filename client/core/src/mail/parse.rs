@@ -12,6 +12,10 @@ pub const MAX_MESSAGE_BYTES: usize = 50 * 1024 * 1024;
 pub const MAX_TEXT_CHARS: usize = 100_000;
 /// Attachments kept per message (the rest are named in a warning).
 pub const MAX_ATTACHMENTS: usize = 50;
+/// A header value kept (subject, names, ids), in characters.
+pub const MAX_HEADER_CHARS: usize = 1000;
+/// Recipients kept.
+pub const MAX_RECIPIENTS: usize = 100;
 /// Domain separation of a message's digest (`protocol-spec/mail.md`).
 const DIGEST_CONTEXT: &[u8] = b"ledgerline/v1/mail-digest\0";
 
@@ -120,6 +124,7 @@ pub fn parse(raw: &[u8]) -> Result<ParsedMail, MailParseError> {
         .map(|a| {
             a.iter()
                 .filter_map(|x| x.address())
+                .take(MAX_RECIPIENTS)
                 .map(|x| clean_line(x).to_lowercase())
                 .collect()
         })
@@ -171,9 +176,12 @@ pub fn parse(raw: &[u8]) -> Result<ParsedMail, MailParseError> {
     })
 }
 
-/// One line of header text: control characters (CR, LF, NUL, escapes) out, trimmed.
+/// One line of header text: control characters (CR, LF, NUL, escapes) out, trimmed,
+/// at most [`MAX_HEADER_CHARS`] (a hostile header must not make a record too large to
+/// store, which would stop the intake at that message).
 fn clean_line(s: &str) -> String {
     s.chars()
+        .take(MAX_HEADER_CHARS)
         .map(|c| if c.is_control() { ' ' } else { c })
         .collect::<String>()
         .trim()

@@ -76,7 +76,8 @@ pub struct MailReport {
     pub read: usize,
     /// Stored in customer files.
     pub imported: Vec<PlacedMail>,
-    /// Put in the inbox (no rule placed them).
+    /// Put in the inbox (no rule placed them). Inbox messages a new card or rule now
+    /// places are among `imported`.
     pub inbox: usize,
     /// Read before (same message: a second run, a UIDVALIDITY change, another folder).
     pub duplicates: usize,
@@ -372,6 +373,13 @@ impl Profile {
         if report.mailboxes == 0 {
             if let Some(e) = first_error {
                 return Err(e.into());
+            }
+        }
+        if report.stopped.is_none() {
+            // A card or rule added since may now place what waits in the inbox.
+            match self.resort_inbox().await {
+                Ok(placed) => report.imported.extend(placed),
+                Err(e) => report.stopped = Some(e.to_string()),
             }
         }
         Ok(report)
