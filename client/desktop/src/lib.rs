@@ -9,6 +9,7 @@ pub mod commands;
 pub mod documents;
 pub mod guests;
 pub mod live;
+pub mod mail;
 pub mod work;
 
 use clap::Parser;
@@ -121,6 +122,15 @@ pub fn run(args: Args) -> std::process::ExitCode {
             work::set_relay,
             audit::audit_export,
             audit::audit_verify,
+            mail::mail_boxes,
+            mail::mail_connect,
+            mail::mail_disconnect,
+            mail::mail_fetch,
+            mail::mail_inbox,
+            mail::mail_assign,
+            mail::mail_rules,
+            mail::mail_rule_remove,
+            mail::mail_read,
         ])
         .run(tauri::generate_context!());
     match built {

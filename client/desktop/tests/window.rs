@@ -1746,3 +1746,96 @@ async fn the_office_invites_a_guest_and_writes_to_them_or_internally_in_the_cust
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_office_mailbox_is_connected_fetched_and_sorted_in_the_window() {
+    use ledgerline_testkit::{word, Dovecot, MAIL_PASSWORD, MAIL_USER};
+    const CUSTOMER: &str = "Kowalski sp. z o.o.";
+    const INVOICE: &str = "Faktura FV/11/2026 — NIP 526-025-02-74";
+    const QUESTION: &str = "Pytanie o prowadzenie księgowości";
+    let app = App::start().await;
+    let w = &app.w;
+    app.found().await;
+    app.add_customer(CUSTOMER, "5260250274").await;
+    let mut imap = Dovecot::start(&app.dir.path().join("imap"));
+    for (from, subject, body) in [
+        (
+            "Grażyna Kowalska <ksiegowosc@kowalski.pl>",
+            INVOICE,
+            "W załączeniu faktura za listopad.",
+        ),
+        (
+            "Jan Nowy <jan.nowy@gmail.com>",
+            QUESTION,
+            "Dzień dobry, czy mają Państwo wolne terminy?",
+        ),
+    ] {
+        imap.deliver(
+            format!(
+                "From: {from}\r\nTo: {MAIL_USER}\r\nSubject: {}\r\nDate: Mon, 16 Nov 2026 09:00:00 +0100\r\nContent-Type: text/plain; charset=UTF-8\r\n\r\n{body}\r\n",
+                word(subject)
+            )
+            .as_bytes(),
+        );
+    }
+
+    // The mailbox is connected in the Mail section; the login is checked there and then.
+    w.click("[data-test=nav-mail]").await;
+    w.type_into("[data-test=mail-host]", "localhost").await;
+    w.set("[data-test=mail-port]", &imap.port.to_string()).await;
+    w.type_into("[data-test=mail-user]", MAIL_USER).await;
+    w.type_into("[data-test=mail-password]", MAIL_PASSWORD)
+        .await;
+    w.type_into("[data-test=mail-ca-file]", imap.ca.to_str().unwrap())
+        .await;
+    w.click("[data-test=mail-connect]").await;
+    w.wait("[data-test=mail-boxes]", |t| t.contains(MAIL_USER))
+        .await;
+
+    // Fetched: the invoice goes to the customer by the NIP in its subject, the question to
+    // the inbox.
+    w.click("[data-test=mail-fetch]").await;
+    w.wait("[data-test=mail-summary]", |t| {
+        t.contains("do teczek klientów: 1") && t.contains("do skrzynki odbiorczej: 1")
+    })
+    .await;
+    w.wait("[data-test=mail-inbox]", |t| t.contains(QUESTION))
+        .await;
+    w.wait("[data-test=mail-summary]", |t| t.contains("NIP w temacie"))
+        .await;
+    w.shot("21-mail").await;
+
+    // Assigned to the customer with a rule for the sender, in one step.
+    let file = w
+        .script(
+            "return [...document.querySelectorAll('[data-test=mail-assign-file] option')]
+               .find((o) => o.textContent === arguments[0]).value;",
+            json!([CUSTOMER]),
+        )
+        .await;
+    w.set("[data-test=mail-assign-file]", file.as_str().unwrap())
+        .await;
+    w.set("[data-test=mail-assign-rule]", "from").await;
+    w.click("[data-test=mail-assign]").await;
+    w.wait("[data-test=mail-inbox-empty]", |_| true).await;
+    w.wait("[data-test=mail-rules]", |t| {
+        t.contains("jan.nowy@gmail.com") && t.contains(CUSTOMER)
+    })
+    .await;
+
+    // Both are in the customer's E-mails tab and its timeline.
+    w.click("[data-test=nav-customers]").await;
+    w.click("[data-test=customer-list] button").await;
+    w.click("[data-test=tab-mail]").await;
+    w.wait("[data-test=customer-mail]", |t| {
+        t.contains(INVOICE) && t.contains(QUESTION) && t.to_lowercase().contains("faktura")
+    })
+    .await;
+    w.click("[data-test=tab-timeline]").await;
+    w.wait("[data-test=timeline]", |t| {
+        t.contains(INVOICE) && t.to_lowercase().contains("e-mail")
+    })
+    .await;
+    drop(imap);
+    let _ = app.close().await;
+}

@@ -119,9 +119,12 @@ pub struct Customer {
 pub struct Placement {
     /// The customer file; `None` → the inbox.
     pub file: Option<FileId>,
-    /// Why there (`rule 2: domain firma.pl`, `sender's address`, `NIP 5260250274 in the
-    /// subject`, `no match`, `2 customers match`).
+    /// Why there, in words (`rule 2: domain firma.pl`, `sender's address`, `no match`,
+    /// `2 customers match the sender's domain firma.pl`).
     pub reason: String,
+    /// Why there, as a code a window words in its language: `rule`, `address`, `domain`,
+    /// `nip`; for the inbox `none` or `ambiguous`.
+    pub basis: String,
     /// One of [`CATEGORIES`].
     pub category: String,
 }
@@ -168,12 +171,13 @@ pub fn place(m: &ParsedMail, rules: &[Rule], customers: &[Customer]) -> Placemen
                 return Placement {
                     file: Some(f),
                     reason: format!("rule {}: {} {}", n + 1, on_word(r.on), r.pattern),
+                    basis: "rule".into(),
                     category,
                 };
             }
         }
     }
-    let by = |found: Vec<FileId>, why: String| -> Option<Placement> {
+    let by = |found: Vec<FileId>, basis: &str, why: String| -> Option<Placement> {
         let mut found = found;
         found.sort();
         found.dedup();
@@ -182,11 +186,13 @@ pub fn place(m: &ParsedMail, rules: &[Rule], customers: &[Customer]) -> Placemen
             1 => Some(Placement {
                 file: found.first().copied(),
                 reason: why,
+                basis: basis.into(),
                 category: String::new(),
             }),
             n => Some(Placement {
                 file: None,
                 reason: format!("{n} customers match the {why}"),
+                basis: "ambiguous".into(),
                 category: String::new(),
             }),
         }
@@ -202,6 +208,7 @@ pub fn place(m: &ParsedMail, rules: &[Rule], customers: &[Customer]) -> Placemen
                 })
                 .map(|c| c.file)
                 .collect(),
+            "address",
             "sender's address".into(),
         ),
         by(
@@ -214,6 +221,7 @@ pub fn place(m: &ParsedMail, rules: &[Rule], customers: &[Customer]) -> Placemen
                     .map(|c| c.file)
                     .collect()
             },
+            "domain",
             format!("sender's domain {domain}"),
         ),
         {
@@ -224,6 +232,7 @@ pub fn place(m: &ParsedMail, rules: &[Rule], customers: &[Customer]) -> Placemen
                     .filter(|c| c.nip.as_ref().is_some_and(|n| nips.contains(n)))
                     .map(|c| c.file)
                     .collect(),
+                "nip",
                 "NIP in the subject or an attachment's name".into(),
             )
         },
@@ -235,6 +244,7 @@ pub fn place(m: &ParsedMail, rules: &[Rule], customers: &[Customer]) -> Placemen
         .unwrap_or(Placement {
             file: None,
             reason: "no match".into(),
+            basis: "none".into(),
             category: String::new(),
         });
     Placement {

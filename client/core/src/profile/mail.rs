@@ -50,6 +50,8 @@ pub struct PlacedMail {
     pub category: String,
     /// Why this file.
     pub reason: String,
+    /// Why, as a code (`rule`, `address`, `domain`, `nip`, `manual`).
+    pub basis: String,
     /// Documents made of its attachments.
     pub attachments: usize,
     /// The record waits on this device for the relay (sent at the next sync).
@@ -110,6 +112,8 @@ pub struct InboxView {
     pub category: String,
     /// Why no customer file was found.
     pub reason: String,
+    /// Why, as a code: `none` (nothing matched) or `ambiguous` (several customers did).
+    pub basis: String,
     /// Attachment names.
     pub attachments: Vec<String>,
     /// Mailbox it came from.
@@ -425,9 +429,7 @@ impl Profile {
             self.store.put_mail_seen(&digest, "inbox", None, now_ms())?;
             return Ok(None);
         };
-        let placed = self
-            .store_mail(file, &mail, &placement.category, &placement.reason, mailbox)
-            .await?;
+        let placed = self.store_mail(file, &mail, &placement, mailbox).await?;
         known.insert(hex::encode(digest));
         Ok(Some(placed))
     }
@@ -439,10 +441,10 @@ impl Profile {
         &mut self,
         file: FileId,
         mail: &ParsedMail,
-        category: &str,
-        reason: &str,
+        placement: &sort::Placement,
         mailbox: &str,
     ) -> Result<PlacedMail> {
+        let (category, reason) = (placement.category.as_str(), placement.reason.as_str());
         let importing = format!("importing:{file}");
         let mut docs: Vec<(String, String)> = match self.store.mail_seen(&mail.digest)? {
             Some((p, Some(d))) if p == importing => serde_json::from_str(&d).unwrap_or_default(),
@@ -514,6 +516,7 @@ impl Profile {
             file_name: self.local.files.get(&file).and_then(|f| f.name.clone()),
             category: category.to_owned(),
             reason: reason.to_owned(),
+            basis: placement.basis.clone(),
             attachments: docs.len(),
             queued,
         })
@@ -691,6 +694,11 @@ impl Profile {
                 from_name: m.from_name,
                 subject: m.subject,
                 date_ms: m.date_ms,
+                basis: if row.reason == "no match" {
+                    "none".into()
+                } else {
+                    "ambiguous".into()
+                },
                 reason: row.reason,
                 attachments: m.attachments.into_iter().map(|a| a.name).collect(),
                 mailbox: row.mailbox,
@@ -771,7 +779,17 @@ impl Profile {
             None => "assigned by hand".to_owned(),
         };
         let placed = self
-            .store_mail(file, &mail, &category, &reason, &row.mailbox)
+            .store_mail(
+                file,
+                &mail,
+                &sort::Placement {
+                    file: Some(file),
+                    reason,
+                    basis: "manual".into(),
+                    category,
+                },
+                &row.mailbox,
+            )
             .await?;
         self.store.forget_inbox(&row.digest)?;
         let mut also_placed = Vec::new();
@@ -796,10 +814,7 @@ impl Profile {
             };
             let p = sort::place(&m, &rules, &customers);
             if let Some(file) = p.file {
-                placed.push(
-                    self.store_mail(file, &m, &p.category, &p.reason, &row.mailbox)
-                        .await?,
-                );
+                placed.push(self.store_mail(file, &m, &p, &row.mailbox).await?);
                 self.store.forget_inbox(&row.digest)?;
             }
         }

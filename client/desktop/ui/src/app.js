@@ -10,6 +10,7 @@ import { Board, Calendar, Leads, SearchResults } from "./work.js";
 import { Office } from "./office.js";
 import { Audit } from "./audit.js";
 import { GuestMain } from "./guest.js";
+import { Mail } from "./mail.js";
 
 // ---- onboarding --------------------------------------------------------------------
 function Onboarding({ relay, needsPassphrase, onDone, fail }) {
@@ -272,7 +273,7 @@ function ChangePassphrase({ fail }) {
 }
 
 // ---- the main window ---------------------------------------------------------------
-const SECTIONS = ["customers", "leads", "board", "calendar", "office", "audit", "settings"];
+const SECTIONS = ["customers", "leads", "board", "calendar", "mail", "office", "audit", "settings"];
 
 function Main({ state, language, setLanguage, fail, refresh }) {
   const me = state.profile;
@@ -345,6 +346,7 @@ function Main({ state, language, setLanguage, fail, refresh }) {
   else if (section === "leads") content = html`<${Leads} customers=${customers} ...${props} />`;
   else if (section === "board") content = html`<${Board} ...${props} />`;
   else if (section === "calendar") content = html`<${Calendar} ...${props} />`;
+  else if (section === "mail") content = html`<${Mail} customers=${customers} ...${props} />`;
   else if (section === "office") content = html`<${Office} ...${props} />`;
   else if (section === "audit") content = html`<${Audit} fail=${fail} />`;
   else content = html`<${Settings} me=${me} relay=${state.relay} language=${language} setLanguage=${setLanguage} fail=${fail} refresh=${refresh} />`;

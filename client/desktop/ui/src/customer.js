@@ -1,6 +1,7 @@
 // A customer: everything about them in one place (timeline, chat, documents, tasks).
 import { useEffect, useRef, useState } from "./vendor/hooks.module.js";
 import { Bar, Field, addDays, bytes, html, invoke, listen, money, t, today, when } from "./ui.js";
+import { CustomerMail } from "./mail.js";
 
 function Timeline({ file, version, fail, changed }) {
   const [items, setItems] = useState(null);
@@ -565,6 +566,7 @@ const TABS = {
   documents: Documents,
   tasks: Tasks,
   offers: Offers,
+  mail: CustomerMail,
 };
 
 export function Customer({ customer, version, fail, changed, me, profile }) {
