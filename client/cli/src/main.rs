@@ -2994,7 +2994,7 @@ async fn mail(p: &mut Profile, cmd: MailCmd, json: bool) -> Result<Output, Failu
                 text.push_str(&format!(
                     "\nNew rule {}: {} {:?}",
                     &rule.id[..12],
-                    on_word(rule.rule.on),
+                    rule.rule.on.word(),
                     rule.rule.pattern
                 ));
             }
@@ -3140,22 +3140,8 @@ async fn mail(p: &mut Profile, cmd: MailCmd, json: bool) -> Result<Output, Failu
     }
 }
 
-fn on_word(on: RuleOn) -> &'static str {
-    match on {
-        RuleOn::From => "from",
-        RuleOn::Domain => "domain",
-        RuleOn::Subject => "subject",
-        RuleOn::Attachment => "attachment",
-    }
-}
-
 fn rule_line(r: &RuleView) -> String {
-    let mut s = format!(
-        "{}  {} {:?}",
-        &r.id[..12],
-        on_word(r.rule.on),
-        r.rule.pattern
-    );
+    let mut s = format!("{}  {} {:?}", &r.id[..12], r.rule.on.word(), r.rule.pattern);
     if let Some(f) = r.rule.file {
         s.push_str(&format!(
             " → {}",

@@ -31,6 +31,18 @@ pub enum RuleOn {
     Attachment,
 }
 
+impl RuleOn {
+    /// The word a rule is written with (`from`, `domain`, `subject`, `attachment`).
+    pub fn word(self) -> &'static str {
+        match self {
+            Self::From => "from",
+            Self::Domain => "domain",
+            Self::Subject => "subject",
+            Self::Attachment => "attachment",
+        }
+    }
+}
+
 impl std::str::FromStr for RuleOn {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
@@ -170,7 +182,7 @@ pub fn place(m: &ParsedMail, rules: &[Rule], customers: &[Customer]) -> Placemen
             if is_customer(&f) && r.matches(m) {
                 return Placement {
                     file: Some(f),
-                    reason: format!("rule {}: {} {}", n + 1, on_word(r.on), r.pattern),
+                    reason: format!("rule {}: {} {}", n + 1, r.on.word(), r.pattern),
                     basis: "rule".into(),
                     category,
                 };
@@ -298,15 +310,6 @@ pub fn categorise(m: &ParsedMail, rules: &[Rule]) -> String {
         "invoice".into()
     } else {
         "other".into()
-    }
-}
-
-fn on_word(on: RuleOn) -> &'static str {
-    match on {
-        RuleOn::From => "from",
-        RuleOn::Domain => "domain",
-        RuleOn::Subject => "subject",
-        RuleOn::Attachment => "attachment",
     }
 }
 

@@ -450,12 +450,16 @@ impl Profile {
             Some((p, Some(d))) if p == importing => serde_json::from_str(&d).unwrap_or_default(),
             _ => Vec::new(),
         };
-        self.store.put_mail_seen(
-            &mail.digest,
-            &importing,
-            Some(&json!(docs).to_string()),
-            now_ms(),
-        )?;
+        // Remembered before and after each upload: an interrupted import resumes after them.
+        let progress = |store: &crate::store::LocalStore, docs: &[(String, String)]| {
+            store.put_mail_seen(
+                &mail.digest,
+                &importing,
+                Some(&json!(docs).to_string()),
+                now_ms(),
+            )
+        };
+        progress(&self.store, &docs)?;
         let year = mail
             .date_ms
             .and_then(|ms| i64::try_from(ms).ok())
@@ -467,12 +471,7 @@ impl Profile {
                 .upload_bytes(file, &a.name, &a.bytes, year, Arc::new(|_, _, _| {}))
                 .await?;
             docs.push((m.document.to_string(), a.name.clone()));
-            self.store.put_mail_seen(
-                &mail.digest,
-                &importing,
-                Some(&json!(docs).to_string()),
-                now_ms(),
-            )?;
+            progress(&self.store, &docs)?;
         }
         let record = self.mail_record_id(file, &mail.digest)?;
         let received = now_ms();
@@ -773,7 +772,7 @@ impl Profile {
         let reason = match &rule_view {
             Some(r) => format!(
                 "assigned by hand (rule {} {})",
-                on_word(r.rule.on),
+                r.rule.on.word(),
                 r.rule.pattern
             ),
             None => "assigned by hand".to_owned(),
@@ -869,15 +868,6 @@ impl Profile {
         )
         .await
         .map(|_| ())
-    }
-}
-
-fn on_word(on: RuleOn) -> &'static str {
-    match on {
-        RuleOn::From => "from",
-        RuleOn::Domain => "domain",
-        RuleOn::Subject => "subject",
-        RuleOn::Attachment => "attachment",
     }
 }
 
