@@ -12,6 +12,7 @@
 //! | [`keystore`] | the store key in the OS keyring, with the passphrase as the fallback |
 //! | [`transport`] | the relay API over a `Transport` (HTTP by default), signed as the device, with clear errors |
 //! | [`room`] | Megolm room sessions: rotation policy, room-key shares, a timeline that keeps messages whose key has not arrived |
+//! | [`ksef`] | KSeF intake: the KSeF number and its check (growing with the KSeF issue) |
 //! | [`mail`] | mail intake: IMAP over TLS, MIME parsing, sorting rules |
 //! | [`profile`] | one device's profile: every action (found, invite, join, approve, files and epochs, chat, sync, search) with crash-safe commits |
 //!
@@ -20,6 +21,7 @@
 
 pub mod device;
 pub mod keystore;
+pub mod ksef;
 pub mod mail;
 pub mod olm;
 pub mod onboarding;
