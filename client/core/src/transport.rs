@@ -1398,25 +1398,32 @@ pub type PushSocket =
 
 /// TLS for the push channel: the system's roots plus `LEDGERLINE_CA_FILE`, as for HTTP.
 fn tls_config() -> Result<std::sync::Arc<rustls::ClientConfig>, RelayError> {
+    let extra = std::env::var_os(CA_FILE_ENV).map(std::path::PathBuf::from);
+    client_tls(extra.as_deref(), CA_FILE_ENV).map_err(RelayError::Unreachable)
+}
+
+/// A rustls client configuration with the system's roots plus the PEM certificates of
+/// `extra_ca` (an office's own CA; `what` names it in errors). Shared by the relay's push
+/// channel and the mail intake's IMAP connections.
+pub(crate) fn client_tls(
+    extra_ca: Option<&std::path::Path>,
+    what: &str,
+) -> Result<std::sync::Arc<rustls::ClientConfig>, String> {
     let mut roots = rustls::RootCertStore::empty();
     for cert in rustls_native_certs::load_native_certs().certs {
         let _ = roots.add(cert);
     }
-    if let Some(path) = std::env::var_os(CA_FILE_ENV) {
-        let pem = std::fs::read(&path)
-            .map_err(|e| RelayError::Unreachable(format!("cannot read {CA_FILE_ENV}: {e}")))?;
+    if let Some(path) = extra_ca {
+        let pem = std::fs::read(path).map_err(|e| format!("cannot read {what}: {e}"))?;
         for cert in rustls_pemfile::certs(&mut pem.as_slice()) {
-            let cert = cert
-                .map_err(|e| RelayError::Unreachable(format!("{CA_FILE_ENV} is not PEM: {e}")))?;
-            roots
-                .add(cert)
-                .map_err(|e| RelayError::Unreachable(format!("{CA_FILE_ENV}: {e}")))?;
+            let cert = cert.map_err(|e| format!("{what} is not PEM: {e}"))?;
+            roots.add(cert).map_err(|e| format!("{what}: {e}"))?;
         }
     }
     let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
     let config = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
-        .map_err(|e| RelayError::Unreachable(e.to_string()))?
+        .map_err(|e| e.to_string())?
         .with_root_certificates(roots)
         .with_no_client_auth();
     Ok(std::sync::Arc::new(config))

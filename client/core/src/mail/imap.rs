@@ -7,7 +7,6 @@ use super::parse::MAX_MESSAGE_BYTES;
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
@@ -80,36 +79,13 @@ async fn step<T, E: std::fmt::Display>(
     }
 }
 
-fn tls_config(ca_file: Option<&PathBuf>) -> Result<Arc<rustls::ClientConfig>, ImapError> {
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in rustls_native_certs::load_native_certs().certs {
-        let _ = roots.add(cert);
-    }
-    if let Some(path) = ca_file {
-        let pem = std::fs::read(path).map_err(|e| {
-            ImapError::Unreachable(format!("CA file {} cannot be read: {e}", path.display()))
-        })?;
-        for cert in rustls_pemfile::certs(&mut pem.as_slice()) {
-            let cert =
-                cert.map_err(|e| ImapError::Unreachable(format!("CA file is not PEM: {e}")))?;
-            roots
-                .add(cert)
-                .map_err(|e| ImapError::Unreachable(format!("CA file: {e}")))?;
-        }
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| ImapError::Unreachable(e.to_string()))?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    Ok(Arc::new(config))
-}
-
 impl Session {
     /// Connects with TLS, logs in and selects the folder.
     pub async fn open(config: &MailboxConfig, password: &str) -> Result<Self, ImapError> {
-        let tls = tokio_rustls::TlsConnector::from(tls_config(config.ca_file.as_ref())?);
+        let tls = tokio_rustls::TlsConnector::from(
+            crate::transport::client_tls(config.ca_file.as_deref(), "the mailbox's CA file")
+                .map_err(ImapError::Unreachable)?,
+        );
         let name = rustls::pki_types::ServerName::try_from(config.host.clone())
             .map_err(|_| ImapError::Unreachable(format!("{:?} is not a host name", config.host)))?;
         let tcp = tokio::time::timeout(

@@ -16,7 +16,7 @@ use chrono::{Datelike, TimeZone};
 use ledgerline_protocol::ids::{FileId, RecordId};
 use rand_core::{OsRng, RngCore};
 use serde::Serialize;
-use serde_json::{json, Value};
+use serde_json::json;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -298,6 +298,8 @@ impl Profile {
         }
         let mut report = MailReport::default();
         let mut known = self.known_mail()?;
+        // Rules and cards cannot change during a fetch: read once, not per message.
+        let (rules, customers) = (self.mail_rules_now()?, self.mail_customers()?);
         let mut first_error = None;
         'mailboxes: for row in rows {
             let config: MailboxConfig = serde_json::from_str(&row.config)
@@ -343,7 +345,10 @@ impl Profile {
                 };
                 if let Some(raw) = raw {
                     report.read += 1;
-                    match self.take_in(&raw, &row.label, &mut known).await {
+                    match self
+                        .take_in(&raw, &row.label, &mut known, &rules, &customers)
+                        .await
+                    {
                         Ok(Some(placed)) => report.imported.push(placed),
                         Ok(None) => report.inbox += 1,
                         Err(Stop::Duplicate) => report.duplicates += 1,
@@ -407,6 +412,8 @@ impl Profile {
         raw: &[u8],
         mailbox: &str,
         known: &mut BTreeSet<String>,
+        rules: &[Rule],
+        customers: &[Customer],
     ) -> std::result::Result<Option<PlacedMail>, Stop> {
         let digest = parse::digest(raw);
         let seen = self.store.mail_seen(&digest)?;
@@ -417,7 +424,7 @@ impl Profile {
             return Err(Stop::Duplicate);
         }
         let mail = parse::parse(raw).map_err(|e| ClientError::Invalid(e.to_string()))?;
-        let placement = sort::place(&mail, &self.mail_rules_now()?, &self.mail_customers()?);
+        let placement = sort::place(&mail, rules, customers);
         let Some(file) = placement.file else {
             self.store.put_inbox(&InboxRow {
                 digest,
@@ -767,8 +774,10 @@ impl Profile {
             }
             None => None,
         };
-        let category = category
-            .unwrap_or_else(|| sort::categorise(&mail, &self.mail_rules_now().unwrap_or_default()));
+        let category = match category {
+            Some(c) => c,
+            None => sort::categorise(&mail, &self.mail_rules_now()?),
+        };
         let reason = match &rule_view {
             Some(r) => format!(
                 "assigned by hand (rule {} {})",
@@ -909,12 +918,6 @@ pub(super) fn mail_line(f: &crate::work::merge::Fields) -> (String, String) {
     let from = opt_text(f.get("from_name"))
         .or_else(|| opt_text(f.get("from")))
         .unwrap_or_default();
-    let category: Value = f.get("category").clone();
-    (
-        format!(
-            "✉ {from}: {subject} [{}]",
-            category.as_str().unwrap_or("other")
-        ),
-        subject,
-    )
+    let category = f.get("category").as_str().unwrap_or("other");
+    (format!("✉ {from}: {subject} [{category}]"), subject)
 }
