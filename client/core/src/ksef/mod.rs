@@ -2,4 +2,5 @@
 //! fetched and read on the client. This module grows with the KSeF issue; so far it holds
 //! the KSeF number and its check.
 
+pub mod invoice;
 pub mod number;
