@@ -3,6 +3,8 @@
 //! `--json`, and exits with a code scripts can trust (see `ledgerline --help`).
 #![forbid(unsafe_code)]
 
+mod ksef;
+
 use clap::{Args, Parser, Subcommand};
 use ledgerline_client_core::chrono::NaiveDate;
 use ledgerline_client_core::keystore;
@@ -40,6 +42,8 @@ Exit codes:
   7   not allowed (not an admin, not yet approved, no access)
   8   wrong store passphrase or key, or the OS keyring failed
   9   the mail server is unreachable or refused the login (`mail`)
+  10  KSeF is unreachable, refused the login, or a sync stopped early (`ksef`;
+      what was fetched is kept)
   75  queued: the message or edit is kept on this device; `ledgerline sync` sends it
 
 Environment:
@@ -49,7 +53,12 @@ Environment:
                          keeps a random key in the OS keyring, else the passphrase is asked
   LEDGERLINE_CA_FILE     PEM file of extra CA certificates for an https:// relay
   LEDGERLINE_MAIL_PASSWORD  the mailbox password for `mail connect` (else
-                         --password-stdin, else it is asked)";
+                         --password-stdin, else it is asked)
+  LEDGERLINE_KSEF_TOKEN  the KSeF token for `ksef token set` (else --token-stdin, else
+                         it is asked)
+  LEDGERLINE_KSEF_URL    KSeF API address instead of the environment's (https://; a test
+                         server or an office proxy)
+  LEDGERLINE_KSEF_CA_FILE  PEM file of an extra CA for that address";
 
 /// Ledgerline client: end-to-end encrypted chat and customer files for accounting offices.
 #[derive(Parser, Debug)]
@@ -162,6 +171,11 @@ enum Command {
     /// customer's file (encrypted like any record), attachments as documents.
     #[command(subcommand)]
     Mail(MailCmd),
+    /// KSeF intake: each customer's e-invoices fetched from KSeF on this device with the
+    /// customer's token, kept encrypted in its file (the XML as a document, plus what it
+    /// says); purchase invoices due soon become tasks.
+    #[command(subcommand)]
+    Ksef(ksef::KsefCmd),
     /// Full-text search over this device's decrypted data.
     Search {
         /// Words to find (prefixes match; Polish diacritics optional).
@@ -1136,6 +1150,7 @@ impl From<ClientError> for Failure {
             ClientError::Invalid(_) => (1, "invalid"),
             ClientError::Queued(_) => (75, "queued"),
             ClientError::Mail(_) => (9, "mail_server"),
+            ClientError::Ksef(_) => (10, "ksef"),
         };
         Self {
             exit,
@@ -1629,6 +1644,7 @@ async fn with_profile(p: &mut Profile, command: Command, json: bool) -> Result<O
         Command::Room(cmd) => room(p, cmd).await,
         Command::Guest(cmd) => guest(p, cmd, json).await,
         Command::Mail(cmd) => mail(p, cmd, json).await,
+        Command::Ksef(cmd) => ksef::ksef(p, cmd, json).await,
         Command::Conversation(cmd) => conversation(p, cmd, json).await,
         Command::Search { query, limit } => {
             let hits = p.search(&query, limit)?;

@@ -35,6 +35,7 @@ mod cover;
 mod devices;
 mod documents;
 mod guests;
+mod ksef;
 mod mail;
 mod offboard;
 mod recovery;
@@ -46,6 +47,7 @@ pub use audit::{ExportSummary, LostDocument, Reconciled, RestoreReport};
 pub use cover::{CoverGrant, CoverView};
 pub use documents::{DocumentManifest, Phase, Progress};
 pub use guests::{CustomerMessage, GuestView, MAX_GUEST_INVITE_TTL_MS};
+pub use ksef::{InvoiceView, KsefFileReport, KsefReport, KsefView, DUE_SOON_DAYS};
 pub use mail::{
     AssignReport, FailedMail, InboxView, MailReport, MailView, MailboxView, PlacedMail, RuleView,
 };
@@ -108,6 +110,9 @@ pub enum ClientError {
     /// A mail server could not be reached or refused the login.
     #[error(transparent)]
     Mail(#[from] crate::mail::imap::ImapError),
+    /// KSeF could not be reached, refused the login or answered unexpectedly.
+    #[error(transparent)]
+    Ksef(crate::ksef::api::KsefError),
     /// The message is safe in the outbox but the relay did not take it yet.
     #[error("queued: {0}; `ledgerline sync` sends it when the relay is back")]
     Queued(String),

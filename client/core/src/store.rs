@@ -184,6 +184,25 @@ impl LocalStore {
             .map_err(sql)
     }
 
+    /// Forgets a named piece of state.
+    pub fn forget_state(&self, name: &str) -> Result<(), StoreError> {
+        self.conn
+            .execute("DELETE FROM state WHERE name = ?1", params![name])
+            .map(|_| ())
+            .map_err(sql)
+    }
+
+    /// Forgets every piece of state whose name starts with `prefix`.
+    pub fn forget_state_prefix(&self, prefix: &str) -> Result<(), StoreError> {
+        self.conn
+            .execute(
+                "DELETE FROM state WHERE substr(name, 1, length(?1)) = ?1",
+                params![prefix],
+            )
+            .map(|_| ())
+            .map_err(sql)
+    }
+
     /// Reads a named piece of state.
     pub fn state(&self, name: &str) -> Result<Option<String>, StoreError> {
         self.conn

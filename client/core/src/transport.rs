@@ -120,7 +120,7 @@ pub const RATE_LIMIT_RETRIES: usize = 5;
 
 /// A transport error with its causes ("error sending request: ... Connection refused"),
 /// without the URL (which may carry ids).
-fn describe(e: reqwest::Error) -> String {
+pub(crate) fn describe(e: reqwest::Error) -> String {
     let e = e.without_url();
     let mut out = e.to_string();
     let mut source = std::error::Error::source(&e);

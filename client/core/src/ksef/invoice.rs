@@ -236,7 +236,9 @@ pub fn parse(xml: &[u8]) -> Result<Invoice, InvoiceError> {
                     continue;
                 }
                 // The schema's types are `xsd:token`: whitespace runs collapse to one space.
+                // Control characters (a terminal escape as `&#27;`) never reach a screen.
                 let text = std::mem::take(&mut current)
+                    .replace(|c: char| c.is_control(), " ")
                     .split_whitespace()
                     .collect::<Vec<_>>()
                     .join(" ");

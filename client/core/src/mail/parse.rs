@@ -180,8 +180,13 @@ pub fn parse(raw: &[u8]) -> Result<ParsedMail, MailParseError> {
 /// at most [`MAX_HEADER_CHARS`] (a hostile header must not make a record too large to
 /// store, which would stop the intake at that message).
 fn clean_line(s: &str) -> String {
+    one_line(s, MAX_HEADER_CHARS)
+}
+
+/// Text from a peer as one line: control characters out, trimmed, at most `max` chars.
+pub(crate) fn one_line(s: &str, max: usize) -> String {
     s.chars()
-        .take(MAX_HEADER_CHARS)
+        .take(max)
         .map(|c| if c.is_control() { ' ' } else { c })
         .collect::<String>()
         .trim()

@@ -1915,6 +1915,20 @@ impl Profile {
                 cursor: String::new(),
             });
         }
+        for row in self.store.works("invoice", Some(file.as_bytes()))? {
+            let f = current(&row)?;
+            let (text, title) = super::ksef::invoice_line(&f);
+            items.push(TimelineItem {
+                at_ms: f.get("created_ms").as_u64().unwrap_or(0),
+                kind: "invoice".into(),
+                member: member_of(f.get("author")),
+                text,
+                title,
+                status: opt_text(f.get("direction")),
+                reference: RecordId(row.record).to_string(),
+                cursor: String::new(),
+            });
+        }
         for o in self.offers(file)? {
             let title = offer_title(&o.totals);
             items.push(TimelineItem {
