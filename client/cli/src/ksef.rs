@@ -71,7 +71,11 @@ fn invoice_line(v: &InvoiceView) -> String {
             v.direction,
             i.number,
             i.seller.name,
-            if i.buyer.name.is_empty() { "?" } else { &i.buyer.name },
+            if i.buyer.name.is_empty() {
+                "?"
+            } else {
+                &i.buyer.name
+            },
             i.net,
             i.vat,
             i.gross,
@@ -113,7 +117,9 @@ fn summary(r: &KsefFileReport) -> String {
         s.push_str(&format!("\n    ⚠ {n}: {w}"));
     }
     if let Some(stop) = &r.stopped {
-        s.push_str(&format!("\n    stopped: {stop}; the next sync goes on from here"));
+        s.push_str(&format!(
+            "\n    stopped: {stop}; the next sync goes on from here"
+        ));
     }
     s
 }
@@ -127,8 +133,8 @@ pub(crate) async fn ksef(p: &mut Profile, cmd: KsefCmd, json: bool) -> Result<Ou
             since,
             token_stdin,
         }) => {
-            let env = Environment::parse(&env)
-                .ok_or_else(|| usage("--env is test, demo or prod"))?;
+            let env =
+                Environment::parse(&env).ok_or_else(|| usage("--env is test, demo or prod"))?;
             let since = since
                 .map(|s| {
                     s.parse::<NaiveDate>()

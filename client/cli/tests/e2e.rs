@@ -12,6 +12,7 @@
 
 use ledgerline_relay::config::Config;
 use ledgerline_relay::server::Running;
+use ledgerline_testkit::ksef::KsefServer;
 use ledgerline_testkit::{attachment_part, word, Dovecot, MAIL_PASSWORD, MAIL_USER};
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
@@ -5349,4 +5350,346 @@ async fn mail_is_fetched_sorted_and_stored_encrypted_in_customer_files() {
             "imap.pem",
         ],
     );
+}
+
+/// `ledgerline` with the KSeF test server as its KSeF (address and CA).
+fn ksef_command(profile: &Path, args: &[&str], server: &KsefServer) -> tokio::process::Command {
+    let mut c = command(profile, args);
+    c.env("LEDGERLINE_KSEF_URL", &server.url)
+        .env("LEDGERLINE_KSEF_CA_FILE", &server.ca);
+    c
+}
+
+/// The invoices `ksef invoices` lists, by KSeF number.
+async fn invoices_of(profile: &Path, file: &str) -> std::collections::BTreeMap<String, Value> {
+    ok(profile, &["ksef", "invoices", file]).await["invoices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| (i["ksef_number"].as_str().unwrap().to_owned(), i.clone()))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ksef_invoices_are_fetched_incrementally_and_kept_encrypted() {
+    use chrono::Utc;
+    use ledgerline_client_core::chrono;
+    use ledgerline_testkit::fa3::{money, random_party, Fa3, Party};
+    use rand_chacha::rand_core::SeedableRng;
+    const K: &str = "Kowalski sp. z o.o.";
+    const NIP: &str = "5260250274";
+    const TOKEN: &str = "20260101-EC-2F9A7C1B00-8D3E5A7F21-4B|nip-5260250274|6c1f0e9d2b";
+    let dir = tempfile::tempdir().unwrap();
+    let relay = Relay::start(&dir.path().join("relay"), "127.0.0.1:0".parse().unwrap()).await;
+    let url = relay.url();
+    let f = found(dir.path(), &url).await;
+    ok(&f.owner, &["customer", "add", K, "--nip", NIP]).await;
+    ok(&f.owner, &["file", "grant", K, "Anna Kowalczyk"]).await;
+
+    let server = KsefServer::start(&dir.path().join("ksef"));
+    server.add_token(NIP, TOKEN);
+    // KSeF's high-water mark trails now: what it may still be storing is not listed yet.
+    // (The mark never moves back, so the lag is set before anything is read.)
+    server.set_hwm_lag(Duration::from_secs(2));
+    let ks = |profile: &Path, args: &[&str]| run_with(ksef_command(profile, args, &server));
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(2026);
+    let customer = Party {
+        nip: Some(NIP.into()),
+        eu: None,
+        name: K.into(),
+    };
+    let today = Utc::now().date_naive();
+    let mut models: std::collections::BTreeMap<String, Fa3> = Default::default();
+    let publish = |fa: Fa3, models: &mut std::collections::BTreeMap<String, Fa3>| {
+        let n = server.publish(&fa);
+        models.insert(n.clone(), fa);
+        n
+    };
+    // Sales (the customer issues), a correction of one, purchases (it receives).
+    let mut first_sale = None;
+    for _ in 0..4 {
+        let buyer = random_party(&mut rng);
+        let fa = Fa3::random(&mut rng, customer.clone(), buyer, today);
+        let n = publish(fa.clone(), &mut models);
+        first_sale.get_or_insert((n, fa));
+    }
+    let (sale_n, sale) = first_sale.unwrap();
+    publish(Fa3::correction(&sale, &sale_n, today), &mut models);
+    for i in 0..4 {
+        let seller = random_party(&mut rng);
+        let mut fa = Fa3::random(&mut rng, seller, customer.clone(), today);
+        if i == 0 {
+            fa.due = Some(today + chrono::Duration::days(3));
+            fa.paid = false;
+        }
+        publish(fa, &mut models);
+    }
+    let supplier = random_party(&mut rng);
+    let malformed = server.publish_bytes(
+        supplier.nip.as_deref().unwrap(),
+        NIP,
+        b"<Faktura><P_15>12,00</Faktura>",
+    );
+    let tampered_fa = Fa3::random(&mut rng, supplier.clone(), customer.clone(), today);
+    let tampered = publish(tampered_fa.clone(), &mut models);
+    server.tamper(&tampered, "<P_15>", "<P_15>1");
+    // Few enough per query that the sync meets KSeF's truncation and goes on after it.
+    server.set_truncate_at(3);
+
+    // A wrong token: a clear refusal, nothing kept, the token never echoed.
+    let mut c = ksef_command(
+        &f.owner,
+        &["ksef", "token", "set", K, "--env", "test"],
+        &server,
+    );
+    c.env("LEDGERLINE_KSEF_TOKEN", "20260101-EC-ZLY-TOKEN");
+    let r = run_with(c).await;
+    assert_eq!(r.code, 10, "{}", r.stderr);
+    assert!(r.stderr.contains("refused the login"), "{}", r.stderr);
+    assert!(!r.stderr.contains("ZLY-TOKEN"), "{}", r.stderr);
+    assert_eq!(ok(&f.owner, &["ksef", "status"]).await["files"], json!([]));
+    // Without trusting the server's CA there is no connection at all.
+    let mut c = command(&f.owner, &["ksef", "token", "set", K, "--env", "test"]);
+    c.env("LEDGERLINE_KSEF_URL", &server.url)
+        .env("LEDGERLINE_KSEF_TOKEN", TOKEN);
+    let r = run_with(c).await;
+    assert_eq!(r.code, 10, "{}", r.stderr);
+    assert!(r.stderr.contains("could not be reached"), "{}", r.stderr);
+
+    let mut c = ksef_command(
+        &f.owner,
+        &["ksef", "token", "set", K, "--env", "test"],
+        &server,
+    );
+    c.env("LEDGERLINE_KSEF_TOKEN", TOKEN);
+    let r = run_with(c).await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.json["nip"], NIP);
+    assert!(!r.json.to_string().contains(TOKEN));
+
+    // The full fetch, once the mark has passed what was published.
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let r = ks(&f.owner, &["ksef", "sync", K]).await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let rep = &r.json["files"][0];
+    assert_eq!(rep["sales"], 5, "{rep}");
+    assert_eq!(rep["purchases"], 6, "{rep}");
+    assert_eq!(rep["tasks"], 1, "{rep}");
+    let warned: BTreeSet<String> = rep["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w[0].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        warned,
+        BTreeSet::from([malformed.clone(), tampered.clone()]),
+        "{rep}"
+    );
+    let list = invoices_of(&f.owner, K).await;
+    assert_eq!(list.len(), 11);
+    for (n, fa) in &models {
+        let v = &list[n];
+        assert_eq!(
+            v["direction"],
+            if fa.seller.nip.as_deref() == Some(NIP) {
+                "sales"
+            } else {
+                "purchase"
+            }
+        );
+        if *n == tampered {
+            continue;
+        }
+        // Exact decimals, as the XML has them.
+        assert_eq!(
+            v["invoice"]["gross"],
+            money(fa.gross()).trim_start_matches('+'),
+            "{v}"
+        );
+        assert_eq!(v["invoice"]["net"], money(fa.net()), "{v}");
+        assert_eq!(v["invoice"]["vat"], money(fa.vat()), "{v}");
+        assert_eq!(v["invoice"]["seller"]["name"], fa.seller.name.as_str());
+        assert!(v["warnings"].as_array().unwrap().is_empty(), "{v}");
+    }
+    let m = &list[&malformed];
+    assert!(m["invoice"].is_null());
+    assert!(
+        m["warnings"][0].as_str().unwrap().contains("unreadable"),
+        "{m}"
+    );
+    let t = &list[&tampered];
+    assert!(
+        t["warnings"]
+            .to_string()
+            .contains("does not match KSeF's hash"),
+        "{t}"
+    );
+    // The original XML is a document of the file, byte for byte.
+    let out = dir.path().join("faktura.xml");
+    ok(
+        &f.anna,
+        &[
+            "doc",
+            "download",
+            K,
+            list[&sale_n]["document"].as_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ],
+    )
+    .await;
+    let published = server.published();
+    let original = &published.iter().find(|p| p.0 == sale_n).unwrap().2;
+    assert_eq!(&std::fs::read(&out).unwrap(), original);
+    // A task to pay the purchase due in three days; the timeline shows the invoices.
+    let tasks = ok(&f.owner, &["task", "list", "--customer", K]).await;
+    assert_eq!(
+        tasks["tasks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|t| t["title"].as_str().unwrap().starts_with("Zapłać fakturę"))
+            .count(),
+        1,
+        "{tasks}"
+    );
+    let timeline = ok(&f.anna, &["customer", "timeline", K]).await;
+    assert_eq!(
+        timeline["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|i| i["kind"] == "invoice")
+            .count(),
+        11
+    );
+
+    // Incremental: nothing new, nothing twice.
+    let r = ks(&f.owner, &["ksef", "sync", K]).await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(
+        (
+            r.json["files"][0]["sales"].as_u64(),
+            r.json["files"][0]["purchases"].as_u64()
+        ),
+        (Some(0), Some(0))
+    );
+
+    // The high-water mark: what KSeF may still be storing is not read past. An invoice
+    // that materialises late, behind one already stored, is not missed.
+    let b = publish(
+        Fa3::random(&mut rng, supplier.clone(), customer.clone(), today),
+        &mut models,
+    );
+    let r = ks(&f.owner, &["ksef", "sync", K]).await;
+    assert_eq!(r.json["files"][0]["purchases"], 0, "{}", r.json);
+    let late = Fa3::random(&mut rng, supplier.clone(), customer.clone(), today);
+    let late_n = server.publish_at(&late, Utc::now() - chrono::Duration::milliseconds(900));
+    models.insert(late_n.clone(), late);
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    // Anna's device continues where the office's cursor stands.
+    let r = ks(&f.anna, &["ksef", "sync", K]).await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.json["files"][0]["purchases"], 2, "{}", r.json);
+    server.set_hwm_lag(Duration::ZERO);
+    let list = invoices_of(&f.owner, K).await;
+    assert!(list.contains_key(&b) && list.contains_key(&late_n));
+    assert_eq!(list.len(), 13);
+
+    // Rate limits: a 429 is waited out (Retry-After) and the sync completes.
+    server.set_limit("invoiceDownload", 1, 1000, 1000);
+    for _ in 0..3 {
+        publish(
+            Fa3::random(&mut rng, supplier.clone(), customer.clone(), today),
+            &mut models,
+        );
+    }
+    let before = server.stats();
+    let r = ks(&f.owner, &["ksef", "sync", K]).await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.json["files"][0]["purchases"], 3, "{}", r.json);
+    assert_eq!(server.stats().downloads - before.downloads, 3);
+    assert!(server.stats().too_many > before.too_many);
+    assert!(
+        r.json["files"][0]["waited"].as_u64().unwrap() >= 1,
+        "{}",
+        r.json
+    );
+
+    // Killed mid-sync, then again: every invoice once.
+    for _ in 0..4 {
+        let buyer = random_party(&mut rng);
+        publish(
+            Fa3::random(&mut rng, customer.clone(), buyer, today),
+            &mut models,
+        );
+    }
+    let mut child = ksef_command(&f.owner, &["ksef", "sync", K], &server)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(2200)).await;
+    let _ = child.start_kill();
+    let _ = child.wait().await;
+    let r = ks(&f.owner, &["ksef", "sync", K]).await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    server.set_limit("invoiceDownload", 80, 160, 640);
+    ok(&f.anna, &["sync"]).await;
+    let list = invoices_of(&f.anna, K).await;
+    assert_eq!(
+        list.len(),
+        models.len() + 1,
+        "every invoice once (the malformed one has no model)"
+    );
+    let records = ok(&f.anna, &["customer", "timeline", K]).await["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i["kind"] == "invoice")
+        .count();
+    assert_eq!(records, list.len(), "no invoice record twice");
+
+    // Expired tokens: refreshed, or a new login when the refresh token is gone too.
+    let before = server.stats();
+    server.expire_access_tokens();
+    publish(
+        Fa3::random(&mut rng, supplier.clone(), customer.clone(), today),
+        &mut models,
+    );
+    let r = ks(&f.owner, &["ksef", "sync", K]).await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(server.stats().refreshes, before.refreshes + 1);
+    server.expire_access_tokens();
+    server.expire_refresh_tokens();
+    let r = ks(&f.owner, &["ksef", "sync", K]).await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(server.stats().logins, before.logins + 1);
+    // A revoked KSeF token: a clear error that says what to do.
+    server.revoke_token(TOKEN);
+    server.expire_access_tokens();
+    server.expire_refresh_tokens();
+    let r = ks(&f.owner, &["ksef", "sync", K]).await;
+    assert_eq!(r.code, 10, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("refused the login") && r.stderr.contains("ksef token set"),
+        "{}",
+        r.stderr
+    );
+
+    // The relay never saw the token, a party, a number or an amount.
+    let mut needles: Vec<String> = vec![
+        TOKEN.into(),
+        "Faktura".into(),
+        "P_15".into(),
+        "FA (3)".into(),
+    ];
+    for (n, fa) in &models {
+        needles.push(n.clone());
+        needles.push(fa.number.clone());
+        needles.push(fa.seller.name.clone());
+        needles.push(money(fa.gross()));
+    }
+    let needles: Vec<&str> = needles.iter().map(String::as_str).collect();
+    assert_relay_never_saw(&relay.dir, &needles);
 }

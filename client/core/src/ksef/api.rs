@@ -288,7 +288,9 @@ async fn body(mut res: reqwest::Response, max: usize) -> Result<Vec<u8>> {
         .map_err(|e| KsefError::Unreachable(crate::transport::describe(e)))?
     {
         if out.len() + chunk.len() > max {
-            return Err(KsefError::Protocol(format!("an answer larger than {max} bytes")));
+            return Err(KsefError::Protocol(format!(
+                "an answer larger than {max} bytes"
+            )));
         }
         out.extend_from_slice(&chunk);
     }
@@ -370,12 +372,14 @@ impl KsefClient {
                 hits.pop_front();
             }
             let wait_for = |n: usize, window: Duration| -> Option<Duration> {
-                let recent: Vec<&Instant> =
-                    hits.iter().filter(|t| now.duration_since(**t) < window).collect();
+                let recent: Vec<&Instant> = hits
+                    .iter()
+                    .filter(|t| now.duration_since(**t) < window)
+                    .collect();
                 (recent.len() >= n).then(|| {
-                    recent
-                        .first()
-                        .map_or(Duration::ZERO, |t| window.saturating_sub(now.duration_since(**t)))
+                    recent.first().map_or(Duration::ZERO, |t| {
+                        window.saturating_sub(now.duration_since(**t))
+                    })
                 })
             };
             if let Some(w) = wait_for(per_h, Duration::from_secs(3600)) {
@@ -451,9 +455,7 @@ impl KsefClient {
             .filter(|c| c.usage.iter().any(|u| u == "KsefTokenEncryption"))
             .filter(|c| c.valid_from <= now && now <= c.valid_to)
             .max_by_key(|c| c.valid_from)
-            .ok_or_else(|| {
-                KsefError::Protocol("no valid key for encrypting KSeF tokens".into())
-            })?;
+            .ok_or_else(|| KsefError::Protocol("no valid key for encrypting KSeF tokens".into()))?;
         let key = public_key(&cert.certificate)?;
 
         let (status, _, bytes) = self
@@ -521,7 +523,11 @@ impl KsefClient {
                     tokio::time::sleep(pause).await;
                     pause = (pause * 2).min(Duration::from_secs(5));
                 }
-                100 => return Err(KsefError::Unreachable("the login did not settle within a minute".into())),
+                100 => {
+                    return Err(KsefError::Unreachable(
+                        "the login did not settle within a minute".into(),
+                    ))
+                }
                 200 => break,
                 code => {
                     return Err(KsefError::Refused {
@@ -541,7 +547,9 @@ impl KsefClient {
             )
             .await?;
         if status != 200 {
-            return Err(KsefError::Protocol(format!("redeeming the tokens: HTTP {status}")));
+            return Err(KsefError::Protocol(format!(
+                "redeeming the tokens: HTTP {status}"
+            )));
         }
         let tokens: Tokens = json_of(&bytes, "the tokens")?;
         let refresh = tokens
@@ -576,7 +584,9 @@ impl KsefClient {
                 Ok(())
             }
             401 | 403 => Err(KsefError::Unauthorized),
-            s => Err(KsefError::Protocol(format!("refreshing the token: HTTP {s}"))),
+            s => Err(KsefError::Protocol(format!(
+                "refreshing the token: HTTP {s}"
+            ))),
         }
     }
 

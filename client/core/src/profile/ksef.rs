@@ -153,8 +153,9 @@ impl Profile {
             return Err(ClientError::Invalid("that is not a KSeF token".into()));
         }
         let nip = match nip {
-            Some(n) => crate::work::ids::parse_nip(n)
-                .map_err(|e| ClientError::Invalid(e.to_string()))?,
+            Some(n) => {
+                crate::work::ids::parse_nip(n).map_err(|e| ClientError::Invalid(e.to_string()))?
+            }
             None => self
                 .customers()?
                 .into_iter()
@@ -170,7 +171,9 @@ impl Profile {
         let mut client = KsefClient::new(env)?;
         let session = client.login(&nip, token).await?;
         let old = self.ksef_settings(file)?;
-        let record = old.as_ref().map_or_else(|| RecordId::random(&mut OsRng), |s| s.record);
+        let record = old
+            .as_ref()
+            .map_or_else(|| RecordId::random(&mut OsRng), |s| s.record);
         let id_key = match &old {
             Some(s) => hex::encode(s.id_key.as_slice()),
             None => {
@@ -197,7 +200,8 @@ impl Profile {
             for (_, field, _) in SUBJECTS {
                 edits.push((field.to_owned(), Value::Null));
             }
-            self.store.forget_state_prefix(&format!("ksef-cursor:{file}:"))?;
+            self.store
+                .forget_state_prefix(&format!("ksef-cursor:{file}:"))?;
         }
         match self.edit_item(file, record, "ksef", edits).await {
             Ok(_) | Err(ClientError::Queued(_)) => {}
@@ -331,16 +335,19 @@ impl Profile {
         let Some(text) = self.store.state(&session_key(file))?.map(Zeroizing::new) else {
             return Ok(None);
         };
-        let v: Value = serde_json::from_str(&text).unwrap_or_default();
-        Ok(match (
-            v["access"].as_str(),
-            time_of(&v["access_until"]),
-            v["refresh"].as_str(),
-            time_of(&v["refresh_until"]),
-        ) {
-            (Some(a), Some(au), Some(r), Some(ru)) => Some(Session::from_parts(a, au, r, ru)),
-            _ => None,
-        })
+        #[derive(serde::Deserialize, zeroize::Zeroize, zeroize::ZeroizeOnDrop)]
+        struct Kept {
+            access: String,
+            #[zeroize(skip)]
+            access_until: DateTime<Utc>,
+            refresh: String,
+            #[zeroize(skip)]
+            refresh_until: DateTime<Utc>,
+        }
+        // Unreadable (an older layout): log in again.
+        Ok(serde_json::from_str::<Kept>(&text).ok().map(|k| {
+            Session::from_parts(&k.access, k.access_until, &k.refresh, k.refresh_until)
+        }))
     }
 
     /// Fetches new invoices of `file` (every file with a token when `None`).
@@ -425,7 +432,9 @@ impl Profile {
                         {
                             Ok(p) => p,
                             // `from` is past the high-water mark: nothing new yet.
-                            Err(ClientError::Ksef(KsefError::Rejected(r))) if r.starts_with("21183") => {
+                            Err(ClientError::Ksef(KsefError::Rejected(r)))
+                                if r.starts_with("21183") =>
+                            {
                                 break None;
                             }
                             Err(e) => return Err(e),
@@ -436,8 +445,16 @@ impl Profile {
                             if known.contains(&meta.ksef_number) {
                                 report.known += 1;
                             } else {
-                                self.ksef_import(&mut client, &mut session, file, &s, subject, meta, &mut report)
-                                    .await?;
+                                self.ksef_import(
+                                    &mut client,
+                                    &mut session,
+                                    file,
+                                    &s,
+                                    subject,
+                                    meta,
+                                    &mut report,
+                                )
+                                .await?;
                                 known.insert(meta.ksef_number.clone());
                             }
                             done += 1;
@@ -478,7 +495,12 @@ impl Profile {
                 // Colleagues' devices continue from here too.
                 if Some(from) > s.cursors.get(i).copied().flatten() {
                     match self
-                        .edit_item(file, s.record, "ksef", vec![(field.to_owned(), json!(rfc3339(from)))])
+                        .edit_item(
+                            file,
+                            s.record,
+                            "ksef",
+                            vec![(field.to_owned(), json!(rfc3339(from)))],
+                        )
                         .await
                     {
                         Ok(_) | Err(ClientError::Queued(_)) => {}
@@ -526,7 +548,9 @@ impl Profile {
                     if x.access_until <= Utc::now() + chrono::Duration::seconds(30) {
                         match client.refresh(&mut x).await {
                             Ok(()) => {}
-                            Err(KsefError::Unauthorized) => x = client.login(&s.nip, &s.token).await?,
+                            Err(KsefError::Unauthorized) => {
+                                x = client.login(&s.nip, &s.token).await?
+                            }
                             Err(e) => return Err(e.into()),
                         }
                         self.keep_session(file, &x)?;
@@ -614,7 +638,13 @@ impl Profile {
             Some(d) => d,
             None => {
                 let m = self
-                    .upload_bytes(file, &format!("{number}.xml"), &xml, year, Arc::new(|_, _, _| {}))
+                    .upload_bytes(
+                        file,
+                        &format!("{number}.xml"),
+                        &xml,
+                        year,
+                        Arc::new(|_, _, _| {}),
+                    )
                     .await?;
                 let d = m.document.to_string();
                 self.store.put_state(&doc_state, &d)?;
@@ -655,7 +685,11 @@ impl Profile {
         let title = match &parsed {
             Some(inv) => format!(
                 "{} {} — {} {}",
-                if subject == Subject::Subject1 { "Sprzedaż" } else { "Zakup" },
+                if subject == Subject::Subject1 {
+                    "Sprzedaż"
+                } else {
+                    "Zakup"
+                },
                 inv.number,
                 inv.gross,
                 inv.currency
@@ -673,7 +707,10 @@ impl Profile {
             ("direction".to_owned(), json!(direction)),
             ("invoice".to_owned(), json!(parsed)),
             ("document".to_owned(), json!(document)),
-            ("stored".to_owned(), json!(rfc3339(meta.permanent_storage_date))),
+            (
+                "stored".to_owned(),
+                json!(rfc3339(meta.permanent_storage_date)),
+            ),
             ("warnings".to_owned(), json!(warnings)),
             ("task".to_owned(), json!(task)),
             ("created_ms".to_owned(), json!(created_ms)),
@@ -725,7 +762,8 @@ fn invoice_view(file: FileId, id: RecordId, f: &crate::work::merge::Fields) -> I
 /// A timeline line for an invoice record: (text, title).
 pub(super) fn invoice_line(f: &crate::work::merge::Fields) -> (String, String) {
     let title = opt_text(f.get("title")).unwrap_or_default();
-    let warnings: Vec<String> = serde_json::from_value(f.get("warnings").clone()).unwrap_or_default();
+    let warnings: Vec<String> =
+        serde_json::from_value(f.get("warnings").clone()).unwrap_or_default();
     let text = if warnings.is_empty() {
         title.clone()
     } else {
@@ -790,7 +828,13 @@ mod tests {
     fn invoice_ids_are_keyed() {
         let f = FileId([7; 16]);
         let n = "5265877635-20250826-0100001AF629-AF";
-        assert_eq!(invoice_record_id(&[1; 32], f, n), invoice_record_id(&[1; 32], f, n));
-        assert_ne!(invoice_record_id(&[1; 32], f, n), invoice_record_id(&[2; 32], f, n));
+        assert_eq!(
+            invoice_record_id(&[1; 32], f, n),
+            invoice_record_id(&[1; 32], f, n)
+        );
+        assert_ne!(
+            invoice_record_id(&[1; 32], f, n),
+            invoice_record_id(&[2; 32], f, n)
+        );
     }
 }
