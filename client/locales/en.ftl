@@ -400,3 +400,9 @@ mail-basis-nip = NIP in the subject or an attachment's name
 mail-basis-manual = assigned by hand
 mail-basis-none = nothing matches
 mail-basis-ambiguous = matches several customers
+
+## KSeF intake
+timeline-kind-invoice = KSeF invoice
+search-kind-invoice = invoice
+invoice-direction-sales = sales
+invoice-direction-purchase = purchase

@@ -404,3 +404,9 @@ mail-basis-nip = NIP w temacie lub nazwie załącznika
 mail-basis-manual = przydzielono ręcznie
 mail-basis-none = nic nie pasuje
 mail-basis-ambiguous = pasuje do kilku klientów
+
+## KSeF intake
+timeline-kind-invoice = Faktura KSeF
+search-kind-invoice = faktura
+invoice-direction-sales = sprzedaż
+invoice-direction-purchase = zakup

@@ -81,9 +81,9 @@ fn every_fuzz_target_survives_the_regressions_the_vectors_and_their_mutations() 
 }
 
 /// Targets whose body lives in another crate, replayed by that crate's tests
-/// (`relay_bodies`: `relay/tests/rejections.rs`; `mail_message`: the client core's
-/// `mail::tests`).
-const ELSEWHERE: &[&str] = &["relay_bodies", "mail_message"];
+/// (`relay_bodies`: `relay/tests/rejections.rs`; `mail_message` and `ksef_invoice`: the
+/// client core's `mail::tests` and `ksef::tests`).
+const ELSEWHERE: &[&str] = &["relay_bodies", "mail_message", "ksef_invoice"];
 
 #[test]
 fn every_fuzz_target_is_listed_and_has_its_binary() {

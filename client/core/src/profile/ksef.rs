@@ -345,9 +345,9 @@ impl Profile {
             refresh_until: DateTime<Utc>,
         }
         // Unreadable (an older layout): log in again.
-        Ok(serde_json::from_str::<Kept>(&text).ok().map(|k| {
-            Session::from_parts(&k.access, k.access_until, &k.refresh, k.refresh_until)
-        }))
+        Ok(serde_json::from_str::<Kept>(&text)
+            .ok()
+            .map(|k| Session::from_parts(&k.access, k.access_until, &k.refresh, k.refresh_until)))
     }
 
     /// Fetches new invoices of `file` (every file with a token when `None`).

@@ -35,7 +35,7 @@ function Timeline({ file, version, fail, changed }) {
           <span class="kind">${t("timeline-kind-" + i.kind)}</span>
           <span class="text">${i.title}</span>
           ${i.status
-            ? html`<span class="status">${t(i.kind === "offer" ? "offer-status-" + i.status : i.kind === "mail" ? "mail-category-" + i.status : i.status === "done" ? "task-done" : "task-open")}</span>`
+            ? html`<span class="status">${t(i.kind === "offer" ? "offer-status-" + i.status : i.kind === "mail" ? "mail-category-" + i.status : i.kind === "invoice" ? "invoice-direction-" + i.status : i.status === "done" ? "task-done" : "task-open")}</span>`
             : null}
         </li>`,
       )}
