@@ -5433,8 +5433,10 @@ async fn ksef_invoices_are_fetched_incrementally_and_kept_encrypted() {
     let tampered_fa = Fa3::random(&mut rng, supplier.clone(), customer.clone(), today);
     let tampered = publish(tampered_fa.clone(), &mut models);
     server.tamper(&tampered, "<P_15>", "<P_15>1");
-    // Few enough per query that the sync meets KSeF's truncation and goes on after it.
-    server.set_truncate_at(3);
+    // Few enough per page and per query that the sync pages through the list, meets
+    // KSeF's truncation and goes on after it.
+    server.set_page_cap(2);
+    server.set_truncate_at(5);
 
     // A wrong token: a clear refusal, nothing kept, the token never echoed.
     let mut c = ksef_command(
@@ -5475,6 +5477,8 @@ async fn ksef_invoices_are_fetched_incrementally_and_kept_encrypted() {
     assert_eq!(rep["sales"], 5, "{rep}");
     assert_eq!(rep["purchases"], 6, "{rep}");
     assert_eq!(rep["tasks"], 1, "{rep}");
+    // Pages of two and a truncation at five: seven queries, not the three of one page each.
+    assert!(server.stats().queries >= 6, "{:?}", server.stats());
     let warned: BTreeSet<String> = rep["warnings"]
         .as_array()
         .unwrap()

@@ -98,6 +98,7 @@ struct State {
     invoices: Vec<Stored>,
     hwm_lag: Span,
     truncate_at: usize,
+    page_cap: usize,
     limits: HashMap<&'static str, Limit>,
     hits: HashMap<&'static str, VecDeque<Instant>>,
     stats: Stats,
@@ -454,6 +455,8 @@ async fn metadata(
     if !(10..=250).contains(&size) || q.get("sortOrder").is_some_and(|o| o != "Asc") {
         return bad_request(21405, "Błąd walidacji danych wejściowych.");
     }
+    // A page holds what was asked for, or fewer when a test caps pages to see paging.
+    let size = size.min(s.page_cap);
     let range = &body["dateRange"];
     if range["dateType"] != "PermanentStorage" {
         return bad_request(
@@ -678,6 +681,7 @@ impl KsefServer {
             invoices: Vec::new(),
             hwm_lag: Span::zero(),
             truncate_at: 10_000,
+            page_cap: 250,
             limits,
             hits: HashMap::new(),
             stats: Stats::default(),
@@ -819,6 +823,12 @@ impl KsefServer {
     /// The most records one query lists before it is truncated (10,000 in KSeF).
     pub fn set_truncate_at(&self, n: usize) {
         self.state.lock().unwrap().truncate_at = n;
+    }
+
+    /// The most invoices one page holds, whatever the client asks for (to see paging
+    /// with few invoices).
+    pub fn set_page_cap(&self, n: usize) {
+        self.state.lock().unwrap().page_cap = n.max(1);
     }
 
     /// Sets a group's limits (`invoiceMetadata`, `invoiceDownload`, `auth`).

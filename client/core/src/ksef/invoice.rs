@@ -108,9 +108,22 @@ const RATES: &[(&str, Option<&str>, &str)] = &[
     ("P_13_11", None, "margin"),
 ];
 
+/// Elements the schema requires that the reader does not otherwise need: an invoice without
+/// one is read, with a warning that it is not valid FA(3).
+const REQUIRED: &[&str] = &[
+    "Naglowek/WariantFormularza",
+    "Naglowek/DataWytworzeniaFa",
+    "Podmiot1/Adres",
+    "Podmiot2/JST",
+    "Podmiot2/GV",
+    "Fa/Adnotacje",
+];
+
 /// The fields read, by their path below `Faktura`.
 #[derive(Default)]
 struct Fields {
+    /// Required elements of the schema that were present (by path).
+    present: std::collections::BTreeSet<&'static str>,
     form: Option<String>,
     system_code: Option<String>,
     seller_nip: Option<String>,
@@ -195,6 +208,10 @@ pub fn parse(xml: &[u8]) -> Result<Invoice, InvoiceError> {
                         fields.system_code = attribute(&e, "kodSystemowy");
                     }
                     path.push(local);
+                    let joined = path.join("/");
+                    if let Some(r) = REQUIRED.iter().find(|r| **r == joined) {
+                        fields.present.insert(r);
+                    }
                 }
                 if path.len() > MAX_DEPTH {
                     return Err(InvoiceError::Xml(format!(
@@ -353,6 +370,11 @@ fn build(f: Fields) -> Result<Invoice, InvoiceError> {
         ));
     }
     let mut warnings = Vec::new();
+    for r in REQUIRED {
+        if !f.present.contains(r) {
+            warnings.push(format!("not valid FA(3): {r} is missing"));
+        }
+    }
     let seller_nip = need(f.seller_nip, "the seller's NIP")?;
     if crate::work::ids::parse_nip(&seller_nip).is_err() {
         warnings.push(format!("the seller's NIP {seller_nip} fails its checksum"));
@@ -484,9 +506,10 @@ mod tests {
 <Faktura xmlns="{FA3_NAMESPACE}">
   <Naglowek><KodFormularza kodSystemowy="FA (3)" wersjaSchemy="1-0E">FA</KodFormularza>
     <WariantFormularza>3</WariantFormularza><DataWytworzeniaFa>2026-02-01T10:00:00Z</DataWytworzeniaFa></Naglowek>
-  <Podmiot1><DaneIdentyfikacyjne><NIP>5265877635</NIP><Nazwa>Zakład Usług &quot;Łódź&quot; &amp; S-ka</Nazwa></DaneIdentyfikacyjne></Podmiot1>
-  <Podmiot2><DaneIdentyfikacyjne><NIP>7352765225</NIP><Nazwa>Piekarnia Źdźbło</Nazwa></DaneIdentyfikacyjne></Podmiot2>
-  <Fa><KodWaluty>PLN</KodWaluty><P_1>2026-02-01</P_1><P_2>FV/1/02/2026</P_2>{body}</Fa>
+  <Podmiot1><DaneIdentyfikacyjne><NIP>5265877635</NIP><Nazwa>Zakład Usług &quot;Łódź&quot; &amp; S-ka</Nazwa></DaneIdentyfikacyjne>
+    <Adres><KodKraju>PL</KodKraju><AdresL1>ul. Piotrkowska 1, Łódź</AdresL1></Adres></Podmiot1>
+  <Podmiot2><DaneIdentyfikacyjne><NIP>7352765225</NIP><Nazwa>Piekarnia Źdźbło</Nazwa></DaneIdentyfikacyjne><JST>2</JST><GV>2</GV></Podmiot2>
+  <Fa><KodWaluty>PLN</KodWaluty><P_1>2026-02-01</P_1><P_2>FV/1/02/2026</P_2>{body}<Adnotacje><P_16>2</P_16></Adnotacje></Fa>
 </Faktura>"#
         )
     }
@@ -553,6 +576,19 @@ mod tests {
             proptest::prop_assert_eq!(inv.corrects.first(), fa.corrects.as_ref().map(|c| &c.0));
             proptest::prop_assert!(inv.warnings.is_empty(), "{:?}", inv.warnings);
         }
+    }
+
+    #[test]
+    fn a_missing_required_element_is_a_warning() {
+        let xml = sample(
+            "<P_13_1>100.00</P_13_1><P_14_1>23.00</P_14_1><P_15>123.00</P_15><RodzajFaktury>VAT</RodzajFaktury>",
+        )
+        .replace("<Adnotacje><P_16>2</P_16></Adnotacje>", "");
+        let inv = parse(xml.as_bytes()).unwrap();
+        assert_eq!(
+            inv.warnings,
+            vec!["not valid FA(3): Fa/Adnotacje is missing"]
+        );
     }
 
     #[test]
