@@ -1,14 +1,12 @@
 //! `ledgerline ksef …`: each customer's e-invoices fetched from KSeF on this device and
 //! kept encrypted in the customer's file (`protocol-spec/ksef.md`).
 
-use super::{file_of, read_secret, usage, Failure, Output};
+use super::{file_of, secret_input, terminal_bar, usage, Failure, Output};
 use clap::Subcommand;
 use ledgerline_client_core::chrono::NaiveDate;
 use ledgerline_client_core::ksef::api::Environment;
 use ledgerline_client_core::profile::{InvoiceView, KsefFileReport, Profile};
 use serde_json::json;
-use std::io::IsTerminal;
-use zeroize::Zeroizing;
 
 #[derive(Subcommand, Debug)]
 pub(crate) enum KsefCmd {
@@ -142,21 +140,12 @@ pub(crate) async fn ksef(p: &mut Profile, cmd: KsefCmd, json: bool) -> Result<Ou
                 })
                 .transpose()?;
             let file = file_of(p, &file).await?;
-            let token = if token_stdin {
-                let mut line = Zeroizing::new(String::new());
-                std::io::stdin()
-                    .read_line(&mut line)
-                    .map_err(|e| usage(format!("cannot read stdin: {e}")))?;
-                Zeroizing::new(line.trim_end_matches(['\r', '\n']).to_owned())
-            } else if let Ok(t) = std::env::var("LEDGERLINE_KSEF_TOKEN") {
-                Zeroizing::new(t)
-            } else if std::io::stdin().is_terminal() {
-                read_secret("KSeF token: ")?
-            } else {
-                return Err(usage(
-                    "give the token with --token-stdin or LEDGERLINE_KSEF_TOKEN",
-                ));
-            };
+            let token = secret_input(
+                token_stdin,
+                "LEDGERLINE_KSEF_TOKEN",
+                "KSeF token: ",
+                "--token-stdin",
+            )?;
             let v = p
                 .ksef_token_set(file, &token, nip.as_deref(), env, since)
                 .await?;
@@ -187,15 +176,7 @@ pub(crate) async fn ksef(p: &mut Profile, cmd: KsefCmd, json: bool) -> Result<Ou
             };
             // Settings and known invoices as colleagues left them.
             p.sync().await?;
-            let bar = (!json && std::io::stderr().is_terminal()).then(|| {
-                let b = indicatif::ProgressBar::new(0);
-                b.set_style(
-                    indicatif::ProgressStyle::with_template("ksef {msg} [{bar:40}] {pos}/{len}")
-                        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
-                        .progress_chars("=> "),
-                );
-                b
-            });
+            let bar = terminal_bar(json, "ksef {msg} [{bar:40}] {pos}/{len}");
             let b = bar.clone();
             let report = p
                 .ksef_sync(file, &move |name, done, total| {

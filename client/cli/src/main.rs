@@ -2023,19 +2023,52 @@ async fn file_of(p: &mut Profile, name: &str) -> Result<FileId, Failure> {
     }
 }
 
+/// A progress bar drawn with `template` on an interactive terminal; none with `--json` or
+/// when stderr is not a terminal.
+fn terminal_bar(json: bool, template: &str) -> Option<indicatif::ProgressBar> {
+    (!json && std::io::stderr().is_terminal()).then(|| {
+        let b = indicatif::ProgressBar::new(0);
+        b.set_style(
+            indicatif::ProgressStyle::with_template(template)
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+                .progress_chars("=> "),
+        );
+        b
+    })
+}
+
+/// A secret the user gives: the first line of stdin (`from_stdin`), else the environment
+/// variable `env`, else asked on the terminal with `prompt`.
+fn secret_input(
+    from_stdin: bool,
+    env: &str,
+    prompt: &str,
+    flag: &str,
+) -> Result<Zeroizing<String>, Failure> {
+    if from_stdin {
+        let mut line = Zeroizing::new(String::new());
+        std::io::stdin()
+            .read_line(&mut line)
+            .map_err(|e| usage(format!("cannot read stdin: {e}")))?;
+        Ok(Zeroizing::new(
+            line.trim_end_matches(['\r', '\n']).to_owned(),
+        ))
+    } else if let Ok(v) = std::env::var(env) {
+        Ok(Zeroizing::new(v))
+    } else if std::io::stdin().is_terminal() {
+        read_secret(prompt)
+    } else {
+        Err(usage(format!("give it with {flag} or {env}")))
+    }
+}
+
 /// Progress of a rotation: a bar on an interactive terminal, nothing otherwise.
 type RotationCallback = Box<dyn FnMut(&RotationProgress)>;
 
 fn rotation_bar(json: bool) -> (RotationCallback, Option<indicatif::ProgressBar>) {
-    if json || !std::io::stderr().is_terminal() {
+    let Some(bar) = terminal_bar(json, "rotating [{bar:40}] {pos}/{len} files {msg}") else {
         return (Box::new(|_| {}), None);
-    }
-    let bar = indicatif::ProgressBar::new(0);
-    bar.set_style(
-        indicatif::ProgressStyle::with_template("rotating [{bar:40}] {pos}/{len} files {msg}")
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
-            .progress_chars("=> "),
-    );
+    };
     let b = bar.clone();
     let cb = Box::new(move |p: &RotationProgress| {
         b.set_length(p.files_total);
@@ -2707,17 +2740,12 @@ fn rotation_output(what: &str, r: &RotationReport) -> Output {
 
 /// A progress bar on an interactive terminal (never with `--json`).
 fn progress_bar(json: bool) -> (Progress, Option<indicatif::ProgressBar>) {
-    if json || !std::io::stderr().is_terminal() {
+    let Some(bar) = terminal_bar(
+        json,
+        "{msg:>10} [{bar:40}] {bytes}/{total_bytes} {bytes_per_sec} {eta}",
+    ) else {
         return (Arc::new(|_, _, _| {}), None);
-    }
-    let bar = indicatif::ProgressBar::new(0);
-    bar.set_style(
-        indicatif::ProgressStyle::with_template(
-            "{msg:>10} [{bar:40}] {bytes}/{total_bytes} {bytes_per_sec} {eta}",
-        )
-        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
-        .progress_chars("=> "),
-    );
+    };
     let b = bar.clone();
     let cb: Progress = Arc::new(move |phase, done, total| {
         b.set_message(match phase {
@@ -2832,21 +2860,12 @@ async fn mail(p: &mut Profile, cmd: MailCmd, json: bool) -> Result<Output, Failu
             ca_file,
             password_stdin,
         } => {
-            let password = if password_stdin {
-                let mut line = Zeroizing::new(String::new());
-                std::io::stdin()
-                    .read_line(&mut line)
-                    .map_err(|e| usage(format!("cannot read stdin: {e}")))?;
-                Zeroizing::new(line.trim_end_matches(['\r', '\n']).to_owned())
-            } else if let Ok(pw) = std::env::var("LEDGERLINE_MAIL_PASSWORD") {
-                Zeroizing::new(pw)
-            } else if std::io::stdin().is_terminal() {
-                read_secret(&format!("Password of {user} at {host}: "))?
-            } else {
-                return Err(usage(
-                    "give the password with --password-stdin or LEDGERLINE_MAIL_PASSWORD",
-                ));
-            };
+            let password = secret_input(
+                password_stdin,
+                "LEDGERLINE_MAIL_PASSWORD",
+                &format!("Password of {user} at {host}: "),
+                "--password-stdin",
+            )?;
             if password.is_empty() {
                 return Err(usage("the password is empty"));
             }
@@ -2896,15 +2915,7 @@ async fn mail(p: &mut Profile, cmd: MailCmd, json: bool) -> Result<Output, Failu
                 Ok(_) | Err(ClientError::Relay(RelayError::Unreachable(_))) => {}
                 Err(e) => return Err(e.into()),
             }
-            let bar = (!json && std::io::stderr().is_terminal()).then(|| {
-                let b = indicatif::ProgressBar::new(0);
-                b.set_style(
-                    indicatif::ProgressStyle::with_template("mail [{bar:40}] {pos}/{len}")
-                        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
-                        .progress_chars("=> "),
-                );
-                b
-            });
+            let bar = terminal_bar(json, "mail [{bar:40}] {pos}/{len}");
             let b = bar.clone();
             let report = p
                 .mail_fetch(&move |done, total| {

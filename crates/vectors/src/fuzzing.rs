@@ -194,6 +194,38 @@ pub fn wrapped_keys(data: &[u8]) {
     let _ = unchain_epoch_key(data, &EpochKey::from_bytes([3; 32]), &c);
 }
 
+/// Replays a fuzz body whose code lives in another crate: every seed, two generations of
+/// its mutations, and each file of `regressions` (a target's `fuzz/regressions/<target>/`).
+/// Returns how many inputs ran.
+pub fn replay(
+    seeds: Vec<Vec<u8>>,
+    rng: &mut ChaCha20Rng,
+    regressions: &std::path::Path,
+    body: impl Fn(&[u8]),
+) -> usize {
+    let mut inputs = Vec::new();
+    for s in seeds {
+        for m in mutations(&s, rng) {
+            inputs.extend(mutations(&m, rng));
+            inputs.push(m);
+        }
+        inputs.push(s);
+    }
+    if let Ok(entries) = std::fs::read_dir(regressions) {
+        for e in entries.flatten() {
+            if e.path().is_file() {
+                if let Ok(bytes) = std::fs::read(e.path()) {
+                    inputs.push(bytes);
+                }
+            }
+        }
+    }
+    for i in &inputs {
+        body(i);
+    }
+    inputs.len()
+}
+
 /// A few deterministic mutations of `input` (none for large inputs: their prefixes and
 /// flips are covered by the smaller ones and would only cost time).
 pub fn mutations(input: &[u8], rng: &mut ChaCha20Rng) -> Vec<Vec<u8>> {

@@ -51,26 +51,9 @@ mod tests {
         }
         seeds.push(b"<Faktura xmlns=\"http://crd.gov.pl/wzor/2025/06/25/13775/\"><Fa>&#27;&amp;</Fa></Faktura>".to_vec());
         seeds.push(Vec::new());
-        let mut inputs = Vec::new();
-        for s in seeds {
-            for m in ledgerline_vectors::fuzzing::mutations(&s, &mut rng) {
-                inputs.extend(ledgerline_vectors::fuzzing::mutations(&m, &mut rng));
-                inputs.push(m);
-            }
-            inputs.push(s);
-        }
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("../../fuzz/regressions/ksef_invoice");
-        if let Ok(entries) = std::fs::read_dir(&dir) {
-            for e in entries.flatten() {
-                if e.path().is_file() {
-                    inputs.push(std::fs::read(e.path()).unwrap());
-                }
-            }
-        }
-        assert!(inputs.len() > 300, "{}", inputs.len());
-        for i in &inputs {
-            super::fuzz_invoice(i);
-        }
+        let n = ledgerline_vectors::fuzzing::replay(seeds, &mut rng, &dir, super::fuzz_invoice);
+        assert!(n > 300, "{n}");
     }
 }
