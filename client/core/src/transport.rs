@@ -65,15 +65,7 @@ impl HttpTransport {
             .connect_timeout(std::time::Duration::from_secs(10))
             .timeout(std::time::Duration::from_secs(120))
             .https_only(base.starts_with("https://"));
-        if let Some(path) = std::env::var_os(CA_FILE_ENV) {
-            let pem = std::fs::read(&path)
-                .map_err(|e| RelayError::Unreachable(format!("cannot read {CA_FILE_ENV}: {e}")))?;
-            for cert in reqwest::Certificate::from_pem_bundle(&pem)
-                .map_err(|e| RelayError::Unreachable(format!("{CA_FILE_ENV} is not PEM: {e}")))?
-            {
-                builder = builder.add_root_certificate(cert);
-            }
-        }
+        builder = extra_roots(builder, CA_FILE_ENV).map_err(RelayError::Unreachable)?;
         let client = builder
             .build()
             .map_err(|e| RelayError::Unreachable(e.to_string()))?;
@@ -120,6 +112,23 @@ pub const RATE_LIMIT_RETRIES: usize = 5;
 
 /// A transport error with its causes ("error sending request: ... Connection refused"),
 /// without the URL (which may carry ids).
+/// Adds the PEM certificates of the file the environment variable `env` names (an office's
+/// own CA) to the roots an HTTP client trusts; nothing when it is unset.
+pub(crate) fn extra_roots(
+    mut builder: reqwest::ClientBuilder,
+    env: &str,
+) -> Result<reqwest::ClientBuilder, String> {
+    if let Some(path) = std::env::var_os(env) {
+        let pem = std::fs::read(&path).map_err(|e| format!("cannot read {env}: {e}"))?;
+        for cert in reqwest::Certificate::from_pem_bundle(&pem)
+            .map_err(|e| format!("{env} is not PEM: {e}"))?
+        {
+            builder = builder.add_root_certificate(cert);
+        }
+    }
+    Ok(builder)
+}
+
 pub(crate) fn describe(e: reqwest::Error) -> String {
     let e = e.without_url();
     let mut out = e.to_string();

@@ -332,21 +332,13 @@ impl KsefClient {
                 "{API_URL_ENV} must be an https:// address"
             )));
         }
-        let mut builder = reqwest::Client::builder()
+        let builder = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(10))
             .timeout(Duration::from_secs(60))
             .https_only(true)
             .user_agent(concat!("Ledgerline/", env!("CARGO_PKG_VERSION")));
-        if let Some(path) = std::env::var_os(CA_FILE_ENV) {
-            let pem = std::fs::read(&path)
-                .map_err(|e| KsefError::Unreachable(format!("cannot read {CA_FILE_ENV}: {e}")))?;
-            for cert in reqwest::Certificate::from_pem_bundle(&pem)
-                .map_err(|e| KsefError::Unreachable(format!("{CA_FILE_ENV} is not PEM: {e}")))?
-            {
-                builder = builder.add_root_certificate(cert);
-            }
-        }
-        let http = builder
+        let http = crate::transport::extra_roots(builder, CA_FILE_ENV)
+            .map_err(KsefError::Unreachable)?
             .build()
             .map_err(|e| KsefError::Unreachable(e.to_string()))?;
         Ok(Self {
