@@ -8,6 +8,7 @@ pub mod audit;
 pub mod commands;
 pub mod documents;
 pub mod guests;
+pub mod ksef;
 pub mod live;
 pub mod mail;
 pub mod work;
@@ -122,6 +123,10 @@ pub fn run(args: Args) -> std::process::ExitCode {
             work::set_relay,
             audit::audit_export,
             audit::audit_verify,
+            ksef::ksef_settings,
+            ksef::ksef_token_set,
+            ksef::ksef_sync,
+            ksef::ksef_invoices,
             mail::mail_boxes,
             mail::mail_connect,
             mail::mail_disconnect,

@@ -352,12 +352,13 @@ struct App {
 
 impl App {
     async fn start() -> Self {
-        Self::start_with(true).await
+        Self::start_with(true, &[]).await
     }
 
     /// `passphrase_env`: the app finds its store passphrase in the environment (as a
     /// script would give it); otherwise the window asks (and there is no OS keyring).
-    async fn start_with(passphrase_env: bool) -> Self {
+    /// `env`: more of the app's environment (e.g. a KSeF test server's address).
+    async fn start_with(passphrase_env: bool, env: &[(&str, &Path)]) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let relay = Running::start(Config {
             listen: "127.0.0.1:0".parse().unwrap(),
@@ -372,6 +373,9 @@ impl App {
         let (display, xvfb) = display();
         let port = free_port();
         let mut command = Command::new(tauri_driver());
+        for (k, v) in env {
+            command.env(k, v);
+        }
         if passphrase_env {
             command.env("LEDGERLINE_PASSPHRASE", PASS);
         } else {
@@ -1315,7 +1319,7 @@ async fn a_new_colleague_joins_in_the_window_after_the_owner_compares_the_finger
     const CUSTOMER: &str = "Hurtownia Bławat sp. j.";
     const HELLO: &str = "Witaj w zespole, to nasz klient od lat";
     const JANS: &str = "haslo-jana-do-laptopa";
-    let mut app = App::start_with(false).await;
+    let mut app = App::start_with(false, &[]).await;
     let w = &app.w;
     // The owner works from her own profile (as the CLI does).
     let mut owner = Profile::create_firm(
@@ -1474,7 +1478,7 @@ async fn a_guest_joins_in_the_window_and_sees_only_their_conversation() {
     const INTERNAL: &str = "Wewnętrznie: klient zalega z ZUS";
     const REPLY: &str = "Przesyłam wyciąg, pozdrawiam";
     const MARTAS: &str = "haslo-marty-do-tabletu";
-    let mut app = App::start_with(false).await;
+    let mut app = App::start_with(false, &[]).await;
     let w = &app.w;
     let mut owner = Profile::create_firm(
         &app.dir.path().join("owner"),
@@ -1837,5 +1841,88 @@ async fn the_office_mailbox_is_connected_fetched_and_sorted_in_the_window() {
     })
     .await;
     drop(imap);
+    let _ = app.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_customers_ksef_invoices_are_fetched_and_listed_in_the_window() {
+    use ledgerline_client_core::chrono;
+    use ledgerline_testkit::fa3::{random_party, Fa3, Party};
+    use ledgerline_testkit::ksef::KsefServer;
+    use rand_chacha::rand_core::SeedableRng;
+    const CUSTOMER: &str = "Kowalski sp. z o.o.";
+    const NIP: &str = "5260250274";
+    const TOKEN: &str = "20261201-EC-0A1B2C3D4E-5F6A7B8C9D-01|nip-5260250274|token";
+    let dir = tempfile::tempdir().unwrap();
+    let server = KsefServer::start(&dir.path().join("ksef"));
+    server.add_token(NIP, TOKEN);
+    let url = PathBuf::from(&server.url);
+    let app = App::start_with(
+        true,
+        &[
+            ("LEDGERLINE_KSEF_URL", url.as_path()),
+            ("LEDGERLINE_KSEF_CA_FILE", server.ca.as_path()),
+        ],
+    )
+    .await;
+    let w = &app.w;
+    app.found().await;
+    app.add_customer(CUSTOMER, NIP).await;
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(11);
+    let customer = Party {
+        nip: Some(NIP.into()),
+        eu: None,
+        name: CUSTOMER.into(),
+    };
+    let today = chrono::Utc::now().date_naive();
+    let buyer = random_party(&mut rng);
+    let sale = Fa3::random(&mut rng, customer.clone(), buyer, today);
+    let seller = random_party(&mut rng);
+    let mut purchase = Fa3::random(&mut rng, seller, customer, today);
+    purchase.due = Some(today + chrono::Duration::days(2));
+    purchase.paid = false;
+    server.publish(&sale);
+    server.publish(&purchase);
+
+    // The token is set in the customer's KSeF tab: checked with KSeF there and then.
+    w.click("[data-test=tab-ksef]").await;
+    w.wait("[data-test=ksef-none]", |_| true).await;
+    w.type_into("[data-test=ksef-token]", TOKEN).await;
+    w.set("[data-test=ksef-environment]", "test").await;
+    w.click("[data-test=ksef-token-save]").await;
+    w.wait("[data-test=ksef-settings]", |t| {
+        t.contains(NIP) && t.contains("testowe")
+    })
+    .await;
+
+    // Fetched: one sale, one purchase due in two days (a payment task), both listed.
+    w.click("[data-test=ksef-sync]").await;
+    w.wait("[data-test=ksef-summary]", |t| {
+        t.contains("sprzedaży: 1") && t.contains("zakupu: 1") && t.contains("płatności: 1")
+    })
+    .await;
+    w.wait("[data-test=ksef-invoices]", |t| {
+        t.contains(&sale.number)
+            && t.contains(&purchase.number)
+            && t.contains(&purchase.seller.name)
+    })
+    .await;
+    w.shot("22-ksef").await;
+    w.click("[data-test=tab-timeline]").await;
+    w.wait("[data-test=timeline]", |t| {
+        t.to_lowercase().contains("faktura ksef")
+    })
+    .await;
+    w.click("[data-test=tab-tasks]").await;
+    w.wait("[data-test=tasks]", |t| t.contains("Zapłać fakturę"))
+        .await;
+
+    // Neither the token nor an invoice reached the relay.
+    for needle in [TOKEN, sale.number.as_str(), purchase.seller.name.as_str()] {
+        assert!(
+            contains_bytes(&app.dir.path().join("relay"), needle.as_bytes()).is_empty(),
+            "{needle}"
+        );
+    }
     let _ = app.close().await;
 }

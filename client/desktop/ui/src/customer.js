@@ -1,6 +1,7 @@
 // A customer: everything about them in one place (timeline, chat, documents, tasks).
 import { useEffect, useRef, useState } from "./vendor/hooks.module.js";
 import { Bar, Field, addDays, bytes, html, invoke, listen, money, t, today, when } from "./ui.js";
+import { CustomerInvoices } from "./ksef.js";
 import { CustomerMail } from "./mail.js";
 
 function Timeline({ file, version, fail, changed }) {
@@ -567,6 +568,7 @@ const TABS = {
   tasks: Tasks,
   offers: Offers,
   mail: CustomerMail,
+  ksef: CustomerInvoices,
 };
 
 export function Customer({ customer, version, fail, changed, me, profile }) {
