@@ -5580,6 +5580,64 @@ async fn ksef_invoices_are_fetched_incrementally_and_kept_encrypted() {
         (Some(0), Some(0))
     );
 
+    // Every customer with a token in one run (`--all`), a summary each.
+    const N: &str = "Nowak Budownictwo";
+    const NIP_N: &str = "7740001454";
+    const TOKEN_N: &str = "20260101-EC-77A0B1C2D3-E4F5061728-9A|nip-7740001454|a1b2c3";
+    ok(&f.owner, &["customer", "add", N, "--nip", NIP_N]).await;
+    server.add_token(NIP_N, TOKEN_N);
+    let mut c = ksef_command(
+        &f.owner,
+        &["ksef", "token", "set", N, "--env", "test", "--token-stdin"],
+        &server,
+    );
+    c.stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(format!("{TOKEN_N}\n").as_bytes())
+        .await
+        .unwrap();
+    let out = child.wait_with_output().await.unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let supplier_n = random_party(&mut rng);
+    let n_party = Party {
+        nip: Some(NIP_N.into()),
+        eu: None,
+        name: N.into(),
+    };
+    let n_invoice = server.publish(&Fa3::random(&mut rng, supplier_n, n_party, today));
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let r = ks(&f.owner, &["ksef", "sync", "--all"]).await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let files = r.json["files"].as_array().unwrap();
+    assert_eq!(files.len(), 2, "{}", r.json);
+    let of = |name: &str| {
+        files
+            .iter()
+            .find(|f| f["file_name"] == name)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(
+        (of(N)["sales"].as_u64(), of(N)["purchases"].as_u64()),
+        (Some(0), Some(1))
+    );
+    assert_eq!(
+        (of(K)["sales"].as_u64(), of(K)["purchases"].as_u64()),
+        (Some(0), Some(0))
+    );
+    assert!(invoices_of(&f.owner, N).await.contains_key(&n_invoice));
+    let status = ok(&f.owner, &["ksef", "status"]).await;
+    assert_eq!(status["files"].as_array().unwrap().len(), 2, "{status}");
+
     // The high-water mark: what KSeF may still be storing is not read past. An invoice
     // that materialises late, behind one already stored, is not missed.
     let b = publish(
@@ -5684,6 +5742,8 @@ async fn ksef_invoices_are_fetched_incrementally_and_kept_encrypted() {
     // The relay never saw the token, a party, a number or an amount.
     let mut needles: Vec<String> = vec![
         TOKEN.into(),
+        TOKEN_N.into(),
+        n_invoice.clone(),
         "Faktura".into(),
         "P_15".into(),
         "FA (3)".into(),
