@@ -1901,10 +1901,24 @@ async fn a_customers_ksef_invoices_are_fetched_and_listed_in_the_window() {
         t.contains("sprzedaży: 1") && t.contains("zakupu: 1") && t.contains("płatności: 1")
     })
     .await;
+    // Amounts as Polish invoices write them, exactly: `107 816,30 zł`.
+    let polish = |grosze: i64| {
+        let whole = (grosze / 100).to_string();
+        let mut grouped = String::new();
+        for (i, c) in whole.chars().enumerate() {
+            if i > 0 && (whole.len() - i) % 3 == 0 {
+                grouped.push('\u{a0}');
+            }
+            grouped.push(c);
+        }
+        format!("{grouped},{:02}\u{a0}zł", grosze % 100)
+    };
+    let gross = polish(sale.gross());
     w.wait("[data-test=ksef-invoices]", |t| {
         t.contains(&sale.number)
             && t.contains(&purchase.number)
             && t.contains(&purchase.seller.name)
+            && t.replace(' ', "\u{a0}").contains(&gross)
     })
     .await;
     w.shot("22-ksef").await;

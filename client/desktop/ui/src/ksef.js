@@ -3,7 +3,7 @@
 // (checked by logging in; kept in the file, never shown again), fetches, and lists the
 // invoices with what is wrong with any of them.
 import { useEffect, useState } from "./vendor/hooks.module.js";
-import { Field, html, invoke, t } from "./ui.js";
+import { Field, amount, html, invoke, t } from "./ui.js";
 
 function TokenForm({ file, settings, fail, done }) {
   const [form, setForm] = useState({ token: "", nip: "", environment: settings?.environment || "prod", since: "" });
@@ -89,7 +89,7 @@ export function CustomerInvoices({ file, version, fail }) {
     ${!settings || editing ? html`<${TokenForm} file=${file} settings=${settings} fail=${fail} done=${() => { setEditing(false); load(); }} />` : null}
     <${Summary} report=${report} />
     ${invoices.length
-      ? html`<table class="invoices" data-test="ksef-invoices">
+      ? html`<div class="scroll"><table class="invoices" data-test="ksef-invoices">
           <thead><tr>
             <th>${t("ksef-col-issued")}</th><th>${t("ksef-col-direction")}</th><th>${t("ksef-col-number")}</th>
             <th>${t("ksef-col-party")}</th><th class="num">${t("ksef-col-net")}</th><th class="num">${t("ksef-col-vat")}</th>
@@ -104,15 +104,15 @@ export function CustomerInvoices({ file, version, fail }) {
                 <td>${t("invoice-direction-" + v.direction)}</td>
                 <td>${i ? i.number : t("ksef-unreadable")}</td>
                 <td>${party}</td>
-                <td class="num">${i ? i.net : ""}</td>
-                <td class="num">${i ? i.vat : ""}</td>
-                <td class="num">${i ? i.gross + " " + i.currency : ""}</td>
+                <td class="num">${i ? amount(i.net, i.currency) : ""}</td>
+                <td class="num">${i ? amount(i.vat, i.currency) : ""}</td>
+                <td class="num">${i ? amount(i.gross, i.currency) : ""}</td>
                 <td>${i && i.due.length ? i.due[0] : ""}</td>
               </tr>
               ${v.warnings.map((w) => html`<tr class="warning"><td colspan="8">⚠ ${w}</td></tr>`)}`;
             })}
           </tbody>
-        </table>`
+        </table></div>`
       : html`<p class="muted" data-test="ksef-none">${t("ksef-none")}</p>`}
   </section>`;
 }

@@ -86,6 +86,15 @@ export const money = (grosze) => {
   return `${sign}${zl},${String(g % 100).padStart(2, "0")}\u00a0zł`;
 };
 
+/// An exact decimal amount as the client core sends it (`"-1234.5"`), written the same way:
+/// `-1 234,50 zł`, other currencies by their code (string arithmetic, never a float).
+export const amount = (s, currency = "PLN") => {
+  const neg = s.startsWith("-");
+  const [w, f = ""] = (neg ? s.slice(1) : s).split(".");
+  const whole = w.replace(/\B(?=(\d{3})+(?!\d))/g, "\u00a0");
+  return `${neg ? "-" : ""}${whole},${(f + "00").slice(0, 2)}\u00a0${currency === "PLN" ? "zł" : currency}`;
+};
+
 // ---- pieces ------------------------------------------------------------------------
 export function Field({ label, name, value, onInput, type = "text", placeholder }) {
   return html`<label class="field">
