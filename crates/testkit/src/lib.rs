@@ -6,6 +6,7 @@
 
 pub mod fa3;
 pub mod ksef;
+pub mod postgres;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
