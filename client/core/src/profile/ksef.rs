@@ -25,6 +25,9 @@ use zeroize::Zeroizing;
 pub const DUE_SOON_DAYS: i64 = 7;
 /// The longest range one metadata query may span (KSeF allows three months).
 const WINDOW_DAYS: i64 = 90;
+/// The most pages one query may have: KSeF truncates a list at 10,000 records, 40 pages of
+/// 250; a server that pages on past this is not believed.
+const MAX_PAGES: u32 = 100;
 
 /// A customer file's KSeF settings as lists show them (never the token).
 #[derive(Debug, Clone, Serialize)]
@@ -418,6 +421,7 @@ impl Profile {
                     .ksef_cursor(file, &s, i)?
                     .unwrap_or_else(|| midnight(s.since));
                 let mut from = start;
+                let mut cursor = start;
                 loop {
                     let now = Utc::now();
                     let to = (now - from > chrono::Duration::days(WINDOW_DAYS))
@@ -441,6 +445,12 @@ impl Profile {
                         };
                         listed += page.invoices.len() as u64;
                         progress(done, listed);
+                        // Dates from KSeF are not trusted to run ahead: the cursor never
+                        // passes the page's mark or now, so a wrong date cannot make later
+                        // syncs skip invoices.
+                        let cap = page
+                            .permanent_storage_hwm_date
+                            .map_or(Utc::now(), |m| m.min(Utc::now()));
                         for meta in &page.invoices {
                             if known.contains(&meta.ksef_number) {
                                 report.known += 1;
@@ -461,20 +471,36 @@ impl Profile {
                             progress(done, listed);
                             // Sorted by storage time, never past the mark: all before
                             // this one are in.
-                            self.store.put_state(
-                                &format!("ksef-cursor:{file}:{i}"),
-                                &rfc3339(meta.permanent_storage_date),
-                            )?;
+                            let at = meta.permanent_storage_date.min(cap);
+                            if at > cursor {
+                                cursor = at;
+                                self.store
+                                    .put_state(&format!("ksef-cursor:{file}:{i}"), &rfc3339(at))?;
+                            }
                         }
                         if !page.has_more {
                             break page.permanent_storage_hwm_date;
                         }
                         if page.is_truncated {
-                            // The 10,000-record limit: start again from the last one.
-                            if let Some(last) = page.invoices.last() {
-                                from = last.permanent_storage_date;
+                            // The 10,000-record limit: start again from the last one, which
+                            // must move on (else the same list would come back forever).
+                            match page.invoices.last() {
+                                Some(last) if last.permanent_storage_date.min(cap) > from => {
+                                    from = last.permanent_storage_date.min(cap);
+                                }
+                                _ => {
+                                    return Err(KsefError::Protocol(
+                                        "a truncated list that does not move on".into(),
+                                    )
+                                    .into())
+                                }
                             }
                             page_no = 0;
+                        } else if page_no >= MAX_PAGES {
+                            return Err(KsefError::Protocol(format!(
+                                "more than {MAX_PAGES} pages for one query"
+                            ))
+                            .into());
                         } else {
                             page_no += 1;
                         }
@@ -482,6 +508,7 @@ impl Profile {
                     let Some(mark) = hwm.or(to) else {
                         break;
                     };
+                    let mark = mark.min(Utc::now());
                     let next = to.map_or(mark, |t| mark.min(t));
                     if next > from {
                         from = next;
