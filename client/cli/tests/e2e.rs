@@ -5739,6 +5739,38 @@ async fn ksef_invoices_are_fetched_incrementally_and_kept_encrypted() {
         r.stderr
     );
 
+    // A KSeF that lists dates a day ahead cannot push the cursor past now: an invoice
+    // published after that sync is still fetched by the next.
+    server.add_token(NIP, TOKEN);
+    server.set_date_skew(Duration::from_secs(24 * 3600));
+    publish(
+        Fa3::random(&mut rng, supplier.clone(), customer.clone(), today),
+        &mut models,
+    );
+    let r = ks(&f.owner, &["ksef", "sync", K]).await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.json["files"][0]["purchases"], 1, "{}", r.json);
+    let status = ok(&f.owner, &["ksef", "status"]).await;
+    let cursor = status["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["file_name"] == K)
+        .unwrap()["cursor_purchases"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let cursor = chrono::DateTime::parse_from_rfc3339(&cursor).unwrap();
+    assert!(cursor <= Utc::now(), "{cursor}");
+    server.set_date_skew(Duration::ZERO);
+    let after = publish(
+        Fa3::random(&mut rng, supplier.clone(), customer.clone(), today),
+        &mut models,
+    );
+    let r = ks(&f.owner, &["ksef", "sync", K]).await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(invoices_of(&f.owner, K).await.contains_key(&after));
+
     // The relay never saw the token, a party, a number or an amount.
     let mut needles: Vec<String> = vec![
         TOKEN.into(),

@@ -99,6 +99,7 @@ struct State {
     hwm_lag: Span,
     truncate_at: usize,
     page_cap: usize,
+    date_skew: Span,
     limits: HashMap<&'static str, Limit>,
     hits: HashMap<&'static str, VecDeque<Instant>>,
     stats: Stats,
@@ -506,7 +507,7 @@ async fn metadata(
         .iter()
         .skip(offset * size)
         .take(size)
-        .map(|i| meta(i))
+        .map(|i| meta(i, s.date_skew))
         .collect();
     let more = visible.len() > (offset + 1) * size;
     let body = json!({
@@ -519,7 +520,7 @@ async fn metadata(
     Json(body).into_response()
 }
 
-fn meta(i: &Stored) -> Value {
+fn meta(i: &Stored, skew: Span) -> Value {
     let b64 = base64::engine::general_purpose::STANDARD;
     let (net, vat, gross, number, issued, kind, seller, buyer) = match &i.model {
         Some(m) => (
@@ -549,7 +550,7 @@ fn meta(i: &Stored) -> Value {
         "issueDate": issued,
         "invoicingDate": stamp(i.stored),
         "acquisitionDate": stamp(i.stored),
-        "permanentStorageDate": stamp(i.stored),
+        "permanentStorageDate": stamp(i.stored + skew),
         "seller": {"nip": i.seller, "name": seller},
         "buyer": {"identifier": match &i.buyer {
             Some(n) => json!({"type": "Nip", "value": n}),
@@ -682,6 +683,7 @@ impl KsefServer {
             hwm_lag: Span::zero(),
             truncate_at: 10_000,
             page_cap: 250,
+            date_skew: Span::zero(),
             limits,
             hits: HashMap::new(),
             stats: Stats::default(),
@@ -829,6 +831,11 @@ impl KsefServer {
     /// with few invoices).
     pub fn set_page_cap(&self, n: usize) {
         self.state.lock().unwrap().page_cap = n.max(1);
+    }
+
+    /// Lists storage dates this far off the truth (a faulty or hostile server).
+    pub fn set_date_skew(&self, skew: std::time::Duration) {
+        self.state.lock().unwrap().date_skew = Span::from_std(skew).unwrap();
     }
 
     /// Sets a group's limits (`invoiceMetadata`, `invoiceDownload`, `auth`).
