@@ -11,6 +11,8 @@ pub use ledgerline_protocol::wrap::Holder;
 use std::future::Future;
 
 pub mod conformance;
+pub mod postgres;
+pub mod sql;
 pub mod sqlite;
 
 /// Opaque room id (16 bytes).
