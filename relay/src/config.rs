@@ -47,6 +47,35 @@ pub struct Config {
     /// Added to the system clock, in milliseconds. For tests that move time (retention
     /// expiry); leave 0 in production: the relay warns at start when it is not.
     pub clock_offset_ms: i64,
+    /// PostgreSQL instead of the embedded SQLite (`protocol-spec/scale-out.md`); blobs and
+    /// the log secret stay under `data_dir`.
+    pub database_url: Option<DatabaseUrl>,
+    /// Most PostgreSQL connections this relay keeps.
+    pub database_pool: u32,
+}
+
+/// A PostgreSQL connection string. It may hold a password, so it is never printed: `Debug`
+/// shows only that it is set.
+#[derive(Clone, PartialEq, Eq)]
+pub struct DatabaseUrl(String);
+
+impl DatabaseUrl {
+    /// The string, for the driver only.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("DatabaseUrl(<hidden>)")
+    }
+}
+
+impl From<String> for DatabaseUrl {
+    fn from(s: String) -> Self {
+        Self(s)
+    }
 }
 
 impl Default for Config {
@@ -69,6 +98,8 @@ impl Default for Config {
             log_name: "ledgerline.localhost".into(),
             retention_sweep_secs: 3600,
             clock_offset_ms: 0,
+            database_url: None,
+            database_pool: 16,
         }
     }
 }
@@ -94,6 +125,8 @@ struct FileConfig {
     log_name: Option<String>,
     retention_sweep_secs: Option<u64>,
     clock_offset_ms: Option<i64>,
+    database_url: Option<String>,
+    database_pool: Option<u32>,
 }
 
 /// Flags of `ledgerline-relay serve`; each also reads a `LEDGERLINE_*` variable.
@@ -160,6 +193,18 @@ pub struct ServeArgs {
         allow_hyphen_values = true
     )]
     pub clock_offset_ms: Option<i64>,
+    /// PostgreSQL connection string (`postgres://user:password@host/db`) instead of the
+    /// embedded SQLite; never printed [default: SQLite in the data directory].
+    #[arg(
+        long,
+        env = "LEDGERLINE_DATABASE_URL",
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    pub database_url: Option<String>,
+    /// Most PostgreSQL connections kept [default: 16].
+    #[arg(long, env = "LEDGERLINE_DATABASE_POOL", value_name = "N")]
+    pub database_pool: Option<u32>,
 }
 
 /// A configuration that cannot be used.
@@ -247,6 +292,16 @@ impl ServeArgs {
                 .clock_offset_ms
                 .or(file.clock_offset_ms)
                 .unwrap_or(d.clock_offset_ms),
+            database_url: self
+                .database_url
+                .clone()
+                .or(file.database_url)
+                .filter(|u| !u.is_empty())
+                .map(DatabaseUrl),
+            database_pool: self
+                .database_pool
+                .or(file.database_pool)
+                .unwrap_or(d.database_pool),
         };
         c.validate()?;
         Ok(c)
@@ -288,6 +343,19 @@ impl Config {
         if self.retention_sweep_secs == 0 {
             return Err(ConfigError::Invalid(
                 "retention_sweep_secs must be positive".into(),
+            ));
+        }
+        if let Some(url) = &self.database_url {
+            // The driver's own parser; its message names the problem, never the string.
+            if let Err(e) = url.expose().parse::<tokio_postgres::Config>() {
+                return Err(ConfigError::Invalid(format!(
+                    "database_url is not a PostgreSQL connection string: {e}"
+                )));
+            }
+        }
+        if self.database_pool == 0 {
+            return Err(ConfigError::Invalid(
+                "database_pool must be positive".into(),
             ));
         }
         let origin = self.log_origin(ledgerline_protocol::ids::FirmId([0; 16]));
@@ -347,5 +415,34 @@ mod tests {
             ..Default::default()
         };
         assert!(matches!(half_tls.resolve(), Err(ConfigError::Invalid(_))));
+    }
+
+    #[test]
+    fn a_database_url_is_read_checked_and_never_printed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("relay.toml");
+        std::fs::write(
+            &path,
+            "database_url = \"postgres://relay:s3cret@db.example/ledgerline\"\ndatabase_pool = 4\n",
+        )
+        .unwrap();
+        let args = ServeArgs {
+            config: Some(path.clone()),
+            ..Default::default()
+        };
+        let c = args.resolve().unwrap();
+        assert_eq!(
+            c.database_url.as_ref().map(DatabaseUrl::expose),
+            Some("postgres://relay:s3cret@db.example/ledgerline")
+        );
+        assert_eq!(c.database_pool, 4);
+        assert!(!format!("{c:?}").contains("s3cret"));
+        let bad = ServeArgs {
+            database_url: Some("postgres://relay:s3cret@[db/x".into()),
+            ..Default::default()
+        };
+        let e = bad.resolve().unwrap_err().to_string();
+        assert!(e.contains("database_url") && !e.contains("s3cret"), "{e}");
+        assert_eq!(ServeArgs::default().resolve().unwrap().database_url, None);
     }
 }

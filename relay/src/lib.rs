@@ -12,7 +12,8 @@
 //! | [`server`] | listening, TLS, graceful shutdown |
 //! | [`api`] | routes and handlers |
 //! | [`auth`] | signed-request verification and extractors |
-//! | [`store`] | the storage trait, its SQLite backend and conformance suite |
+//! | [`store`] | the storage trait, its rules over SQLite and PostgreSQL, the conformance suite |
+//! | [`migrate`] | moving a relay's database from SQLite to PostgreSQL |
 //! | [`blobs`] | document blobs on disk |
 //! | [`backup`] | backup and restore of the data directory, consistent while serving |
 //! | [`hub`] | WebSocket connections and pushes |
@@ -29,6 +30,7 @@ pub mod error;
 pub mod hub;
 pub mod limits;
 pub mod metrics;
+pub mod migrate;
 pub mod retention;
 pub mod server;
 pub mod state;

@@ -2,8 +2,9 @@
 
 use clap::{Parser, Subcommand};
 use ledgerline_relay::config::ServeArgs;
+use ledgerline_relay::server::Opened;
 use ledgerline_relay::state::AppState;
-use ledgerline_relay::store::sqlite::SqliteStore;
+use ledgerline_relay::store::Store;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -18,7 +19,7 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run the relay (embedded SQLite and a blob directory under --data).
+    /// Run the relay (embedded SQLite, or PostgreSQL with --database-url; blobs under --data).
     Serve(Box<ServeArgs>),
     /// Back up the data directory into a new directory, while the relay serves
     /// (a consistent database snapshot, the blobs it names, the log key).
@@ -38,6 +39,23 @@ enum Command {
         #[arg(long, value_name = "DIR")]
         from: PathBuf,
     },
+    /// Move the relay's database from the embedded SQLite to an empty PostgreSQL database
+    /// (stop the relay first). Blobs and the log key stay in the data directory. Checked
+    /// by a count per table and each firm's audit-log root; then serve with
+    /// --database-url.
+    Migrate {
+        #[command(flatten)]
+        data: DataArgs,
+        /// The PostgreSQL database to move into [default: the configuration's
+        /// database_url]; never printed.
+        #[arg(
+            long,
+            env = "LEDGERLINE_DATABASE_URL",
+            value_name = "URL",
+            hide_env_values = true
+        )]
+        to: Option<String>,
+    },
 }
 
 /// Which data directory `backup` reads or `restore` creates, and how to answer.
@@ -55,16 +73,29 @@ struct DataArgs {
 }
 
 impl DataArgs {
-    /// The data directory the flags and configuration name.
-    fn resolve(&self) -> Result<PathBuf, String> {
+    /// The configuration the flags and file name.
+    fn config(&self) -> Result<ledgerline_relay::config::Config, String> {
         ServeArgs {
             config: self.config.clone(),
             data_dir: self.data_dir.clone(),
             ..Default::default()
         }
         .resolve()
-        .map(|c| c.data_dir)
         .map_err(|e| e.to_string())
+    }
+
+    /// The data directory the flags and configuration name.
+    fn resolve(&self) -> Result<PathBuf, String> {
+        self.config().and_then(|c| match c.database_url {
+            // The data directory holds only blobs and the log secret then.
+            Some(_) => Err(
+                "this relay's database is PostgreSQL: back it up with pg_dump \
+                 (or the provider's snapshots), with the data directory's blobs/ and \
+                 log-key.secret; `backup` and `restore` handle the embedded SQLite only"
+                    .into(),
+            ),
+            None => Ok(c.data_dir),
+        })
     }
 }
 
@@ -84,6 +115,7 @@ fn backup_command(command: Command) -> ExitCode {
             data.json,
         ),
         Command::Serve(_) => return ExitCode::from(2),
+        Command::Migrate { data, to } => return migrate_command(&data, to),
     };
     match result {
         Ok(m) => {
@@ -115,6 +147,62 @@ fn backup_command(command: Command) -> ExitCode {
                 BackupError::Io { .. } => ("io", 1),
             };
             if json {
+                eprintln!(
+                    "{}",
+                    serde_json::json!({ "error": { "code": code, "message": e.to_string() } })
+                );
+            } else {
+                eprintln!("error: {e}");
+            }
+            ExitCode::from(exit)
+        }
+    }
+}
+
+fn migrate_command(data: &DataArgs, to: Option<String>) -> ExitCode {
+    use ledgerline_relay::migrate::{migrate, MigrateError};
+    let result = data.config().map_err(MigrateError::Usage).and_then(|c| {
+        let url = to
+            .filter(|u| !u.is_empty())
+            .or_else(|| c.database_url.map(|u| u.expose().to_owned()))
+            .ok_or_else(|| {
+                MigrateError::Usage(
+                    "name the PostgreSQL database with --to or LEDGERLINE_DATABASE_URL".into(),
+                )
+            })?;
+        let runtime = tokio::runtime::Runtime::new()
+            .map_err(|e| MigrateError::Usage(format!("cannot start the async runtime: {e}")))?;
+        runtime.block_on(migrate(&c.data_dir.join("relay.sqlite3"), &url))
+    });
+    match result {
+        Ok(report) => {
+            if data.json {
+                println!("{}", serde_json::to_string(&report).unwrap_or_default());
+            } else {
+                let rows: u64 = report.tables.iter().map(|t| t.rows).sum();
+                println!(
+                    "moved {rows} rows of {} tables to PostgreSQL; counts checked",
+                    report.tables.len()
+                );
+                for f in &report.firms {
+                    println!(
+                        "firm {}: audit log of {} entries, root {} in both",
+                        f.firm, f.size, f.root
+                    );
+                }
+                println!(
+                    "now serve with --database-url (blobs and log-key.secret stay where they are)"
+                );
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            let (code, exit) = match &e {
+                MigrateError::Usage(_) => ("usage", 2),
+                MigrateError::Mismatch(_) => ("mismatch", 5),
+                MigrateError::Store(_) => ("storage", 1),
+            };
+            if data.json {
                 eprintln!(
                     "{}",
                     serde_json::json!({ "error": { "code": code, "message": e.to_string() } })
@@ -169,18 +257,31 @@ async fn run(config: ledgerline_relay::config::Config) -> anyhow::Result<()> {
             config.data_dir.display()
         )
     })?;
-    let store = SqliteStore::open(&config.database_path())
-        .map_err(|e| anyhow::anyhow!("cannot open {}: {e}", config.database_path().display()))?;
+    match ledgerline_relay::server::open_store(&config).await? {
+        Opened::Sqlite(store) => serve_on(config, store).await,
+        Opened::Postgres(store) => serve_on(config, store).await,
+    }
+}
+
+async fn serve_on<S: Store>(
+    config: ledgerline_relay::config::Config,
+    store: S,
+) -> anyhow::Result<()> {
     let (listener, addr) = ledgerline_relay::server::bind(&config).await?;
     let scheme = if config.tls_cert.is_some() {
         "https"
     } else {
         "http"
     };
+    let backend = if config.database_url.is_some() {
+        "postgresql"
+    } else {
+        "sqlite"
+    };
     let state = AppState::load(config, store).await?;
     // Scripts and tests read this line to learn the address (e.g. with --listen 127.0.0.1:0).
     println!("ledgerline-relay listening on {scheme}://{addr}");
-    tracing::info!(%addr, "listening");
+    tracing::info!(%addr, backend, "listening");
     ledgerline_relay::server::serve(listener, state, ledgerline_relay::server::shutdown_signal())
         .await
 }

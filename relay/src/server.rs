@@ -57,7 +57,33 @@ pub async fn bind(config: &Config) -> anyhow::Result<(TcpListener, SocketAddr)> 
     Ok((listener, addr))
 }
 
-/// A relay serving in this process (the embedded SQLite default), for benches, tests and
+/// The store the configuration names, opened (migrations applied).
+#[derive(Debug)]
+pub enum Opened {
+    /// The embedded default: `relay.sqlite3` in the data directory.
+    Sqlite(crate::store::sqlite::SqliteStore),
+    /// PostgreSQL (`database_url`).
+    Postgres(crate::store::postgres::PgStore),
+}
+
+/// Opens the configured store: PostgreSQL when `database_url` is set, else the SQLite
+/// database in the data directory. Errors never include the connection string.
+pub async fn open_store(config: &Config) -> anyhow::Result<Opened> {
+    match &config.database_url {
+        Some(url) => crate::store::postgres::PgStore::connect(
+            url.expose(),
+            usize::try_from(config.database_pool).unwrap_or(usize::MAX),
+        )
+        .await
+        .map(Opened::Postgres)
+        .map_err(|e| anyhow::anyhow!("cannot open the PostgreSQL database: {e}")),
+        None => crate::store::sqlite::SqliteStore::open(&config.database_path())
+            .map(Opened::Sqlite)
+            .map_err(|e| anyhow::anyhow!("cannot open {}: {e}", config.database_path().display())),
+    }
+}
+
+/// A relay serving in this process (on the configured store), for benches, tests and
 /// an app that bundles the relay; [`Running::stop`] drains it as SIGTERM would.
 #[derive(Debug)]
 pub struct Running {
@@ -73,16 +99,21 @@ impl Running {
         std::fs::create_dir_all(&config.data_dir).with_context(|| {
             format!("cannot create data directory {}", config.data_dir.display())
         })?;
-        let store =
-            crate::store::sqlite::SqliteStore::open(&config.database_path()).map_err(|e| {
-                anyhow::anyhow!("cannot open {}: {e}", config.database_path().display())
-            })?;
         let (listener, addr) = bind(&config).await?;
-        let state = AppState::load(config, store).await?;
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(serve(listener, state, async {
+        let stopped = async {
             let _ = stopped.await;
-        }));
+        };
+        let task = match open_store(&config).await? {
+            Opened::Sqlite(store) => {
+                let state = AppState::load(config, store).await?;
+                tokio::spawn(serve(listener, state, stopped))
+            }
+            Opened::Postgres(store) => {
+                let state = AppState::load(config, store).await?;
+                tokio::spawn(serve(listener, state, stopped))
+            }
+        };
         Ok(Self { addr, stop, task })
     }
 

@@ -1,6 +1,6 @@
-//! Storage behind a trait (`Store`), so that the handlers never see SQL and a PostgreSQL
-//! backend can be added without touching them. Every backend runs the conformance suite of
-//! [`conformance`].
+//! Storage behind a trait (`Store`), so that the handlers never see SQL. The rules live
+//! once in [`sql`]; [`sqlite`] (the embedded default) and [`postgres`] (scale-out) run
+//! them, and both pass the conformance suite of [`conformance`].
 //!
 //! The store holds only opaque ids, ciphertext, wrapped keys, signed roster events and
 //! audit leaves. It never interprets content.

@@ -47,9 +47,15 @@ impl PgStore {
     /// or libpq's `key=value` form), keeping at most `max_connections`, and applies
     /// pending migrations. The URL is never echoed in an error (it may hold a password).
     pub async fn connect(url: &str, max_connections: usize) -> Result<Self, StoreError> {
-        let config: tokio_postgres::Config = url.parse().map_err(|e: tokio_postgres::Error| {
-            StoreError::Backend(format!("the PostgreSQL URL is not valid: {}", pg_text(&e)))
-        })?;
+        let mut config: tokio_postgres::Config =
+            url.parse().map_err(|e: tokio_postgres::Error| {
+                StoreError::Backend(format!("the PostgreSQL URL is not valid: {}", pg_text(&e)))
+            })?;
+        refuse_plaintext_over_a_network(&config)?;
+        if config.get_connect_timeout().is_none() {
+            // An unreachable server is an error within seconds, not a hang.
+            config.connect_timeout(std::time::Duration::from_secs(10));
+        }
         let manager = Manager::from_config(
             config,
             tokio_postgres::NoTls,
@@ -64,6 +70,34 @@ impl PgStore {
         migrate(&pool).await?;
         Ok(SqlStore::new(PgEngine { pool }))
     }
+}
+
+/// The driver runs without TLS for now (`protocol-spec/scale-out.md`, threats): a server
+/// on this machine (loopback, Unix socket) is fine; one across a network is refused unless
+/// the URL says `sslmode=disable`, the operator's statement that the network is private.
+fn refuse_plaintext_over_a_network(config: &tokio_postgres::Config) -> Result<(), StoreError> {
+    use tokio_postgres::config::{Host, SslMode};
+    let local = |h: &Host| match h {
+        Host::Unix(_) => true,
+        Host::Tcp(name) => {
+            name == "localhost"
+                || name
+                    .trim_matches(['[', ']'])
+                    .parse::<std::net::IpAddr>()
+                    .is_ok_and(|ip| ip.is_loopback())
+        }
+    };
+    let addrs_local = config.get_hostaddrs().iter().all(|ip| ip.is_loopback());
+    let hosts_local = config.get_hosts().iter().all(local);
+    if (hosts_local && addrs_local) || config.get_ssl_mode() == SslMode::Disable {
+        return Ok(());
+    }
+    Err(StoreError::Backend(
+        "the PostgreSQL server is not on this machine and this relay does not speak TLS to \
+         PostgreSQL yet: run it on this host, reach it through a tunnel, or add \
+         sslmode=disable to the URL if the network between them is private"
+            .into(),
+    ))
 }
 
 /// Applies pending migrations in one transaction, one instance at a time.
@@ -416,6 +450,29 @@ mod tests {
             matches!(&refused, Err(StoreError::Backend(m)) if m.contains("newer")),
             "{refused:?}"
         );
+    }
+
+    #[tokio::test]
+    async fn a_remote_server_needs_an_explicit_plaintext_choice() {
+        let refused =
+            PgStore::connect("postgres://relay:s3cret@db.example.com/ledgerline", 1).await;
+        let Err(StoreError::Backend(m)) = refused else {
+            panic!("a remote server without TLS was accepted");
+        };
+        assert!(m.contains("TLS") && !m.contains("s3cret"), "{m}");
+        let config = "postgres://relay@10.0.0.5/ledgerline?sslmode=disable"
+            .parse::<tokio_postgres::Config>()
+            .expect("url");
+        assert!(refuse_plaintext_over_a_network(&config).is_ok());
+        for local in [
+            "postgres://relay@127.0.0.1/db",
+            "postgres://relay@localhost:5433/db",
+            "postgres://relay@[::1]/db",
+            "host=/run/postgresql user=relay dbname=db",
+        ] {
+            let config = local.parse::<tokio_postgres::Config>().expect("url");
+            assert!(refuse_plaintext_over_a_network(&config).is_ok(), "{local}");
+        }
     }
 
     #[tokio::test]

@@ -226,9 +226,9 @@ impl<E: Engine> SqlStore<E> {
         }
     }
 
-    /// The engine underneath.
-    pub fn engine(&self) -> &E {
-        &self.engine
+    /// The engine underneath (for work beside the rules: moving a database).
+    pub fn engine_handle(&self) -> std::sync::Arc<E> {
+        self.engine.clone()
     }
 
     async fn write<T, F>(&self, scope: [u8; 16], f: F) -> Result<T, StoreError>
