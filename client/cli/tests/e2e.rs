@@ -5868,3 +5868,77 @@ async fn ksef_invoices_are_fetched_incrementally_and_kept_encrypted() {
     let needles: Vec<&str> = needles.iter().map(String::as_str).collect();
     assert_relay_never_saw(&relay.dir, &needles);
 }
+
+/// A firm on the embedded SQLite moves to PostgreSQL (what `ledgerline-relay migrate`
+/// runs) and carries on where it stopped: every message and the document are there, the
+/// devices accept the moved audit log (each sync checks that it extends the checkpoint
+/// they pinned), and new messages flow.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_firm_moves_from_sqlite_to_postgresql_and_carries_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("relay");
+    let mut relay = Relay::start(&data, "127.0.0.1:0".parse().unwrap()).await;
+    let f = found(dir.path(), &relay.url()).await;
+    ok(&f.owner, &["file", "create", FILE]).await;
+    ok(&f.owner, &["file", "grant", FILE, "Anna Kowalczyk"]).await;
+    for n in 0..5 {
+        ok(
+            &f.owner,
+            &["chat", "send", FILE, &format!("Przed przeniesieniem {n}")],
+        )
+        .await;
+    }
+    let src = dir.path().join("umowa.pdf");
+    std::fs::write(&src, b"%PDF-1.4 umowa zlecenia ".repeat(5000)).unwrap();
+    ok(&f.owner, &["doc", "upload", FILE, src.to_str().unwrap()]).await;
+    ok(&f.anna, &["sync"]).await;
+    relay.stop().await;
+
+    let pg = tokio::task::spawn_blocking({
+        let at = dir.path().join("pg");
+        move || ledgerline_testkit::postgres::Postgres::start(&at)
+    })
+    .await
+    .unwrap();
+    let report = ledgerline_relay::migrate::migrate(&data.join("relay.sqlite3"), &pg.url())
+        .await
+        .unwrap();
+    assert!(report
+        .tables
+        .iter()
+        .any(|t| t.table == "room_messages" && t.rows >= 5));
+    assert_eq!(report.firms.len(), 1);
+    let mut relay = Relay::start_config(Config {
+        listen: relay.addr,
+        data_dir: data.clone(),
+        database_url: Some(pg.url().into()),
+        ..Config::default()
+    })
+    .await;
+    for p in [&f.owner, &f.anna, &f.bartek] {
+        ok(p, &["sync"]).await;
+    }
+    let read = bodies(&ok(&f.anna, &["chat", "read", FILE]).await);
+    for n in 0..5 {
+        let text = format!("Przed przeniesieniem {n}");
+        assert_eq!(read.iter().filter(|b| **b == text).count(), 1, "{read:?}");
+    }
+    let out = dir.path().join("anna-umowa.pdf");
+    ok(
+        &f.anna,
+        &[
+            "doc",
+            "download",
+            FILE,
+            "umowa.pdf",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+    )
+    .await;
+    assert_eq!(std::fs::read(&out).unwrap(), std::fs::read(&src).unwrap());
+    ok(&f.owner, &["chat", "send", FILE, "Po przeniesieniu"]).await;
+    let read = bodies(&ok(&f.anna, &["chat", "read", FILE]).await);
+    assert_eq!(read.last().map(String::as_str), Some("Po przeniesieniu"));
+    relay.stop().await;
+}
