@@ -217,10 +217,23 @@ fn command_line_documents_every_option_and_refuses_bad_config() {
         "--open-registration",
         "--max-page",
         "--log",
+        "--database-url",
+        "--database-pool",
         "LEDGERLINE_LISTEN",
+        "LEDGERLINE_DATABASE_URL",
     ] {
         assert!(help.contains(flag), "--help lacks {flag}");
     }
+    // The database URL's value is never shown, even when the environment sets it.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ledgerline-relay"))
+        .args(["serve", "--help"])
+        .env(
+            "LEDGERLINE_DATABASE_URL",
+            "postgres://relay:s3cret@localhost/db",
+        )
+        .output()
+        .unwrap();
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("s3cret"));
     let dir = tempfile::tempdir().unwrap();
     let bad = dir.path().join("relay.toml");
     std::fs::write(&bad, "listen = 5\n").unwrap();
@@ -380,4 +393,90 @@ async fn backup_and_restore_on_the_command_line() {
         "{v}"
     );
     drop(relay);
+}
+
+/// `ledgerline-relay migrate` as an operator runs it: a relay's SQLite database moves into
+/// an empty PostgreSQL database (a real server on loopback), with a JSON report; a second
+/// run, a missing URL and `backup` on PostgreSQL are wrong use (exit 2); the relay binary
+/// then serves the same firm from PostgreSQL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn migrate_on_the_command_line_then_serve_on_postgresql() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let relay = Relay::start(&data, &[]);
+    let http = client();
+    let mut a = Firm::create(&http, &relay.base, 23).await;
+    let room = hex::encode(a.random16());
+    a.owner_device
+        .ok(
+            &http,
+            "POST",
+            "/v1/rooms",
+            Some(json!({ "room": room, "members": [a.owner.id] })),
+        )
+        .await;
+    let before = a
+        .owner_device
+        .ok(&http, "GET", "/v1/roster?since=0", None)
+        .await;
+    drop(relay);
+    let pg = tokio::task::spawn_blocking({
+        let at = dir.path().join("pg");
+        move || ledgerline_testkit::postgres::Postgres::start(&at)
+    })
+    .await
+    .unwrap();
+    let run = |args: &[&str], url: Option<&str>| {
+        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_ledgerline-relay"));
+        c.args(args)
+            .env_remove("LEDGERLINE_DATA")
+            .env_remove("LEDGERLINE_CONFIG")
+            .env_remove("LEDGERLINE_DATABASE_URL");
+        if let Some(url) = url {
+            c.env("LEDGERLINE_DATABASE_URL", url);
+        }
+        c.output().unwrap()
+    };
+    let data_s = data.to_str().unwrap();
+    let url = pg.url();
+    let o = run(&["migrate", "--data", data_s], None);
+    assert_eq!(o.status.code(), Some(2), "no URL is wrong use");
+    let o = run(&["migrate", "--data", data_s, "--json"], Some(&url));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let report: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let firms = report["firms"].as_array().unwrap();
+    assert_eq!(firms.len(), 1);
+    assert_eq!(firms[0]["firm"], a.id.to_hex());
+    assert!(firms[0]["size"].as_u64().unwrap() > 0);
+    assert!(!String::from_utf8_lossy(&o.stdout).contains(&url));
+    let o = run(&["migrate", "--data", data_s, "--to", &url, "--json"], None);
+    assert_eq!(o.status.code(), Some(2), "never into a database with firms");
+    let e: Value = serde_json::from_slice(&o.stderr).unwrap();
+    assert_eq!(e["error"]["code"], "usage");
+    let toml = dir.path().join("relay.toml");
+    std::fs::write(
+        &toml,
+        format!("data_dir = {data_s:?}\ndatabase_url = {url:?}\n"),
+    )
+    .unwrap();
+    let o = run(
+        &[
+            "backup",
+            "--config",
+            toml.to_str().unwrap(),
+            "--out",
+            "/nonexistent/b",
+        ],
+        None,
+    );
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("pg_dump"));
+    // The relay binary on PostgreSQL serves the moved firm.
+    let relay = Relay::start(&data, &["--database-url", &url]);
+    let mut owner = a.owner_device.clone();
+    owner.base = relay.base.clone();
+    let after = owner.ok(&http, "GET", "/v1/roster?since=0", None).await;
+    assert_eq!(after, before, "the firm's roster, served from PostgreSQL");
+    let log = std::fs::read_to_string(&relay.stderr_log).unwrap();
+    assert!(log.contains("postgresql") && !log.contains(&url), "{log}");
 }
