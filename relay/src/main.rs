@@ -146,17 +146,22 @@ fn backup_command(command: Command) -> ExitCode {
                 BackupError::Damaged { .. } => ("damaged", 5),
                 BackupError::Io { .. } => ("io", 1),
             };
-            if json {
-                eprintln!(
-                    "{}",
-                    serde_json::json!({ "error": { "code": code, "message": e.to_string() } })
-                );
-            } else {
-                eprintln!("error: {e}");
-            }
-            ExitCode::from(exit)
+            failed(json, code, exit, &e)
         }
     }
+}
+
+/// Says why a command failed (JSON on stderr with --json) and gives its exit code.
+fn failed(json: bool, code: &str, exit: u8, e: &dyn std::fmt::Display) -> ExitCode {
+    if json {
+        eprintln!(
+            "{}",
+            serde_json::json!({ "error": { "code": code, "message": e.to_string() } })
+        );
+    } else {
+        eprintln!("error: {e}");
+    }
+    ExitCode::from(exit)
 }
 
 fn migrate_command(data: &DataArgs, to: Option<String>) -> ExitCode {
@@ -202,15 +207,7 @@ fn migrate_command(data: &DataArgs, to: Option<String>) -> ExitCode {
                 MigrateError::Mismatch(_) => ("mismatch", 5),
                 MigrateError::Store(_) => ("storage", 1),
             };
-            if data.json {
-                eprintln!(
-                    "{}",
-                    serde_json::json!({ "error": { "code": code, "message": e.to_string() } })
-                );
-            } else {
-                eprintln!("error: {e}");
-            }
-            ExitCode::from(exit)
+            failed(data.json, code, exit, &e)
         }
     }
 }
