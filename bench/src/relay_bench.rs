@@ -7,6 +7,12 @@
 //!
 //!     cargo run --release -p ledgerline-bench --bin relay-bench -- --messages 3000
 //!     cargo run --release -p ledgerline-bench --bin relay-bench -- --messages 10000 --rooms 100
+//!     cargo run --release -p ledgerline-bench --bin relay-bench -- --messages 3000 --postgres
+//!
+//! `--postgres` runs the relay on PostgreSQL instead (a throwaway cluster of Debian's
+//! `postgresql` on loopback, as the tests start it), and the raw ceilings are PostgreSQL's:
+//! inserts committed one per transaction and 100 per transaction, and the relay's backfill
+//! query straight on the database.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -24,6 +30,7 @@ use fixture::*;
 use futures_util::StreamExt;
 use ledgerline_relay::config::Config;
 use ledgerline_relay::state::AppState;
+use ledgerline_relay::store::postgres::PgStore;
 use ledgerline_relay::store::sqlite::SqliteStore;
 use rand_chacha::rand_core::{RngCore, SeedableRng};
 use serde_json::json;
@@ -54,6 +61,69 @@ struct Args {
     /// Ciphertext size in bytes (a Megolm message of ~200 B plaintext is ~290 B).
     #[arg(long, default_value_t = 290)]
     size: usize,
+    /// Run the relay on a throwaway PostgreSQL on loopback (ceilings measured on it too).
+    #[arg(long)]
+    postgres: bool,
+}
+
+/// Raw ceiling on PostgreSQL: `per_txn` inserts per committed transaction, same row size.
+async fn pg_ceiling(url: &str, rows: usize, size: usize, per_txn: usize) -> f64 {
+    let (mut c, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    c.batch_execute(
+        "DROP TABLE IF EXISTS bench_ceiling; CREATE TABLE bench_ceiling (room BYTEA, seq BIGINT, body BYTEA, PRIMARY KEY (room, seq))",
+    )
+    .await
+    .unwrap();
+    let st = c
+        .prepare("INSERT INTO bench_ceiling VALUES ($1, $2, $3)")
+        .await
+        .unwrap();
+    let (room, body) = (vec![1u8; 16], vec![7u8; size]);
+    let start = Instant::now();
+    for chunk in (0..rows).collect::<Vec<_>>().chunks(per_txn) {
+        let tx = c.transaction().await.unwrap();
+        for i in chunk {
+            tx.execute(&st, &[&room, &(*i as i64), &body])
+                .await
+                .unwrap();
+        }
+        tx.commit().await.unwrap();
+    }
+    rows as f64 / start.elapsed().as_secs_f64()
+}
+
+/// The relay's backfill query straight on PostgreSQL, second pass; messages per second.
+async fn pg_backfill(url: &str, firm: &[u8], room: &[u8], page: usize) -> f64 {
+    let (c, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let st = c
+        .prepare("SELECT seq, sender, ciphertext, created_ms FROM room_messages WHERE firm = $1 AND room = $2 AND seq >= $3 ORDER BY seq LIMIT $4")
+        .await
+        .unwrap();
+    let mut rate = 0.0;
+    for _ in 0..2 {
+        let start = Instant::now();
+        let (mut from, mut got) = (1i64, 0usize);
+        loop {
+            let rows = c
+                .query(&st, &[&firm, &room, &from, &(page as i64)])
+                .await
+                .unwrap();
+            let Some(last) = rows.last() else { break };
+            got += rows.len();
+            from = last.get::<_, i64>(0) + 1;
+            for r in &rows {
+                let _: (Vec<u8>, Vec<u8>, i64) = (r.get(1), r.get(2), r.get(3));
+            }
+        }
+        rate = got as f64 / start.elapsed().as_secs_f64();
+    }
+    rate
 }
 
 struct Outcome {
@@ -126,6 +196,7 @@ async fn backfill(
     room: &str,
     db: &std::path::Path,
     page: usize,
+    sqlite_raw: bool,
 ) -> (usize, f64, f64) {
     let mut over_http = 0.0;
     let mut n = 0;
@@ -148,6 +219,9 @@ async fn backfill(
         }
         over_http = got as f64 / start.elapsed().as_secs_f64();
         n = got;
+    }
+    if !sqlite_raw {
+        return (n, over_http, 0.0);
     }
     let (firm, room_bytes) = (device.firm, hex::decode(room).unwrap());
     let db = db.to_owned();
@@ -324,13 +398,32 @@ async fn main() -> anyhow::Result<()> {
         ..Config::default()
     };
     let db_path = config.database_path();
-    let store = SqliteStore::open(&db_path)?;
+    let pg = if args.postgres {
+        let at = dir.path().join("pg");
+        Some(
+            tokio::task::spawn_blocking(move || ledgerline_testkit::postgres::Postgres::start(&at))
+                .await?,
+        )
+    } else {
+        None
+    };
+    let pg_url = pg.as_ref().map(|p| p.url());
     let (listener, addr) = ledgerline_relay::server::bind(&config).await?;
-    let state = AppState::load(config, store).await?;
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(ledgerline_relay::server::serve(listener, state, async {
+    let stopped = async {
         let _ = stop_rx.await;
-    }));
+    };
+    let server = match &pg_url {
+        None => {
+            let state = AppState::load(config, SqliteStore::open(&db_path)?).await?;
+            tokio::spawn(ledgerline_relay::server::serve(listener, state, stopped))
+        }
+        Some(url) => {
+            let store = PgStore::connect(url, 16).await?;
+            let state = AppState::load(config, store).await?;
+            tokio::spawn(ledgerline_relay::server::serve(listener, state, stopped))
+        }
+    };
     let base = format!("http://{addr}");
     let http = client();
     // One firm per room, as offices are: `devices` members with a device each.
@@ -401,18 +494,24 @@ async fn main() -> anyhow::Result<()> {
         .await,
     );
     let peak = rss::peak_rss_mib();
-    let ceiling = tokio::task::spawn_blocking({
-        let (n, size) = (args.messages.min(3000), args.size);
-        move || sqlite_ceiling(n, size, 1)
-    })
-    .await?;
-    let batched = tokio::task::spawn_blocking({
-        let (n, size) = (args.messages.min(3000) * 10, args.size);
-        move || sqlite_ceiling(n, size, 100)
-    })
-    .await?;
+    let (n, size) = (args.messages.min(3000), args.size);
+    let (ceiling, batched) = match &pg_url {
+        None => (
+            tokio::task::spawn_blocking(move || sqlite_ceiling(n, size, 1)).await?,
+            tokio::task::spawn_blocking(move || sqlite_ceiling(n * 10, size, 100)).await?,
+        ),
+        Some(url) => (
+            pg_ceiling(url, n, size, 1).await,
+            pg_ceiling(url, n * 10, size, 100).await,
+        ),
+    };
+    let engine = if pg_url.is_some() {
+        "PostgreSQL (Debian's, default settings: fsync and synchronous_commit on)"
+    } else {
+        "SQLite WAL synchronous=FULL"
+    };
 
-    println!("relay-bench: {} connected devices in {} rooms of {} (one firm each), {} B Megolm-sized ciphertext, SQLite WAL synchronous=FULL, loopback, load generator in process", connected, args.rooms.max(1), args.devices, args.size);
+    println!("relay-bench: {} connected devices in {} rooms of {} (one firm each), {} B Megolm-sized ciphertext, {engine}, loopback, load generator in process", connected, args.rooms.max(1), args.devices, args.size);
     println!();
     println!("| scenario | messages | accepted msg/s | deliveries/s | ack p50 | ack p99 | send→last recipient p50 | p99 | p999 | CPU (cores, relay + generator) | ratio to ceiling |");
     println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
@@ -442,8 +541,13 @@ async fn main() -> anyhow::Result<()> {
             "every message must reach every device"
         );
     }
-    println!("| raw ceiling: SQLite insert, 1 fsync'd txn each, same row size | {} | {:.0} | | | | | | | | 1.00 |", args.messages.min(3000), ceiling);
-    println!("| raw ceiling: SQLite insert, 100 per fsync'd txn (group commit bound) | {} | {:.0} | | | | | | | | |", args.messages.min(3000) * 10, batched);
+    let store = if pg_url.is_some() {
+        "PostgreSQL"
+    } else {
+        "SQLite"
+    };
+    println!("| raw ceiling: {store} insert, 1 committed txn each, same row size | {n} | {ceiling:.0} | | | | | | | | 1.00 |");
+    println!("| raw ceiling: {store} insert, 100 per committed txn (group commit bound) | {} | {batched:.0} | | | | | | | | |", n * 10);
     println!();
     println!(
         "peak RSS of the process (relay, generator and {connected} WebSockets): {peak:.1} MiB"
@@ -452,13 +556,24 @@ async fn main() -> anyhow::Result<()> {
     println!("| backfill | page | messages | msg/s | ratio to raw |");
     println!("|---|---:|---:|---:|---:|");
     for page in [100, 500] {
-        let (read, over_http, raw) = backfill(&http, &history.0, &history.1, &db_path, page).await;
+        let (read, over_http, mut raw) = backfill(
+            &http,
+            &history.0,
+            &history.1,
+            &db_path,
+            page,
+            pg_url.is_none(),
+        )
+        .await;
+        if let Some(url) = &pg_url {
+            raw = pg_backfill(url, &history.0.firm.0, &hex::decode(&history.1)?, page).await;
+        }
         println!(
             "| signed HTTP `GET …/messages` (one device, sequential) | {page} | {read} | {over_http:.0} | {:.2} |",
             over_http / raw
         );
         println!(
-            "| raw ceiling: the relay's query on its SQLite file | {page} | {read} | {raw:.0} | 1.00 |"
+            "| raw ceiling: the relay's query straight on {store} | {page} | {read} | {raw:.0} | 1.00 |"
         );
     }
     let _ = stop_tx.send(());
