@@ -289,18 +289,42 @@ struct TreeHashes<'c, D> {
     firm: FirmId,
 }
 
+/// Most tree hashes asked for in one statement.
+const HASHES_PER_QUERY: usize = 64;
+
+/// `?from, ?from+1, …` for `n` parameters (numbers only: nothing of the input).
+fn marks(from: usize, n: usize) -> String {
+    (from..from + n)
+        .map(|k| format!("?{k}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 impl<D: Db> tlog::HashReader for TreeHashes<'_, D> {
+    /// All the hashes one step of `tlog_tiles` needs, in one query per 64 (a round trip
+    /// each on PostgreSQL, instead of one per hash).
     fn read_hashes(&self, indexes: &[u64]) -> Result<Vec<tlog::Hash>, tlog::Error> {
+        let mut found = std::collections::HashMap::with_capacity(indexes.len());
+        for chunk in indexes.chunks(HASHES_PER_QUERY) {
+            let sql = format!(
+                "SELECT idx, hash FROM audit_hashes WHERE firm = ?1 AND idx IN ({})",
+                marks(2, chunk.len())
+            );
+            let mut params = vec![Val::Blob(&self.firm.0)];
+            params.extend(chunk.iter().map(|&idx| Val::Int(i(idx))));
+            self.c
+                .each(&sql, &params, |r| {
+                    found.insert(r.u64(0)?, r.id32(1)?);
+                    Ok(())
+                })
+                .map_err(|e| tlog::Error::InvalidInput(format!("tree hashes: {e}")))?;
+        }
         indexes
             .iter()
-            .map(|&idx| {
-                self.c
-                    .opt(
-                        "SELECT hash FROM audit_hashes WHERE firm = ?1 AND idx = ?2",
-                        p![&self.firm.0, i(idx)],
-                        |r| r.id32(0),
-                    )
-                    .map_err(|e| tlog::Error::InvalidInput(format!("tree hash {idx}: {e}")))?
+            .map(|idx| {
+                found
+                    .get(idx)
+                    .copied()
                     .map(tlog::Hash)
                     .ok_or_else(|| tlog::Error::InvalidInput(format!("tree hash {idx} missing")))
             })
@@ -332,10 +356,19 @@ pub(crate) fn append_leaf(tx: &impl Db, firm: FirmId, leaf: &[u8]) -> Result<u64
     let hashes = tlog::stored_hashes(n, leaf, &TreeHashes { c: tx, firm })
         .map_err(|e| StoreError::Backend(e.to_string()))?;
     let base = tlog::stored_hash_index(0, n);
+    // One statement for the leaf's hashes (a leaf completes at most 64 subtrees).
+    let rows = (0..hashes.len())
+        .map(|k| format!("(?1, {})", marks(2 + 2 * k, 2)))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let mut params = vec![Val::Blob(&firm.0)];
     for (k, h) in (base..).zip(&hashes) {
+        params.extend([Val::Int(i(k)), Val::Blob(&h.0)]);
+    }
+    if !hashes.is_empty() {
         tx.exec(
-            "INSERT INTO audit_hashes (firm, idx, hash) VALUES (?1, ?2, ?3)",
-            p![&firm.0, i(k), &h.0],
+            &format!("INSERT INTO audit_hashes (firm, idx, hash) VALUES {rows}"),
+            &params,
         )?;
     }
     tx.exec(
