@@ -586,10 +586,7 @@ fn push_to<S: Store>(
     devices: &[DeviceId],
     event: &serde_json::Value,
 ) {
-    let text = event.to_string();
-    for d in devices {
-        state.hub.push(firm, *d, &text);
-    }
+    state.hub.push_all(firm, devices, &event.to_string());
 }
 
 // ---------------------------------------------------------------- firms and roster
@@ -664,6 +661,9 @@ async fn create_firm<S: Store>(
             }),
         );
     }
+    if let Some(peers) = state.hub.peers() {
+        peers.firm_changed(firm);
+    }
     tracing::info!(firm = %firm, "firm created");
     Ok((
         StatusCode::CREATED,
@@ -715,6 +715,13 @@ async fn append_event<S: Store>(
     bytes: Vec<u8>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let state = state.clone();
+    if state.store.shared() {
+        // Another instance may have appended since: judge the event on the stored roster.
+        state
+            .refresh_firm(c.firm)
+            .await
+            .map_err(|e| ApiError::internal("roster refresh", e))?;
+    }
     let fs = roster_of(&state, c.firm)?;
     let _guard = fs.append.lock().await;
     let mut next = fs
@@ -745,7 +752,7 @@ async fn append_event<S: Store>(
     next.apply(&event).map_err(roster_rejected)?;
     let seq = event.body.seq;
     let audit = entry(c, state.now_ms(), &roster_subjects(&next, &event.body.kind));
-    state
+    let stored = state
         .store
         .append_roster_event(
             c.firm,
@@ -757,13 +764,23 @@ async fn append_event<S: Store>(
             },
             audit,
         )
-        .await
-        .map_err(|e| match e {
-            StoreError::Exists => {
-                ApiError::conflict("roster_conflict", "another event took this position")
-            }
-            other => store_err(other),
-        })?;
+        .await;
+    match stored {
+        Ok(()) => {}
+        Err(StoreError::Exists) => {
+            // Another instance took the position: hold what it stored before the retry.
+            drop(_guard);
+            let _ = state.refresh_firm(c.firm).await;
+            return Err(ApiError::conflict(
+                "roster_conflict",
+                "another event took this position",
+            ));
+        }
+        Err(other) => return Err(store_err(other)),
+    }
+    if let Some(peers) = state.hub.peers() {
+        peers.firm_changed(c.firm);
+    }
     let revoked: Vec<DeviceId> = match &event.body.kind {
         EventKind::DeviceRevoked { device } => vec![*device],
         EventKind::MemberRemoved { member } => next.devices_of_member(member),
@@ -1699,6 +1716,9 @@ async fn erase_file<S: Store>(
             set.insert(file);
         }
     }
+    if let Some(peers) = state.hub.peers() {
+        peers.firm_changed(c.firm);
+    }
     for d in docs {
         state.blobs.remove(c.firm, d).await;
     }
@@ -2061,7 +2081,7 @@ async fn upload_document<S: Store>(
             "body does not match the signed hash",
         ));
     }
-    if let Err(e) = crate::auth::accept_upload(&state, &c) {
+    if let Err(e) = crate::auth::accept_upload(&state, &c).await {
         let _ = tokio::fs::remove_file(&temp).await;
         return Err(e);
     }
@@ -2381,7 +2401,7 @@ async fn upload_part<S: Store>(
         let received = parts.len() as u64;
         if n < received {
             // Already here (the client did not see our answer): nothing to do.
-            crate::auth::accept_upload(state, c)?;
+            crate::auth::accept_upload(state, c).await?;
             return Ok(upload_answer(&parts));
         }
         if n >= received + DOCUMENT_PARTS_IN_FLIGHT {
@@ -2419,7 +2439,7 @@ async fn upload_part<S: Store>(
             "body does not match the signed hash",
         ));
     }
-    crate::auth::accept_upload(state, c)?;
+    crate::auth::accept_upload(state, c).await?;
     // Recorded in turn: wait (at most one body timeout) for the parts before it.
     let deadline =
         tokio::time::Instant::now() + Duration::from_millis(state.config.body_timeout_ms);

@@ -212,6 +212,7 @@ async fn authenticate<S: Store>(
 ) -> Result<(Caller, Vec<u8>), ApiError> {
     let (parts, body) = req.into_parts();
     let signed = parse_request(&parts)?;
+    state.fresh_firm(signed.head.firm).await?;
     let (caller, key) = identify(state, signed)?;
     guest_gate(&parts, &caller)?;
     let body = read_body(
@@ -226,8 +227,35 @@ async fn authenticate<S: Store>(
         .map_err(|_| ApiError::internal("verifier lock", "poisoned"))?
         .verify(&caller.request, &key, &body, state.now_ms())
         .map_err(request_error)?;
+    claim_shared_nonce(state, &caller.request).await?;
     rate_limit(state, &caller)?;
     Ok((caller, body))
+}
+
+/// On a store other instances share, the nonce of a request this instance accepted is
+/// also recorded there, and refused if another instance accepted it first: a request
+/// replayed to a different instance is as dead as one replayed to the same.
+async fn claim_shared_nonce<S: Store>(
+    state: &AppState<S>,
+    request: &SignedRequest,
+) -> Result<(), ApiError> {
+    if !state.store.shared() {
+        return Ok(());
+    }
+    let expires = request
+        .head
+        .timestamp_ms
+        .saturating_add(state.config.max_skew_ms);
+    let fresh = state
+        .store
+        .claim_nonce(request.head.device, request.head.nonce, expires)
+        .await
+        .map_err(|e| ApiError::internal("nonce", e))?;
+    if fresh {
+        Ok(())
+    } else {
+        Err(request_error(RequestError::Replayed))
+    }
 }
 
 /// A signed request whose body is JSON of type `T` (unknown fields refused).
@@ -289,7 +317,7 @@ pub struct Unlisted {
 impl Unlisted {
     /// Verifies the request under `key` (freshness, body hash, signature, replay) and
     /// applies the device's rate limit; returns the caller.
-    pub fn verify<S: Store>(
+    pub async fn verify<S: Store>(
         self,
         state: &AppState<S>,
         key: &ledgerline_protocol::keys::VerifyingKey,
@@ -302,6 +330,7 @@ impl Unlisted {
             .map_err(|_| ApiError::internal("verifier lock", "poisoned"))?
             .verify(&self.request, key, &self.body, state.now_ms())
             .map_err(request_error)?;
+        claim_shared_nonce(state, &self.request).await?;
         let caller = Caller {
             firm: self.request.head.firm,
             device: self.request.head.device,
@@ -368,16 +397,16 @@ pub struct SignedUpload {
 }
 
 /// Records an upload's nonce once its body matched; `replayed_request` if it was used.
-pub fn accept_upload<S: Store>(state: &AppState<S>, caller: &Caller) -> Result<(), ApiError> {
-    let mut v = state
+pub async fn accept_upload<S: Store>(state: &AppState<S>, caller: &Caller) -> Result<(), ApiError> {
+    let fresh = state
         .verifier
         .lock()
-        .map_err(|_| ApiError::internal("verifier lock", "poisoned"))?;
-    if v.remember(&caller.request, state.now_ms()) {
-        Ok(())
-    } else {
-        Err(request_error(RequestError::Replayed))
+        .map_err(|_| ApiError::internal("verifier lock", "poisoned"))?
+        .remember(&caller.request, state.now_ms());
+    if !fresh {
+        return Err(request_error(RequestError::Replayed));
     }
+    claim_shared_nonce(state, &caller.request).await
 }
 
 impl<S: Store> FromRequest<AppState<S>> for SignedUpload {
@@ -386,6 +415,7 @@ impl<S: Store> FromRequest<AppState<S>> for SignedUpload {
     async fn from_request(req: Request, state: &AppState<S>) -> Result<Self, ApiError> {
         let (parts, body) = req.into_parts();
         let signed = parse_request(&parts)?;
+        state.fresh_firm(signed.head.firm).await?;
         let (caller, key) = identify(state, signed)?;
         guest_gate(&parts, &caller)?;
         check_fresh(

@@ -17,6 +17,7 @@
 //! | [`blobs`] | document blobs on disk |
 //! | [`backup`] | backup and restore of the data directory, consistent while serving |
 //! | [`hub`] | WebSocket connections and pushes |
+//! | [`peers`] | the other instances on a shared PostgreSQL store (`LISTEN`/`NOTIFY`) |
 //! | [`metrics`] | Prometheus metrics |
 //! | [`retention`] | the retention sweeper |
 #![forbid(unsafe_code)]
@@ -31,6 +32,7 @@ pub mod hub;
 pub mod limits;
 pub mod metrics;
 pub mod migrate;
+pub mod peers;
 pub mod retention;
 pub mod server;
 pub mod state;

@@ -142,6 +142,11 @@ pub async fn serve<S: Store>(
     builder.http2().timer(TokioTimer::new());
     let builder = Arc::new(builder);
     let sweeper = tokio::spawn(crate::retention::sweeper(state.clone()));
+    let peers = match &state.config.database_url {
+        Some(url) => crate::peers::start(&state, url.expose())
+            .map_err(|e| anyhow::anyhow!("cannot reach the other instances: {e}"))?,
+        None => Vec::new(),
+    };
     tokio::pin!(shutdown);
     loop {
         let (tcp, _peer) = tokio::select! {
@@ -193,6 +198,9 @@ pub async fn serve<S: Store>(
     }
     drop(listener);
     sweeper.abort();
+    for task in peers {
+        task.abort();
+    }
     tracing::info!("shutting down: draining in-flight requests");
     state.hub.close_all("relay shutting down");
     if tokio::time::timeout(DRAIN_DEADLINE, graceful.shutdown())

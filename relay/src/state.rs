@@ -285,6 +285,87 @@ impl<S: Store> AppState<S> {
         self.firms.read().ok().and_then(|m| m.get(&firm).cloned())
     }
 
+    /// Before serving a request of `firm` on a store other instances share: re-reads the
+    /// firm's roster unless this instance hears every change (a firm created elsewhere
+    /// is read on first sight). Alone on its store, the relay's memory is the truth.
+    pub async fn fresh_firm(&self, firm: FirmId) -> Result<(), ApiError> {
+        if !self.store.shared() || (self.hub.in_sync() && self.firm(firm).is_some()) {
+            return Ok(());
+        }
+        self.refresh_firm(firm)
+            .await
+            .map_err(|e| ApiError::internal("roster refresh", e))
+    }
+
+    /// Reads what another instance may have changed of `firm` (roster events past the
+    /// ones held, erased files) from the store; a firm not held yet is loaded whole. Every
+    /// event is verified as at startup.
+    pub async fn refresh_firm(&self, firm: FirmId) -> Result<(), StartError> {
+        let corrupt = |reason: String| StartError::CorruptRoster { firm, reason };
+        let Some(fs) = self.firm(firm) else {
+            let events = self.store.roster_events(firm, 0).await?;
+            if events.is_empty() {
+                return Ok(());
+            }
+            let parsed = events
+                .iter()
+                .map(|e| RosterEvent::from_bytes(e))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| corrupt(e.to_string()))?;
+            let roster = Roster::verify_chain(&parsed).map_err(|e| corrupt(e.to_string()))?;
+            let erased = self.store.erased_files(firm).await?.into_iter().collect();
+            if let Ok(mut m) = self.firms.write() {
+                m.entry(firm).or_insert_with(|| {
+                    Arc::new(FirmState {
+                        roster: RwLock::new(roster),
+                        append: tokio::sync::Mutex::new(()),
+                        erased: RwLock::new(erased),
+                    })
+                });
+            }
+            return Ok(());
+        };
+        // Under the append lock: no local append interleaves with the events read here.
+        let _append = fs.append.lock().await;
+        let mut roster = fs
+            .roster
+            .read()
+            .map_err(|_| corrupt("roster lock poisoned".into()))?
+            .clone();
+        let events = self.store.roster_events(firm, roster.len()).await?;
+        if !events.is_empty() {
+            for bytes in &events {
+                let event = RosterEvent::from_bytes(bytes).map_err(|e| corrupt(e.to_string()))?;
+                roster.apply(&event).map_err(|e| corrupt(e.to_string()))?;
+            }
+            if let Ok(mut held) = fs.roster.write() {
+                *held = roster;
+            }
+        }
+        let erased = self.store.erased_files(firm).await?.into_iter().collect();
+        if let Ok(mut held) = fs.erased.write() {
+            *held = erased;
+        }
+        Ok(())
+    }
+
+    /// [`AppState::refresh_firm`] for every firm in the store (a firm that fails is
+    /// logged and keeps what was held).
+    pub async fn refresh_all_firms(&self) {
+        let firms = match self.store.firms().await {
+            Ok(f) => f,
+            Err(e) => {
+                tracing::error!(error = %e, "listing firms to re-read failed");
+                return;
+            }
+        };
+        for firm in firms {
+            if let Err(e) = self.refresh_firm(firm).await {
+                tracing::error!(firm = %firm, error = %e, "re-reading a firm failed");
+            }
+        }
+    }
+
     /// The lock of one multipart upload.
     pub fn upload_lock(
         &self,

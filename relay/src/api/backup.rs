@@ -393,6 +393,6 @@ pub(super) async fn post_device<S: Store>(
     }
     let role = with_roster(&state, firm, |r| r.member(&member).map(|m| m.role))?
         .ok_or_else(|| ApiError::not_found("no such member"))?;
-    let caller = u.verify(&state, &cert.keys.signing, member, role)?;
+    let caller = u.verify(&state, &cert.keys.signing, member, role).await?;
     append_event(&state, &caller, event, body.event.0).await
 }

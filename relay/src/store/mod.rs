@@ -760,6 +760,17 @@ pub trait Store: Send + Sync + 'static {
         nonces: Vec<(DeviceId, [u8; 16], u64)>,
         now_ms: u64,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Records a request's nonce in the store, for relays whose store other instances
+    /// share ([`Store::shared`]): `false` if an instance has already accepted it. A
+    /// single relay keeps its replay window in memory and calls this never.
+    fn claim_nonce(
+        &self,
+        device: DeviceId,
+        nonce: [u8; 16],
+        expires_ms: u64,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    /// Drops nonces whose requests are no longer fresh anywhere.
+    fn prune_nonces(&self, now_ms: u64) -> impl Future<Output = Result<(), StoreError>> + Send;
     /// Loads the unexpired replay window (at startup).
     fn load_nonces(
         &self,
@@ -768,4 +779,11 @@ pub trait Store: Send + Sync + 'static {
 
     /// Sizes for metrics.
     fn usage(&self) -> impl Future<Output = Result<Usage, StoreError>> + Send;
+
+    /// Whether other relay instances may write this store at the same time (PostgreSQL):
+    /// then what a relay keeps in memory (rosters, erased files, the replay window) is
+    /// refreshed from the store and the other instances (`protocol-spec/scale-out.md`).
+    fn shared(&self) -> bool {
+        false
+    }
 }

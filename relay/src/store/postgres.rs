@@ -47,15 +47,7 @@ impl PgStore {
     /// or libpq's `key=value` form), keeping at most `max_connections`, and applies
     /// pending migrations. The URL is never echoed in an error (it may hold a password).
     pub async fn connect(url: &str, max_connections: usize) -> Result<Self, StoreError> {
-        let mut config: tokio_postgres::Config =
-            url.parse().map_err(|e: tokio_postgres::Error| {
-                StoreError::Backend(format!("the PostgreSQL URL is not valid: {}", pg_text(&e)))
-            })?;
-        refuse_plaintext_over_a_network(&config)?;
-        if config.get_connect_timeout().is_none() {
-            // An unreachable server is an error within seconds, not a hang.
-            config.connect_timeout(std::time::Duration::from_secs(10));
-        }
+        let config = connection_config(url)?;
         let manager = Manager::from_config(
             config,
             tokio_postgres::NoTls,
@@ -70,6 +62,20 @@ impl PgStore {
         migrate(&pool).await?;
         Ok(SqlStore::new(PgEngine { pool }))
     }
+}
+
+/// The settings of one connection to the database at `url`, checked (no plaintext across
+/// a network unless asked for) and with a connect timeout. Errors never echo the URL.
+pub fn connection_config(url: &str) -> Result<tokio_postgres::Config, StoreError> {
+    let mut config: tokio_postgres::Config = url.parse().map_err(|e: tokio_postgres::Error| {
+        StoreError::Backend(format!("the PostgreSQL URL is not valid: {}", pg_text(&e)))
+    })?;
+    refuse_plaintext_over_a_network(&config)?;
+    if config.get_connect_timeout().is_none() {
+        // An unreachable server is an error within seconds, not a hang.
+        config.connect_timeout(std::time::Duration::from_secs(10));
+    }
+    Ok(config)
 }
 
 /// The driver runs without TLS for now (`protocol-spec/scale-out.md`, threats): a server
@@ -140,7 +146,7 @@ async fn migrate(pool: &Pool) -> Result<(), StoreError> {
 }
 
 /// An error's words without values: PostgreSQL's DETAIL may quote a row's ids or bytes.
-fn pg_text(e: &tokio_postgres::Error) -> String {
+pub(crate) fn pg_text(e: &tokio_postgres::Error) -> String {
     match e.as_db_error() {
         Some(db) => format!("{} {}: {}", db.severity(), db.code().code(), db.message()),
         None => e.to_string(),
@@ -291,6 +297,8 @@ impl ToSql for Val<'_> {
 
 impl Engine for PgEngine {
     type Conn = PgConn;
+
+    const SHARED: bool = true;
 
     async fn write<T, F>(self: Arc<Self>, scope: [u8; 16], f: F) -> Result<T, StoreError>
     where

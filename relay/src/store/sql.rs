@@ -180,6 +180,9 @@ pub trait Engine: Send + Sync + 'static {
     /// What the rules run against.
     type Conn: Db;
 
+    /// Whether several relay instances may use one database ([`Store::shared`]).
+    const SHARED: bool;
+
     /// Runs `f` in a write transaction, serialized with every other write that names the
     /// same `scope` (a firm or an invite id), and commits before answering. An error from
     /// `f` rolls back everything it wrote.
@@ -1801,6 +1804,33 @@ impl<E: Engine> Store for SqlStore<E> {
         .await
     }
 
+    async fn claim_nonce(
+        &self,
+        device: DeviceId,
+        nonce: [u8; 16],
+        expires_ms: u64,
+    ) -> Result<bool, StoreError> {
+        // The primary key decides between instances; no lock beyond the device's own.
+        let added = self
+            .write(device.0, move |tx| {
+                tx.exec(
+                    "INSERT INTO nonces (device, nonce, expires_ms) VALUES (?1, ?2, ?3) \
+                     ON CONFLICT (device, nonce) DO NOTHING",
+                    p![&device.0, &nonce, i(expires_ms)],
+                )
+            })
+            .await?;
+        Ok(added == 1)
+    }
+
+    async fn prune_nonces(&self, now_ms: u64) -> Result<(), StoreError> {
+        self.write(GLOBAL_SCOPE, move |tx| {
+            tx.exec("DELETE FROM nonces WHERE expires_ms < ?1", p![i(now_ms)])
+                .map(|_| ())
+        })
+        .await
+    }
+
     async fn load_nonces(&self, now_ms: u64) -> Result<Vec<(DeviceId, [u8; 16], u64)>, StoreError> {
         self.read(move |c| {
             c.rows(
@@ -1830,5 +1860,9 @@ impl<E: Engine> Store for SqlStore<E> {
             })
         })
         .await
+    }
+
+    fn shared(&self) -> bool {
+        E::SHARED
     }
 }

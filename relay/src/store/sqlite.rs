@@ -230,6 +230,9 @@ impl SqliteStore {
 }
 
 impl Engine for SqliteEngine {
+    /// One relay process owns the file.
+    const SHARED: bool = false;
+
     type Conn = Connection;
 
     /// SQLite has one writer: the scope is implied.

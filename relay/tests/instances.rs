@@ -1,0 +1,381 @@
+//! Several relay instances behind one address (`protocol-spec/scale-out.md`): two real
+//! relay processes on one PostgreSQL database (Debian's server, on loopback) and one data
+//! directory (log key, blobs). A client on one instance is pushed what was sent through
+//! the other, sees its revocation, and cannot replay there what the other accepted; an
+//! instance killed with SIGKILL under load from both loses nothing acknowledged, its
+//! clients carry on at the other, and the firm's audit log stays one verified sequence.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod common;
+
+use common::*;
+use futures_util::StreamExt;
+use ledgerline_protocol::audit::LogEntry;
+use ledgerline_protocol::checkpoint::open_checkpoint;
+use ledgerline_protocol::keys::VerifyingKey;
+use ledgerline_protocol::merkle::{leaf_hash, root};
+use ledgerline_protocol::roster::{EventKind, Role};
+use ledgerline_testkit::postgres::Postgres;
+use serde_json::{json, Value};
+use std::collections::HashSet;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// PostgreSQL and two instances on it. Both name one data directory (the second through
+/// a link, so that each has its own log file beside it).
+async fn two_instances(dir: &Path) -> (Postgres, Relay, Relay) {
+    let pg = tokio::task::spawn_blocking({
+        let at = dir.join("pg");
+        move || Postgres::start(&at)
+    })
+    .await
+    .unwrap();
+    let args = args_of(&pg.url());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let data = dir.join("data");
+    let a = Relay::start(&data, &args);
+    std::os::unix::fs::symlink(&data, dir.join("second")).unwrap();
+    let b = Relay::start(&dir.join("second"), &args);
+    (pg, a, b)
+}
+
+fn args_of(url: &str) -> Vec<String> {
+    [
+        "--database-url",
+        url,
+        "--rate-per-second",
+        "100000",
+        "--rate-burst",
+        "100000",
+    ]
+    .map(str::to_owned)
+    .to_vec()
+}
+
+/// `device` talking to another instance.
+fn at(device: &Device, relay: &Relay) -> Device {
+    Device {
+        base: relay.base.clone(),
+        ..device.clone()
+    }
+}
+
+/// Waits for the next event of `type`, skipping others.
+async fn event_of<S>(ws: &mut S, kind: &str) -> Value
+where
+    S: futures_util::Stream<
+            Item = Result<
+                tokio_tungstenite::tungstenite::Message,
+                tokio_tungstenite::tungstenite::Error,
+            >,
+        > + Unpin,
+{
+    loop {
+        let v = next_event(ws)
+            .await
+            .unwrap_or_else(|| panic!("no {kind} event"));
+        if v["type"] == kind {
+            return v;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pushes_revocations_and_the_replay_window_reach_every_instance() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_pg, a, b) = two_instances(dir.path()).await;
+    let http = client();
+    // The firm is founded on A; its members are added on A, and one device on B, which
+    // judges the event on the roster A stored.
+    let mut firm = Firm::create(&http, &a.base, 61).await;
+    let owner = firm.owner_device.clone();
+    let (anna, anna_dev) = firm.add_member(&http, Role::Member).await;
+    let owner_on_b = at(&owner, &b);
+    let phone = new_device(&mut firm.rng, firm.id, anna.id, &b.base);
+    let added = firm.event(
+        &firm.owner_clone(),
+        EventKind::DeviceAdded(certify(firm.id, &anna, &phone)),
+    );
+    firm.append(&http, &owner_on_b, added).await;
+    let room = hex::encode(firm.random16());
+    owner
+        .ok(
+            &http,
+            "POST",
+            "/v1/rooms",
+            Some(json!({ "room": room, "members": [firm.owner.id, anna.id] })),
+        )
+        .await;
+
+    // Anna listens on B; the owner writes on A.
+    let anna_on_b = at(&anna_dev, &b);
+    let mut ws = websocket(&anna_on_b, b.addr).await;
+    assert_eq!(next_event(&mut ws).await.unwrap()["type"], "hello");
+    let sent = owner
+        .ok(
+            &http,
+            "POST",
+            &format!("/v1/rooms/{room}/messages"),
+            Some(json!({ "ciphertext": "c0ffee" })),
+        )
+        .await;
+    let pushed = event_of(&mut ws, "room_message").await;
+    assert_eq!(pushed["seq"], sent["seq"], "pushed by B what A accepted");
+    assert_eq!(pushed["ciphertext"], "c0ffee");
+    // Too large for a notification: the push arrives as a hint, the message by paging.
+    let large = "ab".repeat(6_000);
+    let sent = owner
+        .ok(
+            &http,
+            "POST",
+            &format!("/v1/rooms/{room}/messages"),
+            Some(json!({ "ciphertext": large })),
+        )
+        .await;
+    let pushed = event_of(&mut ws, "room_message").await;
+    assert_eq!(pushed["seq"], sent["seq"]);
+    assert_eq!(pushed["partial"], true);
+    assert!(pushed.get("ciphertext").is_none());
+    let stored = anna_on_b.all_messages(&http, &room).await;
+    assert_eq!(stored[&sent["seq"].as_u64().unwrap()], large);
+
+    // A request A accepted is a replay at B, and the other way round.
+    for (first, second) in [(&a, &b), (&b, &a)] {
+        let body = serde_json::to_vec(&json!({ "ciphertext": "0badc0de" })).unwrap();
+        let s = owner.sign("POST", &format!("/v1/rooms/{room}/messages"), &body);
+        let (status, v) = send(&http, &first.base, &s).await;
+        assert_eq!(status, 200, "{v}");
+        let (status, v) = send(&http, &second.base, &s).await;
+        assert_eq!(
+            (status, v["code"].as_str()),
+            (401, Some("replayed_request")),
+            "a request replayed to the other instance: {v}"
+        );
+    }
+
+    // Revoked on A: Anna's socket on B is closed as revoked, and B refuses the device.
+    let revoke = firm.event(
+        &firm.owner_clone(),
+        EventKind::DeviceRevoked {
+            device: anna_dev.id,
+        },
+    );
+    firm.append(&http, &owner, revoke).await;
+    let mut reason = None;
+    while let Ok(Some(msg)) = tokio::time::timeout(Duration::from_secs(10), ws.next()).await {
+        if let Ok(tokio_tungstenite::tungstenite::Message::Close(frame)) = msg {
+            reason = frame.map(|f| f.reason.to_string());
+            break;
+        }
+    }
+    assert_eq!(reason.as_deref(), Some("revoked"), "B closed the socket");
+    let (status, v) = anna_on_b.call(&http, "GET", "/v1/roster", None).await;
+    assert_eq!((status, v["code"].as_str()), (401, Some("revoked_device")));
+    // Her other device goes on, on either instance.
+    at(&phone, &a).ok(&http, "GET", "/v1/roster", None).await;
+    phone.ok(&http, "GET", "/v1/roster", None).await;
+}
+
+/// What the writers got acknowledged.
+#[derive(Default)]
+struct Acked {
+    messages: Vec<(u64, String)>,
+    signatures: Vec<String>,
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instance_killed_under_load_loses_nothing_and_the_log_stays_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let (pg, mut a, b) = two_instances(dir.path()).await;
+    let http = client();
+    let mut firm = Firm::create(&http, &a.base, 62).await;
+    let owner = firm.owner_device.clone();
+    let (anna, anna_dev) = firm.add_member(&http, Role::Member).await;
+    let room = hex::encode(firm.random16());
+    owner
+        .ok(
+            &http,
+            "POST",
+            "/v1/rooms",
+            Some(json!({ "room": room, "members": [firm.owner.id, anna.id] })),
+        )
+        .await;
+    let v = owner.ok(&http, "GET", "/v1/audit/checkpoint", None).await;
+    let origin = v["origin"].as_str().unwrap().to_owned();
+    let key = VerifyingKey::from_bytes(
+        &hex::decode(v["log_key"].as_str().unwrap())
+            .unwrap()
+            .try_into()
+            .unwrap(),
+    )
+    .unwrap();
+    // Anna listens on A.
+    let mut ws = websocket(&anna_dev, a.addr).await;
+    assert_eq!(next_event(&mut ws).await.unwrap()["type"], "hello");
+
+    // Four writers, two on each instance; a writer whose instance stops answering moves
+    // to the other (what a load balancer does) and goes on.
+    let acked = Arc::new(Mutex::new(Acked::default()));
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (a_base, b_base) = (a.base.clone(), b.base.clone());
+    let mut writers = Vec::new();
+    for w in 0..4u32 {
+        let (owner, room, acked, http, stop) = (
+            owner.clone(),
+            room.clone(),
+            acked.clone(),
+            http.clone(),
+            stop.clone(),
+        );
+        let mut base = if w % 2 == 0 {
+            a_base.clone()
+        } else {
+            b_base.clone()
+        };
+        let other = b_base.clone();
+        writers.push(tokio::spawn(async move {
+            let mut moved = false;
+            let mut i = 0u32;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let ct = format!("{w:02x}{i:08x}");
+                let body = serde_json::to_vec(&json!({ "ciphertext": ct })).unwrap();
+                let s = owner.sign("POST", &format!("/v1/rooms/{room}/messages"), &body);
+                match tokio::time::timeout(Duration::from_secs(5), try_send(&http, &base, &s))
+                    .await
+                    .ok()
+                    .flatten()
+                {
+                    Some((200, v)) => {
+                        let mut a = acked.lock().unwrap();
+                        a.messages.push((v["seq"].as_u64().unwrap(), ct));
+                        a.signatures.push(s.signature());
+                    }
+                    Some((status, v)) => panic!("writer {w}: {status} {v}"),
+                    None => {
+                        assert!(!moved, "writer {w}: B stopped answering too");
+                        base = other.clone();
+                        moved = true;
+                    }
+                }
+                i += 1;
+            }
+            moved
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    let before_kill = acked.lock().unwrap().messages.len();
+    a.kill();
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut moved = 0;
+    for w in writers {
+        moved += usize::from(w.await.unwrap());
+    }
+    assert_eq!(moved, 2, "both writers on A moved to B");
+    let acked = std::mem::take(&mut *acked.lock().unwrap());
+    assert!(
+        before_kill > 50 && acked.messages.len() > before_kill + 50,
+        "too little load: {before_kill} before the kill, {} in all",
+        acked.messages.len()
+    );
+
+    // Anna's socket died with A; she reconnects to B and is pushed there.
+    let mut closed = false;
+    while let Ok(Some(msg)) = tokio::time::timeout(Duration::from_secs(5), ws.next()).await {
+        if matches!(
+            msg,
+            Ok(tokio_tungstenite::tungstenite::Message::Close(_)) | Err(_)
+        ) {
+            closed = true;
+            break;
+        }
+    }
+    assert!(closed, "the socket on the killed instance is gone");
+    let anna_on_b = at(&anna_dev, &b);
+    let mut ws = websocket(&anna_on_b, b.addr).await;
+    assert_eq!(next_event(&mut ws).await.unwrap()["type"], "hello");
+    let owner_on_b = at(&owner, &b);
+    let sent = owner_on_b
+        .ok(
+            &http,
+            "POST",
+            &format!("/v1/rooms/{room}/messages"),
+            Some(json!({ "ciphertext": "afe7" })),
+        )
+        .await;
+    assert_eq!(event_of(&mut ws, "room_message").await["seq"], sent["seq"]);
+
+    // Every acknowledged message is there, numbered densely from both instances.
+    let stored = anna_on_b.all_messages(&http, &room).await;
+    for (seq, ct) in &acked.messages {
+        assert_eq!(stored.get(seq), Some(ct), "acknowledged message {seq} lost");
+    }
+    let top = sent["seq"].as_u64().unwrap();
+    assert_eq!(
+        stored.len() as u64,
+        top,
+        "message numbers 1..={top}, no gap"
+    );
+
+    // A restarted A signs the same log: one sequence, its entries hash to the signed root,
+    // and every acknowledged write is in it exactly once.
+    let args = args_of(&pg.url());
+    a = Relay::start(
+        &a.data,
+        &args.iter().map(String::as_str).collect::<Vec<_>>(),
+    );
+    let owner_on_a = at(&owner, &a);
+    let v = owner_on_a
+        .ok(&http, "GET", "/v1/audit/checkpoint", None)
+        .await;
+    let cp = open_checkpoint(v["checkpoint"].as_str().unwrap().as_bytes(), &origin, &key)
+        .expect("the checkpoint of the restarted instance under the pinned key");
+    let mut entries: Vec<Vec<u8>> = Vec::new();
+    while (entries.len() as u64) < cp.size() {
+        let v = owner_on_b
+            .ok(
+                &http,
+                "GET",
+                &format!("/v1/audit/entries?from={}&limit=500", entries.len()),
+                None,
+            )
+            .await;
+        let page = v["entries"].as_array().unwrap();
+        assert!(!page.is_empty(), "entries end before the checkpoint's size");
+        entries.extend(
+            page.iter()
+                .map(|e| hex::decode(e.as_str().unwrap()).unwrap()),
+        );
+    }
+    entries.truncate(usize::try_from(cp.size()).unwrap());
+    let leaves: Vec<[u8; 32]> = entries.iter().map(|e| leaf_hash(e)).collect();
+    assert_eq!(
+        &root(&leaves),
+        cp.root(),
+        "the entries hash to the signed root"
+    );
+    let mut logged = HashSet::new();
+    for e in &entries {
+        if let LogEntry::Request(l) = LogEntry::from_bytes(e).unwrap() {
+            assert!(
+                logged.insert(hex::encode(l.request.signature)),
+                "a request logged twice"
+            );
+        }
+    }
+    for sig in &acked.signatures {
+        assert!(logged.contains(sig), "an acknowledged write is not logged");
+    }
+    println!(
+        "{} messages acknowledged by two instances ({before_kill} before A was killed), all present; audit log of {} entries verified",
+        acked.messages.len(),
+        cp.size()
+    );
+    drop(b);
+}
