@@ -89,7 +89,7 @@ where
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pushes_revocations_and_the_replay_window_reach_every_instance() {
     let dir = tempfile::tempdir().unwrap();
-    let (_pg, a, b) = two_instances(dir.path()).await;
+    let (pg, a, b) = two_instances(dir.path()).await;
     let http = client();
     // The firm is founded on A; its members are added on A, and one device on B, which
     // judges the event on the roster A stored.
@@ -180,6 +180,43 @@ async fn pushes_revocations_and_the_replay_window_reach_every_instance() {
     // Her other device goes on, on either instance.
     at(&phone, &a).ok(&http, "GET", "/v1/roster", None).await;
     phone.ok(&http, "GET", "/v1/roster", None).await;
+
+    // The instances lose their notification connections (PostgreSQL restarted them, say):
+    // each listens again, re-reads its firms and closes its sockets so that their clients
+    // catch up; then pushes flow as before.
+    let mut ws = websocket(&phone, b.addr).await;
+    assert_eq!(next_event(&mut ws).await.unwrap()["type"], "hello");
+    let (pg_client, connection) = tokio_postgres::connect(&pg.url(), tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    let cut = pg_client
+        .query(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query = 'LISTEN ledgerline_v1'",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(cut.len(), 2, "one listener per instance");
+    let mut reason = None;
+    while let Ok(Some(msg)) = tokio::time::timeout(Duration::from_secs(10), ws.next()).await {
+        if let Ok(tokio_tungstenite::tungstenite::Message::Close(frame)) = msg {
+            reason = frame.map(|f| f.reason.to_string());
+            break;
+        }
+    }
+    assert_eq!(reason.as_deref(), Some("resync"), "B closed its sockets");
+    let mut ws = websocket(&phone, b.addr).await;
+    assert_eq!(next_event(&mut ws).await.unwrap()["type"], "hello");
+    let sent = owner
+        .ok(
+            &http,
+            "POST",
+            &format!("/v1/rooms/{room}/messages"),
+            Some(json!({ "ciphertext": "aa55" })),
+        )
+        .await;
+    assert_eq!(event_of(&mut ws, "room_message").await["seq"], sent["seq"]);
 }
 
 /// What the writers got acknowledged.
