@@ -1,7 +1,7 @@
 //! The HTTP and WebSocket API (`protocol-spec/relay-api.md`).
 
 use crate::auth::{parse_json, read_body, Caller, Signed, SignedJson, SignedUpload, P, Q};
-use crate::blobs::FileSink;
+use crate::blobs::{Blobs, BucketWriter, FileSink};
 use crate::error::ApiError;
 use crate::hub::Push;
 use crate::state::{AppState, FirmState};
@@ -237,8 +237,10 @@ async fn metrics<S: Store>(State(state): State<AppState<S>>) -> Result<Response,
     let m = &state.metrics;
     m.connected_devices
         .set(state.hub.connected_devices() as i64);
-    m.stored_bytes
-        .set(i64::try_from(usage.stored_bytes + state.blobs.total_bytes()).unwrap_or(i64::MAX));
+    m.stored_bytes.set(
+        i64::try_from(usage.stored_bytes + state.blobs.total_bytes().unwrap_or(0))
+            .unwrap_or(i64::MAX),
+    );
     m.audit_leaves
         .set(i64::try_from(usage.audit_leaves).unwrap_or(i64::MAX));
     let mut text = String::new();
@@ -2065,30 +2067,60 @@ async fn upload_document<S: Store>(
             ));
         }
     }
-    let temp = state.blobs.temp_path();
-    let result = stream_to_file(&state, body, &temp, max).await;
-    let (size, sha) = match result {
-        Ok(v) => v,
-        Err(e) => {
-            let _ = tokio::fs::remove_file(&temp).await;
-            return Err(e);
+    let (size, sha) = match &state.blobs {
+        Blobs::Dir(dir) => {
+            let temp = dir.temp_path();
+            let stored = async {
+                let (size, sha) = stream_to_file(&state, body, &temp, max).await?;
+                if sha != expected_sha256 {
+                    return Err(hash_mismatch());
+                }
+                crate::auth::accept_upload(&state, &c).await?;
+                dir.commit(&temp, c.firm, document)
+                    .await
+                    .map_err(|e| ApiError::internal("blob commit", e))?;
+                Ok((size, sha))
+            }
+            .await;
+            if stored.is_err() {
+                let _ = tokio::fs::remove_file(&temp).await;
+            }
+            stored?
+        }
+        Blobs::Bucket(bucket) => {
+            let mut writer = bucket
+                .writer(c.firm, document)
+                .await
+                .map_err(|e| ApiError::internal("blob upload", e))?;
+            let received = async {
+                let (size, sha) =
+                    copy_body(&state, body, &mut Out::Bucket(&mut writer), max, || {
+                        too_large(max)
+                    })
+                    .await?;
+                if sha != expected_sha256 {
+                    return Err(hash_mismatch());
+                }
+                crate::auth::accept_upload(&state, &c).await?;
+                Ok((size, sha))
+            }
+            .await;
+            match received {
+                Ok(v) => {
+                    // Only now does the object appear, whole.
+                    writer
+                        .finish()
+                        .await
+                        .map_err(|e| ApiError::internal("blob upload", e))?;
+                    v
+                }
+                Err(e) => {
+                    writer.abort().await;
+                    return Err(e);
+                }
+            }
         }
     };
-    if sha != expected_sha256 {
-        let _ = tokio::fs::remove_file(&temp).await;
-        return Err(ApiError::unauthorized(
-            "body_hash_mismatch",
-            "body does not match the signed hash",
-        ));
-    }
-    if let Err(e) = crate::auth::accept_upload(&state, &c).await {
-        let _ = tokio::fs::remove_file(&temp).await;
-        return Err(e);
-    }
-    if let Err(e) = state.blobs.commit(&temp, c.firm, document).await {
-        let _ = tokio::fs::remove_file(&temp).await;
-        return Err(ApiError::internal("blob commit", e));
-    }
     let meta = crate::store::DocumentMeta {
         document,
         file,
@@ -2112,7 +2144,7 @@ async fn upload_document<S: Store>(
         .put_document(c.firm, meta, state.now_ms(), audit)
         .await
     {
-        let _ = tokio::fs::remove_file(state.blobs.path(c.firm, document)).await;
+        state.blobs.remove(c.firm, document).await;
         return Err(match e {
             StoreError::Exists => {
                 ApiError::conflict("document_exists", "a document with this id exists")
@@ -2130,6 +2162,18 @@ async fn upload_document<S: Store>(
         StatusCode::CREATED,
         Json(json!({ "size": size, "sha256": hex::encode(sha) })),
     ))
+}
+
+fn hash_mismatch() -> ApiError {
+    ApiError::unauthorized("body_hash_mismatch", "body does not match the signed hash")
+}
+
+fn too_large(max: u64) -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "body_too_large",
+        format!("documents are limited to {max} bytes"),
+    )
 }
 
 /// The release share from its header, checked against the signed `share_sha256`.
@@ -2247,7 +2291,6 @@ async fn begin_upload<S: Store>(
         .unwrap_or(true);
     let upload = state.upload_lock(c.firm, document);
     let _slot = upload.slot.lock().await;
-    let path = state.blobs.upload_path(c.firm, document);
     match state
         .store
         .upload(c.firm, document)
@@ -2261,10 +2304,12 @@ async fn begin_upload<S: Store>(
                     "an upload of this id is open with other parameters",
                 ));
             }
-            let keep = if first_touch {
-                intact_parts(&path, &open, &parts).await
-            } else {
-                parts.len() as u64
+            let keep = match &state.blobs {
+                Blobs::Dir(dir) if first_touch => {
+                    intact_parts(&dir.upload_path(c.firm, document), &open, &parts).await
+                }
+                // A part in a bucket was stored whole before it was recorded.
+                _ => parts.len() as u64,
             };
             if keep < parts.len() as u64 {
                 state
@@ -2277,9 +2322,11 @@ async fn begin_upload<S: Store>(
             Ok(upload_answer(&parts))
         }
         None => {
-            tokio::fs::File::create(&path)
-                .await
-                .map_err(|e| ApiError::internal("upload create", e))?;
+            if let Blobs::Dir(dir) = &state.blobs {
+                tokio::fs::File::create(dir.upload_path(c.firm, document))
+                    .await
+                    .map_err(|e| ApiError::internal("upload create", e))?;
+            }
             state
                 .store
                 .begin_upload(c.firm, wanted, state.now_ms())
@@ -2427,17 +2474,37 @@ async fn upload_part<S: Store>(
             "this part lies beyond the announced size",
         ));
     }
-    // Written at its own offset, concurrently with its predecessor.
-    let path = state.blobs.upload_path(c.firm, document);
     let Some(b) = body.take() else {
         return Err(ApiError::internal("upload body", "taken twice"));
     };
-    let (sha, written) = append_part(state, b, &path, offset, expected).await?;
+    let (sha, written) = match &state.blobs {
+        // Written at its own offset, concurrently with its predecessor.
+        Blobs::Dir(dir) => {
+            let path = dir.upload_path(c.firm, document);
+            let (sha, f) = append_part(state, b, &path, offset, expected).await?;
+            (sha, Some(f))
+        }
+        // Received whole, checked, then stored as its own object.
+        Blobs::Bucket(bucket) => {
+            let mut chunks = Vec::new();
+            let bad_size = || bad_part_size(expected);
+            let (size, sha) =
+                copy_body(state, b, &mut Out::Memory(&mut chunks), expected, bad_size).await?;
+            if size != expected {
+                return Err(bad_part_size(expected));
+            }
+            if sha != expected_sha256 {
+                return Err(hash_mismatch());
+            }
+            bucket
+                .put_object(c.firm, document, n, chunks)
+                .await
+                .map_err(|e| ApiError::internal("part upload", e))?;
+            (sha, None)
+        }
+    };
     if sha != expected_sha256 {
-        return Err(ApiError::unauthorized(
-            "body_hash_mismatch",
-            "body does not match the signed hash",
-        ));
+        return Err(hash_mismatch());
     }
     crate::auth::accept_upload(state, c).await?;
     // Recorded in turn: wait (at most one body timeout) for the parts before it.
@@ -2455,7 +2522,9 @@ async fn upload_part<S: Store>(
                     .add_upload_part(c.firm, document, n, sha)
                     .await
                     .map_err(store_err)?;
-                slot.start_writeback(written);
+                if let Some(f) = written {
+                    slot.start_writeback(f);
+                }
                 upload.recorded.notify_waiters();
                 parts.push(sha);
                 drop(claim);
@@ -2492,17 +2561,26 @@ async fn append_part<S: Store>(
         f.seek(std::io::SeekFrom::Start(offset))?;
         Ok(f)
     });
-    let bad_size = || {
-        ApiError::bad_request(
-            "bad_part_size",
-            format!("this part must be exactly {len} bytes"),
-        )
-    };
-    let (size, sha, f) = receive_to_file(state, body, sink, len, bad_size, "upload write").await?;
+    let (size, sha, f) = receive_to_file(
+        state,
+        body,
+        sink,
+        len,
+        || bad_part_size(len),
+        "upload write",
+    )
+    .await?;
     if size != len {
-        return Err(bad_size());
+        return Err(bad_part_size(len));
     }
     Ok((sha, f))
+}
+
+fn bad_part_size(len: u64) -> ApiError {
+    ApiError::bad_request(
+        "bad_part_size",
+        format!("this part must be exactly {len} bytes"),
+    )
 }
 
 #[derive(Deserialize)]
@@ -2536,27 +2614,44 @@ async fn complete_upload<S: Store>(
             "the parts received do not have the announced root",
         ));
     }
-    let path = state.blobs.upload_path(c.firm, document);
-    let f = tokio::fs::OpenOptions::new()
-        .write(true)
-        .open(&path)
-        .await
-        .map_err(|e| ApiError::internal("upload open", e))?;
-    let on_disk = f.metadata().await.map(|m| m.len()).unwrap_or(0);
-    if on_disk != u.size {
-        return Err(ApiError::internal("upload size", "stored bytes differ"));
+    match &state.blobs {
+        Blobs::Dir(dir) => {
+            let path = dir.upload_path(c.firm, document);
+            let f = tokio::fs::OpenOptions::new()
+                .write(true)
+                .open(&path)
+                .await
+                .map_err(|e| ApiError::internal("upload open", e))?;
+            let on_disk = f.metadata().await.map(|m| m.len()).unwrap_or(0);
+            if on_disk != u.size {
+                return Err(ApiError::internal("upload size", "stored bytes differ"));
+            }
+            // Parts are written without a sync each (a write-back starts after each in the
+            // background); the whole file is synced once, here.
+            slot.settle().await;
+            f.sync_all()
+                .await
+                .map_err(|e| ApiError::internal("upload sync", e))?;
+            dir.commit(&path, c.firm, document)
+                .await
+                .map_err(|e| ApiError::internal("blob commit", e))?;
+        }
+        Blobs::Bucket(bucket) => {
+            // Every recorded part is an object of its exact size; nothing more to write.
+            let objects = bucket
+                .objects(c.firm, document)
+                .await
+                .map_err(|e| ApiError::internal("upload objects", e))?;
+            let sizes_right = objects.len() as u64 == count
+                && objects.iter().enumerate().all(|(n, (_, size))| {
+                    let n = n as u64;
+                    *size == parts_len(&u, n + 1) - parts_len(&u, n)
+                });
+            if !sizes_right {
+                return Err(ApiError::internal("upload size", "stored objects differ"));
+            }
+        }
     }
-    // Parts are written without a sync each (a write-back starts after each in the
-    // background); the whole file is synced once, here.
-    slot.settle().await;
-    f.sync_all()
-        .await
-        .map_err(|e| ApiError::internal("upload sync", e))?;
-    state
-        .blobs
-        .commit(&path, c.firm, document)
-        .await
-        .map_err(|e| ApiError::internal("blob commit", e))?;
     let meta = crate::store::DocumentMeta {
         document,
         file,
@@ -2612,14 +2707,8 @@ async fn stream_to_file<S: Store>(
 ) -> Result<(u64, [u8; 32]), ApiError> {
     let target = path.to_owned();
     let sink = FileSink::start(move || std::fs::File::create(target));
-    let too_large = || {
-        ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "body_too_large",
-            format!("documents are limited to {max} bytes"),
-        )
-    };
-    let (size, sha, f) = receive_to_file(state, body, sink, max, too_large, "blob write").await?;
+    let (size, sha, f) =
+        receive_to_file(state, body, sink, max, || too_large(max), "blob write").await?;
     tokio::task::spawn_blocking(move || f.sync_all())
         .await
         .map_err(|e| ApiError::internal("blob sync", e))?
@@ -2638,7 +2727,7 @@ async fn receive_to_file<S: Store>(
     over: impl Fn() -> ApiError,
     what: &'static str,
 ) -> Result<(u64, [u8; 32], std::fs::File), ApiError> {
-    let copied = copy_body(state, body, &mut sink, limit, over).await;
+    let copied = copy_body(state, body, &mut Out::File(&mut sink), limit, over).await;
     let f = sink
         .finish()
         .await
@@ -2647,13 +2736,42 @@ async fn receive_to_file<S: Store>(
     Ok((size, sha, f))
 }
 
+/// Where a body being received goes.
+enum Out<'a> {
+    /// A file, through its writer thread.
+    File(&'a mut FileSink),
+    /// An S3 multipart upload.
+    Bucket(&'a mut BucketWriter),
+    /// Memory (a part, at most [`DOCUMENT_PART_MAX`] bytes, before it is stored whole).
+    Memory(&'a mut Vec<axum::body::Bytes>),
+}
+
+impl Out<'_> {
+    async fn write(&mut self, chunk: axum::body::Bytes) -> Result<(), ApiError> {
+        match self {
+            Self::File(sink) => sink
+                .write(chunk)
+                .await
+                .map_err(|()| ApiError::internal("blob write", "the writer stopped")),
+            Self::Bucket(w) => w
+                .write(chunk)
+                .await
+                .map_err(|e| ApiError::internal("blob upload", e)),
+            Self::Memory(v) => {
+                v.push(chunk);
+                Ok(())
+            }
+        }
+    }
+}
+
 /// Copies a request body into `out` while hashing it: at most `limit` bytes (`over` names
 /// the error), each chunk within the body timeout (a large upload may take long, a stalled
 /// one may not). Returns the size and SHA-256.
 async fn copy_body<S: Store>(
     state: &AppState<S>,
     body: Body,
-    out: &mut FileSink,
+    out: &mut Out<'_>,
     limit: u64,
     over: impl Fn() -> ApiError,
 ) -> Result<(u64, [u8; 32]), ApiError> {
@@ -2679,9 +2797,7 @@ async fn copy_body<S: Store>(
             return Err(over());
         }
         hasher.update(&chunk);
-        out.write(chunk)
-            .await
-            .map_err(|()| ApiError::internal("blob write", "the writer stopped"))?;
+        out.write(chunk).await?;
     }
     Ok((size, hasher.finalize().into()))
 }
@@ -2704,12 +2820,58 @@ async fn document_for<S: Store>(
     Ok(meta)
 }
 
+/// The byte range a `Range` header asks of a `size`-byte document: `Ok(None)` for the
+/// whole (no header, or one we do not serve in parts: several ranges, other units), an
+/// error when it lies outside the document.
+fn asked_range(headers: &HeaderMap, size: u64) -> Result<Option<std::ops::Range<u64>>, ()> {
+    let Some(spec) = headers
+        .get(header::RANGE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().strip_prefix("bytes="))
+    else {
+        return Ok(None);
+    };
+    if spec.contains(',') {
+        return Ok(None);
+    }
+    let (first, last) = spec.split_once('-').ok_or(())?;
+    let number = |t: &str| t.trim().parse::<u64>().map_err(|_| ());
+    let range = match (first.trim().is_empty(), last.trim().is_empty()) {
+        // The last n bytes.
+        (true, false) => {
+            let n = number(last)?.min(size);
+            size - n..size
+        }
+        (false, true) => number(first)?..size,
+        (false, false) => {
+            let (a, b) = (number(first)?, number(last)?);
+            if b < a {
+                return Err(());
+            }
+            a..b.saturating_add(1).min(size)
+        }
+        (true, true) => return Err(()),
+    };
+    if range.start >= range.end {
+        return Err(());
+    }
+    Ok(Some(range))
+}
+
 async fn download_document<S: Store>(
     State(state): State<AppState<S>>,
     P((file, document)): P<(FileId, DocumentId)>,
+    headers: HeaderMap,
     s: Signed,
 ) -> Result<Response, ApiError> {
     let meta = document_for(&state, &s.caller, file, document).await?;
+    let Ok(asked) = asked_range(&headers, meta.size) else {
+        return Ok((
+            StatusCode::RANGE_NOT_SATISFIABLE,
+            [(header::CONTENT_RANGE, format!("bytes */{}", meta.size))],
+        )
+            .into_response());
+    };
     log_read(
         &state,
         &s.caller,
@@ -2719,15 +2881,37 @@ async fn download_document<S: Store>(
         ],
     )
     .await?;
-    let f = tokio::fs::File::open(state.blobs.path(s.caller.firm, document))
-        .await
-        .map_err(|e| ApiError::internal("blob open", e))?;
-    // 256 KiB reads: the default 4 KiB would make a gigabyte a quarter-million frames.
-    let body = Body::from_stream(tokio_util::io::ReaderStream::with_capacity(f, 256 * 1024));
-    Ok((
+    let range = asked.clone().unwrap_or(0..meta.size);
+    let body = match &state.blobs {
+        Blobs::Dir(dir) => {
+            use tokio::io::{AsyncReadExt, AsyncSeekExt};
+            let mut f = tokio::fs::File::open(dir.path(s.caller.firm, document))
+                .await
+                .map_err(|e| ApiError::internal("blob open", e))?;
+            f.seek(std::io::SeekFrom::Start(range.start))
+                .await
+                .map_err(|e| ApiError::internal("blob seek", e))?;
+            // 256 KiB reads: the default 4 KiB would make a gigabyte a quarter-million frames.
+            Body::from_stream(tokio_util::io::ReaderStream::with_capacity(
+                f.take(range.end - range.start),
+                256 * 1024,
+            ))
+        }
+        Blobs::Bucket(bucket) => Body::from_stream(
+            bucket
+                .read(s.caller.firm, document, meta.size, range.clone())
+                .await
+                .map_err(|e| ApiError::internal("blob read", e))?,
+        ),
+    };
+    let mut response = (
         [
             (header::CONTENT_TYPE, "application/octet-stream".to_owned()),
-            (header::CONTENT_LENGTH, meta.size.to_string()),
+            (
+                header::CONTENT_LENGTH,
+                (range.end - range.start).to_string(),
+            ),
+            (header::ACCEPT_RANGES, "bytes".to_owned()),
             (
                 header::HeaderName::from_static("ledgerline-content-sha256"),
                 hex::encode(meta.sha256),
@@ -2735,7 +2919,19 @@ async fn download_document<S: Store>(
         ],
         body,
     )
-        .into_response())
+        .into_response();
+    if asked.is_some() {
+        *response.status_mut() = StatusCode::PARTIAL_CONTENT;
+        if let Ok(v) = header::HeaderValue::from_str(&format!(
+            "bytes {}-{}/{}",
+            range.start,
+            range.end - 1,
+            meta.size
+        )) {
+            response.headers_mut().insert(header::CONTENT_RANGE, v);
+        }
+    }
+    Ok(response)
 }
 
 /// Hands out a document's release share, after appending the device's signed request to

@@ -1,8 +1,330 @@
-//! Document blobs on the local disk: `<blob dir>/<firm hex>/<document hex>`, written to a
-//! temporary file, synced, then renamed into place, so a blob is either complete or absent.
+//! Document blobs: on the local disk by default, or in an S3-compatible bucket
+//! (`protocol-spec/scale-out.md`).
+//!
+//! - On disk: `<blob dir>/<firm hex>/<document hex>`, written to a temporary file, synced,
+//!   then renamed into place, so a blob is either complete or absent.
+//! - In a bucket (through `object_store`): a document is the objects
+//!   `<firm hex>/<document hex>/<n>`, n = 0, 1, …, read in order. A document uploaded in
+//!   one request is one object, streamed to S3 as a multipart upload that is completed only
+//!   once the body matched its signed hash (else aborted: nothing becomes visible). A
+//!   document uploaded in parts keeps each part as its own object, written whole before the
+//!   part is recorded; completing the upload writes nothing more. Any instance can take any
+//!   part, and no part-size minimum of S3 applies.
 
+use axum::body::Bytes;
+use futures_util::{StreamExt, TryStreamExt};
 use ledgerline_protocol::ids::{DocumentId, FirmId};
+use object_store::path::Path as ObjectPath;
+use object_store::{ObjectStore, ObjectStoreExt};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Where a relay keeps document blobs.
+#[derive(Debug)]
+pub enum Blobs {
+    /// The local directory (the default).
+    Dir(BlobDir),
+    /// An S3-compatible bucket.
+    Bucket(Bucket),
+}
+
+impl Blobs {
+    /// Opens what `config` names: the bucket if `s3_bucket` is set (checked reachable with
+    /// the credentials given), else `data_dir/blobs`.
+    pub async fn open(config: &crate::config::Config) -> Result<Self, String> {
+        match &config.s3_bucket {
+            Some(_) => Bucket::open(config).await.map(Self::Bucket),
+            None => BlobDir::open(&config.blob_dir())
+                .map(Self::Dir)
+                .map_err(|e| format!("{}: {e}", config.blob_dir().display())),
+        }
+    }
+
+    /// Deletes a document's blob and any partial upload of it, once its rows are gone
+    /// (erasure, retention). A blob left behind is unreachable: it is logged, not fatal.
+    pub async fn remove(&self, firm: FirmId, document: DocumentId) {
+        match self {
+            Self::Dir(d) => d.remove(firm, document).await,
+            Self::Bucket(b) => b.remove(firm, document).await,
+        }
+    }
+
+    /// Total bytes of stored blobs, for metrics (`None` in a bucket: listing it whole
+    /// would cost a request per thousand objects; the database's sizes stand in).
+    pub fn total_bytes(&self) -> Option<u64> {
+        match self {
+            Self::Dir(d) => Some(d.total_bytes()),
+            Self::Bucket(_) => None,
+        }
+    }
+}
+
+/// Refuses an S3 endpoint that would carry ciphertext and signed requests in clear across a
+/// network: `http://` is for loopback only.
+pub fn check_endpoint(endpoint: &str) -> Result<(), String> {
+    let Some(rest) = endpoint.strip_prefix("http://") else {
+        return if endpoint.starts_with("https://") {
+            Ok(())
+        } else {
+            Err("s3_endpoint must be an http:// or https:// URL".into())
+        };
+    };
+    let authority = rest.split(['/', '?']).next().unwrap_or_default();
+    let host = match authority.rsplit_once(':') {
+        Some((h, port)) if port.bytes().all(|b| b.is_ascii_digit()) => h,
+        _ => authority,
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let loopback = host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    if loopback {
+        Ok(())
+    } else {
+        Err("s3_endpoint must use https:// unless the service runs on this machine".into())
+    }
+}
+
+/// Why a blob could not be read from a bucket.
+#[derive(Debug, thiserror::Error)]
+pub enum BucketError {
+    /// The service failed or refused.
+    #[error("object store: {0}")]
+    Store(#[from] object_store::Error),
+    /// The objects do not add up to the recorded document.
+    #[error("the stored objects of a document are incomplete")]
+    Incomplete,
+}
+
+/// Document blobs in an S3-compatible bucket.
+pub struct Bucket {
+    store: Arc<dyn ObjectStore>,
+}
+
+impl std::fmt::Debug for Bucket {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Bucket")
+    }
+}
+
+/// Bytes per part of the S3 multipart upload behind a one-request document (S3's minimum
+/// is 5 MiB).
+const S3_PART: usize = 8 << 20;
+
+/// S3 parts sent at once per upload.
+const S3_PARTS_IN_FLIGHT: usize = 2;
+
+impl Bucket {
+    /// Connects to the configured bucket and checks that it answers to the credentials.
+    pub async fn open(config: &crate::config::Config) -> Result<Self, String> {
+        let name = config
+            .s3_bucket
+            .as_deref()
+            .ok_or_else(|| "no s3_bucket".to_owned())?;
+        // The AWS_* variables and instance metadata fill in what the config leaves unset.
+        let mut builder = object_store::aws::AmazonS3Builder::from_env()
+            .with_bucket_name(name)
+            .with_region(&config.s3_region);
+        if let Some(endpoint) = &config.s3_endpoint {
+            check_endpoint(endpoint)?;
+            builder = builder
+                .with_endpoint(endpoint)
+                .with_allow_http(endpoint.starts_with("http://"))
+                .with_virtual_hosted_style_request(false);
+        }
+        if let (Some(id), Some(secret)) = (&config.s3_access_key_id, &config.s3_secret_access_key) {
+            builder = builder
+                .with_access_key_id(id)
+                .with_secret_access_key(secret.expose());
+        }
+        let store = builder
+            .build()
+            .map_err(|e| format!("S3 bucket {name}: {e}"))?;
+        let bucket = Self::over(Arc::new(store));
+        // Reachable, the bucket exists and the credentials may list it.
+        bucket
+            .store
+            .list_with_delimiter(Some(&ObjectPath::from("ledgerline")))
+            .await
+            .map_err(|e| format!("S3 bucket {name} is not usable: {e}"))?;
+        Ok(bucket)
+    }
+
+    /// Blobs in any object store (tests use the in-memory one).
+    pub fn over(store: Arc<dyn ObjectStore>) -> Self {
+        Self { store }
+    }
+
+    fn prefix(firm: FirmId, document: DocumentId) -> ObjectPath {
+        ObjectPath::from(format!("{}/{}", firm.to_hex(), document.to_hex()))
+    }
+
+    fn object(firm: FirmId, document: DocumentId, n: u64) -> ObjectPath {
+        Self::prefix(firm, document).join(n.to_string())
+    }
+
+    /// Stores object `n` of a document whole (a part of a multipart upload).
+    pub async fn put_object(
+        &self,
+        firm: FirmId,
+        document: DocumentId,
+        n: u64,
+        chunks: Vec<Bytes>,
+    ) -> Result<(), object_store::Error> {
+        let payload: object_store::PutPayload = chunks.into_iter().collect();
+        self.store
+            .put(&Self::object(firm, document, n), payload)
+            .await
+            .map(|_| ())
+    }
+
+    /// Starts streaming a one-request document into object 0.
+    pub async fn writer(
+        &self,
+        firm: FirmId,
+        document: DocumentId,
+    ) -> Result<BucketWriter, object_store::Error> {
+        let upload = self
+            .store
+            .put_multipart(&Self::object(firm, document, 0))
+            .await?;
+        Ok(BucketWriter(
+            object_store::WriteMultipart::new_with_chunk_size(upload, S3_PART),
+        ))
+    }
+
+    /// The document's objects in order, with their sizes; they must be numbered 0, 1, …
+    /// without a gap.
+    pub async fn objects(
+        &self,
+        firm: FirmId,
+        document: DocumentId,
+    ) -> Result<Vec<(ObjectPath, u64)>, BucketError> {
+        let listed: Vec<object_store::ObjectMeta> = self
+            .store
+            .list(Some(&Self::prefix(firm, document)))
+            .try_collect()
+            .await?;
+        let mut numbered = Vec::with_capacity(listed.len());
+        for meta in listed {
+            let n = meta
+                .location
+                .filename()
+                .and_then(|f| f.parse::<u64>().ok())
+                .ok_or(BucketError::Incomplete)?;
+            numbered.push((n, meta.location, meta.size));
+        }
+        numbered.sort_by_key(|(n, _, _)| *n);
+        if numbered
+            .iter()
+            .enumerate()
+            .any(|(i, (n, _, _))| *n != i as u64)
+        {
+            return Err(BucketError::Incomplete);
+        }
+        Ok(numbered.into_iter().map(|(_, p, s)| (p, s)).collect())
+    }
+
+    /// Streams bytes `range` of a document of `size` bytes.
+    pub async fn read(
+        &self,
+        firm: FirmId,
+        document: DocumentId,
+        size: u64,
+        range: std::ops::Range<u64>,
+    ) -> Result<futures_util::stream::BoxStream<'static, Result<Bytes, BucketError>>, BucketError>
+    {
+        let objects = self.objects(firm, document).await?;
+        if objects.iter().map(|(_, s)| s).sum::<u64>() != size {
+            return Err(BucketError::Incomplete);
+        }
+        // Each object's share of the range, relative to the object.
+        let mut wanted = Vec::new();
+        let mut at = 0u64;
+        for (path, len) in objects {
+            let (start, end) = (range.start.max(at), range.end.min(at + len));
+            if start < end {
+                wanted.push((path, (start - at)..(end - at)));
+            }
+            at += len;
+        }
+        let store = self.store.clone();
+        let stream = futures_util::stream::iter(wanted)
+            .then(move |(path, r)| {
+                let store = store.clone();
+                async move {
+                    let got = store
+                        .get_opts(
+                            &path,
+                            object_store::GetOptions {
+                                range: Some(object_store::GetRange::Bounded(r)),
+                                ..Default::default()
+                            },
+                        )
+                        .await?;
+                    Ok::<_, BucketError>(got.into_stream().map_err(BucketError::from))
+                }
+            })
+            .try_flatten();
+        Ok(stream.boxed())
+    }
+
+    /// Deletes every object of a document (a partial upload's parts too).
+    pub async fn remove(&self, firm: FirmId, document: DocumentId) {
+        let listed: Result<Vec<object_store::ObjectMeta>, _> = self
+            .store
+            .list(Some(&Self::prefix(firm, document)))
+            .try_collect()
+            .await;
+        let result = match listed {
+            Ok(objects) => {
+                let mut result = Ok(());
+                for o in objects {
+                    if let Err(e) = self.store.delete(&o.location).await {
+                        result = Err(e);
+                    }
+                }
+                result
+            }
+            Err(e) => Err(e),
+        };
+        if let Err(e) = result {
+            tracing::warn!(error = %e, "deleted document's objects not all removed");
+        }
+    }
+}
+
+/// A one-request document on its way into the bucket: nothing is visible until
+/// [`BucketWriter::finish`]; [`BucketWriter::abort`] discards it.
+pub struct BucketWriter(object_store::WriteMultipart);
+
+impl std::fmt::Debug for BucketWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("BucketWriter")
+    }
+}
+
+impl BucketWriter {
+    /// Queues `chunk`, waiting while too many S3 parts are in flight.
+    pub async fn write(&mut self, chunk: Bytes) -> Result<(), object_store::Error> {
+        self.0.wait_for_capacity(S3_PARTS_IN_FLIGHT).await?;
+        self.0.put(chunk);
+        Ok(())
+    }
+
+    /// Completes the S3 upload: the object appears whole.
+    pub async fn finish(self) -> Result<(), object_store::Error> {
+        self.0.finish().await.map(|_| ())
+    }
+
+    /// Abandons the S3 upload (its parts are deleted by the service).
+    pub async fn abort(self) {
+        if let Err(e) = self.0.abort().await {
+            tracing::warn!(error = %e, "an abandoned S3 upload was not aborted");
+        }
+    }
+}
 
 /// The local blob directory.
 #[derive(Debug, Clone)]
@@ -160,6 +482,157 @@ impl FileSink {
             (Ok(f), Ok(())) => Ok(f),
             (Ok(_), Err(())) => Err(std::io::Error::other("blob writer stopped")),
             (Err(e), _) => Err(e),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ledgerline_testkit::s3::{ACCESS_KEY_ID, BUCKET, S3, SECRET_ACCESS_KEY};
+
+    fn config(s3: &S3) -> crate::config::Config {
+        crate::config::Config {
+            s3_bucket: Some(BUCKET.into()),
+            s3_endpoint: Some(s3.endpoint()),
+            s3_access_key_id: Some(ACCESS_KEY_ID.into()),
+            s3_secret_access_key: Some(SECRET_ACCESS_KEY.to_owned().into()),
+            ..Default::default()
+        }
+    }
+
+    async fn read_all(
+        b: &Bucket,
+        firm: FirmId,
+        doc: DocumentId,
+        size: u64,
+        r: std::ops::Range<u64>,
+    ) -> Vec<u8> {
+        let mut s = b.read(firm, doc, size, r).await.expect("read");
+        let mut out = Vec::new();
+        while let Some(chunk) = s.next().await {
+            out.extend_from_slice(&chunk.expect("chunk"));
+        }
+        out
+    }
+
+    /// Against moto: a one-request document larger than one S3 part appears only once
+    /// finished, an aborted one never; parts are objects read back in order, any range
+    /// across them; a gap is refused; removal takes every object.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn documents_in_a_bucket_are_whole_ordered_and_ranged() {
+        let s3 = tokio::task::spawn_blocking(S3::start).await.expect("moto");
+        let bucket = Bucket::open(&config(&s3)).await.expect("open");
+        let firm = FirmId([1; 16]);
+        let (whole, parted, dropped) = (
+            DocumentId([2; 16]),
+            DocumentId([3; 16]),
+            DocumentId([4; 16]),
+        );
+        let data: Vec<u8> = (0..(S3_PART * 2 + 12_345))
+            .map(|i| (i % 251) as u8)
+            .collect();
+
+        let mut w = bucket.writer(firm, whole).await.expect("writer");
+        for chunk in data.chunks(1 << 20) {
+            w.write(Bytes::copy_from_slice(chunk)).await.expect("write");
+        }
+        assert!(
+            bucket.objects(firm, whole).await.expect("list").is_empty(),
+            "nothing visible before it is finished"
+        );
+        w.finish().await.expect("finish");
+        let size = data.len() as u64;
+        assert_eq!(read_all(&bucket, firm, whole, size, 0..size).await, data);
+        let mut w = bucket.writer(firm, dropped).await.expect("writer");
+        w.write(Bytes::from_static(b"never")).await.expect("write");
+        w.abort().await;
+        assert!(bucket
+            .objects(firm, dropped)
+            .await
+            .expect("list")
+            .is_empty());
+
+        let parts: Vec<&[u8]> = data.chunks(100_000).take(12).collect();
+        for (n, p) in parts.iter().enumerate().rev() {
+            bucket
+                .put_object(firm, parted, n as u64, vec![Bytes::copy_from_slice(p)])
+                .await
+                .expect("part");
+        }
+        let joined: Vec<u8> = parts.concat();
+        let len = joined.len() as u64;
+        assert_eq!(
+            bucket.objects(firm, parted).await.expect("list").len(),
+            12,
+            "10 and 11 sort after 9"
+        );
+        assert_eq!(read_all(&bucket, firm, parted, len, 0..len).await, joined);
+        for r in [99_990..100_010, 0..1, len - 1..len, 250_000..1_150_000] {
+            let want = joined
+                .get(
+                    usize::try_from(r.start).expect("usize")
+                        ..usize::try_from(r.end).expect("usize"),
+                )
+                .expect("in range");
+            assert_eq!(
+                read_all(&bucket, firm, parted, len, r.clone()).await,
+                want,
+                "{r:?}"
+            );
+        }
+        assert!(
+            matches!(
+                bucket.read(firm, parted, len + 1, 0..1).await,
+                Err(BucketError::Incomplete)
+            ),
+            "a size that does not add up"
+        );
+        bucket.remove(firm, parted).await;
+        bucket
+            .put_object(firm, parted, 1, vec![Bytes::from_static(b"gap")])
+            .await
+            .expect("part");
+        assert!(
+            matches!(
+                bucket.objects(firm, parted).await,
+                Err(BucketError::Incomplete)
+            ),
+            "a gap"
+        );
+        bucket.remove(firm, parted).await;
+        bucket.remove(firm, whole).await;
+        assert!(bucket.objects(firm, parted).await.expect("list").is_empty());
+        assert!(bucket.objects(firm, whole).await.expect("list").is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_missing_bucket_or_a_plaintext_remote_endpoint_is_refused() {
+        let s3 = tokio::task::spawn_blocking(S3::start).await.expect("moto");
+        let missing = crate::config::Config {
+            s3_bucket: Some("no-such-bucket".into()),
+            ..config(&s3)
+        };
+        let e = Bucket::open(&missing).await.expect_err("opened");
+        assert!(
+            e.contains("not usable") && !e.contains(SECRET_ACCESS_KEY),
+            "{e}"
+        );
+        for ok in [
+            "https://s3.example.com",
+            "http://127.0.0.1:9000",
+            "http://localhost:9000/",
+            "http://[::1]:9000",
+        ] {
+            assert!(check_endpoint(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "http://s3.example.com",
+            "http://10.0.0.5:9000",
+            "s3.example.com",
+            "ftp://x",
+        ] {
+            assert!(check_endpoint(bad).is_err(), "{bad}");
         }
     }
 }

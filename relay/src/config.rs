@@ -52,10 +52,21 @@ pub struct Config {
     pub database_url: Option<DatabaseUrl>,
     /// Most PostgreSQL connections this relay keeps.
     pub database_pool: u32,
+    /// Document blobs in this S3-compatible bucket instead of `data_dir/blobs`
+    /// (`protocol-spec/scale-out.md`).
+    pub s3_bucket: Option<String>,
+    /// The S3 service's URL; unset: AWS itself. Plain `http://` only on loopback.
+    pub s3_endpoint: Option<String>,
+    /// The bucket's region.
+    pub s3_region: String,
+    /// Access key id; unset: the usual AWS sources (`AWS_*` variables, instance metadata).
+    pub s3_access_key_id: Option<String>,
+    /// Secret access key; never printed.
+    pub s3_secret_access_key: Option<DatabaseUrl>,
 }
 
-/// A PostgreSQL connection string. It may hold a password, so it is never printed: `Debug`
-/// shows only that it is set.
+/// A PostgreSQL connection string or another secret setting (the S3 secret key). It may
+/// hold a password, so it is never printed: `Debug` shows only that it is set.
 #[derive(Clone, PartialEq, Eq)]
 pub struct DatabaseUrl(String);
 
@@ -100,6 +111,11 @@ impl Default for Config {
             clock_offset_ms: 0,
             database_url: None,
             database_pool: 16,
+            s3_bucket: None,
+            s3_endpoint: None,
+            s3_region: "us-east-1".into(),
+            s3_access_key_id: None,
+            s3_secret_access_key: None,
         }
     }
 }
@@ -127,6 +143,11 @@ struct FileConfig {
     clock_offset_ms: Option<i64>,
     database_url: Option<String>,
     database_pool: Option<u32>,
+    s3_bucket: Option<String>,
+    s3_endpoint: Option<String>,
+    s3_region: Option<String>,
+    s3_access_key_id: Option<String>,
+    s3_secret_access_key: Option<String>,
 }
 
 /// Flags of `ledgerline-relay serve`; each also reads a `LEDGERLINE_*` variable.
@@ -205,6 +226,35 @@ pub struct ServeArgs {
     /// Most PostgreSQL connections kept [default: 16].
     #[arg(long, env = "LEDGERLINE_DATABASE_POOL", value_name = "N")]
     pub database_pool: Option<u32>,
+    /// Where document blobs go.
+    #[command(flatten)]
+    pub s3: S3Args,
+}
+
+/// The S3-compatible bucket for document blobs (`serve`, `migrate`).
+#[derive(Debug, Default, Clone, Args)]
+pub struct S3Args {
+    /// Keep document blobs in this S3-compatible bucket [default: the data directory's
+    /// blobs/].
+    #[arg(long, env = "LEDGERLINE_S3_BUCKET", value_name = "NAME")]
+    pub s3_bucket: Option<String>,
+    /// The S3 service's URL (plain http only on loopback) [default: AWS].
+    #[arg(long, env = "LEDGERLINE_S3_ENDPOINT", value_name = "URL")]
+    pub s3_endpoint: Option<String>,
+    /// The bucket's region [default: us-east-1].
+    #[arg(long, env = "LEDGERLINE_S3_REGION", value_name = "REGION")]
+    pub s3_region: Option<String>,
+    /// S3 access key id [default: the AWS_* variables or instance metadata].
+    #[arg(long, env = "LEDGERLINE_S3_ACCESS_KEY_ID", value_name = "ID")]
+    pub s3_access_key_id: Option<String>,
+    /// S3 secret access key; never printed (prefer the environment variable).
+    #[arg(
+        long,
+        env = "LEDGERLINE_S3_SECRET_ACCESS_KEY",
+        value_name = "KEY",
+        hide_env_values = true
+    )]
+    pub s3_secret_access_key: Option<String>,
 }
 
 /// A configuration that cannot be used.
@@ -302,6 +352,31 @@ impl ServeArgs {
                 .database_pool
                 .or(file.database_pool)
                 .unwrap_or(d.database_pool),
+            s3_bucket: self
+                .s3
+                .s3_bucket
+                .clone()
+                .or(file.s3_bucket)
+                .filter(|b| !b.is_empty()),
+            s3_endpoint: self
+                .s3
+                .s3_endpoint
+                .clone()
+                .or(file.s3_endpoint)
+                .filter(|e| !e.is_empty()),
+            s3_region: self
+                .s3
+                .s3_region
+                .clone()
+                .or(file.s3_region)
+                .unwrap_or(d.s3_region),
+            s3_access_key_id: self.s3.s3_access_key_id.clone().or(file.s3_access_key_id),
+            s3_secret_access_key: self
+                .s3
+                .s3_secret_access_key
+                .clone()
+                .or(file.s3_secret_access_key)
+                .map(DatabaseUrl),
         };
         c.validate()?;
         Ok(c)
@@ -352,6 +427,23 @@ impl Config {
                     "database_url is not a PostgreSQL connection string: {e}"
                 )));
             }
+        }
+        if self.s3_bucket.is_none()
+            && (self.s3_endpoint.is_some()
+                || self.s3_access_key_id.is_some()
+                || self.s3_secret_access_key.is_some())
+        {
+            return Err(ConfigError::Invalid(
+                "s3_endpoint and the S3 keys need s3_bucket".into(),
+            ));
+        }
+        if self.s3_access_key_id.is_some() != self.s3_secret_access_key.is_some() {
+            return Err(ConfigError::Invalid(
+                "s3_access_key_id and s3_secret_access_key must be set together".into(),
+            ));
+        }
+        if let Some(endpoint) = &self.s3_endpoint {
+            crate::blobs::check_endpoint(endpoint).map_err(ConfigError::Invalid)?;
         }
         if self.database_pool == 0 {
             return Err(ConfigError::Invalid(

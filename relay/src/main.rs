@@ -55,6 +55,9 @@ enum Command {
             hide_env_values = true
         )]
         to: Option<String>,
+        /// The bucket the blobs move to (else they stay in the data directory).
+        #[command(flatten)]
+        s3: ledgerline_relay::config::S3Args,
     },
 }
 
@@ -75,9 +78,18 @@ struct DataArgs {
 impl DataArgs {
     /// The configuration the flags and file name.
     fn config(&self) -> Result<ledgerline_relay::config::Config, String> {
+        self.config_with(Default::default())
+    }
+
+    /// The configuration the flags and file name, with these bucket settings.
+    fn config_with(
+        &self,
+        s3: ledgerline_relay::config::S3Args,
+    ) -> Result<ledgerline_relay::config::Config, String> {
         ServeArgs {
             config: self.config.clone(),
             data_dir: self.data_dir.clone(),
+            s3,
             ..Default::default()
         }
         .resolve()
@@ -87,6 +99,19 @@ impl DataArgs {
     /// The data directory the flags and configuration name.
     fn resolve(&self) -> Result<PathBuf, String> {
         self.config().and_then(|c| match c.database_url {
+            Some(_) if c.s3_bucket.is_some() => Err(
+                "this relay keeps its database in PostgreSQL and its blobs in a bucket: back \
+                 them up with pg_dump and the storage provider's versioning or replication, \
+                 with the data directory's log-key.secret; `backup` and `restore` handle \
+                 the embedded SQLite and blobs/ only"
+                    .into(),
+            ),
+            None if c.s3_bucket.is_some() => Err(
+                "this relay keeps its blobs in a bucket: `backup` and `restore` handle the \
+                 data directory's blobs/ only; back the bucket up with the storage \
+                 provider's versioning or replication"
+                    .into(),
+            ),
             // The data directory holds only blobs and the log secret then.
             Some(_) => Err(
                 "this relay's database is PostgreSQL: back it up with pg_dump \
@@ -115,7 +140,7 @@ fn backup_command(command: Command) -> ExitCode {
             data.json,
         ),
         Command::Serve(_) => return ExitCode::from(2),
-        Command::Migrate { data, to } => return migrate_command(&data, to),
+        Command::Migrate { data, to, s3 } => return migrate_command(&data, to, s3),
     };
     match result {
         Ok(m) => {
@@ -164,21 +189,44 @@ fn failed(json: bool, code: &str, exit: u8, e: &dyn std::fmt::Display) -> ExitCo
     ExitCode::from(exit)
 }
 
-fn migrate_command(data: &DataArgs, to: Option<String>) -> ExitCode {
+fn migrate_command(
+    data: &DataArgs,
+    to: Option<String>,
+    s3: ledgerline_relay::config::S3Args,
+) -> ExitCode {
     use ledgerline_relay::migrate::{migrate, MigrateError};
-    let result = data.config().map_err(MigrateError::Usage).and_then(|c| {
-        let url = to
-            .filter(|u| !u.is_empty())
-            .or_else(|| c.database_url.map(|u| u.expose().to_owned()))
-            .ok_or_else(|| {
-                MigrateError::Usage(
-                    "name the PostgreSQL database with --to or LEDGERLINE_DATABASE_URL".into(),
+    let result = data
+        .config_with(s3)
+        .map_err(MigrateError::Usage)
+        .and_then(|c| {
+            let url = to
+                .filter(|u| !u.is_empty())
+                .or_else(|| c.database_url.as_ref().map(|u| u.expose().to_owned()))
+                .ok_or_else(|| {
+                    MigrateError::Usage(
+                        "name the PostgreSQL database with --to or LEDGERLINE_DATABASE_URL".into(),
+                    )
+                })?;
+            let runtime = tokio::runtime::Runtime::new()
+                .map_err(|e| MigrateError::Usage(format!("cannot start the async runtime: {e}")))?;
+            runtime.block_on(async {
+                let bucket = match &c.s3_bucket {
+                    Some(_) => Some(
+                        ledgerline_relay::blobs::Bucket::open(&c)
+                            .await
+                            .map_err(MigrateError::Usage)?,
+                    ),
+                    None => None,
+                };
+                let blob_dir = c.blob_dir();
+                migrate(
+                    &c.data_dir.join("relay.sqlite3"),
+                    &url,
+                    bucket.as_ref().map(|b| (blob_dir.as_path(), b)),
                 )
-            })?;
-        let runtime = tokio::runtime::Runtime::new()
-            .map_err(|e| MigrateError::Usage(format!("cannot start the async runtime: {e}")))?;
-        runtime.block_on(migrate(&c.data_dir.join("relay.sqlite3"), &url))
-    });
+                .await
+            })
+        });
     match result {
         Ok(report) => {
             if data.json {
@@ -195,9 +243,20 @@ fn migrate_command(data: &DataArgs, to: Option<String>) -> ExitCode {
                         f.firm, f.size, f.root
                     );
                 }
-                println!(
-                    "now serve with --database-url (blobs and log-key.secret stay where they are)"
-                );
+                match report.blobs {
+                    Some(b) => {
+                        println!(
+                            "moved {} documents and {} parts of uploads in progress ({} bytes) to the bucket; each checked there",
+                            b.documents, b.upload_parts, b.bytes
+                        );
+                        println!(
+                            "now serve with --database-url and the bucket (log-key.secret stays in the data directory)"
+                        );
+                    }
+                    None => println!(
+                        "now serve with --database-url (blobs and log-key.secret stay where they are)"
+                    ),
+                }
             }
             ExitCode::SUCCESS
         }

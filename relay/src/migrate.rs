@@ -10,8 +10,12 @@
 //!   PostgreSQL schema before any SQL names them. Every value is a bound parameter.
 //! - Afterwards the two are compared: rows per table, and per firm the audit log's size
 //!   and RFC 6962 root as each store computes them from its own tree hashes.
-//! - Blobs and `log-key.secret` stay in the data directory, which the relay on PostgreSQL
-//!   keeps using.
+//! - With a bucket configured (`s3_bucket`), the blobs move too, before the database: every
+//!   document's blob becomes its object, the recorded parts of an upload in progress become
+//!   theirs, and each is checked by listing (count and sizes) against the database. A move
+//!   stopped half-way is started over: objects are overwritten with the same bytes.
+//!   Without a bucket the blobs stay in the data directory, which the relay on PostgreSQL
+//!   keeps using; `log-key.secret` stays there in any case.
 
 use crate::store::postgres::PgStore;
 use crate::store::sql::{Db, Engine, Row, Val};
@@ -48,6 +52,19 @@ pub struct Report {
     pub tables: Vec<TableCount>,
     /// Per firm.
     pub firms: Vec<FirmLog>,
+    /// Blobs moved into the bucket (none without one).
+    pub blobs: Option<BlobCount>,
+}
+
+/// Blobs moved into a bucket, each checked there.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct BlobCount {
+    /// Documents.
+    pub documents: u64,
+    /// Recorded parts of uploads in progress.
+    pub upload_parts: u64,
+    /// Bytes.
+    pub bytes: u64,
 }
 
 /// Why a migration did not happen (nothing was written to PostgreSQL) or did not check out.
@@ -80,8 +97,13 @@ fn sqlite_error(e: rusqlite::Error) -> StoreError {
     StoreError::Backend(format!("SQLite: {e}"))
 }
 
-/// Moves the SQLite database at `sqlite` into the PostgreSQL database at `url`.
-pub async fn migrate(sqlite: &Path, url: &str) -> Result<Report, MigrateError> {
+/// Moves the SQLite database at `sqlite` into the PostgreSQL database at `url`, and the
+/// blobs of `blob_dir` into `bucket` if there is one.
+pub async fn migrate(
+    sqlite: &Path,
+    url: &str,
+    bucket: Option<(&Path, &crate::blobs::Bucket)>,
+) -> Result<Report, MigrateError> {
     if !sqlite.is_file() {
         return Err(MigrateError::Usage(format!(
             "no relay database at {}",
@@ -96,6 +118,10 @@ pub async fn migrate(sqlite: &Path, url: &str) -> Result<Report, MigrateError> {
             "the PostgreSQL database holds firms already: migrate into an empty database".into(),
         ));
     }
+    let blobs = match bucket {
+        Some((dir, bucket)) => Some(move_blobs(sqlite, dir, bucket).await?),
+        None => None,
+    };
     let path: PathBuf = sqlite.to_owned();
     let tables = pg
         .engine_handle()
@@ -149,7 +175,192 @@ pub async fn migrate(sqlite: &Path, url: &str) -> Result<Report, MigrateError> {
             root: hex::encode(root),
         });
     }
-    Ok(Report { tables, firms })
+    Ok(Report {
+        tables,
+        firms,
+        blobs,
+    })
+}
+
+/// A blob to move: object `n` of a document, from `offset` of the file, `len` bytes.
+struct BlobMove {
+    firm: ledgerline_protocol::ids::FirmId,
+    document: ledgerline_protocol::ids::DocumentId,
+    file: PathBuf,
+    n: u64,
+    offset: u64,
+    len: u64,
+    /// A part of an upload in progress (else a whole document).
+    part: bool,
+}
+
+/// What must move: every document's blob (object 0) and every recorded part of every
+/// upload in progress (object n).
+fn blobs_to_move(sqlite: &Path, dir: &Path) -> Result<Vec<BlobMove>, StoreError> {
+    use ledgerline_protocol::ids::{DocumentId, FirmId};
+    let src =
+        rusqlite::Connection::open_with_flags(sqlite, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .map_err(sqlite_error)?;
+    let id16 = |b: Vec<u8>| {
+        <[u8; 16]>::try_from(b.as_slice())
+            .map_err(|_| StoreError::Backend("an id is not 16 bytes".into()))
+    };
+    let mut moves = Vec::new();
+    let documents: Vec<(Vec<u8>, Vec<u8>, i64)> = src
+        .prepare("SELECT firm, document, size FROM documents ORDER BY firm, document")
+        .and_then(|mut st| {
+            st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                .collect()
+        })
+        .map_err(sqlite_error)?;
+    for (firm, document, size) in documents {
+        let (firm, document) = (FirmId(id16(firm)?), DocumentId(id16(document)?));
+        moves.push(BlobMove {
+            firm,
+            document,
+            file: dir.join(firm.to_hex()).join(document.to_hex()),
+            n: 0,
+            offset: 0,
+            len: u64::try_from(size).unwrap_or(0),
+            part: false,
+        });
+    }
+    // firm, document, size, part size, parts recorded
+    type UploadRow = (Vec<u8>, Vec<u8>, i64, i64, i64);
+    let uploads: Vec<UploadRow> = src
+        .prepare(
+            "SELECT u.firm, u.document, u.size, u.part_size, \
+             (SELECT COUNT(*) FROM upload_parts p WHERE p.firm = u.firm AND p.document = u.document) \
+             FROM uploads u ORDER BY u.firm, u.document",
+        )
+        .and_then(|mut st| {
+            st.query_map([], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+            })?
+            .collect()
+        })
+        .map_err(sqlite_error)?;
+    for (firm, document, size, part_size, parts) in uploads {
+        let (firm, document) = (FirmId(id16(firm)?), DocumentId(id16(document)?));
+        let (size, part_size) = (
+            u64::try_from(size).unwrap_or(0),
+            u64::try_from(part_size).unwrap_or(1),
+        );
+        for n in 0..u64::try_from(parts).unwrap_or(0) {
+            let offset = n.saturating_mul(part_size).min(size);
+            let end = (n + 1).saturating_mul(part_size).min(size);
+            moves.push(BlobMove {
+                firm,
+                document,
+                file: dir
+                    .join("uploads")
+                    .join(format!("{}-{}", firm.to_hex(), document.to_hex())),
+                n,
+                offset,
+                len: end - offset,
+                part: true,
+            });
+        }
+    }
+    Ok(moves)
+}
+
+/// Copies the blobs into the bucket and checks each there.
+async fn move_blobs(
+    sqlite: &Path,
+    dir: &Path,
+    bucket: &crate::blobs::Bucket,
+) -> Result<BlobCount, MigrateError> {
+    use tokio::io::{AsyncReadExt, AsyncSeekExt};
+    let moves = blobs_to_move(sqlite, dir)?;
+    let mut count = BlobCount::default();
+    let io = |what: &str, e: &dyn std::fmt::Display| {
+        MigrateError::Store(StoreError::Backend(format!("{what}: {e}")))
+    };
+    for m in &moves {
+        let missing = || {
+            MigrateError::Mismatch(format!(
+                "document {} of firm {}: its blob is not the recorded size in {}",
+                m.document.to_hex(),
+                m.firm.to_hex(),
+                dir.display()
+            ))
+        };
+        let mut f = tokio::fs::File::open(&m.file)
+            .await
+            .map_err(|_| missing())?;
+        let on_disk = f.metadata().await.map_err(|e| io("blob", &e))?.len();
+        let fits = if m.part {
+            on_disk >= m.offset + m.len
+        } else {
+            on_disk == m.len
+        };
+        if !fits {
+            return Err(missing());
+        }
+        f.seek(std::io::SeekFrom::Start(m.offset))
+            .await
+            .map_err(|e| io("blob", &e))?;
+        let mut f = f.take(m.len);
+        let mut chunks = Vec::new();
+        let mut writer = if !m.part {
+            Some(
+                bucket
+                    .writer(m.firm, m.document)
+                    .await
+                    .map_err(|e| io("bucket", &e))?,
+            )
+        } else {
+            None
+        };
+        loop {
+            let mut buf = vec![0u8; 1 << 20];
+            let got = f.read(&mut buf).await.map_err(|e| io("blob", &e))?;
+            if got == 0 {
+                break;
+            }
+            buf.truncate(got);
+            match &mut writer {
+                Some(w) => w.write(buf.into()).await.map_err(|e| io("bucket", &e))?,
+                None => chunks.push(buf.into()),
+            }
+        }
+        match writer {
+            Some(w) => w.finish().await.map_err(|e| io("bucket", &e))?,
+            None => bucket
+                .put_object(m.firm, m.document, m.n, chunks)
+                .await
+                .map_err(|e| io("bucket", &e))?,
+        }
+        count.bytes += m.len;
+        if m.part {
+            count.upload_parts += 1;
+        } else {
+            count.documents += 1;
+        }
+    }
+    // Checked where they now are: each document's objects, numbered without a gap, add up
+    // to what the database records.
+    let mut expected: std::collections::BTreeMap<_, (u64, u64)> = Default::default();
+    for m in &moves {
+        let e = expected.entry((m.firm, m.document)).or_default();
+        e.0 += 1;
+        e.1 += m.len;
+    }
+    for ((firm, document), (objects, bytes)) in expected {
+        let there = bucket
+            .objects(firm, document)
+            .await
+            .map_err(|e| MigrateError::Mismatch(format!("document {}: {e}", document.to_hex())))?;
+        if there.len() as u64 != objects || there.iter().map(|(_, s)| s).sum::<u64>() != bytes {
+            return Err(MigrateError::Mismatch(format!(
+                "document {} of firm {}: the bucket holds other objects than were copied",
+                document.to_hex(),
+                firm.to_hex()
+            )));
+        }
+    }
+    Ok(count)
 }
 
 /// Copies every table of the SQLite database into `pg` (the caller's transaction).
@@ -349,7 +560,7 @@ mod tests {
         })
         .await
         .unwrap();
-        let report = migrate(&path, &pg.url()).await.unwrap();
+        let report = migrate(&path, &pg.url(), None).await.unwrap();
         let rows = |t: &str| {
             report
                 .tables
@@ -413,11 +624,11 @@ mod tests {
         assert_eq!(target.audit_size(F).await.unwrap(), size + 1);
         // Never into a database that holds firms.
         assert!(matches!(
-            migrate(&path, &pg.url()).await,
+            migrate(&path, &pg.url(), None).await,
             Err(MigrateError::Usage(m)) if m.contains("empty")
         ));
         assert!(matches!(
-            migrate(&dir.path().join("absent.sqlite3"), &pg.url()).await,
+            migrate(&dir.path().join("absent.sqlite3"), &pg.url(), None).await,
             Err(MigrateError::Usage(_))
         ));
     }

@@ -1,6 +1,6 @@
 //! Shared state of a running relay.
 
-use crate::blobs::BlobDir;
+use crate::blobs::Blobs;
 use crate::config::Config;
 use crate::error::ApiError;
 use crate::hub::Hub;
@@ -124,7 +124,7 @@ pub struct Shared<S> {
     /// Metadata and ciphertext storage.
     pub store: S,
     /// Document blobs.
-    pub blobs: BlobDir,
+    pub blobs: Blobs,
     /// Verified rosters by firm.
     pub firms: RwLock<HashMap<FirmId, Arc<FirmState>>>,
     /// Signed-request checks and the replay window.
@@ -212,9 +212,9 @@ pub enum StartError {
         /// Why.
         reason: String,
     },
-    /// The blob directory is unusable.
-    #[error("blob directory: {0}")]
-    Blobs(#[from] std::io::Error),
+    /// The blob directory or bucket is unusable.
+    #[error("blobs: {0}")]
+    Blobs(String),
     /// The log secret cannot be read or created.
     #[error("log secret {0}")]
     LogSecret(String),
@@ -237,7 +237,7 @@ impl<S: Store> AppState<S> {
                 "clock_offset_ms is set: the relay's clock is moved (for tests only)"
             );
         }
-        let blobs = BlobDir::open(&config.blob_dir())?;
+        let blobs = Blobs::open(&config).await.map_err(StartError::Blobs)?;
         let mut firms = HashMap::new();
         for firm in store.firms().await? {
             let events = store.roster_events(firm, 0).await?;

@@ -1312,3 +1312,72 @@ async fn a_team_holds_its_files_under_a_team_key_rotated_when_someone_leaves() {
     let v = bob_dev.ok(&http, "GET", "/v1/teams/keys", None).await;
     assert!(keys(&v).contains(&(2, 1)), "{v}");
 }
+
+/// A download resumes where it stopped: `Range` on a document in the data directory
+/// (the bucket's side is in `instances.rs`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn documents_are_served_in_ranges() {
+    let dir = tempfile::tempdir().unwrap();
+    let relay = Relay::start(&dir.path().join("data"), &[]);
+    let http = client();
+    let mut a = Firm::create(&http, &relay.base, 31).await;
+    let file = FileId(a.random16());
+    a.grant(&http, file, a.owner.id).await;
+    let owner = a.owner_device.clone();
+    let doc = DocumentId(a.random16());
+    let blob: Vec<u8> = (0..300_000u32).map(|i| (i % 249) as u8).collect();
+    let share = [3u8; 32];
+    let share_hash = hex::encode(sha2::Sha256::digest(share));
+    let path = format!("/v1/files/{file}/documents/{doc}?epoch=0&share_sha256={share_hash}");
+    let mut s = owner.sign("PUT", &path, &blob);
+    s.headers
+        .push(("ledgerline-release-share", hex::encode(share)));
+    let (status, v) = owner.send(&http, &s).await;
+    assert_eq!(status, 201, "{v}");
+    let get = |range: Option<&'static str>| {
+        let s = owner.sign("GET", &format!("/v1/files/{file}/documents/{doc}"), b"");
+        let mut rb = http.get(format!("{}{}", relay.base, s.path));
+        for (k, v) in &s.headers {
+            rb = rb.header(*k, v);
+        }
+        if let Some(r) = range {
+            rb = rb.header("range", r);
+        }
+        async move {
+            let res = rb.send().await.unwrap();
+            let status = res.status().as_u16();
+            let range = res
+                .headers()
+                .get("content-range")
+                .map(|v| v.to_str().unwrap().to_owned());
+            (status, range, res.bytes().await.unwrap().to_vec())
+        }
+    };
+    let (status, range, body) = get(None).await;
+    assert_eq!((status, range), (200, None));
+    assert!(body == blob);
+    for (asked, from, to) in [
+        ("bytes=0-0", 0, 1),
+        ("bytes=299990-", 299_990, 300_000),
+        ("bytes=-1", 299_999, 300_000),
+        ("bytes=1000-2000", 1000, 2001),
+        ("bytes=299000-999999", 299_000, 300_000),
+    ] {
+        let (status, range, body) = get(Some(asked)).await;
+        assert_eq!(status, 206, "{asked}");
+        assert_eq!(range.unwrap(), format!("bytes {from}-{}/300000", to - 1));
+        assert!(body == blob[from..to], "{asked}");
+    }
+    for unsatisfiable in ["bytes=300000-", "bytes=5-4", "bytes=-0", "bytes=x-"] {
+        let (status, range, _) = get(Some(unsatisfiable)).await;
+        assert_eq!(
+            (status, range.as_deref()),
+            (416, Some("bytes */300000")),
+            "{unsatisfiable}"
+        );
+    }
+    // Several ranges or other units: the whole document.
+    let (status, _, body) = get(Some("bytes=0-1,5-6")).await;
+    assert_eq!(status, 200);
+    assert!(body == blob);
+}

@@ -17,45 +17,85 @@ use common::*;
 use futures_util::StreamExt;
 use ledgerline_protocol::audit::LogEntry;
 use ledgerline_protocol::checkpoint::open_checkpoint;
+use ledgerline_protocol::ids::{DocumentId, FileId};
 use ledgerline_protocol::keys::VerifyingKey;
 use ledgerline_protocol::merkle::{leaf_hash, root};
 use ledgerline_protocol::roster::{EventKind, Role};
 use ledgerline_testkit::postgres::Postgres;
+use ledgerline_testkit::s3::{ACCESS_KEY_ID, BUCKET, S3, SECRET_ACCESS_KEY};
 use serde_json::{json, Value};
 use std::collections::HashSet;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-/// PostgreSQL and two instances on it. Both name one data directory (the second through
-/// a link, so that each has its own log file beside it).
-async fn two_instances(dir: &Path) -> (Postgres, Relay, Relay) {
-    let pg = tokio::task::spawn_blocking({
-        let at = dir.join("pg");
-        move || Postgres::start(&at)
-    })
-    .await
-    .unwrap();
-    let args = args_of(&pg.url());
+/// PostgreSQL, an S3-compatible bucket (moto) and two instances on them. The instances
+/// share nothing else but the log key: each has its own data directory, into which the
+/// second copies the first's `log-key.secret`.
+async fn two_instances(dir: &Path) -> (Services, Relay, Relay) {
+    let services = Services::start(dir).await;
+    let args = services.args();
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let data = dir.join("data");
-    let a = Relay::start(&data, &args);
-    std::os::unix::fs::symlink(&data, dir.join("second")).unwrap();
-    let b = Relay::start(&dir.join("second"), &args);
-    (pg, a, b)
+    let a = Relay::start(&dir.join("a"), &args);
+    std::fs::create_dir_all(dir.join("b")).unwrap();
+    std::fs::copy(dir.join("a/log-key.secret"), dir.join("b/log-key.secret")).unwrap();
+    let b = Relay::start(&dir.join("b"), &args);
+    (services, a, b)
 }
 
-fn args_of(url: &str) -> Vec<String> {
-    [
-        "--database-url",
-        url,
-        "--rate-per-second",
-        "100000",
-        "--rate-burst",
-        "100000",
-    ]
-    .map(str::to_owned)
-    .to_vec()
+/// The servers the instances share.
+struct Services {
+    pg: Postgres,
+    s3: S3,
+}
+
+impl Services {
+    async fn start(dir: &Path) -> Self {
+        let at = dir.join("pg");
+        let (pg, s3) = tokio::join!(
+            tokio::task::spawn_blocking(move || Postgres::start(&at)),
+            tokio::task::spawn_blocking(S3::start)
+        );
+        Self {
+            pg: pg.unwrap(),
+            s3: s3.unwrap(),
+        }
+    }
+
+    /// An instance's flags.
+    fn args(&self) -> Vec<String> {
+        [
+            "--database-url",
+            &self.pg.url(),
+            "--s3-bucket",
+            BUCKET,
+            "--s3-endpoint",
+            &self.s3.endpoint(),
+            "--s3-access-key-id",
+            ACCESS_KEY_ID,
+            "--s3-secret-access-key",
+            SECRET_ACCESS_KEY,
+            "--rate-per-second",
+            "100000",
+            "--rate-burst",
+            "100000",
+        ]
+        .map(str::to_owned)
+        .to_vec()
+    }
+
+    /// The bucket, as the relay reads it.
+    async fn bucket(&self) -> ledgerline_relay::blobs::Bucket {
+        ledgerline_relay::blobs::Bucket::open(&ledgerline_relay::config::Config {
+            s3_bucket: Some(BUCKET.into()),
+            s3_endpoint: Some(self.s3.endpoint()),
+            s3_access_key_id: Some(ACCESS_KEY_ID.into()),
+            s3_secret_access_key: Some(SECRET_ACCESS_KEY.to_owned().into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+    }
 }
 
 /// `device` talking to another instance.
@@ -89,7 +129,7 @@ where
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pushes_revocations_and_the_replay_window_reach_every_instance() {
     let dir = tempfile::tempdir().unwrap();
-    let (pg, a, b) = two_instances(dir.path()).await;
+    let (services, a, b) = two_instances(dir.path()).await;
     let http = client();
     // The firm is founded on A; its members are added on A, and one device on B, which
     // judges the event on the roster A stored.
@@ -186,9 +226,10 @@ async fn pushes_revocations_and_the_replay_window_reach_every_instance() {
     // catch up; then pushes flow as before.
     let mut ws = websocket(&phone, b.addr).await;
     assert_eq!(next_event(&mut ws).await.unwrap()["type"], "hello");
-    let (pg_client, connection) = tokio_postgres::connect(&pg.url(), tokio_postgres::NoTls)
-        .await
-        .unwrap();
+    let (pg_client, connection) =
+        tokio_postgres::connect(&services.pg.url(), tokio_postgres::NoTls)
+            .await
+            .unwrap();
     tokio::spawn(connection);
     let cut = pg_client
         .query(
@@ -229,7 +270,7 @@ struct Acked {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_instance_killed_under_load_loses_nothing_and_the_log_stays_one() {
     let dir = tempfile::tempdir().unwrap();
-    let (pg, mut a, b) = two_instances(dir.path()).await;
+    let (services, mut a, b) = two_instances(dir.path()).await;
     let http = client();
     let mut firm = Firm::create(&http, &a.base, 62).await;
     let owner = firm.owner_device.clone();
@@ -362,7 +403,7 @@ async fn an_instance_killed_under_load_loses_nothing_and_the_log_stays_one() {
 
     // A restarted A signs the same log: one sequence, its entries hash to the signed root,
     // and every acknowledged write is in it exactly once.
-    let args = args_of(&pg.url());
+    let args = services.args();
     a = Relay::start(
         &a.data,
         &args.iter().map(String::as_str).collect::<Vec<_>>(),
@@ -415,4 +456,186 @@ async fn an_instance_killed_under_load_loses_nothing_and_the_log_stays_one() {
         cp.size()
     );
     drop(b);
+}
+
+/// Downloads a document through `device`'s instance, with a `Range` header if given.
+async fn download(
+    http: &reqwest::Client,
+    device: &Device,
+    file: FileId,
+    doc: &str,
+    range: Option<&str>,
+) -> (u16, reqwest::header::HeaderMap, Vec<u8>) {
+    let path = format!("/v1/files/{file}/documents/{doc}");
+    let s = device.sign("GET", &path, b"");
+    let mut req = http.get(format!("{}{path}", device.base));
+    for (k, v) in &s.headers {
+        req = req.header(*k, v);
+    }
+    if let Some(r) = range {
+        req = req.header("range", r);
+    }
+    let res = req.send().await.unwrap();
+    let status = res.status().as_u16();
+    let headers = res.headers().clone();
+    (status, headers, res.bytes().await.unwrap().to_vec())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn documents_live_in_the_bucket_and_any_instance_serves_any_part_of_them() {
+    use ledgerline_protocol::document::parts_root;
+    use sha2::Digest;
+    let dir = tempfile::tempdir().unwrap();
+    let (services, a, b) = two_instances(dir.path()).await;
+    let bucket = services.bucket().await;
+    let http = client();
+    let mut firm = Firm::create(&http, &a.base, 63).await;
+    let file = FileId(firm.random16());
+    firm.grant(&http, file, firm.owner.id).await;
+    let owner = firm.owner_device.clone();
+    let owner_on_b = at(&owner, &b);
+    let share = [6u8; 32];
+    let share_hash = hex::encode(sha2::Sha256::digest(share));
+
+    // One request, 20 MiB: streamed to S3 in parts of 8 MiB, served by the other instance.
+    let whole: Vec<u8> = (0..20u32 << 20).map(|i| (i % 253) as u8).collect();
+    let doc = hex::encode(firm.random16());
+    let path = format!("/v1/files/{file}/documents/{doc}?epoch=0&share_sha256={share_hash}");
+    let mut s = owner.sign("PUT", &path, &whole);
+    s.body = whole.clone();
+    s.headers
+        .push(("ledgerline-release-share", hex::encode(share)));
+    let (status, v) = send(&http, &a.base, &s).await;
+    assert_eq!(status, 201, "{v}");
+    let (status, headers, got) = download(&http, &owner_on_b, file, &doc, None).await;
+    assert_eq!(status, 200);
+    assert!(got == whole, "the document read back through B");
+    assert_eq!(
+        headers["ledgerline-content-sha256"].to_str().unwrap(),
+        hex::encode(sha2::Sha256::digest(&whole))
+    );
+    // Ranges, as a resumed download asks for them.
+    for (range, want) in [
+        ("bytes=100-199", &whole[100..200]),
+        ("bytes=8388600-8388700", &whole[8_388_600..8_388_701]),
+        ("bytes=-10", &whole[whole.len() - 10..]),
+        ("bytes=20971000-", &whole[20_971_000..]),
+    ] {
+        let (status, headers, got) = download(&http, &owner_on_b, file, &doc, Some(range)).await;
+        assert_eq!(status, 206, "{range}");
+        assert!(got == want, "{range}");
+        assert!(headers["content-range"]
+            .to_str()
+            .unwrap()
+            .ends_with(&format!("/{}", whole.len())));
+    }
+    let (status, headers, _) =
+        download(&http, &owner_on_b, file, &doc, Some("bytes=99999999-")).await;
+    assert_eq!(status, 416);
+    assert_eq!(
+        headers["content-range"].to_str().unwrap(),
+        format!("bytes */{}", whole.len())
+    );
+
+    // A body that is not the signed one: refused, and the bucket holds nothing of it.
+    let bad = hex::encode(firm.random16());
+    let path = format!("/v1/files/{file}/documents/{bad}?epoch=0&share_sha256={share_hash}");
+    let mut s = owner.sign(
+        "PUT",
+        &path,
+        b"the body that was signed, not the one that is sent",
+    );
+    s.body = vec![0x55; 9 << 20];
+    s.headers
+        .push(("ledgerline-release-share", hex::encode(share)));
+    let (status, v) = send(&http, &b.base, &s).await;
+    assert_eq!(
+        (status, v["code"].as_str()),
+        (401, Some("body_hash_mismatch"))
+    );
+    let bad_id = DocumentId(hex::decode(&bad).unwrap().try_into().unwrap());
+    assert!(bucket.objects(firm.id, bad_id).await.unwrap().is_empty());
+
+    // In parts of 64 KiB (below S3's 5 MiB minimum: each part is an object of its own),
+    // sent to either instance, completed on the other.
+    let part_size = 65_536usize;
+    let blob: Vec<u8> = (0..200_000u32).map(|i| (i % 241) as u8).collect();
+    let parts: Vec<&[u8]> = blob.chunks(part_size).collect();
+    let hashes: Vec<[u8; 32]> = parts
+        .iter()
+        .map(|p| sha2::Sha256::digest(p).into())
+        .collect();
+    let doc2 = hex::encode(firm.random16());
+    let begin = serde_json::to_vec(&json!({
+        "epoch": 0, "share_sha256": share_hash, "size": blob.len(), "part_size": part_size
+    }))
+    .unwrap();
+    let mut s = owner.sign("POST", &format!("/v1/files/{file}/uploads/{doc2}"), &begin);
+    s.body = begin;
+    s.headers
+        .push(("ledgerline-release-share", hex::encode(share)));
+    let (status, v) = send(&http, &a.base, &s).await;
+    assert_eq!(status, 200, "{v}");
+    for (n, part) in parts.iter().enumerate() {
+        let via = if n % 2 == 0 { &a } else { &b };
+        let mut s = owner.sign(
+            "PUT",
+            &format!("/v1/files/{file}/uploads/{doc2}/parts/{n}"),
+            part,
+        );
+        s.body = part.to_vec();
+        let (status, v) = send(&http, &via.base, &s).await;
+        assert_eq!(
+            (status, v["received"].as_u64()),
+            (200, Some(n as u64 + 1)),
+            "{v}"
+        );
+    }
+    let root = parts_root(part_size as u64, &hashes);
+    let v = owner_on_b
+        .ok(
+            &http,
+            "POST",
+            &format!("/v1/files/{file}/uploads/{doc2}/complete"),
+            Some(json!({ "root": hex::encode(root) })),
+        )
+        .await;
+    assert_eq!(v["size"].as_u64(), Some(blob.len() as u64));
+    let (status, _, got) = download(&http, &owner, file, &doc2, None).await;
+    assert_eq!(status, 200);
+    assert!(got == blob, "the parts read back in order through A");
+    let (_, _, got) = download(&http, &owner, file, &doc2, Some("bytes=65530-131080")).await;
+    assert!(got == blob[65_530..131_081], "a range across three parts");
+
+    // Nothing of it on either instance's disk; erasing the file empties the bucket of it.
+    for d in ["a", "b"] {
+        let on_disk = walk(&dir.path().join(d).join("blobs"));
+        assert!(on_disk.is_empty(), "{d} kept blobs on disk: {on_disk:?}");
+    }
+    owner_on_b
+        .ok(&http, "DELETE", &format!("/v1/files/{file}"), None)
+        .await;
+    for d in [&doc, &doc2] {
+        let id = DocumentId(hex::decode(d).unwrap().try_into().unwrap());
+        assert!(
+            bucket.objects(firm.id, id).await.unwrap().is_empty(),
+            "erased"
+        );
+    }
+}
+
+/// Every file under `dir` (none if it does not exist).
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                out.extend(walk(&p));
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
 }

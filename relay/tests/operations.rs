@@ -480,3 +480,183 @@ async fn migrate_on_the_command_line_then_serve_on_postgresql() {
     let log = std::fs::read_to_string(&relay.stderr_log).unwrap();
     assert!(log.contains("postgresql") && !log.contains(&url), "{log}");
 }
+
+/// `migrate` with a bucket: the blobs go first (a missing one stops everything, exit 5,
+/// and the database stays empty for the next try), then the database; the relay on
+/// PostgreSQL and S3 serves the documents with the data directory's blobs gone, and
+/// finishes the upload that was in progress.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn migrate_moves_the_blobs_into_a_bucket() {
+    use ledgerline_protocol::document::parts_root;
+    use ledgerline_protocol::ids::FileId;
+    use ledgerline_testkit::s3::{ACCESS_KEY_ID, BUCKET, S3, SECRET_ACCESS_KEY};
+    use sha2::Digest;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let relay = Relay::start(&data, &[]);
+    let http = client();
+    let mut a = Firm::create(&http, &relay.base, 24).await;
+    let file = FileId(a.random16());
+    a.grant(&http, file, a.owner.id).await;
+    let owner = a.owner_device.clone();
+    let share = [4u8; 32];
+    let share_hash = hex::encode(sha2::Sha256::digest(share));
+    let mut docs = Vec::new();
+    for n in 0..2u32 {
+        let doc = hex::encode(a.random16());
+        let blob: Vec<u8> = (0..100_000 + n).map(|i| (i % 247) as u8).collect();
+        let path = format!("/v1/files/{file}/documents/{doc}?epoch=0&share_sha256={share_hash}");
+        let mut s = owner.sign("PUT", &path, &blob);
+        s.headers
+            .push(("ledgerline-release-share", hex::encode(share)));
+        let (status, v) = owner.send(&http, &s).await;
+        assert_eq!(status, 201, "{v}");
+        docs.push((doc, blob));
+    }
+    // An upload in progress: one of two parts recorded.
+    let part_size = 65_536usize;
+    let parted: Vec<u8> = (0..100_000u32).map(|i| (i % 239) as u8).collect();
+    let upload = hex::encode(a.random16());
+    let begin = serde_json::to_vec(&json!({
+        "epoch": 0, "share_sha256": share_hash, "size": parted.len(), "part_size": part_size
+    }))
+    .unwrap();
+    let mut s = owner.sign(
+        "POST",
+        &format!("/v1/files/{file}/uploads/{upload}"),
+        &begin,
+    );
+    s.body = begin;
+    s.headers
+        .push(("ledgerline-release-share", hex::encode(share)));
+    assert_eq!(owner.send(&http, &s).await.0, 200);
+    let put_part = |owner: &Device, n: usize| {
+        let part = parted.chunks(part_size).nth(n).unwrap().to_vec();
+        let mut s = owner.sign(
+            "PUT",
+            &format!("/v1/files/{file}/uploads/{upload}/parts/{n}"),
+            &part,
+        );
+        s.body = part;
+        let (http, owner) = (http.clone(), owner.clone());
+        async move { owner.send(&http, &s).await }
+    };
+    assert_eq!(put_part(&owner, 0).await.0, 200);
+    drop(relay);
+
+    let at = dir.path().join("pg");
+    let (pg, s3) = tokio::join!(
+        tokio::task::spawn_blocking(move || ledgerline_testkit::postgres::Postgres::start(&at)),
+        tokio::task::spawn_blocking(S3::start)
+    );
+    let (pg, s3) = (pg.unwrap(), s3.unwrap());
+    let (url, endpoint) = (pg.url(), s3.endpoint());
+    let data_s = data.to_str().unwrap().to_owned();
+    let migrate = || {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_ledgerline-relay"))
+            .args([
+                "migrate",
+                "--data",
+                &data_s,
+                "--to",
+                &url,
+                "--s3-bucket",
+                BUCKET,
+                "--s3-endpoint",
+                &endpoint,
+                "--s3-access-key-id",
+                ACCESS_KEY_ID,
+                "--json",
+            ])
+            .env_remove("LEDGERLINE_DATABASE_URL")
+            .env("LEDGERLINE_S3_SECRET_ACCESS_KEY", SECRET_ACCESS_KEY)
+            .output()
+            .unwrap();
+        let all = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            !all.contains(SECRET_ACCESS_KEY) && !all.contains(&url),
+            "{all}"
+        );
+        out
+    };
+    // A blob missing from the data directory: nothing moves.
+    let first_blob = data.join("blobs").join(a.id.to_hex()).join(&docs[0].0);
+    let hidden = dir.path().join("hidden");
+    std::fs::rename(&first_blob, &hidden).unwrap();
+    let o = migrate();
+    assert_eq!(
+        o.status.code(),
+        Some(5),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let e: Value = serde_json::from_slice(&o.stderr).unwrap();
+    assert_eq!(e["error"]["code"], "mismatch");
+    std::fs::rename(&hidden, &first_blob).unwrap();
+    let o = migrate();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let report: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(report["blobs"]["documents"], 2);
+    assert_eq!(report["blobs"]["upload_parts"], 1);
+    assert_eq!(
+        report["blobs"]["bytes"].as_u64(),
+        Some(200_001 + part_size as u64)
+    );
+
+    // Served from PostgreSQL and the bucket, the data directory's blobs gone.
+    std::fs::remove_dir_all(data.join("blobs")).unwrap();
+    let relay = Relay::start(
+        &data,
+        &[
+            "--database-url",
+            &url,
+            "--s3-bucket",
+            BUCKET,
+            "--s3-endpoint",
+            &endpoint,
+            "--s3-access-key-id",
+            ACCESS_KEY_ID,
+            "--s3-secret-access-key",
+            SECRET_ACCESS_KEY,
+        ],
+    );
+    let owner = Device {
+        base: relay.base.clone(),
+        ..owner
+    };
+    let get = |doc: String| {
+        let s = owner.sign("GET", &format!("/v1/files/{file}/documents/{doc}"), b"");
+        let mut rb = http.get(format!("{}{}", owner.base, s.path));
+        for (k, v) in &s.headers {
+            rb = rb.header(*k, v);
+        }
+        async move { rb.send().await.unwrap().bytes().await.unwrap().to_vec() }
+    };
+    for (doc, blob) in &docs {
+        assert!(
+            get(doc.clone()).await == *blob,
+            "document {doc} from the bucket"
+        );
+    }
+    assert_eq!(put_part(&owner, 1).await.0, 200, "the upload goes on");
+    let hashes: Vec<[u8; 32]> = parted
+        .chunks(part_size)
+        .map(|p| sha2::Sha256::digest(p).into())
+        .collect();
+    owner
+        .ok(
+            &http,
+            "POST",
+            &format!("/v1/files/{file}/uploads/{upload}/complete"),
+            Some(json!({ "root": hex::encode(parts_root(part_size as u64, &hashes)) })),
+        )
+        .await;
+    assert!(
+        get(upload).await == parted,
+        "the finished upload from the bucket"
+    );
+}

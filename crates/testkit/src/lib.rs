@@ -7,6 +7,7 @@
 pub mod fa3;
 pub mod ksef;
 pub mod postgres;
+pub mod s3;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
