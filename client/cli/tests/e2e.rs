@@ -260,21 +260,27 @@ async fn a_firm_works_end_to_end_through_the_cli() {
     firm_end_to_end(dir.path(), relay).await;
 }
 
-/// The same scenario on a relay whose store is PostgreSQL (a real server on loopback):
-/// then no row of any table holds a name or a text either.
+/// The same scenario on a relay whose store is PostgreSQL and whose blobs are in an
+/// S3-compatible bucket (real servers on loopback: Debian's PostgreSQL, moto): then no row
+/// of any table and no object of the bucket holds a name or a text either.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_firm_works_end_to_end_on_postgresql() {
+async fn a_firm_works_end_to_end_on_postgresql_and_s3() {
+    use ledgerline_testkit::s3::{ACCESS_KEY_ID, BUCKET, S3, SECRET_ACCESS_KEY};
     let dir = tempfile::tempdir().unwrap();
-    let pg = tokio::task::spawn_blocking({
-        let at = dir.path().join("pg");
-        move || ledgerline_testkit::postgres::Postgres::start(&at)
-    })
-    .await
-    .unwrap();
+    let at = dir.path().join("pg");
+    let (pg, s3) = tokio::join!(
+        tokio::task::spawn_blocking(move || ledgerline_testkit::postgres::Postgres::start(&at)),
+        tokio::task::spawn_blocking(S3::start)
+    );
+    let (pg, s3) = (pg.unwrap(), s3.unwrap());
     let relay = Relay::start_config(Config {
         listen: "127.0.0.1:0".parse().unwrap(),
         data_dir: dir.path().join("relay"),
         database_url: Some(pg.url().into()),
+        s3_bucket: Some(BUCKET.into()),
+        s3_endpoint: Some(s3.endpoint()),
+        s3_access_key_id: Some(ACCESS_KEY_ID.into()),
+        s3_secret_access_key: Some(SECRET_ACCESS_KEY.to_owned().into()),
         ..Config::default()
     })
     .await;
@@ -325,6 +331,70 @@ async fn a_firm_works_end_to_end_on_postgresql() {
     }
     assert!(messages >= 5, "the messages are in PostgreSQL ({messages})");
     assert!(rows_seen > 100, "{rows_seen} rows scanned");
+    // Every document in the bucket: the keys listed through S3's own API, the bytes read
+    // as the relay reads them.
+    let listing = reqwest::get(format!("{}/{BUCKET}?list-type=2", s3.endpoint()))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        !listing.contains("<IsTruncated>true"),
+        "one page holds them"
+    );
+    let documents: BTreeSet<(String, String)> = listing
+        .split("<Key>")
+        .skip(1)
+        .filter_map(|k| k.split("</Key>").next())
+        .filter_map(|k| {
+            let mut parts = k.split('/');
+            Some((parts.next()?.to_owned(), parts.next()?.to_owned()))
+        })
+        .collect();
+    assert!(!documents.is_empty(), "the documents are in the bucket");
+    let bucket = ledgerline_relay::blobs::Bucket::open(&Config {
+        s3_bucket: Some(BUCKET.into()),
+        s3_endpoint: Some(s3.endpoint()),
+        s3_access_key_id: Some(ACCESS_KEY_ID.into()),
+        s3_secret_access_key: Some(SECRET_ACCESS_KEY.to_owned().into()),
+        ..Config::default()
+    })
+    .await
+    .unwrap();
+    for (firm, doc) in &documents {
+        use futures_util::StreamExt;
+        let id = |h: &str| <[u8; 16]>::try_from(hex::decode(h).unwrap()).unwrap();
+        let (firm, doc) = (
+            ledgerline_protocol::ids::FirmId(id(firm)),
+            ledgerline_protocol::ids::DocumentId(id(doc)),
+        );
+        let size: u64 = bucket
+            .objects(firm, doc)
+            .await
+            .unwrap()
+            .iter()
+            .map(|(_, s)| s)
+            .sum();
+        let mut stream = bucket.read(firm, doc, size, 0..size).await.unwrap();
+        let mut bytes = Vec::new();
+        while let Some(chunk) = stream.next().await {
+            bytes.extend_from_slice(&chunk.unwrap());
+        }
+        assert!(bytes.len() > 100_000, "{doc}: {} bytes", bytes.len());
+        for needle in RELAY_MUST_NOT_HOLD {
+            assert!(
+                !bytes.windows(needle.len()).any(|w| w == needle.as_bytes()),
+                "document {doc} in the bucket holds {needle:?}"
+            );
+        }
+    }
+    assert!(
+        all_files(&dir.path().join("relay"))
+            .iter()
+            .all(|f| !f.starts_with(dir.path().join("relay/blobs")) || f.is_dir()),
+        "no blob on the relay's disk"
+    );
 }
 
 /// What the relay's storage never holds in the scenario below: names and texts.
@@ -372,6 +442,27 @@ async fn firm_end_to_end(dir: &Path, mut relay: Relay) {
         .to_owned();
     ok(&f.owner, &["chat", "send", FILE, "Notatka założycielska"]).await;
     ok(&f.owner, &["file", "grant", FILE, "Anna Kowalczyk"]).await;
+    // A document, its name and text the firm's own: the relay's storage (disk or bucket)
+    // holds neither.
+    let src = dir.join("Bartek Zieliński — deklarację VAT-7.txt");
+    let text = "Biuro Rachunkowe Nowak: deklarację VAT-7 dla Kowalski sp. z o.o. ".repeat(2_000);
+    std::fs::write(&src, &text).unwrap();
+    let up = ok(&f.owner, &["doc", "upload", FILE, src.to_str().unwrap()]).await;
+    let got = dir.join("anna-vat7.txt");
+    let down = ok(
+        &f.anna,
+        &[
+            "doc",
+            "download",
+            FILE,
+            "Bartek Zieliński — deklarację VAT-7.txt",
+            "--out",
+            got.to_str().unwrap(),
+        ],
+    )
+    .await;
+    assert_eq!(down["root"], up["root"]);
+    assert_eq!(std::fs::read_to_string(&got).unwrap(), text);
     ok(
         &f.owner,
         &["chat", "send", FILE, "Pani Anno, proszę o deklarację VAT-7"],
@@ -5900,7 +5991,7 @@ async fn a_firm_moves_from_sqlite_to_postgresql_and_carries_on() {
     })
     .await
     .unwrap();
-    let report = ledgerline_relay::migrate::migrate(&data.join("relay.sqlite3"), &pg.url())
+    let report = ledgerline_relay::migrate::migrate(&data.join("relay.sqlite3"), &pg.url(), None)
         .await
         .unwrap();
     assert!(report
