@@ -12,7 +12,11 @@
 //! `--postgres` runs the relay on PostgreSQL instead (a throwaway cluster of Debian's
 //! `postgresql` on loopback, as the tests start it), and the raw ceilings are PostgreSQL's:
 //! inserts committed one per transaction and 100 per transaction, and the relay's backfill
-//! query straight on the database.
+//! query straight on the database. `--instances 2` (with `--postgres`) serves from two
+//! relay instances on that database: senders and listening devices alternate between
+//! them, so most pushes cross from one instance to the other through `NOTIFY`.
+//!
+//!     cargo run --release -p ledgerline-bench --bin relay-bench -- --messages 3000 --postgres --instances 2
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -64,6 +68,9 @@ struct Args {
     /// Run the relay on a throwaway PostgreSQL on loopback (ceilings measured on it too).
     #[arg(long)]
     postgres: bool,
+    /// Relay instances serving (more than one needs --postgres).
+    #[arg(long, default_value_t = 1)]
+    instances: usize,
 }
 
 /// Raw ceiling on PostgreSQL: `per_txn` inserts per committed transaction, same row size.
@@ -264,7 +271,7 @@ async fn scenario(
     label: &str,
     args: &Args,
     groups: &[Group],
-    addr: std::net::SocketAddr,
+    addrs: &[std::net::SocketAddr],
     pace: Option<u32>,
     concurrency: usize,
 ) -> Outcome {
@@ -275,10 +282,13 @@ async fn scenario(
     let delivered: Arc<Mutex<HashMap<usize, (usize, Instant)>>> =
         Arc::new(Mutex::new(HashMap::new()));
     let mut readers = Vec::new();
+    let mut listening = 0usize;
     for (g, group) in groups.iter().enumerate() {
         let mine = (0..n).filter(|i| i % groups.len() == g).count();
         for d in &group.devices {
-            let mut ws = websocket(d, addr).await;
+            // Listeners alternate between the instances.
+            let mut ws = websocket(d, addrs[listening % addrs.len()]).await;
+            listening += 1;
             let delivered = delivered.clone();
             let total = group.devices.len();
             readers.push(tokio::spawn(async move {
@@ -323,6 +333,8 @@ async fn scenario(
     let start = Instant::now();
     let mut senders = Vec::new();
     for w in 0..concurrency {
+        // Senders alternate between the instances (the other half from the listeners').
+        let base = format!("http://{}", addrs[(w + 1) % addrs.len()]);
         let (http, routes, sent_at, acks, next) = (
             http.clone(),
             routes.clone(),
@@ -351,7 +363,7 @@ async fn scenario(
                 let s = sender.sign("POST", &format!("/v1/rooms/{room}/messages"), &body);
                 let t0 = Instant::now();
                 sent_at.lock().unwrap()[i] = Some(t0);
-                let (status, v) = sender.send(&http, &s).await;
+                let (status, v) = send(&http, &base, &s).await;
                 assert_eq!(status, 200, "{v}");
                 acks.lock().unwrap().push(t0.elapsed());
             }
@@ -408,11 +420,22 @@ async fn main() -> anyhow::Result<()> {
         None
     };
     let pg_url = pg.as_ref().map(|p| p.url());
+    anyhow::ensure!(
+        args.instances >= 1 && (args.instances == 1 || pg_url.is_some()),
+        "--instances above 1 needs --postgres"
+    );
+    // On PostgreSQL the relay knows its database URL: it then listens to other instances.
+    let config = Config {
+        database_url: pg_url.clone().map(Into::into),
+        ..config
+    };
     let (listener, addr) = ledgerline_relay::server::bind(&config).await?;
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let stopped = async {
         let _ = stop_rx.await;
     };
+    let mut others = Vec::new();
+    let mut addrs = vec![addr];
     let server = match &pg_url {
         None => {
             let state = AppState::load(config, SqliteStore::open(&db_path)?).await?;
@@ -420,8 +443,15 @@ async fn main() -> anyhow::Result<()> {
         }
         Some(url) => {
             let store = PgStore::connect(url, 16).await?;
-            let state = AppState::load(config, store).await?;
-            tokio::spawn(ledgerline_relay::server::serve(listener, state, stopped))
+            let state = AppState::load(config.clone(), store).await?;
+            let server = tokio::spawn(ledgerline_relay::server::serve(listener, state, stopped));
+            // The others share the database and the data directory (log key, blobs).
+            for _ in 1..args.instances {
+                let other = ledgerline_relay::server::Running::start(config.clone()).await?;
+                addrs.push(other.addr);
+                others.push(other);
+            }
+            server
         }
     };
     let base = format!("http://{addr}");
@@ -475,7 +505,7 @@ async fn main() -> anyhow::Result<()> {
             &format!("saturated, {} senders", args.concurrency),
             &args,
             &groups,
-            addr,
+            &addrs,
             None,
             args.concurrency,
         )
@@ -487,7 +517,7 @@ async fn main() -> anyhow::Result<()> {
             &format!("paced at {} msg/s", args.rate),
             &args,
             &groups,
-            addr,
+            &addrs,
             Some(args.rate),
             8,
         )
@@ -506,9 +536,13 @@ async fn main() -> anyhow::Result<()> {
         ),
     };
     let engine = if pg_url.is_some() {
-        "PostgreSQL (Debian's, default settings: fsync and synchronous_commit on)"
+        format!(
+            "PostgreSQL (Debian's, default settings: fsync and synchronous_commit on), {} relay instance{}",
+            args.instances,
+            if args.instances == 1 { "" } else { "s" }
+        )
     } else {
-        "SQLite WAL synchronous=FULL"
+        "SQLite WAL synchronous=FULL".to_owned()
     };
 
     println!("relay-bench: {} connected devices in {} rooms of {} (one firm each), {} B Megolm-sized ciphertext, {engine}, loopback, load generator in process", connected, args.rooms.max(1), args.devices, args.size);
@@ -578,5 +612,8 @@ async fn main() -> anyhow::Result<()> {
     }
     let _ = stop_tx.send(());
     server.await??;
+    for other in others {
+        other.stop().await?;
+    }
     Ok(())
 }

@@ -14,7 +14,7 @@
 //! | [`auth`] | signed-request verification and extractors |
 //! | [`store`] | the storage trait, its rules over SQLite and PostgreSQL, the conformance suite |
 //! | [`migrate`] | moving a relay's database from SQLite to PostgreSQL |
-//! | [`blobs`] | document blobs on disk |
+//! | [`blobs`] | document blobs on disk or in an S3-compatible bucket |
 //! | [`backup`] | backup and restore of the data directory, consistent while serving |
 //! | [`hub`] | WebSocket connections and pushes |
 //! | [`peers`] | the other instances on a shared PostgreSQL store (`LISTEN`/`NOTIFY`) |
