@@ -52,6 +52,9 @@ pub struct Config {
     pub database_url: Option<DatabaseUrl>,
     /// Most PostgreSQL connections this relay keeps.
     pub database_pool: u32,
+    /// PEM certificates of the CA that signed the PostgreSQL server's certificate, trusted
+    /// beside the system's roots.
+    pub database_ca: Option<PathBuf>,
     /// Document blobs in this S3-compatible bucket instead of `data_dir/blobs`
     /// (`protocol-spec/scale-out.md`).
     pub s3_bucket: Option<String>,
@@ -111,6 +114,7 @@ impl Default for Config {
             clock_offset_ms: 0,
             database_url: None,
             database_pool: 16,
+            database_ca: None,
             s3_bucket: None,
             s3_endpoint: None,
             s3_region: "us-east-1".into(),
@@ -143,6 +147,7 @@ struct FileConfig {
     clock_offset_ms: Option<i64>,
     database_url: Option<String>,
     database_pool: Option<u32>,
+    database_ca: Option<PathBuf>,
     s3_bucket: Option<String>,
     s3_endpoint: Option<String>,
     s3_region: Option<String>,
@@ -226,6 +231,10 @@ pub struct ServeArgs {
     /// Most PostgreSQL connections kept [default: 16].
     #[arg(long, env = "LEDGERLINE_DATABASE_POOL", value_name = "N")]
     pub database_pool: Option<u32>,
+    /// PEM file of the CA that signed the PostgreSQL server's certificate (beside the
+    /// system's roots; TLS is required for a server that is not on this machine).
+    #[arg(long, env = "LEDGERLINE_DATABASE_CA", value_name = "FILE")]
+    pub database_ca: Option<PathBuf>,
     /// Where document blobs go.
     #[command(flatten)]
     pub s3: S3Args,
@@ -352,6 +361,7 @@ impl ServeArgs {
                 .database_pool
                 .or(file.database_pool)
                 .unwrap_or(d.database_pool),
+            database_ca: self.database_ca.clone().or(file.database_ca),
             s3_bucket: self
                 .s3
                 .s3_bucket
@@ -427,6 +437,11 @@ impl Config {
                     "database_url is not a PostgreSQL connection string: {e}"
                 )));
             }
+        }
+        if self.database_ca.is_some() && self.database_url.is_none() {
+            return Err(ConfigError::Invalid(
+                "database_ca needs database_url".into(),
+            ));
         }
         if self.s3_bucket.is_none()
             && (self.s3_endpoint.is_some()

@@ -222,6 +222,7 @@ fn migrate_command(
                 migrate(
                     &c.data_dir.join("relay.sqlite3"),
                     &url,
+                    c.database_ca.as_deref(),
                     bucket.as_ref().map(|b| (blob_dir.as_path(), b)),
                 )
                 .await

@@ -102,6 +102,7 @@ fn sqlite_error(e: rusqlite::Error) -> StoreError {
 pub async fn migrate(
     sqlite: &Path,
     url: &str,
+    ca: Option<&Path>,
     bucket: Option<(&Path, &crate::blobs::Bucket)>,
 ) -> Result<Report, MigrateError> {
     if !sqlite.is_file() {
@@ -112,7 +113,7 @@ pub async fn migrate(
     }
     // Newest schema first (the relay's own migrations), then closed again.
     let source = SqliteStore::open(sqlite)?;
-    let pg = PgStore::connect(url, 2).await?;
+    let pg = PgStore::connect_with(url, 2, ca).await?;
     if !pg.firms().await?.is_empty() {
         return Err(MigrateError::Usage(
             "the PostgreSQL database holds firms already: migrate into an empty database".into(),
@@ -560,7 +561,7 @@ mod tests {
         })
         .await
         .unwrap();
-        let report = migrate(&path, &pg.url(), None).await.unwrap();
+        let report = migrate(&path, &pg.url(), None, None).await.unwrap();
         let rows = |t: &str| {
             report
                 .tables
@@ -624,11 +625,11 @@ mod tests {
         assert_eq!(target.audit_size(F).await.unwrap(), size + 1);
         // Never into a database that holds firms.
         assert!(matches!(
-            migrate(&path, &pg.url(), None).await,
+            migrate(&path, &pg.url(), None, None).await,
             Err(MigrateError::Usage(m)) if m.contains("empty")
         ));
         assert!(matches!(
-            migrate(&dir.path().join("absent.sqlite3"), &pg.url(), None).await,
+            migrate(&dir.path().join("absent.sqlite3"), &pg.url(), None, None).await,
             Err(MigrateError::Usage(_))
         ));
     }

@@ -15,6 +15,7 @@
 //! their clients reconnect and catch up on what was pushed meanwhile.
 
 use crate::state::AppState;
+use crate::store::postgres::PgTls;
 use crate::store::Store;
 use ledgerline_protocol::ids::{DeviceId, FirmId};
 use serde::{Deserialize, Serialize};
@@ -179,7 +180,8 @@ pub fn start<S: Store>(
     state: &AppState<S>,
     url: &str,
 ) -> Result<Vec<tokio::task::JoinHandle<()>>, crate::store::StoreError> {
-    let config = crate::store::postgres::connection_config(url)?;
+    let (config, tls) =
+        crate::store::postgres::connection_config(url, state.config.database_ca.as_deref())?;
     let mut id = [0u8; 16];
     rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut id);
     let id = hex::encode(id);
@@ -192,8 +194,8 @@ pub fn start<S: Store>(
         dropped: Default::default(),
     });
     Ok(vec![
-        tokio::spawn(send_loop(config.clone(), outbox)),
-        tokio::spawn(listen_loop(state.clone(), config, id, listening)),
+        tokio::spawn(send_loop(config.clone(), tls.clone(), outbox)),
+        tokio::spawn(listen_loop(state.clone(), config, tls, id, listening)),
         tokio::spawn(prune_loop(state.clone())),
     ])
 }
@@ -208,23 +210,8 @@ async fn prune_loop<S: Store>(state: AppState<S>) {
     }
 }
 
-async fn connect(
-    config: &tokio_postgres::Config,
-) -> Result<
-    (
-        tokio_postgres::Client,
-        tokio_postgres::Connection<tokio_postgres::Socket, tokio_postgres::tls::NoTlsStream>,
-    ),
-    String,
-> {
-    config
-        .connect(tokio_postgres::NoTls)
-        .await
-        .map_err(|e| crate::store::postgres::pg_text(&e))
-}
-
 /// Sends queued notifications, many per statement, on a connection of its own.
-async fn send_loop(config: tokio_postgres::Config, mut outbox: mpsc::Receiver<String>) {
+async fn send_loop(config: tokio_postgres::Config, tls: PgTls, mut outbox: mpsc::Receiver<String>) {
     let mut client: Option<tokio_postgres::Client> = None;
     while let Some(first) = outbox.recv().await {
         let mut batch = vec![first];
@@ -241,13 +228,8 @@ async fn send_loop(config: tokio_postgres::Config, mut outbox: mpsc::Receiver<St
                 .as_ref()
                 .is_none_or(tokio_postgres::Client::is_closed)
             {
-                client = match connect(&config).await {
-                    Ok((c, conn)) => {
-                        tokio::spawn(async move {
-                            let _ = conn.await;
-                        });
-                        Some(c)
-                    }
+                client = match tls.connect(&config, None).await {
+                    Ok(c) => Some(c),
                     Err(e) => {
                         tracing::warn!(error = %e, "cannot reach PostgreSQL to notify the other instances");
                         tokio::time::sleep(Duration::from_millis(500)).await;
@@ -278,33 +260,16 @@ async fn send_loop(config: tokio_postgres::Config, mut outbox: mpsc::Receiver<St
 async fn listen_loop<S: Store>(
     state: AppState<S>,
     config: tokio_postgres::Config,
+    tls: PgTls,
     id: String,
     listening: Arc<AtomicBool>,
 ) {
     let mut pause = Duration::from_millis(250);
     let mut first = true;
     loop {
-        match connect(&config).await {
-            Ok((client, mut connection)) => {
-                let (notes, mut inbox) = mpsc::channel::<String>(4096);
-                let driver = tokio::spawn(async move {
-                    use tokio_postgres::AsyncMessage;
-                    loop {
-                        match std::future::poll_fn(|cx| connection.poll_message(cx)).await {
-                            Some(Ok(AsyncMessage::Notification(n))) => {
-                                if notes.send(n.payload().to_owned()).await.is_err() {
-                                    break;
-                                }
-                            }
-                            Some(Ok(_)) => {}
-                            Some(Err(e)) => {
-                                tracing::warn!(error = %crate::store::postgres::pg_text(&e), "notification connection failed");
-                                break;
-                            }
-                            None => break,
-                        }
-                    }
-                });
+        let (notes, mut inbox) = mpsc::channel::<String>(4096);
+        match tls.connect(&config, Some(notes)).await {
+            Ok(client) => {
                 match client.batch_execute(&format!("LISTEN {CHANNEL}")).await {
                     Ok(()) => {
                         // Listening from here on: whatever the others changed before is in
@@ -317,6 +282,7 @@ async fn listen_loop<S: Store>(
                         tracing::info!("listening to the other relay instances");
                         first = false;
                         pause = Duration::from_millis(250);
+                        // Ends when the connection does (its driver drops the sender).
                         while let Some(payload) = inbox.recv().await {
                             if let Some(signal) = decode(&payload, &id) {
                                 apply(&state, signal).await;
@@ -331,7 +297,6 @@ async fn listen_loop<S: Store>(
                         tracing::warn!(error = %crate::store::postgres::pg_text(&e), "LISTEN failed")
                     }
                 }
-                driver.abort();
                 drop(client);
             }
             Err(e) => {

@@ -70,9 +70,10 @@ pub enum Opened {
 /// database in the data directory. Errors never include the connection string.
 pub async fn open_store(config: &Config) -> anyhow::Result<Opened> {
     match &config.database_url {
-        Some(url) => crate::store::postgres::PgStore::connect(
+        Some(url) => crate::store::postgres::PgStore::connect_with(
             url.expose(),
             usize::try_from(config.database_pool).unwrap_or(usize::MAX),
+            config.database_ca.as_deref(),
         )
         .await
         .map(Opened::Postgres)

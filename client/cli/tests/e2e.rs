@@ -5991,9 +5991,10 @@ async fn a_firm_moves_from_sqlite_to_postgresql_and_carries_on() {
     })
     .await
     .unwrap();
-    let report = ledgerline_relay::migrate::migrate(&data.join("relay.sqlite3"), &pg.url(), None)
-        .await
-        .unwrap();
+    let report =
+        ledgerline_relay::migrate::migrate(&data.join("relay.sqlite3"), &pg.url(), None, None)
+            .await
+            .unwrap();
     assert!(report
         .tables
         .iter()

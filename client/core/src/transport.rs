@@ -1411,31 +1411,14 @@ fn tls_config() -> Result<std::sync::Arc<rustls::ClientConfig>, RelayError> {
     client_tls(extra.as_deref(), CA_FILE_ENV).map_err(RelayError::Unreachable)
 }
 
-/// A rustls client configuration with the system's roots plus the PEM certificates of
-/// `extra_ca` (an office's own CA; `what` names it in errors). Shared by the relay's push
-/// channel and the mail intake's IMAP connections.
+/// A rustls client configuration with the system's roots plus the office's CA
+/// ([`ledgerline_tls::client_config`]). Shared by the relay's push channel and the mail
+/// intake's IMAP connections.
 pub(crate) fn client_tls(
     extra_ca: Option<&std::path::Path>,
     what: &str,
 ) -> Result<std::sync::Arc<rustls::ClientConfig>, String> {
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in rustls_native_certs::load_native_certs().certs {
-        let _ = roots.add(cert);
-    }
-    if let Some(path) = extra_ca {
-        let pem = std::fs::read(path).map_err(|e| format!("cannot read {what}: {e}"))?;
-        for cert in rustls_pemfile::certs(&mut pem.as_slice()) {
-            let cert = cert.map_err(|e| format!("{what} is not PEM: {e}"))?;
-            roots.add(cert).map_err(|e| format!("{what}: {e}"))?;
-        }
-    }
-    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| e.to_string())?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    Ok(std::sync::Arc::new(config))
+    ledgerline_tls::client_config(extra_ca, what)
 }
 
 /// Streaming document routes (HTTP only: the body never sits in memory whole).

@@ -21,6 +21,8 @@ pub struct Postgres {
     pub data: PathBuf,
     bin: PathBuf,
     run_as: Option<String>,
+    /// The CA (PEM file) that signed the server's certificate, when it speaks TLS.
+    pub ca: Option<PathBuf>,
 }
 
 /// The user the tests connect as.
@@ -52,6 +54,16 @@ fn server_bin() -> PathBuf {
 impl Postgres {
     /// Starts a cluster with its files under `dir`; waits until it answers.
     pub fn start(dir: &Path) -> Self {
+        Self::start_with(dir, false)
+    }
+
+    /// [`Postgres::start`] with TLS on: a throwaway CA signs a certificate for 127.0.0.1
+    /// and `localhost`; [`Postgres::ca`] names the CA's PEM file.
+    pub fn start_tls(dir: &Path) -> Self {
+        Self::start_with(dir, true)
+    }
+
+    fn start_with(dir: &Path, tls: bool) -> Self {
         let bin = server_bin();
         std::fs::create_dir_all(dir).unwrap();
         let root = Command::new("id").arg("-u").output().unwrap().stdout == b"0\n";
@@ -116,10 +128,54 @@ impl Postgres {
             String::from_utf8_lossy(&out.stderr)
         );
         let log = dir.join("postgres.log");
+        let mut ssl = Vec::new();
+        let ca = tls.then(|| {
+            let ca_key = rcgen::KeyPair::generate().unwrap();
+            let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+            ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+            ca_params
+                .distinguished_name
+                .push(rcgen::DnType::CommonName, "Ledgerline test database CA");
+            let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+            let issuer = rcgen::Issuer::new(ca_params, &ca_key);
+            let key = rcgen::KeyPair::generate().unwrap();
+            let params =
+                rcgen::CertificateParams::new(vec!["127.0.0.1".into(), "localhost".into()])
+                    .unwrap();
+            let cert = params.signed_by(&key, &issuer).unwrap();
+            // In the cluster's own directory, which the server's user owns.
+            let (cert_file, key_file) = (data.join("server.crt"), data.join("server.key"));
+            std::fs::write(&cert_file, cert.pem()).unwrap();
+            std::fs::write(&key_file, key.serialize_pem()).unwrap();
+            std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o600)).unwrap();
+            if let Some(owner) = std::fs::metadata(&data)
+                .ok()
+                .map(|m| std::os::unix::fs::MetadataExt::uid(&m))
+            {
+                let group = std::fs::metadata(&data)
+                    .map(|m| std::os::unix::fs::MetadataExt::gid(&m))
+                    .unwrap();
+                for f in [&cert_file, &key_file] {
+                    std::os::unix::fs::chown(f, Some(owner), Some(group)).unwrap();
+                }
+            }
+            ssl = vec![
+                "-c".to_owned(),
+                "ssl=on".to_owned(),
+                "-c".to_owned(),
+                format!("ssl_cert_file={}", cert_file.display()),
+                "-c".to_owned(),
+                format!("ssl_key_file={}", key_file.display()),
+            ];
+            let ca_file = dir.join("database-ca.pem");
+            std::fs::write(&ca_file, ca_cert.pem()).unwrap();
+            ca_file
+        });
         let child = command("postgres")
             .arg("-D")
             .arg(&data)
             .args(["-p", &port.to_string(), "-c", "listen_addresses=127.0.0.1"])
+            .args(&ssl)
             .arg("-c")
             .arg(format!("unix_socket_directories={}", socket.display()))
             .stdin(Stdio::null())
@@ -133,6 +189,7 @@ impl Postgres {
             data,
             bin,
             run_as,
+            ca,
         };
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {

@@ -11,6 +11,8 @@
 //!   takes a fresh snapshot per statement). That is what keeps a firm's audit log one
 //!   sequence without gaps or duplicate indexes, rooms' message numbers dense and record
 //!   versions checked. Writes of different firms run in parallel.
+//! - Transport: TLS by rustls whenever the server is not on this machine (or the URL
+//!   asks for it), verified against the system's roots and `database_ca`.
 //! - Durability: a write is acknowledged after its `COMMIT` returned (PostgreSQL flushes
 //!   its WAL at commit, and groups concurrent commits itself).
 //! - Schema: numbered migrations in `relay/migrations/postgres/`, applied at start under
@@ -47,14 +49,23 @@ impl PgStore {
     /// or libpq's `key=value` form), keeping at most `max_connections`, and applies
     /// pending migrations. The URL is never echoed in an error (it may hold a password).
     pub async fn connect(url: &str, max_connections: usize) -> Result<Self, StoreError> {
-        let config = connection_config(url)?;
-        let manager = Manager::from_config(
-            config,
-            tokio_postgres::NoTls,
-            ManagerConfig {
-                recycling_method: RecyclingMethod::Fast,
-            },
-        );
+        Self::connect_with(url, max_connections, None).await
+    }
+
+    /// [`PgStore::connect`], trusting `ca` (PEM) beside the system's roots for TLS.
+    pub async fn connect_with(
+        url: &str,
+        max_connections: usize,
+        ca: Option<&std::path::Path>,
+    ) -> Result<Self, StoreError> {
+        let (config, tls) = connection_config(url, ca)?;
+        let recycling = ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        };
+        let manager = match tls {
+            PgTls::Plain => Manager::from_config(config, tokio_postgres::NoTls, recycling),
+            PgTls::Rustls(tls) => Manager::from_config(config, tls, recycling),
+        };
         let pool = Pool::builder(manager)
             .max_size(max_connections.max(1))
             .build()
@@ -64,25 +75,114 @@ impl PgStore {
     }
 }
 
-/// The settings of one connection to the database at `url`, checked (no plaintext across
-/// a network unless asked for) and with a connect timeout. Errors never echo the URL.
-pub fn connection_config(url: &str) -> Result<tokio_postgres::Config, StoreError> {
+/// How connections to PostgreSQL are protected.
+#[derive(Clone)]
+pub enum PgTls {
+    /// No TLS: a server on this machine (loopback, Unix socket), or `sslmode=disable`.
+    Plain,
+    /// TLS by rustls, the server's certificate checked against the system's roots and the
+    /// configured CA.
+    Rustls(tokio_postgres_rustls::MakeRustlsConnect),
+}
+
+impl std::fmt::Debug for PgTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Plain => "PgTls::Plain",
+            Self::Rustls(_) => "PgTls::Rustls",
+        })
+    }
+}
+
+impl PgTls {
+    /// Opens one connection outside the pool and drives it on a task of its own; the
+    /// server's notifications go to `notes` (for `LISTEN`). Errors never echo the URL.
+    pub async fn connect(
+        &self,
+        config: &tokio_postgres::Config,
+        notes: Option<tokio::sync::mpsc::Sender<String>>,
+    ) -> Result<tokio_postgres::Client, String> {
+        match self {
+            Self::Plain => drive(config, tokio_postgres::NoTls, notes).await,
+            Self::Rustls(tls) => drive(config, tls.clone(), notes).await,
+        }
+    }
+}
+
+async fn drive<T>(
+    config: &tokio_postgres::Config,
+    tls: T,
+    notes: Option<tokio::sync::mpsc::Sender<String>>,
+) -> Result<tokio_postgres::Client, String>
+where
+    T: tokio_postgres::tls::MakeTlsConnect<tokio_postgres::Socket>,
+    T::Stream: Send + 'static,
+{
+    let (client, mut connection) = config.connect(tls).await.map_err(|e| pg_text(&e))?;
+    tokio::spawn(async move {
+        use tokio_postgres::AsyncMessage;
+        loop {
+            match std::future::poll_fn(|cx| connection.poll_message(cx)).await {
+                Some(Ok(AsyncMessage::Notification(n))) => {
+                    if let Some(notes) = &notes {
+                        if notes.send(n.payload().to_owned()).await.is_err() {
+                            break;
+                        }
+                    }
+                }
+                Some(Ok(_)) => {}
+                Some(Err(e)) => {
+                    tracing::warn!(error = %pg_text(&e), "a PostgreSQL connection failed");
+                    break;
+                }
+                None => break,
+            }
+        }
+    });
+    Ok(client)
+}
+
+/// The settings of one connection to the database at `url`, with a connect timeout, and
+/// how it is protected:
+/// - `sslmode=disable`: no TLS (the operator's statement that the link is private);
+/// - a server on this machine (loopback, Unix socket) without `sslmode=require` and
+///   without a CA file: no TLS, as libpq's `prefer` would end up with a self-signed
+///   certificate;
+/// - anything else: TLS required, the server's certificate verified against the system's
+///   roots and `ca` (never `prefer`'s silent fallback to plaintext across a network).
+///
+/// Errors never echo the URL.
+pub fn connection_config(
+    url: &str,
+    ca: Option<&std::path::Path>,
+) -> Result<(tokio_postgres::Config, PgTls), StoreError> {
+    use tokio_postgres::config::SslMode;
     let mut config: tokio_postgres::Config = url.parse().map_err(|e: tokio_postgres::Error| {
         StoreError::Backend(format!("the PostgreSQL URL is not valid: {}", pg_text(&e)))
     })?;
-    refuse_plaintext_over_a_network(&config)?;
     if config.get_connect_timeout().is_none() {
         // An unreachable server is an error within seconds, not a hang.
         config.connect_timeout(std::time::Duration::from_secs(10));
     }
-    Ok(config)
+    let mode = config.get_ssl_mode();
+    let tls = if mode == SslMode::Disable
+        || (on_this_machine(&config) && mode != SslMode::Require && ca.is_none())
+    {
+        PgTls::Plain
+    } else {
+        config.ssl_mode(SslMode::Require);
+        let client =
+            ledgerline_tls::client_config(ca, "database_ca").map_err(StoreError::Backend)?;
+        PgTls::Rustls(tokio_postgres_rustls::MakeRustlsConnect::new(
+            (*client).clone(),
+        ))
+    };
+    Ok((config, tls))
 }
 
-/// The driver runs without TLS for now (`protocol-spec/scale-out.md`, threats): a server
-/// on this machine (loopback, Unix socket) is fine; one across a network is refused unless
-/// the URL says `sslmode=disable`, the operator's statement that the network is private.
-fn refuse_plaintext_over_a_network(config: &tokio_postgres::Config) -> Result<(), StoreError> {
-    use tokio_postgres::config::{Host, SslMode};
+/// Whether every host the configuration names is this machine.
+fn on_this_machine(config: &tokio_postgres::Config) -> bool {
+    use tokio_postgres::config::Host;
     let local = |h: &Host| match h {
         Host::Unix(_) => true,
         Host::Tcp(name) => {
@@ -93,17 +193,7 @@ fn refuse_plaintext_over_a_network(config: &tokio_postgres::Config) -> Result<()
                     .is_ok_and(|ip| ip.is_loopback())
         }
     };
-    let addrs_local = config.get_hostaddrs().iter().all(|ip| ip.is_loopback());
-    let hosts_local = config.get_hosts().iter().all(local);
-    if (hosts_local && addrs_local) || config.get_ssl_mode() == SslMode::Disable {
-        return Ok(());
-    }
-    Err(StoreError::Backend(
-        "the PostgreSQL server is not on this machine and this relay does not speak TLS to \
-         PostgreSQL yet: run it on this host, reach it through a tunnel, or add \
-         sslmode=disable to the URL if the network between them is private"
-            .into(),
-    ))
+    config.get_hostaddrs().iter().all(|ip| ip.is_loopback()) && config.get_hosts().iter().all(local)
 }
 
 /// Applies pending migrations in one transaction, one instance at a time.
@@ -149,7 +239,18 @@ async fn migrate(pool: &Pool) -> Result<(), StoreError> {
 pub(crate) fn pg_text(e: &tokio_postgres::Error) -> String {
     match e.as_db_error() {
         Some(db) => format!("{} {}: {}", db.severity(), db.code().code(), db.message()),
-        None => e.to_string(),
+        None => {
+            // The causes too ("error performing TLS handshake" alone does not say why);
+            // they are the driver's and the TLS library's words, never the URL.
+            let mut text = e.to_string();
+            let mut cause = std::error::Error::source(e);
+            while let Some(c) = cause {
+                text.push_str(": ");
+                text.push_str(&c.to_string());
+                cause = c.source();
+            }
+            text
+        }
     }
 }
 
@@ -460,27 +561,75 @@ mod tests {
         );
     }
 
-    #[tokio::test]
-    async fn a_remote_server_needs_an_explicit_plaintext_choice() {
-        let refused =
-            PgStore::connect("postgres://relay:s3cret@db.example.com/ledgerline", 1).await;
-        let Err(StoreError::Backend(m)) = refused else {
-            panic!("a remote server without TLS was accepted");
-        };
-        assert!(m.contains("TLS") && !m.contains("s3cret"), "{m}");
-        let config = "postgres://relay@10.0.0.5/ledgerline?sslmode=disable"
-            .parse::<tokio_postgres::Config>()
-            .expect("url");
-        assert!(refuse_plaintext_over_a_network(&config).is_ok());
-        for local in [
+    #[test]
+    fn tls_is_required_off_this_machine_unless_the_url_says_disable() {
+        use tokio_postgres::config::SslMode;
+        let tls = |url: &str| connection_config(url, None).expect(url);
+        for remote in [
+            "postgres://relay:s3cret@db.example.com/ledgerline",
+            "postgres://relay@10.0.0.5/ledgerline?sslmode=prefer",
+            "postgres://relay@127.0.0.1/ledgerline?sslmode=require",
+        ] {
+            let (config, t) = tls(remote);
+            assert!(matches!(t, PgTls::Rustls(_)), "{remote}");
+            assert_eq!(config.get_ssl_mode(), SslMode::Require, "{remote}");
+        }
+        for plain in [
+            "postgres://relay@10.0.0.5/ledgerline?sslmode=disable",
             "postgres://relay@127.0.0.1/db",
             "postgres://relay@localhost:5433/db",
             "postgres://relay@[::1]/db",
             "host=/run/postgresql user=relay dbname=db",
         ] {
-            let config = local.parse::<tokio_postgres::Config>().expect("url");
-            assert!(refuse_plaintext_over_a_network(&config).is_ok(), "{local}");
+            assert!(matches!(tls(plain).1, PgTls::Plain), "{plain}");
         }
+        let missing = connection_config(
+            "postgres://relay:s3cret@db.example.com/x",
+            Some(std::path::Path::new("/nonexistent/ca.pem")),
+        );
+        let Err(StoreError::Backend(m)) = missing else {
+            panic!("a missing CA file was accepted");
+        };
+        assert!(m.contains("database_ca") && !m.contains("s3cret"), "{m}");
+    }
+
+    /// A server with TLS (a throwaway CA): reached and used over TLS with the CA, refused
+    /// without it (its certificate is not among the system's roots).
+    #[tokio::test]
+    async fn a_tls_server_is_reached_with_its_ca_and_refused_without() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let pg = tokio::task::spawn_blocking({
+            let path = dir.path().to_owned();
+            move || Postgres::start_tls(&path)
+        })
+        .await
+        .expect("postgres");
+        let ca = pg.ca.clone().expect("ca");
+        let url = format!("{}?sslmode=require", pg.url());
+        let refused = PgStore::connect(&url, 1).await;
+        let Err(StoreError::Backend(m)) = refused else {
+            panic!("a certificate of an unknown CA was accepted");
+        };
+        assert!(m.to_lowercase().contains("certificate"), "{m}");
+        let store = PgStore::connect_with(&url, 2, Some(&ca))
+            .await
+            .expect("connect over TLS");
+        store
+            .create_firm(FirmId([3; 16]), vec![b"g".to_vec()], 1)
+            .await
+            .expect("firm");
+        let (config, tls) = connection_config(&url, Some(&ca)).expect("config");
+        let client = tls.connect(&config, None).await.expect("connect");
+        let row = client
+            .query_one(
+                "SELECT ssl, version FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+                &[],
+            )
+            .await
+            .expect("pg_stat_ssl");
+        assert!(row.get::<_, bool>(0), "the connection is encrypted");
+        let version: String = row.get(1);
+        assert!(version.starts_with("TLSv1."), "{version}");
     }
 
     #[tokio::test]
