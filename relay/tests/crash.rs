@@ -280,24 +280,7 @@ async fn kill_9_under_load_loses_no_acknowledged_write() {
     // The whole log: its entries hash to the root the relay signed, and every acknowledged
     // write's signed request is one of them.
     let last = checkpoint(&http, &owner, &origin, &key, Some(&last)).await;
-    let mut entries: Vec<Vec<u8>> = Vec::new();
-    while (entries.len() as u64) < last.size() {
-        let v = owner
-            .ok(
-                &http,
-                "GET",
-                &format!("/v1/audit/entries?from={}&limit=500", entries.len()),
-                None,
-            )
-            .await;
-        let page = v["entries"].as_array().unwrap();
-        assert!(!page.is_empty(), "entries end before the checkpoint's size");
-        entries.extend(
-            page.iter()
-                .map(|e| hex::decode(e.as_str().unwrap()).unwrap()),
-        );
-    }
-    entries.truncate(usize::try_from(last.size()).unwrap());
+    let entries = owner.audit_entries(&http, last.size()).await;
     let leaves: Vec<[u8; 32]> = entries.iter().map(|e| leaf_hash(e)).collect();
     assert_eq!(
         &root(&leaves),

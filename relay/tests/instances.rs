@@ -106,6 +106,40 @@ fn at(device: &Device, relay: &Relay) -> Device {
     }
 }
 
+/// Waits (at most 10 s) for the socket to be closed; the close frame's reason.
+async fn close_reason<S>(ws: &mut S) -> Option<String>
+where
+    S: futures_util::Stream<
+            Item = Result<
+                tokio_tungstenite::tungstenite::Message,
+                tokio_tungstenite::tungstenite::Error,
+            >,
+        > + Unpin,
+{
+    while let Ok(Some(msg)) = tokio::time::timeout(Duration::from_secs(10), ws.next()).await {
+        match msg {
+            Ok(tokio_tungstenite::tungstenite::Message::Close(frame)) => {
+                return Some(frame.map(|f| f.reason.to_string()).unwrap_or_default())
+            }
+            Err(_) => return Some(String::new()),
+            Ok(_) => {}
+        }
+    }
+    None
+}
+
+/// Sends `ciphertext` (hex) to `room` through `device`'s instance; the answer.
+async fn say(http: &reqwest::Client, device: &Device, room: &str, ciphertext: &str) -> Value {
+    device
+        .ok(
+            http,
+            "POST",
+            &format!("/v1/rooms/{room}/messages"),
+            Some(json!({ "ciphertext": ciphertext })),
+        )
+        .await
+}
+
 /// Waits for the next event of `type`, skipping others.
 async fn event_of<S>(ws: &mut S, kind: &str) -> Value
 where
@@ -157,27 +191,13 @@ async fn pushes_revocations_and_the_replay_window_reach_every_instance() {
     let anna_on_b = at(&anna_dev, &b);
     let mut ws = websocket(&anna_on_b, b.addr).await;
     assert_eq!(next_event(&mut ws).await.unwrap()["type"], "hello");
-    let sent = owner
-        .ok(
-            &http,
-            "POST",
-            &format!("/v1/rooms/{room}/messages"),
-            Some(json!({ "ciphertext": "c0ffee" })),
-        )
-        .await;
+    let sent = say(&http, &owner, &room, "c0ffee").await;
     let pushed = event_of(&mut ws, "room_message").await;
     assert_eq!(pushed["seq"], sent["seq"], "pushed by B what A accepted");
     assert_eq!(pushed["ciphertext"], "c0ffee");
     // Too large for a notification: the push arrives as a hint, the message by paging.
     let large = "ab".repeat(6_000);
-    let sent = owner
-        .ok(
-            &http,
-            "POST",
-            &format!("/v1/rooms/{room}/messages"),
-            Some(json!({ "ciphertext": large })),
-        )
-        .await;
+    let sent = say(&http, &owner, &room, &large).await;
     let pushed = event_of(&mut ws, "room_message").await;
     assert_eq!(pushed["seq"], sent["seq"]);
     assert_eq!(pushed["partial"], true);
@@ -207,13 +227,7 @@ async fn pushes_revocations_and_the_replay_window_reach_every_instance() {
         },
     );
     firm.append(&http, &owner, revoke).await;
-    let mut reason = None;
-    while let Ok(Some(msg)) = tokio::time::timeout(Duration::from_secs(10), ws.next()).await {
-        if let Ok(tokio_tungstenite::tungstenite::Message::Close(frame)) = msg {
-            reason = frame.map(|f| f.reason.to_string());
-            break;
-        }
-    }
+    let reason = close_reason(&mut ws).await;
     assert_eq!(reason.as_deref(), Some("revoked"), "B closed the socket");
     let (status, v) = anna_on_b.call(&http, "GET", "/v1/roster", None).await;
     assert_eq!((status, v["code"].as_str()), (401, Some("revoked_device")));
@@ -239,24 +253,11 @@ async fn pushes_revocations_and_the_replay_window_reach_every_instance() {
         .await
         .unwrap();
     assert_eq!(cut.len(), 2, "one listener per instance");
-    let mut reason = None;
-    while let Ok(Some(msg)) = tokio::time::timeout(Duration::from_secs(10), ws.next()).await {
-        if let Ok(tokio_tungstenite::tungstenite::Message::Close(frame)) = msg {
-            reason = frame.map(|f| f.reason.to_string());
-            break;
-        }
-    }
+    let reason = close_reason(&mut ws).await;
     assert_eq!(reason.as_deref(), Some("resync"), "B closed its sockets");
     let mut ws = websocket(&phone, b.addr).await;
     assert_eq!(next_event(&mut ws).await.unwrap()["type"], "hello");
-    let sent = owner
-        .ok(
-            &http,
-            "POST",
-            &format!("/v1/rooms/{room}/messages"),
-            Some(json!({ "ciphertext": "aa55" })),
-        )
-        .await;
+    let sent = say(&http, &owner, &room, "aa55").await;
     assert_eq!(event_of(&mut ws, "room_message").await["seq"], sent["seq"]);
 }
 
@@ -364,29 +365,15 @@ async fn an_instance_killed_under_load_loses_nothing_and_the_log_stays_one() {
     );
 
     // Anna's socket died with A; she reconnects to B and is pushed there.
-    let mut closed = false;
-    while let Ok(Some(msg)) = tokio::time::timeout(Duration::from_secs(5), ws.next()).await {
-        if matches!(
-            msg,
-            Ok(tokio_tungstenite::tungstenite::Message::Close(_)) | Err(_)
-        ) {
-            closed = true;
-            break;
-        }
-    }
-    assert!(closed, "the socket on the killed instance is gone");
+    assert!(
+        close_reason(&mut ws).await.is_some(),
+        "the socket on the killed instance is gone"
+    );
     let anna_on_b = at(&anna_dev, &b);
     let mut ws = websocket(&anna_on_b, b.addr).await;
     assert_eq!(next_event(&mut ws).await.unwrap()["type"], "hello");
     let owner_on_b = at(&owner, &b);
-    let sent = owner_on_b
-        .ok(
-            &http,
-            "POST",
-            &format!("/v1/rooms/{room}/messages"),
-            Some(json!({ "ciphertext": "afe7" })),
-        )
-        .await;
+    let sent = say(&http, &owner_on_b, &room, "afe7").await;
     assert_eq!(event_of(&mut ws, "room_message").await["seq"], sent["seq"]);
 
     // Every acknowledged message is there, numbered densely from both instances.
@@ -414,24 +401,7 @@ async fn an_instance_killed_under_load_loses_nothing_and_the_log_stays_one() {
         .await;
     let cp = open_checkpoint(v["checkpoint"].as_str().unwrap().as_bytes(), &origin, &key)
         .expect("the checkpoint of the restarted instance under the pinned key");
-    let mut entries: Vec<Vec<u8>> = Vec::new();
-    while (entries.len() as u64) < cp.size() {
-        let v = owner_on_b
-            .ok(
-                &http,
-                "GET",
-                &format!("/v1/audit/entries?from={}&limit=500", entries.len()),
-                None,
-            )
-            .await;
-        let page = v["entries"].as_array().unwrap();
-        assert!(!page.is_empty(), "entries end before the checkpoint's size");
-        entries.extend(
-            page.iter()
-                .map(|e| hex::decode(e.as_str().unwrap()).unwrap()),
-        );
-    }
-    entries.truncate(usize::try_from(cp.size()).unwrap());
+    let entries = owner_on_b.audit_entries(&http, cp.size()).await;
     let leaves: Vec<[u8; 32]> = entries.iter().map(|e| leaf_hash(e)).collect();
     assert_eq!(
         &root(&leaves),

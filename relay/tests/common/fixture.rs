@@ -141,6 +141,29 @@ impl Device {
         stored
     }
 
+    /// The first `size` entries of the firm's audit log (bytes), paging through them.
+    pub async fn audit_entries(&self, client: &reqwest::Client, size: u64) -> Vec<Vec<u8>> {
+        let mut entries: Vec<Vec<u8>> = Vec::new();
+        while (entries.len() as u64) < size {
+            let v = self
+                .ok(
+                    client,
+                    "GET",
+                    &format!("/v1/audit/entries?from={}&limit=500", entries.len()),
+                    None,
+                )
+                .await;
+            let page = v["entries"].as_array().unwrap();
+            assert!(!page.is_empty(), "entries end before the checkpoint's size");
+            entries.extend(
+                page.iter()
+                    .map(|e| hex::decode(e.as_str().unwrap()).unwrap()),
+            );
+        }
+        entries.truncate(usize::try_from(size).unwrap());
+        entries
+    }
+
     /// Asserts a 2xx and returns the JSON.
     pub async fn ok(
         &self,
