@@ -2060,11 +2060,7 @@ async fn upload_document<S: Store>(
         .and_then(|v| v.parse::<u64>().ok())
     {
         if len > max {
-            return Err(ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "body_too_large",
-                format!("documents are limited to {max} bytes"),
-            ));
+            return Err(too_large(max));
         }
     }
     let (size, sha) = match &state.blobs {
@@ -2242,11 +2238,7 @@ async fn begin_upload<S: Store>(
     let share = release_share(&headers, &b.share_sha256)?;
     let max = state.config.max_document_bytes;
     if b.size > max {
-        return Err(ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "body_too_large",
-            format!("documents are limited to {max} bytes"),
-        ));
+        return Err(too_large(max));
     }
     if b.size < (HEADER_LEN + TAG_SIZE) as u64 {
         return Err(ApiError::bad_request(
@@ -2482,6 +2474,9 @@ async fn upload_part<S: Store>(
         Blobs::Dir(dir) => {
             let path = dir.upload_path(c.firm, document);
             let (sha, f) = append_part(state, b, &path, offset, expected).await?;
+            if sha != expected_sha256 {
+                return Err(hash_mismatch());
+            }
             (sha, Some(f))
         }
         // Received whole, checked, then stored as its own object.
@@ -2503,9 +2498,6 @@ async fn upload_part<S: Store>(
             (sha, None)
         }
     };
-    if sha != expected_sha256 {
-        return Err(hash_mismatch());
-    }
     crate::auth::accept_upload(state, c).await?;
     // Recorded in turn: wait (at most one body timeout) for the parts before it.
     let deadline =

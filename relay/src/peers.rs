@@ -67,11 +67,18 @@ pub enum Signal {
 }
 
 /// A signal and the instance that sent it.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Note {
     from: String,
     signal: Signal,
+}
+
+/// A [`Note`] as sent, borrowing what it names.
+#[derive(Serialize)]
+struct NoteOut<'a> {
+    from: &'a str,
+    signal: &'a Signal,
 }
 
 /// This instance's side: signals out, and whether it currently hears the others.
@@ -97,19 +104,19 @@ impl Publisher {
     /// Tells the others to push `event` to `devices`.
     pub fn push(&self, firm: FirmId, devices: &[DeviceId], event: &str) {
         for chunk in devices.chunks(DEVICES_PER_NOTE) {
-            let mut signal = Signal::Push {
+            let mut payload = self.encode(&Signal::Push {
                 firm,
                 devices: chunk.to_vec(),
                 event: event.to_owned(),
-            };
-            if self.encode(&signal).len() > MAX_PAYLOAD {
-                signal = Signal::Push {
+            });
+            if payload.len() > MAX_PAYLOAD {
+                payload = self.encode(&Signal::Push {
                     firm,
                     devices: chunk.to_vec(),
                     event: without_ciphertext(event),
-                };
+                });
             }
-            self.send(&signal);
+            self.send_encoded(payload);
         }
     }
 
@@ -128,15 +135,18 @@ impl Publisher {
     }
 
     fn encode(&self, signal: &Signal) -> String {
-        serde_json::to_string(&Note {
-            from: self.id.clone(),
-            signal: signal.clone(),
+        serde_json::to_string(&NoteOut {
+            from: &self.id,
+            signal,
         })
         .unwrap_or_default()
     }
 
     fn send(&self, signal: &Signal) {
-        let payload = self.encode(signal);
+        self.send_encoded(self.encode(signal));
+    }
+
+    fn send_encoded(&self, payload: String) {
         if payload.len() > MAX_PAYLOAD {
             // Only a push to a firm with absurdly long ids could; its clients catch up.
             tracing::warn!("a notification to the other instances was too large to send");
