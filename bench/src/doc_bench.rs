@@ -2,7 +2,8 @@
 //! relay over loopback (both in this process; multipart, 4 MiB parts), then download,
 //! verify and decrypt it.
 //! Reports MB/s, the ratio to raw ChaCha20-Poly1305 sealing of the same bytes measured in
-//! the same run, and the process's peak RSS (client and relay together).
+//! the same run, the ratio to the lower of that and a durable write (write + fsync) of the
+//! same bytes to the same disk, and the process's peak RSS (client and relay together).
 //!
 //!     cargo run --release -p ledgerline-bench --bin doc-bench -- --mib 1024
 #![allow(
