@@ -2063,6 +2063,10 @@ async fn upload_document<S: Store>(
             return Err(too_large(max));
         }
     }
+    // This upload's own copy: another upload of the same id at the same time (a retry while
+    // this one still streams, here or on another instance) writes its own, the database
+    // admits one row, and the loser deletes only its copy (`crate::blobs`).
+    let copy = crate::blobs::new_copy();
     let (size, sha) = match &state.blobs {
         Blobs::Dir(dir) => {
             let temp = dir.temp_path();
@@ -2072,7 +2076,7 @@ async fn upload_document<S: Store>(
                     return Err(hash_mismatch());
                 }
                 crate::auth::accept_upload(&state, &c).await?;
-                dir.commit(&temp, c.firm, document)
+                dir.commit(&temp, c.firm, document, copy)
                     .await
                     .map_err(|e| ApiError::internal("blob commit", e))?;
                 Ok((size, sha))
@@ -2085,7 +2089,7 @@ async fn upload_document<S: Store>(
         }
         Blobs::Bucket(bucket) => {
             let mut writer = bucket
-                .writer(c.firm, document)
+                .writer(c.firm, document, Some(copy))
                 .await
                 .map_err(|e| ApiError::internal("blob upload", e))?;
             let received = async {
@@ -2126,6 +2130,7 @@ async fn upload_document<S: Store>(
         release_share: share,
         uploaded_by: c.device,
         year,
+        blob: Some(copy),
     };
     let audit = entry(
         &c,
@@ -2140,7 +2145,7 @@ async fn upload_document<S: Store>(
         .put_document(c.firm, meta, state.now_ms(), audit)
         .await
     {
-        state.blobs.remove(c.firm, document).await;
+        state.blobs.discard(c.firm, document, copy).await;
         return Err(match e {
             StoreError::Exists => {
                 ApiError::conflict("document_exists", "a document with this id exists")
@@ -2606,7 +2611,7 @@ async fn complete_upload<S: Store>(
             "the parts received do not have the announced root",
         ));
     }
-    match &state.blobs {
+    let copy = match &state.blobs {
         Blobs::Dir(dir) => {
             let path = dir.upload_path(c.firm, document);
             let f = tokio::fs::OpenOptions::new()
@@ -2624,14 +2629,16 @@ async fn complete_upload<S: Store>(
             f.sync_all()
                 .await
                 .map_err(|e| ApiError::internal("upload sync", e))?;
-            dir.commit(&path, c.firm, document)
+            let copy = crate::blobs::new_copy();
+            dir.commit(&path, c.firm, document, copy)
                 .await
                 .map_err(|e| ApiError::internal("blob commit", e))?;
+            Some(copy)
         }
         Blobs::Bucket(bucket) => {
             // Every recorded part is an object of its exact size; nothing more to write.
             let objects = bucket
-                .objects(c.firm, document)
+                .objects(c.firm, document, None)
                 .await
                 .map_err(|e| ApiError::internal("upload objects", e))?;
             let sizes_right = objects.len() as u64 == count
@@ -2642,8 +2649,10 @@ async fn complete_upload<S: Store>(
             if !sizes_right {
                 return Err(ApiError::internal("upload size", "stored objects differ"));
             }
+            // The parts are the upload session's own objects (one session per id).
+            None
         }
-    }
+    };
     let meta = crate::store::DocumentMeta {
         document,
         file,
@@ -2653,8 +2662,9 @@ async fn complete_upload<S: Store>(
         release_share: u.release_share,
         uploaded_by: c.device,
         year: u.year,
+        blob: copy,
     };
-    state
+    let finished = state
         .store
         .finish_upload(
             c.firm,
@@ -2669,13 +2679,28 @@ async fn complete_upload<S: Store>(
                 ],
             ),
         )
-        .await
-        .map_err(|e| match e {
+        .await;
+    if let Err(e) = finished {
+        if let (Blobs::Dir(dir), Some(copy)) = (&state.blobs, copy) {
+            if matches!(e, StoreError::Exists) {
+                state.blobs.discard(c.firm, document, copy).await;
+            } else if let Err(back) = tokio::fs::rename(
+                dir.path(c.firm, document, Some(copy)),
+                dir.upload_path(c.firm, document),
+            )
+            .await
+            {
+                // The session cannot complete again; the client starts a new upload.
+                tracing::warn!(error = %back, "an unrecorded upload was not put back");
+            }
+        }
+        return Err(match e {
             StoreError::Exists => {
                 ApiError::conflict("document_exists", "a document with this id exists")
             }
             other => store_err(other),
-        })?;
+        });
+    }
     if let Ok(mut m) = state.upload_locks.lock() {
         m.remove(&(c.firm, document));
     }
@@ -2877,7 +2902,7 @@ async fn download_document<S: Store>(
     let body = match &state.blobs {
         Blobs::Dir(dir) => {
             use tokio::io::{AsyncReadExt, AsyncSeekExt};
-            let mut f = tokio::fs::File::open(dir.path(s.caller.firm, document))
+            let mut f = tokio::fs::File::open(dir.path(s.caller.firm, document, meta.blob))
                 .await
                 .map_err(|e| ApiError::internal("blob open", e))?;
             f.seek(std::io::SeekFrom::Start(range.start))
@@ -2891,7 +2916,7 @@ async fn download_document<S: Store>(
         }
         Blobs::Bucket(bucket) => Body::from_stream(
             bucket
-                .read(s.caller.firm, document, meta.size, range.clone())
+                .read(s.caller.firm, document, meta.blob, meta.size, range.clone())
                 .await
                 .map_err(|e| ApiError::internal("blob read", e))?,
         ),

@@ -144,15 +144,32 @@ fn file_sha256(path: &Path) -> Result<String, BackupError> {
     Ok(hex::encode(h.finalize()))
 }
 
-/// `(firm hex, document hex, size)` of every row of `table` (`documents` or `uploads`).
-fn blobs_in(db: &Connection, table: &str) -> rusqlite::Result<Vec<(String, String, u64)>> {
-    let mut st = db.prepare(&format!("SELECT firm, document, size FROM {table}"))?;
+/// A blob a row names: firm and document (hex), size, and for a document its path under
+/// the blob directory (its copy, `crate::blobs`).
+struct BlobRow {
+    firm: String,
+    doc: String,
+    size: u64,
+    path: PathBuf,
+}
+
+/// The blob of every row of `table` (`documents` or `uploads`; an upload has no copy).
+fn blobs_in(db: &Connection, table: &str) -> rusqlite::Result<Vec<BlobRow>> {
+    let copy = if table == "documents" { "blob" } else { "NULL" };
+    let mut st = db.prepare(&format!("SELECT firm, document, size, {copy} FROM {table}"))?;
     let rows = st.query_map([], |r| {
-        Ok((
+        let (firm, doc) = (
             hex::encode(r.get::<_, Vec<u8>>(0)?),
             hex::encode(r.get::<_, Vec<u8>>(1)?),
-            u64::try_from(r.get::<_, i64>(2)?).unwrap_or(0),
-        ))
+        );
+        let copy = r.get::<_, Option<Vec<u8>>>(3)?.map(hex::encode);
+        let path = crate::blobs::BlobDir::relative(&firm, &doc, copy.as_deref());
+        Ok(BlobRow {
+            size: u64::try_from(r.get::<_, i64>(2)?).unwrap_or(0),
+            firm,
+            doc,
+            path,
+        })
     })?;
     rows.collect()
 }
@@ -242,9 +259,9 @@ pub fn backup(data: &Path, out: &Path) -> Result<Manifest, BackupError> {
         missing_blobs: Vec::new(),
         database_sha256: file_sha256(&target)?,
     };
-    for (firm, doc, _) in &documents {
-        let from = blobs.join(firm).join(doc);
-        match copy_synced(&from, &out.join(BLOBS).join(firm).join(doc)) {
+    for BlobRow { doc, path, .. } in &documents {
+        let from = blobs.join(path);
+        match copy_synced(&from, &out.join(BLOBS).join(path)) {
             Ok(n) => {
                 m.documents += 1;
                 m.blob_bytes += n;
@@ -256,7 +273,7 @@ pub fn backup(data: &Path, out: &Path) -> Result<Manifest, BackupError> {
             Err(e) => return Err(io(format!("cannot copy {}", from.display()))(e)),
         }
     }
-    for (firm, doc, _) in &uploads {
+    for BlobRow { firm, doc, .. } in &uploads {
         let name = format!("{firm}-{doc}");
         let from = blobs.join("uploads").join(&name);
         match copy_synced(&from, &out.join(BLOBS).join("uploads").join(&name)) {
@@ -319,11 +336,14 @@ pub fn restore(from: &Path, data: &Path) -> Result<Manifest, BackupError> {
     integrity(&conn).map_err(damaged)?;
     let sizes = blobs_in(&conn, "documents").map_err(|e| damaged(e.to_string()))?;
     drop(conn);
-    for (firm, doc, size) in &sizes {
+    for BlobRow {
+        doc, size, path, ..
+    } in &sizes
+    {
         if m.missing_blobs.contains(doc) {
             continue;
         }
-        let path = from.join(BLOBS).join(firm).join(doc);
+        let path = from.join(BLOBS).join(path);
         let len = std::fs::metadata(&path)
             .map_err(|e| damaged(format!("document {doc}: {e}")))?
             .len();

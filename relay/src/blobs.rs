@@ -1,15 +1,25 @@
 //! Document blobs: on the local disk by default, or in an S3-compatible bucket
 //! (`protocol-spec/scale-out.md`).
 //!
-//! - On disk: `<blob dir>/<firm hex>/<document hex>`, written to a temporary file, synced,
-//!   then renamed into place, so a blob is either complete or absent.
+//! Every upload writes its own **copy** under a fresh random 16-byte name, and the
+//! document's row names the copy that won (`DocumentMeta::blob`). Two uploads of one
+//! document id at once (a client's retry while its first attempt is still streaming, on one
+//! instance or two) therefore never write over each other: the database admits one row, and
+//! the loser deletes only its own copy. A copy is never replaced once in place.
+//!
+//! - On disk: `<blob dir>/<firm hex>/<document hex>/<copy hex>`, written to a temporary
+//!   file, synced, then renamed into place, so a copy is either complete or absent.
+//!   Documents stored before copies were named are the file `<firm hex>/<document hex>`.
 //! - In a bucket (through `object_store`): a document is the objects
-//!   `<firm hex>/<document hex>/<n>`, n = 0, 1, …, read in order. A document uploaded in
-//!   one request is one object, streamed to S3 as a multipart upload that is completed only
-//!   once the body matched its signed hash (else aborted: nothing becomes visible). A
-//!   document uploaded in parts keeps each part as its own object, written whole before the
-//!   part is recorded; completing the upload writes nothing more. Any instance can take any
-//!   part, and no part-size minimum of S3 applies.
+//!   `<firm hex>/<document hex>/<copy hex>/<n>`, n = 0, 1, …, read in order. A document
+//!   uploaded in one request is one object, streamed to S3 as a multipart upload that is
+//!   completed only once the body matched its signed hash (else aborted: nothing becomes
+//!   visible). A document uploaded in parts keeps each part as its own object
+//!   `<firm hex>/<document hex>/<n>` (no copy name: the upload session, one per id, owns
+//!   them), written whole before the part is recorded; completing the upload writes nothing
+//!   more. Any instance can take any part, and no part-size minimum of S3 applies.
+//! - Deleting a document (erasure, retention) deletes everything under its name: every
+//!   copy, including one left by an upload that lost its race and crashed before cleaning up.
 
 use axum::body::Bytes;
 use futures_util::{StreamExt, TryStreamExt};
@@ -18,6 +28,16 @@ use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, ObjectStoreExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+
+/// The name of one stored copy of a document (see the module documentation).
+pub type CopyName = [u8; 16];
+
+/// A fresh copy name, from the OS's generator.
+pub fn new_copy() -> CopyName {
+    let mut name = [0u8; 16];
+    rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut name);
+    name
+}
 
 /// Where a relay keeps document blobs.
 #[derive(Debug)]
@@ -46,6 +66,15 @@ impl Blobs {
         match self {
             Self::Dir(d) => d.remove(firm, document).await,
             Self::Bucket(b) => b.remove(firm, document).await,
+        }
+    }
+
+    /// Deletes one copy that no row names (its upload lost the race for the id, or its
+    /// row could not be written), and nothing else of the document.
+    pub async fn discard(&self, firm: FirmId, document: DocumentId, copy: CopyName) {
+        match self {
+            Self::Dir(d) => d.discard(firm, document, copy).await,
+            Self::Bucket(b) => b.discard(firm, document, copy).await,
         }
     }
 
@@ -156,12 +185,22 @@ impl Bucket {
         Self { store }
     }
 
+    /// Everything of a document.
     fn prefix(firm: FirmId, document: DocumentId) -> ObjectPath {
         ObjectPath::from(format!("{}/{}", firm.to_hex(), document.to_hex()))
     }
 
-    fn object(firm: FirmId, document: DocumentId, n: u64) -> ObjectPath {
-        Self::prefix(firm, document).join(n.to_string())
+    /// One copy's objects (`None`: a multipart upload's parts, or a document stored before
+    /// copies were named).
+    fn copy_prefix(firm: FirmId, document: DocumentId, copy: Option<CopyName>) -> ObjectPath {
+        match copy {
+            Some(c) => Self::prefix(firm, document).join(hex::encode(c)),
+            None => Self::prefix(firm, document),
+        }
+    }
+
+    fn object(firm: FirmId, document: DocumentId, copy: Option<CopyName>, n: u64) -> ObjectPath {
+        Self::copy_prefix(firm, document, copy).join(n.to_string())
     }
 
     /// Stores object `n` of a document whole (a part of a multipart upload).
@@ -174,40 +213,44 @@ impl Bucket {
     ) -> Result<(), object_store::Error> {
         let payload: object_store::PutPayload = chunks.into_iter().collect();
         self.store
-            .put(&Self::object(firm, document, n), payload)
+            .put(&Self::object(firm, document, None, n), payload)
             .await
             .map(|_| ())
     }
 
-    /// Starts streaming a one-request document into object 0.
+    /// Starts streaming a one-request document into object 0 of copy `copy` (`None`:
+    /// under the document's own name, for documents stored before copies were named).
     pub async fn writer(
         &self,
         firm: FirmId,
         document: DocumentId,
+        copy: Option<CopyName>,
     ) -> Result<BucketWriter, object_store::Error> {
         let upload = self
             .store
-            .put_multipart(&Self::object(firm, document, 0))
+            .put_multipart(&Self::object(firm, document, copy, 0))
             .await?;
         Ok(BucketWriter(
             object_store::WriteMultipart::new_with_chunk_size(upload, S3_PART),
         ))
     }
 
-    /// The document's objects in order, with their sizes; they must be numbered 0, 1, …
-    /// without a gap.
+    /// A copy's objects in order, with their sizes; they must be numbered 0, 1, …
+    /// without a gap. Other copies (deeper names) are not its objects.
     pub async fn objects(
         &self,
         firm: FirmId,
         document: DocumentId,
+        copy: Option<CopyName>,
     ) -> Result<Vec<(ObjectPath, u64)>, BucketError> {
-        let listed: Vec<object_store::ObjectMeta> = self
-            .store
-            .list(Some(&Self::prefix(firm, document)))
-            .try_collect()
-            .await?;
+        let prefix = Self::copy_prefix(firm, document, copy);
+        let listed: Vec<object_store::ObjectMeta> =
+            self.store.list(Some(&prefix)).try_collect().await?;
         let mut numbered = Vec::with_capacity(listed.len());
         for meta in listed {
+            if meta.location.prefix_match(&prefix).map(Iterator::count) != Some(1) {
+                continue;
+            }
             let n = meta
                 .location
                 .filename()
@@ -231,11 +274,12 @@ impl Bucket {
         &self,
         firm: FirmId,
         document: DocumentId,
+        copy: Option<CopyName>,
         size: u64,
         range: std::ops::Range<u64>,
     ) -> Result<futures_util::stream::BoxStream<'static, Result<Bytes, BucketError>>, BucketError>
     {
-        let objects = self.objects(firm, document).await?;
+        let objects = self.objects(firm, document, copy).await?;
         if objects.iter().map(|(_, s)| s).sum::<u64>() != size {
             return Err(BucketError::Incomplete);
         }
@@ -270,13 +314,33 @@ impl Bucket {
         Ok(stream.boxed())
     }
 
-    /// Deletes every object of a document (a partial upload's parts too).
-    pub async fn remove(&self, firm: FirmId, document: DocumentId) {
-        let listed: Result<Vec<object_store::ObjectMeta>, _> = self
-            .store
+    /// Every object under a document's name: every copy, parts too (for checks).
+    pub async fn all_objects(
+        &self,
+        firm: FirmId,
+        document: DocumentId,
+    ) -> Result<Vec<ObjectPath>, object_store::Error> {
+        self.store
             .list(Some(&Self::prefix(firm, document)))
+            .map_ok(|m| m.location)
             .try_collect()
+            .await
+    }
+
+    /// Deletes every object of a document (every copy, a partial upload's parts too).
+    pub async fn remove(&self, firm: FirmId, document: DocumentId) {
+        self.delete_under(&Self::prefix(firm, document)).await;
+    }
+
+    /// Deletes the objects of one copy.
+    pub async fn discard(&self, firm: FirmId, document: DocumentId, copy: CopyName) {
+        self.delete_under(&Self::copy_prefix(firm, document, Some(copy)))
             .await;
+    }
+
+    async fn delete_under(&self, prefix: &ObjectPath) {
+        let listed: Result<Vec<object_store::ObjectMeta>, _> =
+            self.store.list(Some(prefix)).try_collect().await;
         let result = match listed {
             Ok(objects) => {
                 let mut result = Ok(());
@@ -346,9 +410,22 @@ impl BlobDir {
         })
     }
 
-    /// Final path of a document's blob.
-    pub fn path(&self, firm: FirmId, document: DocumentId) -> PathBuf {
-        self.root.join(firm.to_hex()).join(document.to_hex())
+    /// Path of a document's copy (`None`: a document stored before copies were named).
+    pub fn path(&self, firm: FirmId, document: DocumentId, copy: Option<CopyName>) -> PathBuf {
+        self.root.join(Self::relative(
+            &firm.to_hex(),
+            &document.to_hex(),
+            copy.map(hex::encode).as_deref(),
+        ))
+    }
+
+    /// The same path relative to the blob directory, from hex names (backups).
+    pub fn relative(firm: &str, document: &str, copy: Option<&str>) -> PathBuf {
+        let name = Path::new(firm).join(document);
+        match copy {
+            Some(c) => name.join(c),
+            None => name,
+        }
     }
 
     /// The file a multipart upload grows in; it survives restarts (uploads resume).
@@ -360,38 +437,64 @@ impl BlobDir {
 
     /// A fresh temporary path for an upload in progress.
     pub fn temp_path(&self) -> PathBuf {
-        let mut name = [0u8; 16];
-        rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut name);
-        self.root.join("tmp").join(hex::encode(name))
+        self.root.join("tmp").join(hex::encode(new_copy()))
     }
 
-    /// Moves a synced temporary file into place and syncs the directory.
+    /// Moves a synced temporary file into place as copy `copy` of a document that has no
+    /// row (the caller checked), and syncs the directories whose entries changed. The name
+    /// is fresh, so nothing already in place is ever replaced.
     pub async fn commit(
         &self,
         temp: &Path,
         firm: FirmId,
         document: DocumentId,
+        copy: CopyName,
     ) -> std::io::Result<()> {
-        let dest = self.path(firm, document);
-        let dir = dest
-            .parent()
-            .map(Path::to_owned)
-            .unwrap_or_else(|| self.root.clone());
-        tokio::fs::create_dir_all(&dir).await?;
-        tokio::fs::rename(temp, &dest).await?;
-        let dir_file = tokio::fs::File::open(&dir).await?;
-        dir_file.sync_all().await
+        let firm_dir = self.root.join(firm.to_hex());
+        let doc_dir = self.path(firm, document, None);
+        // A file under the document's own name is a blob stored before copies were named;
+        // with no row naming it (the caller found none, and no row names one any more) it
+        // is left over from a crash, and in the way.
+        if tokio::fs::symlink_metadata(&doc_dir)
+            .await
+            .is_ok_and(|m| m.is_file())
+        {
+            tokio::fs::remove_file(&doc_dir).await?;
+        }
+        tokio::fs::create_dir_all(&doc_dir).await?;
+        tokio::fs::rename(temp, self.path(firm, document, Some(copy))).await?;
+        for dir in [&doc_dir, &firm_dir, &self.root] {
+            tokio::fs::File::open(dir).await?.sync_all().await?;
+        }
+        Ok(())
     }
 
-    /// Deletes a document's blob and any partial upload of it, once its rows are gone
-    /// (erasure, retention). A blob left behind is unreachable: it is logged, not fatal.
+    /// Deletes a document's blob (every copy) and any partial upload of it, once its rows
+    /// are gone (erasure, retention). A blob left behind is unreachable: it is logged, not
+    /// fatal.
     pub async fn remove(&self, firm: FirmId, document: DocumentId) {
-        for path in [self.path(firm, document), self.upload_path(firm, document)] {
-            match tokio::fs::remove_file(&path).await {
+        let name = self.path(firm, document, None);
+        let removed = match tokio::fs::symlink_metadata(&name).await {
+            Ok(m) if m.is_dir() => tokio::fs::remove_dir_all(&name).await,
+            Ok(_) => tokio::fs::remove_file(&name).await,
+            Err(e) => Err(e),
+        };
+        let upload = tokio::fs::remove_file(self.upload_path(firm, document)).await;
+        for result in [removed, upload] {
+            match result {
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                 Err(e) => tracing::warn!(error = %e, "deleted document's blob not removed"),
             }
+        }
+    }
+
+    /// Deletes one copy (its directory stays: another upload may be renaming into it).
+    pub async fn discard(&self, firm: FirmId, document: DocumentId, copy: CopyName) {
+        match tokio::fs::remove_file(self.path(firm, document, Some(copy))).await {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => tracing::warn!(error = %e, "an unneeded copy was not removed"),
         }
     }
 
@@ -505,10 +608,11 @@ mod tests {
         b: &Bucket,
         firm: FirmId,
         doc: DocumentId,
+        copy: Option<CopyName>,
         size: u64,
         r: std::ops::Range<u64>,
     ) -> Vec<u8> {
-        let mut s = b.read(firm, doc, size, r).await.expect("read");
+        let mut s = b.read(firm, doc, copy, size, r).await.expect("read");
         let mut out = Vec::new();
         while let Some(chunk) = s.next().await {
             out.extend_from_slice(&chunk.expect("chunk"));
@@ -518,7 +622,8 @@ mod tests {
 
     /// Against moto: a one-request document larger than one S3 part appears only once
     /// finished, an aborted one never; parts are objects read back in order, any range
-    /// across them; a gap is refused; removal takes every object.
+    /// across them; a gap is refused; copies of one document stay apart (discarding one
+    /// leaves the others); removal takes every object.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn documents_in_a_bucket_are_whole_ordered_and_ranged() {
         let s3 = tokio::task::spawn_blocking(S3::start).await.expect("moto");
@@ -533,22 +638,49 @@ mod tests {
             .map(|i| (i % 251) as u8)
             .collect();
 
-        let mut w = bucket.writer(firm, whole).await.expect("writer");
+        let (c1, c2) = (Some([9; 16]), Some([10; 16]));
+        let mut w = bucket.writer(firm, whole, c1).await.expect("writer");
         for chunk in data.chunks(1 << 20) {
             w.write(Bytes::copy_from_slice(chunk)).await.expect("write");
         }
         assert!(
-            bucket.objects(firm, whole).await.expect("list").is_empty(),
+            bucket
+                .objects(firm, whole, c1)
+                .await
+                .expect("list")
+                .is_empty(),
             "nothing visible before it is finished"
         );
         w.finish().await.expect("finish");
         let size = data.len() as u64;
-        assert_eq!(read_all(&bucket, firm, whole, size, 0..size).await, data);
-        let mut w = bucket.writer(firm, dropped).await.expect("writer");
+        assert_eq!(
+            read_all(&bucket, firm, whole, c1, size, 0..size).await,
+            data
+        );
+        // A second upload of the same id, finished after the first: its own copy.
+        let mut w = bucket.writer(firm, whole, c2).await.expect("writer");
+        w.write(Bytes::from_static(b"other")).await.expect("write");
+        w.finish().await.expect("finish");
+        assert_eq!(read_all(&bucket, firm, whole, c2, 5, 0..5).await, b"other");
+        assert_eq!(
+            read_all(&bucket, firm, whole, c1, size, 0..size).await,
+            data
+        );
+        bucket.discard(firm, whole, [10; 16]).await;
+        assert!(bucket
+            .objects(firm, whole, c2)
+            .await
+            .expect("list")
+            .is_empty());
+        assert_eq!(
+            read_all(&bucket, firm, whole, c1, size, 0..size).await,
+            data
+        );
+        let mut w = bucket.writer(firm, dropped, c1).await.expect("writer");
         w.write(Bytes::from_static(b"never")).await.expect("write");
         w.abort().await;
         assert!(bucket
-            .objects(firm, dropped)
+            .objects(firm, dropped, c1)
             .await
             .expect("list")
             .is_empty());
@@ -560,14 +692,25 @@ mod tests {
                 .await
                 .expect("part");
         }
+        // A copy under the same document is not one of its parts.
+        let mut w = bucket.writer(firm, parted, c1).await.expect("writer");
+        w.write(Bytes::from_static(b"copy")).await.expect("write");
+        w.finish().await.expect("finish");
         let joined: Vec<u8> = parts.concat();
         let len = joined.len() as u64;
         assert_eq!(
-            bucket.objects(firm, parted).await.expect("list").len(),
+            bucket
+                .objects(firm, parted, None)
+                .await
+                .expect("list")
+                .len(),
             12,
             "10 and 11 sort after 9"
         );
-        assert_eq!(read_all(&bucket, firm, parted, len, 0..len).await, joined);
+        assert_eq!(
+            read_all(&bucket, firm, parted, None, len, 0..len).await,
+            joined
+        );
         for r in [99_990..100_010, 0..1, len - 1..len, 250_000..1_150_000] {
             let want = joined
                 .get(
@@ -576,14 +719,14 @@ mod tests {
                 )
                 .expect("in range");
             assert_eq!(
-                read_all(&bucket, firm, parted, len, r.clone()).await,
+                read_all(&bucket, firm, parted, None, len, r.clone()).await,
                 want,
                 "{r:?}"
             );
         }
         assert!(
             matches!(
-                bucket.read(firm, parted, len + 1, 0..1).await,
+                bucket.read(firm, parted, None, len + 1, 0..1).await,
                 Err(BucketError::Incomplete)
             ),
             "a size that does not add up"
@@ -595,15 +738,20 @@ mod tests {
             .expect("part");
         assert!(
             matches!(
-                bucket.objects(firm, parted).await,
+                bucket.objects(firm, parted, None).await,
                 Err(BucketError::Incomplete)
             ),
             "a gap"
         );
         bucket.remove(firm, parted).await;
         bucket.remove(firm, whole).await;
-        assert!(bucket.objects(firm, parted).await.expect("list").is_empty());
-        assert!(bucket.objects(firm, whole).await.expect("list").is_empty());
+        for doc in [parted, whole] {
+            assert!(bucket
+                .all_objects(firm, doc)
+                .await
+                .expect("list")
+                .is_empty());
+        }
     }
 
     #[tokio::test]
@@ -634,5 +782,56 @@ mod tests {
         ] {
             assert!(check_endpoint(bad).is_err(), "{bad}");
         }
+    }
+
+    async fn temp_with(dir: &BlobDir, bytes: &[u8]) -> PathBuf {
+        let temp = dir.temp_path();
+        tokio::fs::write(&temp, bytes).await.expect("temp");
+        temp
+    }
+
+    /// On disk: two copies of one document live side by side and never replace each
+    /// other; discarding one leaves the other; a document stored under its own name before
+    /// copies were named still reads, and when no row names it (a crash's leftover) a new
+    /// copy takes its place; removal takes every copy and the partial upload.
+    #[tokio::test]
+    async fn copies_on_disk_stay_apart() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let dir = BlobDir::open(root.path()).expect("open");
+        let (firm, doc) = (FirmId([1; 16]), DocumentId([2; 16]));
+        let (a, b) = ([3u8; 16], [4u8; 16]);
+        let first = temp_with(&dir, b"first").await;
+        dir.commit(&first, firm, doc, a).await.expect("commit a");
+        let second = temp_with(&dir, b"second").await;
+        dir.commit(&second, firm, doc, b).await.expect("commit b");
+        let read = |copy| std::fs::read(dir.path(firm, doc, copy));
+        assert_eq!(read(Some(a)).expect("a"), b"first");
+        assert_eq!(read(Some(b)).expect("b"), b"second");
+        dir.discard(firm, doc, b).await;
+        assert!(read(Some(b)).is_err());
+        assert_eq!(read(Some(a)).expect("a"), b"first");
+        std::fs::write(dir.upload_path(firm, doc), b"part").expect("upload");
+        dir.remove(firm, doc).await;
+        assert!(!dir.path(firm, doc, None).exists());
+        assert!(!dir.upload_path(firm, doc).exists());
+
+        let old = DocumentId([5; 16]);
+        std::fs::write(dir.path(firm, old, None), b"old").expect("old");
+        assert_eq!(read_old(&dir, firm, old), b"old");
+        dir.remove(firm, old).await;
+        assert!(!dir.path(firm, old, None).exists());
+        std::fs::write(dir.path(firm, old, None), b"leftover").expect("leftover");
+        let new = temp_with(&dir, b"new").await;
+        dir.commit(&new, firm, old, a)
+            .await
+            .expect("commit over a leftover");
+        assert_eq!(
+            std::fs::read(dir.path(firm, old, Some(a))).expect("new"),
+            b"new"
+        );
+    }
+
+    fn read_old(dir: &BlobDir, firm: FirmId, doc: DocumentId) -> Vec<u8> {
+        std::fs::read(dir.path(firm, doc, None)).expect("read")
     }
 }

@@ -187,6 +187,8 @@ pub async fn migrate(
 struct BlobMove {
     firm: ledgerline_protocol::ids::FirmId,
     document: ledgerline_protocol::ids::DocumentId,
+    /// The copy a whole document's object goes to (`crate::blobs`); parts have none.
+    copy: Option<crate::blobs::CopyName>,
     file: PathBuf,
     n: u64,
     offset: u64,
@@ -207,19 +209,26 @@ fn blobs_to_move(sqlite: &Path, dir: &Path) -> Result<Vec<BlobMove>, StoreError>
             .map_err(|_| StoreError::Backend("an id is not 16 bytes".into()))
     };
     let mut moves = Vec::new();
-    let documents: Vec<(Vec<u8>, Vec<u8>, i64)> = src
-        .prepare("SELECT firm, document, size FROM documents ORDER BY firm, document")
+    type DocumentRow = (Vec<u8>, Vec<u8>, i64, Option<Vec<u8>>);
+    let documents: Vec<DocumentRow> = src
+        .prepare("SELECT firm, document, size, blob FROM documents ORDER BY firm, document")
         .and_then(|mut st| {
-            st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+            st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
                 .collect()
         })
         .map_err(sqlite_error)?;
-    for (firm, document, size) in documents {
+    for (firm, document, size, copy) in documents {
         let (firm, document) = (FirmId(id16(firm)?), DocumentId(id16(document)?));
+        let copy = copy.map(id16).transpose()?;
         moves.push(BlobMove {
             firm,
             document,
-            file: dir.join(firm.to_hex()).join(document.to_hex()),
+            copy,
+            file: dir.join(crate::blobs::BlobDir::relative(
+                &firm.to_hex(),
+                &document.to_hex(),
+                copy.map(hex::encode).as_deref(),
+            )),
             n: 0,
             offset: 0,
             len: u64::try_from(size).unwrap_or(0),
@@ -253,6 +262,7 @@ fn blobs_to_move(sqlite: &Path, dir: &Path) -> Result<Vec<BlobMove>, StoreError>
             moves.push(BlobMove {
                 firm,
                 document,
+                copy: None,
                 file: dir
                     .join("uploads")
                     .join(format!("{}-{}", firm.to_hex(), document.to_hex())),
@@ -307,7 +317,7 @@ async fn move_blobs(
         let mut writer = if !m.part {
             Some(
                 bucket
-                    .writer(m.firm, m.document)
+                    .writer(m.firm, m.document, m.copy)
                     .await
                     .map_err(|e| io("bucket", &e))?,
             )
@@ -344,13 +354,13 @@ async fn move_blobs(
     // to what the database records.
     let mut expected: std::collections::BTreeMap<_, (u64, u64)> = Default::default();
     for m in &moves {
-        let e = expected.entry((m.firm, m.document)).or_default();
+        let e = expected.entry((m.firm, m.document, m.copy)).or_default();
         e.0 += 1;
         e.1 += m.len;
     }
-    for ((firm, document), (objects, bytes)) in expected {
+    for ((firm, document, copy), (objects, bytes)) in expected {
         let there = bucket
-            .objects(firm, document)
+            .objects(firm, document, copy)
             .await
             .map_err(|e| MigrateError::Mismatch(format!("document {}: {e}", document.to_hex())))?;
         if there.len() as u64 != objects || there.iter().map(|(_, s)| s).sum::<u64>() != bytes {
@@ -520,6 +530,7 @@ mod tests {
                 release_share: [10; 32],
                 uploaded_by: D,
                 year: 2026,
+                blob: None,
             },
             13,
             b"e4".to_vec(),

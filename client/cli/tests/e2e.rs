@@ -343,13 +343,15 @@ async fn a_firm_works_end_to_end_on_postgresql_and_s3() {
         !listing.contains("<IsTruncated>true"),
         "one page holds them"
     );
-    let documents: BTreeSet<(String, String)> = listing
+    // `<firm>/<document>/<n>` (parts) or `<firm>/<document>/<copy>/<n>` (relay/src/blobs.rs).
+    let documents: BTreeSet<(String, String, Option<String>)> = listing
         .split("<Key>")
         .skip(1)
         .filter_map(|k| k.split("</Key>").next())
         .filter_map(|k| {
-            let mut parts = k.split('/');
-            Some((parts.next()?.to_owned(), parts.next()?.to_owned()))
+            let parts: Vec<&str> = k.split('/').collect();
+            let copy = (parts.len() == 4).then(|| parts[2].to_owned());
+            Some((parts.first()?.to_string(), parts.get(1)?.to_string(), copy))
         })
         .collect();
     assert!(!documents.is_empty(), "the documents are in the bucket");
@@ -362,21 +364,22 @@ async fn a_firm_works_end_to_end_on_postgresql_and_s3() {
     })
     .await
     .unwrap();
-    for (firm, doc) in &documents {
+    for (firm, doc, copy) in &documents {
         use futures_util::StreamExt;
         let id = |h: &str| <[u8; 16]>::try_from(hex::decode(h).unwrap()).unwrap();
-        let (firm, doc) = (
+        let (firm, doc, copy) = (
             ledgerline_protocol::ids::FirmId(id(firm)),
             ledgerline_protocol::ids::DocumentId(id(doc)),
+            copy.as_deref().map(id),
         );
         let size: u64 = bucket
-            .objects(firm, doc)
+            .objects(firm, doc, copy)
             .await
             .unwrap()
             .iter()
             .map(|(_, s)| s)
             .sum();
-        let mut stream = bucket.read(firm, doc, size, 0..size).await.unwrap();
+        let mut stream = bucket.read(firm, doc, copy, size, 0..size).await.unwrap();
         let mut bytes = Vec::new();
         while let Some(chunk) = stream.next().await {
             bytes.extend_from_slice(&chunk.unwrap());

@@ -555,6 +555,7 @@ pub async fn documents_audit_nonces<S: Store>(s: S) {
         release_share: [8; 32],
         uploaded_by: D1,
         year: 2020,
+        blob: Some([5; 16]),
     };
     // A change and its audit entry commit together; a refused change logs nothing.
     s.put_document(F, meta.clone(), 1, b"put doc".to_vec())
@@ -767,6 +768,7 @@ pub async fn uploads<S: Store>(s: S) {
         release_share: [7; 32],
         uploaded_by: D1,
         year: 2020,
+        blob: None,
     };
     s.finish_upload(F, meta.clone(), 20, audit())
         .await
@@ -799,6 +801,7 @@ pub async fn erasure<S: Store>(s: S) {
             release_share: [8; 32],
             uploaded_by: D1,
             year: 2020,
+            blob: None,
         };
         s.put_document(F, meta, 1, audit()).await.expect("doc");
         // The file's customer conversation (`protocol-spec/guests.md`).
@@ -893,6 +896,7 @@ pub async fn retention_sweep<S: Store>(s: S) {
                 release_share: [8; 32],
                 uploaded_by: D1,
                 year,
+                blob: None,
             };
             s.put_document(F, meta, 1, audit()).await.expect("doc");
         }

@@ -218,6 +218,10 @@ pub struct DocumentMeta {
     pub uploaded_by: DeviceId,
     /// The year the document concerns (retention counts from its end).
     pub year: u16,
+    /// Which stored copy holds the bytes: the random name the winning upload wrote them
+    /// under, or `None` for the document's own name (documents stored before copies were
+    /// named, and multipart uploads into a bucket) (`crate::blobs`).
+    pub blob: Option<[u8; 16]>,
 }
 
 /// An open upload and the SHA-256 of each part recorded so far, in order.

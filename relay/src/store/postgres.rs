@@ -25,7 +25,10 @@ use std::sync::Arc;
 use tokio_postgres::types::{to_sql_checked, IsNull, ToSql, Type};
 
 /// Schema migrations, applied in order; `ledgerline_schema` records how many ran.
-const MIGRATIONS: &[&str] = &[include_str!("../../migrations/postgres/0001_init.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../../migrations/postgres/0001_init.sql"),
+    include_str!("../../migrations/postgres/0002_document_blob.sql"),
+];
 
 /// The advisory lock key that serializes migrations ("ledgerli" in ASCII).
 const MIGRATION_LOCK: i64 = 0x6c65_6467_6572_6c69;

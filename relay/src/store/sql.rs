@@ -417,8 +417,8 @@ fn insert_document(
 ) -> Result<(), StoreError> {
     check_epoch(tx, firm, m.file, m.epoch)?;
     tx.exec(
-        "INSERT INTO documents (firm, document, file, epoch, size, sha256, release_share, uploaded_by, created_ms, year) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-        p![&firm.0, &m.document.0, &m.file.0, i(m.epoch), i(m.size), &m.sha256, &m.release_share, &m.uploaded_by.0, i(now_ms), m.year],
+        "INSERT INTO documents (firm, document, file, epoch, size, sha256, release_share, uploaded_by, created_ms, year, blob) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+        p![&firm.0, &m.document.0, &m.file.0, i(m.epoch), i(m.size), &m.sha256, &m.release_share, &m.uploaded_by.0, i(now_ms), m.year, m.blob.as_ref().map(|b| &b[..])],
     )?;
     Ok(())
 }
@@ -1388,7 +1388,7 @@ impl<E: Engine> Store for SqlStore<E> {
     ) -> Result<Option<DocumentMeta>, StoreError> {
         self.read(move |c| {
             c.opt(
-                "SELECT file, epoch, size, sha256, release_share, uploaded_by, year FROM documents WHERE firm = ?1 AND document = ?2",
+                "SELECT file, epoch, size, sha256, release_share, uploaded_by, year, blob FROM documents WHERE firm = ?1 AND document = ?2",
                 p![&firm.0, &document.0],
                 |r| {
                     Ok(DocumentMeta {
@@ -1400,6 +1400,7 @@ impl<E: Engine> Store for SqlStore<E> {
                         release_share: r.id32(4)?,
                         uploaded_by: DeviceId(r.id16(5)?),
                         year: r.narrow(6)?,
+                        blob: r.opt_blob(7)?.map(|b| fixed(b, 7)).transpose()?,
                     })
                 },
             )

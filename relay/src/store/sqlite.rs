@@ -28,6 +28,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0009_teams.sql"),
     include_str!("../../migrations/0010_backup.sql"),
     include_str!("../../migrations/0011_seq_floor.sql"),
+    include_str!("../../migrations/0012_document_blob.sql"),
 ];
 const READERS: usize = 4;
 
