@@ -5,7 +5,7 @@
 //!
 //! Before each upload wrote its own copy, the second renamed its bytes over the first's
 //! blob and then, refused by the database, deleted it: the document the relay had just
-//! acknowledged was gone.
+//! acknowledged was gone. A document stored before copies were named still serves.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -261,4 +261,55 @@ async fn a_multipart_and_a_one_request_upload_of_one_id_keep_the_first_recorded(
 
     let log = relay.log();
     assert!(!log.contains("status=5"), "no server error:\n{log}");
+}
+
+/// A document stored before copies were named (its blob under the document's own name, no
+/// copy in its row) is served by the relay that names copies, and erased whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_document_stored_before_copies_were_named_still_serves_and_erases() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut relay = Relay::start(&data, &[]);
+    let http = client();
+    let mut a = Firm::create(&http, &relay.base, 23).await;
+    let file = FileId(a.random16());
+    a.grant(&http, file, a.owner.id).await;
+    let owner = a.owner_device.clone();
+    let bytes: Vec<u8> = (0..200_000u32).map(|i| (i % 233) as u8).collect();
+    let doc = hex::encode(a.random16());
+    let (up, rest) = Streaming::start(&http, &owner, file, &doc, &bytes, 1000).await;
+    let (st, v) = up.finish(rest).await;
+    assert_eq!(st, 201, "{v}");
+    relay.kill();
+    // As the relay before migration 0012 left it.
+    let name = data.join("blobs").join(a.id.to_hex()).join(&doc);
+    let copy = std::fs::read_dir(&name)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let legacy = data.join("blobs").join("legacy");
+    std::fs::rename(&copy, &legacy).unwrap();
+    std::fs::remove_dir(&name).unwrap();
+    std::fs::rename(&legacy, &name).unwrap();
+    let db = rusqlite::Connection::open(data.join("relay.sqlite3")).unwrap();
+    assert_eq!(
+        db.execute("UPDATE documents SET blob = NULL", []).unwrap(),
+        1
+    );
+    drop(db);
+
+    relay = Relay::start(&data, &[]);
+    let owner = Device {
+        base: relay.base.clone(),
+        ..owner
+    };
+    let (got, sha) = download(&http, &owner, file, &doc).await;
+    assert!(got == bytes, "served from the old name");
+    assert_eq!(sha, hex::encode(Sha256::digest(&bytes)));
+    owner
+        .ok(&http, "DELETE", &format!("/v1/files/{file}"), None)
+        .await;
+    assert!(!name.exists(), "erased");
 }
