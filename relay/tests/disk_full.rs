@@ -22,11 +22,11 @@ use common::*;
 use ledgerline_protocol::document::{document_key, encrypt_document, DocumentContext};
 use ledgerline_protocol::ids::{DocumentId, FileId};
 use ledgerline_protocol::keys::{EpochKey, ReleaseShare};
+use ledgerline_testkit::disk::Tmpfs;
 use rand_chacha::rand_core::SeedableRng;
 use serde_json::{json, Value};
 use sha2::Digest;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 
 const LIMIT: u64 = 3 << 20;
 const ARGS: [&str; 4] = ["--rate-per-second", "100000", "--rate-burst", "100000"];
@@ -58,54 +58,6 @@ async fn a_filesystem_out_of_space_refuses_writes_clearly_and_loses_nothing() {
             .contains("panicked"),
         "no panic"
     );
-}
-
-/// A tmpfs mounted for one test, unmounted after it (even when it fails).
-struct Tmpfs(PathBuf);
-
-impl Tmpfs {
-    /// `None` (the test says it did not run) only without root outside CI.
-    fn mount(at: &Path, bytes: u64) -> Option<Self> {
-        std::fs::create_dir_all(at).unwrap();
-        let mounted = Command::new("mount")
-            .args([
-                "-t",
-                "tmpfs",
-                "-o",
-                &format!("size={bytes},mode=0700"),
-                "tmpfs",
-            ])
-            .arg(at)
-            .status()
-            .is_ok_and(|s| s.success());
-        if mounted {
-            return Some(Self(at.to_owned()));
-        }
-        assert_ne!(
-            std::env::var("CI").as_deref(),
-            Ok("true"),
-            "CI runs as root and must run this test: mounting a tmpfs at {} failed",
-            at.display()
-        );
-        eprintln!("NOT RUN: mounting a tmpfs needs root (CI runs this test as root)");
-        None
-    }
-
-    /// The operator makes room.
-    fn grow(&self, bytes: u64) {
-        let status = Command::new("mount")
-            .args(["-o", &format!("remount,size={bytes}")])
-            .arg(&self.0)
-            .status()
-            .unwrap();
-        assert!(status.success(), "remount");
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
-    }
 }
 
 /// Fills the relay's disk with messages, checks what a full disk must and must not do,

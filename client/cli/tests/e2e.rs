@@ -1152,6 +1152,103 @@ async fn documents_stream_survive_crashes_and_refuse_tampering() {
 }
 
 /// Ciphertext size of a document of `data.len()` bytes: header + one tag per chunk.
+/// The relay's disk fills up (another program takes the space): what the clients send
+/// meanwhile waits on their side, says why (exit 75, `storage_full`, "disk is full"), and
+/// nothing of it is half-stored; once the room is back one sync sends it, and the other
+/// member gets every message and the document exactly once, whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relay_whose_disk_fills_up_keeps_what_clients_send_waiting_and_loses_nothing() {
+    use ledgerline_testkit::disk::Tmpfs;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("relay");
+    let Some(disk) = Tmpfs::mount(&data, 64 << 20) else {
+        return;
+    };
+    let relay = Relay::start(&data, "127.0.0.1:0".parse().unwrap()).await;
+    let url = relay.url();
+    let f = found(dir.path(), &url).await;
+    ok(&f.owner, &["file", "create", FILE]).await;
+    ok(&f.owner, &["file", "grant", FILE, "Anna Kowalczyk"]).await;
+    ok(&f.owner, &["chat", "send", FILE, "Przed awarią dysku"]).await;
+    ok(&f.anna, &["sync"]).await;
+
+    let filler = disk.fill();
+    // A document: its parts find no room; the upload waits.
+    let src = dir.path().join("Bilans 2026.pdf");
+    let bytes: Vec<u8> = (0..(2u32 << 20))
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
+        .collect();
+    std::fs::write(&src, &bytes).unwrap();
+    let r = ll(&f.owner, &["doc", "upload", FILE, src.to_str().unwrap()]).await;
+    assert_eq!(r.code, 75, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("storage_full") && r.stderr.contains("disk is full"),
+        "{}",
+        r.stderr
+    );
+    // Messages: the database may still have room for a few (its log reuses its space);
+    // the first it has none for waits in the outbox, with the relay's reason.
+    let mut sent = Vec::new();
+    loop {
+        let text = format!("W czasie awarii dysku {}", sent.len());
+        let r = ll(&f.owner, &["chat", "send", FILE, &text]).await;
+        sent.push(text);
+        if r.code == 75 {
+            assert!(r.stderr.contains("storage_full"), "{}", r.stderr);
+            break;
+        }
+        assert_eq!(r.code, 0, "stored or queued: {}", r.stderr);
+        assert!(sent.len() < 50, "the relay's disk never filled");
+    }
+    // Still full: a sync cannot send them yet, and says why.
+    let r = ll(&f.owner, &["sync"]).await;
+    assert_eq!(r.code, 4, "{}", r.stderr);
+    assert!(r.stderr.contains("disk is full"), "{}", r.stderr);
+
+    // The operator makes room: one sync finishes the upload and sends the message.
+    std::fs::remove_file(filler).unwrap();
+    let s = ok(&f.owner, &["sync"]).await;
+    assert_eq!(s["sent"], 1, "the queued message: {s}");
+    assert_eq!(
+        ok(&f.owner, &["sync"]).await["sent"],
+        0,
+        "nothing left waiting"
+    );
+    let c = bodies(&ok(&f.anna, &["chat", "read", FILE]).await);
+    for text in sent
+        .iter()
+        .map(String::as_str)
+        .chain(["Przed awarią dysku"])
+    {
+        assert_eq!(
+            c.iter().filter(|b| b.as_str() == text).count(),
+            1,
+            "{text}: {c:?}"
+        );
+    }
+    let listed = ok(&f.anna, &["doc", "list", FILE]).await;
+    assert_eq!(
+        listed["documents"].as_array().unwrap().len(),
+        1,
+        "one document: {listed}"
+    );
+    let out = dir.path().join("bilans-anna.pdf");
+    ok(
+        &f.anna,
+        &[
+            "doc",
+            "download",
+            FILE,
+            "Bilans 2026.pdf",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+    )
+    .await;
+    assert!(std::fs::read(&out).unwrap() == bytes, "whole");
+    drop(relay);
+}
+
 fn up_ct_size(data: &[u8]) -> u64 {
     let chunks = data.len().div_ceil(65_536).max(1);
     (36 + data.len() + 16 * chunks) as u64

@@ -120,6 +120,20 @@ pub enum ClientError {
 
 type Result<T, E = ClientError> = std::result::Result<T, E>;
 
+/// A relay's "not now" (its disk is full, it is overloaded) for something this device
+/// already keeps to send again (a message in the outbox, a pending upload): it waits, and
+/// the next sync sends it. Anything else is passed on.
+fn wait_if_busy(e: ClientError) -> ClientError {
+    match e {
+        ClientError::Relay(RelayError::Refused {
+            status: 503 | 507,
+            code,
+            message,
+        }) => ClientError::Queued(format!("{message} ({code})")),
+        other => other,
+    }
+}
+
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> u64 {
     // `LEDGERLINE_CLOCK_OFFSET_MS` moves this device's clock, as `clock_offset_ms` moves the
@@ -1882,7 +1896,7 @@ impl Profile {
                 Ok(seq)
             }
             Err(RelayError::Unreachable(e)) => Err(ClientError::Queued(e)),
-            Err(e) => Err(e.into()),
+            Err(e) => Err(wait_if_busy(e.into())),
         }
     }
 

@@ -1,9 +1,11 @@
 //! Real services for tests, started on loopback with throwaway configurations: a
-//! Dovecot IMAP server over TLS for the mail intake, and a KSeF test server (HTTPS) with
-//! FA(3) invoices for the KSeF intake. Used by the CLI's end-to-end tests and
-//! the desktop app's window tests (dev-dependency only; never shipped).
+//! Dovecot IMAP server over TLS for the mail intake, a KSeF test server (HTTPS) with
+//! FA(3) invoices for the KSeF intake, PostgreSQL, an S3 server, and a small tmpfs that
+//! really runs out of space. Used by the relay's and the CLI's tests and the desktop app's
+//! window tests (dev-dependency only; never shipped).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod disk;
 pub mod fa3;
 pub mod ksef;
 pub mod postgres;

@@ -279,7 +279,9 @@ impl Profile {
             secret,
         });
         self.commit()?;
-        self.finish_upload(document, progress).await
+        self.finish_upload(document, progress)
+            .await
+            .map_err(super::wait_if_busy)
     }
 
     /// Begins the upload of a document shared in `file`'s customer conversation: a fresh
