@@ -2814,9 +2814,29 @@ async fn copy_body<S: Store>(
             return Err(over());
         }
         hasher.update(&chunk);
-        out.write(chunk).await?;
+        if let Err(e) = out.write(chunk).await {
+            drain(&mut stream, idle).await;
+            return Err(e);
+        }
     }
     Ok((size, hasher.finalize().into()))
+}
+
+/// Reads and drops what is left of a body the relay answers early with an error (its
+/// disk is full, say), at most [`DOCUMENT_PART_MAX`] bytes more and each chunk within the
+/// body timeout. A connection closed under a body still arriving is reset, and the client
+/// may lose the answer with it; so a part (and any body of that size) gets its answer.
+async fn drain(
+    stream: &mut (impl futures_util::Stream<Item = Result<axum::body::Bytes, axum::Error>> + Unpin),
+    idle: Duration,
+) {
+    let mut left = DOCUMENT_PART_MAX;
+    while let Ok(Some(Ok(chunk))) = tokio::time::timeout(idle, stream.next()).await {
+        let Some(rest) = left.checked_sub(chunk.len() as u64) else {
+            break;
+        };
+        left = rest;
+    }
 }
 
 async fn document_for<S: Store>(

@@ -120,7 +120,7 @@ async fn fill_then_make_room(mut relay: Relay, data: &Path, restart: impl FnOnce
         "{refused:?}"
     );
     assert!(acked.len() > 10, "{}", acked.len());
-    // Still full: refused again, the same way; a document larger than what fits is
+    // Still full: refused again, the same way; a document that finds no room is
     // refused too, and nothing of it is served.
     let (status, v) = owner
         .call(
@@ -148,6 +148,8 @@ async fn fill_then_make_room(mut relay: Relay, data: &Path, restart: impl FnOnce
             epoch: 0,
         },
     );
+    // Larger than the file limit, and refused while it is still arriving: the relay reads
+    // the rest of it (up to a part's size) so that the client gets the answer, not a reset.
     let blob = encrypt_document(&dk, &vec![7u8; (LIMIT + (512 << 10)) as usize], &mut rng);
     let share_hash = hex::encode(sha2::Sha256::digest(share.expose()));
     let path = format!("/v1/files/{file}/documents/{doc}?epoch=0&share_sha256={share_hash}");
