@@ -13,6 +13,7 @@
 
 mod common;
 
+use common::streaming::Streaming;
 use common::*;
 use futures_util::StreamExt;
 use ledgerline_protocol::audit::LogEntry;
@@ -596,6 +597,53 @@ async fn documents_live_in_the_bucket_and_any_instance_serves_any_part_of_them()
             "erased"
         );
     }
+}
+
+/// Two uploads of one document id at once on two instances (a client's retry that landed
+/// on the other one): the first recorded is the document, whole, served by both; the other
+/// is `409 document_exists` and leaves nothing in the bucket. Before copies were named, the
+/// second wrote its bytes over the first's object and then deleted it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_take_one_document_id_at_once_and_keep_the_first_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    let (services, a, b) = two_instances(dir.path()).await;
+    let bucket = services.bucket().await;
+    let http = client();
+    let mut firm = Firm::create(&http, &a.base, 64).await;
+    let file = FileId(firm.random16());
+    firm.grant(&http, file, firm.owner.id).await;
+    let owner = firm.owner_device.clone();
+    let owner_on_b = at(&owner, &b);
+    // Larger than one S3 part: each is a multipart upload of its own.
+    let first: Vec<u8> = (0..10u32 << 20).map(|i| (i % 251) as u8).collect();
+    let second: Vec<u8> = (0..10u32 << 20).map(|i| (i % 241) as u8).collect();
+    let doc = hex::encode(firm.random16());
+    let (one, one_rest) = Streaming::start(&http, &owner, file, &doc, &first, 1 << 20).await;
+    let (two, two_rest) = Streaming::start(&http, &owner_on_b, file, &doc, &second, 1 << 20).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (st, v) = one.finish(one_rest).await;
+    assert_eq!(st, 201, "{v}");
+    let (st, v) = two.finish(two_rest).await;
+    assert_eq!(
+        (st, v["code"].as_str()),
+        (409, Some("document_exists")),
+        "{v}"
+    );
+    for device in [&owner, &owner_on_b] {
+        let (status, headers, got) = download(&http, device, file, &doc, None).await;
+        assert_eq!(status, 200);
+        assert!(got == first, "the first recorded is served whole");
+        assert_eq!(
+            headers["ledgerline-content-sha256"].to_str().unwrap(),
+            hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&first))
+        );
+    }
+    let id = DocumentId(hex::decode(&doc).unwrap().try_into().unwrap());
+    assert_eq!(
+        bucket.all_objects(firm.id, id).await.unwrap().len(),
+        1,
+        "the loser's copy is gone"
+    );
 }
 
 /// Every file under `dir` (none if it does not exist).

@@ -8,6 +8,7 @@
 )]
 
 mod fixture;
+pub mod streaming;
 
 pub use fixture::*;
 use std::io::{BufRead, BufReader};
