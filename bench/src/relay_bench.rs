@@ -32,6 +32,7 @@ mod stats;
 use clap::Parser;
 use fixture::*;
 use futures_util::StreamExt;
+use ledgerline_protocol::ids::FirmId;
 use ledgerline_relay::config::Config;
 use ledgerline_relay::state::AppState;
 use ledgerline_relay::store::postgres::PgStore;
@@ -193,46 +194,103 @@ fn sqlite_ceiling(rows: usize, size: usize, per_txn: usize) -> f64 {
     rows as f64 / start.elapsed().as_secs_f64()
 }
 
+/// How a device reads a room's history in the backfill.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reading {
+    /// JSON pages (hex ciphertexts), one request after the other.
+    Json,
+    /// Binary pages through the client core's own `messages_page`, one after the other.
+    Binary,
+    /// Binary pages with this many requests in flight (the pages' ranges follow from the
+    /// room's `next`: numbers have no gaps).
+    Ahead(usize),
+}
+
 /// Backfill: one device reads a room's whole history in pages of `page` over signed HTTP
-/// (a device catching up), then the raw ceiling reads the same pages straight from the
-/// relay's SQLite file with the relay's own query. Each is timed on its second pass (page
-/// cache warm). Returns (messages, HTTP msg/s, raw msg/s).
+/// (a device catching up). Each is timed on its second pass (page cache warm). Returns
+/// (messages, msg/s).
 async fn backfill(
     http: &reqwest::Client,
     device: &Device,
     room: &str,
-    db: &std::path::Path,
     page: usize,
-    sqlite_raw: bool,
-) -> (usize, f64, f64) {
-    let mut over_http = 0.0;
-    let mut n = 0;
+    reading: Reading,
+) -> (usize, f64) {
+    let relay = ledgerline_client_core::transport::RelayClient::new(
+        ledgerline_client_core::transport::HttpTransport::new(&device.base).unwrap(),
+        device.firm,
+        device.id,
+    );
+    let room_id: [u8; 16] = hex::decode(room).unwrap().try_into().unwrap();
+    let limit = page as u32;
+    let (mut rate, mut n) = (0.0, 0);
     for _ in 0..2 {
         let start = Instant::now();
-        let (mut from, mut got) = (1u64, 0usize);
-        loop {
-            let v = device
-                .ok(
-                    http,
-                    "GET",
-                    &format!("/v1/rooms/{room}/messages?from={from}&limit={page}"),
-                    None,
-                )
-                .await;
-            let msgs = v["messages"].as_array().unwrap();
-            let Some(last) = msgs.last() else { break };
-            got += msgs.len();
-            from = last["seq"].as_u64().unwrap() + 1;
+        let mut got = 0usize;
+        match reading {
+            Reading::Json => {
+                let mut from = 1u64;
+                loop {
+                    let v = device
+                        .ok(
+                            http,
+                            "GET",
+                            &format!("/v1/rooms/{room}/messages?from={from}&limit={page}"),
+                            None,
+                        )
+                        .await;
+                    let msgs = v["messages"].as_array().unwrap();
+                    let Some(last) = msgs.last() else { break };
+                    got += msgs.len();
+                    from = last["seq"].as_u64().unwrap() + 1;
+                }
+            }
+            Reading::Binary => {
+                let mut from = 1u64;
+                loop {
+                    let (msgs, _) = relay
+                        .messages_page(&device.key, room_id, from, limit)
+                        .await
+                        .unwrap();
+                    let Some(last) = msgs.last() else { break };
+                    got += msgs.len();
+                    from = last.seq + 1;
+                }
+            }
+            Reading::Ahead(depth) => {
+                let (first, next) = relay
+                    .messages_page(&device.key, room_id, 1, limit)
+                    .await
+                    .unwrap();
+                got += first.len();
+                let froms: Vec<u64> = (1 + page as u64..next.unwrap()).step_by(page).collect();
+                let mut pages = futures_util::stream::iter(froms.into_iter().map(|from| {
+                    let relay = &relay;
+                    async move {
+                        relay
+                            .messages_page(&device.key, room_id, from, limit)
+                            .await
+                            .unwrap()
+                    }
+                }))
+                .buffered(depth);
+                while let Some((msgs, _)) = pages.next().await {
+                    got += msgs.len();
+                }
+            }
         }
-        over_http = got as f64 / start.elapsed().as_secs_f64();
+        rate = got as f64 / start.elapsed().as_secs_f64();
         n = got;
     }
-    if !sqlite_raw {
-        return (n, over_http, 0.0);
-    }
-    let (firm, room_bytes) = (device.firm, hex::decode(room).unwrap());
+    (n, rate)
+}
+
+/// The raw ceiling of a backfill: the relay's own query for the same pages, straight on
+/// its SQLite file, second pass; msg/s.
+async fn sqlite_backfill(db: &std::path::Path, firm: FirmId, room: &str, page: usize) -> f64 {
+    let room_bytes = hex::decode(room).unwrap();
     let db = db.to_owned();
-    let raw = tokio::task::spawn_blocking(move || {
+    tokio::task::spawn_blocking(move || {
         let c = rusqlite::Connection::open_with_flags(
             &db,
             rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
@@ -263,8 +321,7 @@ async fn backfill(
         rate
     })
     .await
-    .unwrap();
-    (n, over_http, raw)
+    .unwrap()
 }
 
 async fn scenario(
@@ -590,24 +647,23 @@ async fn main() -> anyhow::Result<()> {
     println!("| backfill | page | messages | msg/s | ratio to raw |");
     println!("|---|---:|---:|---:|---:|");
     for page in [100, 500] {
-        let (read, over_http, mut raw) = backfill(
-            &http,
-            &history.0,
-            &history.1,
-            &db_path,
-            page,
-            pg_url.is_none(),
-        )
-        .await;
-        if let Some(url) = &pg_url {
-            raw = pg_backfill(url, &history.0.firm.0, &hex::decode(&history.1)?, page).await;
+        let raw = match &pg_url {
+            Some(url) => pg_backfill(url, &history.0.firm.0, &hex::decode(&history.1)?, page).await,
+            None => sqlite_backfill(&db_path, history.0.firm, &history.1, page).await,
+        };
+        for (label, reading) in [
+            ("JSON pages, sequential", Reading::Json),
+            ("binary pages (client core), sequential", Reading::Binary),
+            ("binary pages (client core), 4 in flight", Reading::Ahead(4)),
+        ] {
+            let (read, rate) = backfill(&http, &history.0, &history.1, page, reading).await;
+            println!(
+                "| signed HTTP `GET …/messages`, {label} | {page} | {read} | {rate:.0} | {:.2} |",
+                rate / raw
+            );
         }
         println!(
-            "| signed HTTP `GET …/messages` (one device, sequential) | {page} | {read} | {over_http:.0} | {:.2} |",
-            over_http / raw
-        );
-        println!(
-            "| raw ceiling: the relay's query straight on {store} | {page} | {read} | {raw:.0} | 1.00 |"
+            "| raw ceiling: the relay's query straight on {store} | {page} | | {raw:.0} | 1.00 |"
         );
     }
     let _ = stop_tx.send(());

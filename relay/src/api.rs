@@ -22,6 +22,7 @@ use ledgerline_protocol::constants::{
     DOCUMENT_PARTS_IN_FLIGHT, DOCUMENT_PART_MAX, DOCUMENT_PART_MIN, TAG_SIZE,
 };
 use ledgerline_protocol::document::{parts_root, CONVERSATION_EPOCH, HEADER_LEN};
+use ledgerline_protocol::history;
 use ledgerline_protocol::ids::{DeviceId, DocumentId, FileId, FirmId, MemberId, RecordId, TeamId};
 use ledgerline_protocol::prekeys::SignedPrekey;
 use ledgerline_protocol::record::RecordEnvelope;
@@ -1311,6 +1312,16 @@ async fn send_message<S: Store>(
             "a message needs ciphertext",
         ));
     }
+    if s.body.ciphertext.0.len() > history::ROOM_MESSAGE_MAX_BYTES {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "message_too_large",
+            format!(
+                "a room message is limited to {} bytes of ciphertext; send a document instead",
+                history::ROOM_MESSAGE_MAX_BYTES
+            ),
+        ));
+    }
     let ct_hex = hex::encode(&s.body.ciphertext.0);
     let now = state.now_ms();
     let seq = state
@@ -1342,12 +1353,13 @@ async fn get_messages<S: Store>(
     State(state): State<AppState<S>>,
     P(room): P<String>,
     Q(q): Q<FromSeq>,
+    headers: HeaderMap,
     s: Signed,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Response, ApiError> {
     let c = &s.caller;
     let room = path_id16(&room)?;
     load_room_for(&state, c, room).await?;
-    let msgs = state
+    let mut msgs = state
         .store
         .messages(
             c.firm,
@@ -1357,6 +1369,17 @@ async fn get_messages<S: Store>(
         )
         .await
         .map_err(store_err)?;
+    // A page of large messages ends early (never empty): a bounded answer for both sides.
+    let mut bytes = 0usize;
+    let keep = msgs
+        .iter()
+        .take_while(|m| {
+            let before = bytes;
+            bytes = bytes.saturating_add(m.ciphertext.len());
+            before < history::PAGE_SOFT_BYTES
+        })
+        .count();
+    msgs.truncate(keep);
     if !msgs.is_empty() {
         log_read(&state, c, &[(SubjectKind::Room, room)]).await?;
     }
@@ -1365,11 +1388,44 @@ async fn get_messages<S: Store>(
         .room_next_seq(c.firm, room)
         .await
         .map_err(store_err)?;
+    if accepts(&headers, history::MEDIA_TYPE) {
+        let page = history::HistoryPage {
+            next,
+            messages: msgs
+                .into_iter()
+                .map(|m| history::PageMessage {
+                    seq: m.seq,
+                    sender: m.sender,
+                    created_ms: m.created_ms,
+                    ciphertext: m.ciphertext,
+                })
+                .collect(),
+        };
+        return Ok((
+            [(header::CONTENT_TYPE, history::MEDIA_TYPE)],
+            page.to_bytes(),
+        )
+            .into_response());
+    }
     let msgs: Vec<_> = msgs
         .into_iter()
         .map(|m| json!({ "seq": m.seq, "sender": m.sender, "ciphertext": hex::encode(m.ciphertext), "created_ms": m.created_ms }))
         .collect();
-    Ok(Json(json!({ "messages": msgs, "next": next })))
+    Ok(Json(json!({ "messages": msgs, "next": next })).into_response())
+}
+
+/// Whether the request's `Accept` header lists `media_type` (parameters ignored).
+fn accepts(headers: &HeaderMap, media_type: &str) -> bool {
+    headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| {
+            t.split(';')
+                .next()
+                .is_some_and(|t| t.trim().eq_ignore_ascii_case(media_type))
+        })
 }
 
 // ---------------------------------------------------------------- records

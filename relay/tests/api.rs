@@ -1381,3 +1381,177 @@ async fn documents_are_served_in_ranges() {
     assert_eq!(status, 200);
     assert!(body == blob);
 }
+
+/// A page of room history as the binary form carries it, fetched over real HTTP.
+async fn binary_page(
+    http: &reqwest::Client,
+    base: &str,
+    dev: &Device,
+    room: &str,
+    from: u64,
+    limit: u32,
+) -> ledgerline_protocol::history::HistoryPage {
+    use ledgerline_protocol::history::{HistoryPage, MEDIA_TYPE};
+    let s = dev.sign(
+        "GET",
+        &format!("/v1/rooms/{room}/messages?from={from}&limit={limit}"),
+        b"",
+    );
+    let mut rb = http.get(format!("{base}{}", s.path));
+    for (k, v) in &s.headers {
+        rb = rb.header(*k, v);
+    }
+    let res = rb
+        .header("accept", format!("application/json;q=0.5, {MEDIA_TYPE}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()["content-type"], MEDIA_TYPE);
+    HistoryPage::from_bytes(&res.bytes().await.unwrap()).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn history_pages_come_in_binary_form_bounded_and_logged_like_json() {
+    use ledgerline_protocol::history::{PAGE_SOFT_BYTES, ROOM_MESSAGE_MAX_BYTES};
+    let dir = tempfile::tempdir().unwrap();
+    let relay = Relay::start(&dir.path().join("data"), &["--max-body-bytes", "8388608"]);
+    let http = client();
+    let mut a = Firm::create(&http, &relay.base, 41).await;
+    let (anna, anna_dev) = a.add_member(&http, Role::Member).await;
+    let file = FileId(a.random16());
+    a.grant(&http, file, anna.id).await;
+    a.grant(&http, file, a.owner.id).await;
+    let owner = a.owner_device.clone();
+    let room = hex::encode(a.random16());
+    owner
+        .ok(
+            &http,
+            "POST",
+            "/v1/rooms",
+            Some(json!({ "room": room, "file": file })),
+        )
+        .await;
+    let post = |dev: &Device, ct: Vec<u8>| {
+        let (http, dev, room) = (http.clone(), dev.clone(), room.clone());
+        async move {
+            dev.call(
+                &http,
+                "POST",
+                &format!("/v1/rooms/{room}/messages"),
+                Some(json!({ "ciphertext": hex::encode(ct) })),
+            )
+            .await
+        }
+    };
+    // Small messages: the binary page carries what the JSON one does, and `next`.
+    for i in 1..=3u8 {
+        let dev = if i == 2 { &anna_dev } else { &owner };
+        assert_eq!(post(dev, vec![i; 40 + i as usize]).await.0, 200);
+    }
+    let checkpoint = |v: serde_json::Value| v["size"].as_u64().unwrap();
+    let before = checkpoint(
+        anna_dev
+            .ok(&http, "GET", "/v1/audit/checkpoint", None)
+            .await,
+    );
+    let page = binary_page(&http, &relay.base, &anna_dev, &room, 2, 5).await;
+    let json_page = anna_dev
+        .ok(
+            &http,
+            "GET",
+            &format!("/v1/rooms/{room}/messages?from=2&limit=5"),
+            None,
+        )
+        .await;
+    assert_eq!(page.next, 4);
+    assert_eq!(json_page["next"], 4);
+    let from_json: Vec<(u64, String, String, u64)> = json_page["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            (
+                m["seq"].as_u64().unwrap(),
+                m["sender"].as_str().unwrap().to_owned(),
+                m["ciphertext"].as_str().unwrap().to_owned(),
+                m["created_ms"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    let from_binary: Vec<(u64, String, String, u64)> = page
+        .messages
+        .iter()
+        .map(|m| {
+            (
+                m.seq,
+                m.sender.to_hex(),
+                hex::encode(&m.ciphertext),
+                m.created_ms,
+            )
+        })
+        .collect();
+    assert_eq!(from_binary, from_json);
+    assert_eq!(
+        from_binary.iter().map(|m| &m.1).collect::<Vec<_>>(),
+        vec![&anna_dev.id.to_hex(), &owner.id.to_hex()]
+    );
+    // An empty page past the end: `next` still said, nothing logged.
+    let empty = binary_page(&http, &relay.base, &anna_dev, &room, 4, 5).await;
+    assert_eq!((empty.next, empty.messages.len()), (4, 0));
+    // The two pages were logged, one leaf each, the empty one not (nor the checkpoint
+    // read, which is not content).
+    let after = checkpoint(
+        anna_dev
+            .ok(&http, "GET", "/v1/audit/checkpoint", None)
+            .await,
+    );
+    assert_eq!(after, before + 2);
+
+    // The size limit of one message, at the edge and past it.
+    let (status, v) = post(&owner, vec![0xab; ROOM_MESSAGE_MAX_BYTES + 1]).await;
+    assert_eq!(
+        (status, v["code"].as_str()),
+        (413, Some("message_too_large"))
+    );
+    for _ in 0..5 {
+        assert_eq!(
+            post(&owner, vec![0xcd; ROOM_MESSAGE_MAX_BYTES]).await.0,
+            200
+        );
+    }
+    // Five messages of 1 MiB: a page asked for ten ends once it passed 4 MiB, in both
+    // forms, and the reader goes on from there.
+    let per_page = PAGE_SOFT_BYTES / ROOM_MESSAGE_MAX_BYTES;
+    let first = binary_page(&http, &relay.base, &anna_dev, &room, 4, 10).await;
+    assert_eq!(
+        first.messages.iter().map(|m| m.seq).collect::<Vec<_>>(),
+        (4..4 + per_page as u64).collect::<Vec<_>>()
+    );
+    let v = anna_dev
+        .ok(
+            &http,
+            "GET",
+            &format!("/v1/rooms/{room}/messages?from=4&limit=10"),
+            None,
+        )
+        .await;
+    assert_eq!(v["messages"].as_array().unwrap().len(), per_page);
+    let rest = binary_page(
+        &http,
+        &relay.base,
+        &anna_dev,
+        &room,
+        4 + per_page as u64,
+        10,
+    )
+    .await;
+    assert_eq!(
+        rest.messages.iter().map(|m| m.seq).collect::<Vec<_>>(),
+        (4 + per_page as u64..9).collect::<Vec<_>>()
+    );
+    assert!(rest
+        .messages
+        .iter()
+        .all(|m| m.ciphertext.len() == ROOM_MESSAGE_MAX_BYTES));
+}

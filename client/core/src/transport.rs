@@ -2,6 +2,7 @@
 //! [`RelayClient`] that signs every request as the device and turns the relay's answers
 //! into typed results — or into a clear error when the relay is down or misbehaves.
 
+use ledgerline_protocol::history;
 use ledgerline_protocol::ids::{DeviceId, FileId, FirmId, MemberId, RecordId, TeamId};
 use ledgerline_protocol::keys::DeviceSigner;
 use ledgerline_protocol::prekeys::SignedPrekey;
@@ -380,6 +381,41 @@ impl<T: Transport> RelayClient<T> {
         )
         .map_err(|e| RelayError::Garbage(format!("cannot sign this request: {e}")))?;
         Ok(head.sign(signer).http_headers().to_vec())
+    }
+
+    /// A signed `GET` whose successful answer is bytes in the form `accept` names rather
+    /// than JSON; refusals and `429` retries as in [`Self::call`].
+    async fn get_bytes(
+        &self,
+        signer: &impl DeviceSigner,
+        path: &str,
+        accept: &str,
+    ) -> Result<Vec<u8>, RelayError> {
+        let mut pause = std::time::Duration::from_millis(200);
+        let mut attempt = 0;
+        loop {
+            let mut headers = self.signed_headers(signer, "GET", path, sha256(&[]))?;
+            headers.push(("accept", accept.to_owned()));
+            self.sent.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let (status, bytes) = self
+                .transport
+                .send("GET", path, headers, Vec::new())
+                .await?;
+            if (200..=299).contains(&status) {
+                return Ok(bytes);
+            }
+            let err = interpret(status, &bytes)
+                .err()
+                .unwrap_or_else(|| RelayError::Garbage(format!("status {status}")));
+            if !matches!(err, RelayError::Refused { status: 429, .. })
+                || attempt >= RATE_LIMIT_RETRIES
+            {
+                return Err(err);
+            }
+            attempt += 1;
+            tokio::time::sleep(pause).await;
+            pause = pause.saturating_mul(2);
+        }
     }
 
     /// A signed call with a JSON body (or none). A `429` is retried a few times with
@@ -879,6 +915,9 @@ impl<T: Transport> RelayClient<T> {
 
     /// A page of messages and the number the room's next message will get (a relay that
     /// does not say: `None`).
+    ///
+    /// Asks for the binary page form (`protocol-spec/relay-api.md`, "History pages"); a
+    /// relay that answers JSON instead (one from before that form) is read as JSON.
     pub async fn messages_page(
         &self,
         s: &impl DeviceSigner,
@@ -886,17 +925,27 @@ impl<T: Transport> RelayClient<T> {
         from: u64,
         limit: u32,
     ) -> Result<(Vec<RoomMessage>, Option<u64>), RelayError> {
-        let v = self
-            .call(
-                s,
-                "GET",
-                &format!(
-                    "/v1/rooms/{}/messages?from={from}&limit={limit}",
-                    hex::encode(room)
-                ),
-                None,
-            )
-            .await?;
+        let path = format!(
+            "/v1/rooms/{}/messages?from={from}&limit={limit}",
+            hex::encode(room)
+        );
+        let bytes = self.get_bytes(s, &path, history::MEDIA_TYPE).await?;
+        if bytes.first() != Some(&b'{') {
+            let page = history::HistoryPage::from_bytes(&bytes)
+                .map_err(|e| RelayError::Garbage(format!("history page: {e}")))?;
+            let list = page
+                .messages
+                .into_iter()
+                .map(|m| RoomMessage {
+                    seq: m.seq,
+                    sender: m.sender,
+                    ciphertext: m.ciphertext,
+                    created_ms: m.created_ms,
+                })
+                .collect();
+            return Ok((list, Some(page.next)));
+        }
+        let v = interpret(200, &bytes)?;
         let list = list(&v, "messages")?;
         let page = list
             .iter()
@@ -1705,6 +1754,98 @@ mod tests {
         .await
         .unwrap_err();
         assert!(matches!(e, RelayError::Garbage(_)), "{e}");
+    }
+
+    /// A transport that answers with owned bytes and records the headers it was given.
+    struct Recording(u16, Vec<u8>, std::sync::Mutex<Vec<(&'static str, String)>>);
+
+    impl Transport for Recording {
+        async fn send(
+            &self,
+            _: &str,
+            _: &str,
+            headers: Vec<(&'static str, String)>,
+            _: Vec<u8>,
+        ) -> Result<(u16, Vec<u8>), RelayError> {
+            *self.2.lock().unwrap() = headers;
+            Ok((self.0, self.1.clone()))
+        }
+    }
+
+    #[tokio::test]
+    async fn history_pages_are_asked_for_in_binary_and_read_in_either_form() {
+        let key = DeviceSigningKey::from_bytes(&[3; 32]);
+        let page = history::HistoryPage {
+            next: 8,
+            messages: vec![history::PageMessage {
+                seq: 7,
+                sender: DeviceId([9; 16]),
+                created_ms: 1234,
+                ciphertext: b"megolm".to_vec(),
+            }],
+        };
+        let relay = RelayClient::new(
+            Recording(200, page.to_bytes(), Default::default()),
+            FirmId([1; 16]),
+            DeviceId([2; 16]),
+        );
+        let (got, next) = relay.messages_page(&key, [4; 16], 1, 100).await.unwrap();
+        assert_eq!(next, Some(8));
+        assert_eq!(
+            got,
+            vec![RoomMessage {
+                seq: 7,
+                sender: DeviceId([9; 16]),
+                ciphertext: b"megolm".to_vec(),
+                created_ms: 1234,
+            }]
+        );
+        let asked = relay.transport.2.lock().unwrap().clone();
+        assert!(asked.contains(&("accept", history::MEDIA_TYPE.to_owned())));
+
+        // A relay that answers JSON (one from before the binary form) is still read.
+        let json = format!(
+            r#"{{"messages":[{{"seq":7,"sender":"{}","ciphertext":"{}","created_ms":1234}}],"next":8}}"#,
+            hex::encode([9; 16]),
+            hex::encode(b"megolm")
+        );
+        let relay = RelayClient::new(
+            Recording(200, json.into_bytes(), Default::default()),
+            FirmId([1; 16]),
+            DeviceId([2; 16]),
+        );
+        assert_eq!(
+            relay.messages_page(&key, [4; 16], 1, 100).await.unwrap(),
+            (got, Some(8))
+        );
+
+        // A page that repeats a message, one cut short, and a refusal: clear errors.
+        let mut twice = page.clone();
+        twice.messages.push(twice.messages[0].clone());
+        let mut cut = page.to_bytes();
+        cut.pop();
+        for bytes in [twice.to_bytes(), cut, b"<html>".to_vec()] {
+            let e = RelayClient::new(
+                Recording(200, bytes, Default::default()),
+                FirmId([1; 16]),
+                DeviceId([2; 16]),
+            )
+            .messages_page(&key, [4; 16], 1, 100)
+            .await
+            .unwrap_err();
+            assert!(matches!(e, RelayError::Garbage(_)), "{e}");
+        }
+        let e = client(Canned(
+            403,
+            br#"{"code":"forbidden","message":"not a member of this room"}"#,
+        ))
+        .messages_page(&key, [4; 16], 1, 100)
+        .await
+        .unwrap_err();
+        assert!(
+            matches!(&e, RelayError::Refused { status: 403, code, .. } if code == "forbidden"),
+            "{e}"
+        );
     }
 
     #[tokio::test]

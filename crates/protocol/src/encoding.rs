@@ -45,6 +45,13 @@ impl Writer {
         Self::default()
     }
 
+    /// An empty writer with room for `n` bytes.
+    pub fn with_capacity(n: usize) -> Self {
+        Self {
+            buf: Vec::with_capacity(n),
+        }
+    }
+
     /// Appends a byte.
     pub fn u8(&mut self, v: u8) -> &mut Self {
         self.buf.push(v);

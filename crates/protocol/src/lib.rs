@@ -11,6 +11,7 @@
 //! | module | construction | spec |
 //! |---|---|---|
 //! | [`encoding`] | canonical byte encoding, size limits | `protocol-spec/encoding.md` |
+//! | [`history`] | room history pages in binary form | `protocol-spec/relay-api.md` |
 //! | [`ids`] | opaque 16-byte identifiers | `protocol-spec/encoding.md` |
 //! | [`invite`] | invitation codes and sealed join requests | `protocol-spec/invites.md` |
 //! | [`keys`] | device, member and log signing keys; symmetric secrets | `protocol-spec/keys.md` |
@@ -54,6 +55,7 @@ pub mod checkpoint;
 pub mod constants;
 pub mod document;
 pub mod encoding;
+pub mod history;
 pub mod ids;
 pub mod invite;
 pub mod keys;

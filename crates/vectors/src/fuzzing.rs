@@ -27,6 +27,7 @@ pub const TARGETS: &[Target] = &[
     ("audit_leaf", audit_leaf),
     ("checkpoint_note", checkpoint_note),
     ("document_stream", document_stream),
+    ("history_page", history_page),
     ("merkle_proofs", merkle_proofs),
     ("record_envelope", record_envelope),
     ("recovery", recovery),
@@ -68,6 +69,20 @@ pub fn checkpoint_note(data: &[u8]) {
 /// A document's encrypted stream, as downloaded.
 pub fn document_stream(data: &[u8]) {
     let _ = decrypt_document(&DocumentKey::from_bytes([7; 32]), data);
+}
+
+/// A room history page in binary form, as a relay answers it.
+pub fn history_page(data: &[u8]) {
+    if let Ok(p) = ledgerline_protocol::history::HistoryPage::from_bytes(data) {
+        assert_eq!(p.to_bytes(), data, "decoding must be canonical");
+        assert!(
+            p.messages.windows(2).all(|w| match w {
+                [a, b] => a.seq < b.seq,
+                _ => true,
+            }),
+            "sequence numbers must ascend"
+        );
+    }
 }
 
 /// Inclusion and consistency proofs as a relay answers them: sizes, index, roots and the

@@ -25,6 +25,7 @@ use sha2::{Digest, Sha256};
 mod audit;
 mod checkpoint;
 mod document;
+mod history;
 mod invite;
 mod merkle;
 mod prekey;
@@ -108,6 +109,11 @@ pub const CONSTRUCTIONS: &[Construction] = &[
         file: "checkpoint.json",
         generate: checkpoint::generate,
         check: checkpoint::check,
+    },
+    Construction {
+        file: "history-page.json",
+        generate: history::generate,
+        check: history::check,
     },
     Construction {
         file: "recovery.json",
