@@ -877,7 +877,7 @@ enum ChatCmd {
     Send {
         /// Customer file or room (name or id), or @MEMBER for a direct chat.
         to: String,
-        /// Text.
+        /// Text (`-`: read it from standard input, for texts longer than a command line).
         #[arg(required_unless_present = "template")]
         text: Option<String>,
         /// Reply to the message with this number.
@@ -1176,6 +1176,38 @@ fn usage(message: impl Into<String>) -> Failure {
         code: "usage",
         message: message.into(),
     }
+}
+
+/// The most a text read from standard input may hold before it is refused unread (the relay
+/// takes 1 MiB of ciphertext per message; the client core says so exactly).
+const STDIN_TEXT_MAX: u64 = 8 << 20;
+
+/// A message text from standard input: UTF-8, one trailing newline dropped.
+fn text_from_stdin() -> Result<String, Failure> {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    std::io::stdin()
+        .lock()
+        .take(STDIN_TEXT_MAX + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| usage(format!("cannot read the text from standard input: {e}")))?;
+    if bytes.len() as u64 > STDIN_TEXT_MAX {
+        return Err(usage(format!(
+            "the text on standard input is longer than {STDIN_TEXT_MAX} bytes: send it as a document"
+        )));
+    }
+    let mut text =
+        String::from_utf8(bytes).map_err(|_| usage("the text on standard input is not UTF-8"))?;
+    if text.ends_with('\n') {
+        text.pop();
+        if text.ends_with('\r') {
+            text.pop();
+        }
+    }
+    if text.is_empty() {
+        return Err(usage("standard input held no text"));
+    }
+    Ok(text)
 }
 
 fn main() -> ExitCode {
@@ -3448,6 +3480,7 @@ async fn chat(p: &mut Profile, cmd: ChatCmd) -> Result<Output, Failure> {
             values,
         } => {
             let body = match (text, template) {
+                (Some(text), _) if text == "-" => text_from_stdin()?,
                 (Some(text), _) => text,
                 (None, Some(name)) => {
                     sync_unless_offline(p).await?;

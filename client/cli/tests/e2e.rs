@@ -135,6 +135,30 @@ async fn ll(profile: &Path, args: &[&str]) -> Run {
     run_with(command(profile, args)).await
 }
 
+/// Runs with `input` on standard input.
+async fn ll_stdin(profile: &Path, args: &[&str], input: Vec<u8>) -> Run {
+    use tokio::io::AsyncWriteExt;
+    let mut c = command(profile, args);
+    c.stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    // The command may refuse before reading it all: a broken pipe is its answer, not ours.
+    let _ = stdin.write_all(&input).await;
+    drop(stdin);
+    let out = tokio::time::timeout(Duration::from_secs(60), child.wait_with_output())
+        .await
+        .expect("ledgerline hung")
+        .unwrap();
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        json: serde_json::from_str(stdout.trim()).unwrap_or(Value::Null),
+        stderr: String::from_utf8(out.stderr).unwrap(),
+    }
+}
+
 /// Runs and insists on success.
 async fn ok(profile: &Path, args: &[&str]) -> Value {
     let r = ll(profile, args).await;
@@ -1445,6 +1469,55 @@ async fn internal_rooms_direct_chats_and_read_markers() {
     let read = ok(&f.anna, &["chat", "read", "Zespół VAT"]).await;
     assert_eq!(read["room"], room);
     assert_eq!(bodies(&read), vec!["Spotkanie o 10"]);
+
+    // A text longer than a command line may hold comes on standard input, whole; one
+    // longer than a room message may carry is refused before anything is queued.
+    let minutes: String = (1..=4000)
+        .map(|i| format!("{i}. Protokół: zaliczka CIT-8 ✓\n"))
+        .collect();
+    assert!(minutes.len() > 128 * 1024);
+    let r = ll_stdin(
+        &f.owner,
+        &["chat", "send", "Zespół VAT", "-"],
+        minutes.clone().into_bytes(),
+    )
+    .await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let too_long = "ż".repeat(600_000);
+    let r = ll_stdin(
+        &f.owner,
+        &["chat", "send", "Zespół VAT", "-"],
+        too_long.into_bytes(),
+    )
+    .await;
+    let e: Value = serde_json::from_str(r.stderr.trim()).unwrap();
+    assert_eq!(
+        (r.code, e["error"]["code"].as_str()),
+        (1, Some("invalid")),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("too long"), "{}", r.stderr);
+    let r = ll_stdin(
+        &f.owner,
+        &["chat", "send", "Zespół VAT", "-"],
+        b"\xff\xfe".to_vec(),
+    )
+    .await;
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    let synced = ok(&f.owner, &["sync"]).await;
+    assert!(
+        synced["warnings"].as_array().is_none_or(Vec::is_empty),
+        "{synced}"
+    );
+    let read = ok(&f.anna, &["chat", "read", "Zespół VAT"]).await;
+    assert_eq!(
+        bodies(&read),
+        vec![
+            "Spotkanie o 10".to_owned(),
+            minutes.trim_end_matches('\n').to_owned()
+        ]
+    );
     let rooms = ok(&f.anna, &["room", "list"]).await;
     assert_eq!(rooms["rooms"][0]["name"], "Zespół VAT");
     assert_eq!(rooms["rooms"][0]["members"].as_array().unwrap().len(), 2);

@@ -1873,6 +1873,14 @@ impl Profile {
             .get_mut(&room)
             .ok_or_else(|| ClientError::Integrity("outbound session".into()))?;
         let ciphertext = out.encrypt(&event);
+        // The relay refuses a larger message for good: never queue one it would refuse.
+        if ciphertext.len() > ledgerline_protocol::history::ROOM_MESSAGE_MAX_BYTES {
+            return Err(ClientError::Invalid(format!(
+                "the message is too long ({} bytes encrypted, at most {}): send the text as a document",
+                ciphertext.len(),
+                ledgerline_protocol::history::ROOM_MESSAGE_MAX_BYTES
+            )));
+        }
         self.local.outbox.push(Outgoing {
             room: hex::encode(room),
             ciphertext: hex::encode(&ciphertext),
