@@ -1359,9 +1359,9 @@ async fn get_messages<S: Store>(
     let c = &s.caller;
     let room = path_id16(&room)?;
     load_room_for(&state, c, room).await?;
-    let mut msgs = state
+    let (mut msgs, next) = state
         .store
-        .messages(
+        .message_page(
             c.firm,
             room,
             q.from.unwrap_or(1),
@@ -1383,11 +1383,6 @@ async fn get_messages<S: Store>(
     if !msgs.is_empty() {
         log_read(&state, c, &[(SubjectKind::Room, room)]).await?;
     }
-    let next = state
-        .store
-        .room_next_seq(c.firm, room)
-        .await
-        .map_err(store_err)?;
     if accepts(&headers, history::MEDIA_TYPE) {
         let page = history::HistoryPage {
             next,

@@ -819,19 +819,20 @@ impl<E: Engine> Store for SqlStore<E> {
         from: u64,
         limit: u32,
     ) -> Result<Vec<Message>, StoreError> {
+        self.read(move |c| room_messages(c, firm, room, from, limit))
+            .await
+    }
+
+    async fn message_page(
+        &self,
+        firm: FirmId,
+        room: RoomId,
+        from: u64,
+        limit: u32,
+    ) -> Result<(Vec<Message>, u64), StoreError> {
         self.read(move |c| {
-            c.rows(
-                "SELECT seq, sender, ciphertext, created_ms FROM room_messages WHERE firm = ?1 AND room = ?2 AND seq >= ?3 ORDER BY seq LIMIT ?4",
-                p![&firm.0, &room, i(from), limit],
-                |r| {
-                    Ok(Message {
-                        seq: r.u64(0)?,
-                        sender: DeviceId(r.id16(1)?),
-                        ciphertext: r.blob(2)?,
-                        created_ms: r.u64(3)?,
-                    })
-                },
-            )
+            let page = room_messages(c, firm, room, from, limit)?;
+            Ok((page, next_seq(c, firm, room)?))
         })
         .await
     }
@@ -1691,15 +1692,7 @@ impl<E: Engine> Store for SqlStore<E> {
     }
 
     async fn room_next_seq(&self, firm: FirmId, room: RoomId) -> Result<u64, StoreError> {
-        self.read(move |c| {
-            c.int(
-                "SELECT next_seq FROM rooms WHERE firm = ?1 AND room = ?2",
-                p![&firm.0, &room],
-            )?
-            .map(u)
-            .ok_or(StoreError::NotFound)
-        })
-        .await
+        self.read(move |c| next_seq(c, firm, room)).await
     }
 
     async fn backup_item(
@@ -1866,4 +1859,36 @@ impl<E: Engine> Store for SqlStore<E> {
     fn shared(&self) -> bool {
         E::SHARED
     }
+}
+
+/// Messages of a room with `seq >= from`, at most `limit`, in order.
+fn room_messages(
+    c: &impl Db,
+    firm: FirmId,
+    room: RoomId,
+    from: u64,
+    limit: u32,
+) -> Result<Vec<Message>, StoreError> {
+    c.rows(
+        "SELECT seq, sender, ciphertext, created_ms FROM room_messages WHERE firm = ?1 AND room = ?2 AND seq >= ?3 ORDER BY seq LIMIT ?4",
+        p![&firm.0, &room, i(from), limit],
+        |r| {
+            Ok(Message {
+                seq: r.u64(0)?,
+                sender: DeviceId(r.id16(1)?),
+                ciphertext: r.blob(2)?,
+                created_ms: r.u64(3)?,
+            })
+        },
+    )
+}
+
+/// The number a room's next message will get (`NotFound` for no room).
+fn next_seq(c: &impl Db, firm: FirmId, room: RoomId) -> Result<u64, StoreError> {
+    c.int(
+        "SELECT next_seq FROM rooms WHERE firm = ?1 AND room = ?2",
+        p![&firm.0, &room],
+    )?
+    .map(u)
+    .ok_or(StoreError::NotFound)
 }
