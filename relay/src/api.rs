@@ -1096,15 +1096,25 @@ async fn load_room_for<S: Store>(
         .await
         .map_err(store_err)?
         .ok_or_else(|| ApiError::not_found("no such room"))?;
+    let members = room_access(state, c, &r)?;
+    Ok((r, members))
+}
+
+/// Whether the caller may use `room`: its current members, or why not.
+fn room_access<S: Store>(
+    state: &AppState<S>,
+    c: &Caller,
+    r: &Room,
+) -> Result<Vec<MemberId>, ApiError> {
     // A customer file's rooms (staff room and conversation) end with the file.
     if let Some(file) = r.file {
         require_not_erased(state, c.firm, file)?;
     }
-    let members = room_members(state, c.firm, &r)?;
+    let members = room_members(state, c.firm, r)?;
     if !members.contains(&c.member) {
         return Err(ApiError::forbidden("not a member of this room"));
     }
-    Ok((r, members))
+    Ok(members)
 }
 
 async fn create_room<S: Store>(
@@ -1358,8 +1368,8 @@ async fn get_messages<S: Store>(
 ) -> Result<Response, ApiError> {
     let c = &s.caller;
     let room = path_id16(&room)?;
-    load_room_for(&state, c, room).await?;
-    let (mut msgs, next) = state
+    // The room and the page in one read; nothing leaves before access is checked.
+    let (head, mut msgs, next) = state
         .store
         .message_page(
             c.firm,
@@ -1368,7 +1378,9 @@ async fn get_messages<S: Store>(
             page(q.limit, state.config.max_page),
         )
         .await
-        .map_err(store_err)?;
+        .map_err(store_err)?
+        .ok_or_else(|| ApiError::not_found("no such room"))?;
+    room_access(&state, c, &head)?;
     // A page of large messages ends early (never empty): a bounded answer for both sides.
     let mut bytes = 0usize;
     let keep = msgs

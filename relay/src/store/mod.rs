@@ -408,15 +408,16 @@ pub trait Store: Send + Sync + 'static {
         from: u64,
         limit: u32,
     ) -> impl Future<Output = Result<Vec<Message>, StoreError>> + Send;
-    /// A history page in one read: [`Store::messages`], then [`Store::room_next_seq`] (so
-    /// the number is past every message of the page; `NotFound` for no room).
+    /// A history page in one read: the room ([`Store::room`]; `None` for no room), its
+    /// [`Store::messages`], then [`Store::room_next_seq`] (so the number is past every
+    /// message of the page). The caller checks access before anything leaves.
     fn message_page(
         &self,
         firm: FirmId,
         room: RoomId,
         from: u64,
         limit: u32,
-    ) -> impl Future<Output = Result<(Vec<Message>, u64), StoreError>> + Send;
+    ) -> impl Future<Output = Result<Option<(Room, Vec<Message>, u64)>, StoreError>> + Send;
 
     /// Stores `version` of a record if the stored version is `version - 1` (0 = none);
     /// returns the change cursor, or `VersionConflict`.

@@ -728,31 +728,7 @@ impl<E: Engine> Store for SqlStore<E> {
     }
 
     async fn room(&self, firm: FirmId, room: RoomId) -> Result<Option<Room>, StoreError> {
-        self.read(move |c| {
-            let head = c.opt(
-                "SELECT file, created_by FROM rooms WHERE firm = ?1 AND room = ?2",
-                p![&firm.0, &room],
-                |r| {
-                    let file = r.opt_blob(0)?.map(|b| fixed(b, 0)).transpose()?;
-                    Ok((file.map(FileId), MemberId(r.id16(1)?)))
-                },
-            )?;
-            let Some((file, created_by)) = head else {
-                return Ok(None);
-            };
-            let members = c.rows(
-                "SELECT member FROM room_members WHERE firm = ?1 AND room = ?2 ORDER BY member",
-                p![&firm.0, &room],
-                |r| r.id16(0).map(MemberId),
-            )?;
-            Ok(Some(Room {
-                id: room,
-                file,
-                created_by,
-                members,
-            }))
-        })
-        .await
+        self.read(move |c| read_room(c, firm, room)).await
     }
 
     async fn set_room_members(
@@ -829,10 +805,13 @@ impl<E: Engine> Store for SqlStore<E> {
         room: RoomId,
         from: u64,
         limit: u32,
-    ) -> Result<(Vec<Message>, u64), StoreError> {
+    ) -> Result<Option<(Room, Vec<Message>, u64)>, StoreError> {
         self.read(move |c| {
+            let Some(head) = read_room(c, firm, room)? else {
+                return Ok(None);
+            };
             let page = room_messages(c, firm, room, from, limit)?;
-            Ok((page, next_seq(c, firm, room)?))
+            Ok(Some((head, page, next_seq(c, firm, room)?)))
         })
         .await
     }
@@ -1891,4 +1870,30 @@ fn next_seq(c: &impl Db, firm: FirmId, room: RoomId) -> Result<u64, StoreError> 
     )?
     .map(u)
     .ok_or(StoreError::NotFound)
+}
+
+/// A room and its members (`None` for no room).
+fn read_room(c: &impl Db, firm: FirmId, room: RoomId) -> Result<Option<Room>, StoreError> {
+    let head = c.opt(
+        "SELECT file, created_by FROM rooms WHERE firm = ?1 AND room = ?2",
+        p![&firm.0, &room],
+        |r| {
+            let file = r.opt_blob(0)?.map(|b| fixed(b, 0)).transpose()?;
+            Ok((file.map(FileId), MemberId(r.id16(1)?)))
+        },
+    )?;
+    let Some((file, created_by)) = head else {
+        return Ok(None);
+    };
+    let members = c.rows(
+        "SELECT member FROM room_members WHERE firm = ?1 AND room = ?2 ORDER BY member",
+        p![&firm.0, &room],
+        |r| r.id16(0).map(MemberId),
+    )?;
+    Ok(Some(Room {
+        id: room,
+        file,
+        created_by,
+        members,
+    }))
 }
