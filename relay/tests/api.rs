@@ -1423,15 +1423,7 @@ async fn history_pages_come_in_binary_form_bounded_and_logged_like_json() {
     a.grant(&http, file, anna.id).await;
     a.grant(&http, file, a.owner.id).await;
     let owner = a.owner_device.clone();
-    let room = hex::encode(a.random16());
-    owner
-        .ok(
-            &http,
-            "POST",
-            "/v1/rooms",
-            Some(json!({ "room": room, "file": file })),
-        )
-        .await;
+    let room = a.file_room(&http, file).await;
     let post = |dev: &Device, ct: Vec<u8>| {
         let (http, dev, room) = (http.clone(), dev.clone(), room.clone());
         async move {

@@ -415,15 +415,7 @@ async fn every_route_refuses_every_bad_input_class() {
     let file = FileId(a.random16());
     a.grant(&http, file, a.owner.id).await;
     let owner = a.owner_device.clone();
-    let room = hex::encode(a.random16());
-    owner
-        .ok(
-            &http,
-            "POST",
-            "/v1/rooms",
-            Some(json!({ "room": room, "file": file })),
-        )
-        .await;
+    let room = a.file_room(&http, file).await;
     let revoke = a.event(
         &a.owner_clone(),
         EventKind::MemberRemoved { member: gone.id },

@@ -123,6 +123,10 @@ async fn run_with(mut c: tokio::process::Command) -> Run {
         .await
         .expect("ledgerline hung")
         .unwrap();
+    run_of(out)
+}
+
+fn run_of(out: std::process::Output) -> Run {
     let stdout = String::from_utf8(out.stdout).unwrap();
     Run {
         code: out.status.code().unwrap_or(-1),
@@ -151,12 +155,7 @@ async fn ll_stdin(profile: &Path, args: &[&str], input: Vec<u8>) -> Run {
         .await
         .expect("ledgerline hung")
         .unwrap();
-    let stdout = String::from_utf8(out.stdout).unwrap();
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        json: serde_json::from_str(stdout.trim()).unwrap_or(Value::Null),
-        stderr: String::from_utf8(out.stderr).unwrap(),
-    }
+    run_of(out)
 }
 
 /// Runs and insists on success.

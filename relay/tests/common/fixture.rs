@@ -365,6 +365,20 @@ impl Firm {
         }
     }
 
+    /// Creates a customer file's room from the owner's device; its id in hex.
+    pub async fn file_room(&mut self, client: &reqwest::Client, file: FileId) -> String {
+        let room = hex::encode(self.random16());
+        self.owner_device
+            .ok(
+                client,
+                "POST",
+                "/v1/rooms",
+                Some(json!({ "room": room, "file": file })),
+            )
+            .await;
+        room
+    }
+
     pub fn random16(&mut self) -> [u8; 16] {
         let mut b = [0u8; 16];
         self.rng.fill_bytes(&mut b);
