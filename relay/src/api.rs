@@ -1409,7 +1409,10 @@ async fn get_messages<S: Store>(
                 .collect(),
         };
         return Ok((
-            [(header::CONTENT_TYPE, history::MEDIA_TYPE)],
+            [
+                (header::CONTENT_TYPE, history::MEDIA_TYPE),
+                (header::VARY, "accept"),
+            ],
             page.to_bytes(),
         )
             .into_response());
@@ -1418,10 +1421,14 @@ async fn get_messages<S: Store>(
         .into_iter()
         .map(|m| json!({ "seq": m.seq, "sender": m.sender, "ciphertext": hex::encode(m.ciphertext), "created_ms": m.created_ms }))
         .collect();
-    Ok(Json(json!({ "messages": msgs, "next": next })).into_response())
+    Ok((
+        [(header::VARY, "accept")],
+        Json(json!({ "messages": msgs, "next": next })),
+    )
+        .into_response())
 }
 
-/// Whether the request's `Accept` header lists `media_type` (parameters ignored).
+/// Whether the request's `Accept` header lists `media_type` (and not with `q=0`).
 fn accepts(headers: &HeaderMap, media_type: &str) -> bool {
     headers
         .get_all(header::ACCEPT)
@@ -1429,9 +1436,17 @@ fn accepts(headers: &HeaderMap, media_type: &str) -> bool {
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
         .any(|t| {
-            t.split(';')
+            let mut parts = t.split(';');
+            let named = parts
                 .next()
-                .is_some_and(|t| t.trim().eq_ignore_ascii_case(media_type))
+                .is_some_and(|t| t.trim().eq_ignore_ascii_case(media_type));
+            let refused = parts.any(|p| {
+                p.trim()
+                    .strip_prefix("q=")
+                    .and_then(|q| q.trim().parse::<f32>().ok())
+                    == Some(0.0)
+            });
+            named && !refused
         })
 }
 
@@ -3306,4 +3321,41 @@ async fn serve_socket<S: Store>(
         }
     }
     state.hub.unregister(firm, device, id);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    fn accept(values: &[&'static str]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for v in values {
+            h.append(header::ACCEPT, HeaderValue::from_static(v));
+        }
+        h
+    }
+
+    #[test]
+    fn accept_names_the_binary_page_form_or_not() {
+        let t = history::MEDIA_TYPE;
+        for yes in [
+            &["application/vnd.ledgerline.history-page"][..],
+            &["application/json;q=0.5, application/vnd.ledgerline.history-page"],
+            &["text/html", "Application/VND.Ledgerline.History-Page; q=1"],
+            &["application/vnd.ledgerline.history-page;q=0.1"],
+        ] {
+            assert!(accepts(&accept(yes), t), "{yes:?}");
+        }
+        for no in [
+            &[][..],
+            &["application/json"],
+            &["*/*"],
+            &["application/vnd.ledgerline.history-page;q=0"],
+            &["application/vnd.ledgerline.history-page; q=0.0, application/json"],
+            &["application/vnd.ledgerline.history-pages"],
+        ] {
+            assert!(!accepts(&accept(no), t), "{no:?}");
+        }
+    }
 }
