@@ -3,7 +3,11 @@
 //! `synchronous = FULL`). `--rooms N` connects N firms of `--devices` devices, each with
 //! one room, every device on its own WebSocket, messages spread over the rooms. Prints a
 //! table; the raw ceiling — SQLite inserts of the same row size, one fsync'd transaction
-//! each, measured in the same run — gives the ratio.
+//! each, measured in the same run — gives the ratio. It ends with a backfill: one device
+//! reads the room's history in pages of 100 and 500, as JSON and in the binary page form
+//! (sequentially, and with four pages in flight), against the relay's own query on its
+//! database and against what one signature check and one committed log entry per page
+//! leave possible.
 //!
 //!     cargo run --release -p ledgerline-bench --bin relay-bench -- --messages 3000
 //!     cargo run --release -p ledgerline-bench --bin relay-bench -- --messages 10000 --rooms 100
