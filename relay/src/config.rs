@@ -49,7 +49,7 @@ pub struct Config {
     pub clock_offset_ms: i64,
     /// PostgreSQL instead of the embedded SQLite (`protocol-spec/scale-out.md`); blobs and
     /// the log secret stay under `data_dir`.
-    pub database_url: Option<DatabaseUrl>,
+    pub database_url: Option<Secret>,
     /// Most PostgreSQL connections this relay keeps.
     pub database_pool: u32,
     /// PEM certificates of the CA that signed the PostgreSQL server's certificate, trusted
@@ -65,30 +65,37 @@ pub struct Config {
     /// Access key id; unset: the usual AWS sources (`AWS_*` variables, instance metadata).
     pub s3_access_key_id: Option<String>,
     /// Secret access key; never printed.
-    pub s3_secret_access_key: Option<DatabaseUrl>,
+    pub s3_secret_access_key: Option<Secret>,
 }
 
-/// A PostgreSQL connection string or another secret setting (the S3 secret key). It may
-/// hold a password, so it is never printed: `Debug` shows only that it is set.
+/// A secret setting: a PostgreSQL connection string (it may hold a password) or the S3
+/// secret key. It is never printed (`Debug` shows only that it is set) and its bytes are
+/// zeroized when dropped.
 #[derive(Clone, PartialEq, Eq)]
-pub struct DatabaseUrl(String);
+pub struct Secret(String);
 
-impl DatabaseUrl {
+impl Secret {
     /// The string, for the driver only.
     pub fn expose(&self) -> &str {
         &self.0
     }
 }
 
-impl std::fmt::Debug for DatabaseUrl {
+impl std::fmt::Debug for Secret {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("DatabaseUrl(<hidden>)")
+        f.write_str("Secret(<hidden>)")
     }
 }
 
-impl From<String> for DatabaseUrl {
+impl From<String> for Secret {
     fn from(s: String) -> Self {
         Self(s)
+    }
+}
+
+impl Drop for Secret {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.0);
     }
 }
 
@@ -356,7 +363,7 @@ impl ServeArgs {
                 .clone()
                 .or(file.database_url)
                 .filter(|u| !u.is_empty())
-                .map(DatabaseUrl),
+                .map(Secret),
             database_pool: self
                 .database_pool
                 .or(file.database_pool)
@@ -386,7 +393,7 @@ impl ServeArgs {
                 .s3_secret_access_key
                 .clone()
                 .or(file.s3_secret_access_key)
-                .map(DatabaseUrl),
+                .map(Secret),
         };
         c.validate()?;
         Ok(c)
@@ -501,6 +508,23 @@ mod tests {
     use super::*;
 
     #[test]
+    fn secrets_are_never_printed() {
+        let url = Secret::from("postgres://relay:hunter2@db.biuro/ledgerline".to_owned());
+        assert_eq!(format!("{url:?}"), "Secret(<hidden>)");
+        assert_eq!(url.expose(), "postgres://relay:hunter2@db.biuro/ledgerline");
+        let c = Config {
+            database_url: Some(url),
+            s3_secret_access_key: Some(Secret::from("wJalrXUtnFEMI-s3-secret".to_owned())),
+            ..Config::default()
+        };
+        let shown = format!("{c:?}");
+        assert!(
+            !shown.contains("hunter2") && !shown.contains("s3-secret"),
+            "{shown}"
+        );
+    }
+
+    #[test]
     fn file_then_flags() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("relay.toml");
@@ -539,7 +563,7 @@ mod tests {
         };
         let c = args.resolve().unwrap();
         assert_eq!(
-            c.database_url.as_ref().map(DatabaseUrl::expose),
+            c.database_url.as_ref().map(Secret::expose),
             Some("postgres://relay:s3cret@db.example/ledgerline")
         );
         assert_eq!(c.database_pool, 4);
