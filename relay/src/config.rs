@@ -429,6 +429,13 @@ impl Config {
                     .into(),
             ));
         }
+        let most = ledgerline_protocol::history::PAGE_MESSAGES_MAX;
+        if self.max_page as usize > most {
+            // A longer page is not a history page any client may accept.
+            return Err(ConfigError::Invalid(format!(
+                "max_page is at most {most} (messages per history page)"
+            )));
+        }
         if self.header_timeout_ms == 0 || self.body_timeout_ms == 0 {
             return Err(ConfigError::Invalid("timeouts must be positive".into()));
         }
@@ -506,6 +513,18 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_page_longer_than_clients_accept_is_refused() {
+        let most = ledgerline_protocol::history::PAGE_MESSAGES_MAX as u32;
+        let with = |max_page| Config {
+            max_page,
+            ..Config::default()
+        };
+        assert!(with(most).validate().is_ok());
+        let e = with(most + 1).validate().unwrap_err();
+        assert!(e.to_string().contains("max_page"), "{e}");
+    }
 
     #[test]
     fn secrets_are_never_printed() {
