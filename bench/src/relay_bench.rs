@@ -107,7 +107,7 @@ async fn pg_ceiling(url: &str, rows: usize, size: usize, per_txn: usize) -> f64 
     rows as f64 / start.elapsed().as_secs_f64()
 }
 
-/// The relay's backfill query straight on PostgreSQL, second pass; messages per second.
+/// The relay's backfill query straight on PostgreSQL, caches warm; messages per second.
 async fn pg_backfill(url: &str, firm: &[u8], room: &[u8], page: usize) -> f64 {
     let (c, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
         .await
@@ -117,8 +117,8 @@ async fn pg_backfill(url: &str, firm: &[u8], room: &[u8], page: usize) -> f64 {
         .prepare("SELECT seq, sender, ciphertext, created_ms FROM room_messages WHERE firm = $1 AND room = $2 AND seq >= $3 ORDER BY seq LIMIT $4")
         .await
         .unwrap();
-    let mut rate = 0.0;
-    for _ in 0..2 {
+    let mut timing = Timing::default();
+    while timing.more() {
         let start = Instant::now();
         let (mut from, mut got) = (1i64, 0usize);
         loop {
@@ -133,9 +133,43 @@ async fn pg_backfill(url: &str, firm: &[u8], room: &[u8], page: usize) -> f64 {
                 let _: (Vec<u8>, Vec<u8>, i64) = (r.get(1), r.get(2), r.get(3));
             }
         }
-        rate = got as f64 / start.elapsed().as_secs_f64();
+        timing.pass(got, start);
     }
-    rate
+    timing.rate()
+}
+
+/// Passes over a room's history: the first warms the caches and is not counted; then passes
+/// until [`Timing::SPAN`] has been timed, so that a fast reading is not one short sample.
+#[derive(Debug, Default)]
+struct Timing {
+    passes: usize,
+    messages: usize,
+    timed: Duration,
+}
+
+impl Timing {
+    const SPAN: Duration = Duration::from_secs(1);
+
+    fn more(&self) -> bool {
+        self.passes < 2 || self.timed < Self::SPAN
+    }
+
+    fn pass(&mut self, messages: usize, start: Instant) {
+        if self.passes > 0 {
+            self.messages += messages;
+            self.timed += start.elapsed();
+        }
+        self.passes += 1;
+    }
+
+    fn rate(&self) -> f64 {
+        self.messages as f64 / self.timed.as_secs_f64()
+    }
+
+    /// Messages per pass.
+    fn per_pass(&self) -> usize {
+        self.messages / self.passes.saturating_sub(1).max(1)
+    }
 }
 
 struct Outcome {
@@ -211,7 +245,7 @@ enum Reading {
 }
 
 /// Backfill: one device reads a room's whole history in pages of `page` over signed HTTP
-/// (a device catching up). Each is timed on its second pass (page cache warm). Returns
+/// (a device catching up). Timed over passes after a warm-up one ([`Timing`]). Returns
 /// (messages, msg/s).
 async fn backfill(
     http: &reqwest::Client,
@@ -227,8 +261,8 @@ async fn backfill(
     );
     let room_id: [u8; 16] = hex::decode(room).unwrap().try_into().unwrap();
     let limit = page as u32;
-    let (mut rate, mut n) = (0.0, 0);
-    for _ in 0..2 {
+    let mut timing = Timing::default();
+    while timing.more() {
         let start = Instant::now();
         let mut got = 0usize;
         match reading {
@@ -283,10 +317,9 @@ async fn backfill(
                 }
             }
         }
-        rate = got as f64 / start.elapsed().as_secs_f64();
-        n = got;
+        timing.pass(got, start);
     }
-    (n, rate)
+    (timing.per_pass(), timing.rate())
 }
 
 /// What authenticating one request costs on this machine, in the same run: (sign, strict
@@ -314,7 +347,7 @@ fn request_costs(device: &Device, room: &str) -> (f64, f64) {
 }
 
 /// The raw ceiling of a backfill: the relay's own query for the same pages, straight on
-/// its SQLite file, second pass; msg/s.
+/// its SQLite file, caches warm; msg/s.
 async fn sqlite_backfill(db: &std::path::Path, firm: FirmId, room: &str, page: usize) -> f64 {
     let room_bytes = hex::decode(room).unwrap();
     let db = db.to_owned();
@@ -327,8 +360,8 @@ async fn sqlite_backfill(db: &std::path::Path, firm: FirmId, room: &str, page: u
         let mut st = c
             .prepare_cached("SELECT seq, sender, ciphertext, created_ms FROM room_messages WHERE firm = ?1 AND room = ?2 AND seq >= ?3 ORDER BY seq LIMIT ?4")
             .unwrap();
-        let mut rate = 0.0;
-        for _ in 0..2 {
+        let mut timing = Timing::default();
+        while timing.more() {
             let start = Instant::now();
             let (mut from, mut got) = (1i64, 0usize);
             loop {
@@ -344,9 +377,9 @@ async fn sqlite_backfill(db: &std::path::Path, firm: FirmId, room: &str, page: u
                 got += rows.len();
                 from = last.0 + 1;
             }
-            rate = got as f64 / start.elapsed().as_secs_f64();
+            timing.pass(got, start);
         }
-        rate
+        timing.rate()
     })
     .await
     .unwrap()
@@ -684,6 +717,10 @@ async fn main() -> anyhow::Result<()> {
             ("JSON pages, sequential", Reading::Json),
             ("binary pages (client core), sequential", Reading::Binary),
             ("binary pages (client core), 4 in flight", Reading::Ahead(4)),
+            (
+                "binary pages (client core), 16 in flight",
+                Reading::Ahead(16),
+            ),
         ] {
             let (read, rate) = backfill(&http, &history.0, &history.1, page, reading).await;
             println!(
@@ -694,19 +731,20 @@ async fn main() -> anyhow::Result<()> {
         println!(
             "| raw ceiling: the relay's query straight on {store} | {page} | | {raw:.0} | 1.00 |"
         );
-        // What no authenticated, logged read can beat: per page, the query, one strict
-        // Ed25519 verification (every request is signed) and, for the access-log leaf
-        // written before the answer leaves, one committed transaction.
+        // What an authenticated, logged read cannot beat on one core: per page, the query
+        // and one strict Ed25519 verification (every request is signed); one page at a time
+        // also waits for one committed transaction (the access-log leaf is durable before
+        // the page leaves), which pages in flight share through group commit.
         let query = page as f64 / raw;
         let with_verify = page as f64 / (query + verify);
         let with_commit = page as f64 / (query + verify + 1.0 / ceiling);
         println!(
-            "| bound: query + one Ed25519 verification ({:.0} µs) per page | {page} | | {with_verify:.0} | {:.2} |",
+            "| bound, pages in flight (commits shared): query + one Ed25519 verification ({:.0} µs) per page | {page} | | {with_verify:.0} | {:.2} |",
             verify * 1e6,
             with_verify / raw
         );
         println!(
-            "| bound: query + verification + one committed transaction ({:.0} µs) per page | {page} | | {with_commit:.0} | {:.2} |",
+            "| bound, one page at a time: query + verification + one committed transaction ({:.0} µs) | {page} | | {with_commit:.0} | {:.2} |",
             1e6 / ceiling,
             with_commit / raw
         );
