@@ -156,18 +156,9 @@ pub struct ToDeviceMessage {
     pub ciphertext: Vec<u8>,
 }
 
-/// A room message as listed by the relay.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RoomMessage {
-    /// Sequence number.
-    pub seq: u64,
-    /// Sending device (as the relay states it; the timeline checks it).
-    pub sender: DeviceId,
-    /// Megolm ciphertext in the room wire format.
-    pub ciphertext: Vec<u8>,
-    /// When the relay accepted it (ms since the epoch; the relay's clock).
-    pub created_ms: u64,
-}
+/// A room message as listed by the relay: the protocol's history-page message (the sender as
+/// the relay states it; the timeline checks it).
+pub use ledgerline_protocol::history::PageMessage as RoomMessage;
 
 /// A wrapped key addressed to this device or member, as listed by the relay.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -215,6 +206,26 @@ pub struct RoomInfo {
     pub members: Vec<MemberId>,
     /// Their active devices.
     pub devices: Vec<DeviceId>,
+}
+
+/// Runs `attempt` (which signs anew each time: a resent signature would be a replay) again
+/// after a `429`, up to [`RATE_LIMIT_RETRIES`] times with pauses of 0.2 s, 0.4 s, ...
+async fn retry_rate_limited<R, F, Fut>(mut attempt: F) -> Result<R, RelayError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<R, RelayError>>,
+{
+    let mut pause = std::time::Duration::from_millis(200);
+    for _ in 0..RATE_LIMIT_RETRIES {
+        match attempt().await {
+            Err(RelayError::Refused { status: 429, .. }) => {
+                tokio::time::sleep(pause).await;
+                pause = pause.saturating_mul(2);
+            }
+            other => return other,
+        }
+    }
+    attempt().await
 }
 
 /// Turns a relay answer into JSON or a clear error.
@@ -351,6 +362,18 @@ impl<T: Transport> RelayClient<T> {
         }
     }
 
+    /// One request as sent, counted; the status and body as answered.
+    async fn exchange_raw(
+        &self,
+        method: &str,
+        path: &str,
+        headers: Vec<(&'static str, String)>,
+        body: Vec<u8>,
+    ) -> Result<(u16, Vec<u8>), RelayError> {
+        self.sent.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.transport.send(method, path, headers, body).await
+    }
+
     async fn exchange(
         &self,
         method: &str,
@@ -358,8 +381,7 @@ impl<T: Transport> RelayClient<T> {
         headers: Vec<(&'static str, String)>,
         body: Vec<u8>,
     ) -> Result<Value, RelayError> {
-        self.sent.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let (status, bytes) = self.transport.send(method, path, headers, body).await?;
+        let (status, bytes) = self.exchange_raw(method, path, headers, body).await?;
         interpret(status, &bytes)
     }
 
@@ -391,31 +413,18 @@ impl<T: Transport> RelayClient<T> {
         path: &str,
         accept: &str,
     ) -> Result<Vec<u8>, RelayError> {
-        let mut pause = std::time::Duration::from_millis(200);
-        let mut attempt = 0;
-        loop {
+        retry_rate_limited(|| async {
             let mut headers = self.signed_headers(signer, "GET", path, sha256(&[]))?;
             headers.push(("accept", accept.to_owned()));
-            self.sent.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            let (status, bytes) = self
-                .transport
-                .send("GET", path, headers, Vec::new())
-                .await?;
+            let (status, bytes) = self.exchange_raw("GET", path, headers, Vec::new()).await?;
             if (200..=299).contains(&status) {
                 return Ok(bytes);
             }
-            let err = interpret(status, &bytes)
+            Err(interpret(status, &bytes)
                 .err()
-                .unwrap_or_else(|| RelayError::Garbage(format!("status {status}")));
-            if !matches!(err, RelayError::Refused { status: 429, .. })
-                || attempt >= RATE_LIMIT_RETRIES
-            {
-                return Err(err);
-            }
-            attempt += 1;
-            tokio::time::sleep(pause).await;
-            pause = pause.saturating_mul(2);
-        }
+                .unwrap_or_else(|| RelayError::Garbage(format!("status {status}"))))
+        })
+        .await
     }
 
     /// A signed call with a JSON body (or none). A `429` is retried a few times with
@@ -430,17 +439,7 @@ impl<T: Transport> RelayClient<T> {
         let body = body
             .map(|b| serde_json::to_vec(&b).unwrap_or_default())
             .unwrap_or_default();
-        let mut pause = std::time::Duration::from_millis(200);
-        for _ in 0..RATE_LIMIT_RETRIES {
-            match self.call_once(signer, method, path, &body).await {
-                Err(RelayError::Refused { status: 429, .. }) => {
-                    tokio::time::sleep(pause).await;
-                    pause = pause.saturating_mul(2);
-                }
-                other => return other,
-            }
-        }
-        self.call_once(signer, method, path, &body).await
+        retry_rate_limited(|| self.call_once(signer, method, path, &body)).await
     }
 
     async fn call_once(
@@ -933,17 +932,7 @@ impl<T: Transport> RelayClient<T> {
         if bytes.first() != Some(&b'{') {
             let page = history::HistoryPage::from_bytes(&bytes)
                 .map_err(|e| RelayError::Garbage(format!("history page: {e}")))?;
-            let list = page
-                .messages
-                .into_iter()
-                .map(|m| RoomMessage {
-                    seq: m.seq,
-                    sender: m.sender,
-                    ciphertext: m.ciphertext,
-                    created_ms: m.created_ms,
-                })
-                .collect();
-            return Ok((list, Some(page.next)));
+            return Ok((page.messages, Some(page.next)));
         }
         let v = interpret(200, &bytes)?;
         let list = list(&v, "messages")?;
@@ -1846,6 +1835,55 @@ mod tests {
             matches!(&e, RelayError::Refused { status: 403, code, .. } if code == "forbidden"),
             "{e}"
         );
+    }
+
+    /// Answers `429` to the first `n` requests, then `200` with `body`.
+    struct Busy(std::sync::atomic::AtomicUsize, usize, Vec<u8>);
+
+    impl Transport for Busy {
+        async fn send(
+            &self,
+            _: &str,
+            _: &str,
+            _: Vec<(&'static str, String)>,
+            _: Vec<u8>,
+        ) -> Result<(u16, Vec<u8>), RelayError> {
+            let seen = self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            Ok(if seen < self.1 {
+                (
+                    429,
+                    br#"{"code":"rate_limited","message":"slow down"}"#.to_vec(),
+                )
+            } else {
+                (200, self.2.clone())
+            })
+        }
+    }
+
+    #[tokio::test]
+    async fn a_rate_limited_request_is_retried_then_given_up() {
+        let key = DeviceSigningKey::from_bytes(&[3; 32]);
+        let page = history::HistoryPage {
+            next: 1,
+            messages: vec![],
+        };
+        let relay = |busy| {
+            RelayClient::new(
+                Busy(Default::default(), busy, page.to_bytes()),
+                FirmId([1; 16]),
+                DeviceId([2; 16]),
+            )
+        };
+        let r = relay(2);
+        assert_eq!(
+            r.messages_page(&key, [4; 16], 1, 100).await.unwrap(),
+            (vec![], Some(1))
+        );
+        assert_eq!(r.requests_sent(), 3);
+        let r = relay(usize::MAX);
+        let e = r.messages_page(&key, [4; 16], 1, 100).await.unwrap_err();
+        assert!(matches!(&e, RelayError::Refused { status: 429, .. }), "{e}");
+        assert_eq!(r.requests_sent(), RATE_LIMIT_RETRIES as u64 + 1);
     }
 
     #[tokio::test]
