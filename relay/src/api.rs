@@ -1398,15 +1398,7 @@ async fn get_messages<S: Store>(
     if accepts(&headers, history::MEDIA_TYPE) {
         let page = history::HistoryPage {
             next,
-            messages: msgs
-                .into_iter()
-                .map(|m| history::PageMessage {
-                    seq: m.seq,
-                    sender: m.sender,
-                    created_ms: m.created_ms,
-                    ciphertext: m.ciphertext,
-                })
-                .collect(),
+            messages: msgs,
         };
         return Ok((
             [

@@ -147,18 +147,9 @@ pub struct Room {
     pub members: Vec<MemberId>,
 }
 
-/// A stored room message.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Message {
-    /// Position in the room, from 1.
-    pub seq: u64,
-    /// Sending device.
-    pub sender: DeviceId,
-    /// Megolm ciphertext.
-    pub ciphertext: Vec<u8>,
-    /// Relay time of receipt.
-    pub created_ms: u64,
-}
+/// A stored room message: what a history page carries (position from 1, sending device,
+/// Megolm ciphertext, relay time of receipt).
+pub use ledgerline_protocol::history::PageMessage as Message;
 
 /// A stored record version.
 #[derive(Debug, Clone, PartialEq, Eq)]
