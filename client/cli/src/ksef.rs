@@ -200,6 +200,7 @@ pub(crate) async fn ksef(p: &mut Profile, cmd: KsefCmd, json: bool) -> Result<Ou
                 return Err(Failure {
                     exit: 10,
                     code: "ksef",
+                    reason: None,
                     message: text,
                 });
             }

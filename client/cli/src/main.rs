@@ -10,16 +10,14 @@ use ledgerline_client_core::chrono::NaiveDate;
 use ledgerline_client_core::keystore;
 use ledgerline_client_core::mail::imap::MailboxConfig;
 use ledgerline_client_core::mail::sort::{Rule, RuleOn};
-use ledgerline_client_core::onboarding::OnboardingError;
 use ledgerline_client_core::profile::{
-    parse_role, ClientError, Conversation, DocumentManifest, Phase, PlacedMail, Profile, Progress,
-    RotationProgress, RotationReport, RuleView, Unlock, WatchEvent,
+    parse_role, ClientError, Conversation, DocumentManifest, ErrorKind, Phase, PlacedMail, Profile,
+    Progress, RotationProgress, RotationReport, RuleView, Unlock, WatchEvent,
 };
 use ledgerline_client_core::profile::{today, CustomerCard, EventSpec, TaskSpec, CUSTOMER_CARD};
 use ledgerline_client_core::protocol::ids::{FileId, MemberId};
 use ledgerline_client_core::protocol::retention::RetentionPolicy;
 use ledgerline_client_core::room::RoomEvent;
-use ledgerline_client_core::store::StoreError;
 use ledgerline_client_core::transport::RelayError;
 use ledgerline_client_core::when::{self, DEFAULT_ZONE};
 use serde_json::{json, Value};
@@ -1124,37 +1122,41 @@ enum DocCmd {
     },
 }
 
-/// A failure with its exit code and a stable code word for `--json`.
+/// A failure with its exit code and a stable code word (and, where there is one, a reason
+/// word) for `--json`.
 struct Failure {
     exit: u8,
     code: &'static str,
+    reason: Option<String>,
     message: String,
+}
+
+/// The exit code of each kind of failure (README, "Exit codes").
+fn exit_code(kind: ErrorKind) -> u8 {
+    match kind {
+        ErrorKind::Invalid | ErrorKind::Store => 1,
+        ErrorKind::RelayUnreachable => 3,
+        ErrorKind::RelayRefused => 4,
+        ErrorKind::RelayGarbage
+        | ErrorKind::Integrity
+        | ErrorKind::FingerprintMismatch
+        | ErrorKind::Onboarding => 5,
+        ErrorKind::NotFound => 6,
+        ErrorKind::NotAllowed => 7,
+        ErrorKind::WrongKey | ErrorKind::Keyring => 8,
+        ErrorKind::Mail => 9,
+        ErrorKind::Ksef => 10,
+        ErrorKind::Queued => 75,
+    }
 }
 
 impl From<ClientError> for Failure {
     fn from(e: ClientError) -> Self {
-        let (exit, code) = match &e {
-            ClientError::Relay(RelayError::Unreachable(_)) => (3, "relay_unreachable"),
-            ClientError::Relay(RelayError::Refused { .. }) => (4, "relay_refused"),
-            ClientError::Relay(RelayError::Garbage(_)) => (5, "relay_garbage"),
-            ClientError::Integrity(_) => (5, "integrity"),
-            ClientError::Onboarding(OnboardingError::FingerprintMismatch { .. }) => {
-                (5, "fingerprint_mismatch")
-            }
-            ClientError::Onboarding(_) => (5, "onboarding"),
-            ClientError::NotFound(_) => (6, "not_found"),
-            ClientError::NotAllowed(_) => (7, "not_allowed"),
-            ClientError::Store(StoreError::WrongKey) => (8, "wrong_key"),
-            ClientError::Keyring(_) => (8, "keyring"),
-            ClientError::Store(_) => (1, "store"),
-            ClientError::Invalid(_) => (1, "invalid"),
-            ClientError::Queued(_) => (75, "queued"),
-            ClientError::Mail(_) => (9, "mail_server"),
-            ClientError::Ksef(_) => (10, "ksef"),
-        };
+        let kind = e.kind();
         Self {
-            exit,
-            code,
+            exit: exit_code(kind),
+            code: kind.code(),
+            reason: e.reason().map(str::to_owned),
             message: e.to_string(),
         }
     }
@@ -1174,6 +1176,7 @@ fn usage(message: impl Into<String>) -> Failure {
     Failure {
         exit: 2,
         code: "usage",
+        reason: None,
         message: message.into(),
     }
 }
@@ -1232,7 +1235,7 @@ fn main() -> ExitCode {
             if json {
                 eprintln!(
                     "{}",
-                    json!({ "error": { "code": f.code, "message": f.message } })
+                    json!({ "error": { "code": f.code, "reason": f.reason, "message": f.message } })
                 );
             } else {
                 eprintln!("ledgerline: {}", f.message);
@@ -1418,6 +1421,7 @@ async fn run(cli: Cli) -> Result<Output, Failure> {
                 Some(p.open_names(&header, &sealed)?.ok_or_else(|| Failure {
                     exit: 6,
                     code: "not_found",
+                    reason: None,
                     message: "the bundle carries no names for this device".into(),
                 })?)
             } else {
@@ -1437,6 +1441,7 @@ async fn run(cli: Cli) -> Result<Output, Failure> {
                 return Err(Failure {
                     exit: 7,
                     code: "not_allowed",
+                    reason: None,
                     message: "this profile's store key is in the OS keyring: there is no passphrase to change".into(),
                 });
             }
@@ -2130,6 +2135,7 @@ fn write_private(out: &std::path::Path, bytes: &[u8]) -> Result<(), Failure> {
     let fail = |e: std::io::Error| Failure {
         exit: 1,
         code: "io",
+        reason: None,
         message: format!("cannot write {}: {e}", out.display()),
     };
     let mut options = std::fs::OpenOptions::new();
@@ -2992,6 +2998,7 @@ async fn mail(p: &mut Profile, cmd: MailCmd, json: bool) -> Result<Output, Failu
                 return Err(Failure {
                     exit: 3,
                     code: "relay_unreachable",
+                    reason: None,
                     message: format!(
                         "{text}\nstopped: {stop}; `ledgerline mail fetch` goes on from here"
                     ),
@@ -3783,11 +3790,13 @@ fn verify_bundle(
     let file = std::fs::File::open(path).map_err(|e| Failure {
         exit: 6,
         code: "not_found",
+        reason: None,
         message: format!("cannot read {}: {e}", path.display()),
     })?;
     let found = |e: ledgerline_audit::AuditError| Failure {
         exit: 5,
         code: e.class(),
+        reason: None,
         message: format!("the bundle does not verify: {e}"),
     };
     let mut v = ledgerline_audit::Verifier::new(opts);
@@ -3805,6 +3814,7 @@ fn verify_bundle(
         let line = line.map_err(|e| Failure {
             exit: 1,
             code: "io",
+            reason: None,
             message: format!("cannot read {}: {e}", path.display()),
         })?;
         if line.trim().is_empty() {
@@ -3856,11 +3866,13 @@ fn bundle_names(
     let file = std::fs::File::open(path).map_err(|e| Failure {
         exit: 6,
         code: "not_found",
+        reason: None,
         message: format!("cannot read {}: {e}", path.display()),
     })?;
     ledgerline_audit::read_names(std::io::BufReader::new(file)).map_err(|what| Failure {
         exit: 5,
         code: "malformed",
+        reason: None,
         message: format!("{}: {what}", path.display()),
     })
 }

@@ -1496,6 +1496,7 @@ async fn internal_rooms_direct_chats_and_read_markers() {
         "{}",
         r.stderr
     );
+    assert_eq!(e["error"]["reason"], "message_too_long", "{}", r.stderr);
     assert!(r.stderr.contains("too long"), "{}", r.stderr);
     let r = ll_stdin(
         &f.owner,
@@ -2181,7 +2182,10 @@ async fn offboarding_cuts_a_member_off_at_once_and_rotates_everything_they_held(
     // …and every request refused.
     let r = ll(&f.bartek, &["sync"]).await;
     assert_eq!(r.code, 4, "{}", r.stderr);
-    assert!(r.stderr.contains("revoked_device"), "{}", r.stderr);
+    // Scripts (and the desktop app) read the kind and the relay's own code, not the text.
+    let e: Value = serde_json::from_str(r.stderr.trim()).unwrap();
+    assert_eq!(e["error"]["code"], "relay_refused", "{}", r.stderr);
+    assert_eq!(e["error"]["reason"], "revoked_device", "{}", r.stderr);
 
     // An auditor sees the revocation without its rotation.
     let (v, _, _) = audit_now(&auditor, dir.path(), "audyt-1.jsonl").await;

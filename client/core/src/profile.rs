@@ -107,6 +107,15 @@ pub enum ClientError {
     /// The request itself is wrong (bad code, a profile that already exists...).
     #[error("{0}")]
     Invalid(String),
+    /// The request is wrong for a reason the user can act on, named by a stable word (a
+    /// message too long to send: `message_too_long`). Its kind is [`ErrorKind::Invalid`].
+    #[error("{message}")]
+    Declined {
+        /// The stable word.
+        reason: &'static str,
+        /// The text for people.
+        message: String,
+    },
     /// A mail server could not be reached or refused the login.
     #[error(transparent)]
     Mail(#[from] crate::mail::imap::ImapError),
@@ -119,6 +128,135 @@ pub enum ClientError {
 }
 
 type Result<T, E = ClientError> = std::result::Result<T, E>;
+
+/// The kind of a [`ClientError`], one stable word each: the CLI prints it under `--json`
+/// and picks its exit code by it; the desktop app names its message by it. It never holds
+/// data, so it may go anywhere.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// The relay could not be reached.
+    RelayUnreachable,
+    /// The relay refused the request (its own code is the reason).
+    RelayRefused,
+    /// The relay answered something that is not an answer.
+    RelayGarbage,
+    /// Data from the relay is not what a member signed.
+    Integrity,
+    /// The fingerprint read out differs from the request's.
+    FingerprintMismatch,
+    /// Another onboarding check failed.
+    Onboarding,
+    /// Something named does not exist.
+    NotFound,
+    /// This member may not do that.
+    NotAllowed,
+    /// The key does not open the local store.
+    WrongKey,
+    /// The OS keyring failed.
+    Keyring,
+    /// The local store failed.
+    Store,
+    /// The request itself is wrong.
+    Invalid,
+    /// Kept to send later.
+    Queued,
+    /// The mail server failed.
+    Mail,
+    /// KSeF failed.
+    Ksef,
+}
+
+impl ErrorKind {
+    /// Every kind.
+    pub const ALL: [Self; 15] = [
+        Self::RelayUnreachable,
+        Self::RelayRefused,
+        Self::RelayGarbage,
+        Self::Integrity,
+        Self::FingerprintMismatch,
+        Self::Onboarding,
+        Self::NotFound,
+        Self::NotAllowed,
+        Self::WrongKey,
+        Self::Keyring,
+        Self::Store,
+        Self::Invalid,
+        Self::Queued,
+        Self::Mail,
+        Self::Ksef,
+    ];
+
+    /// The stable word (`relay_unreachable`, …).
+    pub const fn code(self) -> &'static str {
+        match self {
+            Self::RelayUnreachable => "relay_unreachable",
+            Self::RelayRefused => "relay_refused",
+            Self::RelayGarbage => "relay_garbage",
+            Self::Integrity => "integrity",
+            Self::FingerprintMismatch => "fingerprint_mismatch",
+            Self::Onboarding => "onboarding",
+            Self::NotFound => "not_found",
+            Self::NotAllowed => "not_allowed",
+            Self::WrongKey => "wrong_key",
+            Self::Keyring => "keyring",
+            Self::Store => "store",
+            Self::Invalid => "invalid",
+            Self::Queued => "queued",
+            Self::Mail => "mail_server",
+            Self::Ksef => "ksef",
+        }
+    }
+}
+
+impl ClientError {
+    /// Its kind.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Self::Relay(RelayError::Unreachable(_)) => ErrorKind::RelayUnreachable,
+            Self::Relay(RelayError::Refused { .. }) => ErrorKind::RelayRefused,
+            Self::Relay(RelayError::Garbage(_)) => ErrorKind::RelayGarbage,
+            Self::Integrity(_) => ErrorKind::Integrity,
+            Self::Onboarding(OnboardingError::FingerprintMismatch { .. }) => {
+                ErrorKind::FingerprintMismatch
+            }
+            Self::Onboarding(_) => ErrorKind::Onboarding,
+            Self::NotFound(_) => ErrorKind::NotFound,
+            Self::NotAllowed(_) => ErrorKind::NotAllowed,
+            Self::Store(StoreError::WrongKey) => ErrorKind::WrongKey,
+            Self::Keyring(_) => ErrorKind::Keyring,
+            Self::Store(_) => ErrorKind::Store,
+            Self::Invalid(_) | Self::Declined { .. } => ErrorKind::Invalid,
+            Self::Queued(_) => ErrorKind::Queued,
+            Self::Mail(_) => ErrorKind::Mail,
+            Self::Ksef(_) => ErrorKind::Ksef,
+        }
+    }
+
+    /// A stable word that says more than the kind, where there is one: the relay's own
+    /// code when it refused (`revoked_device`, `rate_limited`, …), which step failed with
+    /// a mail server, KSeF, the keyring or the store. Like the kind it never holds data.
+    pub fn reason(&self) -> Option<&str> {
+        use crate::keystore::KeystoreError;
+        use crate::ksef::api::KsefError;
+        use crate::mail::imap::ImapError;
+        Some(match self {
+            Self::Relay(RelayError::Refused { code, .. }) => code,
+            Self::Declined { reason, .. } => reason,
+            Self::Store(StoreError::TooNew(_)) => "too_new",
+            Self::Store(StoreError::Kdf(_)) => "kdf",
+            Self::Keyring(KeystoreError::Unavailable(_)) => "unavailable",
+            Self::Keyring(KeystoreError::Missing(_)) => "missing",
+            Self::Keyring(KeystoreError::Damaged(_)) => "damaged",
+            Self::Mail(ImapError::Unreachable(_)) => "unreachable",
+            Self::Mail(ImapError::Login(_)) => "login",
+            Self::Ksef(KsefError::Unreachable(_)) => "unreachable",
+            Self::Ksef(KsefError::Refused { .. } | KsefError::Unauthorized) => "login",
+            Self::Ksef(KsefError::RateLimited(_)) => "rate_limited",
+            Self::Ksef(KsefError::Rejected(_)) => "rejected",
+            _ => return None,
+        })
+    }
+}
 
 /// A relay's "not now" (its disk is full, it is overloaded) for something this device
 /// already keeps to send again (a message in the outbox, a pending upload): it waits, and
@@ -825,9 +963,10 @@ impl Profile {
             ));
         }
         if new.chars().count() < 8 {
-            return Err(ClientError::Invalid(
-                "a passphrase needs at least 8 characters".into(),
-            ));
+            return Err(ClientError::Declined {
+                reason: "passphrase_short",
+                message: "a passphrase needs at least 8 characters".into(),
+            });
         }
         keystore::change_passphrase(&self.dir, old, new).map_err(|e| match e {
             PassphraseError::Wrong => ClientError::Store(StoreError::WrongKey),
@@ -1875,11 +2014,14 @@ impl Profile {
         let ciphertext = out.encrypt(&event);
         // The relay refuses a larger message for good: never queue one it would refuse.
         if ciphertext.len() > ledgerline_protocol::history::ROOM_MESSAGE_MAX_BYTES {
-            return Err(ClientError::Invalid(format!(
-                "the message is too long ({} bytes encrypted, at most {}): send the text as a document",
-                ciphertext.len(),
-                ledgerline_protocol::history::ROOM_MESSAGE_MAX_BYTES
-            )));
+            return Err(ClientError::Declined {
+                reason: "message_too_long",
+                message: format!(
+                    "the message is too long ({} bytes encrypted, at most {}): send the text as a document",
+                    ciphertext.len(),
+                    ledgerline_protocol::history::ROOM_MESSAGE_MAX_BYTES
+                ),
+            });
         }
         self.local.outbox.push(Outgoing {
             room: hex::encode(room),
@@ -2829,4 +2971,36 @@ fn read_json<T: for<'de> Deserialize<'de>>(store: &LocalStore, name: &str) -> Re
                 .map_err(|_| ClientError::Integrity(format!("stored {name} is damaged")))
         })
         .transpose()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_words_are_distinct_and_carry_no_data() {
+        let codes: BTreeSet<&str> = ErrorKind::ALL.iter().map(|k| k.code()).collect();
+        assert_eq!(codes.len(), ErrorKind::ALL.len(), "two kinds share a word");
+        let refused = ClientError::Relay(RelayError::Refused {
+            status: 401,
+            code: "revoked_device".into(),
+            message: "the device 0a1b… is revoked".into(),
+        });
+        assert_eq!(refused.kind().code(), "relay_refused");
+        assert_eq!(refused.reason(), Some("revoked_device"));
+        // Free text (a name, a path) stays in the message, never in the words.
+        let named = ClientError::NotFound("no customer file named \"Kowalski\"".into());
+        assert_eq!((named.kind(), named.reason()), (ErrorKind::NotFound, None));
+        let declined = ClientError::Declined {
+            reason: "message_too_long",
+            message: "the message is too long".into(),
+        };
+        assert_eq!(declined.kind(), ErrorKind::Invalid);
+        assert_eq!(declined.reason(), Some("message_too_long"));
+        let login = ClientError::Mail(crate::mail::imap::ImapError::Login("NO [AUTH]".into()));
+        assert_eq!(
+            (login.kind().code(), login.reason()),
+            ("mail_server", Some("login"))
+        );
+    }
 }

@@ -1,7 +1,7 @@
 //! The admin's commands: members and devices, invitations and approval, file access,
 //! revocation (plan, then progress as `revoke-progress` events) and absence cover.
 
-use crate::commands::{file_id, with, Answer, Desk};
+use crate::commands::{file_id, with, Answer, Desk, Failure};
 use ledgerline_client_core::profile::{
     parse_role, CoverView, DeviceView, InvitationView, MemberView, Profile, RevocationPlan,
     RotationProgress, RotationReport, TeamView,
@@ -120,9 +120,13 @@ pub async fn office(desk: State<'_, Desk>) -> Answer<Office> {
 pub async fn invite(desk: State<'_, Desk>, name: String, role: String) -> Answer<String> {
     let name = name.trim().to_owned();
     if name.is_empty() {
-        return Err("the new member's name is needed".into());
+        return Err(Failure::invalid(
+            "name_needed",
+            "the new member's name is needed",
+        ));
     }
-    let role = parse_role(&role).ok_or("a role is admin, member or auditor")?;
+    let role = parse_role(&role)
+        .ok_or_else(|| Failure::invalid("role", "a role is admin, member or auditor"))?;
     with(&desk, async move |p: &mut Profile| {
         p.invite(&name, role).await
     })
@@ -263,10 +267,14 @@ pub async fn cover_grant(
     until: String,
 ) -> Answer<u64> {
     use ledgerline_client_core::when::{parse, DateMeans, DEFAULT_ZONE};
-    let from_ms = parse(&from, DEFAULT_ZONE, DateMeans::StartOfDay)?;
-    let until_ms = parse(&until, DEFAULT_ZONE, DateMeans::EndOfDay)?;
+    let day = |e| Failure::invalid("day", e);
+    let from_ms = parse(&from, DEFAULT_ZONE, DateMeans::StartOfDay).map_err(day)?;
+    let until_ms = parse(&until, DEFAULT_ZONE, DateMeans::EndOfDay).map_err(day)?;
     if until_ms <= from_ms {
-        return Err("the cover ends before it starts".into());
+        return Err(Failure::invalid(
+            "cover_order",
+            "the cover ends before it starts",
+        ));
     }
     with(&desk, async move |p: &mut Profile| {
         let a = member_id(p, &absent)?;

@@ -1,7 +1,7 @@
 //! The access log in the window: the owner exports a bundle for an auditor; an auditor
 //! verifies one offline and reads the report as a table (filtered in the window).
 
-use crate::commands::{text, with, Answer, Desk};
+use crate::commands::{with, Answer, Desk, Failure};
 use ledgerline_audit::{NameMap, Row, Summary, Verifier};
 use ledgerline_client_core::profile::{ExportSummary, Profile};
 use serde::Serialize;
@@ -24,12 +24,16 @@ pub async fn audit_export(
 ) -> Answer<ExportSummary> {
     let out = PathBuf::from(out.trim());
     if out.as_os_str().is_empty() || out.is_dir() {
-        return Err("give the bundle a file name".into());
+        return Err(Failure::invalid(
+            "bundle_name",
+            "give the bundle a file name",
+        ));
     }
     let time = |v: Option<String>| {
         v.filter(|s| !s.trim().is_empty())
             .map(|s| ledgerline_audit::parse_time(s.trim()))
             .transpose()
+            .map_err(|e| Failure::invalid("time", e))
     };
     let (from_ms, to_ms) = (time(from)?, time(to)?);
     let auditor = auditor.filter(|a| !a.trim().is_empty());
@@ -74,19 +78,29 @@ pub async fn audit_verify(desk: State<'_, Desk>, path: String) -> Answer<Report>
     let open = move || {
         std::fs::File::open(&path)
             .map(std::io::BufReader::new)
-            .map_err(|e| format!("cannot read {}: {e}", path.display()))
+            .map_err(|e| {
+                Failure::invalid("unreadable", format!("cannot read {}: {e}", path.display()))
+            })
     };
-    let (header, sealed) = ledgerline_audit::read_names(open()?)?;
+    let (header, sealed) = ledgerline_audit::read_names(open()?).map_err(|e| Failure {
+        code: FINDING,
+        reason: Some("malformed".into()),
+        detail: format!("the bundle does not verify: {e}"),
+    })?;
     let names: Option<NameMap> = desk
         .on(async move |slot: &mut Option<Profile>| match slot {
-            Some(p) => p.open_names(&header, &sealed).map_err(text),
+            Some(p) => p.open_names(&header, &sealed).map_err(Failure::from),
             None => Ok(None),
         })
         .await?;
     tokio::task::spawn_blocking(move || verify(open()?, names.as_ref()))
         .await
-        .map_err(text)?
+        .map_err(|e| Failure::app("stopped", e.to_string()))?
 }
+
+/// The kind of failure of a bundle that does not verify; its reason is the finding's
+/// class (`fork`, `bad_signature`, …: the CLI's `--json` words).
+const FINDING: &str = "audit_finding";
 
 fn verify(bundle: impl BufRead, names: Option<&NameMap>) -> Answer<Report> {
     let mut v = Verifier::new(ledgerline_audit::Options::default());
@@ -101,9 +115,13 @@ fn verify(bundle: impl BufRead, names: Option<&NameMap>) -> Answer<Report> {
             }
         }
     };
-    let found = |e: ledgerline_audit::AuditError| format!("the bundle does not verify: {e}");
+    let found = |e: ledgerline_audit::AuditError| Failure {
+        code: FINDING,
+        reason: Some(e.class().to_owned()),
+        detail: format!("the bundle does not verify: {e}"),
+    };
     for line in bundle.lines() {
-        let line = line.map_err(text)?;
+        let line = line.map_err(|e| Failure::invalid("unreadable", e.to_string()))?;
         if !line.trim().is_empty() {
             keep(v.line(&line).map_err(found)?);
         }

@@ -5,8 +5,8 @@
 use ledgerline_client_core::chrono::NaiveDate;
 use ledgerline_client_core::keystore;
 use ledgerline_client_core::profile::{
-    ClientError, Conversation, CustomerCard, CustomerView, MessageView, Profile, SyncReport,
-    TaskSpec, TaskView, TimelineItem, Unlock, STORE_FILE,
+    ClientError, Conversation, CustomerCard, CustomerView, ErrorKind, MessageView, Profile,
+    SyncReport, TaskSpec, TaskView, TimelineItem, Unlock, STORE_FILE,
 };
 use ledgerline_client_core::protocol::ids::FileId;
 use ledgerline_client_core::room::RoomEvent;
@@ -81,11 +81,9 @@ impl Desk {
     {
         let (tx, rx) = oneshot::channel();
         let job: Job = Box::new(move |slot| run_job(f, tx, slot));
-        self.jobs
-            .send(job)
-            .map_err(|_| "the profile's thread has stopped".to_owned())?;
-        rx.await
-            .map_err(|_| "the profile's thread has stopped".to_owned())?
+        let stopped = || Failure::app("stopped", "the profile's thread has stopped");
+        self.jobs.send(job).map_err(|_| stopped())?;
+        rx.await.map_err(|_| stopped())?
     }
 }
 
@@ -103,10 +101,61 @@ where
     })
 }
 
-pub(crate) type Answer<T> = Result<T, String>;
+pub(crate) type Answer<T> = Result<T, Failure>;
 
-pub(crate) fn text(e: impl std::fmt::Display) -> String {
-    e.to_string()
+/// Why a command failed, as the window shows it. `code` (the kind, the CLI's `--json` word)
+/// and `reason` (a finer stable word, e.g. the relay's own code) name the message in the
+/// catalogs: the window says `error-CODE-REASON` when the catalog has it, else
+/// `error-CODE`, in the user's language (Polish by default). `detail` is the English text,
+/// shown folded under "details" for whoever helps the user. None of it holds a key or
+/// content the user did not type.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Failure {
+    /// The kind.
+    pub code: &'static str,
+    /// The finer word, where there is one.
+    pub reason: Option<String>,
+    /// The English text.
+    pub detail: String,
+}
+
+impl Failure {
+    /// A request the window refuses before anything is done, for `reason`.
+    pub(crate) fn invalid(reason: &'static str, detail: impl Into<String>) -> Self {
+        Self {
+            code: ErrorKind::Invalid.code(),
+            reason: Some(reason.to_owned()),
+            detail: detail.into(),
+        }
+    }
+
+    /// The app itself failed (its profile thread stopped, a dialog vanished).
+    pub(crate) fn app(reason: &'static str, detail: impl Into<String>) -> Self {
+        Self {
+            code: APP,
+            reason: Some(reason.to_owned()),
+            detail: detail.into(),
+        }
+    }
+}
+
+/// The kind of a failure of the app itself, beside client/core's kinds.
+pub(crate) const APP: &str = "app";
+
+impl From<ClientError> for Failure {
+    fn from(e: ClientError) -> Self {
+        Self {
+            code: e.kind().code(),
+            reason: e.reason().map(str::to_owned),
+            detail: e.to_string(),
+        }
+    }
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.detail)
+    }
 }
 
 /// A passphrase the environment gives (`LEDGERLINE_PASSPHRASE`), if any.
@@ -126,7 +175,10 @@ fn unlock(dir: &std::path::Path, creating: bool, typed: Option<String>) -> Answe
     }
     if let Some(p) = typed.filter(|p| !p.is_empty()).map(Zeroizing::new) {
         if creating && p.chars().count() < 8 {
-            return Err("a passphrase needs at least 8 characters".into());
+            return Err(Failure::invalid(
+                "passphrase_short",
+                "a passphrase needs at least 8 characters",
+            ));
         }
         return Ok(Unlock::Passphrase(p));
     }
@@ -136,7 +188,10 @@ fn unlock(dir: &std::path::Path, creating: bool, typed: Option<String>) -> Answe
     if creating && keystore::available() {
         return Ok(Unlock::NewKeyring);
     }
-    Err("no OS keyring is available for the local store's key: choose a passphrase".into())
+    Err(Failure::invalid(
+        "passphrase_needed",
+        "no OS keyring is available for the local store's key: choose a passphrase",
+    ))
 }
 
 /// Who is signed in, as the window shows it.
@@ -196,7 +251,7 @@ pub async fn app_state(desk: State<'_, Desk>) -> Answer<AppView> {
         let exists = dir.join(STORE_FILE).exists();
         let has_key = keystore::uses_keyring(&dir) || env_passphrase().is_some();
         if slot.is_none() && exists && has_key {
-            *slot = Some(Profile::open(&dir, unlock(&dir, false, None)?).map_err(text)?);
+            *slot = Some(Profile::open(&dir, unlock(&dir, false, None)?).map_err(Failure::from)?);
         }
         // Joined but not yet approved: has the admin approved since?
         if let Some(p) = slot.as_mut().filter(|p| !p.admitted()) {
@@ -220,7 +275,7 @@ pub async fn unlock_profile(desk: State<'_, Desk>, passphrase: String) -> Answer
     desk.on(async move |slot: &mut Option<Profile>| {
         if slot.is_none() {
             let key = Unlock::Passphrase(passphrase.clone());
-            *slot = Some(Profile::open(&dir, key).map_err(text)?);
+            *slot = Some(Profile::open(&dir, key).map_err(Failure::from)?);
         }
         Ok(())
     })
@@ -249,15 +304,18 @@ pub async fn create_firm(
 ) -> Answer<String> {
     let (firm, me) = (firm.trim().to_owned(), me.trim().to_owned());
     if firm.is_empty() || me.is_empty() {
-        return Err("the office's name and yours are both needed".into());
+        return Err(Failure::invalid(
+            "names_needed",
+            "the office's name and yours are both needed",
+        ));
     }
     let dir = desk.dir.clone();
     desk.on(async move |slot: &mut Option<Profile>| {
         let mut p = Profile::create_firm(&dir, unlock(&dir, true, passphrase)?, &relay, &firm, &me)
             .await
-            .map_err(text)?;
+            .map_err(Failure::from)?;
         let recovery = p.take_recovery_key();
-        p.sync().await.map_err(text)?;
+        p.sync().await.map_err(Failure::from)?;
         *slot = Some(p);
         Ok(recovery.map(|k| k.to_string()).unwrap_or_default())
     })
@@ -306,7 +364,7 @@ pub async fn join_firm(
             me.trim(),
         )
         .await
-        .map_err(text)?;
+        .map_err(Failure::from)?;
         let recovery_key = p
             .take_recovery_key()
             .map(|k| k.to_string())
@@ -340,7 +398,7 @@ pub async fn recover_member(
             false,
         )
         .await
-        .map_err(text)?;
+        .map_err(Failure::from)?;
         *slot = Some(p);
         Ok(report)
     })
@@ -354,17 +412,20 @@ where
     F: AsyncFnOnce(&mut Profile) -> Result<T, ClientError> + Send + 'static,
 {
     desk.on(async move |slot: &mut Option<Profile>| {
-        let p = slot
-            .as_mut()
-            .ok_or_else(|| "no profile yet: found or join an office first".to_owned())?;
-        f(p).await.map_err(text)
+        let p = slot.as_mut().ok_or_else(|| {
+            Failure::app(
+                "no_profile",
+                "no profile yet: found or join an office first",
+            )
+        })?;
+        f(p).await.map_err(Failure::from)
     })
     .await
 }
 
 pub(crate) fn file_id(file: &str) -> Answer<FileId> {
     file.parse()
-        .map_err(|_| "not a customer file id".to_owned())
+        .map_err(|_| Failure::invalid("file_id", "not a customer file id"))
 }
 
 /// The live channel's state as last told (`null` before the first attempt).
@@ -446,7 +507,10 @@ pub async fn chat_send(
     reply_to: Option<u64>,
 ) -> Answer<u64> {
     if text.trim().is_empty() {
-        return Err("an empty message is not sent".into());
+        return Err(Failure::invalid(
+            "empty_message",
+            "an empty message is not sent",
+        ));
     }
     chat_event(
         &desk,
@@ -468,7 +532,10 @@ pub async fn chat_edit(
     text: String,
 ) -> Answer<u64> {
     if text.trim().is_empty() {
-        return Err("an edit cannot empty a message: delete it instead".into());
+        return Err(Failure::invalid(
+            "empty_edit",
+            "an edit cannot empty a message: delete it instead",
+        ));
     }
     chat_event(&desk, &file, RoomEvent::Edit { target, body: text }).await
 }
@@ -492,7 +559,7 @@ async fn chat_event(desk: &Desk, file: &str, event: RoomEvent) -> Answer<u64> {
 pub async fn note_add(desk: State<'_, Desk>, file: String, text: String) -> Answer<String> {
     let file = file_id(&file)?;
     if text.trim().is_empty() {
-        return Err("an empty note is not kept".into());
+        return Err(Failure::invalid("empty_note", "an empty note is not kept"));
     }
     with(&desk, async move |p: &mut Profile| {
         p.note_add(file, text.trim()).await.map(|id| id.to_string())
@@ -523,7 +590,7 @@ pub async fn task_add(
         .filter(|d| !d.is_empty())
         .map(|d| NaiveDate::parse_from_str(&d, "%Y-%m-%d"))
         .transpose()
-        .map_err(|_| "a due day is YYYY-MM-DD".to_owned())?;
+        .map_err(|_| Failure::invalid("day", "a due day is YYYY-MM-DD"))?;
     let spec = TaskSpec {
         title,
         assignee: None,
@@ -538,4 +605,117 @@ pub async fn task_add(
         p.task_add(file, &spec).await.map(|id| id.to_string())
     })
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeSet;
+    use std::path::Path;
+
+    /// The message ids a catalog defines.
+    fn ids(catalog: &str) -> BTreeSet<String> {
+        catalog
+            .lines()
+            .filter_map(|l| l.split_once(" = ").map(|(id, _)| id))
+            .filter(|id| !id.starts_with([' ', '#', '*', '[', '.']))
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// Every `word` in `src` written as `{prefix}"word"` (whitespace allowed before the
+    /// quote) and followed by `,` or `)`: the reasons this code names.
+    fn words_after(src: &str, prefix: &str) -> Vec<String> {
+        src.match_indices(prefix)
+            .filter_map(|(at, _)| {
+                let rest = src
+                    .get(at + prefix.len()..)?
+                    .trim_start()
+                    .strip_prefix('"')?;
+                let (word, after) = rest.split_once('"')?;
+                let plain = word.chars().all(|c| c.is_ascii_lowercase() || c == '_');
+                (plain && after.starts_with([',', ')', '\n'])).then(|| word.to_owned())
+            })
+            .collect()
+    }
+
+    fn sources(dir: &Path, out: &mut Vec<String>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                sources(&path, out);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                out.push(std::fs::read_to_string(path).unwrap());
+            }
+        }
+    }
+
+    fn id(code: &str, reason: Option<&str>) -> String {
+        let word = |s: &str| s.replace('_', "-");
+        match reason {
+            Some(r) => format!("error-{}-{}", word(code), word(r)),
+            None => format!("error-{}", word(code)),
+        }
+    }
+
+    #[test]
+    fn every_failure_the_window_names_has_words_in_both_languages() {
+        let here = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let mut src = Vec::new();
+        sources(&here.join("src"), &mut src);
+        sources(&here.join("../core/src"), &mut src);
+        let mut wanted: BTreeSet<String> = ErrorKind::ALL
+            .iter()
+            .map(|k| id(k.code(), None))
+            .chain([id(APP, None), "error-audit-finding".into()])
+            .collect();
+        for s in &src {
+            for r in words_after(s, "Failure::invalid(") {
+                wanted.insert(id(ErrorKind::Invalid.code(), Some(&r)));
+            }
+            for r in words_after(s, "Failure::app(") {
+                wanted.insert(id(APP, Some(&r)));
+            }
+            // `ClientError::Declined { reason: "…", … }`: always of the kind Invalid.
+            for r in words_after(s, "reason: ") {
+                wanted.insert(id(ErrorKind::Invalid.code(), Some(&r)));
+            }
+        }
+        // The scan found the window's own reasons and the core's declined ones.
+        assert!(wanted.contains("error-invalid-empty-message"), "{wanted:?}");
+        assert!(
+            wanted.contains("error-invalid-message-too-long"),
+            "{wanted:?}"
+        );
+        assert!(wanted.contains("error-app-stopped"), "{wanted:?}");
+        for lang in ["pl", "en"] {
+            let catalog =
+                std::fs::read_to_string(here.join(format!("../locales/{lang}.ftl"))).unwrap();
+            let have = ids(&catalog);
+            let missing: Vec<_> = wanted.iter().filter(|w| !have.contains(*w)).collect();
+            assert!(missing.is_empty(), "{lang}.ftl lacks {missing:?}");
+        }
+    }
+
+    #[test]
+    fn a_refusal_carries_the_relays_word_and_the_english_text_only_as_detail() {
+        let f = Failure::from(ClientError::Relay(RelayError::Refused {
+            status: 401,
+            code: "revoked_device".into(),
+            message: "this device is revoked".into(),
+        }));
+        assert_eq!(
+            (f.code, f.reason.as_deref()),
+            ("relay_refused", Some("revoked_device"))
+        );
+        let json = serde_json::to_value(&f).unwrap();
+        assert_eq!(json["code"], "relay_refused");
+        assert_eq!(json["reason"], "revoked_device");
+        assert!(json["detail"].as_str().unwrap().contains("revoked"));
+        let f = Failure::invalid("empty_note", "an empty note is not kept");
+        assert_eq!(
+            (f.code, f.reason.as_deref()),
+            ("invalid", Some("empty_note"))
+        );
+    }
 }

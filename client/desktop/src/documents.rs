@@ -2,7 +2,7 @@
 //! the window as `doc-progress` events. Encryption streams in client/core: memory stays
 //! constant whatever the size.
 
-use crate::commands::{file_id, open_file, with, Answer, Desk};
+use crate::commands::{file_id, open_file, with, Answer, Desk, Failure};
 use ledgerline_client_core::profile::{ClientError, DocumentManifest, Phase, Profile, Progress};
 use ledgerline_client_core::protocol::ids::FileId;
 use serde::Serialize;
@@ -94,7 +94,10 @@ fn upload_args(
 ) -> Answer<(FileId, PathBuf, Progress)> {
     let path = PathBuf::from(path);
     if !path.is_file() {
-        return Err("only a file can be uploaded (not a folder)".into());
+        return Err(Failure::invalid(
+            "not_a_file",
+            "only a file can be uploaded (not a folder)",
+        ));
     }
     Ok((file_id(file)?, path, progress(app, token)))
 }
@@ -182,13 +185,15 @@ pub async fn doc_preview(desk: State<'_, Desk>, file: String, document: String) 
     let file = file_id(&file)?;
     with(&desk, async move |p: &mut Profile| {
         let m = manifest(p, file, &document)?;
-        let mime = image_type(&m.name).ok_or_else(|| {
-            ClientError::Invalid("only images (PNG, JPEG, GIF, WebP) are shown here".into())
+        let mime = image_type(&m.name).ok_or_else(|| ClientError::Declined {
+            reason: "preview_not_image",
+            message: "only images (PNG, JPEG, GIF, WebP) are shown here".into(),
         })?;
         if m.size > MAX_PREVIEW {
-            return Err(ClientError::Invalid(
-                "too big to show here: download it instead".into(),
-            ));
+            return Err(ClientError::Declined {
+                reason: "preview_too_big",
+                message: "too big to show here: download it instead".into(),
+            });
         }
         let scratch = tempfile::NamedTempFile::new_in(p.dir())
             .map_err(|e| ClientError::Invalid(format!("no room for a preview: {e}")))?;
@@ -214,9 +219,7 @@ pub async fn choose_files(app: AppHandle) -> Answer<Vec<String>> {
     app.dialog().file().pick_files(move |picked| {
         let _ = tx.send(picked);
     });
-    let picked = rx
-        .await
-        .map_err(|_| "the dialog closed unexpectedly".to_owned())?;
+    let picked = rx.await.map_err(dialog_closed)?;
     Ok(picked
         .unwrap_or_default()
         .into_iter()
@@ -236,9 +239,7 @@ pub async fn choose_save(app: AppHandle, name: String) -> Answer<Option<String>>
         .save_file(move |picked| {
             let _ = tx.send(picked);
         });
-    let picked = rx
-        .await
-        .map_err(|_| "the dialog closed unexpectedly".to_owned())?;
+    let picked = rx.await.map_err(dialog_closed)?;
     Ok(picked
         .and_then(|f| f.into_path().ok())
         .map(|p| p.display().to_string()))
@@ -249,7 +250,11 @@ pub(crate) fn downloads(app: &AppHandle) -> Answer<PathBuf> {
     app.path()
         .download_dir()
         .or_else(|_| app.path().home_dir())
-        .map_err(|e| format!("no Downloads folder: {e}"))
+        .map_err(|e| Failure::app("no_downloads", format!("no Downloads folder: {e}")))
+}
+
+fn dialog_closed(_: tokio::sync::oneshot::error::RecvError) -> Failure {
+    Failure::app("dialog", "the dialog closed unexpectedly")
 }
 
 /// Where a download named `name` lands in `dir` (created if missing): a free name.

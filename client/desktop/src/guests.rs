@@ -2,7 +2,7 @@
 //! staff's "Klient" tab of a customer. A guest's commands name no file: theirs is the one
 //! the roster binds them to.
 
-use crate::commands::{file_id, with, Answer, Desk};
+use crate::commands::{file_id, with, Answer, Desk, Failure};
 use crate::documents::{downloads, landing, progress};
 use ledgerline_client_core::profile::{ClientError, CustomerMessage, DocumentManifest, Profile};
 use ledgerline_client_core::protocol::ids::FileId;
@@ -91,7 +91,10 @@ pub async fn conversation_share(
 ) -> Answer<DocumentManifest> {
     let path = PathBuf::from(path);
     if !path.is_file() {
-        return Err("only a file can be shared (not a folder)".into());
+        return Err(Failure::invalid(
+            "not_a_file",
+            "only a file can be shared (not a folder)",
+        ));
     }
     let progress = progress(app, token);
     with(&desk, async move |p: &mut Profile| {
@@ -138,7 +141,10 @@ pub async fn guest_invite(
 ) -> Answer<String> {
     let file = file_id(&file)?;
     if !(1..=720).contains(&hours) {
-        return Err("a guest invitation is valid 1 to 720 hours".into());
+        return Err(Failure::invalid(
+            "guest_hours",
+            "a guest invitation is valid 1 to 720 hours",
+        ));
     }
     with(&desk, async move |p: &mut Profile| {
         p.sync().await?;

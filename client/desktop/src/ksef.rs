@@ -3,7 +3,7 @@
 //! Everything runs in the client core on this device; the token never leaves it in clear
 //! except RSA-encrypted to KSeF itself.
 
-use crate::commands::{file_id, with, Answer, Desk};
+use crate::commands::{file_id, with, Answer, Desk, Failure};
 use ledgerline_client_core::chrono::NaiveDate;
 use ledgerline_client_core::ksef::api::Environment;
 use ledgerline_client_core::profile::{InvoiceView, KsefFileReport, KsefView, Profile};
@@ -32,13 +32,17 @@ pub async fn ksef_token_set(
 ) -> Answer<KsefView> {
     let file = file_id(&file)?;
     let token = Zeroizing::new(token);
-    let env = Environment::parse(&environment)
-        .ok_or_else(|| format!("{environment:?} is not a KSeF environment"))?;
+    let env = Environment::parse(&environment).ok_or_else(|| {
+        Failure::invalid(
+            "ksef_environment",
+            format!("{environment:?} is not a KSeF environment"),
+        )
+    })?;
     let since = match since.as_deref().map(str::trim) {
         None | Some("") => None,
         Some(d) => Some(
             d.parse::<NaiveDate>()
-                .map_err(|_| format!("{d:?} is not a day (YYYY-MM-DD)"))?,
+                .map_err(|_| Failure::invalid("day", format!("{d:?} is not a day (YYYY-MM-DD)")))?,
         ),
     };
     let nip = nip.map(|n| n.trim().to_owned()).filter(|n| !n.is_empty());

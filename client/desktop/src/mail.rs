@@ -2,7 +2,7 @@
 //! and sort, the inbox of unplaced mail with assignment (and a rule in the same step), and
 //! a customer's mail. Everything runs in the client core on this device.
 
-use crate::commands::{file_id, with, Answer, Desk};
+use crate::commands::{file_id, with, Answer, Desk, Failure};
 use ledgerline_client_core::mail::imap::MailboxConfig;
 use ledgerline_client_core::mail::sort::RuleOn;
 use ledgerline_client_core::profile::{
@@ -92,8 +92,16 @@ pub async fn mail_assign(
     let file = file_id(&file)?;
     let rule = match rule.as_deref() {
         None | Some("") => None,
-        Some(r @ ("from" | "domain" | "subject")) => Some(r.parse::<RuleOn>()?),
-        Some(other) => return Err(format!("{other:?} is not a rule for a message")),
+        Some(r @ ("from" | "domain" | "subject")) => Some(
+            r.parse::<RuleOn>()
+                .map_err(|e| Failure::invalid("mail_rule", e))?,
+        ),
+        Some(other) => {
+            return Err(Failure::invalid(
+                "mail_rule",
+                format!("{other:?} is not a rule for a message"),
+            ))
+        }
     };
     with(&desk, async move |p: &mut Profile| {
         p.mail_assign(&id, file, rule, None).await

@@ -1,7 +1,7 @@
 //! The work views' commands: the task board, the calendar, leads, global search and the
 //! relay setting.
 
-use crate::commands::{file_id, with, Answer, Desk};
+use crate::commands::{file_id, with, Answer, Desk, Failure};
 use ledgerline_client_core::chrono::NaiveDate;
 use ledgerline_client_core::profile::{
     AgendaItem, CustomerCard, OfferView, Profile, ReplyTemplate, TaskView,
@@ -13,7 +13,8 @@ use serde::{Deserialize, Serialize};
 use tauri::State;
 
 fn day(d: &str) -> Answer<NaiveDate> {
-    NaiveDate::parse_from_str(d, "%Y-%m-%d").map_err(|_| "a day is YYYY-MM-DD".to_owned())
+    NaiveDate::parse_from_str(d, "%Y-%m-%d")
+        .map_err(|_| Failure::invalid("day", "a day is YYYY-MM-DD"))
 }
 
 /// Every task this member can see (open and done), for the board.
@@ -41,7 +42,10 @@ pub async fn task_done(desk: State<'_, Desk>, task: String) -> Answer<()> {
 pub async fn agenda(desk: State<'_, Desk>, from: String, to: String) -> Answer<Vec<AgendaItem>> {
     let (from, to) = (day(&from)?, day(&to)?);
     if to < from || (to - from).num_days() > 62 {
-        return Err("the calendar shows at most two months at once".into());
+        return Err(Failure::invalid(
+            "calendar_span",
+            "the calendar shows at most two months at once",
+        ));
     }
     with(&desk, async move |p: &mut Profile| p.agenda(from, to)).await
 }
@@ -110,7 +114,8 @@ pub async fn offer_add(
         .iter()
         .enumerate()
         .map(|(i, l)| {
-            line_of(&l.service, &l.billing, &l.net, &l.vat).map_err(|e| format!("{}: {e}", i + 1))
+            line_of(&l.service, &l.billing, &l.net, &l.vat)
+                .map_err(|e| Failure::invalid("offer_line", format!("{}: {e}", i + 1)))
         })
         .collect::<Answer<Vec<_>>>()?;
     with(&desk, async move |p: &mut Profile| {
@@ -130,7 +135,8 @@ pub async fn offer_status(
     lang: Option<String>,
 ) -> Answer<Option<DocumentId>> {
     let lang = match lang.as_deref() {
-        Some(l) => Lang::parse(l).ok_or_else(|| format!("{l:?} is not a language"))?,
+        Some(l) => Lang::parse(l)
+            .ok_or_else(|| Failure::invalid("language", format!("{l:?} is not a language")))?,
         None => Lang::Pl,
     };
     with(&desk, async move |p: &mut Profile| {

@@ -524,8 +524,21 @@ async fn the_window_founds_a_firm_and_works_with_a_customer_in_polish_and_englis
     w.type_into("[data-test=pass-new]", NEW_PASS).await;
     w.type_into("[data-test=pass-new2]", NEW_PASS).await;
     w.click("[data-test=passphrase-save]").await;
-    w.wait("[data-test=error]", |t| t.contains("wrong passphrase"))
+    // The failure is said in the window's language; the English detail stays folded.
+    w.wait("[data-test=error-text]", |t| t == "Błędne hasło.")
         .await;
+    let folded = w
+        .script(
+            "const d = document.querySelector('[data-test=error-detail]'); return d && !d.open && d.textContent;",
+            json!([]),
+        )
+        .await;
+    assert!(
+        folded
+            .as_str()
+            .is_some_and(|d| d.contains("wrong passphrase")),
+        "the English detail is not kept folded: {folded}"
+    );
     w.type_into("[data-test=pass-old]", PASS).await;
     w.type_into("[data-test=pass-new]", NEW_PASS).await;
     w.type_into("[data-test=pass-new2]", NEW_PASS).await;
@@ -539,7 +552,11 @@ async fn the_window_founds_a_firm_and_works_with_a_customer_in_polish_and_englis
     w.type_into("[data-test=reply-name]", "Błędny").await;
     w.type_into("[data-test=reply-body]", "Kwota {kwot}").await;
     w.click("[data-test=reply-save]").await;
-    w.wait("[data-test=error]", |t| t.contains("{kwot}")).await;
+    // General words ("not valid") leave the detail open: it names the typo.
+    w.wait("[data-test=error]", |t| {
+        t.contains("nieprawidłowe") && t.contains("{kwot}")
+    })
+    .await;
     w.type_into("[data-test=reply-name]", "Potwierdzenie VAT")
         .await;
     w.type_into(
@@ -1250,8 +1267,10 @@ async fn the_owner_invites_works_with_a_colleague_shares_a_document_plans_and_re
     let nowhere = format!("http://127.0.0.1:{}", free_port());
     w.type_into("[data-test=settings-relay]", &nowhere).await;
     w.click("[data-test=settings-relay-save]").await;
-    w.wait("[data-test=error]", |t| t.contains("unreachable"))
-        .await;
+    w.wait("[data-test=error-text]", |t| {
+        t.starts_with("Nie można połączyć się z serwerem")
+    })
+    .await;
     w.script(
         "document.querySelector('[data-test=error] button').click();",
         json!([]),
@@ -1296,7 +1315,7 @@ async fn the_owner_invites_works_with_a_colleague_shares_a_document_plans_and_re
     w.type_into("[data-test=audit-bundle]", tampered.to_str().unwrap())
         .await;
     w.click("[data-test=audit-verify]").await;
-    w.wait("[data-test=error]", |t| t.contains("does not verify"))
+    w.wait("[data-test=error-text]", |t| t.contains("ziennik"))
         .await;
     assert!(w.find("[data-test=audit-verified]").await.is_none());
 
@@ -1430,7 +1449,7 @@ async fn a_new_colleague_joins_in_the_window_after_the_owner_compares_the_finger
     w.type_into("[data-test=unlock-pass]", "zle-haslo-jana")
         .await;
     w.click("[data-test=unlock-submit]").await;
-    w.wait("[data-test=error]", |t| t.contains("wrong passphrase"))
+    w.wait("[data-test=error-text]", |t| t == "Błędne hasło.")
         .await;
     w.type_into("[data-test=unlock-pass]", JANS).await;
     w.click("[data-test=unlock-submit]").await;
@@ -1651,7 +1670,10 @@ async fn a_guest_joins_in_the_window_and_sees_only_their_conversation() {
     // Revoked, the window gets nothing more.
     owner.revoke_member(marta, &mut |_| {}).await.unwrap();
     w.click("[data-test=sync]").await;
-    w.wait("[data-test=error]", |t| !t.is_empty()).await;
+    w.wait("[data-test=error-text]", |t| {
+        t == "To urządzenie zostało odwołane: nie ma już dostępu do biura."
+    })
+    .await;
     app.relaunch().await;
 }
 

@@ -1,6 +1,6 @@
 // A customer: everything about them in one place (timeline, chat, documents, tasks).
 import { useEffect, useRef, useState } from "./vendor/hooks.module.js";
-import { Bar, Field, addDays, bytes, html, invoke, listen, money, t, today, when } from "./ui.js";
+import { Bar, Field, addDays, bytes, errorWords, html, invoke, listen, money, t, today, when } from "./ui.js";
 import { CustomerInvoices } from "./ksef.js";
 import { CustomerMail } from "./mail.js";
 
@@ -194,7 +194,7 @@ function useTransfers(fail) {
       end(token, said(await invoke(command, { ...args, token })));
       return true;
     } catch (err) {
-      end(token, String(err));
+      end(token, errorWords(err).text);
       fail(err);
       return false;
     }

@@ -110,11 +110,36 @@ export function Field({ label, name, value, onInput, type = "text", placeholder 
   </label>`;
 }
 
+/// A failure in the user's words. A command fails with `{code, reason, detail}`: the
+/// catalog's `error-CODE-REASON` when it has one, else `error-CODE`, names it; the English
+/// `detail` is kept for whoever helps the user. A text (the window's own words) is as it is.
+/// The detail is shown open when the words are only the kind's general ones ("This request
+/// is not valid") and the kind's words do not say it all: it then says what to fix (the
+/// placeholder, the name not found). Otherwise it stays folded.
+export function errorWords(error) {
+  if (error && typeof error === "object" && typeof error.code === "string") {
+    const word = (s) => s.replaceAll("_", "-");
+    const general = `error-${word(error.code)}`;
+    const specific = typeof error.reason === "string" ? `${general}-${word(error.reason)}` : null;
+    const id = [specific, general].find((i) => i && has(i));
+    const open = id !== specific && !SAYS_ENOUGH.has(error.code);
+    return { text: t(id || "error-unknown"), detail: error.detail || null, open };
+  }
+  return { text: String(error), detail: null, open: false };
+}
+
+/// Kinds whose general words are the whole story for the user.
+const SAYS_ENOUGH = new Set(["relay_unreachable", "relay_garbage", "integrity", "fingerprint_mismatch", "wrong_key", "queued"]);
+
 export function ErrorBanner({ error, onClose }) {
   if (!error) return null;
+  const { text, detail, open } = errorWords(error);
   return html`<div class="error" data-test="error" role="alert">
-    <strong>${t("error-title")}</strong> ${String(error)}
+    <strong>${t("error-title")}</strong> <span data-test="error-text">${text}</span>
     <button class="link" onClick=${onClose}>×</button>
+    ${detail
+      ? html`<details data-test="error-detail" open=${open}><summary>${t("error-details")}</summary><code>${detail}</code></details>`
+      : null}
   </div>`;
 }
 
