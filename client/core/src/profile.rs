@@ -992,10 +992,14 @@ impl Profile {
             p.olm = OlmSessions::from_pickle(&s, &p.pickle_key)
                 .ok_or_else(|| ClientError::Integrity("Olm sessions".into()))?;
         }
-        if let Some(s) = p.store.state("timeline")? {
-            p.timeline = Timeline::from_pickle(&s, &p.pickle_key)
-                .ok_or_else(|| ClientError::Integrity("room sessions".into()))?;
-        }
+        let pickled = p.store.state("timeline")?;
+        p.timeline = Timeline::restore(
+            pickled.as_deref(),
+            p.store.megolm_sessions()?,
+            p.store.megolm_seen()?,
+            &p.pickle_key,
+        )
+        .ok_or_else(|| ClientError::Integrity("room sessions".into()))?;
         if let Some(s) = p.store.state("outbound")? {
             let list: Vec<String> = serde_json::from_str(&s)
                 .map_err(|_| ClientError::Integrity("outbound sessions".into()))?;
@@ -1043,7 +1047,7 @@ impl Profile {
             ("identity".to_owned(), json_string(&self.id)),
             ("account".to_owned(), self.account.pickle(pk)),
             ("olm".to_owned(), self.olm.pickle(pk)),
-            ("timeline".to_owned(), self.timeline.pickle(pk)),
+            ("timeline".to_owned(), self.timeline.pickle()),
             ("outbound".to_owned(), json_string(&outbound)),
             ("local".to_owned(), json_string(&self.local)),
             ("rotation".to_owned(), json_string(&self.rotation)),
@@ -1055,8 +1059,11 @@ impl Profile {
             .skip(self.events_saved)
             .map(|e| (e.body.seq, e.to_bytes()))
             .collect();
+        // Sessions and replay records as rows, only those added since the last commit.
+        let timeline = self.timeline.changes(pk);
         self.store
-            .commit_with_roster(&states, &self.page, &new_events)?;
+            .commit_all(&states, &self.page, &new_events, &timeline)?;
+        self.timeline.saved();
         self.events_saved = self.events.len();
         self.page.clear();
         crash_after_commit();

@@ -387,6 +387,33 @@ struct PendingMessage {
 pub struct Timeline {
     inbound: HashMap<String, Inbound>,
     pending: HashMap<String, Vec<PendingMessage>>,
+    /// Sessions added since the last save ([`Timeline::changes`]).
+    unsaved_sessions: BTreeSet<String>,
+    /// Replay records made since the last save: (session id, index, seq).
+    unsaved_seen: Vec<(String, u32, u64)>,
+}
+
+/// One inbound session as saved: its id, and its pickle (room, owner, and the vodozemac
+/// session encrypted under the pickle key).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionRow {
+    /// The Megolm session id.
+    pub session_id: String,
+    /// JSON of the room, the owner and the encrypted session.
+    pub pickle: String,
+}
+
+/// What a [`Timeline`] holds that its last save does not: the sessions added and the replay
+/// records made since. Saving them (with [`Timeline::pickle`], which keeps only the
+/// messages waiting for keys) costs what changed, not the whole history.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TimelineChanges {
+    /// Sessions to insert.
+    pub sessions: Vec<SessionRow>,
+    /// Replay records to insert: the message at `index` of the session is the relay's
+    /// message `seq` (the same index at another position is a replay), as
+    /// (session id, index, seq).
+    pub seen: Vec<(String, u32, u64)>,
 }
 
 impl std::fmt::Debug for Timeline {
@@ -419,8 +446,10 @@ fn parse(bytes: &[u8]) -> Result<(String, MegolmMessage), RoomError> {
 }
 
 impl Inbound {
+    /// Decrypts `msg`; a replay record it makes is also appended to `log` under `sid`.
     fn decrypt(
         &mut self,
+        (sid, log): (&str, &mut Vec<(String, u32, u64)>),
         room: RoomId,
         seq: u64,
         sender: DeviceId,
@@ -438,8 +467,10 @@ impl Inbound {
             .map_err(|_| RoomError::Undecryptable)?;
         match self.seen.get(&d.message_index) {
             Some(s) if *s != seq => return Err(RoomError::Replayed),
-            _ => {
+            Some(_) => {}
+            None => {
                 self.seen.insert(d.message_index, seq);
+                log.push((sid.to_owned(), d.message_index, seq));
             }
         }
         let event = serde_json::from_slice(&zeroize::Zeroizing::new(d.plaintext))
@@ -453,13 +484,23 @@ impl Inbound {
     }
 }
 
-#[derive(serde::Serialize, serde::Deserialize)]
+/// A session in a version 1 timeline pickle (which held every session and replay record).
+#[derive(serde::Deserialize)]
 struct InboundPickle {
     session_id: String,
     room: String,
     owner: DeviceId,
     session: String,
     seen: Vec<(u32, u64)>,
+}
+
+/// A session as saved on its own ([`SessionRow::pickle`]).
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SessionPickle {
+    room: String,
+    owner: DeviceId,
+    session: String,
 }
 
 #[derive(serde::Serialize, serde::Deserialize)]
@@ -471,29 +512,21 @@ struct PendingPickle {
     message: String,
 }
 
-/// Persisted form of a [`Timeline`].
+/// Persisted form of a [`Timeline`]: version 1 held every session and replay record (a
+/// save cost the whole history); version 2 holds only the messages waiting for keys, the
+/// rest being saved row by row ([`TimelineChanges`]).
 #[derive(serde::Serialize, serde::Deserialize)]
-struct TimelinePickleV1 {
+struct TimelinePickle {
     version: u8,
+    #[serde(default, skip_serializing)]
     inbound: Vec<InboundPickle>,
     pending: Vec<PendingPickle>,
 }
 
 impl Timeline {
-    /// Serialises inbound sessions (encrypted under `pickle_key`), replay records and the
-    /// messages still waiting for keys.
-    pub fn pickle(&self, pickle_key: &[u8; 32]) -> String {
-        let inbound = self
-            .inbound
-            .iter()
-            .map(|(sid, i)| InboundPickle {
-                session_id: sid.clone(),
-                room: hex::encode(i.room),
-                owner: i.owner,
-                session: i.session.pickle().encrypt(pickle_key),
-                seen: i.seen.iter().map(|(k, v)| (*k, *v)).collect(),
-            })
-            .collect();
+    /// Serialises the messages still waiting for keys. Sessions and replay records are
+    /// saved row by row: [`Timeline::changes`].
+    pub fn pickle(&self) -> String {
         let pending = self
             .pending
             .iter()
@@ -507,41 +540,106 @@ impl Timeline {
                 })
             })
             .collect();
-        serde_json::to_string(&TimelinePickleV1 {
-            version: 1,
-            inbound,
+        serde_json::to_string(&TimelinePickle {
+            version: 2,
+            inbound: Vec::new(),
             pending,
         })
         .unwrap_or_default()
     }
 
-    /// Restores [`Timeline::pickle`]; `None` on a wrong key or corrupted state.
-    pub fn from_pickle(pickled: &str, pickle_key: &[u8; 32]) -> Option<Self> {
-        let p: TimelinePickleV1 = serde_json::from_str(pickled).ok()?;
-        if p.version != 1 {
+    /// The sessions added and replay records made since the last [`Timeline::saved`],
+    /// sessions encrypted under `pickle_key`.
+    pub fn changes(&self, pickle_key: &[u8; 32]) -> TimelineChanges {
+        let sessions = self
+            .unsaved_sessions
+            .iter()
+            .filter_map(|sid| {
+                let i = self.inbound.get(sid)?;
+                let pickle = serde_json::to_string(&SessionPickle {
+                    room: hex::encode(i.room),
+                    owner: i.owner,
+                    session: i.session.pickle().encrypt(pickle_key),
+                })
+                .ok()?;
+                Some(SessionRow {
+                    session_id: sid.clone(),
+                    pickle,
+                })
+            })
+            .collect();
+        TimelineChanges {
+            sessions,
+            seen: self.unsaved_seen.clone(),
+        }
+    }
+
+    /// The changes were saved: the next [`Timeline::changes`] starts from here.
+    pub fn saved(&mut self) {
+        self.unsaved_sessions.clear();
+        self.unsaved_seen.clear();
+    }
+
+    /// Restores a timeline: `pickled` ([`Timeline::pickle`]), the saved sessions and the
+    /// saved replay records. `None` on a wrong key or corrupted state. A version 1 pickle
+    /// (sessions and records inside) comes back with all of them unsaved, so the next save
+    /// moves them into rows.
+    pub fn restore(
+        pickled: Option<&str>,
+        sessions: impl IntoIterator<Item = SessionRow>,
+        seen: impl IntoIterator<Item = (String, u32, u64)>,
+        pickle_key: &[u8; 32],
+    ) -> Option<Self> {
+        let p: TimelinePickle = match pickled {
+            Some(s) => serde_json::from_str(s).ok()?,
+            None => TimelinePickle {
+                version: 2,
+                inbound: Vec::new(),
+                pending: Vec::new(),
+            },
+        };
+        if !(p.version == 1 || (p.version == 2 && p.inbound.is_empty())) {
             return None;
         }
         let room_of = |h: &str| {
             let mut r = [0u8; 16];
             hex::decode_to_slice(h, &mut r).ok().map(|_| r)
         };
+        let open = |pickle: &str| {
+            vodozemac::megolm::InboundGroupSessionPickle::from_encrypted(pickle, pickle_key)
+                .ok()
+                .map(InboundGroupSession::from_pickle)
+        };
         let mut t = Timeline::default();
+        for row in sessions {
+            let sp: SessionPickle = serde_json::from_str(&row.pickle).ok()?;
+            let inbound = Inbound {
+                room: room_of(&sp.room)?,
+                owner: sp.owner,
+                session: open(&sp.session)?,
+                seen: HashMap::new(),
+            };
+            t.inbound.insert(row.session_id, inbound);
+        }
+        for (sid, index, seq) in seen {
+            t.inbound.get_mut(&sid)?.seen.insert(index, seq);
+        }
         for i in p.inbound {
-            let session = InboundGroupSession::from_pickle(
-                vodozemac::megolm::InboundGroupSessionPickle::from_encrypted(
-                    &i.session, pickle_key,
-                )
-                .ok()?,
-            );
             t.inbound.insert(
-                i.session_id,
+                i.session_id.clone(),
                 Inbound {
                     room: room_of(&i.room)?,
                     owner: i.owner,
-                    session,
-                    seen: i.seen.into_iter().collect(),
+                    session: open(&i.session)?,
+                    seen: i.seen.iter().copied().collect(),
                 },
             );
+            t.unsaved_seen.extend(
+                i.seen
+                    .into_iter()
+                    .map(|(index, seq)| (i.session_id.clone(), index, seq)),
+            );
+            t.unsaved_sessions.insert(i.session_id);
         }
         for m in p.pending {
             let message = MegolmMessage::from_bytes(&hex::decode(&m.message).ok()?).ok()?;
@@ -579,23 +677,28 @@ impl Timeline {
         if session.session_id() != key.session_id {
             return Err(RoomError::Malformed);
         }
-        let entry = self
-            .inbound
-            .entry(key.session_id.clone())
-            .or_insert(Inbound {
-                room,
-                owner: from,
-                session,
-                seen: HashMap::new(),
-            });
+        let sid = key.session_id.as_str();
+        let entry = match self.inbound.entry(sid.to_owned()) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::hash_map::Entry::Vacant(e) => {
+                self.unsaved_sessions.insert(sid.to_owned());
+                e.insert(Inbound {
+                    room,
+                    owner: from,
+                    session,
+                    seen: HashMap::new(),
+                })
+            }
+        };
         if entry.owner != from || entry.room != room {
             return Err(RoomError::ForgedKey);
         }
-        let mut waiting = self.pending.remove(&key.session_id).unwrap_or_default();
+        let mut waiting = self.pending.remove(sid).unwrap_or_default();
         waiting.sort_by_key(|p| p.seq);
+        let log = &mut self.unsaved_seen;
         Ok(waiting
             .into_iter()
-            .map(|p| entry.decrypt(p.room, p.seq, p.sender, &p.message))
+            .map(|p| entry.decrypt((sid, log), p.room, p.seq, p.sender, &p.message))
             .collect())
     }
 
@@ -646,20 +749,20 @@ impl Timeline {
         if self.inbound.contains_key(&key.session_id) {
             return Ok(Vec::new());
         }
-        let entry = self
-            .inbound
-            .entry(key.session_id.clone())
-            .or_insert(Inbound {
-                room,
-                owner: key.owner,
-                session,
-                seen: HashMap::new(),
-            });
-        let mut waiting = self.pending.remove(&key.session_id).unwrap_or_default();
+        let sid = key.session_id.as_str();
+        self.unsaved_sessions.insert(sid.to_owned());
+        let entry = self.inbound.entry(sid.to_owned()).or_insert(Inbound {
+            room,
+            owner: key.owner,
+            session,
+            seen: HashMap::new(),
+        });
+        let mut waiting = self.pending.remove(sid).unwrap_or_default();
         waiting.sort_by_key(|p| p.seq);
+        let log = &mut self.unsaved_seen;
         Ok(waiting
             .into_iter()
-            .map(|p| entry.decrypt(p.room, p.seq, p.sender, &p.message))
+            .map(|p| entry.decrypt((sid, log), p.room, p.seq, p.sender, &p.message))
             .collect())
     }
 
@@ -674,7 +777,7 @@ impl Timeline {
         let (sid, msg) = parse(bytes)?;
         if let Some(inbound) = self.inbound.get_mut(&sid) {
             return inbound
-                .decrypt(room, seq, sender, &msg)
+                .decrypt((&sid, &mut self.unsaved_seen), room, seq, sender, &msg)
                 .map(Received::Decrypted);
         }
         let waiting = self.pending.entry(sid).or_default();
@@ -817,21 +920,119 @@ mod tests {
         let mut tl = Timeline::default();
         assert_eq!(tl.receive(ROOM, 1, A, &m1), Ok(Received::Pending));
         // Restart both sides.
+        let mut saved = Saved::default();
         let mut out = OutboundRoom::from_pickle(&out.pickle(&key), &key).unwrap();
-        let mut tl = Timeline::from_pickle(&tl.pickle(&key), &key).unwrap();
+        let mut tl = saved.restart(&mut tl, &key);
         assert_eq!(tl.waiting(), 1);
         assert_eq!(tl.add_key(A, &share).unwrap().len(), 1);
         let m2 = out.encrypt(&text("po restarcie"));
-        let mut tl = Timeline::from_pickle(&tl.pickle(&key), &key).unwrap();
+        let mut tl = saved.restart(&mut tl, &key);
         assert!(matches!(
             tl.receive(ROOM, 2, A, &m2),
             Ok(Received::Decrypted(_))
         ));
         // Replay protection survives too.
-        let mut tl = Timeline::from_pickle(&tl.pickle(&key), &key).unwrap();
+        let mut tl = saved.restart(&mut tl, &key);
         assert_eq!(tl.receive(ROOM, 9, A, &m2), Err(RoomError::Replayed));
-        assert!(Timeline::from_pickle(&tl.pickle(&key), &[4u8; 32]).is_none());
+        assert!(saved.open(&tl.pickle(), &[4u8; 32]).is_none());
         assert!(OutboundRoom::from_pickle(&out.pickle(&key), &[4u8; 32]).is_none());
+    }
+
+    /// What a store keeps of a timeline: its pickle, and the rows of its changes.
+    #[derive(Default)]
+    struct Saved {
+        sessions: Vec<SessionRow>,
+        seen: Vec<(String, u32, u64)>,
+    }
+
+    impl Saved {
+        fn save(&mut self, tl: &mut Timeline, key: &[u8; 32]) -> String {
+            let c = tl.changes(key);
+            self.sessions.extend(c.sessions);
+            self.seen.extend(c.seen);
+            tl.saved();
+            tl.pickle()
+        }
+
+        fn open(&self, pickled: &str, key: &[u8; 32]) -> Option<Timeline> {
+            Timeline::restore(Some(pickled), self.sessions.clone(), self.seen.clone(), key)
+        }
+
+        fn restart(&mut self, tl: &mut Timeline, key: &[u8; 32]) -> Timeline {
+            let pickled = self.save(tl, key);
+            self.open(&pickled, key).unwrap()
+        }
+    }
+
+    #[test]
+    fn a_save_costs_what_changed_not_the_history() {
+        let key = [3u8; 32];
+        let mut out = OutboundRoom::new(ROOM, 0);
+        let share = out.share(A, &BTreeSet::from([A, B]));
+        let mut tl = Timeline::default();
+        tl.add_key(A, &share).unwrap();
+        let mut saved = Saved::default();
+        let first = saved.save(&mut tl, &key);
+        assert_eq!((saved.sessions.len(), saved.seen.len()), (1, 0));
+        for seq in 1..=300 {
+            let m = out.encrypt(&text("wyciąg bankowy"));
+            assert!(matches!(
+                tl.receive(ROOM, seq, A, &m),
+                Ok(Received::Decrypted(_))
+            ));
+            if seq % 100 == 0 {
+                // Each save carries the 100 new records and no session again; the pickle
+                // (messages waiting for keys) does not grow with the history.
+                let c = tl.changes(&key);
+                assert_eq!((c.sessions.len(), c.seen.len()), (0, 100));
+                assert_eq!(saved.save(&mut tl, &key), first);
+            }
+        }
+        assert_eq!(saved.seen.len(), 300);
+        // A delivery seen again at its own position is not a new record.
+        let again = out.encrypt(&text("x"));
+        tl.receive(ROOM, 301, A, &again).unwrap();
+        tl.receive(ROOM, 301, A, &again).unwrap();
+        assert_eq!(tl.changes(&key).seen.len(), 1);
+        // Unsaved changes are not lost when a save fails: they stay until `saved`.
+        assert_eq!(tl.changes(&key).seen.len(), 1);
+    }
+
+    #[test]
+    fn a_version_1_pickle_is_read_and_moved_into_rows() {
+        let key = [3u8; 32];
+        let mut out = OutboundRoom::new(ROOM, 0);
+        let share = out.share(A, &BTreeSet::from([A, B]));
+        let mut tl = Timeline::default();
+        tl.add_key(A, &share).unwrap();
+        let m1 = out.encrypt(&text("jeden"));
+        tl.receive(ROOM, 1, A, &m1).unwrap();
+        // What the previous release wrote: every session and record inside the pickle.
+        let (sid, inbound) = tl.inbound.iter().next().unwrap();
+        let v1 = serde_json::json!({
+            "version": 1,
+            "inbound": [{
+                "session_id": sid,
+                "room": hex::encode(inbound.room),
+                "owner": inbound.owner,
+                "session": inbound.session.pickle().encrypt(&key),
+                "seen": [[0, 1]],
+            }],
+            "pending": [],
+        })
+        .to_string();
+        let mut old = Timeline::restore(Some(&v1), [], [], &key).unwrap();
+        let c = old.changes(&key);
+        assert_eq!((c.sessions.len(), c.seen.len()), (1, 1));
+        assert_eq!(old.receive(ROOM, 7, A, &m1), Err(RoomError::Replayed));
+        let mut saved = Saved::default();
+        let mut tl = saved.restart(&mut old, &key);
+        assert_eq!(tl.receive(ROOM, 7, A, &m1), Err(RoomError::Replayed));
+        let m2 = out.encrypt(&text("dwa"));
+        assert!(matches!(
+            tl.receive(ROOM, 2, A, &m2),
+            Ok(Received::Decrypted(_))
+        ));
     }
 
     #[test]

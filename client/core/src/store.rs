@@ -3,6 +3,7 @@
 //! index. The key comes from a passphrase through Argon2id (a random salt stored beside the
 //! database) or, where one is available, from the OS keyring.
 
+use crate::room::{SessionRow, TimelineChanges};
 use argon2::{Algorithm, Argon2, Params, Version};
 use rusqlite::{params, Connection, OptionalExtension};
 use std::path::Path;
@@ -16,6 +17,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0004_work_items.sql"),
     include_str!("../migrations/0005_sent.sql"),
     include_str!("../migrations/0006_mail.sql"),
+    include_str!("../migrations/0007_megolm_rows.sql"),
 ];
 
 /// Argon2id cost: 64 MiB, 3 passes, 1 lane (OWASP's second recommended profile).
@@ -337,9 +339,44 @@ impl LocalStore {
         page: &[(StoredMessage, Option<String>)],
         roster: &[(u64, Vec<u8>)],
     ) -> Result<usize, StoreError> {
+        self.commit_all(states, page, roster, &TimelineChanges::default())
+    }
+
+    /// [`LocalStore::commit_with_roster`], also inserting the Megolm sessions and replay
+    /// records a timeline added (a row already there is left as it is: they never change).
+    pub fn commit_all(
+        &mut self,
+        states: &[(String, String)],
+        page: &[(StoredMessage, Option<String>)],
+        roster: &[(u64, Vec<u8>)],
+        timeline: &TimelineChanges,
+    ) -> Result<usize, StoreError> {
         let tx = self.conn.transaction().map_err(sql)?;
         let mut new = 0;
         {
+            if !timeline.sessions.is_empty() {
+                let mut put = tx
+                    .prepare_cached(
+                        "INSERT OR IGNORE INTO megolm_sessions (session_id, pickle) VALUES (?1, ?2)",
+                    )
+                    .map_err(sql)?;
+                for row in &timeline.sessions {
+                    put.execute(params![row.session_id, row.pickle])
+                        .map_err(sql)?;
+                }
+            }
+            if !timeline.seen.is_empty() {
+                let mut put = tx
+                    .prepare_cached(
+                        "INSERT OR IGNORE INTO megolm_seen (session_id, idx, seq) VALUES (?1, ?2, ?3)",
+                    )
+                    .map_err(sql)?;
+                for (sid, index, seq) in &timeline.seen {
+                    let seq = i64::try_from(*seq)
+                        .map_err(|_| StoreError::Sqlite("message number out of range".into()))?;
+                    put.execute(params![sid, index, seq]).map_err(sql)?;
+                }
+            }
             let mut put_event = tx
                 .prepare_cached("INSERT OR IGNORE INTO roster (seq, event) VALUES (?1, ?2)")
                 .map_err(sql)?;
@@ -387,6 +424,44 @@ impl LocalStore {
         }
         tx.commit().map_err(sql)?;
         Ok(new)
+    }
+
+    /// Every saved Megolm session.
+    pub fn megolm_sessions(&self) -> Result<Vec<SessionRow>, StoreError> {
+        let mut st = self
+            .conn
+            .prepare("SELECT session_id, pickle FROM megolm_sessions")
+            .map_err(sql)?;
+        let rows = st
+            .query_map([], |r| {
+                Ok(SessionRow {
+                    session_id: r.get(0)?,
+                    pickle: r.get(1)?,
+                })
+            })
+            .map_err(sql)?;
+        rows.collect::<Result<_, _>>().map_err(sql)
+    }
+
+    /// Every saved replay record, as (session id, index, seq).
+    pub fn megolm_seen(&self) -> Result<Vec<(String, u32, u64)>, StoreError> {
+        let mut st = self
+            .conn
+            .prepare("SELECT session_id, idx, seq FROM megolm_seen")
+            .map_err(sql)?;
+        let rows = st
+            .query_map([], |r| {
+                let seq = u64::try_from(r.get::<_, i64>(2)?).map_err(|e| {
+                    rusqlite::Error::FromSqlConversionFailure(
+                        2,
+                        rusqlite::types::Type::Integer,
+                        Box::new(e),
+                    )
+                })?;
+                Ok((r.get(0)?, r.get(1)?, seq))
+            })
+            .map_err(sql)?;
+        rows.collect::<Result<_, _>>().map_err(sql)
     }
 
     /// Writes a work item (whole row).
