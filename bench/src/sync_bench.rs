@@ -17,7 +17,7 @@ mod inproc;
 use clap::Parser;
 use ledgerline_client_core::profile::{Conversation, Profile};
 use ledgerline_client_core::room::{OutboundRoom, RoomEvent};
-use ledgerline_protocol::ids::DeviceId;
+use ledgerline_protocol::ids::{DeviceId, FileId};
 use ledgerline_protocol::roster::Role;
 use std::collections::BTreeSet;
 use std::time::Instant;
@@ -77,6 +77,23 @@ fn raw_decrypt_rate(n: usize) -> f64 {
     n as f64 / start.elapsed().as_secs_f64()
 }
 
+/// Sends `n` texts to `file`'s conversation, one at a time; messages per second.
+async fn sends_per_second(p: &mut Profile, file: FileId, n: usize) -> f64 {
+    let start = Instant::now();
+    for i in 0..n {
+        p.send(
+            Conversation::File(file),
+            RoomEvent::Text {
+                body: body(i),
+                reply_to: None,
+            },
+        )
+        .await
+        .unwrap();
+    }
+    n as f64 / start.elapsed().as_secs_f64()
+}
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let args = Args::parse();
@@ -102,20 +119,7 @@ async fn main() {
     owner.grant(file, anna_id).await.unwrap();
     anna.sync().await.unwrap();
 
-    let start = Instant::now();
-    for i in 0..args.messages {
-        owner
-            .send(
-                Conversation::File(file),
-                RoomEvent::Text {
-                    body: body(i),
-                    reply_to: None,
-                },
-            )
-            .await
-            .unwrap();
-    }
-    let send_rate = args.messages as f64 / start.elapsed().as_secs_f64();
+    let send_rate = sends_per_second(&mut owner, file, args.messages).await;
 
     let start = Instant::now();
     let report = anna.sync().await.unwrap();
@@ -126,19 +130,7 @@ async fn main() {
     // it has read the whole history. A commit writes what changed, so this should not
     // fall below the writer's rate above, whose own history is empty.
     const REPLIES: usize = 200;
-    let start = Instant::now();
-    for i in 0..REPLIES {
-        anna.send(
-            Conversation::File(file),
-            RoomEvent::Text {
-                body: body(i),
-                reply_to: None,
-            },
-        )
-        .await
-        .unwrap();
-    }
-    let reply_rate = REPLIES as f64 / start.elapsed().as_secs_f64();
+    let reply_rate = sends_per_second(&mut anna, file, REPLIES).await;
     let raw = (0..3)
         .map(|_| raw_decrypt_rate(args.messages))
         .fold(0f64, f64::max);

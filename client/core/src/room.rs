@@ -964,13 +964,19 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_save_costs_what_changed_not_the_history() {
-        let key = [3u8; 32];
+    /// A's session of `ROOM`, and a timeline holding its key.
+    fn shared_session() -> (OutboundRoom, Timeline) {
         let mut out = OutboundRoom::new(ROOM, 0);
         let share = out.share(A, &BTreeSet::from([A, B]));
         let mut tl = Timeline::default();
         tl.add_key(A, &share).unwrap();
+        (out, tl)
+    }
+
+    #[test]
+    fn a_save_costs_what_changed_not_the_history() {
+        let key = [3u8; 32];
+        let (mut out, mut tl) = shared_session();
         let mut saved = Saved::default();
         let first = saved.save(&mut tl, &key);
         assert_eq!((saved.sessions.len(), saved.seen.len()), (1, 0));
@@ -1001,10 +1007,7 @@ mod tests {
     #[test]
     fn a_version_1_pickle_is_read_and_moved_into_rows() {
         let key = [3u8; 32];
-        let mut out = OutboundRoom::new(ROOM, 0);
-        let share = out.share(A, &BTreeSet::from([A, B]));
-        let mut tl = Timeline::default();
-        tl.add_key(A, &share).unwrap();
+        let (mut out, mut tl) = shared_session();
         let m1 = out.encrypt(&text("jeden"));
         tl.receive(ROOM, 1, A, &m1).unwrap();
         // What the previous release wrote: every session and record inside the pickle.
