@@ -4591,6 +4591,8 @@ async fn a_member_who_loses_their_only_device_reads_everything_again_with_the_re
     .await;
     assert_eq!(r.code, 1, "{}", r.stderr);
     assert!(r.stderr.contains("typo"), "{}", r.stderr);
+    let e: Value = serde_json::from_str(r.stderr.trim()).unwrap();
+    assert_eq!(e["error"]["reason"], "recovery_key", "{}", r.stderr);
     // A key that was real but reaches no backup any more: its member made a new one.
     let spare = dir.path().join("spare");
     let create = [

@@ -258,6 +258,14 @@ impl ClientError {
     }
 }
 
+/// A request refused for `reason`, a stable word ([`ClientError::Declined`]).
+pub(crate) fn declined(reason: &'static str, message: impl Into<String>) -> ClientError {
+    ClientError::Declined {
+        reason,
+        message: message.into(),
+    }
+}
+
 /// A relay's "not now" (its disk is full, it is overloaded) for something this device
 /// already keeps to send again (a message in the outbox, a pending upload): it waits, and
 /// the next sync sends it. Anything else is passed on.
@@ -897,7 +905,7 @@ impl Profile {
         me: &str,
     ) -> Result<(Self, String)> {
         let invite = Invite::parse(code)
-            .map_err(|e| ClientError::Invalid(format!("invitation code: {e}")))?;
+            .map_err(|e| declined("invite_code", format!("invitation code: {e}")))?;
         let rng = &mut OsRng;
         let firm = probe(relay)?.invite_firm(invite.id()).await?;
         let member = MemberId::random(rng);

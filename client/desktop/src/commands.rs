@@ -676,8 +676,12 @@ mod tests {
             for r in words_after(s, "Failure::app(") {
                 wanted.insert(id(APP, Some(&r)));
             }
-            // `ClientError::Declined { reason: "…", … }`: always of the kind Invalid.
-            for r in words_after(s, "reason: ") {
+            // `ClientError::Declined { reason: "…", … }` and the core's `declined("…", …)`:
+            // always of the kind Invalid.
+            for r in words_after(s, "reason: ")
+                .into_iter()
+                .chain(words_after(s, "declined("))
+            {
                 wanted.insert(id(ErrorKind::Invalid.code(), Some(&r)));
             }
         }

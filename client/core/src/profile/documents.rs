@@ -10,7 +10,7 @@
 //! the rest; `sync` does this for any upload a crash interrupted. A download writes to
 //! `OUT.partial` and renames only after the final chunk and the parts root verified.
 
-use super::{now_ms, ClientError, Profile, Result, SyncReport};
+use super::{declined, now_ms, ClientError, Profile, Result, SyncReport};
 use crate::room::RoomEvent;
 use crate::transport::RelayError;
 use futures_util::StreamExt;
@@ -386,10 +386,11 @@ impl Profile {
                         .uploads
                         .retain(|u| u.manifest.document != document);
                     self.commit()?;
-                    return Err(ClientError::Invalid(format!(
-                        "the customer file was re-keyed during the upload of {:?} (someone's access was revoked): upload it again",
-                        up.manifest.name
-                    )));
+                    // No name: an error may end up in a script's log.
+                    return Err(declined(
+                        "rekeyed_during_upload",
+                        "the customer file was re-keyed during the upload (someone's access was revoked): upload it again",
+                    ));
                 }
                 Err(e) => return Err(e.into()),
             }

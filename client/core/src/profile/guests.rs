@@ -7,7 +7,9 @@
 //! and everything else by the relay's rules.
 
 use super::documents::{DocumentManifest, Progress};
-use super::{now_ms, ClientError, Conversation, MessageView, Profile, Result, SyncReport};
+use super::{
+    declined, now_ms, ClientError, Conversation, MessageView, Profile, Result, SyncReport,
+};
 use crate::room::RoomEvent;
 use crate::transport::RelayError;
 use ledgerline_protocol::document::CONVERSATION_EPOCH;
@@ -69,8 +71,9 @@ impl Profile {
     pub async fn invite_guest(&mut self, file: FileId, name: &str, ttl_ms: u64) -> Result<String> {
         self.require_admin()?;
         if ttl_ms == 0 || ttl_ms > MAX_GUEST_INVITE_TTL_MS {
-            return Err(ClientError::Invalid(
-                "a guest invitation is open for 1 hour to 30 days".into(),
+            return Err(declined(
+                "guest_hours",
+                "a guest invitation is open for 1 hour to 30 days",
             ));
         }
         if !self.roster()?.files().contains(&file) {

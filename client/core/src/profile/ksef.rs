@@ -6,7 +6,7 @@
 //! no token, no invoice, no NIP.
 
 use super::work::{current, opt_text, today, TaskSpec};
-use super::{now_ms, ClientError, Profile, Result};
+use super::{declined, now_ms, ClientError, Profile, Result};
 use crate::ksef::api::{Environment, InvoiceMeta, KsefClient, KsefError, Session, Subject};
 use crate::ksef::invoice::{self, Invoice};
 use crate::ksef::number::parse_ksef_number;
@@ -153,7 +153,7 @@ impl Profile {
     ) -> Result<KsefView> {
         let token = token.trim();
         if token.is_empty() || token.len() > 1000 || token.chars().any(char::is_control) {
-            return Err(ClientError::Invalid("that is not a KSeF token".into()));
+            return Err(declined("ksef_token", "that is not a KSeF token"));
         }
         let nip = match nip {
             Some(n) => {
@@ -165,8 +165,9 @@ impl Profile {
                 .find(|c| c.file == file)
                 .and_then(|c| c.nip)
                 .ok_or_else(|| {
-                    ClientError::Invalid(
-                        "the customer's card has no NIP: give one with --nip".into(),
+                    declined(
+                        "nip_needed",
+                        "the customer's card has no NIP: give one with --nip",
                     )
                 })?,
         };

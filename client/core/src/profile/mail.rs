@@ -6,7 +6,7 @@
 //! device sorts alike. The relay sees ciphertext only; passwords stay in the OS keyring.
 
 use super::work::{current, opt_text, text_list};
-use super::{now_ms, ClientError, Profile, Result};
+use super::{declined, now_ms, ClientError, Profile, Result};
 use crate::keystore;
 use crate::mail::imap::{MailboxConfig, Session};
 use crate::mail::parse::{self, ParsedMail};
@@ -207,8 +207,9 @@ impl Profile {
         password: &str,
     ) -> Result<MailboxView> {
         if config.host.trim().is_empty() || config.user.trim().is_empty() {
-            return Err(ClientError::Invalid(
-                "a mailbox needs a host and a user".into(),
+            return Err(declined(
+                "mailbox_needed",
+                "a mailbox needs a host and a user",
             ));
         }
         if config.folder.trim().is_empty() {

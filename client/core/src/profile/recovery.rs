@@ -7,7 +7,7 @@
 //! (the lost laptop) and restores every key: the member's whole history reads again,
 //! without anyone re-sending anything.
 
-use super::{key32, now_ms, ClientError, Identity, LocalState, Profile, Result};
+use super::{declined, key32, now_ms, ClientError, Identity, LocalState, Profile, Result};
 use crate::device::DeviceAccount;
 use crate::room::ForwardedKey;
 use crate::transport::{BackupKeyInfo, RelayError};
@@ -578,7 +578,7 @@ impl Profile {
         keep_devices: bool,
     ) -> Result<(Self, RecoveryReport)> {
         let key = RecoveryKey::parse(recovery_key)
-            .map_err(|e| ClientError::Invalid(format!("recovery key: {e}")))?;
+            .map_err(|e| declined("recovery_key", format!("recovery key: {e}")))?;
         let info = match super::probe(relay)?.recovery(key.id()).await {
             Err(RelayError::Refused { status: 404, .. }) => {
                 return Err(ClientError::NotFound(

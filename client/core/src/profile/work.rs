@@ -3,7 +3,7 @@
 //! devices edited the same item. Every rule runs here, on decrypted data; the relay keeps
 //! versioned ciphertext only.
 
-use super::{now_ms, ClientError, Conversation, Profile, Result, SyncReport};
+use super::{declined, now_ms, ClientError, Conversation, Profile, Result, SyncReport};
 use crate::store::WorkRow;
 use crate::transport::RelayError;
 use crate::when::DEFAULT_ZONE;
@@ -780,7 +780,7 @@ impl Profile {
     /// Adds a task to a customer file.
     pub async fn task_add(&mut self, file: FileId, spec: &TaskSpec) -> Result<RecordId> {
         if spec.title.trim().is_empty() {
-            return Err(ClientError::Invalid("a task needs a title".into()));
+            return Err(declined("title_needed", "a task needs a title"));
         }
         let today = today();
         if let Some(rule) = &spec.rrule {
@@ -1233,8 +1233,9 @@ impl Profile {
             ));
         }
         if valid_until < today() {
-            return Err(ClientError::Invalid(
-                "an offer's validity cannot end in the past".into(),
+            return Err(declined(
+                "offer_past",
+                "an offer's validity cannot end in the past",
             ));
         }
         if self.item(file, CUSTOMER_CARD)?.is_none() {
@@ -1399,8 +1400,9 @@ impl Profile {
             )));
         }
         if to == "accepted" && view.expired {
-            return Err(ClientError::Invalid(
-                "this offer's validity has passed: make a new one".into(),
+            return Err(declined(
+                "offer_expired",
+                "this offer's validity has passed: make a new one",
             ));
         }
         self.edit_item(
@@ -1664,11 +1666,11 @@ impl Profile {
     /// Adds a calendar event to a customer file.
     pub async fn event_add(&mut self, file: FileId, spec: &EventSpec) -> Result<RecordId> {
         if spec.title.trim().is_empty() {
-            return Err(ClientError::Invalid("an event needs a title".into()));
+            return Err(declined("title_needed", "an event needs a title"));
         }
         let end = spec.end.unwrap_or(spec.start + chrono::Duration::hours(1));
         if end <= spec.start {
-            return Err(ClientError::Invalid("an event ends after it starts".into()));
+            return Err(declined("event_order", "an event ends after it starts"));
         }
         if DEFAULT_ZONE
             .from_local_datetime(&spec.start)
