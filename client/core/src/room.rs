@@ -621,8 +621,12 @@ impl Timeline {
             };
             t.inbound.insert(row.session_id, inbound);
         }
+        // Rows are written with their session in one transaction; a record whose session
+        // is not there protects nothing and is passed over.
         for (sid, index, seq) in seen {
-            t.inbound.get_mut(&sid)?.seen.insert(index, seq);
+            if let Some(i) = t.inbound.get_mut(&sid) {
+                i.seen.insert(index, seq);
+            }
         }
         for i in p.inbound {
             t.inbound.insert(
