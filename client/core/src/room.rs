@@ -407,13 +407,13 @@ pub struct SessionRow {
 /// records made since. Saving them (with [`Timeline::pickle`], which keeps only the
 /// messages waiting for keys) costs what changed, not the whole history.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct TimelineChanges {
+pub struct TimelineChanges<'a> {
     /// Sessions to insert.
     pub sessions: Vec<SessionRow>,
     /// Replay records to insert: the message at `index` of the session is the relay's
     /// message `seq` (the same index at another position is a replay), as
     /// (session id, index, seq).
-    pub seen: Vec<(String, u32, u64)>,
+    pub seen: &'a [(String, u32, u64)],
 }
 
 impl std::fmt::Debug for Timeline {
@@ -550,7 +550,7 @@ impl Timeline {
 
     /// The sessions added and replay records made since the last [`Timeline::saved`],
     /// sessions encrypted under `pickle_key`.
-    pub fn changes(&self, pickle_key: &[u8; 32]) -> TimelineChanges {
+    pub fn changes(&self, pickle_key: &[u8; 32]) -> TimelineChanges<'_> {
         let sessions = self
             .unsaved_sessions
             .iter()
@@ -570,7 +570,7 @@ impl Timeline {
             .collect();
         TimelineChanges {
             sessions,
-            seen: self.unsaved_seen.clone(),
+            seen: &self.unsaved_seen,
         }
     }
 
@@ -953,7 +953,7 @@ mod tests {
         fn save(&mut self, tl: &mut Timeline, key: &[u8; 32]) -> String {
             let c = tl.changes(key);
             self.sessions.extend(c.sessions);
-            self.seen.extend(c.seen);
+            self.seen.extend_from_slice(c.seen);
             tl.saved();
             tl.pickle()
         }

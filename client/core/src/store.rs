@@ -349,7 +349,7 @@ impl LocalStore {
         states: &[(String, String)],
         page: &[(StoredMessage, Option<String>)],
         roster: &[(u64, Vec<u8>)],
-        timeline: &TimelineChanges,
+        timeline: &TimelineChanges<'_>,
     ) -> Result<usize, StoreError> {
         let tx = self.conn.transaction().map_err(sql)?;
         let mut new = 0;
@@ -371,7 +371,7 @@ impl LocalStore {
                         "INSERT OR IGNORE INTO megolm_seen (session_id, idx, seq) VALUES (?1, ?2, ?3)",
                     )
                     .map_err(sql)?;
-                for (sid, index, seq) in &timeline.seen {
+                for (sid, index, seq) in timeline.seen {
                     let seq = i64::try_from(*seq)
                         .map_err(|_| StoreError::Sqlite("message number out of range".into()))?;
                     put.execute(params![sid, index, seq]).map_err(sql)?;

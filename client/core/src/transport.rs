@@ -1682,49 +1682,81 @@ mod tests {
     use super::*;
     use ledgerline_protocol::keys::DeviceSigningKey;
 
-    /// A transport that answers with fixed bytes.
-    struct Canned(u16, &'static [u8]);
+    /// A transport that answers `429` to the first `busy` requests, then `status` with
+    /// `body`; it counts the requests and keeps the headers of the last.
+    struct Scripted {
+        status: u16,
+        body: Vec<u8>,
+        busy: usize,
+        seen: std::sync::atomic::AtomicUsize,
+        headers: std::sync::Mutex<Vec<(&'static str, String)>>,
+    }
 
-    impl Transport for Canned {
+    impl Scripted {
+        fn new(status: u16, body: impl Into<Vec<u8>>) -> Self {
+            Self {
+                status,
+                body: body.into(),
+                busy: 0,
+                seen: Default::default(),
+                headers: Default::default(),
+            }
+        }
+
+        fn busy_first(self, busy: usize) -> Self {
+            Self { busy, ..self }
+        }
+    }
+
+    impl Transport for Scripted {
         async fn send(
             &self,
             _: &str,
             _: &str,
-            _: Vec<(&'static str, String)>,
+            headers: Vec<(&'static str, String)>,
             _: Vec<u8>,
         ) -> Result<(u16, Vec<u8>), RelayError> {
-            Ok((self.0, self.1.to_vec()))
+            *self.headers.lock().unwrap() = headers;
+            let seen = self.seen.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            Ok(if seen < self.busy {
+                (
+                    429,
+                    br#"{"code":"rate_limited","message":"slow down"}"#.to_vec(),
+                )
+            } else {
+                (self.status, self.body.clone())
+            })
         }
     }
 
-    fn client(t: Canned) -> RelayClient<Canned> {
+    fn client(t: Scripted) -> RelayClient<Scripted> {
         RelayClient::new(t, FirmId([1; 16]), DeviceId([2; 16]))
     }
 
     #[tokio::test]
     async fn garbage_and_refusals_become_clear_errors() {
         let key = DeviceSigningKey::from_bytes(&[3; 32]);
-        let e = client(Canned(200, b"<html>"))
+        let e = client(Scripted::new(200, b"<html>"))
             .roster(&key, 0)
             .await
             .unwrap_err();
         assert!(matches!(e, RelayError::Garbage(_)), "{e}");
-        let e = client(Canned(200, br#"{"events":[5]}"#))
+        let e = client(Scripted::new(200, br#"{"events":[5]}"#))
             .roster(&key, 0)
             .await
             .unwrap_err();
         assert!(matches!(e, RelayError::Garbage(_)), "{e}");
-        let e = client(Canned(200, br#"{"events":["zz"]}"#))
+        let e = client(Scripted::new(200, br#"{"events":["zz"]}"#))
             .roster(&key, 0)
             .await
             .unwrap_err();
         assert!(matches!(e, RelayError::Garbage(_)), "{e}");
-        let e = client(Canned(502, b"bad gateway"))
+        let e = client(Scripted::new(502, b"bad gateway"))
             .roster(&key, 0)
             .await
             .unwrap_err();
         assert!(matches!(e, RelayError::Garbage(_)), "{e}");
-        let e = client(Canned(
+        let e = client(Scripted::new(
             403,
             br#"{"code":"forbidden","message":"no access"}"#,
         ))
@@ -1735,7 +1767,7 @@ mod tests {
             matches!(&e, RelayError::Refused { status: 403, code, .. } if code == "forbidden"),
             "{e}"
         );
-        let e = client(Canned(
+        let e = client(Scripted::new(
             200,
             br#"{"prekeys":{"0202020202020202020202020202020202":"00"}}"#,
         ))
@@ -1743,22 +1775,6 @@ mod tests {
         .await
         .unwrap_err();
         assert!(matches!(e, RelayError::Garbage(_)), "{e}");
-    }
-
-    /// A transport that answers with owned bytes and records the headers it was given.
-    struct Recording(u16, Vec<u8>, std::sync::Mutex<Vec<(&'static str, String)>>);
-
-    impl Transport for Recording {
-        async fn send(
-            &self,
-            _: &str,
-            _: &str,
-            headers: Vec<(&'static str, String)>,
-            _: Vec<u8>,
-        ) -> Result<(u16, Vec<u8>), RelayError> {
-            *self.2.lock().unwrap() = headers;
-            Ok((self.0, self.1.clone()))
-        }
     }
 
     #[tokio::test]
@@ -1773,11 +1789,7 @@ mod tests {
                 ciphertext: b"megolm".to_vec(),
             }],
         };
-        let relay = RelayClient::new(
-            Recording(200, page.to_bytes(), Default::default()),
-            FirmId([1; 16]),
-            DeviceId([2; 16]),
-        );
+        let relay = client(Scripted::new(200, page.to_bytes()));
         let (got, next) = relay.messages_page(&key, [4; 16], 1, 100).await.unwrap();
         assert_eq!(next, Some(8));
         assert_eq!(
@@ -1789,7 +1801,7 @@ mod tests {
                 created_ms: 1234,
             }]
         );
-        let asked = relay.transport.2.lock().unwrap().clone();
+        let asked = relay.transport.headers.lock().unwrap().clone();
         assert!(asked.contains(&("accept", history::MEDIA_TYPE.to_owned())));
 
         // A relay that answers JSON (one from before the binary form) is still read.
@@ -1798,11 +1810,7 @@ mod tests {
             hex::encode([9; 16]),
             hex::encode(b"megolm")
         );
-        let relay = RelayClient::new(
-            Recording(200, json.into_bytes(), Default::default()),
-            FirmId([1; 16]),
-            DeviceId([2; 16]),
-        );
+        let relay = client(Scripted::new(200, json.into_bytes()));
         assert_eq!(
             relay.messages_page(&key, [4; 16], 1, 100).await.unwrap(),
             (got, Some(8))
@@ -1814,17 +1822,13 @@ mod tests {
         let mut cut = page.to_bytes();
         cut.pop();
         for bytes in [twice.to_bytes(), cut, b"<html>".to_vec()] {
-            let e = RelayClient::new(
-                Recording(200, bytes, Default::default()),
-                FirmId([1; 16]),
-                DeviceId([2; 16]),
-            )
-            .messages_page(&key, [4; 16], 1, 100)
-            .await
-            .unwrap_err();
+            let e = client(Scripted::new(200, bytes))
+                .messages_page(&key, [4; 16], 1, 100)
+                .await
+                .unwrap_err();
             assert!(matches!(e, RelayError::Garbage(_)), "{e}");
         }
-        let e = client(Canned(
+        let e = client(Scripted::new(
             403,
             br#"{"code":"forbidden","message":"not a member of this room"}"#,
         ))
@@ -1837,29 +1841,6 @@ mod tests {
         );
     }
 
-    /// Answers `429` to the first `n` requests, then `200` with `body`.
-    struct Busy(std::sync::atomic::AtomicUsize, usize, Vec<u8>);
-
-    impl Transport for Busy {
-        async fn send(
-            &self,
-            _: &str,
-            _: &str,
-            _: Vec<(&'static str, String)>,
-            _: Vec<u8>,
-        ) -> Result<(u16, Vec<u8>), RelayError> {
-            let seen = self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            Ok(if seen < self.1 {
-                (
-                    429,
-                    br#"{"code":"rate_limited","message":"slow down"}"#.to_vec(),
-                )
-            } else {
-                (200, self.2.clone())
-            })
-        }
-    }
-
     #[tokio::test]
     async fn a_rate_limited_request_is_retried_then_given_up() {
         let key = DeviceSigningKey::from_bytes(&[3; 32]);
@@ -1867,13 +1848,7 @@ mod tests {
             next: 1,
             messages: vec![],
         };
-        let relay = |busy| {
-            RelayClient::new(
-                Busy(Default::default(), busy, page.to_bytes()),
-                FirmId([1; 16]),
-                DeviceId([2; 16]),
-            )
-        };
+        let relay = |busy| client(Scripted::new(200, page.to_bytes()).busy_first(busy));
         let r = relay(2);
         assert_eq!(
             r.messages_page(&key, [4; 16], 1, 100).await.unwrap(),

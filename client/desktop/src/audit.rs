@@ -82,11 +82,8 @@ pub async fn audit_verify(desk: State<'_, Desk>, path: String) -> Answer<Report>
                 Failure::invalid("unreadable", format!("cannot read {}: {e}", path.display()))
             })
     };
-    let (header, sealed) = ledgerline_audit::read_names(open()?).map_err(|e| Failure {
-        code: FINDING,
-        reason: Some("malformed".into()),
-        detail: format!("the bundle does not verify: {e}"),
-    })?;
+    let (header, sealed) =
+        ledgerline_audit::read_names(open()?).map_err(|e| finding("malformed", e))?;
     let names: Option<NameMap> = desk
         .on(async move |slot: &mut Option<Profile>| match slot {
             Some(p) => p.open_names(&header, &sealed).map_err(Failure::from),
@@ -98,9 +95,15 @@ pub async fn audit_verify(desk: State<'_, Desk>, path: String) -> Answer<Report>
         .map_err(|e| Failure::app("stopped", e.to_string()))?
 }
 
-/// The kind of failure of a bundle that does not verify; its reason is the finding's
-/// class (`fork`, `bad_signature`, …: the CLI's `--json` words).
-const FINDING: &str = "audit_finding";
+/// A bundle that does not verify: the kind `audit_finding`, its reason the finding's class
+/// (`fork`, `bad_signature`, …: the CLI's `--json` words).
+fn finding(class: &str, e: impl std::fmt::Display) -> Failure {
+    Failure {
+        code: "audit_finding",
+        reason: Some(class.to_owned()),
+        detail: format!("the bundle does not verify: {e}"),
+    }
+}
 
 fn verify(bundle: impl BufRead, names: Option<&NameMap>) -> Answer<Report> {
     let mut v = Verifier::new(ledgerline_audit::Options::default());
@@ -115,11 +118,7 @@ fn verify(bundle: impl BufRead, names: Option<&NameMap>) -> Answer<Report> {
             }
         }
     };
-    let found = |e: ledgerline_audit::AuditError| Failure {
-        code: FINDING,
-        reason: Some(e.class().to_owned()),
-        detail: format!("the bundle does not verify: {e}"),
-    };
+    let found = |e: ledgerline_audit::AuditError| finding(e.class(), e);
     for line in bundle.lines() {
         let line = line.map_err(|e| Failure::invalid("unreadable", e.to_string()))?;
         if !line.trim().is_empty() {
