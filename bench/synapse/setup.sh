@@ -69,6 +69,11 @@ if log:
     lc.setdefault("root", {})["level"] = "WARNING"
     for logger in lc.get("loggers", {}).values():
         logger["level"] = "WARNING"
+    # The generated file handler writes to a relative path, that is wherever Synapse was
+    # started from (it once left a homeserver.log in the repository): keep it in SYNAPSE_DIR.
+    for handler in lc.get("handlers", {}).values():
+        if "filename" in handler:
+            handler["filename"] = f"{d}/homeserver.log"
     yaml.safe_dump(lc, open(log, "w"))
 PY
 
