@@ -11,7 +11,9 @@ use axum::http::{HeaderMap, StatusCode};
 use futures_util::StreamExt;
 use ledgerline_protocol::constants::headers;
 use ledgerline_protocol::ids::{DeviceId, FirmId, MemberId};
-use ledgerline_protocol::request::{check_fresh, HttpHeaders, RequestError, SignedRequest};
+use ledgerline_protocol::request::{
+    check_fresh, check_request, HttpHeaders, RequestError, SignedRequest,
+};
 use ledgerline_protocol::roster::Role;
 use serde::de::DeserializeOwned;
 use std::time::Duration;
@@ -221,15 +223,35 @@ async fn authenticate<S: Store>(
         Duration::from_millis(state.config.body_timeout_ms),
     )
     .await?;
-    state
+    check_request(
+        &caller.request,
+        &key,
+        &body,
+        state.now_ms(),
+        state.config.max_skew_ms,
+    )
+    .map_err(request_error)?;
+    claim_nonce(state, &caller.request).await?;
+    rate_limit(state, &caller)?;
+    Ok((caller, body))
+}
+
+/// Claims a verified request's nonce: in this instance's replay window (the lock is held
+/// for that lookup alone; the signature was checked before, outside it) and, on a shared
+/// store, in the window all instances share. `replayed_request` if it was used.
+async fn claim_nonce<S: Store>(
+    state: &AppState<S>,
+    request: &SignedRequest,
+) -> Result<(), ApiError> {
+    let fresh = state
         .verifier
         .lock()
         .map_err(|_| ApiError::internal("verifier lock", "poisoned"))?
-        .verify(&caller.request, &key, &body, state.now_ms())
-        .map_err(request_error)?;
-    claim_shared_nonce(state, &caller.request).await?;
-    rate_limit(state, &caller)?;
-    Ok((caller, body))
+        .remember(request, state.now_ms());
+    if !fresh {
+        return Err(request_error(RequestError::Replayed));
+    }
+    claim_shared_nonce(state, request).await
 }
 
 /// On a store other instances share, the nonce of a request this instance accepted is
@@ -324,13 +346,15 @@ impl Unlisted {
         member: MemberId,
         role: Role,
     ) -> Result<Caller, ApiError> {
-        state
-            .verifier
-            .lock()
-            .map_err(|_| ApiError::internal("verifier lock", "poisoned"))?
-            .verify(&self.request, key, &self.body, state.now_ms())
-            .map_err(request_error)?;
-        claim_shared_nonce(state, &self.request).await?;
+        check_request(
+            &self.request,
+            key,
+            &self.body,
+            state.now_ms(),
+            state.config.max_skew_ms,
+        )
+        .map_err(request_error)?;
+        claim_nonce(state, &self.request).await?;
         let caller = Caller {
             firm: self.request.head.firm,
             device: self.request.head.device,
@@ -398,15 +422,7 @@ pub struct SignedUpload {
 
 /// Records an upload's nonce once its body matched; `replayed_request` if it was used.
 pub async fn accept_upload<S: Store>(state: &AppState<S>, caller: &Caller) -> Result<(), ApiError> {
-    let fresh = state
-        .verifier
-        .lock()
-        .map_err(|_| ApiError::internal("verifier lock", "poisoned"))?
-        .remember(&caller.request, state.now_ms());
-    if !fresh {
-        return Err(request_error(RequestError::Replayed));
-    }
-    claim_shared_nonce(state, &caller.request).await
+    claim_nonce(state, &caller.request).await
 }
 
 impl<S: Store> FromRequest<AppState<S>> for SignedUpload {

@@ -418,11 +418,7 @@ impl RequestVerifier {
         body: &[u8],
         now_ms: u64,
     ) -> Result<(), RequestError> {
-        check_fresh(req.head.timestamp_ms, now_ms, self.max_skew_ms)?;
-        req.verify_signature(key)?;
-        if crypto::sha256(&[body]) != req.head.body_sha256 {
-            return Err(RequestError::BodyHashMismatch);
-        }
+        check_request(req, key, body, now_ms, self.max_skew_ms)?;
         if !self.remember(req, now_ms) {
             return Err(RequestError::Replayed);
         }
@@ -452,6 +448,25 @@ impl RequestVerifier {
         self.nonces
             .insert(req.head.device, req.head.nonce, expires, now_ms)
     }
+}
+
+/// The checks of [`RequestVerifier::verify`] that need no replay window: freshness,
+/// signature, body hash, in that order. They hold no state, so a server runs them on any
+/// thread and takes the lock around its window only for [`RequestVerifier::remember`]
+/// afterwards (a signature verification under that lock would serialize every request).
+pub fn check_request(
+    req: &SignedRequest,
+    key: &VerifyingKey,
+    body: &[u8],
+    now_ms: u64,
+    max_skew_ms: u64,
+) -> Result<(), RequestError> {
+    check_fresh(req.head.timestamp_ms, now_ms, max_skew_ms)?;
+    req.verify_signature(key)?;
+    if crypto::sha256(&[body]) != req.head.body_sha256 {
+        return Err(RequestError::BodyHashMismatch);
+    }
+    Ok(())
 }
 
 /// `Stale` when `ts < now - skew`, `FromFuture` when `ts > now + skew`.
