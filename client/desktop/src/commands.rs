@@ -129,6 +129,16 @@ impl Failure {
         }
     }
 
+    /// The relay cannot be reached, for `reason` (the live channel's own words: it timed
+    /// out, was closed by the relay, or dropped).
+    pub(crate) fn unreachable(reason: &'static str, detail: impl Into<String>) -> Self {
+        Self {
+            code: ErrorKind::RelayUnreachable.code(),
+            reason: Some(reason.to_owned()),
+            detail: detail.into(),
+        }
+    }
+
     /// The app itself failed (its profile thread stopped, a dialog vanished).
     pub(crate) fn app(reason: &'static str, detail: impl Into<String>) -> Self {
         Self {
@@ -676,6 +686,9 @@ mod tests {
             for r in words_after(s, "Failure::app(") {
                 wanted.insert(id(APP, Some(&r)));
             }
+            for r in words_after(s, "Failure::unreachable(") {
+                wanted.insert(id(ErrorKind::RelayUnreachable.code(), Some(&r)));
+            }
             // `ClientError::Declined { reason: "…", … }` and the core's `declined("…", …)`:
             // always of the kind Invalid.
             for r in words_after(s, "reason: ")
@@ -692,6 +705,10 @@ mod tests {
             "{wanted:?}"
         );
         assert!(wanted.contains("error-app-stopped"), "{wanted:?}");
+        assert!(
+            wanted.contains("error-relay-unreachable-closed"),
+            "{wanted:?}"
+        );
         for lang in ["pl", "en"] {
             let catalog =
                 std::fs::read_to_string(here.join(format!("../locales/{lang}.ftl"))).unwrap();

@@ -6,7 +6,7 @@
 //! the window with a `synced` event. Every (re)connection starts with a sync, so nothing
 //! pushed while the channel was down is missed.
 
-use crate::commands::Job;
+use crate::commands::{Failure, Job};
 use futures_util::StreamExt;
 use ledgerline_client_core::profile::{ClientError, Profile, SyncReport};
 use ledgerline_client_core::transport::{PushFrame, PushSocket, RelayError};
@@ -32,8 +32,9 @@ pub enum Live {
     Online,
     /// Not connected; the next attempt is in `retry_in_ms`.
     Offline {
-        /// Why.
-        reason: String,
+        /// Why, as every failure is told to the window: words from the catalogs, the
+        /// English text only as detail.
+        why: Failure,
         /// Milliseconds to the next attempt.
         retry_in_ms: u64,
     },
@@ -76,13 +77,13 @@ struct Channel {
 }
 
 impl Channel {
-    fn down(&mut self, app: &AppHandle, reason: String) {
+    fn down(&mut self, app: &AppHandle, why: Failure) {
         self.socket = None;
         self.retry_at = Instant::now() + self.backoff;
         self.shared.tell(
             app,
             Live::Offline {
-                reason,
+                why,
                 retry_in_ms: u64::try_from(self.backoff.as_millis()).unwrap_or(u64::MAX),
             },
         );
@@ -108,7 +109,7 @@ async fn sync_and_tell(p: &mut Profile, app: &AppHandle, ch: &mut Channel) {
         Ok(report) => {
             let _ = app.emit("synced", &report);
         }
-        Err(ClientError::Relay(RelayError::Unreachable(why))) => ch.down(app, why),
+        Err(e @ ClientError::Relay(RelayError::Unreachable(_))) => ch.down(app, e.into()),
         Err(e) => {
             // Not worth a banner for a background sync; the next command shows it.
             let _ = app.emit(
@@ -152,8 +153,11 @@ pub async fn run(mut queue: mpsc::UnboundedReceiver<Job>, shared: Arc<Shared>) {
                     Ok(Err(ClientError::Relay(RelayError::Refused {
                         status: 401 | 403, ..
                     }))) => ch.revoked(&app),
-                    Ok(Err(e)) => ch.down(&app, e.to_string()),
-                    Err(_) => ch.down(&app, "the relay did not answer".into()),
+                    Ok(Err(e)) => ch.down(&app, e.into()),
+                    Err(_) => ch.down(
+                        &app,
+                        Failure::unreachable("timeout", "the relay did not answer in time"),
+                    ),
                 }
             }
         }
@@ -175,12 +179,21 @@ pub async fn run(mut queue: mpsc::UnboundedReceiver<Job>, shared: Arc<Shared>) {
                         if why == "revoked" {
                             ch.revoked(app);
                         } else {
-                            ch.down(app, format!("the relay closed the channel: {why}"));
+                            ch.down(
+                                app,
+                                Failure::unreachable(
+                                    "closed",
+                                    format!("the relay closed the channel: {why}"),
+                                ),
+                            );
                         }
                     }
                     Some(Ok(_)) => {}
-                    Some(Err(e)) => ch.down(app, e),
-                    None => ch.down(app, "the channel closed".into()),
+                    Some(Err(e)) => ch.down(app, Failure::unreachable("dropped", e)),
+                    None => ch.down(
+                        app,
+                        Failure::unreachable("dropped", "the channel closed"),
+                    ),
                 }
             }
             () = tokio::time::sleep_until(ch.retry_at), if waiting => {}

@@ -466,14 +466,20 @@ impl App {
 
     /// The same, for a profile whose passphrase is `pass`.
     async fn close_with(&self, pass: &str) -> Profile {
-        let _ = self.w.call("DELETE", "", None).await;
-        let start = Instant::now();
-        loop {
-            match Profile::open(&self.profile, Unlock::Passphrase(pass.to_owned().into())) {
-                Ok(p) => return p,
-                Err(e) if start.elapsed() > WAIT => panic!("profile: {e}"),
-                Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
-            }
+        close_window(&self.w, &self.profile, pass).await
+    }
+}
+
+/// Ends the WebDriver session (the app exits and lets go of its store) and opens the
+/// profile at `profile` with `pass`.
+async fn close_window(w: &Driver, profile: &Path, pass: &str) -> Profile {
+    let _ = w.call("DELETE", "", None).await;
+    let start = Instant::now();
+    loop {
+        match Profile::open(profile, Unlock::Passphrase(pass.to_owned().into())) {
+            Ok(p) => return p,
+            Err(e) if start.elapsed() > WAIT => panic!("profile: {e}"),
+            Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
         }
     }
 }
@@ -610,9 +616,30 @@ async fn the_window_founds_a_firm_and_works_with_a_customer_in_polish_and_englis
         .await;
     w.shot("6-english").await;
 
+    // The relay goes away while the window is open: the live badge says so by itself, and
+    // why in the user's words (the English detail only after them), and keeps retrying.
+    w.wait_dom("[data-test=live]", |t| t.contains("live")).await;
+    app.relay.stop().await.unwrap();
+    w.wait_dom("[data-test=live]", |t| t.contains("offline, retrying in"))
+        .await;
+    let why = w
+        .script(
+            "return document.querySelector('[data-test=live]').title;",
+            json!([]),
+        )
+        .await;
+    let why = why.as_str().unwrap_or_default();
+    assert!(
+        why.starts_with("The server closed the connection (for example while restarting)")
+            || why.starts_with("The server cannot be reached."),
+        "{why:?}"
+    );
+    assert!(!why.starts_with("the relay"), "{why:?}");
+    w.shot("6-offline").await;
+
     // The app wrote a real encrypted store: it opens with the (new) key and holds the work;
     // the old passphrase opens nothing.
-    let p = app.close_with(NEW_PASS).await;
+    let p = close_window(w, &app.profile, NEW_PASS).await;
     assert!(matches!(
         Profile::open(&app.profile, Unlock::Passphrase(PASS.to_owned().into())),
         Err(ledgerline_client_core::profile::ClientError::Store(_))
@@ -636,7 +663,6 @@ async fn the_window_founds_a_firm_and_works_with_a_customer_in_polish_and_englis
         hits.is_empty(),
         "the local store is not encrypted: {hits:?}"
     );
-    app.relay.stop().await.unwrap();
 }
 
 /// Today in Warsaw plus `days`, `YYYY-MM-DD`.

@@ -4,13 +4,20 @@
 // client/locales (Polish by default).
 import { render } from "./vendor/preact.module.js";
 import { useCallback, useEffect, useState } from "./vendor/hooks.module.js";
-import { ErrorBanner, Field, LANGUAGES, html, invoke, listen, loadLanguage, savedLanguage, t } from "./ui.js";
+import { ErrorBanner, Field, LANGUAGES, errorWords, html, invoke, listen, loadLanguage, savedLanguage, t } from "./ui.js";
 import { Customer } from "./customer.js";
 import { Board, Calendar, Leads, SearchResults } from "./work.js";
 import { Office } from "./office.js";
 import { Audit } from "./audit.js";
 import { GuestMain } from "./guest.js";
 import { Mail } from "./mail.js";
+
+/// The live channel's tooltip while it is down: why, in the user's words, then the detail.
+function liveWhy(live) {
+  if (!live.why) return "";
+  const { text, detail } = errorWords(live.why);
+  return detail ? `${text}\n${detail}` : text;
+}
 
 // ---- onboarding --------------------------------------------------------------------
 function Onboarding({ relay, needsPassphrase, onDone, fail }) {
@@ -365,7 +372,7 @@ function Main({ state, language, setLanguage, fail, refresh }) {
       <input data-test="global-search" class="global-search" placeholder=${t("nav-global-search")} value=${global} onInput=${(e) => setGlobal(e.target.value)} />
       <span class="status" data-test="status">${status}</span>
       ${live
-        ? html`<span class=${"live " + live.state} data-test="live" title=${live.reason || ""}>
+        ? html`<span class=${"live " + live.state} data-test="live" title=${liveWhy(live)}>
             ${live.state === "offline" ? t("live-offline", { seconds: Math.ceil(live.retry_in_ms / 1000) }) : t("live-" + live.state)}
           </span>`
         : null}
