@@ -577,6 +577,8 @@ async fn the_window_founds_a_firm_and_works_with_a_customer_in_polish_and_englis
     .await;
     w.shot("6b-reply-templates").await;
     w.click("[data-test=nav-customers]").await;
+    // The refused template's failure stayed with the settings it happened in.
+    w.wait_dom("body", |t| !t.contains("{kwot}")).await;
     w.click("[data-test=tab-chat]").await;
     w.set("[data-test=template-pick]", "Potwierdzenie VAT")
         .await;

@@ -366,10 +366,13 @@ function Main({ state, language, setLanguage, fail, refresh }) {
           (s) => html`<button data-test=${"nav-" + s} class=${section === s && !global ? "on" : ""} onClick=${() => {
             setSection(s);
             setGlobal("");
+            // A failure belongs to the view it happened in: moving on puts it away.
+            fail(null);
           }}>${t("nav-" + s)}</button>`,
         )}
       </nav>
       <input data-test="global-search" class="global-search" placeholder=${t("nav-global-search")} value=${global} onInput=${(e) => setGlobal(e.target.value)} />
+      <div class="top-right">
       <span class="status" data-test="status">${status}</span>
       ${live
         ? html`<span class=${"live " + live.state} data-test="live" title=${liveWhy(live)}>
@@ -377,6 +380,7 @@ function Main({ state, language, setLanguage, fail, refresh }) {
           </span>`
         : null}
       <button data-test="sync" onClick=${sync}>${t("nav-sync")}</button>
+      </div>
     </header>
     <aside class="customers">
       <p class="signed-in muted" data-test="signed-in">${t("nav-signed-in", { me: me.me, firm: me.firm })}</p>
