@@ -2,7 +2,7 @@
 //! verifies one offline and reads the report as a table (filtered in the window).
 
 use crate::commands::{with, Answer, Desk, Failure};
-use ledgerline_audit::{NameMap, Row, Summary, Verifier};
+use ledgerline_audit::{AccessEnd, NameMap, RevocationSummary, Row, Summary, Verifier};
 use ledgerline_client_core::profile::{ExportSummary, Profile};
 use serde::Serialize;
 use std::io::BufRead;
@@ -67,6 +67,55 @@ pub struct Report {
     pub more: usize,
     /// Whether names were opened with this device's key.
     pub named: bool,
+    /// Every access end in the summary's order, with names where the bundle has them.
+    pub ended: Vec<EndedNamed>,
+}
+
+/// An access end and its completed rotation, named for the window's sentence
+/// (`audit-ended-{kind}` in the catalogs).
+#[derive(Debug, Serialize)]
+pub struct EndedNamed {
+    /// `member_removed`, `device_revoked`, … ([`ledgerline_audit::AccessEnd`]).
+    pub kind: AccessEnd,
+    /// When, as the roster has it.
+    pub at: String,
+    /// The member whose access ended: their name, or their id.
+    pub who: String,
+    /// The revoked device's id, shortened as the members view shows it.
+    pub device: String,
+    /// The customer file: its name, or its id.
+    pub file: String,
+    /// The colleague whose cover ended: their name, or their id.
+    pub colleague: String,
+    /// Customer files that got a new epoch.
+    pub files: usize,
+    /// Member keys that got a new version.
+    pub keys: usize,
+}
+
+impl EndedNamed {
+    fn new(r: &RevocationSummary, names: Option<&NameMap>) -> Self {
+        let name = |map: fn(&NameMap) -> &std::collections::BTreeMap<String, String>, id: &str| {
+            names
+                .and_then(|n| map(n).get(id).cloned())
+                .unwrap_or_else(|| id.to_owned())
+        };
+        let optional = |map, id: &Option<String>| id.as_deref().map(|id| name(map, id));
+        Self {
+            kind: r.kind,
+            at: r.at.clone(),
+            who: name(|n| &n.members, &r.member),
+            device: r
+                .device
+                .as_deref()
+                .map(|d| d.chars().take(8).collect())
+                .unwrap_or_default(),
+            file: optional(|n| &n.files, &r.file).unwrap_or_default(),
+            colleague: optional(|n| &n.members, &r.colleague).unwrap_or_default(),
+            files: r.files,
+            keys: r.member_keys,
+        }
+    }
 }
 
 /// Verifies the bundle at `path` offline. Names are shown when the bundle carries a name
@@ -127,7 +176,13 @@ fn verify(bundle: impl BufRead, names: Option<&NameMap>) -> Answer<Report> {
     }
     let (summary, last) = v.finish().map_err(found)?;
     keep(last);
+    let ended = summary
+        .revocations
+        .iter()
+        .map(|r| EndedNamed::new(r, names))
+        .collect();
     Ok(Report {
+        ended,
         summary,
         rows,
         more,

@@ -698,6 +698,11 @@ mod tests {
                 wanted.insert(id(ErrorKind::Invalid.code(), Some(&r)));
             }
         }
+        // The audit view's sentence for each access end (`audit-ended-{kind}`).
+        for kind in ledgerline_audit::AccessEnd::ALL {
+            let word = serde_json::to_value(kind).unwrap();
+            wanted.insert(format!("audit-ended-{}", word.as_str().unwrap()));
+        }
         // The scan found the window's own reasons and the core's declined ones.
         assert!(wanted.contains("error-invalid-empty-message"), "{wanted:?}");
         assert!(

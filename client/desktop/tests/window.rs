@@ -1323,6 +1323,23 @@ async fn the_owner_invites_works_with_a_colleague_shares_a_document_plans_and_re
     w.click("[data-test=audit-verify]").await;
     w.wait("[data-test=audit-verified]", |t| t.contains("prawdziwa"))
         .await;
+    // Each completed rotation in the user's words: Jan's removal and the stolen laptop's
+    // revocation (the bundle has no names: ids), not the verifier's English.
+    let ended = w
+        .script(
+            "return [...document.querySelectorAll('[data-test=audit-ended]')].map((e) => e.textContent);",
+            json!([]),
+        )
+        .await;
+    let ended: Vec<String> = serde_json::from_value(ended).unwrap();
+    assert!(
+        ended.iter().any(|e| e.contains("usunięcie z kancelarii"))
+            && ended
+                .iter()
+                .any(|e| e.contains("unieważnienie urządzenia") && e.contains(&short))
+            && !ended.iter().any(|e| e.contains("revoked")),
+        "{ended:?}"
+    );
     let all = w.wait("[data-test=audit-count]", |t| !t.is_empty()).await;
     let all = w.call("GET", &format!("/element/{all}/text"), None).await;
     w.set("[data-test=filter-what]", "document").await;

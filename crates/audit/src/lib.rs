@@ -15,4 +15,6 @@ mod verify;
 
 pub use bundle::{names_ad, read_names, Header, Line, NameMap, SealedNames, FORMAT, NAMES_CONTEXT};
 pub use report::{action, format_ms, parse_time};
-pub use verify::{AuditError, Options, Row, Summary, Verifier, Witness};
+pub use verify::{
+    AccessEnd, AuditError, Options, RevocationSummary, Row, Summary, Verifier, Witness,
+};

@@ -319,12 +319,64 @@ pub struct RetentionSummary {
 pub struct RevocationSummary {
     /// When, as the roster has it.
     pub at: String,
-    /// What the roster event did.
+    /// What the roster event did, in English words with ids.
     pub what: String,
+    /// What ended access, as a stable word a user interface translates.
+    pub kind: AccessEnd,
+    /// The member whose access ended (the owner of a revoked device; the absent member of
+    /// a cover), as hex.
+    pub member: String,
+    /// The revoked device, as hex.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub device: Option<String>,
+    /// The customer file a member was removed from, as hex.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
+    /// The colleague whose absence cover ended, as hex.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub colleague: Option<String>,
     /// Customer files that got a new epoch for it.
     pub files: usize,
     /// Member keys that got a new version for it.
     pub member_keys: usize,
+}
+
+/// What ended someone's access, for [`RevocationSummary::kind`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AccessEnd {
+    /// A member was removed from the firm.
+    MemberRemoved,
+    /// One device was revoked.
+    DeviceRevoked,
+    /// A member's access to one customer file was removed.
+    FileAccessRemoved,
+    /// An absence cover reached its signed end.
+    CoverExpired,
+    /// An absence cover was ended before its signed end.
+    CoverEndedEarly,
+}
+
+impl AccessEnd {
+    /// Every kind, for a user interface's catalog check.
+    pub const ALL: [AccessEnd; 5] = [
+        AccessEnd::MemberRemoved,
+        AccessEnd::DeviceRevoked,
+        AccessEnd::FileAccessRemoved,
+        AccessEnd::CoverExpired,
+        AccessEnd::CoverEndedEarly,
+    ];
+}
+
+/// An access end as [`Verifier`] keeps it until the rotations are known.
+#[derive(Debug, Clone)]
+struct Ended {
+    what: String,
+    kind: AccessEnd,
+    member: MemberId,
+    device: Option<DeviceId>,
+    file: Option<FileId>,
+    colleague: Option<MemberId>,
 }
 
 enum Phase {
@@ -371,7 +423,7 @@ pub struct Verifier {
     uploads: HashMap<DocumentId, (FileId, u16)>,
     retention: RetentionSummary,
     /// Descriptions of revocations and access ends by their time.
-    revocations_at: BTreeMap<u64, String>,
+    revocations_at: BTreeMap<u64, Ended>,
     entries: u64,
 }
 
@@ -641,9 +693,14 @@ impl Verifier {
                         .iter()
                         .any(|k| k.since == **t)
             })
-            .map(|(t, what)| RevocationSummary {
+            .map(|(t, ended)| RevocationSummary {
                 at: format_ms(*t),
-                what: what.clone(),
+                what: ended.what.clone(),
+                kind: ended.kind,
+                member: ended.member.to_hex(),
+                device: ended.device.map(|d| d.to_hex()),
+                file: ended.file.map(|f| f.to_hex()),
+                colleague: ended.colleague.map(|c| c.to_hex()),
                 files: self
                     .completeness
                     .rotations
@@ -785,30 +842,53 @@ impl Verifier {
         for e in events {
             let what = describe(&e.body.kind);
             let body = serde_json::json!({ "event": hex::encode(e.to_bytes()) }).to_string();
-            if matches!(
-                e.body.kind,
-                EventKind::MemberRemoved { .. }
-                    | EventKind::DeviceRevoked { .. }
-                    | EventKind::FileAccessRemoved { .. }
-            ) {
-                self.revocations_at
-                    .insert(e.body.timestamp_ms, what.clone());
+            let ended = match &e.body.kind {
+                EventKind::MemberRemoved { member } => {
+                    Some((AccessEnd::MemberRemoved, *member, None, None))
+                }
+                EventKind::DeviceRevoked { device } => roster
+                    .device(device)
+                    .map(|d| (AccessEnd::DeviceRevoked, d.member, Some(*device), None)),
+                EventKind::FileAccessRemoved { file, member } => {
+                    Some((AccessEnd::FileAccessRemoved, *member, None, Some(*file)))
+                }
+                _ => None,
+            };
+            if let Some((kind, member, device, file)) = ended {
+                self.revocations_at.insert(
+                    e.body.timestamp_ms,
+                    Ended {
+                        what: what.clone(),
+                        kind,
+                        member,
+                        device,
+                        file,
+                        colleague: None,
+                    },
+                );
             }
             self.roster_bodies
                 .insert(Sha256::digest(body.as_bytes()).into(), (e.body.seq, what));
         }
         for (seq, c) in roster.covers() {
-            let how = if c.end_ms() == c.until_ms {
-                "expired"
+            let (how, kind) = if c.end_ms() == c.until_ms {
+                ("expired", AccessEnd::CoverExpired)
             } else {
-                "ended early"
+                ("ended early", AccessEnd::CoverEndedEarly)
             };
             self.revocations_at.insert(
                 c.end_ms(),
-                format!(
-                    "absence cover {seq} {how}: member {} covered member {}",
-                    c.colleague, c.absent
-                ),
+                Ended {
+                    what: format!(
+                        "absence cover {seq} {how}: member {} covered member {}",
+                        c.colleague, c.absent
+                    ),
+                    kind,
+                    member: c.absent,
+                    device: None,
+                    file: None,
+                    colleague: Some(c.colleague),
+                },
             );
         }
         // Rotations can be checked for access ends inside the whole entries, up to the end.

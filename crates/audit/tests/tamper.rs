@@ -651,6 +651,15 @@ fn a_lost_device_needs_a_new_member_key_and_new_epochs_under_it() {
     .unwrap();
     let last = summary.revocations.last().unwrap();
     assert!(last.what.starts_with("revoked device"), "{last:?}");
+    // The words a user interface translates: the kind, the device and its owner.
+    assert_eq!(last.kind, ledgerline_audit::AccessEnd::DeviceRevoked);
+    let device = last.device.as_deref().unwrap();
+    assert!(
+        device.len() == 32 && last.what == format!("revoked device {device}"),
+        "{last:?}"
+    );
+    assert_eq!(last.member, World::new().anna.0.to_hex(), "{last:?}");
+    assert_eq!((last.file.as_ref(), last.colleague.as_ref()), (None, None));
     assert_eq!((last.files, last.member_keys), (1, 1));
     // Nothing done.
     let e = lost_device(&[]).unwrap_err();

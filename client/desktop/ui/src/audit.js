@@ -88,7 +88,7 @@ function Verify({ fail }) {
     ${s
       ? html`<p class="ok" data-test="audit-verified">
             ${t("audit-verified", { size: s.size, entries: s.entries, checkpoints: s.checkpoints, roster: s.roster_events })}
-            ${s.revocations.map((r) => html`<br />${t("audit-rotation", { what: r.what, at: r.at, files: r.files, keys: r.member_keys })}`)}
+            ${report.ended.map((r) => html`<br /><span data-test="audit-ended">${t("audit-rotation", { what: t(`audit-ended-${r.kind}`, r), at: r.at, files: r.files, keys: r.keys })}</span>`)}
           </p>
           <div class="inline filters">
             <${Field} label=${t("audit-filter-who")} name="filter-who" value=${filter.who} onInput=${(v) => setFilter({ ...filter, who: v })} />
