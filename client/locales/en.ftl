@@ -90,6 +90,10 @@ chat-editing = Editing
 
 doc-drop = Drop files here to encrypt and upload them.
 doc-year = Year they concern
+doc-col-name = Name
+doc-col-size = Size
+doc-col-year = Year
+doc-col-added = Added
 doc-none = No documents.
 doc-download = Download
 doc-uploaded = Encrypted and uploaded.

@@ -91,6 +91,10 @@ chat-editing = Edycja
 
 doc-drop = Przeciągnij tu pliki, aby je zaszyfrować i wysłać.
 doc-year = Rok, którego dotyczą
+doc-col-name = Nazwa
+doc-col-size = Rozmiar
+doc-col-year = Rok
+doc-col-added = Dodano
 doc-none = Brak dokumentów.
 doc-download = Pobierz
 doc-uploaded = Wysłano i zaszyfrowano.

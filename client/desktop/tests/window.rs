@@ -960,7 +960,7 @@ async fn the_owner_invites_works_with_a_colleague_shares_a_document_plans_and_re
     w.wait("[data-test^=result-up-]", |t| t.contains("Wysłano"))
         .await;
     w.wait("[data-test=documents]", |t| {
-        t.contains(DOC) && t.contains("2025")
+        t.contains("Rozmiar") && t.contains(DOC) && t.contains("2025")
     })
     .await;
     let bar = w.wait("[data-test^=progress-up-]", |_| true).await;

@@ -292,6 +292,11 @@ function Documents({ file, version, fail, changed }) {
     <${Transfers} name="transfers" transfers=${transfers} />
     ${docs && !docs.length ? html`<p class="muted">${t("doc-none")}</p>` : null}
     <table class="grid" data-test="documents">
+      ${docs && docs.length
+        ? html`<thead><tr>
+            <th>${t("doc-col-name")}</th><th>${t("doc-col-size")}</th><th>${t("doc-col-year")}</th><th>${t("doc-col-added")}</th><th></th>
+          </tr></thead>`
+        : null}
       <tbody>
         ${(docs || []).map(
           (d) => html`<tr key=${d.document}>
