@@ -258,6 +258,27 @@ impl ClientError {
     }
 }
 
+/// A local file this device cannot read (`unreadable`). The path is the user's own, told
+/// to the user; it never reaches the relay.
+pub(crate) fn unreadable(path: &Path, e: impl std::fmt::Display) -> ClientError {
+    declined("unreadable", format!("cannot read {}: {e}", path.display()))
+}
+
+/// A local file this device cannot write (`unwritable`: the folder is missing or read-only,
+/// the disk is full).
+pub(crate) fn unwritable(path: &Path, e: impl std::fmt::Display) -> ClientError {
+    declined(
+        "unwritable",
+        format!("cannot write {}: {e}", path.display()),
+    )
+}
+
+/// A document whose file name is not UTF-8 (`file_name`): the name travels encrypted as
+/// text.
+pub(crate) fn not_utf8_name() -> ClientError {
+    declined("file_name", "the document needs a UTF-8 file name")
+}
+
 /// A request refused for `reason`, a stable word ([`ClientError::Declined`]).
 pub(crate) fn declined(reason: &'static str, message: impl Into<String>) -> ClientError {
     ClientError::Declined {

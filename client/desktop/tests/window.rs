@@ -494,7 +494,21 @@ async fn the_window_founds_a_firm_and_works_with_a_customer_in_polish_and_englis
     let w = &app.w;
     app.found().await;
 
-    // A customer, with a checked NIP.
+    // A customer, with a checked NIP: a typo in its check digit is refused in words that
+    // say so, and no customer is created.
+    w.type_into("[data-test=customer-name]", CUSTOMER).await;
+    w.type_into("[data-test=customer-nip]", "5260250994").await;
+    w.click("[data-test=customer-add]").await;
+    w.wait("[data-test=error-text]", |t| {
+        t.starts_with("To nie jest poprawny NIP")
+    })
+    .await;
+    assert!(w.find("[data-test=customer-title]").await.is_none());
+    w.script(
+        "document.querySelector('[data-test=error] button').click();",
+        json!([]),
+    )
+    .await;
     app.add_customer(CUSTOMER, "5260250995").await;
     w.shot("2-customer").await;
 

@@ -599,9 +599,7 @@ impl Profile {
             .await
         {
             Ok(summary) => {
-                std::fs::rename(&partial, out).map_err(|e| {
-                    ClientError::Invalid(format!("cannot write {}: {e}", out.display()))
-                })?;
+                std::fs::rename(&partial, out).map_err(|e| super::unwritable(out, e))?;
                 Ok(summary)
             }
             Err(e) => {
@@ -630,11 +628,11 @@ impl Profile {
         options.write(true).create(true).truncate(true);
         #[cfg(unix)]
         std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-        let file = options.open(partial).map_err(|e| {
-            ClientError::Invalid(format!("cannot write {}: {e}", partial.display()))
-        })?;
+        let file = options
+            .open(partial)
+            .map_err(|e| super::unwritable(partial, e))?;
         let mut w = std::io::BufWriter::new(file);
-        let io = |e: std::io::Error| ClientError::Invalid(format!("cannot write the bundle: {e}"));
+        let io = |e: std::io::Error| super::unwritable(partial, e);
         let put = |w: &mut std::io::BufWriter<std::fs::File>, line: Line| {
             writeln!(w, "{}", line.to_json()).map_err(io)
         };
@@ -750,7 +748,7 @@ impl Profile {
         }
         let file = w
             .into_inner()
-            .map_err(|e| ClientError::Invalid(format!("cannot write the bundle: {e}")))?;
+            .map_err(|e| super::unwritable(partial, e.error()))?;
         file.sync_all().map_err(io)?;
         Ok(ExportSummary {
             size,

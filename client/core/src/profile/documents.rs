@@ -132,10 +132,6 @@ impl Drop for PendingUpload {
     }
 }
 
-fn io(what: &str, path: &Path, e: std::io::Error) -> ClientError {
-    ClientError::Invalid(format!("{what} {}: {e}", path.display()))
-}
-
 fn doc_key(
     p: &Profile,
     ek: &EpochKey,
@@ -175,11 +171,11 @@ impl Profile {
         let name = path
             .file_name()
             .and_then(|n| n.to_str())
-            .ok_or_else(|| ClientError::Invalid("the document needs a UTF-8 file name".into()))?
+            .ok_or_else(super::not_utf8_name)?
             .to_owned();
-        let source = std::fs::canonicalize(path).map_err(|e| io("cannot read", path, e))?;
+        let source = std::fs::canonicalize(path).map_err(|e| super::unreadable(path, e))?;
         let size = std::fs::metadata(&source)
-            .map_err(|e| io("cannot read", path, e))?
+            .map_err(|e| super::unreadable(path, e))?
             .len();
         let under = Under::Epoch;
         self.start_upload(file, name, size, year, source, None, under, progress)
@@ -691,7 +687,7 @@ impl Profile {
         });
         let mut w = std::io::BufWriter::with_capacity(
             256 * 1024,
-            std::fs::File::create(&partial).map_err(|e| io("cannot write", &partial, e))?,
+            std::fs::File::create(&partial).map_err(|e| super::unwritable(&partial, e))?,
         );
         let result = async {
             let mut buf: Vec<u8> = Vec::with_capacity(2 * (DOCUMENT_CHUNK_SIZE + 16));
@@ -742,7 +738,7 @@ impl Profile {
                             .map_err(|e| ClientError::Integrity(format!("document: {e}")))?;
                         buf.drain(..need);
                         w.write_all(&plain)
-                            .map_err(|e| io("cannot write", &partial, e))?;
+                            .map_err(|e| super::unwritable(&partial, e))?;
                         done += plain.len() as u64;
                         progress(Phase::Download, done, m.size);
                     }
@@ -765,16 +761,16 @@ impl Profile {
                     "the document differs from the signed manifest (parts root)".into(),
                 ));
             }
-            w.flush().map_err(|e| io("cannot write", &partial, e))?;
+            w.flush().map_err(|e| super::unwritable(&partial, e))?;
             w.get_ref()
                 .sync_all()
-                .map_err(|e| io("cannot write", &partial, e))?;
+                .map_err(|e| super::unwritable(&partial, e))?;
             Ok(())
         }
         .await;
         match result {
             Ok(()) => {
-                std::fs::rename(&partial, out).map_err(|e| io("cannot write", out, e))?;
+                std::fs::rename(&partial, out).map_err(|e| super::unwritable(out, e))?;
                 Ok(m)
             }
             Err(e) => {
@@ -809,7 +805,7 @@ fn encrypt_parts(
     let capacity = part_size + DOCUMENT_CHUNK_SIZE + TAG_SIZE;
     let mut input: Box<dyn Read> = match source {
         Source::Path(path) => {
-            Box::new(std::fs::File::open(path).map_err(|e| io("cannot read", path, e))?)
+            Box::new(std::fs::File::open(path).map_err(|e| super::unreadable(path, e))?)
         }
         Source::Bytes(bytes) => Box::new(std::io::Cursor::new(bytes.as_slice())),
     };

@@ -186,12 +186,11 @@ impl Profile {
         let name = path
             .file_name()
             .and_then(|n| n.to_str())
-            .ok_or_else(|| ClientError::Invalid("the document needs a UTF-8 file name".into()))?
+            .ok_or_else(super::not_utf8_name)?
             .to_owned();
-        let source = std::fs::canonicalize(path)
-            .map_err(|e| ClientError::Invalid(format!("cannot read {}: {e}", path.display())))?;
+        let source = std::fs::canonicalize(path).map_err(|e| super::unreadable(path, e))?;
         let size = std::fs::metadata(&source)
-            .map_err(|e| ClientError::Invalid(format!("cannot read {}: {e}", path.display())))?
+            .map_err(|e| super::unreadable(path, e))?
             .len();
         self.start_shared_upload(file, name, size, source, progress)
             .await

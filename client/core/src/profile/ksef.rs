@@ -157,7 +157,7 @@ impl Profile {
         }
         let nip = match nip {
             Some(n) => {
-                crate::work::ids::parse_nip(n).map_err(|e| ClientError::Invalid(e.to_string()))?
+                crate::work::ids::parse_nip(n).map_err(|e| declined("nip", e.to_string()))?
             }
             None => self
                 .customers()?

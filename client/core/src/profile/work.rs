@@ -512,18 +512,16 @@ impl Profile {
             .as_deref()
             .map(parse_nip)
             .transpose()
-            .map_err(|e| ClientError::Invalid(e.to_string()))?;
+            .map_err(|e| declined("nip", e.to_string()))?;
         let regon = card
             .regon
             .as_deref()
             .map(parse_regon)
             .transpose()
-            .map_err(|e| ClientError::Invalid(e.to_string()))?;
+            .map_err(|e| declined("regon", e.to_string()))?;
         for e in &card.emails {
             if !e.contains('@') || e.contains(char::is_whitespace) {
-                return Err(ClientError::Invalid(format!(
-                    "{e:?} is not an e-mail address"
-                )));
+                return Err(declined("email", format!("{e:?} is not an e-mail address")));
             }
         }
         let file = self.create_file(name).await?;
@@ -713,8 +711,8 @@ impl Profile {
     pub async fn customer_set(&mut self, file: FileId, field: &str, value: &str) -> Result<()> {
         let v = match field {
             "name" | "address" => json!(value),
-            "nip" => json!(parse_nip(value).map_err(|e| ClientError::Invalid(e.to_string()))?),
-            "regon" => json!(parse_regon(value).map_err(|e| ClientError::Invalid(e.to_string()))?),
+            "nip" => json!(parse_nip(value).map_err(|e| declined("nip", e.to_string()))?),
+            "regon" => json!(parse_regon(value).map_err(|e| declined("regon", e.to_string()))?),
             "email" | "phone" => json!([value]),
             _ => {
                 return Err(ClientError::Invalid(
@@ -1177,12 +1175,13 @@ impl Profile {
                 .chars()
                 .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
         {
-            return Err(ClientError::Invalid(
-                "a template id is lowercase letters, digits and dashes (e.g. zus-15)".into(),
+            return Err(declined(
+                "template_id",
+                "a template id is lowercase letters, digits and dashes (e.g. zus-15)",
             ));
         }
         if t.title_pl.trim().is_empty() {
-            return Err(ClientError::Invalid("a template needs a title".into()));
+            return Err(declined("title_needed", "a template needs a title"));
         }
         // The rule must give deadlines: a year of them is checked before anything is kept.
         let start = today();
@@ -1193,8 +1192,9 @@ impl Profile {
             .map_err(|e| ClientError::Invalid(e.to_string()))?
             .is_empty()
         {
-            return Err(ClientError::Invalid(
-                "this rule gives no deadline in the next year".into(),
+            return Err(declined(
+                "rule_no_deadline",
+                "this rule gives no deadline in the next year",
             ));
         }
         let office = self.ensure_office().await?;
