@@ -5,6 +5,7 @@ use crate::commands::{with, Answer, Desk, Failure};
 use ledgerline_audit::{AccessEnd, NameMap, RevocationSummary, Row, Summary, Verifier};
 use ledgerline_client_core::profile::{ExportSummary, Profile};
 use serde::Serialize;
+use std::collections::BTreeMap;
 use std::io::BufRead;
 use std::path::PathBuf;
 use tauri::State;
@@ -95,23 +96,22 @@ pub struct EndedNamed {
 
 impl EndedNamed {
     fn new(r: &RevocationSummary, names: Option<&NameMap>) -> Self {
-        let name = |map: fn(&NameMap) -> &std::collections::BTreeMap<String, String>, id: &str| {
-            names
-                .and_then(|n| map(n).get(id).cloned())
-                .unwrap_or_else(|| id.to_owned())
-        };
-        let optional = |map, id: &Option<String>| id.as_deref().map(|id| name(map, id));
+        let member = |id: &str| name_or_id(names.map(|n| &n.members), id);
         Self {
             kind: r.kind,
             at: r.at.clone(),
-            who: name(|n| &n.members, &r.member),
+            who: member(&r.member),
             device: r
                 .device
                 .as_deref()
                 .map(|d| d.chars().take(8).collect())
                 .unwrap_or_default(),
-            file: optional(|n| &n.files, &r.file).unwrap_or_default(),
-            colleague: optional(|n| &n.members, &r.colleague).unwrap_or_default(),
+            file: r
+                .file
+                .as_deref()
+                .map(|f| name_or_id(names.map(|n| &n.files), f))
+                .unwrap_or_default(),
+            colleague: r.colleague.as_deref().map(member).unwrap_or_default(),
             files: r.files,
             keys: r.member_keys,
         }
@@ -192,9 +192,7 @@ fn verify(bundle: impl BufRead, names: Option<&NameMap>) -> Answer<Report> {
 
 fn named(row: Row, names: Option<&NameMap>) -> ReportRow {
     let who = match row.member {
-        Some(m) => names
-            .and_then(|n| n.members.get(&m.to_hex()).cloned())
-            .unwrap_or_else(|| m.to_hex()),
+        Some(m) => name_or_id(names.map(|n| &n.members), &m.to_hex()),
         None => "relay".to_owned(),
     };
     let subjects_named = row
@@ -207,4 +205,11 @@ fn named(row: Row, names: Option<&NameMap>) -> ReportRow {
         who,
         subjects_named,
     }
+}
+
+/// The name `names` gives the hex id `id`, or the id when there is none.
+fn name_or_id(names: Option<&BTreeMap<String, String>>, id: &str) -> String {
+    names
+        .and_then(|n| n.get(id).cloned())
+        .unwrap_or_else(|| id.to_owned())
 }

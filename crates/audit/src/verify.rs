@@ -341,6 +341,38 @@ pub struct RevocationSummary {
     pub member_keys: usize,
 }
 
+impl RevocationSummary {
+    /// An access end at `ms`, its rotation counts not yet known.
+    fn new(ms: u64, what: String, kind: AccessEnd, member: MemberId) -> Self {
+        Self {
+            at: format_ms(ms),
+            what,
+            kind,
+            member: member.to_hex(),
+            device: None,
+            file: None,
+            colleague: None,
+            files: 0,
+            member_keys: 0,
+        }
+    }
+
+    /// The device, file or colleague it concerns.
+    fn about(
+        self,
+        device: Option<DeviceId>,
+        file: Option<FileId>,
+        colleague: Option<MemberId>,
+    ) -> Self {
+        Self {
+            device: device.map(|d| d.to_hex()),
+            file: file.map(|f| f.to_hex()),
+            colleague: colleague.map(|c| c.to_hex()),
+            ..self
+        }
+    }
+}
+
 /// What ended someone's access, for [`RevocationSummary::kind`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -366,17 +398,6 @@ impl AccessEnd {
         AccessEnd::CoverExpired,
         AccessEnd::CoverEndedEarly,
     ];
-}
-
-/// An access end as [`Verifier`] keeps it until the rotations are known.
-#[derive(Debug, Clone)]
-struct Ended {
-    what: String,
-    kind: AccessEnd,
-    member: MemberId,
-    device: Option<DeviceId>,
-    file: Option<FileId>,
-    colleague: Option<MemberId>,
 }
 
 enum Phase {
@@ -422,8 +443,8 @@ pub struct Verifier {
     /// Documents whose upload the entries showed: file and the year it concerns.
     uploads: HashMap<DocumentId, (FileId, u16)>,
     retention: RetentionSummary,
-    /// Descriptions of revocations and access ends by their time.
-    revocations_at: BTreeMap<u64, Ended>,
+    /// Revocations and access ends by their time, their rotation counts not yet filled in.
+    revocations_at: BTreeMap<u64, RevocationSummary>,
     entries: u64,
 }
 
@@ -694,13 +715,6 @@ impl Verifier {
                         .any(|k| k.since == **t)
             })
             .map(|(t, ended)| RevocationSummary {
-                at: format_ms(*t),
-                what: ended.what.clone(),
-                kind: ended.kind,
-                member: ended.member.to_hex(),
-                device: ended.device.map(|d| d.to_hex()),
-                file: ended.file.map(|f| f.to_hex()),
-                colleague: ended.colleague.map(|c| c.to_hex()),
                 files: self
                     .completeness
                     .rotations
@@ -715,6 +729,7 @@ impl Verifier {
                     .iter()
                     .filter(|k| k.since == *t)
                     .count(),
+                ..ended.clone()
             })
             .collect()
     }
@@ -857,14 +872,8 @@ impl Verifier {
             if let Some((kind, member, device, file)) = ended {
                 self.revocations_at.insert(
                     e.body.timestamp_ms,
-                    Ended {
-                        what: what.clone(),
-                        kind,
-                        member,
-                        device,
-                        file,
-                        colleague: None,
-                    },
+                    RevocationSummary::new(e.body.timestamp_ms, what.clone(), kind, member)
+                        .about(device, file, None),
                 );
             }
             self.roster_bodies
@@ -876,19 +885,17 @@ impl Verifier {
             } else {
                 ("ended early", AccessEnd::CoverEndedEarly)
             };
+            let what = format!(
+                "absence cover {seq} {how}: member {} covered member {}",
+                c.colleague, c.absent
+            );
             self.revocations_at.insert(
                 c.end_ms(),
-                Ended {
-                    what: format!(
-                        "absence cover {seq} {how}: member {} covered member {}",
-                        c.colleague, c.absent
-                    ),
-                    kind,
-                    member: c.absent,
-                    device: None,
-                    file: None,
-                    colleague: Some(c.colleague),
-                },
+                RevocationSummary::new(c.end_ms(), what, kind, c.absent).about(
+                    None,
+                    None,
+                    Some(c.colleague),
+                ),
             );
         }
         // Rotations can be checked for access ends inside the whole entries, up to the end.
